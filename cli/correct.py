@@ -1,0 +1,71 @@
+"""``sbts correct NAME``: one subcommand per correction plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import options as o
+from ._plugin_group import PluginGroup
+
+
+def _help(item) -> str:
+    lines = [(item.summary or item.name).strip(), ""]
+    doc = (type(item).__doc__ or "").strip()
+    if doc and doc != item.summary:
+        lines += [doc, ""]
+    if item.stage == "timeseries":
+        lines.append(f"Reads a time-series file and writes <input>_{item.suffix}.h5 (MintPy's suffix chain).")
+    else:
+        lines.append("Edits the interferogram stack (adds a corrected dataset).")
+    if item.keys:
+        lines += ["", "\b", "Template keys:"]
+        lines += [f"  {key} : {text}" for key, text in item.keys.items()]
+    return "\n".join(lines)
+
+
+def _make_command(item) -> click.Command:
+    @click.command(name=item.name, help=_help(item))
+    @o.template_arg
+    @click.option("-i", "--input", "input_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Input file (default: WORK_DIR/timeseries.h5, or inputs/ifgramStack.h5 for stack corrections).")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Output file (default: input name + _SUFFIX).")
+    @click.option("-g", "--geometry", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Geometry file (default: WORK_DIR/inputs/geometry*.h5).")
+    @click.option("-s", "--set", "settings", multiple=True, metavar="KEY=VALUE",
+                  help="Template key override, repeatable (e.g. -s mintpy.deramp=quadratic).")
+    @o.work_dir_opt
+    @o.max_memory_opt
+    def command(template, input_file, output, geometry, settings, work_dir, max_memory) -> None:
+        from sbts.core.corrections import run_correction
+
+        t = o.load_template(template, _parse_settings(settings))
+        wd = o.resolve_work_dir(work_dir, template)
+        result = run_correction(item.name, t, wd, input_file=input_file, output_file=output,
+                                geometry_file=geometry, max_memory=o.resolve_memory(max_memory, t))
+        click.echo(str(result.output))
+        for extra in result.extra_outputs:
+            click.echo(str(extra))
+
+    return command
+
+
+def _parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in settings:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+@click.group(cls=PluginGroup, kind="correction", make_command=_make_command)
+def correct() -> None:
+    """Run a correction plugin: sbts correct NAME [TEMPLATE] [-i FILE].
+
+    Each correction reads a product and writes a corrected one, keeping MintPy's file names
+    (timeseries.h5 → timeseries_ramp.h5 ...).  `sbts correct NAME --help` lists its template keys.
+    """

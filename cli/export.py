@@ -1,0 +1,45 @@
+"""``sbts export FORMAT``: one subcommand per exporter plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._plugin_group import PluginGroup
+
+
+def _make_command(item) -> click.Command:
+    text = (item.summary or item.name).strip()
+    if item.description:
+        text += "\n\n" + item.description.strip()
+    if item.requires_geocoded:
+        text += "\n\nNeeds geocoded input (sbts geocode first for radar-coordinate files)."
+
+    @click.command(name=item.name, help=text)
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.argument("dataset", required=False)
+    @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output file or folder.")
+    @click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE",
+                  help="Format option, repeatable (see the description above).")
+    def command(file, dataset, output, opts) -> None:
+        from sbts.core.exporting import export
+
+        options = {}
+        for kv in opts:
+            if "=" not in kv:
+                raise click.BadParameter(f"{kv!r}: expected KEY=VALUE", param_hint="--option")
+            k, v = kv.split("=", 1)
+            options[k.strip()] = v.strip()
+        for path in export(item.name, file, dataset=dataset, output=output, options=options):
+            click.echo(str(path))
+
+    return command
+
+
+@click.group(cls=PluginGroup, kind="exporter", make_command=_make_command)
+def export() -> None:
+    """Write a product in another format: sbts export FORMAT FILE [DATASET] [-o OUT].
+
+    `sbts export FORMAT --help` says what each format writes.
+    """

@@ -1,0 +1,53 @@
+"""``sbts invert``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import options as o
+
+
+@click.command()
+@o.template_arg
+@click.option("-i", "--stack", "stack_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Interferogram stack (default: WORK_DIR/inputs/ifgramStack.h5).")
+@click.option("-w", "--weight-func", type=click.Choice(["var", "fim", "coh", "no"]), default=None,
+              help="Weights (mintpy.networkInversion.weightFunc; default var).")
+@click.option("--min-norm-velocity/--min-norm-phase", default=None,
+              help="SBAS velocity form (default) or phase form (mintpy.networkInversion.minNormVelocity).")
+@click.option("--mask-dataset", type=click.Choice(["no", "coherence", "connectComponent"]), default=None,
+              help="Mask pairs per pixel by this dataset (mintpy.networkInversion.maskDataset).")
+@click.option("--mask-threshold", type=float, default=None, help="mintpy.networkInversion.maskThreshold.")
+@click.option("--min-redundancy", type=float, default=None, help="mintpy.networkInversion.minRedundancy.")
+@click.option("--min-temp-coh", type=float, default=None, help="mintpy.networkInversion.minTempCoh.")
+@o.work_dir_opt
+@o.max_memory_opt
+@o.num_worker_opt
+@o.cluster_opt
+@o.force_opt
+def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, mask_threshold, min_redundancy,
+           min_temp_coh, work_dir, max_memory, num_worker, cluster, force) -> None:
+    """Invert the interferogram network into a displacement time series.
+
+    Weighted least squares (SBAS, Berardino et al. 2002) of the kept interferograms, per pixel on
+    its own valid pairs, batched over all pixels of a block.  Writes timeseries.h5 (metres,
+    positive toward the satellite), temporalCoherence.h5, numInvIfgram.h5 and maskTempCoh.h5 in
+    WORK_DIR.  With --cluster local (or a dask scheduler address) blocks run on dask.distributed.
+    """
+    from sbts.core.inversion import InversionOptions, invert_network
+
+    key = "mintpy.networkInversion."
+    t = o.load_template(template, {
+        key + "weightFunc": weight_func, key + "minNormVelocity": min_norm_velocity,
+        key + "maskDataset": mask_dataset, key + "maskThreshold": mask_threshold,
+        key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh,
+    })
+    wd = o.resolve_work_dir(work_dir, template)
+    cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
+    out = invert_network(stack_file or wd / "inputs" / "ifgramStack.h5", wd, InversionOptions.from_template(t),
+                         template=t, max_memory=o.resolve_memory(max_memory, t),
+                         num_worker=o.resolve_workers(num_worker, t), cluster=cluster, force=force)
+    for path in (out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh):
+        click.echo(str(path))

@@ -1,0 +1,59 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+template_arg = click.argument("template", required=False, type=click.Path(dir_okay=False, path_type=Path))
+work_dir_opt = click.option(
+    "-d", "--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Working directory (default: the template's folder, else the current one).")
+max_memory_opt = click.option(
+    "--max-memory", type=click.FloatRange(min=0.01), default=None,
+    help="Memory budget per block in GB (mintpy.compute.maxMemory).")
+force_opt = click.option("--force", is_flag=True, help="Recompute even if the outputs are up to date.")
+num_worker_opt = click.option(
+    "--num-worker", type=str, default=None,
+    help="Processes to use: an integer, 'all' or 'N%' (mintpy.compute.numWorker).")
+cluster_opt = click.option(
+    "--cluster", type=str, default=None,
+    help="'local' for a dask.distributed LocalCluster, or a scheduler address (mintpy.compute.cluster).")
+
+
+def load_template(template: Path | None, overrides: dict | None = None):
+    """The user template (or the defaults) with command-line overrides applied."""
+    from sbts.core.template import Template
+
+    t = Template.read(template)
+    return t.updated(overrides or {})
+
+
+def resolve_work_dir(work_dir: Path | None, template: Path | None) -> Path:
+    if work_dir is not None:
+        return work_dir
+    if template is not None:
+        return template.resolve().parent
+    return Path.cwd()
+
+
+def resolve_workers(value: str | None, template) -> int:
+    """Number of processes from an option or mintpy.compute.numWorker (int, 'all', 'N%')."""
+    import os
+
+    text = value if value is not None else (template.get("mintpy.compute.numWorker") or "1")
+    cores = os.cpu_count() or 1
+    text = str(text).strip()
+    try:
+        if text == "all":
+            return cores
+        if text.endswith("%"):
+            return max(1, int(cores * float(text[:-1]) / 100))
+        return max(1, int(text))
+    except ValueError:
+        raise click.BadParameter(f"number of workers {text!r}: use an integer, 'all' or 'N%'") from None
+
+
+def resolve_memory(value: float | None, template) -> float:
+    return value if value is not None else (template.get_float("mintpy.compute.maxMemory") or 4.0)

@@ -1,0 +1,114 @@
+"""Block-wise iteration over rasters, aligned to HDF5 chunks and sized from a memory budget.
+
+A block is a frozen pair of row/column slices.  Blocks tile the image exactly (the last ones may be
+smaller), never straddle an HDF5 chunk boundary when chunking is known, and are sized so that
+``bytes_per_pixel × pixels_per_block`` stays within the budget.  Full-width strips are preferred
+(contiguous reads); columns are split only when one chunk-row of full width exceeds the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Block:
+    """Rows ``[row_start, row_stop)`` and columns ``[col_start, col_stop)`` of a raster."""
+
+    row_start: int
+    row_stop: int
+    col_start: int
+    col_stop: int
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.row_start, self.row_stop)
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.col_start, self.col_stop)
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return (self.rows, self.cols)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.row_stop - self.row_start, self.col_stop - self.col_start)
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def __str__(self) -> str:
+        return f"rows {self.row_start}:{self.row_stop}, cols {self.col_start}:{self.col_stop}"
+
+
+def _round_down(value: int, multiple: int) -> int:
+    return max(multiple, (value // multiple) * multiple)
+
+
+def iter_blocks(
+    shape: tuple[int, int],
+    bytes_per_pixel: float,
+    max_memory_gb: float = 1.0,
+    chunk_shape: tuple[int, int] | None = None,
+    min_rows: int = 1,
+) -> Iterator[Block]:
+    """Yield blocks covering ``shape`` whose working set fits in ``max_memory_gb``.
+
+    ``bytes_per_pixel`` is the caller's estimate of the memory one pixel costs while the block is
+    processed (all arrays it holds at once).  ``chunk_shape`` is the (rows, cols) of the HDF5 chunks
+    of the dataset read most; block edges fall on chunk boundaries so no chunk is decoded twice.
+    """
+    return iter(plan_blocks(shape, bytes_per_pixel, max_memory_gb, chunk_shape, min_rows))
+
+
+def plan_blocks(
+    shape: tuple[int, int],
+    bytes_per_pixel: float,
+    max_memory_gb: float = 1.0,
+    chunk_shape: tuple[int, int] | None = None,
+    min_rows: int = 1,
+) -> list[Block]:
+    length, width = int(shape[0]), int(shape[1])
+    if length <= 0 or width <= 0:
+        return []
+    budget_px = max(1, int(max_memory_gb * 1024**3 / max(bytes_per_pixel, 1e-9)))
+    crow, ccol = chunk_shape if chunk_shape else (1, 1)
+    crow, ccol = max(1, min(crow, length)), max(1, min(ccol, width))
+    rows = budget_px // width
+    if rows >= max(crow, min_rows):
+        rows = min(length, _round_down(rows, crow))
+        cols = width
+    else:
+        # a full-width strip of one chunk row is over budget: split columns too
+        rows = max(crow, min_rows)
+        rows = min(rows, length)
+        cols = max(ccol, _round_down(budget_px // rows, ccol))
+        cols = min(cols, width)
+    blocks = []
+    for r0 in range(0, length, rows):
+        for c0 in range(0, width, cols):
+            blocks.append(Block(r0, min(r0 + rows, length), c0, min(c0 + cols, width)))
+    return blocks
+
+
+def num_blocks(shape: tuple[int, int], bytes_per_pixel: float, max_memory_gb: float = 1.0,
+               chunk_shape: tuple[int, int] | None = None) -> int:
+    return len(plan_blocks(shape, bytes_per_pixel, max_memory_gb, chunk_shape))
+
+
+def chunk_rows_cols(chunks: tuple[int, ...] | None) -> tuple[int, int] | None:
+    """The (rows, cols) part of an HDF5 chunk shape of a 2-D or 3-D (layer, row, col) dataset."""
+    if not chunks:
+        return None
+    return (int(chunks[-2]), int(chunks[-1]))
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b) if b else 0
+
+
+__all__ = ["Block", "iter_blocks", "plan_blocks", "num_blocks", "chunk_rows_cols", "ceil_div"]

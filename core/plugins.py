@@ -1,0 +1,206 @@
+"""The plugin registry: discovers plugins through entry points and validates what they provide.
+
+Built-in and third-party plugins are found the same way, through the ``sbts.plugins`` entry-point
+group.  Loading is isolated per plugin: one that fails to import, implements a misspelled hook,
+raises inside a hook or returns something unusable is reported with a :class:`PluginWarning` that
+names it, and the rest of sbts keeps working.  Two plugins may not provide the same name for the
+same kind; the second is rejected with a warning (built-ins load first).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .interfaces import Correction, Exporter, Reader
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "sbts.plugins"
+_NAME = re.compile(r"^[A-Za-z][\w.+\-]*$")
+
+_REQUIRED: dict[str, tuple[type, tuple[str, ...]]] = {
+    "reader": (Reader, ("detect", "open_stack", "open_geometry")),
+    "correction": (Correction, ("run",)),
+    "exporter": (Exporter, ("export",)),
+}
+_HOOKS = {"reader": "sbts_readers", "correction": "sbts_corrections", "exporter": "sbts_exporters"}
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be used; sbts goes on without it."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One provided item, for ``sbts plugins``."""
+
+    kind: str
+    name: str
+    plugin: str  # entry-point name
+    package: str
+    version: str
+    summary: str
+
+
+@dataclass
+class Registry:
+    readers: dict[str, Reader] = field(default_factory=dict)
+    corrections: dict[str, Correction] = field(default_factory=dict)
+    exporters: dict[str, Exporter] = field(default_factory=dict)
+    info: list[PluginInfo] = field(default_factory=list)
+    broken: dict[str, str] = field(default_factory=dict)  # plugin name -> reason
+    manager: pluggy.PluginManager | None = None
+
+    def of_kind(self, kind: str) -> dict[str, Any]:
+        return {"reader": self.readers, "correction": self.corrections, "exporter": self.exporters}[kind]
+
+    def get(self, kind: str, name: str) -> Any:
+        items = self.of_kind(kind)
+        if name not in items:
+            known = ", ".join(sorted(items)) or "none installed"
+            raise PluginError(f"no {kind} named {name!r} (available: {known}); see `sbts plugins`")
+        return items[name]
+
+    def commands(self) -> list[Any]:
+        if self.manager is None:
+            return []
+        found = []
+        for impl in self.manager.hook.sbts_commands.get_hookimpls():
+            try:
+                found.extend(impl.function() or [])
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+                _warn(impl.plugin_name, f"its sbts_commands hook raised {type(exc).__name__}: {exc}")
+        return found
+
+
+def _warn(plugin: str, reason: str) -> None:
+    warnings.warn(f"sbts plugin {plugin!r} skipped: {reason}", PluginWarning, stacklevel=3)
+
+
+def new_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _entry_points() -> list[importlib_metadata.EntryPoint]:
+    eps = list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP))
+    # built-ins first, so a third-party plugin cannot shadow a built-in name; then by name
+    def key(ep: importlib_metadata.EntryPoint) -> tuple[int, str]:
+        dist = getattr(ep, "dist", None)
+        return (0 if dist is not None and dist.name == "sbts" else 1, ep.name)
+    seen, unique = set(), []
+    for ep in sorted(eps, key=key):
+        if (ep.name, ep.value) in seen:
+            continue
+        seen.add((ep.name, ep.value))
+        unique.append(ep)
+    return unique
+
+
+def build_registry(entry_points: Iterable[Any] | None = None, extra_plugins: Iterable[tuple[str, Any]] = ()) -> Registry:
+    """Load every plugin and collect what it provides.
+
+    ``extra_plugins`` are ``(name, module_or_object)`` pairs registered after the entry points
+    (used by tests and by programs embedding sbts).
+    """
+    pm = new_manager()
+    registry = Registry(manager=pm)
+    dists: dict[str, tuple[str, str]] = {}
+    eps = _entry_points() if entry_points is None else list(entry_points)
+    candidates: list[tuple[str, Any]] = []
+    for ep in eps:
+        dist = getattr(ep, "dist", None)
+        dists[ep.name] = (dist.name if dist else "?", dist.version if dist else "?")
+        try:
+            candidates.append((ep.name, ep.load()))
+        except Exception as exc:  # noqa: BLE001 - isolate every plugin
+            registry.broken[ep.name] = f"import of {ep.value} failed: {type(exc).__name__}: {exc}"
+            _warn(ep.name, registry.broken[ep.name])
+    for name, obj in extra_plugins:
+        module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+        dists.setdefault(name, (module.split(".")[0] or "?", "?"))
+        candidates.append((name, obj))
+
+    for name, obj in candidates:
+        if pm.is_registered(obj) or pm.get_plugin(name) is not None:
+            continue
+        try:
+            pm.register(obj, name=name)
+            pm.check_pending()
+        except Exception as exc:  # noqa: BLE001 - pluggy validation errors, misspelled hooks
+            if pm.get_plugin(name) is not None:
+                pm.unregister(name=name)
+            registry.broken[name] = f"invalid hooks: {exc}"
+            _warn(name, registry.broken[name])
+            continue
+
+    for kind, hook_name in _HOOKS.items():
+        for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):  # registration order
+            plugin_name = impl.plugin_name
+            try:
+                provided = impl.function() or []
+            except Exception as exc:  # noqa: BLE001
+                registry.broken[plugin_name] = f"its {hook_name} hook raised {type(exc).__name__}: {exc}"
+                _warn(plugin_name, registry.broken[plugin_name])
+                continue
+            if not isinstance(provided, (list, tuple)):
+                provided = [provided]
+            package, version = dists.get(plugin_name, ("?", "?"))
+            for item in provided:
+                problem = validate(kind, item)
+                if problem:
+                    registry.broken[plugin_name] = problem
+                    _warn(plugin_name, problem)
+                    continue
+                items = registry.of_kind(kind)
+                if item.name in items:
+                    owner = next((i.plugin for i in registry.info if i.kind == kind and i.name == item.name), "?")
+                    _warn(plugin_name, f"{kind} name {item.name!r} is already provided by plugin {owner!r}")
+                    continue
+                items[item.name] = item
+                lines = (getattr(item, "summary", "") or "").strip().splitlines()
+                registry.info.append(PluginInfo(kind, item.name, plugin_name, package, version,
+                                                lines[0] if lines else ""))
+    return registry
+
+
+def validate(kind: str, item: Any) -> str | None:
+    """Why ``item`` cannot serve as a plugin of ``kind`` (``None`` if it can)."""
+    _base, methods = _REQUIRED[kind]
+    name = getattr(item, "name", None)
+    if not isinstance(name, str) or not _NAME.match(name):
+        return f"its {kind} {item!r} has no valid 'name' (a short identifier string)"
+    missing = [m for m in methods if not callable(getattr(item, m, None))]
+    if missing:
+        return f"its {kind} {name!r} lacks method(s) {', '.join(missing)}"
+    if kind == "correction" and getattr(item, "stage", "timeseries") not in ("timeseries", "ifgram"):
+        return f"its correction {name!r} has stage {item.stage!r}; expected 'timeseries' or 'ifgram'"
+    return None
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry(reload: bool = False) -> Registry:
+    """The process-wide registry, built on first use."""
+    global _REGISTRY
+    if _REGISTRY is None or reload:
+        _REGISTRY = build_registry()
+    return _REGISTRY
+
+
+def set_registry(registry: Registry | None) -> None:
+    """Replace the process-wide registry (tests, embedding programs)."""
+    global _REGISTRY
+    _REGISTRY = registry

@@ -1,0 +1,224 @@
+"""Templates: ``key = value`` files with MintPy's keys.
+
+A user template overrides the package defaults (``core/defaults/sbts.cfg``); ``auto`` or an absent
+key resolves to the default; command-line options override both.  Keys are MintPy's (``mintpy.*``;
+``sbts.*`` is accepted as a synonym), so an existing MintPy custom template works unchanged.
+UPPER_CASE keys are metadata to write into the files (``HEADING``, ``ALOOKS`` ...).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import TemplateError
+
+logger = logging.getLogger(__name__)
+
+TRUE = {"yes", "y", "true", "t", "on", "1"}
+FALSE = {"no", "n", "false", "f", "off", "0", "none"}
+_LINE = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*=\s*(.*?)\s*$")
+
+
+class UnknownKeyWarning(UserWarning):
+    """A template key sbts does not know (probably misspelled)."""
+
+
+def _strip_comment(value: str) -> str:
+    for marker in ("#", "##"):
+        if marker in value:
+            value = value.split(marker, 1)[0]
+    return value.strip().strip("'\"").strip()
+
+
+def parse_text(text: str, source: str = "<template>") -> dict[str, str]:
+    """Parse ``key = value`` lines; ``#`` starts a comment; later keys override earlier ones."""
+    values: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "%", ";", "[")):
+            continue
+        match = _LINE.match(line)
+        if not match:
+            raise TemplateError(f"{source}, line {lineno}: cannot parse {stripped[:60]!r}; expected 'key = value'")
+        key, value = match.group(1), _strip_comment(match.group(2))
+        values[normalise_key(key)] = value
+    return values
+
+
+def normalise_key(key: str) -> str:
+    return "mintpy." + key[5:] if key.startswith("sbts.") else key
+
+
+def read_text_file(path: str | os.PathLike) -> str:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TemplateError(f"template {path} not found") from None
+    except OSError as exc:
+        raise TemplateError(f"template {path} cannot be read: {exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"template {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+@lru_cache(maxsize=1)
+def default_values() -> dict[str, str]:
+    text = resources.files("sbts.core").joinpath("defaults/sbts.cfg").read_text(encoding="utf-8")
+    return parse_text(text, "sbts default template")
+
+
+def _is_metadata_key(key: str) -> bool:
+    return key.upper() == key and "." not in key
+
+
+class Template:
+    """A user template over the defaults; values are strings, converted by the typed getters."""
+
+    def __init__(self, values: Mapping[str, str] | None = None, source: str = "<options>",
+                 warn_unknown: bool = True) -> None:
+        self.source = source
+        self.values: dict[str, str] = {normalise_key(k): str(v) for k, v in (values or {}).items()}
+        if warn_unknown:
+            self._warn_unknown()
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def read(cls, path: str | os.PathLike | None) -> Template:
+        if path is None:
+            return cls({}, "<defaults>")
+        return cls(parse_text(read_text_file(path), str(path)), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<text>") -> Template:
+        return cls(parse_text(text, source), source)
+
+    def override(self, **options: Any) -> Template:
+        """A copy with options set; ``None`` means "not given" and keeps the template's value.
+
+        Option names are template keys with ``.`` written as ``__`` or given in a mapping.
+        """
+        return self.updated({k.replace("__", "."): v for k, v in options.items()})
+
+    def updated(self, values: Mapping[str, Any]) -> Template:
+        merged = dict(self.values)
+        for key, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            merged[normalise_key(key)] = str(value)
+        return Template(merged, self.source, warn_unknown=False)
+
+    def _warn_unknown(self) -> None:
+        known = default_values()
+        for key in self.values:
+            if key in known or _is_metadata_key(key):
+                continue
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            warnings.warn(f"{self.source}: unknown key {key!r}{hint}", UnknownKeyWarning, stacklevel=3)
+
+    # ------------------------------------------------------------ access
+    def raw(self, key: str) -> str:
+        key = normalise_key(key)
+        value = self.values.get(key, "auto")
+        if value.strip().lower() in ("auto", ""):
+            if key not in default_values():
+                raise TemplateError(f"no default for key {key!r}")
+            value = default_values()[key]
+        return os.path.expandvars(value).strip() if "$" in value else value.strip()
+
+    def is_set(self, key: str) -> bool:
+        """True when the key is given (not auto) in the user template or options."""
+        value = self.values.get(normalise_key(key), "auto").strip().lower()
+        return value not in ("auto", "")
+
+    def get(self, key: str) -> str | None:
+        """The value, or ``None`` for no/none/false."""
+        value = self.raw(key)
+        return None if value.lower() in FALSE else value
+
+    def get_str(self, key: str, choices: Iterable[str] | None = None) -> str | None:
+        """The value; with ``choices``, one of them (where ``no`` may itself be a choice)."""
+        if choices is None:
+            return self.get(key)
+        options = list(choices)
+        value = self.raw(key)
+        for option in options:
+            if value.lower() == option.lower():
+                return option
+        if value.lower() in FALSE:
+            return None
+        raise TemplateError(f"{self.source}: {key} = {value!r} is not one of: {', '.join(options)}")
+
+    def get_bool(self, key: str) -> bool:
+        value = self.raw(key).lower()
+        if value in TRUE:
+            return True
+        if value in FALSE:
+            return False
+        raise TemplateError(f"{self.source}: {key} = {value!r} is not yes/no")
+
+    def get_float(self, key: str) -> float | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            raise TemplateError(f"{self.source}: {key} = {value!r} is not a number") from None
+
+    def get_int(self, key: str) -> int | None:
+        value = self.get_float(key)
+        if value is None:
+            return None
+        if value != int(value):
+            raise TemplateError(f"{self.source}: {key} = {value} is not an integer")
+        return int(value)
+
+    def get_list(self, key: str) -> list[str]:
+        """Comma/space separated list (empty for no)."""
+        value = self.get(key)
+        if value is None:
+            return []
+        return [v for v in re.split(r"[,\s]+", value.strip("[]")) if v]
+
+    def get_numbers(self, key: str, count: int | None = None) -> list[float] | None:
+        items = self.get_list(key)
+        if not items:
+            return None
+        try:
+            numbers = [float(v) for v in items]
+        except ValueError:
+            raise TemplateError(f"{self.source}: {key} = {self.raw(key)!r}: expected numbers") from None
+        if count is not None and len(numbers) != count:
+            raise TemplateError(f"{self.source}: {key} = {self.raw(key)!r}: expected {count} numbers")
+        return numbers
+
+    def metadata_overrides(self) -> dict[str, str]:
+        """UPPER_CASE keys: attributes to write into the files."""
+        return {k: v for k, v in self.values.items() if _is_metadata_key(k)}
+
+    def section(self, prefix: str) -> dict[str, str]:
+        """Resolved values of every default key under ``prefix`` (for provenance attributes)."""
+        prefix = normalise_key(prefix)
+        keys = sorted(k for k in set(default_values()) | set(self.values) if k.startswith(prefix))
+        return {k: self.raw(k) for k in keys}
+
+    def write(self, path: str | os.PathLike) -> None:
+        lines = [f"{k} = {v}" for k, v in sorted(self.values.items())]
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+

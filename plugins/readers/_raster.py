@@ -1,0 +1,144 @@
+"""Raster access shared by the built-in readers: flat binary files and anything GDAL opens.
+
+Nothing here imports GDAL at module level: ``sbts --help`` and format detection stay light.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.blocks import Block
+from sbts.core.errors import InputError
+
+
+@dataclass(frozen=True)
+class BinaryRaster:
+    """One band of a flat binary raster (GAMMA, ROI_PAC, ISCE, ENVI), read through a memory map.
+
+    ``interleave`` is BIL (rows of each band in turn: ROI_PAC ``.unw``), BIP or BSQ;
+    ``nodata`` values become NaN for float data.
+    """
+
+    path: Path
+    shape: tuple[int, int]
+    dtype: np.dtype
+    band: int = 0
+    bands: int = 1
+    interleave: str = "BSQ"
+    offset: int = 0
+    nodata: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+        length, width = self.shape
+        expected = self.offset + length * width * self.bands * self.dtype.itemsize
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            raise InputError(f"{self.path}: file not found or unreadable") from None
+        if size < expected:
+            raise InputError(
+                f"{self.path}: {size} bytes, but {length} lines × {width} samples × {self.bands} band(s) of "
+                f"{self.dtype.itemsize}-byte {self.dtype.name} need {expected}; wrong width/length in the header, "
+                "or a truncated file"
+            )
+
+    def _memmap(self) -> np.ndarray:
+        length, width = self.shape
+        layout = {
+            "BSQ": (self.bands, length, width),
+            "BIL": (length, self.bands, width),
+            "BIP": (length, width, self.bands),
+        }[self.interleave.upper()]
+        return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=layout)
+
+    def read(self, block: Block | None = None) -> np.ndarray:
+        mm = self._memmap()
+        rows, cols = (slice(None), slice(None)) if block is None else block.slices
+        il = self.interleave.upper()
+        if il == "BSQ":
+            data = mm[self.band, rows, cols]
+        elif il == "BIL":
+            data = mm[rows, self.band, cols]
+        else:
+            data = mm[rows, cols, self.band]
+        data = np.array(data, dtype=self.dtype.newbyteorder("="))
+        del mm
+        if self.nodata is not None and data.dtype.kind == "f":
+            data[data == self.nodata] = np.nan
+        return data
+
+
+@dataclass(frozen=True)
+class GdalRaster:
+    """One band of any raster GDAL opens (GeoTIFF, VRT, netCDF subdataset, ENVI ...)."""
+
+    path: str
+    band: int = 1
+    nodata_to_nan: bool = True
+    scale: float = 1.0
+
+    @property
+    def _ds(self):
+        from osgeo import gdal
+
+        gdal.UseExceptions()
+        try:
+            ds = gdal.Open(str(self.path), gdal.GA_ReadOnly)
+        except RuntimeError as exc:
+            raise InputError(f"{self.path}: GDAL cannot open it ({exc})") from None
+        if ds is None:
+            raise InputError(f"{self.path}: GDAL cannot open it")
+        return ds
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        ds = self._ds
+        return (ds.RasterYSize, ds.RasterXSize)
+
+    @property
+    def dtype(self) -> np.dtype:
+        from osgeo import gdal_array
+
+        return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(self._ds.GetRasterBand(self.band).DataType))
+
+    def read(self, block: Block | None = None) -> np.ndarray:
+        ds = self._ds
+        band = ds.GetRasterBand(self.band)
+        if block is None:
+            data = band.ReadAsArray()
+        else:
+            data = band.ReadAsArray(block.col_start, block.row_start, block.shape[1], block.shape[0])
+        if data is None:
+            raise InputError(f"{self.path}: band {self.band} could not be read")
+        nodata = band.GetNoDataValue()
+        if self.nodata_to_nan and nodata is not None and data.dtype.kind == "f":
+            data = data.astype(np.float32, copy=False)
+            data[data == nodata] = np.nan
+        if self.scale != 1.0:
+            data = data * self.scale
+        return data
+
+
+@dataclass(frozen=True)
+class TransformedRaster:
+    """A raster with a per-pixel function applied on read (unit conversions, sign flips)."""
+
+    base: object
+    func: object
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.base.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def read(self, block: Block | None = None) -> np.ndarray:
+        return self.func(self.base.read(block))
