@@ -78,15 +78,17 @@ def plan_blocks(
     budget_px = max(1, int(max_memory_gb * 1024**3 / max(bytes_per_pixel, 1e-9)))
     crow, ccol = chunk_shape if chunk_shape else (1, 1)
     crow, ccol = max(1, min(crow, length)), max(1, min(ccol, width))
-    rows = budget_px // width
-    if rows >= max(crow, min_rows):
-        rows = min(length, _round_down(rows, crow))
-        cols = width
+    rows_budget = budget_px // width
+    cols = width
+    if rows_budget >= max(crow, min_rows):
+        rows = min(length, _round_down(rows_budget, crow))  # whole chunk rows
+    elif rows_budget >= max(1, min_rows):
+        rows = rows_budget  # the budget wins over chunk alignment
     else:
-        # a full-width strip of one chunk row is over budget: split columns too
-        rows = max(crow, min_rows)
-        rows = min(rows, length)
-        cols = max(ccol, _round_down(budget_px // rows, ccol))
+        # a full-width strip of the minimum height is over budget: split columns too
+        rows = min(max(1, min_rows), length)
+        cols = budget_px // rows
+        cols = _round_down(cols, ccol) if cols >= ccol else max(1, cols)
         cols = min(cols, width)
     blocks = []
     for r0 in range(0, length, rows):

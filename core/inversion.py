@@ -144,19 +144,18 @@ def _pixel_mask_for(task: _BlockTask, block: Block) -> np.ndarray | None:
 def solve_block(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
     """Read and invert one block; returns (block, timeseries m, temporal coherence, num pairs)."""
     from .solver import invert_block
-    from .weights import coherence_to_weight
+    from .weights import coherence_to_weight_fast
 
     stack = IfgramStack(task.stack_path)
     idx = np.asarray(task.kept_index)
     h, w = block.shape
     n = len(task.tbase)
-    phase = stack.read(task.obs_dataset, block, idx).reshape(len(idx), -1).astype(np.float32)
-    valid = np.isfinite(phase) & (phase != 0)
+    phase = stack.read(task.obs_dataset, block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
+    invalid = phase == 0  # MintPy: zero phase is no data (NaN stays NaN through the subtraction)
     if task.ref_phase is not None:
-        ref = np.asarray(task.ref_phase, np.float32)[:, None]
-        phase = np.where(valid, phase - ref, np.nan)
-    else:
-        phase = np.where(valid, phase, np.nan)
+        phase -= np.asarray(task.ref_phase, np.float32)[:, None]
+    phase[invalid] = np.nan
+    del invalid
     coherence = None
     if task.weight_func != "no" or task.mask_dataset == "coherence":
         coherence = stack.read("coherence", block, idx).reshape(len(idx), -1).astype(np.float32)
@@ -174,10 +173,16 @@ def solve_block(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.n
     tcoh = np.zeros(h * w, np.float32)
     num = np.zeros(h * w, np.int16)
     if cols.size:
+        if cols.size < h * w:  # gather only the pixels to solve (water, empty pixels skipped)
+            phase = phase[:, cols]
+            coherence = None if coherence is None else coherence[:, cols]
+        else:
+            cols = slice(None)
         weight = None
         if task.weight_func != "no":
-            weight = coherence_to_weight(coherence[:, cols], task.weight_func, task.looks)
-        res = invert_block(phase[:, cols], np.asarray(task.date1_index), np.asarray(task.date2_index),
+            weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
+        del coherence
+        res = invert_block(phase, np.asarray(task.date1_index), np.asarray(task.date2_index),
                            np.asarray(task.tbase), weight=weight, min_norm_velocity=task.min_norm_velocity,
                            min_redundancy=task.min_redundancy)
         ts[:, cols] = res.timeseries * task.phase2range

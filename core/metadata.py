@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from .dates import format_date, parse_date
 from .errors import InputError
 
@@ -28,6 +30,8 @@ from .errors import InputError
 def _to_str(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, _dt.date):

@@ -1,0 +1,131 @@
+"""Benchmark of ``sbts invert`` against the floor of reading its input.
+
+Generates (once, cached in --dir) a stack of 1000 × 1000 pixels, 60 dates, ~230 interferograms with
+~5 % of the pixels missing some interferograms; then prints, for weightFunc = no and var:
+
+- the floor: the time h5py takes to read what the run needs (unwrapPhase; + coherence for var),
+  with the page cache dropped first where the machine allows (root on Linux), else warm;
+- wall time and peak RSS of `sbts invert` (a separate process), and the ratios to the floor.
+
+Usage: python bench/bench_invert.py [--dir /tmp/sbts_bench] [--size 1000 1000] [--max-memory 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+def make_stack(path: Path, shape: tuple[int, int], num_date: int = 60, neighbours: int = 4, seed: int = 0) -> None:
+    from sbts.core.blocks import plan_blocks
+    from sbts.core.metadata import Grid, Metadata, RadarInfo, Reference
+    from sbts.core.pairs import Pairs
+    from sbts.core.products import StackWriter
+
+    rng = np.random.default_rng(seed)
+    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=12 * k) for k in range(num_date)]
+    i1, i2 = [], []
+    for a in range(num_date):
+        for b in range(a + 1, min(num_date, a + 1 + neighbours)):
+            i1.append(a)
+            i2.append(b)
+    i1, i2 = np.array(i1), np.array(i2)
+    bperp = rng.normal(0, 60, num_date)
+    pairs = Pairs.from_indices(dates, i1, i2, bperp)
+    m = len(pairs)
+    meta = Metadata(grid=Grid(*shape), radar=RadarInfo(wavelength=0.0555, alooks=2, rlooks=8),
+                    reference=Reference(y=shape[0] // 2, x=shape[1] // 2), file_type="ifgramStack")
+    tyears = np.array([(d - dates[0]).days for d in dates]) / 365.25
+    length, width = shape
+    with StackWriter(path.with_suffix(".tmp.h5"), meta, pairs, ["unwrapPhase", "coherence"]) as w:
+        for block in plan_blocks(shape, m * 4 * 6, 0.5):
+            h, wd = block.shape
+            npix = h * wd
+            vel = rng.normal(0, 3, npix)  # rad/yr
+            ts = np.outer(tyears, vel) + rng.normal(0, 0.3, (num_date, npix))
+            phase = (ts[i2] - ts[i1]).astype(np.float32)
+            coh = rng.uniform(0.25, 0.95, (m, npix)).astype(np.float32)
+            phase += (rng.normal(0, 1, (m, npix)) * (1 - coh) * 0.5).astype(np.float32)
+            missing_px = rng.random(npix) < 0.05
+            holes = (rng.random((m, npix)) < 0.1) & missing_px[None, :]
+            phase[holes] = 0
+            w.write("unwrapPhase", phase.reshape(m, h, wd), block)
+            w.write("coherence", coh.reshape(m, h, wd), block)
+    ry, rx = length // 2, width // 2
+    with h5py.File(path.with_suffix(".tmp.h5"), "r+") as f:  # reference pixel: valid everywhere
+        f["unwrapPhase"][:, ry, rx] = np.where(f["unwrapPhase"][:, ry, rx] == 0, 0.1, f["unwrapPhase"][:, ry, rx])
+    os.replace(path.with_suffix(".tmp.h5"), path)
+
+
+def drop_caches() -> bool:
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def floor_read(path: Path, datasets: list[str]) -> tuple[float, bool]:
+    cold = drop_caches()
+    start = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        for name in datasets:
+            ds = f[name]
+            for k in range(0, ds.shape[1], 64):
+                ds[:, k:k + 64, :]
+    return time.perf_counter() - start, cold
+
+
+def run_invert(path: Path, work: Path, weight: str, max_memory: float, extra: list[str]) -> tuple[float, float]:
+    drop_caches()
+    sbts = Path(sys.executable).with_name("sbts")
+    cmd = [str(sbts), "-q", "invert", "-i", str(path), "-d", str(work), "-w", weight, "--max-memory",
+           str(max_memory), "--force", "--min-temp-coh", "0", *extra]
+    # a wrapper process reports the peak RSS of this run alone (RUSAGE_CHILDREN is a running maximum)
+    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               "subprocess.run(sys.argv[1:], check=True); "
+               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
+    wall, peak_kb = out.stdout.split()[-2:]
+    return float(wall), float(peak_kb) / 1024  # MB (Linux reports kB)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/sbts_bench"))
+    ap.add_argument("--size", type=int, nargs=2, default=(1000, 1000))
+    ap.add_argument("--max-memory", type=float, default=1.0)
+    ap.add_argument("--num-worker", type=int, default=1)
+    args = ap.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    stack = args.dir / f"ifgramStack_{args.size[0]}x{args.size[1]}.h5"
+    if not stack.exists():
+        t0 = time.perf_counter()
+        make_stack(stack, tuple(args.size))
+        print(f"generated {stack} in {time.perf_counter() - t0:.0f} s")
+    with h5py.File(stack, "r") as f:
+        m, length, width = f["unwrapPhase"].shape
+    print(f"stack: {length} x {width} pixels, {m} interferograms, "
+          f"{stack.stat().st_size / 1e9:.2f} GB on disk; --max-memory {args.max_memory} GB, "
+          f"{args.num_worker} worker(s), {os.cpu_count()} cores")
+    extra = ["--num-worker", str(args.num_worker)]
+    for weight, datasets in (("no", ["unwrapPhase"]), ("var", ["unwrapPhase", "coherence"])):
+        floor, cold = floor_read(stack, datasets)
+        wall, peak = run_invert(stack, args.dir / f"work_{weight}", weight, args.max_memory, extra)
+        print(f"weightFunc={weight:<3s}  floor ({'cold' if cold else 'warm'} read of {'+'.join(datasets)}): "
+              f"{floor:6.2f} s   sbts invert: {wall:6.2f} s = {wall / floor:4.1f}x floor   "
+              f"peak RSS {peak:6.0f} MB (budget {args.max_memory * 1024:.0f} MB + 300)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""Batched SBAS network inversion of a block of pixels (pure array kernels, no I/O).
+
+For every pixel the interferometric phases φ (one per pair) are inverted for the phase time series
+with the small-baseline design matrices (Berardino et al. 2002)::
+
+    phase form     A φ_ts = φ     A[i, d1] = −1, A[i, d2] = +1, first-date column removed
+    velocity form  B v = φ        B[i, k] = t_{k+1} − t_k for the intervals k covered by pair i,
+                                  φ_ts[k] = Σ_{j<k} v_j (t_{j+1} − t_j)
+
+solved in the (weighted) least-squares, minimum-norm sense — the numbers MintPy gets from
+``scipy.linalg.lstsq(W^½ G, W^½ φ, cond=rcond)`` pixel by pixel — but without a per-pixel loop:
+
+1. Unweighted pixels sharing a validity pattern (most pixels share the full one) share the
+   network, so its minimum-norm operator T = pinv(G) (mapped to the time series) is computed once
+   per pattern and applied with one matrix product.  Exact lstsq semantics, rcond included.
+2. All other pixels (weighted, or rare patterns) are solved through the normal equations of the
+   phase form, AᵀWA x = AᵀWφ.  AᵀWA is the weighted Laplacian of the pixel's network grounded at
+   the first date; with dates sorted it is banded, bandwidth b = max(date2 − date1).  It is
+   factorised by a banded LDLᵀ written as a loop over dates with vector operations over pixels
+   (cost ∝ n·b² per pixel, low Python overhead because each step updates whole band slices).
+   The elimination is done the Grassmann–Taksar–Heyman way: a pivot is not computed as
+   ``diagonal − update`` but as the sum of the remaining off-diagonal weights plus the weight
+   tying the node to the first date, all non-negative terms.  So there is no cancellation, the
+   factorisation is accurate for any weight ratio, and a pivot is *exactly* zero if and only if the
+   node closes a group of dates disconnected from the first date (a rank deficiency).
+3. Rank-deficient pixels (network disconnected for that pixel) get a particular solution from the
+   same factorisation (each floating group pinned at one date) and are then projected onto the
+   orthogonal complement of the null space of the chosen form, which is exactly the minimum-norm
+   solution: for the phase form every floating group is shifted to zero mean; for the velocity
+   form the null space is spanned by the velocity patterns D⁻¹Δ1_C of the floating groups C and a
+   tiny (groups × groups) least-squares projection is solved per pixel.  The groups come from the
+   elimination tree of the factorisation (no graph search).
+
+For a pixel connected to the first date both forms have the same unique solution, so only the
+rank-deficient pixels depend on ``min_norm_velocity``.  Temporal coherence (Pepe & Lanari 2006)
+uses the unweighted residual of the used pairs.  All arithmetic is float64, outputs are float32.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["InversionResult", "invert_block", "design_matrix_phase", "design_matrix_velocity"]
+
+# Working-memory target for one internal chunk of pixels (bytes).
+_CHUNK_BYTES = 192 * 1024**2
+# A validity pattern shared by at least this many unweighted pixels gets its own pinv operator
+# (one SVD ≈ the cost of the banded solve for a few hundred pixels).
+_MIN_PATTERN_PIXELS = 256
+# Pattern operators kept per call (bounded so pathological inputs cannot blow memory).
+_MAX_PATTERN_CACHE = 64
+
+
+@dataclass(frozen=True)
+class InversionResult:
+    """Result of :func:`invert_block` for one block of pixels."""
+
+    timeseries: np.ndarray  # (num_date, npix) float32, radians, first date = 0
+    temporal_coherence: np.ndarray  # (npix,) float32
+    num_inv_ifgram: np.ndarray  # (npix,) int16 — number of interferograms used per pixel
+
+
+# --------------------------------------------------------------------------------------------
+# design matrices
+# --------------------------------------------------------------------------------------------
+def design_matrix_phase(date1_index, date2_index, num_date: int) -> np.ndarray:
+    """A (num_pair, num_date−1): −1 at date1, +1 at date2, first-date column removed."""
+    d1 = np.asarray(date1_index, dtype=np.intp)
+    d2 = np.asarray(date2_index, dtype=np.intp)
+    m = d1.size
+    A = np.zeros((m, int(num_date)), dtype=np.float64)
+    rows = np.arange(m)
+    A[rows, d1] = -1.0
+    A[rows, d2] = 1.0
+    return A[:, 1:]
+
+
+def design_matrix_velocity(date1_index, date2_index, tbase) -> np.ndarray:
+    """B (num_pair, num_date−1): B[i, k] = t_{k+1} − t_k for the intervals k between date1 and date2.
+
+    Pairs given out of time order get the negative sign (phase of date2 − date1).
+    """
+    d1 = np.asarray(date1_index, dtype=np.intp)
+    d2 = np.asarray(date2_index, dtype=np.intp)
+    t = np.asarray(tbase, dtype=np.float64)
+    dt = np.diff(t)
+    k = np.arange(dt.size)
+    lo, hi = np.minimum(d1, d2), np.maximum(d1, d2)
+    cover = (k[None, :] >= lo[:, None]) & (k[None, :] < hi[:, None])
+    sign = np.where(d2 >= d1, 1.0, -1.0)[:, None]
+    return cover * dt[None, :] * sign
+
+
+def _ts_from_velocity_matrix(dt: np.ndarray) -> np.ndarray:
+    """(n−1, n−1) lower-triangular C with ts[1:] = C v, C[k, j] = Δt_j for j ≤ k."""
+    return np.tril(np.ones((dt.size, dt.size))) * dt[None, :]
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+# --------------------------------------------------------------------------------------------
+def invert_block(
+    phase: np.ndarray,
+    date1_index: np.ndarray,
+    date2_index: np.ndarray,
+    tbase: np.ndarray,
+    weight: np.ndarray | None = None,
+    min_norm_velocity: bool = True,
+    min_redundancy: float = 1.0,
+    rcond: float = 1e-5,
+) -> InversionResult:
+    """Invert a block of unwrapped interferogram phases for the phase time series.
+
+    Parameters
+    ----------
+    phase : (num_pair, npix) phases in radians; NaN = missing (the caller turns no-data 0 into NaN).
+    date1_index, date2_index : (num_pair,) indices into the sorted date list, date2 > date1.
+    tbase : (num_date,) years since the first date, strictly increasing.
+    weight : (num_pair, npix) weights w (not square roots), or None for ordinary least squares.
+        Pairs with a non-finite or non-positive weight are dropped like NaN phases.
+    min_norm_velocity : minimum-norm velocity (classic SBAS, default) or minimum-norm phase;
+        they differ only for pixels whose network is disconnected.
+    min_redundancy : a pixel is left empty (zeros, coherence 0, count 0) when any date other than
+        the first (reference) one is touched by fewer valid pairs than this (MintPy's rule on the
+        columns of the reduced design matrix).
+    rcond : relative singular-value cutoff of the least-squares solve (``scipy.linalg.lstsq`` cond).
+        Applied exactly on the per-pattern operators; on the normal-equation path structural rank
+        deficiencies are handled exactly and the conditioning is far from 1/rcond in practice.
+
+    Returns
+    -------
+    InversionResult with timeseries (num_date, npix) float32 (first date 0), temporal coherence
+    (npix,) float32 and number of used interferograms (npix,) int16.
+    """
+    phase = np.asarray(phase)
+    d1 = np.asarray(date1_index)
+    d2 = np.asarray(date2_index)
+    t = np.asarray(tbase, dtype=np.float64)
+    _validate(phase, d1, d2, t, weight)
+    d1 = d1.astype(np.intp)
+    d2 = d2.astype(np.intp)
+    m, npix = phase.shape
+    n = t.size
+    if weight is not None:
+        weight = np.asarray(weight)
+
+    ts_out = np.zeros((n, npix), dtype=np.float32)
+    tcoh_out = np.zeros(npix, dtype=np.float32)
+    ninv_out = np.zeros(npix, dtype=np.int16)
+    if npix == 0 or m == 0:
+        return InversionResult(ts_out, tcoh_out, ninv_out)
+
+    ctx = _Context(d1, d2, t, min_norm_velocity, float(min_redundancy), float(rcond))
+    chunk = ctx.chunk_size(weighted=weight is not None)
+    for start in range(0, npix, chunk):
+        sl = slice(start, min(start + chunk, npix))
+        w_chunk = None if weight is None else weight[:, sl]
+        ts, tcoh, ninv = ctx.invert_chunk(phase[:, sl], w_chunk)
+        ts_out[1:, sl] = ts
+        tcoh_out[sl] = tcoh
+        ninv_out[sl] = ninv
+    return InversionResult(ts_out, tcoh_out, ninv_out)
+
+
+def _validate(phase, d1, d2, t, weight) -> None:
+    if phase.ndim != 2:
+        raise ValueError(f"phase must be 2-D (num_pair, npix), got shape {phase.shape}")
+    m = phase.shape[0]
+    if d1.shape != (m,) or d2.shape != (m,):
+        raise ValueError(f"date1_index/date2_index must have shape ({m},), got {d1.shape} and {d2.shape}")
+    if t.ndim != 1 or t.size < 2:
+        raise ValueError("tbase must be 1-D with at least 2 dates")
+    if not np.all(np.diff(t) > 0):
+        raise ValueError("tbase must be strictly increasing")
+    if m and not (np.issubdtype(d1.dtype, np.integer) and np.issubdtype(d2.dtype, np.integer)):
+        raise ValueError("date indices must be integers")
+    if m and (d1.min() < 0 or d2.max() >= t.size or np.any(d2 <= d1)):
+        raise ValueError("date indices must satisfy 0 <= date1 < date2 < num_date")
+    if weight is not None and np.shape(weight) != phase.shape:
+        raise ValueError(f"weight shape {np.shape(weight)} differs from phase shape {phase.shape}")
+
+
+# --------------------------------------------------------------------------------------------
+# implementation
+# --------------------------------------------------------------------------------------------
+class _Context:
+    """Network constants shared by all chunks of one call, plus the per-pattern operator cache."""
+
+    def __init__(self, d1, d2, t, min_norm_velocity, min_redundancy, rcond):
+        self.d1, self.d2, self.t = d1, d2, t
+        self.m, self.n = d1.size, t.size
+        self.dt = np.diff(t)
+        self.velocity = bool(min_norm_velocity)
+        self.min_redundancy = min_redundancy
+        self.rcond = rcond
+        self.bw = int((d2 - d1).max())
+        self.A = design_matrix_phase(d1, d2, self.n)
+        self.G = design_matrix_velocity(d1, d2, t) if self.velocity else self.A
+        self.C = _ts_from_velocity_matrix(self.dt)
+        self._ops: dict[bytes, np.ndarray] = {}
+        # redundancy of the full network (the pixels with all pairs valid)
+        full_count = np.bincount(d1, minlength=self.n) + np.bincount(d2, minlength=self.n)
+        self.full_network_ok = bool((full_count[1:] >= min_redundancy).all())
+
+    def chunk_size(self, weighted: bool) -> int:
+        per_pix = 8 * (6 * self.m + self.n * (self.bw + 4))
+        return int(np.clip(_CHUNK_BYTES // per_pix, 256, 1 << 16))
+
+    # ---------------------------------------------------------------- chunk driver
+    def invert_chunk(self, phase, weight):
+        m, n = self.m, self.n
+        k = phase.shape[1]
+        phi = np.array(phase, dtype=np.float64)  # copy, modified below
+        valid = np.isfinite(phi)
+        if weight is not None:
+            w = np.array(weight, dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                valid &= (w > 0) & (w < np.inf)  # NaN compares False
+        else:
+            w = None
+        invalid = ~valid
+        np.copyto(phi, 0.0, where=invalid)
+        num_used = m - np.count_nonzero(invalid, axis=0)
+        full = num_used == m
+
+        # MintPy's redundancy rule: every column of the reduced A (dates 1..n−1) needs enough pairs.
+        ok = full & self.full_network_ok
+        part = np.flatnonzero(~full)
+        if part.size:
+            vp = valid[:, part]
+            count = np.zeros((n, part.size), dtype=np.int32)
+            for i in range(m):
+                count[self.d1[i]] += vp[i]
+                count[self.d2[i]] += vp[i]
+            ok[part] = (count[1:] >= self.min_redundancy).all(axis=0) & (num_used[part] > 0)
+
+        todo = np.flatnonzero(ok)
+        if w is None and todo.size:
+            ts, todo = self._solve_patterns(phi, valid, full, ok, todo)
+        else:
+            ts = np.zeros((n - 1, k), dtype=np.float64)
+        if todo.size:
+            if w is None:
+                wsub = valid[:, todo].astype(np.float64)
+            else:
+                np.copyto(w, 0.0, where=invalid)
+                wsub = w[:, todo] if todo.size < k else w
+            ts[:, todo] = self._solve_normal(phi[:, todo] if todo.size < k else phi, wsub)
+
+        tcoh = self._temporal_coherence(phi, invalid, ts, num_used)
+        tcoh[~ok] = 0.0
+        ts[:, ~ok] = 0.0
+        ninv = np.where(ok, num_used, 0).astype(np.int16)
+        return ts.astype(np.float32), tcoh, ninv
+
+    # ---------------------------------------------------------------- unweighted: shared patterns
+    def _pattern_operator(self, pattern: np.ndarray) -> np.ndarray:
+        """(n−1, m_valid) operator mapping the valid phases to the time series, lstsq min-norm."""
+        key = np.packbits(pattern).tobytes()
+        op = self._ops.get(key)
+        if op is None:
+            pinv = np.linalg.pinv(self.G[pattern], rcond=self.rcond)
+            op = self.C @ pinv if self.velocity else pinv
+            if len(self._ops) < _MAX_PATTERN_CACHE:
+                self._ops[key] = op
+        return op
+
+    def _solve_patterns(self, phi, valid, full, ok, todo):
+        """Solve pixels whose validity pattern is frequent.
+
+        Returns the (n−1, k) time series and the indices left for the normal-equation path.
+        """
+        k = phi.shape[1]
+        op_full = self._pattern_operator(np.ones(self.m, dtype=bool))
+        sel_full = full & ok
+        nfull = np.count_nonzero(sel_full)
+        if nfull > k // 2:  # one product over the whole chunk beats gathering columns
+            ts = op_full @ phi
+        else:
+            ts = np.zeros((self.n - 1, k))
+            if nfull:
+                ts[:, sel_full] = op_full @ phi[:, sel_full]
+        todo = todo[~full[todo]]
+        if todo.size < _MIN_PATTERN_PIXELS:
+            return ts, todo
+        packed = np.packbits(valid[:, todo], axis=0)  # (ceil(m/8), ntodo)
+        keys = np.ascontiguousarray(packed.T).view(np.dtype((np.void, packed.shape[0]))).ravel()
+        _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+        frequent = np.flatnonzero(counts >= _MIN_PATTERN_PIXELS)
+        done = np.zeros(todo.size, dtype=bool)
+        for g in frequent:
+            members = np.flatnonzero(inverse == g)
+            sel = todo[members]
+            pattern = valid[:, todo[first[g]]]
+            ts[:, sel] = self._pattern_operator(pattern) @ phi[pattern][:, sel]
+            done[members] = True
+        return ts, todo[~done]
+
+    # ---------------------------------------------------------------- normal equations (banded GTH)
+    def _solve_normal(self, phi, w) -> np.ndarray:
+        """Weighted min-norm solution for each pixel, (m, k) inputs (w = 0 on dropped pairs)."""
+        n1, b, k = self.n - 1, self.bw, phi.shape[1]
+        rows = n1 + 1  # one spare row: slices u+1:u+bu+1 stay in bounds
+        O = np.zeros((rows, b + 1, k))  # O[u, a]: weight linking unknown u and u + a (a ≥ 1)
+        g = np.zeros((rows, k))  # weight linking unknown u to the first (grounded) date
+        y = np.zeros((rows, k))  # right-hand side AᵀWφ, then forward-substituted
+        wphi = w * phi
+        for i in range(self.m):
+            u2 = self.d2[i] - 1
+            y[u2] += wphi[i]
+            if self.d1[i] == 0:
+                g[u2] += w[i]
+            else:
+                u1 = self.d1[i] - 1
+                O[u1, u2 - u1] += w[i]
+                y[u1] -= wphi[i]
+
+        # LDLᵀ by GTH elimination: O[u, 1:] ← multipliers r = O/p, piv[u] = p.
+        # Near the end fewer than b unknowns remain: bu = min(b, n1−1−u) trims the padding, so
+        # that b = n−2 costs a dense elimination (n³/6 per pixel), not n·b²/2.
+        piv = np.zeros((n1, k))
+        for u in range(n1):
+            bu = min(b, n1 - 1 - u)
+            row = O[u, 1:bu + 1]  # (bu, k) weights to u+1..u+bu in the current Schur complement
+            p = row.sum(axis=0) + g[u]
+            piv[u] = p
+            inv = np.divide(1.0, p, out=np.zeros_like(p), where=p > 0)
+            r = row * inv
+            for a in range(1, bu):
+                O[u + a, 1:bu - a + 1] += row[a - 1] * r[a:]
+            g[u + 1:u + bu + 1] += r * g[u]
+            y[u + 1:u + bu + 1] += r * y[u]
+            y[u] *= inv
+            O[u, 1:bu + 1] = r
+        x = np.zeros((rows, k))
+        for u in range(n1 - 1, -1, -1):
+            bu = min(b, n1 - 1 - u)
+            x[u] = y[u] + np.einsum("ak,ak->k", O[u, 1:bu + 1], x[u + 1:u + bu + 1])
+        x = x[:n1]
+
+        singular = (piv == 0).any(axis=0)
+        if singular.any():
+            s = np.flatnonzero(singular)
+            logger.debug("%d of %d pixels have a disconnected network (minimum-norm %s)",
+                         s.size, k, "velocity" if self.velocity else "phase")
+            x[:, s] = self._min_norm_projection(x[:, s], O[:n1, 1:, s], piv[:, s])
+        return x
+
+    @staticmethod
+    def _component_roots(R) -> np.ndarray:
+        """Root (last-eliminated unknown) of each unknown's connected group, from the elimination tree."""
+        n1, b, k = R.shape
+        root = np.empty((n1, k), dtype=np.intp)
+        cols = np.arange(k)
+        for u in range(n1 - 1, -1, -1):
+            linked = R[u] > 0
+            has = linked.any(axis=0)
+            parent = u + 1 + np.argmax(linked, axis=0)
+            parent = np.minimum(parent, n1 - 1)
+            root[u] = np.where(has, root[parent, cols], u)
+        return root
+
+    def _min_norm_projection(self, x, R, piv) -> np.ndarray:
+        """Project particular solutions of singular pixels onto the minimum-norm solution."""
+        n1, k = x.shape
+        root = self._component_roots(R)
+        cols = np.arange(k)
+        floating = piv[root, cols[None, :]] == 0  # unknown belongs to a group not tied to date 0
+        if not self.velocity:
+            # Null space = indicators of the floating groups: remove each group's mean.
+            idx = (root * k + cols[None, :])[floating]
+            sums = np.bincount(idx, weights=x[floating], minlength=n1 * k)
+            cnt = np.bincount(idx, minlength=n1 * k)
+            x = x.copy()
+            x[floating] -= sums[idx] / cnt[idx]
+            return x
+        # Velocity form: null space of B = {D⁻¹Δ(1_C)}; remove the projection of v on it.
+        is_root = (piv == 0)
+        rank = np.cumsum(is_root, axis=0) - 1  # group number of each floating root, per pixel
+        ngroup = is_root.sum(axis=0)
+        out = np.empty_like(x)
+        cmax_all = int(ngroup.max())
+        # sub-batches bound the (k, n, groups) indicator array
+        step = max(1, int(_CHUNK_BYTES // (8 * 4 * (n1 + 1) * max(cmax_all, 1))))
+        for s0 in range(0, k, step):
+            sl = slice(s0, min(s0 + step, k))
+            out[:, sl] = self._velocity_projection(x[:, sl], root[:, sl], floating[:, sl],
+                                                   rank[:, sl], ngroup[sl])
+        return out
+
+    def _velocity_projection(self, x, root, floating, rank, ngroup) -> np.ndarray:
+        n1, k = x.shape
+        c = int(ngroup.max())
+        dt = self.dt
+        ts = np.concatenate([np.zeros((1, k)), x], axis=0)  # (n, k) with date 0
+        v = (np.diff(ts, axis=0) / dt[:, None]).T  # (k, n−1)
+        ind = np.zeros((k, n1 + 1, c))
+        uu, pp = np.nonzero(floating)
+        ind[pp, uu + 1, rank[root[uu, pp], pp]] = 1.0
+        Z = np.diff(ind, axis=1) / dt[None, :, None]  # (k, n−1, c)
+        ZtZ = np.einsum("kjc,kjd->kcd", Z, Z)
+        empty = np.arange(c)[None, :] >= ngroup[:, None]
+        ZtZ[:, np.arange(c), np.arange(c)] += empty  # padded groups: identity, zero coefficient
+        alpha = np.linalg.solve(ZtZ, np.einsum("kjc,kj->kc", Z, v)[..., None])[..., 0]
+        v = v - np.einsum("kjc,kc->kj", Z, alpha)
+        return np.cumsum(v * dt[None, :], axis=1).T
+
+    # ---------------------------------------------------------------- quality
+    def _temporal_coherence(self, phi, invalid, ts, num_used) -> np.ndarray:
+        """γ_t = |Σ exp(j(φ − Aφ_ts))| / M over the used pairs (unweighted residual).
+
+        Worked in cache-sized column slabs with in-place operations: this step touches every
+        (pair, pixel) element several times and is memory-bound.  The residual is formed and
+        wrapped to [−π, π] in float64, then the trigonometry runs in float32 (vectorised; error
+        ~1e-7 on |res| ≤ π, below the float32 output resolution).  Dropped pairs get residual 0
+        and their cos(0) = 1 is subtracted from the sum.
+        """
+        m, k = phi.shape
+        out = np.zeros(k, dtype=np.float32)
+        n_invalid = m - num_used
+        slab = max(256, (1 << 19) // max(m, 1))
+        two_pi = 2.0 * np.pi
+        for s0 in range(0, k, slab):
+            sl = slice(s0, min(s0 + slab, k))
+            tsf = np.concatenate([np.zeros((1, sl.stop - s0)), ts[:, sl]], axis=0)
+            res = phi[:, sl] - tsf[self.d2]
+            res += tsf[self.d1]
+            np.copyto(res, 0.0, where=invalid[:, sl])
+            tmp = res * (1.0 / two_pi)
+            np.rint(tmp, out=tmp)
+            tmp *= two_pi
+            res -= tmp
+            r32 = res.astype(np.float32)
+            c32 = np.cos(r32)
+            csum = c32.sum(axis=0, dtype=np.float64) - n_invalid[sl]
+            np.sin(r32, out=c32)
+            ssum = c32.sum(axis=0, dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[sl] = np.hypot(csum, ssum) / num_used[sl]
+        return out

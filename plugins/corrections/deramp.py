@@ -1,0 +1,207 @@
+"""``sbts correct deramp``: remove a linear or quadratic phase ramp from every date of a time series.
+
+Orbit errors and long-wavelength troposphere leave a smooth ramp in each acquisition.  One surface
+per date is fitted on the reliable pixels (``mintpy.deramp.maskFile``, default ``maskTempCoh.h5``)
+and subtracted: ``timeseries.h5`` → ``timeseries_ramp.h5``.
+
+Memory stays bounded whatever the image size: the fit uses a uniform subsample of the mask pixels
+(at most ``MAX_SAMPLES`` and what ``--max-memory`` allows for all dates), gathered block by block;
+all dates are solved at once (:func:`sbts.core.ramps.fit_ramps_samples`); the output is written
+block by block, resumably.
+
+Reference point: each ramp is taken relative to its value at ``REF_Y/REF_X`` (as MintPy does), so a
+referenced time series stays exactly 0 at its reference pixel — a displacement time series is by
+definition relative to that point, and removing an un-referenced ramp would shift every date by
+a constant and break that.  Pixels that are 0 at every date (no data in MintPy's files) stay 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.blocks import Block, plan_blocks
+from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.hookspecs import hookimpl
+from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
+from sbts.core.products import MapProduct, TimeSeries, TimeSeriesWriter
+from sbts.core.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
+
+logger = logging.getLogger(__name__)
+
+MAX_SAMPLES = 1_000_000  # enough to pin a 6-coefficient surface; more only costs time
+KEY = "mintpy.deramp"
+MASK_KEY = "mintpy.deramp.maskFile"
+DEFAULT_MASK = "maskTempCoh.h5"
+
+
+class Deramp(Correction):
+    """Fit and remove one ramp (planar or quadratic surface) per date of a time series.
+
+    The ramps are fitted on the pixels of mintpy.deramp.maskFile and taken relative to the reference
+    pixel (REF_Y/REF_X), so the result stays zero there.
+    """
+
+    name = "deramp"
+    summary = "Remove a linear/quadratic phase ramp from each date (orbit errors, long-wavelength delay)."
+    suffix = "ramp"
+    stage = "timeseries"
+    keys = {
+        KEY: f"ramp to remove: {' | '.join(RAMP_KINDS)} (no = skip this step)",
+        MASK_KEY: "mask of the pixels the ramps are fitted on (default maskTempCoh.h5 in the work dir; no = all pixels)",
+    }
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        kind = _kind(context)
+        ts = TimeSeries(context.input_file)
+        shape = ts.shape
+        n = len(ts.dates)
+        mask_path, mask_label = _mask_file(context)
+        mask = MapProduct(mask_path) if mask_path is not None else None
+        if mask is not None and mask.shape != shape:
+            raise InputError(f"{mask_path}: mask is {mask.shape[0]}×{mask.shape[1]} but {context.input_file} is "
+                             f"{shape[0]}×{shape[1]}; use a mask of the same grid (mintpy.deramp.maskFile)")
+        mask_name = _mask_dataset(mask) if mask is not None else None
+
+        # --- fit: subsample of the mask pixels, gathered block by block
+        coeffs, nsample = _fit(ts, mask, mask_name, kind, context.max_memory)
+        bad = [ts.date_strings[i] for i in np.flatnonzero(~np.isfinite(coeffs).all(axis=1))]
+        if bad:
+            raise DataError(f"{context.input_file}: too few valid mask pixels to fit a {kind} ramp on "
+                            f"{', '.join(bad)}; check {mask_label} (mintpy.deramp.maskFile)")
+
+        ref = ts.metadata.reference
+        if ref.has_point and 0 <= ref.y < shape[0] and 0 <= ref.x < shape[1]:
+            coeffs_ref = evaluate_ramps_at(coeffs, ref.y, ref.x, shape, kind)
+        else:
+            if ref.has_point:
+                logger.warning("REF_Y/REF_X = %s/%s is outside the %d×%d image: ramps not re-referenced",
+                               ref.y, ref.x, *shape)
+            coeffs_ref = np.zeros(n)
+
+        # --- remove, block by block
+        meta = ts.metadata.with_extra(**{KEY: kind, MASK_KEY: mask_label})
+        signature = _signature(context.input_file, mask_path, kind, coeffs)
+        blocks = plan_blocks(shape, n * 4 * 4, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        logger.info("removing %s ramps from %d dates (%d×%d, %d block(s))", kind, n, *shape, len(blocks))
+        with TimeSeriesWriter(context.output_file, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
+                              signature=signature, unit=ts.metadata.unit or "m") as w:
+            for block in blocks:
+                if w.is_done(block):
+                    continue
+                data = ts.read_dates(block).astype(np.float32, copy=False)
+                ramp = evaluate_ramps(coeffs, shape, kind, block)
+                ramp -= coeffs_ref.astype(np.float32)[:, None, None]
+                nodata = np.all(data == 0, axis=0)
+                out = data - ramp
+                out[:, nodata] = 0
+                w.write(ts.dataset_name, out, block)
+                w.mark_done(block)
+        summary = (f"removed {kind} ramps ({num_coefficients(kind)} coefficients) from {n} dates, "
+                   f"fitted on {nsample} pixels of {mask_label}")
+        logger.info(summary)
+        return CorrectionResult(Path(context.output_file), summary=summary)
+
+
+def _kind(context: CorrectionContext) -> str:
+    value = context.options.get("kind") or context.template.raw(KEY)
+    for kind in RAMP_KINDS:
+        if value.strip().lower() == kind:
+            return kind
+    if value.strip().lower() in ("no", "none", "false", "off", "n", "0"):
+        raise TemplateError(f"{KEY} = {value}: deramp is off; set {KEY} = linear or quadratic "
+                            f"(e.g. sbts correct deramp -s {KEY}=linear)")
+    raise TemplateError(f"{KEY} = {value!r} is not one of: {', '.join(RAMP_KINDS)} (or no)")
+
+
+def _mask_file(context: CorrectionContext) -> tuple[Path | None, str]:
+    """The mask file and the label recorded in the output (``no`` when all pixels are used)."""
+    t = context.template
+    value = context.options.get("mask_file") or t.get(MASK_KEY)
+    if value is None:
+        return None, "no"
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = context.work_dir / path
+    if path.exists():
+        return path, str(value)
+    if context.options.get("mask_file") or t.is_set(MASK_KEY):
+        raise InputError(f"{path}: mask file not found ({MASK_KEY} = {value}); "
+                         f"give an existing mask or set {MASK_KEY} = no to fit on all pixels")
+    logger.warning("%s not found: fitting the ramps on all valid pixels (set %s to choose a mask)", path, MASK_KEY)
+    return None, "no"
+
+
+def _mask_dataset(mask: MapProduct) -> str:
+    two_d = [n for n in mask.datasets if len(mask.dataset_shape(n)) == 2]
+    for name in ("mask", *two_d):
+        if name in two_d:
+            return name
+    raise InputError(f"{mask.path}: no 2-D dataset to use as a mask")
+
+
+def _read_mask(mask: MapProduct | None, name: str | None, block: Block) -> np.ndarray:
+    if mask is None:
+        return np.ones(block.shape, bool)
+    data = mask.read(name, block)
+    return np.isfinite(data) & (data != 0) if data.dtype.kind == "f" else data != 0
+
+
+def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: str,
+         max_memory: float) -> tuple[np.ndarray, int]:
+    """Ramp coefficients from a uniform subsample of the mask pixels, read strip by strip."""
+    shape = ts.shape
+    n = len(ts.dates)
+    # samples held: n float32 values read + float64 copies in lstsq (+ the design matrix)
+    budget = int(max_memory * 1024**3 / max(n * (4 + 8 * 2) + 8 * 8, 1))
+    max_samples = max(num_coefficients(kind) * 10, min(MAX_SAMPLES, budget))
+    strips = plan_blocks(shape, 1, max_memory / 4)  # the mask alone, to count its pixels
+    total = sum(int(_read_mask(mask, mask_name, b).sum()) for b in strips)
+    if total == 0:
+        raise DataError(f"{mask.path if mask else 'the image'}: the mask selects no pixel; nothing to fit a ramp on")
+    step = max(1, -(-total // max_samples))
+    if step > 1:
+        logger.info("fitting on 1 in %d of the %d mask pixels (memory budget)", step, total)
+    blocks = plan_blocks(shape, n * 4 * 2, max_memory, ts.chunk_shape(ts.dataset_name))
+    values, ys, xs = [], [], []
+    seen = 0  # mask pixels before this block, so the subsample is uniform across blocks
+    for block in blocks:
+        m = _read_mask(mask, mask_name, block)
+        y, x = np.nonzero(m)
+        take = (np.arange(seen, seen + y.size) % step) == 0
+        seen += y.size
+        y, x = y[take], x[take]
+        if y.size == 0:
+            continue
+        data = ts.read_dates(block)[:, y, x].astype(np.float32)
+        keep = ~np.all(data == 0, axis=0)  # no-data pixels (0 at every date) carry no ramp
+        values.append(data[:, keep])
+        ys.append(y[keep] + block.row_start)
+        xs.append(x[keep] + block.col_start)
+    if not values:
+        raise DataError(f"{ts.path}: no valid pixel inside the mask to fit a ramp on")
+    v = np.concatenate(values, axis=1)
+    coeffs = fit_ramps_samples(v, np.concatenate(ys), np.concatenate(xs), shape, kind)
+    return coeffs, v.shape[1]
+
+
+def _signature(path: Path, mask: Path | None, kind: str, coeffs: np.ndarray) -> str:
+    """Identifies a run for resuming an interrupted write: same input, mask, kind and ramps."""
+    h = hashlib.sha256()
+    for p in (path, mask):
+        if p is not None:
+            st = os.stat(p)
+            h.update(f"{Path(p).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    h.update(json.dumps(["deramp", kind]).encode())
+    h.update(np.ascontiguousarray(coeffs).tobytes())
+    return h.hexdigest()
+
+
+@hookimpl
+def sbts_corrections():
+    return [Deramp()]

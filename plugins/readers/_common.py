@@ -1,0 +1,228 @@
+"""Helpers shared by the ISCE, ARIA, SNAP and HyP3 readers (pair dates, ENVI headers, derived rasters).
+
+Kept free of GDAL so that ``detect`` and metadata parsing stay light.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.blocks import Block
+from sbts.core.dates import dates_in_name
+from sbts.core.errors import InputError
+from sbts.core.interfaces import LoadRequest
+
+logger = logging.getLogger(__name__)
+
+SPEED_OF_LIGHT = 299_792_458.0
+WGS84_A = 6_378_137.0
+WGS84_B = 6_356_752.314245
+
+
+def pair_of(path: Path, levels: int = 3) -> tuple[_dt.date, _dt.date] | None:
+    """The two dates of a pair from the file name or its nearest parent folders (``20190101_20190113/``).
+
+    Only the last ``levels`` path components are looked at, so that a date-like number higher in the
+    path (a project folder) is not taken for an acquisition.
+    """
+    parts = [path.name] + [p.name for p in list(path.parents)[: levels - 1]]
+    for name in parts:
+        found = dates_in_name(name)
+        if len(found) >= 2:
+            return found[0], found[1]
+    return None
+
+
+def sorted_pair(d1: _dt.date, d2: _dt.date) -> tuple[_dt.date, _dt.date, bool]:
+    """(earlier, later, swapped): MintPy pairs are always date1 < date2."""
+    return (d2, d1, True) if d1 > d2 else (d1, d2, False)
+
+
+def index_by_pair(files: Iterable[Path]) -> dict[tuple[_dt.date, _dt.date], Path]:
+    """Files keyed by their sorted pair of dates (files without two dates are skipped)."""
+    out = {}
+    for f in files:
+        p = pair_of(Path(f))
+        if p is not None:
+            d1, d2, _ = sorted_pair(*p)
+            out.setdefault((d1, d2), Path(f))
+    return out
+
+
+def override(request: LoadRequest, key: str) -> str | None:
+    """An UPPER_CASE metadata key given in the template (``WAVELENGTH = 0.0555``)."""
+    value = request.metadata_overrides.get(key)
+    if value is None or str(value).strip().lower() in ("", "auto", "none"):
+        return None
+    return str(value).strip()
+
+
+def override_float(request: LoadRequest, key: str) -> float | None:
+    value = override(request, key)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"template key {key} = {value!r} is not a number") from None
+
+
+def wrap_degrees(angle):
+    """Angles into [-180, 180)."""
+    return (np.asarray(angle, dtype=np.float64) + 180.0) % 360.0 - 180.0
+
+
+def seconds_of_day(text: str) -> float | None:
+    """Seconds since midnight of an ISO-like or SNAP (``02-SEP-2019 07:57:57.91``) time string."""
+    text = text.strip()
+    m = re.search(r"(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)", text)
+    if not m:
+        return None
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+def earth_radius_at(lat_deg: float) -> float:
+    """Geocentric radius of the WGS84 ellipsoid at a latitude (m): used for EARTH_RADIUS from orbits."""
+    phi = math.radians(lat_deg)
+    a, b = WGS84_A, WGS84_B
+    num = (a * a * math.cos(phi)) ** 2 + (b * b * math.sin(phi)) ** 2
+    den = (a * math.cos(phi)) ** 2 + (b * math.sin(phi)) ** 2
+    return math.sqrt(num / den)
+
+
+def incidence_from_geometry(earth_radius: float, height: float, slant_range: float) -> float:
+    """Incidence angle at the ground (deg) from the triangle Earth centre / platform / target."""
+    re_, r = earth_radius, slant_range
+    cos_inc = ((re_ + height) ** 2 - re_ ** 2 - r ** 2) / (2.0 * re_ * r)
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos_inc))))
+
+
+# --------------------------------------------------------------------------- rasters
+@dataclass(frozen=True)
+class FuncRaster:
+    """A raster computed from pixel coordinates (slant range from metadata, constants)."""
+
+    shape: tuple[int, int]
+    func: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    dtype: np.dtype = np.dtype(np.float32)
+
+    def read(self, block: Block | None = None) -> np.ndarray:
+        block = block or Block(0, self.shape[0], 0, self.shape[1])
+        yy, xx = np.mgrid[block.rows, block.cols]
+        return np.asarray(self.func(yy, xx), dtype=np.float32)
+
+
+def slant_range_raster(shape: tuple[int, int], starting_range: float, range_pixel_size: float) -> FuncRaster:
+    """Slant range of every pixel of a radar-coded grid (MintPy synthesises it the same way)."""
+    return FuncRaster(tuple(shape), lambda yy, xx: starting_range + xx * range_pixel_size)
+
+
+@dataclass(frozen=True)
+class MappedRaster:
+    """A raster with a per-pixel function applied on read, keeping the source dtype when asked."""
+
+    base: object
+    func: Callable[[np.ndarray], np.ndarray]
+    out_dtype: np.dtype = np.dtype(np.float32)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.base.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.out_dtype)
+
+    def read(self, block: Block | None = None) -> np.ndarray:
+        return np.asarray(self.func(self.base.read(block)), dtype=self.out_dtype)
+
+
+# --------------------------------------------------------------------------- ENVI headers
+_ENVI_TYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
+
+
+def read_envi_header(path: Path) -> dict[str, str]:
+    """``key = value`` pairs of an ENVI ``.hdr`` (values in braces may span lines), keys lower case."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        raise InputError(f"{path}: ENVI header not found or unreadable") from None
+    if not text.lstrip().upper().startswith("ENVI"):
+        raise InputError(f"{path}: not an ENVI header (first word is not 'ENVI')")
+    out: dict[str, str] = {}
+    for m in re.finditer(r"^\s*([^=\n]+?)\s*=\s*(\{[^}]*\}|[^\n]*)", text, flags=re.M):
+        value = m.group(2).strip()
+        if value.startswith("{"):
+            value = value[1:-1].strip()
+        out[m.group(1).strip().lower()] = value
+    return out
+
+
+def envi_layout(hdr: Mapping[str, str], path: Path) -> dict:
+    """Size, dtype (with byte order), bands, interleave and offset of an ENVI raster."""
+    try:
+        width, length = int(hdr["samples"]), int(hdr["lines"])
+        bands = int(hdr.get("bands", "1"))
+        code = int(hdr["data type"])
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"{path}: ENVI header lacks or has a bad {exc}") from None
+    if code not in _ENVI_TYPES:
+        raise InputError(f"{path}: ENVI data type {code} is not supported (complex data cannot be loaded)")
+    order = ">" if hdr.get("byte order", "0").strip() == "1" else "<"
+    return dict(shape=(length, width), dtype=np.dtype(order + _ENVI_TYPES[code]), bands=bands,
+                interleave=hdr.get("interleave", "bsq").upper(), offset=int(hdr.get("header offset", "0") or 0))
+
+
+def envi_geogrid(hdr: Mapping[str, str]):
+    """GeoGrid from an ENVI ``map info`` (tie point: 1-based pixel whose upper-left corner is given)."""
+    from sbts.core.metadata import GeoGrid
+
+    info = hdr.get("map info")
+    if not info:
+        return None
+    items = [s.strip() for s in info.split(",")]
+    try:
+        px, py, x, y, dx, dy = (float(v) for v in items[1:7])
+    except (ValueError, IndexError):
+        return None
+    geographic = "geographic" in items[0].lower()
+    unit = "degrees" if geographic else "meters"
+    epsg = 4326 if geographic else None
+    return GeoGrid(x - (px - 1.0) * dx, y + (py - 1.0) * dy, dx, -abs(dy), unit, unit, epsg)
+
+
+def gdal_geogrid(path: str):
+    """GeoGrid (pixel-corner origin, as GDAL's geotransform) and EPSG of any GDAL raster, or None."""
+    from osgeo import gdal, osr
+
+    from sbts.core.metadata import GeoGrid
+
+    gdal.UseExceptions()
+    ds = gdal.Open(str(path))
+    gt = ds.GetGeoTransform(can_return_null=True)
+    if gt is None:
+        return None, ds
+    epsg, unit = None, "degrees"
+    wkt = ds.GetProjection()
+    if wkt:
+        srs = osr.SpatialReference(wkt=wkt)
+        srs.AutoIdentifyEPSG()
+        code = srs.GetAuthorityCode(None)
+        epsg = int(code) if code else None
+        unit = "degrees" if srs.IsGeographic() else "meters"
+    return GeoGrid(gt[0], gt[3], gt[1], gt[5], unit, unit, epsg), ds
+
+
+def first_existing(paths: Iterable[Path]) -> Path | None:
+    for p in paths:
+        if Path(p).exists():
+            return Path(p)
+    return None

@@ -1,0 +1,273 @@
+"""ISCE2 topsStack / stripmapStack reader: ``merged/interferograms/<d1>_<d2>/filt_fine.*`` + ``geom_reference``.
+
+Layout (ISCE2 stack processors): each raster is a flat binary file described by an ISCE image XML
+(``<file>.xml``: width, length, number_bands, data_type, scheme, byte_order); ``filt_fine.unw`` is
+2-band BIL (amplitude, phase in radians), ``filt_fine.cor`` 1 band, ``filt_fine.unw.conncomp`` 1 band;
+``geom_reference/{hgt,lat,lon,los,shadowMask,waterMask}.rdr`` (``los.rdr`` 2-band BIL: incidence,
+azimuth, degrees, already in MintPy's convention).  Radar parameters come from the reference product
+XML (``reference/IW*.xml``: ``radarwavelength``, ``rangepixelsize``, ``startingrange``, ``prf``,
+``sensingstart/stop``, ``passdirection``); perpendicular baselines from ``baselines/`` text files.
+Values that only ISCE's orbit code could compute (HEADING, EARTH_RADIUS, HEIGHT, AZIMUTH_PIXEL_SIZE)
+are taken from UPPER_CASE template keys when given.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.dates import dates_in_name
+from sbts.core.errors import InputError
+from sbts.core.hookspecs import hookimpl
+from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.metadata import Grid, Metadata, RadarInfo
+
+from ._common import (SPEED_OF_LIGHT, MappedRaster, index_by_pair, override, override_float, pair_of,
+                      seconds_of_day, slant_range_raster, sorted_pair, wrap_degrees)
+from ._isce_xml import read_image_xml, read_product_xml
+
+logger = logging.getLogger(__name__)
+
+_GEOM_KEYS = ("demFile", "lookupYFile", "lookupXFile", "incAngleFile", "azAngleFile", "shadowMaskFile",
+              "waterMaskFile")
+
+
+def _has_xml(path: Path) -> bool:
+    return path.with_name(path.name + ".xml").exists()
+
+
+class IsceReader(Reader):
+    name = "isce"
+    summary = "ISCE2 topsStack/stripmapStack: filt_fine.unw/.cor/.conncomp + .xml, geom_reference/*.rdr, baselines/"
+
+    # ------------------------------------------------------------------ detect
+    def detect(self, request: LoadRequest) -> bool:
+        unw = request.files("unwFile")
+        if unw:
+            f = unw[0]
+            return ".unw" in f.name and not f.name.endswith(".xml") and _has_xml(f)
+        dem = request.files("demFile")
+        return bool(dem) and dem[0].suffix in (".rdr", ".hgt", ".full") and _has_xml(dem[0])
+
+    # ------------------------------------------------------------------ metadata
+    def _radar(self, request: LoadRequest, looks: tuple[int, int], required: bool) -> tuple[RadarInfo, dict]:
+        """RadarInfo from the reference XML(s) of ``mintpy.load.metaFile`` and the template keys."""
+        groups: list[dict[str, str]] = []
+        meta_files = [f for f in request.files("metaFile") if f.suffix == ".xml"]
+        for f in meta_files:
+            groups.extend(read_product_xml(f))
+        if request.files("metaFile") and not meta_files:
+            logger.info("%s: not an XML (stripmapStack shelve?); radar parameters must come from the template",
+                        request.files("metaFile")[0])
+
+        def first(name):
+            return next((g[name] for g in groups if name in g), None)
+
+        def num(name):
+            v = first(name)
+            try:
+                return None if v is None else float(v)
+            except ValueError:
+                return None
+
+        alooks, rlooks = looks
+        wavelength = override_float(request, "WAVELENGTH") or num("radarwavelength")
+        if wavelength is None and num("radarfrequency"):
+            wavelength = SPEED_OF_LIGHT / num("radarfrequency")
+        if wavelength is None and required:
+            src = ", ".join(str(f) for f in meta_files) or "mintpy.load.metaFile (not set or no match)"
+            raise InputError(f"{src}: no radar wavelength (property 'radarwavelength'); point mintpy.load.metaFile "
+                             "to the reference XML (e.g. ../reference/IW*.xml) or set WAVELENGTH in the template")
+        # swath-wide values: the smallest starting range is the merged image's near range (IW1)
+        ranges = [float(g["startingrange"]) for g in groups if "startingrange" in g]
+        rps = num("rangepixelsize")
+        starts = [seconds_of_day(g[k]) for g in groups for k in ("sensingstart",) if k in g]
+        stops = [seconds_of_day(g[k]) for g in groups for k in ("sensingstop",) if k in g]
+        starts, stops = [s for s in starts if s is not None], [s for s in stops if s is not None]
+        center = (min(starts) + max(stops)) / 2 if starts and stops else None
+        direction = first("passdirection")
+        platform = first("spacecraftname") or first("mission")
+        radar = RadarInfo(
+            wavelength=wavelength,
+            alooks=alooks, rlooks=rlooks,
+            range_pixel_size=None if rps is None else rps * rlooks,
+            azimuth_pixel_size=override_float(request, "AZIMUTH_PIXEL_SIZE"),
+            starting_range=min(ranges) if ranges else None,
+            earth_radius=override_float(request, "EARTH_RADIUS"),
+            height=override_float(request, "HEIGHT"),
+            heading=override_float(request, "HEADING"),
+            orbit_direction=direction.upper() if direction else override(request, "ORBIT_DIRECTION"),
+            antenna_side=-1,
+            platform=platform,
+            center_line_utc=center,
+            prf=num("prf"),
+        )
+        missing = [k for k, v in (("HEADING", radar.heading), ("EARTH_RADIUS", radar.earth_radius),
+                                  ("HEIGHT", radar.height)) if v is None]
+        if missing and required:
+            logger.info("ISCE reference XML gives no %s (computed by ISCE from orbits); set them in the template "
+                        "if a later step needs them", ", ".join(missing))
+        return radar, {}
+
+    def _looks(self, request: LoadRequest, shape: tuple[int, int]) -> tuple[int, int]:
+        """ALOOKS/RLOOKS: template keys, else full-resolution geometry ``*.full.xml`` size / this size."""
+        a, r = override_float(request, "ALOOKS"), override_float(request, "RLOOKS")
+        if a is None or r is None:
+            for key in ("demFile", "lookupYFile"):
+                files = request.files(key)
+                if not files:
+                    continue
+                f = files[0]
+                full = f.with_name(f.name + ".full") if not f.name.endswith(".full") else f
+                if _has_xml(full):
+                    img = read_image_xml(full)
+                    a = a or max(1, round(img.length / shape[0]))
+                    r = r or max(1, round(img.width / shape[1]))
+                    break
+        if a is None or r is None:
+            logger.info("ALOOKS/RLOOKS unknown (no template keys, no geom_reference/*.full.xml): assuming 1")
+        return int(a or 1), int(r or 1)
+
+    # ------------------------------------------------------------------ baselines
+    @staticmethod
+    def read_baselines(request: LoadRequest) -> dict[_dt.date, float]:
+        """Perpendicular baseline of each date relative to the stack reference (reference date = 0).
+
+        topsStack: ``baselines/<ref>_<sec>/<ref>_<sec>.txt`` with one ``Bperp (average): v`` line per
+        swath (averaged); stripmapStack: ``PERP_BASELINE_TOP``/``PERP_BASELINE_BOTTOM`` (averaged).
+        """
+        pattern = request.pattern("baselineDir")
+        if not pattern:
+            return {}
+        roots = request.files("baselineDir")
+        files: list[Path] = []
+        for root in roots:
+            files.extend(sorted(root.rglob("*.txt")) if root.is_dir() else [root])
+        out: dict[_dt.date, float] = {}
+        for f in files:
+            dates = dates_in_name(f.stem)
+            if not dates:
+                continue
+            values, top_bottom = [], []
+            for line in f.read_text(errors="replace").splitlines():
+                key, _, rest = line.partition(":") if ":" in line else line.partition(" ")
+                rest = rest.strip()
+                nums = re.findall(r"[-+]?\d+\.?\d*(?:[eE][-+]?\d+)?", rest)
+                if not nums:
+                    continue
+                if "bperp" in key.lower() and "average" in key.lower():
+                    values.append(float(nums[0]))
+                elif key.strip().upper() in ("PERP_BASELINE_TOP", "PERP_BASELINE_BOTTOM"):
+                    top_bottom.append(float(nums[0]))
+            value = np.mean(values) if values else (np.mean(top_bottom) if top_bottom else None)
+            if value is None:
+                logger.warning("%s: no 'Bperp (average)' or PERP_BASELINE_TOP/BOTTOM line; ignored", f)
+                continue
+            if len(dates) >= 2:
+                out.setdefault(dates[0], 0.0)
+                out[dates[1]] = float(value)
+            else:
+                out[dates[0]] = float(value)
+        if roots and not out:
+            logger.warning("mintpy.load.baselineDir = %s: no baseline file found; bperp will be 0", pattern)
+        return out
+
+    # ------------------------------------------------------------------ stack
+    def open_stack(self, request: LoadRequest) -> StackSource | None:
+        unw_files = [f for f in request.files("unwFile") if not f.name.endswith((".xml", ".vrt", ".conncomp"))]
+        if not unw_files:
+            return None
+        cor = index_by_pair(f for f in request.files("corFile") if not f.name.endswith((".xml", ".vrt")))
+        conn = index_by_pair(f for f in request.files("connCompFile") if not f.name.endswith((".xml", ".vrt")))
+        bperps = self.read_baselines(request)
+        pairs, inputs = [], []
+        first_img = None
+        for f in unw_files:
+            p = pair_of(f)
+            if p is None:
+                raise InputError(f"{f}: no pair of dates (YYYYMMDD_YYYYMMDD) in the file or folder name")
+            d1, d2, _ = sorted_pair(*p)
+            img = read_image_xml(f)
+            first_img = first_img or img
+            # 2-band BIL .unw: band 1 amplitude, band 2 unwrapped phase
+            layers = {"unwrapPhase": img.band(1 if img.bands >= 2 else 0)}
+            inputs += [f, f.with_name(f.name + ".xml")]
+            if (d1, d2) in cor:
+                c = read_image_xml(cor[(d1, d2)])
+                layers["coherence"] = c.band(c.bands - 1)  # 2-band .cor: amplitude, coherence
+                inputs.append(cor[(d1, d2)])
+            elif request.pattern("corFile"):
+                logger.warning("no coherence file for pair %s_%s in %s", d1, d2, request.pattern("corFile"))
+            if (d1, d2) in conn:
+                layers["connectComponent"] = read_image_xml(conn[(d1, d2)]).band(0)
+                inputs.append(conn[(d1, d2)])
+            bperp = None
+            if bperps:
+                if d1 in bperps and d2 in bperps:
+                    bperp = bperps[d2] - bperps[d1]
+                else:
+                    logger.warning("no baseline for %s or %s in %s", d1, d2, request.pattern("baselineDir"))
+            pairs.append(PairSource(d1, d2, layers, bperp, str(f)))
+        shape = (first_img.length, first_img.width)
+        radar, _ = self._radar(request, self._looks(request, shape), required=True)
+        inputs += [f for f in request.files("metaFile")]
+        meta = Metadata(grid=Grid(*shape), file_type="ifgramStack", processor="isce", radar=radar)
+        return StackSource(pairs, meta, tuple(inputs))
+
+    # ------------------------------------------------------------------ geometry
+    def open_geometry(self, request: LoadRequest) -> GeometrySource | None:
+        files = {k: request.files(k)[0] for k in _GEOM_KEYS if request.files(k)}
+        if not files:
+            return None
+        layers, inputs = {}, []
+        grid_img = None
+
+        def add(name, path: Path, band: int = 0, invert: bool = False, func=None):
+            nonlocal grid_img
+            img = read_image_xml(path)
+            grid_img = grid_img or img
+            raster = img.band(band)
+            if invert:
+                raster = MappedRaster(raster, lambda a: a == 0, np.dtype(bool))
+            elif func is not None:
+                raster = MappedRaster(raster, func)
+            layers[name] = raster
+            inputs.extend([path, path.with_name(path.name + ".xml")])
+
+        if "demFile" in files:
+            add("height", files["demFile"])
+        if "lookupYFile" in files:
+            add("latitude", files["lookupYFile"])
+        if "lookupXFile" in files:
+            add("longitude", files["lookupXFile"])
+        if "incAngleFile" in files:
+            add("incidenceAngle", files["incAngleFile"], 0)
+        if "azAngleFile" in files:
+            img = read_image_xml(files["azAngleFile"])
+            # ISCE writes azimuths anywhere in (-360, 360); same angle, wrapped to [-180, 180)
+            add("azimuthAngle", files["azAngleFile"], 1 if img.bands >= 2 else 0, func=wrap_degrees)
+        if "shadowMaskFile" in files:
+            add("shadowMask", files["shadowMaskFile"])
+        if "waterMaskFile" in files:
+            f = files["waterMaskFile"]
+            # waterMask.rdr: 1 = land (MintPy's convention); water-body files (*.wbd, waterBody*) flag water
+            add("waterMask", f, invert=("wbd" in f.name.lower() or "waterbody" in f.name.lower()))
+        shape = (grid_img.length, grid_img.width)
+        for name, layer in layers.items():
+            if tuple(layer.shape) != shape:
+                raise InputError(f"geometry layer {name} is {layer.shape} but {grid_img.path.name} is {shape}; "
+                                 "the geometry files do not match")
+        radar, _ = self._radar(request, self._looks(request, shape), required=False)
+        if radar.starting_range is not None and radar.range_pixel_size is not None:
+            layers["slantRangeDistance"] = slant_range_raster(shape, radar.starting_range, radar.range_pixel_size)
+        meta = Metadata(grid=Grid(*shape), file_type="geometry", processor="isce", radar=radar)
+        return GeometrySource(layers, meta, tuple(inputs))
+
+
+@hookimpl
+def sbts_readers():
+    return [IsceReader()]

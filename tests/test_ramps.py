@@ -1,0 +1,114 @@
+"""The ramp-fitting kernel (sbts.core.ramps): exact recovery, noise, NaN, blocks, one joint solve."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from sbts.core import ramps
+from sbts.core.blocks import Block
+from sbts.core.ramps import (RAMP_KINDS, design_matrix_ramp, evaluate_ramps, evaluate_ramps_at, fit_ramps,
+                             fit_ramps_samples, num_coefficients)
+
+SHAPE = (30, 40)
+
+
+def _coeffs(kind: str, n: int = 4, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.05, size=(n, num_coefficients(kind)))
+
+
+@pytest.mark.parametrize("kind", RAMP_KINDS)
+def test_known_ramp_recovered_exactly(kind):
+    coeffs = _coeffs(kind)
+    stack = evaluate_ramps(coeffs, SHAPE, kind, dtype=np.float64)
+    mask = np.zeros(SHAPE, bool)
+    mask[::3, ::2] = True
+    got = fit_ramps(stack, mask, kind)
+    assert got.shape == coeffs.shape
+    np.testing.assert_allclose(got, coeffs, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["linear", "quadratic"])
+def test_ramp_with_noise_within_tolerance(kind):
+    coeffs = _coeffs(kind, n=6, seed=1)
+    rng = np.random.default_rng(2)
+    stack = evaluate_ramps(coeffs, SHAPE, kind, dtype=np.float64) + rng.normal(0, 1e-3, (6, *SHAPE))
+    got = fit_ramps(stack, None, kind)
+    # the ramp itself (what is removed) is the meaningful quantity: compare surfaces
+    diff = evaluate_ramps(got, SHAPE, kind, dtype=np.float64) - evaluate_ramps(coeffs, SHAPE, kind, dtype=np.float64)
+    assert np.abs(diff).max() < 1e-3
+
+
+def test_columns_follow_documented_order():
+    G = design_matrix_ramp((2, 4), "quadratic")
+    # pixel (row 1, col 2) of a 2×4 image: x = 2/4, y = 1/2
+    np.testing.assert_allclose(G[1 * 4 + 2], [1, 0.5, 0.5, 0.25, 0.25, 0.25])
+    assert design_matrix_ramp((2, 4), "linear_range").shape == (8, 2)
+    np.testing.assert_allclose(design_matrix_ramp((2, 4), "linear_azimuth")[4], [1, 0.5])
+    np.testing.assert_allclose(design_matrix_ramp((2, 4), "quadratic_azimuth")[4], [1, 0.5, 0.25])
+    np.testing.assert_allclose(design_matrix_ramp((2, 4), "quadratic_range")[3], [1, 0.75, 0.5625])
+
+
+def test_design_matrix_from_coordinates_matches_grid():
+    grid = design_matrix_ramp(SHAPE, "quadratic")
+    y, x = np.array([0, 5, 29]), np.array([0, 7, 39])
+    pts = design_matrix_ramp((y, x), "quadratic", shape=SHAPE)
+    np.testing.assert_allclose(pts, grid[y * SHAPE[1] + x])
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown ramp kind"):
+        design_matrix_ramp(SHAPE, "cubic")
+
+
+def test_nan_pixels_of_one_date_leave_the_others_exact():
+    coeffs = _coeffs("linear", n=3)
+    stack = evaluate_ramps(coeffs, SHAPE, "linear", dtype=np.float64)
+    stack[1, :10, :] = np.nan
+    got = fit_ramps(stack, None, "linear")
+    np.testing.assert_allclose(got, coeffs, atol=1e-10)
+
+
+def test_date_without_enough_valid_pixels_is_nan(caplog, monkeypatch):
+    # the CLI (configure_logging) stops "sbts" records reaching the root logger; caplog listens there
+    monkeypatch.setattr(logging.getLogger("sbts"), "propagate", True)
+    coeffs = _coeffs("quadratic", n=3)
+    stack = evaluate_ramps(coeffs, SHAPE, "quadratic", dtype=np.float64)
+    stack[2] = np.nan
+    stack[2, 0, :3] = 1.0  # 3 pixels for 6 unknowns
+    got = fit_ramps(stack, None, "quadratic")
+    assert np.isnan(got[2]).all()
+    np.testing.assert_allclose(got[:2], coeffs[:2], atol=1e-10)
+    assert "undetermined" in caplog.text
+
+
+def test_all_complete_dates_share_one_solve(monkeypatch):
+    calls = []
+    real = np.linalg.lstsq
+
+    def counting(*args, **kwargs):
+        calls.append(np.shape(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ramps.np.linalg, "lstsq", counting)
+    stack = evaluate_ramps(_coeffs("linear", n=8), SHAPE, "linear", dtype=np.float64)
+    fit_ramps(stack, None, "linear")
+    assert len(calls) == 1 and calls[0] == (SHAPE[0] * SHAPE[1], 8)
+
+
+def test_blocks_tile_the_full_evaluation():
+    coeffs = _coeffs("quadratic", n=2)
+    full = evaluate_ramps(coeffs, SHAPE, "quadratic")
+    block = Block(7, 19, 11, 40)
+    np.testing.assert_array_equal(evaluate_ramps(coeffs, SHAPE, "quadratic", block), full[:, 7:19, 11:40])
+    np.testing.assert_allclose(evaluate_ramps_at(coeffs, 7, 11, SHAPE, "quadratic"), full[:, 7, 11], rtol=1e-6)
+
+
+def test_samples_api_matches_masked_fit():
+    coeffs = _coeffs("linear_range", n=2)
+    stack = evaluate_ramps(coeffs, SHAPE, "linear_range", dtype=np.float64)
+    y, x = np.array([0, 3, 10, 20]), np.array([1, 30, 5, 39])
+    got = fit_ramps_samples(stack[:, y, x], y, x, SHAPE, "linear_range")
+    np.testing.assert_allclose(got, coeffs, atol=1e-10)

@@ -1,0 +1,3 @@
+"""A plugin that cannot be imported (a missing dependency, typically)."""
+
+raise ImportError("sbts_broken needs the package 'not_installed_dependency'")

@@ -1,0 +1,8 @@
+"""A plugin whose hook name is misspelled: ``sbts_reader`` instead of ``sbts_readers``."""
+
+from sbts.core.hookspecs import hookimpl
+
+
+@hookimpl
+def sbts_reader():
+    return []
