@@ -86,18 +86,47 @@ def floor_read(path: Path, datasets: list[str]) -> tuple[float, bool]:
     return time.perf_counter() - start, cold
 
 
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants (pool workers included), MB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += float(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
 def run_invert(path: Path, work: Path, weight: str, max_memory: float, extra: list[str]) -> tuple[float, float]:
+    """Wall time and peak RSS (summed over the process tree, sampled every 50 ms) of one run."""
     drop_caches()
     sbts = Path(sys.executable).with_name("sbts")
     cmd = [str(sbts), "-q", "invert", "-i", str(path), "-d", str(work), "-w", weight, "--max-memory",
            str(max_memory), "--force", "--min-temp-coh", "0", *extra]
-    # a wrapper process reports the peak RSS of this run alone (RUSAGE_CHILDREN is a running maximum)
-    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-               "subprocess.run(sys.argv[1:], check=True); "
-               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
-    wall, peak_kb = out.stdout.split()[-2:]
-    return float(wall), float(peak_kb) / 1024  # MB (Linux reports kB)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_mb(proc.pid))
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"sbts invert failed with exit code {proc.returncode}")
+    return wall, peak
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from ._plugin_group import PluginGroup
 
 def _help(item) -> str:
     lines = [(item.summary or item.name).strip(), ""]
-    doc = (type(item).__doc__ or "").strip()
+    doc = inspect.cleandoc(type(item).__doc__ or "")
     if doc and doc != item.summary:
         lines += [doc, ""]
     if item.stage == "timeseries":

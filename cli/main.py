@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "invert": ("sbts.cli.invert", "invert", "Invert the interferogram network into a displacement time series."),
     "correct": ("sbts.cli.correct", "correct", "Run a correction plugin (sbts correct NAME)."),
     "export": ("sbts.cli.export", "export", "Write a product in another format (sbts export FORMAT FILE)."),
+    "velocity": ("sbts.cli.velocity", "velocity", "Fit time functions: velocity, seasonal terms, steps, with uncertainty."),
+    "rms": ("sbts.cli.rms", "rms", "Residual RMS per date: best reference date and outlier dates."),
+    "refdate": ("sbts.cli.refdate", "refdate", "Re-reference time-series files to a date."),
+    "geocode": ("sbts.cli.geocode", "geocode", "Resample files between radar and geographic coordinates."),
     "info": ("sbts.cli.info", "info", "Show the structure, attributes and dates of an HDF5 file."),
     "plugins": ("sbts.cli.plugins", "plugins", "List the installed plugins by kind."),
     "demo": ("sbts.cli.demo", "demo", "Write the synthetic demo stack and run the pipeline on it."),
@@ -83,15 +87,28 @@ def _plugin_commands() -> list[click.Command]:
     return [c for c in get_registry().commands() if isinstance(c, click.Command)]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s" if not verbose else "%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("sbts")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
     logging.captureWarnings(True)
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}"
     warnings_logger = logging.getLogger("py.warnings")
     warnings_logger.handlers[:] = [handler]
     if not verbose:
@@ -116,3 +133,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 def main() -> None:  # pragma: no cover - console entry
     cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -64,7 +64,7 @@ def describe_plugins() -> str:
         if not items:
             lines.append("  (none)")
         for i in sorted(items, key=lambda i: i.name):
-            lines.append(f"  {i.name:<20s} {i.package} {i.version:<8s} {i.summary}")
+            lines.append(f"  {i.name:<22s} {i.package:<14s} {i.version:<8s} {i.summary}")
         lines.append("")
     if reg.broken:
         lines.append("Broken plugins (skipped):")

@@ -154,40 +154,41 @@ def solve_block(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.n
     invalid = phase == 0  # MintPy: zero phase is no data (NaN stays NaN through the subtraction)
     if task.ref_phase is not None:
         phase -= np.asarray(task.ref_phase, np.float32)[:, None]
-    phase[invalid] = np.nan
+    np.copyto(phase, np.float32(np.nan), where=invalid)
     del invalid
     coherence = None
     if task.weight_func != "no" or task.mask_dataset == "coherence":
-        coherence = stack.read("coherence", block, idx).reshape(len(idx), -1).astype(np.float32)
+        coherence = stack.read("coherence", block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
     if task.mask_dataset == "coherence":
-        phase[~(coherence >= task.mask_threshold)] = np.nan
+        np.copyto(phase, np.float32(np.nan), where=~(coherence >= task.mask_threshold))
     elif task.mask_dataset == "connectComponent":
         cc = stack.read("connectComponent", block, idx).reshape(len(idx), -1)
-        phase[cc == 0] = np.nan
-    solve = np.isfinite(phase).any(axis=0)
+        np.copyto(phase, np.float32(np.nan), where=cc == 0)
+    # pixels outside the land mask are not solved; all-NaN pixels come back empty from the solver
     pmask = _pixel_mask_for(task, block)
-    if pmask is not None:
-        solve &= pmask.reshape(-1)
-    cols = np.flatnonzero(solve)
-    ts = np.zeros((n, h * w), np.float32)
-    tcoh = np.zeros(h * w, np.float32)
-    num = np.zeros(h * w, np.int16)
-    if cols.size:
-        if cols.size < h * w:  # gather only the pixels to solve (water, empty pixels skipped)
-            phase = phase[:, cols]
-            coherence = None if coherence is None else coherence[:, cols]
-        else:
-            cols = slice(None)
-        weight = None
-        if task.weight_func != "no":
-            weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
-        del coherence
+    cols = None if pmask is None or pmask.all() else np.flatnonzero(pmask.reshape(-1))
+    if cols is not None:
+        phase = phase[:, cols]
+        coherence = None if coherence is None else coherence[:, cols]
+    weight = None
+    if task.weight_func != "no" and phase.shape[1]:
+        weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
+    del coherence
+    if phase.shape[1] == 0:
+        res_ts, res_tcoh, res_num = np.zeros((n, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int16)
+    else:
         res = invert_block(phase, np.asarray(task.date1_index), np.asarray(task.date2_index),
                            np.asarray(task.tbase), weight=weight, min_norm_velocity=task.min_norm_velocity,
                            min_redundancy=task.min_redundancy)
-        ts[:, cols] = res.timeseries * task.phase2range
-        tcoh[cols] = res.temporal_coherence
-        num[cols] = res.num_inv_ifgram
+        res_ts, res_tcoh, res_num = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
+        res_ts *= np.float32(task.phase2range)
+    if cols is None:
+        ts, tcoh, num = res_ts, res_tcoh, res_num
+    else:
+        ts = np.zeros((n, h * w), np.float32)
+        tcoh = np.zeros(h * w, np.float32)
+        num = np.zeros(h * w, np.int16)
+        ts[:, cols], tcoh[cols], num[cols] = res_ts, res_tcoh, res_num
     return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w)
 
 

@@ -146,7 +146,7 @@ def build_registry(entry_points: Iterable[Any] | None = None, extra_plugins: Ite
             continue
 
     for kind, hook_name in _HOOKS.items():
-        for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):  # registration order
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order: first wins
             plugin_name = impl.plugin_name
             try:
                 provided = impl.function() or []

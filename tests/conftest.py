@@ -35,5 +35,9 @@ def _quiet_progress():
     from sbts.core import progress
 
     progress.set_enabled(False)
-    logging.getLogger("sbts").setLevel(logging.INFO)
+    log = logging.getLogger("sbts")
+    log.setLevel(logging.INFO)
     yield
+    # a CLI run in a test configures the "sbts" logger for a terminal; undo it for caplog
+    log.handlers[:] = []
+    log.propagate = True

@@ -115,10 +115,6 @@ def test_correction_with_unknown_stage_is_rejected():
     assert any("stage" in w for w in warned)
 
 
-# pluggy's get_hookimpls() is already in registration order; core/plugins.py:149 reverses it, so
-# the LAST plugin wins (a third-party plugin could shadow a built-in).  Reported; remove the
-# marker once `reversed(...)` is dropped there.
-@pytest.mark.xfail(strict=True, reason="core/plugins.py:149 iterates hookimpls last-registered first")
 def test_duplicate_names_keep_the_first():
     first, second = _Exporter("same"), _Exporter("same")
     reg, warned = _build(("one", _Plugin(exporters=[first])), ("two", _Plugin(exporters=[second])))

@@ -41,11 +41,7 @@ DEFAULT_MASK = "maskTempCoh.h5"
 
 
 class Deramp(Correction):
-    """Fit and remove one ramp (planar or quadratic surface) per date of a time series.
-
-    The ramps are fitted on the pixels of mintpy.deramp.maskFile and taken relative to the reference
-    pixel (REF_Y/REF_X), so the result stays zero there.
-    """
+    """Fits one ramp per date on the mask pixels and removes it relative to REF_Y/REF_X (which stays 0)."""
 
     name = "deramp"
     summary = "Remove a linear/quadratic phase ramp from each date (orbit errors, long-wavelength delay)."
