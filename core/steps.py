@@ -21,7 +21,10 @@ def prepare_network(stack_path: str | os.PathLike, template: Template, work_dir:
 
     stack_path, work_dir = Path(stack_path), Path(work_dir)
     report = modify_network(stack_path, template, work_dir, max_memory)
-    write_average_coherence(stack_path, work_dir, max_memory)
+    if IfgramStack(stack_path).has("coherence"):
+        write_average_coherence(stack_path, work_dir, max_memory)
+    else:
+        logger.info("%s has no coherence: avgSpatialCoh.h5 is not written", stack_path.name)
     write_conncomp_mask(stack_path, work_dir, max_memory)
     choice = choose_reference(IfgramStack(stack_path), template, work_dir, max_memory)
     set_reference(stack_path, choice.y, choice.x, choice.lat, choice.lon)
