@@ -18,6 +18,7 @@ from sbts import __version__
 
 # name -> (module, attribute, one-line help shown by `sbts --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("sbts.cli.run", "run", "Run the whole small-baseline workflow (smallbaselineApp), or some of its steps."),
     "load": ("sbts.cli.load", "load", "Load a processor's interferograms and geometry into inputs/*.h5."),
     "network": ("sbts.cli.network", "network", "Modify the network, average coherence, pick the reference point."),
     "invert": ("sbts.cli.invert", "invert", "Invert the interferogram network into a displacement time series."),
@@ -27,6 +28,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rms": ("sbts.cli.rms", "rms", "Residual RMS per date: best reference date and outlier dates."),
     "refdate": ("sbts.cli.refdate", "refdate", "Re-reference time-series files to a date."),
     "geocode": ("sbts.cli.geocode", "geocode", "Resample files between radar and geographic coordinates."),
+    "view": ("sbts.cli.view", "view", "Plot maps: any dataset, dates or interferograms, with masks and DEM shading."),
+    "tsview": ("sbts.cli.tsview", "tsview", "Plot the displacement history of a pixel (click on the map, or --yx/--lalo)."),
+    "plot": ("sbts.cli.plot", "plot", "Plots: network, coherence-matrix, transect, rms."),
+    "average": ("sbts.cli.tools", "average", "Temporal average of a stack dataset (e.g. coherence)."),
+    "mask": ("sbts.cli.tools", "mask", "Make a mask from thresholds, non-zero values or connected components."),
+    "horzvert": ("sbts.cli.tools", "horzvert", "Ascending + descending LOS → east-west and vertical."),
+    "mosaic": ("sbts.cli.tools", "mosaic", "Mosaic overlapping geocoded maps with offset adjustment."),
+    "filter": ("sbts.cli.tools", "filter_", "Spatial or temporal filters of maps and time series."),
+    "gnss": ("sbts.cli.tools", "gnss", "Compare with GNSS time series (UNR .tenv3) projected to the LOS."),
     "info": ("sbts.cli.info", "info", "Show the structure, attributes and dates of an HDF5 file."),
     "plugins": ("sbts.cli.plugins", "plugins", "List the installed plugins by kind."),
     "demo": ("sbts.cli.demo", "demo", "Write the synthetic demo stack and run the pipeline on it."),

@@ -1,0 +1,46 @@
+"""``sbts run``."""
+
+from __future__ import annotations
+
+import click
+
+from . import options as o
+
+from sbts.core.workflow import describe_steps  # light: no GDAL, no plugins
+
+_STEP_TEXT = describe_steps()
+
+
+@click.command(help=f"""Run the small-baseline workflow, as MintPy's smallbaselineApp.py.
+
+TEMPLATE is a MintPy/sbts template (a MintPy custom template works as it is); WORK_DIR defaults
+to its folder.  Steps whose outputs are newer than their inputs and whose options are unchanged
+are skipped; --force reruns them.  An interrupted run rerun continues where it stopped.  The run
+writes sbts_run.log and sbts_run_summary.txt; --plot fills pic/.
+
+Third-party correction plugins join the time-series chain with the template key
+sbts.run.extraCorrections = NAME[, NAME].
+
+\b
+Steps:
+{_STEP_TEXT}
+""")
+@o.template_arg
+@click.option("--dostep", default=None, metavar="STEP", help="Run only this step.")
+@click.option("--start", default=None, metavar="STEP", help="Start at this step.")
+@click.option("--end", default=None, metavar="STEP", help="Stop after this step.")
+@click.option("--plot", is_flag=True, help="Write the overview pictures into WORK_DIR/pic.")
+@o.work_dir_opt
+@o.max_memory_opt
+@o.num_worker_opt
+@o.cluster_opt
+@o.force_opt
+def run(template, dostep, start, end, plot, work_dir, max_memory, num_worker, cluster, force) -> None:
+    from sbts.core.workflow import run_workflow
+
+    t = o.load_template(template)
+    reports = run_workflow(template, work_dir, start=start, end=end, dostep=dostep, force=force, plot=plot,
+                           max_memory=max_memory, num_worker=o.resolve_workers(num_worker, t),
+                           cluster=cluster if cluster is not None else t.get("mintpy.compute.cluster"), template=t)
+    for r in reports:
+        click.echo(f"{r.name:<22s} {r.status}")

@@ -1,0 +1,279 @@
+"""Helpers shared by the geometry-dependent corrections (troposphere, DEM error, LOD).
+
+Geometry: layers come from the geometry file (``inputs/geometryRadar.h5`` / ``geometryGeo.h5``); where a
+layer is absent, a scalar attribute stands in for it (``INCIDENCE_ANGLE``, ``SLANT_RANGE_DISTANCE`` ...,
+from the time series, the geometry file or an UPPER_CASE template key), because SNAP/GMTSAR products
+give only scene values.  Nothing else is guessed: a layer that has neither stops with an
+:class:`InputError` naming the layer, the file and the attributes that would do.
+
+Absolute delays (``inputs/ERA5.h5``, ``inputs/GACOS.h5``) are stored un-referenced, in displacement
+sign (metres, positive toward the satellite, so a delay — a range increase — is negative), and are
+removed the way MintPy's ``diff.py`` does: re-referenced in space to ``REF_Y/REF_X`` and in time to
+``REF_DATE`` of the time series, then subtracted.  Dates without a delay stay uncorrected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.blocks import Block, plan_blocks
+from sbts.core.errors import DataError, InputError
+from sbts.core.interfaces import CorrectionContext
+from sbts.core.products import Geometry, TimeSeries, TimeSeriesWriter
+
+logger = logging.getLogger(__name__)
+
+# layer → scalar attributes accepted in its place (first found wins)
+SCALAR_FALLBACKS = {
+    "incidenceAngle": ("INCIDENCE_ANGLE", "CENTER_INCIDENCE_ANGLE"),
+    "slantRangeDistance": ("SLANT_RANGE_DISTANCE",),
+    "height": (),
+    "latitude": (),
+    "longitude": (),
+}
+
+
+def resolve_path(value: str, work_dir: Path) -> Path:
+    path = Path(os.path.expanduser(os.path.expandvars(value)))
+    return path if path.is_absolute() else work_dir / path
+
+
+def provenance(context: CorrectionContext, prefix: str, keys: Sequence[str] | None = None) -> dict[str, str]:
+    """Resolved values of the template keys under ``prefix`` (written into the outputs' attributes)."""
+    section = context.template.section(prefix)
+    if keys is not None:
+        section = {k: v for k, v in section.items() if k in keys}
+    return section
+
+
+class GeometryAccess:
+    """Block-wise access to the geometry layers of a time series, with the scalar fallbacks."""
+
+    def __init__(self, context: CorrectionContext, ts: TimeSeries) -> None:
+        self.ts = ts
+        self.context = context
+        self.path = context.geometry_file
+        self.geometry: Geometry | None = None
+        if self.path is not None:
+            if not Path(self.path).exists():
+                raise InputError(f"{self.path}: geometry file not found (give an existing one with -g)")
+            self.geometry = Geometry(self.path)
+            if self.geometry.shape != ts.shape:
+                raise InputError(f"{self.path}: geometry is {self.geometry.shape[0]}×{self.geometry.shape[1]} but "
+                                 f"{ts.path} is {ts.shape[0]}×{ts.shape[1]}; use the geometry of the same grid")
+
+    # ------------------------------------------------------------------ lookup
+    def has_layer(self, name: str) -> bool:
+        return self.geometry is not None and self.geometry.has(name) and len(self.geometry.dataset_shape(name)) == 2
+
+    def scalar(self, name: str) -> tuple[float, str] | None:
+        """The scalar fallback of layer ``name`` and the attribute it came from."""
+        sources = [self.ts.metadata]
+        if self.geometry is not None:
+            sources.append(self.geometry.metadata)
+        overrides = self.context.template.metadata_overrides()
+        for key in SCALAR_FALLBACKS.get(name, ()):
+            for meta in sources:
+                value = meta.to_attrs().get(key)
+                if value not in (None, "", "None", "nan"):
+                    try:
+                        return float(value), key
+                    except ValueError:
+                        raise InputError(f"{meta.extra.get('FILE_PATH', self.ts.path)}: {key} = {value!r} "
+                                         "is not a number") from None
+            if key in overrides:
+                try:
+                    return float(overrides[key]), key
+                except ValueError:
+                    raise InputError(f"template: {key} = {overrides[key]!r} is not a number") from None
+        return None
+
+    def available(self, name: str) -> bool:
+        return self.has_layer(name) or self.scalar(name) is not None
+
+    def missing_error(self, name: str, purpose: str) -> InputError:
+        where = (f"the geometry file {self.path} has no {name!r} layer" if self.path is not None else
+                 f"no geometry file was found (expected {name!r} in inputs/geometryRadar.h5 or "
+                 f"inputs/geometryGeo.h5 of {self.context.work_dir}; give one with -g)")
+        attrs = SCALAR_FALLBACKS.get(name, ())
+        fallback = (f", and neither {self.ts.path} nor the geometry has the scalar attribute "
+                    f"{' / '.join(attrs)} to use instead (set e.g. {attrs[0]} = ... in the template)"
+                    if attrs else "")
+        return InputError(f"{name!r} is needed for {purpose} but {where}{fallback}")
+
+    def read(self, name: str, block: Block | None, purpose: str) -> np.ndarray:
+        """Layer ``name`` over ``block`` as float64 (a scalar fallback broadcast to the block)."""
+        shape = block.shape if block is not None else self.ts.shape
+        if self.has_layer(name):
+            return np.asarray(self.geometry.read(name, block), np.float64)
+        found = self.scalar(name)
+        if found is None:
+            raise self.missing_error(name, purpose)
+        return np.full(shape, found[0], np.float64)
+
+    def describe(self, name: str) -> str:
+        if self.has_layer(name):
+            return f"{name} of {Path(self.path).name}"
+        found = self.scalar(name)
+        return f"{found[1]} = {found[0]:g}" if found else "missing"
+
+    def lat_lon(self, block: Block | None, purpose: str) -> tuple[np.ndarray, np.ndarray]:
+        """Latitude/longitude (deg) of the pixel centres: geometry layers, else the geocoded grid."""
+        if self.has_layer("latitude") and self.has_layer("longitude"):
+            return (np.asarray(self.geometry.read("latitude", block), np.float64),
+                    np.asarray(self.geometry.read("longitude", block), np.float64))
+        geo = self.ts.metadata.grid.geo or (self.geometry.metadata.grid.geo if self.geometry is not None else None)
+        if geo is None:
+            raise InputError(
+                f"latitude/longitude are needed for {purpose}: {self.ts.path} is in radar coordinates and "
+                + (f"the geometry file {self.path} has no 'latitude'/'longitude' layers"
+                   if self.path is not None else "no geometry file was found (give one with -g)"))
+        b = block or Block(0, self.ts.shape[0], 0, self.ts.shape[1])
+        rows = np.arange(b.row_start, b.row_stop) + 0.5
+        cols = np.arange(b.col_start, b.col_stop) + 0.5
+        y = geo.y_first + rows * geo.y_step
+        x = geo.x_first + cols * geo.x_step
+        xx, yy = np.meshgrid(x, y)
+        if geo.x_unit.lower().startswith("deg") or geo.epsg == 4326:
+            return yy, xx
+        if geo.epsg is None:
+            raise InputError(f"{self.ts.path}: the grid is projected ({geo.x_unit}) but has no EPSG attribute; "
+                             f"cannot compute latitude/longitude for {purpose}")
+        from pyproj import Transformer
+
+        t = Transformer.from_crs(geo.epsg, 4326, always_xy=True)
+        lon, lat = t.transform(xx, yy)
+        return np.asarray(lat), np.asarray(lon)
+
+
+# ---------------------------------------------------------------------------- references
+def reference_date_index(ts: TimeSeries) -> int:
+    """Index of REF_DATE (the first date when the file has none: an inverted series starts at 0)."""
+    ref = ts.metadata.reference.date
+    if ref is not None and ref in ts.dates:
+        return ts.dates.index(ref)
+    if ref is not None:
+        logger.warning("%s: REF_DATE %s is not one of its dates; using the first date", ts.path, ref)
+    return 0
+
+
+def reference_pixel(ts: TimeSeries) -> tuple[int, int] | None:
+    ref = ts.metadata.reference
+    if ref.has_point and 0 <= ref.y < ts.shape[0] and 0 <= ref.x < ts.shape[1]:
+        return ref.y, ref.x
+    if ref.has_point:
+        logger.warning("REF_Y/REF_X = %s/%s is outside the %d×%d image: no spatial re-referencing", ref.y, ref.x,
+                       *ts.shape)
+    else:
+        logger.warning("%s has no REF_Y/REF_X: the correction is not re-referenced in space", ts.path)
+    return None
+
+
+# ---------------------------------------------------------------------------- delay files
+def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], compute: Callable[[int], np.ndarray],
+                     extra: dict[str, str]) -> Path:
+    """Write absolute delays (displacement sign, m) for the dates ``date_index`` of ``ts``, date by date.
+
+    ``compute(i)`` returns the 2-D map of date ``ts.dates[i]``.  No REF_* attributes: the file is absolute.
+    """
+    meta = ts.metadata.replace(reference=type(ts.metadata.reference)()).with_extra(**extra)
+    dates = [ts.date_strings[i] for i in date_index]
+    bperp = np.asarray(ts.bperp)[list(date_index)] if len(date_index) else np.zeros(0)
+    full = Block(0, ts.shape[0], 0, ts.shape[1])
+    with TimeSeriesWriter(path, meta, dates, bperp) as w:
+        for j, i in enumerate(date_index):
+            w.write("timeseries", np.asarray(compute(i), np.float32), full, layers=j)
+    return path
+
+
+def delay_file_signature(items: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps(list(items)).encode()).hexdigest()[:32]
+
+
+def reusable_delay_file(path: Path, ts: TimeSeries, signature: str) -> bool:
+    """True when ``path`` was written from the same inputs for this grid (MintPy's update mode)."""
+    if not path.exists():
+        return False
+    try:
+        old = TimeSeries(path)
+    except InputError:
+        return False
+    return old.shape == ts.shape and old.metadata.extra.get("SBTS_DELAY_INPUTS") == signature
+
+
+def apply_delay(context: CorrectionContext, ts: TimeSeries, delay_path: Path, output: Path,
+                extra: dict[str, str], label: str) -> tuple[list[str], list[str]]:
+    """``output = ts − re-referenced delay`` block by block (MintPy's ``diff.py --force``).
+
+    The delay at each date is taken relative to its value at REF_Y/REF_X and to the delay map of the
+    series' REF_DATE, so the corrected series keeps its references (0 at the reference pixel and date).
+    Returns (corrected dates, uncorrected dates).  Pixels 0 at every date (no data) stay 0.
+    """
+    delay = TimeSeries(delay_path)
+    if delay.shape != ts.shape:
+        raise InputError(f"{delay_path}: {delay.shape[0]}×{delay.shape[1]} does not match {ts.path} "
+                         f"({ts.shape[0]}×{ts.shape[1]}); delete it so it is recomputed")
+    pos = {d: j for j, d in enumerate(delay.date_strings)}
+    idx_ts = [i for i, d in enumerate(ts.date_strings) if d in pos]
+    idx_delay = [pos[ts.date_strings[i]] for i in idx_ts]
+    missing = [d for d in ts.date_strings if d not in pos]
+    ref_i = reference_date_index(ts)
+    ref_date = ts.date_strings[ref_i]
+    if ref_date not in pos:
+        raise InputError(f"{delay_path} has no delay for the reference date {ref_date} of {ts.path}: every "
+                         f"date is corrected relative to it; provide its {label} input")
+    j_ref = pos[ref_date]
+    ref_yx = reference_pixel(ts)
+    if ref_yx is not None:
+        ry, rx = ref_yx
+        at_ref = np.asarray(delay.read_dates(Block(ry, ry + 1, rx, rx + 1)), np.float64)[:, 0, 0]
+        if not np.all(np.isfinite(at_ref[idx_delay])):
+            raise DataError(f"{delay_path}: the delay is NaN at the reference pixel REF_Y/REF_X = {ry}/{rx}; "
+                            "the weather/GACOS data do not cover it")
+    else:
+        at_ref = np.zeros(len(delay.dates))
+    n = len(ts.dates)
+    meta = ts.metadata.with_extra(**extra)
+    blocks = plan_blocks(ts.shape, n * 4 * 4 + 8, context.max_memory, ts.chunk_shape(ts.dataset_name))
+    with TimeSeriesWriter(output, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
+                          unit=ts.metadata.unit or "m") as w:
+        for block in blocks:
+            data = ts.read_dates(block).astype(np.float32, copy=False)
+            nodata = np.all(data == 0, axis=0)
+            out = np.array(data, np.float32)
+            if idx_ts:
+                d = np.asarray(delay.read_dates(block, np.array(idx_delay)), np.float64)
+                d_ref = np.asarray(delay.read_dates(block, j_ref), np.float64) - at_ref[j_ref]
+                corr = d - at_ref[idx_delay][:, None, None] - d_ref[None]
+                out[idx_ts] = (data[idx_ts] - corr).astype(np.float32)
+            out[:, nodata] = 0
+            w.write(ts.dataset_name, out, block)
+    corrected = [ts.date_strings[i] for i in idx_ts]
+    if missing:
+        logger.warning("%s: no %s delay for %d date(s), left uncorrected: %s", ts.path.name, label, len(missing),
+                       ", ".join(missing))
+    return corrected, missing
+
+
+def expected_output(context: CorrectionContext, default_suffix: str, suffix: str) -> Path:
+    """The output name for a suffix chosen at run time (``_MERRA`` for weatherModel = MERRA ...)."""
+    from sbts.core.corrections import suffixed
+
+    if suffix != default_suffix and Path(context.output_file) == suffixed(Path(context.input_file), default_suffix):
+        return suffixed(Path(context.input_file), suffix)
+    return Path(context.output_file)
+
+
+def incidence_cosine(geom: GeometryAccess, block: Block | None, purpose: str) -> np.ndarray:
+    """cos θ of the incidence angle; NaN where θ is 0/NaN (no geometry: those pixels get no delay)."""
+    inc = geom.read("incidenceAngle", block, purpose)
+    cos = np.cos(np.deg2rad(inc))
+    cos[~np.isfinite(inc) | (inc <= 0) | (inc >= 90)] = np.nan
+    return cos

@@ -1,0 +1,340 @@
+"""``sbts correct dem_error``: topographic residual (DEM error) correction (Fattahi & Amelung 2013).
+
+Model of each pixel's displacement (m, + toward the satellite) at the fitted dates t_i::
+
+    d(t_i) = Δz · B⊥(t_i) / (r · sin θ)  +  Σ_{k=0..p} c_k (t_i − t_0)^k  +  Σ_s a_s H(t_i − T_s)
+
+Δz is the DEM error (m), B⊥ the perpendicular baseline of each date (``bperp`` of the time series, or a
+3-D ``bperp`` of the geometry file), r the slant range and θ the incidence angle; the polynomial (degree
+``polyOrder``) and the Heaviside steps (``stepDate``, H = 1 from the step date on) stand for the
+deformation.  Outputs: ``<input>_demErr.h5`` = ts − B⊥·Δz/(r sin θ) (the DEM-error term only),
+``demErr.h5`` (Δz, dataset ``dem``) and ``timeseriesResidual.h5`` = ts − G·X (the full model).
+
+Why the solve is batched without a per-pixel loop
+-------------------------------------------------
+Write the model as y = b·β + P·c with b the B⊥ column (β = Δz/(r sin θ)) and P the polynomial and step
+columns, shared by all pixels.  By the Frisch–Waugh–Lovell theorem the least-squares β equals the
+regression of the residualised data on the residualised baseline::
+
+    M = I − P P⁺  (one n×n projector for every pixel),   β = (M b)·(M y) / (M b)·(M b),   c = P⁺ (y − b β)
+
+so a block of pixels costs two matrix products and a scalar division per pixel, with b either one vector
+(1-D ``bperp``) or one column per pixel (3-D ``bperp``).  The geometry only scales the B⊥ column, so it
+does not change the fit: Δz = β · r · sin θ afterwards, with per-pixel r, θ (``pixelwiseGeometry = yes``)
+or their scene means — and the corrected series (ts − b·β) is the same either way.  B⊥ is taken relative
+to the reference date (a per-pixel constant absorbed by c_0), so the series stays 0 at REF_DATE.
+
+``phaseVelocity = yes`` fits the time-differenced series (y_{i+1} − y_i)/(t_{i+1} − t_i) over the kept
+dates (c_0 drops out; it is restored as the mean offset for the residual), which is less sensitive to a
+bias of the first date.  Excluded dates (``excludeDate`` or ``exclude_date.txt``) are left out of the fit
+but corrected like the others.  Pixels with a NaN date, no data (0 at every date) or zero/NaN geometry are
+left unchanged (Δz = 0, residual 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.blocks import Block, plan_blocks
+from sbts.core.dates import format_date, parse_date
+from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.h5io import H5Writer
+from sbts.core.hookspecs import hookimpl
+from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
+from sbts.core.products import TimeSeries, TimeSeriesWriter
+
+from ._tropo_common import GeometryAccess, provenance, reference_date_index, resolve_path
+
+logger = logging.getLogger(__name__)
+
+KEY = "mintpy.topographicResidual"
+POLY_KEY = KEY + ".polyOrder"
+VEL_KEY = KEY + ".phaseVelocity"
+STEP_KEY = KEY + ".stepDate"
+EXCLUDE_KEY = KEY + ".excludeDate"
+PIXELWISE_KEY = KEY + ".pixelwiseGeometry"
+PURPOSE = "the DEM error (r·sin θ of the B⊥ term)"
+
+
+class DemError(Correction):
+    """Estimates the DEM error from the baseline-correlated part of each pixel's series and removes it."""
+
+    name = "dem_error"
+    summary = "Estimate and remove the DEM error (topographic residual) correlated with B⊥ (Fattahi & Amelung 2013)."
+    suffix = "demErr"
+    stage = "timeseries"
+    keys = {
+        KEY: "yes | no: the workflow step switch (`sbts correct dem_error` always runs)",
+        POLY_KEY: "degree of the deformation polynomial fitted with the DEM error (default 2)",
+        VEL_KEY: "yes: fit the time-differenced series (phase velocity) instead of the displacement (default no)",
+        STEP_KEY: "step dates YYYYMMDD[,YYYYMMDD...] of Heaviside terms (e.g. earthquakes); no = none",
+        EXCLUDE_KEY: "dates left out of the fit: YYYYMMDD list, or a file (default exclude_date.txt, if it exists)",
+        PIXELWISE_KEY: "yes: per-pixel slant range and incidence for Δz; no: scene means (the corrected series "
+                       "is the same)",
+    }
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        t = context.template
+        ts = TimeSeries(context.input_file)
+        n = len(ts.dates)
+        if KEY in t.values and t.get(KEY) is None:
+            logger.info("%s = no, but the DEM-error correction was asked for explicitly: running it", KEY)
+        poly = t.get_int(POLY_KEY)
+        poly = 0 if poly is None else poly
+        if poly < 0:
+            raise TemplateError(f"{POLY_KEY} = {poly}: must be >= 0")
+        velocity = t.get_bool(VEL_KEY)
+        pixelwise = t.get_bool(PIXELWISE_KEY)
+        steps = _step_dates(t, ts)
+        keep = _kept_dates(context, ts)
+
+        geom = GeometryAccess(context, ts)
+        for name in ("slantRangeDistance", "incidenceAngle"):
+            if not geom.available(name):
+                raise geom.missing_error(name, PURPOSE)
+        bperp3d = _geometry_bperp(geom, n)
+        ref_i = reference_date_index(ts)
+        b1 = np.asarray(ts.bperp, np.float64) - float(ts.bperp[ref_i])
+        if bperp3d is None and not np.any(b1):
+            raise DataError(f"{ts.path}: all perpendicular baselines are equal ('bperp' dataset), so a DEM error "
+                            "cannot be separated from the deformation; load the baselines with the stack")
+
+        years = np.array([(d - ts.dates[0]).days for d in ts.dates], np.float64) / 365.25
+        shared = _shared_columns(ts, years, poly, steps)
+        fit = _FitOperator(shared, keep, years, velocity)
+        if fit.num_rows < fit.num_params + 1:
+            raise DataError(f"{ts.path}: {int(keep.sum())} date(s) left for the fit but the model has "
+                            f"{fit.num_params + 1} parameters; lower {POLY_KEY}, remove steps or exclude fewer dates")
+
+        scene = None if pixelwise else _scene_geometry(geom, context.max_memory)
+        extra = provenance(context, KEY)
+        out_meta = ts.metadata.with_extra(**extra)
+        dem_meta = ts.metadata.for_product("dem", "m").with_extra(**extra)
+        work = Path(context.work_dir)
+        dem_path, res_path = work / "demErr.h5", work / "timeseriesResidual.h5"
+        bytes_per_pixel = n * (4 + 8 * 6) + (n * 8 * 3 if bperp3d is not None else 0) + 64
+        blocks = plan_blocks(ts.shape, bytes_per_pixel, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        logger.info("DEM error: %d dates (%d fitted%s), polynomial %d, %d step(s), %s geometry, %d block(s)",
+                    n, int(keep.sum()), ", phase velocity" if velocity else "", poly, len(steps),
+                    "pixelwise" if pixelwise else "scene-mean", len(blocks))
+        stats = np.zeros(3)  # sum |Δz|, count, max |Δz|
+        with contextlib.ExitStack() as stack:
+            w_out = stack.enter_context(TimeSeriesWriter(context.output_file, out_meta, ts.date_strings, ts.bperp,
+                                                         dataset=ts.dataset_name, unit=ts.metadata.unit or "m"))
+            w_res = stack.enter_context(TimeSeriesWriter(res_path, out_meta, ts.date_strings, ts.bperp,
+                                                         unit=ts.metadata.unit or "m"))
+            w_dem = stack.enter_context(H5Writer(dem_path, dem_meta))
+            w_dem.create("dem", shape=ts.shape, dtype=np.float32)
+            for block in blocks:
+                data = ts.read_dates(block).astype(np.float32, copy=False)
+                b = b1 if bperp3d is None else _bperp_block(geom, block, ref_i)
+                out, res, dz = _correct_block(data, b, fit, geom, block, scene)
+                w_out.write(ts.dataset_name, out, block)
+                w_res.write("timeseries", res, block)
+                w_dem.write("dem", dz, block)
+                ok = dz != 0
+                if ok.any():
+                    stats += (np.abs(dz[ok]).sum(), ok.sum(), 0)
+                    stats[2] = max(stats[2], float(np.abs(dz[ok]).max()))
+        mean = stats[0] / stats[1] if stats[1] else 0.0
+        summary = (f"estimated the DEM error on {int(stats[1])} pixels (mean |Δz| {mean:.1f} m, max {stats[2]:.1f} m) "
+                   f"and removed it from {n} dates")
+        logger.info(summary)
+        return CorrectionResult(Path(context.output_file), extra_outputs=(dem_path, res_path), summary=summary)
+
+
+# ---------------------------------------------------------------------------- the fit
+class _FitOperator:
+    """The shared part of the least-squares problem: rows fitted, projector M and pseudo-inverse P⁺."""
+
+    def __init__(self, shared: np.ndarray, keep: np.ndarray, years: np.ndarray, velocity: bool) -> None:
+        self.keep_idx = np.flatnonzero(keep)
+        self.velocity = velocity
+        self.years = years
+        self.shared = shared  # (n, q) all dates, for the residual
+        p = self.rows(shared)
+        if velocity:  # the constant column differences to 0: drop it
+            p = p[:, 1:]
+        self.p_fit = p
+        self.pinv = np.linalg.pinv(p) if p.shape[1] else np.zeros((0, p.shape[0]))
+        self.proj = np.eye(p.shape[0]) - p @ self.pinv
+        self.num_rows = p.shape[0]
+        self.num_params = p.shape[1]
+
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        """The fitted rows of ``x`` (n, ...): the kept dates, or their time differences / Δt."""
+        k = x[self.keep_idx]
+        if not self.velocity:
+            return k
+        dt = np.diff(self.years[self.keep_idx])
+        return np.diff(k, axis=0) / dt.reshape((-1,) + (1,) * (k.ndim - 1))
+
+
+def _correct_block(data: np.ndarray, b: np.ndarray, fit: _FitOperator, geom: GeometryAccess, block: Block,
+                   scene: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corrected series, residual and Δz of one block (no Python loop over pixels)."""
+    n = data.shape[0]
+    flat = data.reshape(n, -1)
+    r, s = (v.reshape(-1) for v in _pixel_geometry(geom, block, scene))
+    valid = np.all(np.isfinite(flat), axis=0) & ~np.all(flat == 0, axis=0) & np.isfinite(r) & np.isfinite(s)
+    out = np.array(data, np.float32)
+    res = np.zeros_like(out)
+    dz = np.zeros(block.shape, np.float32)
+    idx = np.flatnonzero(valid)
+    if idx.size == 0:
+        return out, res, dz
+    y = flat[:, idx].astype(np.float64)
+    bb = b if b.ndim == 1 else b.reshape(n, -1)[:, idx]
+    yf, bf = fit.rows(y), fit.rows(bb)
+    my = fit.proj @ yf
+    mb = fit.proj @ bf
+    if mb.ndim == 1:
+        num = mb @ my
+        den = np.full(idx.size, mb @ mb)
+    else:
+        num = np.einsum("ij,ij->j", mb, my)
+        den = np.einsum("ij,ij->j", mb, mb)
+    beta = np.where(den > 1e-12 * max(float(den.max()), 1e-30), num / np.where(den > 0, den, 1), 0.0)
+    bfull = bb[:, None] if bb.ndim == 1 else bb
+    term = bfull * beta[None]  # (n, npix) the DEM-error displacement
+    c = fit.pinv @ (yf - (bf[:, None] if bf.ndim == 1 else bf) * beta[None])
+    shared = fit.shared[:, 1:] if fit.velocity else fit.shared
+    model = term + shared @ c
+    if fit.velocity:  # c_0 is not in the differenced fit: the mean offset over the kept dates
+        model += np.mean((y - model)[fit.keep_idx], axis=0)[None]
+    o = out.reshape(n, -1)
+    o[:, idx] = (y - term).astype(np.float32)
+    res.reshape(n, -1)[:, idx] = (y - model).astype(np.float32)
+    dz.reshape(-1)[idx] = (beta * r[idx] * s[idx]).astype(np.float32)
+    return out, res, dz
+
+
+def _pixel_geometry(geom: GeometryAccess, block: Block, scene: tuple[float, float] | None):
+    """(r, sin θ) over the block; NaN where the geometry is missing/zero (such pixels are skipped)."""
+    bad = np.zeros(block.shape, bool)
+    for name in ("slantRangeDistance", "incidenceAngle"):  # zero/NaN geometry marks no-data pixels
+        if geom.has_layer(name):
+            v = geom.read(name, block, PURPOSE)
+            bad |= ~np.isfinite(v) | (v <= 0)
+    if scene is not None:
+        r = np.full(block.shape, scene[0])
+        s = np.full(block.shape, np.sin(np.deg2rad(scene[1])))
+    else:
+        r = geom.read("slantRangeDistance", block, PURPOSE)
+        s = np.sin(np.deg2rad(geom.read("incidenceAngle", block, PURPOSE)))
+    r[bad] = np.nan
+    s[bad] = np.nan
+    return r, s
+
+
+def _scene_geometry(geom: GeometryAccess, max_memory: float) -> tuple[float, float]:
+    """Scene means of slant range and incidence over the valid geometry pixels (block by block)."""
+    means = []
+    for name in ("slantRangeDistance", "incidenceAngle"):
+        if not geom.has_layer(name):
+            means.append(geom.scalar(name)[0])
+            continue
+        total, count = 0.0, 0
+        for block in plan_blocks(geom.ts.shape, 16, max_memory, geom.geometry.chunk_shape(name)):
+            v = geom.read(name, block, PURPOSE)
+            ok = np.isfinite(v) & (v > 0)
+            total += float(v[ok].sum())
+            count += int(ok.sum())
+        if count == 0:
+            raise InputError(f"{geom.path}: {name} has no valid (positive) pixel")
+        means.append(total / count)
+    logger.info("DEM error: scene-mean slant range %.1f m, incidence %.2f°", *means)
+    return means[0], means[1]
+
+
+def _geometry_bperp(geom: GeometryAccess, n: int) -> bool | None:
+    """True when the geometry file has a usable 3-D ``bperp`` (one layer per date), else None."""
+    if geom.geometry is None or not geom.geometry.has("bperp"):
+        return None
+    shape = geom.geometry.dataset_shape("bperp")
+    if len(shape) != 3:
+        return None
+    if shape[0] != n:
+        logger.warning("%s: 3-D bperp has %d layers for %d dates; using the time series' bperp instead",
+                       geom.path, shape[0], n)
+        return None
+    logger.info("DEM error: per-pixel B⊥ from the 3-D bperp of %s", geom.path)
+    return True
+
+
+def _bperp_block(geom: GeometryAccess, block: Block, ref_i: int) -> np.ndarray:
+    b = np.asarray(geom.geometry.read("bperp", block), np.float64)
+    b = b - b[ref_i][None]
+    return np.nan_to_num(b)
+
+
+def _shared_columns(ts: TimeSeries, years: np.ndarray, poly: int, steps: list) -> np.ndarray:
+    cols = [years ** k for k in range(poly + 1)]
+    for d in steps:
+        cols.append(np.array([1.0 if t >= d else 0.0 for t in ts.dates]))
+    return np.stack(cols, axis=1)
+
+
+def _step_dates(t, ts: TimeSeries) -> list:
+    out = []
+    for item in t.get_list(STEP_KEY):
+        try:
+            d = parse_date(item)
+        except InputError:
+            raise TemplateError(f"{STEP_KEY} = {t.raw(STEP_KEY)!r}: {item!r} is not a date YYYYMMDD[THHMM]") from None
+        if not ts.dates[0] < d <= ts.dates[-1]:
+            logger.warning("%s: step date %s is outside %s..%s (no acquisition on both sides); ignored", STEP_KEY,
+                           format_date(d), ts.date_strings[0], ts.date_strings[-1])
+            continue
+        out.append(d)
+    return out
+
+
+def _kept_dates(context: CorrectionContext, ts: TimeSeries) -> np.ndarray:
+    """Mask of the dates fitted: all but those of excludeDate (a date list or a file of dates)."""
+    t = context.template
+    items = t.get_list(EXCLUDE_KEY)
+    dates = []
+    if len(items) == 1 and not items[0].isdigit():
+        path = resolve_path(items[0], Path(context.work_dir))
+        if path.exists():
+            dates = _read_date_file(path)
+            logger.info("DEM error: excluding %d date(s) listed in %s", len(dates), path)
+        elif t.is_set(EXCLUDE_KEY):
+            raise InputError(f"{path}: file of dates to exclude not found ({EXCLUDE_KEY} = {t.raw(EXCLUDE_KEY)}); "
+                             f"give an existing file, a list of YYYYMMDD dates, or no")
+    else:
+        for item in items:
+            try:
+                dates.append(parse_date(item))
+            except InputError:
+                raise TemplateError(f"{EXCLUDE_KEY} = {t.raw(EXCLUDE_KEY)!r}: {item!r} is not a date") from None
+    keep = np.ones(len(ts.dates), bool)
+    for d in dates:
+        if d in ts.dates:
+            keep[ts.dates.index(d)] = False
+        else:
+            logger.warning("%s: %s is not a date of %s; ignored", EXCLUDE_KEY, format_date(d), ts.path.name)
+    return keep
+
+
+def _read_date_file(path: Path) -> list:
+    out = []
+    for line in Path(path).read_text(errors="replace").splitlines():
+        token = line.split("#", 1)[0].strip()
+        if token:
+            try:
+                out.append(parse_date(token.split()[0]))
+            except InputError:
+                raise InputError(f"{path}: {token!r} is not a date YYYYMMDD") from None
+    return out
+
+
+@hookimpl
+def sbts_corrections():
+    return [DemError()]
+

@@ -1,0 +1,558 @@
+"""``sbts correct bridging | phase_closure | bridging+phase_closure``: unwrapping-error correction.
+
+Implements the two methods of Yunjun, Fattahi & Amelung (2019, Computers & Geosciences, §3) on the
+interferogram stack (stage ``ifgram``): each adds a corrected copy of the phase to
+``ifgramStack.h5`` under MintPy's name and leaves ``unwrapPhase`` untouched, so the inversion can
+choose its observation (:func:`corrected_dataset_name`):
+
+``bridging`` → ``unwrapPhase_bridging``
+    Per kept pair, the connected components (``connectComponent``, water masked, split into
+    spatially connected pieces, pieces under ``connCompMinArea`` ignored) are linked by their
+    shortest boundary-to-boundary bridges (``cKDTree``); the minimum spanning tree of those bridges
+    is walked breadth-first from the region holding REF_Y/REF_X, and each child region is shifted
+    by ``2π·N``, ``N = round((φ_parent − φ_child)/2π)`` from the median phases in windows of radius
+    ``bridgePtsRadius`` at the two bridge ends.  An optional ramp (``ramp``), fitted on the
+    reference region, is removed before and restored after, so a long-wavelength signal does not
+    bias N across long bridges.
+
+``phase_closure`` → ``unwrapPhase_phaseClosure``
+    Common regions = pixels sharing the same connected-component label in every kept pair
+    (the paper's "common connected components": in every pair they were unwrapped together, so
+    they share one integer ambiguity per pair).  In each region ``numSample`` pixels are drawn
+    (seeded RNG, see below); their integer closures ``c_int = round(C·φ/2π)`` are turned into
+    integer corrections U by an L1 mixed-integer program solved with HiGHS
+    (:func:`sbts.core.closure.solve_integer_ambiguity`, batched by unique closure pattern); the
+    region's U is the median over its samples and ``2π·U_k`` is added to pair k on the region.
+
+``bridging+phase_closure`` → ``unwrapPhase_bridging`` then ``unwrapPhase_bridging_phaseClosure``.
+
+Reproducibility: MintPy draws the samples with an unseeded generator; here they come from
+``numpy.random.default_rng(seed)`` (``seed`` option, default 0), so a re-run gives the same answer.
+
+Crash safety: the corrected phase is written block by block into a temporary HDF5 file beside the
+stack, then copied into the stack under a temporary name and renamed (``h5py`` move) to its final
+name; an existing dataset of that name is swapped out the same way.  An interrupted run therefore
+never leaves a half-written dataset under the final name (leftover temporary names are removed at
+the next run).  Deleting datasets does not shrink an HDF5 file; ``h5repack`` reclaims the space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from scipy import ndimage
+from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+from scipy.spatial import cKDTree
+
+from sbts.core.averages import read_mask_file
+from sbts.core.blocks import Block, plan_blocks
+from sbts.core.closure import (
+    DEFAULT_ALPHA, TWO_PI, integer_ambiguity, reference_phase, solve_integer_ambiguity, triplet_indices,
+    triplet_matrix,
+)
+from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.hookspecs import hookimpl
+from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
+from sbts.core.products import IfgramStack
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "mintpy.unwrapError."
+METHOD_KEY = PREFIX + "method"
+DATASETS = {
+    "bridging": "unwrapPhase_bridging",
+    "phase_closure": "unwrapPhase_phaseClosure",
+    "bridging+phase_closure": "unwrapPhase_bridging_phaseClosure",
+}
+_TMP_SUFFIX = "__sbts_tmp"
+_OLD_SUFFIX = "__sbts_old"
+_CONFIG_ATTR = "SBTS_UNWRAP_ERROR_CONFIG"
+RADIUS_FRACTION = 0.05  # bridge windows at most 5 % of the image size (they must stay local)
+
+_KEYS_COMMON = {
+    PREFIX + "waterMaskFile": "water mask (True = land) excluded from the regions (default waterMask.h5; "
+                              "else the geometry file's waterMask; no = none)",
+    PREFIX + "connCompMinArea": "regions smaller than this many pixels are left uncorrected (default 2.5e3)",
+}
+_KEYS_BRIDGING = {
+    PREFIX + "ramp": "ramp fitted on the reference region and removed while bridging: no | linear | quadratic",
+    PREFIX + "bridgePtsRadius": "radius (pixels) of the window whose median phase is taken at each bridge end "
+                                "(default 50, at most 5 % of the image size)",
+}
+_KEYS_CLOSURE = {
+    PREFIX + "numSample": "pixels sampled per common region for the closure ambiguities (default 100)",
+}
+
+
+def corrected_dataset_name(method: str | None) -> str:
+    """The stack dataset the inversion should read for ``mintpy.unwrapError.method`` (MintPy's rule)."""
+    if method is None or str(method).strip().lower() in ("", "no", "none", "false", "off", "auto"):
+        return "unwrapPhase"
+    key = str(method).strip().lower()
+    if key not in DATASETS:
+        raise TemplateError(f"{METHOD_KEY} = {method!r}: use no, {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+# ---------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class UnwrapOptions:
+    """The ``mintpy.unwrapError.*`` settings of one run (also its provenance/skip key)."""
+
+    min_area: int = 2500
+    num_sample: int = 100
+    ramp: str | None = None
+    radius: int = 50
+    water_mask: str = "no"  # label of the mask used
+    seed: int = 0
+    alpha: float = DEFAULT_ALPHA
+
+    @classmethod
+    def from_context(cls, ctx: CorrectionContext, water_label: str) -> UnwrapOptions:
+        t = ctx.template
+        opts = ctx.options
+        min_area = t.get_float(PREFIX + "connCompMinArea")
+        num_sample = t.get_int(PREFIX + "numSample")
+        radius = t.get_int(PREFIX + "bridgePtsRadius")
+        ramp = t.get_str(PREFIX + "ramp", ["linear", "quadratic"])
+        if num_sample is not None and num_sample < 1:
+            raise TemplateError(f"{PREFIX}numSample = {num_sample}: must be at least 1")
+        if radius is not None and radius < 0:
+            raise TemplateError(f"{PREFIX}bridgePtsRadius = {radius}: must be >= 0")
+        return cls(min_area=max(1, int(min_area or 1)), num_sample=int(num_sample or 100), ramp=ramp,
+                   radius=int(radius if radius is not None else 50), water_mask=water_label,
+                   seed=int(opts.get("seed", 0)), alpha=float(opts.get("alpha", DEFAULT_ALPHA)))
+
+
+def _water_mask(ctx: CorrectionContext, shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """Land mask (True = use) and its label: waterMaskFile, else the geometry waterMask, else none."""
+    value = ctx.template.get(PREFIX + "waterMaskFile")
+    if value is not None:
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = ctx.work_dir / path
+        if path.exists():
+            return read_mask_file(path, shape), str(value)
+        if ctx.template.is_set(PREFIX + "waterMaskFile"):
+            raise InputError(f"{path}: water mask not found ({PREFIX}waterMaskFile = {value}); "
+                             f"give an existing file or set it to no")
+    geom = ctx.geometry_file
+    if geom is not None and Path(geom).exists():
+        with h5py.File(geom, "r") as f:
+            if "waterMask" in f and f["waterMask"].shape == tuple(shape):
+                return np.asarray(f["waterMask"][()] != 0), f"{Path(geom).name}:waterMask"
+    return None, "no"
+
+
+# ---------------------------------------------------------------------------- crash-safe dataset write
+def write_stack_dataset(stack_path: str | os.PathLike, name: str, fill: Callable[[h5py.Dataset], None],
+                        like: str = "unwrapPhase", attrs: dict | None = None) -> None:
+    """Add or replace 3-D dataset ``name`` of the stack without ever exposing it half-written.
+
+    ``fill(ds)`` writes the data block by block into a dataset of a temporary file; only when it
+    returns is the dataset copied into the stack under a temporary name and renamed into place.
+    """
+    stack_path = Path(stack_path)
+    tmp_file = stack_path.with_name(f".{stack_path.name}.{name}.part.h5")
+    with h5py.File(stack_path, "r") as f:
+        src = f[like]
+        shape, chunks = src.shape, src.chunks
+    with contextlib.suppress(FileNotFoundError):
+        tmp_file.unlink()
+    try:
+        with h5py.File(tmp_file, "w") as t:
+            ds = t.create_dataset(name, shape=shape, dtype=np.float32, chunks=chunks or True)
+            fill(ds)
+            ds.attrs["MODIFICATION_TIME"] = str(time.time())
+            ds.attrs["UNIT"] = "radian"
+            for key, value in (attrs or {}).items():
+                ds.attrs[key] = value
+        with h5py.File(tmp_file, "r") as t, h5py.File(stack_path, "r+") as f:
+            _remove_leftovers(f, name)
+            t.copy(t[name], f, name=name + _TMP_SUFFIX)
+            f.flush()
+            if name in f:
+                f.move(name, name + _OLD_SUFFIX)
+            f.move(name + _TMP_SUFFIX, name)
+            if name + _OLD_SUFFIX in f:
+                del f[name + _OLD_SUFFIX]
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_file.unlink()
+
+
+def _remove_leftovers(f: h5py.File, name: str) -> None:
+    if name + _TMP_SUFFIX in f:
+        del f[name + _TMP_SUFFIX]
+    if name + _OLD_SUFFIX in f:
+        if name not in f:  # crashed between the two moves: the old one is the last complete copy
+            f.move(name + _OLD_SUFFIX, name)
+        else:
+            del f[name + _OLD_SUFFIX]
+
+
+def _dataset_mtime(stack_path: Path, name: str) -> str:
+    with h5py.File(stack_path, "r") as f:
+        return str(f[name].attrs.get("MODIFICATION_TIME", "")) if name in f else ""
+
+
+def _config(stack: IfgramStack, method: str, in_name: str, opts: UnwrapOptions) -> str:
+    """What the output depends on: a re-run with the same key is skipped (MintPy's update mode)."""
+    ref = stack.metadata.reference
+    h = hashlib.sha256(np.asarray(stack.pairs.keep, np.uint8).tobytes()).hexdigest()[:16]
+    return json.dumps({"method": method, "input": in_name, "input_mtime": _dataset_mtime(stack.path, in_name),
+                       "ref": [ref.y, ref.x], "keep": h, **asdict(opts)}, sort_keys=True)
+
+
+def _up_to_date(stack_path: Path, name: str, config: str) -> bool:
+    with h5py.File(stack_path, "r") as f:
+        return name in f and f[name].attrs.get(_CONFIG_ATTR) == config
+
+
+# ---------------------------------------------------------------------------- bridging
+def _regions(conncomp: np.ndarray, valid: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
+    """Label map (0 = none) of spatially connected pieces of equal non-zero component, ≥ min_area."""
+    labels = np.zeros(conncomp.shape, np.int32)
+    n = 0
+    for value in np.unique(conncomp[valid & (conncomp != 0)]):
+        lab, num = ndimage.label(valid & (conncomp == value))
+        if num == 0:
+            continue
+        area = np.bincount(lab.ravel(), minlength=num + 1)
+        keep = np.flatnonzero(area >= min_area)
+        keep = keep[keep > 0]
+        lut = np.zeros(num + 1, np.int32)
+        lut[keep] = n + 1 + np.arange(keep.size)
+        labels = np.where(lab > 0, np.maximum(labels, lut[lab]), labels)
+        n += keep.size
+    return labels, n
+
+
+def _boundaries(labels: np.ndarray) -> np.ndarray:
+    """Pixels of a region with a 4-neighbour outside it (image edges do not count)."""
+    edge = np.zeros(labels.shape, bool)
+    diff = labels[1:, :] != labels[:-1, :]
+    edge[1:, :] |= diff
+    edge[:-1, :] |= diff
+    diff = labels[:, 1:] != labels[:, :-1]
+    edge[:, 1:] |= diff
+    edge[:, :-1] |= diff
+    return edge & (labels > 0)
+
+
+def _window_median(phase: np.ndarray, labels: np.ndarray, label: int, y: int, x: int, radius: int) -> float:
+    rows = slice(max(0, y - radius), y + radius + 1)
+    cols = slice(max(0, x - radius), x + radius + 1)
+    yy, xx = np.ogrid[rows, cols]
+    inside = (labels[rows, cols] == label) & ((yy - y) ** 2 + (xx - x) ** 2 <= radius * radius)
+    values = phase[rows, cols][inside]
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else float(phase[y, x])
+
+
+def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_yx: tuple[int, int] | None,
+                min_area: int, radius: int, ramp: str | None = None) -> tuple[np.ndarray, dict[int, int]]:
+    """Bridging of one interferogram: (corrected phase, {region label: cycles added}).
+
+    Pixels outside the retained regions are returned unchanged.
+    """
+    from sbts.core.ramps import evaluate_ramps, fit_ramps
+
+    labels, n = _regions(conncomp, valid, min_area)
+    if n < 2:
+        return phase, {}
+    if ref_yx is not None and labels[ref_yx] > 0:
+        root = int(labels[ref_yx])
+    else:
+        root = int(np.argmax(np.bincount(labels.ravel(), minlength=n + 1)[1:]) + 1)
+        logger.debug("reference pixel outside every region: bridging from the largest region %d", root)
+    work = phase.astype(np.float64)
+    ramp_map = None
+    if ramp:
+        coeffs = fit_ramps(work, labels == root, ramp)
+        if np.all(np.isfinite(coeffs)):
+            ramp_map = evaluate_ramps(coeffs, phase.shape, ramp, dtype=np.float64)[0]
+            work = work - ramp_map
+    edge = _boundaries(labels)
+    ey, ex = np.nonzero(edge)
+    el = labels[ey, ex]
+    pts = [np.column_stack([ey[el == k], ex[el == k]]) for k in range(1, n + 1)]
+    trees = [cKDTree(p) for p in pts]
+    dist = np.zeros((n, n))
+    ends: dict[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]] = {}
+    for i in range(n):
+        for j in range(i + 1, n):
+            d, idx = trees[j].query(pts[i], k=1)
+            best = int(np.argmin(d))
+            dist[i, j] = dist[j, i] = max(float(d[best]), 1e-6)
+            a, b = tuple(pts[i][best]), tuple(pts[j][int(idx[best])])
+            ends[(i, j)] = (a, b)
+            ends[(j, i)] = (b, a)
+    mst = minimum_spanning_tree(dist)
+    order, pred = breadth_first_order(mst, root - 1, directed=False, return_predecessors=True)
+    cycles = np.zeros(n + 1, np.int64)
+    for node in order[1:]:
+        parent = int(pred[node])
+        (py, px), (cy, cx) = ends[(parent, int(node))]
+        med_parent = _window_median(work, labels, parent + 1, py, px, radius) + TWO_PI * cycles[parent + 1]
+        med_child = _window_median(work, labels, int(node) + 1, cy, cx, radius)
+        cycles[node + 1] = int(np.round((med_parent - med_child) / TWO_PI))
+    out = phase.copy()
+    shift = (TWO_PI * cycles[labels]).astype(phase.dtype)
+    out = np.where(labels > 0, out + shift, out)
+    unreached = set(range(1, n + 1)) - {int(k) + 1 for k in order}
+    if unreached:
+        logger.debug("regions %s not reached by the bridges", sorted(unreached))
+    return out, {k: int(cycles[k]) for k in range(1, n + 1) if cycles[k]}
+
+
+def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray | None,
+                 opts: UnwrapOptions) -> str:
+    stack = IfgramStack(stack_path)
+    if not stack.has("connectComponent"):
+        raise InputError(f"{stack_path}: no connectComponent dataset; bridging needs the unwrapper's "
+                         "connected components (use phase_closure instead)")
+    length, width = stack.shape
+    radius = min(opts.radius, max(1, int(RADIUS_FRACTION * min(length, width))))
+    if radius < opts.radius:
+        logger.info("bridgePtsRadius %d capped to %d px (5 %% of the image size)", opts.radius, radius)
+    ref = stack.metadata.reference
+    ref_yx = (ref.y, ref.x) if ref.has_point and 0 <= ref.y < length and 0 <= ref.x < width else None
+    if ref_yx is None:
+        logger.warning("%s has no REF_Y/REF_X: bridging from the largest region of each pair", stack_path.name)
+    keep = stack.pairs.keep
+    names = stack.pairs.date12
+    changed = []
+
+    def fill(ds: h5py.Dataset) -> None:
+        for k in range(len(stack.pairs)):
+            phase = stack.read(in_name, index=k).astype(np.float32)
+            if keep[k]:
+                cc = stack.read("connectComponent", index=k)
+                valid = np.isfinite(phase) & (phase != 0)
+                if land is not None:
+                    valid &= land
+                out, cyc = bridge_pair(phase, cc, valid, ref_yx, opts.min_area, radius, opts.ramp)
+                if cyc:
+                    changed.append(f"{names[k]} {cyc}")
+                    logger.info("bridging %s: region cycles %s", names[k], cyc)
+                phase = out
+            ds[k] = phase
+
+    write_stack_dataset(stack_path, out_name, fill, like=in_name)
+    return f"bridging: {len(changed)} of {int(keep.sum())} kept pair(s) corrected → {out_name}"
+
+
+# ---------------------------------------------------------------------------- phase closure
+def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: int,
+                   max_memory: float) -> tuple[np.ndarray, int]:
+    """Region map (−1 = none) of pixels with the same component label in every kept pair.
+
+    Without ``connectComponent``: one region of the pixels with data in every kept pair.
+    """
+    kept = np.flatnonzero(stack.pairs.keep)
+    name = "connectComponent" if stack.has("connectComponent") else "unwrapPhase"
+    if name == "unwrapPhase":
+        logger.warning("%s has no connectComponent: one common region of the pixels with data in every pair",
+                       stack.path.name)
+    region = np.full(stack.shape, -1, np.int64)
+    ids: dict[bytes, int] = {}
+    for block in plan_blocks(stack.shape, kept.size * 12 + 16, max_memory, stack.chunk_shape(name)):
+        data = stack.read(name, block, index=kept)
+        valid = np.all((data != 0) & np.isfinite(data), axis=0)
+        if land is not None:
+            valid &= land[block.slices]
+        if name == "unwrapPhase":
+            key_rows = np.zeros((int(valid.sum()), 1), np.int16)
+        else:
+            key_rows = data[:, valid].T.astype(np.int32)
+        uniq, inv = np.unique(key_rows, axis=0, return_inverse=True)
+        lut = np.array([ids.setdefault(row.tobytes(), len(ids)) for row in uniq], np.int64)
+        sub = region[block.slices]
+        sub[valid] = lut[np.asarray(inv).reshape(-1)] if uniq.size else -1
+        region[block.slices] = sub
+    if not ids:
+        return region.astype(np.int32), 0
+    area = np.bincount(region[region >= 0], minlength=len(ids))
+    big = np.flatnonzero(area >= min_area)
+    lut = np.full(len(ids) + 1, -1, np.int64)
+    lut[big] = np.arange(big.size)
+    out = np.where(region >= 0, lut[np.where(region >= 0, region, len(ids))], -1).astype(np.int32)
+    logger.info("%d common region(s) of ≥ %d px (%d smaller ignored)", big.size, min_area, len(ids) - big.size)
+    return out, int(big.size)
+
+
+def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_region: int,
+                       opts: UnwrapOptions, max_memory: float) -> np.ndarray:
+    """Integer correction U (n_region, m) of every pair on every common region (0 for dropped pairs)."""
+    m = len(stack.pairs)
+    U = np.zeros((n_region, m), np.int64)
+    tri = triplet_indices(stack.pairs)
+    if n_region == 0 or tri.shape[0] == 0:
+        if tri.shape[0] == 0:
+            logger.warning("%s: no triplet among the kept pairs; phase closure cannot correct anything",
+                           stack.path.name)
+        return U
+    used = np.unique(tri)
+    C = triplet_matrix(np.searchsorted(used, tri), used.size)
+    # --- draw the samples, region by region (seeded)
+    rng = np.random.default_rng(opts.seed)
+    flat = region.ravel()
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat[flat >= 0], minlength=n_region)
+    starts = np.searchsorted(flat[order], np.arange(n_region))
+    sample_pix, sample_reg = [], []
+    for r in range(n_region):
+        pix = order[starts[r]:starts[r] + counts[r]]
+        take = rng.choice(pix, size=min(opts.num_sample, pix.size), replace=False)
+        sample_pix.append(np.sort(take))
+        sample_reg.append(np.full(take.size, r))
+    pix = np.concatenate(sample_pix)
+    reg = np.concatenate(sample_reg)
+    ys, xs = np.unravel_index(pix, region.shape)
+    # --- read their phase (referenced), block by block
+    ref = reference_phase(stack, in_name, used)
+    values = np.full((used.size, pix.size), np.nan, np.float64)
+    for block in plan_blocks(stack.shape, used.size * 4, max_memory, stack.chunk_shape(in_name)):
+        inside = (ys >= block.row_start) & (ys < block.row_stop)
+        if not inside.any():
+            continue
+        data = stack.read(in_name, block, index=used)
+        values[:, inside] = data[:, ys[inside] - block.row_start, xs[inside] - block.col_start]
+    values[(values == 0) | ~np.isfinite(values)] = np.nan
+    values -= ref[:, None]
+    c_int = integer_ambiguity(C @ np.nan_to_num(values, nan=0.0)).T  # (n_sample, n_tri)
+    nodata = np.isnan(values).any(axis=0)
+    c_int[nodata] = 0
+    t0 = time.perf_counter()
+    U_samples = solve_integer_ambiguity(C, c_int, alpha=opts.alpha)  # (n_sample, n_used)
+    logger.info("closure ambiguities of %d sample(s) in %d region(s): %d distinct pattern(s), %.2f s",
+                pix.size, n_region, np.unique(c_int, axis=0).shape[0], time.perf_counter() - t0)
+    for r in range(n_region):
+        sel = reg == r
+        U[r, used] = np.round(np.median(U_samples[sel], axis=0)).astype(np.int64)
+    return U
+
+
+def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.ndarray | None,
+                      opts: UnwrapOptions, max_memory: float) -> str:
+    stack = IfgramStack(stack_path)
+    if int(stack.pairs.keep.sum()) < 3:
+        raise DataError(f"{stack_path}: fewer than 3 kept pairs; no closure phase to use")
+    region, n_region = common_regions(stack, land, opts.min_area, max_memory)
+    U = region_ambiguities(stack, in_name, region, n_region, opts, max_memory)
+    names = stack.pairs.date12
+    for k in np.flatnonzero(np.any(U != 0, axis=0)):
+        logger.info("phase closure %s: cycles per region %s", names[k],
+                    {int(r): int(U[r, k]) for r in np.flatnonzero(U[:, k])})
+    m = len(stack.pairs)
+    shift_lut = np.vstack([TWO_PI * U, np.zeros((1, m))]).astype(np.float32)  # last row: no region
+
+    def fill(ds: h5py.Dataset) -> None:
+        for block in plan_blocks(stack.shape, m * 12, max_memory, stack.chunk_shape(in_name)):
+            data = stack.read(in_name, block).astype(np.float32, copy=False)
+            rid = region[block.slices]
+            shift = shift_lut[np.where(rid >= 0, rid, n_region)]  # (rows, cols, m)
+            out = data + np.moveaxis(shift, -1, 0)
+            nodata = (data == 0) | ~np.isfinite(data)
+            out[nodata] = data[nodata]
+            ds[:, block.rows, block.cols] = out
+
+    write_stack_dataset(stack_path, out_name, fill, like=in_name)
+    n_fixed = int(np.any(U != 0, axis=0).sum())
+    return f"phase closure: {n_fixed} pair(s) corrected on {n_region} common region(s) → {out_name}"
+
+
+# ---------------------------------------------------------------------------- plugins
+class _UnwrapCorrection(Correction):
+    stage = "ifgram"
+    method = ""
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        stack_path = Path(context.input_file)
+        if Path(context.output_file).resolve() != stack_path.resolve():
+            raise InputError(f"{self.name} adds a dataset to the stack it reads; -o must be the input "
+                             f"({stack_path}), not {context.output_file}")
+        stack = IfgramStack(stack_path)
+        in_name = context.options.get("dataset", "unwrapPhase")
+        stack._require(in_name)
+        land, label = _water_mask(context, stack.shape)
+        opts = UnwrapOptions.from_context(context, label)
+        force = bool(context.options.get("force", False))
+        summaries = []
+        for step in self.steps():
+            out_name = DATASETS[step] if step != "phase_closure" or self.method == "phase_closure" \
+                else DATASETS["bridging+phase_closure"]
+            config = _config(IfgramStack(stack_path), step, in_name, opts)
+            if not force and _up_to_date(stack_path, out_name, config):
+                summaries.append(f"{out_name} is up to date (same input and settings); skipped")
+                logger.info(summaries[-1])
+            else:
+                if step == "bridging":
+                    text = run_bridging(stack_path, in_name, out_name, land, opts)
+                else:
+                    text = run_phase_closure(stack_path, in_name, out_name, land, opts, context.max_memory)
+                with h5py.File(stack_path, "r+") as f:
+                    f[out_name].attrs[_CONFIG_ATTR] = config
+                    for key, value in _provenance(opts, self.method).items():
+                        f[out_name].attrs[key] = value
+                summaries.append(text)
+                logger.info(text)
+            in_name = out_name
+        return CorrectionResult(stack_path, summary="; ".join(summaries))
+
+    def steps(self) -> tuple[str, ...]:
+        return tuple(self.method.split("+"))
+
+
+def _provenance(opts: UnwrapOptions, method: str) -> dict[str, str]:
+    return {PREFIX + "method": method, PREFIX + "connCompMinArea": str(opts.min_area),
+            PREFIX + "numSample": str(opts.num_sample), PREFIX + "ramp": opts.ramp or "no",
+            PREFIX + "bridgePtsRadius": str(opts.radius), PREFIX + "waterMaskFile": opts.water_mask,
+            "sbts.unwrapError.seed": str(opts.seed)}
+
+
+class Bridging(_UnwrapCorrection):
+    """Aligns each pair's connected components to the reference one across minimum-spanning-tree bridges."""
+
+    name = "bridging"
+    method = "bridging"
+    summary = "Unwrapping errors: bridge connected components (Yunjun et al. 2019) → unwrapPhase_bridging."
+    keys = {**_KEYS_COMMON, **_KEYS_BRIDGING}
+
+
+class PhaseClosure(_UnwrapCorrection):
+    """Integer 2π corrections per pair and common region that cancel the triplets' integer closure phase."""
+
+    name = "phase_closure"
+    method = "phase_closure"
+    summary = "Unwrapping errors: integer closure-phase ambiguities (HiGHS L1 MILP) → unwrapPhase_phaseClosure."
+    keys = {**_KEYS_COMMON, **_KEYS_CLOSURE}
+
+
+class BridgingPhaseClosure(_UnwrapCorrection):
+    """Bridging, then phase closure on the bridged phase."""
+
+    name = "bridging+phase_closure"
+    method = "bridging+phase_closure"
+    summary = "Unwrapping errors: bridging then phase closure → unwrapPhase_bridging_phaseClosure."
+    keys = {**_KEYS_COMMON, **_KEYS_BRIDGING, **_KEYS_CLOSURE}
+
+
+@hookimpl
+def sbts_corrections():
+    return [Bridging(), PhaseClosure(), BridgingPhaseClosure()]
+
+
+__all__ = ["Bridging", "PhaseClosure", "BridgingPhaseClosure", "corrected_dataset_name", "bridge_pair",
+           "common_regions", "region_ambiguities", "write_stack_dataset", "DATASETS"]
