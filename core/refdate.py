@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,23 @@ def resolve_date(date: str | os.PathLike, work_dir: str | os.PathLike | None = N
         return format_date(parse_date(text))
     except InputError:
         raise InputError(f"reference date {text!r}: neither a date (YYYYMMDD) nor an existing file") from None
+
+
+def resolve_reference_date(template, work_dir: str | os.PathLike | None = None) -> str | None:
+    """The date of ``mintpy.reference.date``: ``None`` for no, or when the default file
+    ``reference_date.txt`` (written by ``sbts rms``) does not exist; a date file set explicitly must."""
+    key = "mintpy.reference.date"
+    value = template.get(key)
+    if value is None:
+        return None
+    if not template.is_set(key) and not re.fullmatch(r"\d{8}", value.strip()):
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute() and work_dir is not None:
+            path = Path(work_dir) / path
+        if not path.is_file():
+            logger.info("%s not found: reference date unchanged (run `sbts rms` or set %s)", path, key)
+            return None
+    return resolve_date(value, work_dir)
 
 
 def reference_date(files, date: str | os.PathLike, output: str | os.PathLike | None = None,
@@ -91,4 +109,4 @@ def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> 
     return target
 
 
-__all__ = ["reference_date", "resolve_date"]
+__all__ = ["reference_date", "resolve_date", "resolve_reference_date"]

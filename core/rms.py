@@ -54,6 +54,11 @@ class RmsResult:
     cutoff: float
     files: list[Path] = field(default_factory=list)
 
+    @property
+    def outputs(self) -> list[Path]:
+        """The files written (alias of ``files``)."""
+        return self.files
+
 
 def outlier_threshold(rms: np.ndarray, cutoff: float) -> float:
     """``cutoff · median(|rms − 0|) / 0.6745``: MAD-based threshold with centre 0."""

@@ -152,11 +152,13 @@ class Template:
         return None if value.lower() in FALSE else value
 
     def get_str(self, key: str, choices: Iterable[str] | None = None) -> str | None:
-        """The value; with ``choices``, one of them (where ``no`` may itself be a choice)."""
+        """The value (``None`` for no/none/false); with ``choices``, one of them."""
         if choices is None:
             return self.get(key)
         options = list(choices)
         value = self.raw(key)
+        if value.lower() in FALSE:
+            return None
         for option in options:
             if value.lower() == option.lower():
                 return option

@@ -36,7 +36,7 @@ import numpy as np
 
 from .blocks import plan_blocks
 from .dates import format_date, parse_date
-from .errors import DataError, InputError, TemplateError
+from .errors import InputError, TemplateError
 from .h5io import H5Writer
 from .products import TimeSeries
 from .progress import progress
@@ -231,13 +231,29 @@ def fit_pixels(G: np.ndarray, Y: np.ndarray) -> FitResult:
     return FitResult(coef, cov, residue, nv)
 
 
+def bootstrap_pinvs(G: np.ndarray, resamples: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of ``G[idx]`` for every resample (B, k, n); NaN where the resample is rank deficient.
+
+    Computed once per run and shared by all blocks.
+    """
+    G = np.asarray(G, np.float64)
+    k = G.shape[1]
+    Gb = G[resamples]  # (B, n, k)
+    pinvs = np.linalg.pinv(Gb)
+    pinvs[np.linalg.matrix_rank(Gb) < k] = np.nan
+    return pinvs
+
+
 def bootstrap_std(G: np.ndarray, Y: np.ndarray, outputs, resamples: np.ndarray,
-                  reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                  reference: dict[str, np.ndarray], pinvs: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Std (ddof 1) of every output over date resamples ``resamples`` (B, n), vectorised over pixels.
 
     Phases are accumulated as deviations from ``reference`` (the full fit) wrapped to (−π, π].
+    ``pinvs`` (from :func:`bootstrap_pinvs`) saves recomputing the resampled pseudo-inverses.
     """
     G = np.asarray(G, np.float64)
+    if pinvs is None:
+        pinvs = bootstrap_pinvs(G, resamples)
     n, k = G.shape
     Y = np.asarray(Y, np.float64).reshape(n, -1)
     P = Y.shape[1]
@@ -250,11 +266,11 @@ def bootstrap_std(G: np.ndarray, Y: np.ndarray, outputs, resamples: np.ndarray,
     total = {o.name: np.zeros(P) for o in outputs}
     total2 = {o.name: np.zeros(P) for o in outputs}
     count = np.zeros(P)
-    for idx in resamples:
+    for idx, pinv in zip(resamples, pinvs):
         Gb = G[idx]
         coef = np.full((k, P), np.nan)
-        if complete.any() and np.linalg.matrix_rank(Gb) == k:
-            coef[:, complete] = np.linalg.pinv(Gb) @ Yc[idx]
+        if complete.any() and np.isfinite(pinv).all():
+            coef[:, complete] = pinv @ Yc[idx]
         if partial.any():
             coef[:, partial] = _solve_weighted(Gb, Wp[idx], Yp[idx], need_q=False)[0]
         good = np.isfinite(coef).all(axis=0)
@@ -330,8 +346,10 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
     if n == k:
         logger.warning("%d dates for %d terms: the fit is exact and its Std undefined (NaN)", n, k)
     outputs = model.outputs()
-    resamples = (draw_resamples(n, options.bootstrap_count, options.seed)
-                 if options.uncertainty == "bootstrap" else None)
+    resamples = pinvs = None
+    if options.uncertainty == "bootstrap":
+        resamples = draw_resamples(n, options.bootstrap_count, options.seed)
+        pinvs = bootstrap_pinvs(G, resamples)
 
     start, end = format_date(dates[0]), format_date(dates[-1])
     meta = ts.metadata.for_product("velocity", "m/year").with_extra(
@@ -359,7 +377,7 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
             if resamples is None:
                 stds = derive_std(outputs, fit.coef, fit.cov)
             else:
-                stds = bootstrap_std(G, Y, outputs, resamples, values)
+                stds = bootstrap_std(G, Y, outputs, resamples, values, pinvs)
             h, wd = block.shape
             for o in outputs:
                 w.write(o.name, values[o.name].reshape(h, wd).astype(np.float32), block)
@@ -380,5 +398,5 @@ def default_timeseries(work_dir: str | os.PathLike) -> Path:
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, len(p.name)))
 
 
-__all__ = ["VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "draw_resamples",
+__all__ = ["VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "bootstrap_pinvs", "draw_resamples",
            "fit_time_functions", "resolve_exclude_dates", "read_date_file", "select_dates", "default_timeseries"]

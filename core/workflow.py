@@ -129,6 +129,8 @@ class Step:
     keys: tuple[str, ...] = ()  # template key prefixes whose values form the step's options
     enabled: Callable[[RunContext], bool] = lambda ctx: True
     help: str = ""
+    # content the step depends on beyond file times (drop list, reference point, dataset versions)
+    fingerprint: Callable[[RunContext], str] = lambda ctx: ""
 
 
 @dataclass
@@ -174,9 +176,14 @@ def _reference_point(ctx: RunContext) -> list[Path]:
 def _quick_overview(ctx: RunContext) -> list[Path]:
     from .averages import write_stacking_velocity
     from .closure import write_num_nonzero_integer_closure
+    from .products import IfgramStack
 
-    return [write_stacking_velocity(ctx.stack_file, ctx.work_dir, ctx.max_memory),
-            write_num_nonzero_integer_closure(ctx.stack_file, ctx.work_dir, ctx.max_memory)]
+    outputs = [write_stacking_velocity(ctx.stack_file, ctx.work_dir, ctx.max_memory)]
+    if IfgramStack(ctx.stack_file).pairs.keep.sum() >= 3:
+        outputs += write_num_nonzero_integer_closure(ctx.stack_file, ctx.work_dir, ctx.max_memory)
+    else:
+        logger.info("fewer than 3 kept pairs: no closure phase to count")
+    return outputs
 
 
 def _unwrap_method(ctx: RunContext) -> str | None:
@@ -230,12 +237,18 @@ def _correction_output(ctx: RunContext, step: str) -> Path:
     return files[names.index(step) + 1]
 
 
+def _rms_input(ctx: RunContext) -> list[Path]:
+    """The DEM-error residual when that step ran (MintPy), else the last time series."""
+    residual = ctx.work_dir / "timeseriesResidual.h5"
+    if any(s == "correct_topography" for s, _, _ in ctx.corrections()):
+        return [residual]
+    return [ctx.timeseries_file()]
+
+
 def _residual_rms(ctx: RunContext) -> list[Path]:
     from .rms import residual_rms
 
-    source = ctx.work_dir / "timeseriesResidual.h5"
-    if not source.exists():
-        source = ctx.timeseries_file()
+    (source,) = _rms_input(ctx)
     result = residual_rms(source, ctx.template, ctx.work_dir)
     return list(result.outputs)
 
@@ -293,8 +306,22 @@ def _hdfeos5(ctx: RunContext) -> list[Path]:
     return export("hdfeos5", ts, output=ctx.work_dir)
 
 
-def _exists(*paths: Path) -> list[Path]:
-    return [p for p in paths if p is not None]
+def stack_fingerprint(ctx: RunContext, drop: bool = True, reference: bool = True) -> str:
+    """Versions of the stack's data, its drop list and reference point: what in-place edits change."""
+    import h5py
+
+    if not ctx.stack_file.exists():
+        return "no stack"
+    parts = []
+    with h5py.File(ctx.stack_file, "r") as f:
+        for name, obj in f.items():
+            if isinstance(obj, h5py.Dataset) and obj.ndim == 3:
+                parts.append(f"{name}:{obj.attrs.get('MODIFICATION_TIME', '')}")
+        if drop and "dropIfgram" in f:
+            parts.append(hashlib.sha1(f["dropIfgram"][()].tobytes()).hexdigest())
+        if reference:
+            parts.append(f"ref:{f.attrs.get('REF_Y', '')},{f.attrs.get('REF_X', '')}")
+    return "|".join(sorted(parts))
 
 
 def build_steps() -> list[Step]:
@@ -303,21 +330,24 @@ def build_steps() -> list[Step]:
         Step("load_data", _load, lambda c: [], lambda c: [c.stack_file], ("mintpy.load.", "mintpy.subset.", "mintpy.multilook."),
              help="read the processor's files into inputs/ifgramStack.h5 and inputs/geometry*.h5"),
         Step("modify_network", _modify_network, lambda c: [c.stack_file], lambda c: w(c, "coherenceSpatialAvg.txt"),
-             ("mintpy.network.",), help="drop pairs (dropIfgram) by baseline, date, index, coherence"),
+             ("mintpy.network.",), help="drop pairs (dropIfgram) by baseline, date, index, coherence",
+             fingerprint=lambda c: stack_fingerprint(c, drop=False, reference=False)),
         Step("reference_point", _reference_point, lambda c: [c.stack_file], lambda c: w(c, "maskConnComp.h5"),
              ("mintpy.reference.yx", "mintpy.reference.lalo", "mintpy.reference.maskFile",
               "mintpy.reference.coherenceFile", "mintpy.reference.minCoherence"),
-             help="average coherence, connected-component mask, reference pixel (REF_Y/REF_X)"),
+             help="average coherence, connected-component mask, reference pixel (REF_Y/REF_X)",
+             fingerprint=lambda c: stack_fingerprint(c, reference=False)),
         Step("quick_overview", _quick_overview, lambda c: [c.stack_file],
              lambda c: w(c, "avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5"), (),
-             help="stacking velocity and the number of non-zero closure phases"),
+             help="stacking velocity and the number of non-zero closure phases", fingerprint=stack_fingerprint),
         Step("correct_unwrap_error", _correct_unwrap_error, lambda c: [c.stack_file], lambda c: [],
              ("mintpy.unwrapError.",), enabled=lambda c: _unwrap_method(c) is not None,
-             help="bridging / phase_closure unwrapping-error correction (mintpy.unwrapError.method)"),
+             help="bridging / phase_closure unwrapping-error correction (mintpy.unwrapError.method)",
+             fingerprint=stack_fingerprint),
         Step("invert_network", _invert, lambda c: [c.stack_file],
              lambda c: w(c, "timeseries.h5", "temporalCoherence.h5", "numInvIfgram.h5", "maskTempCoh.h5"),
              ("mintpy.networkInversion.", "mintpy.unwrapError.method"),
-             help="weighted least-squares network inversion → timeseries.h5"),
+             help="weighted least-squares network inversion → timeseries.h5", fingerprint=stack_fingerprint),
     ]
     for step, key, text in (("correct_LOD", "mintpy.localOscillatorDrift", "Envisat local oscillator drift"),
                             ("correct_troposphere", "mintpy.troposphericDelay.", "tropospheric delay"),
@@ -328,9 +358,9 @@ def build_steps() -> list[Step]:
                           enabled=(lambda s: lambda c: any(x == s for x, _, _ in c.corrections()))(step),
                           help=text))
     steps += [
-        Step("residual_RMS", _residual_rms, lambda c: [c.timeseries_file()], lambda c: w(c, "reference_date.txt"),
+        Step("residual_RMS", _residual_rms, _rms_input, lambda c: w(c, "reference_date.txt"),
              ("mintpy.residualRMS.",), help="residual RMS per date: reference date and outlier dates"),
-        Step("reference_date", _reference_date, lambda c: [c.timeseries_file(), *w(c, "reference_date.txt")],
+        Step("reference_date", _reference_date, lambda c: [*c.chain_files(), *w(c, "reference_date.txt")],
              lambda c: [], ("mintpy.reference.date",), help="re-reference the time series to a date"),
         Step("velocity", _velocity, lambda c: [c.timeseries_file()], lambda c: w(c, "velocity.h5"),
              ("mintpy.timeFunc.",), help="time functions: velocity, seasonal terms, steps → velocity.h5"),
@@ -385,11 +415,15 @@ def _options_hash(ctx: RunContext, step: Step) -> str:
     values = {}
     for prefix in step.keys:
         values.update(ctx.template.section(prefix))
+    values["__content__"] = step.fingerprint(ctx)
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _mtime(path: Path) -> float:
-    return path.stat().st_mtime
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _load_state(work_dir: Path) -> dict:
@@ -406,22 +440,35 @@ def _save_state(work_dir: Path, state: dict) -> None:
 
 
 def is_up_to_date(ctx: RunContext, step: Step, state: dict) -> tuple[bool, str]:
+    """Outputs exist, inputs unchanged since the step last ran here, and the same options."""
     record = state.get(step.name)
     if record is None:
         return False, "never ran here"
     if record.get("options") != _options_hash(ctx, step):
-        return False, "options changed"
+        return False, "options or input content changed"
     outputs = [Path(p) for p in record.get("outputs", [])] or list(step.outputs(ctx))
     missing = [p for p in outputs if not p.exists()]
     if missing:
         return False, f"{missing[0].name} is missing"
-    inputs = [p for p in step.inputs(ctx) if p.exists()]
-    if outputs and inputs:
-        newest_in = max(_mtime(p) for p in inputs)
-        oldest_out = min(_mtime(p) for p in outputs)
-        if newest_in > oldest_out:
-            return False, "inputs changed"
+    recorded = record.get("inputs", {})
+    for path in step.inputs(ctx):
+        if str(path) not in recorded or recorded[str(path)] != _mtime(path):
+            return False, f"{path.name} changed"
     return True, ""
+
+
+def _bless(state: dict, before: dict[str, int | None], step: Step, ctx: RunContext) -> None:
+    """A step that edited its own inputs in place (drop list, REF attributes, re-referencing)
+    records their new times in every step's record: the edit is the workflow's own, and the
+    content it changes is tracked by the fingerprints."""
+    for path in step.inputs(ctx):
+        old, new = before.get(str(path)), _mtime(path)
+        if old is None or old == new:
+            continue
+        for record in state.values():
+            inputs = record.get("inputs", {})
+            if inputs.get(str(path)) == old:
+                inputs[str(path)] = new
 
 
 # --------------------------------------------------------------------------- driver
@@ -478,14 +525,16 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepRepo
             return StepReport(step.name, "skipped", outputs=[Path(p) for p in state[step.name]["outputs"]])
         logger.info("step %s: running (%s)", step.name, reason)
     start = time.perf_counter()
+    before = {str(p): _mtime(p) for p in step.inputs(ctx)}
     try:
         outputs = [Path(p) for p in step.run(ctx)]
     except SbtsError as exc:
         exc.step = step.name  # type: ignore[attr-defined]
         raise
     seconds = time.perf_counter() - start
+    _bless(state, before, step, ctx)
     state[step.name] = {"options": _options_hash(ctx, step), "outputs": [str(p) for p in outputs],
-                        "finished": time.time()}
+                        "inputs": {str(p): _mtime(p) for p in step.inputs(ctx)}, "finished": time.time()}
     _save_state(ctx.work_dir, state)
     logger.info("step %s: done in %.1f s", step.name, seconds)
     return StepReport(step.name, "ran", seconds, outputs)

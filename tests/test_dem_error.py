@@ -174,18 +174,23 @@ def test_no_geometry_file_is_an_input_error(tmp_path):
         run_correction("dem_error", _template(), tmp_path)
 
 
-def test_synthetic_stack_dem_error(tmp_path):
-    """The synthetic stack's DEM-error patches (+30 m, −18 m) under its deformation (velocity + seasonal).
+@pytest.mark.parametrize("seasonal", [False, True])
+def test_synthetic_stack_dem_error(tmp_path, seasonal):
+    """The synthetic stack's DEM-error patches (+30 m, −18 m) under its deformation.
 
-    The annual term is not in the model (polynomial of degree 2), so it leaks into Δz through the
-    baselines' correlation with the season: tolerance 3 m RMS inside the patches, 2.5 m outside.
+    Secular deformation only (the bowl, −0.25 m/yr): recovered to 1 cm.  With the annual term (8 mm,
+    not in the polynomial model, like MintPy without periodic terms) the season leaks into Δz through
+    the baselines: stated tolerance 2 m RMS inside the patches (up to ~12 m where the annual amplitude
+    differs most from the reference pixel's, not asserted).
     """
     from sbts.core.synthetic import make_synthetic_stack
 
     s = make_synthetic_stack(shape=(48, 56), num_date=30, seed=0)
     ry, rx = s.truth.reference_yx
-    ts = s.truth_timeseries(troposphere=False)
+    deform = (s.truth.deformation if seasonal else s.truth.velocity[None] * s.years[:, None, None]).astype(np.float64)
+    ts = s.truth_timeseries(troposphere=False, deformation=False) + deform
     ts -= ts[:, ry:ry + 1, rx:rx + 1]
+    deform -= deform[:, ry:ry + 1, rx:rx + 1]
     meta = Metadata.from_attrs({**s.attrs, "LENGTH": "48", "WIDTH": "56"}).with_reference(y=ry, x=rx)
     with TimeSeriesWriter(tmp_path / "timeseries.h5", meta, s.date_list, s.bperp) as w:
         w.write("timeseries", ts.astype(np.float32))
@@ -196,12 +201,14 @@ def test_synthetic_stack_dem_error(tmp_path):
     run_correction("dem_error", Template({}), tmp_path)
     est = MapProduct(tmp_path / "demErr.h5").read("dem")
     truth = np.asarray(s.truth.dem_error) - s.truth.dem_error[ry, rx]
-    patch = np.abs(truth) > 5
-    assert patch.sum() > 20
-    assert np.sqrt(np.mean((est - truth)[patch] ** 2)) < 3.0
-    assert np.sqrt(np.mean((est - truth)[~patch] ** 2)) < 2.5
+    patch = np.abs(truth) > 10
+    assert patch.sum() > 40
+    if not seasonal:
+        np.testing.assert_allclose(est, truth, atol=0.01)
+        return
+    assert np.sqrt(np.mean((est - truth)[patch] ** 2)) < 2.0
+    assert abs(np.median(est[truth > 15]) - 30) < 2 and abs(np.median(est[truth < -10]) + 18) < 2
     out = TimeSeries(tmp_path / "timeseries_demErr.h5").read_dates()
-    deform = s.truth.deformation - s.truth.deformation[:, ry:ry + 1, rx:rx + 1]
     before = np.sqrt(np.mean((ts - deform)[:, patch] ** 2))
     after = np.sqrt(np.mean((out - deform)[:, patch] ** 2))
     assert after < 0.3 * before

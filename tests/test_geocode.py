@@ -234,3 +234,32 @@ def test_cli(tmp_path):
     assert (tmp_path / "out" / "rdr_geo_velocity.h5").exists()
     res = CliRunner().invoke(cli, ["geocode", str(out), "-l", str(geom)])
     assert res.exit_code == 1 and "already geocoded" in res.output
+
+
+def test_mexico_city_gamma_lookup_round_trip(tmp_path, shared_data):
+    """The real GAMMA lookup (eqa_to_rdc.lt): stacking velocity geo → radar → geo."""
+    import warnings
+
+    from sbts.core.loader import load_data
+    from sbts.core.steps import prepare_network
+    from sbts.core.template import Template
+
+    m = shared_data / "pyrate_s1_mexico_cropA_gamma"
+    keys = dict(unwFile="geotiffs/*_unw.tif", demFile="geotiffs/*_dem.tif", metaFile="headers/*_mli.par",
+                lookupYFile="geometry/*eqa_to_rdc.lt", lookupXFile="geometry/*eqa_to_rdc.lt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = Template({"mintpy.load.processor": "auto", **{f"mintpy.load.{k}": str(m / v) for k, v in keys.items()}})
+    loaded = load_data(t, tmp_path)
+    prepare_network(loaded.stack_file, t, tmp_path)
+    lut = tmp_path / "inputs" / "geometryGeo.h5"
+    opts = GeocodeOptions(method="linear")
+    radar = geocode_file(tmp_path / "avgPhaseVelocity.h5", lut, geo2radar=True, options=opts)
+    back = geocode_file(radar, lut, tmp_path / "back.h5", options=opts)
+    a = Product.open(tmp_path / "avgPhaseVelocity.h5")
+    b = Product.open(back)
+    assert b.metadata.grid == a.metadata.grid and b.metadata.reference.y == a.metadata.reference.y
+    va, vb = a.read("velocity"), b.read("velocity")
+    ok = np.isfinite(va) & np.isfinite(vb)
+    assert ok.mean() > 0.95
+    assert np.median(np.abs(va - vb)[ok]) < 0.01 * np.nanstd(va)

@@ -30,7 +30,7 @@ def test_mintpy_custom_template_works_unchanged(tmp_path):
         warnings.simplefilter("error", UnknownKeyWarning)
         t = Template.read(path)
     assert t.get_numbers("mintpy.reference.yx", 2) == [490, 630]
-    assert t.get_str("mintpy.networkInversion.weightFunc", ["var", "fim", "coh", "no"]) == "no"
+    assert t.get_str("mintpy.networkInversion.weightFunc", ["var", "fim", "coh", "no"]) is None  # "no" = off
     assert t.get("mintpy.load.processor") == "gamma"
     assert t.get_bool("mintpy.topographicResidual") is True  # auto → default yes
     assert t.metadata_overrides() == {"HEADING": "-12.3"}

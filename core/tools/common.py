@@ -77,11 +77,20 @@ def resolve_map(product: Product, dataset: str | None) -> tuple[str, int | None]
     return name, None
 
 
-def read_map(product: Product, dataset: str | None = None, block: Block | None = None) -> np.ndarray:
-    """One 2-D map (float32 where the data are floats) of ``product``: see :func:`resolve_map`."""
+def map_reader(product: Product, dataset: str | None = None):
+    """A function ``block -> 2-D array`` reading one map of ``product`` (see :func:`resolve_map`)."""
     name, layer = resolve_map(product, dataset)
-    data = product.read(name, block, index=layer) if layer is not None else product.read(name, block)
-    return data
+
+    def read(block: Block | None = None) -> np.ndarray:
+        return product.read(name, block, index=layer) if layer is not None else product.read(name, block)
+
+    read.dataset = name
+    return read
+
+
+def read_map(product: Product, dataset: str | None = None, block: Block | None = None) -> np.ndarray:
+    """One 2-D map of ``product``, whole or one block: see :func:`resolve_map`."""
+    return map_reader(product, dataset)(block)
 
 
 def require_geo(meta: Metadata, path: str | os.PathLike) -> GeoGrid:
@@ -217,7 +226,7 @@ def default_output_dir(path: str | os.PathLike) -> Path:
 
 
 __all__ = [
-    "main_dataset", "resolve_map", "read_map", "require_geo", "same_step", "pixel_offset", "crop_metadata",
+    "main_dataset", "resolve_map", "map_reader", "read_map", "require_geo", "same_step", "pixel_offset", "crop_metadata",
     "azimuth_from_heading", "los_unit_vector", "enu_to_los", "scalar_angles", "LosGeometry",
     "default_output_dir",
 ]

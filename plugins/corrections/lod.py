@@ -82,14 +82,16 @@ class LocalOscillatorDrift(Correction):
         blocks = plan_blocks(ts.shape, n * 4 * 3 + 16, context.max_memory, ts.chunk_shape(ts.dataset_name))
         with TimeSeriesWriter(context.output_file, out_meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                               unit=meta.unit or "m") as w:
+            span = 0.0
             for block in blocks:
                 data = ts.read_dates(block).astype(np.float32, copy=False)
                 drange = range_of(block)
+                if np.isfinite(drange).any():
+                    span = max(span, float(np.nanmax(np.abs(drange))))
                 corr = DRIFT_RATE * years[:, None, None] * drange[None]
                 out = (data - corr).astype(np.float32)
                 out[:, np.all(data == 0, axis=0)] = 0
                 w.write(ts.dataset_name, out, block)
-        span = float(np.nanmax(np.abs(range_of(Block(0, ts.shape[0], 0, ts.shape[1])))))
         summary = (f"removed the local-oscillator drift ({DRIFT_RATE:g}/yr × range) from {n} dates, "
                    f"up to {DRIFT_RATE * span * np.abs(years).max() * 100:.2f} cm at {span / 1e3:.1f} km from "
                    f"the reference pixel")

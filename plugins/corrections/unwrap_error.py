@@ -78,6 +78,7 @@ _TMP_SUFFIX = "__sbts_tmp"
 _OLD_SUFFIX = "__sbts_old"
 _CONFIG_ATTR = "SBTS_UNWRAP_ERROR_CONFIG"
 RADIUS_FRACTION = 0.05  # bridge windows at most 5 % of the image size (they must stay local)
+MIN_GRADIENT_PIXELS = 20  # fewer window pixels: plain median (a plane fit on fewer is too noisy)
 
 _KEYS_COMMON = {
     PREFIX + "waterMaskFile": "water mask (True = land) excluded from the regions (default waterMask.h5; "
@@ -251,13 +252,30 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
 
 
 def _window_median(phase: np.ndarray, labels: np.ndarray, label: int, y: int, x: int, radius: int) -> float:
-    rows = slice(max(0, y - radius), y + radius + 1)
-    cols = slice(max(0, x - radius), x + radius + 1)
+    """Phase of region ``label`` at bridge end (y, x): median over a disc of ``radius``, gradient removed.
+
+    The disc is cut by the region boundary, so its pixels lie on one side of the end point; with a
+    deformation gradient across the boundary a plain median would be biased by about
+    gradient × radius on each side (enough to flip N on dense fringes).  A least-squares plane over
+    the window gives the local gradient; the median of the phase minus that gradient, referred to
+    the end point, stays robust to outliers and unbiased by the slope.
+    """
+    rows = slice(max(0, y - radius), min(labels.shape[0], y + radius + 1))
+    cols = slice(max(0, x - radius), min(labels.shape[1], x + radius + 1))
     yy, xx = np.ogrid[rows, cols]
     inside = (labels[rows, cols] == label) & ((yy - y) ** 2 + (xx - x) ** 2 <= radius * radius)
     values = phase[rows, cols][inside]
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if values.size else float(phase[y, x])
+    dy = np.broadcast_to(yy - y, inside.shape)[inside].astype(np.float64)
+    dx = np.broadcast_to(xx - x, inside.shape)[inside].astype(np.float64)
+    ok = np.isfinite(values)
+    values, dy, dx = values[ok], dy[ok], dx[ok]
+    if values.size == 0:
+        return float(phase[y, x])
+    if values.size >= MIN_GRADIENT_PIXELS:
+        G = np.column_stack([np.ones_like(dy), dy, dx])
+        coef = np.linalg.lstsq(G, values, rcond=None)[0]
+        values = values - coef[1] * dy - coef[2] * dx
+    return float(np.median(values))
 
 
 def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_yx: tuple[int, int] | None,
@@ -459,7 +477,7 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
     shift_lut = np.vstack([TWO_PI * U, np.zeros((1, m))]).astype(np.float32)  # last row: no region
 
     def fill(ds: h5py.Dataset) -> None:
-        for block in plan_blocks(stack.shape, m * 12, max_memory, stack.chunk_shape(in_name)):
+        for block in plan_blocks(stack.shape, m * 16, max_memory, stack.chunk_shape(in_name)):
             data = stack.read(in_name, block).astype(np.float32, copy=False)
             rid = region[block.slices]
             shift = shift_lut[np.where(rid >= 0, rid, n_region)]  # (rows, cols, m)
@@ -491,8 +509,8 @@ class _UnwrapCorrection(Correction):
         force = bool(context.options.get("force", False))
         summaries = []
         for step in self.steps():
-            out_name = DATASETS[step] if step != "phase_closure" or self.method == "phase_closure" \
-                else DATASETS["bridging+phase_closure"]
+            # the closure step of "bridging+phase_closure" writes that method's own dataset
+            out_name = DATASETS[self.method] if step == "phase_closure" else DATASETS[step]
             config = _config(IfgramStack(stack_path), step, in_name, opts)
             if not force and _up_to_date(stack_path, out_name, config):
                 summaries.append(f"{out_name} is up to date (same input and settings); skipped")

@@ -1,0 +1,288 @@
+"""``sbts export hdfeos5``: a geocoded time series as an HDF-EOS5 ``.he5`` file (UNAVCO/insarmaps layout).
+
+One file holds the displacement cube, its quality layers and the geometry under
+``/HDFEOS/GRIDS/timeseries/{observation,quality,geometry}``; each dataset carries ``Title``,
+``MissingValue``, ``_FillValue`` and ``Units``; the root attributes are the product's metadata plus
+UNAVCO's InSAR metadata (mission, beam, orbit, frames, dates, footprint ...).  The file name is
+built from that metadata: ``<SAT>_<SW>_<RELORB:03d>_<FRAME1:04d>[_<FRAME2:04d>]_<DATE1>_<DATE2>.he5``.
+Missing required items are named with the template line that supplies them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.blocks import plan_blocks
+from sbts.core.errors import InputError
+from sbts.core.h5io import H5Writer, encode_dates
+from sbts.core.hookspecs import hookimpl
+from sbts.core.interfaces import Exporter, ExportRequest
+from sbts.core.metadata import Metadata
+from sbts.core.products import MapProduct, Product, TimeSeries
+
+from .gmt import parse_options
+
+logger = logging.getLogger(__name__)
+
+GROUP = "HDFEOS/GRIDS/timeseries"
+GEOMETRY = ("height", "incidenceAngle", "slantRangeDistance", "azimuthAngle", "shadowMask", "waterMask",
+            "latitude", "longitude", "bperp")
+UNITS = {"displacement": "meters", "temporalCoherence": "1", "avgSpatialCoherence": "1", "mask": "1",
+         "height": "meters", "incidenceAngle": "degrees", "slantRangeDistance": "meters",
+         "azimuthAngle": "degrees", "shadowMask": "1", "waterMask": "1", "latitude": "degrees",
+         "longitude": "degrees", "bperp": "meters"}
+MISSIONS = {"sen": "S1", "s1": "S1", "sentinel-1": "S1", "sentinel1": "S1", "sentinel": "S1", "alos": "ALOS",
+            "alos2": "ALOS2", "alos-2": "ALOS2", "csk": "CSK", "cosmo-skymed": "CSK", "env": "ENV", "envisat": "ENV",
+            "ers": "ERS", "jers": "JERS", "nisar": "NISAR", "rs1": "RS1", "radarsat-1": "RS1", "rs2": "RS2",
+            "radarsat-2": "RS2", "tsx": "TSX", "terrasar-x": "TSX", "uavsar": "UAV", "uav": "UAV"}
+UNAVCO_KEYS = ("mission", "beam_mode", "beam_swath", "relative_orbit", "first_frame", "last_frame",
+               "processing_dem", "unwrap_method", "atmos_correct_method")
+
+
+def _lookup(sources: list[dict[str, str]], key: str) -> str | None:
+    """The value of ``key`` in the first source that has it (case-insensitive; template keys too)."""
+    variants = {key.lower(), f"mintpy.save.hdfeos5.{key}".lower()}
+    aliases = {"relative_orbit": {"track", "tracknumber", "track_number"}, "first_frame": {"frame"},
+               "mission": {"platform"}}
+    variants |= aliases.get(key, set())
+    for src in sources:
+        for k, v in src.items():
+            if k.lower() in variants and str(v).strip() not in ("", "None", "none", "auto"):
+                return str(v).strip()
+    return None
+
+
+def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], template: dict[str, str]) -> dict[str, str]:
+    """UNAVCO InSAR metadata from -O options, a template, then the file's attributes."""
+    attrs = meta.to_attrs()
+    sources = [opts, template, attrs]
+    out: dict[str, str] = {}
+    mission = _lookup(sources, "mission")
+    if mission:
+        mission = MISSIONS.get(mission.lower(), mission.upper())
+    beam_mode = _lookup(sources, "beam_mode") or ("IW" if mission == "S1" else None)
+    missing = []
+    for key, value, example in (("mission", mission, "S1"), ("beam_mode", beam_mode, "IW"),
+                                ("relative_orbit", _lookup(sources, "relative_orbit"), "128"),
+                                ("first_frame", _lookup(sources, "first_frame"), "593")):
+        if value is None:
+            missing.append(f"{key} = {example}")
+        out[key] = value or ""
+    if missing:
+        raise InputError("HDF-EOS5 needs UNAVCO metadata that neither the options nor the file give: "
+                         + "; ".join(missing) + ". Add the line(s) to a template passed with -O template=FILE "
+                         "(or as mintpy.save.hdfEos5.<key>), or give -O key=value (e.g. -O "
+                         + missing[0].replace(" = ", "=") + ")")
+    for key in ("relative_orbit", "first_frame"):
+        try:
+            out[key] = str(int(float(out[key])))
+        except ValueError:
+            raise InputError(f"{key} = {out[key]!r}: must be an integer") from None
+    last = _lookup(sources, "last_frame") or out["first_frame"]
+    try:
+        out["last_frame"] = str(int(float(last)))
+    except ValueError:
+        raise InputError(f"last_frame = {last!r}: must be an integer") from None
+    out["beam_swath"] = _lookup(sources, "beam_swath") or "0"
+    for key in ("processing_dem", "unwrap_method", "atmos_correct_method"):
+        value = _lookup(sources, key)
+        if value:
+            out[key] = value
+    d1, d2 = dates[0], dates[-1]
+    out["first_date"] = f"{d1[:4]}-{d1[4:6]}-{d1[6:]}"
+    out["last_date"] = f"{d2[:4]}-{d2[4:6]}-{d2[6:]}"
+    geo = meta.grid.geo
+    s = geo.y_first + meta.grid.length * geo.y_step
+    e = geo.x_first + meta.grid.width * geo.x_step
+    n, w = geo.y_first, geo.x_first
+    out["data_footprint"] = f"POLYGON(({w} {n},{e} {n},{e} {s},{w} {s},{w} {n}))"
+    corners = [(attrs.get(f"LON_REF{i}"), attrs.get(f"LAT_REF{i}")) for i in (1, 2, 4, 3, 1)]
+    if all(a and b for a, b in corners):
+        out["scene_footprint"] = "POLYGON((" + ",".join(f"{a} {b}" for a, b in corners) + "))"
+    out["processing_type"] = "LOS_TIMESERIES"
+    out["processing_software"] = meta.processor or "sbts"
+    out["post_processing_method"] = "sbts"
+    out["history"] = _dt.date.today().isoformat()
+    direction = (meta.radar.orbit_direction or "").upper()
+    if not direction and meta.radar.heading is not None:
+        direction = "DESCENDING" if abs(meta.radar.heading) > 90 else "ASCENDING"
+    if direction:
+        out["flight_direction"] = direction[0]
+    out["look_direction"] = "L" if meta.radar.antenna_side == 1 else "R"
+    pol = attrs.get("POLARIZATION") or _lookup(sources, "polarization")
+    if pol:
+        out["polarization"] = pol
+    if meta.radar.prf is not None:
+        out["prf"] = repr(meta.radar.prf)
+    if meta.radar.wavelength is not None:
+        out["wavelength"] = repr(meta.radar.wavelength)
+    return out
+
+
+def he5_name(unavco: dict[str, str], dates: list[str], update: bool = False) -> str:
+    sw = unavco["beam_mode"] + (unavco["beam_swath"] if unavco["beam_swath"] not in ("0", "") else "")
+    frames = f"{int(unavco['first_frame']):04d}"
+    if unavco["last_frame"] != unavco["first_frame"]:
+        frames += f"_{int(unavco['last_frame']):04d}"
+    last = "XXXXXXXX" if update else dates[-1]
+    return f"{unavco['mission']}_{sw}_{int(unavco['relative_orbit']):03d}_{frames}_{dates[0]}_{last}.he5"
+
+
+def _beside(ts_path: Path, names: tuple[str, ...], explicit: str | None, what: str, required: bool) -> Path | None:
+    if explicit:
+        p = Path(explicit)
+        if not p.exists():
+            raise InputError(f"{what} file {p}: not found")
+        return p
+    folder = ts_path.parent
+    prefix = "geo_" if ts_path.name.startswith("geo_") else ""
+    candidates = []
+    for name in names:
+        candidates += [folder / f"{prefix}{name}", folder / name, folder / "geo" / f"geo_{name}",
+                       folder / "inputs" / name, folder.parent / "inputs" / name]
+    for c in candidates:
+        if c.exists():
+            return c
+    if required:
+        raise InputError(f"no {what} file beside {ts_path} (looked for {', '.join(prefix + n for n in names)}); "
+                         f"give it with -O {what}=FILE")
+    return None
+
+
+class HdfEos5Exporter(Exporter):
+    """Time series + quality + geometry as one HDF-EOS5 file with UNAVCO metadata."""
+
+    name = "hdfeos5"
+    summary = "A geocoded time series with quality and geometry layers as an HDF-EOS5 .he5 (UNAVCO/insarmaps)."
+    description = textwrap.dedent("""\
+    FILE is a geocoded time series.  Found beside it (or given): temporalCoherence.h5 (-O tcoh=),
+    maskTempCoh.h5 (-O mask=), the geometry (-O geometry=; geometryGeo.h5 or geo_geometryRadar.h5,
+    also in inputs/), avgSpatialCoh.h5 (-O avg_spatial_coh=, optional).  Layout:
+    /HDFEOS/GRIDS/timeseries/observation/{displacement,date,bperp},
+    quality/{temporalCoherence,avgSpatialCoherence,mask}, geometry/{height,incidenceAngle,...,
+    latitude,longitude}; per-dataset Title, MissingValue, _FillValue, Units.  Root attributes:
+    the time series' metadata plus UNAVCO metadata.
+
+    \b
+    UNAVCO metadata: -O mission=S1 -O beam_mode=IW -O beam_swath=12 -O relative_orbit=128
+    -O first_frame=593 -O last_frame=597 (required unless in the file's attributes or in a template
+    given with -O template=FILE, as `relative_orbit = 128` or mintpy.save.hdfEos5.relative_orbit);
+    optional processing_dem, unwrap_method, atmos_correct_method, polarization.
+    -O update=yes names the file ..._XXXXXXXX.he5 (MintPy's update mode).
+    -o is the output file or folder (default: the standard name beside the input).""")
+    requires_geocoded = True
+
+    def export(self, request: ExportRequest) -> list[Path]:
+        known = set(UNAVCO_KEYS) | {"tcoh", "mask", "geometry", "avg_spatial_coh", "template", "update", "polarization"}
+        opts = parse_options(request, known, "hdfeos5")
+        product = Product.open(request.input_file)
+        if not isinstance(product, TimeSeries):
+            raise InputError(f"{request.input_file} is a {product.metadata.file_type or 'map'} file; HDF-EOS5 holds a "
+                             "time series (timeseries*.h5)")
+        if request.dataset:
+            raise InputError("hdfeos5 exports the whole time series: drop DATASET")
+        meta = product.metadata
+        if meta.grid.geo is None:
+            raise InputError(f"{request.input_file} is in radar coordinates; run `sbts geocode {request.input_file}`")
+        template = {}
+        if opts.get("template"):
+            from sbts.core.template import parse_text, read_text_file
+
+            template = parse_text(read_text_file(opts["template"]), opts["template"])
+        dates = list(product.date_strings)
+        unavco = unavco_metadata(meta, dates, {k: v for k, v in opts.items() if k in known}, template)
+        ts = request.input_file
+        tcoh = _beside(ts, ("temporalCoherence.h5",), opts.get("tcoh"), "tcoh", True)
+        mask = _beside(ts, ("maskTempCoh.h5",), opts.get("mask"), "mask", True)
+        geom = _beside(ts, ("geometryGeo.h5", "geometryRadar.h5"), opts.get("geometry"), "geometry", True)
+        avg = _beside(ts, ("avgSpatialCoh.h5",), opts.get("avg_spatial_coh"), "avg_spatial_coh", False)
+        shape = product.shape
+        for p in (tcoh, mask, geom, avg):
+            if p is not None:
+                other = Product.open(p)
+                if not other.metadata.grid.is_geocoded or other.shape != shape:
+                    raise InputError(f"{p} is {'radar-coded' if not other.metadata.grid.is_geocoded else other.shape}; "
+                                     f"it must be geocoded on the grid of {ts} ({shape}): `sbts geocode {p}`")
+        update = opts.get("update", "").lower() in ("yes", "true", "1")
+        name = he5_name(unavco, dates, update)
+        out = Path(request.output) if request.output else ts.with_name(name)
+        if out.is_dir() or (request.output and not out.suffix):
+            out = out / name
+        attrs = {k: v for k, v in meta.to_attrs().items() if not k.startswith("SBTS_")}
+        attrs["FILE_TYPE"] = "HDFEOS"
+        attrs.update(unavco)
+        max_memory = float(opts.get("max_memory", 0.5))
+        with H5Writer(out, attrs) as w:
+            self._observation(w, product, max_memory)
+            self._map(w, "quality/temporalCoherence", tcoh, "temporalCoherence", np.float32)
+            if avg is not None:
+                self._map(w, "quality/avgSpatialCoherence", avg, "coherence", np.float32)
+            else:
+                logger.warning("no avgSpatialCoh.h5 beside %s: quality/avgSpatialCoherence left out", ts)
+            self._map(w, "quality/mask", mask, "mask", np.bool_)
+            self._geometry(w, Product.open(geom), meta, max_memory)
+        logger.info("wrote %s", out)
+        return [out]
+
+    @staticmethod
+    def _attrs(name: str) -> dict:
+        short = name.rsplit("/", 1)[-1]
+        return {"Title": short, "MissingValue": np.float32(0), "_FillValue": np.float32(0),
+                "Units": UNITS.get(short, "1")}
+
+    def _observation(self, w: H5Writer, ts: TimeSeries, max_memory: float) -> None:
+        n = len(ts.dates)
+        shape = ts.shape
+        w.create(f"{GROUP}/observation/date", data=encode_dates(ts.date_strings),
+                 attrs=self._attrs("date") | {"Units": "YYYYMMDD"})
+        w.create(f"{GROUP}/observation/bperp", data=np.asarray(ts.bperp, np.float32), attrs=self._attrs("bperp"))
+        name = f"{GROUP}/observation/displacement"
+        w.create(name, shape=(n,) + shape, dtype=np.float32, chunks=(1,) + tuple(min(s, 256) for s in shape),
+                 compression="lzf", attrs=self._attrs("displacement"))
+        for block in plan_blocks(shape, 4 * n * 2, max_memory, ts.chunk_shape(ts.dataset_name)):
+            w.write(name, ts.read_dates(block).astype(np.float32, copy=False), block)
+
+    def _map(self, w: H5Writer, name: str, path: Path, dataset: str, dtype) -> None:
+        p = MapProduct(path)
+        maps = [d for d in p.datasets if len(p.dataset_shape(d)) == 2]
+        ds = dataset if dataset in maps else (maps[0] if len(maps) == 1 else None)
+        if ds is None:
+            raise InputError(f"{path}: no {dataset!r} dataset (has {', '.join(p.datasets)})")
+        data = p.read(ds)
+        data = np.nan_to_num(data).astype(bool) if dtype is np.bool_ else data.astype(dtype)
+        w.create(f"{GROUP}/{name}", data=data, compression="lzf", attrs=self._attrs(name))
+
+    def _geometry(self, w: H5Writer, geom: Product, meta: Metadata, max_memory: float) -> None:
+        shape = meta.grid.shape
+        for name in GEOMETRY:
+            if geom.has(name) and len(geom.dataset_shape(name)) == 2:
+                data = geom.read(name)
+                data = data.astype(bool) if name in ("shadowMask", "waterMask") else data.astype(np.float32)
+                w.create(f"{GROUP}/geometry/{name}", data=data, compression="lzf", attrs=self._attrs(name))
+        geo = meta.grid.geo
+        for name in ("latitude", "longitude"):  # generated from the grid (pixel centres) when absent
+            if geom.has(name):
+                continue
+            dset = w.create(f"{GROUP}/geometry/{name}", shape=shape, dtype=np.float32, compression="lzf",
+                            attrs=self._attrs(name))
+            for block in plan_blocks(shape, 16, max_memory):
+                if name == "latitude":
+                    v = geo.y_first + (np.arange(block.row_start, block.row_stop) + 0.5) * geo.y_step
+                    data = np.repeat(v[:, None], block.shape[1], axis=1)
+                else:
+                    v = geo.x_first + (np.arange(block.col_start, block.col_stop) + 0.5) * geo.x_step
+                    data = np.repeat(v[None, :], block.shape[0], axis=0)
+                dset[block.rows, block.cols] = data.astype(np.float32)
+
+
+@hookimpl
+def sbts_exporters():
+    return [HdfEos5Exporter()]
+
+
+__all__ = ["HdfEos5Exporter", "he5_name", "unavco_metadata"]

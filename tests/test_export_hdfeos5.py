@@ -1,0 +1,91 @@
+"""HDF-EOS5 export of the demo time series, read back with h5py: layout, values, attributes, name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sbts.core.errors import InputError
+from sbts.core.exporting import export
+
+G = "HDFEOS/GRIDS/timeseries"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    from sbts.core.demo import run_demo
+
+    work = tmp_path_factory.mktemp("demo")
+    run_demo(work, shape=(30, 40), num_date=8)
+    return work
+
+
+def test_layout_values_attributes(demo, tmp_path):
+    ts = demo / "timeseries.h5"
+    (out,) = export("hdfeos5", ts, output=tmp_path, options={"relative_orbit": "128", "first_frame": "593",
+                                                            "last_frame": "597", "beam_swath": "12"})
+    with h5py.File(ts) as f:
+        dates = [d.decode() for d in f["date"][()]]
+        disp, attrs = f["timeseries"][()], dict(f.attrs)
+    assert out == tmp_path / f"S1_IW12_128_0593_0597_{dates[0]}_{dates[-1]}.he5"
+    with h5py.File(out) as f:
+        obs, qual, geom = f[f"{G}/observation"], f[f"{G}/quality"], f[f"{G}/geometry"]
+        np.testing.assert_array_equal(obs["displacement"][()], disp)
+        assert obs["displacement"].compression == "lzf"
+        assert [d.decode() for d in obs["date"][()]] == dates and obs["bperp"].shape == (len(dates),)
+        assert set(qual) == {"temporalCoherence", "avgSpatialCoherence", "mask"}
+        assert qual["mask"].dtype == bool
+        with h5py.File(demo / "temporalCoherence.h5") as t:
+            np.testing.assert_array_equal(qual["temporalCoherence"][()], t["temporalCoherence"][()])
+        assert {"height", "incidenceAngle", "slantRangeDistance", "azimuthAngle", "shadowMask", "waterMask",
+                "latitude", "longitude"} <= set(geom)
+        d = obs["displacement"].attrs
+        assert d["Title"] == "displacement" and d["Units"] == "meters" and d["MissingValue"] == 0 and d["_FillValue"] == 0
+        assert geom["incidenceAngle"].attrs["Units"] == "degrees"
+        lat = geom["latitude"][()]
+        y_first, y_step = float(attrs["Y_FIRST"]), float(attrs["Y_STEP"])
+        assert lat[0, 0] == pytest.approx(y_first + 0.5 * y_step) and lat[-1, 3] == pytest.approx(y_first + 29.5 * y_step)
+        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    assert a["mission"] == "S1" and a["beam_mode"] == "IW" and a["beam_swath"] == "12"
+    assert a["relative_orbit"] == "128" and a["first_frame"] == "593" and a["last_frame"] == "597"
+    assert a["first_date"] == f"{dates[0][:4]}-{dates[0][4:6]}-{dates[0][6:]}"
+    assert a["processing_type"] == "LOS_TIMESERIES" and a["post_processing_method"] == "sbts"
+    assert a["flight_direction"] == "A" and a["look_direction"] == "R" and a["polarization"] == "VV"
+    assert a["data_footprint"].startswith("POLYGON((") and a["FILE_TYPE"] == "HDFEOS"
+    assert float(a["wavelength"]) == pytest.approx(float(attrs["WAVELENGTH"]))
+    assert a["REF_Y"] == attrs["REF_Y"]  # the MintPy metadata is kept
+
+
+def test_missing_unavco_metadata(demo, tmp_path):
+    with pytest.raises(InputError, match=r"relative_orbit = 128.*first_frame = 593"):
+        export("hdfeos5", demo / "timeseries.h5", output=tmp_path)
+    tmpl = tmp_path / "t.cfg"
+    tmpl.write_text("relative_orbit = 78\nmintpy.save.hdfEos5.first_frame = 12\n")
+    (out,) = export("hdfeos5", demo / "timeseries.h5", output=tmp_path, options={"template": str(tmpl)})
+    assert out.name.startswith("S1_IW_078_0012_") and "_0012_0012" not in out.name
+
+
+def test_refusals(demo, tmp_path):
+    with pytest.raises(InputError, match="time series"):
+        export("hdfeos5", demo / "temporalCoherence.h5", options={"relative_orbit": "1", "first_frame": "1"})
+    with pytest.raises(InputError, match="sbts geocode"):
+        from sbts.core.metadata import Grid, Metadata
+        from sbts.core.products import TimeSeriesWriter
+
+        with TimeSeriesWriter(tmp_path / "timeseries.h5", Metadata(Grid(4, 5)), ["20200101", "20200201"]) as w:
+            w.write("timeseries", np.zeros((2, 4, 5), np.float32))
+        export("hdfeos5", tmp_path / "timeseries.h5")
+
+
+def test_cli_update_name(demo, tmp_path):
+    from sbts.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["export", "hdfeos5", str(demo / "timeseries.h5"), "-O", "relative_orbit=128",
+                                   "-O", "first_frame=593", "-O", "update=yes", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    (he5,) = tmp_path.glob("*.he5")
+    assert he5.name.endswith("_XXXXXXXX.he5") and str(he5) in res.output

@@ -1,0 +1,199 @@
+"""Unwrapping-error corrections (bridging, phase_closure, both) on the synthetic stack with known errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sbts.core.corrections import run_correction
+from sbts.core.demo import write_synthetic
+from sbts.core.errors import InputError, PluginError, TemplateError
+from sbts.core.products import IfgramStack
+from sbts.core.reference import set_reference
+from sbts.core.synthetic import make_synthetic_stack
+from sbts.core.template import Template
+from sbts.plugins.corrections import unwrap_error as uw
+
+SHAPE = (60, 80)
+NUM_DATE = 16
+TWO_PI = 2 * np.pi
+METHODS = ["bridging", "phase_closure", "bridging+phase_closure"]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """The (noisy) synthetic stack on disk, referenced, and its model; copied per test."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(folder, seed=0, shape=SHAPE, num_date=NUM_DATE)
+    s = make_synthetic_stack(shape=SHAPE, num_date=NUM_DATE, seed=0)
+    set_reference(folder / "ifgramStack.h5", *s.truth.reference_yx)
+    return folder, s
+
+
+@pytest.fixture
+def work(synthetic, tmp_path):
+    folder, s = synthetic
+    for name in ("ifgramStack.h5", "geometryGeo.h5"):
+        shutil.copy(folder / name, tmp_path / name)
+    return tmp_path, s
+
+
+def _template(**extra):
+    values = {"mintpy.unwrapError.connCompMinArea": "20"}
+    values.update({f"mintpy.unwrapError.{k}": str(v) for k, v in extra.items()})
+    return Template(values)
+
+
+def _run(work_dir, method, template=None, **options):
+    return run_correction(method, template or _template(), work_dir, input_file=work_dir / "ifgramStack.h5",
+                          geometry_file=work_dir / "geometryGeo.h5", max_memory=0.05, **options)
+
+
+def _expected_cycles(s):
+    cycles = np.zeros((s.num_pair,) + SHAPE, np.int64)
+    for pid, k, region in s.truth.unwrap_errors:
+        cycles[pid][region] = -k
+    return cycles
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_injected_errors_removed_exactly(work, method):
+    work_dir, s = work
+    _run(work_dir, method)
+    stack = IfgramStack(work_dir / "ifgramStack.h5")
+    name = uw.corrected_dataset_name(method)
+    out = stack.read(name)
+    original = stack.read("unwrapPhase")
+    np.testing.assert_array_equal(original, s.unwrap_phase)  # the input is untouched
+    assert len(s.truth.unwrap_errors) == 3
+    land = s.water_mask
+    for pid, k, region in s.truth.unwrap_errors:
+        # corrected minus the injected error equals the clean phase: the error is gone, in whole cycles
+        clean = original[pid] - TWO_PI * k * region  # the input minus the injected error
+        np.testing.assert_allclose(out[pid][land], clean[land], atol=2e-5)
+    cycles = np.round((out - original) / TWO_PI).astype(np.int64)
+    np.testing.assert_array_equal(cycles[:, land], _expected_cycles(s)[:, land])
+    err_pairs = {e[0] for e in s.truth.unwrap_errors}
+    for k in set(range(s.num_pair)) - err_pairs:  # other pairs untouched, bit for bit
+        np.testing.assert_array_equal(out[k], original[k])
+    with h5py.File(work_dir / "ifgramStack.h5", "r") as f:
+        assert f[name].attrs["mintpy.unwrapError.method"] == method
+        assert not [n for n in f if n.endswith(("__sbts_tmp", "__sbts_old"))]
+    assert not list(work_dir.glob(".*.part.h5"))
+
+
+def test_bridging_with_ramp_and_dropped_pair(work):
+    work_dir, s = work
+    pid = s.truth.unwrap_errors[0][0]
+    with h5py.File(work_dir / "ifgramStack.h5", "r+") as f:
+        keep = f["dropIfgram"][()]
+        keep[pid] = False
+        f["dropIfgram"][...] = keep
+    _run(work_dir, "bridging", _template(ramp="linear"))
+    stack = IfgramStack(work_dir / "ifgramStack.h5")
+    out, original = stack.read("unwrapPhase_bridging"), stack.read("unwrapPhase")
+    np.testing.assert_array_equal(out[pid], original[pid])  # dropped: copied unchanged
+    cycles = np.round((out - original) / TWO_PI).astype(np.int64)
+    expected = _expected_cycles(s)
+    expected[pid] = 0
+    np.testing.assert_array_equal(cycles[:, s.water_mask], expected[:, s.water_mask])
+
+
+def test_small_regions_are_ignored(work):
+    work_dir, s = work
+    _run(work_dir, "phase_closure", _template(connCompMinArea=5000))  # larger than the error blobs
+    stack = IfgramStack(work_dir / "ifgramStack.h5")
+    land = s.water_mask
+    out, original = stack.read("unwrapPhase_phaseClosure"), stack.read("unwrapPhase")
+    for pid, _k, region in s.truth.unwrap_errors:
+        np.testing.assert_array_equal(out[pid][region], original[pid][region])
+    assert np.allclose(out[:, land], original[:, land])
+
+
+def test_idempotent(work):
+    work_dir, _s = work
+    _run(work_dir, "phase_closure")
+    path = work_dir / "ifgramStack.h5"
+    first = IfgramStack(path).read("unwrapPhase_phaseClosure")
+    result = _run(work_dir, "phase_closure")  # same input and settings: skipped
+    assert "up to date" in result.summary
+    _run(work_dir, "phase_closure", force=True)  # recomputed: same samples (seeded), same answer
+    np.testing.assert_array_equal(IfgramStack(path).read("unwrapPhase_phaseClosure"), first)
+    # correcting the corrected phase finds nothing more to do
+    _run(work_dir, "phase_closure", dataset="unwrapPhase_phaseClosure", force=True)
+    np.testing.assert_array_equal(IfgramStack(path).read("unwrapPhase_phaseClosure"), first)
+    _run(work_dir, "bridging")
+    bridged = IfgramStack(path).read("unwrapPhase_bridging")
+    _run(work_dir, "bridging", dataset="unwrapPhase_bridging", force=True)
+    np.testing.assert_array_equal(IfgramStack(path).read("unwrapPhase_bridging"), bridged)
+
+
+def test_interrupted_write_leaves_no_half_dataset(work, monkeypatch):
+    work_dir, _s = work
+    path = work_dir / "ifgramStack.h5"
+    calls = {"n": 0}
+    real = uw.bridge_pair
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uw, "bridge_pair", failing)
+    with pytest.raises(PluginError, match="simulated crash"):
+        _run(work_dir, "bridging")
+    with h5py.File(path, "r") as f:
+        assert not [n for n in f if n.startswith("unwrapPhase_bridging")]
+    assert not list(work_dir.glob(".*.part.h5"))
+
+    # replacing an existing dataset: an interrupted re-run keeps the complete old one
+    monkeypatch.setattr(uw, "bridge_pair", real)
+    _run(work_dir, "bridging")
+    before = IfgramStack(path).read("unwrapPhase_bridging")
+    calls["n"] = 0
+    monkeypatch.setattr(uw, "bridge_pair", failing)
+    with pytest.raises(PluginError):
+        _run(work_dir, "bridging", force=True)
+    np.testing.assert_array_equal(IfgramStack(path).read("unwrapPhase_bridging"), before)
+    with h5py.File(path, "r") as f:
+        assert sorted(n for n in f if n.startswith("unwrapPhase_bridging")) == ["unwrapPhase_bridging"]
+
+    # a crash between copy and rename leaves a temporary name: the next run removes it
+    monkeypatch.setattr(uw, "bridge_pair", real)
+    with h5py.File(path, "r+") as f:
+        f.create_dataset("unwrapPhase_bridging__sbts_tmp", data=np.zeros(3))
+    _run(work_dir, "bridging", force=True)
+    with h5py.File(path, "r") as f:
+        assert "unwrapPhase_bridging__sbts_tmp" not in f
+
+
+def test_errors_and_dataset_names(work):
+    work_dir, _s = work
+    assert uw.corrected_dataset_name("no") == "unwrapPhase"
+    assert uw.corrected_dataset_name(None) == "unwrapPhase"
+    assert uw.corrected_dataset_name("bridging") == "unwrapPhase_bridging"
+    assert uw.corrected_dataset_name("phase_closure") == "unwrapPhase_phaseClosure"
+    assert uw.corrected_dataset_name("bridging+phase_closure") == "unwrapPhase_bridging_phaseClosure"
+    with pytest.raises(TemplateError):
+        uw.corrected_dataset_name("magic")
+    with pytest.raises(InputError, match="water mask not found"):
+        _run(work_dir, "bridging", _template(waterMaskFile="missing.h5"))
+    with pytest.raises(TemplateError):
+        _run(work_dir, "bridging", _template(ramp="cubic"))
+
+
+def test_cli_help_lists_keys():
+    from sbts.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["correct", "phase_closure", "--help"])
+    assert result.exit_code == 0, result.output
+    for key in ("mintpy.unwrapError.numSample", "mintpy.unwrapError.connCompMinArea",
+                "mintpy.unwrapError.waterMaskFile"):
+        assert key in result.output
+    result = CliRunner().invoke(cli, ["correct", "bridging", "--help"])
+    assert "mintpy.unwrapError.bridgePtsRadius" in result.output and "mintpy.unwrapError.ramp" in result.output
