@@ -78,6 +78,7 @@ _TMP_SUFFIX = "__sbts_tmp"
 _OLD_SUFFIX = "__sbts_old"
 _CONFIG_ATTR = "SBTS_UNWRAP_ERROR_CONFIG"
 RADIUS_FRACTION = 0.05  # bridge windows at most 5 % of the image size (they must stay local)
+MIN_RADIUS = 5  # smaller windows hold too few pixels for a robust median
 MIN_GRADIENT_PIXELS = 20  # fewer window pixels: plain median (a plane fit on fewer is too noisy)
 
 _KEYS_COMMON = {
@@ -88,7 +89,7 @@ _KEYS_COMMON = {
 _KEYS_BRIDGING = {
     PREFIX + "ramp": "ramp fitted on the reference region and removed while bridging: no | linear | quadratic",
     PREFIX + "bridgePtsRadius": "radius (pixels) of the window whose median phase is taken at each bridge end "
-                                "(default 50, at most 5 % of the image size)",
+                                "(default 50, at most 5 % of the image size but not under 5)",
 }
 _KEYS_CLOSURE = {
     PREFIX + "numSample": "pixels sampled per common region for the closure ambiguities (default 100)",
@@ -341,9 +342,10 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
         raise InputError(f"{stack_path}: no connectComponent dataset; bridging needs the unwrapper's "
                          "connected components (use phase_closure instead)")
     length, width = stack.shape
-    radius = min(opts.radius, max(1, int(RADIUS_FRACTION * min(length, width))))
+    radius = min(opts.radius, max(MIN_RADIUS, int(RADIUS_FRACTION * min(length, width))))
     if radius < opts.radius:
-        logger.info("bridgePtsRadius %d capped to %d px (5 %% of the image size)", opts.radius, radius)
+        logger.info("bridgePtsRadius %d capped to %d px (5 %% of the image size, at least %d)",
+                    opts.radius, radius, MIN_RADIUS)
     ref = stack.metadata.reference
     ref_yx = (ref.y, ref.x) if ref.has_point and 0 <= ref.y < length and 0 <= ref.x < width else None
     if ref_yx is None:

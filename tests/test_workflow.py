@@ -1,0 +1,133 @@
+"""``sbts run``: the step chain, update mode, third-party corrections in the chain, lock, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sbts.cli.main import cli
+from sbts.core import plugins
+from sbts.core.demo import write_synthetic
+from sbts.core.errors import SbtsError
+from sbts.core.hookspecs import hookimpl
+from sbts.core.interfaces import Correction, CorrectionResult
+from sbts.core.lock import work_dir_lock
+from sbts.core.products import TimeSeries, TimeSeriesWriter
+from sbts.core.workflow import run_workflow
+
+TEMPLATE = """\
+mintpy.load.processor = mintpy
+mintpy.load.unwFile = synthetic/ifgramStack.h5
+mintpy.load.demFile = synthetic/geometryGeo.h5
+mintpy.networkInversion.minNumPixel = 10
+mintpy.deramp = linear
+mintpy.save.kmz = no
+"""
+
+
+@pytest.fixture()
+def work(tmp_path) -> Path:
+    write_synthetic(tmp_path / "synthetic", seed=1, shape=(40, 50), num_date=12)
+    (tmp_path / "sbts.cfg").write_text(TEMPLATE)
+    return tmp_path
+
+
+def _statuses(reports) -> dict[str, str]:
+    return {r.name: r.status for r in reports}
+
+
+def test_full_chain_then_rerun_skips_everything_then_deleted_output_reruns_dependents(work):
+    first = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert first["invert_network"] == "ran" and first["correct_topography"] == "ran"
+    assert first["correct_troposphere"] == "disabled"
+    for name in ("timeseries.h5", "timeseries_ramp.h5", "timeseries_ramp_demErr.h5", "velocity.h5", "demErr.h5",
+                 "reference_date.txt", "sbts_run.log", "sbts_run_summary.txt"):
+        assert (work / name).exists(), name
+    second = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert set(second.values()) <= {"skipped", "disabled"}, second
+    (work / "timeseries_ramp.h5").unlink()
+    third = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert third["deramp"] == "ran" and third["correct_topography"] == "ran" and third["velocity"] == "ran"
+    assert third["invert_network"] == "skipped" and third["load_data"] == "skipped"
+    summary = (work / "sbts_run_summary.txt").read_text()
+    assert "deramp" in summary and "timeseries_ramp.h5" in summary
+
+
+def test_changed_option_reruns_that_step(work):
+    run_workflow(work / "sbts.cfg", end="velocity")
+    (work / "sbts.cfg").write_text(TEMPLATE + "mintpy.timeFunc.periodic = 1\n")
+    again = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert again["velocity"] == "ran" and again["deramp"] == "skipped"
+
+
+class _AddConstant(Correction):
+    """A third-party correction: subtracts 1 mm from every date (for the test)."""
+
+    name = "minus1mm"
+    summary = "subtract 1 mm"
+    suffix = "m1"
+
+    def run(self, context):
+        ts = TimeSeries(context.input_file)
+        with TimeSeriesWriter(context.output_file, ts.metadata, ts.date_strings, ts.bperp) as w:
+            w.write("timeseries", ts.read_dates() - 0.001)
+        return CorrectionResult(context.output_file)
+
+
+class _Plugin:
+    @hookimpl
+    def sbts_corrections(self):
+        return [_AddConstant()]
+
+
+def test_third_party_correction_joins_the_chain_from_the_template(work):
+    registry = plugins.build_registry(extra_plugins=[("thirdparty", _Plugin())])
+    plugins.set_registry(registry)
+    (work / "sbts.cfg").write_text(TEMPLATE + "sbts.run.extraCorrections = minus1mm\nmintpy.reference.date = no\n")
+    reports = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert reports["correct_minus1mm"] == "ran"
+    a = TimeSeries(work / "timeseries_ramp_demErr.h5").read_dates()
+    b = TimeSeries(work / "timeseries_ramp_demErr_m1.h5").read_dates()
+    np.testing.assert_allclose(a - b, 0.001, atol=1e-7)
+    assert (work / "velocity.h5").exists()
+
+
+def test_lock_refuses_a_second_run_naming_the_holder(work):
+    with work_dir_lock(work):
+        with pytest.raises(SbtsError, match=r"in use by sbts process \d+"):
+            run_workflow(work / "sbts.cfg", end="load_data")
+    run_workflow(work / "sbts.cfg", end="load_data")  # released
+
+
+def test_interrupted_run_continues_where_it_stopped(work, monkeypatch):
+    import sbts.core.workflow as wf
+
+    original = wf._velocity
+
+    def boom(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wf, "_velocity", boom)
+    steps = wf.build_steps
+    monkeypatch.setattr(wf, "build_steps", lambda: [s if s.name != "velocity" else
+                                                    type(s)(**{**s.__dict__, "run": boom}) for s in steps()])
+    with pytest.raises(KeyboardInterrupt):
+        run_workflow(work / "sbts.cfg", end="velocity")
+    monkeypatch.setattr(wf, "build_steps", steps)
+    monkeypatch.setattr(wf, "_velocity", original)
+    again = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert again["invert_network"] == "skipped" and again["velocity"] == "ran"
+
+
+def test_cli_run_help_lists_steps_and_dostep_runs_one(work):
+    out = CliRunner().invoke(cli, ["run", "--help"]).output
+    for step in ("load_data", "invert_network", "correct_topography", "hdfeos5"):
+        assert step in out
+    result = CliRunner().invoke(cli, ["run", str(work / "sbts.cfg"), "--dostep", "load_data"])
+    assert result.exit_code == 0, result.output
+    assert "load_data" in result.output and (work / "inputs/ifgramStack.h5").exists()
+    bad = CliRunner().invoke(cli, ["run", str(work / "sbts.cfg"), "--dostep", "nonsense"])
+    assert bad.exit_code != 0 and "unknown step 'nonsense'" in bad.output and "Traceback" not in bad.output
