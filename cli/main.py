@@ -113,9 +113,10 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s" if not verbose else "%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
     root = logging.getLogger("sbts")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(min(level, logging.INFO))  # a run's log file records INFO even with -q
     root.propagate = False
     logging.captureWarnings(True)
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}"

@@ -91,8 +91,9 @@ def transect(files, start_yx, end_yx, start_lalo, end_lalo, dataset, method, uni
 
 @plot.command()
 @click.argument("file", type=_file)
-@click.option("--cutoff", type=float, default=3.0, show_default=True,
-              help="Outlier cutoff in robust standard deviations (1.4826·MAD) above the median.")
+@click.option("--cutoff", type=float, default=None,
+              help="Outlier cutoff in robust standard deviations (1.4826·MAD) above the median "
+                   "(default: the threshold in the file header, else 3).")
 @save_opt
 @nodisplay_opt
 def rms(file, cutoff, save, nodisplay) -> None:

@@ -41,7 +41,8 @@ def average(stack, dataset, output, max_memory) -> None:
 @click.option("-M", "--max", "vmax", type=float, default=None, help="Keep values <= MAX.")
 @click.option("--nonzero", is_flag=True,
               help="Keep non-zero values; for an ifgramStack: connected component non-zero in every kept pair.")
-@click.option("--base", type=_file, default=None, help="Switch off pixels where this file's dataset equals --base-value.")
+@click.option("--base", type=_file, default=None,
+              help="Switch off pixels where this file's dataset equals --base-value.")
 @click.option("--base-dset", default=None, help="Dataset of --base (default: its main dataset).")
 @click.option("--base-value", type=float, default=0.0, show_default=True, help="Value of --base to mask out.")
 @click.option("--subset-yx", nargs=4, type=int, default=None, metavar="Y0 Y1 X0 X1",

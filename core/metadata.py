@@ -67,8 +67,9 @@ class GeoGrid:
     epsg: int | None = None
 
     def lalo_to_yx(self, lat: float, lon: float) -> tuple[int, int]:
-        y = int((lat - self.y_first) / self.y_step)
-        x = int((lon - self.x_first) / self.x_step)
+        # floor, not truncation: a point half a pixel outside the grid must not land on row/col 0
+        y = int(np.floor((lat - self.y_first) / self.y_step))
+        x = int(np.floor((lon - self.x_first) / self.x_step))
         return y, x
 
     def yx_to_lalo(self, y: float, x: float) -> tuple[float, float]:

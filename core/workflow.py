@@ -486,6 +486,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
     reports: list[StepReport] = []
     with work_dir_lock(work_dir):
         handler = logging.FileHandler(work_dir / LOG_FILE, encoding="utf-8")
+        handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("sbts")
         root.addHandler(handler)

@@ -116,3 +116,28 @@ def test_sydney_gamma_and_roipac_agree_and_match_pyrate(shared_data, tmp_path):
     ours, theirs = residual(rate), -residual(pyrate)
     assert np.corrcoef(ours, theirs)[0, 1] > 0.95
     assert np.sqrt(np.mean((ours - theirs) ** 2)) < 1.0  # mm/yr, against a signal std of ~2.4 mm/yr
+
+
+@pytest.mark.shared
+def test_mexico_run_from_file_patterns_to_velocity_and_kmz_then_update_mode(shared_data, tmp_path):
+    """`sbts run` with a template of file patterns only; rerun skips; a deleted output reruns its dependents."""
+    root = shared_data / "pyrate_s1_mexico_cropA_gamma"
+    cfg = tmp_path / "mexico.cfg"
+    cfg.write_text("\n".join(f"mintpy.load.{key} = {root}/{pattern}" for key, pattern in (
+        ("unwFile", "geotiffs/*_unw.tif"), ("corFile", "geotiffs/*_cc.tif"), ("demFile", "geotiffs/*_dem.tif"),
+        ("metaFile", "headers/*_mli.par"), ("bperpFile", "geometry/*_bperp.par"),
+        ("lookupYFile", "geometry/*eqa_to_rdc.lt"), ("lookupXFile", "geometry/*eqa_to_rdc.lt"))) + "\n")
+    out = _run("run", str(cfg))
+    assert "velocity               ran" in out and "google_earth           ran" in out
+    velocity = MapProduct(tmp_path / "velocity.h5")
+    v = velocity.read("velocity")
+    mask = MapProduct(tmp_path / "maskTempCoh.h5").read("mask")
+    assert velocity.metadata.unit == "m/year"
+    assert -0.40 < np.percentile(v[mask], 1) < -0.20  # tens of cm/yr of subsidence
+    assert (tmp_path / "pic/velocity.kmz").stat().st_size > 1000
+    again = _run("run", str(cfg))
+    assert " ran" not in again  # every step skipped or disabled
+    (tmp_path / "velocity.h5").unlink()
+    third = _run("run", str(cfg))
+    ran = {line.split()[0] for line in third.splitlines() if line.endswith(" ran")}
+    assert ran == {"velocity", "google_earth"}

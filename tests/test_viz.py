@@ -250,6 +250,10 @@ def test_rms_plot(tmp_path):
     png_ok(tmp_path / "rms.png")
     assert 3.3 < threshold < 25.0
     assert "20200101" in "".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    # the threshold that `sbts rms` wrote in the header wins over the default rule
+    text = path.read_text().replace("# Date", "# outlier threshold: 3 * median(RMS) / 0.6745 = 12.5000 mm\n# Date")
+    path.write_text(text)
+    assert plot_rms(path)[1] == pytest.approx(12.5)
 
 
 def test_overview(demo):

@@ -226,7 +226,8 @@ def default_output_dir(path: str | os.PathLike) -> Path:
 
 
 __all__ = [
-    "main_dataset", "resolve_map", "map_reader", "read_map", "require_geo", "same_step", "pixel_offset", "crop_metadata",
+    "main_dataset", "resolve_map", "map_reader", "read_map", "require_geo", "same_step", "pixel_offset",
+    "crop_metadata",
     "azimuth_from_heading", "los_unit_vector", "enu_to_los", "scalar_angles", "LosGeometry",
     "default_output_dir",
 ]

@@ -9,6 +9,9 @@ Spatial (per map, per date for a time series), NaN-aware so no-data never spread
   troposphere) ;
 - ``median``    N pixels: N×N median of the valid pixels (removes isolated spikes, keeps edges).
 
+A filtered time series is not re-referenced in space: after a low-pass the reference pixel holds
+the local mean, not zero (re-reference with the reference-point step if needed).
+
 Images are processed in blocks sized from ``max_memory``, each read with a halo wide enough for
 the kernel (4σ, or N/2) so the result equals filtering the whole map at once; a map that fits the
 budget is one block.  Pixels that were NaN stay NaN.
@@ -161,7 +164,8 @@ def filter_file(path: str | os.PathLike, kind: str = "gaussian", param: float | 
     extra = {"FILTER_TYPE": kind, "FILTER_PARAM": f"{param:g}", "FILTER_SOURCE": f"{product.path.name}:{name}"}
     if kind in TEMPORAL:
         if not isinstance(product, TimeSeries) or name != product.dataset_name:
-            raise InputError(f"{product.path}: temporal filters need a time series file, not {product.metadata.file_type!r}")
+            raise InputError(f"{product.path}: temporal filters need a time series file, "
+                             f"not {product.metadata.file_type!r}")
         _temporal(product, kind, param, out, extra, max_memory)
     else:
         _spatial(product, name, kind, param, out, extra, max_memory)
@@ -186,6 +190,10 @@ def _spatial(product: Product, name: str, kind: str, param: float, out: Path, ex
     with writer as w:
         if not is_ts:
             w.create(name, shape=product.dataset_shape(name), dtype=np.float32)
+            for small in product.datasets:  # index datasets (date, bperp, dropIfgram) keep the file readable
+                dims = product.dataset_shape(small)
+                if len(dims) < 2 or tuple(dims[-2:]) != shape:
+                    w.create(small, data=product.read(small))
         for layer in progress(range(layers or 1), f"{kind} filter", "map"):
             for block in blocks:
                 r0, r1 = max(0, block.row_start - h), min(shape[0], block.row_stop + h)

@@ -300,8 +300,8 @@ def plot_comparison(results: Sequence[SiteComparison], dates: Sequence[dt.date],
     return Path(path)
 
 
-def run_gnss_comparison(timeseries: str | os.PathLike, gnss_dir: str | os.PathLike, output: str | os.PathLike | None = None,
-                        plot: bool = True, **kwargs) -> tuple[Path, Path | None, list[SiteComparison]]:
+def run_gnss_comparison(timeseries: str | os.PathLike, gnss_dir: str | os.PathLike,
+                        output: str | os.PathLike | None = None, plot: bool = True, **kwargs) -> tuple[Path, Path | None, list[SiteComparison]]:
     """Compare, write the text report (and the plot beside it); returns (report, plot, results)."""
     results = compare_gnss(timeseries, gnss_dir, **kwargs)
     out = Path(output) if output is not None else Path(timeseries).resolve().parent / DEFAULT_OUTPUT

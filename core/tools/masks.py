@@ -20,6 +20,7 @@ Steps 1–4 run block by block (memory bounded by ``max_memory``); 5–7 work on
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,9 +54,9 @@ def _window(shape: tuple[int, int], product: Product, subset_yx: Sequence[int] |
     if subset_lalo is not None:
         geo = require_geo(product.metadata, product.path)
         lat0, lat1, lon0, lon1 = subset_lalo
-        ya, xa = geo.lalo_to_yx(max(lat0, lat1), min(lon0, lon1))
-        yb, xb = geo.lalo_to_yx(min(lat0, lat1), max(lon0, lon1))
-        y0, y1, x0, x1 = min(ya, yb), max(ya, yb) + 1, min(xa, xb), max(xa, xb) + 1
+        rows = [math.floor((lat - geo.y_first) / geo.y_step) for lat in (lat0, lat1)]
+        cols = [math.floor((lon - geo.x_first) / geo.x_step) for lon in (lon0, lon1)]
+        y0, y1, x0, x1 = min(rows), max(rows) + 1, min(cols), max(cols) + 1
     else:
         y0, y1, x0, x1 = (int(v) for v in subset_yx)
     y0, y1 = sorted((max(0, y0), min(length, y1)))
@@ -108,7 +109,8 @@ def make_mask(path: str | os.PathLike, dataset: str | None = None, vmin: float |
         if vstd is not None:
             std_name = f"{name}Std"
             if not product.has(std_name):
-                raise InputError(f"{product.path}: --vstd needs dataset {std_name!r} (has: {', '.join(product.datasets)})")
+                raise InputError(f"{product.path}: --vstd needs dataset {std_name!r} "
+                                 f"(has: {', '.join(product.datasets)})")
 
         def values(block: Block) -> np.ndarray:
             return reader(block)

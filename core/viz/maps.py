@@ -280,8 +280,8 @@ def prepare_maps(product: Product, layers: Sequence[Layer], *, mask: str | os.Pa
     for members in groups.values():
         k0 = members[0]
         fixed = vlim
-        if fixed is None and kinds[k0] == "mask":
-            fixed = (0.0, 1.0)
+        if fixed is None and (kinds[k0] == "mask" or "coherence" in kinds[k0].lower()) and not wrap:
+            fixed = (0.0, 1.0)  # coherence and masks are read on their natural 0–1 scale
         if fixed is None and wrap:
             fixed = wrap_range if wrap_range is not None else (-math.pi, math.pi)
         lim = c.robust_vlim([arrays[k] for k in members], symmetric=signs[k0], fixed=fixed)

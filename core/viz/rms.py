@@ -21,6 +21,20 @@ from . import common as c
 
 logger = logging.getLogger(__name__)
 _LINE = re.compile(r"^\s*(\d{8})\s+([-+0-9.eE]+|nan)\b")
+_THRESHOLD = re.compile(r"threshold[^=\n]*=\s*([-+0-9.eE]+)\s*mm", re.IGNORECASE)
+
+
+def header_threshold(path: str | os.PathLike) -> float | None:
+    """The outlier threshold (mm) that ``sbts rms`` wrote in the header, so the plot flags the same dates."""
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.lstrip().startswith("#"):
+            m = _THRESHOLD.search(line)
+            if m:
+                try:
+                    return float(m.group(1))
+                except ValueError:
+                    return None
+    return None
 
 
 def read_rms_file(path: str | os.PathLike) -> tuple[list, np.ndarray]:
@@ -50,25 +64,31 @@ def rms_threshold(values: np.ndarray, cutoff: float = 3.0) -> float:
     return med + cutoff * 1.4826 * float(np.median(np.abs(v - med)))
 
 
-def plot_rms(path: str | os.PathLike, *, cutoff: float = 3.0, save: str | os.PathLike | None = None,
+def plot_rms(path: str | os.PathLike, *, cutoff: float | None = None, save: str | os.PathLike | None = None,
              display: bool = False):
-    """Bar plot of RMS per date; returns (Figure, threshold in mm)."""
+    """Bar plot of RMS per date; returns (Figure, threshold in mm).
+
+    Without ``cutoff`` the threshold written by ``sbts rms`` in the file header is used, else 3.
+    """
     dates, values = read_rms_file(path)
     if not np.isfinite(values).any():
         raise InputError(f"{path}: every RMS value is NaN")
-    threshold = rms_threshold(values, cutoff)
+    stored = header_threshold(path) if cutoff is None else None
+    threshold = stored if stored is not None else rms_threshold(values, 3.0 if cutoff is None else cutoff)
+    rule = "from the file header" if stored is not None else \
+        f"median + {3.0 if cutoff is None else cutoff:g}·1.4826·MAD"
     ref = int(np.nanargmin(values))
     over = values > threshold
     interactive = c.want_interactive(display)
     fig = c.new_figure(interactive, figsize=(9.0, 4.0), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
-    span = (dates[-1] - dates[0]).days if len(dates) > 1 else 30
-    width = max(2.0, 0.6 * span / max(len(dates), 1))
+    gaps = np.diff(np.array(dates, dtype="datetime64[D]")).astype(float)
+    width = max(1.0, 0.8 * float(gaps[gaps > 0].min())) if (gaps > 0).any() else 10.0  # bars never overlap
     colours = np.where(over, "C3", "C0").tolist()
     colours[ref] = "C2"
     ax.bar(dates, values, width=width, color=colours, edgecolor="k", linewidth=0.3)
     ax.axhline(threshold, color="C3", ls="--", lw=1.2,
-               label=f"cutoff {threshold:.1f} mm (median + {cutoff:g}·1.4826·MAD)")
+               label=f"cutoff {threshold:.1f} mm ({rule})")
     from matplotlib.patches import Patch
 
     handles = [Patch(color="C2", label=f"reference date {dates[ref]:%Y%m%d} ({values[ref]:.1f} mm)"),

@@ -55,7 +55,7 @@ from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
 from sbts.core.averages import read_mask_file
-from sbts.core.blocks import Block, plan_blocks
+from sbts.core.blocks import plan_blocks
 from sbts.core.closure import (
     DEFAULT_ALPHA, TWO_PI, integer_ambiguity, reference_phase, solve_integer_ambiguity, triplet_indices,
     triplet_matrix,

@@ -30,11 +30,15 @@ COMMANDS = {
 CASES = [(f, cmd) for f in COMMANDS for cmd in COMMANDS[f]]
 
 
-def _check_after(rel, cfg, res, note):
+def _check_after(rel, cfg, res, note, damaged=None):
+    """Clean error; every final-named product other than the damaged input still opens complete
+    (``.part`` files may stay: resumable writers keep them for the rerun)."""
     line = rel.assert_clean_error(res)
     note(observed=line)
     work = cfg.parent
-    assert not list(work.rglob("*.part")), f"partial files left: {list(work.rglob('*.part'))}"
+    for p in list(work.glob("*.h5")) + list(work.glob("inputs/*.h5")):
+        if damaged is None or p != damaged:
+            rel.h5_complete(p)
     return line
 
 
@@ -45,7 +49,7 @@ def test_truncated(rel, project, target, command, fraction, note):
     path = project.parent / target
     rel.truncate(path, fraction)
     res = rel.cli(*COMMANDS[target][command](project))
-    line = _check_after(rel, project, res, note)
+    line = _check_after(rel, project, res, note, path)
     assert path.name in line
 
 
@@ -53,7 +57,12 @@ def test_truncated(rel, project, target, command, fraction, note):
 @pytest.mark.parametrize("target, command", CASES, ids=[f"{f.split('/')[-1]}-{c}" for f, c in CASES])
 @pytest.mark.rcase(input="4 KiB of random bytes written at a position (header / metadata / chunk data)",
                    expected="Error: naming the file, or (raw chunk data, no checksum in HDF5) a normal run")
-def test_overwritten(rel, project, target, command, where, note):
+def test_overwritten(rel, project, target, command, where, note, request):
+    if (target, command, where) == (STACK, "info", 0.5):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="core/info.py describe: h5py's visititems raises RuntimeError ('Object visitation "
+                                "failed (wrong B-tree signature)') on a damaged B-tree; only OSError is turned into "
+                                "InputError, so the CLI prints 'internal error RuntimeError'"))
     path = project.parent / target
     rel.overwrite(path, where, 4096, seed=int(where * 1e4))
     res = rel.cli(*COMMANDS[target][command](project))
@@ -62,7 +71,7 @@ def test_overwritten(rel, project, target, command, where, note):
         assert "Traceback" not in res.out
         note(observed="ran (damage inside raw chunk data is undetectable without checksums)")
         return
-    _check_after(rel, project, res, note)
+    _check_after(rel, project, res, note, path)
 
 
 @pytest.mark.parametrize("target, dataset, command", [
@@ -81,13 +90,12 @@ def test_missing_dataset(rel, project, target, dataset, command, note):
     if command == "network" and dataset == "coherence" and res.code == 0:
         note(observed="network runs without coherence")
         return
-    line = _check_after(rel, project, res, note)
+    line = _check_after(rel, project, res, note, path)
     assert path.name in line
 
 
 ATTR_CASES = [
     ("LENGTH", "99"), ("WIDTH", "7"), ("WIDTH", "abc"), ("LENGTH", "-40"), ("LENGTH", "nan"), ("WAVELENGTH", "abc"),
-    ("REF_Y", "5000"), ("REF_X", "-3"),
 ]
 
 
@@ -95,27 +103,42 @@ ATTR_CASES = [
 @pytest.mark.parametrize("target, command", [(STACK, "invert"), (TS, "deramp"), (TS, "export-geotiff")],
                          ids=["stack-invert", "ts-deramp", "ts-export"])
 @pytest.mark.rcase(input="a root attribute that disagrees with the data", expected="Error: naming the file and attribute")
-def test_bad_attribute(rel, project, target, command, attr, value, note, request):
-    if attr == "LENGTH" and value == "nan":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="core/metadata.py _int: int(round(nan)) → ValueError reaches the CLI as an "
-                                "'internal error' instead of InputError naming LENGTH"))
+def test_bad_attribute(rel, project, target, command, attr, value, note):
     if attr == "WAVELENGTH" and target == TS:
         pytest.skip("WAVELENGTH is not used by this command")
     path = project.parent / target
     with h5py.File(path, "r+") as f:
         f.attrs[attr] = value
     res = rel.cli(*COMMANDS[target][command](project))
-    if res.code == 0 and attr in ("REF_Y", "REF_X") and target == TS:
-        pytest.fail(f"{attr}={value} outside the image accepted by {command}:\n{res.out[-400:]}")
-    line = _check_after(rel, project, res, note)
-    assert path.name in line or attr in line or "reference" in line.lower()
+    line = _check_after(rel, project, res, note, path)
+    assert path.name in line or attr in line
+
+
+@pytest.mark.parametrize("attr, value", [("REF_Y", "5000"), ("REF_X", "-3")])
+@pytest.mark.rcase(input="ifgramStack.h5 REF_Y/REF_X outside the image, then invert",
+                   expected="Error: the reference pixel is outside the image")
+def test_reference_outside(rel, project, attr, value, note):
+    path = project.parent / STACK
+    with h5py.File(path, "r+") as f:
+        f.attrs[attr] = value
+    res = rel.cli("invert", project, "--force")
+    line = _check_after(rel, project, res, note, path)
+    assert "reference" in line.lower()
 
 
 @pytest.mark.parametrize("what", ["extra-date", "garbage-date", "unsorted-dates", "duplicate-dates"])
 @pytest.mark.rcase(input="timeseries.h5 'date' dataset inconsistent (extra entry / unparsable / unsorted / duplicated)",
                    expected="Error: naming the file and the dates")
-def test_bad_ts_dates(rel, project, what, note):
+def test_bad_ts_dates(rel, project, what, note, request):
+    if what == "garbage-date":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="core/products.py TimeSeries._load: parse_date's InputError does not name the file "
+                                "('cannot parse date '2019AB01'' with no timeseries.h5)"))
+    if what in ("unsorted-dates", "duplicate-dates"):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="core/products.py TimeSeries: unsorted or duplicated 'date' entries are accepted; "
+                                "`sbts velocity` fits them silently (a layer labelled with the wrong date → a wrong "
+                                "velocity); _check_shapes should require strictly increasing dates"))
     path = project.parent / TS
     with h5py.File(path, "r+") as f:
         dates = list(f["date"][()])
@@ -129,15 +152,23 @@ def test_bad_ts_dates(rel, project, what, note):
             dates[4] = dates[3]
         del f["date"]
         f.create_dataset("date", data=np.array(dates, dtype="S8"))
-    res = rel.cli("correct", "deramp", project)
-    line = _check_after(rel, project, res, note)
+    if what in ("unsorted-dates", "duplicate-dates"):
+        res = rel.cli("velocity", project, "-i", path, "-o", project.parent / "vel.h5")
+    else:
+        res = rel.cli("correct", "deramp", project)
+    line = _check_after(rel, project, res, note, path)
     assert TS in line
 
 
 @pytest.mark.parametrize("what", ["pairs-vs-layers", "date-shape", "garbage-date"])
 @pytest.mark.rcase(input="ifgramStack.h5 'date' inconsistent with the layers (fewer pairs / 1-D / unparsable)",
                    expected="Error: naming the file")
-def test_bad_stack_dates(rel, project, what, note):
+def test_bad_stack_dates(rel, project, what, note, request):
+    if what in ("pairs-vs-layers", "garbage-date"):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="core/products.py IfgramStack._load / core/pairs.py Pairs.from_date12: the error "
+                                "does not name the file ('32 pairs but 34 bperp and 34 dropIfgram values', "
+                                "'cannot parse date '20191399'')"))
     path = project.parent / STACK
     with h5py.File(path, "r+") as f:
         d = f["date"][()]
@@ -150,7 +181,7 @@ def test_bad_stack_dates(rel, project, what, note):
             d[1, 0] = b"20191399"
             f.create_dataset("date", data=d)
     res = rel.cli("invert", project, "--force")
-    line = _check_after(rel, project, res, note)
+    line = _check_after(rel, project, res, note, path)
     assert "ifgramStack.h5" in line
 
 
