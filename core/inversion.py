@@ -43,6 +43,12 @@ from .template import Template
 logger = logging.getLogger(__name__)
 
 WEIGHT_FUNCS = ("var", "fim", "coh", "no")
+# dataset inverted after each mintpy.unwrapError.method (MintPy's names)
+UNWRAP_ERROR_DATASETS = {
+    "bridging": "unwrapPhase_bridging",
+    "phase_closure": "unwrapPhase_phaseClosure",
+    "bridging+phase_closure": "unwrapPhase_bridging_phaseClosure",
+}
 MASK_DATASETS = ("coherence", "connectComponent")
 SIGNATURE_ATTR = "SBTS_INVERSION_SIGNATURE"
 
@@ -85,6 +91,8 @@ class InversionOptions:
             min_num_pixel=t.get_int(key + "minNumPixel") or 0,
             shadow_mask=t.get_bool(key + "shadowMask"),
             water_mask_file=t.get(key + "waterMaskFile"),
+            obs_dataset=UNWRAP_ERROR_DATASETS.get(
+                t.get_str("mintpy.unwrapError.method", list(UNWRAP_ERROR_DATASETS)) or "", "unwrapPhase"),
         )
 
     def provenance(self) -> dict[str, str]:
@@ -254,7 +262,9 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     options = options or (InversionOptions.from_template(template) if template else InversionOptions())
     stack = IfgramStack(stack_path)
     if not stack.has(options.obs_dataset):
-        raise InputError(f"{stack_path}: no dataset {options.obs_dataset!r} to invert")
+        method = next((m for m, d in UNWRAP_ERROR_DATASETS.items() if d == options.obs_dataset), None)
+        hint = f"; run `sbts correct {method}` first (mintpy.unwrapError.method = {method})" if method else ""
+        raise InputError(f"{stack_path}: no dataset {options.obs_dataset!r} to invert{hint}")
     if options.weight_func != "no" or options.mask_dataset == "coherence":
         if not stack.has("coherence"):
             raise InputError(f"{stack_path}: weightFunc = {options.weight_func} needs the 'coherence' dataset; "

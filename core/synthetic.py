@@ -675,7 +675,11 @@ def make_synthetic_stack(
     # --- troposphere --------------------------------------------------------
     rng_tb = rngs["turbulence"]
     noisy_idx = int(rng_tb.integers(max(1, num_date // 4), max(2, 3 * num_date // 4)))
-    turb_abs = power_law_screen(rng_tb, num_date, (length, width), (dy_m, dx_m)) * turbulence_std
+    # 3-D Kolmogorov turbulence (structure function ∝ r^(5/3), spectrum ∝ k^(−11/3); Hanssen 2001 §4.7)
+    # below the ~2 km scale of the scene: ~0.2 mm between neighbouring pixels for a 1 cm screen,
+    # as real troposphere, so spatial unwrapping and bridging see smooth fields
+    turb_abs = power_law_screen(rng_tb, num_date, (length, width), (dy_m, dx_m),
+                                exponent=11.0 / 3.0) * turbulence_std
     turb_abs[noisy_idx] *= noisy_date_factor
     turb = turb_abs - turb_abs[0]
     k_abs = (0.5 * stratified_std * np.cos(2 * np.pi * (dec_year - 0.6))

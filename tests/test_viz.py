@@ -133,7 +133,7 @@ def test_tsview_and_click(demo, tmp_path):
     from sbts.core.viz.timeseries import fit_pixel, pixel_history, tsview
 
     out = tmp_path / "tsview.png"
-    viewer = tsview([demo / "timeseries.h5", demo / "timeseries_ramp.h5"], yx=(30, 35), mask="auto", save=out)
+    viewer = tsview([demo / "timeseries.h5", demo / "timeseries_demErr.h5"], yx=(30, 35), mask="auto", save=out)
     png_ok(out, 50)
     assert viewer.pixel == (30, 35)
     values = pixel_history(viewer.main, 30, 35)

@@ -64,16 +64,13 @@ from sbts.core.errors import DataError, InputError, TemplateError
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.products import IfgramStack
+from sbts.core.inversion import UNWRAP_ERROR_DATASETS
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "mintpy.unwrapError."
 METHOD_KEY = PREFIX + "method"
-DATASETS = {
-    "bridging": "unwrapPhase_bridging",
-    "phase_closure": "unwrapPhase_phaseClosure",
-    "bridging+phase_closure": "unwrapPhase_bridging_phaseClosure",
-}
+DATASETS = UNWRAP_ERROR_DATASETS  # the inversion reads the same names
 _TMP_SUFFIX = "__sbts_tmp"
 _OLD_SUFFIX = "__sbts_old"
 _CONFIG_ATTR = "SBTS_UNWRAP_ERROR_CONFIG"
