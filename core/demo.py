@@ -19,7 +19,6 @@ import numpy as np
 from .metadata import Metadata
 from .pairs import Pairs
 from .products import StackWriter, TimeSeries, TimeSeriesWriter, write_map
-from .template import Template
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,6 @@ def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: t
              num_date: int = 30) -> str:
     """Write the demo data into ``directory``, run the whole workflow and the pictures; returns a summary."""
     from .exporting import export
-    from .products import MapProduct
     from .workflow import run_workflow
 
     start = time.perf_counter()

@@ -276,7 +276,7 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
         raise InputError(f"reader {reader.name!r} found no interferogram and no geometry file in the patterns given")
     overrides = dict(request.metadata_overrides)
     inputs_dir = work_dir / "inputs"
-    stack_file = geometry_file = None
+    stack_file = None
     skipped = True
 
     base_meta = stack.metadata if stack is not None else geometries[0].metadata

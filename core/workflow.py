@@ -292,7 +292,10 @@ def _hdfeos5(ctx: RunContext) -> list[Path]:
     from .exporting import export
 
     ts = _geo(ctx, ctx.timeseries_file())
-    return export("hdfeos5", ts, output=ctx.work_dir)
+    used = ctx.inputs / "sbts_template_used.cfg"  # UNAVCO keys (relative_orbit = ...) come from the template
+    ctx.inputs.mkdir(parents=True, exist_ok=True)
+    ctx.template.write(used)
+    return export("hdfeos5", ts, output=ctx.work_dir, options={"template": str(used)})
 
 
 def stack_fingerprint(ctx: RunContext, drop: bool = True, reference: bool = True) -> str:

@@ -96,7 +96,7 @@ def asc_desc_to_horz_vert(files: Sequence[str | os.PathLike],
 
     first = products[0]
     name = readers[0].dataset
-    ftype, unit = first.metadata.file_type, first.metadata.unit
+    ftype = first.metadata.file_type
     if isinstance(first, TimeSeries):
         ftype = name = "displacement"
     meta = crop_metadata(first.metadata, y0, x0, y1 - y0, x1 - x0).replace(file_type=ftype, radar=RadarInfo(

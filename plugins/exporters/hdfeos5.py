@@ -25,7 +25,7 @@ from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.metadata import Metadata
 from sbts.core.products import MapProduct, Product, TimeSeries
 
-from .gmt import parse_options
+from sbts.core.mapselect import parse_options
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.metadata import GeoGrid
 from sbts.core.products import MapProduct, Product, TimeSeries
 
-from .gmt import atomic_target, label_stem, output_path, parse_options, read_mask, select_map
+from sbts.core.mapselect import atomic_target, label_stem, output_path, parse_options, read_mask, select_map
 
 logger = logging.getLogger(__name__)
 

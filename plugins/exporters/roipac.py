@@ -22,7 +22,7 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.products import Product
 
-from .gmt import atomic_target, label_stem, output_path, parse_options, select_map
+from sbts.core.mapselect import atomic_target, label_stem, output_path, parse_options, select_map
 
 logger = logging.getLogger(__name__)
 
