@@ -119,6 +119,11 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     root.setLevel(min(level, logging.INFO))  # a run's log file records INFO even with -q
     root.propagate = False
     logging.captureWarnings(True)
+    if not verbose:
+        # h5py reports failed flushes of a file being closed after an I/O error from its object
+        # destructors; the error itself is reported once, as a one-line message
+        sys.unraisablehook = lambda unraisable: logging.getLogger("sbts").debug(
+            "ignored in %s: %s", unraisable.object, unraisable.exc_value)
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}"
     warnings_logger = logging.getLogger("py.warnings")
     warnings_logger.handlers[:] = [handler]

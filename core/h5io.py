@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -75,6 +76,24 @@ def part_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + PART_SUFFIX)
 
 
+class WriteError(SbtsError):
+    """Writing an output failed (disk full, folder read-only, file system error)."""
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn h5py's low-level write failures (RuntimeError or OSError) into a :class:`WriteError`."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except (OSError, RuntimeError) as exc:
+        text = str(exc)
+        hint = "the disk is full" if ("space" in text.lower() or getattr(exc, "errno", None) == 28) else \
+            "is the disk full or the folder read-only?"
+        raise WriteError(f"cannot write {path}: {text.splitlines()[0] if text else type(exc).__name__} ({hint})") from None
+
+
 class H5Writer:
     """Write one HDF5 product atomically, dataset by dataset and block by block.
 
@@ -116,7 +135,8 @@ class H5Writer:
                 raise SbtsError(f"cannot create {self.tmp}: {exc}") from None
             if self.signature:
                 self._file.attrs[_SIG_ATTR] = self.signature
-        self._file.attrs.update({k: str(v) for k, v in self._attrs.items()})
+        with _writing(self.tmp):
+            self._file.attrs.update({k: str(v) for k, v in self._attrs.items()})
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -125,18 +145,43 @@ class H5Writer:
         if f is None:
             return
         if exc_type is None:
-            for key in (_SIG_ATTR, _DONE_ATTR):
-                if key in f.attrs:
-                    del f.attrs[key]
-            f.close()
-            os.replace(self.tmp, self.path)
+            try:
+                with _writing(self.tmp):
+                    for key in (_SIG_ATTR, _DONE_ATTR):
+                        if key in f.attrs:
+                            del f.attrs[key]
+                    f.close()
+                    os.replace(self.tmp, self.path)
+            except WriteError:
+                self._discard(f)
+                raise
             logger.debug("wrote %s", self.path)
             return
+        # keep a resumable partial file, unless writing itself failed (it may be damaged, and a
+        # full disk needs the space back)
+        if not self.signature or isinstance(exc, (OSError, WriteError)):
+            self._discard(f)
+        else:
+            with contextlib.suppress(Exception):
+                f.close()
+
+    def _reserve(self, nbytes: int, name: str) -> None:
+        """Refuse to start a dataset the file system cannot hold (HDF5 allocates chunks lazily, and a
+        write that fails half-way leaves h5py unable to close the file cleanly)."""
+        self._reserved = getattr(self, "_reserved", 0) + nbytes
+        try:
+            free = shutil.disk_usage(self.tmp.parent).free
+        except OSError:
+            return
+        if self._reserved > free:
+            raise WriteError(f"not enough space for {self.path} (dataset {name!r}): about "
+                             f"{self._reserved / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free in {self.tmp.parent}")
+
+    def _discard(self, f: h5py.File) -> None:
         with contextlib.suppress(Exception):
             f.close()
-        if not self.signature or isinstance(exc, OSError):
-            with contextlib.suppress(FileNotFoundError):
-                self.tmp.unlink()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
 
     @property
     def file(self) -> h5py.File:
@@ -165,29 +210,33 @@ class H5Writer:
             chunks = default_chunks(tuple(shape), np.dtype(dtype).itemsize)
         if len(shape or ()) < 2:
             chunks = None
-        ds = f.create_dataset(name, shape=shape, dtype=dtype, data=data, chunks=chunks,
-                              compression=compression, fillvalue=fillvalue)
-        ds.attrs["MODIFICATION_TIME"] = str(time.time())
-        for key, value in (attrs or {}).items():
-            ds.attrs[key] = value
+        if data is None and shape is not None:
+            self._reserve(int(np.prod(shape)) * np.dtype(dtype).itemsize, name)
+        with _writing(self.tmp):
+            ds = f.create_dataset(name, shape=shape, dtype=dtype, data=data, chunks=chunks,
+                                  compression=compression, fillvalue=fillvalue)
+            ds.attrs["MODIFICATION_TIME"] = str(time.time())
+            for key, value in (attrs or {}).items():
+                ds.attrs[key] = value
         return ds
 
     def write(self, name: str, data: np.ndarray, block: Block | None = None,
               layers: slice | int | np.ndarray | None = None) -> None:
         """Write ``data`` into dataset ``name`` at ``block`` (2-D window) and optional ``layers``."""
         ds = self.file[name]
-        if block is None:
-            ds[...] = data
-            return
-        if ds.ndim == 2:
-            ds[block.rows, block.cols] = data
-        elif layers is None:
-            ds[:, block.rows, block.cols] = data
-        else:
-            ds[layers, block.rows, block.cols] = data
+        with _writing(self.tmp):
+            if block is None:
+                ds[...] = data
+            elif ds.ndim == 2:
+                ds[block.rows, block.cols] = data
+            elif layers is None:
+                ds[:, block.rows, block.cols] = data
+            else:
+                ds[layers, block.rows, block.cols] = data
 
     def set_attrs(self, **attrs: Any) -> None:
-        self.file.attrs.update({k: str(v) for k, v in attrs.items()})
+        with _writing(self.tmp):
+            self.file.attrs.update({k: str(v) for k, v in attrs.items()})
 
     # -------------------------------------------------------------- resume
     def is_done(self, key: Block | str) -> bool:
@@ -197,8 +246,9 @@ class H5Writer:
         """Record a finished block (flushed to disk so a kill after this keeps it)."""
         self.done_blocks.add(str(key))
         if self.signature:
-            self.file.attrs[_DONE_ATTR] = json.dumps(sorted(self.done_blocks))
-            self.file.flush()
+            with _writing(self.tmp):
+                self.file.attrs[_DONE_ATTR] = json.dumps(sorted(self.done_blocks))
+                self.file.flush()
 
 
 def write_h5(path: str | os.PathLike, metadata: Metadata | Mapping[str, str],

@@ -7,12 +7,19 @@ from pathlib import Path
 
 import h5py
 
+from .errors import InputError
 from .h5io import decode_strings, open_h5
 
 
 def describe(path: str | os.PathLike, dates_only: bool = False) -> str:
     """Structure, root attributes and dates of an HDF5 file (any, MintPy layout or not)."""
-    path = Path(path)
+    try:
+        return _describe(Path(path), dates_only)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's errors on damaged files
+        raise InputError(f"{path}: cannot be read, the file is damaged ({exc})") from None
+
+
+def _describe(path: Path, dates_only: bool) -> str:
     lines: list[str] = []
     with open_h5(path) as f:
         dates = None

@@ -253,6 +253,10 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
     base_dir = Path(base_dir) if base_dir is not None else work_dir
     registry = registry or get_registry()
     request = build_request(template, base_dir)
+    for key in ("unwFile",):
+        if request.pattern(key) and not request.files(key):
+            raise InputError(f"mintpy.load.{key} = {request.pattern(key)!r} matches no file; check the pattern "
+                             f"(relative paths are taken from {base_dir})")
     reader = select_reader(request, registry, processor)
     logger.info("reading %s files with the %r reader", reader.name, reader.name)
     try:

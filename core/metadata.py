@@ -16,6 +16,7 @@ Units and signs (all sbts files, as MintPy):
 from __future__ import annotations
 
 import dataclasses
+import math
 import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -42,11 +43,14 @@ def _to_str(value: Any) -> str:
 def _float(attrs: Mapping[str, str], key: str, source: str = "") -> float | None:
     if key not in attrs or str(attrs[key]).strip() in ("", "None", "none", "nan"):
         return None
+    where = f" in {source}" if source else ""
     try:
-        return float(attrs[key])
+        value = float(attrs[key])
     except (TypeError, ValueError):
-        where = f" in {source}" if source else ""
         raise InputError(f"attribute {key}={attrs[key]!r}{where} is not a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"attribute {key}={attrs[key]!r}{where} is not a finite number")
+    return value
 
 
 def _int(attrs: Mapping[str, str], key: str, source: str = "") -> int | None:
@@ -199,9 +203,11 @@ class Metadata:
         """Parse MintPy-style root attributes (strings, or numbers/bytes as h5py may return)."""
         a = {str(k): _to_str(v) for k, v in attrs.items()}
         length, width = _int(a, "LENGTH", source), _int(a, "WIDTH", source)
+        where = f" of {source}" if source else ""
         if length is None or width is None:
-            where = f" of {source}" if source else ""
             raise InputError(f"the attributes{where} lack LENGTH/WIDTH: not an sbts/MintPy file?")
+        if length < 1 or width < 1:
+            raise InputError(f"the attributes{where} give an empty grid (LENGTH={length}, WIDTH={width})")
         geo = None
         if "Y_FIRST" in a and "X_FIRST" in a:
             geo = GeoGrid(

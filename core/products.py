@@ -183,7 +183,10 @@ class IfgramStack(Product):
         m = len(date12)
         bperp = f["bperp"][()] if "bperp" in f else np.zeros(m, np.float32)
         keep = f["dropIfgram"][()] if "dropIfgram" in f else np.ones(m, bool)
-        self.pairs = Pairs.from_date12(date12, bperp, keep)
+        try:
+            self.pairs = Pairs.from_date12(date12, bperp, keep)
+        except InputError as exc:
+            raise InputError(f"{self.path}: datasets 'date'/'bperp'/'dropIfgram': {exc}") from None
 
     def _check_shapes(self) -> None:
         super()._check_shapes()
@@ -211,7 +214,15 @@ class TimeSeries(Product):
         if "date" not in f:
             raise InputError(f"{self.path}: no 'date' dataset; not a timeseries file")
         self.date_strings = decode_strings(f["date"][()])
-        self.dates = tuple(parse_date(d) for d in self.date_strings)
+        try:
+            self.dates = tuple(parse_date(d) for d in self.date_strings)
+        except InputError as exc:
+            raise InputError(f"{self.path}: dataset 'date': {exc}") from None
+        steps = [b > a for a, b in zip(self.dates, self.dates[1:])]
+        if not all(steps):
+            k = steps.index(False)
+            raise InputError(f"{self.path}: dataset 'date' is not strictly increasing "
+                             f"({self.date_strings[k]} then {self.date_strings[k + 1]}); the file is inconsistent")
         self.bperp = f["bperp"][()] if "bperp" in f else np.zeros(len(self.dates), np.float32)
         self.dataset_name = "timeseries" if "timeseries" in f else next(
             (n for n, o in f.items() if isinstance(o, h5py.Dataset) and o.ndim == 3), "timeseries")

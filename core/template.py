@@ -9,6 +9,7 @@ UPPER_CASE keys are metadata to write into the files (``HEADING``, ``ALOOKS`` ..
 from __future__ import annotations
 
 import difflib
+import math
 import logging
 import os
 import re
@@ -179,9 +180,12 @@ class Template:
         if value is None:
             return None
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise TemplateError(f"{self.source}: {key} = {value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise TemplateError(f"{self.source}: {key} = {value!r} is not a finite number")
+        return number
 
     def get_int(self, key: str) -> int | None:
         value = self.get_float(key)

@@ -57,6 +57,46 @@ def index_by_pair(files: Iterable[Path]) -> dict[tuple[_dt.date, _dt.date], Path
     return out
 
 
+# --------------------------------------------------------------------------- header values
+def header_float(value: object, source: object, key: str) -> float:
+    """A finite float from a header value, else an InputError naming the file, key and value.
+
+    ``value`` is the raw header text (or a number already parsed from it); ``source`` the file it
+    came from.  NaN and ±Inf are refused: no reader has a use for them, and ``int()`` of them raises
+    ValueError/OverflowError further down.
+    """
+    if value is None:
+        raise InputError(f"{source}: no {key}")
+    try:
+        v = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{source}: {key} = {value!r} is not a number") from None
+    if not math.isfinite(v):
+        raise InputError(f"{source}: {key} = {value!r} is not a finite number")
+    return v
+
+
+def header_int(value: object, source: object, key: str, minimum: int | None = 1) -> int:
+    """An integer (``12``, ``12.0``) of at least ``minimum`` from a header value, else an InputError
+    naming the file, key and value.  Sizes, band counts and looks use the default minimum of 1."""
+    v = header_float(value, source, key)
+    if v != math.floor(v):
+        raise InputError(f"{source}: {key} = {value!r} is not an integer")
+    if minimum is not None and v < minimum:
+        raise InputError(f"{source}: {key} = {value!r} must be at least {minimum}")
+    return int(v)
+
+
+def oriented_phase(raster, swapped: bool):
+    """The unwrapped phase of a pair stored earlier_later: negated when the product is later_earlier.
+
+    MintPy (and sbts) store every pair as date1 < date2; a product written the other way round
+    (``20190113_20190101``) holds the opposite phase, so its sign changes (its bperp too, which is
+    the caller's business); coherence and connected components are unchanged.
+    """
+    return MappedRaster(raster, np.negative) if swapped else raster
+
+
 def override(request: LoadRequest, key: str) -> str | None:
     """An UPPER_CASE metadata key given in the template (``WAVELENGTH = 0.0555``)."""
     value = request.metadata_overrides.get(key)
@@ -70,9 +110,12 @@ def override_float(request: LoadRequest, key: str) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        v = float(value)
     except ValueError:
         raise InputError(f"template key {key} = {value!r} is not a number") from None
+    if not math.isfinite(v):
+        raise InputError(f"template key {key} = {value!r} is not a finite number")
+    return v
 
 
 def wrap_degrees(angle):
@@ -158,7 +201,8 @@ def read_envi_header(path: Path) -> dict[str, str]:
     if not text.lstrip().upper().startswith("ENVI"):
         raise InputError(f"{path}: not an ENVI header (first word is not 'ENVI')")
     out: dict[str, str] = {}
-    for m in re.finditer(r"^\s*([^=\n]+?)\s*=\s*(\{[^}]*\}|[^\n]*)", text, flags=re.M):
+    # [ \t]* around '=': \s* would cross the newline, so an empty value would swallow the next line
+    for m in re.finditer(r"^\s*([^=\n]+?)[ \t]*=[ \t]*(\{[^}]*\}|[^\n]*)", text, flags=re.M):
         value = m.group(2).strip()
         if value.startswith("{"):
             value = value[1:-1].strip()
@@ -168,17 +212,19 @@ def read_envi_header(path: Path) -> dict[str, str]:
 
 def envi_layout(hdr: Mapping[str, str], path: Path) -> dict:
     """Size, dtype (with byte order), bands, interleave and offset of an ENVI raster."""
-    try:
-        width, length = int(hdr["samples"]), int(hdr["lines"])
-        bands = int(hdr.get("bands", "1"))
-        code = int(hdr["data type"])
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"{path}: ENVI header lacks or has a bad {exc}") from None
+    width = header_int(hdr.get("samples"), path, "samples")
+    length = header_int(hdr.get("lines"), path, "lines")
+    bands = header_int(hdr.get("bands", "1"), path, "bands")
+    code = header_int(hdr.get("data type"), path, "data type", minimum=None)
     if code not in _ENVI_TYPES:
         raise InputError(f"{path}: ENVI data type {code} is not supported (complex data cannot be loaded)")
+    interleave = (hdr.get("interleave") or "bsq").strip().upper()
+    if interleave not in ("BSQ", "BIL", "BIP"):
+        raise InputError(f"{path}: interleave = {hdr.get('interleave')!r} is not bsq, bil or bip")
+    offset = header_int(hdr.get("header offset") or "0", path, "header offset", minimum=0)
     order = ">" if hdr.get("byte order", "0").strip() == "1" else "<"
     return dict(shape=(length, width), dtype=np.dtype(order + _ENVI_TYPES[code]), bands=bands,
-                interleave=hdr.get("interleave", "bsq").upper(), offset=int(hdr.get("header offset", "0") or 0))
+                interleave=interleave, offset=offset)
 
 
 def envi_geogrid(hdr: Mapping[str, str]):

@@ -20,6 +20,8 @@ import numpy as np
 from sbts.core.dates import dates_in_name
 from sbts.core.errors import InputError
 
+from ._common import header_int
+
 logger = logging.getLogger(__name__)
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
@@ -28,6 +30,16 @@ _LINE = re.compile(r"^\s*([A-Za-z_][\w()\-.]*)\s*:\s*(.*?)\s*$")
 
 
 # ------------------------------------------------------------------ parsing
+class ParFile(dict):
+    """The ``keyword → value`` dict of a par file, remembering the file (``path``) for error messages."""
+
+    path: str = ""
+
+
+def _source(par: Mapping[str, str], source: str = "") -> str:
+    return source or getattr(par, "path", "") or "GAMMA par file"
+
+
 def read_par(path: str | Path) -> dict[str, str]:
     """All ``keyword: value`` lines of a GAMMA par file (value with its units, stripped).
 
@@ -39,7 +51,8 @@ def read_par(path: str | Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise InputError(f"{path}: cannot read the GAMMA parameter file ({exc.strerror})") from None
-    out: dict[str, str] = {}
+    out = ParFile()
+    out.path = str(path)
     for line in text.splitlines():
         if line.lstrip().startswith("#"):
             continue
@@ -93,20 +106,29 @@ def is_diff_par(par: Mapping[str, str]) -> bool:
     return "interferogram_width" in par or "range_samp_1" in par
 
 
-def radar_size(par: Mapping[str, str]) -> tuple[int, int] | None:
+def _size(par: Mapping[str, str], lines_key: str, width_key: str, source: str) -> tuple[int, int] | None:
+    """(lines, samples) from two count keywords: None when either is absent or 0 (GAMMA's "not set"),
+    else positive integers or an InputError naming the file and keyword (Inf/NaN/negative/fractional)."""
+    lines, width = number(par, lines_key), number(par, width_key)
+    if not lines or not width:
+        return None
+    src = _source(par, source)
+    return header_int(lines, src, lines_key), header_int(width, src, width_key)
+
+
+def radar_size(par: Mapping[str, str], source: str = "") -> tuple[int, int] | None:
     """(lines, samples) of the radar image a par file describes, if it describes one."""
     pairs = (("azimuth_lines", "range_samples"), ("interferogram_azimuth_lines", "interferogram_width"),
              ("az_samp_1", "range_samp_1"))
     for lines_key, width_key in pairs:
-        lines, width = number(par, lines_key), number(par, width_key)
-        if lines and width:
-            return int(lines), int(width)
+        size = _size(par, lines_key, width_key, source)
+        if size:
+            return size
     return None
 
 
-def dem_size(par: Mapping[str, str]) -> tuple[int, int] | None:
-    lines, width = number(par, "nlines"), number(par, "width")
-    return (int(lines), int(width)) if lines and width else None
+def dem_size(par: Mapping[str, str], source: str = "") -> tuple[int, int] | None:
+    return _size(par, "nlines", "width", source)
 
 
 DEM_DTYPES = {"REAL*4": ">f4", "INTEGER*2": ">i2", "SHORT": ">i2", "FLOAT": ">f4", "REAL*8": ">f8"}
@@ -166,16 +188,17 @@ def acquisition_attrs(par: Mapping[str, str], source: str = "") -> dict[str, str
     freq = number(par, "radar_frequency")
     if freq:
         put("WAVELENGTH", SPEED_OF_LIGHT / freq)
+    src = _source(par, source)
     looks_r, looks_a = number(par, "range_looks"), number(par, "azimuth_looks")
-    put("RLOOKS", None if looks_r is None else int(looks_r))
-    put("ALOOKS", None if looks_a is None else int(looks_a))
+    put("RLOOKS", None if looks_r is None else header_int(looks_r, src, "range_looks"))
+    put("ALOOKS", None if looks_a is None else header_int(looks_a, src, "azimuth_looks"))
     put("RANGE_PIXEL_SIZE", number(par, "range_pixel_spacing"))
     put("AZIMUTH_PIXEL_SIZE", number(par, "azimuth_pixel_spacing"))
     near = first_number(par, "near_range_slc", "near_range_slant")
     put("STARTING_RANGE", near)
     center = first_number(par, "center_range_slc", "center_range_slant")
     if center is None and near is not None:
-        spacing, size = number(par, "range_pixel_spacing"), radar_size(par)
+        spacing, size = number(par, "range_pixel_spacing"), radar_size(par, src)
         if spacing and size:
             center = near + spacing * (size[1] - 1) / 2.0
     put("SLANT_RANGE_DISTANCE", center)
@@ -215,7 +238,7 @@ def geo_attrs(par: Mapping[str, str], source: str = "") -> dict[str, str]:
     ``corner_lat``/``corner_lon`` are taken as the upper-left corner (as GAMMA-derived products
     and the GeoTIFFs made from them do), so ``Y_FIRST = corner_lat``.
     """
-    size = dem_size(par)
+    size = dem_size(par, source)
     if size is None:
         raise InputError(f"{source}: the DEM par has no width/nlines; is it a GAMMA DEM/MAP par file?")
     proj = (par.get("DEM_projection") or "EQA").split()[0].upper()
@@ -229,7 +252,7 @@ def geo_attrs(par: Mapping[str, str], source: str = "") -> dict[str, str]:
         zone = number(par, "projection_zone")
         if proj == "UTM" and zone is not None:
             south = (number(par, "false_northing") or 0.0) > 0
-            epsg = str((32700 if south else 32600) + int(zone))
+            epsg = str((32700 if south else 32600) + header_int(zone, _source(par, source), "projection_zone"))
     y0, x0, dy, dx = (number(par, k) for k in keys)
     if None in (y0, x0, dy, dx):
         raise InputError(f"{source}: the DEM par lacks one of {', '.join(keys)}")
@@ -283,7 +306,7 @@ def baseline_bperp(base: Mapping[str, str], acq: Mapping[str, str], source: str 
     re_, rs = number(acq, "earth_radius_below_sensor"), number(acq, "sar_to_earth_center")
     near = first_number(acq, "near_range_slc", "near_range_slant")
     spacing = number(acq, "range_pixel_spacing")
-    size = radar_size(acq)
+    size = radar_size(acq)  # names the image par (read_par remembers its path)
     if None in (re_, rs, near):
         raise InputError(f"{source}: the image par lacks earth_radius_below_sensor, sar_to_earth_center "
                          "or near_range_slc, needed to project the baseline; give a full GAMMA SLC/MLI par "

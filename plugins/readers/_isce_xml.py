@@ -14,6 +14,7 @@ import numpy as np
 
 from sbts.core.errors import InputError
 
+from ._common import header_int
 from ._raster import BinaryRaster
 
 # ISCE data_type → numpy (complex types are refused: the loader reads real bands only)
@@ -75,19 +76,22 @@ def read_image_xml(data_file: Path) -> IsceImage:
         name = (comp.get("name") or "").lower()
         if name in ("coordinate1", "coordinate2"):
             coords[name] = _properties(comp)
-    try:
-        width = int(props.get("width") or coords["coordinate1"]["size"])
-        length = int(props.get("length") or coords["coordinate2"]["size"])
-    except (KeyError, ValueError):
-        raise InputError(f"{xml}: no width/length (properties 'width' and 'length')") from None
+    def size(prop: str, coord: str) -> int:
+        if props.get(prop):
+            return header_int(props[prop], xml, prop)
+        if coords.get(coord, {}).get("size"):
+            return header_int(coords[coord]["size"], xml, f"{coord} size")
+        raise InputError(f"{xml}: no {prop} (properties 'width' and 'length')")
+
+    width, length = size("width", "coordinate1"), size("length", "coordinate2")
     dtype_name = props.get("data_type", "").upper()
     if dtype_name not in ISCE_TYPES:
         raise InputError(f"{xml}: data_type {dtype_name or '(missing)'} is not an ISCE type")
     if dtype_name.startswith("C"):
         raise InputError(f"{data_file}: complex data ({dtype_name}) cannot be loaded as a real layer")
     order = ">" if props.get("byte_order", "l").lower().startswith("b") else "<"
-    bands = int(props.get("number_bands", "1"))
-    scheme = props.get("scheme", "BIL").upper()
+    bands = header_int(props.get("number_bands", "1"), xml, "number_bands")
+    scheme = props.get("scheme", "BIL").strip().upper()
     if scheme not in ("BIL", "BIP", "BSQ"):
         raise InputError(f"{xml}: unknown interleave scheme {scheme!r}")
 

@@ -35,6 +35,24 @@ class BinaryRaster:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
+        # sizes come from headers: refuse what numpy would turn into OverflowError/IndexError later
+        def count(v) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        if len(tuple(self.shape)) != 2 or not all(count(n) and n >= 1 for n in self.shape):
+            raise InputError(f"{self.path}: size {tuple(self.shape)} (lines, samples) from its header is not "
+                             "two positive integers; check WIDTH/LENGTH (samples/lines) in the header")
+        if not count(self.bands) or self.bands < 1:
+            raise InputError(f"{self.path}: {self.bands!r} bands in its header; a raster has at least 1")
+        if not count(self.band) or not 0 <= self.band < self.bands:
+            raise InputError(f"{self.path}: band {self.band!r} (0-based) requested but its header lists "
+                             f"{self.bands} band(s)")
+        if not count(self.offset) or self.offset < 0:
+            raise InputError(f"{self.path}: header offset {self.offset!r} is not a byte count ≥ 0")
+        if str(self.interleave).upper() not in ("BSQ", "BIL", "BIP"):
+            raise InputError(f"{self.path}: interleave {self.interleave!r} is not BSQ, BIL or BIP")
+        object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
+        object.__setattr__(self, "interleave", str(self.interleave).upper())
         length, width = self.shape
         expected = self.offset + length * width * self.bands * self.dtype.itemsize
         try:

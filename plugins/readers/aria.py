@@ -37,8 +37,8 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
 
-from ._common import (MappedRaster, gdal_geogrid, override_float, pair_of, seconds_of_day,
-                      sorted_pair, wrap_degrees)
+from ._common import (MappedRaster, gdal_geogrid, header_float, header_int, oriented_phase, override_float, pair_of,
+                      seconds_of_day, sorted_pair, wrap_degrees)
 from ._raster import GdalRaster
 
 logger = logging.getLogger(__name__)
@@ -79,11 +79,15 @@ def read_stack_vrt(path: Path) -> tuple[tuple[int, int], GeoGrid | None, list[Vr
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as exc:
         raise InputError(f"{path}: cannot parse the VRT ({exc})") from None
-    shape = (int(root.get("rasterYSize")), int(root.get("rasterXSize")))
+    shape = (header_int(root.get("rasterYSize"), path, "rasterYSize"),
+             header_int(root.get("rasterXSize"), path, "rasterXSize"))
     geo = None
     gt = root.findtext("GeoTransform")
-    if gt:
-        v = [float(x) for x in gt.replace(" ", "").split(",")]
+    if gt and gt.strip():
+        items = gt.split(",")
+        if len(items) != 6:
+            raise InputError(f"{path}: GeoTransform {gt.strip()!r} does not hold 6 comma-separated numbers")
+        v = [header_float(x, path, "GeoTransform") for x in items]
         srs = (root.findtext("SRS") or "").upper()
         geographic = not srs or "PROJCS" not in srs
         unit = "degrees" if geographic else "meters"
@@ -94,7 +98,7 @@ def read_stack_vrt(path: Path) -> tuple[tuple[int, int], GeoGrid | None, list[Vr
         for md in b.findall("Metadata"):
             for mdi in md.findall("MDI"):
                 meta[mdi.get("key")] = (mdi.text or "").strip()
-        bands.append(VrtBand(int(b.get("band")), meta))
+        bands.append(VrtBand(header_int(b.get("band"), path, "VRTRasterBand band"), meta))
     return shape, geo, bands
 
 
@@ -314,8 +318,7 @@ class AriaReader(Reader):
             da, db = _band_pair(band, unw_path)
             d1, d2, swapped = sorted_pair(da, db)
             sign = -1.0 if swapped else 1.0
-            unw = GdalRaster(str(unw_path), band.index)
-            layers = {"unwrapPhase": MappedRaster(unw, (lambda a: np.negative(a)) if swapped else (lambda a: a))}
+            layers = {"unwrapPhase": oriented_phase(GdalRaster(str(unw_path), band.index), swapped)}
             for name, (p, index) in others.items():
                 k = index.get((da, db))
                 if k is None:
@@ -405,8 +408,7 @@ class AriaReader(Reader):
                         utc=_h5_scalar(h["/science/radarMetaData"], mid) if mid else None,
                     )
             sign = -1.0 if swapped else 1.0
-            unw = h5r("unwrappedPhase")
-            layers = {"unwrapPhase": MappedRaster(unw, (lambda a: np.negative(a)) if swapped else (lambda a: a))}
+            layers = {"unwrapPhase": oriented_phase(h5r("unwrappedPhase"), swapped)}
             if "coherence" in names:
                 layers["coherence"] = h5r("coherence")
             if "connectedComponents" in names:

@@ -28,7 +28,8 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import Grid, Metadata, RadarInfo
 
-from ._common import MappedRaster, gdal_geogrid, incidence_from_geometry, override_float, sorted_pair, wrap_degrees
+from ._common import (MappedRaster, gdal_geogrid, header_float, header_int, incidence_from_geometry, oriented_phase,
+                      override_float, sorted_pair, wrap_degrees)
 from ._raster import GdalRaster
 
 logger = logging.getLogger(__name__)
@@ -70,10 +71,7 @@ def _num(meta: dict, key: str, path: Path, required: bool = False) -> float | No
         if required:
             raise InputError(f"{path}: no '{key}' line in the HyP3 product metadata")
         return None
-    try:
-        return float(meta[key])
-    except ValueError:
-        raise InputError(f"{path}: '{key}: {meta[key]}' is not a number") from None
+    return header_float(meta[key], path, key)
 
 
 def platform_of(granule: str) -> str:
@@ -87,8 +85,13 @@ def radar_from_txt(meta: dict, path: Path, request: LoadRequest | None = None) -
     def ov(key):
         return override_float(request, key) if request is not None else None
 
-    alooks = int(ov("ALOOKS") or _num(meta, "Azimuth looks", path) or 1)
-    rlooks = int(ov("RLOOKS") or _num(meta, "Range looks", path) or 1)
+    def looks(key, line):  # template key, else the .txt line (a positive integer), else 1
+        value = ov(key)
+        if value:
+            return header_int(value, "template", key)
+        return header_int(meta[line], path, line) if line in meta else 1
+
+    alooks, rlooks = looks("ALOOKS", "Azimuth looks"), looks("RLOOKS", "Range looks")
     re_ = _num(meta, "Earth radius at nadir", path)
     h = _num(meta, "Spacecraft height", path)
     r_center = _num(meta, "Slant range center", path)
@@ -153,12 +156,12 @@ class Hyp3Reader(Reader):
                 raise InputError(f"{f}: its HyP3 product metadata {txt.name} is missing (it gives the baseline, "
                                  "looks, heading and times; download the full product zip)")
             meta = read_product_txt(txt)
-            d1, d2, _ = sorted_pair(*pair_dates(f, meta))
+            d1, d2, swapped = sorted_pair(*pair_dates(f, meta))
             if grid is None:
                 g, ds = gdal_geogrid(str(f))
                 grid = Grid(ds.RasterYSize, ds.RasterXSize, g)
                 meta0 = (meta, txt)
-            layers = {"unwrapPhase": GdalRaster(str(f))}
+            layers = {"unwrapPhase": oriented_phase(GdalRaster(str(f)), swapped)}
             for name, index in others.items():
                 o = index.get(product_name(f))
                 if o is not None:
@@ -167,6 +170,10 @@ class Hyp3Reader(Reader):
                 elif request.pattern({"coherence": "corFile", "connectComponent": "connCompFile"}[name]):
                     logger.warning("HyP3 product %s has no %s file", product_name(f), name)
             bperp = _num(meta, "Baseline", txt)
+            if swapped:  # reference after secondary: phase and baseline of the earlier_later pair change sign
+                logger.info("%s: reference date after secondary; loaded as %s_%s with phase and bperp negated",
+                            f, d1, d2)
+                bperp = None if bperp is None else -bperp
             pairs.append(PairSource(d1, d2, layers, bperp, str(f)))
             inputs += [f, txt]
         radar, extra = radar_from_txt(meta0[0], meta0[1], request)

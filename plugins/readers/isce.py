@@ -26,8 +26,8 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import Grid, Metadata, RadarInfo
 
-from ._common import (SPEED_OF_LIGHT, MappedRaster, index_by_pair, override, override_float, pair_of,
-                      seconds_of_day, slant_range_raster, sorted_pair, wrap_degrees)
+from ._common import (SPEED_OF_LIGHT, MappedRaster, index_by_pair, oriented_phase, override, override_float,
+                      pair_of, seconds_of_day, slant_range_raster, sorted_pair, wrap_degrees)
 from ._isce_xml import read_image_xml, read_product_xml
 
 logger = logging.getLogger(__name__)
@@ -190,11 +190,13 @@ class IsceReader(Reader):
             p = pair_of(f)
             if p is None:
                 raise InputError(f"{f}: no pair of dates (YYYYMMDD_YYYYMMDD) in the file or folder name")
-            d1, d2, _ = sorted_pair(*p)
+            d1, d2, swapped = sorted_pair(*p)
+            if swapped:
+                logger.info("%s: pair stored later_earlier; loaded as %s_%s with the phase sign changed", f, d1, d2)
             img = read_image_xml(f)
             first_img = first_img or img
             # 2-band BIL .unw: band 1 amplitude, band 2 unwrapped phase
-            layers = {"unwrapPhase": img.band(1 if img.bands >= 2 else 0)}
+            layers = {"unwrapPhase": oriented_phase(img.band(1 if img.bands >= 2 else 0), swapped)}
             inputs += [f, f.with_name(f.name + ".xml")]
             if (d1, d2) in cor:
                 c = read_image_xml(cor[(d1, d2)])

@@ -27,6 +27,7 @@ from sbts.core.metadata import Metadata
 
 from . import _gamma_par as gp
 from . import _rsc
+from ._common import header_int
 from ._raster import BinaryRaster, TransformedRaster
 from .gamma import _derive, angle_layer
 
@@ -65,10 +66,10 @@ def layout_of(path: Path, shape: tuple[int, int]) -> Layout:
 
 
 def shape_of(raw: Mapping[str, str], path: Path) -> tuple[int, int]:
-    try:
-        return int(float(raw.get("FILE_LENGTH", raw.get("LENGTH")))), int(float(raw["WIDTH"]))
-    except (KeyError, TypeError, ValueError):
-        raise InputError(f"{_rsc.rsc_path(path)}: WIDTH/FILE_LENGTH are not integers") from None
+    """(FILE_LENGTH, WIDTH) of a raster's .rsc: positive integers, else an InputError naming the .rsc."""
+    rsc = _rsc.rsc_path(path)
+    length_key = "FILE_LENGTH" if "FILE_LENGTH" in raw else "LENGTH"
+    return header_int(raw.get(length_key), rsc, length_key), header_int(raw.get("WIDTH"), rsc, "WIDTH")
 
 
 def band_raster(path: Path, raw: Mapping[str, str], layout: Layout | None = None) -> BinaryRaster:
@@ -200,7 +201,7 @@ class RoipacReader(Reader):
             merged = {k: v for k, v in stack_raw.items() if k not in ("LENGTH", "WIDTH") and not k.endswith(("_FIRST", "_STEP"))}
             merged.update(attrs)
             merged.update(FILE_TYPE="geometry", PROCESSOR="roipac")
-            shape = (int(merged["LENGTH"]), int(merged["WIDTH"]))
+            shape = shape_of(merged, inputs[0])
             for name, layer in _derive(merged, shape, kind == "geo", layers).items():
                 layers.setdefault(name, layer)
             sources.append(GeometrySource(layers, Metadata.from_attrs(merged, source=f"{inputs[1]}"), tuple(inputs)))

@@ -27,8 +27,8 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import Grid, Metadata, RadarInfo
 
-from ._common import (SPEED_OF_LIGHT, earth_radius_at, envi_geogrid, envi_layout, override_float,
-                      read_envi_header, seconds_of_day, sorted_pair, wrap_degrees)
+from ._common import (SPEED_OF_LIGHT, earth_radius_at, envi_geogrid, envi_layout, header_float, header_int,
+                      oriented_phase, override_float, read_envi_header, seconds_of_day, sorted_pair, wrap_degrees)
 from ._raster import BinaryRaster
 
 logger = logging.getLogger(__name__)
@@ -102,21 +102,31 @@ def read_dim(path: Path) -> dict:
                 sd = snap_dates(sec.get("name", ""))
                 perp = next((a.text for a in sec.findall("MDATTR") if a.get("name") == "Perp Baseline"), None)
                 if rd and sd and perp is not None:
-                    baselines.setdefault((rd[0], sd[0]), float(perp))
+                    baselines.setdefault((rd[0], sd[0]), header_float(perp, path, f"Perp Baseline ({sec.get('name')})"))
     tr = root.findtext("Geoposition/IMAGE_TO_MODEL_TRANSFORM")
-    return {"attrs": attrs, "orbit": orbit, "baselines": baselines, "transform": tr,
+    return {"path": path, "attrs": attrs, "orbit": orbit, "baselines": baselines, "transform": tr,
             "ncols": root.findtext("Raster_Dimensions/NCOLS"), "nrows": root.findtext("Raster_Dimensions/NROWS")}
 
 
 def radar_from_dim(dim: dict, request: LoadRequest | None = None) -> RadarInfo:
     a = dim["attrs"]
+    source = dim.get("path", ".dim")
 
-    def num(key):
+    def num(key):  # optional values: absent, unparsable, non-finite or SNAP's 99999 "no value" → None
         try:
             v = float(a[key])
         except (KeyError, ValueError):
             return None
-        return None if v == 99999.0 else v
+        return None if v == 99999.0 or not math.isfinite(v) else v
+
+    def looks(key, name):  # template key, else a positive integer in the .dim, else 1
+        value = ov(key)
+        if value:
+            return header_int(value, "template", key)
+        text = (a.get(name) or "").strip()
+        if not text or text in ("99999", "99999.0"):
+            return 1
+        return header_int(text, source, name)
 
     def ov(key):
         return override_float(request, key) if request is not None else None
@@ -137,8 +147,8 @@ def radar_from_dim(dim: dict, request: LoadRequest | None = None) -> RadarInfo:
     antenna = a.get("antenna_pointing", "right").lower()
     return RadarInfo(
         wavelength=wavelength,
-        alooks=int(ov("ALOOKS") or num("azimuth_looks") or 1),
-        rlooks=int(ov("RLOOKS") or num("range_looks") or 1),
+        alooks=looks("ALOOKS", "azimuth_looks"),
+        rlooks=looks("RLOOKS", "range_looks"),
         range_pixel_size=num("range_spacing"),
         azimuth_pixel_size=num("azimuth_spacing"),
         starting_range=num("slant_range_to_first_pixel"),
@@ -202,12 +212,15 @@ class SnapReader(Reader):
             dates = snap_dates(f.stem) or snap_dates(f.parent.name)
             if len(dates) < 2:
                 raise InputError(f"{f}: no pair of dates (e.g. 17Mar2017_10Apr2017) in the band or folder name")
-            d1, d2, _ = sorted_pair(dates[0], dates[1])
+            d1, d2, swapped = sorted_pair(dates[0], dates[1])
+            if swapped:
+                logger.info("%s: pair stored later_earlier; loaded as %s_%s with the phase sign changed", f, d1, d2)
             unw, hdr = envi_raster(f)
             g = envi_geogrid(hdr)
             if grid is None:
                 grid = Grid(unw.shape[0], unw.shape[1], g)
-            layers = {"unwrapPhase": unw}
+            # bperp below is looked up for (d1, d2) already, so only the phase changes sign here
+            layers = {"unwrapPhase": oriented_phase(unw, swapped)}
             if (d1, d2) in cor:
                 layers["coherence"] = envi_raster(cor[(d1, d2)])[0]
                 inputs.append(cor[(d1, d2)])

@@ -274,9 +274,6 @@ def test_unparsable_dates(rel, reader_stack, note):
     _no_half_written(cfg, rel)
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/isce.py open_stack (also hyp3.py:156, snap.py:205) drops the "
-                   "'swapped' flag of sorted_pair: a later_earlier pair is stored as earlier_later with the phase "
-                   "sign unchanged (silent wrong sign); aria.py negates it, the others should too")
 @pytest.mark.parametrize("reader_stack", ["isce"], indirect=True)
 @pytest.mark.rcase(input="pair stored later_earlier (folder 20190113_20190101)",
                    expected="stored as earlier_later with the phase sign flipped, or a clear error")
@@ -462,9 +459,6 @@ def test_single_pair(rel, tmp_path, note):
     note(observed="2-date time series")
 
 
-@pytest.mark.xfail(strict=True, reason="core/loader.py load_data: mintpy.load.unwFile set but matching no file is not "
-                   "an error when demFile matches: load exits 0 writing only the geometry (a stale "
-                   "inputs/ifgramStack.h5 from an earlier load stays in use)")
 @pytest.mark.rcase(input="`sbts load` with mintpy.load.unwFile = syn/nothing.h5 (no match) but a valid demFile",
                    expected="Error: naming the unwFile pattern")
 def test_bug_unwfile_matches_nothing(rel, tmp_path):

@@ -58,11 +58,6 @@ def test_truncated(rel, project, target, command, fraction, note):
 @pytest.mark.rcase(input="4 KiB of random bytes written at a position (header / metadata / chunk data)",
                    expected="Error: naming the file, or (raw chunk data, no checksum in HDF5) a normal run")
 def test_overwritten(rel, project, target, command, where, note, request):
-    if (target, command, where) == (STACK, "info", 0.5):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="core/info.py describe: h5py's visititems raises RuntimeError ('Object visitation "
-                                "failed (wrong B-tree signature)') on a damaged B-tree; only OSError is turned into "
-                                "InputError, so the CLI prints 'internal error RuntimeError'"))
     path = project.parent / target
     rel.overwrite(path, where, 4096, seed=int(where * 1e4))
     res = rel.cli(*COMMANDS[target][command](project))
@@ -130,15 +125,6 @@ def test_reference_outside(rel, project, attr, value, note):
 @pytest.mark.rcase(input="timeseries.h5 'date' dataset inconsistent (extra entry / unparsable / unsorted / duplicated)",
                    expected="Error: naming the file and the dates")
 def test_bad_ts_dates(rel, project, what, note, request):
-    if what == "garbage-date":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="core/products.py TimeSeries._load: parse_date's InputError does not name the file "
-                                "('cannot parse date '2019AB01'' with no timeseries.h5)"))
-    if what in ("unsorted-dates", "duplicate-dates"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="core/products.py TimeSeries: unsorted or duplicated 'date' entries are accepted; "
-                                "`sbts velocity` fits them silently (a layer labelled with the wrong date → a wrong "
-                                "velocity); _check_shapes should require strictly increasing dates"))
     path = project.parent / TS
     with h5py.File(path, "r+") as f:
         dates = list(f["date"][()])
@@ -164,11 +150,6 @@ def test_bad_ts_dates(rel, project, what, note, request):
 @pytest.mark.rcase(input="ifgramStack.h5 'date' inconsistent with the layers (fewer pairs / 1-D / unparsable)",
                    expected="Error: naming the file")
 def test_bad_stack_dates(rel, project, what, note, request):
-    if what in ("pairs-vs-layers", "garbage-date"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="core/products.py IfgramStack._load / core/pairs.py Pairs.from_date12: the error "
-                                "does not name the file ('32 pairs but 34 bperp and 34 dropIfgram values', "
-                                "'cannot parse date '20191399'')"))
     path = project.parent / STACK
     with h5py.File(path, "r+") as f:
         d = f["date"][()]

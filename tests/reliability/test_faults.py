@@ -48,15 +48,7 @@ COMMANDS = {
 @pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.rcase(input="output folder on a 3 MB tmpfs filled to 40 KB free (ENOSPC mid-write)",
                    expected="Error: naming the file / 'No space left', no damaged final file; after freeing space the rerun succeeds")
-def test_full_disk(rel, project, tmp_path, command, note, request):
-    if command in ("load", "invert", "deramp", "export-hdf5"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="core/h5io.py H5Writer on ENOSPC: h5py raises RuntimeError ('Unable to synchronously "
-                                "flush file', from mark_done's flush / close), not OSError, so the CLI prints "
-                                "'internal error RuntimeError' (load) or \"correction 'deramp' failed: RuntimeError\"; "
-                                "h5py also prints 'Exception ignored in ObjectID.__dealloc__' tracebacks, and invert/"
-                                "deramp then die with SIGSEGV (exit 139) at interpreter exit (run in-process under "
-                                "pytest it crashed the test process)"))
+def test_full_disk(rel, project, tmp_path, command, note):
     out = tmp_path / "full"
     with rel.tmpfs(out, "3m"):
         filler = _fill(out, 40_000)

@@ -316,14 +316,7 @@ _META_INT_KEYS = ("LENGTH", "WIDTH", "EPSG", "REF_Y", "REF_X", "ALOOKS", "RLOOKS
 
 
 def _metadata_known_bug(attrs: dict) -> bool:
-    """Integer attributes of NaN/Inf raise ValueError/OverflowError: test_bug_metadata_nan_int."""
-    for key in _META_INT_KEYS:
-        try:
-            v = float(attrs.get(key, "1"))
-        except (ValueError, TypeError):
-            continue
-        if not math.isfinite(v):
-            return True
+    """No known bug left (NaN/Inf integer attributes are InputErrors: test_bug_metadata_nan_int)."""
     return False
 
 
@@ -672,7 +665,6 @@ def _raises_only_sbts(call):
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="core/template.py Template.get_int: int() of a NaN/Inf float raises ValueError/OverflowError, not TemplateError")
 @pytest.mark.rcase(input="template `mintpy.networkInversion.minNumPixel = inf` (or nan) → Template.get_int",
                    expected="TemplateError naming the key and value")
 def test_bug_template_get_int_nonfinite():
@@ -683,7 +675,6 @@ def test_bug_template_get_int_nonfinite():
         _raises_only_sbts(lambda: t.get_int("mintpy.networkInversion.minNumPixel"))
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/_gamma_par.py radar_size/acquisition_attrs: int() of an Inf/NaN count raises OverflowError/ValueError")
 @pytest.mark.rcase(input="GAMMA .par `range_samples: inf` (and `azimuth_looks: nan`) → radar_size / acquisition_attrs",
                    expected="InputError naming the .par and the key")
 def test_bug_gamma_inf_count(tmp_path):
@@ -697,7 +688,6 @@ def test_bug_gamma_inf_count(tmp_path):
     _raises_only_sbts(lambda: gp.acquisition_attrs(par, str(path)))
 
 
-@pytest.mark.xfail(strict=True, reason="core/metadata.py _int and roipac.shape_of: int(float('inf')) OverflowError is not caught")
 @pytest.mark.rcase(input="ROI_PAC .rsc `WIDTH inf`", expected="InputError naming the .rsc and WIDTH")
 def test_bug_roipac_rsc_size_inf(tmp_path):
     import numpy as np
@@ -722,7 +712,6 @@ def test_bug_roipac_rsc_size_zero(tmp_path):
     _raises_only_sbts(lambda: _rsc_chain(unw))
 
 
-@pytest.mark.xfail(strict=True, reason="core/metadata.py _int: int(round(nan/inf)) raises ValueError/OverflowError, not InputError")
 @pytest.mark.rcase(input="HDF5/rsc attribute `LENGTH = nan` (or `REF_Y = inf`) → Metadata.from_attrs",
                    expected="InputError naming the attribute")
 def test_bug_metadata_nan_int():
@@ -732,7 +721,6 @@ def test_bug_metadata_nan_int():
     _raises_only_sbts(lambda: Metadata.from_attrs({"LENGTH": "10", "WIDTH": "12", "REF_Y": "inf"}, source="x.h5"))
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/_isce_xml.py read_image_xml: int(number_bands) outside the try → ValueError")
 @pytest.mark.rcase(input="ISCE .xml `number_bands = two`", expected="InputError naming the .xml")
 def test_bug_isce_number_bands_garbage(tmp_path):
     import numpy as np
@@ -745,7 +733,6 @@ def test_bug_isce_number_bands_garbage(tmp_path):
     _raises_only_sbts(lambda: read_image_xml(data))
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/_raster.py BinaryRaster.__post_init__: sizes/bands ≤ 0 not rejected → numpy OverflowError/IndexError")
 @pytest.mark.rcase(input="ROI_PAC .rsc `WIDTH -1`, ISCE .xml `width` -1, ENVI `bands = 0` → BinaryRaster",
                    expected="InputError naming the header (sizes must be ≥ 1)")
 def test_bug_binary_raster_non_positive_size(tmp_path):
@@ -769,7 +756,6 @@ def test_bug_binary_raster_non_positive_size(tmp_path):
     _raises_only_sbts(lambda: envi_raster(img)[0].read())
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/_common.py envi_layout: interleave not validated → KeyError in BinaryRaster._memmap")
 @pytest.mark.rcase(input="ENVI .hdr `interleave = bsq-x` (unknown scheme)", expected="InputError naming the .hdr")
 def test_bug_envi_interleave(tmp_path):
     import numpy as np
@@ -782,7 +768,6 @@ def test_bug_envi_interleave(tmp_path):
     _raises_only_sbts(lambda: envi_raster(img)[0].read())
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/_common.py read_envi_header: `\\s*` after '=' crosses the newline, so an empty value swallows the next line")
 @pytest.mark.rcase(input="ENVI .hdr with an empty value (`description =` then `samples = 20`)",
                    expected="the empty value stays empty; the next key is still read")
 def test_bug_envi_empty_value(tmp_path):
@@ -794,7 +779,6 @@ def test_bug_envi_empty_value(tmp_path):
     assert values.get("samples") == "20" and values.get("description") == ""
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/_common.py envi_layout: int(header offset) is outside the try; a negative offset is not rejected")
 @pytest.mark.rcase(input="ENVI .hdr `header offset = abc` / `header offset = -1`", expected="InputError naming the .hdr")
 def test_bug_envi_header_offset_garbage(tmp_path):
     import numpy as np
@@ -809,7 +793,6 @@ def test_bug_envi_header_offset_garbage(tmp_path):
     _raises_only_sbts(lambda: envi_raster(img)[0].read())
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/snap.py read_dim: float(Perp Baseline) unguarded → ValueError")
 @pytest.mark.rcase(input="SNAP .dim `Perp Baseline` = `n/a`", expected="InputError naming the .dim")
 def test_bug_snap_dim_perp_baseline_garbage(tmp_path):
     from sbts.plugins.readers.snap import read_dim
@@ -819,7 +802,6 @@ def test_bug_snap_dim_perp_baseline_garbage(tmp_path):
     _raises_only_sbts(lambda: read_dim(path))
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/snap.py radar_from_dim: int() of Inf looks → OverflowError")
 @pytest.mark.rcase(input="SNAP .dim `range_looks` = `inf`", expected="InputError naming the .dim / looks ignored")
 def test_bug_snap_dim_inf_looks(tmp_path):
     from sbts.plugins.readers.snap import radar_from_dim, read_dim
@@ -829,7 +811,6 @@ def test_bug_snap_dim_inf_looks(tmp_path):
     _raises_only_sbts(lambda: radar_from_dim(read_dim(path)))
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/hyp3.py radar_from_txt: int() of Inf/NaN looks → OverflowError/ValueError")
 @pytest.mark.rcase(input="HyP3 .txt `Range looks: inf` / `Azimuth looks: nan`", expected="InputError naming the .txt")
 def test_bug_hyp3_nonfinite_looks(tmp_path):
     from sbts.plugins.readers.hyp3 import radar_from_txt, read_product_txt
@@ -841,7 +822,6 @@ def test_bug_hyp3_nonfinite_looks(tmp_path):
     _raises_only_sbts(lambda: radar_from_txt(read_product_txt(path), path))
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/aria.py read_stack_vrt: int() of a missing/non-integer rasterX/YSize → TypeError/ValueError")
 @pytest.mark.rcase(input="ARIA stack .vrt without rasterYSize / with rasterXSize=\"22.5\"",
                    expected="InputError naming the .vrt")
 def test_bug_aria_vrt_bad_size(tmp_path):
@@ -854,7 +834,6 @@ def test_bug_aria_vrt_bad_size(tmp_path):
     _raises_only_sbts(lambda: read_stack_vrt(path))
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/readers/aria.py read_stack_vrt: float() of GeoTransform items unguarded (ValueError), < 6 items → IndexError")
 @pytest.mark.rcase(input="ARIA stack .vrt `<GeoTransform>abc</GeoTransform>` (or 3 numbers)",
                    expected="InputError naming the .vrt")
 def test_bug_aria_vrt_bad_geotransform(tmp_path):
