@@ -141,3 +141,19 @@ def test_mexico_run_from_file_patterns_to_velocity_and_kmz_then_update_mode(shar
     third = _run("run", str(cfg))
     ran = {line.split()[0] for line in third.splitlines() if line.endswith(" ran")}
     assert ran == {"velocity", "google_earth"}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("fmt,suffix", [("geotiff", ".tif"), ("kmz", ".kmz"), ("gmt", ".grd"), ("gbis", ".mat"),
+                                        ("roipac", ".unw")])
+def test_export_mexico_velocity(mexico, fmt, suffix, tmp_path):
+    """The Mexico City velocity (fitted here with `sbts velocity`) leaves sbts in every map format."""
+    if not (mexico / "velocity.h5").exists():
+        _run("velocity", str(mexico / "mexico.cfg"))
+    out = tmp_path / f"velocity{suffix}"
+    args = ["export", fmt, str(mexico / "velocity.h5"), "velocity", "-o", str(out)]
+    if fmt == "gbis":
+        args += ["-O", f"mask={mexico / 'maskTempCoh.h5'}"]
+    printed = _run(*args)
+    written = [p for p in printed.split() if p.endswith(suffix)]
+    assert written and all(Path(p).stat().st_size > 100 for p in written)
