@@ -8,6 +8,7 @@ Generates (once, cached in --dir) a stack of 1000 × 1000 pixels, 60 dates, ~230
 - wall time and peak RSS of `sbts invert` (a separate process), and the ratios to the floor.
 
 Usage: python bench/bench_invert.py [--dir /tmp/sbts_bench] [--size 1000 1000] [--max-memory 1]
+                                   [--num-worker N] [--scaling]
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def run_invert(path: Path, work: Path, weight: str, max_memory: float, extra: li
     cmd = [str(sbts), "-q", "invert", "-i", str(path), "-d", str(work), "-w", weight, "--max-memory",
            str(max_memory), "--force", "--min-temp-coh", "0", *extra]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     peak = 0.0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_mb(proc.pid))
@@ -135,26 +136,37 @@ def main() -> None:
     ap.add_argument("--size", type=int, nargs=2, default=(1000, 1000))
     ap.add_argument("--max-memory", type=float, default=1.0)
     ap.add_argument("--num-worker", type=int, default=1)
+    ap.add_argument("--scaling", action="store_true",
+                    help="also run a stack of half the rows and print the time per megapixel of both")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    stack = args.dir / f"ifgramStack_{args.size[0]}x{args.size[1]}.h5"
-    if not stack.exists():
-        t0 = time.perf_counter()
-        make_stack(stack, tuple(args.size))
-        print(f"generated {stack} in {time.perf_counter() - t0:.0f} s")
-    with h5py.File(stack, "r") as f:
-        m, length, width = f["unwrapPhase"].shape
-    print(f"stack: {length} x {width} pixels, {m} interferograms, "
-          f"{stack.stat().st_size / 1e9:.2f} GB on disk; --max-memory {args.max_memory} GB, "
-          f"{args.num_worker} worker(s), {os.cpu_count()} cores")
-    extra = ["--num-worker", str(args.num_worker)]
-    for weight, datasets in (("no", ["unwrapPhase"]), ("var", ["unwrapPhase", "coherence"])):
-        floor, cold = floor_read(stack, datasets)
-        wall, peak = run_invert(stack, args.dir / f"work_{weight}", weight, args.max_memory, extra)
-        print(f"weightFunc={weight:<3s}  floor ({'cold' if cold else 'warm'} read of {'+'.join(datasets)}): "
-              f"{floor:6.2f} s   sbts invert: {wall:6.2f} s = {wall / floor:4.1f}x floor   "
-              f"peak RSS {peak:6.0f} MB (budget {args.max_memory * 1024:.0f} MB + 300)")
-
+    sizes = [tuple(args.size)]
+    if args.scaling:
+        sizes.insert(0, (args.size[0] // 2, args.size[1]))
+    rate: dict[str, list[float]] = {"no": [], "var": []}
+    for size in sizes:
+        stack = args.dir / f"ifgramStack_{size[0]}x{size[1]}.h5"
+        if not stack.exists():
+            t0 = time.perf_counter()
+            make_stack(stack, size)
+            print(f"generated {stack} in {time.perf_counter() - t0:.0f} s")
+        with h5py.File(stack, "r") as f:
+            m, length, width = f["unwrapPhase"].shape
+        print(f"stack: {length} x {width} pixels, {m} interferograms, "
+              f"{stack.stat().st_size / 1e9:.2f} GB on disk; --max-memory {args.max_memory} GB, "
+              f"{args.num_worker} worker(s), {os.cpu_count()} cores")
+        extra = ["--num-worker", str(args.num_worker)]
+        for weight, datasets in (("no", ["unwrapPhase"]), ("var", ["unwrapPhase", "coherence"])):
+            floor, cold = floor_read(stack, datasets)
+            wall, peak = run_invert(stack, args.dir / f"work_{weight}", weight, args.max_memory, extra)
+            rate[weight].append(wall / (length * width / 1e6))
+            print(f"weightFunc={weight:<3s}  floor ({'cold' if cold else 'warm'} read of {'+'.join(datasets)}): "
+                  f"{floor:6.2f} s   sbts invert: {wall:6.2f} s = {wall / floor:4.1f}x floor   "
+                  f"peak RSS {peak:6.0f} MB (budget {args.max_memory * 1024:.0f} MB + 300)")
+    if args.scaling:
+        for weight, values in rate.items():
+            print(f"weightFunc={weight:<3s}  seconds per megapixel: " + ", ".join(
+                f"{v:.2f} ({s[0]}x{s[1]})" for v, s in zip(values, sizes)))
 
 if __name__ == "__main__":
     main()

@@ -324,7 +324,12 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
         mask_threshold=options.mask_threshold, phase2range=-wavelength / (4 * math.pi),
         pixel_mask_path=pixel_mask_path,
     )
-    workers = max(1, int(num_worker)) if cluster is None or cluster == "local" else max(1, int(num_worker))
+    workers = max(1, int(num_worker))
+    if options.weight_func == "no" and cluster is None and workers > 1:
+        # measured (bench/bench_invert.py): the unweighted solve is one BLAS product per block, already
+        # multi-threaded, so extra local processes only add start-up and transfer costs
+        logger.info("weightFunc = no: solving in this process (BLAS uses the cores); --num-worker ignored")
+        workers = 1
     per_pixel = _bytes_per_pixel(len(kept), len(dates), options.weight_func != "no")
     budget = max_memory / (workers if (cluster or workers > 1) else 1)
     blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset))

@@ -77,6 +77,22 @@ def test_detect_and_read(tmp_path):
     assert {q.bperp for q in src.pairs} == {48.0195, -12.5, 35.5}
 
 
+def test_swapped_pair_negates_phase_and_bperp(tmp_path):
+    """A product whose reference date is after its secondary is stored earlier_later with the phase
+    and the baseline negated; coherence unchanged."""
+    info = build_hyp3(tmp_path / "hyp3", pairs=(("20251013", "20251001", 35.5), ("20251001", "20251007", 48.0195)))
+    src = Hyp3Reader().open_stack(_request(template_text(tmp_path / "hyp3"), tmp_path))
+    by_pair = {(p.date1.strftime("%Y%m%d"), p.date2.strftime("%Y%m%d")): p for p in src.pairs}
+    assert set(by_pair) == {("20251001", "20251013"), ("20251001", "20251007")}
+    swapped, kept = by_pair[("20251001", "20251013")], by_pair[("20251001", "20251007")]
+    np.testing.assert_allclose(np.nan_to_num(swapped.layers["unwrapPhase"].read()),
+                               -info["phases"][("20251013", "20251001")])
+    assert swapped.bperp == pytest.approx(-35.5)
+    assert float(np.nanmin(swapped.layers["coherence"].read())) >= 0
+    np.testing.assert_allclose(np.nan_to_num(kept.layers["unwrapPhase"].read()), info["phases"][("20251001", "20251007")])
+    assert kept.bperp == pytest.approx(48.0195)
+
+
 def test_detect_negative(tmp_path):
     info = build_hyp3(tmp_path / "hyp3")
     for name in info["products"]:

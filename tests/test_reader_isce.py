@@ -89,6 +89,26 @@ def test_stack_values_and_metadata(stack):
     assert r_.center_line_utc == pytest.approx(36000 + (10 + 16) / 2)
 
 
+def test_swapped_pair_negates_phase(stack):
+    """A pair folder named later_earlier is stored earlier_later with its phase negated (bperp and
+    coherence as for the sorted pair)."""
+    root, info = stack
+    d1, d2 = sorted(info["pairs"])[0]
+    ifgs = root / "merged" / "interferograms"
+    (ifgs / f"{d1}_{d2}").rename(ifgs / f"{d2}_{d1}")
+    src = IsceReader().open_stack(_request(template_text(root), root))
+    p = next(q for q in src.pairs if (q.date1.strftime("%Y%m%d"), q.date2.strftime("%Y%m%d")) == (d1, d2))
+    assert p.date1 < p.date2
+    np.testing.assert_array_equal(p.layers["unwrapPhase"].read(), -info["phases"][(d1, d2)])
+    b = Block(3, 17, 5, 33)
+    np.testing.assert_array_equal(p.layers["unwrapPhase"].read(b), -info["phases"][(d1, d2)][b.slices])
+    assert p.bperp == pytest.approx(info["bperp"][d2] - info["bperp"][d1])
+    assert "coherence" in p.layers and float(np.nanmin(p.layers["coherence"].read())) >= 0
+    other = next(q for q in src.pairs if q is not p)  # sorted pairs are left alone
+    d12 = (other.date1.strftime("%Y%m%d"), other.date2.strftime("%Y%m%d"))
+    np.testing.assert_array_equal(other.layers["unwrapPhase"].read(), info["phases"][d12])
+
+
 def test_missing_wavelength_names_key(stack):
     root, _ = stack
     text = template_text(root).replace(f"{root}/reference/IW*.xml", f"{root}/reference/none*.xml")

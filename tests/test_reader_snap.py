@@ -79,6 +79,21 @@ def test_detect_negative(tmp_path):
     assert snap_dates("coh_IW2_VV_02Sep2019_14Sep2019") == [dt.date(2019, 9, 2), dt.date(2019, 9, 14)]
 
 
+def test_swapped_pair_negates_phase(tmp_path):
+    """A product written later_earlier (26Sep2019_02Sep2019) is stored earlier_later with its phase
+    negated; the bperp is the .dim's for the sorted pair; coherence unchanged."""
+    info = build_snap(tmp_path / "snap", pairs=(("20190926", "20190902", 6.5), ("20190902", "20190914", 10.54)))
+    src = SnapReader().open_stack(_request(template_text(tmp_path / "snap"), tmp_path))
+    by_pair = {(p.date1.strftime("%Y%m%d"), p.date2.strftime("%Y%m%d")): p for p in src.pairs}
+    assert set(by_pair) == {("20190902", "20190926"), ("20190902", "20190914")}
+    swapped, kept = by_pair[("20190902", "20190926")], by_pair[("20190902", "20190914")]
+    np.testing.assert_array_equal(swapped.layers["unwrapPhase"].read(), -info["phases"][("20190926", "20190902")])
+    assert swapped.bperp == pytest.approx(-6.5)
+    assert float(np.nanmin(swapped.layers["coherence"].read())) >= 0
+    np.testing.assert_array_equal(kept.layers["unwrapPhase"].read(), info["phases"][("20190902", "20190914")])
+    assert kept.bperp == pytest.approx(10.54)
+
+
 def test_stack_and_load(tmp_path):
     info = build_snap(tmp_path / "snap")
     req = _request(template_text(tmp_path / "snap"), tmp_path)

@@ -141,10 +141,19 @@ def earth_radius_at(lat_deg: float) -> float:
     return math.sqrt(num / den)
 
 
-def incidence_from_geometry(earth_radius: float, height: float, slant_range: float) -> float:
-    """Incidence angle at the ground (deg) from the triangle Earth centre / platform / target."""
+def incidence_from_geometry(earth_radius: float, height: float, slant_range: float) -> float | None:
+    """Incidence angle at the ground (deg) from the triangle Earth centre / platform / target.
+
+    None when the header values make no triangle (radius or range ≤ 0, or numbers so large that the
+    squares overflow): the caller then leaves the incidence unknown.
+    """
     re_, r = earth_radius, slant_range
-    cos_inc = ((re_ + height) ** 2 - re_ ** 2 - r ** 2) / (2.0 * re_ * r)
+    try:
+        cos_inc = ((re_ + height) ** 2 - re_ ** 2 - r ** 2) / (2.0 * re_ * r)
+    except (ZeroDivisionError, OverflowError):
+        return None
+    if not (re_ > 0 and r > 0 and math.isfinite(cos_inc)):
+        return None
     return math.degrees(math.acos(max(-1.0, min(1.0, cos_inc))))
 
 

@@ -265,9 +265,11 @@ def geo_attrs(par: Mapping[str, str], source: str = "") -> dict[str, str]:
 # ------------------------------------------------------------------ geometry (spherical earth)
 def look_angle(slant_range, earth_radius: float, height: float):
     """Off-nadir look angle (rad) of a target on a sphere of radius ``earth_radius`` seen from ``height``."""
-    rs = earth_radius + height
+    earth_radius = np.float64(earth_radius)  # numpy: huge header values give inf/NaN, not OverflowError
+    rs = earth_radius + np.float64(height)
     r = np.asarray(slant_range, dtype=np.float64)
-    cos_t = (rs**2 + r**2 - earth_radius**2) / (2.0 * rs * r)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        cos_t = (rs**2 + r**2 - earth_radius**2) / (2.0 * rs * r)
     return np.arccos(np.clip(cos_t, -1.0, 1.0))
 
 
@@ -311,6 +313,10 @@ def baseline_bperp(base: Mapping[str, str], acq: Mapping[str, str], source: str 
         raise InputError(f"{source}: the image par lacks earth_radius_below_sensor, sar_to_earth_center "
                          "or near_range_slc, needed to project the baseline; give a full GAMMA SLC/MLI par "
                          "(mintpy.load.metaFile) or a *.bperp/*.base_perp table (mintpy.load.bperpFile)")
+    for key, value in (("earth_radius_below_sensor", re_), ("sar_to_earth_center", rs), ("near_range_slc", near)):
+        if not (np.isfinite(value) and value > 0):
+            raise InputError(f"{_source(acq)}: {key} = {value!r} is not a positive length; cannot project the "
+                             f"baseline of {source or 'the base.par'}")
     far = first_number(acq, "far_range_slc", "far_range_slant")
     if far is None:
         far = near + (spacing or 0.0) * ((size[1] - 1) if size else 0)
@@ -324,7 +330,12 @@ def baseline_bperp(base: Mapping[str, str], acq: Mapping[str, str], source: str 
     theta = look_angle(ranges, re_, rs - re_)[None, :]
     b_c = b[1] + rate[1] * times[:, None]
     b_n = b[2] + rate[2] * times[:, None]
-    return float(np.mean(bperp_from_tcn(b_c, b_n, theta)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        bperp = float(np.mean(bperp_from_tcn(b_c, b_n, theta)))
+    if not np.isfinite(bperp):
+        raise InputError(f"{source or 'base.par'}: the perpendicular baseline projected with {_source(acq)} is "
+                         f"{bperp} (non-finite baseline, rate, range or timing values in these files)")
+    return bperp
 
 
 def read_bperp_table(path: str | Path) -> float:
