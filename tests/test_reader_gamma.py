@@ -224,3 +224,25 @@ def test_radar_coded_stack_with_geocoded_lookup(tmp_path):
     np.testing.assert_allclose(geo.read("rangeCoord"), lut.real)
     np.testing.assert_allclose(geo.read("azimuthCoord"), lut.imag)
     assert geo.metadata.grid.geo.y_first == pytest.approx(19.45)
+
+
+def test_swapped_pair_name_negates_phase(shared_data, tmp_path):
+    """A later_earlier file name holds the opposite phase: stored earlier_later with the sign flipped."""
+    import shutil
+
+    from sbts.core.loader import load_data
+    from sbts.core.products import IfgramStack
+    from sbts.core.template import Template
+
+    src = shared_data / "pyrate_envisat_sydney_small_test/gamma"
+    for f in src.iterdir():
+        if f.suffix in (".par", ".unw"):
+            shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "20060619-20061002_utm.unw").rename(tmp_path / "20061002-20060619_utm.unw")
+    t = Template({"mintpy.load.processor": "gamma", "mintpy.load.unwFile": str(tmp_path / "*_utm.unw"),
+                  "mintpy.load.metaFile": str(tmp_path / "*_slc.par")})
+    load_data(t, tmp_path / "work")
+    stack = IfgramStack(tmp_path / "work/inputs/ifgramStack.h5")
+    k = stack.pairs.date12.index("20060619_20061002")
+    raw = np.fromfile(tmp_path / "20061002-20060619_utm.unw", ">f4").reshape(stack.shape)
+    np.testing.assert_array_equal(stack.read("unwrapPhase", index=k), -raw)

@@ -379,6 +379,12 @@ def pair_dates(name: str) -> tuple[_dt.date, _dt.date] | None:
     return (d1, d2) if d1 < d2 else (d2, d1)
 
 
+def name_is_swapped(name: str) -> bool:
+    """True when a pair's name lists the later date first (its phase is then later − earlier)."""
+    found = dates_in_name(name)
+    return len(found) >= 2 and found[0] > found[1]
+
+
 def date_index(paths: Iterable[Path]) -> dict[tuple[_dt.date, ...], list[Path]]:
     """Paths keyed by the dates in their name: (d1, d2) for pair files, (d,) for one-date files."""
     out: dict[tuple[_dt.date, ...], list[Path]] = {}

@@ -28,6 +28,7 @@ from sbts.core.metadata import Metadata
 
 from . import _gamma_par as gp
 from ._raster import BinaryRaster, TransformedRaster
+from ._common import oriented_phase
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +362,9 @@ class GammaReader(Reader):
             grid, _ = choose_grid(path, grid_candidates(pars, dates), (4,), "interferogram")
             if stack_grid is None:
                 stack_grid, first_date = grid, dates[0]
-            layers: dict[str, object] = {"unwrapPhase": be_raster(path, grid)}
+            # a later_earlier name holds the opposite phase: stored earlier_later, negated
+            layers: dict[str, object] = {"unwrapPhase": oriented_phase(be_raster(path, grid),
+                                                                       gp.name_is_swapped(path.name))}
             inputs.append(path)
             for cor in cor_index.get(dates, [])[:1]:
                 layers["coherence"] = be_raster(cor, grid)

@@ -28,6 +28,7 @@ from sbts.core.metadata import Metadata
 
 from . import _gamma_par as gp
 from ._raster import GdalRaster, TransformedRaster
+from ._common import oriented_phase
 from .gamma import GridChoice, baseline_for_pair_from, build_geometry, request_pars
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,9 @@ class GeoTiffReader(Reader):
         inputs: list[Path] = list(pars.files)
         for path in files:
             d1, d2 = pair_of(path)
-            layers: dict[str, object] = {"unwrapPhase": GdalRaster(str(path))}  # nodata → NaN → 0 in the loader
+            # nodata → NaN → 0 in the loader; a later_earlier name holds the opposite phase
+            layers: dict[str, object] = {"unwrapPhase": oriented_phase(GdalRaster(str(path)),
+                                                                       gp.name_is_swapped(path.name))}
             inputs.append(path)
             if (d1, d2) in cor:
                 layers["coherence"] = TransformedRaster(GdalRaster(str(cor[(d1, d2)])), _zero_nan)

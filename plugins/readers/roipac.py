@@ -27,7 +27,7 @@ from sbts.core.metadata import Metadata
 
 from . import _gamma_par as gp
 from . import _rsc
-from ._common import header_int
+from ._common import header_int, oriented_phase
 from ._raster import BinaryRaster, TransformedRaster
 from .gamma import _derive, angle_layer
 
@@ -132,7 +132,9 @@ class RoipacReader(Reader):
             raw = _rsc.raster_rsc(path)
             first_raw = first_raw or raw
             d1, d2 = _pair_dates(path, raw)
-            layers: dict[str, object] = {"unwrapPhase": band_raster(path, raw, LAYOUTS[".unw"])}
+            swapped = gp.name_is_swapped(raw.get("DATE12", "") or path.name)
+            layers: dict[str, object] = {"unwrapPhase": oriented_phase(band_raster(path, raw, LAYOUTS[".unw"]),
+                                                                       swapped)}
             inputs += [path, _rsc.rsc_path(path)]
             for key, name, index in (("corFile", "coherence", cor), ("connCompFile", "connectComponent", cc)):
                 match = index.get((d1, d2), [])

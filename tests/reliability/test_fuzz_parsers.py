@@ -200,7 +200,6 @@ def test_gamma_par_bytes(tmp_path, data, junk, cut):
     raw = SLC_PAR.encode()
     path.write_bytes(raw[: int(len(raw) * cut)] + junk + data)
     (tmp_path / "base.par").write_bytes(BASE_PAR.encode()[: int(len(BASE_PAR) * cut)] + junk)
-    par = gp.read_par(path)
     _check(lambda: _gamma_chain(path), path)
     table = tmp_path / "x_bperp.par"
     table.write_bytes(data + junk)
