@@ -104,7 +104,7 @@ def test_detect_negative(tmp_path):
 
 
 def test_load_end_to_end(tmp_path):
-    info = build_hyp3(tmp_path / "hyp3", clip=True)
+    build_hyp3(tmp_path / "hyp3", clip=True)
     res = load_data(Template.from_text(template_text(tmp_path / "hyp3", clip=True)),
                     tmp_path / "work")
     assert res.reader == "hyp3"

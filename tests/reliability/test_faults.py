@@ -9,11 +9,9 @@ command completes.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.rcase(area="fault")
