@@ -276,6 +276,43 @@ def gdal_geogrid(path: str):
     return GeoGrid(gt[0], gt[3], gt[1], gt[5], unit, unit, epsg), ds
 
 
+def land_mask(a: np.ndarray) -> np.ndarray:
+    """Water masks of ARIA/HyP3: 1 = land (valid), 0 = water or no data."""
+    return np.nan_to_num(a) > 0
+
+
+def gdal_geometry_layers(request: LoadRequest, spec: Iterable[tuple[str, str, Callable | None]]):
+    """Geometry layers from one GDAL raster per ``mintpy.load.*File`` key, all on one grid.
+
+    ``spec`` lists (template key, layer name, per-pixel conversion or None); returns (layers,
+    input files, Grid or None).  A file on another grid than the first is refused.
+    """
+    from sbts.core.metadata import Grid
+
+    from ._raster import GdalRaster
+
+    layers, inputs, grid = {}, [], None
+    for key, name, func in spec:
+        files = request.files(key)
+        if not files:
+            continue
+        f = files[0]
+        g, ds = gdal_geogrid(str(f))
+        shape = (ds.RasterYSize, ds.RasterXSize)
+        if grid is None:
+            grid = Grid(shape[0], shape[1], g)
+        elif shape != grid.shape:
+            raise InputError(f"{f}: {shape} pixels but the other geometry files have {grid.shape}")
+        raster = GdalRaster(str(f))
+        if func is land_mask:
+            raster = MappedRaster(raster, land_mask, np.dtype(bool))
+        elif func is not None:
+            raster = MappedRaster(raster, func)
+        layers[name] = raster
+        inputs.append(f)
+    return layers, inputs, grid
+
+
 def first_existing(paths: Iterable[Path]) -> Path | None:
     for p in paths:
         if Path(p).exists():

@@ -37,8 +37,8 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
 
-from ._common import (MappedRaster, gdal_geogrid, header_float, header_int, oriented_phase, override_float, pair_of,
-                      seconds_of_day, sorted_pair, wrap_degrees)
+from ._common import (MappedRaster, gdal_geometry_layers, header_float, header_int, land_mask, oriented_phase,
+                      override_float, pair_of, seconds_of_day, sorted_pair, wrap_degrees)
 from ._raster import GdalRaster
 
 logger = logging.getLogger(__name__)
@@ -449,28 +449,9 @@ class AriaReader(Reader):
     def open_geometry(self, request: LoadRequest) -> GeometrySource | None:
         if self._is_gunw(request):
             return self._gunw_geometry(request)
-        layers, inputs, grid = {}, [], None
-        spec = (("demFile", "height", None), ("incAngleFile", "incidenceAngle", None),
-                ("azAngleFile", "azimuthAngle", _aria_az_to_mintpy), ("waterMaskFile", "waterMask", None))
-        for key, name, func in spec:
-            files = request.files(key)
-            if not files:
-                continue
-            f = files[0]
-            g, ds = gdal_geogrid(str(f))
-            shape = (ds.RasterYSize, ds.RasterXSize)
-            if grid is None:
-                grid = Grid(shape[0], shape[1], g)
-            elif shape != grid.shape:
-                raise InputError(f"{f}: {shape} pixels but the other geometry files have {grid.shape}")
-            r = GdalRaster(str(f))
-            if name == "waterMask":
-                # ARIA masks: 1 = valid (land), 0 = water/no data
-                r = MappedRaster(r, lambda a: np.nan_to_num(a) > 0, np.dtype(bool))
-            elif func is not None:
-                r = MappedRaster(r, func)
-            layers[name] = r
-            inputs.append(f)
+        layers, inputs, grid = gdal_geometry_layers(request, (
+            ("demFile", "height", None), ("incAngleFile", "incidenceAngle", None),
+            ("azAngleFile", "azimuthAngle", _aria_az_to_mintpy), ("waterMaskFile", "waterMask", land_mask)))
         if not layers:
             return None
         stack = self._vrt_radar(request)

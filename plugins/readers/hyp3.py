@@ -28,7 +28,7 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import Grid, Metadata, RadarInfo
 
-from ._common import (MappedRaster, gdal_geogrid, header_float, header_int, incidence_from_geometry, oriented_phase,
+from ._common import (gdal_geogrid, gdal_geometry_layers, land_mask, header_float, header_int, incidence_from_geometry, oriented_phase,
                       override_float, sorted_pair, wrap_degrees)
 from ._raster import GdalRaster
 
@@ -181,30 +181,12 @@ class Hyp3Reader(Reader):
         return StackSource(pairs, md, tuple(inputs))
 
     def open_geometry(self, request: LoadRequest) -> GeometrySource | None:
-        spec = (("demFile", "height"), ("incAngleFile", "incidenceAngle"), ("azAngleFile", "azimuthAngle"),
-                ("waterMaskFile", "waterMask"))
-        layers, inputs, grid, txt = {}, [], None, None
-        for key, name in spec:
-            files = request.files(key)
-            if not files:
-                continue
-            f = files[0]
-            g, ds = gdal_geogrid(str(f))
-            shape = (ds.RasterYSize, ds.RasterXSize)
-            if grid is None:
-                grid = Grid(shape[0], shape[1], g)
-            elif shape != grid.shape:
-                raise InputError(f"{f}: {shape} pixels but the other geometry files have {grid.shape}")
-            r = GdalRaster(str(f))
-            if name == "incidenceAngle":
-                r = MappedRaster(r, lambda a: 90.0 - np.degrees(a))
-            elif name == "azimuthAngle":
-                r = MappedRaster(r, lambda a: wrap_degrees(np.degrees(a) - 90.0))
-            elif name == "waterMask":
-                r = MappedRaster(r, lambda a: np.nan_to_num(a) > 0, np.dtype(bool))  # 1 = land
-            layers[name] = r
-            inputs.append(f)
-            txt = txt or (metadata_file(f) if metadata_file(f).exists() else None)
+        layers, inputs, grid = gdal_geometry_layers(request, (
+            ("demFile", "height", None),
+            ("incAngleFile", "incidenceAngle", lambda a: 90.0 - np.degrees(a)),  # lv_theta: elevation, radians
+            ("azAngleFile", "azimuthAngle", lambda a: wrap_degrees(np.degrees(a) - 90.0)),
+            ("waterMaskFile", "waterMask", land_mask)))
+        txt = next((metadata_file(f) for f in inputs if metadata_file(f).exists()), None)
         if not layers:
             return None
         radar, extra = (radar_from_txt(read_product_txt(txt), txt, request) if txt else (RadarInfo(), {}))
