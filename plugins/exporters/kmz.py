@@ -117,6 +117,18 @@ def _display(sel_kind: str, unit: str) -> tuple[float, str]:
     return _DISPLAY.get(sel_kind, (1.0, unit))
 
 
+def _colour_bar_overlay(kml, bar: Path) -> None:
+    """The colour-bar PNG pinned to the lower left of the screen."""
+    import simplekml
+
+    cb = kml.newscreenoverlay(name="colour bar")
+    cb.icon.href = kml.addfile(str(bar))
+    cb.overlayxy = simplekml.OverlayXY(x=0, y=0, xunits=simplekml.Units.fraction, yunits=simplekml.Units.fraction)
+    cb.screenxy = simplekml.ScreenXY(x=0.02, y=0.08, xunits=simplekml.Units.fraction, yunits=simplekml.Units.fraction)
+    cb.size.x, cb.size.y = 0, 0.4
+    cb.size.xunits, cb.size.yunits = simplekml.Units.fraction, simplekml.Units.fraction
+
+
 def _reference_placemark(kml_folder, product: Product, geo: GeoGrid) -> None:
     ref = product.metadata.reference
     if not ref.has_point:
@@ -173,13 +185,7 @@ class KmzExporter(Exporter):
             ov.latlonbox.north, ov.latlonbox.south = north, south
             ov.latlonbox.east, ov.latlonbox.west = east, west
             ov.description = f"{product.path.name}: {sel.name}, colour limits {vlim[0]:g}..{vlim[1]:g} {unit}"
-            cb = kml.newscreenoverlay(name="colour bar")
-            cb.icon.href = kml.addfile(str(bar))
-            cb.overlayxy = simplekml.OverlayXY(x=0, y=0, xunits=simplekml.Units.fraction, yunits=simplekml.Units.fraction)
-            cb.screenxy = simplekml.ScreenXY(x=0.02, y=0.08, xunits=simplekml.Units.fraction,
-                                             yunits=simplekml.Units.fraction)
-            cb.size.x, cb.size.y = 0, 0.4
-            cb.size.xunits, cb.size.yunits = simplekml.Units.fraction, simplekml.Units.fraction
+            _colour_bar_overlay(kml, bar)
             _reference_placemark(kml, product, geo)
             _save(kml, out)
         logger.info("wrote %s", out)
@@ -315,13 +321,7 @@ class KmzTimeSeriesExporter(Exporter):
                 st.iconstyle.scale = 0.5
                 st.labelstyle.scale = 0
                 styles.append(st)
-            cb = kml.newscreenoverlay(name="colour bar")
-            cb.icon.href = kml.addfile(str(bar))
-            cb.overlayxy = simplekml.OverlayXY(x=0, y=0, xunits=simplekml.Units.fraction, yunits=simplekml.Units.fraction)
-            cb.screenxy = simplekml.ScreenXY(x=0.02, y=0.08, xunits=simplekml.Units.fraction,
-                                             yunits=simplekml.Units.fraction)
-            cb.size.x, cb.size.y = 0, 0.4
-            cb.size.xunits, cb.size.yunits = simplekml.Units.fraction, simplekml.Units.fraction
+            _colour_bar_overlay(kml, bar)
             _reference_placemark(kml, product, geo)
             count = 0
             for level, step in enumerate(steps):
