@@ -378,7 +378,8 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
     if cluster:
         yield from _run_dask(task, blocks, workers, cluster)
     elif workers > 1 and len(blocks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_sigint)
+        try:
             # bounded look-ahead keeps memory near the budget
             pending = []
             for block in blocks:
@@ -387,9 +388,22 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
                     yield pending.pop(0).result()
             for fut in pending:
                 yield fut.result()
+        except BaseException:
+            # Ctrl-C or an error: drop the queued blocks instead of waiting for them
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        # forked workers share the open output files' locks: they must be gone before those close
+        pool.shutdown(wait=True)
     else:
         for block in blocks:
             yield solve_block(task, block)
+
+
+def _worker_ignores_sigint() -> None:
+    """Ctrl-C is the main process's to handle (it reports once and cancels the pool)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_dask(task: _BlockTask, blocks: list[Block], workers: int, cluster: str) -> Iterator:
