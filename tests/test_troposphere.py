@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +301,42 @@ def test_gacos_missing_folder_and_dates(tmp_path, shared_data):
         shutil.copy(gacos / name, part / name)
     with pytest.raises(InputError, match="reference date 20170317"):
         run_correction("gacos", Template({}), tmp_path)
+
+
+def test_era5_download_only_when_asked_and_with_credentials(tmp_path, kyushu, monkeypatch):
+    """No network here: pyaps3's downloader is replaced by a copy of the real GRIB files."""
+    import pyaps3
+
+    from sbts.plugins.corrections import troposphere
+
+    data, layers = kyushu
+    _kyushu_case(tmp_path, data, layers)
+    weather = tmp_path / "weather"
+    weather.mkdir()
+    calls = []
+
+    def fake_download(dates, hour, folder, model="ERA5", snwe=None, **kwargs):
+        calls.append((list(dates), hour, folder, model, snwe))
+        for d in dates:
+            for src in (data / "ERA5").glob(f"ERA5_*_{d}_{hour}.grb"):
+                shutil.copy(src, Path(folder) / src.name)
+
+    monkeypatch.setattr(pyaps3, "ECMWFdload", fake_download)
+    base = {"mintpy.troposphericDelay.weatherDir": str(weather)}
+    # not asked: nothing is fetched, and the error says how to ask
+    with pytest.raises(InputError, match="download = yes"):
+        run_correction("pyaps", Template(base), tmp_path)
+    assert calls == []
+    # asked, without credentials: a clear error, still nothing fetched
+    monkeypatch.setattr(troposphere, "cds_credentials", lambda: None)
+    asked = Template({**base, "mintpy.troposphericDelay.download": "yes"})
+    with pytest.raises(InputError, match="no Copernicus CDS credentials"):
+        run_correction("pyaps", asked, tmp_path)
+    assert calls == []
+    # asked, with credentials: the missing dates are fetched into <weatherDir>/ERA5 and used
+    monkeypatch.setattr(troposphere, "cds_credentials", lambda: "~/.cdsapirc")
+    result = run_correction("pyaps", asked, tmp_path)
+    assert calls and calls[0][1] == "14" and set(calls[0][0]) == set(KYUSHU_DATES)
+    s, n, w, e = calls[0][4]
+    assert s < np.nanmin(layers["latitude"]) and n > np.nanmax(layers["latitude"]) and w < e
+    assert result.output.exists() and (weather / "ERA5").is_dir()

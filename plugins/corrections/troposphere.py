@@ -12,8 +12,10 @@ reference date (REF_DATE), so the corrected series keeps its references.
   hour = the model hour closest to ``CENTER_LINE_UTC``; pyaps3 integrates refractivity to the zenith
   delay at each pixel's height and maps it with 1/cos θ.  Absolute delays go to ``inputs/ERA5.h5``
   (displacement sign, no REF attrs), then are subtracted after re-referencing → ``<input>_ERA5.h5``.
-  Dates without a weather file are listed and left uncorrected.  Nothing is downloaded: that needs CDS
-  credentials (``~/.cdsapirc``, pyaps3 ``ECMWFdload``) and is left to the user.
+  Dates without a weather file are listed and left uncorrected.  Nothing is downloaded unless the user
+  asks (``mintpy.troposphericDelay.download = yes``) and has Copernicus CDS credentials
+  (``~/.cdsapirc`` or pyaps3's ``model.cfg``); then the missing ERA5 files are fetched with pyaps3
+  ``ECMWFdload`` into the weather folder.
 - ``height_correlation`` (Doin et al. 2009): per date, a polynomial of the phase against elevation
   (h / cos θ, i.e. the LOS path through the stratified layer) fitted on multilooked reliable pixels, used
   when |correlation| ≥ ``minCorrelation``, and removed.
@@ -56,6 +58,7 @@ P = "mintpy.troposphericDelay"
 METHOD_KEY = P + ".method"
 MODEL_KEY = P + ".weatherModel"
 DIR_KEY = P + ".weatherDir"
+DOWNLOAD_KEY = P + ".download"
 POLY_KEY = P + ".polyOrder"
 LOOKS_KEY = P + ".looks"
 MINCOR_KEY = P + ".minCorrelation"
@@ -96,6 +99,7 @@ class PyapsDelay(Correction):
         METHOD_KEY: "pyaps | height_correlation | gacos | no: the workflow's choice (`sbts correct pyaps` runs this)",
         MODEL_KEY: "ERA5 (default) | ERAINT | HRES: model of the GRIB files; also the output suffix",
         DIR_KEY: "folder of the GRIB files, searched as <dir>/ERA5/ and <dir> (default ${WEATHER_DIR}, else ./)",
+        DOWNLOAD_KEY: "no (default) | yes: fetch missing ERA5 files with pyaps3 (needs CDS credentials, ~/.cdsapirc)",
     }
 
     def run(self, context: CorrectionContext) -> CorrectionResult:
@@ -119,20 +123,17 @@ class PyapsDelay(Correction):
         if not geom.available("incidenceAngle"):
             raise geom.missing_error("incidenceAngle", "the zenith→LOS mapping of the delay")
         lat, lon = geom.lat_lon(None, "the weather-model delay")
-        files, missing = {}, []
-        for i, d in enumerate(ts.date_strings):
-            f = _find_grib(folders, prefix, d, hour, lat, lon)
-            if f is None:
-                missing.append(d)
-            else:
-                files[i] = f
+        files, missing = _collect_gribs(ts.date_strings, folders, prefix, hour, lat, lon)
+        if missing and t.get_bool(DOWNLOAD_KEY):
+            download_era5(missing, hour, folders[0], model, lat, lon)
+            files, missing = _collect_gribs(ts.date_strings, folders, prefix, hour, lat, lon)
         expected = [f"{prefix}_<S>_<N>_<W>_<E>_{d}_{hour:02d}.grb" for d in ts.date_strings[:3]]
         if not files:
             raise InputError(
                 f"no {model} weather file found in {' or '.join(str(f) for f in folders)} for the {len(ts.dates)} "
-                f"dates of {ts.path.name} at {hour:02d} UTC (expected e.g. {', '.join(expected)}). sbts does not "
-                f"download them: that needs Copernicus CDS credentials (~/.cdsapirc) and pyaps3.ECMWFdload; "
-                f"download them yourself, or set {DIR_KEY}")
+                f"dates of {ts.path.name} at {hour:02d} UTC (expected e.g. {', '.join(expected)}). Put them there "
+                f"(or set {DIR_KEY}), or let sbts fetch them with {DOWNLOAD_KEY} = yes (needs Copernicus CDS "
+                "credentials in ~/.cdsapirc)")
         if missing:
             logger.warning("%d date(s) have no %s file at %02d UTC and stay uncorrected: %s", len(missing), model,
                            hour, ", ".join(missing))
@@ -164,6 +165,62 @@ class PyapsDelay(Correction):
                    + (f"; no weather file for {', '.join(skipped)}" if skipped else ""))
         logger.info(summary)
         return CorrectionResult(out_path, extra_outputs=(delay_path,), summary=summary)
+
+
+def _collect_gribs(dates, folders, prefix, hour, lat, lon) -> tuple[dict[int, Path], list[str]]:
+    files, missing = {}, []
+    for i, d in enumerate(dates):
+        f = _find_grib(folders, prefix, d, hour, lat, lon)
+        if f is None:
+            missing.append(d)
+        else:
+            files[i] = f
+    return files, missing
+
+
+def cds_credentials() -> str | None:
+    """Where the Copernicus CDS credentials are (``~/.cdsapirc`` or pyaps3's model.cfg), or None."""
+    rc = Path(os.path.expanduser("~/.cdsapirc"))
+    if rc.is_file():
+        return str(rc)
+    try:
+        from pyaps3 import autoget
+    except ImportError:
+        return None
+    cfg = getattr(autoget, "config", None)
+    try:
+        key = cfg.get("CDS", "key").strip() if cfg is not None else ""
+    except Exception:  # noqa: BLE001 - configparser errors: no usable key
+        return None
+    return "pyaps3 model.cfg" if key and "your-personal" not in key else None
+
+
+def download_era5(dates: list[str], hour: int, folder: Path, model: str, lat: np.ndarray, lon: np.ndarray) -> None:
+    """Fetch the missing ERA5 files with pyaps3 (only called when the user asked for it)."""
+    if model != "ERA5":
+        raise TemplateError(f"{DOWNLOAD_KEY} = yes: sbts downloads ERA5 only (not {model})")
+    where = cds_credentials()
+    if where is None:
+        raise InputError(f"{DOWNLOAD_KEY} = yes but no Copernicus CDS credentials were found: create ~/.cdsapirc "
+                         "(url + key, see https://cds.climate.copernicus.eu/how-to-api) or put the files in the "
+                         "weather folder yourself")
+    import contextlib
+    import io
+
+    from pyaps3 import ECMWFdload
+
+    snwe = (float(np.nanmin(lat)) - 1, float(np.nanmax(lat)) + 1, float(np.nanmin(lon)) - 1,
+            float(np.nanmax(lon)) + 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %d ERA5 file(s) at %02d UTC into %s (credentials: %s)", len(dates), hour, folder, where)
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter):
+            ECMWFdload(list(dates), f"{hour:02d}", str(folder) + os.sep, model="ERA5", snwe=snwe)
+    except Exception as exc:  # noqa: BLE001 - network, credentials, quota: one message
+        raise InputError(f"ERA5 download into {folder} failed: {type(exc).__name__}: {exc}") from None
+    for line in chatter.getvalue().splitlines():
+        logger.debug("pyaps3: %s", line)
 
 
 def _mtime(path) -> str:
