@@ -106,16 +106,9 @@ def override(request: LoadRequest, key: str) -> str | None:
 
 
 def override_float(request: LoadRequest, key: str) -> float | None:
+    """An UPPER_CASE template key as a finite number (None when not given)."""
     value = override(request, key)
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except ValueError:
-        raise InputError(f"template key {key} = {value!r} is not a number") from None
-    if not math.isfinite(v):
-        raise InputError(f"template key {key} = {value!r} is not a finite number")
-    return v
+    return None if value is None else header_float(value, f"template {request.template.source}", key)
 
 
 def wrap_degrees(angle):
