@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .averages import as_stack, geometry_water_mask
 from .blocks import Block, plan_blocks
 from .errors import DataError
 from .pairs import Pairs
@@ -160,7 +161,7 @@ def closure_phase(stack: IfgramStack | str | os.PathLike, block: Block | None = 
 
     Order of triplets: :func:`triplet_indices`.  NaN where a pair of the triplet has no data.
     """
-    stack = stack if isinstance(stack, IfgramStack) else IfgramStack(stack)
+    stack = as_stack(stack)
     block = block or Block(0, stack.shape[0], 0, stack.shape[1])
     used, local, ref = _prepare(stack, dataset, reference)
     if not used.size:
@@ -235,7 +236,7 @@ def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memo
     ``mask`` (L, W, True = use, e.g. the water mask) sets pixels outside it to 0.  A map that is
     zero over coherent land and high in patches shows where unwrapping errors sit (Yunjun 2019 eq. 9).
     """
-    stack = stack if isinstance(stack, IfgramStack) else IfgramStack(stack)
+    stack = as_stack(stack)
     return _scan(stack, max_memory, dataset, mask, reference)[0]
 
 
@@ -243,7 +244,7 @@ def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: fl
                           dataset: str = "unwrapPhase", mask: np.ndarray | None = None,
                           reference: bool = True) -> TripletStats:
     """Per-triplet spatial mean/std of the wrapped closure phase (see :class:`TripletStats`)."""
-    stack = stack if isinstance(stack, IfgramStack) else IfgramStack(stack)
+    stack = as_stack(stack)
     return _scan(stack, max_memory, dataset, mask, reference)[1]
 
 
@@ -255,8 +256,6 @@ def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: s
     ``mask="auto"`` uses the ``waterMask`` of the geometry file beside the stack, if any (water has
     no meaningful closure); ``None`` uses every pixel.  One pass over the stack gives both outputs.
     """
-    from .averages import geometry_water_mask
-
     stack = IfgramStack(stack_path)
     if stack.pairs.keep.sum() < 3:
         raise DataError(f"{stack.path}: fewer than 3 kept pairs; no triplet to form a closure phase")

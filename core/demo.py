@@ -42,9 +42,14 @@ def write_synthetic(directory: str | os.PathLike, seed: int = 0, shape: tuple[in
     """Write the synthetic stack (ifgramStack.h5, geometryGeo.h5, truth.h5) into ``directory``."""
     from .synthetic import make_synthetic_stack
 
+    return write_synthetic_files(directory, make_synthetic_stack(shape=tuple(shape), num_date=num_date, seed=seed))
+
+
+def write_synthetic_files(directory: str | os.PathLike, s) -> Path:
+    """Write a :class:`~sbts.core.synthetic.SyntheticStack` in MintPy's layout, its truth beside it."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    s = make_synthetic_stack(shape=tuple(shape), num_date=num_date, seed=seed)
+    shape = s.shape
     attrs = dict(s.attrs)
     attrs.update(LENGTH=str(shape[0]), WIDTH=str(shape[1]))
     meta = Metadata.from_attrs(attrs, source="synthetic stack")

@@ -14,9 +14,8 @@ from sbts.core.closure import (
     num_nonzero_integer_closure, solve_integer_ambiguity, triplet_indices, triplets, wrap,
     write_num_nonzero_integer_closure,
 )
-from sbts.core.metadata import Metadata
+from sbts.core.demo import write_synthetic_files
 from sbts.core.pairs import Pairs
-from sbts.core.products import StackWriter, write_map
 from sbts.core.reference import set_reference
 from sbts.core.synthetic import make_synthetic_stack
 
@@ -27,16 +26,7 @@ NUM_DATE = 16
 def write_clean_stack(folder, seed=0, **kwargs):
     """A noise-free synthetic stack (injected errors kept) in MintPy layout, referenced; returns the model."""
     s = make_synthetic_stack(shape=SHAPE, num_date=NUM_DATE, seed=seed, phase_noise=False, **kwargs)
-    attrs = dict(s.attrs)
-    meta = Metadata.from_attrs(attrs, source="test")
-    pairs = Pairs.from_indices(list(s.dates), s.date1_index, s.date2_index, s.bperp)
-    folder.mkdir(parents=True, exist_ok=True)
-    with StackWriter(folder / "ifgramStack.h5", meta, pairs, ["unwrapPhase", "coherence", "connectComponent"]) as w:
-        w.write("unwrapPhase", s.unwrap_phase)
-        w.write("coherence", s.coherence)
-        w.write("connectComponent", s.conn_comp)
-    write_map(folder / "geometryGeo.h5", meta, "geometry", {"waterMask": s.water_mask, "height": s.height},
-              unit=None)
+    write_synthetic_files(folder, s)
     set_reference(folder / "ifgramStack.h5", *s.truth.reference_yx)
     return s
 

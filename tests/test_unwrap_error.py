@@ -10,11 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.corrections import run_correction
-from sbts.core.demo import write_synthetic
+from sbts.core.demo import write_synthetic, write_synthetic_files
 from sbts.core.errors import InputError, PluginError, TemplateError
-from sbts.core.metadata import Metadata
-from sbts.core.pairs import Pairs
-from sbts.core.products import IfgramStack, StackWriter, write_map
+from sbts.core.products import IfgramStack
 from sbts.core.reference import set_reference
 from sbts.core.synthetic import make_synthetic_stack
 from sbts.core.template import Template
@@ -37,14 +35,7 @@ def synthetic(tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("synthetic")
     s = make_synthetic_stack(shape=SHAPE, num_date=NUM_DATE, seed=SEED, turbulence_std=0.0)
-    meta = Metadata.from_attrs(dict(s.attrs), source="test")
-    pairs = Pairs.from_indices(list(s.dates), s.date1_index, s.date2_index, s.bperp)
-    with StackWriter(folder / "ifgramStack.h5", meta, pairs, ["unwrapPhase", "coherence", "connectComponent"]) as w:
-        w.write("unwrapPhase", s.unwrap_phase)
-        w.write("coherence", s.coherence)
-        w.write("connectComponent", s.conn_comp)
-    write_map(folder / "geometryGeo.h5", meta, "geometry", {"waterMask": s.water_mask, "height": s.height},
-              unit=None)
+    write_synthetic_files(folder, s)
     set_reference(folder / "ifgramStack.h5", *s.truth.reference_yx)
     return folder, s
 
