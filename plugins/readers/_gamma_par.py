@@ -173,6 +173,15 @@ def orbit_direction(heading: float) -> str:
     return "ASCENDING" if abs(h) < 90.0 else "DESCENDING"
 
 
+def add_orbit_direction(attrs: dict[str, str]) -> None:
+    """Set ORBIT_DIRECTION from HEADING when only the heading is known (an unparsable heading: left unset)."""
+    if "HEADING" in attrs and "ORBIT_DIRECTION" not in attrs:
+        try:
+            attrs["ORBIT_DIRECTION"] = orbit_direction(float(attrs["HEADING"]))
+        except ValueError:
+            pass
+
+
 def acquisition_attrs(par: Mapping[str, str], source: str = "") -> dict[str, str]:
     """MintPy attributes from an SLC/MLI par (only what the header states, plus direct conversions).
 

@@ -62,11 +62,7 @@ def mintpy_attrs(raw: dict[str, str], keep_pair_keys: bool = False) -> dict[str,
     if "X_FIRST" in a and "EPSG" not in a and a.get("PROJECTION", "LATLON").upper() in ("LATLON", "LL", "GEO") \
             and a.get("X_UNIT", "degrees").lower().startswith("deg"):
         a["EPSG"] = "4326"
-    if "HEADING" in a and "ORBIT_DIRECTION" not in a:
-        try:
-            a["ORBIT_DIRECTION"] = gp.orbit_direction(float(a["HEADING"]))
-        except ValueError:
-            pass
+    gp.add_orbit_direction(a)
     return a
 
 

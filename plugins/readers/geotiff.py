@@ -98,11 +98,7 @@ def tag_attrs(tags: Mapping[str, str]) -> dict[str, str]:
             a[k] = str(value).strip()
     if "INCIDENCE_ANGLE" in a:
         a.setdefault("CENTER_INCIDENCE_ANGLE", a["INCIDENCE_ANGLE"])
-    if "HEADING" in a and "ORBIT_DIRECTION" not in a:
-        try:
-            a["ORBIT_DIRECTION"] = gp.orbit_direction(float(a["HEADING"]))
-        except ValueError:
-            pass
+    gp.add_orbit_direction(a)
     return a
 
 
