@@ -135,7 +135,8 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/sbts_bench"))
     ap.add_argument("--size", type=int, nargs=2, default=(1000, 1000))
     ap.add_argument("--max-memory", type=float, default=1.0)
-    ap.add_argument("--num-worker", type=int, default=1)
+    ap.add_argument("--num-worker", type=int, default=None,
+                    help="processes for sbts invert (default: sbts's own, mintpy.compute.numWorker = 2)")
     ap.add_argument("--scaling", action="store_true",
                     help="also run a stack of half the rows and print the time per megapixel of both")
     args = ap.parse_args()
@@ -154,8 +155,8 @@ def main() -> None:
             m, length, width = f["unwrapPhase"].shape
         print(f"stack: {length} x {width} pixels, {m} interferograms, "
               f"{stack.stat().st_size / 1e9:.2f} GB on disk; --max-memory {args.max_memory} GB, "
-              f"{args.num_worker} worker(s), {os.cpu_count()} cores")
-        extra = ["--num-worker", str(args.num_worker)]
+              f"{args.num_worker or 'default (2)'} worker(s), {os.cpu_count()} cores")
+        extra = [] if args.num_worker is None else ["--num-worker", str(args.num_worker)]
         for weight, datasets in (("no", ["unwrapPhase"]), ("var", ["unwrapPhase", "coherence"])):
             floor, cold = floor_read(stack, datasets)
             wall, peak = run_invert(stack, args.dir / f"work_{weight}", weight, args.max_memory, extra)

@@ -149,15 +149,19 @@ def _pixel_mask_for(task: _BlockTask, block: Block) -> np.ndarray | None:
     return np.array(mm[block.rows, block.cols])
 
 
-def solve_block(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
-    """Read and invert one block; returns (block, timeseries m, temporal coherence, num pairs)."""
-    from .solver import invert_block
-    from .weights import coherence_to_weight_fast
+@dataclass
+class _BlockInputs:
+    """What :func:`read_block` read for one block: phase (NaN = no data), coherence, land mask."""
 
+    phase: np.ndarray  # (pairs, pixels) float32, referenced
+    coherence: np.ndarray | None  # (pairs, pixels) float32, when weighting needs it
+    pixel_mask: np.ndarray | None  # (rows, cols) bool, pixels to solve
+
+
+def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
+    """Read (and reference) the inputs of one block: the I/O half of :func:`solve_block`."""
     stack = IfgramStack(task.stack_path)
     idx = np.asarray(task.kept_index)
-    h, w = block.shape
-    n = len(task.tbase)
     phase = stack.read(task.obs_dataset, block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
     invalid = phase == 0  # MintPy: zero phase is no data (NaN stays NaN through the subtraction)
     if task.ref_phase is not None:
@@ -172,14 +176,34 @@ def solve_block(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.n
     elif task.mask_dataset == "connectComponent":
         cc = stack.read("connectComponent", block, idx).reshape(len(idx), -1)
         np.copyto(phase, np.float32(np.nan), where=cc == 0)
+    if task.weight_func == "no":
+        coherence = None
+    return _BlockInputs(phase, coherence, _pixel_mask_for(task, block))
+
+
+def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = None
+                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
+    """Read (unless ``inputs`` is given) and invert one block.
+
+    Returns (block, timeseries in metres, temporal coherence, number of pairs used).
+    """
+    from .solver import invert_block
+
+    if inputs is None:
+        inputs = read_block(task, block)
+    phase, coherence, pmask = inputs.phase, inputs.coherence, inputs.pixel_mask
+    del inputs
+    h, w = block.shape
+    n = len(task.tbase)
     # pixels outside the land mask are not solved; all-NaN pixels come back empty from the solver
-    pmask = _pixel_mask_for(task, block)
     cols = None if pmask is None or pmask.all() else np.flatnonzero(pmask.reshape(-1))
     if cols is not None:
         phase = phase[:, cols]
         coherence = None if coherence is None else coherence[:, cols]
     weight = None
     if task.weight_func != "no" and phase.shape[1]:
+        from .weights import coherence_to_weight_fast
+
         weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
     del coherence
     if phase.shape[1] == 0:
@@ -201,10 +225,11 @@ def solve_block(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.n
 
 
 def _bytes_per_pixel(num_pair: int, num_date: int, weighted: bool) -> float:
-    # phase + coherence/weight (float32, read) and float64 working copies in the solver, plus outputs
-    per = num_pair * (4 + 8) + num_date * (8 + 4) + 64
+    # phase + coherence/weight (float32, read; a second block is read ahead) and float64 working
+    # copies in the solver, plus outputs
+    per = num_pair * (4 + 4 + 8) + num_date * (8 + 4) + 64
     if weighted:
-        per += num_pair * (4 + 8)
+        per += num_pair * (4 + 4 + 8)
     return per * 1.5
 
 
@@ -325,11 +350,6 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
         pixel_mask_path=pixel_mask_path,
     )
     workers = max(1, int(num_worker))
-    if options.weight_func == "no" and cluster is None and workers > 1:
-        # measured (bench/bench_invert.py): the unweighted solve is one BLAS product per block, already
-        # multi-threaded, so extra local processes only add start-up and transfer costs
-        logger.info("weightFunc = no: solving in this process (BLAS uses the cores); --num-worker ignored")
-        workers = 1
     per_pixel = _bytes_per_pixel(len(kept), len(dates), options.weight_func != "no")
     budget = max_memory / (workers if (cluster or workers > 1) else 1)
     blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset))
@@ -378,7 +398,7 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
     if cluster:
         yield from _run_dask(task, blocks, workers, cluster)
     elif workers > 1 and len(blocks) > 1:
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_sigint)
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
         try:
             # bounded look-ahead keeps memory near the budget
             pending = []
@@ -395,15 +415,50 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
         # forked workers share the open output files' locks: they must be gone before those close
         pool.shutdown(wait=True)
     else:
-        for block in blocks:
-            yield solve_block(task, block)
+        yield from _run_prefetched(task, blocks)
 
 
-def _worker_ignores_sigint() -> None:
-    """Ctrl-C is the main process's to handle (it reports once and cancels the pool)."""
+def _run_prefetched(task: _BlockTask, blocks: list[Block]) -> Iterator:
+    """Solve blocks in this process while a thread reads the next one.
+
+    Reading is I/O (h5py and the kernel copy data without needing this process's numpy), so the
+    read of block k+1 overlaps the solve of block k; the planner counts two blocks of input.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    blas_threads = max(1, (os.cpu_count() or 1) - 1)  # one core is the reader's
+    with threadpool_limits(limits=blas_threads, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sbts-read") as reader:
+        ahead = reader.submit(read_block, task, blocks[0])
+        for k, block in enumerate(blocks):
+            inputs = ahead.result()
+            if k + 1 < len(blocks):
+                ahead = reader.submit(read_block, task, blocks[k + 1])
+            yield solve_block(task, block, inputs)
+            del inputs
+
+
+def _init_worker() -> None:
+    """Pool worker set-up: one BLAS thread (the workers share the cores) and no Ctrl-C handling.
+
+    Ctrl-C is the main process's to handle (it reports once and cancels the pool).
+    """
     import signal
 
+    from threadpoolctl import threadpool_limits
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _solve_block_one_thread(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`solve_block` with one BLAS thread, for dask workers (one task per worker thread)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return solve_block(task, block)
 
 
 def _run_dask(task: _BlockTask, blocks: list[Block], workers: int, cluster: str) -> Iterator:
@@ -418,7 +473,7 @@ def _run_dask(task: _BlockTask, blocks: list[Block], workers: int, cluster: str)
     else:
         client = Client(cluster)
     try:
-        futures = [client.submit(solve_block, task, b, pure=False, retries=2) for b in blocks]
+        futures = [client.submit(_solve_block_one_thread, task, b, pure=False, retries=2) for b in blocks]
         for fut in as_completed(futures):
             yield fut.result()
             fut.release()

@@ -130,11 +130,20 @@ class Pairs:
 
     def num_connected_components(self) -> int:
         """Number of connected pieces of the network (kept pairs only)."""
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
         i1, i2 = self.indices()
-        i1, i2 = i1[self.keep], i2[self.keep]
         n = len(self.dates)  # a date left without kept pair is a piece of its own
-        graph = coo_matrix((np.ones(len(i1)), (i1, i2)), shape=(n, n))
-        return int(connected_components(graph, directed=False)[0])
+        parent = list(range(n))  # union-find over dates (a few hundred: no need for scipy.sparse)
+
+        def root(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        pieces = n
+        for a, b in zip(i1[self.keep].tolist(), i2[self.keep].tolist()):
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[ra] = rb
+                pieces -= 1
+        return pieces

@@ -49,6 +49,10 @@ __all__ = ["InversionResult", "invert_block", "design_matrix_phase", "design_mat
 
 # Working-memory target for one internal chunk of pixels (bytes).
 _CHUNK_BYTES = 192 * 1024**2
+# Size of one (pair × pixel) float64 slab of the cache-resident passes (the complete-pixel lane and
+# the temporal coherence): each slab is read from memory once and then stays in the CPU caches.
+_SLAB_BYTES = 1 << 20
+_TWO_PI = 2.0 * np.pi
 # A validity pattern shared by at least this many unweighted pixels gets its own pinv operator
 # (one SVD ≈ the cost of the banded solve for a few hundred pixels).
 _MIN_PATTERN_PIXELS = 256
@@ -156,14 +160,20 @@ def invert_block(
         return InversionResult(ts_out, tcoh_out, ninv_out)
 
     ctx = _Context(d1, d2, t, min_norm_velocity, float(min_redundancy), float(rcond))
+    rest = None  # all pixels
+    if weight is None and ctx.full_network_ok:
+        rest = ctx.solve_complete(phase, ts_out, tcoh_out, ninv_out)
+        if rest.size == npix:
+            rest = None
+    total = npix if rest is None else rest.size
     chunk = ctx.chunk_size(weighted=weight is not None)
-    for start in range(0, npix, chunk):
-        sl = slice(start, min(start + chunk, npix))
-        w_chunk = None if weight is None else weight[:, sl]
-        ts, tcoh, ninv = ctx.invert_chunk(phase[:, sl], w_chunk)
-        ts_out[1:, sl] = ts
-        tcoh_out[sl] = tcoh
-        ninv_out[sl] = ninv
+    for start in range(0, total, chunk):
+        cols = slice(start, min(start + chunk, total)) if rest is None else rest[start:start + chunk]
+        w_chunk = None if weight is None else weight[:, cols]
+        ts, tcoh, ninv = ctx.invert_chunk(phase[:, cols], w_chunk)
+        ts_out[1:, cols] = ts
+        tcoh_out[cols] = tcoh
+        ninv_out[cols] = ninv
     return InversionResult(ts_out, tcoh_out, ninv_out)
 
 
@@ -210,6 +220,50 @@ class _Context:
     def chunk_size(self, weighted: bool) -> int:
         per_pix = 8 * (6 * self.m + self.n * (self.bw + 4))
         return int(np.clip(_CHUNK_BYTES // per_pix, 256, 1 << 16))
+
+    def slab_width(self) -> int:
+        return int(np.clip(_SLAB_BYTES // (8 * self.m), 16, 1 << 14))
+
+    # ---------------------------------------------------------------- complete pixels, in cache
+    def solve_complete(self, phase, ts_out, tcoh_out, ninv_out) -> np.ndarray:
+        """Unweighted pixels with every pair valid, slab by slab; returns the indices of the others.
+
+        Most pixels of a stack use every pair, so they share one operator (the full network's
+        minimum-norm inverse): per slab of columns, one cast, one BLAS product and the coherence,
+        all on data that stays in the CPU caches.  Outputs are written into the ``*_out`` arrays.
+        """
+        m, npix = phase.shape
+        op = self._pattern_operator(np.ones(m, dtype=bool))
+        width = self.slab_width()
+        phi = np.empty((m, width))
+        tsf = np.zeros((self.n, width))  # date 0 stays 0
+        ones = np.ones(m)
+        work = _CoherenceWork(m, width)
+        others = []
+        for s0 in range(0, npix, width):
+            s1 = min(s0 + width, npix)
+            k = s1 - s0
+            P, TS = phi[:, :k], tsf[:, :k]
+            P[...] = phase[:, s0:s1]
+            complete = np.isfinite(ones @ P)  # any NaN/inf makes the column sum non-finite
+            if not complete.any():
+                others.append(np.arange(s0, s1))
+                continue
+            with np.errstate(invalid="ignore", over="ignore"):  # incomplete columns are discarded
+                TS[1:] = op @ P
+                coh = self._coherence_slab(P, TS, None, work)
+            if complete.all():
+                ts_out[1:, s0:s1] = TS[1:]
+                tcoh_out[s0:s1] = coh
+                ninv_out[s0:s1] = m
+            else:
+                idx = np.flatnonzero(complete)
+                ts_out[1:, s0 + idx] = TS[1:, idx]
+                tcoh_out[s0 + idx] = coh[idx]
+                ninv_out[s0 + idx] = m
+                others.append(s0 + np.flatnonzero(~complete))
+        return np.concatenate(others) if others else np.zeros(0, dtype=np.intp)
+
 
     # ---------------------------------------------------------------- chunk driver
     def invert_chunk(self, phase, weight):
@@ -413,34 +467,67 @@ class _Context:
 
     # ---------------------------------------------------------------- quality
     def _temporal_coherence(self, phi, invalid, ts, num_used) -> np.ndarray:
-        """γ_t = |Σ exp(j(φ − Aφ_ts))| / M over the used pairs (unweighted residual).
-
-        Worked in cache-sized column slabs with in-place operations: this step touches every
-        (pair, pixel) element several times and is memory-bound.  The residual is formed and
-        wrapped to [−π, π] in float64, then the trigonometry runs in float32 (vectorised; error
-        ~1e-7 on |res| ≤ π, below the float32 output resolution).  Dropped pairs get residual 0
-        and their cos(0) = 1 is subtracted from the sum.
-        """
+        """γ_t = |Σ exp(j(φ − Aφ_ts))| / M over the used pairs (unweighted residual), per pixel."""
         m, k = phi.shape
+        width = self.slab_width()
+        work = _CoherenceWork(m, min(width, k))
         out = np.zeros(k, dtype=np.float32)
-        n_invalid = m - num_used
-        slab = max(256, (1 << 19) // max(m, 1))
-        two_pi = 2.0 * np.pi
-        for s0 in range(0, k, slab):
-            sl = slice(s0, min(s0 + slab, k))
-            tsf = np.concatenate([np.zeros((1, sl.stop - s0)), ts[:, sl]], axis=0)
-            res = phi[:, sl] - tsf[self.d2]
-            res += tsf[self.d1]
-            np.copyto(res, 0.0, where=invalid[:, sl])
-            tmp = res * (1.0 / two_pi)
-            np.rint(tmp, out=tmp)
-            tmp *= two_pi
-            res -= tmp
-            r32 = res.astype(np.float32)
-            c32 = np.cos(r32)
-            csum = c32.sum(axis=0, dtype=np.float64) - n_invalid[sl]
-            np.sin(r32, out=c32)
-            ssum = c32.sum(axis=0, dtype=np.float64)
+        tsf = np.zeros((self.n, min(width, k)))
+        for s0 in range(0, k, width):
+            s1 = min(s0 + width, k)
+            TS = tsf[:, :s1 - s0]
+            TS[1:] = ts[:, s0:s1]
+            coh = self._coherence_slab(phi[:, s0:s1], TS, invalid[:, s0:s1], work)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[sl] = np.hypot(csum, ssum) / num_used[sl]
+                out[s0:s1] = coh * m / num_used[s0:s1]
         return out
+
+    def _coherence_slab(self, P, TS, invalid, work: _CoherenceWork) -> np.ndarray:
+        """|Σ_pairs exp(j·res)| / m for one cache-sized slab; float64 (k,).
+
+        ``P`` (m, k) phases, ``TS`` (n, k) time series with the first date (0).  Pairs flagged in
+        ``invalid`` get residual 0 and their cos(0) = 1 is taken back out of the sum, so the
+        caller divides by the number of used pairs instead of m.  The residual is formed and
+        wrapped to [−π, π] in float64; the trigonometry then runs in float32 (vectorised; the
+        float32 rounding of a wrapped residual is ≤ 1.2e-7 rad, below what the float32 output
+        resolves), summed in float64.
+        """
+        m, k = P.shape
+        res, tmp, r32, c32 = work.views(k)
+        np.subtract(P, TS[self.d2], out=res)
+        res += TS[self.d1]
+        if invalid is not None:
+            np.copyto(res, 0.0, where=invalid)
+        # within ±π wrapping is the identity: skipping it then changes no bit of the result
+        if not (np.fmax.reduce(res, axis=None) < np.pi and np.fmin.reduce(res, axis=None) > -np.pi):
+            np.multiply(res, 1.0 / _TWO_PI, out=tmp)
+            np.rint(tmp, out=tmp)
+            tmp *= _TWO_PI
+            res -= tmp
+        r32[...] = res
+        np.cos(r32, out=c32)
+        csum = np.add.reduce(c32, axis=0, dtype=np.float64)
+        if invalid is not None:
+            csum -= np.count_nonzero(invalid, axis=0)
+        np.sin(r32, out=c32)
+        ssum = np.add.reduce(c32, axis=0, dtype=np.float64)
+        return np.hypot(csum, ssum) / m
+
+
+class _CoherenceWork:
+    """Reusable slab buffers of the temporal coherence (fresh large arrays cost page faults).
+
+    Views are contiguous (m, k) whatever k, so that the column sums add the pairs in the same
+    order for every slab width: results do not depend on how pixels were split into blocks.
+    """
+
+    def __init__(self, m: int, width: int):
+        self.m = m
+        self.res = np.empty(m * width)
+        self.tmp = np.empty(m * width)
+        self.r32 = np.empty(m * width, dtype=np.float32)
+        self.c32 = np.empty(m * width, dtype=np.float32)
+
+    def views(self, k: int):
+        size = self.m * k
+        return tuple(b[:size].reshape(self.m, k) for b in (self.res, self.tmp, self.r32, self.c32))

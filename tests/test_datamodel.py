@@ -198,3 +198,21 @@ def test_pairs_validation_and_date_bperp():
     np.testing.assert_allclose(p.date_bperp(), [0, 30, -20], atol=1e-5)
     assert p.num_connected_components() == 1
     assert p.with_keep([False, True, False]).num_connected_components() == 2
+
+
+def test_connected_components_match_scipy():
+    """The union-find count against scipy.sparse.csgraph on random sparse networks."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(7)
+    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=12 * k) for k in range(30)]
+    for _ in range(20):
+        unique = {(a, min(a + k, 29)) for a, k in zip(rng.integers(0, 29, 25), rng.integers(1, 4, 25))}
+        i1, i2 = np.array(sorted(unique)).T
+        keep = rng.random(i1.size) < 0.7
+        pairs = Pairs.from_indices(dates, i1, i2, np.zeros(30)).with_keep(keep)
+        a, b = pairs.indices()
+        n = len(pairs.dates)
+        graph = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
+        assert pairs.num_connected_components() == connected_components(graph, directed=False)[0]

@@ -145,11 +145,11 @@ def test_update_mode_and_resume_after_interruption(synthetic, tmp_path, monkeypa
     calls = {"n": 0}
     original = inv.solve_block
 
-    def flaky(task, block):
+    def flaky(task, block, inputs=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(task, block)
+        return original(task, block, inputs)
 
     monkeypatch.setattr(inv, "solve_block", flaky)
     work = tmp_path / "resume"

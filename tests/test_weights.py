@@ -8,6 +8,7 @@ from scipy.special import spence
 from sbts.core import weights as wmod
 from sbts.core.weights import (
     coherence_to_weight,
+    coherence_to_weight_fast,
     number_of_looks,
     phase_pdf_ds,
     phase_variance_ds,
@@ -149,3 +150,28 @@ def test_lut_cached():
     a = wmod._variance_lut(6)
     assert wmod._variance_lut(6) is a
     assert not a[1].flags.writeable
+
+
+@pytest.mark.parametrize("method", ["var", "fim"])
+def test_fast_weights_match_exact(method, monkeypatch):
+    """The table lookup against the exact conversion.
+
+    Tolerance 1e-4 relative: the table step is 1/2¹⁶ in coherence and the weight's relative slope
+    is at most ~1/(1 − γ) ≤ 1e3 below the cap, so linear interpolation errs by ≲ (step·slope)²/8.
+    Several slabs (slab size patched small), a non-contiguous input, NaN and out-of-range values.
+    """
+    monkeypatch.setattr(wmod, "_FAST_SLAB", 1000)
+    rng = np.random.default_rng(3)
+    coh = rng.uniform(0.0, 1.0, (7, 1234)).astype(np.float32)
+    coh[0, :20] = np.linspace(0.99, 1.0, 20)  # up to and past the 1 − 1e-3 cap
+    coh[1, :4] = [np.nan, -0.5, 1.5, np.inf]
+    view = coh[:, ::2]  # not contiguous
+    fast = coherence_to_weight_fast(view, method, 9)
+    exact = coherence_to_weight(view, method, 9)
+    assert fast.dtype == np.float32 and fast.shape == view.shape
+    np.testing.assert_allclose(fast, exact, rtol=1e-4)
+    np.testing.assert_array_equal(coherence_to_weight_fast(coh, method, 9)[:, ::2], fast)  # slab-independent
+    for other in ("coh", "no"):
+        np.testing.assert_array_equal(coherence_to_weight_fast(view, other, 9), coherence_to_weight(view, other, 9))
+    with pytest.raises(ValueError, match="unknown weight method"):
+        coherence_to_weight_fast(view, "sbas2", 9)
