@@ -148,6 +148,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry
+    from sbts.core.heap import keep_freed_memory
+
+    keep_freed_memory()  # block-wise steps reuse their buffers instead of faulting in fresh pages
     cli()
 
 

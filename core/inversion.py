@@ -398,16 +398,22 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
     if cluster:
         yield from _run_dask(task, blocks, workers, cluster)
     elif workers > 1 and len(blocks) > 1:
+        from .readahead import ReadAhead
+
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
         try:
-            # bounded look-ahead keeps memory near the budget
-            pending = []
-            for block in blocks:
-                pending.append(pool.submit(solve_block, task, block))
-                if len(pending) >= workers * 2:
-                    yield pending.pop(0).result()
-            for fut in pending:
-                yield fut.result()
+            with ReadAhead(task.stack_path, _datasets_read(task), task.kept_index) as ahead:
+                # bounded look-ahead keeps memory near the budget; the blocks queued behind the
+                # running ones are announced to the kernel so that their reads find the page cache
+                pending = []
+                for block in blocks:
+                    pending.append(pool.submit(solve_block, task, block))
+                    if len(pending) > workers:
+                        ahead.advise(block)
+                    if len(pending) >= workers * 2:
+                        yield pending.pop(0).result()
+                for fut in pending:
+                    yield fut.result()
         except BaseException:
             # Ctrl-C or an error: drop the queued blocks instead of waiting for them
             pool.shutdown(wait=False, cancel_futures=True)
@@ -416,6 +422,15 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
         pool.shutdown(wait=True)
     else:
         yield from _run_prefetched(task, blocks)
+
+
+def _datasets_read(task: _BlockTask) -> list[str]:
+    names = [task.obs_dataset]
+    if task.weight_func != "no" or task.mask_dataset == "coherence":
+        names.append("coherence")
+    if task.mask_dataset == "connectComponent":
+        names.append("connectComponent")
+    return names
 
 
 def _run_prefetched(task: _BlockTask, blocks: list[Block]) -> Iterator:
@@ -441,7 +456,8 @@ def _run_prefetched(task: _BlockTask, blocks: list[Block]) -> Iterator:
 
 
 def _init_worker() -> None:
-    """Pool worker set-up: one BLAS thread (the workers share the cores) and no Ctrl-C handling.
+    """Pool worker set-up: one BLAS thread (the workers share the cores), reused heap memory
+    (:mod:`sbts.core.heap`) and no Ctrl-C handling.
 
     Ctrl-C is the main process's to handle (it reports once and cancels the pool).
     """
@@ -449,8 +465,11 @@ def _init_worker() -> None:
 
     from threadpoolctl import threadpool_limits
 
+    from .heap import keep_freed_memory
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1, user_api="blas")
+    keep_freed_memory()
 
 
 def _solve_block_one_thread(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:

@@ -213,9 +213,37 @@ class _Context:
         self.G = design_matrix_velocity(d1, d2, t) if self.velocity else self.A
         self.C = _ts_from_velocity_matrix(self.dt)
         self._ops: dict[bytes, np.ndarray] = {}
+        self.groups = self._span_groups()
         # redundancy of the full network (the pixels with all pairs valid)
         full_count = np.bincount(d1, minlength=self.n) + np.bincount(d2, minlength=self.n)
         self.full_network_ok = bool((full_count[1:] >= min_redundancy).all())
+
+    def _span_groups(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """(date1, date2) index arrays of the pairs grouped by span date2 − date1.
+
+        Within a group a date is date1 of at most one pair and date2 of at most one pair, so
+        per-date sums over a group are fancy-indexed additions without repeated indices.
+        ``None`` when a pair is repeated.
+        """
+        d1, d2 = self.d1, self.d2
+        if np.unique(d1 * self.n + d2).size < self.m:
+            return None
+        span = d2 - d1
+        return [(np.flatnonzero(span == a), d1[span == a], d2[span == a]) for a in np.unique(span)]
+
+    def _redundancy(self, valid) -> np.ndarray:
+        """(n, k) number of valid pairs touching each date."""
+        count = np.zeros((self.n, valid.shape[1]), dtype=np.int32)
+        if self.groups is None:
+            for i in range(self.m):
+                count[self.d1[i]] += valid[i]
+                count[self.d2[i]] += valid[i]
+            return count
+        for rows, g1, g2 in self.groups:
+            v = valid[rows]
+            count[g1] += v
+            count[g2] += v
+        return count
 
     def chunk_size(self, weighted: bool) -> int:
         per_pix = 8 * (6 * self.m + self.n * (self.bw + 4))
@@ -286,11 +314,7 @@ class _Context:
         ok = full & self.full_network_ok
         part = np.flatnonzero(~full)
         if part.size:
-            vp = valid[:, part]
-            count = np.zeros((n, part.size), dtype=np.int32)
-            for i in range(m):
-                count[self.d1[i]] += vp[i]
-                count[self.d2[i]] += vp[i]
+            count = self._redundancy(valid[:, part])
             ok[part] = (count[1:] >= self.min_redundancy).all(axis=0) & (num_used[part] > 0)
 
         todo = np.flatnonzero(ok)
@@ -300,7 +324,7 @@ class _Context:
             ts = np.zeros((n - 1, k), dtype=np.float64)
         if todo.size:
             if w is None:
-                wsub = valid[:, todo].astype(np.float64)
+                wsub = valid[:, todo] if todo.size < k else valid  # bool: phi is 0 where False
             else:
                 np.copyto(w, 0.0, where=invalid)
                 wsub = w[:, todo] if todo.size < k else w
@@ -357,23 +381,32 @@ class _Context:
         return ts, todo[~done]
 
     # ---------------------------------------------------------------- normal equations (banded GTH)
-    def _solve_normal(self, phi, w) -> np.ndarray:
-        """Weighted min-norm solution for each pixel, (m, k) inputs (w = 0 on dropped pairs)."""
-        n1, b, k = self.n - 1, self.bw, phi.shape[1]
-        rows = n1 + 1  # one spare row: slices u+1:u+bu+1 stay in bounds
-        O = np.zeros((rows, b + 1, k))  # O[u, a]: weight linking unknown u and u + a (a ≥ 1)
-        g = np.zeros((rows, k))  # weight linking unknown u to the first (grounded) date
-        y = np.zeros((rows, k))  # right-hand side AᵀWφ, then forward-substituted
-        wphi = w * phi
+    def _assemble(self, phi, w, O, g, y) -> None:
+        """Add the weighted Laplacian (O, g: banded, grounded at date 0) and y = AᵀWφ.
+
+        ``w`` is float weights (0 on dropped pairs), or bool validity for unweighted pixels, in
+        which case ``phi`` is already 0 on dropped pairs and Wφ = φ.
+        """
+        weighted = w.dtype != bool
         for i in range(self.m):
+            wphi = w[i] * phi[i] if weighted else phi[i]
             u2 = self.d2[i] - 1
-            y[u2] += wphi[i]
+            y[u2] += wphi
             if self.d1[i] == 0:
                 g[u2] += w[i]
             else:
                 u1 = self.d1[i] - 1
                 O[u1, u2 - u1] += w[i]
-                y[u1] -= wphi[i]
+                y[u1] -= wphi
+
+    def _solve_normal(self, phi, w) -> np.ndarray:
+        """Weighted min-norm solution for each pixel, (m, k) inputs (w = 0 / False on dropped pairs)."""
+        n1, b, k = self.n - 1, self.bw, phi.shape[1]
+        rows = n1 + 1  # one spare row: slices u+1:u+bu+1 stay in bounds
+        O = np.zeros((rows, b + 1, k))  # O[u, a]: weight linking unknown u and u + a (a ≥ 1)
+        g = np.zeros((rows, k))  # weight linking unknown u to the first (grounded) date
+        y = np.zeros((rows, k))  # right-hand side AᵀWφ, then forward-substituted
+        self._assemble(phi, w, O, g, y)
 
         # LDLᵀ by GTH elimination: O[u, 1:] ← multipliers r = O/p, piv[u] = p.
         # Near the end fewer than b unknowns remain: bu = min(b, n1−1−u) trims the padding, so

@@ -331,6 +331,21 @@ def test_complete_pixel_lane_slabs(monkeypatch):
     assert results[0].num_inv_ifgram[5] == d1.size - 1 and results[0].num_inv_ifgram[6] == d1.size - 1
 
 
+def test_repeated_pair():
+    """A pair listed twice (two interferograms of the same dates) counts twice, like lstsq."""
+    rng = np.random.default_rng(13)
+    n, npix = 8, 300
+    d1, d2 = network(n, 2)
+    d1, d2 = np.append(d1, [2, 0]), np.append(d2, [4, 1])  # (2, 4) and (0, 1) repeated
+    t = tbase_irregular(rng, n)
+    _, phase = synthetic(rng, d1, d2, n, npix)
+    phase[rng.random(phase.shape) < 0.1] = np.nan
+    w = rng.uniform(0.5, 5, phase.shape)
+    for weight in (None, w):
+        assert_matches(invert_block(phase, d1, d2, t, weight=weight, min_redundancy=2),
+                       reference(phase, d1, d2, t, weight, min_redundancy=2))
+
+
 def test_large_phase_values_coherence():
     """Residual wrapping keeps the float32 trigonometry accurate for phases of hundreds of rad."""
     rng = np.random.default_rng(11)
