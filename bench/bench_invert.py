@@ -8,7 +8,10 @@ Generates (once, cached in --dir) a stack of 1000 × 1000 pixels, 60 dates, ~230
 - wall time and peak RSS of `sbts invert` (a separate process), and the ratios to the floor.
 
 Usage: python bench/bench_invert.py [--dir /tmp/sbts_bench] [--size 1000 1000] [--max-memory 1]
-                                   [--num-worker N] [--scaling]
+                                   [--num-worker N] [--repeat 3] [--scaling]
+
+Each case is measured --repeat times, floor and run alternating, and medians are printed: on a
+shared machine the disk speed (hence the floor) varies between runs by a factor of two.
 """
 
 from __future__ import annotations
@@ -137,6 +140,8 @@ def main() -> None:
     ap.add_argument("--max-memory", type=float, default=1.0)
     ap.add_argument("--num-worker", type=int, default=None,
                     help="processes for sbts invert (default: sbts's own, mintpy.compute.numWorker = 2)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="(floor, run) measurements per case; medians are printed (disk speed varies)")
     ap.add_argument("--scaling", action="store_true",
                     help="also run a stack of half the rows and print the time per megapixel of both")
     args = ap.parse_args()
@@ -158,16 +163,28 @@ def main() -> None:
               f"{args.num_worker or 'default (2)'} worker(s), {os.cpu_count()} cores")
         extra = [] if args.num_worker is None else ["--num-worker", str(args.num_worker)]
         for weight, datasets in (("no", ["unwrapPhase"]), ("var", ["unwrapPhase", "coherence"])):
-            floor, cold = floor_read(stack, datasets)
-            wall, peak = run_invert(stack, args.dir / f"work_{weight}", weight, args.max_memory, extra)
+            floors, walls, peaks = [], [], []
+            for _ in range(max(1, args.repeat)):
+                floor, cold = floor_read(stack, datasets)
+                wall, peak = run_invert(stack, args.dir / f"work_{weight}", weight, args.max_memory, extra)
+                floors.append(floor)
+                walls.append(wall)
+                peaks.append(peak)
+            floor, wall = float(np.median(floors)), float(np.median(walls))
+            ratios = np.array(walls) / np.array(floors)
             rate[weight].append(wall / (length * width / 1e6))
             print(f"weightFunc={weight:<3s}  floor ({'cold' if cold else 'warm'} read of {'+'.join(datasets)}): "
                   f"{floor:6.2f} s   sbts invert: {wall:6.2f} s = {wall / floor:4.1f}x floor   "
-                  f"peak RSS {peak:6.0f} MB (budget {args.max_memory * 1024:.0f} MB + 300)")
+                  f"peak RSS {max(peaks):6.0f} MB (budget {args.max_memory * 1024:.0f} MB + 300)")
+            if len(walls) > 1:
+                print(f"               medians of {len(walls)}; floor {min(floors):.2f}-{max(floors):.2f} s, "
+                      f"invert {min(walls):.2f}-{max(walls):.2f} s, per-run ratio "
+                      f"{ratios.min():.1f}-{ratios.max():.1f}x (median {np.median(ratios):.1f}x)")
     if args.scaling:
         for weight, values in rate.items():
             print(f"weightFunc={weight:<3s}  seconds per megapixel: " + ", ".join(
                 f"{v:.2f} ({s[0]}x{s[1]})" for v, s in zip(values, sizes)))
+
 
 if __name__ == "__main__":
     main()
