@@ -158,6 +158,16 @@ class _BlockInputs:
     pixel_mask: np.ndarray | None  # (rows, cols) bool, pixels to solve
 
 
+def _datasets_read(task: _BlockTask) -> list[str]:
+    """The stack datasets :func:`read_block` reads for this task."""
+    names = [task.obs_dataset]
+    if task.weight_func != "no" or task.mask_dataset == "coherence":
+        names.append("coherence")
+    if task.mask_dataset == "connectComponent":
+        names.append("connectComponent")
+    return names
+
+
 def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
     """Read (and reference) the inputs of one block: the I/O half of :func:`solve_block`."""
     stack = IfgramStack(task.stack_path)
@@ -169,7 +179,7 @@ def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
     np.copyto(phase, np.float32(np.nan), where=invalid)
     del invalid
     coherence = None
-    if task.weight_func != "no" or task.mask_dataset == "coherence":
+    if "coherence" in _datasets_read(task):
         coherence = stack.read("coherence", block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
     if task.mask_dataset == "coherence":
         np.copyto(phase, np.float32(np.nan), where=~(coherence >= task.mask_threshold))
@@ -422,15 +432,6 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
         pool.shutdown(wait=True)
     else:
         yield from _run_prefetched(task, blocks)
-
-
-def _datasets_read(task: _BlockTask) -> list[str]:
-    names = [task.obs_dataset]
-    if task.weight_func != "no" or task.mask_dataset == "coherence":
-        names.append("coherence")
-    if task.mask_dataset == "connectComponent":
-        names.append("connectComponent")
-    return names
 
 
 def _run_prefetched(task: _BlockTask, blocks: list[Block]) -> Iterator:

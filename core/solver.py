@@ -229,7 +229,8 @@ class _Context:
         if np.unique(d1 * self.n + d2).size < self.m:
             return None
         span = d2 - d1
-        return [(np.flatnonzero(span == a), d1[span == a], d2[span == a]) for a in np.unique(span)]
+        rows = [np.flatnonzero(span == a) for a in np.unique(span)]
+        return [(r, d1[r], d2[r]) for r in rows]
 
     def _redundancy(self, valid) -> np.ndarray:
         """(n, k) number of valid pairs touching each date."""
@@ -279,7 +280,7 @@ class _Context:
                 continue
             with np.errstate(invalid="ignore", over="ignore"):  # incomplete columns are discarded
                 TS[1:] = op @ P
-                coh = self._coherence_slab(P, TS, None, work)
+                coh = self._coherence_sum(P, TS, None, None, work) / m
             if complete.all():
                 ts_out[1:, s0:s1] = TS[1:]
                 tcoh_out[s0:s1] = coh
@@ -291,7 +292,6 @@ class _Context:
                 ninv_out[s0 + idx] = m
                 others.append(s0 + np.flatnonzero(~complete))
         return np.concatenate(others) if others else np.zeros(0, dtype=np.intp)
-
 
     # ---------------------------------------------------------------- chunk driver
     def invert_chunk(self, phase, weight):
@@ -510,22 +510,22 @@ class _Context:
             s1 = min(s0 + width, k)
             TS = tsf[:, :s1 - s0]
             TS[1:] = ts[:, s0:s1]
-            coh = self._coherence_slab(phi[:, s0:s1], TS, invalid[:, s0:s1], work)
+            total = self._coherence_sum(phi[:, s0:s1], TS, invalid[:, s0:s1], m - num_used[s0:s1], work)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[s0:s1] = coh * m / num_used[s0:s1]
+                out[s0:s1] = total / num_used[s0:s1]
         return out
 
-    def _coherence_slab(self, P, TS, invalid, work: _CoherenceWork) -> np.ndarray:
-        """|Σ_pairs exp(j·res)| / m for one cache-sized slab; float64 (k,).
+    def _coherence_sum(self, P, TS, invalid, num_invalid, work: _CoherenceWork) -> np.ndarray:
+        """|Σ_used pairs exp(j·res)| for one cache-sized slab; float64 (k,).
 
         ``P`` (m, k) phases, ``TS`` (n, k) time series with the first date (0).  Pairs flagged in
-        ``invalid`` get residual 0 and their cos(0) = 1 is taken back out of the sum, so the
-        caller divides by the number of used pairs instead of m.  The residual is formed and
+        ``invalid`` (``num_invalid`` per column) get residual 0 and their cos(0) = 1 is taken back
+        out of the sum; the caller divides by the number of used pairs.  The residual is formed and
         wrapped to [−π, π] in float64; the trigonometry then runs in float32 (vectorised; the
         float32 rounding of a wrapped residual is ≤ 1.2e-7 rad, below what the float32 output
         resolves), summed in float64.
         """
-        m, k = P.shape
+        k = P.shape[1]
         res, tmp, r32, c32 = work.views(k)
         np.subtract(P, TS[self.d2], out=res)
         res += TS[self.d1]
@@ -541,10 +541,10 @@ class _Context:
         np.cos(r32, out=c32)
         csum = np.add.reduce(c32, axis=0, dtype=np.float64)
         if invalid is not None:
-            csum -= np.count_nonzero(invalid, axis=0)
+            csum -= num_invalid
         np.sin(r32, out=c32)
         ssum = np.add.reduce(c32, axis=0, dtype=np.float64)
-        return np.hypot(csum, ssum) / m
+        return np.hypot(csum, ssum)
 
 
 class _CoherenceWork:
