@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup_oracle.sh   # MintPy 1.6.4 in .venv-mintpy: the tests compare with it
+export SBTS_REQUIRE_ORACLE=${SBTS_REQUIRE_ORACLE:-1}
 exec .venv/bin/python -m pytest -q "$@"
