@@ -163,3 +163,18 @@ def test_renamed_mintpy_key_says_so():
     (message,) = [str(w.message) for w in record]
     assert "mintpy.timeFunc.excludeDate" in message and "former name" in message
     assert "did you mean" not in message and "mintpy.network.excludeDate" not in message
+
+
+@pytest.mark.parametrize("line", ["mintpy.solidEarthTides = yes", "mintpy.ionosphericDelay.method = split_spectrum"])
+def test_sbts_run_refuses_unimplemented_step_in_one_line(tmp_path, line):
+    from click.testing import CliRunner
+
+    from sbts.cli.main import cli
+
+    template = tmp_path / "Proj.txt"
+    template.write_text(f"mintpy.load.unwFile = ./ifg/*.unw\n{line}\n")
+    result = CliRunner().invoke(cli, ["run", str(template), "--work-dir", str(tmp_path / "work")])
+    assert result.exit_code != 0
+    errors = [x for x in result.output.splitlines() if x.startswith("Error")]
+    assert len(errors) == 1 and line.split(" = ")[0] in errors[0] and "not implemented" in errors[0]
+    assert "Traceback" not in result.output
