@@ -15,12 +15,14 @@ near an edge; sbts asks for that explicitly):
    only those with coherence ≥ ``mintpy.reference.minCoherence`` when any reach it;
 2. each candidate is scored by the mean coherence of its neighbourhood (a (2r+1)² window;
    masked/NaN neighbours count as 0, so a pixel inside a coherent area beats an isolated bright one)
-   times its depth inside the candidate area: the chessboard distance ``d`` to the nearest pixel
-   that is masked, below the threshold or off the image, as ``d/(d + D)``.  ``D`` = 5 % of the
-   shorter image side (2..50 pixels) and ``r`` = D/4 (1..12).  A pixel on the image's first row or
-   on the shore of a masked lake scores 1/(1 + D), one D pixels inside 1/2, the centre of a large
-   area nearly 1: deeper always wins among equally coherent pixels, and coherence above the
-   threshold counts for less than being well inside (MintPy treats every pixel above it alike);
+   times its depth inside the unmasked ground: the chessboard distance ``d`` to the nearest pixel
+   that is masked, without coherence, or off the image, as ``d/(d + D)``.  ``D`` = 5 % of the
+   shorter image side (2..50 pixels) and ``r`` = D/2 (1..25).  A pixel on the image's first row or
+   on the shore of a masked lake scores 1/(1 + D) of its coherence, one D pixels inside 1/2, the
+   centre of a large area nearly 1: among equally coherent surroundings the deeper pixel wins, and
+   coherence above the threshold counts for less than being well inside (MintPy picks at random
+   among the pixels above it).  The depth is measured to the masks, not to the threshold: where
+   only scattered pixels reach it (a city), every one of them would otherwise be "on an edge";
 3. ranked by that score, then the deeper pixel, then the one nearer the image centre, then y, x;
    the first candidate whose unwrapPhase is valid in every kept pair is chosen.
 
@@ -172,6 +174,11 @@ def edge_margin(shape: tuple[int, int]) -> int:
     return int(np.clip(round(0.05 * min(shape)), 2, 50))
 
 
+def neighbourhood_radius(shape: tuple[int, int]) -> int:
+    """``r``: half-width of the window whose mean coherence scores a candidate's surroundings."""
+    return int(np.clip(edge_margin(shape) // 2, 1, 25))
+
+
 def _neighbourhood_mean(values: np.ndarray, radius: int = 1) -> np.ndarray:
     """Mean over the (2r+1)² window (out-of-image counts as 0): the 'coherent surroundings' score."""
     from scipy.ndimage import uniform_filter
@@ -207,8 +214,8 @@ def rank_candidates(coherence: np.ndarray, mask: np.ndarray, min_coherence: floa
             logger.warning("no pixel reaches the reference minCoherence %.2f (max %.3f): using the best available",
                            min_coherence, np.nanmax(coh))
     margin = edge_margin(coh.shape)
-    depth = edge_depth(usable)
-    score = _neighbourhood_mean(np.nan_to_num(coh, nan=0.0), max(1, min(12, margin // 4)))
+    depth = edge_depth(np.isfinite(coh))
+    score = _neighbourhood_mean(np.nan_to_num(coh, nan=0.0), neighbourhood_radius(coh.shape))
     score *= depth.astype(np.float32) / (depth + margin).astype(np.float32)
     candidates = usable if eligible is None else usable & eligible
     flat = np.flatnonzero(candidates.ravel())
@@ -378,4 +385,5 @@ def set_reference(stack_path: str | os.PathLike, y: int, x: int, lat: float | No
 
 
 __all__ = ["ReferencePoint", "choose_reference", "set_reference", "pixel_problems", "rank_candidates",
-           "lalo_to_yx", "reference_mask", "average_coherence", "edge_depth", "edge_margin"]
+           "lalo_to_yx", "reference_mask", "average_coherence", "edge_depth", "edge_margin",
+           "neighbourhood_radius"]

@@ -130,7 +130,8 @@ def test_auto_choice_without_coherence_is_central_and_says_so(tmp_path, caplog):
 def test_auto_choice_on_coherent_unmasked_ground_away_from_edges(tmp_path):
     """A realistic layout: the most coherent ground runs along the first rows and the left edge (where
     a pick by coherence alone lands), a lake is masked, a decorrelated valley crosses the scene.  The
-    choice must be coherent, unmasked, and at least D pixels from the image edge and from the mask."""
+    choice must be coherent with coherent surroundings, unmasked, and well away from the image edge and
+    from the mask."""
     shape = (80, 100)
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
@@ -141,18 +142,31 @@ def test_auto_choice_on_coherent_unmasked_ground_away_from_edges(tmp_path):
     lake = np.hypot(yy - 40, xx - 30) < 12
     coh_stack = np.broadcast_to(coh, (len(DATE12),) + shape).astype(np.float32).copy()
     stack = make_stack(tmp_path, coh=coh_stack, shape=shape)
-    mask = ~lake
-    write_map(tmp_path / "myMask.h5", Metadata(grid=Grid(*shape)), "mask", {"mask": mask})
-    # before: the pick followed coherence alone and landed on the first rows
+    write_map(tmp_path / "myMask.h5", Metadata(grid=Grid(*shape)), "mask", {"mask": ~lake})
     choice = reference.choose_reference(stack, T(maskFile="myMask.h5"), tmp_path)
     y, x = choice.y, choice.x
-    margin = reference.edge_margin(shape)
-    assert margin == 4
-    assert mask[y, x] and coh[y, x] >= 0.85
-    bad = lake | (coh < 0.85)
-    depth = _depth_from_edges(y, x, shape, bad)
-    assert depth >= 4 * margin, (y, x, depth)
-    assert y >= 4 * margin and x >= 4 * margin
+    margin, r = reference.edge_margin(shape), reference.neighbourhood_radius(shape)
+    assert (margin, r) == (4, 2)
+    assert not lake[y, x] and coh[y, x] >= 0.85
+    assert (coh[y - r:y + r + 1, x - r:x + r + 1] >= 0.85).all()  # coherent surroundings, not the valley's shore
+    assert _depth_from_edges(y, x, shape, lake) >= 4 * margin  # well inside: not the bright first rows/edge
+
+
+def test_auto_choice_among_scattered_coherent_pixels_is_not_on_the_edge(tmp_path):
+    """A city: only scattered pixels reach minCoherence, the brightest on the first rows (the Mexico City
+    stack, where sbts picked y = 1).  Each is 'on an edge' of the thresholded area; the depth is measured
+    to the image border and the masks instead, so an interior one is chosen."""
+    shape = (60, 100)
+    rng = np.random.default_rng(5)
+    coh = (0.55 + 0.15 * rng.random(shape)).astype(np.float32)
+    strong = [(0, 12), (1, 28), (1, 29), (0, 70), (7, 3), (12, 37), (21, 55), (33, 80), (47, 20), (58, 90)]
+    for y, x in strong:
+        coh[y, x] = 0.86
+    coh[0:2, 27:31] = 0.9  # the first rows: the brightest clump
+    stack = make_stack(tmp_path, coh=np.broadcast_to(coh, (len(DATE12),) + shape).copy(), shape=shape)
+    choice = reference.choose_reference(stack, T(), tmp_path)
+    assert coh[choice.y, choice.x] >= 0.85
+    assert _depth_from_edges(choice.y, choice.x, shape) > reference.edge_margin(shape)
 
 
 def test_edge_depth_matches_a_slow_reference():
