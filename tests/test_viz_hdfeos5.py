@@ -91,6 +91,8 @@ def _check_he5(path: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     for args in (["view", str(path), "--nodisplay", "--save", str(tmp_path / "v.png")],
                  ["view", str(path), "height", "--nodisplay", "--save", str(tmp_path / "h.png")],
+                 ["view", str(path), dates[-1], "--dem", str(path), "-m", "auto", "--nodisplay", "--save",
+                  str(tmp_path / "d.png")],
                  ["tsview", str(path), "--nodisplay", "--save", str(tmp_path / "t.png")]):
         res = runner.invoke(cli, args)
         assert res.exit_code == 0, res.output

@@ -433,7 +433,8 @@ def read_dem(path: str | os.PathLike, shape: tuple[int, int], stride: int) -> np
     """``height`` of a geometry file (or the first 2-D dataset of any file), decimated like the data."""
     with open_h5(path) as f:
         names = [n for n, o in f.items() if getattr(o, "ndim", 0) == 2]
-        name = "height" if "height" in names else (names[0] if names else None)
+        he5_height = "HDFEOS/GRIDS/timeseries/geometry/height"
+        name = he5_height if he5_height in f else "height" if "height" in names else (names[0] if names else None)
         if name is None:
             raise InputError(f"--dem {path}: no 2-D dataset (height) in the file")
         if tuple(f[name].shape) != tuple(shape):
