@@ -88,6 +88,7 @@ def _is_metadata_key(key: str) -> bool:
 # info line; any other value is refused, since sbts would otherwise ignore what the user asked for.
 _UNSET = ("auto", "", "no", "none", "false", "off", "n", "f", "0")
 NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
+    "mintpy.compute.config": (_UNSET, "a dask-jobqueue cluster configuration (MintPy's slurm/pbs/lsf clusters)"),
     "mintpy.load.frequency": (_UNSET + ("a",), "NISAR frequency selection"),
     "mintpy.load.ionUnwFile": (_UNSET, "the ionosphere stack"),
     "mintpy.load.ionCorFile": (_UNSET, "the ionosphere stack"),
@@ -106,6 +107,8 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
 # values of implemented keys that name a MintPy method sbts does not have
 NOT_IMPLEMENTED_VALUES: dict[str, dict[str, str]] = {
     "mintpy.troposphericDelay.method": {"opera": "the OPERA tropospheric correction"},
+    "mintpy.compute.cluster": {name: f"a dask-jobqueue {name} cluster (use local, or the address of a running "
+                                     "dask scheduler)" for name in ("slurm", "pbs", "lsf")},
 }
 # keys MintPy renamed (the old name is ignored by MintPy 1.6.4 too)
 RENAMED = {f"mintpy.velocity.{name}": f"mintpy.timeFunc.{name}" for name in ("startDate", "endDate", "excludeDate",

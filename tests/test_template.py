@@ -113,6 +113,7 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
     lines = [r.getMessage() for r in caplog.records if "does not implement" in r.getMessage()]
     assert len(lines) == 1  # one line for all of them
     for key in ("mintpy.load.ionUnwFile", "mintpy.load.azOffFile", "mintpy.troposphericDelay.operaDir",
+                "mintpy.compute.config",
                 "mintpy.solidEarthTides", "mintpy.ionosphericDelay.method", "mintpy.load.frequency"):
         assert key in lines[0]
     assert t.get_str("mintpy.networkInversion.weightFunc", ["var", "fim", "coh", "no"]) == "var"
@@ -132,6 +133,8 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
     "mintpy.load.azOffFile = ../offsets/*/azimuth.off",
     "mintpy.troposphericDelay.operaDir = ./myOPERA",
     "mintpy.troposphericDelay.method = opera",
+    "mintpy.compute.cluster = slurm",
+    "mintpy.compute.config = slurm_cfg",
 ])
 def test_unimplemented_steps_are_refused_not_ignored(line):
     key = line.split(" = ")[0]
