@@ -98,6 +98,10 @@ class Product:
         self._require(name)
         return self._shapes[name]
 
+    def resolve(self, name: str) -> str:
+        """The dataset path of ``name`` (itself here; HDF-EOS5 files map short names to their paths)."""
+        return name
+
     def chunk_shape(self, name: str) -> tuple[int, int] | None:
         return chunk_rows_cols(self._chunks.get(name))
 
@@ -248,10 +252,63 @@ class MapProduct(Product):
     """Single-map products: velocity, temporalCoherence, masks, avgSpatialCoh, demErr, ..."""
 
 
+HDFEOS5_GRID = "HDFEOS/GRIDS/timeseries"
+_HDFEOS5_UNITS = {"meters": "m", "meter": "m", "degrees": "degree", "degree": "degree", "radians": "radian",
+                  "radian": "radian", "1": "1", "none": "1"}
+
+
+class HdfEos5TimeSeries(TimeSeries):
+    """An HDF-EOS5 time series (``*.he5``, MintPy's save_hdfeos5 layout, also ``sbts export hdfeos5``).
+
+    The datasets live under ``HDFEOS/GRIDS/timeseries/{observation,quality,geometry}``; they are
+    addressed by their full path (so every reader of ``f[name]`` works unchanged) and found by their
+    short name through :meth:`resolve`.  The root attributes are the MintPy metadata.
+    """
+
+    file_type = "HDFEOS"
+
+    def _load(self, f: h5py.File) -> None:
+        obs = f"{HDFEOS5_GRID}/observation"
+        if f"{obs}/displacement" not in f or f"{obs}/date" not in f:
+            raise InputError(f"{self.path}: FILE_TYPE is HDFEOS but {obs}/displacement and date are missing; "
+                             "not an HDF-EOS5 time series")
+        self.short_names: dict[str, str] = {}
+
+        def visit(name: str, obj) -> None:
+            if isinstance(obj, h5py.Dataset):
+                self._shapes[name] = obj.shape
+                self._dtypes[name] = obj.dtype
+                self._chunks[name] = obj.chunks
+                self.short_names.setdefault(name.rsplit("/", 1)[-1], name)
+
+        f[HDFEOS5_GRID].visititems(lambda name, obj: visit(f"{HDFEOS5_GRID}/{name}", obj))
+        self.date_strings = decode_strings(f[f"{obs}/date"][()])
+        try:
+            self.dates = tuple(parse_date(d) for d in self.date_strings)
+        except InputError as exc:
+            raise InputError(f"{self.path}: dataset {obs}/date: {exc}") from None
+        self.bperp = f[f"{obs}/bperp"][()] if f"{obs}/bperp" in f else np.zeros(len(self.dates), np.float32)
+        self.dataset_name = f"{obs}/displacement"
+
+    def resolve(self, name: str) -> str:
+        """Full path of a dataset given by its short name (``temporalCoherence``) or its path."""
+        return name if name in self._shapes else self.short_names.get(name, name)
+
+    def dataset_unit(self, name: str) -> str | None:
+        """The unit of a dataset from its HDF-EOS5 ``Units`` attribute, in MintPy's spelling."""
+        with open_h5(self.path) as f:
+            units = f[self.resolve(name)].attrs.get("Units")
+        if units is None:
+            return None
+        units = units.decode() if isinstance(units, bytes) else str(units)
+        return _HDFEOS5_UNITS.get(units.strip().lower(), units)
+
+
 _CLASSES: dict[str, type[Product]] = {
     "ifgramStack": IfgramStack,
     "geometry": Geometry,
     "timeseries": TimeSeries,
+    "HDFEOS": HdfEos5TimeSeries,
 }
 
 

@@ -6,16 +6,25 @@ it must be valid (finite, non-zero unwrapPhase) in *every* kept pair and should 
 Given ``mintpy.reference.lalo`` (wins when set) or ``mintpy.reference.yx``, the pixel is checked and
 refused with a :class:`DataError` if it is outside the image, masked, or without data in a kept pair.
 
-Automatic choice (deterministic, unlike MintPy's random pick among coherent pixels):
+Automatic choice (deterministic; MintPy picks at random among the coherent pixels, which rarely lands
+near an edge; sbts asks for that explicitly):
 
 1. candidates = pixels inside the masks (``mintpy.reference.maskFile``, default maskConnComp.h5, and
    the geometry waterMask when present) with finite average coherence
-   (``mintpy.reference.coherenceFile``, default avgSpatialCoh.h5);
+   (``mintpy.reference.coherenceFile``, default avgSpatialCoh.h5; all 1 when the stack has none);
    only those with coherence ≥ ``mintpy.reference.minCoherence`` when any reach it;
-2. ranked by the mean coherence of the 3×3 neighbourhood (masked/NaN neighbours count as 0, so a
-   pixel in the middle of a coherent area beats an isolated bright one or one on the mask edge),
-   then by the pixel's own coherence, then by smallest y, then smallest x;
-3. the first candidate whose unwrapPhase is valid in every kept pair is chosen.
+2. each candidate is scored by the mean coherence of its neighbourhood (a (2r+1)² window;
+   masked/NaN neighbours count as 0, so a pixel inside a coherent area beats an isolated bright one)
+   times its depth inside the unmasked ground: the chessboard distance ``d`` to the nearest pixel
+   that is masked, without coherence, or off the image, as ``d/(d + D)``.  ``D`` = 5 % of the
+   shorter image side (2..50 pixels) and ``r`` = D/2 (1..25).  A pixel on the image's first row or
+   on the shore of a masked lake scores 1/(1 + D) of its coherence, one D pixels inside 1/2, the
+   centre of a large area nearly 1: among equally coherent surroundings the deeper pixel wins, and
+   coherence above the threshold counts for less than being well inside (MintPy picks at random
+   among the pixels above it).  The depth is measured to the masks, not to the threshold: where
+   only scattered pixels reach it (a city), every one of them would otherwise be "on an edge";
+3. ranked by that score, then the deeper pixel, then the one nearer the image centre, then y, x;
+   the first candidate whose unwrapPhase is valid in every kept pair is chosen.
 
 Default-named coherence/mask files that are absent (or older than the stack) are computed in memory;
 explicitly set files must exist.
@@ -126,14 +135,17 @@ def reference_mask(stack: IfgramStack, template: Template, work_dir: Path, max_m
     return mask
 
 
-def average_coherence(stack: IfgramStack, template: Template, work_dir: Path, max_memory: float) -> np.ndarray:
+def average_coherence(stack: IfgramStack, template: Template, work_dir: Path,
+                      max_memory: float) -> np.ndarray | None:
+    """The average spatial coherence map, or None when neither a coherence file nor the stack has one."""
     path, _compute = _map_file(template, KEY + "coherenceFile", AVG_COHERENCE_FILE, stack, work_dir)
     if path is not None:
         return _read_coherence(path, stack.shape)
     if stack.has("coherence"):
         return temporal_average(stack, "coherence", max_memory)
-    logger.warning("%s has no coherence: the reference point is chosen on coverage alone", stack.path.name)
-    return np.ones(stack.shape, np.float32)
+    logger.warning("%s has no coherence: the reference point is chosen on coverage and distance from the edges "
+                   "alone", stack.path.name)
+    return None
 
 
 # ---------------------------------------------------------------------------- checks
@@ -157,15 +169,30 @@ def pixel_problems(stack: IfgramStack, y: int, x: int, mask: np.ndarray | None =
     return problems
 
 
-def _neighbourhood_mean(values: np.ndarray) -> np.ndarray:
-    """Mean over the 3×3 window (out-of-image counts as 0) — robust 'coherent surroundings' score."""
-    padded = np.pad(values.astype(np.float32, copy=False), 1)
-    length, width = values.shape
-    total = np.zeros((length, width), np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            total += padded[dy:dy + length, dx:dx + width]
-    return total / np.float32(9.0)
+def edge_margin(shape: tuple[int, int]) -> int:
+    """``D``: the depth (pixels) inside the candidate area at which a pixel scores half of its coherence."""
+    return int(np.clip(round(0.05 * min(shape)), 2, 50))
+
+
+def neighbourhood_radius(shape: tuple[int, int]) -> int:
+    """``r``: half-width of the window whose mean coherence scores a candidate's surroundings."""
+    return int(np.clip(edge_margin(shape) // 2, 1, 25))
+
+
+def _neighbourhood_mean(values: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Mean over the (2r+1)² window (out-of-image counts as 0): the 'coherent surroundings' score."""
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(values.astype(np.float32, copy=False), size=2 * radius + 1, mode="constant", cval=0.0)
+
+
+def edge_depth(area: np.ndarray) -> np.ndarray:
+    """Chessboard distance (pixels) from each pixel of ``area`` to the nearest pixel outside it or off
+    the image (1 on the first row); 0 outside ``area``."""
+    from scipy.ndimage import distance_transform_cdt
+
+    padded = np.pad(area, 1, constant_values=False)
+    return distance_transform_cdt(padded, metric="chessboard")[1:-1, 1:-1]
 
 
 def rank_candidates(coherence: np.ndarray, mask: np.ndarray, min_coherence: float | None,
@@ -177,27 +204,30 @@ def rank_candidates(coherence: np.ndarray, mask: np.ndarray, min_coherence: floa
     """
     coh = np.where(mask & np.isfinite(coherence), coherence, np.nan).astype(np.float32)
     usable = np.isfinite(coh)
-    if eligible is not None:
-        usable &= eligible
-    if not usable.any():
+    if not usable.any() or (eligible is not None and not (usable & eligible).any()):
         return np.empty(0, np.int64)
     if min_coherence is not None:
         strong = usable & (coh >= min_coherence)
-        if strong.any():
+        if (strong if eligible is None else strong & eligible).any():
             usable = strong
         else:
             logger.warning("no pixel reaches the reference minCoherence %.2f (max %.3f): using the best available",
                            min_coherence, np.nanmax(coh))
-    score = _neighbourhood_mean(np.nan_to_num(coh, nan=0.0))
-    flat = np.flatnonzero(usable.ravel())
+    margin = edge_margin(coh.shape)
+    depth = edge_depth(np.isfinite(coh))
+    score = _neighbourhood_mean(np.nan_to_num(coh, nan=0.0), neighbourhood_radius(coh.shape))
+    score *= depth.astype(np.float32) / (depth + margin).astype(np.float32)
+    candidates = usable if eligible is None else usable & eligible
+    flat = np.flatnonzero(candidates.ravel())
     flat_score = score.ravel()[flat]
     if limit is not None and flat.size > limit:
         kth = np.partition(flat_score, flat.size - limit)[flat.size - limit]
         sel = flat_score >= kth
         flat, flat_score = flat[sel], flat_score[sel]
     ys, xs = np.unravel_index(flat, coh.shape)
+    centre = np.hypot(ys - (coh.shape[0] - 1) / 2, xs - (coh.shape[1] - 1) / 2)
     # np.lexsort sorts by the last key first
-    order = np.lexsort((xs, ys, -coh.ravel()[flat], -flat_score))
+    order = np.lexsort((xs, ys, centre, -depth.ravel()[flat], -flat_score))
     return flat[order]
 
 
@@ -286,6 +316,9 @@ def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template,
 def _auto(stack: IfgramStack, template: Template, work_dir: Path, max_memory: float,
           mask: np.ndarray) -> ReferencePoint:
     coherence = average_coherence(stack, template, work_dir, max_memory)
+    has_coherence = coherence is not None
+    if coherence is None:
+        coherence = np.ones(stack.shape, np.float32)
     min_coh = template.get_float(KEY + "minCoherence")
     candidates = rank_candidates(coherence, mask, min_coh, limit=_NUM_CHECKED)
     if candidates.size == 0:
@@ -309,8 +342,14 @@ def _auto(stack: IfgramStack, template: Template, work_dir: Path, max_memory: fl
                         "pairs with gaps (modify_network) or relax the mask")
     y, x = chosen
     lat, lon = _latlon_of(stack, y, x, work_dir)
-    logger.info("reference pixel y/x = %d, %d chosen automatically (average coherence %.3f)", y, x,
-                float(coherence[y, x]))
+    depth = int(edge_depth(np.isfinite(np.where(mask, coherence, np.nan)))[y, x])
+    where = f"{depth} pixel(s) inside the unmasked area"
+    if has_coherence:
+        logger.info("reference pixel y/x = %d, %d chosen automatically (average coherence %.3f, %s)", y, x,
+                    float(coherence[y, x]), where)
+    else:
+        logger.info("reference pixel y/x = %d, %d chosen automatically (no coherence: on coverage, %s)", y, x,
+                    where)
     return ReferencePoint(y, x, lat, lon, "maxCoherence")
 
 
@@ -346,4 +385,5 @@ def set_reference(stack_path: str | os.PathLike, y: int, x: int, lat: float | No
 
 
 __all__ = ["ReferencePoint", "choose_reference", "set_reference", "pixel_problems", "rank_candidates",
-           "lalo_to_yx", "reference_mask", "average_coherence"]
+           "lalo_to_yx", "reference_mask", "average_coherence", "edge_depth", "edge_margin",
+           "neighbourhood_radius"]

@@ -83,6 +83,65 @@ def _is_metadata_key(key: str) -> bool:
     return key.upper() == key and "." not in key
 
 
+# MintPy 1.6.4 keys (smallbaselineApp.cfg) for steps sbts does not implement: (values that leave the step
+# off or the input unused, what the key is for).  Left at those values they change nothing and get one
+# info line; any other value is refused, since sbts would otherwise ignore what the user asked for.
+_UNSET = ("auto", "", "no", "none", "false", "off", "n", "f", "0")
+NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
+    "mintpy.compute.config": (_UNSET, "a dask-jobqueue cluster configuration (MintPy's slurm/pbs/lsf clusters)"),
+    "mintpy.load.frequency": (_UNSET + ("a",), "NISAR frequency selection"),
+    "mintpy.load.ionUnwFile": (_UNSET, "the ionosphere stack"),
+    "mintpy.load.ionCorFile": (_UNSET, "the ionosphere stack"),
+    "mintpy.load.ionConnCompFile": (_UNSET, "the ionosphere stack"),
+    "mintpy.load.azOffFile": (_UNSET, "the offset stack"),
+    "mintpy.load.rgOffFile": (_UNSET, "the offset stack"),
+    "mintpy.load.azOffStdFile": (_UNSET, "the offset stack"),
+    "mintpy.load.rgOffStdFile": (_UNSET, "the offset stack"),
+    "mintpy.load.offSnrFile": (_UNSET, "the offset stack"),
+    "mintpy.solidEarthTides": (_UNSET, "the solid Earth tides correction (correct_SET)"),
+    "mintpy.ionosphericDelay.method": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
+    "mintpy.ionosphericDelay.excludeDate": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
+    "mintpy.ionosphericDelay.excludeDate12": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
+    "mintpy.troposphericDelay.operaDir": (_UNSET + ("./opera", "opera"), "the OPERA tropospheric correction"),
+}
+# values of implemented keys that name a MintPy method sbts does not have
+NOT_IMPLEMENTED_VALUES: dict[str, dict[str, str]] = {
+    "mintpy.troposphericDelay.method": {"opera": "the OPERA tropospheric correction"},
+    "mintpy.compute.cluster": {name: f"a dask-jobqueue {name} cluster (use local, or the address of a running "
+                                     "dask scheduler)" for name in ("slurm", "pbs", "lsf")},
+}
+# keys MintPy renamed (the old name is ignored by MintPy 1.6.4 too)
+RENAMED = {f"mintpy.velocity.{name}": f"mintpy.timeFunc.{name}" for name in ("startDate", "endDate", "excludeDate",
+                                                                               "bootstrapCount")}
+RENAMED["mintpy.velocity.bootstrap"] = "mintpy.timeFunc.uncertaintyQuantification"
+# HDF-EOS5 (UNAVCO) metadata: MintPy's save_hdfeos5 takes them from the template, bare or with a prefix
+HDFEOS5_KEYS = ("mission", "beam_mode", "beam_swath", "relative_orbit", "first_frame", "last_frame",
+                "processing_dem", "unwrap_method", "atmos_correct_method", "polarization")
+_HDFEOS5_PREFIXES = ("", "unavco.", "hdfeos5.", "mintpy.save.hdfeos5.")
+
+
+def _is_hdfeos5_key(key: str) -> bool:
+    lower = key.lower()
+    return any(lower == prefix + name for prefix in _HDFEOS5_PREFIXES for name in HDFEOS5_KEYS)
+
+
+def check_not_implemented(values: Mapping[str, str], source: str) -> list[str]:
+    """Refuse MintPy keys of unimplemented steps set to a working value; return those left unset."""
+    unset = []
+    for key, value in values.items():
+        v = str(value).strip().strip("'\"").lower()
+        if key in NOT_IMPLEMENTED:
+            allowed, what = NOT_IMPLEMENTED[key]
+            if v not in allowed:
+                raise TemplateError(f"{source}: {key} = {value!r}: {what} is not implemented in sbts; "
+                                    f"remove the key or set it to auto/no")
+            unset.append(key)
+        elif key in NOT_IMPLEMENTED_VALUES and v in NOT_IMPLEMENTED_VALUES[key]:
+            raise TemplateError(f"{source}: {key} = {value!r}: {NOT_IMPLEMENTED_VALUES[key][v]} is not "
+                                f"implemented in sbts; choose another method or no")
+    return unset
+
+
 class Template:
     """A user template over the defaults; values are strings, converted by the typed getters."""
 
@@ -125,8 +184,17 @@ class Template:
 
     def _warn_unknown(self) -> None:
         known = default_values()
+        unset = check_not_implemented(self.values, self.source)
+        if unset:
+            logger.info("%s: %d MintPy key(s) for steps sbts does not implement are left unset, so they change "
+                        "nothing: %s", self.source, len(unset), ", ".join(unset))
         for key in self.values:
-            if key in known or _is_metadata_key(key):
+            if key in known or key in NOT_IMPLEMENTED or _is_metadata_key(key) or _is_hdfeos5_key(key):
+                continue
+            if key in RENAMED:
+                warnings.warn(f"{self.source}: {key!r} is MintPy's former name of {RENAMED[key]!r}; MintPy 1.6.4 "
+                              f"and sbts read only the new name, so this line does nothing: rename the key",
+                              UnknownKeyWarning, stacklevel=3)
                 continue
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""

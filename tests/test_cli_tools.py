@@ -66,7 +66,10 @@ def test_mask(demo, tmp_path):
     assert m.dtype == bool and m.any() and not m[30:].any() and not m[10, 10]
     (out,) = ok("mask", demo / "inputs" / "ifgramStack.h5", "--nonzero", "-o", tmp_path / "cc.h5")
     assert Product.open(out).metadata.file_type == "mask"
-    (out,) = ok("mask", demo / "timeseries.h5", "--nonzero", "--base", demo / "inputs" / "geometryGeo.h5",
+    # a date other than the reference date (which is zero everywhere)
+    ts = TimeSeries(demo / "timeseries.h5")
+    date = next(d for d, x in zip(ts.date_strings, ts.dates) if x != ts.metadata.reference.date)
+    (out,) = ok("mask", demo / "timeseries.h5", date, "--nonzero", "--base", demo / "inputs" / "geometryGeo.h5",
                 "--base-dset", "waterMask", "-o", tmp_path / "ts.h5")
     fails("mask", demo / "temporalCoherence.h5", "velocity", match="no dataset 'velocity'")
     fails("mask", demo / "temporalCoherence.h5", "--base", tmp_path / "m.h5", "--base-dset", "nope",

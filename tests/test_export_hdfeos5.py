@@ -67,6 +67,10 @@ def test_missing_unavco_metadata(demo, tmp_path):
     tmpl.write_text("relative_orbit = 78\nmintpy.save.hdfEos5.first_frame = 12\n")
     (out,) = export("hdfeos5", demo / "timeseries.h5", output=tmp_path, options={"template": str(tmpl)})
     assert out.name.startswith("S1_IW_078_0012_") and "_0012_0012" not in out.name
+    # MintPy's prefixed spellings (unavco./hdfeos5.) are read too
+    tmpl.write_text("unavco.relative_orbit = 79\nhdfeos5.first_frame = 13\n")
+    (out,) = export("hdfeos5", demo / "timeseries.h5", output=tmp_path, options={"template": str(tmpl)})
+    assert out.name.startswith("S1_IW_079_0013_")
 
 
 def test_refusals(demo, tmp_path):

@@ -81,19 +81,93 @@ def _timeseries(folder, with_velocity: bool):
     return data, mask
 
 
+# child order that the OGC KML 2.2 schema requires, for the elements kmz_timeseries writes (features
+# are one group: any order among themselves, after the styles)
+_FEATURES = ("Placemark", "Folder", "NetworkLink", "ScreenOverlay")
+_ORDER = {
+    "Document": ("name", "Style", _FEATURES),
+    "Folder": ("name", _FEATURES),
+    "Placemark": ("name", "description", "styleUrl", "Style", "Region", "ExtendedData", "Point"),
+    "NetworkLink": ("name", "Region", "Link"),
+    "Region": ("LatLonAltBox", "Lod"),
+    "LatLonAltBox": ("north", "south", "east", "west"),
+    "Lod": ("minLodPixels", "maxLodPixels"),
+    "Link": ("href", "viewRefreshMode"),
+    "Style": ("IconStyle", "LabelStyle"),
+    "IconStyle": ("color", "scale", "Icon"),
+    "ScreenOverlay": ("name", "Icon", "overlayXY", "screenXY", "size"),
+}
+
+
+def _check_order(root) -> None:
+    for el in root.iter():
+        tag = el.tag.split("}")[-1]
+        if tag not in _ORDER:
+            continue
+        ranks = []
+        for child in el:
+            name = child.tag.split("}")[-1]
+            rank = next((k for k, group in enumerate(_ORDER[tag]) if name == group or name in group), None)
+            assert rank is not None, f"<{name}> not expected in <{tag}>"
+            ranks.append(rank)
+        assert ranks == sorted(ranks), f"children of <{tag}> out of the KML 2.2 order: {[c.tag for c in el]}"
+
+
+def _kmz_tree(path: Path):
+    """doc.kml and every region file it links, parsed; checks the archive is structurally sound KML:
+    doc.kml first, every file well-formed KML 2.2 with its elements in the schema's order, every
+    NetworkLink → an existing file with a Region whose box is ordered and whose Lod is consistent,
+    every point inside its region's box.  (The same files validate against the OGC ogckml22.xsd with
+    lxml; the suite does not depend on lxml, so the order rules used here are checked instead.)"""
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+        assert names[0] == "doc.kml"  # Google Earth opens the first KML of the archive
+        sizes = {i.filename: i.file_size for i in z.infolist()}
+        files = {n: z.read(n) for n in names}
+    root = ET.fromstring(files["doc.kml"])
+    assert root.tag == f"{{{NS['k']}}}kml"
+    _check_order(root)
+    regions = {}
+    for link in root.iter(f"{{{NS['k']}}}NetworkLink"):
+        href = link.find("k:Link/k:href", NS).text
+        assert link.find("k:Link/k:viewRefreshMode", NS).text == "onRegion"
+        assert href in files, href
+        box = link.find("k:Region/k:LatLonAltBox", NS)
+        n, s_, e, w = (_float(box, t) for t in ("north", "south", "east", "west"))
+        assert n > s_ and e > w
+        lod = link.find("k:Region/k:Lod", NS)
+        lo, hi = _float(lod, "minLodPixels"), _float(lod, "maxLodPixels")
+        assert lo >= 0 and (hi == -1 or hi > lo)
+        sub = ET.fromstring(files[href])
+        assert sub.tag == f"{{{NS['k']}}}kml"
+        _check_order(sub)
+        styles = {st.get("id") for st in sub.iter(f"{{{NS['k']}}}Style")}
+        for pm in sub.iter(f"{{{NS['k']}}}Placemark"):
+            assert pm.find("k:styleUrl", NS).text[1:] in styles
+            href_icon = [h.text for h in sub.iter(f"{{{NS['k']}}}href")]
+            assert all(h in files for h in href_icon)
+            lon, lat, _ = (float(v) for v in pm.find(".//k:coordinates", NS).text.split(","))
+            assert s_ <= lat <= n and w <= lon <= e
+        regions[href] = (link, sub)
+    return root, regions, files, sizes
+
+
 @pytest.mark.parametrize("with_velocity", [True, False])
 def test_timeseries_points_lod_and_balloons(tmp_path, with_velocity):
     data, mask = _timeseries(tmp_path, with_velocity)
     (out,) = export("kmz_timeseries", tmp_path / "timeseries.h5", options={"steps": "4,1", "box": "5"})
-    root, pngs = _kml(out)
+    root, regions, files, _ = _kmz_tree(out)
     levels = root.findall("./k:Document/k:Folder", NS)
     assert [f.find("k:name", NS).text for f in levels] == ["every 4 px", "every 1 px"]
-    fine = levels[1]
-    lods = fine.findall(".//k:Region/k:Lod", NS)
+    fine = levels[1].findall("k:NetworkLink", NS)
+    lods = [link.find("k:Region/k:Lod", NS) for link in fine]
     assert lods and all(_float(x, "minLodPixels") == 40 and _float(x, "maxLodPixels") == -1 for x in lods)
     coarse_lod = levels[0].find(".//k:Region/k:Lod", NS)
     assert _float(coarse_lod, "minLodPixels") == 0 and _float(coarse_lod, "maxLodPixels") == 160
-    points = fine.findall(".//k:Placemark", NS)
+    # doc.kml holds links, not points; the points are in the region files
+    assert not root.findall(".//k:Placemark/k:ExtendedData", NS)
+    points = [pm for link in fine for pm in regions[link.find("k:Link/k:href", NS).text][1].iter(
+        f"{{{NS['k']}}}Placemark")]
     assert len(points) == mask.sum()  # every reliable pixel at the finest level, no masked one
     for p in points[:: max(1, len(points) // 7)]:
         values = {d.get("name"): d.find("k:value", NS).text for d in p.findall(".//k:Data", NS)}
@@ -105,11 +179,79 @@ def test_timeseries_points_lod_and_balloons(tmp_path, with_velocity):
         assert float(values["velocity_cm_per_year"]) == pytest.approx(expect_v, abs=0.02 + 0.01 * abs(expect_v))
         desc = p.find("k:description", NS).text
         assert "<svg" in desc and "polyline" in desc
-        cells = re.findall(r"<td>(\d{8})</td><td align='right'>([-\d.]*)</td>", desc)
+        cells = re.findall(r"^(\d{8}) +([-\d.]*)(?:$|</pre>)", desc.split("<pre")[1], flags=re.M)
         assert [c[0] for c in cells] == DATES
         np.testing.assert_allclose([float(c[1]) for c in cells], data[:, y, x] * 100, atol=0.006)
     ref = root.find(".//k:Placemark[k:name='Reference point']", NS)
-    assert ref is not None and "files/colorbar.png" in pngs
+    assert ref is not None and "files/colorbar.png" in files and "files/dot.png" in files
+
+
+def _big_timeseries(folder: Path, length: int, width: int, num_date: int = 12) -> None:
+    geo = GeoGrid(-99.2, 19.5, 0.0005, -0.0005, epsg=4326)
+    meta = Metadata(Grid(length, width, geo), unit="m", radar=RadarInfo(wavelength=0.0555),
+                    reference=Reference(y=1, x=1))
+    dates = [f"2020{m:02d}01" for m in range(1, num_date + 1)]
+    t = np.arange(num_date, dtype=np.float32)[:, None, None] / 12
+    rate = np.random.default_rng(0).normal(0, 0.02, (1, length, width)).astype(np.float32)
+    with TimeSeriesWriter(folder / "timeseries.h5", meta, dates) as w:
+        w.write("timeseries", rate * t)
+    write_map(folder / "maskTempCoh.h5", meta, "mask", {"mask": np.ones((length, width), bool)}, unit="1")
+
+
+def test_timeseries_kmz_sizes_scale_with_regions_not_one_file(tmp_path):
+    """A frame 4× larger: the total grows ~4× with the points, but doc.kml stays a few hundred bytes per
+    region and no region file grows (each holds at most box² points), so Google Earth never reads
+    the whole frame's points at once (one 59 MB doc.kml before)."""
+    stats = {}
+    for k, (length, width) in enumerate([(60, 80), (120, 160)]):
+        folder = tmp_path / f"s{k}"
+        folder.mkdir()
+        _big_timeseries(folder, length, width)
+        (out,) = export("kmz_timeseries", folder / "timeseries.h5", options={"steps": "8,2,1", "box": "10"})
+        root, regions, files, sizes = _kmz_tree(out)
+        region_sizes = [sizes[h] for h in regions]
+        points = sum(len(list(sub.iter(f"{{{NS['k']}}}Placemark"))) for _, sub in regions.values())
+        stats[k] = dict(doc=sizes["doc.kml"], biggest=max(region_sizes), total=sum(region_sizes), points=points,
+                        regions=len(regions), per_point=max(region_sizes) / 100)
+        assert points == length * width + (length // 2) * (width // 2) + (length // 8) * (width // 8)
+    small, big = stats[0], stats[1]
+    assert big["points"] / small["points"] == pytest.approx(4, rel=0.01)
+    assert big["total"] / small["total"] == pytest.approx(4, rel=0.1)  # linear in the points
+    assert big["biggest"] <= 1.05 * small["biggest"]  # bounded by the box, not by the frame
+    assert big["doc"] / big["regions"] < 600 and big["doc"] < 0.02 * big["total"]
+    # at most box² = 100 points per region file, each under 2 kB with 12 dates
+    assert small["biggest"] < 100 * 2000
+
+
+def test_google_earth_kmz_hides_unreliable_and_empty_pixels(tmp_path):
+    """As MintPy's save_kmz: the velocity map is masked with maskTempCoh.h5 beside it (geo_ beside
+    geo_), so water and unreliable pixels are transparent, not 0 cm/year."""
+    import matplotlib.pyplot as plt
+
+    vel = np.linspace(-0.03, 0.03, L * W, dtype=np.float32).reshape(L, W)
+    vel[8:, :6] = 0.0  # a lake: not inverted, velocity 0
+    vel[3, 4] = 0.0  # the reference pixel: 0 by definition, and data
+    reliable = np.ones((L, W), bool)
+    reliable[8:, :6] = False
+    reliable[:2, 10:] = False  # unreliable (low temporal coherence)
+    for prefix in ("", "geo_"):
+        folder = tmp_path / (prefix or "radar")
+        folder.mkdir()
+        write_map(folder / f"{prefix}velocity.h5", _meta().replace(unit="m/year"), "velocity", {"velocity": vel},
+                  START_DATE=DATES[0], END_DATE=DATES[-1])
+        write_map(folder / f"{prefix}maskTempCoh.h5", _meta(), "mask", {"mask": reliable}, unit="1")
+        (out,) = export("kmz", folder / f"{prefix}velocity.h5", "velocity", options={"vlim": "-2,2"})
+        root, pngs = _kml(out)
+        img = plt.imread(io.BytesIO(pngs[root.find(".//k:GroundOverlay/k:Icon/k:href", NS).text]))
+        np.testing.assert_array_equal(img[..., 3] == 1, reliable)
+        assert img[3, 4, 3] == 1
+    # without a mask file the empty pixels (0 other than the reference) are still hidden; mask=no shows
+    # the unreliable ones
+    (folder / "geo_maskTempCoh.h5").unlink()
+    (out,) = export("kmz", folder / "geo_velocity.h5", "velocity", options={"vlim": "-2,2"})
+    root, pngs = _kml(out)
+    alpha = plt.imread(io.BytesIO(pngs[root.find(".//k:GroundOverlay/k:Icon/k:href", NS).text]))[..., 3]
+    assert (alpha[8:, :6] == 0).all() and alpha[3, 4] == 1 and (alpha[:2, 10:] == 1).all()
 
 
 def test_refusals(tmp_path):

@@ -99,3 +99,14 @@ def test_applies_by_default():
     assert not applies_by_default({"PLATFORM": "Sen"})
     assert not applies_by_default({})
     assert not applies_by_default(_meta("ALOS"))
+
+
+def test_geocoded_constant_range_says_why_nothing_is_removed(tmp_path, caplog):
+    """Geocoded products often give one slant range for the whole scene: the ramp is zero; say so."""
+    r = np.full((L, W), 850e3, np.float32)
+    signal, _ = _write(tmp_path, np.zeros((L, W)), geometry={"slantRangeDistance": r}, geo=True)
+    with caplog.at_level(logging.WARNING):
+        result = run_correction("lod", Template({}), tmp_path)
+    assert "constant" in caplog.text and "removes nothing" in caplog.text and "radar-coded" in caplog.text
+    assert result.summary.startswith("nothing removed")
+    np.testing.assert_allclose(TimeSeries(result.output).read_dates(), signal, atol=1e-6)

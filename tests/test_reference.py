@@ -25,21 +25,23 @@ def T(**values) -> Template:
     return Template({f"mintpy.reference.{k}": str(v) for k, v in values.items()}, warn_unknown=False)
 
 
-def make_stack(tmp_path, coh=None, unw=None, keep=None, geo=True):
+def make_stack(tmp_path, coh=None, unw=None, keep=None, geo=True, shape=SHAPE, with_coherence=True):
     m = len(DATE12)
-    if coh is None:
-        yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    if coh is None and with_coherence:
+        yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
         # a coherent hill centred on (7, 4): the best pixel and the best neighbourhood
         coh = 0.95 - 0.01 * np.hypot(yy - 7, xx - 4)
-        coh = np.broadcast_to(coh, (m,) + SHAPE).astype(np.float32).copy()
+        coh = np.broadcast_to(coh, (m,) + shape).astype(np.float32).copy()
     if unw is None:
-        unw = np.ones((m,) + SHAPE, np.float32)
+        unw = np.ones((m,) + shape, np.float32)
     pairs = Pairs.from_date12(DATE12, None, keep)
-    meta = Metadata(grid=Grid(*SHAPE, GEO if geo else None), radar=RadarInfo(wavelength=0.0555))
+    meta = Metadata(grid=Grid(*shape, GEO if geo else None), radar=RadarInfo(wavelength=0.0555))
     path = tmp_path / "inputs" / "ifgramStack.h5"
-    with StackWriter(path, meta, pairs, ["unwrapPhase", "coherence"]) as w:
+    names = ["unwrapPhase", "coherence"] if with_coherence else ["unwrapPhase"]
+    with StackWriter(path, meta, pairs, names) as w:
         w.write("unwrapPhase", unw, None)
-        w.write("coherence", coh, None)
+        if with_coherence:
+            w.write("coherence", coh, None)
     return path
 
 
@@ -56,9 +58,8 @@ def test_auto_choice_skips_pixels_without_data_and_masked(tmp_path):
     stack = make_stack(tmp_path, unw=unw)
     first = reference.choose_reference(stack, T(), tmp_path)
     assert (first.y, first.x) != (7, 4)
-    # still on the hill, but not next to the gap (masked neighbours lower the 3×3 score)
-    assert abs(first.y - 7) <= 2 and abs(first.x - 4) <= 2
-    assert max(abs(first.y - 7), abs(first.x - 4)) == 2
+    # not next to the gap: the masked gap is an edge of the candidate area, like the image border
+    assert max(abs(first.y - 7), abs(first.x - 4)) >= 2
     # the same gap in a dropped pair does not matter
     stack = make_stack(tmp_path, unw=unw, keep=[True, True, True, False, True])
     assert (reference.choose_reference(stack, T(), tmp_path).y, ) == (7,)
@@ -86,10 +87,10 @@ def test_auto_choice_checks_coverage_without_mask(tmp_path, monkeypatch, num_che
 def test_auto_choice_is_deterministic_on_ties(tmp_path):
     coh = np.full((len(DATE12),) + SHAPE, 0.9, np.float32)
     stack = make_stack(tmp_path, coh=coh)
-    # flat coherence: the interior pixels tie on every score → smallest y, then x, away from the edge
+    # flat coherence: the interior pixels tie on the score → the deepest, nearest the centre, then y, x
     for _ in range(2):
         choice = reference.choose_reference(stack, T(), tmp_path)
-        assert (choice.y, choice.x) == (1, 1)
+        assert (choice.y, choice.x) == (5, 4)
 
 
 def test_auto_choice_uses_written_averages(tmp_path):
@@ -102,6 +103,80 @@ def test_auto_choice_uses_written_averages(tmp_path):
     write_map(tmp_path / "avgSpatialCoh.h5", Metadata(grid=Grid(*SHAPE)), "coherence", {"coherence": coh})
     choice = reference.choose_reference(stack, T(), tmp_path)
     assert (choice.y, choice.x) == (3, 7)
+
+
+def _depth_from_edges(y, x, shape, bad=None):
+    """Chessboard distance of (y, x) to the image border or to the nearest ``bad`` pixel (slow, obvious)."""
+    d = min(y + 1, x + 1, shape[0] - y, shape[1] - x)
+    if bad is not None and bad.any():
+        by, bx = np.nonzero(bad)
+        d = min(d, int(np.min(np.maximum(np.abs(by - y), np.abs(bx - x)))))
+    return d
+
+
+def test_auto_choice_without_coherence_is_central_and_says_so(tmp_path, caplog):
+    """No coherence (e.g. an unwrapped stack without .cor files): not the first row, and no 'coherence 1.000'."""
+    shape = (60, 80)
+    stack = make_stack(tmp_path, shape=shape, with_coherence=False)
+    with caplog.at_level("INFO", logger="sbts.core.reference"):
+        choice = reference.choose_reference(stack, T(), tmp_path)
+    margin = reference.edge_margin(shape)
+    assert margin == 3
+    # flat scores: the deepest pixels win, i.e. the centre of the image
+    assert abs(choice.y - 29.5) <= 1 and abs(choice.x - 39.5) <= 1
+    assert "coherence 1.000" not in caplog.text and "no coherence" in caplog.text
+
+
+def test_auto_choice_on_coherent_unmasked_ground_away_from_edges(tmp_path):
+    """A realistic layout: the most coherent ground runs along the first rows and the left edge (where
+    a pick by coherence alone lands), a lake is masked, a decorrelated valley crosses the scene.  The
+    choice must be coherent with coherent surroundings, unmasked, and well away from the image edge and
+    from the mask."""
+    shape = (80, 100)
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    coh = 0.88 + 0.04 * rng.random(shape)
+    coh[:4, :] = 0.99  # brightest: the image's first rows
+    coh[:, :3] = 0.99  # and the left edge
+    coh[np.abs(xx - 60) < 4] = 0.3  # a decorrelated valley
+    lake = np.hypot(yy - 40, xx - 30) < 12
+    coh_stack = np.broadcast_to(coh, (len(DATE12),) + shape).astype(np.float32).copy()
+    stack = make_stack(tmp_path, coh=coh_stack, shape=shape)
+    write_map(tmp_path / "myMask.h5", Metadata(grid=Grid(*shape)), "mask", {"mask": ~lake})
+    choice = reference.choose_reference(stack, T(maskFile="myMask.h5"), tmp_path)
+    y, x = choice.y, choice.x
+    margin, r = reference.edge_margin(shape), reference.neighbourhood_radius(shape)
+    assert (margin, r) == (4, 2)
+    assert not lake[y, x] and coh[y, x] >= 0.85
+    assert (coh[y - r:y + r + 1, x - r:x + r + 1] >= 0.85).all()  # coherent surroundings, not the valley's shore
+    assert _depth_from_edges(y, x, shape, lake) >= 4 * margin  # well inside: not the bright first rows/edge
+
+
+def test_auto_choice_among_scattered_coherent_pixels_is_not_on_the_edge(tmp_path):
+    """A city: only scattered pixels reach minCoherence, the brightest on the first rows (the Mexico City
+    stack, where sbts picked y = 1).  Each is 'on an edge' of the thresholded area; the depth is measured
+    to the image border and the masks instead, so an interior one is chosen."""
+    shape = (60, 100)
+    rng = np.random.default_rng(5)
+    coh = (0.55 + 0.15 * rng.random(shape)).astype(np.float32)
+    strong = [(0, 12), (1, 28), (1, 29), (0, 70), (7, 3), (12, 37), (21, 55), (33, 80), (47, 20), (58, 90)]
+    for y, x in strong:
+        coh[y, x] = 0.86
+    coh[0:2, 27:31] = 0.9  # the first rows: the brightest clump
+    stack = make_stack(tmp_path, coh=np.broadcast_to(coh, (len(DATE12),) + shape).copy(), shape=shape)
+    choice = reference.choose_reference(stack, T(), tmp_path)
+    assert coh[choice.y, choice.x] >= 0.85
+    assert _depth_from_edges(choice.y, choice.x, shape) > reference.edge_margin(shape)
+
+
+def test_edge_depth_matches_a_slow_reference():
+    rng = np.random.default_rng(0)
+    area = rng.random((17, 23)) > 0.2
+    depth = reference.edge_depth(area)
+    for y in range(17):
+        for x in range(23):
+            want = _depth_from_edges(y, x, area.shape, ~area) if area[y, x] else 0
+            assert depth[y, x] == want, (y, x)
 
 
 def test_rank_candidates_order():
@@ -119,10 +194,11 @@ def test_given_yx_accepted_and_refused(tmp_path):
     stack = make_stack(tmp_path, unw=unw)
     choice = reference.choose_reference(stack, T(yx="1,2"), tmp_path)
     assert (choice.y, choice.x, choice.method) == (1, 2, "yx")
+    auto = reference.choose_reference(stack, T(), tmp_path)
     with pytest.raises(DataError) as err:
         reference.choose_reference(stack, T(yx="3,3"), tmp_path)
     msg = str(err.value)
-    assert "y/x = 3, 3" in msg and DATE12[2] in msg and "automatic choice would be y/x = 7, 4" in msg
+    assert "y/x = 3, 3" in msg and DATE12[2] in msg and f"automatic choice would be y/x = {auto.y}, {auto.x}" in msg
     with pytest.raises(DataError, match=DATE12[4]):
         reference.choose_reference(stack, T(yx="5,5"), tmp_path)
     with pytest.raises(DataError, match="outside the 12×10 image"):

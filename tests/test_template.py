@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -90,3 +91,93 @@ def test_parser_raises_only_template_errors(text):
             parse_text(text)
     except TemplateError as exc:
         assert "line" in str(exc)
+
+
+# ---------------------------------------------------------------- MintPy keys sbts does not implement
+def _stock_template(mintpy_oracle, tmp_path):
+    """MintPy 1.6.4's own smallbaselineApp.cfg, read from the oracle install (never copied into sbts)."""
+    proc = mintpy_oracle.python("import mintpy, os; print(os.path.join(os.path.dirname(mintpy.__file__), "
+                                "'defaults', 'smallbaselineApp.cfg'))")
+    path = tmp_path / "smallbaselineApp.cfg"
+    path.write_text(open(proc.stdout.strip()).read())
+    return path
+
+
+def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_path, caplog):
+    path = _stock_template(mintpy_oracle, tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level("INFO", logger="sbts.core.template"):
+            t = Template.read(path)
+    assert [str(w.message) for w in caught if issubclass(w.category, UnknownKeyWarning)] == []
+    lines = [r.getMessage() for r in caplog.records if "does not implement" in r.getMessage()]
+    assert len(lines) == 1  # one line for all of them
+    for key in ("mintpy.load.ionUnwFile", "mintpy.load.azOffFile", "mintpy.troposphericDelay.operaDir",
+                "mintpy.compute.config",
+                "mintpy.solidEarthTides", "mintpy.ionosphericDelay.method", "mintpy.load.frequency"):
+        assert key in lines[0]
+    assert t.get_str("mintpy.networkInversion.weightFunc", ["var", "fim", "coh", "no"]) == "var"
+    # the same file with a step that sbts would ignore switched on is refused, naming the key
+    text = path.read_text().replace("mintpy.solidEarthTides = auto", "mintpy.solidEarthTides = yes")
+    assert "mintpy.solidEarthTides = yes" in text
+    (tmp_path / "set.cfg").write_text(text)
+    with pytest.raises(TemplateError, match=r"mintpy.solidEarthTides = 'yes'.*not implemented"):
+        Template.read(tmp_path / "set.cfg")
+
+
+@pytest.mark.parametrize("line", [
+    "mintpy.solidEarthTides = yes",
+    "mintpy.ionosphericDelay.method = split_spectrum",
+    "mintpy.ionosphericDelay.excludeDate = 20200101",
+    "mintpy.load.ionUnwFile = ../ion/*/filt*.unw",
+    "mintpy.load.azOffFile = ../offsets/*/azimuth.off",
+    "mintpy.troposphericDelay.operaDir = ./myOPERA",
+    "mintpy.troposphericDelay.method = opera",
+    "mintpy.compute.cluster = slurm",
+    "mintpy.compute.config = slurm_cfg",
+])
+def test_unimplemented_steps_are_refused_not_ignored(line):
+    key = line.split(" = ")[0]
+    with pytest.raises(TemplateError, match=re.escape(key) + r" = .*not implemented in sbts"):
+        Template.from_text(line)
+
+
+@pytest.mark.parametrize("line", ["mintpy.solidEarthTides = no", "mintpy.solidEarthTides = auto",
+                                  "mintpy.ionosphericDelay.method = no", "mintpy.load.ionUnwFile = auto",
+                                  "mintpy.troposphericDelay.operaDir = ./OPERA", "mintpy.load.frequency = A"])
+def test_unimplemented_keys_left_unset_are_accepted_quietly(line):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownKeyWarning)
+        Template.from_text(line)
+
+
+def test_hdfeos5_keys_are_known():
+    text = ("relative_orbit = 128\nbeam_mode = IW\nfirst_frame = 593\nlast_frame = 597\nbeam_swath = 1\n"
+            "unavco.processing_dem = SRTM\nhdfeos5.unwrap_method = snaphu\nmission = S1\n"
+            "mintpy.save.hdfEos5.relative_orbit = 128\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownKeyWarning)
+        Template.from_text(text)
+
+
+def test_renamed_mintpy_key_says_so():
+    with pytest.warns(UnknownKeyWarning) as record:
+        Template.from_text("mintpy.velocity.excludeDate = 20200101")
+    (message,) = [str(w.message) for w in record]
+    assert "mintpy.timeFunc.excludeDate" in message and "former name" in message
+    assert "did you mean" not in message and "mintpy.network.excludeDate" not in message
+
+
+@pytest.mark.parametrize("line", ["mintpy.solidEarthTides = yes", "mintpy.ionosphericDelay.method = split_spectrum"])
+def test_sbts_run_refuses_unimplemented_step_in_one_line(tmp_path, line):
+    from click.testing import CliRunner
+
+    from sbts.cli.main import cli
+
+    template = tmp_path / "Proj.txt"
+    template.write_text(f"mintpy.load.unwFile = ./ifg/*.unw\n{line}\n")
+    result = CliRunner().invoke(cli, ["run", str(template), "--work-dir", str(tmp_path / "work")])
+    assert result.exit_code != 0
+    errors = [x for x in result.output.splitlines() if x.startswith("Error")]
+    assert len(errors) == 1 and line.split(" = ")[0] in errors[0] and "not implemented" in errors[0]
+    assert "Traceback" not in result.output

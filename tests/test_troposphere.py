@@ -340,3 +340,23 @@ def test_era5_download_only_when_asked_and_with_credentials(tmp_path, kyushu, mo
     s, n, w, e = calls[0][4]
     assert s < np.nanmin(layers["latitude"]) and n > np.nanmax(layers["latitude"]) and w < e
     assert result.output.exists() and (weather / "ERA5").is_dir()
+
+
+def test_era5_without_pyaps3_says_how_to_install(tmp_path, monkeypatch):
+    """pyaps3 is an optional extra: its absence is a one-line error with the install command."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from sbts.cli.main import cli
+    from sbts.core.errors import PluginError
+
+    meta = Metadata(Grid(4, 5), unit="m", reference=Reference(y=1, x=1, date=dt.date(2020, 1, 1)))
+    _write_ts(tmp_path / "timeseries.h5", meta.with_radar(center_line_utc=3600.0), ["20200101", "20200113"],
+              np.zeros((2, 4, 5)))
+    monkeypatch.setitem(sys.modules, "pyaps3", None)  # import pyaps3 → ImportError
+    with pytest.raises(PluginError, match=r"pyaps3.*pip install 'sbts\[weather\]'"):
+        run_correction("pyaps", Template({}), tmp_path)
+    result = CliRunner().invoke(cli, ["correct", "pyaps", "-i", str(tmp_path / "timeseries.h5")])
+    assert result.exit_code != 0
+    assert "pip install 'sbts[weather]'" in result.output and "Traceback" not in result.output

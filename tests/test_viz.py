@@ -71,7 +71,12 @@ def test_view_layers_and_values(demo):
     layers = resolve_layers(ts, [f"{d1}_{d2}"])
     md = prepare_maps(ts, layers, unit="m")
     cube = ts.read_dates()
-    np.testing.assert_allclose(md.arrays[0], cube[-1] - cube[2], atol=1e-6)
+    # pixels the inversion left empty (0 at every date, MintPy's no-data) are not drawn as zero
+    empty = np.all(cube == 0, axis=0)
+    empty[ts.metadata.reference.y, ts.metadata.reference.x] = False
+    assert empty.any()
+    want = np.where(empty, np.nan, cube[-1] - cube[2])
+    np.testing.assert_allclose(md.arrays[0], want, atol=1e-6)
     # re-referencing to a pixel puts zero there
     md = prepare_maps(ts, resolve_layers(ts, [d2]), ref_yx=(30, 40))
     assert md.arrays[0][30, 40] == 0
@@ -266,3 +271,126 @@ def test_overview(demo):
     assert any(n.startswith("timeseries") for n in names)
     for p in written:
         png_ok(p, 4)
+
+
+# ---------------------------------------------------------------------------- colours, no data, units, titles
+def _velocity_file(path: Path, ref=(3, 4)) -> tuple[Path, dict]:
+    """velocity.h5 as `sbts velocity` writes it, with a strip of empty pixels (0, MintPy's no-data)."""
+    from sbts.core.products import write_map
+
+    rng = np.random.default_rng(1)
+    shape = (20, 30)
+    data = {"velocity": rng.normal(0, 0.01, shape), "velocityStd": np.abs(rng.normal(0.002, 0.001, shape)),
+            "annualAmplitude": np.abs(rng.normal(0.005, 0.002, shape)),
+            "annualAmplitudeStd": np.abs(rng.normal(0.001, 0.0005, shape)),
+            "residue": np.abs(rng.normal(0.003, 0.001, shape))}
+    data["velocity"][ref] = 0.0
+    for v in data.values():
+        v[15:, :] = 0.0  # not inverted: every output is 0 there
+    meta = _grid_meta(*shape).with_reference(y=ref[0], x=ref[1], date=_dt.date(2020, 1, 13))
+    units = {"velocity": "m/year", "velocityStd": "m/year"}
+    write_map(path, meta, "velocity", {k: v.astype(np.float32) for k, v in data.items()}, unit="m/year",
+              START_DATE="20200101", END_DATE="20211231")
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        for k in data:
+            f[k].attrs["UNIT"] = units.get(k, "m")
+    return path, data
+
+
+def _images(fig):
+    return {ax.get_title(): ax.get_images()[0] for ax in fig.axes if ax.get_images()}
+
+
+def test_magnitudes_use_a_sequential_map_from_zero(tmp_path):
+    """Standard deviations, amplitudes and residues are ≥ 0: a sequential colour map starting at 0, not a
+    diverging one centred on 0 (which spends half its colours on impossible negative values)."""
+    from sbts.core.viz import common as c
+    from sbts.core.viz.maps import view
+
+    path, data = _velocity_file(tmp_path / "velocity.h5")
+    images = _images(view(path))
+    for name in ("velocityStd", "annualAmplitude", "annualAmplitudeStd", "residue"):
+        im = images[name]
+        assert im.get_cmap().name == c.SEQUENTIAL_CMAP, name
+        assert im.norm.vmin == 0 and im.norm.vmax > 0, name
+        # in cm (per year) like the velocity, and the limit is the 98th percentile of the shown values
+        shown = np.abs(data[name][:15]) * 100
+        assert im.norm.vmax == pytest.approx(np.percentile(shown, 98), rel=1e-5), name
+    vel = images["velocity"]
+    assert vel.get_cmap().name == "RdBu_r" and vel.norm.vmin == -vel.norm.vmax
+
+
+def test_no_data_is_transparent_not_the_zero_colour(tmp_path):
+    """Empty pixels (0 in every output) are masked and drawn over the grey background; the reference
+    pixel, 0 by definition, is data."""
+    import matplotlib.colors as mcolors
+
+    from sbts.core.products import Product, TimeSeriesWriter
+    from sbts.core.viz.maps import view
+
+    path, _ = _velocity_file(tmp_path / "velocity.h5")
+    fig = view(path, ["velocity"])
+    im = fig.axes[0].get_images()[0]
+    shown = im.get_array()
+    assert np.ma.getmaskarray(shown)[15:].all() and not np.ma.getmaskarray(shown)[:15].any()
+    assert not np.ma.getmaskarray(shown)[3, 4]  # the reference pixel
+    assert mcolors.to_rgba(fig.axes[0].get_facecolor()) != mcolors.to_rgba(im.get_cmap()(0.5))
+    assert im.get_cmap().get_bad()[3] == 0  # masked → transparent
+    # a time series: empty pixels are 0 at every date; the reference date is 0 everywhere and stays data
+    meta = _grid_meta(20, 30).with_reference(y=3, x=4, date=_dt.date(2020, 1, 1))
+    dates = ["20200101", "20200113", "20200125"]
+    cube = np.random.default_rng(0).normal(0, 0.01, (3, 20, 30)).astype(np.float32)
+    cube[0] = 0
+    cube[:, 3, 4] = 0
+    cube[:, 10:12, 5:9] = 0
+    with TimeSeriesWriter(tmp_path / "timeseries.h5", meta, dates) as w:
+        w.write("timeseries", cube)
+    for date in dates:
+        fig = view(tmp_path / "timeseries.h5", [date])
+        m = np.ma.getmaskarray(fig.axes[0].get_images()[0].get_array())
+        assert m[10:12, 5:9].all() and m.sum() == 8 and not m[3, 4], date
+    # with the display re-referenced to another pixel, the empty pixels stay empty
+    fig = view(tmp_path / "timeseries.h5", ["20200125"], ref_yx=(0, 0))
+    assert np.ma.getmaskarray(fig.axes[0].get_images()[0].get_array())[10:12, 5:9].all()
+    assert Product.open(tmp_path / "timeseries.h5").metadata.reference.y == 3
+
+
+def test_dem_error_is_shown_in_metres(tmp_path):
+    from sbts.core.products import write_map
+    from sbts.core.viz.maps import view
+
+    dz = np.linspace(-8, 12, 600, dtype=np.float32).reshape(20, 30)
+    path = write_map(tmp_path / "demErr.h5", _grid_meta(20, 30), "dem", {"dem": dz}, unit="m")
+    fig = view(path)
+    im = fig.axes[0].get_images()[0]
+    np.testing.assert_allclose(im.get_array(), dz, atol=1e-5)  # metres, not centimetres
+    assert fig.axes[1].get_ylabel() == "dem (m)"
+    assert im.get_cmap().name == "RdBu_r" and im.norm.vmin == -im.norm.vmax
+
+
+def test_titles_give_time_span_and_reference_date(tmp_path):
+    from sbts.core.products import TimeSeriesWriter
+    from sbts.core.viz.maps import view
+
+    path, _ = _velocity_file(tmp_path / "velocity.h5")
+    title = view(path, ["velocity"]).axes[0].get_title()
+    assert "20200101–20211231" in title and "ref. date 20200113" in title
+    assert "20200101–20211231" in view(path)._suptitle.get_text()
+    meta = _grid_meta(20, 30).with_reference(y=3, x=4, date=_dt.date(2020, 1, 13))
+    with TimeSeriesWriter(tmp_path / "timeseries.h5", meta, ["20200101", "20200113", "20200125"]) as w:
+        w.write("timeseries", np.ones((3, 20, 30), np.float32))
+    title = view(tmp_path / "timeseries.h5", ["20200125"]).axes[0].get_title()
+    assert "20200125" in title and "20200101–20200125" in title and "ref. date 20200113" in title
+    assert "ref. date 20200113" in view(tmp_path / "timeseries.h5")._suptitle.get_text()
+
+
+def test_overview_velocity_title_has_span(demo):
+    from sbts.core.viz.maps import render
+    from sbts.core.viz.overview import _velocity_map
+
+    product, md, title = _velocity_map(demo, None, None)
+    fig = render(product, md, title=title)
+    text = fig.axes[0].get_title()
+    assert "velocity" in text and "–" in text and "ref. date" in text

@@ -243,30 +243,64 @@ def unit_scale(unit: str | None, target: str | None = None) -> tuple[float, str]
     return factor, target_base + (f"/{per}" if per else "")
 
 
+SEQUENTIAL_CMAP = "viridis"  # magnitudes (≥ 0): standard deviations, amplitudes, residues
+
+
+def is_magnitude_kind(name: str = "") -> bool:
+    """Non-negative quantities (standard deviations, amplitudes, residues): a sequential map from 0."""
+    lname = name.rsplit("/", 1)[-1].lower()
+    return (lname.endswith(("std", "amplitude")) or lname in ("residue", "rms", "magnitude", "amplitude"))
+
+
+def is_dem_error(name: str = "", path: str | os.PathLike | None = None) -> bool:
+    """The DEM error (MintPy's demErr.h5, dataset ``dem``): signed, and shown in metres as MintPy does."""
+    lname = name.rsplit("/", 1)[-1].lower()
+    if lname in ("demerr", "dem_error", "demerror"):
+        return True
+    return lname == "dem" and path is not None and "demerr" in Path(path).stem.lower()
+
+
 def is_signed_kind(unit: str | None, name: str = "") -> bool:
     """Displacement-like data (zero at the reference): a diverging colour map centred on 0."""
     u = (unit or "").split("/")[0]
-    if name.lower() in ("height", "latitude", "longitude", "slantrangedistance", "incidenceangle", "azimuthangle"):
+    lname = name.rsplit("/", 1)[-1].lower()
+    if lname in ("height", "latitude", "longitude", "slantrangedistance", "incidenceangle", "azimuthangle"):
+        return False
+    if is_magnitude_kind(name):
         return False
     return u in _LENGTH or u == "radian"
 
 
-def default_cmap(unit: str | None, name: str = "", wrapped: bool = False) -> str:
-    lname = name.lower()
+def display_kind(unit: str | None, name: str = "", path: str | os.PathLike | None = None) -> str:
+    """How a dataset is drawn: ``dem_error``, ``magnitude``, ``signed`` or ``other``."""
+    if is_dem_error(name, path):
+        return "dem_error"
+    u = (unit or "").split("/")[0]
+    if is_magnitude_kind(name) and (u in _LENGTH or u in ("radian", "", "1")):
+        return "magnitude"
+    return "signed" if is_signed_kind(unit, name) else "other"
+
+
+def default_cmap(unit: str | None, name: str = "", wrapped: bool = False, kind: str | None = None) -> str:
+    lname = name.rsplit("/", 1)[-1].lower()
     if wrapped:
         return "twilight_shifted"
     if "coherence" in lname or lname in ("mask", "watermask", "shadowmask") or lname.startswith("mask"):
         return "gray"
+    kind = kind or display_kind(unit, name)
+    if kind in ("dem_error", "signed"):
+        return "RdBu_r"
+    if kind == "magnitude":
+        return SEQUENTIAL_CMAP
     if lname == "height" or lname.startswith("dem"):
         return "terrain"
-    if is_signed_kind(unit, name):
-        return "RdBu_r"
     return "viridis"
 
 
 def robust_vlim(arrays: Sequence[np.ndarray], symmetric: bool, percentile: float = 2.0,
-                fixed: tuple[float, float] | None = None) -> tuple[float, float]:
-    """Colour limits: the 2–98 % range of the finite values (symmetric about 0 for signed data).
+                fixed: tuple[float, float] | None = None, from_zero: bool = False) -> tuple[float, float]:
+    """Colour limits: the 2–98 % range of the finite values (symmetric about 0 for signed data;
+    from 0 to the 98th percentile for magnitudes).
 
     Percentiles rather than min/max so a few outliers (unwrapping errors, edges) do not wash out
     the map.
@@ -281,6 +315,9 @@ def robust_vlim(arrays: Sequence[np.ndarray], symmetric: bool, percentile: float
     if v.size > 2_000_000:
         v = v[:: v.size // 1_000_000]
     lo, hi = np.percentile(v, [percentile, 100 - percentile])
+    if from_zero:
+        hi = float(np.percentile(np.abs(v), 100 - percentile))
+        return 0.0, hi if hi > 0 else 1.0
     if symmetric:
         m = max(abs(lo), abs(hi))
         if m == 0:
@@ -333,8 +370,13 @@ def read_pixel(path: str | os.PathLike, name: str, y: int, x: int) -> np.ndarray
         return np.asarray(ds[y, x] if ds.ndim == 2 else ds[:, y, x])
 
 
+HDFEOS5_MASK = "HDFEOS/GRIDS/timeseries/quality/mask"
+
+
 def mask_dataset_name(path: str | os.PathLike) -> str:
     with open_h5(path) as f:
+        if HDFEOS5_MASK in f:  # an HDF-EOS5 file carries its own reliable-pixel mask
+            return HDFEOS5_MASK
         names = [n for n, o in f.items() if getattr(o, "ndim", 0) == 2]
     name = next((n for n in ("mask", "waterMask") if n in names), names[0] if names else None)
     if name is None:
@@ -354,6 +396,15 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int], stride: int = 1,
         with np.errstate(invalid="ignore"):
             return np.isfinite(data) & (data != 0)
     return data != 0
+
+
+def auto_mask(path: str | os.PathLike) -> Path | None:
+    """The mask for ``--mask auto``: the file itself when it is HDF-EOS5 (quality/mask), else the
+    maskTempCoh.h5 beside it."""
+    with open_h5(path) as f:
+        if HDFEOS5_MASK in f:
+            return Path(path)
+    return find_beside(path, "maskTempCoh.h5")
 
 
 def find_beside(path: str | os.PathLike, name: str) -> Path | None:
@@ -402,6 +453,6 @@ def date_axis(ax) -> None:
 __all__ = [
     "has_display", "want_interactive", "new_figure", "finish", "close", "extent", "yx_to_plot", "plot_to_yx",
     "label_axes", "check_pixel", "lalo_to_yx", "pixel_from_options", "great_circle_km", "unit_scale",
-    "default_cmap", "robust_vlim", "wrap", "display_stride", "read_strided", "read_pixel", "read_mask",
+    "default_cmap", "robust_vlim", "display_kind", "is_magnitude_kind", "is_dem_error", "wrap", "display_stride", "read_strided", "read_pixel", "read_mask",
     "find_beside", "hillshade", "date_axis", "MAX_DISPLAY_PIXELS",
 ]

@@ -28,7 +28,7 @@ import numpy as np
 from ..dates import format_date, parse_date
 from ..errors import InputError
 from ..h5io import open_h5
-from ..products import UNITS, IfgramStack, Product, TimeSeries
+from ..products import UNITS, HdfEos5TimeSeries, IfgramStack, Product, TimeSeries
 from . import common as c
 
 logger = logging.getLogger(__name__)
@@ -69,12 +69,23 @@ class Layer:
 
 
 # ---------------------------------------------------------------------------- dataset selection
+def short_name(dataset: str) -> str:
+    """The dataset's own name without its group path (HDF-EOS5: ``.../quality/temporalCoherence``)."""
+    return dataset.rsplit("/", 1)[-1]
+
+
 def dataset_unit(product: Product, name: str) -> str:
-    """Unit of a dataset: its own UNIT attribute, else the known MintPy unit, else the file's."""
+    """Unit of a dataset: its own UNIT (HDF-EOS5: Units) attribute, else the known MintPy unit, else the file's."""
+    name = product.resolve(name)
     with open_h5(product.path) as f:
         u = f[name].attrs.get("UNIT") if name in f else None
     if u is not None:
         return u.decode() if isinstance(u, bytes) else str(u)
+    if isinstance(product, HdfEos5TimeSeries) and product.has(name):
+        u = product.dataset_unit(name)
+        if u is not None:
+            return u
+    name = short_name(name)
     base = name[:-3] if name.endswith("Std") else name
     if isinstance(product, TimeSeries) and name == product.dataset_name:
         return product.metadata.unit or "m"
@@ -126,13 +137,15 @@ def _unknown(product: Product, spec: str) -> InputError:
         extra = f"; dates {product.date_strings[0]}..{product.date_strings[-1]}"
     elif isinstance(product, IfgramStack):
         extra = f"; pairs such as {product.pairs.date12[0]}" if len(product.pairs) else ""
+    names = [short_name(n) for n in _two_d(product) + _three_d(product)]
     return InputError(f"{product.path}: no dataset, date or pair matches {spec!r} "
-                      f"(datasets: {', '.join(_two_d(product) + _three_d(product))}{extra})")
+                      f"(datasets: {', '.join(names)}{extra})")
 
 
 def _resolve_one(product: Product, spec: str) -> list[Layer]:
     path = product.path
     names = product.datasets
+    spec = product.resolve(spec)
     dataset, sel = spec, None
     if spec not in names and "-" in spec and spec.split("-", 1)[0] in names:
         dataset, sel = spec.split("-", 1)
@@ -140,7 +153,7 @@ def _resolve_one(product: Product, spec: str) -> list[Layer]:
         shape = product.dataset_shape(dataset)
         unit = dataset_unit(product, dataset)
         if len(shape) == 2:
-            return [Layer(path, dataset, dataset, unit)]
+            return [Layer(path, dataset, short_name(dataset), unit)]
         if len(shape) == 3:
             return _all_layers(product, dataset, unit)
         raise InputError(f"{path}: dataset {dataset!r} is not a map (shape {shape})")
@@ -240,12 +253,52 @@ class MapData:
         return self.vlims[0]
 
 
+def no_data_mask(product: Product, stride: int = 1) -> np.ndarray | None:
+    """True where a time series or velocity file has no data, on the display grid (None: nothing to hide).
+
+    MintPy (and sbts) write 0, not NaN, where the inversion left a pixel empty; drawn as is, those pixels
+    take the colour of zero displacement.  A pixel is empty when its value is exactly 0 on the date
+    farthest from the reference date (time series) or in ``velocity`` (velocity files), other than the
+    reference pixel, which is 0 by definition.
+    """
+    meta = product.metadata
+    if isinstance(product, TimeSeries):
+        n = len(product.dates)
+        ref_date = meta.reference.date
+        ref_index = product.dates.index(ref_date) if ref_date in product.dates else None
+        probe = n - 1 if ref_index is None or ref_index < n / 2 else 0
+        if probe == ref_index:
+            return None  # a single date, the reference: zero everywhere
+        data = c.read_strided(product.path, product.dataset_name, probe, stride)
+    elif meta.file_type == "velocity" and product.has("velocity"):
+        data = c.read_strided(product.path, "velocity", None, stride)
+    else:
+        return None
+    empty = data == 0
+    ref = meta.reference
+    if ref.has_point and ref.y % stride == 0 and ref.x % stride == 0 and \
+            0 <= ref.y // stride < empty.shape[0] and 0 <= ref.x // stride < empty.shape[1]:
+        empty[ref.y // stride, ref.x // stride] = False
+    return empty if empty.any() else None
+
+
+def _zero_is_no_data(product: Product, layer: Layer) -> bool:
+    """Interferogram phase: 0 means 'not unwrapped' (MintPy's convention), never a measured value."""
+    return isinstance(product, IfgramStack) and short_name(layer.dataset) in ("unwrapPhase", "wrapPhase")
+
+
 def prepare_maps(product: Product, layers: Sequence[Layer], *, mask: str | os.PathLike | None = None,
                  vlim: tuple[float, float] | None = None, cmap: str | None = None, unit: str | None = None,
                  ref_yx: tuple[int, int] | None = None, wrap: bool = False,
                  wrap_range: tuple[float, float] | None = None,
                  max_pixels: int = c.MAX_DISPLAY_PIXELS) -> MapData:
-    """Read and transform the layers for display (shared by ``view``, ``tsview`` and the overview)."""
+    """Read and transform the layers for display (shared by ``view``, ``tsview`` and the overview).
+
+    Colours: displacement-like data on a diverging map centred on 0 (symmetric limits); magnitudes
+    (standard deviations, amplitudes, residues) on a sequential map from 0; the DEM error in metres
+    (as MintPy); no data (NaN, masked, or the 0 that MintPy writes for empty pixels) is left
+    transparent over the grey background, never in the colour of zero.
+    """
     meta = product.metadata
     stride = c.display_stride(meta.grid.shape, max_pixels)
     if stride > 1:
@@ -255,13 +308,24 @@ def prepare_maps(product: Product, layers: Sequence[Layer], *, mask: str | os.Pa
     if ref is not None and not (0 <= ref[0] < meta.grid.length and 0 <= ref[1] < meta.grid.width):
         ref = None  # a stale REF_Y/REF_X outside a cropped file: nothing to draw
     valid = None if mask is None else c.read_mask(mask, meta.grid.shape, stride)
-    arrays, units, signs, kinds = [], [], [], []
+    empty = no_data_mask(product, stride)
+    stored_ref = (meta.reference.y, meta.reference.x) if meta.reference.has_point else None
+    arrays, units, kinds, drawn = [], [], [], []
     for layer in layers:
-        signed = c.is_signed_kind(layer.unit, layer.dataset)
-        factor, shown_unit = c.unit_scale(layer.unit, unit) if signed or unit else (1.0, layer.unit)
+        kind = c.display_kind(layer.unit, layer.dataset, product.path)
+        length_like = kind in ("signed", "magnitude", "dem_error")
+        target = unit if unit else ("m" if kind == "dem_error" else None)
+        factor, shown_unit = c.unit_scale(layer.unit, target) if length_like or unit else (1.0, layer.unit)
         data = layer.read(stride)
-        boolean = not signed and c.is_bool_like(data)
-        if ref_yx is not None and signed:
+        boolean = kind == "other" and c.is_bool_like(data)
+        if _zero_is_no_data(product, layer):
+            zero = data == 0
+            if stored_ref is not None and stored_ref[0] % stride == 0 and stored_ref[1] % stride == 0:
+                zero[stored_ref[0] // stride, stored_ref[1] // stride] = False
+            data = np.where(zero, np.nan, data)
+        if empty is not None:
+            data = np.where(empty, np.nan, data)
+        if ref_yx is not None and kind in ("signed", "dem_error"):
             data = data - layer.value_at(*ref_yx)
         data = data * factor
         if wrap:
@@ -270,8 +334,8 @@ def prepare_maps(product: Product, layers: Sequence[Layer], *, mask: str | os.Pa
             data = np.where(valid, data, np.nan)
         arrays.append(data)
         units.append(shown_unit)
-        signs.append(signed and not wrap and not boolean)
-        kinds.append("mask" if boolean else layer.dataset)
+        kinds.append("wrapped" if wrap else ("mask" if boolean else kind))
+        drawn.append("mask" if boolean else short_name(layer.dataset))
     vlims, cmaps = [], []
     groups: dict[tuple[str, str], list[int]] = {}
     for k, layer in enumerate(layers):
@@ -280,16 +344,18 @@ def prepare_maps(product: Product, layers: Sequence[Layer], *, mask: str | os.Pa
     for members in groups.values():
         k0 = members[0]
         fixed = vlim
-        if fixed is None and (kinds[k0] == "mask" or "coherence" in kinds[k0].lower()) and not wrap:
+        if fixed is None and (kinds[k0] == "mask" or "coherence" in drawn[k0].lower()) and not wrap:
             fixed = (0.0, 1.0)  # coherence and masks are read on their natural 0–1 scale
         if fixed is None and wrap:
             fixed = wrap_range if wrap_range is not None else (-math.pi, math.pi)
-        lim = c.robust_vlim([arrays[k] for k in members], symmetric=signs[k0], fixed=fixed)
+        lim = c.robust_vlim([arrays[k] for k in members], symmetric=kinds[k0] in ("signed", "dem_error"),
+                            fixed=fixed, from_zero=kinds[k0] == "magnitude")
         for k in members:
             limits[k] = lim
     for k, layer in enumerate(layers):
         vlims.append(limits[k])
-        cmaps.append(cmap or c.default_cmap(layer.unit, kinds[k], wrapped=wrap))
+        kind = None if kinds[k] in ("mask", "wrapped") else kinds[k]
+        cmaps.append(cmap or c.default_cmap(layer.unit, drawn[k], wrapped=wrap, kind=kind))
     return MapData(arrays, list(layers), units, vlims, cmaps, stride, ref)
 
 
@@ -331,7 +397,8 @@ def draw_map(ax, data: np.ndarray, meta, md: MapData, dem_shade: np.ndarray | No
 
 def colorbar_label(md: MapData, k: int = 0) -> str:
     layer, unit = md.layers[k], md.units[k]
-    return f"{layer.dataset} ({unit})" if unit and unit != "1" else layer.dataset
+    name = short_name(layer.dataset)
+    return f"{name} ({unit})" if unit and unit != "1" else name
 
 
 def view(path: str | os.PathLike, datasets: Sequence[str] | None = None, *, mask: str | os.PathLike | None = None,
@@ -348,7 +415,7 @@ def view(path: str | os.PathLike, datasets: Sequence[str] | None = None, *, mask
     meta = product.metadata
     layers = _subsample(resolve_layers(product, datasets), max_subplots)
     if mask == "auto":
-        mask = c.find_beside(product.path, "maskTempCoh.h5")
+        mask = c.auto_mask(product.path)
         if mask is None:
             raise InputError(f"--mask auto: no maskTempCoh.h5 beside {product.path}")
     ref = c.pixel_from_options(meta, ref_yx, ref_lalo, product.path, "reference point")
@@ -366,7 +433,8 @@ def read_dem(path: str | os.PathLike, shape: tuple[int, int], stride: int) -> np
     """``height`` of a geometry file (or the first 2-D dataset of any file), decimated like the data."""
     with open_h5(path) as f:
         names = [n for n, o in f.items() if getattr(o, "ndim", 0) == 2]
-        name = "height" if "height" in names else (names[0] if names else None)
+        he5_height = "HDFEOS/GRIDS/timeseries/geometry/height"
+        name = he5_height if he5_height in f else "height" if "height" in names else (names[0] if names else None)
         if name is None:
             raise InputError(f"--dem {path}: no 2-D dataset (height) in the file")
         if tuple(f[name].shape) != tuple(shape):
@@ -431,27 +499,59 @@ def _extend(md: MapData, which) -> str:
     return {(True, True): "both", (True, False): "min", (False, True): "max"}.get((lo, hi), "neither")
 
 
+def _date_text(value) -> str | None:
+    if value is None or str(value).strip() in ("", "None", "none"):
+        return None
+    try:
+        return format_date(parse_date(str(value).strip()))
+    except (InputError, ValueError):
+        return None
+
+
+def time_span(product: Product) -> str | None:
+    """``first–last`` dates the product covers (time series dates, or START_DATE/END_DATE of a map)."""
+    if isinstance(product, TimeSeries) and product.date_strings:
+        return f"{product.date_strings[0]}–{product.date_strings[-1]}"
+    extra = product.metadata.extra
+    start, end = _date_text(extra.get("START_DATE")), _date_text(extra.get("END_DATE"))
+    if start is None and end is None and extra.get("DATE12"):
+        parts = str(extra["DATE12"]).replace("-", "_").split("_")
+        if len(parts) == 2:
+            start, end = _date_text(parts[0]), _date_text(parts[1])
+    if start and end:
+        return f"{start}–{end}"
+    return None
+
+
+def _context(product: Product, span: bool = True) -> str:
+    """The time span and reference date of a product, for titles: ``, 20190104–20210105, ref. 20190104``."""
+    parts = []
+    text = time_span(product) if span else None
+    if text:
+        parts.append(text)
+    ref_date = product.metadata.reference.date
+    if ref_date is not None and not isinstance(product, IfgramStack):
+        parts.append(f"ref. date {format_date(ref_date)}")
+    return (", " + ", ".join(parts)) if parts else ""
+
+
 def _single_title(product: Product, layer: Layer, md: MapData) -> str:
     name = product.path.name
     if isinstance(product, TimeSeries):
-        what = (f"{layer.label} (reconstructed)" if layer.minus_index is not None else layer.label)
-        ref_date = product.metadata.reference.date
-        if ref_date is not None and layer.minus_index is None:
-            what += f" rel. {format_date(ref_date)}"
-        return f"{name}: {what}"
-    if layer.label == layer.dataset:
-        return f"{name}: {layer.dataset}"
-    return f"{name}: {layer.label}" + (" (dropped)" if layer.dropped else "")
+        if layer.minus_index is not None:
+            return f"{name}: {layer.label} (reconstructed)"
+        return f"{name}: {layer.label}{_context(product)}"
+    label = short_name(layer.dataset) if layer.label == layer.dataset else layer.label
+    if isinstance(product, IfgramStack):
+        return f"{name}: {label}" + (" (dropped)" if layer.dropped else "")
+    return f"{name}: {label}{_context(product)}"
 
 
 def _multi_title(product: Product, md: MapData) -> str:
     layer = md.layers[0]
     if not md.shared:
-        return product.path.name
-    text = f"{product.path.name}: {layer.dataset}, {len(md.layers)} maps"
-    if isinstance(product, TimeSeries) and product.metadata.reference.date is not None:
-        text += f" (relative to {format_date(product.metadata.reference.date)})"
-    return text
+        return f"{product.path.name}{_context(product)}"
+    return f"{product.path.name}: {short_name(layer.dataset)}, {len(md.layers)} maps{_context(product)}"
 
 
 def default_output_name(path: str | os.PathLike, datasets: Sequence[str] | None) -> Path:
@@ -464,4 +564,4 @@ def default_output_name(path: str | os.PathLike, datasets: Sequence[str] | None)
 
 
 __all__ = ["Layer", "MapData", "resolve_layers", "prepare_maps", "draw_map", "render", "view", "read_dem",
-           "default_output_name", "dataset_unit"]
+           "default_output_name", "dataset_unit", "no_data_mask", "time_span", "short_name"]

@@ -53,7 +53,7 @@ def linear_rate(ts: TimeSeries, stride: int = 1) -> np.ndarray:
 
 def _velocity_map(work_dir: Path, ts_file: Path | None, mask: Path | None):
     """(product, MapData, label) of the best available velocity: fitted, stacking, or ts linear rate."""
-    from .maps import Layer, MapData, prepare_maps, resolve_layers
+    from .maps import Layer, MapData, no_data_mask, prepare_maps, resolve_layers, time_span
 
     for name, dataset in (("velocity.h5", "velocity"), ("avgPhaseVelocity.h5", "velocity")):
         path = work_dir / name
@@ -61,12 +61,15 @@ def _velocity_map(work_dir: Path, ts_file: Path | None, mask: Path | None):
             product = Product.open(path)
             if product.has(dataset):
                 md = prepare_maps(product, resolve_layers(product, [dataset]), mask=mask)
-                return product, md, f"{name}: {dataset}"
+                return product, md, None  # the default title: name, time span, reference date
     if ts_file is None:
         return None
     ts = Product.open(ts_file)
     stride = c.display_stride(ts.shape)
     rate = linear_rate(ts, stride)
+    empty = no_data_mask(ts, stride)
+    if empty is not None:
+        rate = np.where(empty, np.nan, rate)
     if mask is not None:
         rate = np.where(c.read_mask(mask, ts.shape, stride), rate, np.nan)
     meta = ts.metadata
@@ -74,7 +77,11 @@ def _velocity_map(work_dir: Path, ts_file: Path | None, mask: Path | None):
     arrays = [rate * 100.0]
     md = MapData(arrays, [Layer(ts.path, "velocity", "velocity", "m/year")], ["cm/year"],
                  [c.robust_vlim(arrays, symmetric=True)], ["RdBu_r"], stride, ref)
-    return ts, md, f"{ts_file.name}: linear rate"
+    span = time_span(ts)
+    ref_date = ts.metadata.reference.date
+    title = f"{ts_file.name}: linear rate" + (f", {span}" if span else "") + (
+        f", ref. date {ref_date:%Y%m%d}" if ref_date else "")
+    return ts, md, title
 
 
 def _max_velocity_pixel(md) -> tuple[int, int] | None:

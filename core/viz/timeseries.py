@@ -96,7 +96,7 @@ def _open_ts(path: str | os.PathLike) -> TimeSeries:
     product = Product.open(path)
     if not isinstance(product, TimeSeries):
         raise InputError(f"{path}: not a time-series file (FILE_TYPE {product.metadata.file_type or 'unset'}); "
-                         "tsview needs timeseries*.h5")
+                         "tsview needs timeseries*.h5 or an HDF-EOS5 .he5")
     return product
 
 
@@ -124,7 +124,7 @@ class TsViewer:
         layer = Layer(self.main.path, self.main.dataset_name, self.main.date_strings[k], self.main.metadata.unit or "m",
                       index=k)
         if mask == "auto":
-            mask = c.find_beside(self.main.path, "maskTempCoh.h5")
+            mask = c.auto_mask(self.main.path)
         self.md = prepare_maps(self.main, [layer], mask=mask, vlim=vlim, unit=self.unit, ref_yx=self.ref_yx,
                                max_pixels=max_pixels)
         self.pixel: tuple[int, int] | None = None
@@ -143,7 +143,7 @@ class TsViewer:
         cb.set_label(f"displacement ({self.unit})")
         ref_date = meta.reference.date
         self.ax_map.set_title(f"{self.main.path.name}: {self.main.date_strings[self.date_index]}"
-                              + (f" rel. {format_date(ref_date)}" if ref_date else ""))
+                              + (f", ref. date {format_date(ref_date)}" if ref_date else ""))
         (self.marker,) = self.ax_map.plot([], [], "+", color="k", ms=14, mew=2.5, zorder=6)
         (self.marker2,) = self.ax_map.plot([], [], "+", color="yellow", ms=11, mew=1.2, zorder=7)
 

@@ -92,11 +92,34 @@ class LocalOscillatorDrift(Correction):
                 out = (data - corr).astype(np.float32)
                 out[:, np.all(data == 0, axis=0)] = 0
                 w.write(ts.dataset_name, out, block)
-        summary = (f"removed the local-oscillator drift ({DRIFT_RATE:g}/yr × range) from {n} dates, "
-                   f"up to {DRIFT_RATE * span * np.abs(years).max() * 100:.2f} cm at {span / 1e3:.1f} km from "
-                   f"the reference pixel")
+        if span < _MIN_RANGE_SPAN:
+            summary = (f"nothing removed: the slant range does not vary over the scene, so the local-oscillator "
+                       f"drift ramp is zero ({n} dates copied unchanged)")
+        else:
+            summary = (f"removed the local-oscillator drift ({DRIFT_RATE:g}/yr × range) from {n} dates, "
+                       f"up to {DRIFT_RATE * span * np.abs(years).max() * 100:.2f} cm at {span / 1e3:.1f} km "
+                       f"from the reference pixel")
         logger.info(summary)
         return CorrectionResult(Path(context.output_file), summary=summary)
+
+
+_MIN_RANGE_SPAN = 1.0  # m: less slant-range variation than this over the scene leaves no ramp to remove
+
+
+def _warn_if_constant(geom: GeometryAccess, ts: TimeSeries, r0: float) -> None:
+    """Say why the correction will change nothing when the geometry holds one range for every pixel.
+
+    Geocoded GAMMA/ROI_PAC/SNAP products (and MintPy's geometryGeo.h5 of them) carry only the
+    scene-centre slant range; the drift is a ramp in range, so with a constant range it is zero.
+    """
+    layer = geom.read("slantRangeDistance", None, "the LOD correction")
+    finite = layer[np.isfinite(layer)]
+    if finite.size and float(finite.max() - finite.min()) < _MIN_RANGE_SPAN:
+        grid = "geocoded " if ts.metadata.grid.is_geocoded else ""
+        logger.warning("LOD: slantRangeDistance of %s is constant (%.1f km for every pixel; the %sproduct gives "
+                       "only the scene-centre range), so the drift ramp is zero and the LOD correction removes "
+                       "nothing; correct the radar-coded time series, or give a geometry with per-pixel slant "
+                       "range (-g)", geom.path, r0 / 1e3, grid)
 
 
 def _range_function(context: CorrectionContext, ts: TimeSeries, ref_yx):
@@ -112,6 +135,7 @@ def _range_function(context: CorrectionContext, ts: TimeSeries, ref_yx):
             raise InputError(f"{geom.path}: slantRangeDistance is {r0} at the reference pixel; cannot reference "
                              "the LOD correction")
         logger.info("LOD: slant range from slantRangeDistance of %s", geom.path)
+        _warn_if_constant(geom, ts, r0)
         return lambda block: geom.read("slantRangeDistance", block, "the LOD correction") - r0
     pixel = ts.metadata.radar.range_pixel_size
     where = (f"{geom.path} has no slantRangeDistance layer" if geom.path is not None

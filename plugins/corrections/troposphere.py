@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.blocks import Block, plan_blocks
-from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.errors import DataError, InputError, PluginError, TemplateError
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.products import MapProduct, TimeSeries, TimeSeriesWriter
@@ -109,6 +109,7 @@ class PyapsDelay(Correction):
             raise TemplateError(f"{MODEL_KEY} = {model}: sbts computes delays with pyaps3 for "
                                 f"{', '.join(MODELS)} only (pyaps3 0.3 cannot read MERRA/NARR)")
         prefix, grib_name, hours = MODELS[model]
+        require_pyaps3(model)
         ts = TimeSeries(context.input_file)
         utc = ts.metadata.radar.center_line_utc
         if utc is None:
@@ -165,6 +166,16 @@ class PyapsDelay(Correction):
                    + (f"; no weather file for {', '.join(skipped)}" if skipped else ""))
         logger.info(summary)
         return CorrectionResult(out_path, extra_outputs=(delay_path,), summary=summary)
+
+
+def require_pyaps3(model: str) -> None:
+    """pyaps3 is an optional dependency (the ``weather`` extra): say how to get it, before any work."""
+    try:
+        import pyaps3  # noqa: F401
+    except ImportError as exc:
+        raise PluginError(f"{METHOD_KEY} = pyaps ({model} delays) needs the Python package pyaps3, which is not "
+                          f"installed ({exc}): pip install 'sbts[weather]' (or pip install pyaps3), or choose "
+                          "another method (height_correlation, gacos, no)") from None
 
 
 def _collect_gribs(dates, folders, prefix, hour, lat, lon) -> tuple[dict[int, Path], list[str]]:

@@ -46,7 +46,7 @@ UNAVCO_KEYS = ("mission", "beam_mode", "beam_swath", "relative_orbit", "first_fr
 
 def _lookup(sources: list[dict[str, str]], key: str) -> str | None:
     """The value of ``key`` in the first source that has it (case-insensitive; template keys too)."""
-    variants = {key.lower(), f"mintpy.save.hdfeos5.{key}".lower()}
+    variants = {f"{prefix}{key}".lower() for prefix in ("", "mintpy.save.hdfeos5.", "unavco.", "hdfeos5.")}
     aliases = {"relative_orbit": {"track", "tracknumber", "track_number"}, "first_frame": {"frame"},
                "mission": {"platform"}}
     variants |= aliases.get(key, set())

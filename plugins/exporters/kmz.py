@@ -1,15 +1,18 @@
-"""``sbts export kmz`` and ``kmz_timeseries``: Google Earth files of geocoded products (simplekml).
+"""``sbts export kmz`` and ``kmz_timeseries``: Google Earth files of geocoded products.
 
 ``kmz``: one map as a ``GroundOverlay`` (a PNG coloured with a matplotlib colormap, NaN transparent,
 ``LatLonBox`` = the grid bounds), a ``ScreenOverlay`` colour bar and a reference-point placemark.
 
 ``kmz_timeseries``: the reliable pixels (mask) as placemarks coloured by velocity, in a
 level-of-detail grid: one folder per sampling step (default 20, 5, 1 pixels), each tiled into
-boxes with their own ``Region``/``Lod``, so Google Earth shows coarse points when zoomed out and
-loads the dense ones only for the boxes in view.  Clicking a point opens a balloon with its
-displacement history as an inline SVG chart and a table (no external JavaScript).
+boxes.  Every box is a KML file of its own in the KMZ, reached from doc.kml by a ``NetworkLink``
+whose ``Region``/``Lod`` makes Google Earth fetch it only when the box is in view at that zoom: doc.kml
+stays small (a few hundred bytes per box) and no file grows with the scene, so a whole frame opens
+at once.  Clicking a point opens a balloon with its displacement history as an inline SVG chart and
+a table (no external JavaScript).
 
-matplotlib and simplekml are imported only when a file is written.
+``kmz`` is written with simplekml, ``kmz_timeseries`` as KML text (its region files are many and
+regular).  matplotlib and simplekml are imported only when a file is written.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import textwrap
+import zipfile
+from xml.sax.saxutils import escape
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +112,48 @@ def _rgba(data: np.ndarray, cmap: str, vlim: tuple[float, float]) -> np.ndarray:
     return rgba
 
 
+_NO = ("no", "none", "false", "off", "0")
+
+
+def reliable_pixels(product: Product, option: str | None) -> tuple[np.ndarray | None, str]:
+    """Where to show a velocity/time-series map, and why: as MintPy's save_kmz, the reliable-pixel mask
+    ``maskTempCoh.h5`` beside the file (``geo_maskTempCoh.h5`` beside ``geo_*``) unless ``-O mask=``
+    names another or ``no``; the inversion leaves water and unreliable pixels out of it.
+
+    Pixels the inversion left empty (0, MintPy's no-data, other than the reference pixel) are hidden
+    even without a mask file: shown, they would read as 0 cm/year.
+    """
+    shape = product.shape
+    kind = product.metadata.file_type
+    mask, why = None, "no mask"
+    if option and option.strip().lower() not in _NO:
+        mask, why = read_mask(option, shape), f"mask {option}"
+    elif option is None and kind in ("velocity", "timeseries"):
+        prefix = "geo_" if product.path.name.startswith("geo_") else ""
+        for name in (f"{prefix}maskTempCoh.h5", "maskTempCoh.h5", "geo_maskTempCoh.h5"):
+            path = product.path.with_name(name)
+            if path.is_file():
+                candidate = MapProduct(path)
+                if candidate.shape == shape:
+                    mask, why = read_mask(path, shape), f"reliable pixels of {path.name}"
+                    break
+        if mask is None:
+            logger.warning("no maskTempCoh.h5 beside %s: unreliable pixels are shown (give -O mask=FILE)",
+                           product.path)
+    return mask, why
+
+
+def _empty_pixels(product: Product, data: np.ndarray) -> np.ndarray | None:
+    """Exact zeros of a velocity or time-series map other than at the reference pixel (no data)."""
+    if product.metadata.file_type not in ("velocity", "timeseries"):
+        return None
+    empty = data == 0
+    ref = product.metadata.reference
+    if ref.has_point and 0 <= ref.y < data.shape[0] and 0 <= ref.x < data.shape[1]:
+        empty[ref.y, ref.x] = False
+    return empty if empty.any() else None
+
+
 def _save(kml, path: Path) -> None:
     tmp = atomic_target(path)
     kml.savekmz(str(tmp), format=False)
@@ -155,7 +202,9 @@ class KmzExporter(Exporter):
     Options:
       -O vlim=-5,5     colour limits in the displayed unit (default: ±98th percentile of |data|)
       -O cmap=jet      matplotlib colormap (default jet; RdBu_r, viridis, ...)
-      -O mask=FILE     hide the pixels outside this mask (e.g. maskTempCoh.h5)""")
+      -O mask=FILE     hide the pixels outside this mask; default for velocity and time series: the
+                       maskTempCoh.h5 beside FILE (geo_maskTempCoh.h5 beside geo_*), as MintPy;
+                       -O mask=no shows every pixel with data""")
     requires_geocoded = True
 
     def export(self, request: ExportRequest) -> list[Path]:
@@ -166,8 +215,13 @@ class KmzExporter(Exporter):
         sel = select_map(product, request.dataset)
         scale, unit = _display(sel.kind, sel.unit)
         data = sel.data * np.float32(scale)
-        if opts.get("mask"):
-            data = np.where(read_mask(opts["mask"], product.shape), data, np.nan)
+        empty = _empty_pixels(product, sel.data) if sel.kind == "velocity" else None
+        if empty is not None:
+            data = np.where(empty, np.nan, data)
+        mask, why = reliable_pixels(product, opts.get("mask"))
+        if mask is not None:
+            data = np.where(mask, data, np.nan)
+            logger.info("kmz: showing the %s (%d of %d pixels)", why, int(np.isfinite(data).sum()), data.size)
         symmetric = sel.kind in ("velocity", "displacement", "phase")
         vlim = _vlim(opts.get("vlim"), data, symmetric)
         cmap = opts.get("cmap", "jet")
@@ -193,39 +247,46 @@ class KmzExporter(Exporter):
 
 
 # ------------------------------------------------------------------------- time series
+KML_NS = "http://www.opengis.net/kml/2.2"
+_DOT = "files/dot.png"
+_COLORBAR = "files/colorbar.png"
+_NBINS = 64  # colour classes of the points (one Style each)
+
+
 def _svg_chart(years: np.ndarray, values: np.ndarray, labels: list[str]) -> str:
-    """A small inline SVG line chart of one displacement history (cm)."""
+    """A small inline SVG line chart of one displacement history (cm); one marker definition draws the
+    dots at every date, so the chart costs a few bytes per date."""
     w, h, pad = 320, 140, 28
     ok = np.isfinite(values)
     if not ok.any():
         return "<p>no data</p>"
-    t0, t1 = float(years.min()), float(years.max()) or 1.0
+    t0, t1 = float(years.min()), float(years.max())
     v0, v1 = float(np.nanmin(values)), float(np.nanmax(values))
     if v1 - v0 < 1e-6:
         v0, v1 = v0 - 1, v1 + 1
-
-    def xy(t, v):
-        return pad + (t - t0) / (t1 - t0 or 1) * (w - pad - 6), h - pad + (v0 - v) / (v1 - v0) * (h - pad - 8)
-
-    pts = " ".join("%.1f,%.1f" % xy(t, v) for t, v in zip(years[ok], values[ok]))
-    dots = "".join('<circle cx="%.1f" cy="%.1f" r="2" fill="#d62728"/>' % xy(t, v) for t, v in zip(years[ok], values[ok]))
+    x = pad + (years[ok] - t0) / ((t1 - t0) or 1.0) * (w - pad - 6)
+    y = h - pad + (v0 - values[ok]) / (v1 - v0) * (h - pad - 8)
+    pts = " ".join(f"{a:.0f},{b:.0f}" for a, b in zip(x, y))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" style="background:#fff">'
+            '<defs><marker id="d" viewBox="0 0 4 4" refX="2" refY="2" markerWidth="4" markerHeight="4">'
+            '<circle cx="2" cy="2" r="2" fill="#d62728"/></marker></defs>'
             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 6}" y2="{h - pad}" stroke="#888"/>'
             f'<line x1="{pad}" y1="8" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
-            f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{pts}"/>{dots}'
+            f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" marker-start="url(#d)" '
+            f'marker-mid="url(#d)" marker-end="url(#d)" points="{pts}"/>'
             f'<text x="2" y="14" font-size="10">{v1:.1f}</text><text x="2" y="{h - pad}" font-size="10">{v0:.1f}</text>'
             f'<text x="{pad}" y="{h - 8}" font-size="10">{labels[0]}</text>'
             f'<text x="{w - 60}" y="{h - 8}" font-size="10">{labels[-1]}</text></svg>')
 
 
 def _balloon(lat: float, lon: float, vel: float, years, values, labels) -> str:
-    rows = "".join(f"<tr><td>{d}</td><td align='right'>{'' if not np.isfinite(v) else f'{v:.2f}'}</td></tr>"
-                   for d, v in zip(labels, values))
+    """The balloon of one point: position, velocity, the history as a chart and as a date/value list
+    (plain preformatted text: 16 bytes a date, where an HTML table row costs 40)."""
+    rows = "\n".join(f"{d} {'' if not np.isfinite(v) else f'{v:8.2f}'}" for d, v in zip(labels, values))
     return (f"<![CDATA[<div style='font-family:sans-serif;font-size:11px'>"
             f"<b>Lat, Lon</b>: {lat:.5f}, {lon:.5f}<br/><b>Velocity</b>: {vel:.2f} cm/year<br/>"
             f"<b>Displacement</b> (cm, LOS, positive toward the satellite):<br/>{_svg_chart(years, values, labels)}"
-            f"<table border='0' cellspacing='0' style='font-size:10px'><tr><th>date</th><th>cm</th></tr>{rows}"
-            f"</table></div>]]>")
+            f"<pre style='font-size:10px'>date           cm\n{rows}</pre></div>]]>")
 
 
 def linear_rate(ts: TimeSeries, block=None) -> np.ndarray:
@@ -242,16 +303,40 @@ def linear_rate(ts: TimeSeries, block=None) -> np.ndarray:
     return out.reshape(length, width).astype(np.float32)
 
 
-def _dot_png(path: Path) -> None:
+def _png_bytes(image: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    _pyplot().imsave(buf, image, format="png")
+    return buf.getvalue()
+
+
+def _dot_png() -> bytes:
     """A white disc with a dark rim; IconStyle colours it per velocity bin."""
-    plt = _pyplot()
     n = 32
     yy, xx = np.mgrid[0:n, 0:n]
     r = np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2)
     img = np.zeros((n, n, 4), np.uint8)
     img[r <= n / 2 - 1] = (255, 255, 255, 255)
     img[(r > n / 2 - 3) & (r <= n / 2 - 1)] = (40, 40, 40, 255)
-    plt.imsave(path, img)
+    return _png_bytes(img)
+
+
+def _kml_colour(rgba) -> str:
+    """KML colour ``aabbggrr`` of a matplotlib RGBA tuple (0..1)."""
+    r, g, b = (int(round(255 * c)) for c in rgba[:3])
+    return f"ff{b:02x}{g:02x}{r:02x}"
+
+
+def _region_xml(north: float, south: float, east: float, west: float, min_lod: int, max_lod: int) -> str:
+    return (f"<Region><LatLonAltBox><north>{north:.8f}</north><south>{south:.8f}</south><east>{east:.8f}</east>"
+            f"<west>{west:.8f}</west></LatLonAltBox><Lod><minLodPixels>{min_lod}</minLodPixels>"
+            f"<maxLodPixels>{max_lod}</maxLodPixels></Lod></Region>")
+
+
+def _kml_document(name: str, body: str) -> str:
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="{KML_NS}"><Document><name>{escape(name)}</name>'
+            f"{body}</Document></kml>\n")
 
 
 class KmzTimeSeriesExporter(Exporter):
@@ -261,19 +346,21 @@ class KmzTimeSeriesExporter(Exporter):
     summary = "A geocoded time series as Google Earth points (coloured by velocity) with clickable histories."
     description = textwrap.dedent("""\
     FILE is a geocoded time series.  The points are the reliable pixels of the mask (-O mask=, default
-    maskTempCoh.h5 beside FILE; all pixels when there is none), coloured by velocity (-O velocity=,
-    default velocity.h5 beside FILE; else the linear rate fitted to the time series), at several
-    sampling steps (-O steps=20,5,1 pixels): each level is tiled into boxes with a Region and Lod,
-    so Google Earth switches to denser points as you zoom in.  Clicking a point shows its
-    displacement history (cm) as an inline SVG chart and table.  The reference point is a star.
+    maskTempCoh.h5 beside FILE as MintPy; -O mask=no for all pixels with data), coloured by velocity
+    (-O velocity=, default velocity.h5 beside FILE; else the linear rate fitted to the time series), at
+    several sampling steps (-O steps=20,5,1 pixels).  Each level is tiled into boxes of BOX × BOX points
+    (-O box=25); every box is a KML file of its own inside the KMZ, loaded through a NetworkLink with a
+    Region and Lod only when it is in view at that zoom (doc.kml holds only the links), so a whole
+    frame stays usable: Google Earth reads a few boxes at a time, never the full-resolution points of
+    the frame at once.  Clicking a point shows its displacement history (cm) as an inline SVG chart
+    and table.  The reference point is a star.
 
     \b
-    Options: -O vlim=-2,2 (cm/year), -O cmap=jet, -O steps=20,5,1, -O velocity=FILE, -O mask=FILE,
+    Options: -O vlim=-2,2 (cm/year), -O cmap=jet, -O steps=20,5,1, -O velocity=FILE, -O mask=FILE|no,
     -O box=25 (points per box side).  -o names the .kmz (default: <name>.kmz beside FILE).""")
     requires_geocoded = True
 
     def export(self, request: ExportRequest) -> list[Path]:
-        simplekml = _simplekml()
         opts = parse_options(request, {"vlim", "cmap", "steps", "velocity", "mask", "box"}, "kmz_timeseries")
         product = Product.open(request.input_file)
         if not isinstance(product, TimeSeries):
@@ -282,14 +369,13 @@ class KmzTimeSeriesExporter(Exporter):
         shape = product.shape
         folder = product.path.parent
         velocity = self._velocity(product, opts.get("velocity"), folder)
-        mask_path = Path(opts["mask"]) if opts.get("mask") else next(
-            (p for p in (folder / "maskTempCoh.h5", folder / "geo_maskTempCoh.h5") if p.exists()), None)
-        mask = read_mask(mask_path, shape) if mask_path is not None else np.ones(shape, bool)
-        if mask_path is None:
-            logger.warning("no mask beside %s: every pixel with data is shown", product.path)
-        mask &= np.isfinite(velocity)
+        reliable, why = reliable_pixels(product, opts.get("mask"))
+        mask = np.isfinite(velocity) if reliable is None else reliable & np.isfinite(velocity)
+        empty = _empty_pixels(product, np.where(np.isfinite(velocity), velocity, np.nan))
+        if empty is not None:
+            mask &= ~empty
         if not mask.any():
-            raise InputError(f"{product.path}: no reliable pixel with a velocity to show")
+            raise InputError(f"{product.path}: no reliable pixel with a velocity to show ({why})")
         try:
             steps = sorted({int(s) for s in opts.get("steps", "20,5,1").split(",")}, reverse=True)
             box = int(opts.get("box", 25))
@@ -300,50 +386,84 @@ class KmzTimeSeriesExporter(Exporter):
         vel_cm = velocity * 100
         vlim = _vlim(opts.get("vlim"), np.where(mask, vel_cm, np.nan), True)
         cmap_name = opts.get("cmap", "jet")
-        plt = _pyplot()
-        cmap = plt.get_cmap(cmap_name)
+        cmap = _pyplot().get_cmap(cmap_name)
+        colours = [_kml_colour(cmap((k + 0.5) / _NBINS)) for k in range(_NBINS)]
         years = years_since(list(product.dates))
         labels = list(product.date_strings)
         out = output_path(request, product.path.stem, ".kmz")
-        with tempfile.TemporaryDirectory() as tmpdir:
-            dot, bar = Path(tmpdir) / "dot.png", Path(tmpdir) / "colorbar.png"
-            _dot_png(dot)
-            _colorbar_png(bar, cmap_name, vlim, "LOS velocity [cm/year]")
-            kml = simplekml.Kml(name=out.stem)
-            dot_href = kml.addfile(str(dot))
-            nbins = 64
-            styles = []
-            for k in range(nbins):
-                r, g, b, _ = (int(255 * c) for c in cmap((k + 0.5) / nbins))
-                st = simplekml.Style()
-                st.iconstyle.icon.href = dot_href
-                st.iconstyle.color = simplekml.Color.rgb(r, g, b)
-                st.iconstyle.scale = 0.5
-                st.labelstyle.scale = 0
-                styles.append(st)
-            _colour_bar_overlay(kml, bar)
-            _reference_placemark(kml, product, geo)
-            count = 0
-            for level, step in enumerate(steps):
-                lvl = kml.newfolder(name=f"every {step} px")
-                finer = steps[level + 1] if level + 1 < len(steps) else None
-                min_lod = 0 if level == 0 else 8 * box  # switch when points are ~8 screen px apart
-                max_lod = -1 if finer is None else int(8 * box * step / finer)
-                side = step * box
-                for r0 in range(0, shape[0], side):
-                    for c0 in range(0, shape[1], side):
-                        rows = np.arange(r0 + step // 2, min(shape[0], r0 + side), step)
-                        cols = np.arange(c0 + step // 2, min(shape[1], c0 + side), step)
-                        if rows.size == 0 or cols.size == 0:
-                            continue
-                        sub = mask[np.ix_(rows, cols)]
-                        if not sub.any():
-                            continue
-                        count += self._box(simplekml, lvl, product, geo, rows, cols, sub, vel_cm, vlim, styles,
-                                           years, labels, min_lod, max_lod, (r0, c0, side))
-            _save(kml, out)
-        logger.info("wrote %s: %d placemarks over %d levels", out, count, len(steps))
+        tmp = atomic_target(out)
+        try:
+            count, links = self._write(tmp, out.stem, product, geo, mask, steps, box, vel_cm, vlim, cmap_name,
+                                       colours, years, labels)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        tmp.replace(out)
+        logger.info("wrote %s: %d placemarks over %d levels in %d region files (%s)", out, count, len(steps),
+                    links, why)
         return [out]
+
+    def _write(self, tmp: Path, title: str, product: TimeSeries, geo: GeoGrid, mask, steps, box, vel_cm, vlim,
+               cmap_name, colours, years, labels) -> tuple[int, int]:
+        """Write the KMZ: doc.kml first (Google Earth opens the archive's first KML: overlays and the
+        NetworkLinks), then one KML per box and level, and the icons."""
+        shape = product.shape
+        boxes, folders = [], []
+        for level, step in enumerate(steps):
+            finer = steps[level + 1] if level + 1 < len(steps) else None
+            min_lod = 0 if level == 0 else 8 * box  # switch when points are ~8 screen px apart
+            max_lod = -1 if finer is None else int(8 * box * step / finer)
+            side = step * box
+            links = []
+            for r0 in range(0, shape[0], side):
+                for c0 in range(0, shape[1], side):
+                    rows = np.arange(r0 + step // 2, min(shape[0], r0 + side), step)
+                    cols = np.arange(c0 + step // 2, min(shape[1], c0 + side), step)
+                    if rows.size == 0 or cols.size == 0 or not mask[np.ix_(rows, cols)].any():
+                        continue
+                    name = f"L{level}_{step}px_r{r0}_c{c0}.kml"
+                    boxes.append((name, rows, cols))
+                    region = _region_xml(*self._bounds(geo, shape, r0, c0, side), min_lod, max_lod)
+                    links.append(f"<NetworkLink><name>rows {r0}-{min(shape[0], r0 + side)}, cols {c0}-"
+                                 f"{min(shape[1], c0 + side)}</name>{region}<Link><href>{name}</href>"
+                                 "<viewRefreshMode>onRegion</viewRefreshMode></Link></NetworkLink>")
+            folders.append(f"<Folder><name>every {step} px</name>{''.join(links)}</Folder>")
+        count = 0
+        with tempfile.TemporaryDirectory() as tmpdir, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("doc.kml", _kml_document(title, self._overlays(product, geo) + "".join(folders)))
+            bar = Path(tmpdir) / "colorbar.png"
+            _colorbar_png(bar, cmap_name, vlim, "LOS velocity [cm/year]")
+            z.write(bar, _COLORBAR)
+            z.writestr(_DOT, _dot_png())
+            for name, rows, cols in boxes:
+                text, n = self._box_kml(name, product, geo, rows, cols, mask[np.ix_(rows, cols)], vel_cm, vlim,
+                                        colours, years, labels)
+                z.writestr(name, text)
+                count += n
+        return count, len(boxes)
+
+    @staticmethod
+    def _overlays(product: TimeSeries, geo: GeoGrid) -> str:
+        """The colour bar (screen overlay) and the reference-point star of doc.kml."""
+        text = (f"<ScreenOverlay><name>colour bar</name><Icon><href>{_COLORBAR}</href></Icon>"
+                '<overlayXY x="0" y="0" xunits="fraction" yunits="fraction"/>'
+                '<screenXY x="0.02" y="0.08" xunits="fraction" yunits="fraction"/>'
+                '<size x="0" y="0.4" xunits="fraction" yunits="fraction"/></ScreenOverlay>')
+        ref = product.metadata.reference
+        if ref.has_point:
+            lat, lon = geo.yx_to_lalo(ref.y, ref.x)
+            text += ("<Placemark><name>Reference point</name>"
+                     f"<description>REF_Y/REF_X = {ref.y}/{ref.x}; REF_LAT/REF_LON = {lat:.6f}/{lon:.6f}"
+                     "</description><Style><IconStyle><scale>1.0</scale><Icon><href>"
+                     "http://maps.google.com/mapfiles/kml/paddle/wht-stars.png</href></Icon></IconStyle></Style>"
+                     f"<Point><coordinates>{lon:.8f},{lat:.8f},0</coordinates></Point></Placemark>")
+        return text
+
+    @staticmethod
+    def _bounds(geo: GeoGrid, shape, r0: int, c0: int, side: int) -> tuple[float, float, float, float]:
+        n_lat, s_lat = geo.y_first + r0 * geo.y_step, geo.y_first + min(shape[0], r0 + side) * geo.y_step
+        w_lon, e_lon = geo.x_first + c0 * geo.x_step, geo.x_first + min(shape[1], c0 + side) * geo.x_step
+        return max(n_lat, s_lat), min(n_lat, s_lat), max(e_lon, w_lon), min(e_lon, w_lon)
 
     @staticmethod
     def _velocity(product: TimeSeries, explicit: str | None, folder: Path) -> np.ndarray:
@@ -358,34 +478,30 @@ class KmzTimeSeriesExporter(Exporter):
         return v.read("velocity").astype(np.float32)
 
     @staticmethod
-    def _box(simplekml, parent, product, geo, rows, cols, sub, vel_cm, vlim, styles, years, labels,
-             min_lod, max_lod, extent) -> int:
+    def _box_kml(name, product, geo, rows, cols, sub, vel_cm, vlim, colours, years, labels) -> tuple[str, int]:
+        """One region file: the points of one box of one level, with the styles they use."""
         from sbts.core.blocks import Block
 
-        r0, c0, side = extent
-        f = parent.newfolder(name=f"rows {r0}-{r0 + side}, cols {c0}-{c0 + side}")
-        n_lat, s_lat = geo.y_first + r0 * geo.y_step, geo.y_first + min(product.shape[0], r0 + side) * geo.y_step
-        w_lon, e_lon = geo.x_first + c0 * geo.x_step, geo.x_first + min(product.shape[1], c0 + side) * geo.x_step
-        f.region = simplekml.Region(
-            simplekml.LatLonAltBox(north=max(n_lat, s_lat), south=min(n_lat, s_lat), east=max(e_lon, w_lon),
-                                   west=min(e_lon, w_lon)),
-            simplekml.Lod(minlodpixels=min_lod, maxlodpixels=max_lod))
         block = Block(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
         data = product.read_dates(block)[:, rows - block.row_start][:, :, cols - block.col_start] * 100
-        nbins = len(styles)
-        n = 0
-        for i, j in zip(*np.nonzero(sub)):
-            y, x = int(rows[i]), int(cols[j])
-            lat, lon = geo.yx_to_lalo(y, x)
-            v = float(vel_cm[y, x])
-            k = int(np.clip((v - vlim[0]) / (vlim[1] - vlim[0]) * nbins, 0, nbins - 1))
-            p = f.newpoint(coords=[(lon, lat)])
-            p.style = styles[k]
-            p.description = _balloon(lat, lon, v, years, data[:, i, j], labels)
-            p.extendeddata.newdata("velocity_cm_per_year", f"{v:.3f}")
-            p.extendeddata.newdata("yx", f"{y},{x}")
-            n += 1
-        return n
+        ii, jj = np.nonzero(sub)
+        ys, xs = rows[ii], cols[jj]
+        lats = geo.y_first + (ys + 0.5) * geo.y_step
+        lons = geo.x_first + (xs + 0.5) * geo.x_step
+        vels = vel_cm[ys, xs].astype(np.float64)
+        bins = np.clip(((vels - vlim[0]) / (vlim[1] - vlim[0]) * _NBINS).astype(int), 0, _NBINS - 1)
+        styles = "".join(f'<Style id="v{k}"><IconStyle><color>{colours[k]}</color><scale>0.5</scale><Icon><href>'
+                         f"{_DOT}</href></Icon></IconStyle><LabelStyle><scale>0</scale></LabelStyle></Style>"
+                         for k in np.unique(bins))
+        marks = []
+        for i, j, y, x, lat, lon, v, k in zip(ii, jj, ys, xs, lats, lons, vels, bins):
+            # KML 2.2 order of a Feature's children: description, styleUrl, ExtendedData, then the geometry
+            marks.append(f"<Placemark><description>{_balloon(lat, lon, v, years, data[:, i, j], labels)}</description>"
+                         f"<styleUrl>#v{k}</styleUrl>"
+                         f'<ExtendedData><Data name="velocity_cm_per_year"><value>{v:.3f}</value></Data>'
+                         f'<Data name="yx"><value>{y},{x}</value></Data></ExtendedData>'
+                         f"<Point><coordinates>{lon:.8f},{lat:.8f},0</coordinates></Point></Placemark>")
+        return _kml_document(name[:-4], styles + "".join(marks)), len(marks)
 
 
 @hookimpl
