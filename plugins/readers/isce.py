@@ -131,6 +131,8 @@ class IsceReader(Reader):
             az_pixel = geometry.speed * ati * alooks
         if polarization:
             extra["POLARIZATION"] = str(polarization).replace("/", "")
+        if frame is not None or groups:
+            extra["beam_mode"] = "SM" if frame is not None else "IW"  # as prep_isce (stripmap / tops)
         radar = RadarInfo(
             wavelength=wavelength,
             alooks=alooks, rlooks=rlooks,

@@ -145,9 +145,9 @@ def abstracted_metadata(synth, d1: str, d2: str) -> str:
     ])
     osv = "".join(
         f'                    <MDElem name="orbit_vector{k + 1}">\n'
-        + _attr("time", snap_time(t), "utc") + _attr("x_pos", repr(p[0])) + _attr("y_pos", repr(p[1]))
-        + _attr("z_pos", repr(p[2])) + _attr("x_vel", repr(v[0])) + _attr("y_vel", repr(v[1]))
-        + _attr("z_vel", repr(v[2])) + "                    </MDElem>\n"
+        + _attr("time", snap_time(t), "utc") + _attr("x_pos", repr(float(p[0]))) + _attr("y_pos", repr(float(p[1])))
+        + _attr("z_pos", repr(float(p[2]))) + _attr("x_vel", repr(float(v[0]))) + _attr("y_vel", repr(float(v[1])))
+        + _attr("z_vel", repr(float(v[2]))) + "                    </MDElem>\n"
         for k, (t, p, v) in enumerate(_radar.orbit_state_vectors(synth, mid)))
     b = float(synth.bperp[k2] - synth.bperp[k1])
     days = (synth.dates[k2] - synth.dates[k1]).days
