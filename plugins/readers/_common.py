@@ -111,6 +111,20 @@ def override_float(request: LoadRequest, key: str) -> float | None:
     return None if value is None else header_float(value, f"template {request.template.source}", key)
 
 
+# Sentinel-1 IW single-look (range, azimuth) resolution per swath and nominal pixel spacing, metres
+# (ESA, Sentinel-1 User Guide)
+S1_IW_RESOLUTION = {"IW1": (2.7, 22.5), "IW2": (3.1, 22.7), "IW3": (3.5, 22.6)}
+S1_IW_PIXEL = (2.3, 14.1)
+
+
+def independent_looks(alooks: int, rlooks: int, resolution: tuple[float, float],
+                      pixel: tuple[float, float]) -> float:
+    """NCORRLOOKS: the looks of a multilooked pixel that are independent, ALOOKS·RLOOKS divided by the
+    single-look oversampling (resolution / pixel spacing) in range and azimuth, as MintPy's prep_isce.
+    ``resolution`` and ``pixel`` are (range, azimuth) in metres, single look."""
+    return alooks * rlooks / ((resolution[0] / pixel[0]) * (resolution[1] / pixel[1]))
+
+
 def wrap_degrees(angle):
     """Angles into [-180, 180)."""
     return (np.asarray(angle, dtype=np.float64) + 180.0) % 360.0 - 180.0

@@ -201,6 +201,9 @@ class ShelveFrame:
     platform: str | None
     polarization: str | None
     orbit: list
+    antenna_length: float | None = None  # m: azimuth resolution = antenna length / 2
+    pulse_length: float | None = None  # s
+    chirp_slope: float | None = None  # Hz/s: range bandwidth = pulse length x chirp slope
 
 
 def read_reference_shelve(path: Path) -> ShelveFrame:
@@ -280,4 +283,7 @@ def read_reference_shelve(path: Path) -> ShelveFrame:
         platform=get(platform, "spacecraftName", "_spacecraftName", "mission", "_mission"),
         polarization=get(frame, "_polarization", "polarization"),
         orbit=sorted(vectors, key=lambda s: s.time),
+        antenna_length=fnum(get(platform, "antennaLength", "_antennaLength")),
+        pulse_length=fnum(get(radar, "pulseLength", "_pulseLength")),
+        chirp_slope=fnum(get(radar, "chirpSlope", "_chirpSlope")),
     )

@@ -37,8 +37,9 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
 
-from ._common import (MappedRaster, gdal_geometry_layers, header_float, header_int, land_mask, oriented_phase,
-                      override_float, pair_of, seconds_of_day, sorted_pair, wrap_degrees)
+from ._common import (S1_IW_PIXEL, S1_IW_RESOLUTION, MappedRaster, gdal_geometry_layers, header_float, header_int,
+                      independent_looks, land_mask, oriented_phase, override_float, pair_of, seconds_of_day,
+                      sorted_pair, wrap_degrees)
 from ._raster import GdalRaster
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,9 @@ def _radar_from(request: LoadRequest, wavelength, start_range, spacing, directio
         earth_radius=override_float(request, "EARTH_RADIUS"), height=override_float(request, "HEIGHT"),
         orbit_direction=direction.upper() if direction else None, antenna_side=-1,
         platform="sen", center_line_utc=utc,
+        # as MintPy's prep_aria: the standard product's looks over the IW2 oversampling
+        ncorrlooks=override_float(request, "NCORRLOOKS") or independent_looks(alooks, rlooks,
+                                                                               S1_IW_RESOLUTION["IW2"], S1_IW_PIXEL),
     )
 
 

@@ -29,8 +29,9 @@ from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader
 from sbts.core.metadata import Grid, Metadata, RadarInfo
 from sbts.core.platform import standard_platform
 
-from ._common import (SPEED_OF_LIGHT, MappedRaster, index_by_pair, oriented_phase, override, override_float,
-                      pair_of, seconds_of_day, slant_range_raster, sorted_pair, wrap_degrees)
+from ._common import (S1_IW_RESOLUTION, SPEED_OF_LIGHT, MappedRaster, independent_looks, index_by_pair,
+                      oriented_phase, override, override_float, pair_of, seconds_of_day, slant_range_raster,
+                      sorted_pair, wrap_degrees)
 
 from ._isce_xml import orbit_from_groups, read_image_xml, read_product_xml, read_reference_shelve
 from ._orbit import parse_time, platform_geometry
@@ -39,6 +40,13 @@ logger = logging.getLogger(__name__)
 
 _GEOM_KEYS = ("demFile", "lookupYFile", "lookupXFile", "incAngleFile", "azAngleFile", "shadowMaskFile",
               "waterMaskFile")
+
+
+def _stripmap_resolution(frame) -> tuple[float, float] | None:
+    """Stripmap single-look (range, azimuth) resolution: c / (2 · chirp bandwidth), antenna length / 2."""
+    if not (frame.antenna_length and frame.pulse_length and frame.chirp_slope):
+        return None
+    return abs(SPEED_OF_LIGHT / (2.0 * frame.pulse_length * frame.chirp_slope)), frame.antenna_length / 2.0
 
 
 def _has_xml(path: Path) -> bool:
@@ -129,13 +137,19 @@ class IsceReader(Reader):
         az_pixel = override_float(request, "AZIMUTH_PIXEL_SIZE")
         if az_pixel is None and geometry is not None and ati:
             az_pixel = geometry.speed * ati * alooks
+        ncorr = override_float(request, "NCORRLOOKS")
+        if ncorr is None and geometry is not None and ati and rps:
+            resolution = (_stripmap_resolution(frame) if frame is not None
+                          else S1_IW_RESOLUTION.get(xml_files[0].stem if xml_files else "", S1_IW_RESOLUTION["IW2"]))
+            if resolution is not None:
+                ncorr = independent_looks(alooks, rlooks, resolution, (rps, geometry.speed * ati))
         if polarization:
             extra["POLARIZATION"] = str(polarization).replace("/", "")
         if frame is not None or groups:
             extra["beam_mode"] = "SM" if frame is not None else "IW"  # as prep_isce (stripmap / tops)
         radar = RadarInfo(
             wavelength=wavelength,
-            alooks=alooks, rlooks=rlooks,
+            alooks=alooks, rlooks=rlooks, ncorrlooks=ncorr,
             range_pixel_size=None if rps is None else rps * rlooks,
             azimuth_pixel_size=az_pixel,
             starting_range=min(ranges) if ranges else None,

@@ -102,7 +102,8 @@ def product_name(synth, k: int, version: str = "3") -> str:
     lat0, lon0 = _radar.scene_centre(synth)
     direction = synth.attrs["ORBIT_DIRECTION"][0]
     tag = "v3_0_1" if version.startswith("3") else "v2_0_5"
-    return (f"S1-GUNW-{direction}-R-143-tops-{d2}_{d1}-003607-{abs(lon0) * 1000:05.0f}W_{lat0 * 1000:05.0f}N"
+    hhmmss = _radar.sensing_mid(synth, synth.dates[synth.date_list.index(d2)]).strftime("%H%M%S")
+    return (f"S1-GUNW-{direction}-R-143-tops-{d2}_{d1}-{hhmmss}-{abs(lon0) * 1000:05.0f}W_{lat0 * 1000:05.0f}N"
             f"-PP-{k:04x}-{tag}.nc")
 
 

@@ -63,10 +63,10 @@ def band_metadata(synth, ref: str, sec: str, bperp: float) -> dict[str, str]:
     inc = float(np.mean(synth.incidence_angle))
     az = float(np.mean(synth.azimuth_angle)) + 90.0  # ARIA: from east
     start = float(synth.slant_range_distance.min()) - 20_000.0  # the full GUNW swath starts nearer
-    utc = float(synth.attrs["CENTER_LINE_UTC"])
-    hh, mm, ss = int(utc // 3600), int(utc % 3600 // 60), utc % 60
+    # the reference (later) acquisition's mid-scene time, as in the GUNW products the stack is made of
+    mid = _radar.sensing_mid(synth, synth.dates[synth.date_list.index(ref)])
     return {"Dates": f"{ref}_{sec}", "Wavelength (m)": synth.attrs["WAVELENGTH"],
-            "UTCTime (HH:MM:SS.ss)": f"{hh:02d}:{mm:02d}:{ss:09.6f}", "perpendicularBaseline": repr(bperp),
+            "UTCTime (HH:MM:SS.ss)": mid.strftime("%H:%M:%S.%f"), "perpendicularBaseline": repr(bperp),
             "incidenceAngle": repr(inc), "lookAngle": repr(inc - 4.4), "azimuthAngle": repr(az),
             "startRange": repr(start), "endRange": repr(start + 250_000.0),
             "slantRangeSpacing": repr(_radar.S1_RANGE_PIXEL), "orbitDirection": synth.attrs["ORBIT_DIRECTION"]}
