@@ -467,6 +467,11 @@ class AriaReader(Reader):
                             direction, seconds_of_day(str(utc)) if utc is not None else None, az)
         meta = Metadata(grid=Grid(shape[0], shape[1], geo), file_type="ifgramStack", processor="aria", radar=radar)
         meta = _with_orbit_geometry(meta)
+        # S1-GUNW-<A|D>-R-<track>-tops-...: the HDF-EOS5 keys MintPy's save_hdfeos5.py needs
+        if len(parts) > 5 and parts[4].isdigit():
+            meta = meta.with_extra(relative_orbit=str(int(parts[4])))
+            if parts[5].lower() == "tops":
+                meta = meta.with_extra(beam_mode="IW")
         return StackSource(pairs, meta, tuple(files))
 
     def _cube(self, path, name, request, lats, lons, shape, func=None):

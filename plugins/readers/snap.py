@@ -158,6 +158,19 @@ def dim_corners(dim: dict) -> dict[str, str]:
     return out
 
 
+def unavco_keys(dim: dict) -> dict[str, str]:
+    """beam_mode and relative_orbit (the HDF-EOS5 keys MintPy's save_hdfeos5.py requires) from the .dim's
+    ACQUISITION_MODE (IW, SM ...) and REL_ORBIT."""
+    a, out = dim["attrs"], {}
+    mode = (a.get("ACQUISITION_MODE") or "").strip()
+    if mode and mode not in ("-", "99999"):
+        out["beam_mode"] = mode
+    orbit = (a.get("REL_ORBIT") or "").strip()
+    if orbit.isdigit() and int(orbit) not in (0, 99999):
+        out["relative_orbit"] = str(int(orbit))
+    return out
+
+
 def radar_from_dim(dim: dict, request: LoadRequest | None = None) -> RadarInfo:
     a = dim["attrs"]
     source = dim.get("path", ".dim")
@@ -296,7 +309,8 @@ class SnapReader(Reader):
                              "the template")
         meta = Metadata(grid=grid, file_type="ifgramStack", processor="snap", radar=radar)
         if dim_of(files[0]) is not None:
-            meta = meta.with_extra(**dim_corners(read_dim(dim_of(files[0]))))
+            dim = read_dim(dim_of(files[0]))
+            meta = meta.with_extra(**dim_corners(dim), **unavco_keys(dim))
         return StackSource(pairs, meta, tuple(inputs))
 
     def open_geometry(self, request: LoadRequest) -> GeometrySource | None:
