@@ -22,6 +22,7 @@ from .blocks import Block, plan_blocks
 from .errors import InputError, PluginError, SbtsError
 from .h5io import H5Writer, read_attrs
 from .interfaces import LOAD_FILE_KEYS, GeometrySource, LoadRequest, Raster, Reader, StackSource
+from .platform import from_project_name, standard_platform
 from .metadata import GeoGrid, Grid, Metadata
 from .pairs import Pairs
 from .plugins import Registry, get_registry
@@ -127,11 +128,25 @@ def select_reader(request: LoadRequest, registry: Registry, processor: str | Non
 
 
 def _apply_overrides(meta: Metadata, overrides: dict[str, str]) -> Metadata:
-    if not overrides:
-        return meta
-    attrs = meta.to_attrs()
-    attrs.update(overrides)
-    return Metadata.from_attrs(attrs, source="template metadata keys")
+    if overrides:
+        attrs = meta.to_attrs()
+        attrs.update(overrides)
+        meta = Metadata.from_attrs(attrs, source="template metadata keys")
+    platform = standard_platform(meta.radar.platform)
+    return meta if platform == meta.radar.platform else meta.with_radar(platform=platform)
+
+
+def _platform_keys(template: Template, meta: Metadata, overrides: dict[str, str]) -> dict[str, str]:
+    """PROJECT_NAME and, when neither the files nor the template say, PLATFORM from the template's
+    name (MintPy's ``<Region><Sensor><A|D><track>`` convention: SydneyEnvD123.txt → env)."""
+    project, sensor = from_project_name(template.source)
+    out = {}
+    if project and "PROJECT_NAME" not in overrides and "PROJECT_NAME" not in meta.extra:
+        out["PROJECT_NAME"] = project
+    if sensor and "PLATFORM" not in overrides and not meta.radar.platform:
+        logger.info("PLATFORM = %s from the template name %s (the files do not say)", sensor, project)
+        out["PLATFORM"] = sensor
+    return out
 
 
 def _window(template: Template, meta: Metadata, geometry: GeometrySource | None) -> Window:
@@ -284,6 +299,7 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
     skipped = True
 
     base_meta = stack.metadata if stack is not None else geometries[0].metadata
+    overrides.update(_platform_keys(template, base_meta, overrides))
     if stack is not None:
         if not stack.pairs:
             raise InputError(f"no interferogram matches mintpy.load.unwFile = {request.pattern('unwFile')!r}")

@@ -10,7 +10,7 @@ Units and signs (all sbts files, as MintPy):
 - ``timeseries``: metres, positive = motion *toward* the satellite; ``d = -λ/(4π)·φ``.
 - time in years = days / 365.25; ``velocity``: m/year.
 - ``incidenceAngle`` from the vertical, ``azimuthAngle`` of the LOS from north, anticlockwise (degrees);
-  ``HEADING`` clockwise from north.
+  ``HEADING`` clockwise from north, in (-180, 180].
 """
 
 from __future__ import annotations
@@ -117,6 +117,13 @@ class Reference:
         return self.y is not None and self.x is not None
 
 
+def heading_degrees(heading: float) -> float:
+    """A heading (degrees clockwise from north) in (-180, 180], as ISCE and MintPy write it: about -12
+    for an ascending and -168 for a descending Sentinel-1 pass.  347.3 and -12.7 are the same heading."""
+    h = (float(heading) + 180.0) % 360.0 - 180.0
+    return 180.0 if h == -180.0 else h
+
+
 @dataclass(frozen=True)
 class RadarInfo:
     """Acquisition parameters that the algorithms need (``None`` where the processor did not say)."""
@@ -138,6 +145,11 @@ class RadarInfo:
     prf: float | None = None
     incidence_angle: float | None = None  # scalar fallback, deg
     slant_range_distance: float | None = None  # scalar fallback, m
+
+    def __post_init__(self) -> None:
+        # one HEADING convention whatever the processor wrote (SNAP: [0, 360)): MintPy's (-180, 180]
+        if self.heading is not None:
+            object.__setattr__(self, "heading", heading_degrees(self.heading))
 
     def number_of_looks(self) -> int:
         """Independent looks for the coherence→weight conversion: NCORRLOOKS, else ALOOKS·RLOOKS/1.94."""

@@ -272,9 +272,18 @@ def _geocode_files(ctx: RunContext) -> list[Path]:
 
 
 def _geocode(ctx: RunContext) -> list[Path]:
-    from .geocode import geocode_files
+    from .errors import InputError as _InputError
+    from .geocode import GeocodeOptions, Lookup, geocode_files
 
-    return list(geocode_files(_geocode_files(ctx), ctx.template, ctx.work_dir / "geo", max_memory=ctx.max_memory))
+    options = GeocodeOptions.from_template(ctx.template, max_memory=ctx.max_memory)
+    lookup = None  # the stack's own lookup table (the geometry file itself is geocoded with it too)
+    for name in ("geometryRadar.h5", "geometryGeo.h5"):
+        try:
+            lookup = Lookup.open(ctx.inputs / name).path
+            break
+        except (_InputError, OSError):
+            continue
+    return list(geocode_files(_geocode_files(ctx), lookup, ctx.work_dir / "geo", options=options))
 
 
 def _geo(ctx: RunContext, path: Path) -> Path:

@@ -57,7 +57,7 @@ def test_burst_range_pixel_from_txt(shared_data):
     txt = shared_data / "hyp3_metadata_txt" / "S1_056072_IW2_20220814_20220907_VV_INT80_E09B.txt"
     radar, _ = radar_from_txt(read_product_txt(txt), txt)
     assert radar.range_pixel_size == pytest.approx(46.59124229430646)
-    assert radar.platform == "Sentinel-1"
+    assert radar.platform == "sen"
 
 
 def test_detect_and_read(tmp_path):

@@ -35,7 +35,7 @@ def test_real_dim_metadata(shared_data):
     dim = read_dim(shared_data / DIM)
     r = radar_from_dim(dim)
     assert r.wavelength == pytest.approx(299792458.0 / 5405.000454334349e6)
-    assert r.orbit_direction == "DESCENDING" and r.platform == "SENTINEL-1B"
+    assert r.orbit_direction == "DESCENDING" and r.platform == "sen"
     assert (r.alooks, r.rlooks) == (2, 6)
     assert r.incidence_angle == pytest.approx((35.9951286315918 + 41.45061818682464) / 2)
     assert r.starting_range == pytest.approx(850539.3959360173)

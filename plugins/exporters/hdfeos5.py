@@ -26,6 +26,7 @@ from sbts.core.metadata import Metadata
 from sbts.core.products import MapProduct, Product, TimeSeries
 
 from sbts.core.mapselect import parse_options
+from sbts.core.platform import mission_code
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], temp
     out: dict[str, str] = {}
     mission = _lookup(sources, "mission")
     if mission:
-        mission = MISSIONS.get(mission.lower(), mission.upper())
+        mission = mission_code(mission) or MISSIONS.get(mission.lower(), mission.upper())
     beam_mode = _lookup(sources, "beam_mode") or ("IW" if mission == "S1" else None)
     missing = []
     for key, value, example in (("mission", mission, "S1"), ("beam_mode", beam_mode, "IW"),

@@ -111,6 +111,20 @@ def override_float(request: LoadRequest, key: str) -> float | None:
     return None if value is None else header_float(value, f"template {request.template.source}", key)
 
 
+# Sentinel-1 IW single-look (range, azimuth) resolution per swath and nominal pixel spacing, metres
+# (ESA, Sentinel-1 User Guide)
+S1_IW_RESOLUTION = {"IW1": (2.7, 22.5), "IW2": (3.1, 22.7), "IW3": (3.5, 22.6)}
+S1_IW_PIXEL = (2.3, 14.1)
+
+
+def independent_looks(alooks: int, rlooks: int, resolution: tuple[float, float],
+                      pixel: tuple[float, float]) -> float:
+    """NCORRLOOKS: the looks of a multilooked pixel that are independent, ALOOKS·RLOOKS divided by the
+    single-look oversampling (resolution / pixel spacing) in range and azimuth, as MintPy's prep_isce.
+    ``resolution`` and ``pixel`` are (range, azimuth) in metres, single look."""
+    return alooks * rlooks / ((resolution[0] / pixel[0]) * (resolution[1] / pixel[1]))
+
+
 def wrap_degrees(angle):
     """Angles into [-180, 180)."""
     return (np.asarray(angle, dtype=np.float64) + 180.0) % 360.0 - 180.0
@@ -311,3 +325,41 @@ def first_existing(paths: Iterable[Path]) -> Path | None:
         if Path(p).exists():
             return Path(p)
     return None
+
+
+# --------------------------------------------------------------------------- slant range from incidence
+def slant_range_from_incidence(incidence_deg, earth_radius: float, height: float):
+    """Slant range (m) of a target seen at incidence θ from a platform ``height`` above a sphere of
+    ``earth_radius`` (the triangle Earth centre / platform / target, law of sines):
+    look angle β = asin(Rₑ·sin θ / (Rₑ+H)), range = (Rₑ+H)·sin(θ−β)/sin θ.  MintPy uses the same
+    triangle for SNAP (SLANT_RANGE_DISTANCE) and for geocoded incidence rasters."""
+    inc = np.radians(np.asarray(incidence_deg, dtype=np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        look = np.arcsin(earth_radius * np.sin(inc) / (earth_radius + height))
+        rng = (earth_radius + height) * np.sin(inc - look) / np.sin(inc)
+    return np.where(np.isfinite(rng) & (inc > 0), rng, np.nan)
+
+
+def slant_range_layer(incidence, earth_radius: float, height: float):
+    """A slantRangeDistance raster computed from an incidence-angle raster, block by block."""
+    return MappedRaster(incidence, lambda a: slant_range_from_incidence(a, earth_radius, height))
+
+
+def corner_refs(geo, shape: tuple[int, int], orbit_direction: str | None) -> dict[str, str]:
+    """LAT_REF1..4 / LON_REF1..4 of a geocoded grid in MintPy's order (first line near, first line far,
+    last line near, last line far; right-looking): ascending S,S,N,N / W,E,W,E, descending N,N,S,S /
+    E,W,E,W — the corners prep_aria writes."""
+    if geo is None:
+        return {}
+    length, width = shape
+    n, w = geo.y_first, geo.x_first
+    s, e = n + length * geo.y_step, w + width * geo.x_step
+    if (orbit_direction or "").upper().startswith("A"):
+        lats, lons = (s, s, n, n), (w, e, w, e)
+    else:
+        lats, lons = (n, n, s, s), (e, w, e, w)
+    out = {}
+    for k in range(4):
+        out[f"LAT_REF{k + 1}"] = repr(float(lats[k]))
+        out[f"LON_REF{k + 1}"] = repr(float(lons[k]))
+    return out

@@ -125,3 +125,165 @@ def read_product_xml(path: Path) -> list[dict[str, str]]:
     if not groups:
         raise InputError(f"{path}: no ISCE <property> elements; not an ISCE product XML")
     return groups
+
+
+def orbit_from_groups(groups: list[dict[str, str]]):
+    """State vectors (time, position, velocity properties) of a product XML, first burst's orbit only."""
+    from ._orbit import StateVector, parse_time, parse_vector
+
+    out, seen = [], set()
+    for g in groups:
+        if not {"time", "position", "velocity"} <= g.keys():
+            continue
+        t, p, v = parse_time(g["time"]), parse_vector(g["position"]), parse_vector(g["velocity"])
+        if t is None or p is None or v is None or t in seen:
+            continue
+        seen.add(t)
+        out.append(StateVector(t, p, v))
+    return out
+
+
+# ----------------------------------------------------------------------------- stripmapStack shelve
+class _IsceRecord:
+    """Stand-in for any ISCE class found in a pickled Frame: its attributes, nothing else."""
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple):  # (dict, slots)
+            state = state[0] or {}
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+
+
+class _FrameUnpickler:
+    """Unpickles the Frame of a stripmapStack ``referenceShelve`` without ISCE, and runs no code.
+
+    ISCE classes (``isceobj.*``, ``iscesys.*``) become :class:`_IsceRecord`; besides them only the
+    standard constructors a pickle of plain data needs are allowed.
+    """
+
+    SAFE = {("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("copyreg", "_reconstructor"),
+            ("builtins", "object"), ("builtins", "list"), ("builtins", "dict"), ("collections", "OrderedDict")}
+
+    @classmethod
+    def load(cls, data: bytes, source: Path):
+        import importlib
+        import io
+        import pickle
+
+        class Unpickler(pickle.Unpickler):
+            def find_class(self, module, name):
+                if module.split(".")[0] in ("isceobj", "iscesys", "isce", "contrib", "stdproc"):
+                    return type(name, (_IsceRecord,), {})
+                if (module, name) in cls.SAFE:
+                    return getattr(importlib.import_module(module), name)
+                raise InputError(f"{source}: the pickled reference frame refers to {module}.{name}, which sbts "
+                                 "does not load; is it an ISCE stripmapStack referenceShelve?")
+
+        try:
+            return Unpickler(io.BytesIO(data)).load()
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"{source}: cannot read the pickled reference frame ({type(exc).__name__}: {exc})") from None
+
+
+@dataclass(frozen=True)
+class ShelveFrame:
+    """What MintPy's prep_isce takes from a stripmapStack reference Frame."""
+
+    wavelength: float | None
+    prf: float | None
+    range_pixel_size: float | None
+    starting_range: float | None
+    sensing_mid: object
+    center_seconds: float | None
+    pass_direction: str | None
+    platform: str | None
+    polarization: str | None
+    orbit: list
+    antenna_length: float | None = None  # m: azimuth resolution = antenna length / 2
+    pulse_length: float | None = None  # s
+    chirp_slope: float | None = None  # Hz/s: range bandwidth = pulse length x chirp slope
+
+
+def read_reference_shelve(path: Path) -> ShelveFrame:
+    """The reference Frame of ``referenceShelve/data.dat`` (a ``dbm.dumb`` shelve: data.dat + data.dir)."""
+    import ast
+
+    from ._orbit import StateVector, parse_vector
+
+    path = Path(path)
+    index = path.with_suffix(".dir")
+    if not index.exists():
+        raise InputError(f"{path}: its shelve index {index.name} is missing (stripmapStack writes data.dat, "
+                         "data.dir and data.bak together)")
+    entries = {}
+    for line in index.read_text(errors="replace").splitlines():
+        if line.strip():
+            key, (pos, size) = ast.literal_eval(line)
+            entries[key] = (pos, size)
+    if "frame" not in entries:
+        raise InputError(f"{path}: the shelve holds no 'frame' (keys: {', '.join(sorted(entries)) or 'none'})")
+    pos, size = entries["frame"]
+    with open(path, "rb") as fh:
+        fh.seek(pos)
+        frame = _FrameUnpickler.load(fh.read(size), path)
+
+    def get(obj, *names):
+        for n in names:
+            if obj is not None and n in getattr(obj, "__dict__", {}):
+                return obj.__dict__[n]
+        return None
+
+    radar = get(frame, "_instrument", "instrument")
+    platform = get(radar, "_platform", "platform")
+    orbit_obj = get(frame, "_orbit", "orbit")
+    vectors = []
+
+    def collect(obj, depth=0):
+        if depth > 6 or obj is None:
+            return
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                collect(item, depth + 1)
+            return
+        d = getattr(obj, "__dict__", None)
+        if not d:
+            return
+        t, p, v = get(obj, "_time", "time"), get(obj, "_position", "position"), get(obj, "_velocity", "velocity")
+        if t is not None and p is not None and v is not None:
+            p, v = parse_vector(str(list(p))), parse_vector(str(list(v)))
+            if p is not None and v is not None:
+                vectors.append(StateVector(t, p, v))
+            return
+        for value in d.values():
+            if isinstance(value, (list, tuple, _IsceRecord)):
+                collect(value, depth + 1)
+
+    collect(orbit_obj)
+    mid = get(frame, "_sensingMid", "sensingMid")
+    start, stop = get(frame, "_sensingStart"), get(frame, "_sensingStop")
+    if mid is None and start is not None and stop is not None:
+        mid = start + (stop - start) / 2
+
+    def fnum(v):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    return ShelveFrame(
+        wavelength=fnum(get(radar, "radarWavelength", "_radarWavelength")),
+        prf=fnum(get(radar, "PRF", "_PRF")),
+        range_pixel_size=fnum(get(radar, "rangePixelSize", "_rangePixelSize")),
+        starting_range=fnum(get(frame, "_startingRange", "startingRange")),
+        sensing_mid=mid,
+        center_seconds=None if mid is None else mid.hour * 3600 + mid.minute * 60 + mid.second + mid.microsecond / 1e6,
+        pass_direction=get(frame, "_passDirection", "passDirection"),
+        platform=get(platform, "spacecraftName", "_spacecraftName", "mission", "_mission"),
+        polarization=get(frame, "_polarization", "polarization"),
+        orbit=sorted(vectors, key=lambda s: s.time),
+        antenna_length=fnum(get(platform, "antennaLength", "_antennaLength")),
+        pulse_length=fnum(get(radar, "pulseLength", "_pulseLength")),
+        chirp_slope=fnum(get(radar, "chirpSlope", "_chirpSlope")),
+    )

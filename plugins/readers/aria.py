@@ -37,8 +37,9 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
 
-from ._common import (MappedRaster, gdal_geometry_layers, header_float, header_int, land_mask, oriented_phase,
-                      override_float, pair_of, seconds_of_day, sorted_pair, wrap_degrees)
+from ._common import (S1_IW_PIXEL, S1_IW_RESOLUTION, MappedRaster, gdal_geometry_layers, header_float, header_int,
+                      independent_looks, land_mask, oriented_phase, override_float, pair_of, seconds_of_day,
+                      sorted_pair, wrap_degrees)
 from ._raster import GdalRaster
 
 logger = logging.getLogger(__name__)
@@ -138,8 +139,46 @@ def _radar_from(request: LoadRequest, wavelength, start_range, spacing, directio
         starting_range=start_range, heading=heading,
         earth_radius=override_float(request, "EARTH_RADIUS"), height=override_float(request, "HEIGHT"),
         orbit_direction=direction.upper() if direction else None, antenna_side=-1,
-        platform="Sentinel-1", center_line_utc=utc,
+        platform="sen", center_line_utc=utc,
+        # as MintPy's prep_aria: the standard product's looks over the IW2 oversampling
+        ncorrlooks=override_float(request, "NCORRLOOKS") or independent_looks(alooks, rlooks,
+                                                                               S1_IW_RESOLUTION["IW2"], S1_IW_PIXEL),
     )
+
+
+S1_HEIGHT = 693_000.0  # m, Sentinel-1 nominal altitude (MintPy's prep_aria value)
+
+
+def _with_orbit_geometry(meta: Metadata) -> Metadata:
+    """HEIGHT, EARTH_RADIUS and LAT/LON_REF1..4 that ARIA products do not carry (MintPy's dem_error.py
+    and save_hdfeos5.py need them).  HEIGHT: Sentinel-1's nominal altitude (as prep_aria); EARTH_RADIUS:
+    the WGS84 radius of curvature along the heading at the scene centre (prep_aria writes a constant);
+    corners: the grid's, in MintPy's near/far order for the pass direction."""
+    from ._common import corner_refs
+    from ._orbit import radius_along_heading
+
+    radar, geo = meta.radar, meta.grid.geo
+    changes = {}
+    if radar.height is None:
+        changes["height"] = S1_HEIGHT
+    if radar.earth_radius is None and geo is not None:
+        lat = geo.y_first + meta.grid.length * geo.y_step / 2
+        changes["earth_radius"] = radius_along_heading(lat, radar.heading if radar.heading is not None else 0.0)
+    if changes:
+        meta = meta.with_radar(**changes)
+    extra = {k: v for k, v in corner_refs(geo, meta.grid.shape, radar.orbit_direction).items() if k not in meta.extra}
+    return meta.with_extra(**extra) if extra else meta
+
+
+def _with_slant_range(layers: dict, meta: Metadata) -> None:
+    """slantRangeDistance from the incidence layer (the triangle Earth centre / platform / target).
+    MintPy's prep_aria writes the constant STARTING_RANGE instead, which is the near edge of the full
+    GUNW swath, not the range of these pixels."""
+    from ._common import slant_range_layer
+
+    r = meta.radar
+    if "incidenceAngle" in layers and r.earth_radius is not None and r.height is not None:
+        layers["slantRangeDistance"] = slant_range_layer(layers["incidenceAngle"], r.earth_radius, r.height)
 
 
 # =============================================================================== GUNW netCDF
@@ -336,6 +375,7 @@ class AriaReader(Reader):
                             seconds_of_day(m.get("UTCTime (HH:MM:SS.ss)", "")),
                             None if az is None else float(_aria_az_to_mintpy(az)))
         meta = Metadata(grid=Grid(shape[0], shape[1], geo), file_type="ifgramStack", processor="aria", radar=radar)
+        meta = _with_orbit_geometry(meta)
         inputs = [unw_path] + [p for p, _ in others.values()]
         return StackSource(pairs, meta, tuple(inputs))
 
@@ -426,6 +466,12 @@ class AriaReader(Reader):
         radar = _radar_from(request, radar_src.get("wavelength"), radar_src.get("start"), radar_src.get("spacing"),
                             direction, seconds_of_day(str(utc)) if utc is not None else None, az)
         meta = Metadata(grid=Grid(shape[0], shape[1], geo), file_type="ifgramStack", processor="aria", radar=radar)
+        meta = _with_orbit_geometry(meta)
+        # S1-GUNW-<A|D>-R-<track>-tops-...: the HDF-EOS5 keys MintPy's save_hdfeos5.py needs
+        if len(parts) > 5 and parts[4].isdigit():
+            meta = meta.with_extra(relative_orbit=str(int(parts[4])))
+            if parts[5].lower() == "tops":
+                meta = meta.with_extra(beam_mode="IW")
         return StackSource(pairs, meta, tuple(files))
 
     def _cube(self, path, name, request, lats, lons, shape, func=None):
@@ -455,17 +501,15 @@ class AriaReader(Reader):
         if not layers:
             return None
         stack = self._vrt_radar(request)
-        meta = Metadata(grid=grid, file_type="geometry", processor="aria", radar=stack)
+        meta = _with_orbit_geometry(Metadata(grid=grid, file_type="geometry", processor="aria", radar=stack))
+        _with_slant_range(layers, meta)
         return GeometrySource(layers, meta, tuple(inputs))
 
     def _vrt_radar(self, request: LoadRequest) -> RadarInfo:
         files = request.files("unwFile")
         if not files:
             return RadarInfo()
-        _, _, bands = read_stack_vrt(files[0])
-        m = bands[0].meta if bands else {}
-        return RadarInfo(wavelength=_float(m, "Wavelength (m)"), starting_range=_float(m, "startRange"),
-                         orbit_direction=(m.get("orbitDirection") or None))
+        return self._vrt_stack(request).metadata.radar
 
     def _gunw_geometry(self, request: LoadRequest) -> GeometrySource:
         files = request.files("unwFile")
@@ -489,7 +533,10 @@ class AriaReader(Reader):
             if tuple(r.shape) == tuple(shape):
                 layers["waterMask"] = MappedRaster(r, lambda a: np.nan_to_num(a) > 0, np.dtype(bool))
                 inputs.append(f)
-        meta = Metadata(grid=Grid(shape[0], shape[1], geo), file_type="geometry", processor="aria")
+        radar = self._gunw_stack(request).metadata.radar
+        meta = _with_orbit_geometry(Metadata(grid=Grid(shape[0], shape[1], geo), file_type="geometry",
+                                             processor="aria", radar=radar))
+        _with_slant_range(layers, meta)
         return GeometrySource(layers, meta, tuple(inputs))
 
 

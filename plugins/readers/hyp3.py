@@ -75,9 +75,12 @@ def _num(meta: dict, key: str, path: Path, required: bool = False) -> float | No
 
 
 def platform_of(granule: str) -> str:
+    """PLATFORM in MintPy's vocabulary (``sen``) for a Sentinel-1 granule name (S1A_/S1B_/S1C_ ...)."""
+    from sbts.core.platform import standard_platform
+
     g = granule.split(",")[0].strip()
     m = re.match(r"S1([A-D])_", g)
-    return f"Sentinel-1{m.group(1)}" if m else "Sentinel-1"
+    return standard_platform(f"Sentinel-1{m.group(1)}" if m else "Sentinel-1")
 
 
 def radar_from_txt(meta: dict, path: Path, request: LoadRequest | None = None) -> tuple[RadarInfo, dict]:

@@ -7,8 +7,10 @@ Layout (ISCE2 stack processors): each raster is a flat binary file described by 
 azimuth, degrees, already in MintPy's convention).  Radar parameters come from the reference product
 XML (``reference/IW*.xml``: ``radarwavelength``, ``rangepixelsize``, ``startingrange``, ``prf``,
 ``sensingstart/stop``, ``passdirection``); perpendicular baselines from ``baselines/`` text files.
-Values that only ISCE's orbit code could compute (HEADING, EARTH_RADIUS, HEIGHT, AZIMUTH_PIXEL_SIZE)
-are taken from UPPER_CASE template keys when given.
+stripmapStack keeps them in ``referenceShelve/data.dat`` (the pickled reference Frame, read without
+ISCE).  HEADING, EARTH_RADIUS, HEIGHT and AZIMUTH_PIXEL_SIZE are computed from the orbit state vectors
+as MintPy's prep_isce has ISCE compute them (see ``_orbit.py``); LAT/LON_REF1..4 come from the lookup
+rasters; UPPER_CASE template keys override any value.
 """
 
 from __future__ import annotations
@@ -25,15 +27,26 @@ from sbts.core.errors import InputError
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import Grid, Metadata, RadarInfo
+from sbts.core.platform import standard_platform
 
-from ._common import (SPEED_OF_LIGHT, MappedRaster, index_by_pair, oriented_phase, override, override_float,
-                      pair_of, seconds_of_day, slant_range_raster, sorted_pair, wrap_degrees)
-from ._isce_xml import read_image_xml, read_product_xml
+from ._common import (S1_IW_RESOLUTION, SPEED_OF_LIGHT, MappedRaster, independent_looks, index_by_pair,
+                      oriented_phase, override, override_float, pair_of, seconds_of_day, slant_range_raster,
+                      sorted_pair, wrap_degrees)
+
+from ._isce_xml import orbit_from_groups, read_image_xml, read_product_xml, read_reference_shelve
+from ._orbit import parse_time, platform_geometry
 
 logger = logging.getLogger(__name__)
 
 _GEOM_KEYS = ("demFile", "lookupYFile", "lookupXFile", "incAngleFile", "azAngleFile", "shadowMaskFile",
               "waterMaskFile")
+
+
+def _stripmap_resolution(frame) -> tuple[float, float] | None:
+    """Stripmap single-look (range, azimuth) resolution: c / (2 · chirp bandwidth), antenna length / 2."""
+    if not (frame.antenna_length and frame.pulse_length and frame.chirp_slope):
+        return None
+    return abs(SPEED_OF_LIGHT / (2.0 * frame.pulse_length * frame.chirp_slope)), frame.antenna_length / 2.0
 
 
 def _has_xml(path: Path) -> bool:
@@ -55,14 +68,22 @@ class IsceReader(Reader):
 
     # ------------------------------------------------------------------ metadata
     def _radar(self, request: LoadRequest, looks: tuple[int, int], required: bool) -> tuple[RadarInfo, dict]:
-        """RadarInfo from the reference XML(s) of ``mintpy.load.metaFile`` and the template keys."""
+        """RadarInfo (+ extra attributes) from the reference metadata of ``mintpy.load.metaFile``.
+
+        topsStack: ``reference/IW*.xml`` (swath products: bursts, orbit state vectors); stripmapStack:
+        ``referenceShelve/data.dat`` (the pickled reference Frame).  HEADING, HEIGHT, EARTH_RADIUS and
+        the azimuth pixel size come from the orbit at the first burst's (the frame's) mid time, as
+        MintPy's prep_isce has ISCE compute them; UPPER_CASE template keys override every value.
+        """
         groups: list[dict[str, str]] = []
-        meta_files = [f for f in request.files("metaFile") if f.suffix == ".xml"]
-        for f in meta_files:
+        meta_files = request.files("metaFile")
+        xml_files = [f for f in meta_files if f.suffix == ".xml"]
+        for f in xml_files:
             groups.extend(read_product_xml(f))
-        if request.files("metaFile") and not meta_files:
-            logger.info("%s: not an XML (stripmapStack shelve?); radar parameters must come from the template",
-                        request.files("metaFile")[0])
+        frame = None
+        shelves = [f for f in meta_files if f.suffix != ".xml"]
+        if shelves and not xml_files:
+            frame = read_reference_shelve(shelves[0])
 
         def first(name):
             return next((g[name] for g in groups if name in g), None)
@@ -75,43 +96,96 @@ class IsceReader(Reader):
                 return None
 
         alooks, rlooks = looks
-        wavelength = override_float(request, "WAVELENGTH") or num("radarwavelength")
-        if wavelength is None and num("radarfrequency"):
-            wavelength = SPEED_OF_LIGHT / num("radarfrequency")
+        extra: dict[str, str] = {}
+        if frame is not None:
+            wavelength, rps, prf = frame.wavelength, frame.range_pixel_size, frame.prf
+            ranges = [frame.starting_range] if frame.starting_range is not None else []
+            mid, vectors, direction, platform = frame.sensing_mid, frame.orbit, frame.pass_direction, frame.platform
+            polarization, ati = frame.polarization, (1.0 / prf if prf else None)
+        else:
+            wavelength, rps, prf = num("radarwavelength"), num("rangepixelsize"), num("prf")
+            if wavelength is None and num("radarfrequency"):
+                wavelength = SPEED_OF_LIGHT / num("radarfrequency")
+            # swath-wide values: the smallest starting range is the merged image's near range (IW1)
+            ranges = [float(g["startingrange"]) for g in groups if "startingrange" in g]
+            bursts = [g for g in groups if "sensingstart" in g and "sensingstop" in g]
+            mid = None
+            if bursts:  # MintPy: the first burst's mid time
+                t0, t1 = parse_time(bursts[0]["sensingstart"]), parse_time(bursts[0]["sensingstop"])
+                mid = t0 + (t1 - t0) / 2 if t0 and t1 else None
+            vectors = orbit_from_groups(groups)
+            direction, platform = first("passdirection"), first("spacecraftname") or first("mission")
+            polarization, ati = first("polarization"), num("azimuthtimeinterval")
+        wavelength = override_float(request, "WAVELENGTH") or wavelength
         if wavelength is None and required:
             src = ", ".join(str(f) for f in meta_files) or "mintpy.load.metaFile (not set or no match)"
             raise InputError(f"{src}: no radar wavelength (property 'radarwavelength'); point mintpy.load.metaFile "
                              "to the reference XML (e.g. ../reference/IW*.xml) or set WAVELENGTH in the template")
-        # swath-wide values: the smallest starting range is the merged image's near range (IW1)
-        ranges = [float(g["startingrange"]) for g in groups if "startingrange" in g]
-        rps = num("rangepixelsize")
-        starts = [seconds_of_day(g[k]) for g in groups for k in ("sensingstart",) if k in g]
-        stops = [seconds_of_day(g[k]) for g in groups for k in ("sensingstop",) if k in g]
-        starts, stops = [s for s in starts if s is not None], [s for s in stops if s is not None]
-        center = (min(starts) + max(stops)) / 2 if starts and stops else None
-        direction = first("passdirection")
-        platform = first("spacecraftname") or first("mission")
+        geometry = None
+        if vectors and mid is not None:
+            try:
+                geometry = platform_geometry(vectors, mid)
+            except InputError as exc:
+                logger.warning("%s: %s; HEADING/HEIGHT/EARTH_RADIUS not derived", meta_files[0], exc)
+        if frame is not None:
+            center = frame.center_seconds
+        else:
+            starts = [seconds_of_day(g["sensingstart"]) for g in groups if "sensingstart" in g]
+            stops = [seconds_of_day(g["sensingstop"]) for g in groups if "sensingstop" in g]
+            starts, stops = [s for s in starts if s is not None], [s for s in stops if s is not None]
+            center = (min(starts) + max(stops)) / 2 if starts and stops else None
+        az_pixel = override_float(request, "AZIMUTH_PIXEL_SIZE")
+        if az_pixel is None and geometry is not None and ati:
+            az_pixel = geometry.speed * ati * alooks
+        ncorr = override_float(request, "NCORRLOOKS")
+        if ncorr is None and geometry is not None and ati and rps:
+            resolution = (_stripmap_resolution(frame) if frame is not None
+                          else S1_IW_RESOLUTION.get(xml_files[0].stem if xml_files else "", S1_IW_RESOLUTION["IW2"]))
+            if resolution is not None:
+                ncorr = independent_looks(alooks, rlooks, resolution, (rps, geometry.speed * ati))
+        if polarization:
+            extra["POLARIZATION"] = str(polarization).replace("/", "")
+        if frame is not None or groups:
+            extra["beam_mode"] = "SM" if frame is not None else "IW"  # as prep_isce (stripmap / tops)
         radar = RadarInfo(
             wavelength=wavelength,
-            alooks=alooks, rlooks=rlooks,
+            alooks=alooks, rlooks=rlooks, ncorrlooks=ncorr,
             range_pixel_size=None if rps is None else rps * rlooks,
-            azimuth_pixel_size=override_float(request, "AZIMUTH_PIXEL_SIZE"),
+            azimuth_pixel_size=az_pixel,
             starting_range=min(ranges) if ranges else None,
-            earth_radius=override_float(request, "EARTH_RADIUS"),
-            height=override_float(request, "HEIGHT"),
-            heading=override_float(request, "HEADING"),
+            earth_radius=override_float(request, "EARTH_RADIUS") or (geometry and geometry.earth_radius),
+            height=override_float(request, "HEIGHT") or (geometry and geometry.height),
+            heading=override_float(request, "HEADING") or (geometry and geometry.heading),
             orbit_direction=direction.upper() if direction else override(request, "ORBIT_DIRECTION"),
             antenna_side=-1,
-            platform=platform,
+            platform=standard_platform(platform),
             center_line_utc=center,
-            prf=num("prf"),
+            prf=prf,
         )
         missing = [k for k, v in (("HEADING", radar.heading), ("EARTH_RADIUS", radar.earth_radius),
                                   ("HEIGHT", radar.height)) if v is None]
         if missing and required:
-            logger.info("ISCE reference XML gives no %s (computed by ISCE from orbits); set them in the template "
+            logger.info("ISCE reference metadata give no %s (no orbit state vectors); set them in the template "
                         "if a later step needs them", ", ".join(missing))
-        return radar, {}
+        return radar, extra
+
+    @staticmethod
+    def corner_coordinates(request: LoadRequest) -> dict[str, str]:
+        """LAT_REF1..4 / LON_REF1..4 from the lat/lon lookup rasters, as MintPy takes them: the first and
+        last rows without zeros (2 rows inside), first and last columns (near/far range)."""
+        out = {}
+        for key, prefix in (("lookupYFile", "LAT_REF"), ("lookupXFile", "LON_REF")):
+            files = [f for f in request.files(key) if not f.name.endswith((".xml", ".vrt"))]
+            if not files:
+                continue
+            data = np.asarray(read_image_xml(files[0]).band(0).read(), dtype=np.float64)
+            full = np.flatnonzero((data != 0).all(axis=1) & np.isfinite(data).all(axis=1))
+            if full.size == 0:
+                continue
+            r0, r1 = min(full[0] + 2, data.shape[0] - 1), max(full[-1] - 2, 0)
+            for k, (r, c) in enumerate(((r0, 0), (r0, -1), (r1, 0), (r1, -1)), 1):
+                out[f"{prefix}{k}"] = repr(float(data[r, c]))
+        return out
 
     def _looks(self, request: LoadRequest, shape: tuple[int, int]) -> tuple[int, int]:
         """ALOOKS/RLOOKS: template keys, else full-resolution geometry ``*.full.xml`` size / this size."""
@@ -215,9 +289,10 @@ class IsceReader(Reader):
                     logger.warning("no baseline for %s or %s in %s", d1, d2, request.pattern("baselineDir"))
             pairs.append(PairSource(d1, d2, layers, bperp, str(f)))
         shape = (first_img.length, first_img.width)
-        radar, _ = self._radar(request, self._looks(request, shape), required=True)
+        radar, extra = self._radar(request, self._looks(request, shape), required=True)
         inputs += [f for f in request.files("metaFile")]
         meta = Metadata(grid=Grid(*shape), file_type="ifgramStack", processor="isce", radar=radar)
+        meta = meta.with_extra(**extra, **self.corner_coordinates(request))
         return StackSource(pairs, meta, tuple(inputs))
 
     # ------------------------------------------------------------------ geometry
@@ -263,10 +338,11 @@ class IsceReader(Reader):
             if tuple(layer.shape) != shape:
                 raise InputError(f"geometry layer {name} is {layer.shape} but {grid_img.path.name} is {shape}; "
                                  "the geometry files do not match")
-        radar, _ = self._radar(request, self._looks(request, shape), required=False)
+        radar, extra = self._radar(request, self._looks(request, shape), required=False)
         if radar.starting_range is not None and radar.range_pixel_size is not None:
             layers["slantRangeDistance"] = slant_range_raster(shape, radar.starting_range, radar.range_pixel_size)
         meta = Metadata(grid=Grid(*shape), file_type="geometry", processor="isce", radar=radar)
+        meta = meta.with_extra(**extra, **self.corner_coordinates(request))
         return GeometrySource(layers, meta, tuple(inputs))
 
 

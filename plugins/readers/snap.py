@@ -13,6 +13,7 @@ Without a ``.dim`` (bare ``.img``/``.hdr``) the layers load and WAVELENGTH etc. 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -26,9 +27,11 @@ from sbts.core.errors import InputError
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
 from sbts.core.metadata import Grid, Metadata, RadarInfo
+from sbts.core.platform import standard_platform
 
 from ._common import (SPEED_OF_LIGHT, earth_radius_at, envi_geogrid, envi_layout, header_float, header_int,
-                      oriented_phase, override_float, read_envi_header, seconds_of_day, sorted_pair, wrap_degrees)
+                      oriented_phase, override_float, read_envi_header, seconds_of_day, slant_range_from_incidence,
+                      slant_range_layer, sorted_pair, wrap_degrees)
 from ._raster import BinaryRaster
 
 logger = logging.getLogger(__name__)
@@ -104,8 +107,68 @@ def read_dim(path: Path) -> dict:
                 if rd and sd and perp is not None:
                     baselines.setdefault((rd[0], sd[0]), header_float(perp, path, f"Perp Baseline ({sec.get('name')})"))
     tr = root.findtext("Geoposition/IMAGE_TO_MODEL_TRANSFORM")
+    band_tr = {(b.findtext("BAND_NAME") or "").strip(): b.findtext("IMAGE_TO_MODEL_TRANSFORM")
+               for b in root.iter("Spectral_Band_Info") if b.findtext("IMAGE_TO_MODEL_TRANSFORM")}
     return {"path": path, "attrs": attrs, "orbit": orbit, "baselines": baselines, "transform": tr,
+            "band_transforms": band_tr,
             "ncols": root.findtext("Raster_Dimensions/NCOLS"), "nrows": root.findtext("Raster_Dimensions/NROWS")}
+
+
+def dim_geogrid(dim: dict, band: str | None = None):
+    """The grid of a band from the ``.dim``: its Spectral_Band_Info IMAGE_TO_MODEL_TRANSFORM, else the
+    product's Geoposition one (Java AffineTransform order: scaleX, shearY, shearX, scaleY, x0, y0, the
+    upper-left corner of the first pixel).  None when the .dim has no transform or a rotated one."""
+    from sbts.core.metadata import GeoGrid
+
+    text = dim.get("band_transforms", {}).get(band or "") or dim.get("transform")
+    if not text:
+        return None
+    try:
+        sx, shy, shx, sy, x0, y0 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{dim['path']}: IMAGE_TO_MODEL_TRANSFORM {text!r} is not six numbers") from None
+    if shy or shx:
+        raise InputError(f"{dim['path']}: IMAGE_TO_MODEL_TRANSFORM {text!r} is rotated; sbts reads north-up grids")
+    return GeoGrid(x0, y0, sx, sy, "degrees", "degrees", 4326)
+
+
+def grid_of_band(img: Path, shape: tuple[int, int], hdr: dict) -> Grid:
+    """The band's grid: the ``.dim`` transform when the product has a ``.dim``, else the ENVI map info.
+
+    SNAP recomputes the ENVI header's ``map info`` from the map boundary (snap-engine
+    ``ImageGeometry``): its tie point and pixel size are not the product grid (half a pixel and a
+    slightly wrong pixel size, tens of metres at the far edge of a full frame); MintPy's prep_snap
+    ignores it for the same reason.
+    """
+    dim = dim_of(img)
+    geo = dim_geogrid(read_dim(dim), img.stem) if dim is not None else None
+    if geo is None:
+        geo = envi_geogrid(hdr)
+    return Grid(shape[0], shape[1], geo)
+
+
+def dim_corners(dim: dict) -> dict[str, str]:
+    """LAT_REF1..4 / LON_REF1..4 from the .dim's first/last line near/far corners (MintPy's names)."""
+    a, out = dim["attrs"], {}
+    for k, corner in enumerate(("first_near", "first_far", "last_near", "last_far"), 1):
+        for key, suffix in (("LAT_REF", "lat"), ("LON_REF", "long")):
+            value = a.get(f"{corner}_{suffix}")
+            if value not in (None, ""):
+                out[f"{key}{k}"] = value
+    return out
+
+
+def unavco_keys(dim: dict) -> dict[str, str]:
+    """beam_mode and relative_orbit (the HDF-EOS5 keys MintPy's save_hdfeos5.py requires) from the .dim's
+    ACQUISITION_MODE (IW, SM ...) and REL_ORBIT."""
+    a, out = dim["attrs"], {}
+    mode = (a.get("ACQUISITION_MODE") or "").strip()
+    if mode and mode not in ("-", "99999"):
+        out["beam_mode"] = mode
+    orbit = (a.get("REL_ORBIT") or "").strip()
+    if orbit.isdigit() and int(orbit) not in (0, 99999):
+        out["relative_orbit"] = str(int(orbit))
+    return out
 
 
 def radar_from_dim(dim: dict, request: LoadRequest | None = None) -> RadarInfo:
@@ -157,7 +220,7 @@ def radar_from_dim(dim: dict, request: LoadRequest | None = None) -> RadarInfo:
         heading=ov("HEADING") or (None if heading is None else float(wrap_degrees(heading))),
         orbit_direction=(a.get("PASS") or "").upper() or None,
         antenna_side=1 if antenna.startswith("left") else -1,
-        platform=a.get("MISSION") or None,
+        platform=standard_platform(a.get("MISSION")),
         center_line_utc=center,
         prf=num("pulse_repetition_frequency"),
         incidence_angle=sum(inc) / len(inc) if inc else None,
@@ -216,9 +279,8 @@ class SnapReader(Reader):
             if swapped:
                 logger.info("%s: pair stored later_earlier; loaded as %s_%s with the phase sign changed", f, d1, d2)
             unw, hdr = envi_raster(f)
-            g = envi_geogrid(hdr)
             if grid is None:
-                grid = Grid(unw.shape[0], unw.shape[1], g)
+                grid = grid_of_band(f, unw.shape, hdr)
             # bperp below is looked up for (d1, d2) already, so only the phase changes sign here
             layers = {"unwrapPhase": oriented_phase(unw, swapped)}
             if (d1, d2) in cor:
@@ -246,6 +308,9 @@ class SnapReader(Reader):
             raise InputError(f"{dim_of(files[0])}: no radar_frequency in Abstracted_Metadata; set WAVELENGTH in "
                              "the template")
         meta = Metadata(grid=grid, file_type="ifgramStack", processor="snap", radar=radar)
+        if dim_of(files[0]) is not None:
+            dim = read_dim(dim_of(files[0]))
+            meta = meta.with_extra(**dim_corners(dim), **unavco_keys(dim))
         return StackSource(pairs, meta, tuple(inputs))
 
     def open_geometry(self, request: LoadRequest) -> GeometrySource | None:
@@ -257,7 +322,9 @@ class SnapReader(Reader):
                 continue
             r, hdr = envi_raster(files[0])
             if grid is None:
-                grid = Grid(r.shape[0], r.shape[1], envi_geogrid(hdr))
+                grid = grid_of_band(files[0], r.shape, hdr)
+            elif tuple(r.shape) != grid.shape:
+                raise InputError(f"{files[0]}: {r.shape} pixels but the other geometry bands have {grid.shape}")
             layers[name] = r
             inputs.append(files[0])
         if not layers:
@@ -266,7 +333,25 @@ class SnapReader(Reader):
         unw = request.files("unwFile")
         if unw and dim_of(unw[0]) is not None:
             radar = radar_from_dim(read_dim(dim_of(unw[0])), request)
-        meta = Metadata(grid=grid, file_type="geometry", processor="snap", radar=radar)
+        elif request.files("demFile") and dim_of(request.files("demFile")[0]) is not None:
+            radar = radar_from_dim(read_dim(dim_of(request.files("demFile")[0])), request)
+        extra = {}
+        if radar.earth_radius is not None and radar.height is not None:
+            # MintPy: from the incidence raster when there is one, else the scalar from the .dim's
+            # incidence angle (the same triangle Earth centre / platform / target)
+            if "incidenceAngle" in layers:
+                layers["slantRangeDistance"] = slant_range_layer(layers["incidenceAngle"], radar.earth_radius,
+                                                                 radar.height)
+            elif radar.incidence_angle is not None:
+                srd = float(slant_range_from_incidence(radar.incidence_angle, radar.earth_radius, radar.height))
+                radar = dataclasses.replace(radar, slant_range_distance=srd)
+        else:
+            logger.warning("SNAP: no orbit state vectors in the .dim, so no HEIGHT/EARTH_RADIUS and no slant range; "
+                           "the DEM-error step then needs SLANT_RANGE_DISTANCE in the template")
+        meta = Metadata(grid=grid, file_type="geometry", processor="snap", radar=radar).with_extra(**extra)
+        dims = [dim_of(f[0]) for f in (request.files("unwFile"), request.files("demFile")) if f and dim_of(f[0])]
+        if dims:
+            meta = meta.with_extra(**dim_corners(read_dim(dims[0])))
         return GeometrySource(layers, meta, tuple(inputs))
 
 
