@@ -7,7 +7,7 @@ import pytest
 
 from sbts.core.errors import InputError, TemplateError
 from sbts.core.metadata import Metadata
-from sbts.core.products import TimeSeriesWriter, write_map
+from sbts.core.products import TimeSeries, TimeSeriesWriter, write_map
 from sbts.core.rms import outlier_threshold, residual_rms
 from sbts.core.synthetic import make_synthetic_stack
 from sbts.core.template import Template
@@ -68,7 +68,15 @@ def test_noisy_date_is_outlier_and_quiet_date_is_reference(tmp_path, synth):
     rows = [line.split() for line in (tmp_path / "rms_timeseriesResidual_ramp.txt").read_text().splitlines()
             if not line.startswith("#")]
     assert [r[0] for r in rows] == synth.date_list
-    np.testing.assert_allclose([float(r[1]) for r in rows], res.rms * 1000, atol=1e-4)
+    np.testing.assert_allclose([float(r[1]) for r in rows], res.rms, rtol=1e-12)  # metres, as MintPy's
+    assert "# Date\t\tRMS (m)" in (tmp_path / "rms_timeseriesResidual_ramp.txt").read_text()
+    deramped = TimeSeries(tmp_path / "timeseriesResidual_ramp.h5")  # MintPy writes it too
+    assert deramped.date_strings == synth.date_list
+    d = deramped.read_dates()
+    ry, rx = synth.truth.reference_yx
+    assert np.all(d[:, ry, rx] == 0)  # relative to the reference pixel
+    m = synth.water_mask
+    np.testing.assert_allclose(np.sqrt(np.mean(d[:, m].astype(np.float64) ** 2, axis=1)), res.rms, rtol=1e-5)
     assert (tmp_path / "rms_timeseriesResidual_ramp.png").stat().st_size > 1000
     assert (tmp_path / "rms_timeseriesResidual_ramp.pdf").exists()
 
@@ -92,9 +100,9 @@ def test_rms_matches_numpy_without_deramp(tmp_path, synth):
     ts = _write(tmp_path / "r.h5", synth, data)
     res = residual_rms(ts, tpl(deramp="no"), plot=False, max_memory=1e-5)  # many blocks
     d32 = data.astype(np.float32).astype(np.float64)
-    m = synth.water_mask & ~np.all(d32 == 0, axis=0)  # pixels 0 at every date are no-data (MintPy)
-    ref = np.sqrt(np.nanmean(d32[:, m] ** 2, axis=1))
+    ref = np.sqrt(np.nanmean(d32[:, synth.water_mask] ** 2, axis=1))  # every mask pixel, zeros too (MintPy)
     np.testing.assert_allclose(res.rms, ref, rtol=1e-6)
+    assert not (tmp_path / "r_ramp.h5").exists()  # nothing deramped: no copy
 
 
 def test_threshold_formula():
