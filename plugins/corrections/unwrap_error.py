@@ -542,6 +542,9 @@ class _UnwrapCorrection(Correction):
                     f[out_name].attrs[_CONFIG_ATTR] = config
                     for key, value in _provenance(opts, self.method).items():
                         f[out_name].attrs[key] = value
+                    if step == "bridging":  # as MintPy's unwrap_error_bridging: its settings on the stack,
+                        for key in BRIDGING_ROOT_KEYS:  # so the files derived from it carry them
+                            f.attrs[key] = _provenance(opts, self.method)[key]
                 summaries.append(text)
                 logger.info(text)
             in_name = out_name
@@ -549,6 +552,9 @@ class _UnwrapCorrection(Correction):
 
     def steps(self) -> tuple[str, ...]:
         return tuple(self.method.split("+"))
+
+
+BRIDGING_ROOT_KEYS = (PREFIX + "waterMaskFile", PREFIX + "connCompMinArea", PREFIX + "bridgePtsRadius")
 
 
 def _provenance(opts: UnwrapOptions, method: str) -> dict[str, str]:
