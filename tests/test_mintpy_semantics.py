@@ -370,3 +370,54 @@ def test_residual_rms_is_skipped_without_the_dem_error_step(tmp_path):
     again = {r.name: r.status for r in run_workflow(tmp_path / "project.cfg", start="modify_network",
                                                     end="velocity", max_memory=0.5)}
     assert set(again.values()) <= {"skipped", "disabled"}, again
+
+
+# --------------------------------------------------------------------------- every time function, by name
+def test_time_function_names_and_values_as_mintpy(mintpy_oracle, tmp_path):
+    """timeseries2velocity.py and sbts on one file with every kind of term: MintPy's dataset names
+    (period0.25YAmplitude, exp20190601Tau50D, ...) all exist in sbts's velocity.h5, with MintPy's
+    units and values.  The dates lie within one calendar year, where MintPy's decimal years and
+    sbts's days/365.25 coincide, so the values agree to float32 precision (MintPy solves in float32);
+    across year boundaries they differ (docs/mintpy-differences.md)."""
+    import datetime as dt
+
+    from sbts.core.metadata import Metadata
+    from sbts.core.products import TimeSeriesWriter
+    from sbts.core.template import Template
+    from sbts.core.timefunc import TimeFunctionModel
+    from sbts.core.velocity import fit_time_functions
+
+    dates = [dt.date(2019, 1, 2) + dt.timedelta(days=6 * i) for i in range(60)]  # all in 2019
+    model = TimeFunctionModel(polynomial=2, periods=(1.0, 0.5, 0.25), steps=(dt.date(2019, 4, 1),),
+                              exps=((dt.date(2019, 6, 1), (50.0,)),), logs=((dt.date(2019, 9, 1), (20.0,)),))
+    G = model.design_matrix(dates)
+    rng = np.random.default_rng(4)
+    coef = rng.normal(0, 0.01, size=(G.shape[1], 8 * 9))
+    data = (G @ coef + rng.normal(0, 0.002, (len(dates), coef.shape[1]))).reshape(len(dates), 8, 9)
+    data -= data[:, :1, :1]  # referenced at pixel (0, 0)
+    meta = Metadata.from_attrs({"LENGTH": 8, "WIDTH": 9, "REF_Y": 0, "REF_X": 0,
+                                "REF_DATE": dates[0].strftime("%Y%m%d")})
+    ts = tmp_path / "timeseries.h5"
+    with TimeSeriesWriter(ts, meta, [d.strftime("%Y%m%d") for d in dates]) as w:
+        w.write("timeseries", data.astype(np.float32))
+    keys = {"polynomial": "2", "periodic": "1,0.5,0.25", "stepDate": "20190401", "exp": "20190601,50",
+            "log": "20190901,20"}
+    ours = fit_time_functions(ts, Template({f"mintpy.timeFunc.{k}": v for k, v in keys.items()}),
+                              tmp_path / "sbts.h5")
+    mintpy_oracle.run("timeseries2velocity.py", "timeseries.h5", "-o", "mintpy.h5", "--poly", "2", "--periodic",
+                      "1", "0.5", "0.25", "--step", "20190401", "--exp", "20190601", "50", "--log", "20190901", "20",
+                      cwd=tmp_path)
+    with h5py.File(tmp_path / "mintpy.h5") as a, h5py.File(ours) as b:
+        names = set(a)
+        assert {"period0.25YAmplitude", "semiAnnualPhase", "exp20190601Tau50D", "log20190901Tau20D",
+                "step20190401", "acceleration", "residue"} <= names
+        assert names <= set(b), sorted(names - set(b))
+        for name in sorted(names):
+            x, y = b[name][()].ravel()[1:], a[name][()].ravel()[1:]  # (0, 0) is the reference
+            assert b[name].attrs["UNIT"] == a[name].attrs["UNIT"], name
+            if name.endswith("Phase"):
+                amp = a[name.replace("Phase", "Amplitude")][()].ravel()[1:]
+                assert np.max(amp * np.abs(np.angle(np.exp(1j * (x - y))))) < 1e-5, name
+            else:  # MintPy inverts GᵀG in float32 for the Std: 1e-3 there
+                tol = 2e-3 if name.endswith("Std") else 1e-4
+                assert np.max(np.abs(x - y)) < tol * np.max(np.abs(y)) + 1e-6, name
