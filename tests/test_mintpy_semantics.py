@@ -421,3 +421,32 @@ def test_time_function_names_and_values_as_mintpy(mintpy_oracle, tmp_path):
             else:  # MintPy inverts GᵀG in float32 for the Std: 1e-3 there
                 tol = 2e-3 if name.endswith("Std") else 1e-4
                 assert np.max(np.abs(x - y)) < tol * np.max(np.abs(y)) + 1e-6, name
+
+
+def test_water_mask_file_from_the_geometry(tmp_path):
+    """waterMask.h5 as smallbaselineApp writes it: the geometry's waterMask, False where latitude or
+    longitude is 0 (no data), FILE_TYPE waterMask; kept while newer than the geometry; none without
+    a waterMask in the geometry."""
+    from sbts.core.averages import write_water_mask
+    from sbts.core.metadata import Grid, Metadata
+    from sbts.core.products import write_map
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    water = np.ones((6, 7), bool)
+    water[0, :3] = False
+    lat = np.full((6, 7), 19.0, np.float32)
+    lat[5, 6] = 0
+    meta = Metadata(grid=Grid(6, 7))
+    write_map(inputs / "geometryRadar.h5", meta, "geometry", {"waterMask": water, "latitude": lat,
+                                                              "longitude": lat + 1})
+    out = write_water_mask(inputs / "ifgramStack.h5", tmp_path)
+    expected = water.copy()
+    expected[5, 6] = False
+    np.testing.assert_array_equal(_read(out, "waterMask"), expected)
+    assert _attrs(out)["FILE_TYPE"] == "waterMask"
+    mtime = out.stat().st_mtime_ns
+    assert write_water_mask(inputs / "ifgramStack.h5", tmp_path) == out and out.stat().st_mtime_ns == mtime
+    write_map(inputs / "geometryRadar.h5", meta, "geometry", {"latitude": lat})
+    (tmp_path / "waterMask.h5").unlink()
+    assert write_water_mask(inputs / "ifgramStack.h5", tmp_path) is None

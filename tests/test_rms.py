@@ -117,3 +117,21 @@ def test_mask_options(tmp_path, synth):
         residual_rms(ts, tpl(maskFile="nomask.h5"), plot=False)
     with pytest.raises(TemplateError, match="deramp"):
         residual_rms(ts, tpl(deramp="cubic"), plot=False)
+
+
+def test_rms_text_is_mintpys_and_sbts_plot_reads_it(tmp_path, synth):
+    """rms_*.txt in MintPy's layout (tab-separated date and RMS in metres under "# Date\t\tRMS (m)",
+    read as such by MintPy's plot_timeseries_rms); `sbts plot rms` reads it back in mm.  No outlier:
+    a stale exclude_date.txt is removed, as MintPy does."""
+    from sbts.core.viz.rms import read_rms_file
+
+    (tmp_path / "exclude_date.txt").write_text("20000101\n")
+    ts = _write(tmp_path / "timeseriesResidual.h5", synth, _residual(synth, False))
+    res = residual_rms(ts, tpl(cutoff=100), plot=False)
+    assert res.exclude_dates == [] and not (tmp_path / "exclude_date.txt").exists()
+    text = (tmp_path / "rms_timeseriesResidual_ramp.txt").read_text()
+    rows = [line for line in text.splitlines() if not line.startswith("#")]
+    assert all(len(r.split("\t")) == 2 for r in rows)
+    dates, mm = read_rms_file(tmp_path / "rms_timeseriesResidual_ramp.txt")
+    assert [d.strftime("%Y%m%d") for d in dates] == synth.date_list
+    np.testing.assert_allclose(mm, res.rms * 1000, rtol=1e-12)
