@@ -168,7 +168,8 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
             writer = stack.enter_context(TimeSeriesWriter(
                 deramped, ts.metadata, ts.date_strings, ts.bperp, dataset="timeseries",
                 unit=ts.metadata.unit or "m"))
-        for block in plan_blocks(shape, n * 4 * 4, max_memory, ts.chunk_shape(ts.dataset_name)):
+        # per pixel and date: float64 data, ramp and squares, float32 output copy
+        for block in plan_blocks(shape, n * (8 * 3 + 4), max_memory, ts.chunk_shape(ts.dataset_name)):
             m = mask.read(block)
             if writer is None and not m.any():
                 continue
