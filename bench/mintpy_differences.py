@@ -165,7 +165,6 @@ def measure_time_axis(work: Path) -> None:
 # ----------------------------------------------------------------------------- 3. bridging windows
 def measure_bridging(work: Path, oracle: Path | None, seeds: int) -> None:
     from sbts.core.corrections import run_correction
-    from sbts.core.synthetic import make_synthetic_stack
     from sbts.core.template import Template
 
     print("3. bridging on 200 × 200 stacks (3 unwrapping-error islands each): islands left wrong")
