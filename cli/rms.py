@@ -28,8 +28,10 @@ def rms(template, input_file, cutoff, deramp, mask_file, no_plot, work_dir, max_
 
     After removing a ramp per date on the mask pixels, RMS_i = sqrt(mean(r_i²)) (Yunjun et al.
     2019).  The date of minimum RMS is the best temporal reference; dates with RMS above
-    cutoff · median(RMS)/0.6745 are outliers.  Writes rms_<stem>.txt (mm), reference_date.txt,
-    exclude_date.txt (read by `sbts refdate` and `sbts velocity`) and a bar plot in WORK_DIR.
+    cutoff · median(RMS)/0.6745 are outliers.  Writes in WORK_DIR what MintPy's timeseries_rms.py
+    writes: the deramped residual <stem>_ramp.h5, rms_<stem>_ramp.txt (metres), reference_date.txt,
+    exclude_date.txt (only when there are outliers; read by `sbts refdate` and `sbts velocity`),
+    and a bar plot.
     """
     from sbts.core.rms import residual_rms
 

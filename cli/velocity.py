@@ -44,9 +44,10 @@ def velocity(template, input_file, output, start_date, end_date, exclude_date, p
 
     One least-squares per block for all pixels (Hetland et al. 2012 time functions): polynomial
     (intercept, velocity m/year, acceleration with d = ... + a·t²/2), periodic amplitude and phase
-    (A·cos(2πτ/T − φ), τ in years since 2000-01-01), steps after their dates, exp/log post-seismic
-    terms.  Std maps from the residuals (default) or a seeded bootstrap over dates.  Writes
-    velocity.h5 (MintPy's layout) with a Std map per term and 'residue' (RMS of the residuals, m).
+    (MintPy's A·sin(2πτ/T + φ), τ in years since the first fitted date), steps after their dates,
+    exp/log post-seismic terms.  Std maps from the residuals (default) or a seeded bootstrap over
+    dates.  Writes velocity.h5 (MintPy's layout) with a Std map per term and 'residue' (MintPy's:
+    root of the sum of squared residuals, m).
     """
     from sbts.core.velocity import default_timeseries, fit_time_functions
 

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 AVG_COHERENCE_FILE = "avgSpatialCoh.h5"
 STACKING_VELOCITY_FILE = "avgPhaseVelocity.h5"
 CONNCOMP_MASK_FILE = "maskConnComp.h5"
+WATER_MASK_FILE = "waterMask.h5"
 _PHASE_DATASETS = ("unwrapPhase", "unwrapPhase_bridging", "unwrapPhase_phaseClosure",
                    "unwrapPhase_bridging_phaseClosure")
 
@@ -133,6 +134,36 @@ def geometry_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
         logger.warning("%s: waterMask shape %s differs from the stack %s; not used", geom, data.shape, shape)
         return None
     return np.asarray(data != 0)
+
+
+def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike) -> Path | None:
+    """``waterMask.h5`` (dataset ``waterMask``, True = land) in ``work_dir`` from the geometry file's
+    ``waterMask``, as smallbaselineApp's modify_network step writes it for the later steps and tools
+    that look for it there (network mask, unwrapping-error regions, view.py -m): pixels where the
+    geometry's ``latitude`` or ``longitude`` is 0 (no data) are water too; the attributes are the
+    geometry's with ``FILE_TYPE = waterMask``.  None (nothing written) when the geometry has no
+    ``waterMask``; an existing file newer than the geometry is kept (update mode).
+    """
+    geom = find_geometry_file(stack_path, work_dir)
+    if geom is None:
+        return None
+    with open_h5(geom) as f:
+        if "waterMask" not in f:
+            return None
+        out = Path(work_dir) / WATER_MASK_FILE
+        if out.exists() and out.stat().st_mtime_ns >= geom.stat().st_mtime_ns:
+            logger.info("%s is newer than %s: kept", out.name, geom.name)
+            return out
+        water = np.asarray(f["waterMask"][()] != 0)
+        for name in ("latitude", "longitude"):
+            if name in f and f[name].shape == water.shape:
+                water &= f[name][()] != 0
+    from .h5io import read_metadata
+
+    meta = read_metadata(geom).for_product("waterMask", "1")
+    path = write_map(out, meta, "waterMask", {"waterMask": water}, unit="1")
+    logger.info("wrote %s from %s (%d of %d pixels land)", path, geom.name, int(water.sum()), water.size)
+    return path
 
 
 # ---------------------------------------------------------------------------- averages
@@ -272,7 +303,7 @@ def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
 
 __all__ = [
     "temporal_average", "write_average_coherence", "stacking_velocity", "write_stacking_velocity",
-    "connected_component_mask", "write_conncomp_mask", "valid_in_all_kept", "read_mask_file",
+    "connected_component_mask", "write_conncomp_mask", "valid_in_all_kept", "read_mask_file", "write_water_mask",
     "find_geometry_file", "geometry_water_mask", "as_stack", "kept_index",
-    "AVG_COHERENCE_FILE", "STACKING_VELOCITY_FILE", "CONNCOMP_MASK_FILE",
+    "AVG_COHERENCE_FILE", "STACKING_VELOCITY_FILE", "CONNCOMP_MASK_FILE", "WATER_MASK_FILE",
 ]

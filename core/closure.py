@@ -267,7 +267,8 @@ def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: s
         logger.warning("%s: the kept network has no triplet; T_int is 0 everywhere", stack.path.name)
     meta = stack.metadata.for_product("mask", "1")
     out = write_map(Path(work_dir) / NUM_TRI_FILE, meta, "mask", {NUM_TRI_DATASET: count}, unit="1",
-                    NUM_TRIPLET=n_tri, DATASET_NAME=dataset)
+                    NUM_TRIPLET=n_tri, DATASET_NAME=dataset,  # START/END_DATE: the stack's dates, as MintPy's
+                    START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
     txt = Path(work_dir) / TRIPLET_STATS_FILE
     tmp = txt.with_name(txt.name + ".part")
     tmp.write_text(stats.to_text(), encoding="utf-8")

@@ -371,7 +371,9 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     out_meta = meta.replace(reference=meta.reference.__class__(
         y=ref_y, x=ref_x, lat=meta.reference.lat, lon=meta.reference.lon, date=kept.dates[0]))
     out_meta = out_meta.with_extra(**options.provenance(), **{SIGNATURE_ATTR: sig},
-                                   **{"mintpy.networkInversion.numIfgram": str(len(kept))})
+                                   **{"mintpy.networkInversion.numIfgram": str(len(kept))},
+                                   # MintPy's stack metadata: first/last date of every pair, dropped too
+                                   START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
     ts_meta = out_meta.replace(file_type="timeseries", unit="m")
     date_bperp = kept.date_bperp()
     try:

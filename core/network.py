@@ -425,18 +425,27 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
 
 
 # ---------------------------------------------------------------------------- the step
-def write_coherence_table(path: str | os.PathLike, pairs: Pairs, report: DropReport) -> Path:
-    """``coherenceSpatialAvg.txt``: one line per pair, whitespace-separated, ``#`` header."""
+def write_coherence_table(path: str | os.PathLike, pairs: Pairs, report: DropReport, data_file: str = "ifgramStack.h5",
+                          mask_label: str | None = None, aoi: Block | None = None) -> Path:
+    """``coherenceSpatialAvg.txt`` in MintPy's layout, so its ``plot_network.py`` and
+    ``modify_network.py`` read it: four ``#`` lines (data file, mask file, AOI box as (x0, y0, x1, y1),
+    threshold), a column header, then ``DATE12 <TAB> mean <TAB> Btemp/days <TAB> Bperp/m <TAB> index``
+    per pair (all pairs, dropped ones too).  The drop decisions are sbts's addition, as trailing
+    ``#`` lines that any ``np.loadtxt`` reader skips.
+    """
     path = Path(path)
     coh = report.coherence if report.coherence is not None else np.full(len(pairs), np.nan)
     tbase = pairs.temporal_baseline_days()
-    lines = ["# sbts modify_network: mean spatial coherence of each pair (mask/AOI applied)",
-             "# keep: 1 = used by the inversion (dropIfgram True), 0 = dropped; reasons for dropped pairs",
-             "# index  date12             mean_coh  keep  tbase_days  bperp_m   reasons"]
+    box = None if aoi is None else (aoi.col_start, aoi.row_start, aoi.col_stop, aoi.row_stop)
+    lines = [f"# Data file: {data_file}", f"# Mask file: {mask_label}", f"# AOI box: {box}",
+             "# Threshold: None", "#\tDATE12\t\tMean\tBtemp/days\tBperp/m\t\tNum"]
     for k, name in enumerate(pairs.date12):
-        why = "; ".join(report.reasons.get(name, [])) or "-"
-        lines.append(f"{k:6d}  {name}  {coh[k]:8.4f}  {int(report.keep[k]):4d}  {tbase[k]:10d}  "
-                     f"{pairs.bperp[k]:8.2f}   {why}")
+        lines.append(f"{name}\t{coh[k]:.4f}\t{tbase[k]:8.0f}\t{pairs.bperp[k]:8.1f}\t{k}")
+    dropped = [name for k, name in enumerate(pairs.date12) if not report.keep[k]]
+    lines.append(f"# sbts modify_network: {len(pairs) - len(dropped)} pair(s) kept, {len(dropped)} dropped "
+                 "(dropIfgram in the stack)")
+    for name in dropped:
+        lines.append(f"# dropped {name}: {'; '.join(report.reasons.get(name, [])) or '-'}")
     tmp = path.with_name(path.name + ".part")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -477,10 +486,14 @@ def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: 
     pairs = stack.pairs.with_keep(np.ones(len(stack.pairs), bool))  # start again from all pairs
 
     coherence = None
+    aoi = mask_label = None
     if stack.has("coherence"):
         geom = find_geometry_file(stack.path, work_dir)
         aoi = parse_aoi(template, stack.metadata, geom)
         mask = network_mask(template, stack, work_dir)
+        if mask is not None:
+            name = template.get(KEY + "maskFile")
+            mask_label = name if name and _resolve(name, work_dir).is_file() else "waterMask (geometry file)"
         coherence = spatial_average_coherence(stack, mask, aoi, max_memory)
     elif template.get_bool(KEY + "coherenceBased"):
         raise DataError(f"{stack.path}: coherenceBased = yes but the stack has no coherence dataset")
@@ -506,7 +519,7 @@ def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: 
 
     changed = write_drop_flags(stack.path, report.keep)
     logger.info("%s: dropIfgram %s", stack.path.name, "updated" if changed else "unchanged")
-    write_coherence_table(work_dir / COHERENCE_TABLE, pairs, report)
+    write_coherence_table(work_dir / COHERENCE_TABLE, pairs, report, stack.path.name, mask_label, aoi)
     return report
 
 

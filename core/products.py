@@ -341,14 +341,19 @@ class StackWriter(H5Writer):
 
 
 class TimeSeriesWriter(H5Writer):
-    """Writer of a ``timeseries.h5``-layout file (``date``, ``bperp``, one 3-D dataset)."""
+    """Writer of a ``timeseries.h5``-layout file (``date``, ``bperp``, one 3-D dataset).
+
+    ``START_DATE``/``END_DATE`` are set to the first/last of ``dates``, as on MintPy's time series.
+    """
 
     def __init__(self, path: str | os.PathLike, metadata: Metadata, dates: Sequence[str],
                  bperp: np.ndarray | None = None, dataset: str = "timeseries",
                  signature: str | None = None, unit: str = "m") -> None:
+        self.dates = list(dates)
+        if self.dates:  # MintPy's timeseries files report their first and last dates
+            metadata = metadata.with_extra(START_DATE=self.dates[0], END_DATE=self.dates[-1])
         super().__init__(path, metadata.replace(file_type="timeseries", unit=unit), signature)
         self.grid_shape = metadata.grid.shape
-        self.dates = list(dates)
         self.bperp = np.zeros(len(self.dates), np.float32) if bperp is None else np.asarray(bperp, np.float32)
         self.dataset = dataset
 

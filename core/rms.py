@@ -2,9 +2,10 @@
 
 Input is a residual time series (``timeseriesResidual.h5`` from the topographic-residual step, or
 any time series).  Per date a ramp (``mintpy.residualRMS.deramp``, default quadratic) is fitted on
-the reliable pixels (``mintpy.residualRMS.maskFile``, default ``maskTempCoh.h5``) and removed
-— so orbit/long-wavelength residue does not count as noise — taken relative to REF_Y/REF_X as the
-deramp step does (the series stays referenced there).  Then, over the mask pixels::
+the reliable pixels (``mintpy.residualRMS.maskFile``, default ``maskTempCoh.h5``), evaluated over
+the whole image, taken relative to REF_Y/REF_X and removed — except on pixels whose value is 0
+(no data), which stay 0 — so orbit/long-wavelength residue does not count as noise.  Then, over
+the mask pixels (every finite value counts, zeros included, as MintPy's ``timeseries_rms``)::
 
     RMS_i = sqrt(mean(r_i²))
     reference date = argmin_i RMS_i                         (the least noisy acquisition)
@@ -13,15 +14,17 @@ deramp step does (the series stays referenced there).  Then, over the mask pixel
 ``median(|RMS − 0|)/0.6745`` is the median-absolute-deviation estimate of the standard deviation
 of a zero-centred Gaussian, so the threshold is ``cutoff`` such sigmas (default 3).
 
-Writes in the work dir, in MintPy's plain formats: ``rms_<stem>.txt`` (date, RMS in mm; ``<stem>``
-gets ``_ramp`` when a ramp was removed, as MintPy's file names), ``reference_date.txt`` (one date),
-``exclude_date.txt`` (one date per line; empty when there is no outlier, so a stale list from a
-previous run is never used) and a bar plot ``rms_<stem>.pdf`` / ``.png``.  The deramped residual
-itself is not written: only its RMS is needed.
+Writes in the work dir what MintPy's ``timeseries_rms.py`` writes, in its formats: the deramped
+residual ``<stem>_ramp.h5`` (MintPy's ``timeseriesResidual_ramp.h5``; not written without a ramp,
+the input is then used as is), ``rms_<stem>[_ramp].txt`` (``#`` header, then ``date<TAB>RMS`` in
+**metres**, which MintPy's ``plot_timeseries_rms`` reads and scales to mm), ``reference_date.txt``
+(one date) and ``exclude_date.txt`` (one date per line; removed when there is no outlier, so a
+stale list from a previous run is never used), plus a bar plot ``rms_<stem>.pdf`` / ``.png``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ import numpy as np
 
 from .blocks import Block, plan_blocks
 from .errors import DataError, InputError, TemplateError
-from .products import MapProduct, TimeSeries
+from .products import MapProduct, TimeSeries, TimeSeriesWriter
 from .ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
 from .template import Template
 
@@ -142,8 +145,12 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
     return coeffs
 
 
-def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float) -> np.ndarray:
-    """RMS (m) of each date over the valid mask pixels, after removing a ramp of ``kind`` (or none)."""
+def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
+             deramped: Path | None = None) -> np.ndarray:
+    """RMS (m) of each date over the mask pixels, after removing a ramp of ``kind`` (or none).
+
+    With a ramp, the deramped series is written to ``deramped`` (when given) block by block.
+    """
     n, shape = len(ts.dates), ts.shape
     coeffs = ref = None
     if kind is not None:
@@ -155,18 +162,27 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float) -
             ref = np.zeros(n)
     total = np.zeros(n)
     count = np.zeros(n)
-    for block in plan_blocks(shape, n * 4 * 4, max_memory, ts.chunk_shape(ts.dataset_name)):
-        m = mask.read(block)
-        if not m.any():
-            continue
-        data = ts.read_dates(block).astype(np.float64)
-        m &= ~np.all(data == 0, axis=0)
-        if kind is not None:
-            data = data - (evaluate_ramps(coeffs, shape, kind, block, dtype=np.float64) - ref[:, None, None])
-        r = data[:, m]
-        ok = np.isfinite(r)
-        total += np.where(ok, r * r, 0.0).sum(axis=1)
-        count += ok.sum(axis=1)
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if kind is not None and deramped is not None:
+            writer = stack.enter_context(TimeSeriesWriter(
+                deramped, ts.metadata, ts.date_strings, ts.bperp, dataset="timeseries",
+                unit=ts.metadata.unit or "m"))
+        # per pixel and date: float64 data, ramp and squares, float32 output copy
+        for block in plan_blocks(shape, n * (8 * 3 + 4), max_memory, ts.chunk_shape(ts.dataset_name)):
+            m = mask.read(block)
+            if writer is None and not m.any():
+                continue
+            data = ts.read_dates(block).astype(np.float64)
+            if kind is not None:
+                ramp = evaluate_ramps(coeffs, shape, kind, block, dtype=np.float64) - ref[:, None, None]
+                data = data - np.where(data == 0, 0.0, ramp)  # no-data (0) stays 0, as MintPy's deramp
+                if writer is not None:
+                    writer.write("timeseries", data.astype(np.float32), block)
+            r = data[:, m]
+            ok = np.isfinite(r)
+            total += np.where(ok, r * r, 0.0).sum(axis=1)
+            count += ok.sum(axis=1)
     if not count.any():
         raise DataError(f"{ts.path}: no valid pixel inside the mask; cannot compute the RMS")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -238,7 +254,10 @@ def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
     mask = _Mask(mask_path, ts.shape)
     logger.info("residual RMS of %s (%d dates): %s, mask %s", ts_path.name, len(ts.dates),
                 f"{kind} ramp removed" if kind else "no deramping", mask_path or "none (all pixels)")
-    rms = date_rms(ts, mask, kind, max_memory)
+    deramped = wd / f"{ts_path.stem}_ramp.h5" if kind else None
+    if deramped is not None and deramped.resolve() == ts_path.resolve():
+        raise InputError(f"{ts_path}: the deramped residual would overwrite the input; rename it")
+    rms = date_rms(ts, mask, kind, max_memory, deramped)
     if not np.isfinite(rms).any():
         raise DataError(f"{ts_path}: RMS undefined at every date")
     ref_index = int(np.nanargmin(rms))
@@ -250,18 +269,24 @@ def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
     stem = ts_path.stem + ("_ramp" if kind else "")
     rms_mm = rms * 1000.0
     header = [
-        "# Residual RMS per date (sbts rms): sqrt(mean(r^2)) over the mask pixels",
-        f"# input: {ts_path.name}   ramp removed: {kind or 'no'}   mask: {mask_path.name if mask_path else 'no'}",
-        f"# reference date (min RMS): {dates[ref_index]}",
-        f"# outlier threshold: {cutoff:g} * median(RMS) / {MAD_TO_SIGMA} = {threshold * 1000:.4f} mm",
-        "# Date      RMS(mm)",
+        "# Root Mean Square in space for each acquisition of time-series",
+        f"# Timeseries file: {stem}.h5",
+        f"# Mask file: {mask_path.name if mask_path else 'None'}",
+        f"# (sbts rms) ramp removed: {kind or 'no'}; reference date (min RMS): {dates[ref_index]}",
+        f"# (sbts rms) outlier threshold: {cutoff:g} * median(RMS) / {MAD_TO_SIGMA} = {threshold * 1000:.4f} mm",
+        "# Date\t\tRMS (m)",
     ]
-    lines = [f"{d}    {v:.4f}" for d, v in zip(dates, rms_mm)]
-    files = [
+    lines = [f"{d}\t{float(v)!r}" for d, v in zip(dates, rms)]
+    files = [deramped] if kind else []
+    files += [
         _write_text(wd / f"rms_{stem}.txt", "\n".join(header + lines) + "\n"),
         _write_text(wd / "reference_date.txt", dates[ref_index] + "\n"),
-        _write_text(wd / "exclude_date.txt", "".join(d + "\n" for d in excluded)),
     ]
+    exclude = wd / "exclude_date.txt"
+    if excluded:
+        files.append(_write_text(exclude, "".join(d + "\n" for d in excluded)))
+    elif exclude.exists():  # MintPy removes a stale list when no date is an outlier
+        exclude.unlink()
     if plot:
         figs = [wd / f"rms_{stem}.pdf", wd / f"rms_{stem}.png"]
         plot_rms(dates, rms_mm, ref_index, threshold * 1000, cutoff, outliers, figs,

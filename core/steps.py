@@ -14,12 +14,13 @@ logger = logging.getLogger(__name__)
 def prepare_network(stack_path: str | os.PathLike, template: Template, work_dir: str | os.PathLike,
                     max_memory: float = 1.0) -> str:
     """modify_network + reference_point (+ the averages they need); returns a text report."""
-    from .averages import write_average_coherence, write_conncomp_mask, write_stacking_velocity
+    from .averages import write_average_coherence, write_conncomp_mask, write_stacking_velocity, write_water_mask
     from .network import modify_network
     from .products import IfgramStack
     from .reference import choose_reference, set_reference
 
     stack_path, work_dir = Path(stack_path), Path(work_dir)
+    write_water_mask(stack_path, work_dir)
     report = modify_network(stack_path, template, work_dir, max_memory)
     if IfgramStack(stack_path).has("coherence"):
         write_average_coherence(stack_path, work_dir, max_memory)

@@ -10,16 +10,18 @@ Conventions (chosen so the coefficients are physical quantities; t in years = da
 * **polynomial** of degree p: ``Σ_k c_k (t − t0)^k / k!`` with ``t0`` the first fitted date.  The
   factorial makes ``c_k`` the k-th time derivative at ``t0`` (a Taylor series): ``intercept`` (m),
   ``velocity`` (m/year), ``acceleration`` (m/year², i.e. d ∋ ½·a·(t−t0)²), ``poly{k}`` for k ≥ 3.
-* **periodic** with period T years: ``c·cos(2πτ/T) + s·sin(2πτ/T) = A·cos(2πτ/T − φ)`` with τ the
-  time in years since 2000-01-01 (a fixed epoch, so the phase does not depend on the first date).
-  ``A = √(c²+s²)`` (m) and ``φ = atan2(s, c)`` (radian, in (−π, π]); the signal peaks toward the
-  satellite at year fraction ``φ·T/(2π)`` (mod T).  Names: ``annual`` (T=1), ``semiAnnual`` (T=0.5),
-  else ``periodY{T}``.
+* **periodic** with period T years, MintPy's convention (Minchew et al. 2017, eq. 9–10):
+  ``c·cos(2πτ/T) + s·sin(2πτ/T) = A·sin(2πτ/T + φ)`` with τ = t − t0 the time in years since the
+  first fitted date (as the polynomial), ``A = √(c²+s²)`` (m) and ``φ = atan2(c, s)`` (radian, in
+  (−π, π]).  So φ is the phase of a sine that starts at the first fitted date: the signal peaks
+  toward the satellite at ``t0 + (π/2 − φ)·T/(2π)`` (mod T).  Names as MintPy's: ``annual``
+  (T=1), ``semiAnnual`` (T=0.5), else ``period{T}Y`` with T written as a Python float
+  (``period2.0Y``).
 * **step** at date T: ``H(t − T)`` = 1 for acquisitions strictly after T (an acquisition on the
   event day is taken as pre-event) → ``step{YYYYMMDD}`` (m).
 * **exponential** / **logarithmic** post-seismic terms with onset T and time constant τ (days):
-  ``1 − exp(−(t−T)/τ)`` / ``log(1 + (t−T)/τ)`` for t > T, 0 before → ``exp{YYYYMMDD}Tau{τ}``,
-  ``log{YYYYMMDD}Tau{τ}`` (m).  Several τ may share an onset: ``onset,τ1[,τ2];onset2,τ``.
+  ``1 − exp(−(t−T)/τ)`` / ``log(1 + (t−T)/τ)`` for t > T, 0 before → ``exp{YYYYMMDD}Tau{τ}D``,
+  ``log{YYYYMMDD}Tau{τ}D`` (m; MintPy's names).  Several τ may share an onset: ``onset,τ1[,τ2];onset2,τ``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from .errors import InputError, TemplateError
 logger = logging.getLogger(__name__)
 
 KEY = "mintpy.timeFunc."
-PERIODIC_EPOCH = _dt.date(2000, 1, 1)
 
 
 def _fmt(value: float) -> str:
@@ -60,7 +61,7 @@ def periodic_name(period: float) -> str:
         return "annual"
     if math.isclose(period, 0.5):
         return "semiAnnual"
-    return f"periodY{_fmt(period)}"
+    return f"period{float(period)}Y"
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class TimeFunctionModel:
         names += [f"step{format_date(d)}" for d in self.steps]
         for label, terms in (("exp", self.exps), ("log", self.logs)):
             for onset, taus in terms:
-                names += [f"{label}{format_date(onset)}Tau{_fmt(tau)}" for tau in taus]
+                names += [f"{label}{format_date(onset)}Tau{_fmt(tau)}D" for tau in taus]
         return names
 
     @property
@@ -154,9 +155,8 @@ class TimeFunctionModel:
         origin = parse_date(origin) if origin is not None else dates[0]
         t = np.array([(d - origin).days for d in dates], np.float64) / DAYS_PER_YEAR
         cols = [t ** k / math.factorial(k) for k in range(self.polynomial + 1)]
-        tau = np.array([(d - PERIODIC_EPOCH).days for d in dates], np.float64) / DAYS_PER_YEAR
-        for p in self.periods:
-            cols += [np.cos(2 * np.pi * tau / p), np.sin(2 * np.pi * tau / p)]
+        for p in self.periods:  # τ = t − t0, as the polynomial (MintPy's periodic reference)
+            cols += [np.cos(2 * np.pi * t / p), np.sin(2 * np.pi * t / p)]
         for s in self.steps:
             cols.append(np.array([1.0 if d > s else 0.0 for d in dates]))
         for func, terms in ((_exp, self.exps), (_log, self.logs)):
@@ -240,8 +240,8 @@ def derive(outputs: Sequence[Output], coef: np.ndarray) -> dict[str, np.ndarray]
             res[o.name] = coef[o.columns[0]]
         elif o.kind == "amplitude":
             res[o.name] = np.hypot(coef[o.columns[0]], coef[o.columns[1]])
-        else:
-            res[o.name] = np.arctan2(coef[o.columns[1]], coef[o.columns[0]])
+        else:  # MintPy: φ = atan2(cos coefficient, sin coefficient), i.e. A·sin(ωτ + φ)
+            res[o.name] = np.arctan2(coef[o.columns[0]], coef[o.columns[1]])
     return res
 
 
@@ -259,12 +259,12 @@ def derive_std(outputs: Sequence[Output], coef: np.ndarray, cov: np.ndarray) -> 
         with np.errstate(divide="ignore", invalid="ignore"):
             if o.kind == "amplitude":  # ∂A/∂(c, s) = (c, s)/A
                 jc, js = c / np.sqrt(a2), s / np.sqrt(a2)
-            else:  # ∂φ/∂(c, s) = (−s, c)/A²
-                jc, js = -s / a2, c / a2
+            else:  # φ = atan2(c, s): ∂φ/∂(c, s) = (s, −c)/A²
+                jc, js = s / a2, -c / a2
         var = jc * jc * cov[:, i, i] + 2 * jc * js * cov[:, i, j] + js * js * cov[:, j, j]
         res[o.name] = np.sqrt(np.maximum(var, 0))
     return res
 
 
 __all__ = ["TimeFunctionModel", "Output", "parse_onsets", "derive", "derive_std", "polynomial_name",
-           "periodic_name", "PERIODIC_EPOCH"]
+           "periodic_name"]

@@ -18,7 +18,9 @@ Uncertainty (``mintpy.timeFunc.uncertaintyQuantification``):
 * ``covariance`` needs a per-pixel time-series covariance, which sbts does not produce yet:
   refused with a TemplateError.
 
-``residue`` (m) is the RMS of the fit residuals over each pixel's valid fitted dates.
+``residue`` (m) is MintPy's: the root of the sum of the squared fit residuals over each pixel's
+valid fitted dates, ``‖r‖ = √Σ r_i²`` (not their RMS, which is √n smaller); MintPy writes it for the
+``residue`` uncertainty only, sbts for every method (same definition).
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def resolve_exclude_dates(t: Template, work_dir: str | os.PathLike | None = None
 # ---------------------------------------------------------------------------- kernel
 @dataclass
 class FitResult:
-    """Fit of P pixels: coefficients (k, P), their covariance (P, k, k), residue (P,), dates used (P,)."""
+    """Fit of P pixels: coefficients (k, P), their covariance (P, k, k), residue ‖r‖ (P,), dates used (P,)."""
 
     coef: np.ndarray
     cov: np.ndarray
@@ -226,7 +228,7 @@ def fit_pixels(G: np.ndarray, Y: np.ndarray) -> FitResult:
     solved = np.isfinite(coef).all(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(nv > k, rss / (nv - k), np.nan)
-        residue = np.where(solved, np.sqrt(rss / nv), np.nan)
+        residue = np.where(solved, np.sqrt(rss), np.nan)  # MintPy: √(sum of squares), not the RMS
     cov = Q * s2[:, None, None]
     return FitResult(coef, cov, residue, nv)
 

@@ -151,11 +151,13 @@ def _load(ctx: RunContext) -> list[Path]:
 
 
 def _modify_network(ctx: RunContext) -> list[Path]:
+    from .averages import write_water_mask
     from .network import modify_network
 
+    water = write_water_mask(ctx.stack_file, ctx.work_dir)  # as smallbaselineApp, before the network mask
     report = modify_network(ctx.stack_file, ctx.template, ctx.work_dir, ctx.max_memory)
     logger.info("%s", report.summary())
-    return [ctx.work_dir / "coherenceSpatialAvg.txt"]
+    return [ctx.work_dir / "coherenceSpatialAvg.txt"] + ([water] if water else [])
 
 
 def _reference_point(ctx: RunContext) -> list[Path]:
@@ -227,11 +229,14 @@ def _correction_output(ctx: RunContext, step: str) -> Path:
 
 
 def _rms_input(ctx: RunContext) -> list[Path]:
-    """The DEM-error residual when that step ran (MintPy), else the last time series."""
-    residual = ctx.work_dir / "timeseriesResidual.h5"
-    if any(s == "correct_topography" for s, _, _ in ctx.corrections()):
-        return [residual]
-    return [ctx.timeseries_file()]
+    """The DEM-error step's residual phase, the only input MintPy's residual_RMS step uses."""
+    return [ctx.work_dir / "timeseriesResidual.h5"]
+
+
+def _rms_enabled(ctx: RunContext) -> bool:
+    """As MintPy: the residual comes from the DEM-error step; without it the step is skipped (no
+    reference_date.txt, no exclude_date.txt), rather than measuring the deformation itself."""
+    return any(s == "correct_topography" for s, _, _ in ctx.corrections())
 
 
 def _residual_rms(ctx: RunContext) -> list[Path]:
@@ -360,7 +365,8 @@ def build_steps() -> list[Step]:
                           help=text))
     steps += [
         Step("residual_RMS", _residual_rms, _rms_input, lambda c: w(c, "reference_date.txt"),
-             ("mintpy.residualRMS.",), help="residual RMS per date: reference date and outlier dates"),
+             ("mintpy.residualRMS.",), enabled=_rms_enabled,
+             help="residual RMS per date: reference date and outlier dates (needs correct_topography's residual)"),
         Step("reference_date", _reference_date, lambda c: [*c.chain_files(), *w(c, "reference_date.txt")],
              lambda c: [], ("mintpy.reference.date",), help="re-reference the time series to a date"),
         Step("velocity", _velocity, lambda c: [c.timeseries_file()], lambda c: w(c, "velocity.h5"),

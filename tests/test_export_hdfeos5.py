@@ -50,8 +50,9 @@ def test_layout_values_attributes(demo, tmp_path):
         y_first, y_step = float(attrs["Y_FIRST"]), float(attrs["Y_STEP"])
         assert lat[0, 0] == pytest.approx(y_first + 0.5 * y_step) and lat[-1, 3] == pytest.approx(y_first + 29.5 * y_step)
         a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    assert a["mission"] == "S1" and a["beam_mode"] == "IW" and a["beam_swath"] == "12"
-    assert a["relative_orbit"] == "128" and a["first_frame"] == "593" and a["last_frame"] == "597"
+    assert a["mission"] == "S1" and a["beam_mode"] == "IW" and a["beam_swath"] == 12  # numbers, as MintPy's
+    assert a["relative_orbit"] == 128 and a["first_frame"] == 593 and a["last_frame"] == 597
+    assert isinstance(a["relative_orbit"], np.integer) and isinstance(a["wavelength"], np.floating)
     assert a["first_date"] == f"{dates[0][:4]}-{dates[0][4:6]}-{dates[0][6:]}"
     assert a["processing_type"] == "LOS_TIMESERIES" and a["post_processing_method"] == "sbts"
     assert a["flight_direction"] == "A" and a["look_direction"] == "R" and a["polarization"] == "VV"
@@ -61,8 +62,9 @@ def test_layout_values_attributes(demo, tmp_path):
 
 
 def test_missing_unavco_metadata(demo, tmp_path):
-    with pytest.raises(InputError, match=r"relative_orbit = 128.*first_frame = 593"):
+    with pytest.raises(InputError, match=r"relative_orbit = 128") as err:
         export("hdfeos5", demo / "timeseries.h5", output=tmp_path)
+    assert "first_frame" not in str(err.value)  # MintPy's placeholder 0, not required
     tmpl = tmp_path / "t.cfg"
     tmpl.write_text("relative_orbit = 78\nmintpy.save.hdfEos5.first_frame = 12\n")
     (out,) = export("hdfeos5", demo / "timeseries.h5", output=tmp_path, options={"template": str(tmpl)})
@@ -71,6 +73,24 @@ def test_missing_unavco_metadata(demo, tmp_path):
     tmpl.write_text("unavco.relative_orbit = 79\nhdfeos5.first_frame = 13\n")
     (out,) = export("hdfeos5", demo / "timeseries.h5", output=tmp_path, options={"template": str(tmpl)})
     assert out.name.startswith("S1_IW_079_0013_")
+
+
+def test_placeholders_as_mintpy(demo, tmp_path):
+    """Optional UNAVCO keys nobody gave get MintPy's placeholders (save_hdfeos5.metadata_mintpy2unavco),
+    so readers that expect every key (insarmaps) find them; the template's own keys join the attributes."""
+    tmpl = tmp_path / "t.cfg"
+    tmpl.write_text("relative_orbit = 78\nmy_note = kept\nmintpy.save.hdfEos5 = yes\n")
+    (out,) = export("hdfeos5", demo / "timeseries.h5", output=tmp_path, options={"template": str(tmpl)})
+    assert out.name.startswith("S1_IW_078_0000_")
+    with h5py.File(out) as f:
+        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        masks = f["HDFEOS/GRIDS/timeseries/quality/mask"].attrs
+        assert masks["_FillValue"].dtype == bool and masks["MissingValue"].dtype == bool
+    assert a["first_frame"] == 0 and a["last_frame"] == 0 and a["beam_swath"] == 0
+    assert a["processing_dem"] == "Unknown" and a["unwrap_method"] == "Unknown"
+    assert a["atmos_correct_method"] == "None"
+    assert a["prf"] == 0.0 and isinstance(a["prf"], np.floating)
+    assert a["my_note"] == "kept" and "mintpy.save.hdfEos5" not in a
 
 
 def test_refusals(demo, tmp_path):

@@ -146,17 +146,23 @@ def test_hdf5_subset_and_date_range(tmp_path):
     assert float(a["Y_FIRST"]) == pytest.approx(35.25 - 2 * 0.005)
     assert (a["REF_Y"], a["REF_X"]) == ("2", "2")
     assert (a["SUBSET_YMIN"], a["SUBSET_XMAX"]) == ("2", "20")
+    assert (a["START_DATE"], a["END_DATE"]) == (DATES[1], DATES[2])  # the dates kept
     assert not list(tmp_path.glob("*.part"))
 
 
-def test_hdf5_reference_outside_is_dropped(tmp_path):
+def test_hdf5_reference_outside_is_kept_as_mintpy_subset(tmp_path):
+    """MintPy's subset.py shifts REF_Y/REF_X even when the point falls outside the box and keeps
+    REF_LAT/REF_LON, so the pieces share one reference (image_stitch.py needs REF_LAT/REF_LON)."""
     path, _ = _velocity(tmp_path)
+    with h5py.File(path) as f:
+        ref = {k: f.attrs[k] for k in ("REF_Y", "REF_X", "REF_LAT", "REF_LON")}
     (out,) = export("hdf5", path, "velocity", options={"yx": "10:,10:"})
     assert out.name == "sub_velocity.h5"
     with h5py.File(out) as f:
         assert list(f) == ["velocity"]
         assert f["velocity"].shape == (10, 20)
-        assert not {"REF_Y", "REF_X", "REF_LAT", "REF_LON"} & set(f.attrs)
+        assert int(f.attrs["REF_Y"]) == int(ref["REF_Y"]) - 10 and int(f.attrs["REF_X"]) == int(ref["REF_X"]) - 10
+        assert float(f.attrs["REF_LAT"]) == float(ref["REF_LAT"]) and float(f.attrs["REF_LON"]) == float(ref["REF_LON"])
         assert f.attrs["START_DATE"] == DATES[0]
 
 

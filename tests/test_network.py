@@ -292,9 +292,13 @@ def test_modify_network_writes_drop_flags_and_table(tmp_path, caplog):
     assert "no kept pair" in caplog.text and "20200113" in caplog.text
     table = (tmp_path / "coherenceSpatialAvg.txt").read_text().splitlines()
     rows = [line.split() for line in table if not line.startswith("#")]
-    assert len(rows) == m and rows[0][1] == pairs.date12[0]
-    np.testing.assert_allclose([float(r[2]) for r in rows], levels, atol=1e-4)
-    assert [int(r[3]) for r in rows] == report.keep.astype(int).tolist()
+    # MintPy's columns: DATE12, mean, Btemp/days, Bperp/m, index; drop decisions as # lines
+    assert len(rows) == m and {len(r) for r in rows} == {5} and rows[0][0] == pairs.date12[0]
+    np.testing.assert_allclose([float(r[1]) for r in rows], levels, atol=1e-4)
+    assert [int(r[4]) for r in rows] == list(range(m))
+    assert [float(r[2]) for r in rows] == pairs.temporal_baseline_days().tolist()
+    dropped = [line.split()[2].rstrip(":") for line in table if line.startswith("# dropped ")]
+    assert dropped == [n for n, k in zip(pairs.date12, report.keep) if not k]
     # same rules again: the drop list is unchanged, the file is not touched
     network.modify_network(stack, t, tmp_path)
     with h5py.File(stack) as f:

@@ -7,7 +7,7 @@ import pytest
 
 from sbts.core.errors import InputError, TemplateError
 from sbts.core.metadata import Metadata
-from sbts.core.products import TimeSeriesWriter, write_map
+from sbts.core.products import TimeSeries, TimeSeriesWriter, write_map
 from sbts.core.rms import outlier_threshold, residual_rms
 from sbts.core.synthetic import make_synthetic_stack
 from sbts.core.template import Template
@@ -68,7 +68,15 @@ def test_noisy_date_is_outlier_and_quiet_date_is_reference(tmp_path, synth):
     rows = [line.split() for line in (tmp_path / "rms_timeseriesResidual_ramp.txt").read_text().splitlines()
             if not line.startswith("#")]
     assert [r[0] for r in rows] == synth.date_list
-    np.testing.assert_allclose([float(r[1]) for r in rows], res.rms * 1000, atol=1e-4)
+    np.testing.assert_allclose([float(r[1]) for r in rows], res.rms, rtol=1e-12)  # metres, as MintPy's
+    assert "# Date\t\tRMS (m)" in (tmp_path / "rms_timeseriesResidual_ramp.txt").read_text()
+    deramped = TimeSeries(tmp_path / "timeseriesResidual_ramp.h5")  # MintPy writes it too
+    assert deramped.date_strings == synth.date_list
+    d = deramped.read_dates()
+    ry, rx = synth.truth.reference_yx
+    assert np.all(d[:, ry, rx] == 0)  # relative to the reference pixel
+    m = synth.water_mask
+    np.testing.assert_allclose(np.sqrt(np.mean(d[:, m].astype(np.float64) ** 2, axis=1)), res.rms, rtol=1e-5)
     assert (tmp_path / "rms_timeseriesResidual_ramp.png").stat().st_size > 1000
     assert (tmp_path / "rms_timeseriesResidual_ramp.pdf").exists()
 
@@ -92,9 +100,9 @@ def test_rms_matches_numpy_without_deramp(tmp_path, synth):
     ts = _write(tmp_path / "r.h5", synth, data)
     res = residual_rms(ts, tpl(deramp="no"), plot=False, max_memory=1e-5)  # many blocks
     d32 = data.astype(np.float32).astype(np.float64)
-    m = synth.water_mask & ~np.all(d32 == 0, axis=0)  # pixels 0 at every date are no-data (MintPy)
-    ref = np.sqrt(np.nanmean(d32[:, m] ** 2, axis=1))
+    ref = np.sqrt(np.nanmean(d32[:, synth.water_mask] ** 2, axis=1))  # every mask pixel, zeros too (MintPy)
     np.testing.assert_allclose(res.rms, ref, rtol=1e-6)
+    assert not (tmp_path / "r_ramp.h5").exists()  # nothing deramped: no copy
 
 
 def test_threshold_formula():
@@ -109,3 +117,21 @@ def test_mask_options(tmp_path, synth):
         residual_rms(ts, tpl(maskFile="nomask.h5"), plot=False)
     with pytest.raises(TemplateError, match="deramp"):
         residual_rms(ts, tpl(deramp="cubic"), plot=False)
+
+
+def test_rms_text_is_mintpys_and_sbts_plot_reads_it(tmp_path, synth):
+    """rms_*.txt in MintPy's layout (tab-separated date and RMS in metres under "# Date\t\tRMS (m)",
+    read as such by MintPy's plot_timeseries_rms); `sbts plot rms` reads it back in mm.  No outlier:
+    a stale exclude_date.txt is removed, as MintPy does."""
+    from sbts.core.viz.rms import read_rms_file
+
+    (tmp_path / "exclude_date.txt").write_text("20000101\n")
+    ts = _write(tmp_path / "timeseriesResidual.h5", synth, _residual(synth, False))
+    res = residual_rms(ts, tpl(cutoff=100), plot=False)
+    assert res.exclude_dates == [] and not (tmp_path / "exclude_date.txt").exists()
+    text = (tmp_path / "rms_timeseriesResidual_ramp.txt").read_text()
+    rows = [line for line in text.splitlines() if not line.startswith("#")]
+    assert all(len(r.split("\t")) == 2 for r in rows)
+    dates, mm = read_rms_file(tmp_path / "rms_timeseriesResidual_ramp.txt")
+    assert [d.strftime("%Y%m%d") for d in dates] == synth.date_list
+    np.testing.assert_allclose(mm, res.rms * 1000, rtol=1e-12)

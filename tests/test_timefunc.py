@@ -35,8 +35,8 @@ def test_parse_full_model_and_names():
     names = [o.name for o in m.outputs()]
     assert names == ["intercept", "velocity", "acceleration", "poly3",
                      "annualAmplitude", "annualPhase", "semiAnnualAmplitude", "semiAnnualPhase",
-                     "periodY2Amplitude", "periodY2Phase", "step20190801", "step20200301",
-                     "exp20200101Tau60", "exp20200101Tau200", "exp20210101Tau30", "log20200101Tau10"]
+                     "period2.0YAmplitude", "period2.0YPhase", "step20190801", "step20200301",
+                     "exp20200101Tau60D", "exp20200101Tau200D", "exp20210101Tau30D", "log20200101Tau10D"]
     assert m.provenance()["mintpy.timeFunc.exp"] == "20200101,60,200;20210101,30"
     assert {o.unit for o in m.outputs() if o.name == "acceleration"} == {"m/year^2"}
 
@@ -70,8 +70,9 @@ def test_design_matrix_columns():
     t = np.array([0, (onset - dates[0]).days, (dates[2] - dates[0]).days]) / 365.25
     np.testing.assert_allclose(G[:, 1], t)
     np.testing.assert_allclose(G[:, 2], t ** 2 / 2)  # acceleration: d = ... + a t²/2
-    tau = (dates[0] - dt.date(2000, 1, 1)).days / 365.25
-    np.testing.assert_allclose(G[0, 3:5], [math.cos(2 * math.pi * tau), math.sin(2 * math.pi * tau)])
+    # periodic time from the first fitted date, as MintPy's (cos, sin) columns
+    np.testing.assert_allclose(G[:, 3], np.cos(2 * np.pi * t))
+    np.testing.assert_allclose(G[:, 4], np.sin(2 * np.pi * t))
     np.testing.assert_array_equal(G[:, 5], [0, 0, 1])  # step strictly after its date
     np.testing.assert_allclose(G[:, 6], [0, 0, 1 - math.exp(-30 / 30)])
     np.testing.assert_allclose(G[:, 7], [0, 0, math.log(1 + 30 / 10)])
@@ -100,16 +101,20 @@ def test_noise_free_recovery_of_every_term():
     out = derive(m.outputs(), fit.coef)
     np.testing.assert_allclose(out["acceleration"], truth[2], atol=1e-9)
     np.testing.assert_allclose(out["annualAmplitude"], np.hypot(truth[3], truth[4]), atol=1e-9)
-    np.testing.assert_allclose(out["annualPhase"], np.arctan2(truth[4], truth[3]), atol=1e-9)
-    np.testing.assert_allclose(out["exp20200201Tau40"], truth[-2], atol=1e-9)
+    np.testing.assert_allclose(out["annualPhase"], np.arctan2(truth[3], truth[4]), atol=1e-9)  # MintPy's
+    np.testing.assert_allclose(out["exp20200201Tau40D"], truth[-2], atol=1e-9)
     assert np.all(fit.residue < 1e-9)
 
 
-def test_phase_is_time_of_peak():
-    """A·cos(2π(τ − p)) has annualAmplitude A and annualPhase 2πp (mod 2π): the peak's year fraction."""
+def test_phase_is_mintpy_sine_phase_from_first_date():
+    """MintPy's convention (time_func + timeseries2velocity): d = A·sin(2π(t − t0)/T + φ) with t0 the
+    first fitted date: a signal A·sin(2πτ + 0.3) has annualAmplitude A and annualPhase 0.3, whatever
+    the calendar date of t0 (the same series fitted from a later first date gets a shifted phase)."""
     m = TimeFunctionModel(polynomial=0, periods=(1.0,))
-    tau = np.array([(d - dt.date(2000, 1, 1)).days for d in DATES]) / 365.25
-    y = 0.01 * np.cos(2 * np.pi * (tau - 0.7))
+    tau = np.array([(d - DATES[0]).days for d in DATES]) / 365.25
+    y = 0.01 * np.sin(2 * np.pi * tau + 0.3)
     out = derive(m.outputs(), fit_pixels(m.design_matrix(DATES), y[:, None]).coef)
     assert out["annualAmplitude"][0] == pytest.approx(0.01, abs=1e-12)
-    assert (out["annualPhase"][0] - 2 * np.pi * 0.7 + np.pi) % (2 * np.pi) - np.pi == pytest.approx(0, abs=1e-9)
+    assert out["annualPhase"][0] == pytest.approx(0.3, abs=1e-9)
+    later = derive(m.outputs(), fit_pixels(m.design_matrix(DATES[5:]), y[5:, None]).coef)
+    assert later["annualPhase"][0] == pytest.approx(0.3 + 2 * np.pi * tau[5], abs=1e-9)

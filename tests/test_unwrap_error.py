@@ -109,15 +109,33 @@ def test_bridging_with_ramp_and_dropped_pair(work):
     np.testing.assert_array_equal(cycles[:, s.water_mask], expected[:, s.water_mask])
 
 
-def test_small_regions_are_ignored(work):
+def test_small_regions_are_ignored_mintpy_rule():
+    """MintPy's minimum-area rule (conncomp.label_conn_comp): with several regions, connCompMinArea
+    is capped at 0.3 % of the image (here 60 × 80 → 14.4 px): an island of 10 px is ignored, one of
+    20 px is kept even with connCompMinArea = 5000; a lone region is always kept."""
+    assert uw.effective_min_area(2500, 200 * 200, 3) == pytest.approx(120)  # the 200 × 200 case
+    assert uw.effective_min_area(50, 200 * 200, 3) == 50
+    assert uw.effective_min_area(2500, 200 * 200, 1) == 0
+    cc = np.ones(SHAPE, np.int16)
+    cc[5:7, 5:10] = 2  # 10 px
+    cc[30:34, 40:45] = 3  # 20 px
+    valid = np.ones(SHAPE, bool)
+    labels, n = uw._regions(cc, valid, 5000)
+    assert n == 2 and labels[5, 5] == 0 and labels[31, 41] > 0 and labels[0, 0] > 0
+    labels, n = uw._regions(cc, valid, 15)  # below the cap: the option applies as given
+    assert n == 2 and labels[5, 5] == 0
+    labels, n = uw._regions(np.where(cc == 1, 1, 0), valid, 5000)
+    assert n == 1  # one region only: kept whatever its size
+
+
+def test_min_area_capped_corrects_the_blobs(work):
+    """connCompMinArea = 5000 on a 4800-pixel image is capped at 14.4 px (MintPy): the error blobs are
+    corrected as with a small minimum area."""
     work_dir, s = work
-    _run(work_dir, "phase_closure", _template(connCompMinArea=5000))  # larger than the error blobs
-    stack = IfgramStack(work_dir / "ifgramStack.h5")
-    land = s.water_mask
-    out, original = stack.read("unwrapPhase_phaseClosure"), stack.read("unwrapPhase")
-    for pid, _k, region in s.truth.unwrap_errors:
-        np.testing.assert_array_equal(out[pid][region], original[pid][region])
-    assert np.allclose(out[:, land], original[:, land])
+    _run(work_dir, "phase_closure", _template(connCompMinArea=5000))
+    capped = IfgramStack(work_dir / "ifgramStack.h5").read("unwrapPhase_phaseClosure")
+    _run(work_dir, "phase_closure", _template(connCompMinArea=14), force=True)
+    np.testing.assert_array_equal(IfgramStack(work_dir / "ifgramStack.h5").read("unwrapPhase_phaseClosure"), capped)
 
 
 def test_idempotent(work):

@@ -24,8 +24,9 @@ TS_GRID_DATES = 8
 
 
 def latest_timeseries(work_dir: Path) -> Path | None:
-    """The most recently written ``timeseries*.h5`` (the end of the correction chain)."""
-    files = [p for p in work_dir.glob("timeseries*.h5") if p.is_file()]
+    """The most recently written ``timeseries*.h5`` (the end of the correction chain); residuals
+    (``timeseriesResidual*.h5``, written after the chain by the DEM-error and RMS steps) excluded."""
+    files = [p for p in work_dir.glob("timeseries*.h5") if p.is_file() and not p.name.startswith("timeseriesResidual")]
     return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
 
 

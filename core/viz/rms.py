@@ -1,7 +1,8 @@
 """``sbts plot rms``: residual RMS per date as bars, with the best reference date and the outlier cutoff.
 
-Reads the ``rms_*.txt`` text written by ``sbts rms`` (and MintPy's ``rms_timeseriesResidual*.txt``):
-one ``YYYYMMDD value`` line per date, values in mm, ``#`` comments.  The date of minimum RMS is the
+Reads the ``rms_*.txt`` text written by ``sbts rms`` and MintPy's ``timeseries_rms.py``: one
+``YYYYMMDD value`` line per date, ``#`` comments; values in metres when the header says ``RMS (m)``
+(MintPy's layout, which sbts writes too), else in mm (files of older sbts versions).  The date of minimum RMS is the
 natural reference date; dates above ``median + cutoff × 1.4826 × MAD`` (a robust n-sigma rule) are
 the ones worth excluding or inspecting.
 """
@@ -22,6 +23,7 @@ from . import common as c
 logger = logging.getLogger(__name__)
 _LINE = re.compile(r"^\s*(\d{8})\s+([-+0-9.eE]+|nan)\b")
 _THRESHOLD = re.compile(r"threshold[^=\n]*=\s*([-+0-9.eE]+)\s*mm", re.IGNORECASE)
+_METRES = re.compile(r"RMS\s*\(m\)")
 
 
 def header_threshold(path: str | os.PathLike) -> float | None:
@@ -43,7 +45,10 @@ def read_rms_file(path: str | os.PathLike) -> tuple[list, np.ndarray]:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     dates, values = [], []
+    scale = 1.0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.lstrip().startswith("#") and _METRES.search(line):
+            scale = 1000.0
         text = line.split("#", 1)[0]
         m = _LINE.match(text)
         if m:
@@ -52,7 +57,7 @@ def read_rms_file(path: str | os.PathLike) -> tuple[list, np.ndarray]:
     if not dates:
         raise InputError(f"{path}: no 'YYYYMMDD value' line; not an RMS file")
     order = np.argsort(np.array(dates, dtype="datetime64[D]"), kind="stable")
-    return [dates[k] for k in order], np.asarray(values, np.float64)[order]
+    return [dates[k] for k in order], np.asarray(values, np.float64)[order] * scale
 
 
 def rms_threshold(values: np.ndarray, cutoff: float = 3.0) -> float:

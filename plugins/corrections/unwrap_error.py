@@ -7,7 +7,8 @@ choose its observation (:func:`corrected_dataset_name`):
 
 ``bridging`` → ``unwrapPhase_bridging``
     Per kept pair, the connected components (``connectComponent``, water masked, split into
-    spatially connected pieces, pieces under ``connCompMinArea`` ignored) are linked by their
+    spatially connected pieces, pieces under ``connCompMinArea`` ignored — lowered to 0.3 % of the
+    image on small images, MintPy's rule) are linked by their
     shortest boundary-to-boundary bridges (``cKDTree``); the minimum spanning tree of those bridges
     is walked breadth-first from the region holding REF_Y/REF_X, and each child region is shifted
     by ``2π·N``, ``N = round((φ_parent − φ_child)/2π)`` from the median phases in windows of radius
@@ -81,7 +82,8 @@ MIN_GRADIENT_PIXELS = 20  # fewer window pixels: plain median (a plane fit on fe
 _KEYS_COMMON = {
     PREFIX + "waterMaskFile": "water mask (True = land) excluded from the regions (default waterMask.h5; "
                               "else the geometry file's waterMask; no = none)",
-    PREFIX + "connCompMinArea": "regions smaller than this many pixels are left uncorrected (default 2.5e3)",
+    PREFIX + "connCompMinArea": "regions smaller than this many pixels are left uncorrected (default 2.5e3; "
+                                "at most 0.3 % of the image when there are several regions, as MintPy)",
 }
 _KEYS_BRIDGING = {
     PREFIX + "ramp": "ramp fitted on the reference region and removed while bridging: no | linear | quadratic",
@@ -219,16 +221,32 @@ def _up_to_date(stack_path: Path, name: str, config: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- bridging
-def _regions(conncomp: np.ndarray, valid: np.ndarray, min_area: int) -> tuple[np.ndarray, int]:
-    """Label map (0 = none) of spatially connected pieces of equal non-zero component, ≥ min_area."""
-    labels = np.zeros(conncomp.shape, np.int32)
-    n = 0
+MIN_AREA_FRACTION = 3e-3  # MintPy: on a small image the minimum region area shrinks to 0.3 % of it
+
+
+def effective_min_area(min_area: float, num_pixel: int, num_region: int) -> float:
+    """MintPy's rule (``conncomp.label_conn_comp``): a single region is always kept (limit 0); with
+    more than one, a minimum area above 0.3 % of the image is lowered to 0.3 % of it, so a
+    200 × 200 stack still corrects islands of 120+ pixels instead of ignoring everything under the
+    default 2500."""
+    if num_region <= 1:
+        return 0.0
+    return float(min(min_area, num_pixel * MIN_AREA_FRACTION))
+
+
+def _regions(conncomp: np.ndarray, valid: np.ndarray, min_area: float) -> tuple[np.ndarray, int]:
+    """Label map (0 = none) of spatially connected pieces of equal non-zero component, each at
+    least :func:`effective_min_area` pixels."""
+    pieces = []
     for value in np.unique(conncomp[valid & (conncomp != 0)]):
         lab, num = ndimage.label(valid & (conncomp == value))
-        if num == 0:
-            continue
-        area = np.bincount(lab.ravel(), minlength=num + 1)
-        keep = np.flatnonzero(area >= min_area)
+        if num:
+            pieces.append((lab, num, np.bincount(lab.ravel(), minlength=num + 1)))
+    limit = effective_min_area(min_area, conncomp.size, sum(num for _, num, _ in pieces))
+    labels = np.zeros(conncomp.shape, np.int32)
+    n = 0
+    for lab, num, area in pieces:
+        keep = np.flatnonzero(area >= limit)
         keep = keep[keep > 0]
         lut = np.zeros(num + 1, np.int32)
         lut[keep] = n + 1 + np.arange(keep.size)
@@ -277,7 +295,7 @@ def _window_median(phase: np.ndarray, labels: np.ndarray, label: int, y: int, x:
 
 
 def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_yx: tuple[int, int] | None,
-                min_area: int, radius: int, ramp: str | None = None) -> tuple[np.ndarray, dict[int, int]]:
+                min_area: float, radius: int, ramp: str | None = None) -> tuple[np.ndarray, dict[int, int]]:
     """Bridging of one interferogram: (corrected phase, {region label: cycles added}).
 
     Pixels outside the retained regions are returned unchanged.
@@ -371,7 +389,7 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
 
 
 # ---------------------------------------------------------------------------- phase closure
-def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: int,
+def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: float,
                    max_memory: float) -> tuple[np.ndarray, int]:
     """Region map (−1 = none) of pixels with the same component label in every kept pair.
 
@@ -401,11 +419,12 @@ def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: int,
     if not ids:
         return region.astype(np.int32), 0
     area = np.bincount(region[region >= 0], minlength=len(ids))
+    min_area = effective_min_area(min_area, region.size, len(ids))  # MintPy's small-image rule
     big = np.flatnonzero(area >= min_area)
     lut = np.full(len(ids) + 1, -1, np.int64)
     lut[big] = np.arange(big.size)
     out = np.where(region >= 0, lut[np.where(region >= 0, region, len(ids))], -1).astype(np.int32)
-    logger.info("%d common region(s) of ≥ %d px (%d smaller ignored)", big.size, min_area, len(ids) - big.size)
+    logger.info("%d common region(s) of ≥ %g px (%d smaller ignored)", big.size, min_area, len(ids) - big.size)
     return out, int(big.size)
 
 
@@ -523,6 +542,9 @@ class _UnwrapCorrection(Correction):
                     f[out_name].attrs[_CONFIG_ATTR] = config
                     for key, value in _provenance(opts, self.method).items():
                         f[out_name].attrs[key] = value
+                    if step == "bridging":  # as MintPy's unwrap_error_bridging: its settings on the stack,
+                        for key in BRIDGING_ROOT_KEYS:  # so the files derived from it carry them
+                            f.attrs[key] = _provenance(opts, self.method)[key]
                 summaries.append(text)
                 logger.info(text)
             in_name = out_name
@@ -530,6 +552,9 @@ class _UnwrapCorrection(Correction):
 
     def steps(self) -> tuple[str, ...]:
         return tuple(self.method.split("+"))
+
+
+BRIDGING_ROOT_KEYS = (PREFIX + "waterMaskFile", PREFIX + "connCompMinArea", PREFIX + "bridgePtsRadius")
 
 
 def _provenance(opts: UnwrapOptions, method: str) -> dict[str, str]:

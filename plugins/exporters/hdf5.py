@@ -1,9 +1,10 @@
 """``sbts export hdf5``: a subset (datasets, dates, pixels) of any sbts/MintPy file as a new MintPy file.
 
 The copy keeps MintPy's layout (index datasets ``date``/``bperp``/``dropIfgram`` cut to the dates
-kept) and its attributes, updated so the subset is self-consistent: ``LENGTH/WIDTH``,
-``X_FIRST/Y_FIRST`` moved to the new corner, ``REF_Y/REF_X`` shifted (dropped, with
-``REF_LAT/REF_LON``, when the reference pixel falls outside), ``SUBSET_*`` recording the box in the
+kept) and its attributes, updated as MintPy's ``subset.py`` does: ``LENGTH/WIDTH``,
+``X_FIRST/Y_FIRST`` moved to the new corner, ``REF_Y/REF_X`` shifted (also when the reference pixel
+falls outside the box: the pieces of a scene keep their common reference; ``REF_LAT/REF_LON``
+unchanged), ``STARTING_RANGE`` moved for radar coordinates, ``SUBSET_*`` recording the box in the
 original pixels.  It is written block by block and atomically (:class:`~sbts.core.h5io.H5Writer`),
 so a large stack is never held in memory and a partial file never carries the final name.
 """
@@ -44,8 +45,8 @@ class Hdf5Exporter(Exporter):
       -O start=YYYYMMDD -O end=YYYYMMDD   keep the dates (time series) or pairs (stack) in the range
       -O yx=y0:y1,x0:x1                   keep a pixel box (either bound may be empty)
       -O lalo=S:N,W:E                     keep a geographic box (geocoded files)
-    Attributes follow: LENGTH/WIDTH, X_FIRST/Y_FIRST, REF_Y/REF_X (dropped when outside the box),
-    SUBSET_*.  -o names the output (default: sub_<name>.h5 beside the input).""")
+    Attributes follow as in MintPy's subset.py: LENGTH/WIDTH, X_FIRST/Y_FIRST, REF_Y/REF_X (shifted,
+    even outside the box; REF_LAT/REF_LON kept), STARTING_RANGE, SUBSET_*.  -o names the output (default: sub_<name>.h5 beside the input).""")
     requires_geocoded = False
 
     def export(self, request: ExportRequest) -> list[Path]:
@@ -60,6 +61,8 @@ class Hdf5Exporter(Exporter):
         layers = _layers(product, opts.get("start"), opts.get("end"))
         names = _datasets(product, request.dataset)
         meta = _metadata(product.metadata, box)
+        if layers is not None and isinstance(product, TimeSeries):  # the dates kept, as on any time series
+            meta = meta.with_extra(START_DATE=product.date_strings[layers[0]], END_DATE=product.date_strings[layers[-1]])
         max_memory = float(opts.get("max_memory", 1.0))
         y0, y1, x0, x1 = box
         out_shape = (y1 - y0, x1 - x0)
@@ -187,11 +190,15 @@ def _metadata(meta: Metadata, box: tuple[int, int, int, int]) -> Metadata:
     out = meta.replace(grid=Grid(y1 - y0, x1 - x0, geo))
     ref = meta.reference
     if ref.has_point:
-        if y0 <= ref.y < y1 and x0 <= ref.x < x1:
-            out = out.with_reference(y=ref.y - y0, x=ref.x - x0)
-        else:
-            logger.warning("the reference pixel (%d, %d) is outside the subset: REF_Y/REF_X dropped", ref.y, ref.x)
-            out = out.with_reference(y=None, x=None, lat=None, lon=None)
+        # as MintPy's subset (utils.attribute.update_attribute4subset): REF_Y/REF_X shifted into the
+        # subset's pixels even when they fall outside it, REF_LAT/REF_LON kept, so the pieces of a
+        # scene keep one common reference (image_stitch.py re-derives REF_Y/X from REF_LAT/LON)
+        out = out.with_reference(y=ref.y - y0, x=ref.x - x0)
+        if not (y0 <= ref.y < y1 and x0 <= ref.x < x1):
+            logger.warning("the reference pixel (%d, %d) is outside the subset: REF_Y/REF_X = %d/%d point outside "
+                           "the new image, as MintPy's subset writes them", ref.y, ref.x, ref.y - y0, ref.x - x0)
+    if geo is None and meta.radar.starting_range is not None and meta.radar.range_pixel_size is not None:
+        out = out.with_radar(starting_range=meta.radar.starting_range + x0 * meta.radar.range_pixel_size)
     # SUBSET_* is the box in the pixels of the original (loaded) image, as the loader writes it
     oy = int(meta.extra.get("SUBSET_YMIN", 0) or 0)
     ox = int(meta.extra.get("SUBSET_XMIN", 0) or 0)

@@ -43,6 +43,11 @@ MISSIONS = {"sen": "S1", "s1": "S1", "sentinel-1": "S1", "sentinel1": "S1", "sen
             "radarsat-2": "RS2", "tsx": "TSX", "terrasar-x": "TSX", "uavsar": "UAV", "uav": "UAV"}
 UNAVCO_KEYS = ("mission", "beam_mode", "beam_swath", "relative_orbit", "first_frame", "last_frame",
                "processing_dem", "unwrap_method", "atmos_correct_method")
+# optional UNAVCO keys that MintPy's save_hdfeos5 writes even when nothing gives them (insarmaps reads them)
+PLACEHOLDERS = {"atmos_correct_method": "None", "processing_dem": "Unknown", "unwrap_method": "Unknown"}
+# UNAVCO keys MintPy writes as numbers, not strings
+INT_KEYS = ("beam_swath", "relative_orbit", "first_frame", "last_frame")
+FLOAT_KEYS = ("prf", "wavelength")
 
 
 def _lookup(sources: list[dict[str, str]], key: str) -> str | None:
@@ -69,11 +74,11 @@ def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], temp
     beam_mode = _lookup(sources, "beam_mode") or ("IW" if mission == "S1" else None)
     missing = []
     for key, value, example in (("mission", mission, "S1"), ("beam_mode", beam_mode, "IW"),
-                                ("relative_orbit", _lookup(sources, "relative_orbit"), "128"),
-                                ("first_frame", _lookup(sources, "first_frame"), "593")):
+                                ("relative_orbit", _lookup(sources, "relative_orbit"), "128")):
         if value is None:
             missing.append(f"{key} = {example}")
         out[key] = value or ""
+    out["first_frame"] = _lookup(sources, "first_frame") or "0"  # MintPy's placeholder when not given
     if missing:
         raise InputError("HDF-EOS5 needs UNAVCO metadata that neither the options nor the file give: "
                          + "; ".join(missing) + ". Add the line(s) to a template passed with -O template=FILE "
@@ -90,10 +95,8 @@ def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], temp
     except ValueError:
         raise InputError(f"last_frame = {last!r}: must be an integer") from None
     out["beam_swath"] = _lookup(sources, "beam_swath") or "0"
-    for key in ("processing_dem", "unwrap_method", "atmos_correct_method"):
-        value = _lookup(sources, key)
-        if value:
-            out[key] = value
+    for key, placeholder in PLACEHOLDERS.items():  # MintPy writes these keys always, with placeholders
+        out[key] = _lookup(sources, key) or placeholder
     d1, d2 = dates[0], dates[-1]
     out["first_date"] = f"{d1[:4]}-{d1[4:6]}-{d1[6:]}"
     out["last_date"] = f"{d2[:4]}-{d2[4:6]}-{d2[6:]}"
@@ -102,7 +105,7 @@ def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], temp
     e = geo.x_first + meta.grid.width * geo.x_step
     n, w = geo.y_first, geo.x_first
     out["data_footprint"] = f"POLYGON(({w} {n},{e} {n},{e} {s},{w} {s},{w} {n}))"
-    corners = [(attrs.get(f"LON_REF{i}"), attrs.get(f"LAT_REF{i}")) for i in (1, 2, 4, 3, 1)]
+    corners = [(_lookup(sources, f"LON_REF{i}"), _lookup(sources, f"LAT_REF{i}")) for i in (1, 3, 4, 2, 1)]  # MintPy's ring
     if all(a and b for a, b in corners):
         out["scene_footprint"] = "POLYGON((" + ",".join(f"{a} {b}" for a, b in corners) + "))"
     out["processing_type"] = "LOS_TIMESERIES"
@@ -112,14 +115,10 @@ def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], temp
     direction = (meta.radar.orbit_direction or "").upper()
     if not direction and meta.radar.heading is not None:
         direction = "DESCENDING" if abs(meta.radar.heading) > 90 else "ASCENDING"
-    if direction:
-        out["flight_direction"] = direction[0]
+    out["flight_direction"] = (direction or "U")[0]  # MintPy: first letter of ORBIT_DIRECTION, else U(nknown)
     out["look_direction"] = "L" if meta.radar.antenna_side == 1 else "R"
-    pol = attrs.get("POLARIZATION") or _lookup(sources, "polarization")
-    if pol:
-        out["polarization"] = pol
-    if meta.radar.prf is not None:
-        out["prf"] = repr(meta.radar.prf)
+    out["polarization"] = attrs.get("POLARIZATION") or _lookup(sources, "polarization") or "Unknown"
+    out["prf"] = repr(meta.radar.prf if meta.radar.prf is not None else 0.0)
     if meta.radar.wavelength is not None:
         out["wavelength"] = repr(meta.radar.wavelength)
     return out
@@ -171,9 +170,11 @@ class HdfEos5Exporter(Exporter):
 
     \b
     UNAVCO metadata: -O mission=S1 -O beam_mode=IW -O beam_swath=12 -O relative_orbit=128
-    -O first_frame=593 -O last_frame=597 (required unless in the file's attributes or in a template
-    given with -O template=FILE, as `relative_orbit = 128` or mintpy.save.hdfEos5.relative_orbit);
-    optional processing_dem, unwrap_method, atmos_correct_method, polarization.
+    -O first_frame=593 -O last_frame=597 (mission, beam_mode and relative_orbit are required unless in
+    the file's attributes or in a template given with -O template=FILE, as `relative_orbit = 128` or
+    mintpy.save.hdfEos5.relative_orbit); the others get MintPy's placeholders when absent
+    (frames 0, processing_dem / unwrap_method Unknown, atmos_correct_method None, polarization Unknown,
+    prf 0, flight_direction U), so every .he5 carries the keys insarmaps reads.
     -O update=yes names the file ..._XXXXXXXX.he5 (MintPy's update mode).
     -o is the output file or folder (default: the standard name beside the input).""")
     requires_geocoded = True
@@ -215,10 +216,15 @@ class HdfEos5Exporter(Exporter):
         if out.is_dir() or (request.output and not out.suffix):
             out = out / name
         attrs = {k: v for k, v in meta.to_attrs().items() if not k.startswith("SBTS_")}
+        # as MintPy's prep_metadata: the template's own (non-mintpy) keys join the metadata
+        attrs.update({k: v for k, v in template.items() if not k.lower().startswith(("mintpy", "isce", "sbts"))})
         attrs["FILE_TYPE"] = "HDFEOS"
         attrs.update(unavco)
         max_memory = float(opts.get("max_memory", 0.5))
         with H5Writer(out, attrs) as w:
+            for key in INT_KEYS + FLOAT_KEYS:  # MintPy's types (numbers), which readers may rely on
+                if key in unavco:
+                    w.file.attrs[key] = np.int64(unavco[key]) if key in INT_KEYS else np.float64(unavco[key])
             self._observation(w, product, max_memory)
             self._map(w, "quality/temporalCoherence", tcoh, "temporalCoherence", np.float32)
             if avg is not None:
@@ -231,10 +237,10 @@ class HdfEos5Exporter(Exporter):
         return [out]
 
     @staticmethod
-    def _attrs(name: str) -> dict:
+    def _attrs(name: str, dtype=np.float32) -> dict:
         short = name.rsplit("/", 1)[-1]
-        return {"Title": short, "MissingValue": np.float32(0), "_FillValue": np.float32(0),
-                "Units": UNITS.get(short, "1")}
+        zero = np.bool_(False) if dtype in (bool, np.bool_) else np.float32(0)  # MintPy: BOOL_ZERO on masks
+        return {"Title": short, "MissingValue": zero, "_FillValue": zero, "Units": UNITS.get(short, "1")}
 
     def _observation(self, w: H5Writer, ts: TimeSeries, max_memory: float) -> None:
         n = len(ts.dates)
@@ -256,7 +262,7 @@ class HdfEos5Exporter(Exporter):
             raise InputError(f"{path}: no {dataset!r} dataset (has {', '.join(p.datasets)})")
         data = p.read(ds)
         data = np.nan_to_num(data).astype(bool) if dtype is np.bool_ else data.astype(dtype)
-        w.create(f"{GROUP}/{name}", data=data, compression="lzf", attrs=self._attrs(name))
+        w.create(f"{GROUP}/{name}", data=data, compression="lzf", attrs=self._attrs(name, dtype))
 
     def _geometry(self, w: H5Writer, geom: Product, meta: Metadata, max_memory: float) -> None:
         shape = meta.grid.shape
@@ -264,7 +270,8 @@ class HdfEos5Exporter(Exporter):
             if geom.has(name) and len(geom.dataset_shape(name)) == 2:
                 data = geom.read(name)
                 data = data.astype(bool) if name in ("shadowMask", "waterMask") else data.astype(np.float32)
-                w.create(f"{GROUP}/geometry/{name}", data=data, compression="lzf", attrs=self._attrs(name))
+                w.create(f"{GROUP}/geometry/{name}", data=data, compression="lzf",
+                         attrs=self._attrs(name, data.dtype.type))
         geo = meta.grid.geo
         for name in ("latitude", "longitude"):  # generated from the grid (pixel centres) when absent
             if geom.has(name):
