@@ -104,7 +104,8 @@ def collect_pars(explicit: Iterable[Path], folders: Iterable[Path], baseline_fil
         if not folder.is_dir():
             continue
         for p in sorted(folder.iterdir()):
-            if p not in seen and p.is_file() and _is_par_name(p):
+            # par files, and baseline tables beside them (``<pair>.base_perp``, as prep_gamma expects)
+            if p not in seen and p.is_file() and (_is_par_name(p) or _is_baseline_name(p)):
                 seen.add(p)
                 candidates.append(p)
     out = ParSet()
