@@ -233,7 +233,7 @@ class InverseLookup:
         length, width = self.shape
         win = Block(max(0, int(r0.min()) - margin), min(length, int(r0.max()) + margin + 1),
                     max(0, int(c0.min()) - margin), min(width, int(c0.max()) + margin + 1))
-        c1, c2 = self.read(win)
+        c1, c2 = (_extend(a) for a in self.read(win))
         h, w = c1.shape
         if h < 2 or w < 2:  # a one-pixel-wide source has no gradient: nearest coarse pixel only
             out_r[ok], out_c[ok] = r0, c0
@@ -267,6 +267,40 @@ class InverseLookup:
         r[~inside], c[~inside] = np.nan, np.nan
         out_r[ok], out_c[ok] = r, c
         return out_r.reshape(shape), out_c.reshape(shape)
+
+
+def _extend(a: np.ndarray, depth: int = 2) -> np.ndarray:
+    """``a`` with the NaN pixels next to its valid ones filled by linear extrapolation along rows and
+    columns, ``depth`` pixels deep (exact for an affine lookup).  A GAMMA/ROI_PAC lookup table is
+    NaN outside the radar footprint, so the bilinear Newton steps toward a radar pixel on the rim of
+    the image would meet NaN neighbours and fail: geo→radar left the image's first and last rows and
+    columns empty."""
+    a = np.array(a, np.float64)
+    if not np.isnan(a).any() or np.isnan(a).all():
+        return a
+    for _ in range(depth):
+        nan = np.isnan(a)
+        total, count = np.zeros(a.shape), np.zeros(a.shape)
+        for axis in (0, 1):
+            n = a.shape[axis]
+            for step in (1, -1):
+                near, far = np.full(a.shape, np.nan), np.full(a.shape, np.nan)
+                take = [slice(None)] * 2
+                put = [slice(None)] * 2
+                if n > 2:  # the value one and two pixels away in this direction
+                    put[axis], take[axis] = (slice(0, n - 1), slice(1, n)) if step == 1 else (slice(1, n), slice(0, n - 1))
+                    near[tuple(put)] = a[tuple(take)]
+                    put[axis], take[axis] = (slice(0, n - 2), slice(2, n)) if step == 1 else (slice(2, n), slice(0, n - 2))
+                    far[tuple(put)] = a[tuple(take)]
+                guess = 2.0 * near - far
+                ok = nan & np.isfinite(guess)
+                total[ok] += guess[ok]
+                count[ok] += 1
+        filled = count > 0
+        if not filled.any():
+            break
+        a[filled] = total[filled] / count[filled]
+    return a
 
 
 # ------------------------------------------------------------------------- mappings

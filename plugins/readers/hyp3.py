@@ -132,6 +132,25 @@ def slant_range_from_incidence(incidence_deg, earth_radius: float, height: float
     return r.astype(np.float32)
 
 
+def corner_attrs(grid: Grid, orbit_direction: str | None) -> dict[str, str]:
+    """LAT_REF1..4 / LON_REF1..4: the corners of the product's bounding box in its map units, first
+    line near range first (ascending: south-west, south-east, north-west, north-east; descending the
+    opposite), what MintPy's prep_hyp3.py writes for the scene footprint."""
+    g = grid.geo
+    if g is None:
+        return {}
+    n, w = g.y_first, g.x_first
+    s, e = n + g.y_step * grid.length, w + g.x_step * grid.width
+    if (orbit_direction or "").upper().startswith("D"):
+        lats, lons = (n, n, s, s), (e, w, e, w)
+    else:
+        lats, lons = (s, s, n, n), (w, e, w, e)
+    out = {}
+    for i, (la, lo) in enumerate(zip(lats, lons), start=1):
+        out[f"LAT_REF{i}"], out[f"LON_REF{i}"] = repr(float(la)), repr(float(lo))
+    return out
+
+
 def pair_dates(path: Path, meta: dict | None = None) -> tuple[_dt.date, _dt.date]:
     """Reference and secondary dates: from the product name, checked against the granule names."""
     dates = dates_in_name(product_name(path))
@@ -189,6 +208,7 @@ class Hyp3Reader(Reader):
             pairs.append(PairSource(d1, d2, layers, bperp, str(f)))
             inputs += [f, txt]
         radar, extra = radar_from_txt(meta0[0], meta0[1], request)
+        extra.update(corner_attrs(grid, radar.orbit_direction))
         md = Metadata(grid=grid, file_type="ifgramStack", processor="hyp3", radar=radar, extra=extra)
         return StackSource(pairs, md, tuple(inputs))
 
@@ -207,6 +227,7 @@ class Hyp3Reader(Reader):
             re_, h = radar.earth_radius, radar.height
             layers["slantRangeDistance"] = TransformedRaster(
                 layers["incidenceAngle"], lambda inc: slant_range_from_incidence(inc, re_, h))
+        extra.update(corner_attrs(grid, radar.orbit_direction))
         md = Metadata(grid=grid, file_type="geometry", processor="hyp3", radar=radar, extra=extra)
         return GeometrySource(layers, md, tuple(inputs))
 
