@@ -120,3 +120,19 @@ def test_gamma_products_with_two_grids_of_one_size_load_as_geocoded_with_a_warni
     template.write_text("\n".join(ln for ln in text.splitlines() if "demFile" not in ln) + "\n")
     result = load_data(Template.read(template), work, base_dir=work, force=True)
     assert "Y_FIRST" not in attrs(result.stack_file)
+
+
+def test_dem_error_on_a_geocoded_mintpy_stack_without_range_layers(synth, tmp_path, caplog):
+    """MintPy's geocoded GAMMA/ROI_PAC geometry has only the height: its dem_error.py takes the centre
+    of the range swath from STARTING_RANGE/RANGE_PIXEL_SIZE/WIDTH; sbts stopped ("'slantRangeDistance'
+    is needed"), so it could not carry on such a MintPy project."""
+    cfg = Path(writer("mintpy").write(tmp_path, synth))
+    with h5py.File(cfg.parent / "inputs" / "geometryGeo.h5", "r+") as f:
+        del f["slantRangeDistance"], f["incidenceAngle"]
+    code, out = sbts("run", cfg, "--end", "correct_topography")
+    assert code == 0, out[-2000:]
+    assert statuses(out)["correct_topography"] == "ran"
+    assert "STARTING_RANGE + RANGE_PIXEL_SIZE" in out and "as MintPy does" in out
+    dem = h5py.File(cfg.parent / "demErr.h5", "r")["dem"][()]
+    truth = synth.truth.dem_error
+    assert dem[np.isclose(truth, truth.max())].mean() > dem[np.isclose(truth, truth.min())].mean()

@@ -23,13 +23,12 @@ GEOCODED = True
 
 
 def mintpy_attrs(synth, file_type: str) -> dict:
+    """Root attributes as MintPy writes them: the metadata plus its bookkeeping keys, all strings."""
     a = dict(synth.attrs)
-    a.update(FILE_TYPE=file_type, PROCESSOR="aria", PLATFORM="Sen", PROJECT_NAME="mintpy",
-             DATA_TYPE="float32", INTERLEAVE="BSQ", NoDataValue="0", UNIT="radian" if file_type == "ifgramStack" else "1",
-             REF_DATE=synth.date_list[0] if file_type == "ifgramStack" else "None",
-             mintpy_version="1.6.4")
-    a.pop("PROCESSOR", None)
-    a["PROCESSOR"] = "aria"
+    a.update(FILE_TYPE=file_type, PROCESSOR="aria", PROJECT_NAME="mintpy", DATA_TYPE="float32", INTERLEAVE="BSQ",
+             NoDataValue="0", mintpy_version="1.6.4")
+    if file_type == "ifgramStack":
+        a.update(UNIT="radian", REF_DATE=synth.date_list[0])
     return {k: str(v) for k, v in a.items()}
 
 
