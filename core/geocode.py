@@ -169,7 +169,8 @@ def find_lookup(path: str | os.PathLike, geo2radar: bool = False) -> Path:
     for folder in (path.parent, path.parent / "inputs", path.parent.parent / "inputs", path.parent.parent):
         for name in names:
             candidate = folder / name
-            if candidate.exists() and candidate != path:
+            # a radar-coded geometry file with latitude/longitude is its own lookup table
+            if candidate.exists() and (candidate != path or not geo2radar):
                 try:
                     Lookup.open(candidate)
                 except InputError:
@@ -232,7 +233,7 @@ class InverseLookup:
         length, width = self.shape
         win = Block(max(0, int(r0.min()) - margin), min(length, int(r0.max()) + margin + 1),
                     max(0, int(c0.min()) - margin), min(width, int(c0.max()) + margin + 1))
-        c1, c2 = self.read(win)
+        c1, c2 = (_extend(a) for a in self.read(win))
         h, w = c1.shape
         if h < 2 or w < 2:  # a one-pixel-wide source has no gradient: nearest coarse pixel only
             out_r[ok], out_c[ok] = r0, c0
@@ -266,6 +267,40 @@ class InverseLookup:
         r[~inside], c[~inside] = np.nan, np.nan
         out_r[ok], out_c[ok] = r, c
         return out_r.reshape(shape), out_c.reshape(shape)
+
+
+def _extend(a: np.ndarray, depth: int = 2) -> np.ndarray:
+    """``a`` with the NaN pixels next to its valid ones filled by linear extrapolation along rows and
+    columns, ``depth`` pixels deep (exact for an affine lookup).  A GAMMA/ROI_PAC lookup table is
+    NaN outside the radar footprint, so the bilinear Newton steps toward a radar pixel on the rim of
+    the image would meet NaN neighbours and fail: geo→radar left the image's first and last rows and
+    columns empty."""
+    a = np.array(a, np.float64)
+    if not np.isnan(a).any() or np.isnan(a).all():
+        return a
+    for _ in range(depth):
+        nan = np.isnan(a)
+        total, count = np.zeros(a.shape), np.zeros(a.shape)
+        for axis in (0, 1):
+            n = a.shape[axis]
+            for step in (1, -1):
+                near, far = np.full(a.shape, np.nan), np.full(a.shape, np.nan)
+                take = [slice(None)] * 2
+                put = [slice(None)] * 2
+                if n > 2:  # the value one and two pixels away in this direction
+                    put[axis], take[axis] = (slice(0, n - 1), slice(1, n)) if step == 1 else (slice(1, n), slice(0, n - 1))
+                    near[tuple(put)] = a[tuple(take)]
+                    put[axis], take[axis] = (slice(0, n - 2), slice(2, n)) if step == 1 else (slice(2, n), slice(0, n - 2))
+                    far[tuple(put)] = a[tuple(take)]
+                guess = 2.0 * near - far
+                ok = nan & np.isfinite(guess)
+                total[ok] += guess[ok]
+                count[ok] += 1
+        filled = count > 0
+        if not filled.any():
+            break
+        a[filled] = total[filled] / count[filled]
+    return a
 
 
 # ------------------------------------------------------------------------- mappings
@@ -476,6 +511,47 @@ class GeoToRdcRadar(_Mapping):
         return _inside(rr, cc, self.src_shape)
 
 
+class GeoToGeo(_Mapping):
+    """A geocoded grid → another coordinate system (a UTM grid → latitude/longitude, for KMZ and
+    HDF-EOS5): each output pixel centre, transformed into the source CRS with GDAL's osr, reads the
+    source there.  The output covers the source footprint with pixels of about the same size."""
+
+    def __init__(self, data_meta: Metadata, opts: GeocodeOptions) -> None:
+        g = data_meta.grid.geo
+        self.geo = g
+        self.src_shape = length, width = data_meta.grid.shape
+        src_epsg, dst_epsg = g.epsg or 4326, opts.epsg or 4326
+        self.tf = crs_transform(dst_epsg, src_epsg)
+        fwd = crs_transform(src_epsg, dst_epsg)
+        if opts.bbox is not None:
+            bbox = opts.bbox
+            if dst_epsg != 4326:
+                s, n, w, e = bbox
+                xs, ys = crs_transform(4326, dst_epsg)(np.array([w, e, w, e]), np.array([s, s, n, n]))
+                bbox = (ys.min(), ys.max(), xs.min(), xs.max())
+        else:  # the footprint: the outline of the source grid (pixel corners), transformed
+            t = np.linspace(0.0, 1.0, 65)
+            rows = np.concatenate([t * length, np.full_like(t, length), t[::-1] * length, np.zeros_like(t)])
+            cols = np.concatenate([np.zeros_like(t), t * width, np.full_like(t, width), t[::-1] * width])
+            xs, ys = fwd(g.x_first + cols * g.x_step, g.y_first + rows * g.y_step)
+            bbox = (np.nanmin(ys), np.nanmax(ys), np.nanmin(xs), np.nanmax(xs))
+        if opts.lalo_step is not None:
+            step = opts.lalo_step
+        else:  # one source pixel at the centre, in the output units
+            cy, cx = g.y_first + length / 2 * g.y_step, g.x_first + width / 2 * g.x_step
+            xs, ys = fwd(np.array([cx, cx + g.x_step, cx]), np.array([cy, cy, cy + g.y_step]))
+            step = (abs(ys[2] - ys[0]), abs(xs[1] - xs[0]))
+            if not (step[0] > 0 and step[1] > 0):
+                raise InputError(f"cannot transform the grid of EPSG:{src_epsg} to EPSG:{dst_epsg}; give --lalo-step")
+        self.out_grid = _grid_from(bbox, step, dst_epsg)
+
+    def coords(self, block: Block) -> Coords:
+        x, y = pixel_centres(self.out_grid.geo, block)
+        x, y = self.tf(x, y)
+        rows, cols = geo_index(self.geo, x, y)
+        return _inside(rows, cols, self.src_shape)
+
+
 def _inside(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Coords:
     bad = ~((rows >= -0.5) & (rows <= shape[0] - 0.5) & (cols >= -0.5) & (cols <= shape[1] - 0.5))
     rows, cols = np.array(rows, np.float64), np.array(cols, np.float64)
@@ -539,6 +615,8 @@ def _output_metadata(meta: Metadata, mapping: _Mapping, lookup: Lookup, geo2rada
             b = Block(ref.y, ref.y + 1, ref.x, ref.x + 1)
             la, lo = lookup.read2(("latitude", "longitude"), b)
             lat, lon = float(la[0, 0]), float(lo[0, 0])
+        elif (lat is None or lon is None) and ref.has_point and isinstance(mapping, RdcToGeo):
+            lat, lon = _geo_position_of(lookup, mapping, ref.y, ref.x)
         if lat is not None and lon is not None and np.isfinite(lat) and np.isfinite(lon):
             x, y = crs_transform(4326, geo.epsg)(np.array([lon]), np.array([lat]))
             row, col = geo_index(geo, x, y)
@@ -559,6 +637,28 @@ def _output_metadata(meta: Metadata, mapping: _Mapping, lookup: Lookup, geo2rada
         else:
             out = out.with_reference(y=None, x=None)
     return out.with_extra(**{"mintpy.geocode.interpMethod": method})
+
+
+def _geo_position_of(lookup: Lookup, mapping: RdcToGeo, y: int, x: int) -> tuple[float | None, float | None]:
+    """Latitude/longitude (lookup grid units) of radar pixel (y, x): the centre of the lookup pixel
+    whose azimuth/range coordinates come nearest to it, searched block by block (GAMMA, ROI_PAC)."""
+    y0, sy, x0, sx = mapping.offsets
+    az, rg = y0 + y * sy + (sy - 1) / 2, x0 + x * sx + (sx - 1) / 2
+    best, where = np.inf, None
+    for block in plan_blocks(lookup.meta.grid.shape, 32, 0.25):
+        a, r = lookup.read2(("azimuthCoord", "rangeCoord"), block)
+        d = (a - az) ** 2 + (r - rg) ** 2
+        if np.isfinite(d).any():
+            k = int(np.nanargmin(d))
+            if d.flat[k] < best:
+                best = d.flat[k]
+                where = (block.row_start + k // block.shape[1], block.col_start + k % block.shape[1])
+    if where is None or best > 2.0:  # the pixel is not covered by the lookup table
+        return None, None
+    g = lookup.meta.grid.geo
+    northing, easting = g.yx_to_lalo(*where)
+    lon, lat = crs_transform(g.epsg or 4326, 4326)(np.array([easting]), np.array([northing]))
+    return float(lat[0]), float(lon[0])
 
 
 def _radar_pixel_of(lookup: Lookup, mapping: _Mapping, lat: float, lon: float) -> tuple[int | None, int | None]:
@@ -597,6 +697,9 @@ def geocode_file(path: str | os.PathLike, lookup_file: str | os.PathLike | None 
     path = Path(path)
     product = Product.open(path)
     meta = product.metadata
+    if not geo2radar and meta.grid.is_geocoded and opts.epsg is not None \
+            and int(opts.epsg) != int(meta.grid.geo.epsg or 4326):
+        return _warp_file(product, out_file, opts)
     lookup = Lookup.open(lookup_file or find_lookup(path, geo2radar))
     if opts.utm and not geo2radar:
         import dataclasses
@@ -622,6 +725,30 @@ def geocode_file(path: str | os.PathLike, lookup_file: str | os.PathLike | None 
     out_meta = _output_metadata(meta, mapping, lookup, geo2radar, opts.method)
     _write(product, mapping, out_meta, out_file, opts)
     logger.info("wrote %s (%d×%d)", out_file, *mapping.out_grid.shape)
+    return out_file
+
+
+def _warp_file(product: Product, out_file: str | os.PathLike | None, opts: GeocodeOptions) -> Path:
+    """A geocoded file on one coordinate system resampled onto another (:class:`GeoToGeo`)."""
+    path, meta = product.path, product.metadata
+    mapping = GeoToGeo(meta, opts)
+    out_file = Path(out_file) if out_file is not None else path.parent / "geo" / f"geo_{path.name}"
+    if out_file.resolve() == Path(path).resolve():
+        raise InputError(f"{out_file}: the output would overwrite the input")
+    extra = {k: v for k, v in meta.extra.items() if not k.startswith("SUBSET_") and k != "UTM_ZONE"}
+    out = meta.replace(grid=mapping.out_grid, extra=extra)
+    ref = meta.reference
+    out = out.with_reference(y=None, x=None, lat=None, lon=None)
+    if ref.has_point:  # the reference pixel's centre, in the output coordinates
+        cy, cx = meta.grid.geo.yx_to_lalo(ref.y, ref.x)
+        x, y = crs_transform(meta.grid.geo.epsg or 4326, mapping.out_grid.geo.epsg)(np.array([cx]), np.array([cy]))
+        row, col = geo_index(mapping.out_grid.geo, x, y)
+        y_i, x_i = int(np.floor(row[0] + 0.5)), int(np.floor(col[0] + 0.5))
+        if 0 <= y_i < mapping.out_grid.length and 0 <= x_i < mapping.out_grid.width:
+            out = out.with_reference(y=y_i, x=x_i, lat=float(y[0]), lon=float(x[0]))
+    out = out.with_extra(**{"mintpy.geocode.interpMethod": opts.method})
+    _write(product, mapping, out, out_file, opts)
+    logger.info("wrote %s (%d×%d, EPSG:%s)", out_file, *mapping.out_grid.shape, mapping.out_grid.geo.epsg)
     return out_file
 
 

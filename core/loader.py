@@ -260,20 +260,27 @@ def _check_pairs(stack: StackSource) -> StackSource:
     return StackSource(keep, meta, stack.inputs)
 
 
-def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
-              processor: str | None = None, max_memory: float = 1.0, force: bool = False,
-              registry: Registry | None = None) -> LoadResult:
-    """Load a processor's files into ``<work_dir>/inputs``; see the module docstring."""
-    work_dir = Path(work_dir)
-    base_dir = Path(base_dir) if base_dir is not None else work_dir
-    registry = registry or get_registry()
+@dataclass
+class _Plan:
+    """What a load would write: the reader's sources, the window and each output's input signature."""
+
+    reader: Reader
+    stack: StackSource | None
+    geometries: list[tuple[GeometrySource, Window, Metadata, Path, str]]  # source, window, meta, path, signature
+    win: Window
+    overrides: dict[str, str]
+    stack_file: Path | None
+    stack_sig: str | None
+
+
+def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | None,
+          registry: Registry) -> _Plan:
     request = build_request(template, base_dir)
     for key in ("unwFile",):
         if request.pattern(key) and not request.files(key):
             raise InputError(f"mintpy.load.{key} = {request.pattern(key)!r} matches no file; check the pattern "
                              f"(relative paths are taken from {base_dir})")
     reader = select_reader(request, registry, processor)
-    logger.info("reading %s files with the %r reader", reader.name, reader.name)
     try:
         stack = reader.open_stack(request)
         geometry = reader.open_geometry(request)
@@ -290,14 +297,11 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
     if len({g.metadata.grid.is_geocoded for g in geometries}) != len(geometries):
         raise PluginError(f"reader {reader.name!r} returned two geometries of the same kind (radar/geo)")
     # the window is defined on the stack grid; a radar-coded lat/lon lookup on that grid helps lalo subsets
-    geometry = next((g for g in geometries if not g.metadata.grid.is_geocoded), None)
+    radar_geometry = next((g for g in geometries if not g.metadata.grid.is_geocoded), None)
     if stack is None and not geometries:
         raise InputError(f"reader {reader.name!r} found no interferogram and no geometry file in the patterns given")
     overrides = dict(request.metadata_overrides)
     inputs_dir = work_dir / "inputs"
-    stack_file = None
-    skipped = True
-
     base_meta = stack.metadata if stack is not None else geometries[0].metadata
     overrides.update(_platform_keys(template, base_meta, overrides))
     if stack is not None:
@@ -305,18 +309,13 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
             raise InputError(f"no interferogram matches mintpy.load.unwFile = {request.pattern('unwFile')!r}")
         stack = _check_pairs(stack)
         base_meta = stack.metadata
-    win = _window(template, base_meta, geometry)
-
+    win = _window(template, base_meta, radar_geometry)
+    stack_file = stack_sig = None
     if stack is not None:
         stack_file = inputs_dir / "ifgramStack.h5"
         names = [n for n in STACK_DATASETS if n in stack.pairs[0].layers]
-        sig = _signature(reader.name, list(stack.inputs), win, overrides, names)
-        if force or not _is_current(stack_file, sig):
-            _write_stack(stack, win, overrides, stack_file, sig, max_memory, reader.name)
-            skipped = False
-        else:
-            logger.info("%s is up to date with its inputs: skipped", stack_file)
-    geometry_files = []
+        stack_sig = _signature(reader.name, list(stack.inputs), win, overrides, names)
+    planned = []
     for geom in geometries:
         # the subset/multilook window applies to geometry on the stack's grid; a lookup table on
         # another grid (GAMMA/ROI_PAC geocoded lookup) is written whole
@@ -324,15 +323,55 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
         gwin = win if same_grid else Window(0, geom.metadata.grid.length, 0, geom.metadata.grid.width)
         gmeta = _apply_overrides(_window_metadata(geom.metadata, gwin), overrides)
         name = "geometryGeo.h5" if gmeta.grid.is_geocoded else "geometryRadar.h5"
-        path = inputs_dir / name
         sig = _signature(reader.name, list(geom.inputs), gwin, overrides, sorted(geom.layers))
+        planned.append((geom, gwin, gmeta, inputs_dir / name, sig))
+    return _Plan(reader, stack, planned, win, overrides, stack_file, stack_sig)
+
+
+def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
+              processor: str | None = None, max_memory: float = 1.0, force: bool = False,
+              registry: Registry | None = None) -> LoadResult:
+    """Load a processor's files into ``<work_dir>/inputs``; see the module docstring."""
+    work_dir = Path(work_dir)
+    base_dir = Path(base_dir) if base_dir is not None else work_dir
+    plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
+    logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
+    skipped = True
+    if plan.stack is not None:
+        if force or not _is_current(plan.stack_file, plan.stack_sig):
+            _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory,
+                         plan.reader.name)
+            skipped = False
+        else:
+            logger.info("%s is up to date with its inputs: skipped", plan.stack_file)
+    geometry_files = []
+    for geom, gwin, gmeta, path, sig in plan.geometries:
         if force or not _is_current(path, sig):
             _write_geometry(geom, gwin, gmeta, path, sig, max_memory)
             skipped = False
         else:
             logger.info("%s is up to date with its inputs: skipped", path)
         geometry_files.append(path)
-    return LoadResult(stack_file, tuple(geometry_files), reader.name, skipped)
+    return LoadResult(plan.stack_file, tuple(geometry_files), plan.reader.name, skipped)
+
+
+def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
+                  processor: str | None = None, registry: Registry | None = None) -> str:
+    """Why a load would rewrite ``inputs/`` now ("" when every output matches its sources).
+
+    The sources are what the reader reads (interferograms, sidecar metadata, baselines, geometry),
+    compared by name, size and modification time through each output's input signature, so a
+    changed or added interferogram makes the load stale even when the outputs are newer.
+    """
+    work_dir = Path(work_dir)
+    base_dir = Path(base_dir) if base_dir is not None else work_dir
+    plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
+    if plan.stack is not None and not _is_current(plan.stack_file, plan.stack_sig):
+        return f"the source files of {plan.stack_file.name} changed (or it is missing)"
+    for _geom, _gwin, _gmeta, path, sig in plan.geometries:
+        if not _is_current(path, sig):
+            return f"the source files of {path.name} changed (or it is missing)"
+    return ""
 
 
 def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], path: Path, sig: str,

@@ -58,6 +58,35 @@ def _int(attrs: Mapping[str, str], key: str, source: str = "") -> int | None:
     return None if value is None else int(round(value))
 
 
+def epsg_utm_zone(epsg: int | None) -> str | None:
+    """MintPy's ``UTM_ZONE`` (``"14N"``, ``"33S"``) of a WGS84 UTM EPSG code (326zz / 327zz), else None."""
+    if epsg is None:
+        return None
+    epsg = int(epsg)
+    if 32601 <= epsg <= 32660:
+        return f"{epsg - 32600}N"
+    if 32701 <= epsg <= 32760:
+        return f"{epsg - 32700}S"
+    return None
+
+
+def utm_zone_epsg(zone: str | None, source: str = "") -> int | None:
+    """EPSG code of MintPy's ``UTM_ZONE`` (``"14N"``; a bare number is northern, as MintPy's prep_gamma)."""
+    if zone is None or not str(zone).strip():
+        return None
+    text = str(zone).strip().upper()
+    hemi = text[-1] if text[-1] in "NS" else "N"
+    digits = text[:-1] if text[-1] in "NS" else text
+    try:
+        number = int(digits)
+    except ValueError:
+        raise InputError(f"attribute UTM_ZONE={zone!r}{' in ' + source if source else ''} is not a UTM zone "
+                         "(e.g. 14N)") from None
+    if not 1 <= number <= 60:
+        raise InputError(f"attribute UTM_ZONE={zone!r}{' in ' + source if source else ''}: zone out of 1..60")
+    return (32600 if hemi == "N" else 32700) + number
+
+
 @dataclass(frozen=True)
 class GeoGrid:
     """Geographic (or projected) raster grid: upper-left corner of the first pixel and steps."""
@@ -188,7 +217,7 @@ _RADAR_KEYS: dict[str, tuple[str, type]] = {
     "INCIDENCE_ANGLE": ("incidence_angle", float),
     "SLANT_RANGE_DISTANCE": ("slant_range_distance", float),
 }
-_GRID_KEYS = {"LENGTH", "WIDTH", "X_FIRST", "Y_FIRST", "X_STEP", "Y_STEP", "X_UNIT", "Y_UNIT", "EPSG"}
+_GRID_KEYS = {"LENGTH", "WIDTH", "X_FIRST", "Y_FIRST", "X_STEP", "Y_STEP", "X_UNIT", "Y_UNIT", "EPSG", "UTM_ZONE"}
 _REF_KEYS = {"REF_Y", "REF_X", "REF_LAT", "REF_LON", "REF_DATE"}
 _ID_KEYS = {"FILE_TYPE", "UNIT", "PROCESSOR"}
 
@@ -229,7 +258,7 @@ class Metadata:
                 y_step=_float(a, "Y_STEP", source),
                 x_unit=a.get("X_UNIT", "degrees"),
                 y_unit=a.get("Y_UNIT", "degrees"),
-                epsg=_int(a, "EPSG", source),
+                epsg=_int(a, "EPSG", source) or utm_zone_epsg(a.get("UTM_ZONE"), source),
             )
         radar_kwargs = {}
         for key, (name, conv) in _RADAR_KEYS.items():
@@ -281,6 +310,9 @@ class Metadata:
             )
             if g.epsg is not None:
                 a["EPSG"] = str(g.epsg)
+            zone = epsg_utm_zone(g.epsg)
+            if zone:  # MintPy reads a projected grid as UTM only with UTM_ZONE (else metres as degrees)
+                a["UTM_ZONE"] = zone
         for key, (name, _conv) in _RADAR_KEYS.items():
             value = getattr(self.radar, name)
             if value is not None:

@@ -131,6 +131,11 @@ class Step:
     help: str = ""
     # content the step depends on beyond file times (drop list, reference point, dataset versions)
     fingerprint: Callable[[RunContext], str] = lambda ctx: ""
+    # the step's own check of its outputs against sources the workflow does not track as files
+    # (load_data: the processor's files, through the loader's input signature); "" = current
+    stale: Callable[[RunContext], str] = lambda ctx: ""
+    # why the step does not run when ``enabled`` says no (logged and written to the summary)
+    off_reason: Callable[[RunContext], str] = lambda ctx: "disabled by the template"
 
 
 @dataclass
@@ -143,11 +148,36 @@ class StepReport:
 
 
 # --------------------------------------------------------------------------- step bodies
+def _load_patterns(ctx: RunContext) -> dict[str, str]:
+    from .loader import build_request
+
+    return build_request(ctx.template, ctx.base_dir).patterns
+
+
+def _loaded_files(ctx: RunContext) -> list[Path]:
+    return [p for p in (ctx.stack_file, ctx.inputs / "geometryRadar.h5", ctx.inputs / "geometryGeo.h5") if p.exists()]
+
+
 def _load(ctx: RunContext) -> list[Path]:
     from .loader import load_data
 
+    if not _load_patterns(ctx) and ctx.stack_file.exists():
+        # smallbaselineApp.py goes on with an inputs/ written before (MintPy's load_data.py,
+        # prep_aria.py, an earlier `sbts load`) when the template names no file to load
+        logger.info("no mintpy.load.*File pattern in the template: using the loaded %s",
+                    ", ".join(str(p.relative_to(ctx.work_dir)) for p in _loaded_files(ctx)))
+        return _loaded_files(ctx)
     result = load_data(ctx.template, ctx.work_dir, base_dir=ctx.base_dir, max_memory=ctx.max_memory)
     return [p for p in [result.stack_file, *result.geometry_files] if p is not None]
+
+
+def _load_stale(ctx: RunContext) -> str:
+    """The processor's files are load_data's inputs: a changed or added interferogram reloads."""
+    from .loader import stale_outputs
+
+    if not _load_patterns(ctx):
+        return "" if ctx.stack_file.exists() else f"{ctx.stack_file.name} is missing"
+    return stale_outputs(ctx.template, ctx.work_dir, base_dir=ctx.base_dir)
 
 
 def _modify_network(ctx: RunContext) -> list[Path]:
@@ -269,35 +299,92 @@ def _geocoded(ctx: RunContext) -> bool:
     return ctx.stack_file.exists() and ctx.metadata().grid.is_geocoded
 
 
+def _latlon(ctx: RunContext) -> bool:
+    """Geocoded on latitude/longitude (not radar-coded, not a projected grid such as UTM)."""
+    if not _geocoded(ctx):
+        return False
+    return (ctx.metadata().grid.geo.epsg or 4326) == 4326
+
+
 def _geocode_files(ctx: RunContext) -> list[Path]:
     names = [ctx.timeseries_file(), ctx.work_dir / "velocity.h5", ctx.work_dir / "temporalCoherence.h5",
              ctx.work_dir / "maskTempCoh.h5", ctx.work_dir / "avgSpatialCoh.h5"]
-    geom = ctx.geometry_file()
-    return [p for p in names if p.exists()] + ([geom] if geom else [])
+    geometry = [ctx.inputs / ("geometryGeo.h5" if _geocoded(ctx) else "geometryRadar.h5")]
+    return [p for p in names + geometry if p.exists()]
+
+
+def _lookup_file(ctx: RunContext) -> Path | None:
+    """The geometry file that maps the stack to latitude/longitude (none for projected grids)."""
+    from .geocode import Lookup
+
+    if _geocoded(ctx):
+        return None
+    for name in ("geometryRadar.h5", "geometryGeo.h5"):
+        path = ctx.inputs / name
+        if path.exists():
+            try:
+                Lookup.open(path)
+            except InputError:
+                continue
+            return path
+    raise InputError(f"{ctx.inputs}: no lookup table to geocode the radar-coded stack (geometryRadar.h5 with "
+                     "latitude/longitude, or geometryGeo.h5 with azimuthCoord/rangeCoord); load one with "
+                     "mintpy.load.lookupYFile/lookupXFile, or set mintpy.geocode = no")
+
+
+def _geocode_options(ctx: RunContext):
+    from .geocode import GeocodeOptions
+
+    # a projected grid (UTM) goes to latitude/longitude: KMZ and HDF-EOS5 need them
+    return GeocodeOptions.from_template(ctx.template, max_memory=ctx.max_memory,
+                                        epsg=4326 if _geocoded(ctx) else None)
 
 
 def _geocode(ctx: RunContext) -> list[Path]:
-    from .errors import InputError as _InputError
-    from .geocode import GeocodeOptions, Lookup, geocode_files
+    from .geocode import geocode_files
 
-    options = GeocodeOptions.from_template(ctx.template, max_memory=ctx.max_memory)
-    lookup = None  # the stack's own lookup table (the geometry file itself is geocoded with it too)
-    for name in ("geometryRadar.h5", "geometryGeo.h5"):
-        try:
-            lookup = Lookup.open(ctx.inputs / name).path
-            break
-        except (_InputError, OSError):
-            continue
-    return list(geocode_files(_geocode_files(ctx), lookup, ctx.work_dir / "geo", options=options))
+    return list(geocode_files(_geocode_files(ctx), _lookup_file(ctx), ctx.work_dir / "geo",
+                              options=_geocode_options(ctx)))
+
+
+def _geocode_off(ctx: RunContext) -> str:
+    if _latlon(ctx):
+        return "the stack is already geocoded on latitude/longitude: nothing to geocode"
+    return "disabled by the template (mintpy.geocode = no)"
 
 
 def _geo(ctx: RunContext, path: Path) -> Path:
-    return path if _geocoded(ctx) else ctx.work_dir / "geo" / f"geo_{path.name}"
+    return path if _latlon(ctx) else ctx.work_dir / "geo" / f"geo_{path.name}"
+
+
+def _ensure_latlon(ctx: RunContext, paths: Sequence[Path]) -> None:
+    """KMZ and HDF-EOS5 need latitude/longitude: geocode (or warp) what the geocode step did not."""
+    from .geocode import geocode_files
+
+    if _latlon(ctx):
+        return
+    todo = [p for p in paths if p.exists() and not _is_newer(_geo(ctx, p), p)]
+    if todo:
+        logger.info("writing latitude/longitude copies of %s", ", ".join(p.name for p in todo))
+        geocode_files(todo, _lookup_file(ctx), ctx.work_dir / "geo", options=_geocode_options(ctx))
+
+
+def _with_latlon(ctx: RunContext, paths: Sequence[Path]) -> list[Path]:
+    """The files and, when the stack is not on latitude/longitude, their geocoded copies."""
+    out = list(paths)
+    if not _latlon(ctx):
+        out += [_geo(ctx, p) for p in paths]
+    return out
+
+
+def _is_newer(target: Path, source: Path) -> bool:
+    return target.exists() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns
 
 
 def _google_earth(ctx: RunContext) -> list[Path]:
     from .exporting import export
 
+    _ensure_latlon(ctx, [ctx.work_dir / "velocity.h5"])
     velocity = _geo(ctx, ctx.work_dir / "velocity.h5")
     return export("kmz", velocity, dataset="velocity", output=ctx.work_dir / "pic" / f"{velocity.stem}.kmz")
 
@@ -305,11 +392,18 @@ def _google_earth(ctx: RunContext) -> list[Path]:
 def _hdfeos5(ctx: RunContext) -> list[Path]:
     from .exporting import export
 
+    _ensure_latlon(ctx, _geocode_files(ctx))
     ts = _geo(ctx, ctx.timeseries_file())
     used = ctx.inputs / "sbts_template_used.cfg"  # UNAVCO keys (relative_orbit = ...) come from the template
     ctx.inputs.mkdir(parents=True, exist_ok=True)
     ctx.template.write(used)
-    return export("hdfeos5", ts, output=ctx.work_dir, options={"template": str(used)})
+    options = {"template": str(used)}
+    geometry = ctx.inputs / ("geometryGeo.h5" if _geocoded(ctx) else "geometryRadar.h5")
+    for key, path in (("tcoh", ctx.work_dir / "temporalCoherence.h5"), ("mask", ctx.work_dir / "maskTempCoh.h5"),
+                      ("avg_spatial_coh", ctx.work_dir / "avgSpatialCoh.h5"), ("geometry", geometry)):
+        if _geo(ctx, path).exists():  # the companions on the time series' grid, named explicitly
+            options[key] = str(_geo(ctx, path))
+    return export("hdfeos5", ts, output=ctx.work_dir, options=options)
 
 
 def stack_fingerprint(ctx: RunContext, drop: bool = True, reference: bool = True) -> str:
@@ -334,7 +428,7 @@ def build_steps() -> list[Step]:
     w = lambda ctx, *names: [ctx.work_dir / n for n in names]  # noqa: E731
     steps = [
         Step("load_data", _load, lambda c: [], lambda c: [c.stack_file], ("mintpy.load.", "mintpy.subset.", "mintpy.multilook."),
-             help="read the processor's files into inputs/ifgramStack.h5 and inputs/geometry*.h5"),
+             stale=_load_stale, help="read the processor's files into inputs/ifgramStack.h5 and inputs/geometry*.h5"),
         Step("modify_network", _modify_network, lambda c: [c.stack_file], lambda c: w(c, "coherenceSpatialAvg.txt"),
              ("mintpy.network.",), help="drop pairs (dropIfgram) by baseline, date, index, coherence",
              fingerprint=lambda c: stack_fingerprint(c, drop=False, reference=False)),
@@ -372,12 +466,13 @@ def build_steps() -> list[Step]:
         Step("velocity", _velocity, lambda c: [c.timeseries_file()], lambda c: w(c, "velocity.h5"),
              ("mintpy.timeFunc.",), help="time functions: velocity, seasonal terms, steps → velocity.h5"),
         Step("geocode", _geocode, _geocode_files, lambda c: [c.work_dir / "geo" / f"geo_{p.name}" for p in _geocode_files(c)],
-             ("mintpy.geocode",), enabled=lambda c: c.template.get_bool("mintpy.geocode") and not _geocoded(c),
-             help="radar → geographic coordinates (skipped for geocoded data)"),
-        Step("google_earth", _google_earth, lambda c: [_geo(c, c.work_dir / "velocity.h5")],
+             ("mintpy.geocode",), enabled=lambda c: c.template.get_bool("mintpy.geocode") and not _latlon(c),
+             off_reason=_geocode_off,
+             help="radar (or a projected grid such as UTM) → latitude/longitude (skipped for lat/lon data)"),
+        Step("google_earth", _google_earth, lambda c: _with_latlon(c, [c.work_dir / "velocity.h5"]),
              lambda c: [c.work_dir / "pic" / f"{_geo(c, c.work_dir / 'velocity.h5').stem}.kmz"], ("mintpy.save.kmz",),
              enabled=lambda c: c.template.get_bool("mintpy.save.kmz"), help="KMZ of the velocity for Google Earth"),
-        Step("hdfeos5", _hdfeos5, lambda c: [_geo(c, c.timeseries_file())], lambda c: [], ("mintpy.save.hdfEos5",),
+        Step("hdfeos5", _hdfeos5, lambda c: _with_latlon(c, _geocode_files(c)), lambda c: [], ("mintpy.save.hdfEos5",),
              enabled=lambda c: c.template.get_bool("mintpy.save.hdfEos5"), help="HDF-EOS5 product for insarmaps"),
     ]
     return steps
@@ -446,8 +541,11 @@ def _save_state(work_dir: Path, state: dict) -> None:
     os.replace(tmp, work_dir / STATE_FILE)
 
 
-def is_up_to_date(ctx: RunContext, step: Step, state: dict) -> tuple[bool, str]:
-    """Outputs exist, inputs unchanged since the step last ran here, and the same options."""
+def is_up_to_date(ctx: RunContext, step: Step, state: dict, deep: bool = True) -> tuple[bool, str]:
+    """Outputs exist, inputs unchanged since the step last ran here, and the same options.
+
+    ``deep`` adds the step's own check of sources the workflow does not track as files (load_data
+    opens the processor's files for it)."""
     record = state.get(step.name)
     if record is None:
         return False, "never ran here"
@@ -461,13 +559,26 @@ def is_up_to_date(ctx: RunContext, step: Step, state: dict) -> tuple[bool, str]:
     for path in step.inputs(ctx):
         if str(path) not in recorded or recorded[str(path)] != _mtime(path):
             return False, f"{path.name} changed"
+    if deep:
+        reason = step.stale(ctx)
+        if reason:
+            return False, reason
     return True, ""
 
 
-def _bless(state: dict, before: dict[str, int | None], step: Step, ctx: RunContext) -> None:
-    """A step that edited its own inputs in place (drop list, REF attributes, re-referencing)
-    records their new times in every step's record: the edit is the workflow's own, and the
-    content it changes is tracked by the fingerprints."""
+def _record(ctx: RunContext, step: Step, outputs: Sequence[Path]) -> dict:
+    return {"options": _options_hash(ctx, step), "outputs": [str(p) for p in outputs],
+            "inputs": {str(p): _mtime(p) for p in step.inputs(ctx)}, "finished": time.time()}
+
+
+def _bless(state: dict, before: dict[str, int | None], step: Step, ctx: RunContext, upstream: Sequence[Step]) -> None:
+    """A step that edited its own inputs in place (drop list, REF attributes, a corrected dataset,
+    re-referencing) keeps the steps before it up to date: the edit is the workflow's own.
+
+    ``upstream`` are the earlier steps that were up to date just before this one ran: their records
+    are written again (input times and content fingerprints), so a second run skips them.  Later
+    steps only get their input times patched: the fingerprints of the content they depend on (drop
+    list, reference point, dataset versions) still make them rerun."""
     for path in step.inputs(ctx):
         old, new = before.get(str(path)), _mtime(path)
         if old is None or old == new:
@@ -476,6 +587,11 @@ def _bless(state: dict, before: dict[str, int | None], step: Step, ctx: RunConte
             inputs = record.get("inputs", {})
             if inputs.get(str(path)) == old:
                 inputs[str(path)] = new
+    for earlier in upstream:
+        record = state.get(earlier.name)
+        if record is not None:
+            state[earlier.name] = {**_record(ctx, earlier, [Path(p) for p in record.get("outputs", [])]),
+                                   "finished": record.get("finished")}
 
 
 # --------------------------------------------------------------------------- driver
@@ -505,8 +621,10 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
                 (work_dir / "inputs").mkdir(parents=True, exist_ok=True)
                 template.write(work_dir / "inputs" / "sbts_template_used.cfg")
             state = _load_state(work_dir)
-            for step in select(steps_for(ctx), start, end, dostep):
-                reports.append(_run_step(ctx, step, state, force))
+            order = steps_for(ctx)
+            for step in select(order, start, end, dostep):
+                upstream = order[:[s.name for s in order].index(step.name)]
+                reports.append(_run_step(ctx, step, state, force, upstream))
             if plot:
                 from .viz.overview import plot_overview
 
@@ -522,16 +640,20 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
     return reports
 
 
-def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepReport:
+def _run_step(ctx: RunContext, step: Step, state: dict, force: bool, upstream: Sequence[Step] = ()) -> StepReport:
     if not step.enabled(ctx):
-        logger.info("step %s: disabled by the template", step.name)
-        return StepReport(step.name, "disabled")
+        reason = step.off_reason(ctx)
+        logger.info("step %s: %s", step.name, reason)
+        return StepReport(step.name, "disabled", note=reason)
     if not force:
         current, reason = is_up_to_date(ctx, step, state)
         if current:
             logger.info("step %s: up to date, skipped", step.name)
             return StepReport(step.name, "skipped", outputs=[Path(p) for p in state[step.name]["outputs"]])
         logger.info("step %s: running (%s)", step.name, reason)
+    # earlier steps up to date now stay so after this step's in-place edits (see _bless)
+    current_before = [u for u in upstream if u.name in state and u.enabled(ctx)
+                      and is_up_to_date(ctx, u, state, deep=False)[0]]
     start = time.perf_counter()
     before = {str(p): _mtime(p) for p in step.inputs(ctx)}
     try:
@@ -540,9 +662,8 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepRepo
         exc.step = step.name  # type: ignore[attr-defined]
         raise
     seconds = time.perf_counter() - start
-    _bless(state, before, step, ctx)
-    state[step.name] = {"options": _options_hash(ctx, step), "outputs": [str(p) for p in outputs],
-                        "inputs": {str(p): _mtime(p) for p in step.inputs(ctx)}, "finished": time.time()}
+    _bless(state, before, step, ctx, current_before)
+    state[step.name] = _record(ctx, step, outputs)
     _save_state(ctx.work_dir, state)
     logger.info("step %s: done in %.1f s", step.name, seconds)
     return StepReport(step.name, "ran", seconds, outputs)

@@ -216,3 +216,25 @@ def test_connected_components_match_scipy():
         n = len(pairs.dates)
         graph = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
         assert pairs.num_connected_components() == connected_components(graph, directed=False)[0]
+
+
+def test_utm_zone_written_for_utm_grids_and_read_back():
+    """A projected UTM grid carries MintPy's UTM_ZONE, or MintPy's tools take its metres as degrees."""
+    from sbts.core.metadata import GeoGrid, Grid, Metadata
+
+    utm = Metadata(Grid(3, 4, GeoGrid(480000.0, 2150000.0, 80.0, -80.0, "meters", "meters", 32614)))
+    a = utm.to_attrs()
+    assert a["UTM_ZONE"] == "14N" and a["EPSG"] == "32614"
+    south = Metadata(Grid(3, 4, GeoGrid(300000.0, 7000000.0, 30.0, -30.0, "meters", "meters", 32733)))
+    assert south.to_attrs()["UTM_ZONE"] == "33S"
+    # MintPy's prep_gamma writes UTM_ZONE and no EPSG
+    back = Metadata.from_attrs({"LENGTH": "3", "WIDTH": "4", "X_FIRST": "1", "Y_FIRST": "2", "X_STEP": "30",
+                                "Y_STEP": "-30", "X_UNIT": "meters", "Y_UNIT": "meters", "UTM_ZONE": "33S"})
+    assert back.grid.geo.epsg == 32733 and "UTM_ZONE" not in back.extra
+    # lat/lon grids have none, even when a stale UTM_ZONE came in
+    latlon = Metadata.from_attrs({"LENGTH": "3", "WIDTH": "4", "X_FIRST": "1", "Y_FIRST": "2", "X_STEP": "0.1",
+                                  "Y_STEP": "-0.1", "EPSG": "4326", "UTM_ZONE": "14N"})
+    assert "UTM_ZONE" not in latlon.to_attrs()
+    with pytest.raises(InputError, match="UTM_ZONE"):
+        Metadata.from_attrs({"LENGTH": "3", "WIDTH": "4", "X_FIRST": "1", "Y_FIRST": "2", "X_STEP": "1",
+                             "Y_STEP": "-1", "UTM_ZONE": "99X"})

@@ -263,3 +263,95 @@ def test_mexico_city_gamma_lookup_round_trip(tmp_path, shared_data):
     ok = np.isfinite(va) & np.isfinite(vb)
     assert ok.mean() > 0.95
     assert np.median(np.abs(va - vb)[ok]) < 0.01 * np.nanstd(va)
+
+
+def test_geometry_radar_file_is_its_own_lookup(tmp_path):
+    """`sbts geocode inputs/geometryRadar.h5` (ISCE: it holds latitude/longitude): was 'no lookup table
+    found' because the file itself was excluded from the search."""
+    from sbts.cli.main import cli
+
+    (tmp_path / "inputs").mkdir()
+    geom = _geometry_radar(tmp_path / "inputs")
+    res = CliRunner().invoke(cli, ["geocode", str(geom), "--lalo-step", "0.0007", "0.0007"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "inputs" / "geo" / "geo_geometryRadar.h5"
+    p = Product.open(out)
+    assert p.metadata.grid.is_geocoded
+    lat, lon, _ = _geo_centres(out)
+    got = p.read("latitude")
+    ok = np.isfinite(got)
+    assert ok.mean() > 0.3
+    assert np.nanmax(np.abs(got[ok] - lat[ok])) < 0.0012  # nearest pixel: within one radar pixel (0.001°)
+    # the geometry cannot be its own lookup the other way round
+    res = CliRunner().invoke(cli, ["geocode", str(out), "--geo2radar"])
+    assert res.exit_code == 0, res.output
+
+
+def test_geo_to_radar_fills_the_rim_of_a_gamma_lookup(tmp_path):
+    """A GAMMA/ROI_PAC lookup is (0, 0) outside the radar footprint: the Newton steps toward a radar
+    pixel of the image's rim met those holes, and geo→radar left the first/last rows and columns
+    empty.  Every radar pixel inside the footprint of the geocoded data must be filled."""
+    gl, gw = 64, 70
+    geo = GeoGrid(-99.3, 19.5, 0.0008, -0.0008, epsg=4326)
+    i, j = np.mgrid[0:gl, 0:gw].astype(np.float64)
+    az = 0.8 * (i - 12) + 0.15 * (j - 5)  # affine, rotated: the radar image sits inside the geo grid
+    rg = -0.12 * (i - 12) + 0.9 * (j - 5)
+    outside = (az < -0.5) | (az > L - 0.5) | (rg < -0.5) | (rg > W - 0.5)
+    az[outside], rg[outside] = 0.0, 0.0  # GAMMA's convention
+    gmeta = Metadata(Grid(gl, gw, geo), radar=RadarInfo(alooks=1, rlooks=1))
+    lut = tmp_path / "geometryGeo.h5"
+    write_map(lut, gmeta, "geometry", {"azimuthCoord": az.astype(np.float32), "rangeCoord": rg.astype(np.float32)},
+              unit=None)
+    field = np.where(outside, np.nan, _affine_field(az, rg))
+    data = tmp_path / "geo_velocity.h5"
+    write_map(data, Metadata(Grid(gl, gw, geo), unit="m/year"), "velocity", {"velocity": field.astype(np.float32)},
+              unit="m/year")
+    from sbts.core.blocks import Block
+    from sbts.core.geocode import GeoToRdcRadar, Lookup
+
+    mapping = GeoToRdcRadar(Lookup.open(lut), Product.open(data).metadata, GeocodeOptions())
+    rows, cols = mapping.coords(Block(0, L, 0, W))
+    assert np.isfinite(rows).mean() > 0.99, f"{np.isnan(rows).sum()} radar pixels without a geo position"
+    back = geocode_file(data, lut, geo2radar=True, options=GeocodeOptions(method="nearest"))
+    got = Product.open(back).read("velocity")
+    r, c = np.mgrid[0:L, 0:W].astype(np.float64)
+    rim = np.zeros((L, W), bool)
+    rim[[0, -1], :] = rim[:, [0, -1]] = True
+    assert np.isfinite(got[~rim]).all()
+    # on the rim, the nearest geo pixel is outside the footprint (NaN in the data) for some pixels
+    assert np.isfinite(got[rim]).mean() > 0.75, np.isfinite(got[rim]).mean()
+    ok = np.isfinite(got)
+    # nearest geo pixel of an affine field: within one geo pixel of the radar pixel's own value
+    assert np.nanmax(np.abs(got[ok] - _affine_field(r, c)[ok])) < 4.0
+
+
+def test_projected_grid_warped_to_latitude_longitude(tmp_path):
+    """A UTM grid (HyP3) goes to WGS84 lat/lon for KMZ and HDF-EOS5 (`--epsg 4326`), no lookup needed."""
+    osr = pytest.importorskip("osgeo.osr")
+    n, m = 30, 40
+    utm = GeoGrid(480000.0, 2150000.0, 80.0, -80.0, "meters", "meters", 32614)
+    rows, cols = np.mgrid[0:n, 0:m].astype(np.float64)
+    vel = tmp_path / "velocity.h5"
+    meta = Metadata(Grid(n, m, utm), unit="m/year", reference=Reference(y=10, x=12))
+    write_map(vel, meta, "velocity", {"velocity": _affine_field(rows, cols).astype(np.float32)}, unit="m/year")
+    assert Product.open(vel).metadata.to_attrs()["UTM_ZONE"] == "14N"
+    out = geocode_file(vel, options=GeocodeOptions(epsg=4326))
+    p = Product.open(out)
+    a = p.metadata.to_attrs()
+    assert a["EPSG"] == "4326" and "UTM_ZONE" not in a and a["X_UNIT"] == "degrees"
+    lat, lon, _ = _geo_centres(out)
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromEPSG(4326)
+    dst.ImportFromEPSG(32614)
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    xy = np.asarray(osr.CoordinateTransformation(src, dst).TransformPoints(np.c_[lon.ravel(), lat.ravel()]))
+    i = ((xy[:, 1] - utm.y_first) / utm.y_step - 0.5).reshape(lat.shape)
+    j = ((xy[:, 0] - utm.x_first) / utm.x_step - 0.5).reshape(lat.shape)
+    inside = (i >= -0.5) & (i <= n - 0.5) & (j >= -0.5) & (j <= m - 0.5)
+    got = p.read("velocity")
+    assert np.array_equal(np.isfinite(got), inside)
+    np.testing.assert_array_equal(got[inside], _affine_field(np.floor(i + 0.5), np.floor(j + 0.5))[inside])
+    # the reference pixel follows, with its latitude/longitude
+    assert got[p.metadata.reference.y, p.metadata.reference.x] == _affine_field(10, 12)
+    assert abs(p.metadata.reference.lat - 19.4) < 1 and abs(p.metadata.reference.lon + 99) < 1

@@ -219,7 +219,12 @@ def test_radar_coded_stack_with_geocoded_lookup(tmp_path):
     srd = radar.read("slantRangeDistance")
     np.testing.assert_allclose(srd[0], 800000.0 + 18.6 * np.arange(width), rtol=1e-7)
     inc = radar.read("incidenceAngle")
-    assert np.all(np.diff(inc[0]) > 0) and 25 < inc.min() and inc.max() < 40  # grows with range
+    assert 25 < inc.min() and inc.max() < 40
+    # the incidence at the target, on the DEM (as MintPy with the DEM): cos(inc) = (Rs² − Rt² − r²) / (2·Rt·r)
+    # with Rt = earth radius + height, Rs = sar_to_earth_center, r = the slant range of the column
+    rt, rs = 6375869.0 + hgt.astype(np.float64), 7073899.0
+    r = 800000.0 + 18.6 * np.arange(width)[None, :]
+    np.testing.assert_allclose(inc, np.degrees(np.arccos((rs ** 2 - rt ** 2 - r ** 2) / (2 * rt * r))), atol=2e-5)
     geo = Geometry(tmp_path / "work/inputs/geometryGeo.h5")
     np.testing.assert_allclose(geo.read("rangeCoord"), lut.real)
     np.testing.assert_allclose(geo.read("azimuthCoord"), lut.imag)

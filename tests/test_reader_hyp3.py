@@ -126,3 +126,33 @@ def test_other_readers_reject_hyp3(tmp_path):
     build_hyp3(tmp_path / "hyp3")
     req = _request(template_text(tmp_path / "hyp3"), tmp_path)
     assert not any(r.detect(req) for r in (AriaReader(), IsceReader(), SnapReader()))
+
+
+def test_slant_range_from_the_incidence_inverts_the_synthetic_geometry():
+    """HyP3 gives no range raster: slantRangeDistance comes from the incidence (law of sines and cosines);
+    checked against the forward geometry of sbts.core.synthetic for a target on the sphere."""
+    from sbts.plugins.readers.hyp3 import slant_range_from_incidence
+
+    re_, h = 6_375_000.0, 693_000.0
+    alpha = np.linspace(0.05, 0.12, 9)  # Earth angle between nadir and target (rad)
+    rs = re_ + h
+    r = np.sqrt(re_ ** 2 + rs ** 2 - 2 * re_ * rs * np.cos(alpha))
+    inc = np.degrees(np.arcsin(rs * np.sin(alpha) / r))
+    np.testing.assert_allclose(slant_range_from_incidence(inc, re_, h), r, rtol=1e-6)  # float32 output
+
+
+def test_geometry_has_slant_range_and_corner_attributes(tmp_path):
+    build_hyp3(tmp_path)
+    t = Template({"mintpy.load.unwFile": str(tmp_path / "*/*_unw_phase.tif"),
+                  "mintpy.load.demFile": str(tmp_path / "*/*_dem.tif"),
+                  "mintpy.load.incAngleFile": str(tmp_path / "*/*_lv_theta.tif")})
+    result = load_data(t, tmp_path / "work")
+    g = Geometry(result.geometry_file)
+    r = g.read("slantRangeDistance")
+    assert 7e5 < float(np.nanmedian(r)) < 1e6
+    a = g.metadata.to_attrs()
+    # MintPy's prep_hyp3 corners: the bounding box in map units, ascending = south-west first
+    s = ORIGIN[1] - STEP * 20
+    assert float(a["LAT_REF1"]) == s and float(a["LON_REF1"]) == ORIGIN[0]
+    assert float(a["LAT_REF4"]) == ORIGIN[1] and float(a["LON_REF4"]) == ORIGIN[0] + STEP * 24
+    assert a["UTM_ZONE"] == "22N"

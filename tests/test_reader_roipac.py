@@ -138,8 +138,12 @@ def test_radar_stack_with_trans_and_baseline(tmp_path):
     radar_geom = Geometry(tmp_path / "work/inputs/geometryRadar.h5")
     np.testing.assert_array_equal(radar_geom.read("height"), hgt)
     np.testing.assert_allclose(radar_geom.read("slantRangeDistance")[3], 835034.6 + 7.9 * np.arange(width), rtol=1e-7)
-    inc = radar_geom.read("incidenceAngle")[0]
-    assert np.all(np.diff(inc) > 0) and 15 < inc[0] < 30
+    inc = radar_geom.read("incidenceAngle")
+    assert 15 < inc.min() and inc.max() < 30
+    # at the target on the DEM (MintPy does so too): cos(inc) = (Rs² − Rt² − r²) / (2·Rt·r), Rt = R + height
+    rt, rs = 6357663.19 + hgt.astype(np.float64), 6357663.19 + 797441.27
+    r = 835034.6 + 7.9 * np.arange(width)[None, :]
+    np.testing.assert_allclose(inc, np.degrees(np.arccos((rs ** 2 - rt ** 2 - r ** 2) / (2 * rt * r))), atol=2e-5)
     geo = Geometry(tmp_path / "work/inputs/geometryGeo.h5")
     np.testing.assert_allclose(geo.read("rangeCoord"), rg)
     np.testing.assert_allclose(geo.read("azimuthCoord"), az)

@@ -59,6 +59,7 @@ class GeometryAccess:
     def __init__(self, context: CorrectionContext, ts: TimeSeries) -> None:
         self.ts = ts
         self.context = context
+        self._warned: set[str] = set()
         self.path = context.geometry_file
         self.geometry: Geometry | None = None
         if self.path is not None:
@@ -93,6 +94,36 @@ class GeometryAccess:
                     return float(overrides[key]), key
                 except ValueError:
                     raise InputError(f"template: {key} = {overrides[key]!r} is not a number") from None
+        return self._swath_centre(name, sources)
+
+    def _swath_centre(self, name: str, sources) -> tuple[float, str] | None:
+        """Last resort, as MintPy's dem_error.py: the centre of the range swath from STARTING_RANGE,
+        RANGE_PIXEL_SIZE and WIDTH (and its incidence from EARTH_RADIUS/HEIGHT).  Exact at the centre
+        of a radar-coded image; for a geocoded one WIDTH counts map columns, so it is an estimate
+        (MintPy's geocoded GAMMA and ROI_PAC stacks carry nothing better)."""
+        if name not in ("slantRangeDistance", "incidenceAngle"):
+            return None
+        for meta in sources:
+            r = meta.radar
+            if r.starting_range is None or r.range_pixel_size is None:
+                continue
+            centre = r.starting_range + r.range_pixel_size * (meta.grid.width - 1) / 2.0
+            how = "STARTING_RANGE + RANGE_PIXEL_SIZE·(WIDTH−1)/2"
+            if name == "slantRangeDistance":
+                value = centre
+            elif r.earth_radius is not None and r.height is not None:
+                re_, rs = r.earth_radius, r.earth_radius + r.height
+                cos_inc = (rs ** 2 - re_ ** 2 - centre ** 2) / (2.0 * re_ * centre)
+                value = float(np.degrees(np.arccos(np.clip(cos_inc, -1.0, 1.0))))
+                how += " with EARTH_RADIUS/HEIGHT"
+            else:
+                continue
+            if meta.grid.is_geocoded and name not in self._warned:
+                self._warned.add(name)
+                logger.warning("%s: no %s layer nor %s attribute; using %.6g from %s (an estimate on a geocoded "
+                               "grid, as MintPy does)", self.ts.path.name, name,
+                               " / ".join(SCALAR_FALLBACKS[name]), value, how)
+            return value, how
         return None
 
     def available(self, name: str) -> bool:

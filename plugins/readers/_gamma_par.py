@@ -435,12 +435,13 @@ class GeometryFromRange:
     """
 
     def __init__(self, shape, range_of, what: str, earth_radius: float | None = None,
-                 height: float | None = None) -> None:
+                 height: float | None = None, dem=None) -> None:
         self.shape = tuple(shape)
         self.dtype = np.dtype(np.float32)
         self._range_of = range_of
         self._what = what
         self._re, self._h = earth_radius, height
+        self._dem = dem  # heights on the same grid: the incidence at the target, not at the ellipsoid
         if what == "incidenceAngle" and (earth_radius is None or height is None):
             raise ValueError("incidence needs EARTH_RADIUS and HEIGHT")
 
@@ -448,7 +449,11 @@ class GeometryFromRange:
         r = self._range_of(block)
         if self._what == "slantRangeDistance":
             return np.asarray(r, np.float32)
-        inc = incidence_angle(r, self._re, self._h)
+        if self._dem is not None:
+            z = np.nan_to_num(np.asarray(self._dem.read(block), np.float64))
+            inc = incidence_angle(r, self._re + z, self._h - z)  # the triangle's target side is R + z
+        else:
+            inc = incidence_angle(r, self._re, self._h)
         return np.asarray(inc, np.float32)
 
 
@@ -492,11 +497,12 @@ def lookup_ranges(range_coord, starting_range: float, range_pixel_size: float):
     return range_of
 
 
-def derived_geometry(shape, attrs: Mapping[str, str], range_of=None) -> dict[str, object]:
+def derived_geometry(shape, attrs: Mapping[str, str], range_of=None, dem=None) -> dict[str, object]:
     """``incidenceAngle`` and ``slantRangeDistance`` layers from what the metadata allows.
 
-    With a slant-range function and EARTH_RADIUS/HEIGHT: per pixel; else constants from
-    INCIDENCE_ANGLE / SLANT_RANGE_DISTANCE; layers that cannot be derived are left out.
+    With a slant-range function and EARTH_RADIUS/HEIGHT: per pixel (at the DEM height when
+    ``dem`` is a height raster on the same grid); else constants from INCIDENCE_ANGLE /
+    SLANT_RANGE_DISTANCE; layers that cannot be derived are left out.
     """
 
     def f(key):
@@ -510,7 +516,7 @@ def derived_geometry(shape, attrs: Mapping[str, str], range_of=None) -> dict[str
     if range_of is not None:
         layers["slantRangeDistance"] = GeometryFromRange(shape, range_of, "slantRangeDistance")
         if re_ is not None and h is not None:
-            layers["incidenceAngle"] = GeometryFromRange(shape, range_of, "incidenceAngle", re_, h)
+            layers["incidenceAngle"] = GeometryFromRange(shape, range_of, "incidenceAngle", re_, h, dem)
     if "slantRangeDistance" not in layers and f("SLANT_RANGE_DISTANCE") is not None:
         layers["slantRangeDistance"] = ConstantRaster(shape, f("SLANT_RANGE_DISTANCE"))
     if "incidenceAngle" not in layers:

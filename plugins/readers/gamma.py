@@ -104,7 +104,8 @@ def collect_pars(explicit: Iterable[Path], folders: Iterable[Path], baseline_fil
         if not folder.is_dir():
             continue
         for p in sorted(folder.iterdir()):
-            if p not in seen and p.is_file() and _is_par_name(p):
+            # par files, and baseline tables beside them (``<pair>.base_perp``, as prep_gamma expects)
+            if p not in seen and p.is_file() and (_is_par_name(p) or _is_baseline_name(p)):
                 seen.add(p)
                 candidates.append(p)
     out = ParSet()
@@ -211,8 +212,15 @@ def grid_candidates(pars: ParSet, dates: Sequence[_dt.date] = ()) -> list[GridCh
 
 
 def choose_grid(path: Path, candidates: Sequence[GridChoice], bytes_per_pixel: Sequence[int] = (4,),
-                what: str = "raster", key: str = "mintpy.load.metaFile") -> tuple[GridChoice, int]:
-    """The candidate grid whose size explains ``path``'s byte count (name hints break ties)."""
+                what: str = "raster", key: str = "mintpy.load.metaFile", prefer_geo: bool = False,
+                ambiguous: list | None = None) -> tuple[GridChoice, int]:
+    """The candidate grid whose size explains ``path``'s byte count.
+
+    A radar grid (``.off``/``.diff_par``/image par) and a geocoded one (DEM par) of the same size fit
+    alike (prep_gamma.py users keep the ``.off`` beside geocoded products, sized as the geocoded
+    grid, since MintPy reads the size there): the geocoded grid wins when the name says so
+    (``utm``, ``geo``, ``eqa``...) or ``prefer_geo`` (the DEM of the request is geocoded, MintPy's
+    rule), else the radar one; such choices are appended to ``ambiguous`` for one warning."""
     try:
         size = os.path.getsize(path)
     except OSError:
@@ -225,7 +233,12 @@ def choose_grid(path: Path, candidates: Sequence[GridChoice], bytes_per_pixel: S
     geo_hint = any(h in path.name.lower() for h in GEO_HINTS)
     matches = [(c, b) for b in bytes_per_pixel for c in candidates if c.length * c.width * b == size]
     if matches:
-        matches.sort(key=lambda cb: (cb[0].geocoded != geo_hint,))
+        want_geo = geo_hint or prefer_geo
+        matches.sort(key=lambda cb: (cb[0].geocoded != want_geo,))
+        if ambiguous is not None and len({c.geocoded for c, _ in matches}) == 2:
+            other = next(c for c, _ in matches if c.geocoded != matches[0][0].geocoded)
+            ambiguous.append((path, matches[0][0], other, "the file name" if geo_hint else
+                              "the geocoded DEM (mintpy.load.demFile)" if prefer_geo else "no hint of geocoding"))
         return matches[0]
     sizes = ", ".join(sorted({f"{c.width}×{c.length} ({c.par.name})" for c in candidates}))
     raise InputError(
@@ -253,12 +266,36 @@ def _scale_looks(attrs: dict[str, str], acq_par: Mapping[str, str], grid: GridCh
     return out
 
 
+def corner_attrs(par_path: Path) -> dict[str, str]:
+    """LAT_REF1..4 / LON_REF1..4 from the ``<image>.corner`` file beside an image par (``x.mli.par`` →
+    ``x.mli.corner``: the latitude and longitude of the four corners, one per line, as the lines 3-6
+    of GAMMA's ``SLC_corners`` output keep them and MintPy's prep_gamma.py reads them); {} if absent."""
+    corner = par_path.with_suffix("").with_name(par_path.with_suffix("").name + ".corner")
+    if not corner.is_file():
+        return {}
+    rows = []
+    for line in corner.read_text(errors="replace").splitlines():
+        tokens = line.split()
+        try:
+            rows.append((float(tokens[0]), float(tokens[1])))
+        except (IndexError, ValueError):
+            continue
+    if len(rows) != 4:
+        logger.warning("%s: expected the latitude and longitude of 4 corners; ignored", corner)
+        return {}
+    out = {}
+    for i, (lat, lon) in enumerate(rows, start=1):
+        out[f"LAT_REF{i}"], out[f"LON_REF{i}"] = repr(lat), repr(lon)
+    return out
+
+
 def metadata_attrs(grid: GridChoice, pars: ParSet, date: _dt.date | None, file_type: str) -> dict[str, str]:
     """MintPy attributes for a raster on ``grid``: the image par of ``date`` plus the grid keys."""
     attrs: dict[str, str] = {}
     acq = pars.acquisition(date)
     if acq is not None:
         attrs.update(_scale_looks(gp.acquisition_attrs(acq[1], str(acq[0])), acq[1], grid))
+        attrs.update(corner_attrs(acq[0]))
     attrs.update(grid.attrs)
     attrs.update(FILE_TYPE=file_type, PROCESSOR="gamma")
     return attrs
@@ -354,12 +391,14 @@ class GammaReader(Reader):
         inputs: list[Path] = list(pars.files)
         stack_grid: GridChoice | None = None
         first_date = None
+        prefer_geo, ambiguous = dem_is_geocoded(request), []
         for path in unw_files:
             dates = gp.pair_dates(path.name)
             if dates is None:
                 raise InputError(f"{path}: no YYYYMMDD-YYYYMMDD (or YYMMDD) pair of dates in the file name; "
                                  "GAMMA interferograms are matched by the dates in their names")
-            grid, _ = choose_grid(path, grid_candidates(pars, dates), (4,), "interferogram")
+            grid, _ = choose_grid(path, grid_candidates(pars, dates), (4,), "interferogram",
+                                  prefer_geo=prefer_geo, ambiguous=ambiguous)
             if stack_grid is None:
                 stack_grid, first_date = grid, dates[0]
             # a later_earlier name holds the opposite phase: stored earlier_later, negated
@@ -380,6 +419,15 @@ class GammaReader(Reader):
             if bfile is not None:
                 inputs.append(bfile)
             pairs.append(PairSource(dates[0], dates[1], layers, bperp, str(path)))
+        if ambiguous:
+            path, chosen, other, why = ambiguous[0]
+            kind = "geocoded" if chosen.geocoded else "radar-coded"
+            logger.warning("%d GAMMA file(s) fit two grids of the same size, e.g. %s: the %s grid of %s and the %s "
+                           "grid of %s; loaded as %s, as %s says (geocoded when the name holds utm/geo/eqa "
+                           "or mintpy.load.demFile is a geocoded DEM with its .par)", len(ambiguous), path.name,
+                           "geocoded" if chosen.geocoded
+                           else "radar", chosen.par.name, "geocoded" if other.geocoded else "radar", other.par.name,
+                           kind, why)
         if all(p.bperp is None for p in pairs):
             logger.warning("no baseline file (*base.par, *.base_perp, *bperp.par) matched the pairs: bperp = 0; "
                            "set mintpy.load.bperpFile or mintpy.load.baselineDir")
@@ -399,9 +447,23 @@ class GammaReader(Reader):
         if not files:
             return None
         try:
-            return choose_grid(files[0], grid_candidates(pars, gp.pair_dates(files[0].name) or ()))[0]
+            return choose_grid(files[0], grid_candidates(pars, gp.pair_dates(files[0].name) or ()),
+                               prefer_geo=dem_is_geocoded(request))[0]
         except InputError:
             return None
+
+
+def dem_is_geocoded(request: LoadRequest) -> bool:
+    """The request's DEM (mintpy.load.demFile) has a DEM/MAP par of its own whose grid fits it: then
+    the products are geocoded (MintPy decides so from the DEM too)."""
+    for dem in request.files("demFile")[:1]:
+        own = [g for g in grid_candidates(collect_pars(_par_siblings(dem), [])) if g.geocoded]
+        try:
+            size = os.path.getsize(dem)
+        except OSError:
+            return False
+        return any(g.length * g.width * b == size for g in own for b in (2, 4))
+    return False
 
 
 def build_geometry(request: LoadRequest, pars: ParSet, stack_grid: GridChoice | None, processor: str,
@@ -475,6 +537,7 @@ def build_geometry(request: LoadRequest, pars: ParSet, stack_grid: GridChoice | 
     base_attrs: dict[str, str] = {}
     if acq is not None:
         base_attrs.update(gp.acquisition_attrs(acq[1], str(acq[0])))
+        base_attrs.update(corner_attrs(acq[0]))
     if extra_attrs:
         for k, v in extra_attrs.items():
             base_attrs.setdefault(k, v)
@@ -524,7 +587,7 @@ def _derive(attrs: Mapping[str, str], shape, geocoded: bool, layers: Mapping[str
         elif "rangeCoord" in layers:
             # the lookup's range coordinate counts pixels of the image par's grid
             range_of = gp.lookup_ranges(layers["rangeCoord"], r0, dr)
-    derived = gp.derived_geometry(shape, attrs, range_of)
+    derived = gp.derived_geometry(shape, attrs, range_of, layers.get("height"))
     return {k: v for k, v in derived.items() if k not in layers}
 
 

@@ -30,7 +30,7 @@ from sbts.core.metadata import Grid, Metadata, RadarInfo
 
 from ._common import (gdal_geogrid, gdal_geometry_layers, land_mask, header_float, header_int, incidence_from_geometry, oriented_phase,
                       override_float, sorted_pair, wrap_degrees)
-from ._raster import GdalRaster
+from ._raster import GdalRaster, TransformedRaster
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,37 @@ def radar_from_txt(meta: dict, path: Path, request: LoadRequest | None = None) -
     return radar, extra
 
 
+def slant_range_from_incidence(incidence_deg, earth_radius: float, height: float) -> np.ndarray:
+    """Slant range (m) to a target on a sphere of radius ``earth_radius`` seen at ``incidence_deg``
+    from a platform ``height`` above it: the law of sines gives the look angle at the platform,
+    sin(look) = R·sin(inc)/(R + h); the Earth angle is inc − look; the law of cosines the range."""
+    inc = np.radians(np.asarray(incidence_deg, np.float64))
+    rs = earth_radius + height
+    look = np.arcsin(np.clip(earth_radius * np.sin(inc) / rs, -1.0, 1.0))
+    earth_angle = inc - look
+    r = np.sqrt(earth_radius ** 2 + rs ** 2 - 2.0 * earth_radius * rs * np.cos(earth_angle))
+    return r.astype(np.float32)
+
+
+def corner_attrs(grid: Grid, orbit_direction: str | None) -> dict[str, str]:
+    """LAT_REF1..4 / LON_REF1..4: the corners of the product's bounding box in its map units, first
+    line near range first (ascending: south-west, south-east, north-west, north-east; descending the
+    opposite), what MintPy's prep_hyp3.py writes for the scene footprint."""
+    g = grid.geo
+    if g is None:
+        return {}
+    n, w = g.y_first, g.x_first
+    s, e = n + g.y_step * grid.length, w + g.x_step * grid.width
+    if (orbit_direction or "").upper().startswith("D"):
+        lats, lons = (n, n, s, s), (e, w, e, w)
+    else:
+        lats, lons = (s, s, n, n), (w, e, w, e)
+    out = {}
+    for i, (la, lo) in enumerate(zip(lats, lons), start=1):
+        out[f"LAT_REF{i}"], out[f"LON_REF{i}"] = repr(float(la)), repr(float(lo))
+    return out
+
+
 def pair_dates(path: Path, meta: dict | None = None) -> tuple[_dt.date, _dt.date]:
     """Reference and secondary dates: from the product name, checked against the granule names."""
     dates = dates_in_name(product_name(path))
@@ -180,6 +211,7 @@ class Hyp3Reader(Reader):
             pairs.append(PairSource(d1, d2, layers, bperp, str(f)))
             inputs += [f, txt]
         radar, extra = radar_from_txt(meta0[0], meta0[1], request)
+        extra.update(corner_attrs(grid, radar.orbit_direction))
         md = Metadata(grid=grid, file_type="ifgramStack", processor="hyp3", radar=radar, extra=extra)
         return StackSource(pairs, md, tuple(inputs))
 
@@ -193,6 +225,12 @@ class Hyp3Reader(Reader):
         if not layers:
             return None
         radar, extra = (radar_from_txt(read_product_txt(txt), txt, request) if txt else (RadarInfo(), {}))
+        if "incidenceAngle" in layers and radar.earth_radius and radar.height:
+            # HyP3 gives no range raster; the DEM-error step needs one (MintPy derives it the same way)
+            re_, h = radar.earth_radius, radar.height
+            layers["slantRangeDistance"] = TransformedRaster(
+                layers["incidenceAngle"], lambda inc: slant_range_from_incidence(inc, re_, h))
+        extra.update(corner_attrs(grid, radar.orbit_direction))
         md = Metadata(grid=grid, file_type="geometry", processor="hyp3", radar=radar, extra=extra)
         return GeometrySource(layers, md, tuple(inputs))
 
