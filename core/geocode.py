@@ -621,6 +621,8 @@ def _output_metadata(meta: Metadata, mapping: _Mapping, lookup: Lookup, geo2rada
             x, y = crs_transform(4326, geo.epsg)(np.array([lon]), np.array([lat]))
             row, col = geo_index(geo, x, y)
             y_i, x_i = int(np.floor(row[0] + 0.5)), int(np.floor(col[0] + 0.5))
+            if ref.has_point:
+                y_i, x_i = _pixel_fed_by(mapping, ref.y, ref.x, y_i, x_i)
             if 0 <= y_i < mapping.out_grid.length and 0 <= x_i < mapping.out_grid.width:
                 out = out.with_reference(y=y_i, x=x_i, lat=lat, lon=lon)
             else:
@@ -637,6 +639,30 @@ def _output_metadata(meta: Metadata, mapping: _Mapping, lookup: Lookup, geo2rada
         else:
             out = out.with_reference(y=None, x=None)
     return out.with_extra(**{"mintpy.geocode.interpMethod": method})
+
+
+def _pixel_fed_by(mapping: _Mapping, y: int, x: int, y_i: int, x_i: int, radius: int = 3) -> tuple[int, int]:
+    """The output pixel near (y_i, x_i) whose source position is nearest the reference pixel (y, x).
+
+    The output pixel nearest to REF_LAT/REF_LON need not be the one resampling takes from the
+    reference pixel (the two grids are not aligned); choosing the pixel fed by it keeps the
+    geocoded reference pixel at zero, as in the radar-coded file.
+    """
+    length, width = mapping.out_grid.length, mapping.out_grid.width
+    block = Block(max(0, y_i - radius), min(length, y_i + radius + 1), max(0, x_i - radius), min(width, x_i + radius + 1))
+    if block.row_start >= block.row_stop or block.col_start >= block.col_stop:
+        return y_i, x_i
+    rows, cols = (np.asarray(a, dtype=np.float64) for a in mapping.coords(block))
+    d = (rows - y) ** 2 + (cols - x) ** 2
+    # the pixels nearest-neighbour sampling (as in `sample`) fills from (y, x); else the nearest one
+    fed = (np.floor(rows + 0.5) == y) & (np.floor(cols + 0.5) == x)
+    d = np.where(fed, d, np.inf) if fed.any() else d
+    if not np.isfinite(d).any():
+        return y_i, x_i
+    k = int(np.argmin(np.where(np.isfinite(d), d, np.inf)))
+    if d.flat[k] > 1.0:  # the reference pixel feeds no output pixel nearby (coarser output grid)
+        return y_i, x_i
+    return block.row_start + k // block.shape[1], block.col_start + k % block.shape[1]
 
 
 def _geo_position_of(lookup: Lookup, mapping: RdcToGeo, y: int, x: int) -> tuple[float | None, float | None]:
