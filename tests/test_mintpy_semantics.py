@@ -228,7 +228,9 @@ def test_sbts_resumes_a_mintpy_project(runs, tmp_path):
                                                        end="velocity", max_memory=0.5)}
     assert reports["correct_topography"] == "ran" and reports["residual_RMS"] == "ran"
     rms_mp = _rms_rows(mp / "rms_timeseriesResidual_ramp.txt")[1]
-    np.testing.assert_allclose(_rms_rows(work / "rms_timeseriesResidual_ramp.txt")[1], rms_mp, rtol=2e-3)
+    # 5e-3: the DEM-error fits differ by up to 0.5 % through the time axis alone (days/365.25 against
+    # MintPy's decimal years, docs/mintpy-differences.md #2); the residual RMS by up to 0.2 % (measured)
+    np.testing.assert_allclose(_rms_rows(work / "rms_timeseriesResidual_ramp.txt")[1], rms_mp, rtol=5e-3)
     mask = _read(mp / "maskTempCoh.h5", "mask").astype(bool)
     _assert_same_fit(work / "velocity.h5", mp / "velocity.h5", mask)
 
