@@ -271,8 +271,7 @@ class StackWriter(H5Writer):
         self.names = (dict(datasets) if isinstance(datasets, Mapping)
                       else {n: STACK_DATASETS.get(n, np.float32) for n in datasets})
 
-    def __enter__(self) -> StackWriter:
-        super().__enter__()
+    def _setup(self) -> None:
         length, width = self.grid_shape
         self.create("date", data=self.pairs.encoded_dates())
         self.create("bperp", data=self.pairs.bperp.astype(np.float32))
@@ -280,7 +279,6 @@ class StackWriter(H5Writer):
         for name, dtype in self.names.items():
             self.create(name, shape=(len(self.pairs), length, width), dtype=dtype,
                         compression="lzf" if name == "connectComponent" else None)
-        return self
 
 
 class TimeSeriesWriter(H5Writer):
@@ -295,13 +293,11 @@ class TimeSeriesWriter(H5Writer):
         self.bperp = np.zeros(len(self.dates), np.float32) if bperp is None else np.asarray(bperp, np.float32)
         self.dataset = dataset
 
-    def __enter__(self) -> TimeSeriesWriter:
-        super().__enter__()
+    def _setup(self) -> None:
         length, width = self.grid_shape
         self.create("date", data=encode_dates(self.dates))
         self.create("bperp", data=self.bperp)
         self.create(self.dataset, shape=(len(self.dates), length, width), dtype=np.float32)
-        return self
 
 
 def write_map(path: str | os.PathLike, metadata: Metadata, file_type: str,

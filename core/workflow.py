@@ -10,6 +10,7 @@ template key ``sbts.run.extraCorrections``.  The run holds a lock on the work di
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -426,9 +427,9 @@ def _load_state(work_dir: Path) -> dict:
 
 
 def _save_state(work_dir: Path, state: dict) -> None:
-    tmp = work_dir / (STATE_FILE + ".part")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, work_dir / STATE_FILE)
+    from .h5io import atomic_write_text
+
+    atomic_write_text(work_dir / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
 
 
 def is_up_to_date(ctx: RunContext, step: Step, state: dict) -> tuple[bool, str]:
@@ -436,6 +437,8 @@ def is_up_to_date(ctx: RunContext, step: Step, state: dict) -> tuple[bool, str]:
     record = state.get(step.name)
     if record is None:
         return False, "never ran here"
+    if "failed" in record:
+        return False, "it failed last time"
     if record.get("options") != _options_hash(ctx, step):
         return False, "options or input content changed"
     outputs = [Path(p) for p in record.get("outputs", [])] or list(step.outputs(ctx))
@@ -521,8 +524,13 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepRepo
     before = {str(p): _mtime(p) for p in step.inputs(ctx)}
     try:
         outputs = [Path(p) for p in step.run(ctx)]
-    except SbtsError as exc:
-        exc.step = step.name  # type: ignore[attr-defined]
+    except BaseException as exc:
+        # a step that failed (or was interrupted) never counts as done, whatever ran before
+        state[step.name] = {"failed": time.time(), "error": f"{type(exc).__name__}: {exc}"[:500]}
+        with contextlib.suppress(Exception):
+            _save_state(ctx.work_dir, state)
+        if isinstance(exc, SbtsError):
+            exc.step = step.name  # type: ignore[attr-defined]
         raise
     seconds = time.perf_counter() - start
     _bless(state, before, step, ctx)
