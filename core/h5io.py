@@ -34,6 +34,9 @@ from .metadata import Metadata
 logger = logging.getLogger(__name__)
 
 _OWNER_ATTR = "SBTS_OWNER"
+# on a dataset rewritten in place (see plugins/corrections/unwrap_error.py): present only while
+# the rewrite runs, so a dataset that carries it was left half-written; readers refuse it
+INCOMPLETE_ATTR = "SBTS_INCOMPLETE"
 _DONE_ATTR = "SBTS_DONE_BLOCKS"
 _SIG_ATTR = "SBTS_SIGNATURE"
 CHUNK_BYTES = 1 << 20
@@ -92,16 +95,33 @@ def _is_no_space(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _writing(path: Path):
-    """Turn h5py's low-level write failures (RuntimeError or OSError) into a :class:`WriteError`."""
+def _writing(path: Path, on_failure=None):
+    """Turn h5py's low-level write failures (RuntimeError or OSError) into a :class:`WriteError`;
+    ``on_failure()`` runs first (a writer gives the space of its broken file back)."""
     try:
         yield
     except WriteError:
         raise
     except (OSError, RuntimeError) as exc:
-        text = str(exc)
-        hint = "the disk is full" if _is_no_space(exc) else "is the disk full or the folder read-only?"
-        raise WriteError(f"cannot write {path}: {text.splitlines()[0] if text else type(exc).__name__} ({hint})") from None
+        if on_failure is not None:
+            on_failure()
+        raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
+
+
+def write_guard(path: str | os.PathLike):
+    """``with write_guard(path): ...``: a file-system failure while writing ``path`` (disk full,
+    read-only folder) becomes a one-line :class:`WriteError` naming it."""
+    return _writing(Path(path))
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: why a write failed (HDF5's messages carry its whole error stack and a time stamp)."""
+    if _is_no_space(exc):
+        return "no space left on device (the disk is full)"
+    strerror = getattr(exc, "strerror", None)
+    text = strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    text = text.split(" (file write failed")[0].split(", time = ")[0]
+    return f"{text} (is the disk full or the folder read-only?)"
 
 
 def check_distinct(outputs: Iterable[str | os.PathLike] | str | os.PathLike,
@@ -124,6 +144,35 @@ def _same_path(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.abspath(a) == os.path.abspath(b)
+
+
+# ---------------------------------------------------------------------------- lost writes
+# h5py writes a dataset's cached chunks when the dataset object is garbage-collected; a failure
+# there (disk full) is only "ignored" by Python (sys.unraisablehook) and the data is lost.  Writers
+# watch for such failures on their partial files and refuse to give them their final name.
+_lost: list[str] = []
+
+
+def _watch_lost_writes() -> None:
+    current = sys.unraisablehook
+    if getattr(current, "_sbts_lost_writes", False):
+        return
+
+    def hook(unraisable, _previous=current):
+        if isinstance(unraisable.exc_value, (OSError, RuntimeError)) and "h5py" in repr(unraisable.object):
+            _lost.append(str(unraisable.exc_value))
+            del _lost[:-100]
+        _previous(unraisable)
+
+    hook._sbts_lost_writes = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def _lost_writes(tmp: Path) -> str:
+    for text in _lost:
+        if tmp.name in text:
+            return _reason(OSError(text))
+    return ""
 
 
 # ---------------------------------------------------------------------------- free space
@@ -157,28 +206,100 @@ def check_free_space(folder: Path, nbytes: int, what: str) -> None:
     except OSError:
         return
     if nbytes > free:
-        raise WriteError(f"not enough space for {what}: about {nbytes / 1e6:.1f} MB needed, "
-                         f"{free / 1e6:.1f} MB free in {folder}")
+        raise WriteError(f"not enough space for {what}: about {_size_text(nbytes)} needed, "
+                         f"{_size_text(free)} free in {folder}")
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a small text output under a private temporary name, then rename it into place."""
+def _size_text(nbytes: float) -> str:
+    return f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e5 else f"{nbytes / 1e3:.0f} kB"
+
+
+def _disk_nearly_full(folder: Path) -> bool:
+    """After a failed write: is the file system (nearly) out of space?"""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 16)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, size_hint: int = 0):
+    """Write a non-HDF5 output (GeoTIFF, text, figure, archive) the way :class:`H5Writer` writes:
+    under the output's lock, to a private temporary name that is renamed into place when the
+    block ends, and removed if it fails.  Yields the temporary path; write there with any library.
+
+    A failure of the file system (disk full, read-only folder, GDAL's I/O errors) becomes a
+    :class:`WriteError` naming the output.
+    """
     path = Path(path)
-    data = text.encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"cannot create the folder of {path}: {exc.strerror or exc}") from None
     with output_lock(path):
         remove_orphans(path)
         tmp = private_name(path)
-        check_free_space(path.parent, len(data) + 4096, str(path))
+        check_free_space(path.parent, size_hint + 4096, str(path))
         try:
-            with _writing(tmp):
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-        except BaseException:
+            yield tmp
+            os.replace(tmp, path)
+        except BaseException as exc:
+            full = _disk_nearly_full(path.parent)  # before the partial file gives its space back
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise
-    return path
+            text = str(exc).lower()
+            io_error = isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and (
+                full or _is_no_space(exc) or any(w in text for w in ("i/o error", "write", "read-only"))))
+            if isinstance(exc, WriteError) or not io_error:
+                raise
+            reason = "no space left on device (the disk is full)" if full else _reason(exc)
+            raise WriteError(f"cannot write {path}: {reason}") from None
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a small text output atomically (see :func:`atomic_output`)."""
+    data = text.encode("utf-8")
+    with atomic_output(path, len(data)) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def edit_in_place(path: str | os.PathLike, reserve: int = 1 << 20):
+    """Open an existing HDF5 file for a small in-place edit (drop list, reference point, a dataset
+    rewritten block by block): under its output lock, refused up front when its file system has
+    less than ``reserve`` bytes free, write failures reported as :class:`WriteError`.
+
+    When a write fails anyway (the disk filled up meanwhile), what HDF5 still holds is thrown away
+    instead of written (see :func:`_divert`): the file keeps what was on disk before the failure,
+    which for an edit whose metadata was not flushed yet is the file as it was, and the process
+    does not crash when it exits."""
+    path = Path(path)
+    with output_lock(path):
+        check_free_space(path.parent, reserve, f"an update of {path}")
+        f = open_h5(path, "r+")
+        try:
+            with _writing(path, lambda: _divert(f)):
+                yield f
+        finally:
+            with contextlib.suppress(Exception):
+                f.close()
+
+
+def _divert(f: h5py.File) -> None:
+    """Point the descriptor of ``f`` at an anonymous in-memory file (Linux ``memfd``), so that the
+    flushes HDF5 makes when it closes a file it failed to write are thrown away rather than fail
+    again; elsewhere, nothing can be done."""
+    try:
+        fd = f.id.get_vfd_handle()
+        sink = os.memfd_create("sbts-discarded-write")
+    except Exception:  # noqa: BLE001 - not Linux or not the sec2 driver
+        return
+    with contextlib.suppress(OSError):
+        os.dup2(sink, fd)
+    os.close(sink)
 
 
 class H5Writer:
@@ -203,6 +324,7 @@ class H5Writer:
         self._reserved = 0
         self._base = 0
         self._dev: int | None = None
+        self._broken = False
         self.resumed = False
 
     # -------------------------------------------------------------- context
@@ -211,6 +333,11 @@ class H5Writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WriteError(f"cannot create the folder of {self.path}: {exc.strerror or exc}") from None
+        with _writers_lock:
+            if any(_same_path(w.path, self.path) for w in _open_writers):
+                raise WriteError(f"{self.path} is already being written by this command; two outputs "
+                                 "cannot share one file name")
+        _watch_lost_writes()
         lock = output_lock(self.path)
         lock.__enter__()
         self._lock = lock
@@ -237,13 +364,15 @@ class H5Writer:
             try:
                 self._file = h5py.File(self.tmp, "w", locking=False)
             except OSError as exc:
-                raise WriteError(f"cannot create {self.tmp}: {exc}") from None
-            with _writing(self.tmp):
+                with contextlib.suppress(OSError):
+                    self.tmp.unlink()
+                raise WriteError(f"cannot create {self.tmp}: {_reason(exc)}") from None
+            with self._writing():
                 if self.signature:
                     self._file.attrs[_SIG_ATTR] = self.signature
         self._dev = _device(self.tmp)
         self._base = _allocated(self.tmp)
-        with _writing(self.tmp):
+        with self._writing():
             self._file.attrs[_OWNER_ATTR] = f"{os.getpid()}@{socket.gethostname()}"
             self._file.attrs.update({k: str(v) for k, v in self._attrs.items()})
 
@@ -279,8 +408,12 @@ class H5Writer:
             if f is None:
                 return
             if exc_type is None:
+                lost = _lost_writes(self.tmp)
+                if lost:
+                    self._discard(f)
+                    raise WriteError(f"cannot write {self.path}: {lost}")
                 try:
-                    with _writing(self.tmp):
+                    with self._writing():
                         for key in (_SIG_ATTR, _DONE_ATTR, _OWNER_ATTR):
                             if key in f.attrs:
                                 del f.attrs[key]
@@ -293,7 +426,7 @@ class H5Writer:
                 return
             # keep a resumable partial file, unless writing itself failed (it may be damaged, and a
             # full disk needs the space back)
-            if not self.signature or isinstance(exc, (OSError, RuntimeError, WriteError)):
+            if not self.signature or self._broken or isinstance(exc, (OSError, RuntimeError, WriteError)):
                 self._discard(f)
             else:
                 with contextlib.suppress(Exception):
@@ -302,6 +435,28 @@ class H5Writer:
             lock, self._lock = self._lock, None
             if lock is not None:
                 lock.__exit__(None, None, None)
+
+    def _writing(self):
+        return _writing(self.tmp, self._release_space)
+
+    def _release_space(self) -> None:
+        """A write failed: the partial file is lost.  HDF5 still holds data it could not write
+        (dirty chunks, metadata) and will try again when the datasets and the file are closed;
+        on a full disk that fails again and leaves the library in a state that crashes the
+        interpreter at exit.  So the file's descriptor is pointed at an anonymous in-memory file
+        (Linux ``memfd``; elsewhere the file is truncated to give its blocks back): the closes
+        that follow complete, and what they write is thrown away."""
+        self._broken = True
+        f = self._file
+        if f is None:
+            return
+        if hasattr(os, "memfd_create"):
+            _divert(f)
+        else:  # give the blocks back at least
+            with contextlib.suppress(Exception):
+                os.ftruncate(f.id.get_vfd_handle(), 0)
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
 
     def _outstanding(self) -> int:
         """Bytes this writer's datasets may still add to its file."""
@@ -321,16 +476,13 @@ class H5Writer:
         need = self._outstanding() + sum(w._outstanding() for w in others)
         if need > free:
             raise WriteError(f"not enough space for {self.path} (dataset {name!r}): about "
-                             f"{need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free in {self.tmp.parent}")
+                             f"{_size_text(need)} needed, {_size_text(free)} free in {self.tmp.parent}")
 
     def _discard(self, f: h5py.File) -> None:
-        """Close and delete the partial file.  After a failed write HDF5 still holds data it could
-        not flush, and closing would fail again (and leave the library in a state that crashes at
-        exit): the file's blocks are released first, so the close can complete."""
-        with contextlib.suppress(Exception):
-            fd = f.id.get_vfd_handle()
-            if isinstance(fd, int) and fd >= 0:
-                os.ftruncate(fd, 0)
+        """Close and delete the partial file (its blocks released first: see :meth:`_release_space`)."""
+        self._file = f
+        self._release_space()
+        self._file = None
         with contextlib.suppress(Exception):
             f.close()
         with contextlib.suppress(OSError):
@@ -358,10 +510,10 @@ class H5Writer:
                 if data is None:  # resuming: the chunks not written yet still need their space
                     self._reserve(max(0, ds.size * ds.dtype.itemsize - ds.id.get_storage_size()), name)
                 else:
-                    with _writing(self.tmp):
+                    with self._writing():
                         ds[...] = data
                 return ds
-            with _writing(self.tmp):
+            with self._writing():
                 del f[name]
         if chunks is None and shape is not None and len(shape) >= 2:
             chunks = default_chunks(tuple(shape), np.dtype(dtype).itemsize)
@@ -369,7 +521,7 @@ class H5Writer:
             chunks = None
         if shape is not None:
             self._reserve(int(np.prod(shape)) * np.dtype(dtype).itemsize, name)
-        with _writing(self.tmp):
+        with self._writing():
             ds = f.create_dataset(name, shape=shape, dtype=dtype, data=data, chunks=chunks,
                                   compression=compression, fillvalue=fillvalue)
             ds.attrs["MODIFICATION_TIME"] = str(time.time())
@@ -385,7 +537,7 @@ class H5Writer:
         The dataset is flushed before returning, so a failed write (disk full) is reported here,
         not later from a destructor."""
         ds = self.file[name]
-        with _writing(self.tmp):
+        with self._writing():
             if block is None:
                 ds[...] = data
             elif ds.ndim == 2:
@@ -396,8 +548,13 @@ class H5Writer:
                 ds[layers, block.rows, block.cols] = data
             ds.flush()
 
+    def flush(self) -> None:
+        """Flush what was written directly into ``w.file`` (a failed write is reported here)."""
+        with self._writing():
+            self.file.flush()
+
     def set_attrs(self, **attrs: Any) -> None:
-        with _writing(self.tmp):
+        with self._writing():
             self.file.attrs.update({k: str(v) for k, v in attrs.items()})
 
     # -------------------------------------------------------------- resume
@@ -408,7 +565,7 @@ class H5Writer:
         """Record a finished block (flushed to disk so a kill after this keeps it)."""
         self.done_blocks.add(str(key))
         if self.signature:
-            with _writing(self.tmp):
+            with self._writing():
                 self.file.attrs[_DONE_ATTR] = json.dumps(sorted(self.done_blocks))
                 self.file.flush()
 

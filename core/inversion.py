@@ -20,6 +20,7 @@ recorded in the partial outputs, so an interrupted run continues where it stoppe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ import numpy as np
 
 from .blocks import Block, plan_blocks
 from .errors import DataError, InputError, TemplateError
-from .h5io import H5Writer, check_distinct, check_free_space, read_attrs
+from .h5io import H5Writer, check_distinct, check_free_space, read_attrs, write_guard
 from .lock import output_locks, private_name, remove_orphans
 from .metadata import Metadata
 from .products import Geometry, IfgramStack, MapProduct, TimeSeriesWriter
@@ -366,7 +367,13 @@ def _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, ke
     if water is not None:
         pixel_mask_path = str(private_name(mask_file, ".npy"))
         check_free_space(work_dir, water.size + 4096, pixel_mask_path)
-        np.save(pixel_mask_path, water)
+        try:
+            with write_guard(pixel_mask_path):
+                np.save(pixel_mask_path, water)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(pixel_mask_path)
+            raise
     task = _BlockTask(
         stack_path=str(stack_path), obs_dataset=options.obs_dataset, kept_index=tuple(int(k) for k in kept_index),
         date1_index=tuple(int(v) for v in i1), date2_index=tuple(int(v) for v in i2),
@@ -409,8 +416,9 @@ def _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, ke
                 for w in (wts, wtc, wnum):
                     w.mark_done(block)
             # MintPy: the reference pixel is perfectly coherent and uses every pair
-            wtc.file["temporalCoherence"][ref_y, ref_x] = 1.0
-            wnum.file["mask"][ref_y, ref_x] = float(len(kept))
+            ref_pixel = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
+            wtc.write("temporalCoherence", np.ones((1, 1), np.float32), ref_pixel)
+            wnum.write("mask", np.full((1, 1), len(kept), np.float32), ref_pixel)
             # the reliability check comes before any output takes its final name: a rejected
             # inversion leaves only its (resumable) partial files, never a result to build on
             tcoh_map = wtc.file["temporalCoherence"][()]

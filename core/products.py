@@ -19,7 +19,7 @@ import numpy as np
 from .blocks import Block, chunk_rows_cols
 from .dates import format_date, parse_date
 from .errors import InputError
-from .h5io import H5Writer, decode_strings, encode_dates, open_h5
+from .h5io import INCOMPLETE_ATTR, H5Writer, decode_strings, encode_dates, open_h5
 from .metadata import Metadata
 from .pairs import Pairs
 
@@ -59,11 +59,14 @@ class Product:
             self._shapes: dict[str, tuple[int, ...]] = {}
             self._dtypes: dict[str, np.dtype] = {}
             self._chunks: dict[str, tuple[int, ...] | None] = {}
+            self._incomplete: set[str] = set()
             for name, obj in f.items():
                 if isinstance(obj, h5py.Dataset):
                     self._shapes[name] = obj.shape
                     self._dtypes[name] = obj.dtype
                     self._chunks[name] = obj.chunks
+                    if INCOMPLETE_ATTR in obj.attrs:
+                        self._incomplete.add(name)
             self._load(f)
         self._check_shapes()
 
@@ -104,6 +107,9 @@ class Product:
     def _require(self, name: str) -> None:
         if name not in self._shapes:
             raise InputError(f"{self.path}: no dataset {name!r} (has: {', '.join(self._shapes) or 'none'})")
+        if name in self._incomplete:
+            raise InputError(f"{self.path}: dataset {name!r} is incomplete (its rewrite was interrupted); "
+                             "rerun the command that writes it (e.g. `sbts correct bridging`)")
 
     def read(self, name: str, block: Block | None = None, index: Any = None) -> np.ndarray:
         """Read dataset ``name``: whole, or a 2-D ``block``, for the layers ``index`` (3-D only)."""

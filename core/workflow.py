@@ -295,8 +295,15 @@ def _hdfeos5(ctx: RunContext) -> list[Path]:
     ts = _geo(ctx, ctx.timeseries_file())
     used = ctx.inputs / "sbts_template_used.cfg"  # UNAVCO keys (relative_orbit = ...) come from the template
     ctx.inputs.mkdir(parents=True, exist_ok=True)
-    ctx.template.write(used)
+    _write_template(ctx.template, used)
     return export("hdfeos5", ts, output=ctx.work_dir, options={"template": str(used)})
+
+
+def _write_template(template: Template, path: Path) -> None:
+    from .h5io import atomic_output
+
+    with atomic_output(path) as tmp:
+        template.write(tmp)
 
 
 def stack_fingerprint(ctx: RunContext, drop: bool = True, reference: bool = True) -> str:
@@ -480,7 +487,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
                      num_worker, cluster)
     reports: list[StepReport] = []
     with work_dir_lock(work_dir):
-        handler = logging.FileHandler(work_dir / LOG_FILE, encoding="utf-8")
+        handler = _RunLogHandler(work_dir / LOG_FILE, encoding="utf-8")
         handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("sbts")
@@ -491,7 +498,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             logger.info("sbts run in %s (template %s)", work_dir, template_path or "defaults")
             if template_path:
                 (work_dir / "inputs").mkdir(parents=True, exist_ok=True)
-                template.write(work_dir / "inputs" / "sbts_template_used.cfg")
+                _write_template(template, work_dir / "inputs" / "sbts_template_used.cfg")
             state = _load_state(work_dir)
             for step in select(steps_for(ctx), start, end, dostep):
                 reports.append(_run_step(ctx, step, state, force))
@@ -541,6 +548,18 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepRepo
     return StepReport(step.name, "ran", seconds, outputs)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """``sbts_run.log``: a copy of the messages.  When it cannot be written (disk full) it stops
+    quietly; the messages still reach the terminal, and the error that matters is reported once."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        self.setLevel(logging.CRITICAL + 1)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the buffered tail cannot be written either
+            super().close()
+
+
 def _write_summary(work_dir: Path, reports: list[StepReport]) -> None:
     lines = [f"sbts run summary ({time.strftime('%Y-%m-%d %H:%M:%S')})", ""]
     for r in reports:
@@ -551,7 +570,12 @@ def _write_summary(work_dir: Path, reports: list[StepReport]) -> None:
             except OSError:
                 size = "missing"
             lines.append(f"    {p}  ({size})")
-    (work_dir / SUMMARY_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from .h5io import atomic_write_text
+
+    try:
+        atomic_write_text(work_dir / SUMMARY_FILE, "\n".join(lines) + "\n")
+    except SbtsError as exc:  # a report of the run: its failure must not hide the run's own error
+        logger.warning("%s", exc)
 
 
 def describe_steps() -> str:
