@@ -135,8 +135,8 @@ def check_distinct(outputs: Iterable[str | os.PathLike] | str | os.PathLike,
             if inp is None or out is None:
                 continue
             if _same_path(Path(out), Path(inp)):
-                raise InputError(f"output {out} is the input {inp}: it would be replaced while it is read; "
-                                 f"choose another output ({option})")
+                raise InputError(f"output {out} is the input {inp}: writing it would overwrite the input "
+                                 f"while it is read; choose another output ({option})")
 
 
 def _same_path(a: Path, b: Path) -> bool:

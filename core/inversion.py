@@ -28,7 +28,7 @@ import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +253,10 @@ def _signature(stack: IfgramStack, options: InversionOptions, ref: tuple[int, in
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 
+def _mask_token(water: np.ndarray | None) -> str:
+    return "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
+
+
 def _find_geometry(stack_path: Path, work_dir: Path) -> Path | None:
     for folder in (stack_path.parent, work_dir / "inputs", work_dir):
         for name in ("geometryRadar.h5", "geometryGeo.h5"):
@@ -339,8 +343,7 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
                         "mintpy.reference.yx or let sbts choose (remove REF_Y/REF_X)")
 
     water = _water_mask(options, stack, work_dir)
-    mask_token = "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
-    sig = _signature(stack, options, (ref_y, ref_x), mask_token)
+    sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
     outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
                                work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
     out_paths = (outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram, outputs.mask_temp_coh)
@@ -399,10 +402,15 @@ def _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, ke
     ts_meta = out_meta.replace(file_type="timeseries", unit="m")
     date_bperp = kept.date_bperp()
     try:
-        with TimeSeriesWriter(outputs.timeseries, ts_meta, dates, date_bperp, signature=sig) as wts, \
+        # the blocks do not depend on the options of the reliability mask: a run rejected by
+        # minNumPixel and rerun with other mask options keeps its inverted blocks
+        block_sig = _signature(stack, replace(options, min_temp_coh=0.0, min_num_pixel=0, shadow_mask=False),
+                               (ref_y, ref_x), _mask_token(water))
+        with TimeSeriesWriter(outputs.timeseries, ts_meta, dates, date_bperp, signature=block_sig) as wts, \
                 H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),
-                         signature=sig) as wtc, \
-                H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"), signature=sig) as wnum:
+                         signature=block_sig) as wtc, \
+                H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"),
+                         signature=block_sig) as wnum:
             wtc.create("temporalCoherence", shape=stack.shape, dtype=np.float32)
             wnum.create("mask", shape=stack.shape, dtype=np.float32)
             todo = [b for b in blocks if not (wts.is_done(b) and wtc.is_done(b) and wnum.is_done(b))]

@@ -190,7 +190,7 @@ def work_dir_lock(work_dir: str | os.PathLike) -> Iterator[Path]:
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / LOCK_NAME
     _acquire(path, f"{work_dir} is in use by {{holder}} (lock {path}); wait for it to finish "
-                   "or use another work directory", remove=False, reentrant=False)
+                   "or use another work directory", remove=True, reentrant=False)
     try:
         yield path
     finally:
