@@ -28,7 +28,7 @@ import numpy as np
 
 from .blocks import Block
 from .errors import InputError, SbtsError
-from .lock import PART_SUFFIX, orphans, output_lock, private_name, remove_orphans  # noqa: F401 - re-exported
+from .lock import orphans, output_lock, private_name, remove_orphans
 from .metadata import Metadata
 
 logger = logging.getLogger(__name__)

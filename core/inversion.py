@@ -37,7 +37,6 @@ from .blocks import Block, plan_blocks
 from .errors import DataError, InputError, TemplateError
 from .h5io import H5Writer, check_distinct, check_free_space, read_attrs, write_guard
 from .lock import output_locks, private_name, remove_orphans
-from .metadata import Metadata
 from .products import Geometry, IfgramStack, MapProduct, TimeSeriesWriter
 from .progress import progress
 from .template import Template

@@ -175,8 +175,9 @@ def output_lock(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def output_locks(paths: Iterable[str | os.PathLike]) -> Iterator[list[Path]]:
-    """Hold the locks of several outputs (taken in a fixed order; all or none)."""
-    paths = sorted({Path(p) for p in paths}, key=lambda p: os.path.abspath(p))
+    """Hold the locks of several outputs, all or none (taken in the order given: callers writing
+    the same set name it in the same order, and a refusal names the first, main, output)."""
+    paths = list(dict.fromkeys(Path(p) for p in paths))
     with contextlib.ExitStack() as stack:
         for p in paths:
             stack.enter_context(output_lock(p))

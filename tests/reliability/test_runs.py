@@ -120,7 +120,7 @@ def _alive(pid: int) -> bool:
 def _done_blocks(work: Path) -> int:
     import h5py
 
-    for part in work.glob("timeseries.h5.*.part"):
+    for part in work.glob("timeseries.h5*.part"):  # <name>.<pid>.part (and the older <name>.part)
         try:
             with h5py.File(part, "r", locking=False) as f:
                 raw = f.attrs.get("SBTS_DONE_BLOCKS")
@@ -265,7 +265,8 @@ def test_kill9_pool(rel, slow, tmp_path, kind, note):
     workers = {c for c in _children(main.pid) if _alive(c)}
     assert len(workers) >= 2, f"no pool workers found under {main.pid}"
     os.kill(main.pid, signal.SIGKILL)
-    main.communicate()
+    main.wait(timeout=30)  # not communicate(): surviving workers would hold its output pipe open
+    main.stdout.close()
     killed_at = time.monotonic()
     while time.monotonic() - killed_at < 1.0 and any(_alive(w) for w in workers):
         time.sleep(0.02)
