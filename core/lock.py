@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
+import logging
 import os
 import re
 import socket
@@ -34,6 +34,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import SbtsError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: locks are only this process's own
+    fcntl = None
+
+logger = logging.getLogger(__name__)
+# file systems that refuse POSIX locks (some Lustre/NFS mounts): writing goes on, said once
+_UNSUPPORTED = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+_warned: set[int] = set()
 
 LOCK_NAME = ".sbts.lock"
 PART_SUFFIX = ".part"
@@ -75,13 +85,23 @@ def _read_holder(fd: int) -> str:
         return ""
 
 
-def _try_lock(fd: int) -> bool:
+def _try_lock(fd: int, lock_path: Path) -> bool:
+    if fcntl is None:
+        return True
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EAGAIN):
             return False
+        if exc.errno in _UNSUPPORTED:
+            dev = os.fstat(fd).st_dev
+            if dev not in _warned:
+                _warned.add(dev)
+                logger.warning("the file system of %s does not support locks (%s): two sbts commands writing "
+                               "the same files at once will not be detected there", lock_path.parent,
+                               exc.strerror or exc)
+            return True
         raise
 
 
@@ -114,11 +134,10 @@ def _acquire(lock_path: Path, busy: str, remove: bool, reentrant: bool) -> None:
             except OSError as exc:
                 raise SbtsError(f"cannot create the lock file {lock_path}: {exc.strerror or exc}") from None
             try:
-                got = _try_lock(fd)
-            except OSError as exc:  # no lock support on this file system: say so rather than guess
+                got = _try_lock(fd, lock_path)
+            except OSError as exc:
                 os.close(fd)
-                raise LockBusy(f"cannot lock {lock_path}: {exc.strerror or exc} (does this file system "
-                               "support locks?)") from None
+                raise SbtsError(f"cannot lock {lock_path}: {exc.strerror or exc}") from None
             if not got:
                 holder = _read_holder(fd) or "another process"
                 os.close(fd)
