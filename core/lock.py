@@ -71,7 +71,8 @@ def _forget_in_child() -> None:
     _registry_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _holder_text() -> str:
