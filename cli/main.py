@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 import warnings
 
 import click
 
 from sbts import __version__
+from sbts.cli import _quiet_interrupt  # installed by sbts.cli itself, before any heavy import
 
 # name -> (module, attribute, one-line help shown by `sbts --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -68,7 +70,10 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         from sbts.core.errors import SbtsError
 
+        quiet = signal.getsignal(signal.SIGINT) is _quiet_interrupt
         try:
+            if quiet:  # the command cleans up on KeyboardInterrupt (partial files, pools)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             return super().invoke(ctx)
         except SbtsError as exc:
             if ctx.obj and ctx.obj.get("verbose"):
@@ -89,6 +94,9 @@ class LazyGroup(click.Group):
             raise click.ClickException(
                 f"internal error {type(exc).__name__}: {exc} (rerun with -v for the traceback and report it)"
             ) from None
+        finally:
+            if quiet:
+                signal.signal(signal.SIGINT, _quiet_interrupt)
 
 
 def _plugin_commands() -> list[click.Command]:

@@ -38,6 +38,7 @@ from .averages import as_stack, geometry_water_mask
 from .blocks import Block, plan_blocks
 from .errors import DataError
 from .pairs import Pairs
+from .h5io import atomic_write_text
 from .products import IfgramStack, write_map
 
 logger = logging.getLogger(__name__)
@@ -270,9 +271,7 @@ def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: s
                     NUM_TRIPLET=n_tri, DATASET_NAME=dataset,  # START/END_DATE: the stack's dates, as MintPy's
                     START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
     txt = Path(work_dir) / TRIPLET_STATS_FILE
-    tmp = txt.with_name(txt.name + ".part")
-    tmp.write_text(stats.to_text(), encoding="utf-8")
-    os.replace(tmp, txt)
+    atomic_write_text(txt, stats.to_text())
     logger.info("wrote %s (%d triplets; %d pixels with a non-zero integer closure) and %s",
                 out, n_tri, int((count > 0).sum()), txt.name)
     return out, txt

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .errors import InputError, PluginError, SbtsError
+from .h5io import check_distinct
 from .interfaces import CorrectionContext, CorrectionResult
 from .plugins import Registry, get_registry
 from .template import Template
@@ -40,6 +41,8 @@ def run_correction(name: str, template: Template, work_dir: str | os.PathLike, i
         raise InputError(f"{input_file}: not found (the input of correction {name!r}; give it with -i)")
     if output_file is None:
         output_file = input_file if correction.stage == "ifgram" else suffixed(input_file, correction.suffix)
+    if correction.stage != "ifgram":  # stack corrections add a dataset to their input, by design
+        check_distinct(output_file, input_file)
     ctx = CorrectionContext(
         input_file=input_file, output_file=Path(output_file), work_dir=work_dir, template=template,
         geometry_file=Path(geometry_file) if geometry_file else find_geometry(work_dir),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .h5io import atomic_write_text
 from .metadata import Metadata
 from .pairs import Pairs
 from .products import StackWriter, TimeSeries, TimeSeriesWriter, write_map
@@ -92,7 +93,7 @@ def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: t
     logger.info("writing the synthetic stack into %s", work / "synthetic")
     write_synthetic(work / "synthetic", seed=seed, shape=shape, num_date=num_date)
     template_path = work / "sbts_demo.cfg"
-    template_path.write_text(DEMO_TEMPLATE, encoding="utf-8")
+    atomic_write_text(template_path, DEMO_TEMPLATE)
     reports = run_workflow(template_path, work, force=True, plot=True, max_memory=0.5)
     exported = export("geotiff", work / "velocity.h5", dataset="velocity", output=work / "export" / "velocity.tif")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, PluginError, SbtsError
-from .h5io import read_metadata
+from .h5io import check_distinct, read_metadata
 from .interfaces import ExportRequest
 from .plugins import Registry, get_registry
 
@@ -28,6 +28,8 @@ def export(name: str, input_file: str | os.PathLike, dataset: str | None = None,
         if not meta.grid.is_geocoded:
             raise InputError(f"{input_file} is in radar coordinates; the {name} format needs geocoded data: "
                              f"run `sbts geocode {input_file}` and export geo/geo_{input_file.name}")
+    if output:
+        check_distinct(output, input_file)
     request = ExportRequest(input_file, dataset, Path(output) if output else None, dict(options or {}))
     try:
         paths = exporter.export(request)

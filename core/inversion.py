@@ -20,6 +20,7 @@ recorded in the partial outputs, so an interrupted run continues where it stoppe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,15 +28,15 @@ import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .blocks import Block, plan_blocks
 from .errors import DataError, InputError, TemplateError
-from .h5io import H5Writer, read_attrs
-from .metadata import Metadata
+from .h5io import H5Writer, check_distinct, check_free_space, read_attrs, write_guard
+from .lock import output_locks, private_name, remove_orphans
 from .products import Geometry, IfgramStack, MapProduct, TimeSeriesWriter
 from .progress import progress
 from .template import Template
@@ -51,6 +52,7 @@ UNWRAP_ERROR_DATASETS = {
 }
 MASK_DATASETS = ("coherence", "connectComponent")
 SIGNATURE_ATTR = "SBTS_INVERSION_SIGNATURE"
+MASK_SCRATCH = ".sbts_invert_mask"  # + .<pid>.npy: the land mask the workers read, private to the run
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,10 @@ def _signature(stack: IfgramStack, options: InversionOptions, ref: tuple[int, in
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 
+def _mask_token(water: np.ndarray | None) -> str:
+    return "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
+
+
 def _find_geometry(stack_path: Path, work_dir: Path) -> Path | None:
     for folder in (stack_path.parent, work_dir / "inputs", work_dir):
         for name in ("geometryRadar.h5", "geometryGeo.h5"):
@@ -336,20 +342,40 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
                         "mintpy.reference.yx or let sbts choose (remove REF_Y/REF_X)")
 
     water = _water_mask(options, stack, work_dir)
-    mask_token = "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
-    sig = _signature(stack, options, (ref_y, ref_x), mask_token)
+    sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
     outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
                                work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
-    if not force and _outputs_current(outputs, sig):
-        logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
-        return InversionOutputs(*[getattr(outputs, f) for f in ("timeseries", "temporal_coherence",
-                                                                 "num_inv_ifgram", "mask_temp_coh")], skipped=True)
+    out_paths = (outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram, outputs.mask_temp_coh)
+    check_distinct(out_paths, [stack_path], option="-d (another work directory)")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # the four outputs are one result: a second inversion into the same folder is refused before
+    # it touches any of them
+    with output_locks(out_paths):
+        if not force and _outputs_current(outputs, sig):
+            logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
+            return InversionOutputs(*out_paths, skipped=True)
+        return _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, kept_index, ref_y, ref_x,
+                              ref_phase, water, sig, outputs, looks, wavelength, max_memory, num_worker, cluster)
 
+
+def _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, kept_index, ref_y, ref_x, ref_phase,
+                   water, sig, outputs, looks, wavelength, max_memory, num_worker, cluster) -> InversionOutputs:
+    """The inversion proper, with the outputs' locks held."""
+    meta = stack.metadata
+    length, width = stack.shape
+    mask_file = work_dir / MASK_SCRATCH
+    remove_orphans(mask_file, ".npy")  # scratch masks of dead runs
     pixel_mask_path = None
     if water is not None:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        pixel_mask_path = str(work_dir / ".sbts_invert_mask.npy")
-        np.save(pixel_mask_path, water)
+        pixel_mask_path = str(private_name(mask_file, ".npy"))
+        check_free_space(work_dir, water.size + 4096, pixel_mask_path)
+        try:
+            with write_guard(pixel_mask_path):
+                np.save(pixel_mask_path, water)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(pixel_mask_path)
+            raise
     task = _BlockTask(
         stack_path=str(stack_path), obs_dataset=options.obs_dataset, kept_index=tuple(int(k) for k in kept_index),
         date1_index=tuple(int(v) for v in i1), date2_index=tuple(int(v) for v in i2),
@@ -377,10 +403,15 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     ts_meta = out_meta.replace(file_type="timeseries", unit="m")
     date_bperp = kept.date_bperp()
     try:
-        with TimeSeriesWriter(outputs.timeseries, ts_meta, dates, date_bperp, signature=sig) as wts, \
+        # the blocks do not depend on the options of the reliability mask: a run rejected by
+        # minNumPixel and rerun with other mask options keeps its inverted blocks
+        block_sig = _signature(stack, replace(options, min_temp_coh=0.0, min_num_pixel=0, shadow_mask=False),
+                               (ref_y, ref_x), _mask_token(water))
+        with TimeSeriesWriter(outputs.timeseries, ts_meta, dates, date_bperp, signature=block_sig) as wts, \
                 H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),
-                         signature=sig) as wtc, \
-                H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"), signature=sig) as wnum:
+                         signature=block_sig) as wtc, \
+                H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"),
+                         signature=block_sig) as wnum:
             wtc.create("temporalCoherence", shape=stack.shape, dtype=np.float32)
             wnum.create("mask", shape=stack.shape, dtype=np.float32)
             todo = [b for b in blocks if not (wts.is_done(b) and wtc.is_done(b) and wnum.is_done(b))]
@@ -394,12 +425,20 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
                 for w in (wts, wtc, wnum):
                     w.mark_done(block)
             # MintPy: the reference pixel is perfectly coherent and uses every pair
-            wtc.file["temporalCoherence"][ref_y, ref_x] = 1.0
-            wnum.file["mask"][ref_y, ref_x] = float(len(kept))
+            ref_pixel = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
+            wtc.write("temporalCoherence", np.ones((1, 1), np.float32), ref_pixel)
+            wnum.write("mask", np.full((1, 1), len(kept), np.float32), ref_pixel)
+            # the reliability check comes before any output takes its final name: a rejected
+            # inversion leaves only its (resumable) partial files, never a result to build on
+            tcoh_map = wtc.file["temporalCoherence"][()]
+            mask = temp_coh_mask(tcoh_map, options, stack_path, work_dir)
+            reliable = check_reliable(mask, options)
+            from .products import write_map
+
+            write_map(outputs.mask_temp_coh, out_meta, "mask", {"mask": mask}, unit="1")
     finally:
         if pixel_mask_path and os.path.exists(pixel_mask_path):
             os.remove(pixel_mask_path)
-    reliable = write_temp_coh_mask(outputs, options, stack_path, work_dir, out_meta)
     return InversionOutputs(outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram,
                             outputs.mask_temp_coh, skipped=False, num_reliable_pixels=reliable)
 
@@ -412,7 +451,7 @@ def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: st
     elif workers > 1 and len(blocks) > 1:
         from .readahead import ReadAhead
 
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
         try:
             with ReadAhead(task.stack_path, _datasets_read(task), task.kept_index) as ahead:
                 # bounded look-ahead keeps memory near the budget; the blocks queued behind the
@@ -458,9 +497,9 @@ def _run_prefetched(task: _BlockTask, blocks: list[Block]) -> Iterator:
             del inputs
 
 
-def _init_worker() -> None:
-    """Pool worker set-up: one BLAS thread (the workers share the cores), reused heap memory
-    (:mod:`sbts.core.heap`) and no Ctrl-C handling.
+def _init_worker(parent: int | None = None) -> None:
+    """Pool worker set-up: ends with its parent (:mod:`sbts.core.procs`), one BLAS thread (the
+    workers share the cores), reused heap memory (:mod:`sbts.core.heap`) and no Ctrl-C handling.
 
     Ctrl-C is the main process's to handle (it reports once and cancels the pool).
     """
@@ -469,7 +508,9 @@ def _init_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     from .heap import keep_freed_memory
+    from .procs import die_with_parent
 
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1, user_api="blas")
     keep_freed_memory()
@@ -517,10 +558,8 @@ def _outputs_current(outputs: InversionOutputs, sig: str) -> bool:
     return True
 
 
-def write_temp_coh_mask(outputs: InversionOutputs, options: InversionOptions, stack_path: Path, work_dir: Path,
-                        meta: Metadata) -> int:
-    """``maskTempCoh.h5``: temporal coherence ≥ minTempCoh, shadow excluded; returns its pixel count."""
-    tcoh = MapProduct(outputs.temporal_coherence).read("temporalCoherence")
+def temp_coh_mask(tcoh: np.ndarray, options: InversionOptions, stack_path: Path, work_dir: Path) -> np.ndarray:
+    """``maskTempCoh``: temporal coherence ≥ minTempCoh, shadow excluded."""
     mask = tcoh >= options.min_temp_coh
     if options.shadow_mask:
         geom = _find_geometry(stack_path, work_dir)
@@ -528,9 +567,11 @@ def write_temp_coh_mask(outputs: InversionOutputs, options: InversionOptions, st
             g = Geometry(geom)
             if g.has("shadowMask") and g.shape == mask.shape:
                 mask &= ~g.read("shadowMask").astype(bool)
-    from .products import write_map
+    return mask
 
-    write_map(outputs.mask_temp_coh, meta, "mask", {"mask": mask}, unit="1")
+
+def check_reliable(mask: np.ndarray, options: InversionOptions) -> int:
+    """The number of reliable pixels; refused (MintPy's minNumPixel check) when too few."""
     count = int(mask.sum())
     if count < options.min_num_pixel:
         raise DataError(f"only {count} pixels have temporal coherence ≥ {options.min_temp_coh} "

@@ -40,7 +40,7 @@ from .averages import as_stack, find_geometry_file, geometry_water_mask, read_ma
 from .blocks import Block, plan_blocks
 from .dates import format_date, parse_date
 from .errors import DataError, InputError, TemplateError
-from .h5io import open_h5
+from .h5io import atomic_write_text, edit_in_place, open_h5
 from .metadata import Metadata
 from .pairs import Pairs
 from .products import IfgramStack
@@ -446,10 +446,7 @@ def write_coherence_table(path: str | os.PathLike, pairs: Pairs, report: DropRep
                  "(dropIfgram in the stack)")
     for name in dropped:
         lines.append(f"# dropped {name}: {'; '.join(report.reasons.get(name, [])) or '-'}")
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def write_drop_flags(stack_path: str | os.PathLike, keep: np.ndarray) -> bool:
@@ -464,7 +461,7 @@ def write_drop_flags(stack_path: str | os.PathLike, keep: np.ndarray) -> bool:
     if old is not None and old.shape == keep.shape and np.array_equal(old.astype(bool), keep):
         return False
     try:
-        with open_h5(stack_path, "r+") as f:
+        with edit_in_place(stack_path) as f:
             if "dropIfgram" in f and f["dropIfgram"].shape == keep.shape and f["dropIfgram"].dtype == bool:
                 f["dropIfgram"][...] = keep
             else:

@@ -19,7 +19,7 @@ import numpy as np
 from .blocks import Block, chunk_rows_cols
 from .dates import format_date, parse_date
 from .errors import InputError
-from .h5io import H5Writer, decode_strings, encode_dates, open_h5
+from .h5io import INCOMPLETE_ATTR, H5Writer, decode_strings, encode_dates, open_h5
 from .metadata import Metadata
 from .pairs import Pairs
 
@@ -59,11 +59,14 @@ class Product:
             self._shapes: dict[str, tuple[int, ...]] = {}
             self._dtypes: dict[str, np.dtype] = {}
             self._chunks: dict[str, tuple[int, ...] | None] = {}
+            self._incomplete: set[str] = set()
             for name, obj in f.items():
                 if isinstance(obj, h5py.Dataset):
                     self._shapes[name] = obj.shape
                     self._dtypes[name] = obj.dtype
                     self._chunks[name] = obj.chunks
+                    if INCOMPLETE_ATTR in obj.attrs:
+                        self._incomplete.add(name)
             self._load(f)
         self._check_shapes()
 
@@ -108,6 +111,9 @@ class Product:
     def _require(self, name: str) -> None:
         if name not in self._shapes:
             raise InputError(f"{self.path}: no dataset {name!r} (has: {', '.join(self._shapes) or 'none'})")
+        if name in self._incomplete:
+            raise InputError(f"{self.path}: dataset {name!r} is incomplete (its rewrite was interrupted); "
+                             "rerun the command that writes it (e.g. `sbts correct bridging`)")
 
     def read(self, name: str, block: Block | None = None, index: Any = None) -> np.ndarray:
         """Read dataset ``name``: whole, or a 2-D ``block``, for the layers ``index`` (3-D only)."""
@@ -328,8 +334,7 @@ class StackWriter(H5Writer):
         self.names = (dict(datasets) if isinstance(datasets, Mapping)
                       else {n: STACK_DATASETS.get(n, np.float32) for n in datasets})
 
-    def __enter__(self) -> StackWriter:
-        super().__enter__()
+    def _setup(self) -> None:
         length, width = self.grid_shape
         self.create("date", data=self.pairs.encoded_dates())
         self.create("bperp", data=self.pairs.bperp.astype(np.float32))
@@ -337,7 +342,6 @@ class StackWriter(H5Writer):
         for name, dtype in self.names.items():
             self.create(name, shape=(len(self.pairs), length, width), dtype=dtype,
                         compression="lzf" if name == "connectComponent" else None)
-        return self
 
 
 class TimeSeriesWriter(H5Writer):
@@ -357,13 +361,11 @@ class TimeSeriesWriter(H5Writer):
         self.bperp = np.zeros(len(self.dates), np.float32) if bperp is None else np.asarray(bperp, np.float32)
         self.dataset = dataset
 
-    def __enter__(self) -> TimeSeriesWriter:
-        super().__enter__()
+    def _setup(self) -> None:
         length, width = self.grid_shape
         self.create("date", data=encode_dates(self.dates))
         self.create("bperp", data=self.bperp)
         self.create(self.dataset, shape=(len(self.dates), length, width), dtype=np.float32)
-        return self
 
 
 def write_map(path: str | os.PathLike, metadata: Metadata, file_type: str,

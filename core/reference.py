@@ -375,7 +375,9 @@ def set_reference(stack_path: str | os.PathLike, y: int, x: int, lat: float | No
     if old == new:
         logger.info("%s already references y/x = %d, %d", stack.path.name, y, x)
         return
-    with open_h5(stack.path, "r+") as f:
+    from .h5io import edit_in_place
+
+    with edit_in_place(stack.path) as f:
         for key in ("REF_LAT", "REF_LON"):
             if key in f.attrs and key not in new:
                 del f.attrs[key]  # stale from an earlier reference point

@@ -190,10 +190,9 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
 
 
 def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from .h5io import atomic_write_text
+
+    return atomic_write_text(path, text)
 
 
 def plot_rms(dates: list[str], rms_mm: np.ndarray, ref_index: int, threshold_mm: float, cutoff: float,
@@ -228,10 +227,11 @@ def plot_rms(dates: list[str], rms_mm: np.ndarray, ref_index: int, threshold_mm:
     ax.legend(fontsize=8, loc="upper left")
     fig.autofmt_xdate()
     fig.tight_layout()
+    from .h5io import atomic_output
+
     for path in paths:
-        tmp = path.with_name(path.stem + ".part" + path.suffix)
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=150, format=path.suffix.lstrip(".") or "png")
 
 
 def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,

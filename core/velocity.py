@@ -39,7 +39,7 @@ import numpy as np
 from .blocks import plan_blocks
 from .dates import format_date, parse_date
 from .errors import InputError, TemplateError
-from .h5io import H5Writer
+from .h5io import H5Writer, check_distinct
 from .products import TimeSeries
 from .progress import progress
 from .template import Template
@@ -339,6 +339,7 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
     if options is None:
         options = VelocityOptions.from_template(template or Template(), work_dir, uncertainty, seed)
     output = Path(output) if output is not None else ts_path.with_name("velocity.h5")
+    check_distinct(output, ts_path)
     used = select_dates(ts, options)
     dates = [ts.dates[i] for i in used]
     model = options.model

@@ -10,6 +10,7 @@ template key ``sbts.run.extraCorrections``.  The run holds a lock on the work di
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -396,7 +397,7 @@ def _hdfeos5(ctx: RunContext) -> list[Path]:
     ts = _geo(ctx, ctx.timeseries_file())
     used = ctx.inputs / "sbts_template_used.cfg"  # UNAVCO keys (relative_orbit = ...) come from the template
     ctx.inputs.mkdir(parents=True, exist_ok=True)
-    ctx.template.write(used)
+    _write_template(ctx.template, used)
     options = {"template": str(used)}
     geometry = ctx.inputs / ("geometryGeo.h5" if _geocoded(ctx) else "geometryRadar.h5")
     for key, path in (("tcoh", ctx.work_dir / "temporalCoherence.h5"), ("mask", ctx.work_dir / "maskTempCoh.h5"),
@@ -404,6 +405,13 @@ def _hdfeos5(ctx: RunContext) -> list[Path]:
         if _geo(ctx, path).exists():  # the companions on the time series' grid, named explicitly
             options[key] = str(_geo(ctx, path))
     return export("hdfeos5", ts, output=ctx.work_dir, options=options)
+
+
+def _write_template(template: Template, path: Path) -> None:
+    from .h5io import atomic_output
+
+    with atomic_output(path) as tmp:
+        template.write(tmp)
 
 
 def stack_fingerprint(ctx: RunContext, drop: bool = True, reference: bool = True) -> str:
@@ -536,9 +544,9 @@ def _load_state(work_dir: Path) -> dict:
 
 
 def _save_state(work_dir: Path, state: dict) -> None:
-    tmp = work_dir / (STATE_FILE + ".part")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, work_dir / STATE_FILE)
+    from .h5io import atomic_write_text
+
+    atomic_write_text(work_dir / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
 
 
 def is_up_to_date(ctx: RunContext, step: Step, state: dict, deep: bool = True) -> tuple[bool, str]:
@@ -549,6 +557,8 @@ def is_up_to_date(ctx: RunContext, step: Step, state: dict, deep: bool = True) -
     record = state.get(step.name)
     if record is None:
         return False, "never ran here"
+    if "failed" in record:
+        return False, "it failed last time"
     if record.get("options") != _options_hash(ctx, step):
         return False, "options or input content changed"
     outputs = [Path(p) for p in record.get("outputs", [])] or list(step.outputs(ctx))
@@ -608,7 +618,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
                      num_worker, cluster)
     reports: list[StepReport] = []
     with work_dir_lock(work_dir):
-        handler = logging.FileHandler(work_dir / LOG_FILE, encoding="utf-8")
+        handler = _RunLogHandler(work_dir / LOG_FILE, encoding="utf-8")
         handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("sbts")
@@ -619,7 +629,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             logger.info("sbts run in %s (template %s)", work_dir, template_path or "defaults")
             if template_path:
                 (work_dir / "inputs").mkdir(parents=True, exist_ok=True)
-                template.write(work_dir / "inputs" / "sbts_template_used.cfg")
+                _write_template(template, work_dir / "inputs" / "sbts_template_used.cfg")
             state = _load_state(work_dir)
             order = steps_for(ctx)
             for step in select(order, start, end, dostep):
@@ -658,8 +668,13 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool, upstream: S
     before = {str(p): _mtime(p) for p in step.inputs(ctx)}
     try:
         outputs = [Path(p) for p in step.run(ctx)]
-    except SbtsError as exc:
-        exc.step = step.name  # type: ignore[attr-defined]
+    except BaseException as exc:
+        # a step that failed (or was interrupted) never counts as done, whatever ran before
+        state[step.name] = {"failed": time.time(), "error": f"{type(exc).__name__}: {exc}"[:500]}
+        with contextlib.suppress(Exception):
+            _save_state(ctx.work_dir, state)
+        if isinstance(exc, SbtsError):
+            exc.step = step.name  # type: ignore[attr-defined]
         raise
     seconds = time.perf_counter() - start
     _bless(state, before, step, ctx, current_before)
@@ -667,6 +682,18 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool, upstream: S
     _save_state(ctx.work_dir, state)
     logger.info("step %s: done in %.1f s", step.name, seconds)
     return StepReport(step.name, "ran", seconds, outputs)
+
+
+class _RunLogHandler(logging.FileHandler):
+    """``sbts_run.log``: a copy of the messages.  When it cannot be written (disk full) it stops
+    quietly; the messages still reach the terminal, and the error that matters is reported once."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        self.setLevel(logging.CRITICAL + 1)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the buffered tail cannot be written either
+            super().close()
 
 
 def _write_summary(work_dir: Path, reports: list[StepReport]) -> None:
@@ -679,7 +706,12 @@ def _write_summary(work_dir: Path, reports: list[StepReport]) -> None:
             except OSError:
                 size = "missing"
             lines.append(f"    {p}  ({size})")
-    (work_dir / SUMMARY_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from .h5io import atomic_write_text
+
+    try:
+        atomic_write_text(work_dir / SUMMARY_FILE, "\n".join(lines) + "\n")
+    except SbtsError as exc:  # a report of the run: its failure must not hide the run's own error
+        logger.warning("%s", exc)
 
 
 def describe_steps() -> str:

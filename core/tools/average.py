@@ -15,6 +15,7 @@ from pathlib import Path
 from ..averages import (AVG_COHERENCE_FILE, STACKING_VELOCITY_FILE, as_stack, stacking_velocity,
                         temporal_average)
 from ..dates import format_date
+from ..h5io import check_distinct
 from ..products import write_map
 from .common import default_output_dir
 
@@ -43,6 +44,7 @@ def average_stack(stack_file: str | os.PathLike, dataset: str = "coherence", out
         extra = {}
         default = AVG_COHERENCE_FILE if dataset == "coherence" else f"avg{dataset[0].upper()}{dataset[1:]}.h5"
     path = Path(output) if output is not None else default_output_dir(stack.path) / default
+    check_distinct(path, stack.path)
     write_map(path, meta, ftype, {name: data}, unit=unit, NUM_IFGRAM_KEPT=kept, **extra)
     logger.info("wrote %s (temporal average of %s over %d kept pairs)", path, dataset, kept)
     return path

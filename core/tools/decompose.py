@@ -25,7 +25,7 @@ import numpy as np
 
 from ..blocks import Block, plan_blocks
 from ..errors import InputError
-from ..h5io import H5Writer
+from ..h5io import H5Writer, check_distinct
 from ..metadata import RadarInfo
 from ..products import Product, TimeSeries
 from .common import LosGeometry, crop_metadata, map_reader, pixel_offset, require_geo
@@ -105,6 +105,7 @@ def asc_desc_to_horz_vert(files: Sequence[str | os.PathLike],
     out_dir = Path(outdir) if outdir is not None else first.path.resolve().parent
     shape = (y1 - y0, x1 - x0)
     paths = out_dir / HORZ_FILE, out_dir / VERT_FILE
+    check_distinct(paths, [*files, *(g for g in geometries or () if g not in (None, "-"))], option="--outdir")
     blocks = plan_blocks(shape, 8.0 * (4 * len(files) + 8), max_memory)
     with H5Writer(paths[0], meta.with_extra(DESCRIPTION=f"horizontal motion toward bearing {horz_bearing:g}°")) as wh, \
             H5Writer(paths[1], meta.with_extra(DESCRIPTION="vertical motion, positive up")) as wu:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..blocks import Block, plan_blocks
 from ..errors import InputError
-from ..h5io import H5Writer
+from ..h5io import H5Writer, check_distinct
 from ..products import Product, TimeSeries, TimeSeriesWriter
 from ..progress import progress
 from .common import main_dataset
@@ -161,6 +161,7 @@ def filter_file(path: str | os.PathLike, kind: str = "gaussian", param: float | 
     if ndim not in (2, 3):
         raise InputError(f"{product.path}: dataset {name!r} is not a map or a stack of maps")
     out = Path(output) if output is not None else output_name(product.path, kind, param)
+    check_distinct(out, product.path)
     extra = {"FILTER_TYPE": kind, "FILTER_PARAM": f"{param:g}", "FILTER_SOURCE": f"{product.path.name}:{name}"}
     if kind in TEMPORAL:
         if not isinstance(product, TimeSeries) or name != product.dataset_name:

@@ -295,8 +295,13 @@ def plot_comparison(results: Sequence[SiteComparison], dates: Sequence[dt.date],
         ax.set_title(f"{c.site}  RMSE {c.rmse * 1e3:.1f} mm  r = {c.corr:.2f}", fontsize=9)
     axes[0, 0].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    from ..h5io import atomic_output
+
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return Path(path)
 
 
@@ -305,8 +310,9 @@ def run_gnss_comparison(timeseries: str | os.PathLike, gnss_dir: str | os.PathLi
     """Compare, write the text report (and the plot beside it); returns (report, plot, results)."""
     results = compare_gnss(timeseries, gnss_dir, **kwargs)
     out = Path(output) if output is not None else Path(timeseries).resolve().parent / DEFAULT_OUTPUT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(format_report(results, timeseries, kwargs.get("ref_site")), encoding="utf-8")
+    from ..h5io import atomic_write_text
+
+    atomic_write_text(out, format_report(results, timeseries, kwargs.get("ref_site")))
     figure = None
     if plot:
         figure = plot_comparison(results, TimeSeries(timeseries).dates, out.with_suffix(".png"))

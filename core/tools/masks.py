@@ -30,6 +30,7 @@ import numpy as np
 from ..averages import connected_component_mask, temporal_average, valid_in_all_kept
 from ..blocks import Block, plan_blocks
 from ..errors import DataError, InputError
+from ..h5io import check_distinct
 from ..products import IfgramStack, Product, write_map
 from .common import default_output_dir, main_dataset, map_reader, require_geo
 
@@ -163,6 +164,7 @@ def generate_mask(path: str | os.PathLike, output: str | os.PathLike | None = No
     product = Product.open(path)
     mask = make_mask(path, dataset=dataset, max_memory=max_memory, **rules)
     out = Path(output) if output is not None else _default_output(product, dataset, rules.get("nonzero", False))
+    check_distinct(out, [path, rules.get("base")])
     if not mask.any():
         raise DataError(f"{path}: no pixel passes the mask rules; relax the thresholds")
     meta = product.metadata.for_product("mask", "1")

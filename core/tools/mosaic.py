@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..h5io import check_distinct
 from ..products import Product, write_map
 from .common import crop_metadata, map_reader, pixel_offset, require_geo
 
@@ -60,6 +61,7 @@ def mosaic_files(files: Sequence[str | os.PathLike], output: str | os.PathLike, 
     """Mosaic one map dataset of several geocoded files into ``output``; returns its path."""
     if len(files) < 2:
         raise InputError("mosaic needs at least two files")
+    check_distinct(output, files)
     products = [Product.open(f) for f in files]
     grids = [require_geo(p.metadata, p.path) for p in products]
     offsets = [(0, 0)] + [pixel_offset(grids[0], g, p.path) for g, p in zip(grids[1:], products[1:])]

@@ -66,8 +66,10 @@ def finish(fig, save: str | os.PathLike | None = None, interactive: bool = False
         path = Path(save)
         if path.suffix.lower().lstrip(".") not in ("png", "pdf", "svg", "jpg", "jpeg", "eps", "tif", "tiff"):
             raise InputError(f"--save {path}: use a .png, .pdf, .svg or .jpg file name")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        from ..h5io import atomic_output
+
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lower().lstrip("."))
         logger.info("figure written to %s", path)
     if interactive:
         import matplotlib.pyplot as plt

@@ -42,7 +42,7 @@ import numpy as np
 from sbts.core.blocks import Block, plan_blocks
 from sbts.core.dates import format_date, parse_date
 from sbts.core.errors import DataError, InputError, TemplateError
-from sbts.core.h5io import H5Writer
+from sbts.core.h5io import H5Writer, check_distinct
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.products import TimeSeries, TimeSeriesWriter
@@ -116,6 +116,7 @@ class DemError(Correction):
         dem_meta = ts.metadata.for_product("dem", "m").with_extra(**extra)
         work = Path(context.work_dir)
         dem_path, res_path = work / "demErr.h5", work / "timeseriesResidual.h5"
+        check_distinct([dem_path, res_path], [ts.path, context.output_file], option="-o / -d")
         bytes_per_pixel = n * (4 + 8 * 6) + (n * 8 * 3 if bperp3d is not None else 0) + 64
         blocks = plan_blocks(ts.shape, bytes_per_pixel, context.max_memory, ts.chunk_shape(ts.dataset_name))
         logger.info("DEM error: %d dates (%d fitted%s), polynomial %d, %d step(s), %s geometry, %d block(s)",

@@ -62,10 +62,12 @@ from sbts.core.closure import (
     triplet_matrix,
 )
 from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.h5io import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.products import IfgramStack
 from sbts.core.inversion import UNWRAP_ERROR_DATASETS
+from sbts.core.lock import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -157,39 +159,71 @@ def _water_mask(ctx: CorrectionContext, shape: tuple[int, int]) -> tuple[np.ndar
 
 # ---------------------------------------------------------------------------- crash-safe dataset write
 def write_stack_dataset(stack_path: str | os.PathLike, name: str, fill: Callable[[h5py.Dataset], None],
-                        like: str = "unwrapPhase", attrs: dict | None = None) -> None:
-    """Add or replace 3-D dataset ``name`` of the stack without ever exposing it half-written.
+                        like: str = "unwrapPhase", attrs: dict | None = None,
+                        root_attrs: dict | None = None) -> None:
+    """Add or replace 3-D dataset ``name`` of the stack, never leaving it half-written unnoticed.
 
-    ``fill(ds)`` writes the data block by block into a dataset of a temporary file; only when it
-    returns is the dataset copied into the stack under a temporary name and renamed into place.
+    ``fill(ds)`` writes the data block by block into a dataset of a scratch file (written like any
+    output: :class:`~sbts.core.h5io.H5Writer`); only when it returns is the stack touched, under
+    its lock.  A dataset that exists with the same shape is rewritten in place, so rerunning a
+    correction does not grow the file (HDF5 never reuses the space of a deleted dataset); while it
+    is rewritten it carries :data:`~sbts.core.h5io.INCOMPLETE_ATTR`, which every reader refuses and
+    the next run repairs.  A new dataset is copied in under a temporary name and renamed.
     """
     stack_path = Path(stack_path)
-    tmp_file = stack_path.with_name(f".{stack_path.name}.{name}.part.h5")
-    with h5py.File(stack_path, "r") as f:
-        src = f[like]
-        shape, chunks = src.shape, src.chunks
-    with contextlib.suppress(FileNotFoundError):
-        tmp_file.unlink()
-    try:
-        with h5py.File(tmp_file, "w") as t:
-            ds = t.create_dataset(name, shape=shape, dtype=np.float32, chunks=chunks or True)
-            fill(ds)
-            ds.attrs["MODIFICATION_TIME"] = str(time.time())
-            ds.attrs["UNIT"] = "radian"
-            for key, value in (attrs or {}).items():
-                ds.attrs[key] = value
-        with h5py.File(tmp_file, "r") as t, h5py.File(stack_path, "r+") as f:
-            _remove_leftovers(f, name)
-            t.copy(t[name], f, name=name + _TMP_SUFFIX)
-            f.flush()
-            if name in f:
-                f.move(name, name + _OLD_SUFFIX)
-            f.move(name + _TMP_SUFFIX, name)
-            if name + _OLD_SUFFIX in f:
-                del f[name + _OLD_SUFFIX]
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_file.unlink()
+    scratch = stack_path.with_name(f".{stack_path.name}.{name}.h5")
+    with output_lock(stack_path):
+        with h5py.File(stack_path, "r") as f:
+            src = f[like]
+            shape, chunks = src.shape, src.chunks
+            current = f.get(name)
+            in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
+        nbytes = int(np.prod(shape)) * 4
+        check_free_space(stack_path.parent, nbytes * (1 if in_place else 2), f"{name} of {stack_path}")
+        try:
+            with H5Writer(scratch, {}) as w:
+                ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks or True)
+                fill(ds)
+                w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
+                del ds
+            with h5py.File(scratch, "r") as t, edit_in_place(stack_path) as f:
+                _remove_leftovers(f, name)
+                if in_place:
+                    dst = f[name]
+                    dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
+                    if _CONFIG_ATTR in dst.attrs:
+                        del dst.attrs[_CONFIG_ATTR]
+                    f.flush()
+                    _copy_layers(t[name], dst)
+                else:
+                    t.copy(t[name], f, name=name + _TMP_SUFFIX)
+                    f.flush()
+                    if name in f:
+                        f.move(name, name + _OLD_SUFFIX)
+                    f.move(name + _TMP_SUFFIX, name)
+                    if name + _OLD_SUFFIX in f:
+                        del f[name + _OLD_SUFFIX]
+                    dst = f[name]
+                dst.attrs["MODIFICATION_TIME"] = str(time.time())
+                dst.attrs["UNIT"] = "radian"
+                for key, value in (attrs or {}).items():
+                    dst.attrs[key] = value
+                for key, value in (root_attrs or {}).items():
+                    f.attrs[key] = value
+                if INCOMPLETE_ATTR in dst.attrs:
+                    del dst.attrs[INCOMPLETE_ATTR]
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                scratch.unlink()
+
+
+def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20) -> None:
+    """Copy a 3-D dataset layer by layer groups (bounded memory)."""
+    per_layer = max(1, int(np.prod(src.shape[1:])) * src.dtype.itemsize)
+    step = max(1, max_bytes // per_layer)
+    for k in range(0, src.shape[0], step):
+        dst[k:k + step] = src[k:k + step]
+    dst.flush()
 
 
 def _remove_leftovers(f: h5py.File, name: str) -> None:
@@ -217,7 +251,8 @@ def _config(stack: IfgramStack, method: str, in_name: str, opts: UnwrapOptions) 
 
 def _up_to_date(stack_path: Path, name: str, config: str) -> bool:
     with h5py.File(stack_path, "r") as f:
-        return name in f and f[name].attrs.get(_CONFIG_ATTR) == config
+        return (name in f and f[name].attrs.get(_CONFIG_ATTR) == config
+                and INCOMPLETE_ATTR not in f[name].attrs)
 
 
 # ---------------------------------------------------------------------------- bridging
@@ -351,7 +386,7 @@ def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_
 
 
 def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray | None,
-                 opts: UnwrapOptions) -> str:
+                 opts: UnwrapOptions, attrs: dict | None = None, root_attrs: dict | None = None) -> str:
     stack = IfgramStack(stack_path)
     if not stack.has("connectComponent"):
         raise InputError(f"{stack_path}: no connectComponent dataset; bridging needs the unwrapper's "
@@ -384,7 +419,7 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
                 phase = out
             ds[k] = phase
 
-    write_stack_dataset(stack_path, out_name, fill, like=in_name)
+    write_stack_dataset(stack_path, out_name, fill, like=in_name, attrs=attrs, root_attrs=root_attrs)
     return f"bridging: {len(changed)} of {int(keep.sum())} kept pair(s) corrected → {out_name}"
 
 
@@ -481,7 +516,7 @@ def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_r
 
 
 def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.ndarray | None,
-                      opts: UnwrapOptions, max_memory: float) -> str:
+                      opts: UnwrapOptions, max_memory: float, attrs: dict | None = None) -> str:
     stack = IfgramStack(stack_path)
     if int(stack.pairs.keep.sum()) < 3:
         raise DataError(f"{stack_path}: fewer than 3 kept pairs; no closure phase to use")
@@ -504,7 +539,7 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
             out[nodata] = data[nodata]
             ds[:, block.rows, block.cols] = out
 
-    write_stack_dataset(stack_path, out_name, fill, like=in_name)
+    write_stack_dataset(stack_path, out_name, fill, like=in_name, attrs=attrs)
     n_fixed = int(np.any(U != 0, axis=0).sum())
     return f"phase closure: {n_fixed} pair(s) corrected on {n_region} common region(s) → {out_name}"
 
@@ -534,17 +569,15 @@ class _UnwrapCorrection(Correction):
                 summaries.append(f"{out_name} is up to date (same input and settings); skipped")
                 logger.info(summaries[-1])
             else:
+                # the settings are stored with the data, in the same update of the stack
+                attrs = {_CONFIG_ATTR: config, **_provenance(opts, self.method)}
                 if step == "bridging":
-                    text = run_bridging(stack_path, in_name, out_name, land, opts)
+                    # as MintPy's unwrap_error_bridging: its settings on the stack too, so the files
+                    # derived from it carry them
+                    root = {key: _provenance(opts, self.method)[key] for key in BRIDGING_ROOT_KEYS}
+                    text = run_bridging(stack_path, in_name, out_name, land, opts, attrs, root)
                 else:
-                    text = run_phase_closure(stack_path, in_name, out_name, land, opts, context.max_memory)
-                with h5py.File(stack_path, "r+") as f:
-                    f[out_name].attrs[_CONFIG_ATTR] = config
-                    for key, value in _provenance(opts, self.method).items():
-                        f[out_name].attrs[key] = value
-                    if step == "bridging":  # as MintPy's unwrap_error_bridging: its settings on the stack,
-                        for key in BRIDGING_ROOT_KEYS:  # so the files derived from it carry them
-                            f.attrs[key] = _provenance(opts, self.method)[key]
+                    text = run_phase_closure(stack_path, in_name, out_name, land, opts, context.max_memory, attrs)
                 summaries.append(text)
                 logger.info(text)
             in_name = out_name

@@ -22,7 +22,8 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.products import Product
 
-from sbts.core.mapselect import atomic_target, label_stem, output_path, parse_options, read_mask, select_map
+from sbts.core.h5io import atomic_output
+from sbts.core.mapselect import label_stem, output_path, parse_options, read_mask, select_map
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +117,8 @@ class GbisExporter(Exporter):
                   PHASE_SIGN="positive = motion away from the satellite (LOS = -Phase*WAVELENGTH/(4*pi))")
         out["Metadata"] = md
         path = output_path(request, label_stem(product, sel), ".mat")
-        tmp = atomic_target(path)
-        with open(tmp, "wb") as fh:
+        with atomic_output(path) as tmp, open(tmp, "wb") as fh:
             savemat(fh, out, do_compression=True)
-        tmp.replace(path)
         logger.info("wrote %s: %d pixels of %s", path, int(valid.sum()), sel.name)
         return [path]
 

@@ -17,6 +17,7 @@ import numpy as np
 from sbts.core.blocks import plan_blocks
 from sbts.core.dates import format_date, parse_date
 from sbts.core.errors import InputError, PluginError
+from sbts.core.h5io import atomic_output
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.metadata import Metadata
@@ -216,46 +217,46 @@ def _write(gdal, product: Product, dataset: str, index, label, path: Path, srs, 
     gtype, npdtype = _gdal_type(gdal, _dtype(product, dataset))
     floating = np.dtype(npdtype).kind == "f"
     options = ["TILED=YES", "BIGTIFF=IF_SAFER"] + ([f"COMPRESS={compress}"] if compress != "NONE" else [])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    ds = gdal.GetDriverByName("GTiff").Create(str(tmp), width, length, len(layers), gtype, options=options)
-    try:
-        ds.SetGeoTransform(meta.grid.geo.geotransform())
-        if srs is not None:
-            ds.SetProjection(srs.ExportToWkt())
-        tags = _tags(meta, dataset)
-        if isinstance(index, int):
-            tags["DATE" if _DATE.match(str(label)) else "DATE12"] = str(label)
-        elif isinstance(index, list):
-            tags["DATES" if all(_DATE.match(str(x)) for x in label) else "DATE12S"] = ",".join(map(str, label))
-        ds.SetMetadata(tags)
-        ds.SetMetadataItem("AREA_OR_POINT", "Area")  # X_FIRST/Y_FIRST are pixel corners
-        bands = [ds.GetRasterBand(b + 1) for b in range(len(layers))]
-        for b, band in enumerate(bands):
-            if floating:
-                band.SetNoDataValue(float("nan"))
-            if isinstance(index, list):
-                band.SetDescription(str(label[b]))
-                band.SetMetadataItem("DATE" if _DATE.match(str(label[b])) else "DATE12", str(label[b]))
-            elif tags.get("UNIT"):
-                band.SetUnitType(tags["UNIT"])
-        itemsize = np.dtype(npdtype).itemsize
-        for block in plan_blocks((length, width), itemsize * 3 * len(layers), max_memory, product.chunk_shape(dataset)):
-            if index is None:
-                data = product.read(dataset, block)[None]
-            elif isinstance(index, int):
-                data = product.read(dataset, block, index)[None]
-            else:
-                data = product.read(dataset, block)
-            for band, layer in zip(bands, data):
-                band.WriteArray(np.asarray(layer).astype(npdtype, copy=False), block.col_start, block.row_start)
-        ds.FlushCache()
-    except BaseException:
-        ds = None
-        tmp.unlink(missing_ok=True)
-        raise
-    ds = None  # closes the file
-    tmp.replace(path)
+    size = length * width * len(layers) * np.dtype(npdtype).itemsize
+    with atomic_output(path, size if compress == "NONE" else 0) as tmp:
+        ds = gdal.GetDriverByName("GTiff").Create(str(tmp), width, length, len(layers), gtype, options=options)
+        try:
+            ds.SetGeoTransform(meta.grid.geo.geotransform())
+            if srs is not None:
+                ds.SetProjection(srs.ExportToWkt())
+            tags = _tags(meta, dataset)
+            if isinstance(index, int):
+                tags["DATE" if _DATE.match(str(label)) else "DATE12"] = str(label)
+            elif isinstance(index, list):
+                tags["DATES" if all(_DATE.match(str(x)) for x in label) else "DATE12S"] = ",".join(map(str, label))
+            ds.SetMetadata(tags)
+            ds.SetMetadataItem("AREA_OR_POINT", "Area")  # X_FIRST/Y_FIRST are pixel corners
+            bands = [ds.GetRasterBand(b + 1) for b in range(len(layers))]
+            for b, band in enumerate(bands):
+                if floating:
+                    band.SetNoDataValue(float("nan"))
+                if isinstance(index, list):
+                    band.SetDescription(str(label[b]))
+                    band.SetMetadataItem("DATE" if _DATE.match(str(label[b])) else "DATE12", str(label[b]))
+                elif tags.get("UNIT"):
+                    band.SetUnitType(tags["UNIT"])
+            itemsize = np.dtype(npdtype).itemsize
+            for block in plan_blocks((length, width), itemsize * 3 * len(layers), max_memory, product.chunk_shape(dataset)):
+                if index is None:
+                    data = product.read(dataset, block)[None]
+                elif isinstance(index, int):
+                    data = product.read(dataset, block, index)[None]
+                else:
+                    data = product.read(dataset, block)
+                for band, layer in zip(bands, data):
+                    band.WriteArray(np.asarray(layer).astype(npdtype, copy=False), block.col_start, block.row_start)
+            ds.FlushCache()
+        finally:
+            bands = None  # the bands keep the dataset open
+            closing, ds = ds, None
+            if hasattr(closing, "Close"):
+                closing.Close()  # GDAL ≥ 3.8: a failed final write is reported here
+            closing = None
 
 
 @hookimpl

@@ -22,7 +22,8 @@ import numpy as np
 from sbts.core.errors import InputError
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
-from sbts.core.mapselect import atomic_target, label_stem, output_path, parse_options, scale_unit, select_map
+from sbts.core.h5io import atomic_output
+from sbts.core.mapselect import label_stem, output_path, parse_options, scale_unit, select_map
 from sbts.core.products import Product
 
 logger = logging.getLogger(__name__)
@@ -60,40 +61,39 @@ class GmtExporter(Exporter):
             lat, z = lat[::-1], z[::-1]
         projected = not geo.x_unit.lower().startswith("deg")
         ydim, xdim = ("y", "x") if projected else ("lat", "lon")
-        tmp = atomic_target(out)
-        f = netcdf_file(str(tmp), "w", version=1)
-        try:
-            f.Conventions = "COARDS, CF-1.5"
-            f.title = f"{product.path.name}: {sel.name}"
-            f.source = "sbts export gmt"
-            f.history = f"{_dt.datetime.now().isoformat(timespec='seconds')} sbts export gmt {product.path.name}"
-            f.node_offset = np.int32(1)
-            f.createDimension(xdim, width)
-            f.createDimension(ydim, length)
-            vx = f.createVariable(xdim, "f8", (xdim,))
-            vy = f.createVariable(ydim, "f8", (ydim,))
-            vx[:] = lon
-            vy[:] = lat
-            xu = "degrees_east" if not projected else "m"
-            yu = "degrees_north" if not projected else "m"
-            vx.units, vy.units = xu, yu
-            vx.long_name, vy.long_name = ("longitude", "latitude") if not projected else ("x", "y")
-            half_x, half_y = abs(geo.x_step) / 2, abs(geo.y_step) / 2
-            vx.actual_range = np.array([lon.min() - half_x, lon.max() + half_x])
-            vy.actual_range = np.array([lat.min() - half_y, lat.max() + half_y])
-            vz = f.createVariable("z", "f4", (ydim, xdim))
-            vz._FillValue = np.float32(np.nan)
-            vz[:] = z
-            vz.units = unit
-            vz.long_name = sel.name
-            finite = z[np.isfinite(z)]
-            vz.actual_range = (np.array([finite.min(), finite.max()], np.float32) if finite.size
-                               else np.array([np.nan, np.nan], np.float32))
-            if geo.epsg:
-                f.EPSG = str(geo.epsg)
-        finally:
-            f.close()
-        tmp.replace(out)
+        with atomic_output(out) as tmp:
+            f = netcdf_file(str(tmp), "w", version=1)
+            try:
+                f.Conventions = "COARDS, CF-1.5"
+                f.title = f"{product.path.name}: {sel.name}"
+                f.source = "sbts export gmt"
+                f.history = f"{_dt.datetime.now().isoformat(timespec='seconds')} sbts export gmt {product.path.name}"
+                f.node_offset = np.int32(1)
+                f.createDimension(xdim, width)
+                f.createDimension(ydim, length)
+                vx = f.createVariable(xdim, "f8", (xdim,))
+                vy = f.createVariable(ydim, "f8", (ydim,))
+                vx[:] = lon
+                vy[:] = lat
+                xu = "degrees_east" if not projected else "m"
+                yu = "degrees_north" if not projected else "m"
+                vx.units, vy.units = xu, yu
+                vx.long_name, vy.long_name = ("longitude", "latitude") if not projected else ("x", "y")
+                half_x, half_y = abs(geo.x_step) / 2, abs(geo.y_step) / 2
+                vx.actual_range = np.array([lon.min() - half_x, lon.max() + half_x])
+                vy.actual_range = np.array([lat.min() - half_y, lat.max() + half_y])
+                vz = f.createVariable("z", "f4", (ydim, xdim))
+                vz._FillValue = np.float32(np.nan)
+                vz[:] = z
+                vz.units = unit
+                vz.long_name = sel.name
+                finite = z[np.isfinite(z)]
+                vz.actual_range = (np.array([finite.min(), finite.max()], np.float32) if finite.size
+                                   else np.array([np.nan, np.nan], np.float32))
+                if geo.epsg:
+                    f.EPSG = str(geo.epsg)
+            finally:
+                f.close()
         logger.info("wrote %s", out)
         return [out]
 

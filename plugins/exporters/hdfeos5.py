@@ -276,8 +276,8 @@ class HdfEos5Exporter(Exporter):
         for name in ("latitude", "longitude"):  # generated from the grid (pixel centres) when absent
             if geom.has(name):
                 continue
-            dset = w.create(f"{GROUP}/geometry/{name}", shape=shape, dtype=np.float32, compression="lzf",
-                            attrs=self._attrs(name))
+            w.create(f"{GROUP}/geometry/{name}", shape=shape, dtype=np.float32, compression="lzf",
+                     attrs=self._attrs(name))
             for block in plan_blocks(shape, 16, max_memory):
                 if name == "latitude":
                     v = geo.y_first + (np.arange(block.row_start, block.row_stop) + 0.5) * geo.y_step
@@ -285,7 +285,7 @@ class HdfEos5Exporter(Exporter):
                 else:
                     v = geo.x_first + (np.arange(block.col_start, block.col_stop) + 0.5) * geo.x_step
                     data = np.repeat(v[None, :], block.shape[0], axis=0)
-                dset[block.rows, block.cols] = data.astype(np.float32)
+                w.write(f"{GROUP}/geometry/{name}", data.astype(np.float32), block)
 
 
 @hookimpl

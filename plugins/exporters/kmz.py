@@ -33,7 +33,8 @@ from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.metadata import GeoGrid
 from sbts.core.products import MapProduct, Product, TimeSeries
 
-from sbts.core.mapselect import atomic_target, label_stem, output_path, parse_options, read_mask, select_map
+from sbts.core.h5io import atomic_output
+from sbts.core.mapselect import label_stem, output_path, parse_options, read_mask, select_map
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +156,8 @@ def _empty_pixels(product: Product, data: np.ndarray) -> np.ndarray | None:
 
 
 def _save(kml, path: Path) -> None:
-    tmp = atomic_target(path)
-    kml.savekmz(str(tmp), format=False)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        kml.savekmz(str(tmp), format=False)
 
 
 def _display(sel_kind: str, unit: str) -> tuple[float, str]:

@@ -22,7 +22,8 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.products import Product
 
-from sbts.core.mapselect import atomic_target, label_stem, output_path, parse_options, select_map
+from sbts.core.h5io import atomic_output, atomic_write_text
+from sbts.core.mapselect import label_stem, output_path, parse_options, select_map
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _yymmdd(date) -> str:
 def write_rsc(path: Path, items: dict[str, str]) -> None:
     width = max(len(k) for k in items) + 1
     text = "".join(f"{k:<{width}} {v}\n" for k, v in items.items() if " " not in k)
-    path.write_text(text, encoding="utf-8")
+    atomic_write_text(path, text)
 
 
 class RoipacExporter(Exporter):
@@ -74,19 +75,6 @@ class RoipacExporter(Exporter):
         if request.output is not None and path.suffix != "." + kind:
             path = path.with_suffix("." + kind)
         length, width = data.shape
-        tmp = atomic_target(path)
-        with open(tmp, "wb") as fh:
-            for block in plan_blocks((length, width), 16, 0.25):
-                rows = data[block.rows]
-                if kind in ("unw", "cor"):
-                    valid = np.isfinite(rows)
-                    mag = valid.astype("<f4")
-                    val = np.where(valid, rows, 0).astype("<f4")
-                    fh.write(np.stack([mag, val], axis=1).tobytes())  # (rows, band, width): BIL
-                elif kind == "dem":
-                    fh.write(np.round(np.nan_to_num(rows)).clip(-32768, 32767).astype("<i2").tobytes())
-                else:
-                    fh.write(rows.astype("<f4").tobytes())
         items = {"WIDTH": str(width), "FILE_LENGTH": str(length), "XMIN": "0", "XMAX": str(width - 1),
                  "YMIN": "0", "YMAX": str(length - 1)}
         attrs = meta.to_attrs()
@@ -105,10 +93,21 @@ class RoipacExporter(Exporter):
         for key, value in attrs.items():
             if key not in items and key not in _SKIP_ATTRS and key.upper() == key and value.strip():
                 items[key] = value.replace("\n", " ")
-        rsc_tmp = atomic_target(Path(str(path) + ".rsc"))
-        write_rsc(rsc_tmp, items)
-        tmp.replace(path)
-        rsc_tmp.replace(Path(str(path) + ".rsc"))
+        # the raster takes its name last, once its .rsc is in place
+        with atomic_output(path, length * width * 8) as tmp:
+            with open(tmp, "wb") as fh:
+                for block in plan_blocks((length, width), 16, 0.25):
+                    rows = data[block.rows]
+                    if kind in ("unw", "cor"):
+                        valid = np.isfinite(rows)
+                        mag = valid.astype("<f4")
+                        val = np.where(valid, rows, 0).astype("<f4")
+                        fh.write(np.stack([mag, val], axis=1).tobytes())  # (rows, band, width): BIL
+                    elif kind == "dem":
+                        fh.write(np.round(np.nan_to_num(rows)).clip(-32768, 32767).astype("<i2").tobytes())
+                    else:
+                        fh.write(rows.astype("<f4").tobytes())
+            write_rsc(Path(str(path) + ".rsc"), items)
         logger.info("wrote %s and its .rsc (%s)", path, sel.name)
         return [path, Path(str(path) + ".rsc")]
 

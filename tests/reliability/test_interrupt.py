@@ -2,7 +2,7 @@
 Ctrl-C does) at seeded random times, then rerun.
 
 For each command: the inputs are byte-identical afterwards, every output under its final name
-opens complete (a half-written product only ever lives under ``<name>.part``), an interrupted
+opens complete (a half-written product only ever lives under ``<name>.<pid>.part``), an interrupted
 SIGINT run says so and exits 130, and rerunning the same command gives exactly the arrays of an
 uninterrupted run.  The stack is small but processed in many blocks (``mintpy.compute.maxMemory
 = 0.0005`` in the template), so a kill often lands mid-write; ``invert`` must log ``resuming``
@@ -202,11 +202,11 @@ def test_invert_resumes(rel, stages, tmp_path, note):
     work = tmp_path / "w"
     shutil.copytree(stages["loaded"], work)
     proc = rel.start("invert", work / "t.cfg", "--num-worker", "1", cwd=work)
-    part = work / "timeseries.h5.part"
     deadline = time.monotonic() + 60
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        if part.exists():
+        part = next(iter(work.glob("timeseries.h5.*.part")), None)  # <name>.<pid>.part: private to the run
+        if part is not None:
             try:
                 with h5py.File(part, "r", locking=False) as f:
                     raw = f.attrs.get("SBTS_DONE_BLOCKS")
