@@ -202,10 +202,6 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     return np.nan_to_num(m).astype(bool)
 
 
-def atomic_target(path: Path) -> Path:
-    return path.with_name(path.name + ".part")
-
-
 # ------------------------------------------------------------------------- GMT grid
 
 

@@ -391,14 +391,9 @@ class KmzTimeSeriesExporter(Exporter):
         years = years_since(list(product.dates))
         labels = list(product.date_strings)
         out = output_path(request, product.path.stem, ".kmz")
-        tmp = atomic_target(out)
-        try:
+        with atomic_output(out) as tmp:
             count, links = self._write(tmp, out.stem, product, geo, mask, steps, box, vel_cm, vlim, cmap_name,
                                        colours, years, labels)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        tmp.replace(out)
         logger.info("wrote %s: %d placemarks over %d levels in %d region files (%s)", out, count, len(steps),
                     links, why)
         return [out]

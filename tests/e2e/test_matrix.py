@@ -23,10 +23,9 @@ from sbts.core.workflow import STEP_NAMES
 
 pytest.importorskip("osgeo.gdal")
 
-# UNAVCO metadata HDF-EOS5 needs and no synthetic product carries (MintPy: from the template too);
-# beam_mode because a ROI_PAC PLATFORM of S1A is not yet mapped to the mission S1 (PLATFORM vocabulary)
+# UNAVCO metadata HDF-EOS5 needs and no synthetic product carries (MintPy: from the template too)
 HDFEOS5_ON = ("mintpy.save.hdfEos5 = yes\nmintpy.save.hdfEos5.relative_orbit = 128\n"
-              "mintpy.save.hdfEos5.first_frame = 593\nmintpy.save.hdfEos5.beam_mode = IW\n")
+              "mintpy.save.hdfEos5.first_frame = 593\n")
 
 
 @pytest.fixture(scope="session", params=formats.FORMATS)
