@@ -11,7 +11,7 @@ from typing import Any
 from .errors import InputError, PluginError, SbtsError
 from .h5io import read_metadata
 from .interfaces import ExportRequest
-from .plugins import Registry, get_registry
+from .plugins import Registry, get_registry, plugin_call
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def export(name: str, input_file: str | os.PathLike, dataset: str | None = None,
                              f"run `sbts geocode {input_file}` and export geo/geo_{input_file.name}")
     request = ExportRequest(input_file, dataset, Path(output) if output else None, dict(options or {}))
     try:
-        paths = exporter.export(request)
+        with plugin_call(f"exporter {name!r}"):
+            paths = exporter.export(request)
     except SbtsError:
         raise
     except Exception as exc:

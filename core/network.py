@@ -45,6 +45,7 @@ from .metadata import Metadata
 from .pairs import Pairs
 from .products import IfgramStack
 from .progress import progress
+from .safeio import read_text, require_regular
 from .template import Template
 
 logger = logging.getLogger(__name__)
@@ -147,13 +148,11 @@ def parse_index_list(items: list[str] | str, num: int, key: str = "excludeIfgInd
 
 def read_pair_list(path: str | os.PathLike) -> list[str]:
     """Pairs to keep from a text file (first token of each line) or from a stack's kept pairs."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"mintpy.network.referenceFile {path} not found")
+    path = require_regular(path, "mintpy.network.referenceFile")
     if path.suffix.lower() in (".h5", ".he5"):
         return IfgramStack(path).pairs.kept().date12
     pairs = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "pair list").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -222,10 +221,10 @@ def select_pairs(pairs: Pairs, template: Template, coherence: np.ndarray | None 
         raise TemplateError(f"{template.source}: mintpy.network.areaRatioBased = yes is not supported by sbts; "
                             "use coherenceBased = yes instead")
 
-    value = template.get_float(KEY + "tempBaseMax")
+    value = template.get_positive(KEY + "tempBaseMax", allow_zero=True)
     if value is not None:
         drop(tbase > value, "tempBaseMax", lambda k: f"{tbase[k]} days > {value:g}")
-    value = template.get_float(KEY + "perpBaseMax")
+    value = template.get_positive(KEY + "perpBaseMax", allow_zero=True)
     if value is not None:
         bperp = np.abs(pairs.bperp)
         drop(bperp > value, "perpBaseMax", lambda k: f"|bperp| {bperp[k]:.1f} m > {value:g}")
@@ -259,14 +258,14 @@ def select_pairs(pairs: Pairs, template: Template, coherence: np.ndarray | None 
             raise TemplateError(f"{template.source}: {KEY}excludeDate12: {exc}") from None
     if ex12:
         missing = sorted(set(ex12) - set(names))
-        if missing:
-            logger.warning("excludeDate12: %s not in the network", ", ".join(missing))
+        if missing:  # a mistyped pair would leave the pair meant to be dropped in the inversion
+            raise TemplateError(f"{template.source}: {KEY}excludeDate12: {', '.join(missing[:5])}"
+                                f"{' ...' if len(missing) > 5 else ''} not a pair of the stack "
+                                f"({m} pairs, {names[0]} ... {names[-1]}); correct or remove "
+                                f"{'it' if len(missing) == 1 else 'them'}")
         drop(np.isin(names, ex12), "excludeDate12", "listed")
 
-    # raw: "0" is a valid index here, not "no" as the generic getters read it
-    raw = template.raw(KEY + "excludeIfgIndex")
-    items = [] if raw.strip().lower() in ("no", "none", "false", "n", "off", "") else \
-        [v for v in re.split(r"[,\s]+", raw.strip("[] ")) if v]
+    items = template.get_list(KEY + "excludeIfgIndex")  # "0" is an index: only the words mean "no"
     if items:
         index = parse_index_list(items, m, KEY + "excludeIfgIndex")
         mask = np.zeros(m, bool)
@@ -290,7 +289,7 @@ def select_pairs(pairs: Pairs, template: Template, coherence: np.ndarray | None 
         coh = np.asarray(coherence, np.float64)
         if coh.shape != (m,):
             raise InputError(f"coherence has shape {coh.shape}, expected ({m},)")
-        threshold = template.get_float(KEY + "minCoherence")
+        threshold = template.get_fraction(KEY + "minCoherence")
         if threshold is None:
             raise TemplateError(f"{template.source}: {KEY}minCoherence must be a number with coherenceBased = yes")
         low = ~(coh >= threshold)  # NaN (no valid pixel) counts as low

@@ -21,6 +21,7 @@ from .dates import format_date, parse_date
 from .errors import InputError
 from .h5io import open_h5
 from .products import TimeSeries, TimeSeriesWriter
+from .safeio import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def resolve_date(date: str | os.PathLike, work_dir: str | os.PathLike | None = N
     if not path.is_absolute() and work_dir is not None and not path.exists():
         path = Path(work_dir) / path
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in read_text(path, "reference-date file").splitlines():
             token = line.split("#", 1)[0].split()
             if token:
                 return format_date(parse_date(token[0]))

@@ -265,6 +265,9 @@ def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template,
             if yx is not None and (int(yx[0]), int(yx[1])) != (y, x):
                 logger.warning("both reference.lalo and reference.yx are set; lalo (pixel %d, %d) is used", y, x)
         else:
+            if any(v != int(v) for v in yx):
+                raise TemplateError(f"{template.source}: {KEY}yx = {template.raw(KEY + 'yx')!r}: y and x are "
+                                    "pixel indices and must be whole numbers")
             y, x = int(yx[0]), int(yx[1])
             method = "yx"
         problems = pixel_problems(stack, y, x, mask)
@@ -286,7 +289,7 @@ def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template,
 def _auto(stack: IfgramStack, template: Template, work_dir: Path, max_memory: float,
           mask: np.ndarray) -> ReferencePoint:
     coherence = average_coherence(stack, template, work_dir, max_memory)
-    min_coh = template.get_float(KEY + "minCoherence")
+    min_coh = template.get_fraction(KEY + "minCoherence")
     candidates = rank_candidates(coherence, mask, min_coh, limit=_NUM_CHECKED)
     if candidates.size == 0:
         raise DataError("no pixel can be the reference: the reference mask leaves no pixel with coherence; "

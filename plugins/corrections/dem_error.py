@@ -46,6 +46,7 @@ from sbts.core.h5io import H5Writer
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.products import TimeSeries, TimeSeriesWriter
+from sbts.core.safeio import read_text
 
 from ._tropo_common import GeometryAccess, provenance, reference_date_index, resolve_path
 
@@ -99,6 +100,11 @@ class DemError(Correction):
         bperp3d = _geometry_bperp(geom, n)
         ref_i = reference_date_index(ts)
         b1 = np.asarray(ts.bperp, np.float64) - float(ts.bperp[ref_i])
+        bad = [ts.date_strings[i] for i in np.flatnonzero(~np.isfinite(np.asarray(ts.bperp, np.float64)))]
+        if bperp3d is None and bad:  # NaN baselines would make every corrected pixel NaN
+            raise DataError(f"{ts.path}: the perpendicular baseline ('bperp') of {len(bad)} date(s) is not a number "
+                            f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); load the baselines with the "
+                            "stack (mintpy.load.bperpFile / the processor's baseline files)")
         if bperp3d is None and not np.any(b1):
             raise DataError(f"{ts.path}: all perpendicular baselines are equal ('bperp' dataset), so a DEM error "
                             "cannot be separated from the deformation; load the baselines with the stack")
@@ -324,7 +330,7 @@ def _kept_dates(context: CorrectionContext, ts: TimeSeries) -> np.ndarray:
 
 def _read_date_file(path: Path) -> list:
     out = []
-    for line in Path(path).read_text(errors="replace").splitlines():
+    for line in read_text(path, "date file").splitlines():
         token = line.split("#", 1)[0].strip()
         if token:
             try:

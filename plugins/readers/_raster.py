@@ -125,6 +125,13 @@ class GdalRaster:
 
         return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(self._ds.GetRasterBand(self.band).DataType))
 
+    @property
+    def geotransform(self) -> tuple[float, ...] | None:
+        """The file's own GDAL geotransform (``None`` without one): the loader checks that every
+        interferogram of a geocoded stack lies on the same grid."""
+        gt = tuple(float(v) for v in self._ds.GetGeoTransform(can_return_null=True) or ())
+        return gt if len(gt) == 6 and gt != (0.0, 1.0, 0.0, 0.0, 0.0, 1.0) else None
+
     def read(self, block: Block | None = None) -> np.ndarray:
         ds = self._ds
         band = ds.GetRasterBand(self.band)
@@ -157,6 +164,10 @@ class TransformedRaster:
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(np.float32)
+
+    @property
+    def geotransform(self) -> tuple[float, ...] | None:
+        return getattr(self.base, "geotransform", None)
 
     def read(self, block: Block | None = None) -> np.ndarray:
         return self.func(self.base.read(block))
