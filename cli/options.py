@@ -43,7 +43,7 @@ def resolve_workers(value: str | None, template) -> int:
     import os
 
     from sbts.core.errors import TemplateError
-    from sbts.core.template import shown
+    from sbts.core.errors import shown
 
     where = "--num-worker" if value is not None else "mintpy.compute.numWorker"
     text = value if value is not None else (template.get("mintpy.compute.numWorker") or "1")

@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from .blocks import Block, plan_blocks
-from .errors import InputError, TemplateError
+from .errors import InputError, TemplateError, shown
 from .h5io import H5Writer, open_h5, read_metadata
 from .metadata import GeoGrid, Grid, Metadata
 from .products import Product
-from .template import shown
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .blocks import Block, plan_blocks
-from .errors import InputError, PluginError, SbtsError
+from .errors import InputError, PluginError, SbtsError, shown
 from .h5io import H5Writer, read_attrs
 from .interfaces import LOAD_FILE_KEYS, GeometrySource, LoadRequest, Raster, Reader, StackSource
 from .metadata import GeoGrid, Grid, Metadata, check_physical
@@ -27,7 +27,7 @@ from .pairs import Pairs
 from .plugins import Registry, get_registry, plugin_call
 from .products import STACK_DATASETS, StackWriter
 from .progress import progress
-from .template import Template, shown
+from .template import Template
 
 logger = logging.getLogger(__name__)
 
@@ -428,7 +428,8 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
             for name, dtype in names.items():
                 out = np.empty((len(sources),) + block.shape, dtype)
                 for k, p in enumerate(sources):
-                    data = _read_layer(p.layers[name], src, p.path, name)
+                    data = _read_layer(p.layers[name], src, p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}", name,
+                                       reader)
                     data = win.reduce(data, name)
                     if name == "unwrapPhase":
                         data = np.nan_to_num(data, nan=0.0)  # MintPy: 0 = no data
@@ -437,9 +438,9 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
             w.mark_done(block)
 
 
-def _read_layer(layer: Raster, src: Block, path: str, name: str) -> np.ndarray:
+def _read_layer(layer: Raster, src: Block, path: str, name: str, reader: str = "") -> np.ndarray:
     try:
-        with plugin_call(f"the reader of {path or name}"):
+        with plugin_call(f"reader {reader!r} reading {name} of {path}" if reader else f"the reader of {path or name}"):
             data = layer.read(src)
     except SbtsError:
         raise

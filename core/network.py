@@ -39,7 +39,7 @@ import numpy as np
 from .averages import as_stack, find_geometry_file, geometry_water_mask, read_mask_file
 from .blocks import Block, plan_blocks
 from .dates import format_date, parse_date
-from .errors import DataError, InputError, TemplateError
+from .errors import DataError, InputError, TemplateError, shown
 from .h5io import open_h5
 from .metadata import Metadata
 from .pairs import Pairs
@@ -93,7 +93,7 @@ def _date(template: Template, key: str) -> _dt.date | None:
     try:
         return parse_date(value)
     except InputError:
-        raise TemplateError(f"{template.source}: {key} = {value!r} is not a date (YYYYMMDD)") from None
+        raise TemplateError(f"{template.source}: {key} = {shown(value)} is not a date (YYYYMMDD)") from None
 
 
 def _dates(template: Template, key: str) -> list[_dt.date]:
@@ -102,7 +102,7 @@ def _dates(template: Template, key: str) -> list[_dt.date]:
         try:
             out.append(parse_date(item))
         except InputError:
-            raise TemplateError(f"{template.source}: {key}: {item!r} is not a date (YYYYMMDD)") from None
+            raise TemplateError(f"{template.source}: {key}: {shown(item)} is not a date (YYYYMMDD)") from None
     return out
 
 
@@ -110,7 +110,7 @@ def parse_date12(text: str) -> str:
     """Normalise ``20150101_20150201`` / ``150101-150201`` to ``YYYYMMDD_YYYYMMDD``."""
     parts = [p for p in re.split(r"[_\-\s]+", text.strip()) if p]
     if len(parts) != 2:
-        raise InputError(f"{text!r} is not a pair name (date1_date2 or YYMMDD-YYMMDD)")
+        raise InputError(f"{shown(text)} is not a pair name (date1_date2 or YYMMDD-YYMMDD)")
     d1, d2 = (parse_date(p) for p in parts)
     if d1 > d2:
         d1, d2 = d2, d1
@@ -138,7 +138,7 @@ def parse_index_list(items: list[str] | str, num: int, key: str = "excludeIfgInd
             else:
                 values = [int(item)]
         except ValueError:
-            raise TemplateError(f"{key}: {item!r} is not an index or a range a:b (a ≤ b)") from None
+            raise TemplateError(f"{key}: {shown(item)} is not an index or a range a:b (a ≤ b)") from None
         for v in values:
             if not 0 <= v < num:
                 raise TemplateError(f"{key}: index {v} is outside 0..{num - 1} (indices are 0-based)")

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sbts.plugins"
 _NAME = re.compile(r"^[A-Za-z][\w.+\-]*$")
+_SUFFIX = re.compile(r"^[A-Za-z0-9_+\-]{0,40}$")
 
 _REQUIRED: dict[str, tuple[type, tuple[str, ...]]] = {
     "reader": (Reader, ("detect", "open_stack", "open_geometry")),
@@ -235,7 +236,12 @@ def validate(kind: str, item: Any) -> str | None:
     if missing:
         return f"its {kind} {name!r} lacks method(s) {', '.join(missing)}"
     if kind == "correction" and getattr(item, "stage", "timeseries") not in ("timeseries", "ifgram"):
-        return f"its correction {name!r} has stage {item.stage!r}; expected 'timeseries' or 'ifgram'"
+        return f"its correction {name!r} has stage {str(item.stage)[:40]!r}; expected 'timeseries' or 'ifgram'"
+    if kind == "correction":  # the suffix becomes part of a file name: timeseries_<suffix>.h5
+        suffix = getattr(item, "suffix", "")
+        if not isinstance(suffix, str) or not _SUFFIX.match(suffix):
+            return (f"its correction {name!r} has suffix {str(suffix)[:40]!r}; a suffix is part of a file name: "
+                    "letters, digits, '_', '+', '-' only")
     return None
 
 

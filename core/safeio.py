@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 TEXT_LIMIT = 64 * 1024**2  # a list of dates or pairs is a few kB; a larger "text file" is a mistake
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]+")
+_DOTS = re.compile(r"\.{2,}")
 
 
 def require_regular(path: str | os.PathLike, what: str = "file", allow_dir: bool = False) -> Path:
@@ -64,12 +65,12 @@ def read_text(path: str | os.PathLike, what: str = "text file", limit: int = TEX
 def safe_part(text: object, what: str = "name", max_length: int = 64) -> str:
     """``text`` as one safe file-name component: letters, digits, ``. _ + -`` only, no leading dot.
 
-    Anything else (``/``, ``..``, spaces, control characters) becomes ``_``, so a name built from an
+    Anything else (``/``, runs of dots, spaces, control characters) becomes ``_``, so a name built from an
     attribute, a template value or an option can never leave the output folder.  A change is
     logged; an empty result is an error.
     """
     raw = str(text)
-    safe = _UNSAFE.sub("_", raw).lstrip(".")[:max_length]
+    safe = _DOTS.sub("_", _UNSAFE.sub("_", raw)).lstrip(".")[:max_length]
     if not safe.strip("_"):
         raise InputError(f"{what} {raw[:40]!r} cannot be part of a file name; give letters or digits")
     if safe != raw:

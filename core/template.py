@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import TemplateError
+from .errors import TemplateError, shown
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ TRUE = {"yes", "y", "true", "t", "on", "1"}
 FALSE = {"no", "n", "false", "f", "off", "0", "none"}
 # words that switch a non-boolean key off; a number is never one of them: ``0`` is zero, not "no"
 NO_WORDS = {"no", "n", "false", "f", "off", "none"}
-MAX_SHOWN = 80  # characters of a value repeated in a message (a 50 MB value must not be echoed whole)
 _LINE = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*=\s*(.*?)\s*$")
 
 
@@ -65,14 +64,6 @@ _RANGES: dict[str, tuple] = {
 
 class UnknownKeyWarning(UserWarning):
     """A template key sbts does not know (probably misspelled)."""
-
-
-def shown(value: Any, limit: int = MAX_SHOWN) -> str:
-    """``repr`` of a value for a message, cut to ``limit`` characters (with the full length said)."""
-    text = repr(value) if isinstance(value, str) else repr(str(value))
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit - 1]}…' ({len(str(value))} characters)"
 
 
 def _strip_comment(value: str) -> str:

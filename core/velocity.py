@@ -36,7 +36,7 @@ import numpy as np
 
 from .blocks import plan_blocks
 from .dates import format_date, parse_date
-from .errors import InputError, TemplateError
+from .errors import InputError, TemplateError, shown
 from .h5io import H5Writer
 from .products import TimeSeries
 from .progress import progress
@@ -115,7 +115,7 @@ def _template_date(t: Template, key: str) -> _dt.date | None:
     try:
         return parse_date(value)
     except InputError:
-        raise TemplateError(f"{t.source}: {key} = {value!r} is not a date (YYYYMMDD)") from None
+        raise TemplateError(f"{t.source}: {key} = {shown(value)} is not a date (YYYYMMDD)") from None
 
 
 def read_date_file(path: str | os.PathLike) -> list[_dt.date]:
@@ -152,10 +152,10 @@ def resolve_exclude_dates(t: Template, work_dir: str | os.PathLike | None = None
         path = Path(os.path.expanduser(item))
         if not path.is_absolute() and work_dir is not None:
             path = Path(work_dir) / path
-        if path.is_file():
+        if path.exists() and not path.is_dir():  # read_date_file refuses a FIFO or a device by name
             dates.update(read_date_file(path))
         elif t.is_set(key):
-            raise TemplateError(f"{key} = {t.raw(key)!r}: {path} not found (give dates YYYYMMDD, an existing "
+            raise TemplateError(f"{key} = {shown(t.raw(key))}: {shown(str(path))} not found (give dates YYYYMMDD, an existing "
                                 "file of dates, or no)")
         else:
             logger.debug("%s not found: no date excluded", path)

@@ -41,7 +41,7 @@ import numpy as np
 
 from sbts.core.blocks import Block, plan_blocks
 from sbts.core.dates import format_date, parse_date
-from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.h5io import H5Writer
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
@@ -291,7 +291,7 @@ def _step_dates(t, ts: TimeSeries) -> list:
         try:
             d = parse_date(item)
         except InputError:
-            raise TemplateError(f"{STEP_KEY} = {t.raw(STEP_KEY)!r}: {item!r} is not a date YYYYMMDD[THHMM]") from None
+            raise TemplateError(f"{STEP_KEY} = {shown(t.raw(STEP_KEY))}: {shown(item)} is not a date YYYYMMDD[THHMM]") from None
         if not ts.dates[0] < d <= ts.dates[-1]:
             logger.warning("%s: step date %s is outside %s..%s (no acquisition on both sides); ignored", STEP_KEY,
                            format_date(d), ts.date_strings[0], ts.date_strings[-1])
@@ -318,7 +318,7 @@ def _kept_dates(context: CorrectionContext, ts: TimeSeries) -> np.ndarray:
             try:
                 dates.append(parse_date(item))
             except InputError:
-                raise TemplateError(f"{EXCLUDE_KEY} = {t.raw(EXCLUDE_KEY)!r}: {item!r} is not a date") from None
+                raise TemplateError(f"{EXCLUDE_KEY} = {shown(t.raw(EXCLUDE_KEY))}: {shown(item)} is not a date") from None
     keep = np.ones(len(ts.dates), bool)
     for d in dates:
         if d in ts.dates:

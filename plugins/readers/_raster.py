@@ -31,6 +31,7 @@ class BinaryRaster:
     interleave: str = "BSQ"
     offset: int = 0
     nodata: float | None = None
+    geotransform: tuple[float, ...] | None = None  # from a per-file header (ROI_PAC geo_*.rsc), for the loader
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
