@@ -89,9 +89,9 @@ class InversionOptions:
             mask_dataset=t.get_str(key + "maskDataset", ["coherence", "connectComponent"]),
             # "no" switches a threshold off (0); a number, 0 included, is used as given
             mask_threshold=_or(t.get_float(key + "maskThreshold"), 0.0),
-            min_redundancy=_or(t.get_positive(key + "minRedundancy", allow_zero=True), 0.0),
-            min_temp_coh=_or(t.get_fraction(key + "minTempCoh"), 0.0),
-            min_num_pixel=_or(t.get_positive(key + "minNumPixel", integer=True, allow_zero=True), 0),
+            min_redundancy=_or(t.get_float(key + "minRedundancy"), 0.0),
+            min_temp_coh=_or(t.get_float(key + "minTempCoh"), 0.0),
+            min_num_pixel=_or(t.get_int(key + "minNumPixel"), 0),
             shadow_mask=t.get_bool(key + "shadowMask"),
             water_mask_file=t.get(key + "waterMaskFile"),
             water_mask_required=t.is_set(key + "waterMaskFile") and t.get(key + "waterMaskFile") is not None,

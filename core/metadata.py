@@ -352,11 +352,13 @@ def check_physical(meta: Metadata, source: str = "") -> list[str]:
                 raise InputError(f"{key} is missing{where}: a geocoded grid needs X_FIRST, Y_FIRST, X_STEP and Y_STEP")
         if g.x_step == 0 or g.y_step == 0:
             raise InputError(f"X_STEP/Y_STEP = {g.x_step!r}/{g.y_step!r}{where}: a pixel size cannot be zero")
-        if g.y_unit.lower().startswith("deg"):
+        if g.y_unit.lower().startswith("deg") and g.epsg in (None, 4326):
+            # a warning, not an error: a projected grid written without Y_UNIT/EPSG reads as degrees
             south = g.y_first + meta.grid.length * g.y_step
             if not (-90.5 <= min(g.y_first, south) and max(g.y_first, south) <= 90.5):
-                raise InputError(f"Y_FIRST = {g.y_first!r}, Y_STEP = {g.y_step!r}{where}: the grid's latitudes "
-                                 f"({min(g.y_first, south):.6g} to {max(g.y_first, south):.6g}) are not on Earth")
+                warnings.append(f"Y_FIRST = {g.y_first!r}, Y_STEP = {g.y_step!r}{where}: the grid's latitudes "
+                                f"({min(g.y_first, south):.6g} to {max(g.y_first, south):.6g}) are not on Earth; "
+                                "if the grid is projected, set Y_UNIT/X_UNIT = meters and EPSG")
     return warnings
 
 

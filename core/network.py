@@ -221,10 +221,10 @@ def select_pairs(pairs: Pairs, template: Template, coherence: np.ndarray | None 
         raise TemplateError(f"{template.source}: mintpy.network.areaRatioBased = yes is not supported by sbts; "
                             "use coherenceBased = yes instead")
 
-    value = template.get_positive(KEY + "tempBaseMax", allow_zero=True)
+    value = template.get_float(KEY + "tempBaseMax")
     if value is not None:
         drop(tbase > value, "tempBaseMax", lambda k: f"{tbase[k]} days > {value:g}")
-    value = template.get_positive(KEY + "perpBaseMax", allow_zero=True)
+    value = template.get_float(KEY + "perpBaseMax")
     if value is not None:
         bperp = np.abs(pairs.bperp)
         drop(bperp > value, "perpBaseMax", lambda k: f"|bperp| {bperp[k]:.1f} m > {value:g}")
@@ -289,7 +289,7 @@ def select_pairs(pairs: Pairs, template: Template, coherence: np.ndarray | None 
         coh = np.asarray(coherence, np.float64)
         if coh.shape != (m,):
             raise InputError(f"coherence has shape {coh.shape}, expected ({m},)")
-        threshold = template.get_fraction(KEY + "minCoherence")
+        threshold = template.get_float(KEY + "minCoherence")
         if threshold is None:
             raise TemplateError(f"{template.source}: {KEY}minCoherence must be a number with coherenceBased = yes")
         low = ~(coh >= threshold)  # NaN (no valid pixel) counts as low

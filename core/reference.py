@@ -289,7 +289,7 @@ def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template,
 def _auto(stack: IfgramStack, template: Template, work_dir: Path, max_memory: float,
           mask: np.ndarray) -> ReferencePoint:
     coherence = average_coherence(stack, template, work_dir, max_memory)
-    min_coh = template.get_fraction(KEY + "minCoherence")
+    min_coh = template.get_float(KEY + "minCoherence")
     candidates = rank_candidates(coherence, mask, min_coh, limit=_NUM_CHECKED)
     if candidates.size == 0:
         raise DataError("no pixel can be the reference: the reference mask leaves no pixel with coherence; "

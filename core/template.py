@@ -254,22 +254,6 @@ class Template:
             raise self._bad(key, self.raw(key), "is not an integer")
         return int(value)
 
-    def get_positive(self, key: str, integer: bool = False, allow_zero: bool = False) -> float | int | None:
-        """A number > 0 (``>= 0`` with ``allow_zero``), or ``None`` for no."""
-        value = self.get_int(key) if integer else self.get_float(key)
-        if value is None:
-            return None
-        if value < 0 or (value == 0 and not allow_zero):
-            raise self._bad(key, self.raw(key), "must be " + ("zero or more" if allow_zero else "more than zero"))
-        return value
-
-    def get_fraction(self, key: str) -> float | None:
-        """A number in [0, 1] (coherence thresholds), or ``None`` for no."""
-        value = self.get_float(key)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise self._bad(key, self.raw(key), "must be between 0 and 1")
-        return value
-
     def get_list(self, key: str) -> list[str]:
         """Comma/space separated list (empty for no)."""
         value = self.get(key)

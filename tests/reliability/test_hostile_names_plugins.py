@@ -363,3 +363,21 @@ def test_absurd_plugin_names(name):
     reg, warned = _registry_with(e, "exporter")
     assert name not in reg.exporters
     assert any("hostile" in w and len(w) < 400 for w in warned), warned
+
+
+@pytest.mark.rcase(area="hostile plugin", input="an exporter whose summary is a number, or whose hook returns one "
+                   "object instead of a list", expected="ok: listed (summary empty) / the object taken as one item")
+def test_odd_but_usable_plugin():
+    from sbts.core.interfaces import Exporter
+
+    class E(Exporter):
+        name = "oddsummary"
+        summary = 42
+
+        def export(self, request):
+            return []
+
+    reg, warned = _registry_with(E(), "exporter")
+    assert "oddsummary" in reg.exporters, warned
+    info = next(i for i in reg.info if i.name == "oddsummary")
+    assert info.summary == ""

@@ -142,6 +142,44 @@ def test_tropo_poly_order_zero(rel, project, note):
     assert not (project.parent / "timeseries_tropHgt.h5").exists()
 
 
+@pytest.mark.rcase(input="mintpy.reference.yx = 0,0 / mintpy.subset.yx = 0:10,0:12",
+                   expected="ok: pixel 0,0 and a subset from 0 (0 is an index, not 'no')")
+def test_zero_indices(rel, tmp_path):
+    from sbts.core.products import IfgramStack
+    from sbts.core.template import Template
+
+    assert Template({"mintpy.reference.yx": "0,0"}, warn_unknown=False).get_numbers("mintpy.reference.yx", 2) == [0, 0]
+    cfg = rel.project(tmp_path / "w", shape=(20, 24), num_date=6)
+    _append(cfg, "mintpy.subset.yx = 0:10,0:12")
+    assert rel.cli("load", cfg).code == 0
+    assert IfgramStack(cfg.parent / "inputs/ifgramStack.h5").shape == (10, 12)
+
+
+@pytest.mark.rcase(input="mintpy.topographicResidual.polyOrder = 0 (sbts correct dem_error)",
+                   expected="ok: a constant-only deformation model, recorded as 0")
+def test_dem_poly_zero(rel, project, note):
+    res = rel.cli("correct", "dem_error", project, "-s", "mintpy.topographicResidual.polyOrder=0")
+    assert res.code == 0, res.out
+    a = _attrs(project.parent / "timeseries_demErr.h5")
+    value = a.get("mintpy.topographicResidual.polyOrder")
+    assert value in ("0", None), value
+    note(observed=f"ok: polyOrder attribute {value}")
+
+
+@pytest.mark.parametrize("line, needle", [("mintpy.geocode.laloStep = 0,0", "lalo"),
+                                          ("mintpy.geocode.SNWE = 19.6,19.4,-99.2,-99.1", "south"),
+                                          ("mintpy.geocode.fillValue = zero", "fillValue")])
+@pytest.mark.rcase(input="geocode keys in the template: laloStep = 0,0 / SNWE upside down / fillValue = zero",
+                   expected="clean error naming the key")
+def test_geocode_template_keys(line, needle):
+    from sbts.core.errors import SbtsError
+    from sbts.core.geocode import GeocodeOptions
+    from sbts.core.template import Template
+
+    with pytest.raises(SbtsError, match=needle):
+        GeocodeOptions.from_template(Template.from_text(line))
+
+
 @pytest.mark.rcase(input="mintpy.geocode.fillValue = 0", expected="ok: fill 0.0 (was: NaN)")
 def test_geocode_fill_zero():
     from sbts.core.geocode import GeocodeOptions
@@ -256,16 +294,16 @@ class TestUserValues:
     def test_huge_value_truncated(self, rel, project, note):
         _append(project, "mintpy.network.startDate = " + "x" * 50_000_000)
         res = rel.cli("network", project)
+        assert len(res.out) < 3000, f"{len(res.out)} characters of output: the value was echoed whole"
         line = rel.assert_clean_error(res, "startDate")
-        assert len(res.out) < 3000, len(res.out)
         note(observed=line[:150])
 
     @pytest.mark.rcase(input="an unknown template key of 100 kB", expected="ok: a warning, cut short")
     def test_huge_unknown_key(self, rel, project):
         _append(project, "mintpy." + "k" * 100_000 + " = 1")
         res = rel.cli("network", project)
+        assert len(res.out) < 20_000, f"{len(res.out)} characters of output: the key was echoed whole"
         assert res.code == 0, res.out[-500:]
-        assert len(res.out) < 20_000
 
     @pytest.mark.parametrize("opts, needle", [
         (["-O", "foo=1"], "foo"),
@@ -281,6 +319,15 @@ class TestUserValues:
                       "-o", project.parent / "x.tif")
         note(observed=rel.assert_clean_error(res, needle))
         assert not (project.parent / "x.tif").exists()
+
+    @pytest.mark.parametrize("dataset", ["../../x", "19990101", "nosuch/../x"])
+    @pytest.mark.rcase(input="sbts export geotiff timeseries.h5 DATASET with a path or an absent date as DATASET",
+                       expected="clean error naming it, nothing written outside")
+    def test_geotiff_dataset_path(self, rel, project, dataset, note):
+        pytest.importorskip("osgeo.gdal")
+        res = rel.cli("export", "geotiff", project.parent / "timeseries.h5", dataset)
+        note(observed=rel.assert_clean_error(res))
+        assert not list(project.parent.parent.glob("*.tif"))
 
     @pytest.mark.rcase(input="sbts export geotiff -O compress=lzw (valid, lower case)", expected="ok: LZW GeoTIFF")
     def test_geotiff_valid_compress(self, rel, project):
@@ -364,7 +411,6 @@ class TestPhysicalMetadata:
         ("INCIDENCE_ANGLE = 120", "INCIDENCE_ANGLE"),
         ("HEADING = 1000", "HEADING"),
         ("ANTENNA_SIDE = 0", "ANTENNA_SIDE"),
-        ("Y_FIRST = 200", "Y_FIRST"),
         ("X_STEP = 0", "X_STEP"),
         ("FILE_TYPE = velocity", "FILE_TYPE"),
         ("SBTS_INPUT_SIGNATURE = x", "SBTS_INPUT_SIGNATURE"),
@@ -378,15 +424,19 @@ class TestPhysicalMetadata:
         note(observed=rel.assert_clean_error(res, needle))
         assert not (cfg.parent / "inputs/ifgramStack.h5").exists()
 
-    @pytest.mark.rcase(input="template WAVELENGTH = 5.55 (centimetres by mistake)",
-                       expected="ok: loads, with a warning naming WAVELENGTH")
-    def test_template_wavelength_unit(self, rel, tmp_path, note):
+    @pytest.mark.parametrize("line, needle", [("WAVELENGTH = 5.55", "unit"), ("Y_FIRST = 200", "not on Earth"),
+                                              ("ORBIT_DIRECTION = sideways", "ASCENDING")])
+    @pytest.mark.rcase(input="template WAVELENGTH = 5.55 (centimetres by mistake) / Y_FIRST = 200 (degrees) / "
+                             "ORBIT_DIRECTION = sideways", expected="ok: loads, with a warning naming the attribute")
+    def test_template_implausible(self, rel, tmp_path, line, needle, note):
         cfg = rel.project(tmp_path / "w", shape=(20, 24), num_date=6)
-        _append(cfg, "WAVELENGTH = 5.55")
+        _append(cfg, line)
         res = rel.cli("load", cfg)
         assert res.code == 0, res.out
-        assert "WAVELENGTH = 5.55" in res.out and "unit" in res.out
-        note(observed="warning: " + next(ln for ln in res.out.splitlines() if "WAVELENGTH = 5.55" in ln)[:120])
+        key = line.split()[0]
+        warned = [ln for ln in res.out.splitlines() if key in ln and needle in ln]
+        assert warned, res.out
+        note(observed="warning: " + warned[0][:120])
 
     @pytest.mark.rcase(input="template LENGTH = the true length (harmless)", expected="ok")
     def test_template_length_agrees(self, rel, tmp_path):

@@ -47,10 +47,21 @@ def _special(kind: str, tmp_path: Path) -> Path:
         folder = tmp_path / "folder.cfg"
         folder.mkdir()
         return folder
+    if kind == "socket":
+        import socket
+
+        path = tmp_path / "s.sock"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        return path  # the socket file stays after the process ends the socket
+    if kind == "link-to-fifo":
+        link = tmp_path / "link.cfg"
+        link.symlink_to(_fifo(tmp_path / "target.fifo"))
+        return link
     raise AssertionError(kind)
 
 
-KINDS = ["fifo", "dev-zero", "folder"]
+KINDS = ["fifo", "dev-zero", "folder", "socket", "link-to-fifo"]
 
 
 # =========================================================================== the template
@@ -66,6 +77,15 @@ def test_template_special(rel, tmp_path, kind, command, note):
     assert line and "internal error" not in line, res.out
     assert str(target.name) in line or "directory" in line.lower(), line
     note(observed=line[:150])
+
+
+@pytest.mark.rcase(input="TEMPLATE is a dangling symbolic link", expected="clean error: not found")
+def test_template_dangling_link(rel, tmp_path, note):
+    link = tmp_path / "gone.cfg"
+    link.symlink_to(tmp_path / "nowhere.cfg")
+    res = _run(rel, "load", link, cwd=tmp_path)
+    assert res.code != 0 and "not found" in res.error_line.lower() or "does not exist" in res.error_line, res.out
+    note(observed=res.error_line[:150])
 
 
 @pytest.mark.rcase(input="hdfeos5 -O template=FIFO", expected="clean error naming the template")
