@@ -67,14 +67,14 @@ def test_he5_name_from_data(rel, project, value, source, note):
 
 
 @pytest.mark.parametrize("key", ["beam_mode", "beam_swath"])
-@pytest.mark.rcase(input="HDF-EOS5 export with -O beam_mode / beam_swath = ../../x", expected="ok: inside the folder")
+@pytest.mark.rcase(input="HDF-EOS5 export with -O beam_mode / beam_swath = ../../../../x", expected="ok: inside the folder")
 def test_he5_beam_from_option(rel, project, key, note):
     out = project.parent / "out"
     out.mkdir()
     args = [a for a in UNAVCO if not a.startswith("beam_mode")] if key == "beam_mode" else UNAVCO
     if key == "beam_mode":
         args = args[:-1]
-    res = rel.cli("export", "hdfeos5", project.parent / "timeseries.h5", *args, "-O", f"{key}=../../x", "-o", out)
+    res = rel.cli("export", "hdfeos5", project.parent / "timeseries.h5", *args, "-O", f"{key}=../../../../x", "-o", out)
     assert res.code == 0, res.out
     (written,) = out.glob("*.he5")
     assert not _outside(out, set()), _outside(out, set())
