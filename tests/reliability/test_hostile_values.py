@@ -219,13 +219,15 @@ def test_exclude_index_zero(rel, project, note):
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "abc", "0%", "150%"])
-@pytest.mark.rcase(input="sbts invert --num-worker VALUE", expected="clean error naming the workers option")
+@pytest.mark.rcase(area="bad value", input="sbts invert --num-worker VALUE",
+                   expected="clean error naming the workers option (was: -1 and 0 read as 1)")
 def test_num_worker_invalid(rel, project, value, note):
     res = rel.cli("invert", project, "--num-worker", value, "--force")
     note(observed=rel.assert_clean_error(res, "worker"))
 
 
-@pytest.mark.rcase(input="mintpy.compute.numWorker = -1 in the template", expected="clean error naming numWorker")
+@pytest.mark.rcase(area="bad value", input="mintpy.compute.numWorker = -1 in the template",
+                   expected="clean error naming numWorker")
 def test_num_worker_template(rel, project, note):
     _append(project, "mintpy.compute.numWorker = -1")
     note(observed=rel.assert_clean_error(rel.cli("invert", project, "--force"), "numWorker"))
