@@ -39,9 +39,6 @@ def geocode(files, lookup, template, lalo_step, bbox, method, fill, epsg, utm, g
     from sbts.core.geocode import GeocodeOptions, geocode_files
 
     t = o.load_template(template)
-    if bbox is not None:
-        s, n, w, e = bbox
-        bbox = (min(s, n), max(s, n), min(w, e), max(w, e))
     opts = GeocodeOptions.from_template(
         t, lalo_step=tuple(lalo_step) if lalo_step else None, bbox=bbox, method=method, fill=fill, epsg=epsg,
         utm=utm or None, max_memory=o.resolve_memory(max_memory, t))

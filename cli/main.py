@@ -68,7 +68,7 @@ class LazyGroup(click.Group):
         formatter.write_text("Plugins may add commands: `sbts plugins` lists them.")
 
     def invoke(self, ctx: click.Context):
-        from sbts.core.errors import SbtsError
+        from sbts.core.errors import SbtsError, shorten
 
         quiet = signal.getsignal(signal.SIGINT) is _quiet_interrupt
         try:
@@ -78,7 +78,7 @@ class LazyGroup(click.Group):
         except SbtsError as exc:
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shorten(str(exc))) from None
         except KeyboardInterrupt:
             click.echo("interrupted: rerun the same command to continue", err=True)
             sys.exit(130)
@@ -87,13 +87,13 @@ class LazyGroup(click.Group):
         except OSError as exc:
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+            raise click.ClickException(shorten(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))) from None
         except Exception as exc:  # a bug in sbts: say so in one line, the traceback with -v
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
-            raise click.ClickException(
+            raise click.ClickException(shorten(
                 f"internal error {type(exc).__name__}: {exc} (rerun with -v for the traceback and report it)"
-            ) from None
+            )) from None
         finally:
             if quiet:
                 signal.signal(signal.SIGINT, _quiet_interrupt)

@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import InputError, PluginError, SbtsError
 from .h5io import check_distinct
 from .interfaces import CorrectionContext, CorrectionResult
-from .plugins import Registry, get_registry
+from .plugins import Registry, get_registry, plugin_call
 from .template import Template
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def run_correction(name: str, template: Template, work_dir: str | os.PathLike, i
     )
     logger.info("correction %s: %s → %s", name, input_file.name, ctx.output_file.name)
     try:
-        result = correction.run(ctx)
+        with plugin_call(f"correction {name!r}"):
+            result = correction.run(ctx)
     except SbtsError:
         raise
     except Exception as exc:

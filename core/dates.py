@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, shown
 
 DAYS_PER_YEAR = 365.25
 _DATE8 = re.compile(r"(?<!\d)(\d{8})(?!\d)")
@@ -36,7 +36,7 @@ def parse_date(value: str | bytes | _dt.date) -> _dt.date:
             return _dt.datetime.strptime(core, "%y%m%d").date()
     except ValueError:
         pass
-    raise InputError(f"cannot parse date {text!r}: expected YYYYMMDD, YYMMDD or YYYY-MM-DD")
+    raise InputError(f"cannot parse date {shown(text)}: expected YYYYMMDD, YYMMDD or YYYY-MM-DD")
 
 
 def format_date(date: _dt.date) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .h5io import atomic_write_text
+from .errors import InputError
 from .metadata import Metadata
 from .pairs import Pairs
 from .products import StackWriter, TimeSeries, TimeSeriesWriter, write_map
@@ -38,11 +39,35 @@ mintpy.save.kmz             = yes
 """
 
 
+# the synthetic stack is built in memory: about this many bytes per pixel and date
+_BYTES_PER_PIXEL_DATE = 64
+DEMO_MEMORY_GB = 8.0
+
+
+def check_demo_size(shape: tuple[int, int], num_date: int) -> None:
+    """Refuse sizes the synthetic stack cannot have (too small for its features, or beyond memory)."""
+    try:
+        rows, cols = (int(v) for v in shape)
+        num_date = int(num_date)
+    except (TypeError, ValueError):
+        raise InputError(f"demo size {shape!r} / dates {num_date!r}: give whole numbers") from None
+    if rows < 16 or cols < 16:
+        raise InputError(f"demo size {rows} × {cols}: the synthetic stack needs at least 16 × 16 pixels")
+    if num_date < 3:
+        raise InputError(f"demo with {num_date} date(s): the synthetic stack needs at least 3 acquisitions")
+    need = rows * cols * num_date * _BYTES_PER_PIXEL_DATE / 1024**3
+    if need > DEMO_MEMORY_GB:
+        raise InputError(f"demo size {rows} × {cols} with {num_date} dates would need about {need:.0f} GB of memory "
+                         f"(the synthetic stack is built whole); keep rows × columns × dates under "
+                         f"{int(DEMO_MEMORY_GB * 1024**3 / _BYTES_PER_PIXEL_DATE):,}")
+
+
 def write_synthetic(directory: str | os.PathLike, seed: int = 0, shape: tuple[int, int] = (120, 150),
                     num_date: int = 30) -> Path:
     """Write the synthetic stack (ifgramStack.h5, geometryGeo.h5, truth.h5) into ``directory``."""
     from .synthetic import make_synthetic_stack
 
+    check_demo_size(shape, num_date)
     return write_synthetic_files(directory, make_synthetic_stack(shape=tuple(shape), num_date=num_date, seed=seed))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from .errors import InputError, PluginError, SbtsError
 from .h5io import check_distinct, read_metadata
 from .interfaces import ExportRequest
-from .plugins import Registry, get_registry
+from .plugins import Registry, get_registry, plugin_call
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def export(name: str, input_file: str | os.PathLike, dataset: str | None = None,
         check_distinct(output, input_file)
     request = ExportRequest(input_file, dataset, Path(output) if output else None, dict(options or {}))
     try:
-        paths = exporter.export(request)
+        with plugin_call(f"exporter {name!r}"):
+            paths = exporter.export(request)
     except SbtsError:
         raise
     except Exception as exc:

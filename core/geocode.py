@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .blocks import Block, plan_blocks
-from .errors import InputError
+from .errors import InputError, TemplateError, shown
 from .h5io import H5Writer, open_h5, read_metadata
 from .metadata import GeoGrid, Grid, Metadata
 from .products import Product
@@ -58,15 +58,42 @@ class GeocodeOptions:
     utm: bool = False  # output in the UTM zone of the scene centre (resolved into epsg)
     max_memory: float = 1.0
 
+    def __post_init__(self) -> None:
+        # checked up front: a zero step or an upside-down box would otherwise give an infinite or a
+        # huge all-NaN grid, found only after minutes of writing
+        if self.lalo_step is not None:
+            step = tuple(self.lalo_step)
+            if len(step) != 2 or not all(math.isfinite(v) and v != 0 for v in step):
+                raise InputError(f"output pixel size (--lalo-step / mintpy.geocode.laloStep) {step}: "
+                                 "give two non-zero numbers DLAT DLON")
+        if self.bbox is not None:
+            box = tuple(self.bbox)
+            if len(box) != 4 or not all(math.isfinite(v) for v in box):
+                raise InputError(f"output extent (--bbox / mintpy.geocode.SNWE) {box}: give four numbers S N W E")
+            s, n, w, e = box
+            if not s < n:
+                raise InputError(f"output extent (--bbox / mintpy.geocode.SNWE) S N W E = {s:g} {n:g} {w:g} {e:g}: "
+                                 f"south {s:g} must be below north {n:g}")
+            if not w < e:
+                raise InputError(f"output extent (--bbox / mintpy.geocode.SNWE) S N W E = {s:g} {n:g} {w:g} {e:g}: "
+                                 f"west {w:g} must be less than east {e:g}")
+        if not (self.max_memory > 0 and math.isfinite(self.max_memory)):
+            raise InputError(f"memory budget {self.max_memory}: must be a positive number of GB")
+
     @classmethod
     def from_template(cls, template, **overrides) -> GeocodeOptions:
         """Read mintpy.geocode.SNWE / laloStep / interpMethod / fillValue (``no``/``auto`` = default)."""
         snwe = template.get_numbers("mintpy.geocode.SNWE", 4) if template.get("mintpy.geocode.SNWE") else None
         step = template.get_numbers("mintpy.geocode.laloStep", 2) if template.get("mintpy.geocode.laloStep") else None
-        fill = template.get("mintpy.geocode.fillValue")
+        fill = template.get("mintpy.geocode.fillValue")  # "0" is zero; only "no" means NaN
+        try:
+            fill_value = float(fill) if fill not in (None, "") else float("nan")
+        except ValueError:
+            raise TemplateError(f"{template.source}: mintpy.geocode.fillValue = {shown(fill)} is not a number "
+                                "(nan, 0, -9999 ...)") from None
         values = dict(bbox=tuple(snwe) if snwe else None, lalo_step=tuple(step) if step else None,
                       method=template.get_str("mintpy.geocode.interpMethod", METHODS) or "nearest",
-                      fill=float(fill) if fill not in (None, "") else float("nan"))
+                      fill=fill_value)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -345,8 +372,33 @@ def _snap_grid(s: float, n: float, w: float, e: float, dy: float, dx: float, eps
 def _grid_from(bbox, step, epsg) -> Grid:
     s, n, w, e = bbox
     dy, dx = abs(step[0]), abs(step[1])
-    length, width = max(1, int(round((n - s) / dy))), max(1, int(round((e - w) / dx)))
+    rows, cols = (n - s) / dy, (e - w) / dx
+    if not (math.isfinite(rows) and math.isfinite(cols)) or rows * cols > 1e13:
+        raise InputError(f"the output grid of S N W E = {s:.6g} {n:.6g} {w:.6g} {e:.6g} at steps {dy:.3g}, {dx:.3g} "
+                         "is far too large: give a larger --lalo-step (mintpy.geocode.laloStep)")
+    length, width = max(1, int(round(rows))), max(1, int(round(cols)))
     return Grid(length, width, _snap_grid(s, n, w, e, dy, dx, epsg))
+
+
+# an output grid this many times larger than the radar image (and above MIN_REFUSED pixels) is a
+# mistake (a box far larger than the data, or a tiny step), refused before minutes of writing NaN
+MAX_GROWTH = 100
+MIN_REFUSED = 4_000_000
+
+
+def check_output_grid(bbox, extent, out_grid: Grid, src_shape: tuple[int, int]) -> None:
+    """Refuse a box that misses the data and a grid far larger than the data it holds."""
+    s, n, w, e = bbox
+    ds, dn, dw, de = extent
+    if all(math.isfinite(v) for v in extent) and (n < ds or s > dn or e < dw or w > de):
+        raise InputError(f"the output extent S N W E = {s:.6g} {n:.6g} {w:.6g} {e:.6g} does not overlap the data "
+                         f"({ds:.6g} {dn:.6g} {dw:.6g} {de:.6g}): every pixel would be empty; check --bbox / SNWE")
+    pixels = out_grid.length * out_grid.width
+    src = max(1, src_shape[0] * src_shape[1])
+    if pixels > MIN_REFUSED and pixels > MAX_GROWTH * src:
+        raise InputError(f"the output grid would be {out_grid.length}×{out_grid.width} pixels, {pixels / src:.0f} "
+                         f"times the {src_shape[0]}×{src_shape[1]} input: give a larger --lalo-step "
+                         "(mintpy.geocode.laloStep) or a smaller --bbox (mintpy.geocode.SNWE)")
 
 
 class LatLonToGeo(_Mapping):
@@ -363,25 +415,30 @@ class LatLonToGeo(_Mapping):
             return y, x
 
         self.inverse = InverseLookup(read, self.src_shape, opts.max_memory)
+        # the lookup's extent, from the coordinates of every valid pixel (block by block)
+        lo, hi = np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf])
+        for block in plan_blocks(self.src_shape, 48, opts.max_memory):
+            y, x = read(block)
+            if np.isfinite(y).any():
+                lo = np.minimum(lo, [np.nanmin(y), np.nanmin(x)])
+                hi = np.maximum(hi, [np.nanmax(y), np.nanmax(x)])
+        extent = (lo[0], hi[0], lo[1], hi[1])
+        if not np.isfinite(lo).all():
+            raise InputError(f"{lookup.path}: latitude/longitude hold no valid value: nothing to geocode")
         if opts.bbox is not None and epsg is not None:
             s, n, w, e = opts.bbox  # a lat/lon box: its projected extent
             xs, ys = tf(np.array([w, e, w, e]), np.array([s, s, n, n]))
             bbox = (ys.min(), ys.max(), xs.min(), xs.max())
         elif opts.bbox is not None:
             bbox = opts.bbox
-        else:  # the lookup's extent, from the coordinates of every valid pixel (block by block)
-            lo, hi = np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf])
-            for block in plan_blocks(self.src_shape, 48, opts.max_memory):
-                y, x = read(block)
-                if np.isfinite(y).any():
-                    lo = np.minimum(lo, [np.nanmin(y), np.nanmin(x)])
-                    hi = np.maximum(hi, [np.nanmax(y), np.nanmax(x)])
-            bbox = (lo[0], hi[0], lo[1], hi[1])
+        else:
+            bbox = extent
         step = opts.lalo_step or _auto_step(lookup, epsg, tf)
         if opts.bbox is None:  # pad half a pixel so the outermost pixel centres are inside the grid
             bbox = (bbox[0] - abs(step[0]) / 2, bbox[1] + abs(step[0]) / 2,
                     bbox[2] - abs(step[1]) / 2, bbox[3] + abs(step[1]) / 2)
         self.out_grid = _grid_from(bbox, step, epsg or 4326)
+        check_output_grid(bbox, extent, self.out_grid, self.src_shape)
 
     def coords(self, block: Block) -> Coords:
         x, y = pixel_centres(self.out_grid.geo, block)
@@ -416,11 +473,13 @@ class RdcToGeo(_Mapping):
         epsg = opts.epsg or lk.geo.epsg or 4326
         self.tf = crs_transform(epsg, lk.geo.epsg or 4326)
         g = lk.geo
+        extent = (g.y_first + lk.length * g.y_step, g.y_first, g.x_first, g.x_first + lk.width * g.x_step)
+        extent = (min(extent[:2]), max(extent[:2]), min(extent[2:]), max(extent[2:]))
         if opts.bbox is not None:
             bbox = opts.bbox
+            check_output_grid(bbox, extent, Grid(1, 1), self.src_shape)  # overlap only
         else:
-            bbox = (g.y_first + lk.length * g.y_step, g.y_first, g.x_first, g.x_first + lk.width * g.x_step)
-            bbox = (min(bbox[:2]), max(bbox[:2]), min(bbox[2:]), max(bbox[2:]))
+            bbox = extent
         if epsg != (lk.geo.epsg or 4326):
             back = crs_transform(lk.geo.epsg or 4326, epsg)
             xs, ys = back(np.array([bbox[2], bbox[3], bbox[2], bbox[3]]), np.array([bbox[0], bbox[0], bbox[1], bbox[1]]))
@@ -431,6 +490,7 @@ class RdcToGeo(_Mapping):
             step = opts.lalo_step or (abs(g.y_step), abs(g.x_step))
         self.method = opts.method
         self.out_grid = _grid_from(bbox, step, epsg)
+        check_output_grid(bbox, (-np.inf,) * 4, self.out_grid, self.src_shape)  # size only
 
     def coords(self, block: Block) -> Coords:
         from scipy.ndimage import map_coordinates

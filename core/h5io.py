@@ -57,6 +57,10 @@ def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
+    if not path.is_file():  # a folder, FIFO or device: h5py would fail obscurely, or block on a FIFO
+        from .safeio import require_regular
+
+        require_regular(path, "HDF5 file")
     try:
         return h5py.File(path, mode)
     except OSError as exc:

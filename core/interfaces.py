@@ -113,10 +113,41 @@ class LoadRequest:
         """Sorted files matching the pattern of ``key`` (empty when unset or nothing matches)."""
         import glob
 
+        from .safeio import require_regular
+
         pattern = self.patterns.get(key)
         if not pattern:
             return []
-        return sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+        found = sorted(Path(p) for p in glob.glob(escape_existing_prefix(pattern), recursive=True))
+        for path in found:  # a FIFO or a device would block or never end in a reader
+            require_regular(path, f"mintpy.load.{key} match", allow_dir=True)
+        return found
+
+
+def escape_existing_prefix(pattern: str) -> str:
+    """``pattern`` with its leading folders that exist as written escaped for :mod:`glob`.
+
+    Folder names may hold glob characters (``data[1]/``, ``run*old/``): a folder that exists under
+    its literal name is that folder, not a pattern; the rest of the pattern keeps its wildcards.  A
+    pattern naming an existing file as written is that file.
+    """
+    import glob
+    import os
+
+    if os.path.exists(pattern) and not os.path.isdir(pattern):
+        return glob.escape(pattern)
+    parts = Path(pattern).parts
+    prefix = Path(parts[0]) if parts else Path()
+    used = 1
+    for part in parts[1:-1]:
+        candidate = prefix / part
+        if not candidate.is_dir():
+            break
+        prefix, used = candidate, used + 1
+    if not glob.has_magic(str(prefix)):
+        return pattern
+    rest = parts[used:]
+    return str(Path(glob.escape(str(prefix)), *rest))
 
 
 class Reader(abc.ABC):

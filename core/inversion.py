@@ -33,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .averages import read_mask_file
 from .blocks import Block, plan_blocks
 from .errors import DataError, InputError, TemplateError
 from .h5io import H5Writer, check_distinct, check_free_space, read_attrs, write_guard
 from .lock import output_locks, private_name, remove_orphans
-from .products import Geometry, IfgramStack, MapProduct, TimeSeriesWriter
+from .products import Geometry, IfgramStack, TimeSeriesWriter
 from .progress import progress
 from .template import Template
 
@@ -68,6 +69,7 @@ class InversionOptions:
     min_num_pixel: int = 100
     shadow_mask: bool = True
     water_mask_file: str | None = "waterMask.h5"
+    water_mask_required: bool = False  # set explicitly in the template: a missing file is an error
     obs_dataset: str = "unwrapPhase"
 
     def __post_init__(self) -> None:
@@ -87,12 +89,14 @@ class InversionOptions:
             weight_func=weight,
             min_norm_velocity=t.get_bool(key + "minNormVelocity"),
             mask_dataset=t.get_str(key + "maskDataset", ["coherence", "connectComponent"]),
-            mask_threshold=t.get_float(key + "maskThreshold") or 0.0,
-            min_redundancy=t.get_float(key + "minRedundancy") or 1.0,
-            min_temp_coh=t.get_float(key + "minTempCoh") or 0.0,
-            min_num_pixel=t.get_int(key + "minNumPixel") or 0,
+            # "no" switches a threshold off (0); a number, 0 included, is used as given
+            mask_threshold=_or(t.get_float(key + "maskThreshold"), 0.0),
+            min_redundancy=_or(t.get_float(key + "minRedundancy"), 0.0),
+            min_temp_coh=_or(t.get_float(key + "minTempCoh"), 0.0),
+            min_num_pixel=_or(t.get_int(key + "minNumPixel"), 0),
             shadow_mask=t.get_bool(key + "shadowMask"),
             water_mask_file=t.get(key + "waterMaskFile"),
+            water_mask_required=t.is_set(key + "waterMaskFile") and t.get(key + "waterMaskFile") is not None,
             obs_dataset=UNWRAP_ERROR_DATASETS.get(
                 t.get_str("mintpy.unwrapError.method", list(UNWRAP_ERROR_DATASETS)) or "", "unwrapPhase"),
         )
@@ -110,6 +114,11 @@ class InversionOptions:
             key + "minTempCoh": str(self.min_temp_coh),
             key + "shadowMask": "yes" if self.shadow_mask else "no",
         }
+
+
+def _or(value, default):
+    """``value`` unless the key said no (``None``): ``0`` is kept, unlike ``value or default``."""
+    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -270,9 +279,10 @@ def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -
         path = Path(options.water_mask_file)
         path = path if path.is_absolute() else work_dir / path
         if path.exists():
-            product = MapProduct(path)
-            name = "waterMask" if product.has("waterMask") else product.datasets[0]
-            return product.read(name).astype(bool)
+            return read_mask_file(path, stack.shape)
+        if options.water_mask_required:
+            raise InputError(f"{path}: water mask not found (mintpy.networkInversion.waterMaskFile = "
+                             f"{options.water_mask_file}); give an existing file or set it to no")
     geom = _find_geometry(stack.path, work_dir)
     if geom is not None:
         g = Geometry(geom)

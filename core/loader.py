@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from .blocks import Block, plan_blocks
-from .errors import InputError, PluginError, SbtsError
+from .errors import InputError, PluginError, SbtsError, shown
 from .h5io import H5Writer, read_attrs
 from .interfaces import LOAD_FILE_KEYS, GeometrySource, LoadRequest, Raster, Reader, StackSource
 from .platform import from_project_name, standard_platform
-from .metadata import GeoGrid, Grid, Metadata
+from .metadata import GeoGrid, Grid, Metadata, check_physical
 from .pairs import Pairs
-from .plugins import Registry, get_registry
+from .plugins import Registry, get_registry, plugin_call
 from .products import STACK_DATASETS, StackWriter
 from .progress import progress
 from .template import Template
@@ -112,8 +112,11 @@ def select_reader(request: LoadRequest, registry: Registry, processor: str | Non
     found = []
     for name, reader in registry.readers.items():
         try:
-            if reader.detect(request):
-                found.append(name)
+            with plugin_call(f"reader {name!r}"):
+                if reader.detect(request):
+                    found.append(name)
+        except PluginError as exc:  # e.g. sys.exit() in detect: name the reader, try the others
+            logger.warning("%s", exc)
         except SbtsError:
             continue
         except Exception as exc:  # noqa: BLE001 - a reader's bug must not stop the others
@@ -127,13 +130,32 @@ def select_reader(request: LoadRequest, registry: Registry, processor: str | Non
     return registry.readers[found[0]]
 
 
+# attributes that describe the file itself, not the acquisition: a template cannot change them
+_FIXED_KEYS = {"LENGTH", "WIDTH", "FILE_TYPE"}
+
+
 def _apply_overrides(meta: Metadata, overrides: dict[str, str]) -> Metadata:
     if overrides:
         attrs = meta.to_attrs()
+        for key in sorted(_FIXED_KEYS & set(overrides)):
+            if str(overrides[key]).strip() != attrs.get(key):
+                raise InputError(f"template key {key} = {shown(overrides[key])} disagrees with the data "
+                                 f"({key} = {attrs.get(key)}); {key} is set by the files, remove it from the template")
+        bad = [k for k in overrides if k.startswith(("SBTS_", "SUBSET_"))]
+        if bad:
+            raise InputError(f"template key {bad[0]} is written by sbts itself; remove it from the template")
         attrs.update(overrides)
         meta = Metadata.from_attrs(attrs, source="template metadata keys")
     platform = standard_platform(meta.radar.platform)
     return meta if platform == meta.radar.platform else meta.with_radar(platform=platform)
+
+
+def _accept_metadata(meta: Metadata, source: str) -> Metadata:
+    """Check physical metadata where it enters sbts (reader output, template keys): impossible
+    values are refused and implausible ones named in a warning, before anything is written."""
+    for text in check_physical(meta, source):
+        logger.warning("%s", text)
+    return meta
 
 
 def _platform_keys(template: Template, meta: Metadata, overrides: dict[str, str]) -> dict[str, str]:
@@ -187,7 +209,11 @@ def _window(template: Template, meta: Metadata, geometry: GeometrySource | None)
     method = template.get_str("mintpy.multilook.method", ["nearest", "mean", "median"]) or "nearest"
     if ystep < 1 or xstep < 1:
         raise InputError("mintpy.multilook.ystep/xstep must be ≥ 1")
-    return Window(y0, y1, x0, x1, ystep, xstep, method)
+    win = Window(y0, y1, x0, x1, ystep, xstep, method)
+    if min(win.shape) < 1:
+        raise InputError(f"mintpy.multilook.ystep/xstep = {ystep}/{xstep} is larger than the "
+                         f"{y1 - y0}×{x1 - x0} image (subset): the stack would have no pixel")
+    return win
 
 
 def _box(text: str, key: str) -> tuple[float, float, float, float]:
@@ -252,12 +278,61 @@ def _check_pairs(stack: StackSource) -> StackSource:
     if bad:
         logger.warning("dropping %d interferogram(s) whose size differs from %s: %s", len(bad), common,
                        ", ".join(p.path or f"{p.date1}_{p.date2}" for p in bad))
+    for name in STACK_DATASETS:  # a layer of some pairs only (a missing *_cc.tif) cannot be stacked
+        lacking = [p for p in stack.pairs if name not in p.layers]
+        if lacking and len(lacking) < len(stack.pairs):
+            raise InputError(f"{name} is missing for {len(lacking)} of {len(stack.pairs)} interferograms: "
+                             + ", ".join(p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}" for p in lacking[:3])
+                             + (" ..." if len(lacking) > 3 else "")
+                             + "; add the missing file(s) or leave those interferograms out of mintpy.load.unwFile")
     keep = [p for p in stack.pairs if tuple(p.layers["unwrapPhase"].shape) == common]
     if (stack.metadata.grid.shape != common):
+        logger.warning("the stack metadata give %d×%d pixels but the interferograms hold %d×%d: using the "
+                       "interferograms' size", *stack.metadata.grid.shape, *common)
         meta = stack.metadata.replace(grid=Grid(common[0], common[1], stack.metadata.grid.geo))
     else:
         meta = stack.metadata
+    if meta.grid.geo is not None:
+        keep = _same_georeference(keep, meta)
     return StackSource(keep, meta, stack.inputs)
+
+
+def _same_georeference(pairs: list, meta: Metadata) -> list:
+    """Drop (with a warning naming them) the interferograms of a geocoded stack whose own
+    georeference (a GeoTIFF's geotransform) is not the grid of the others: stacked pixel by pixel,
+    they would mix different places."""
+    def corner(p) -> tuple[float, ...] | None:
+        try:
+            gt = getattr(p.layers["unwrapPhase"], "geotransform", None)
+        except Exception:  # noqa: BLE001 - a reader's raster without a usable geotransform
+            return None
+        return None if gt is None else (float(gt[0]), float(gt[3]), float(gt[1]), float(gt[5]))
+
+    corners = [corner(p) for p in pairs]
+    known = [c for c in corners if c is not None]
+    if not known:
+        return pairs
+    geo = meta.grid.geo
+    dx, dy = abs(geo.x_step) or 1.0, abs(geo.y_step) or 1.0
+    key = [(round(c[0] / dx * 2), round(c[1] / dy * 2)) if c is not None else None for c in corners]
+    common = collections.Counter(k for k in key if k is not None).most_common(1)[0][0]
+    ref = next(c for c, k in zip(corners, key) if k == common)
+
+    def off(c) -> bool:
+        return (abs(c[0] - ref[0]) > dx / 2 or abs(c[1] - ref[1]) > dy / 2
+                or abs(c[2] - ref[2]) > 1e-6 * dx or abs(c[3] - ref[3]) > 1e-6 * dy)
+
+    bad = [p for p, c in zip(pairs, corners) if c is not None and off(c)]
+    if bad:
+        logger.warning("dropping %d interferogram(s) not on the grid of the others (upper-left corner %.6g, %.6g, "
+                       "pixel %.3g × %.3g): %s", len(bad), ref[0], ref[1], ref[2], ref[3],
+                       ", ".join(f"{p.path or f'{p.date1}_{p.date2}'} at {corner(p)[0]:.6g}, {corner(p)[1]:.6g}"
+                                 for p in bad[:5]) + (" ..." if len(bad) > 5 else ""))
+    if abs(geo.x_first - ref[0]) > 0.75 * dx or abs(geo.y_first - ref[1]) > 0.75 * dy:
+        logger.warning("the stack metadata put the upper-left corner at %.6g, %.6g but the interferograms at "
+                       "%.6g, %.6g", geo.x_first, geo.y_first, ref[0], ref[1])
+    bad_ids = {id(p) for p in bad}
+    return [p for p in pairs if id(p) not in bad_ids]
 
 
 @dataclass
@@ -282,8 +357,9 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
                              f"(relative paths are taken from {base_dir})")
     reader = select_reader(request, registry, processor)
     try:
-        stack = reader.open_stack(request)
-        geometry = reader.open_geometry(request)
+        with plugin_call(f"reader {reader.name!r}"):
+            stack = reader.open_stack(request)
+            geometry = reader.open_geometry(request)
     except SbtsError:
         raise
     except Exception as exc:
@@ -304,6 +380,11 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
     inputs_dir = work_dir / "inputs"
     base_meta = stack.metadata if stack is not None else geometries[0].metadata
     overrides.update(_platform_keys(template, base_meta, overrides))
+    label = f"reader {reader.name!r}" + (" and the template's UPPER_CASE keys" if overrides else "")
+    if stack is not None:
+        _accept_metadata(_apply_overrides(stack.metadata, overrides), f"{label}, interferograms")
+    for geom in geometries:
+        _accept_metadata(_apply_overrides(geom.metadata, overrides), f"{label}, geometry")
     if stack is not None:
         if not stack.pairs:
             raise InputError(f"no interferogram matches mintpy.load.unwFile = {request.pattern('unwFile')!r}")
@@ -381,6 +462,11 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
     bperp = [np.nan if p.bperp is None else p.bperp for p in sources]
     pairs = Pairs(tuple(p.date1 for p in sources), tuple(p.date2 for p in sources),
                   np.nan_to_num(np.asarray(bperp, np.float64)), None)
+    missing = [f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}" for p, b in zip(sources, bperp) if not np.isfinite(b)]
+    if missing:
+        logger.warning("%d of %d interferograms have no perpendicular baseline (%s%s): stored as 0 m; the "
+                       "DEM-error correction needs them (mintpy.load.bperpFile / the processor's baseline files)",
+                       len(missing), len(sources), ", ".join(missing[:3]), " ..." if len(missing) > 3 else "")
     meta = _apply_overrides(_window_metadata(stack.metadata, win), overrides)
     meta = meta.replace(processor=meta.processor or reader).with_extra(**{SIGNATURE_ATTR: sig})
     names = {n: STACK_DATASETS[n] for n in STACK_DATASETS if n in sources[0].layers}
@@ -397,7 +483,8 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
             for name, dtype in names.items():
                 out = np.empty((len(sources),) + block.shape, dtype)
                 for k, p in enumerate(sources):
-                    data = _read_layer(p.layers[name], src, p.path, name)
+                    data = _read_layer(p.layers[name], src, p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}", name,
+                                       reader)
                     data = win.reduce(data, name)
                     if name == "unwrapPhase":
                         data = np.nan_to_num(data, nan=0.0)  # MintPy: 0 = no data
@@ -406,9 +493,10 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
             w.mark_done(block)
 
 
-def _read_layer(layer: Raster, src: Block, path: str, name: str) -> np.ndarray:
+def _read_layer(layer: Raster, src: Block, path: str, name: str, reader: str = "") -> np.ndarray:
     try:
-        data = layer.read(src)
+        with plugin_call(f"reader {reader!r} reading {name} of {path}" if reader else f"the reader of {path or name}"):
+            data = layer.read(src)
     except SbtsError:
         raise
     except Exception as exc:

@@ -21,6 +21,7 @@ from .dates import DAYS_PER_YEAR, format_date, parse_date
 from .errors import InputError
 from .interfaces import ExportRequest
 from .products import UNITS, IfgramStack, MapProduct, Product, TimeSeries
+from .safeio import safe_part
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +168,23 @@ def parse_options(request: ExportRequest, known: set[str], fmt: str) -> dict[str
     opts = {str(k).lower(): str(v) for k, v in request.options.items()}
     unknown = set(opts) - known - {"max_memory"}
     if unknown:
-        raise InputError(f"{fmt} export: unknown option(s) {', '.join(sorted(unknown))} "
+        raise InputError(f"{fmt} export: unknown option(s) {', '.join(sorted(k[:40] for k in unknown))} "
                          f"(known: {', '.join(sorted(known))})")
     return opts
+
+
+def option_memory(opts: dict[str, str], default: float, fmt: str) -> float:
+    """``-O max_memory=GB``: a positive number."""
+    text = opts.get("max_memory")
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise InputError(f"{fmt} export: -O max_memory={text[:40]!r}: give a positive number of GB")
+    return value
 
 
 def output_path(request: ExportRequest, stem: str, suffix: str) -> Path:
@@ -185,8 +200,9 @@ def output_path(request: ExportRequest, stem: str, suffix: str) -> Path:
 
 
 def label_stem(product: Product, sel: MapSelection) -> str:
+    """``<file stem>[_<map name>]``; the map name (a dataset path, a date) made safe for a file name."""
     stem = product.path.stem
-    return stem if sel.name in (stem, product.metadata.file_type) else f"{stem}_{sel.name}"
+    return stem if sel.name in (stem, product.metadata.file_type) else f"{stem}_{safe_part(sel.name, 'map name')}"
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:

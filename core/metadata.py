@@ -182,6 +182,10 @@ class RadarInfo:
 
     def number_of_looks(self) -> int:
         """Independent looks for the coherence→weight conversion: NCORRLOOKS, else ALOOKS·RLOOKS/1.94."""
+        for key, value in (("NCORRLOOKS", self.ncorrlooks), ("ALOOKS", self.alooks), ("RLOOKS", self.rlooks)):
+            if value is not None and not value > 0:
+                raise InputError(f"{key} = {value} in the metadata: the number of looks must be positive; "
+                                 f"fix it in the template ({key} = 1)")
         if self.ncorrlooks is not None:
             return max(1, int(round(self.ncorrlooks)))
         if self.alooks is not None and self.rlooks is not None:
@@ -194,6 +198,9 @@ class RadarInfo:
     def require_wavelength(self) -> float:
         if self.wavelength is None:
             raise InputError("WAVELENGTH is missing from the metadata; set it in the template (WAVELENGTH = 0.0555)")
+        if not (self.wavelength > 0 and math.isfinite(self.wavelength)):
+            raise InputError(f"WAVELENGTH = {self.wavelength!r} in the metadata is not a positive number of metres; "
+                             "fix it (template: WAVELENGTH = 0.0555 for Sentinel-1)")
         return self.wavelength
 
 
@@ -342,6 +349,61 @@ class Metadata:
         """Metadata of a product derived from this file (same grid and acquisition, new type)."""
         grid = self.grid if shape is None else Grid(shape[0], shape[1], self.grid.geo)
         return dataclasses.replace(self, file_type=file_type, unit=unit, grid=grid)
+
+
+# physically possible ranges of the acquisition parameters: (lowest, highest, lowest allowed?)
+_POSITIVE = (0.0, math.inf, False)
+_RADAR_RANGES: dict[str, tuple[float, float, bool]] = {
+    "wavelength": _POSITIVE, "alooks": (1, math.inf, True), "rlooks": (1, math.inf, True),
+    "ncorrlooks": _POSITIVE, "range_pixel_size": _POSITIVE, "azimuth_pixel_size": _POSITIVE,
+    "starting_range": _POSITIVE, "earth_radius": _POSITIVE, "height": _POSITIVE, "prf": _POSITIVE,
+    "slant_range_distance": _POSITIVE, "incidence_angle": (0.0, 90.0, False), "heading": (-360.0, 360.0, True),
+    "center_line_utc": (0.0, 86400.0, True),
+}
+_ATTR_OF = {name: key for key, (name, _conv) in _RADAR_KEYS.items()}
+
+
+def check_physical(meta: Metadata, source: str = "") -> list[str]:
+    """Refuse metadata that cannot describe a SAR acquisition; return warnings for implausible values.
+
+    Called where metadata enters sbts (reader output, template UPPER_CASE keys): a negative
+    WAVELENGTH or zero looks would otherwise scale every result silently.
+    """
+    where = f" ({source})" if source else ""
+    r = meta.radar
+    for name, (low, high, low_ok) in _RADAR_RANGES.items():
+        value = getattr(r, name)
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < low or (value == low and not low_ok) or value > high:
+            bound = f"more than {low:g}" if high == math.inf and not low_ok else (
+                f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}")
+            raise InputError(f"{_ATTR_OF[name]} = {value!r}{where} is impossible: it must be {bound}; "
+                             f"fix the metadata or set {_ATTR_OF[name]} in the template")
+    warnings: list[str] = []
+    if r.wavelength is not None and not 0.005 <= r.wavelength <= 1.0:
+        warnings.append(f"WAVELENGTH = {r.wavelength!r} m{where} is not a radar wavelength (Sentinel-1: 0.0555 m); "
+                        "is it in another unit?")
+    if r.antenna_side is not None and r.antenna_side not in (-1, 1):
+        raise InputError(f"ANTENNA_SIDE = {r.antenna_side}{where}: must be -1 (right looking) or 1 (left looking)")
+    if r.orbit_direction is not None and r.orbit_direction.strip().upper() not in (
+            "ASCENDING", "DESCENDING", "A", "D", "ASC", "DSC", "DESC"):
+        warnings.append(f"ORBIT_DIRECTION = {r.orbit_direction[:40]!r}{where} is neither ASCENDING nor DESCENDING")
+    g = meta.grid.geo
+    if g is not None:
+        for key, value in (("X_STEP", g.x_step), ("Y_STEP", g.y_step), ("X_FIRST", g.x_first), ("Y_FIRST", g.y_first)):
+            if value is None:
+                raise InputError(f"{key} is missing{where}: a geocoded grid needs X_FIRST, Y_FIRST, X_STEP and Y_STEP")
+        if g.x_step == 0 or g.y_step == 0:
+            raise InputError(f"X_STEP/Y_STEP = {g.x_step!r}/{g.y_step!r}{where}: a pixel size cannot be zero")
+        if g.y_unit.lower().startswith("deg") and g.epsg in (None, 4326):
+            # a warning, not an error: a projected grid written without Y_UNIT/EPSG reads as degrees
+            south = g.y_first + meta.grid.length * g.y_step
+            if not (-90.5 <= min(g.y_first, south) and max(g.y_first, south) <= 90.5):
+                warnings.append(f"Y_FIRST = {g.y_first!r}, Y_STEP = {g.y_step!r}{where}: the grid's latitudes "
+                                f"({min(g.y_first, south):.6g} to {max(g.y_first, south):.6g}) are not on Earth; "
+                                "if the grid is projected, set Y_UNIT/X_UNIT = meters and EPSG")
+    return warnings
 
 
 def radar_field_names() -> list[str]:

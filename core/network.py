@@ -39,12 +39,13 @@ import numpy as np
 from .averages import as_stack, find_geometry_file, geometry_water_mask, read_mask_file
 from .blocks import Block, plan_blocks
 from .dates import format_date, parse_date
-from .errors import DataError, InputError, TemplateError
+from .errors import DataError, InputError, TemplateError, shown
 from .h5io import atomic_write_text, edit_in_place, open_h5
 from .metadata import Metadata
 from .pairs import Pairs
 from .products import IfgramStack
 from .progress import progress
+from .safeio import read_text, require_regular
 from .template import Template
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def _date(template: Template, key: str) -> _dt.date | None:
     try:
         return parse_date(value)
     except InputError:
-        raise TemplateError(f"{template.source}: {key} = {value!r} is not a date (YYYYMMDD)") from None
+        raise TemplateError(f"{template.source}: {key} = {shown(value)} is not a date (YYYYMMDD)") from None
 
 
 def _dates(template: Template, key: str) -> list[_dt.date]:
@@ -101,7 +102,7 @@ def _dates(template: Template, key: str) -> list[_dt.date]:
         try:
             out.append(parse_date(item))
         except InputError:
-            raise TemplateError(f"{template.source}: {key}: {item!r} is not a date (YYYYMMDD)") from None
+            raise TemplateError(f"{template.source}: {key}: {shown(item)} is not a date (YYYYMMDD)") from None
     return out
 
 
@@ -109,7 +110,7 @@ def parse_date12(text: str) -> str:
     """Normalise ``20150101_20150201`` / ``150101-150201`` to ``YYYYMMDD_YYYYMMDD``."""
     parts = [p for p in re.split(r"[_\-\s]+", text.strip()) if p]
     if len(parts) != 2:
-        raise InputError(f"{text!r} is not a pair name (date1_date2 or YYMMDD-YYMMDD)")
+        raise InputError(f"{shown(text)} is not a pair name (date1_date2 or YYMMDD-YYMMDD)")
     d1, d2 = (parse_date(p) for p in parts)
     if d1 > d2:
         d1, d2 = d2, d1
@@ -137,7 +138,7 @@ def parse_index_list(items: list[str] | str, num: int, key: str = "excludeIfgInd
             else:
                 values = [int(item)]
         except ValueError:
-            raise TemplateError(f"{key}: {item!r} is not an index or a range a:b (a ≤ b)") from None
+            raise TemplateError(f"{key}: {shown(item)} is not an index or a range a:b (a ≤ b)") from None
         for v in values:
             if not 0 <= v < num:
                 raise TemplateError(f"{key}: index {v} is outside 0..{num - 1} (indices are 0-based)")
@@ -147,13 +148,11 @@ def parse_index_list(items: list[str] | str, num: int, key: str = "excludeIfgInd
 
 def read_pair_list(path: str | os.PathLike) -> list[str]:
     """Pairs to keep from a text file (first token of each line) or from a stack's kept pairs."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"mintpy.network.referenceFile {path} not found")
+    path = require_regular(path, "mintpy.network.referenceFile")
     if path.suffix.lower() in (".h5", ".he5"):
         return IfgramStack(path).pairs.kept().date12
     pairs = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "pair list").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -259,14 +258,14 @@ def select_pairs(pairs: Pairs, template: Template, coherence: np.ndarray | None 
             raise TemplateError(f"{template.source}: {KEY}excludeDate12: {exc}") from None
     if ex12:
         missing = sorted(set(ex12) - set(names))
-        if missing:
-            logger.warning("excludeDate12: %s not in the network", ", ".join(missing))
+        if missing:  # a mistyped pair would leave the pair meant to be dropped in the inversion
+            raise TemplateError(f"{template.source}: {KEY}excludeDate12: {', '.join(missing[:5])}"
+                                f"{' ...' if len(missing) > 5 else ''} not a pair of the stack "
+                                f"({m} pairs, {names[0]} ... {names[-1]}); correct or remove "
+                                f"{'it' if len(missing) == 1 else 'them'}")
         drop(np.isin(names, ex12), "excludeDate12", "listed")
 
-    # raw: "0" is a valid index here, not "no" as the generic getters read it
-    raw = template.raw(KEY + "excludeIfgIndex")
-    items = [] if raw.strip().lower() in ("no", "none", "false", "n", "off", "") else \
-        [v for v in re.split(r"[,\s]+", raw.strip("[] ")) if v]
+    items = template.get_list(KEY + "excludeIfgIndex")  # "0" is an index: only the words mean "no"
     if items:
         index = parse_index_list(items, m, KEY + "excludeIfgIndex")
         mask = np.zeros(m, bool)

@@ -12,6 +12,21 @@ from .dates import format_date, parse_date, years_since
 from .errors import InputError
 
 
+def numeric_array(values, name: str) -> np.ndarray:
+    """``values`` as float32, or an :class:`InputError` naming ``name`` when they are not numbers
+    (e.g. a ``bperp`` dataset stored as text)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        if arr.dtype.kind not in "SUO":
+            raise InputError(f"{name} holds {arr.dtype} values, not numbers")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            sample = arr.reshape(-1)[:3].tolist()
+            raise InputError(f"{name} holds text that is not numbers (e.g. {str(sample)[:60]})") from None
+    return arr.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Pairs:
     """An ordered list of interferograms ``date1_date2`` (date1 < date2).
@@ -29,7 +44,7 @@ class Pairs:
         m = len(self.date1)
         if len(self.date2) != m:
             raise InputError("date1 and date2 lists differ in length")
-        bperp = np.zeros(m, np.float32) if self.bperp is None else np.asarray(self.bperp, np.float32).reshape(-1)
+        bperp = np.zeros(m, np.float32) if self.bperp is None else numeric_array(self.bperp, "bperp").reshape(-1)
         keep = np.ones(m, bool) if self.keep is None else np.asarray(self.keep, bool).reshape(-1)
         if bperp.size != m or keep.size != m:
             raise InputError(f"{m} pairs but {bperp.size} bperp and {keep.size} dropIfgram values")

@@ -9,6 +9,7 @@ same kind; the second is rejected with a warning (built-ins load first).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sbts.plugins"
 _NAME = re.compile(r"^[A-Za-z][\w.+\-]*$")
+_SUFFIX = re.compile(r"^[A-Za-z0-9_+\-]{0,40}$")
 
 _REQUIRED: dict[str, tuple[type, tuple[str, ...]]] = {
     "reader": (Reader, ("detect", "open_stack", "open_geometry")),
@@ -78,13 +80,46 @@ class Registry:
         for impl in self.manager.hook.sbts_commands.get_hookimpls():
             try:
                 found.extend(impl.function() or [])
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
-                _warn(impl.plugin_name, f"its sbts_commands hook raised {type(exc).__name__}: {exc}")
+            except BaseException as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+                if not _contained(exc):
+                    raise
+                _warn(impl.plugin_name, f"its sbts_commands hook failed: {_why(exc)}")
         return found
 
 
 def _warn(plugin: str, reason: str) -> None:
     warnings.warn(f"sbts plugin {plugin!r} skipped: {reason}", PluginWarning, stacklevel=3)
+
+
+def _why(exc: BaseException) -> str:
+    """``Type: message`` of an exception raised by plugin code, short, even if its ``str`` fails."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__
+        text = "?"
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({text})"
+    text = text if len(text) <= 200 else text[:199] + "…"
+    return f"{type(exc).__name__}: {text}"
+
+
+# what plugin code may raise that sbts contains: everything but Ctrl-C.  SystemExit (sys.exit() in a
+# plugin) would otherwise end every sbts command silently, with whatever exit status it chose
+def _contained(exc: BaseException) -> bool:
+    return not isinstance(exc, KeyboardInterrupt)
+
+
+@contextlib.contextmanager
+def plugin_call(what: str):
+    """Run plugin code (``what`` names it: "reader 'isce'"): a ``sys.exit()`` or other
+    ``BaseException`` but Ctrl-C becomes a :class:`PluginError` naming the plugin; ordinary
+    exceptions pass through to the caller, which turns them into its own message."""
+    try:
+        yield
+    except (Exception, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, GeneratorExit ... from plugin code
+        raise PluginError(f"{what} stopped: {_why(exc)}; a plugin must raise an exception, not exit") from None
 
 
 def new_manager() -> pluggy.PluginManager:
@@ -124,8 +159,10 @@ def build_registry(entry_points: Iterable[Any] | None = None, extra_plugins: Ite
         dists[ep.name] = (dist.name if dist else "?", dist.version if dist else "?")
         try:
             candidates.append((ep.name, ep.load()))
-        except Exception as exc:  # noqa: BLE001 - isolate every plugin
-            registry.broken[ep.name] = f"import of {ep.value} failed: {type(exc).__name__}: {exc}"
+        except BaseException as exc:  # noqa: BLE001 - isolate every plugin, even one calling sys.exit()
+            if not _contained(exc):
+                raise
+            registry.broken[ep.name] = f"import of {ep.value} failed: {_why(exc)}"
             _warn(ep.name, registry.broken[ep.name])
     for name, obj in extra_plugins:
         module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
@@ -138,10 +175,12 @@ def build_registry(entry_points: Iterable[Any] | None = None, extra_plugins: Ite
         try:
             pm.register(obj, name=name)
             pm.check_pending()
-        except Exception as exc:  # noqa: BLE001 - pluggy validation errors, misspelled hooks
+        except BaseException as exc:  # noqa: BLE001 - pluggy validation errors, misspelled hooks
+            if not _contained(exc):
+                raise
             if pm.get_plugin(name) is not None:
                 pm.unregister(name=name)
-            registry.broken[name] = f"invalid hooks: {exc}"
+            registry.broken[name] = f"invalid hooks: {_why(exc)}"
             _warn(name, registry.broken[name])
             continue
 
@@ -150,42 +189,59 @@ def build_registry(entry_points: Iterable[Any] | None = None, extra_plugins: Ite
             plugin_name = impl.plugin_name
             try:
                 provided = impl.function() or []
-            except Exception as exc:  # noqa: BLE001
-                registry.broken[plugin_name] = f"its {hook_name} hook raised {type(exc).__name__}: {exc}"
+            except BaseException as exc:  # noqa: BLE001
+                if not _contained(exc):
+                    raise
+                registry.broken[plugin_name] = f"its {hook_name} hook failed: {_why(exc)}"
                 _warn(plugin_name, registry.broken[plugin_name])
                 continue
             if not isinstance(provided, (list, tuple)):
                 provided = [provided]
             package, version = dists.get(plugin_name, ("?", "?"))
             for item in provided:
-                problem = validate(kind, item)
-                if problem:
-                    registry.broken[plugin_name] = problem
-                    _warn(plugin_name, problem)
-                    continue
-                items = registry.of_kind(kind)
-                if item.name in items:
-                    owner = next((i.plugin for i in registry.info if i.kind == kind and i.name == item.name), "?")
-                    _warn(plugin_name, f"{kind} name {item.name!r} is already provided by plugin {owner!r}")
-                    continue
-                items[item.name] = item
-                lines = (getattr(item, "summary", "") or "").strip().splitlines()
-                registry.info.append(PluginInfo(kind, item.name, plugin_name, package, version,
-                                                lines[0] if lines else ""))
+                try:
+                    _add_item(registry, kind, item, plugin_name, package, version)
+                except BaseException as exc:  # noqa: BLE001 - hostile attributes (a raising name/summary)
+                    if not _contained(exc):
+                        raise
+                    registry.broken[plugin_name] = f"its {kind} could not be inspected: {_why(exc)}"
+                    _warn(plugin_name, registry.broken[plugin_name])
     return registry
+
+
+def _add_item(registry: Registry, kind: str, item: Any, plugin_name: str, package: str, version: str) -> None:
+    problem = validate(kind, item)
+    if problem:
+        registry.broken[plugin_name] = problem
+        _warn(plugin_name, problem)
+        return
+    items = registry.of_kind(kind)
+    if item.name in items:
+        owner = next((i.plugin for i in registry.info if i.kind == kind and i.name == item.name), "?")
+        _warn(plugin_name, f"{kind} name {item.name!r} is already provided by plugin {owner!r}")
+        return
+    summary = getattr(item, "summary", "") or ""
+    lines = (summary if isinstance(summary, str) else "").strip().splitlines()
+    items[item.name] = item
+    registry.info.append(PluginInfo(kind, item.name, plugin_name, package, version, lines[0] if lines else ""))
 
 
 def validate(kind: str, item: Any) -> str | None:
     """Why ``item`` cannot serve as a plugin of ``kind`` (``None`` if it can)."""
     _base, methods = _REQUIRED[kind]
     name = getattr(item, "name", None)
-    if not isinstance(name, str) or not _NAME.match(name):
-        return f"its {kind} {item!r} has no valid 'name' (a short identifier string)"
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 64:
+        return f"its {kind} {type(item).__name__} has no valid 'name' (a short identifier string)"
     missing = [m for m in methods if not callable(getattr(item, m, None))]
     if missing:
         return f"its {kind} {name!r} lacks method(s) {', '.join(missing)}"
     if kind == "correction" and getattr(item, "stage", "timeseries") not in ("timeseries", "ifgram"):
-        return f"its correction {name!r} has stage {item.stage!r}; expected 'timeseries' or 'ifgram'"
+        return f"its correction {name!r} has stage {str(item.stage)[:40]!r}; expected 'timeseries' or 'ifgram'"
+    if kind == "correction":  # the suffix becomes part of a file name: timeseries_<suffix>.h5
+        suffix = getattr(item, "suffix", "")
+        if not isinstance(suffix, str) or not _SUFFIX.match(suffix):
+            return (f"its correction {name!r} has suffix {str(suffix)[:40]!r}; a suffix is part of a file name: "
+                    "letters, digits, '_', '+', '-' only")
     return None
 
 

@@ -21,7 +21,7 @@ from .dates import format_date, parse_date
 from .errors import InputError
 from .h5io import INCOMPLETE_ATTR, H5Writer, decode_strings, encode_dates, open_h5
 from .metadata import Metadata
-from .pairs import Pairs
+from .pairs import Pairs, numeric_array
 
 STACK_DATASETS = {
     "unwrapPhase": np.float32,
@@ -202,6 +202,9 @@ class IfgramStack(Product):
         super()._check_shapes()
         m = len(self.pairs)
         for name, s in self._shapes.items():
+            if name in STACK_DATASETS and len(s) != 3:
+                raise InputError(f"{self.path}: dataset {name!r} has shape {s}; a stack dataset is 3-D "
+                                 "(pair, row, column)")
             if len(s) == 3 and s[0] != m:
                 raise InputError(f"{self.path}: dataset {name!r} has {s[0]} layers but 'date' lists {m} pairs")
 
@@ -233,13 +236,19 @@ class TimeSeries(Product):
             k = steps.index(False)
             raise InputError(f"{self.path}: dataset 'date' is not strictly increasing "
                              f"({self.date_strings[k]} then {self.date_strings[k + 1]}); the file is inconsistent")
-        self.bperp = f["bperp"][()] if "bperp" in f else np.zeros(len(self.dates), np.float32)
+        self.bperp = (numeric_array(f["bperp"][()], f"{self.path}: dataset 'bperp'").reshape(-1) if "bperp" in f
+                      else np.zeros(len(self.dates), np.float32))
+        if self.bperp.size != len(self.dates):
+            raise InputError(f"{self.path}: 'bperp' has {self.bperp.size} values for {len(self.dates)} dates")
         self.dataset_name = "timeseries" if "timeseries" in f else next(
             (n for n, o in f.items() if isinstance(o, h5py.Dataset) and o.ndim == 3), "timeseries")
 
     def _check_shapes(self) -> None:
         super()._check_shapes()
         s = self._shapes.get(self.dataset_name)
+        if s is not None and len(s) != 3:
+            raise InputError(f"{self.path}: dataset {self.dataset_name!r} has shape {s}; a time series is 3-D "
+                             "(date, row, column)")
         if s is not None and s[0] != len(self.dates):
             raise InputError(f"{self.path}: {self.dataset_name!r} has {s[0]} layers but 'date' lists {len(self.dates)}")
 

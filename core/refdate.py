@@ -18,9 +18,10 @@ import numpy as np
 
 from .blocks import plan_blocks
 from .dates import format_date, parse_date
-from .errors import InputError
+from .errors import InputError, shown
 from .h5io import open_h5
 from .products import TimeSeries, TimeSeriesWriter
+from .safeio import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ def resolve_date(date: str | os.PathLike, work_dir: str | os.PathLike | None = N
     path = Path(os.path.expanduser(text))
     if not path.is_absolute() and work_dir is not None and not path.exists():
         path = Path(work_dir) / path
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+    if path.exists() and not path.is_dir():  # read_text refuses a FIFO or a device by name
+        for line in read_text(path, "reference-date file").splitlines():
             token = line.split("#", 1)[0].split()
             if token:
                 return format_date(parse_date(token[0]))
@@ -40,7 +41,7 @@ def resolve_date(date: str | os.PathLike, work_dir: str | os.PathLike | None = N
     try:
         return format_date(parse_date(text))
     except InputError:
-        raise InputError(f"reference date {text!r}: neither a date (YYYYMMDD) nor an existing file") from None
+        raise InputError(f"reference date {shown(text)}: neither a date (YYYYMMDD) nor an existing file") from None
 
 
 def resolve_reference_date(template, work_dir: str | os.PathLike | None = None) -> str | None:
@@ -54,7 +55,7 @@ def resolve_reference_date(template, work_dir: str | os.PathLike | None = None) 
         path = Path(os.path.expanduser(value))
         if not path.is_absolute() and work_dir is not None:
             path = Path(work_dir) / path
-        if not path.is_file():
+        if not path.exists():
             logger.info("%s not found: reference date unchanged (run `sbts rms` or set %s)", path, key)
             return None
     return resolve_date(value, work_dir)

@@ -43,7 +43,7 @@ from .averages import (AVG_COHERENCE_FILE, CONNCOMP_MASK_FILE, as_stack, connect
                        find_geometry_file, geometry_water_mask, kept_index, read_mask_file,
                        temporal_average, valid_in_all_kept)
 from .blocks import Block
-from .errors import DataError, InputError, TemplateError
+from .errors import DataError, InputError, TemplateError, shown
 from .h5io import open_h5
 from .products import IfgramStack
 from .template import Template
@@ -295,6 +295,9 @@ def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template,
             if yx is not None and (int(yx[0]), int(yx[1])) != (y, x):
                 logger.warning("both reference.lalo and reference.yx are set; lalo (pixel %d, %d) is used", y, x)
         else:
+            if any(v != int(v) for v in yx):
+                raise TemplateError(f"{template.source}: {KEY}yx = {shown(template.raw(KEY + 'yx'))}: y and x are "
+                                    "pixel indices and must be whole numbers")
             y, x = int(yx[0]), int(yx[1])
             method = "yx"
         problems = pixel_problems(stack, y, x, mask)

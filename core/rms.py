@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .blocks import Block, plan_blocks
-from .errors import DataError, InputError, TemplateError
+from .errors import DataError, InputError, TemplateError, shown
 from .products import MapProduct, TimeSeries, TimeSeriesWriter
 from .ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
 from .template import Template
@@ -75,7 +75,7 @@ def _deramp_kind(t: Template) -> str | None:
             return kind
     if value in ("no", "none", "false", "off", "n", "0"):
         return None
-    raise TemplateError(f"{t.source}: {KEY}deramp = {value!r} is not one of: {', '.join(RAMP_KINDS)} (or no)")
+    raise TemplateError(f"{t.source}: {KEY}deramp = {shown(value)} is not one of: {', '.join(RAMP_KINDS)} (or no)")
 
 
 def _mask_path(t: Template, work_dir: Path) -> Path | None:
@@ -249,7 +249,7 @@ def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
     kind = _deramp_kind(t)
     cutoff = t.get_float(KEY + "cutoff")
     if cutoff is None or not cutoff > 0:
-        raise TemplateError(f"{t.source}: {KEY}cutoff = {t.raw(KEY + 'cutoff')!r} must be a positive number")
+        raise TemplateError(f"{t.source}: {KEY}cutoff = {shown(t.raw(KEY + 'cutoff'))} must be a positive number")
     mask_path = _mask_path(t, wd)
     mask = _Mask(mask_path, ts.shape)
     logger.info("residual RMS of %s (%d dates): %s, mask %s", ts_path.name, len(ts.dates),

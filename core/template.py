@@ -13,6 +13,7 @@ import math
 import logging
 import os
 import re
+import stat
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -20,13 +21,45 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import TemplateError
+from .errors import TemplateError, shown
 
 logger = logging.getLogger(__name__)
 
 TRUE = {"yes", "y", "true", "t", "on", "1"}
 FALSE = {"no", "n", "false", "f", "off", "0", "none"}
+# words that switch a non-boolean key off; a number is never one of them: ``0`` is zero, not "no"
+NO_WORDS = {"no", "n", "false", "f", "off", "none"}
 _LINE = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*=\s*(.*?)\s*$")
+
+
+# the range of each numeric key, checked by the typed getters wherever the key is read:
+# key -> (lowest, lowest allowed?, highest or None, integer?[, what the number is])
+_RANGES: dict[str, tuple] = {
+    "mintpy.compute.maxMemory": (0, False, None, False),
+    "mintpy.plot.maxMemory": (0, False, None, False),
+    "mintpy.plot.dpi": (0, False, None, False),
+    "mintpy.multilook.ystep": (1, True, None, True),
+    "mintpy.multilook.xstep": (1, True, None, True),
+    "mintpy.network.tempBaseMax": (0, True, None, False),
+    "mintpy.network.perpBaseMax": (0, True, None, False),
+    "mintpy.network.connNumMax": (1, True, None, True),
+    "mintpy.network.minCoherence": (0, True, 1, False),
+    "mintpy.network.minAreaRatio": (0, True, 1, False),
+    "mintpy.reference.minCoherence": (0, True, 1, False),
+    "mintpy.unwrapError.connCompMinArea": (0, True, None, False),
+    "mintpy.unwrapError.numSample": (1, True, None, True),
+    "mintpy.unwrapError.bridgePtsRadius": (0, True, None, True),
+    "mintpy.networkInversion.minRedundancy": (0, True, None, False),
+    "mintpy.networkInversion.minTempCoh": (0, True, 1, False),
+    "mintpy.networkInversion.minNumPixel": (0, True, None, True),
+    "mintpy.troposphericDelay.polyOrder": (1, True, None, True, "a polynomial degree"),
+    "mintpy.troposphericDelay.looks": (1, True, None, True),
+    "mintpy.troposphericDelay.minCorrelation": (0, True, 1, False),
+    "mintpy.topographicResidual.polyOrder": (0, True, None, True, "a polynomial degree"),
+    "mintpy.residualRMS.cutoff": (0, False, None, False),
+    "mintpy.timeFunc.polynomial": (0, True, None, True, "a polynomial degree"),
+    "mintpy.timeFunc.bootstrapCount": (0, True, None, True),
+}
 
 
 class UnknownKeyWarning(UserWarning):
@@ -49,7 +82,7 @@ def parse_text(text: str, source: str = "<template>") -> dict[str, str]:
             continue
         match = _LINE.match(line)
         if not match:
-            raise TemplateError(f"{source}, line {lineno}: cannot parse {stripped[:60]!r}; expected 'key = value'")
+            raise TemplateError(f"{source}, line {lineno}: cannot parse {shown(stripped, 60)}; expected 'key = value'")
         key, value = match.group(1), _strip_comment(match.group(2))
         values[normalise_key(key)] = value
     return values
@@ -60,13 +93,25 @@ def normalise_key(key: str) -> str:
 
 
 def read_text_file(path: str | os.PathLike) -> str:
+    """The text of a template: a regular UTF-8 file (a BOM is dropped; a FIFO or device is refused,
+    since reading one blocks forever or never ends)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        st = path.stat()
     except FileNotFoundError:
         raise TemplateError(f"template {path} not found") from None
     except OSError as exc:
-        raise TemplateError(f"template {path} cannot be read: {exc}") from None
+        raise TemplateError(f"template {path} cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TemplateError(f"template {path} is a folder; give the template file")
+    if not stat.S_ISREG(st.st_mode):
+        raise TemplateError(f"template {path} is not a regular file (a FIFO, socket or device); give a text file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TemplateError(f"template {path} cannot be read: {exc.strerror or exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (Windows editors)
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -198,7 +243,7 @@ class Template:
                 continue
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            warnings.warn(f"{self.source}: unknown key {key!r}{hint}", UnknownKeyWarning, stacklevel=3)
+            warnings.warn(f"{self.source}: unknown key {shown(key)}{hint}", UnknownKeyWarning, stacklevel=3)
 
     # ------------------------------------------------------------ access
     def raw(self, key: str) -> str:
@@ -206,7 +251,7 @@ class Template:
         value = self.values.get(key, "auto")
         if value.strip().lower() in ("auto", ""):
             if key not in default_values():
-                raise TemplateError(f"no default for key {key!r}")
+                raise TemplateError(f"no default for key {shown(key)}")
             value = default_values()[key]
         return os.path.expandvars(value).strip() if "$" in value else value.strip()
 
@@ -216,9 +261,12 @@ class Template:
         return value not in ("auto", "")
 
     def get(self, key: str) -> str | None:
-        """The value, or ``None`` for no/none/false."""
+        """The value, or ``None`` for the words no/none/false/off (``0`` is a value, not "no")."""
         value = self.raw(key)
-        return None if value.lower() in FALSE else value
+        return None if value.lower() in NO_WORDS else value
+
+    def _bad(self, key: str, value: str, why: str) -> TemplateError:
+        return TemplateError(f"{self.source}: {normalise_key(key)} = {shown(value)} {why}")
 
     def get_str(self, key: str, choices: Iterable[str] | None = None) -> str | None:
         """The value (``None`` for no/none/false); with ``choices``, one of them."""
@@ -226,14 +274,12 @@ class Template:
             return self.get(key)
         options = list(choices)
         value = self.raw(key)
-        if value.lower() in FALSE:
+        if value.lower() in NO_WORDS:
             return None
         for option in options:
             if value.lower() == option.lower():
                 return option
-        if value.lower() in FALSE:
-            return None
-        raise TemplateError(f"{self.source}: {key} = {value!r} is not one of: {', '.join(options)}")
+        raise self._bad(key, value, f"is not one of: {', '.join(options)}")
 
     def get_bool(self, key: str) -> bool:
         value = self.raw(key).lower()
@@ -241,18 +287,31 @@ class Template:
             return True
         if value in FALSE:
             return False
-        raise TemplateError(f"{self.source}: {key} = {value!r} is not yes/no")
+        raise self._bad(key, value, "is not yes/no")
 
     def get_float(self, key: str) -> float | None:
+        """A finite number; ``None`` only for the words no/none/false (``0`` is zero)."""
         value = self.get(key)
         if value is None:
             return None
         try:
             number = float(value)
         except ValueError:
-            raise TemplateError(f"{self.source}: {key} = {value!r} is not a number") from None
+            raise self._bad(key, value, "is not a number") from None
         if not math.isfinite(number):
-            raise TemplateError(f"{self.source}: {key} = {value!r} is not a finite number")
+            raise self._bad(key, value, "is not a finite number")
+        rule = _RANGES.get(normalise_key(key))
+        if rule is not None:
+            low, low_ok, high, integer = rule[:4]
+            what = f" ({rule[4]})" if len(rule) > 4 else ""
+            if integer and number != int(number):
+                raise self._bad(key, value, f"is not an integer{what}")
+            if number < low or (number == low and not low_ok) or (high is not None and number > high):
+                if high is not None:
+                    why = f"must be between {low:g} and {high:g}"
+                else:
+                    why = f"must be {'at least' if low_ok else 'more than'} {low:g}"
+                raise self._bad(key, value, why + what)
         return number
 
     def get_int(self, key: str) -> int | None:
@@ -260,7 +319,7 @@ class Template:
         if value is None:
             return None
         if value != int(value):
-            raise TemplateError(f"{self.source}: {key} = {value} is not an integer")
+            raise self._bad(key, self.raw(key), "is not an integer")
         return int(value)
 
     def get_list(self, key: str) -> list[str]:
@@ -271,15 +330,18 @@ class Template:
         return [v for v in re.split(r"[,\s]+", value.strip("[]")) if v]
 
     def get_numbers(self, key: str, count: int | None = None) -> list[float] | None:
+        """Finite numbers (``None`` for no)."""
         items = self.get_list(key)
         if not items:
             return None
         try:
             numbers = [float(v) for v in items]
         except ValueError:
-            raise TemplateError(f"{self.source}: {key} = {self.raw(key)!r}: expected numbers") from None
+            raise self._bad(key, self.raw(key), "expected numbers") from None
+        if not all(math.isfinite(v) for v in numbers):
+            raise self._bad(key, self.raw(key), "expected finite numbers")
         if count is not None and len(numbers) != count:
-            raise TemplateError(f"{self.source}: {key} = {self.raw(key)!r}: expected {count} numbers")
+            raise self._bad(key, self.raw(key), f"expected {count} numbers")
         return numbers
 
     def metadata_overrides(self) -> dict[str, str]:

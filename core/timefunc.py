@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dates import DAYS_PER_YEAR, format_date, parse_date
-from .errors import InputError, TemplateError
+from .errors import InputError, TemplateError, shown
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def _parse_date(value: str, key: str) -> _dt.date:
     try:
         return parse_date(value)
     except InputError:
-        raise TemplateError(f"{key}: {value!r} is not a date (YYYYMMDD)") from None
+        raise TemplateError(f"{key}: {shown(value)} is not a date (YYYYMMDD)") from None
 
 
 def parse_onsets(value: str | None, key: str) -> tuple[tuple[_dt.date, tuple[float, ...]], ...]:
@@ -221,12 +221,12 @@ def parse_onsets(value: str | None, key: str) -> tuple[tuple[_dt.date, tuple[flo
             continue
         onset = _parse_date(items[0], key)
         if len(items) < 2:
-            raise TemplateError(f"{key} = {value!r}: onset {items[0]} has no time constant; "
+            raise TemplateError(f"{key} = {shown(value)}: onset {items[0]} has no time constant; "
                                 f"write onset,tau_days[,tau2];onset2,tau (e.g. {items[0]},60)")
         try:
             taus = [float(v) for v in items[1:]]
         except ValueError:
-            raise TemplateError(f"{key} = {value!r}: time constants after {items[0]} must be numbers of days") from None
+            raise TemplateError(f"{key} = {shown(value)}: time constants after {items[0]} must be numbers of days") from None
         out.setdefault(onset, [])
         out[onset] += [t for t in taus if t not in out[onset]]
     return tuple((d, tuple(out[d])) for d in sorted(out))

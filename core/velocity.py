@@ -38,10 +38,11 @@ import numpy as np
 
 from .blocks import plan_blocks
 from .dates import format_date, parse_date
-from .errors import InputError, TemplateError
+from .errors import InputError, TemplateError, shown
 from .h5io import H5Writer, check_distinct
 from .products import TimeSeries
 from .progress import progress
+from .safeio import read_text
 from .template import Template
 from .timefunc import KEY, TimeFunctionModel, derive, derive_std
 
@@ -116,13 +117,13 @@ def _template_date(t: Template, key: str) -> _dt.date | None:
     try:
         return parse_date(value)
     except InputError:
-        raise TemplateError(f"{t.source}: {key} = {value!r} is not a date (YYYYMMDD)") from None
+        raise TemplateError(f"{t.source}: {key} = {shown(value)} is not a date (YYYYMMDD)") from None
 
 
 def read_date_file(path: str | os.PathLike) -> list[_dt.date]:
     """Dates listed in a text file (first token of each line; ``#`` comments and blank lines skipped)."""
     dates = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "date file").splitlines(), 1):
         token = line.split("#", 1)[0].split()
         if not token:
             continue
@@ -153,10 +154,10 @@ def resolve_exclude_dates(t: Template, work_dir: str | os.PathLike | None = None
         path = Path(os.path.expanduser(item))
         if not path.is_absolute() and work_dir is not None:
             path = Path(work_dir) / path
-        if path.is_file():
+        if path.exists() and not path.is_dir():  # read_date_file refuses a FIFO or a device by name
             dates.update(read_date_file(path))
         elif t.is_set(key):
-            raise TemplateError(f"{key} = {t.raw(key)!r}: {path} not found (give dates YYYYMMDD, an existing "
+            raise TemplateError(f"{key} = {shown(t.raw(key))}: {shown(str(path))} not found (give dates YYYYMMDD, an existing "
                                 "file of dates, or no)")
         else:
             logger.debug("%s not found: no date excluded", path)
@@ -351,6 +352,15 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
     outputs = model.outputs()
     resamples = pinvs = None
     if options.uncertainty == "bootstrap":
+        # resampled indices, design matrices and pseudo-inverses of every resample are held at once
+        # (once for the whole run, so at least 1 GB is allowed whatever the per-block budget)
+        budget = max(max_memory, 1.0)
+        need = options.bootstrap_count * n * (8 + 8 * k * 3)
+        if need > budget * 1024**3:
+            fit = max(2, int(budget * 1024**3 // max(1, n * (8 + 8 * k * 3))))
+            raise TemplateError(f"{KEY}bootstrapCount = {options.bootstrap_count}: the resamples of {n} dates "
+                                f"need {need / 1024**3:.3g} GB, over the {budget:g} GB budget; use at most "
+                                f"{fit} (400 is usual) or raise mintpy.compute.maxMemory")
         resamples = draw_resamples(n, options.bootstrap_count, options.seed)
         pinvs = bootstrap_pinvs(G, resamples)
 

@@ -32,6 +32,7 @@ from ..blocks import Block, plan_blocks
 from ..errors import DataError, InputError
 from ..h5io import check_distinct
 from ..products import IfgramStack, Product, write_map
+from ..safeio import safe_part
 from .common import default_output_dir, main_dataset, map_reader, require_geo
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def _default_output(product: Product, dataset: str | None, nonzero: bool) -> Pat
     name = dataset or main_dataset(product) if not isinstance(product, IfgramStack) else dataset or "coherence"
     if name == "temporalCoherence":
         return folder / "maskTempCoh.h5"
-    return folder / f"mask_{name}.h5"
+    return folder / f"mask_{safe_part(name, 'dataset name')}.h5"
 
 
 def _window(shape: tuple[int, int], product: Product, subset_yx: Sequence[int] | None,

@@ -41,11 +41,12 @@ import numpy as np
 
 from sbts.core.blocks import Block, plan_blocks
 from sbts.core.dates import format_date, parse_date
-from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.h5io import H5Writer, check_distinct
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.products import TimeSeries, TimeSeriesWriter
+from sbts.core.safeio import read_text
 
 from ._tropo_common import GeometryAccess, provenance, reference_date_index, resolve_path
 
@@ -99,6 +100,11 @@ class DemError(Correction):
         bperp3d = _geometry_bperp(geom, n)
         ref_i = reference_date_index(ts)
         b1 = np.asarray(ts.bperp, np.float64) - float(ts.bperp[ref_i])
+        bad = [ts.date_strings[i] for i in np.flatnonzero(~np.isfinite(np.asarray(ts.bperp, np.float64)))]
+        if bperp3d is None and bad:  # NaN baselines would make every corrected pixel NaN
+            raise DataError(f"{ts.path}: the perpendicular baseline ('bperp') of {len(bad)} date(s) is not a number "
+                            f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); load the baselines with the "
+                            "stack (mintpy.load.bperpFile / the processor's baseline files)")
         if bperp3d is None and not np.any(b1):
             raise DataError(f"{ts.path}: all perpendicular baselines are equal ('bperp' dataset), so a DEM error "
                             "cannot be separated from the deformation; load the baselines with the stack")
@@ -286,7 +292,7 @@ def _step_dates(t, ts: TimeSeries) -> list:
         try:
             d = parse_date(item)
         except InputError:
-            raise TemplateError(f"{STEP_KEY} = {t.raw(STEP_KEY)!r}: {item!r} is not a date YYYYMMDD[THHMM]") from None
+            raise TemplateError(f"{STEP_KEY} = {shown(t.raw(STEP_KEY))}: {shown(item)} is not a date YYYYMMDD[THHMM]") from None
         if not ts.dates[0] < d <= ts.dates[-1]:
             logger.warning("%s: step date %s is outside %s..%s (no acquisition on both sides); ignored", STEP_KEY,
                            format_date(d), ts.date_strings[0], ts.date_strings[-1])
@@ -313,7 +319,7 @@ def _kept_dates(context: CorrectionContext, ts: TimeSeries) -> np.ndarray:
             try:
                 dates.append(parse_date(item))
             except InputError:
-                raise TemplateError(f"{EXCLUDE_KEY} = {t.raw(EXCLUDE_KEY)!r}: {item!r} is not a date") from None
+                raise TemplateError(f"{EXCLUDE_KEY} = {shown(t.raw(EXCLUDE_KEY))}: {shown(item)} is not a date") from None
     keep = np.ones(len(ts.dates), bool)
     for d in dates:
         if d in ts.dates:
@@ -325,7 +331,7 @@ def _kept_dates(context: CorrectionContext, ts: TimeSeries) -> np.ndarray:
 
 def _read_date_file(path: Path) -> list:
     out = []
-    for line in Path(path).read_text(errors="replace").splitlines():
+    for line in read_text(path, "date file").splitlines():
         token = line.split("#", 1)[0].strip()
         if token:
             try:

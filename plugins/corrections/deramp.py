@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.blocks import Block, plan_blocks
-from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.products import MapProduct, TimeSeries, TimeSeriesWriter
@@ -112,7 +112,7 @@ def _kind(context: CorrectionContext) -> str:
     if value.strip().lower() in ("no", "none", "false", "off", "n", "0"):
         raise TemplateError(f"{KEY} = {value}: deramp is off; set {KEY} = linear or quadratic "
                             f"(e.g. sbts correct deramp -s {KEY}=linear)")
-    raise TemplateError(f"{KEY} = {value!r} is not one of: {', '.join(RAMP_KINDS)} (or no)")
+    raise TemplateError(f"{KEY} = {shown(value)} is not one of: {', '.join(RAMP_KINDS)} (or no)")
 
 
 def _mask_file(context: CorrectionContext) -> tuple[Path | None, str]:

@@ -21,7 +21,9 @@ from sbts.core.h5io import atomic_output
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.metadata import Metadata
+from sbts.core.mapselect import option_memory, parse_options
 from sbts.core.products import IfgramStack, Product, TimeSeries
+from sbts.core.safeio import safe_part
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +57,15 @@ class GeoTiffExporter(Exporter):
         if not product.metadata.grid.is_geocoded:  # direct API use (core.exporting checks it too)
             raise InputError(f"{request.input_file} is in radar coordinates; GeoTIFF needs geocoded data: "
                              f"run `sbts geocode {request.input_file}` first")
-        opts = {str(k).lower(): str(v) for k, v in request.options.items()}
-        all_bands = opts.get("bands", "").lower() in _TRUE
+        opts = parse_options(request, {"bands", "compress"}, "geotiff")
+        bands = opts.get("bands", "").lower()
+        if bands not in _TRUE | {"", "no", "false", "0"}:
+            raise InputError(f"geotiff export: -O bands={bands!r}: use bands=all (every layer as a band) or leave it out")
+        all_bands = bands in _TRUE
+        compress = _compression(gdal, opts.get("compress", "DEFLATE"))
+        max_memory = option_memory(opts, 1.0, "geotiff")
         jobs = _jobs(product, request.dataset, all_bands)
         paths = _output_paths(product, jobs, request.output)
-        max_memory = float(opts.get("max_memory", 1.0))
-        compress = opts.get("compress", "DEFLATE").upper()
         srs = _srs(product.metadata, osr)
         for (dataset, index, label), path in zip(jobs, paths):
             _write(gdal, product, dataset, index, label, path, srs, compress, max_memory)
@@ -130,6 +135,8 @@ def _output_paths(product: Product, jobs: list[Job], output: Path | None) -> lis
 
     def default(job: Job) -> str:
         dataset, index, label = job
+        dataset = safe_part(dataset, "dataset name")  # a nested HDF5 path holds "/"
+        label = label if not isinstance(index, int) else safe_part(label, "date")
         if isinstance(index, int):
             return f"{stem}_{label}.tif" if isinstance(product, TimeSeries) else f"{stem}_{dataset}_{label}.tif"
         whole_series = isinstance(product, TimeSeries) and dataset == product.dataset_name
@@ -154,6 +161,30 @@ def _gdal():
     gdal.UseExceptions()
     osr.UseExceptions()
     return gdal, osr
+
+
+def _compression(gdal, value: str) -> str:
+    """``-O compress=`` checked against what this GDAL's GTiff driver offers (GDAL would only warn
+    and write the file uncompressed)."""
+    import xml.etree.ElementTree as ET
+
+    value = value.strip().upper()
+    if value == "NONE":
+        return value
+    offered: list[str] = []
+    text = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
+    try:
+        for option in ET.fromstring(text).iter("Option"):
+            if option.get("name") == "COMPRESS":
+                offered = [v.text.strip().upper() for v in option.iter("Value") if v.text]
+    except ET.ParseError:
+        offered = []
+    if offered and value not in offered:
+        raise InputError(f"geotiff export: -O compress={value[:40]!r} is not offered by this GDAL "
+                         f"(one of: {', '.join(offered)})")
+    if not offered and not re.fullmatch(r"[A-Z0-9_]{1,20}", value):
+        raise InputError(f"geotiff export: -O compress={value[:40]!r}: give a GDAL compression name (DEFLATE, LZW, NONE)")
+    return value
 
 
 def _srs(meta: Metadata, osr):

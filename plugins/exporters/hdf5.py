@@ -23,6 +23,7 @@ from sbts.core.errors import InputError
 from sbts.core.h5io import H5Writer, open_h5
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
+from sbts.core.mapselect import option_memory
 from sbts.core.metadata import GeoGrid, Grid, Metadata
 from sbts.core.products import IfgramStack, Product, TimeSeries
 
@@ -63,7 +64,7 @@ class Hdf5Exporter(Exporter):
         meta = _metadata(product.metadata, box)
         if layers is not None and isinstance(product, TimeSeries):  # the dates kept, as on any time series
             meta = meta.with_extra(START_DATE=product.date_strings[layers[0]], END_DATE=product.date_strings[layers[-1]])
-        max_memory = float(opts.get("max_memory", 1.0))
+        max_memory = option_memory(opts, 1.0, "hdf5")
         y0, y1, x0, x1 = box
         out_shape = (y1 - y0, x1 - x0)
         num_layers = _num_layers(product)

@@ -24,8 +24,9 @@ from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
 from sbts.core.metadata import Metadata
 from sbts.core.products import MapProduct, Product, TimeSeries
+from sbts.core.safeio import safe_part
 
-from sbts.core.mapselect import parse_options
+from sbts.core.mapselect import option_memory, parse_options
 from sbts.core.platform import mission_code
 
 logger = logging.getLogger(__name__)
@@ -125,12 +126,17 @@ def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], temp
 
 
 def he5_name(unavco: dict[str, str], dates: list[str], update: bool = False) -> str:
-    sw = unavco["beam_mode"] + (unavco["beam_swath"] if unavco["beam_swath"] not in ("0", "") else "")
+    """UNAVCO's file name; every part taken from metadata (options, template, attributes) is made
+    safe, so ``PLATFORM = ../../x`` cannot put the file outside its folder."""
+    mission = safe_part(unavco["mission"], "HDF-EOS5 mission")
+    sw = safe_part(unavco["beam_mode"], "HDF-EOS5 beam_mode")
+    if unavco["beam_swath"] not in ("0", ""):
+        sw += safe_part(unavco["beam_swath"], "HDF-EOS5 beam_swath")
     frames = f"{int(unavco['first_frame']):04d}"
     if unavco["last_frame"] != unavco["first_frame"]:
         frames += f"_{int(unavco['last_frame']):04d}"
-    last = "XXXXXXXX" if update else dates[-1]
-    return f"{unavco['mission']}_{sw}_{int(unavco['relative_orbit']):03d}_{frames}_{dates[0]}_{last}.he5"
+    last = "XXXXXXXX" if update else safe_part(dates[-1], "date")
+    return f"{mission}_{sw}_{int(unavco['relative_orbit']):03d}_{frames}_{safe_part(dates[0], 'date')}_{last}.he5"
 
 
 def _beside(ts_path: Path, names: tuple[str, ...], explicit: str | None, what: str, required: bool) -> Path | None:
@@ -210,7 +216,10 @@ class HdfEos5Exporter(Exporter):
                 if not other.metadata.grid.is_geocoded or other.shape != shape:
                     raise InputError(f"{p} is {'radar-coded' if not other.metadata.grid.is_geocoded else other.shape}; "
                                      f"it must be geocoded on the grid of {ts} ({shape}): `sbts geocode {p}`")
-        update = opts.get("update", "").lower() in ("yes", "true", "1")
+        update_text = opts.get("update", "no").lower()
+        if update_text not in ("yes", "true", "1", "no", "false", "0"):
+            raise InputError(f"hdfeos5 export: -O update={update_text[:40]!r}: use yes or no")
+        update = update_text in ("yes", "true", "1")
         name = he5_name(unavco, dates, update)
         out = Path(request.output) if request.output else ts.with_name(name)
         if out.is_dir() or (request.output and not out.suffix):
@@ -220,7 +229,7 @@ class HdfEos5Exporter(Exporter):
         attrs.update({k: v for k, v in template.items() if not k.lower().startswith(("mintpy", "isce", "sbts"))})
         attrs["FILE_TYPE"] = "HDFEOS"
         attrs.update(unavco)
-        max_memory = float(opts.get("max_memory", 0.5))
+        max_memory = option_memory(opts, 0.5, "hdfeos5")
         with H5Writer(out, attrs) as w:
             for key in INT_KEYS + FLOAT_KEYS:  # MintPy's types (numbers), which readers may rely on
                 if key in unavco:

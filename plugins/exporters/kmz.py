@@ -366,7 +366,6 @@ class KmzTimeSeriesExporter(Exporter):
         if not isinstance(product, TimeSeries):
             raise InputError(f"{request.input_file} is not a time series; use `sbts export kmz` for maps")
         geo = _check_geo(product)
-        shape = product.shape
         folder = product.path.parent
         velocity = self._velocity(product, opts.get("velocity"), folder)
         reliable, why = reliable_pixels(product, opts.get("mask"))

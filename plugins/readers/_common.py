@@ -200,6 +200,10 @@ class MappedRaster:
     def dtype(self) -> np.dtype:
         return np.dtype(self.out_dtype)
 
+    @property
+    def geotransform(self) -> tuple[float, ...] | None:
+        return getattr(self.base, "geotransform", None)
+
     def read(self, block: Block | None = None) -> np.ndarray:
         return np.asarray(self.func(self.base.read(block)), dtype=self.out_dtype)
 

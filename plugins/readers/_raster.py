@@ -31,6 +31,7 @@ class BinaryRaster:
     interleave: str = "BSQ"
     offset: int = 0
     nodata: float | None = None
+    geotransform: tuple[float, ...] | None = None  # from a per-file header (ROI_PAC geo_*.rsc), for the loader
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -125,6 +126,13 @@ class GdalRaster:
 
         return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(self._ds.GetRasterBand(self.band).DataType))
 
+    @property
+    def geotransform(self) -> tuple[float, ...] | None:
+        """The file's own GDAL geotransform (``None`` without one): the loader checks that every
+        interferogram of a geocoded stack lies on the same grid."""
+        gt = tuple(float(v) for v in self._ds.GetGeoTransform(can_return_null=True) or ())
+        return gt if len(gt) == 6 and gt != (0.0, 1.0, 0.0, 0.0, 0.0, 1.0) else None
+
     def read(self, block: Block | None = None) -> np.ndarray:
         ds = self._ds
         band = ds.GetRasterBand(self.band)
@@ -157,6 +165,10 @@ class TransformedRaster:
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(np.float32)
+
+    @property
+    def geotransform(self) -> tuple[float, ...] | None:
+        return getattr(self.base, "geotransform", None)
 
     def read(self, block: Block | None = None) -> np.ndarray:
         return self.func(self.base.read(block))

@@ -75,7 +75,17 @@ def shape_of(raw: Mapping[str, str], path: Path) -> tuple[int, int]:
 def band_raster(path: Path, raw: Mapping[str, str], layout: Layout | None = None) -> BinaryRaster:
     shape = shape_of(raw, path)
     lay = layout or layout_of(path, shape)
-    return BinaryRaster(path, shape, np.dtype(lay.dtype), band=lay.band, bands=lay.bands, interleave=lay.interleave)
+    return BinaryRaster(path, shape, np.dtype(lay.dtype), band=lay.band, bands=lay.bands, interleave=lay.interleave,
+                        geotransform=_geotransform(raw))
+
+
+def _geotransform(raw: Mapping[str, str]) -> tuple[float, ...] | None:
+    """GDAL geotransform of a geocoded file's own .rsc (the loader checks every pair is on one grid)."""
+    try:
+        x0, dx, y0, dy = (float(raw[k]) for k in ("X_FIRST", "X_STEP", "Y_FIRST", "Y_STEP"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (x0, dx, 0.0, y0, 0.0, dy)
 
 
 def trans_interleave(path: Path, shape: tuple[int, int]) -> str:
