@@ -149,7 +149,10 @@ class Reference:
 def heading_degrees(heading: float) -> float:
     """A heading (degrees clockwise from north) in (-180, 180], as ISCE and MintPy write it: about -12
     for an ascending and -168 for a descending Sentinel-1 pass.  347.3 and -12.7 are the same heading."""
-    h = (float(heading) + 180.0) % 360.0 - 180.0
+    h = float(heading)
+    if not -360.0 <= h <= 360.0:  # not a heading at all: kept, for check_physical to refuse by name
+        return h
+    h = (h + 180.0) % 360.0 - 180.0
     return 180.0 if h == -180.0 else h
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.blocks import plan_blocks
-from sbts.core.errors import InputError
+from sbts.core.errors import InputError, shown
 from sbts.core.h5io import H5Writer, encode_dates
 from sbts.core.hookspecs import hookimpl
 from sbts.core.interfaces import Exporter, ExportRequest
@@ -95,7 +95,11 @@ def unavco_metadata(meta: Metadata, dates: list[str], opts: dict[str, str], temp
         out["last_frame"] = str(int(float(last)))
     except ValueError:
         raise InputError(f"last_frame = {last!r}: must be an integer") from None
-    out["beam_swath"] = _lookup(sources, "beam_swath") or "0"
+    beam_swath = _lookup(sources, "beam_swath") or "0"
+    try:  # a number in MintPy's files (the swaths: 1, 123 ...), so never a path either
+        out["beam_swath"] = str(int(float(beam_swath)))
+    except ValueError:
+        raise InputError(f"beam_swath = {shown(beam_swath)}: must be an integer (the swath numbers, e.g. 1 or 123)") from None
     for key, placeholder in PLACEHOLDERS.items():  # MintPy writes these keys always, with placeholders
         out[key] = _lookup(sources, key) or placeholder
     d1, d2 = dates[0], dates[-1]

@@ -66,19 +66,27 @@ def test_he5_name_from_data(rel, project, value, source, note):
     note(observed=f"ok: {written[0].name}")
 
 
-@pytest.mark.parametrize("key", ["beam_mode", "beam_swath"])
-@pytest.mark.rcase(input="HDF-EOS5 export with -O beam_mode / beam_swath = ../../../../x", expected="ok: inside the folder")
-def test_he5_beam_from_option(rel, project, key, note):
+@pytest.mark.rcase(input="HDF-EOS5 export with -O beam_mode = ../../../../x", expected="ok: inside the folder")
+def test_he5_beam_from_option(rel, project, note):
     out = project.parent / "out"
     out.mkdir()
-    args = [a for a in UNAVCO if not a.startswith("beam_mode")] if key == "beam_mode" else UNAVCO
-    if key == "beam_mode":
-        args = args[:-1]
-    res = rel.cli("export", "hdfeos5", project.parent / "timeseries.h5", *args, "-O", f"{key}=../../../../x", "-o", out)
+    args = [a for a in UNAVCO if not a.startswith("beam_mode")][:-1]
+    res = rel.cli("export", "hdfeos5", project.parent / "timeseries.h5", *args, "-O", "beam_mode=../../../../x", "-o", out)
     assert res.code == 0, res.out
     (written,) = out.glob("*.he5")
     assert not _outside(out, set()), _outside(out, set())
     note(observed=f"ok: {written.name}")
+
+
+@pytest.mark.rcase(input="HDF-EOS5 export with -O beam_swath = ../../../../x (a number in MintPy's files)",
+                   expected="clean error naming beam_swath; nothing written")
+def test_he5_beam_swath_not_a_number(rel, project, note):
+    out = project.parent / "out"
+    out.mkdir()
+    res = rel.cli("export", "hdfeos5", project.parent / "timeseries.h5", *UNAVCO, "-O", "beam_swath=../../../../x",
+                  "-o", out)
+    note(observed=rel.assert_clean_error(res, "beam_swath"))
+    assert not list(out.iterdir()) and not _outside(out, set())
 
 
 @pytest.mark.rcase(input="HDF-EOS5 export: mission = '///' (nothing usable in a name)",
