@@ -118,7 +118,11 @@ def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: t
     logger.info("writing the synthetic stack into %s", work / "synthetic")
     write_synthetic(work / "synthetic", seed=seed, shape=shape, num_date=num_date)
     template_path = work / "sbts_demo.cfg"
-    atomic_write_text(template_path, DEMO_TEMPLATE)
+    truth_ref = TimeSeries(work / "synthetic" / "truth.h5").metadata.reference
+    # as users do with a GNSS station or a known stable area: a coherent, nearly stable pixel
+    reference = (f"mintpy.reference.yx        = {truth_ref.y},{truth_ref.x}   "
+                 "# a stable, coherent pixel (the synthetic truth's)\n")
+    atomic_write_text(template_path, DEMO_TEMPLATE + reference)
     reports = run_workflow(template_path, work, force=True, plot=True, max_memory=0.5)
     exported = export("geotiff", work / "velocity.h5", dataset="velocity", output=work / "export" / "velocity.tif")
 
