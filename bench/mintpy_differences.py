@@ -1,6 +1,6 @@
 """Measure the deliberate numerical differences between sbts and MintPy 1.6.4 (docs/mintpy-differences.md).
 
-Each difference is isolated: sbts is run twice on the same synthetic stack (sbts.core.synthetic,
+Each difference is isolated: sbts is run twice on the same synthetic stack (sbts.core.demo.synthetic,
 120 × 150 pixels, 30 dates over 2 years, seed 0), once as it is and once with the one MintPy
 convention in question emulated from its formula; the printed numbers are the differences of the
 outputs over the reliable pixels (maskTempCoh).  With --oracle PATH (a MintPy 1.6.4 virtual
@@ -36,9 +36,9 @@ import numpy as np
 
 
 def _stack(folder: Path, shape=(120, 150), num_date=30, seed=0):
-    from sbts.core.demo import write_synthetic_files
-    from sbts.core.reference import set_reference
-    from sbts.core.synthetic import make_synthetic_stack
+    from sbts.core.demo.run import write_synthetic_files
+    from sbts.core.steps.reference import set_reference
+    from sbts.core.demo.synthetic import make_synthetic_stack
 
     s = make_synthetic_stack(shape=shape, num_date=num_date, seed=seed)
     write_synthetic_files(folder, s)
@@ -49,7 +49,7 @@ def _stack(folder: Path, shape=(120, 150), num_date=30, seed=0):
 # ----------------------------------------------------------------------------- 1. var weights
 def mintpy_var_weight(coherence: np.ndarray, looks: int) -> np.ndarray:
     """MintPy's ``var`` weight from its formula: 200-bin table, 200-sample rectangle rule, truncation."""
-    from sbts.core.weights import phase_pdf_ds
+    from sbts.core.inversion.weights import phase_pdf_ds
 
     step = 0.005
     centres = np.linspace(step, 1.0, int(1 / step)) - step / 2
@@ -63,8 +63,8 @@ def mintpy_var_weight(coherence: np.ndarray, looks: int) -> np.ndarray:
 
 
 def measure_weights(work: Path, oracle: Path | None) -> None:
-    from sbts.core import weights
-    from sbts.core.inversion import InversionOptions, invert_network
+    from sbts.core.inversion import weights
+    from sbts.core.inversion.engine import InversionOptions, invert_network
 
     s = _stack(work / "stack")
     ts = {}
@@ -126,8 +126,8 @@ def _fit(G: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def measure_time_axis(work: Path) -> None:
-    from sbts.core.synthetic import make_synthetic_stack
-    from sbts.core.timefunc import TimeFunctionModel
+    from sbts.core.demo.synthetic import make_synthetic_stack
+    from sbts.core.model.timefunc import TimeFunctionModel
 
     s = make_synthetic_stack(shape=(60, 75), num_date=30, seed=0)
     dates = list(s.dates)
@@ -164,8 +164,8 @@ def measure_time_axis(work: Path) -> None:
 
 # ----------------------------------------------------------------------------- 3. bridging windows
 def measure_bridging(work: Path, oracle: Path | None, seeds: int) -> None:
-    from sbts.core.corrections import run_correction
-    from sbts.core.template import Template
+    from sbts.core.plugin.runners import run_correction
+    from sbts.core.config.template import Template
 
     print("3. bridging on 200 × 200 stacks (3 unwrapping-error islands each): islands left wrong")
     if oracle is None:

@@ -16,7 +16,7 @@ class PluginGroup(click.Group):
         self.make_command = make_command
 
     def _items(self) -> dict:
-        from sbts.core.plugins import get_registry
+        from sbts.core.plugin.registry import get_registry
 
         return get_registry().of_kind(self.kind)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import options as o
-from ._plugin_group import PluginGroup
+from sbts.cli import options as o
+from sbts.cli._plugin_group import PluginGroup
 
 
 def _help(item) -> str:
@@ -40,7 +40,7 @@ def _make_command(item) -> click.Command:
     @o.work_dir_opt
     @o.max_memory_opt
     def command(template, input_file, output, geometry, settings, work_dir, max_memory) -> None:
-        from sbts.core.corrections import run_correction
+        from sbts.core.plugin.runners import run_correction
 
         t = o.load_template(template, _parse_settings(settings))
         wd = o.resolve_work_dir(work_dir, template)

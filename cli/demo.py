@@ -19,7 +19,7 @@ def demo(directory: Path, seed: int, size: tuple[int, int], num_date: int) -> No
     turbulent and stratified troposphere, decorrelation noise, a lake, a few unwrapping errors);
     the known truth is saved beside it in truth.h5.  No download; about half a minute.
     """
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     summary = run_demo(directory, seed=seed, shape=size, num_date=num_date)
     click.echo(summary)

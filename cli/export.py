@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._plugin_group import PluginGroup
+from sbts.cli._plugin_group import PluginGroup
 
 
 def _make_command(item) -> click.Command:
@@ -23,7 +23,7 @@ def _make_command(item) -> click.Command:
     @click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE",
                   help="Format option, repeatable (see the description above).")
     def command(file, dataset, output, opts) -> None:
-        from sbts.core.exporting import export
+        from sbts.core.plugin.exporting import export
 
         options = {}
         for kv in opts:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 
 @click.command()
@@ -36,7 +36,7 @@ def geocode(files, lookup, template, lalo_step, bbox, method, fill, epsg, utm, g
     block over the output grid.  Output: geo/geo_<name>.h5 with X_FIRST/Y_FIRST/X_STEP/Y_STEP and
     REF_Y/REF_X recomputed from REF_LAT/REF_LON; rdr_<name>.h5 with --geo2radar.
     """
-    from sbts.core.geocode import GeocodeOptions, geocode_files
+    from sbts.core.steps.geocode import GeocodeOptions, geocode_files
 
     t = o.load_template(template)
     opts = GeocodeOptions.from_template(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 
 @click.command()
@@ -36,7 +36,7 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
     positive toward the satellite), temporalCoherence.h5, numInvIfgram.h5 and maskTempCoh.h5 in
     WORK_DIR.  With --cluster local (or a dask scheduler address) blocks run on dask.distributed.
     """
-    from sbts.core.inversion import InversionOptions, invert_network
+    from sbts.core.inversion.engine import InversionOptions, invert_network
 
     key = "mintpy.networkInversion."
     t = o.load_template(template, {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 
 @click.command()
@@ -30,7 +30,7 @@ def load(template: Path | None, processor, unwFile, corFile, connCompFile, demFi
     inputs/ifgramStack.h5 and inputs/geometryRadar.h5 or geometryGeo.h5 in MintPy's layout, block
     by block.  Unchanged inputs are not reloaded (use --force).
     """
-    from sbts.core.loader import load_data
+    from sbts.core.steps.load import load_data
 
     overrides = {f"mintpy.load.{k}": v for k, v in
                  dict(unwFile=unwFile, corFile=corFile, connCompFile=connCompFile, demFile=demFile).items()}

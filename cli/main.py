@@ -100,7 +100,7 @@ class LazyGroup(click.Group):
 
 
 def _plugin_commands() -> list[click.Command]:
-    from sbts.core.plugins import get_registry
+    from sbts.core.plugin.registry import get_registry
 
     return [c for c in get_registry().commands() if isinstance(c, click.Command)]
 
@@ -156,7 +156,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry
-    from sbts.core.heap import keep_freed_memory
+    from sbts.core.compute.heap import keep_freed_memory
 
     keep_freed_memory()  # block-wise steps reuse their buffers instead of faulting in fresh pages
     cli()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 
 @click.command()
@@ -25,7 +25,7 @@ def network(template, stack_file, ref_yx, ref_lalo, work_dir, max_memory) -> Non
     stacking velocity), then sets REF_Y/REF_X from mintpy.reference.* (or the most coherent valid
     pixel) on the stack.
     """
-    from sbts.core.steps import prepare_network
+    from sbts.core.steps.prepare import prepare_network
 
     t = o.load_template(template, {"mintpy.reference.yx": ref_yx, "mintpy.reference.lalo": ref_lalo})
     wd = o.resolve_work_dir(work_dir, template)

@@ -24,7 +24,7 @@ cluster_opt = click.option(
 
 def load_template(template: Path | None, overrides: dict | None = None):
     """The user template (or the defaults) with command-line overrides applied."""
-    from sbts.core.template import Template
+    from sbts.core.config.template import Template
 
     t = Template.read(template)
     return t.updated(overrides or {})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .view import nodisplay_opt, output_file, save_opt
+from sbts.cli.view import nodisplay_opt, output_file, save_opt
 
 _file = click.Path(exists=True, dir_okay=False, path_type=Path)
 

@@ -12,6 +12,6 @@ def plugins() -> None:
     Plugins are found through the 'sbts.plugins' entry-point group; the built-in ones are
     registered the same way.  Plugins that failed to load are listed last with the reason.
     """
-    from sbts.core.info import describe_plugins
+    from sbts.core.tools.info import describe_plugins
 
     click.echo(describe_plugins())

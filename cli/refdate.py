@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 
 @click.command()
@@ -26,7 +26,7 @@ def refdate(template, files, date, output, work_dir, max_memory) -> None:
     ending in .h5 is a file, not a template.  A relative date file is looked up in the current
     folder, then in WORK_DIR (default: the template's folder, else the first file's).
     """
-    from sbts.core.refdate import reference_date
+    from sbts.core.steps.refdate import reference_date
 
     if template is not None and template.suffix == ".h5":  # no template: the first argument is a file
         files, template = (template, *files), None

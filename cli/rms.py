@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 
 @click.command()
@@ -33,7 +33,7 @@ def rms(template, input_file, cutoff, deramp, mask_file, no_plot, work_dir, max_
     exclude_date.txt (only when there are outliers; read by `sbts refdate` and `sbts velocity`),
     and a bar plot.
     """
-    from sbts.core.rms import residual_rms
+    from sbts.core.steps.rms import residual_rms
 
     key = "mintpy.residualRMS."
     t = o.load_template(template, {key + "cutoff": cutoff, key + "deramp": deramp, key + "maskFile": mask_file})

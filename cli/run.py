@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
-from sbts.core.workflow import describe_steps  # light: no GDAL, no plugins
+from sbts.core.workflow.runner import describe_steps  # light: no GDAL, no plugins
 
 _STEP_TEXT = describe_steps()
 
@@ -36,7 +36,7 @@ Steps:
 @o.cluster_opt
 @o.force_opt
 def run(template, dostep, start, end, plot, work_dir, max_memory, num_worker, cluster, force) -> None:
-    from sbts.core.workflow import run_workflow
+    from sbts.core.workflow.runner import run_workflow
 
     t = o.load_template(template)
     reports = run_workflow(template, work_dir, start=start, end=end, dostep=dostep, force=force, plot=plot,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 _file = click.Path(dir_okay=False, path_type=Path)
 DEFAULT_MEMORY = 4.0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .view import nodisplay_opt, output_file, save_opt
+from sbts.cli.view import nodisplay_opt, output_file, save_opt
 
 
 @click.command()

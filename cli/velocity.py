@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import options as o
+from sbts.cli import options as o
 
 
 @click.command()
@@ -49,7 +49,7 @@ def velocity(template, input_file, output, start_date, end_date, exclude_date, p
     dates.  Writes velocity.h5 (MintPy's layout) with a Std map per term and 'residue' (MintPy's:
     root of the sum of squared residuals, m).
     """
-    from sbts.core.velocity import default_timeseries, fit_time_functions
+    from sbts.core.steps.velocity import default_timeseries, fit_time_functions
 
     key = "mintpy.timeFunc."
     t = o.load_template(template, {

@@ -23,7 +23,7 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _fresh_registry():
     """Every test starts with the registry rebuilt from the installed entry points on first use."""
-    from sbts.core import plugins
+    from sbts.core.plugin import registry as plugins
 
     plugins.set_registry(None)
     yield
@@ -32,7 +32,7 @@ def _fresh_registry():
 
 @pytest.fixture(autouse=True)
 def _quiet_progress():
-    from sbts.core import progress
+    from sbts.core.io import progress
 
     progress.set_enabled(False)
     log = logging.getLogger("sbts")

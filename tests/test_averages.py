@@ -8,11 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core import averages
+from sbts.core.steps import averages
 from sbts.core.errors import DataError, InputError
-from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
-from sbts.core.pairs import Pairs
-from sbts.core.products import IfgramStack, StackWriter
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
+from sbts.core.model.pairs import Pairs
+from sbts.core.io.products import IfgramStack, StackWriter
 
 
 TINY_MEMORY = 2e-6  # GB: with many_blocks, forces several blocks on the small test stacks
@@ -148,7 +148,7 @@ def test_all_dropped_is_a_data_error(tmp_path):
 
 
 def test_read_mask_file_rejects_non_mask(tmp_path):
-    from sbts.core.products import write_map
+    from sbts.core.io.products import write_map
 
     meta = Metadata(grid=Grid(4, 5))
     write_map(tmp_path / "m.h5", meta, "mask", {"mask": np.array([[1, 0, 1, 1, 1]] * 4, np.int8)})

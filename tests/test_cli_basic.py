@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.cli.main import COMMANDS, cli
-from sbts.core.plugins import get_registry
+from sbts.core.plugin.registry import get_registry
 
 
 def _invoke(*args):
@@ -41,7 +41,7 @@ def test_every_plugin_subcommand_has_help(kind, group):
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    from sbts.core.demo import write_synthetic
+    from sbts.core.demo.run import write_synthetic
 
     d = tmp_path_factory.mktemp("info")
     write_synthetic(d, shape=(30, 40), num_date=8)

@@ -14,7 +14,7 @@ from sbts.cli.main import cli  # noqa: E402
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     work = tmp_path_factory.mktemp("clidemo")
     run_demo(work, shape=(50, 60), num_date=14)

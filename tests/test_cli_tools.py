@@ -10,15 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.cli.main import cli
-from sbts.core.metadata import Metadata
-from sbts.core.products import MapProduct, Product, TimeSeries, write_map
+from sbts.core.model.metadata import Metadata
+from sbts.core.io.products import MapProduct, Product, TimeSeries, write_map
 
 COMMANDS = ("average", "mask", "horzvert", "mosaic", "filter", "gnss")
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     work = tmp_path_factory.mktemp("demo")
     run_demo(work, shape=(40, 50), num_date=10)

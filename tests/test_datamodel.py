@@ -8,12 +8,12 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError
-from sbts.core.h5io import H5Writer, part_path, read_attrs
-from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
-from sbts.core.pairs import Pairs
-from sbts.core.products import Geometry, IfgramStack, MapProduct, Product, StackWriter, TimeSeries, \
+from sbts.core.io.h5 import H5Writer, part_path, read_attrs
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
+from sbts.core.model.pairs import Pairs
+from sbts.core.io.products import Geometry, IfgramStack, MapProduct, Product, StackWriter, TimeSeries, \
     TimeSeriesWriter, write_map
 
 
@@ -220,7 +220,7 @@ def test_connected_components_match_scipy():
 
 def test_utm_zone_written_for_utm_grids_and_read_back():
     """A projected UTM grid carries MintPy's UTM_ZONE, or MintPy's tools take its metres as degrees."""
-    from sbts.core.metadata import GeoGrid, Grid, Metadata
+    from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 
     utm = Metadata(Grid(3, 4, GeoGrid(480000.0, 2150000.0, 80.0, -80.0, "meters", "meters", 32614)))
     a = utm.to_attrs()

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sbts.core.corrections import run_correction
+from sbts.core.plugin.runners import run_correction
 from sbts.core.errors import InputError
-from sbts.core.metadata import Grid, Metadata, Reference
-from sbts.core.products import MapProduct, TimeSeries, TimeSeriesWriter, write_map
-from sbts.core.template import Template
+from sbts.core.model.metadata import Grid, Metadata, Reference
+from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.config.template import Template
 
 L, W, N = 18, 22, 16
 REF = (3, 4)
@@ -183,7 +183,7 @@ def test_synthetic_stack_dem_error(tmp_path, seasonal):
     the baselines: stated tolerance 2 m RMS inside the patches (up to ~12 m where the annual amplitude
     differs most from the reference pixel's, not asserted).
     """
-    from sbts.core.synthetic import make_synthetic_stack
+    from sbts.core.demo.synthetic import make_synthetic_stack
 
     s = make_synthetic_stack(shape=(48, 56), num_date=30, seed=0)
     ry, rx = s.truth.reference_yx

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from scipy.io import loadmat
 
 from sbts.core.errors import InputError
-from sbts.core.exporting import export
-from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
-from sbts.core.products import TimeSeriesWriter, write_map
+from sbts.core.plugin.exporting import export
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
+from sbts.core.io.products import TimeSeriesWriter, write_map
 from sbts.plugins.exporters.gbis import heading_from_azimuth
 
 L, W = 12, 16
@@ -95,7 +95,7 @@ def test_refusals(tmp_path):
 
 def test_cli_on_demo(tmp_path):
     from sbts.cli.main import cli
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     run_demo(tmp_path, shape=(30, 40), num_date=8)
     res = CliRunner().invoke(cli, ["export", "gbis", str(tmp_path / "timeseries.h5"), "20190104_20210105",

@@ -10,14 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.exporting import export
+from sbts.core.plugin.exporting import export
 
 G = "HDFEOS/GRIDS/timeseries"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     work = tmp_path_factory.mktemp("demo")
     run_demo(work, shape=(30, 40), num_date=8)
@@ -97,8 +97,8 @@ def test_refusals(demo, tmp_path):
     with pytest.raises(InputError, match="time series"):
         export("hdfeos5", demo / "temporalCoherence.h5", options={"relative_orbit": "1", "first_frame": "1"})
     with pytest.raises(InputError, match="sbts geocode"):
-        from sbts.core.metadata import Grid, Metadata
-        from sbts.core.products import TimeSeriesWriter
+        from sbts.core.model.metadata import Grid, Metadata
+        from sbts.core.io.products import TimeSeriesWriter
 
         with TimeSeriesWriter(tmp_path / "timeseries.h5", Metadata(Grid(4, 5)), ["20200101", "20200201"]) as w:
             w.write("timeseries", np.zeros((2, 4, 5), np.float32))

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.exporting import export
-from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
-from sbts.core.products import TimeSeriesWriter, write_map
+from sbts.core.plugin.exporting import export
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
+from sbts.core.io.products import TimeSeriesWriter, write_map
 
 pytest.importorskip("simplekml")
 NS = {"k": "http://www.opengis.net/kml/2.2"}
@@ -269,7 +269,7 @@ def test_refusals(tmp_path):
 
 def test_cli_on_demo(tmp_path):
     from sbts.cli.main import cli
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     run_demo(tmp_path, shape=(30, 40), num_date=6)
     runner = CliRunner()

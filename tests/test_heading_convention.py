@@ -18,8 +18,8 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.loader import load_data
-from sbts.core.template import Template
+from sbts.core.steps.load import load_data
+from sbts.core.config.template import Template
 
 # (value as the file writes it, expected HEADING, ORBIT_DIRECTION)
 CASES = [(-12.7, -12.7, "ASCENDING"), (347.3, -12.7, "ASCENDING"),
@@ -151,8 +151,8 @@ def test_geotiff(tmp_path, value, expected, direction):
 @pytest.mark.parametrize("value, expected, direction", CASES, ids=IDS)
 def test_mintpy_h5(tmp_path, value, expected, direction):
     """A stack in MintPy's layout (e.g. MintPy's own load of a SNAP stack keeps HEADING = 347.3)."""
-    from sbts.core.demo import write_synthetic_files
-    from sbts.core.synthetic import make_synthetic_stack
+    from sbts.core.demo.run import write_synthetic_files
+    from sbts.core.demo.synthetic import make_synthetic_stack
 
     src = write_synthetic_files(tmp_path / "src", make_synthetic_stack((16, 20), 4, seed=3, orbit_direction=direction))
     for name in ("ifgramStack.h5", "geometryGeo.h5"):

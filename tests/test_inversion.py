@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from sbts.core.demo import compare_with_truth, write_synthetic
+from sbts.core.demo.run import compare_with_truth, write_synthetic
 from sbts.core.errors import DataError, InputError
-from sbts.core.inversion import InversionOptions, invert_network
-from sbts.core.products import IfgramStack, MapProduct, TimeSeries
-from sbts.core.reference import set_reference
-from sbts.core.weights import coherence_to_weight
+from sbts.core.inversion.engine import InversionOptions, invert_network
+from sbts.core.io.products import IfgramStack, MapProduct, TimeSeries
+from sbts.core.steps.reference import set_reference
+from sbts.core.inversion.weights import coherence_to_weight
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_blocks_processes_and_dask_equal_single_block(synthetic, tmp_path):
 
 
 def test_update_mode_and_resume_after_interruption(synthetic, tmp_path, monkeypatch, caplog):
-    import sbts.core.inversion as inv
+    import sbts.core.inversion.engine as inv
 
     stack_file = _stack_copy(synthetic, tmp_path)
     opts = InversionOptions(weight_func="no", min_num_pixel=0)

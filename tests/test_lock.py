@@ -1,4 +1,4 @@
-"""Output locks and private temporary names (core/lock.py): who may write what, and what a rerun adopts."""
+"""Output locks and private temporary names (core/io/lock.py): who may write what, and what a rerun adopts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from sbts.core.lock import LockBusy, lock_path_for, orphans, output_lock, private_name, work_dir_lock
+from sbts.core.io.lock import LockBusy, lock_path_for, orphans, output_lock, private_name, work_dir_lock
 
 
 def test_output_lock_is_reentrant_in_a_thread_refused_in_another(tmp_path):
@@ -44,7 +44,7 @@ def test_work_dir_lock_is_not_reentrant(tmp_path):
 
 def test_lock_of_a_dead_process_is_free_and_its_parts_are_orphans(tmp_path):
     out = tmp_path / "velocity.h5"
-    code = ("import os, sys\nfrom sbts.core.lock import output_lock, private_name\n"
+    code = ("import os, sys\nfrom sbts.core.io.lock import output_lock, private_name\n"
             "with output_lock(sys.argv[1]):\n"
             "    open(private_name(sys.argv[1]), 'w').close()\n"
             "    print(os.getpid(), flush=True)\n"

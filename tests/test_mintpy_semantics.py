@@ -23,12 +23,13 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.demo import write_synthetic_files
-from sbts.core.synthetic import make_synthetic_stack
-from sbts.core.workflow import run_workflow
+from sbts.core.demo.run import write_synthetic_files
+from sbts.core.demo.synthetic import make_synthetic_stack
+from sbts.core.workflow.runner import run_workflow
 
 TEMPLATE = """\
 mintpy.load.processor = mintpy
+mintpy.reference.yx = 57,131
 mintpy.unwrapError.method = bridging
 mintpy.timeFunc.periodic = 1
 mintpy.topographicResidual = yes
@@ -137,8 +138,8 @@ def test_every_mintpy_file_dataset_and_attribute_is_written(runs):
 def test_velocity_fit_of_mintpy_timeseries_means_the_same(runs, tmp_path):
     """sbts's fit of MintPy's own timeseries_demErr.h5 (same dates excluded) against MintPy's
     velocity.h5: residue = √Σr² (MintPy's, not the RMS), annualPhase = phase of A·sin(2π(t−t0) + φ)."""
-    from sbts.core.template import Template
-    from sbts.core.velocity import fit_time_functions
+    from sbts.core.config.template import Template
+    from sbts.core.steps.velocity import fit_time_functions
 
     mp, _, _ = runs
     used = _attrs(mp / "velocity.h5")
@@ -157,8 +158,8 @@ def test_residual_rms_of_mintpy_residual_means_the_same(runs, mintpy_oracle, tmp
     """sbts rms on MintPy's timeseriesResidual.h5 and maskTempCoh.h5 writes what timeseries_rms.py
     wrote: the deramped residual, rms_timeseriesResidual_ramp.txt in metres, reference_date.txt,
     exclude_date.txt; and MintPy's plot function reads sbts's text file."""
-    from sbts.core.rms import residual_rms
-    from sbts.core.template import Template
+    from sbts.core.steps.rms import residual_rms
+    from sbts.core.config.template import Template
 
     mp, _, _ = runs
     for name in ("timeseriesResidual.h5", "maskTempCoh.h5"):
@@ -174,7 +175,7 @@ def test_residual_rms_of_mintpy_residual_means_the_same(runs, mintpy_oracle, tmp
         assert (tmp_path / "exclude_date.txt").read_text().split() == (mp / "exclude_date.txt").read_text().split()
     d_sb = _read(tmp_path / "timeseriesResidual_ramp.h5", "timeseries")
     d_mp = _read(mp / "timeseriesResidual_ramp.h5", "timeseries")
-    np.testing.assert_allclose(d_sb, d_mp, atol=2e-6)  # float32 ramp fit in MintPy
+    np.testing.assert_allclose(d_sb, d_mp, atol=5e-6)  # MintPy fits the ramp in float32: µm apart
     mintpy_oracle.python("from mintpy.utils import plot as pp; "
                          "pp.plot_timeseries_rms('rms_timeseriesResidual_ramp.txt', cutoff=3, out_fig='mp.pdf', "
                          "disp_fig=False)", cwd=tmp_path)
@@ -238,13 +239,13 @@ def test_sbts_resumes_a_mintpy_project(runs, tmp_path):
 def test_subsets_stitch_back_with_mintpy_image_stitch(runs, mintpy_oracle, tmp_path):
     """Two overlapping `sbts export hdf5` subsets (the reference pixel inside only one of them) are
     stitched by MintPy's image_stitch.py back into the scene: REF_LAT/REF_LON kept as MintPy's subset."""
-    from sbts.core.exporting import export
+    from sbts.core.plugin.exporting import export
 
     _, sb, _ = runs
-    a = export("hdf5", sb / "velocity.h5", "velocity", output=tmp_path / "south.h5", options={"yx": "50:120,0:150"})[0]
-    b = export("hdf5", sb / "velocity.h5", "velocity", output=tmp_path / "north.h5", options={"yx": "0:70,0:150"})[0]
+    a = export("hdf5", sb / "velocity.h5", "velocity", output=tmp_path / "south.h5", options={"yx": "60:120,0:150"})[0]
+    b = export("hdf5", sb / "velocity.h5", "velocity", output=tmp_path / "north.h5", options={"yx": "0:80,0:150"})[0]
     ref_y = int(_attrs(sb / "velocity.h5")["REF_Y"])
-    assert ref_y < 50, "the test needs the reference outside the first subset"
+    assert ref_y < 60, "the test needs the reference outside the first subset"
     mintpy_oracle.run("image_stitch.py", a.name, b.name, "-o", "stitched.h5", "--no-offset", "--nodisplay",
                       cwd=tmp_path)
     whole = _read(sb / "velocity.h5", "velocity")
@@ -257,7 +258,7 @@ def test_subsets_stitch_back_with_mintpy_image_stitch(runs, mintpy_oracle, tmp_p
 def test_hdfeos5_has_mintpy_attributes(runs, mintpy_oracle, tmp_path):
     """save_hdfeos5.py and `sbts export hdfeos5` on the same files and template: MintPy's root attributes
     (UNAVCO keys with their placeholders and number types) are all in sbts's .he5."""
-    from sbts.core.exporting import export
+    from sbts.core.plugin.exporting import export
 
     mp, _, _ = runs
     corners = "".join(f"LAT_REF{i} = {lat}\nLON_REF{i} = {lon}\n" for i, (lat, lon) in
@@ -300,7 +301,7 @@ def _bridging_cycles(path: Path, unw: np.ndarray, ref: tuple[int, int]) -> np.nd
 
 @pytest.fixture(scope="module")
 def small_stack(tmp_path_factory):
-    from sbts.core.reference import set_reference
+    from sbts.core.steps.reference import set_reference
 
     folder = tmp_path_factory.mktemp("bridging200")
     s = make_synthetic_stack(shape=(200, 200), num_date=20, seed=0)
@@ -310,8 +311,8 @@ def small_stack(tmp_path_factory):
 
 
 def _sbts_bridging(folder: Path, tmp_path: Path) -> Path:
-    from sbts.core.corrections import run_correction
-    from sbts.core.template import Template
+    from sbts.core.plugin.runners import run_correction
+    from sbts.core.config.template import Template
 
     shutil.copy2(folder / "ifgramStack.h5", tmp_path / "ifgramStack.h5")
     run_correction("bridging", Template({"mintpy.unwrapError.waterMaskFile": "no"}), tmp_path,
@@ -360,7 +361,7 @@ def test_residual_rms_is_skipped_without_the_dem_error_step(tmp_path):
     s = make_synthetic_stack(shape=(40, 50), num_date=12, seed=1)
     write_synthetic_files(tmp_path / "inputs", s)
     text = TEMPLATE.replace("topographicResidual = yes", "topographicResidual = no")
-    text = text.replace("unwrapError.method = bridging", "unwrapError.method = no")  # (bridging: 2 runs to settle)
+    text = text.replace("mintpy.reference.yx = 57,131\n", "")  # another (smaller) stack
     (tmp_path / "project.cfg").write_text(text + "mintpy.networkInversion.minNumPixel = 10\n")
     reports = {r.name: r.status for r in run_workflow(tmp_path / "project.cfg", start="modify_network",
                                                        end="velocity", max_memory=0.5)}
@@ -383,11 +384,11 @@ def test_time_function_names_and_values_as_mintpy(mintpy_oracle, tmp_path):
     across year boundaries they differ (docs/mintpy-differences.md)."""
     import datetime as dt
 
-    from sbts.core.metadata import Metadata
-    from sbts.core.products import TimeSeriesWriter
-    from sbts.core.template import Template
-    from sbts.core.timefunc import TimeFunctionModel
-    from sbts.core.velocity import fit_time_functions
+    from sbts.core.model.metadata import Metadata
+    from sbts.core.io.products import TimeSeriesWriter
+    from sbts.core.config.template import Template
+    from sbts.core.model.timefunc import TimeFunctionModel
+    from sbts.core.steps.velocity import fit_time_functions
 
     dates = [dt.date(2019, 1, 2) + dt.timedelta(days=6 * i) for i in range(60)]  # all in 2019
     model = TimeFunctionModel(polynomial=2, periods=(1.0, 0.5, 0.25), steps=(dt.date(2019, 4, 1),),
@@ -429,9 +430,9 @@ def test_water_mask_file_from_the_geometry(tmp_path):
     """waterMask.h5 as smallbaselineApp writes it: the geometry's waterMask, False where latitude or
     longitude is 0 (no data), FILE_TYPE waterMask; kept while newer than the geometry; none without
     a waterMask in the geometry."""
-    from sbts.core.averages import write_water_mask
-    from sbts.core.metadata import Grid, Metadata
-    from sbts.core.products import write_map
+    from sbts.core.steps.averages import write_water_mask
+    from sbts.core.model.metadata import Grid, Metadata
+    from sbts.core.io.products import write_map
 
     inputs = tmp_path / "inputs"
     inputs.mkdir()

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import PluginError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Correction, CorrectionResult, Exporter, Reader
-from sbts.core.plugins import PluginWarning, build_registry
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Correction, CorrectionResult, Exporter, Reader
+from sbts.core.plugin.registry import PluginWarning, build_registry
 
 
 # ----------------------------------------------------------------------------- small plugins

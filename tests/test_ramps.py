@@ -1,4 +1,4 @@
-"""The ramp-fitting kernel (sbts.core.ramps): exact recovery, noise, NaN, blocks, one joint solve."""
+"""The ramp-fitting kernel (sbts.core.model.ramps): exact recovery, noise, NaN, blocks, one joint solve."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from sbts.core import ramps
-from sbts.core.blocks import Block
-from sbts.core.ramps import (RAMP_KINDS, design_matrix_ramp, evaluate_ramps, evaluate_ramps_at, fit_ramps,
+from sbts.core.model import ramps
+from sbts.core.io.blocks import Block
+from sbts.core.model.ramps import (RAMP_KINDS, design_matrix_ramp, evaluate_ramps, evaluate_ramps_at, fit_ramps,
                              fit_ramps_samples, num_coefficients)
 
 SHAPE = (30, 40)

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.blocks import Block
-from sbts.core.heap import keep_freed_memory
-from sbts.core.readahead import ReadAhead
+from sbts.core.io.blocks import Block
+from sbts.core.compute.heap import keep_freed_memory
+from sbts.core.io.readahead import ReadAhead
 
 
 def _raw(path, ranges):

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sbts.core.blocks import Block
+from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError
-from sbts.core.loader import build_request, load_data
-from sbts.core.products import Geometry, IfgramStack
-from sbts.core.template import Template
+from sbts.core.steps.load import build_request, load_data
+from sbts.core.io.products import Geometry, IfgramStack
+from sbts.core.config.template import Template
 from sbts.plugins.readers import _gamma_par as gp
 from sbts.plugins.readers.geotiff import GeoTiffReader
 

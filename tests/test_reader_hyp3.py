@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.hyp3_products import EPSG, ORIGIN, STEP, build_hyp3, template_text  # noqa: E402
 
-from sbts.core.blocks import Block  # noqa: E402
+from sbts.core.io.blocks import Block  # noqa: E402
 from sbts.core.errors import InputError  # noqa: E402
-from sbts.core.loader import build_request, load_data  # noqa: E402
-from sbts.core.products import Geometry, IfgramStack  # noqa: E402
-from sbts.core.template import Template  # noqa: E402
+from sbts.core.steps.load import build_request, load_data  # noqa: E402
+from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
+from sbts.core.config.template import Template  # noqa: E402
 from sbts.plugins.readers.hyp3 import Hyp3Reader, pair_dates, product_name, radar_from_txt, read_product_txt  # noqa: E402
 
 pytest.importorskip("osgeo.gdal")
@@ -130,7 +130,7 @@ def test_other_readers_reject_hyp3(tmp_path):
 
 def test_slant_range_from_the_incidence_inverts_the_synthetic_geometry():
     """HyP3 gives no range raster: slantRangeDistance comes from the incidence (law of sines and cosines);
-    checked against the forward geometry of sbts.core.synthetic for a target on the sphere."""
+    checked against the forward geometry of sbts.core.demo.synthetic for a target on the sphere."""
     from sbts.plugins.readers.hyp3 import slant_range_from_incidence
 
     re_, h = 6_375_000.0, 693_000.0

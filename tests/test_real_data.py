@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.cli.main import cli
-from sbts.core.products import IfgramStack, MapProduct, TimeSeries
+from sbts.core.io.products import IfgramStack, MapProduct, TimeSeries
 
 
 def _run(*args: str) -> str:

@@ -6,13 +6,13 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core import reference
-from sbts.core.averages import write_average_coherence, write_conncomp_mask
+from sbts.core.steps import reference
+from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask
 from sbts.core.errors import DataError
-from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
-from sbts.core.pairs import Pairs
-from sbts.core.products import IfgramStack, StackWriter, write_map
-from sbts.core.template import Template
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
+from sbts.core.model.pairs import Pairs
+from sbts.core.io.products import IfgramStack, StackWriter, write_map
+from sbts.core.config.template import Template
 
 
 DATE12 = ["20200101_20200113", "20200101_20200125", "20200113_20200125", "20200113_20200206",
@@ -118,7 +118,7 @@ def test_auto_choice_without_coherence_is_central_and_says_so(tmp_path, caplog):
     """No coherence (e.g. an unwrapped stack without .cor files): not the first row, and no 'coherence 1.000'."""
     shape = (60, 80)
     stack = make_stack(tmp_path, shape=shape, with_coherence=False)
-    with caplog.at_level("INFO", logger="sbts.core.reference"):
+    with caplog.at_level("INFO", logger="sbts.core.steps.reference"):
         choice = reference.choose_reference(stack, T(), tmp_path)
     margin = reference.edge_margin(shape)
     assert margin == 3

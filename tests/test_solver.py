@@ -12,14 +12,14 @@ import scipy.linalg
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from sbts.core import solver as solver_mod
-from sbts.core.solver import (
+from sbts.core.inversion import kernel as solver_mod
+from sbts.core.inversion.kernel import (
     InversionResult,
     design_matrix_phase,
     design_matrix_velocity,
     invert_block,
 )
-from sbts.core.weights import coherence_to_weight
+from sbts.core.inversion.weights import coherence_to_weight
 
 
 # ------------------------------------------------------------------------------------------

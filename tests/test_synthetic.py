@@ -9,7 +9,7 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import gammaln, hyp2f1
 
-from sbts.core.synthetic import (
+from sbts.core.demo.synthetic import (
     SENTINEL1_WAVELENGTH,
     dem_error_timeseries,
     make_synthetic_stack,

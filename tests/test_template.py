@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sbts.core.errors import TemplateError
-from sbts.core.template import Template, UnknownKeyWarning, default_values, parse_text
+from sbts.core.config.template import Template, UnknownKeyWarning, default_values, parse_text
 
 MINTPY_CUSTOM = """\
 ## a MintPy custom template, unchanged
@@ -107,7 +107,7 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
     path = _stock_template(mintpy_oracle, tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with caplog.at_level("INFO", logger="sbts.core.template"):
+        with caplog.at_level("INFO", logger="sbts.core.config.template"):
             t = Template.read(path)
     assert [str(w.message) for w in caught if issubclass(w.category, UnknownKeyWarning)] == []
     lines = [r.getMessage() for r in caplog.records if "does not implement" in r.getMessage()]

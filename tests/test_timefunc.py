@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from sbts.core.errors import InputError, TemplateError
-from sbts.core.template import Template
-from sbts.core.timefunc import TimeFunctionModel, derive, parse_onsets
-from sbts.core.velocity import fit_pixels
+from sbts.core.config.template import Template
+from sbts.core.model.timefunc import TimeFunctionModel, derive, parse_onsets
+from sbts.core.steps.velocity import fit_pixels
 
 DATES = [dt.date(2019, 1, 4) + dt.timedelta(days=12 * i) for i in range(80)]  # 2.6 years
 

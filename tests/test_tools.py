@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from sbts.core.errors import DataError, InputError
-from sbts.core.metadata import Metadata
-from sbts.core.products import MapProduct, Product, TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import Metadata
+from sbts.core.io.products import MapProduct, Product, TimeSeries, TimeSeriesWriter, write_map
 
 # ---------------------------------------------------------------------------- helpers
 STEP = 0.01
@@ -48,7 +48,7 @@ def field(length: int = 50, width: int = 60) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def stack_dir(tmp_path_factory) -> Path:
-    from sbts.core.demo import write_synthetic
+    from sbts.core.demo.run import write_synthetic
 
     work = tmp_path_factory.mktemp("stack")
     write_synthetic(work / "inputs", shape=(30, 40), num_date=8)
@@ -57,7 +57,7 @@ def stack_dir(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------------------- average
 def test_average_coherence_and_velocity(stack_dir):
-    from sbts.core.averages import stacking_velocity, temporal_average
+    from sbts.core.steps.averages import stacking_velocity, temporal_average
     from sbts.core.tools.average import average_stack
 
     stack = stack_dir / "inputs" / "ifgramStack.h5"
@@ -95,7 +95,7 @@ def test_mask_thresholds_blockwise_and_nan(tmp_path):
 
 
 def test_mask_nonzero_stack_is_common_conncomp(stack_dir):
-    from sbts.core.averages import connected_component_mask
+    from sbts.core.steps.averages import connected_component_mask
     from sbts.core.tools.masks import generate_mask
 
     stack = stack_dir / "inputs" / "ifgramStack.h5"
@@ -340,7 +340,7 @@ def _dates(n: int, step_days: int = 12) -> list[dt.date]:
 
 
 def test_temporal_gaussian_keeps_linear_series(tmp_path):
-    from sbts.core.dates import years_since
+    from sbts.core.model.dates import years_since
     from sbts.core.tools.filters import temporal_filter_array
 
     dates = _dates(61)

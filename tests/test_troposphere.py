@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sbts.core.corrections import run_correction
+from sbts.core.plugin.runners import run_correction
 from sbts.core.errors import InputError
-from sbts.core.metadata import GeoGrid, Grid, Metadata, Reference
-from sbts.core.products import TimeSeries, TimeSeriesWriter, write_map
-from sbts.core.template import Template
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.config.template import Template
 from sbts.plugins.corrections.troposphere import closest_hour, read_ztd, resample_ztd
 
 
@@ -167,7 +167,7 @@ def test_era5_geocoded_grid_hawaii(tmp_path, shared_data):
 
 # ============================================================================ height correlation
 def _synthetic(tmp_path, turbulence=0.0):
-    from sbts.core.synthetic import make_synthetic_stack
+    from sbts.core.demo.synthetic import make_synthetic_stack
 
     s = make_synthetic_stack(shape=(64, 80), num_date=20, seed=1, turbulence_std=turbulence)
     ry, rx = s.truth.reference_yx

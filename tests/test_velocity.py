@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from sbts.core.errors import InputError, TemplateError
-from sbts.core.metadata import Metadata
-from sbts.core.products import TimeSeriesWriter
-from sbts.core.synthetic import make_synthetic_stack
-from sbts.core.template import Template
-from sbts.core.timefunc import TimeFunctionModel
-from sbts.core.velocity import fit_time_functions
+from sbts.core.model.metadata import Metadata
+from sbts.core.io.products import TimeSeriesWriter
+from sbts.core.demo.synthetic import make_synthetic_stack
+from sbts.core.config.template import Template
+from sbts.core.model.timefunc import TimeFunctionModel
+from sbts.core.steps.velocity import fit_time_functions
 
 DATES = [dt.date(2019, 1, 4) + dt.timedelta(days=12 * i) for i in range(60)]
 DATE_STR = [d.strftime("%Y%m%d") for d in DATES]

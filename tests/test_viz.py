@@ -27,7 +27,7 @@ def png_ok(path: Path, min_colours: int = 8) -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     work = tmp_path_factory.mktemp("vizdemo")
     run_demo(work, shape=(60, 80), num_date=16)
@@ -35,7 +35,7 @@ def demo(tmp_path_factory) -> Path:
 
 
 def _grid_meta(length: int, width: int, geo: bool = True):
-    from sbts.core.metadata import Metadata
+    from sbts.core.model.metadata import Metadata
 
     attrs = {"LENGTH": length, "WIDTH": width, "WAVELENGTH": 0.0555}
     if geo:
@@ -63,7 +63,7 @@ def test_view_maps(demo, tmp_path):
 
 
 def test_view_layers_and_values(demo):
-    from sbts.core.products import Product
+    from sbts.core.io.products import Product
     from sbts.core.viz.maps import prepare_maps, resolve_layers
 
     ts = Product.open(demo / "timeseries.h5")
@@ -92,7 +92,7 @@ def test_view_layers_and_values(demo):
 
 
 def test_view_decimates_large_rasters(demo):
-    from sbts.core.products import Product
+    from sbts.core.io.products import Product
     from sbts.core.viz.maps import prepare_maps, resolve_layers
 
     p = Product.open(demo / "temporalCoherence.h5")
@@ -173,7 +173,7 @@ def test_tsview_errors(demo):
 
 # ---------------------------------------------------------------------------- network
 def test_network_figures(demo, tmp_path):
-    from sbts.core.network import write_drop_flags
+    from sbts.core.steps.network import write_drop_flags
     from sbts.core.viz.network import open_stack, pair_coherence, plot_network, read_coherence_table
 
     stack_path = tmp_path / "inputs" / "ifgramStack.h5"
@@ -211,7 +211,7 @@ def test_pixel_coherence_matrix(demo, tmp_path):
 
 # ---------------------------------------------------------------------------- transect
 def test_transect_linear_field(tmp_path):
-    from sbts.core.products import write_map
+    from sbts.core.io.products import write_map
     from sbts.core.viz import common as c
     from sbts.core.viz.transect import plot_transect, transect_profile
 
@@ -276,7 +276,7 @@ def test_overview(demo):
 # ---------------------------------------------------------------------------- colours, no data, units, titles
 def _velocity_file(path: Path, ref=(3, 4)) -> tuple[Path, dict]:
     """velocity.h5 as `sbts velocity` writes it, with a strip of empty pixels (0, MintPy's no-data)."""
-    from sbts.core.products import write_map
+    from sbts.core.io.products import write_map
 
     rng = np.random.default_rng(1)
     shape = (20, 30)
@@ -327,7 +327,7 @@ def test_no_data_is_transparent_not_the_zero_colour(tmp_path):
     pixel, 0 by definition, is data."""
     import matplotlib.colors as mcolors
 
-    from sbts.core.products import Product, TimeSeriesWriter
+    from sbts.core.io.products import Product, TimeSeriesWriter
     from sbts.core.viz.maps import view
 
     path, _ = _velocity_file(tmp_path / "velocity.h5")
@@ -358,7 +358,7 @@ def test_no_data_is_transparent_not_the_zero_colour(tmp_path):
 
 
 def test_dem_error_is_shown_in_metres(tmp_path):
-    from sbts.core.products import write_map
+    from sbts.core.io.products import write_map
     from sbts.core.viz.maps import view
 
     dz = np.linspace(-8, 12, 600, dtype=np.float32).reshape(20, 30)
@@ -371,7 +371,7 @@ def test_dem_error_is_shown_in_metres(tmp_path):
 
 
 def test_titles_give_time_span_and_reference_date(tmp_path):
-    from sbts.core.products import TimeSeriesWriter
+    from sbts.core.io.products import TimeSeriesWriter
     from sbts.core.viz.maps import view
 
     path, _ = _velocity_file(tmp_path / "velocity.h5")

@@ -16,7 +16,7 @@ OBS = "HDFEOS/GRIDS/timeseries/observation"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    from sbts.core.demo import run_demo
+    from sbts.core.demo.run import run_demo
 
     work = tmp_path_factory.mktemp("he5demo")
     run_demo(work, shape=(30, 40), num_date=8)
@@ -25,7 +25,7 @@ def demo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sbts_he5(demo) -> Path:
-    from sbts.core.exporting import export
+    from sbts.core.plugin.exporting import export
 
     (out,) = export("hdfeos5", demo / "timeseries.h5", output=demo / "sbts_he5",
                     options={"relative_orbit": "128", "first_frame": "593"})
@@ -55,7 +55,7 @@ def mintpy_he5(demo, mintpy_oracle) -> Path:
 
 def _check_he5(path: Path, tmp_path: Path) -> None:
     from sbts.cli.main import cli
-    from sbts.core.products import HdfEos5TimeSeries, Product
+    from sbts.core.io.products import HdfEos5TimeSeries, Product
     from sbts.core.viz.maps import view
     from sbts.core.viz.timeseries import tsview
 

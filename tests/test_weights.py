@@ -5,8 +5,8 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import spence
 
-from sbts.core import weights as wmod
-from sbts.core.weights import (
+from sbts.core.inversion import weights as wmod
+from sbts.core.inversion.weights import (
     coherence_to_weight,
     coherence_to_weight_fast,
     number_of_looks,

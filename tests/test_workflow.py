@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.cli.main import cli
-from sbts.core import plugins
-from sbts.core.demo import write_synthetic
+from sbts.core.plugin import registry as plugins
+from sbts.core.demo.run import write_synthetic
 from sbts.core.errors import SbtsError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Correction, CorrectionResult
-from sbts.core.lock import work_dir_lock
-from sbts.core.products import TimeSeries, TimeSeriesWriter
-from sbts.core.workflow import run_workflow
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Correction, CorrectionResult
+from sbts.core.io.lock import work_dir_lock
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter
+from sbts.core.workflow.runner import run_workflow
 
 TEMPLATE = """\
 mintpy.load.processor = mintpy
@@ -103,7 +103,7 @@ def test_lock_refuses_a_second_run_naming_the_holder(work):
 
 
 def test_interrupted_run_continues_where_it_stopped(work, monkeypatch):
-    import sbts.core.workflow as wf
+    import sbts.core.workflow.runner as wf
 
     original = wf._velocity
 

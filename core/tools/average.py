@@ -1,6 +1,6 @@
 """``sbts average``: temporal average of one stack dataset over the kept pairs (MintPy temporal_average).
 
-The block-wise work is :mod:`sbts.core.averages`; this module only chooses what to average and where
+The block-wise work is :mod:`sbts.core.steps.averages`; this module only chooses what to average and where
 to write it: ``coherence`` → ``avgSpatialCoh.h5``, a phase dataset → the stacking velocity
 ``avgPhaseVelocity.h5`` (m/year, as MintPy: a plain mean of radians would mix pairs of different
 time spans), any other dataset → ``avg<Dataset>.h5``.
@@ -12,12 +12,12 @@ import logging
 import os
 from pathlib import Path
 
-from ..averages import (AVG_COHERENCE_FILE, STACKING_VELOCITY_FILE, as_stack, stacking_velocity,
+from sbts.core.steps.averages import (AVG_COHERENCE_FILE, STACKING_VELOCITY_FILE, as_stack, stacking_velocity,
                         temporal_average)
-from ..dates import format_date
-from ..h5io import check_distinct
-from ..products import write_map
-from .common import default_output_dir
+from sbts.core.model.dates import format_date
+from sbts.core.io.h5 import check_distinct
+from sbts.core.io.products import write_map
+from sbts.core.tools.common import default_output_dir
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Helpers shared by the analysis tools: picking a dataset, aligning geocoded grids, LOS geometry.
 
-LOS unit vector (MintPy angle conventions, see :mod:`sbts.core.metadata`)
+LOS unit vector (MintPy angle conventions, see :mod:`sbts.core.model.metadata`)
 -------------------------------------------------------------------------
 θ = ``incidenceAngle`` (from the vertical), α = ``azimuthAngle``: azimuth of the horizontal part of
 the ground→satellite vector, from north, *anticlockwise* positive.  A compass bearing (clockwise from
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..blocks import Block
-from ..dates import parse_date
-from ..errors import InputError
-from ..metadata import GeoGrid, Grid, Metadata
-from ..products import Geometry, Product, TimeSeries
+from sbts.core.io.blocks import Block
+from sbts.core.model.dates import parse_date
+from sbts.core.errors import InputError
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata
+from sbts.core.io.products import Geometry, Product, TimeSeries
 
 logger = logging.getLogger(__name__)
 

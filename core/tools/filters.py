@@ -35,12 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..blocks import Block, plan_blocks
-from ..errors import InputError
-from ..h5io import H5Writer, check_distinct
-from ..products import Product, TimeSeries, TimeSeriesWriter
-from ..progress import progress
-from .common import main_dataset
+from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.errors import InputError
+from sbts.core.io.h5 import H5Writer, check_distinct
+from sbts.core.io.products import Product, TimeSeries, TimeSeriesWriter
+from sbts.core.io.progress import progress
+from sbts.core.tools.common import main_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def _spatial(product: Product, name: str, kind: str, param: float, out: Path, ex
 
 
 def _temporal(ts: TimeSeries, kind: str, param: float, out: Path, extra: dict, max_memory: float) -> None:
-    from ..dates import years_since
+    from sbts.core.model.dates import years_since
 
     n = len(ts.dates)
     if kind == "temporal-median" and int(param) > n:

@@ -42,11 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..averages import find_geometry_file
-from ..blocks import Block
-from ..errors import DataError, InputError
-from ..products import TimeSeries
-from .common import LosGeometry, enu_to_los, require_geo
+from sbts.core.steps.averages import find_geometry_file
+from sbts.core.io.blocks import Block
+from sbts.core.errors import DataError, InputError
+from sbts.core.io.products import TimeSeries
+from sbts.core.tools.common import LosGeometry, enu_to_los, require_geo
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def plot_comparison(results: Sequence[SiteComparison], dates: Sequence[dt.date],
         ax.set_title(f"{c.site}  RMSE {c.rmse * 1e3:.1f} mm  r = {c.corr:.2f}", fontsize=9)
     axes[0, 0].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    from ..h5io import atomic_output
+    from sbts.core.io.h5 import atomic_output
 
     try:
         with atomic_output(path) as tmp:
@@ -310,7 +310,7 @@ def run_gnss_comparison(timeseries: str | os.PathLike, gnss_dir: str | os.PathLi
     """Compare, write the text report (and the plot beside it); returns (report, plot, results)."""
     results = compare_gnss(timeseries, gnss_dir, **kwargs)
     out = Path(output) if output is not None else Path(timeseries).resolve().parent / DEFAULT_OUTPUT
-    from ..h5io import atomic_write_text
+    from sbts.core.io.h5 import atomic_write_text
 
     atomic_write_text(out, format_report(results, timeseries, kwargs.get("ref_site")))
     figure = None

@@ -4,7 +4,7 @@ Rules, applied in this order (each can only switch pixels off; True = keep):
 
 1. valid data: the value is finite (and non-zero with ``nonzero``); for an ifgramStack ``nonzero``
    means the common connected-component mask (non-zero in every kept pair,
-   :func:`sbts.core.averages.connected_component_mask`) and thresholds apply to the temporal average
+   :func:`sbts.core.steps.averages.connected_component_mask`) and thresholds apply to the temporal average
    of the dataset (default coherence);
 2. thresholds ``vmin <= value <= vmax``;
 3. ``vstd``: ``|v| > K·σ_v`` with σ_v the ``<dataset>Std`` dataset (significant velocities);
@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..averages import connected_component_mask, temporal_average, valid_in_all_kept
-from ..blocks import Block, plan_blocks
-from ..errors import DataError, InputError
-from ..h5io import check_distinct
-from ..products import IfgramStack, Product, write_map
-from ..safeio import safe_part
-from .common import default_output_dir, main_dataset, map_reader, require_geo
+from sbts.core.steps.averages import connected_component_mask, temporal_average, valid_in_all_kept
+from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.errors import DataError, InputError
+from sbts.core.io.h5 import check_distinct
+from sbts.core.io.products import IfgramStack, Product, write_map
+from sbts.core.io.safenames import safe_part
+from sbts.core.tools.common import default_output_dir, main_dataset, map_reader, require_geo
 
 logger = logging.getLogger(__name__)
 

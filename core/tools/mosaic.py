@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..h5io import check_distinct
-from ..products import Product, write_map
-from .common import crop_metadata, map_reader, pixel_offset, require_geo
+from sbts.core.errors import InputError
+from sbts.core.io.h5 import check_distinct
+from sbts.core.io.products import Product, write_map
+from sbts.core.tools.common import crop_metadata, map_reader, pixel_offset, require_geo
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, InputError
-from ..h5io import open_h5
-from ..metadata import Metadata
+from sbts.core.errors import DataError, InputError
+from sbts.core.io.h5 import open_h5
+from sbts.core.model.metadata import Metadata
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def finish(fig, save: str | os.PathLike | None = None, interactive: bool = False
         path = Path(save)
         if path.suffix.lower().lstrip(".") not in ("png", "pdf", "svg", "jpg", "jpeg", "eps", "tif", "tiff"):
             raise InputError(f"--save {path}: use a .png, .pdf, .svg or .jpg file name")
-        from ..h5io import atomic_output
+        from sbts.core.io.h5 import atomic_output
 
         with atomic_output(path) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lower().lstrip("."))
@@ -181,7 +181,7 @@ def lalo_to_yx(meta: Metadata, lat: float, lon: float, path: str | os.PathLike |
                             f"(lat {g.y_first + length * g.y_step:.4f}..{g.y_first:.4f}, "
                             f"lon {g.x_first:.4f}..{g.x_first + width * g.x_step:.4f})")
         return y, x
-    from ..averages import find_geometry_file
+    from sbts.core.steps.averages import find_geometry_file
 
     geom = None if path is None else find_geometry_file(path, Path(path).parent, names=("geometryRadar.h5",))
     if geom is None:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dates import format_date, parse_date
-from ..errors import InputError
-from ..h5io import open_h5
-from ..products import UNITS, HdfEos5TimeSeries, IfgramStack, Product, TimeSeries
-from . import common as c
+from sbts.core.model.dates import format_date, parse_date
+from sbts.core.errors import InputError
+from sbts.core.io.h5 import open_h5
+from sbts.core.io.products import UNITS, HdfEos5TimeSeries, IfgramStack, Product, TimeSeries
+from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)
 

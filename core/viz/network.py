@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..network import COHERENCE_TABLE, spatial_average_coherence
-from ..products import IfgramStack, Product
-from . import common as c
+from sbts.core.errors import InputError
+from sbts.core.steps.network import COHERENCE_TABLE, spatial_average_coherence
+from sbts.core.io.products import IfgramStack, Product
+from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)
 _PAIR = re.compile(r"^(\d{8})[_-](\d{8})$")

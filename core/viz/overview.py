@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dates import years_since
-from ..errors import SbtsError
-from ..products import Product, TimeSeries
-from . import common as c
+from sbts.core.model.dates import years_since
+from sbts.core.errors import SbtsError
+from sbts.core.io.products import Product, TimeSeries
+from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def linear_rate(ts: TimeSeries, stride: int = 1) -> np.ndarray:
 
 def _velocity_map(work_dir: Path, ts_file: Path | None, mask: Path | None):
     """(product, MapData, label) of the best available velocity: fitted, stacking, or ts linear rate."""
-    from .maps import Layer, MapData, no_data_mask, prepare_maps, resolve_layers, time_span
+    from sbts.core.viz.maps import Layer, MapData, no_data_mask, prepare_maps, resolve_layers, time_span
 
     for name, dataset in (("velocity.h5", "velocity"), ("avgPhaseVelocity.h5", "velocity")):
         path = work_dir / name
@@ -95,10 +95,10 @@ def _max_velocity_pixel(md) -> tuple[int, int] | None:
 
 def plot_overview(work_dir: str | os.PathLike, pixel_yx: tuple[int, int] | None = None) -> list[Path]:
     """Write the overview pictures into ``<work_dir>/pic/``; return the files written."""
-    from .maps import render, view
-    from .network import plot_network
-    from .rms import plot_rms
-    from .timeseries import tsview
+    from sbts.core.viz.maps import render, view
+    from sbts.core.viz.network import plot_network
+    from sbts.core.viz.rms import plot_rms
+    from sbts.core.viz.timeseries import tsview
 
     work = Path(work_dir)
     pic = work / "pic"

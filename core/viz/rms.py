@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dates import parse_date
-from ..errors import InputError
-from . import common as c
+from sbts.core.model.dates import parse_date
+from sbts.core.errors import InputError
+from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)
 _LINE = re.compile(r"^\s*(\d{8})\s+([-+0-9.eE]+|nan)\b")

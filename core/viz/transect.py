@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, InputError
-from ..products import Product, TimeSeries
-from . import common as c
-from .maps import Layer, draw_map, prepare_maps, resolve_layers
+from sbts.core.errors import DataError, InputError
+from sbts.core.io.products import Product, TimeSeries
+from sbts.core.viz import common as c
+from sbts.core.viz.maps import Layer, draw_map, prepare_maps, resolve_layers
 
 logger = logging.getLogger(__name__)
 

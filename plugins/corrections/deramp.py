@@ -6,7 +6,7 @@ and subtracted: ``timeseries.h5`` → ``timeseries_ramp.h5``.
 
 Memory stays bounded whatever the image size: the fit uses a uniform subsample of the mask pixels
 (at most ``MAX_SAMPLES`` and what ``--max-memory`` allows for all dates), gathered block by block;
-all dates are solved at once (:func:`sbts.core.ramps.fit_ramps_samples`); the output is written
+all dates are solved at once (:func:`sbts.core.model.ramps.fit_ramps_samples`); the output is written
 block by block, resumably.
 
 Reference point: each ramp is taken relative to its value at ``REF_Y/REF_X`` (as MintPy does), so a
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.products import MapProduct, TimeSeries, TimeSeriesWriter
-from sbts.core.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
+from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
+from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
 
 logger = logging.getLogger(__name__)
 

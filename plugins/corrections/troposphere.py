@@ -33,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError, PluginError, TemplateError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.products import MapProduct, TimeSeries, TimeSeriesWriter
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
+from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
 
-from ._tropo_common import (
+from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
     apply_delay,
     delay_file_signature,

@@ -22,7 +22,7 @@ choose its observation (:func:`corrected_dataset_name`):
     they share one integer ambiguity per pair).  In each region ``numSample`` pixels are drawn
     (seeded RNG, see below); their integer closures ``c_int = round(C·φ/2π)`` are turned into
     integer corrections U by an L1 mixed-integer program solved with HiGHS
-    (:func:`sbts.core.closure.solve_integer_ambiguity`, batched by unique closure pattern); the
+    (:func:`sbts.core.inversion.closure.solve_integer_ambiguity`, batched by unique closure pattern); the
     region's U is the median over its samples and ``2π·U_k`` is added to pair k on the region.
 
 ``bridging+phase_closure`` → ``unwrapPhase_bridging`` then ``unwrapPhase_bridging_phaseClosure``.
@@ -55,19 +55,19 @@ from scipy import ndimage
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-from sbts.core.averages import read_mask_file
-from sbts.core.blocks import plan_blocks
-from sbts.core.closure import (
+from sbts.core.steps.averages import read_mask_file
+from sbts.core.io.blocks import plan_blocks
+from sbts.core.inversion.closure import (
     DEFAULT_ALPHA, TWO_PI, integer_ambiguity, reference_phase, solve_integer_ambiguity, triplet_indices,
     triplet_matrix,
 )
 from sbts.core.errors import DataError, InputError, TemplateError
-from sbts.core.h5io import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.products import IfgramStack
-from sbts.core.inversion import UNWRAP_ERROR_DATASETS
-from sbts.core.lock import output_lock
+from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
+from sbts.core.io.products import IfgramStack
+from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS
+from sbts.core.io.lock import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -164,10 +164,10 @@ def write_stack_dataset(stack_path: str | os.PathLike, name: str, fill: Callable
     """Add or replace 3-D dataset ``name`` of the stack, never leaving it half-written unnoticed.
 
     ``fill(ds)`` writes the data block by block into a dataset of a scratch file (written like any
-    output: :class:`~sbts.core.h5io.H5Writer`); only when it returns is the stack touched, under
+    output: :class:`~sbts.core.io.h5.H5Writer`); only when it returns is the stack touched, under
     its lock.  A dataset that exists with the same shape is rewritten in place, so rerunning a
     correction does not grow the file (HDF5 never reuses the space of a deleted dataset); while it
-    is rewritten it carries :data:`~sbts.core.h5io.INCOMPLETE_ATTR`, which every reader refuses and
+    is rewritten it carries :data:`~sbts.core.io.h5.INCOMPLETE_ATTR`, which every reader refuses and
     the next run repairs.  A new dataset is copied in under a temporary name and renamed.
     """
     stack_path = Path(stack_path)
@@ -335,7 +335,7 @@ def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_
 
     Pixels outside the retained regions are returned unchanged.
     """
-    from sbts.core.ramps import evaluate_ramps, fit_ramps
+    from sbts.core.model.ramps import evaluate_ramps, fit_ramps
 
     labels, n = _regions(conncomp, valid, min_area)
     if n < 2:

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Exporter, ExportRequest
-from sbts.core.products import Product
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Exporter, ExportRequest
+from sbts.core.io.products import Product
 
-from sbts.core.h5io import atomic_output
-from sbts.core.mapselect import label_stem, output_path, parse_options, read_mask, select_map
+from sbts.core.io.h5 import atomic_output
+from sbts.core.io.maps import label_stem, output_path, parse_options, read_mask, select_map
 
 logger = logging.getLogger(__name__)
 

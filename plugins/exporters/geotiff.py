@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import plan_blocks
-from sbts.core.dates import format_date, parse_date
+from sbts.core.io.blocks import plan_blocks
+from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError, PluginError
-from sbts.core.h5io import atomic_output
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Exporter, ExportRequest
-from sbts.core.metadata import Metadata
-from sbts.core.mapselect import option_memory, parse_options
-from sbts.core.products import IfgramStack, Product, TimeSeries
-from sbts.core.safeio import safe_part
+from sbts.core.io.h5 import atomic_output
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Exporter, ExportRequest
+from sbts.core.model.metadata import Metadata
+from sbts.core.io.maps import option_memory, parse_options
+from sbts.core.io.products import IfgramStack, Product, TimeSeries
+from sbts.core.io.safenames import safe_part
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def _gdal_type(gdal, dtype: np.dtype) -> tuple[int, np.dtype]:
 
 
 def _dtype(product: Product, name: str) -> np.dtype:
-    from sbts.core.h5io import open_h5
+    from sbts.core.io.h5 import open_h5
 
     with open_h5(product.path) as f:
         return f[name].dtype
@@ -232,7 +232,7 @@ def _tags(meta: Metadata, dataset: str) -> dict[str, str]:
     attrs = meta.to_attrs()
     tags = {k: attrs[k] for k in ("FILE_TYPE", "UNIT", "REF_Y", "REF_X", "REF_LAT", "REF_LON", "REF_DATE",
                                   "WAVELENGTH", "PROCESSOR", "START_DATE", "END_DATE", "DATE12") if k in attrs}
-    from sbts.core.products import UNITS
+    from sbts.core.io.products import UNITS
 
     if "UNIT" not in tags and dataset in UNITS:
         tags["UNIT"] = UNITS[dataset]

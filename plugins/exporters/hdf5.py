@@ -5,7 +5,7 @@ kept) and its attributes, updated as MintPy's ``subset.py`` does: ``LENGTH/WIDTH
 ``X_FIRST/Y_FIRST`` moved to the new corner, ``REF_Y/REF_X`` shifted (also when the reference pixel
 falls outside the box: the pieces of a scene keep their common reference; ``REF_LAT/REF_LON``
 unchanged), ``STARTING_RANGE`` moved for radar coordinates, ``SUBSET_*`` recording the box in the
-original pixels.  It is written block by block and atomically (:class:`~sbts.core.h5io.H5Writer`),
+original pixels.  It is written block by block and atomically (:class:`~sbts.core.io.h5.H5Writer`),
 so a large stack is never held in memory and a partial file never carries the final name.
 """
 
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import Block, plan_blocks
-from sbts.core.dates import parse_date
+from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.model.dates import parse_date
 from sbts.core.errors import InputError
-from sbts.core.h5io import H5Writer, open_h5
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Exporter, ExportRequest
-from sbts.core.mapselect import option_memory
-from sbts.core.metadata import GeoGrid, Grid, Metadata
-from sbts.core.products import IfgramStack, Product, TimeSeries
+from sbts.core.io.h5 import H5Writer, open_h5
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Exporter, ExportRequest
+from sbts.core.io.maps import option_memory
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata
+from sbts.core.io.products import IfgramStack, Product, TimeSeries
 
 logger = logging.getLogger(__name__)
 

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import plan_blocks
+from sbts.core.io.blocks import plan_blocks
 from sbts.core.errors import InputError, shown
-from sbts.core.h5io import H5Writer, encode_dates
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Exporter, ExportRequest
-from sbts.core.metadata import Metadata
-from sbts.core.products import MapProduct, Product, TimeSeries
-from sbts.core.safeio import safe_part
+from sbts.core.io.h5 import H5Writer, encode_dates
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Exporter, ExportRequest
+from sbts.core.model.metadata import Metadata
+from sbts.core.io.products import MapProduct, Product, TimeSeries
+from sbts.core.io.safenames import safe_part
 
-from sbts.core.mapselect import option_memory, parse_options
-from sbts.core.platform import mission_code
+from sbts.core.io.maps import option_memory, parse_options
+from sbts.core.model.platform import mission_code
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class HdfEos5Exporter(Exporter):
             raise InputError(f"{request.input_file} is in radar coordinates; run `sbts geocode {request.input_file}`")
         template = {}
         if opts.get("template"):
-            from sbts.core.template import parse_text, read_text_file
+            from sbts.core.config.template import parse_text, read_text_file
 
             template = parse_text(read_text_file(opts["template"]), opts["template"])
         dates = list(product.date_strings)

@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.dates import years_since
+from sbts.core.model.dates import years_since
 from sbts.core.errors import InputError, PluginError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Exporter, ExportRequest
-from sbts.core.metadata import GeoGrid
-from sbts.core.products import MapProduct, Product, TimeSeries
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Exporter, ExportRequest
+from sbts.core.model.metadata import GeoGrid
+from sbts.core.io.products import MapProduct, Product, TimeSeries
 
-from sbts.core.h5io import atomic_output
-from sbts.core.mapselect import label_stem, output_path, parse_options, read_mask, select_map
+from sbts.core.io.h5 import atomic_output
+from sbts.core.io.maps import label_stem, output_path, parse_options, read_mask, select_map
 
 logger = logging.getLogger(__name__)
 
@@ -474,7 +474,7 @@ class KmzTimeSeriesExporter(Exporter):
     @staticmethod
     def _box_kml(name, product, geo, rows, cols, sub, vel_cm, vlim, colours, years, labels) -> tuple[str, int]:
         """One region file: the points of one box of one level, with the styles they use."""
-        from sbts.core.blocks import Block
+        from sbts.core.io.blocks import Block
 
         block = Block(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
         data = product.read_dates(block)[:, rows - block.row_start][:, :, cols - block.col_start] * 100

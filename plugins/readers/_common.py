@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import Block
-from sbts.core.dates import dates_in_name
+from sbts.core.io.blocks import Block
+from sbts.core.model.dates import dates_in_name
 from sbts.core.errors import InputError
-from sbts.core.interfaces import LoadRequest
+from sbts.core.plugin.interfaces import LoadRequest
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def envi_layout(hdr: Mapping[str, str], path: Path) -> dict:
 
 def envi_geogrid(hdr: Mapping[str, str]):
     """GeoGrid from an ENVI ``map info`` (tie point: 1-based pixel whose upper-left corner is given)."""
-    from sbts.core.metadata import GeoGrid
+    from sbts.core.model.metadata import GeoGrid
 
     info = hdr.get("map info")
     if not info:
@@ -269,7 +269,7 @@ def gdal_geogrid(path: str):
     """GeoGrid (pixel-corner origin, as GDAL's geotransform) and EPSG of any GDAL raster, or None."""
     from osgeo import gdal, osr
 
-    from sbts.core.metadata import GeoGrid
+    from sbts.core.model.metadata import GeoGrid
 
     gdal.UseExceptions()
     ds = gdal.Open(str(path))
@@ -298,9 +298,9 @@ def gdal_geometry_layers(request: LoadRequest, spec: Iterable[tuple[str, str, Ca
     ``spec`` lists (template key, layer name, per-pixel conversion or None); returns (layers,
     input files, Grid or None).  A file on another grid than the first is refused.
     """
-    from sbts.core.metadata import Grid
+    from sbts.core.model.metadata import Grid
 
-    from ._raster import GdalRaster
+    from sbts.core.io.rasters import GdalRaster
 
     layers, inputs, grid = {}, [], None
     for key, name, func in spec:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.dates import dates_in_name
+from sbts.core.model.dates import dates_in_name
 from sbts.core.errors import InputError
 
-from ._common import header_int
+from sbts.plugins.readers._common import header_int
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from sbts.core.errors import InputError
 
-from ._common import header_int
-from ._raster import BinaryRaster
+from sbts.plugins.readers._common import header_int
+from sbts.core.io.rasters import BinaryRaster
 
 # ISCE data_type → numpy (complex types are refused: the loader reads real bands only)
 ISCE_TYPES = {"BYTE": "u1", "CHAR": "u1", "SHORT": "i2", "INT": "i4", "LONG": "i8", "FLOAT": "f4",
@@ -129,7 +129,7 @@ def read_product_xml(path: Path) -> list[dict[str, str]]:
 
 def orbit_from_groups(groups: list[dict[str, str]]):
     """State vectors (time, position, velocity properties) of a product XML, first burst's orbit only."""
-    from ._orbit import StateVector, parse_time, parse_vector
+    from sbts.plugins.readers._orbit import StateVector, parse_time, parse_vector
 
     out, seen = [], set()
     for g in groups:
@@ -210,7 +210,7 @@ def read_reference_shelve(path: Path) -> ShelveFrame:
     """The reference Frame of ``referenceShelve/data.dat`` (a ``dbm.dumb`` shelve: data.dat + data.dir)."""
     import ast
 
-    from ._orbit import StateVector, parse_vector
+    from sbts.plugins.readers._orbit import StateVector, parse_vector
 
     path = Path(path)
     index = path.with_suffix(".dir")

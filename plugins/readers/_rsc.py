@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sbts.core.errors import InputError
 
-from . import _gamma_par as gp
+from sbts.plugins.readers import _gamma_par as gp
 
 RENAME = {"FILE_LENGTH": "LENGTH", "HEADING_DEG": "HEADING"}
 # per-interferogram keys: kept per pair, not in the stack's root attributes

@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import Block
-from sbts.core.dates import dates_in_name
+from sbts.core.io.blocks import Block
+from sbts.core.model.dates import dates_in_name
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import GeoGrid, Grid, Metadata, RadarInfo
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 
-from ._common import (S1_IW_PIXEL, S1_IW_RESOLUTION, MappedRaster, gdal_geometry_layers, header_float, header_int,
+from sbts.plugins.readers._common import (S1_IW_PIXEL, S1_IW_RESOLUTION, MappedRaster, gdal_geometry_layers, header_float, header_int,
                       independent_looks, land_mask, oriented_phase, override_float, pair_of, seconds_of_day,
                       sorted_pair, wrap_degrees)
-from ._raster import GdalRaster
+from sbts.core.io.rasters import GdalRaster
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +154,8 @@ def _with_orbit_geometry(meta: Metadata) -> Metadata:
     and save_hdfeos5.py need them).  HEIGHT: Sentinel-1's nominal altitude (as prep_aria); EARTH_RADIUS:
     the WGS84 radius of curvature along the heading at the scene centre (prep_aria writes a constant);
     corners: the grid's, in MintPy's near/far order for the pass direction."""
-    from ._common import corner_refs
-    from ._orbit import radius_along_heading
+    from sbts.plugins.readers._common import corner_refs
+    from sbts.plugins.readers._orbit import radius_along_heading
 
     radar, geo = meta.radar, meta.grid.geo
     changes = {}
@@ -174,7 +174,7 @@ def _with_slant_range(layers: dict, meta: Metadata) -> None:
     """slantRangeDistance from the incidence layer (the triangle Earth centre / platform / target).
     MintPy's prep_aria writes the constant STARTING_RANGE instead, which is the near edge of the full
     GUNW swath, not the range of these pixels."""
-    from ._common import slant_range_layer
+    from sbts.plugins.readers._common import slant_range_layer
 
     r = meta.radar
     if "incidenceAngle" in layers and r.earth_radius is not None and r.height is not None:

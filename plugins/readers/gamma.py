@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import Metadata
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import Metadata
 
-from . import _gamma_par as gp
-from ._raster import BinaryRaster, TransformedRaster
-from ._common import oriented_phase
+from sbts.plugins.readers import _gamma_par as gp
+from sbts.core.io.rasters import BinaryRaster, TransformedRaster
+from sbts.plugins.readers._common import oriented_phase
 
 logger = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ def lookup_layers(path: Path, shape: tuple[int, int]) -> dict[str, object]:
 
 
 def _sample(raster) -> np.ndarray:
-    from sbts.core.blocks import Block
+    from sbts.core.io.blocks import Block
 
     length, width = raster.shape
     mid = length // 2

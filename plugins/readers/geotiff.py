@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.dates import parse_date
+from sbts.core.model.dates import parse_date
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import Metadata
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import Metadata
 
-from . import _gamma_par as gp
-from ._raster import GdalRaster, TransformedRaster
-from ._common import oriented_phase
-from .gamma import GridChoice, baseline_for_pair_from, build_geometry, request_pars
+from sbts.plugins.readers import _gamma_par as gp
+from sbts.core.io.rasters import GdalRaster, TransformedRaster
+from sbts.plugins.readers._common import oriented_phase
+from sbts.plugins.readers.gamma import GridChoice, baseline_for_pair_from, build_geometry, request_pars
 
 logger = logging.getLogger(__name__)
 

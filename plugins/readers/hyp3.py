@@ -22,15 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.dates import dates_in_name
+from sbts.core.model.dates import dates_in_name
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import Grid, Metadata, RadarInfo
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import Grid, Metadata, RadarInfo
 
-from ._common import (gdal_geogrid, gdal_geometry_layers, land_mask, header_float, header_int, incidence_from_geometry, oriented_phase,
+from sbts.plugins.readers._common import (gdal_geogrid, gdal_geometry_layers, land_mask, header_float, header_int, incidence_from_geometry, oriented_phase,
                       override_float, sorted_pair, wrap_degrees)
-from ._raster import GdalRaster, TransformedRaster
+from sbts.core.io.rasters import GdalRaster, TransformedRaster
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _num(meta: dict, key: str, path: Path, required: bool = False) -> float | No
 
 def platform_of(granule: str) -> str:
     """PLATFORM in MintPy's vocabulary (``sen``) for a Sentinel-1 granule name (S1A_/S1B_/S1C_ ...)."""
-    from sbts.core.platform import standard_platform
+    from sbts.core.model.platform import standard_platform
 
     g = granule.split(",")[0].strip()
     m = re.match(r"S1([A-D])_", g)

@@ -22,19 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.dates import dates_in_name
+from sbts.core.model.dates import dates_in_name
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import Grid, Metadata, RadarInfo
-from sbts.core.platform import standard_platform
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import Grid, Metadata, RadarInfo
+from sbts.core.model.platform import standard_platform
 
-from ._common import (S1_IW_RESOLUTION, SPEED_OF_LIGHT, MappedRaster, independent_looks, index_by_pair,
+from sbts.plugins.readers._common import (S1_IW_RESOLUTION, SPEED_OF_LIGHT, MappedRaster, independent_looks, index_by_pair,
                       oriented_phase, override, override_float, pair_of, seconds_of_day, slant_range_raster,
                       sorted_pair, wrap_degrees)
 
-from ._isce_xml import orbit_from_groups, read_image_xml, read_product_xml, read_reference_shelve
-from ._orbit import parse_time, platform_geometry
+from sbts.plugins.readers._isce_xml import orbit_from_groups, read_image_xml, read_product_xml, read_reference_shelve
+from sbts.plugins.readers._orbit import parse_time, platform_geometry
 
 logger = logging.getLogger(__name__)
 

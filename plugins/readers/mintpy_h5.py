@@ -13,12 +13,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from sbts.core.blocks import Block
+from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError
-from sbts.core.h5io import open_h5
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.products import GEOMETRY_DATASETS, STACK_DATASETS, Geometry, IfgramStack
+from sbts.core.io.h5 import open_h5
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.io.products import GEOMETRY_DATASETS, STACK_DATASETS, Geometry, IfgramStack
 
 
 @dataclass(frozen=True)

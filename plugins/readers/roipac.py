@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.blocks import Block
+from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import Metadata
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import Metadata
 
-from . import _gamma_par as gp
-from . import _rsc
-from ._common import header_int, oriented_phase
-from ._raster import BinaryRaster, TransformedRaster
-from .gamma import _derive, angle_layer
+from sbts.plugins.readers import _gamma_par as gp
+from sbts.plugins.readers import _rsc
+from sbts.plugins.readers._common import header_int, oriented_phase
+from sbts.core.io.rasters import BinaryRaster, TransformedRaster
+from sbts.plugins.readers.gamma import _derive, angle_layer
 
 logger = logging.getLogger(__name__)
 

@@ -22,17 +22,17 @@ import xml.etree.ElementTree as ET
 from functools import lru_cache
 from pathlib import Path
 
-from sbts.core.dates import dates_in_name
+from sbts.core.model.dates import dates_in_name
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import Grid, Metadata, RadarInfo
-from sbts.core.platform import standard_platform
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import Grid, Metadata, RadarInfo
+from sbts.core.model.platform import standard_platform
 
-from ._common import (SPEED_OF_LIGHT, earth_radius_at, envi_geogrid, envi_layout, header_float, header_int,
+from sbts.plugins.readers._common import (SPEED_OF_LIGHT, earth_radius_at, envi_geogrid, envi_layout, header_float, header_int,
                       oriented_phase, override_float, read_envi_header, seconds_of_day, slant_range_from_incidence,
                       slant_range_layer, sorted_pair, wrap_degrees)
-from ._raster import BinaryRaster
+from sbts.core.io.rasters import BinaryRaster
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def dim_geogrid(dim: dict, band: str | None = None):
     """The grid of a band from the ``.dim``: its Spectral_Band_Info IMAGE_TO_MODEL_TRANSFORM, else the
     product's Geoposition one (Java AffineTransform order: scaleX, shearY, shearX, scaleY, x0, y0, the
     upper-left corner of the first pixel).  None when the .dim has no transform or a rotated one."""
-    from sbts.core.metadata import GeoGrid
+    from sbts.core.model.metadata import GeoGrid
 
     text = dim.get("band_transforms", {}).get(band or "") or dim.get("transform")
     if not text:

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.workflow import STEP_NAMES
+from sbts.core.workflow.runner import STEP_NAMES
 
 STATUS = re.compile(r"^(\w+)\s+(ran|skipped|disabled|failed)\s*$", re.M)
 
@@ -82,7 +82,7 @@ def read(path: Path, name: str) -> np.ndarray:
 
 
 def readable_by_sbts(path: Path):
-    from sbts.core.products import Product
+    from sbts.core.io.products import Product
 
     product = Product.open(path)
     for name in product.datasets:
@@ -182,7 +182,7 @@ def assert_resampled(got: np.ndarray, want: np.ndarray, what: str) -> None:
 
 # --------------------------------------------------------------------------- the steps
 def check_load_data(r: Run, synth) -> None:
-    from sbts.core.products import IfgramStack
+    from sbts.core.io.products import IfgramStack
 
     stack_file = r.work / "inputs" / "ifgramStack.h5"
     stack = readable_by_sbts(stack_file)
@@ -244,7 +244,7 @@ def check_quick_overview(r: Run, synth) -> None:
 
 
 def check_invert_network(r: Run, synth) -> None:
-    from sbts.core.products import TimeSeries
+    from sbts.core.io.products import TimeSeries
 
     ts_file = r.work / "timeseries.h5"
     assert isinstance(readable_by_sbts(ts_file), TimeSeries)

@@ -17,6 +17,6 @@ def synth():
     The turbulent troposphere is 3 mm (instead of the demo's 1 cm) so the DEM error of the
     truth (+30 m / −18 m patches) stands out of the noise of a 14-date stack; everything else is
     the synthetic stack's default physics (bowl −25 cm/yr, seasonal 8 mm, three unwrapping errors)."""
-    from sbts.core.synthetic import make_synthetic_stack
+    from sbts.core.demo.synthetic import make_synthetic_stack
 
     return make_synthetic_stack(shape=(60, 80), num_date=14, seed=3, turbulence_std=0.003)

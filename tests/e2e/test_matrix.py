@@ -19,7 +19,7 @@ import pytest
 
 import formats
 from checks import CHECKS, OFF_BY_DEFAULT, Run, sbts, statuses, writer
-from sbts.core.workflow import STEP_NAMES
+from sbts.core.workflow.runner import STEP_NAMES
 
 pytest.importorskip("osgeo.gdal")
 

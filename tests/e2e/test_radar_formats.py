@@ -19,8 +19,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sbts.core.synthetic import make_synthetic_stack  # noqa: E402
-from sbts.core.workflow import run_workflow  # noqa: E402
+from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
+from sbts.core.workflow.runner import run_workflow  # noqa: E402
 
 FORMATS = {  # name → orbit direction of its synthetic stack (both directions are covered)
     "isce_tops": "ASCENDING", "isce_stripmap": "DESCENDING", "aria_vrt": "DESCENDING", "aria_gunw": "ASCENDING",

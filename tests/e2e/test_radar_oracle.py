@@ -28,7 +28,6 @@ same synthetic products.
 from __future__ import annotations
 
 import importlib
-import math
 import shutil
 import sys
 from pathlib import Path
@@ -44,7 +43,7 @@ import oracle_isce_rsc  # noqa: E402
 from formats import _radar  # noqa: E402
 
 from sbts.cli.main import cli  # noqa: E402
-from sbts.core.synthetic import make_synthetic_stack  # noqa: E402
+from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
 
 DIRECTIONS = ("ASCENDING", "DESCENDING")
 STACK_DATASETS = ("unwrapPhase", "coherence", "connectComponent")

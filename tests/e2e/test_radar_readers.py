@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from formats import _radar, isce_stripmap, isce_tops, snap  # noqa: E402
 
-from sbts.core.loader import load_data  # noqa: E402
-from sbts.core.platform import from_project_name, mission_code, standard_platform  # noqa: E402
-from sbts.core.synthetic import make_synthetic_stack  # noqa: E402
-from sbts.core.template import Template  # noqa: E402
+from sbts.core.steps.load import load_data  # noqa: E402
+from sbts.core.model.platform import from_project_name, mission_code, standard_platform  # noqa: E402
+from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
+from sbts.core.config.template import Template  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["ASCENDING", "DESCENDING"])
@@ -85,7 +85,7 @@ def test_platform_from_template_name_turns_on_envisat_lod(tmp_path, shared_data)
     template = tmp_path / "SydneyEnvD123.txt"
     template.write_text(f"mintpy.load.processor = roipac\nmintpy.load.unwFile = {src}/geo_*.unw\n"
                         f"mintpy.load.demFile = {src}/roipac_test_trimmed.dem\n")
-    from sbts.core.workflow import RunContext
+    from sbts.core.workflow.runner import RunContext
 
     attrs = _load(template)
     assert attrs["PLATFORM"] == "env" and attrs["PROJECT_NAME"] == "SydneyEnvD123"

@@ -160,7 +160,7 @@ class Rel:
     # ---------------------------------------------------------------- data
     @staticmethod
     def synthetic(directory: Path, shape=(40, 50), num_date=12, seed=0) -> Path:
-        from sbts.core.demo import write_synthetic
+        from sbts.core.demo.run import write_synthetic
 
         return write_synthetic(directory, seed=seed, shape=shape, num_date=num_date)
 

@@ -55,7 +55,7 @@ def _aria(root: Path):
 
 
 def _mintpy(root: Path):
-    from sbts.core.demo import write_synthetic
+    from sbts.core.demo.run import write_synthetic
 
     write_synthetic(root / "syn", shape=(20, 24), num_date=6)
     text = (f"mintpy.load.processor = mintpy\nmintpy.load.unwFile = {root}/syn/ifgramStack.h5\n"
@@ -232,7 +232,7 @@ def test_mismatched_grid(rel, reader_stack, note):
     res = _load(rel, cfg)
     if res.code == 0:
         assert "dropping" in res.out or "differ" in res.out, res.out[-800:]
-        from sbts.core.products import IfgramStack
+        from sbts.core.io.products import IfgramStack
 
         stack = IfgramStack(cfg.parent / "inputs/ifgramStack.h5")
         assert len(stack.pairs) == len(unws) - 1
@@ -278,7 +278,7 @@ def test_unparsable_dates(rel, reader_stack, note):
 @pytest.mark.rcase(input="pair stored later_earlier (folder 20190113_20190101)",
                    expected="stored as earlier_later with the phase sign flipped, or a clear error")
 def test_unsorted_pair(rel, reader_stack, note):
-    from sbts.core.products import IfgramStack
+    from sbts.core.io.products import IfgramStack
 
     name, cfg, unws = reader_stack
     folder = unws[0].parent
@@ -303,7 +303,7 @@ def test_unsorted_pair(rel, reader_stack, note):
 @pytest.mark.rcase(input="the same pair twice (a copy of one interferogram under another folder)",
                    expected="Error: naming both files, or one kept with a warning; never two layers of one pair")
 def test_duplicate_pair(rel, reader_stack, note):
-    from sbts.core.products import IfgramStack
+    from sbts.core.io.products import IfgramStack
 
     name, cfg, unws = reader_stack
     if name == "isce":
@@ -430,7 +430,7 @@ def test_verbose_shows_traceback(rel, tmp_path):
 def test_single_pair(rel, tmp_path, note):
     import h5py
 
-    from sbts.core.products import IfgramStack, TimeSeries
+    from sbts.core.io.products import IfgramStack, TimeSeries
 
     cfg = rel.project(tmp_path / "w", shape=(20, 24), num_date=6)
     src = cfg.parent / "syn/ifgramStack.h5"

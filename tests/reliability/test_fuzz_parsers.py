@@ -76,7 +76,7 @@ def _nonfinite(value: str) -> bool:
 @given(st.text(max_size=400))
 @pytest.mark.rcase(input="parse_text on random text")
 def test_template_parse_text_random(text):
-    from sbts.core.template import parse_text
+    from sbts.core.config.template import parse_text
 
     try:
         values = parse_text(text, "fuzz.cfg")
@@ -93,7 +93,7 @@ def test_template_parse_text_random(text):
        value=NASTY)
 @pytest.mark.rcase(input="typed getters on a garbage value of a known key")
 def test_template_typed_getters(key, value):
-    from sbts.core.template import Template
+    from sbts.core.config.template import Template
 
     assume("\n" not in value and "\r" not in value)
     with warnings.catch_warnings():
@@ -112,7 +112,7 @@ def test_template_typed_getters(key, value):
 @given(data=RAW_BYTES)
 @pytest.mark.rcase(input="template file of random / non-UTF-8 bytes")
 def test_template_file_random_bytes(tmp_path, data):
-    from sbts.core.template import Template
+    from sbts.core.config.template import Template
 
     path = tmp_path / "bad.cfg"
     path.write_bytes(data)
@@ -226,7 +226,7 @@ P_BASELINE_BOTTOM_HDR  14
 def _rsc_chain(unw: Path):
     import numpy as np
 
-    from sbts.core.metadata import Metadata
+    from sbts.core.model.metadata import Metadata
     from sbts.plugins.readers import _rsc
     from sbts.plugins.readers.roipac import band_raster
 
@@ -290,7 +290,7 @@ def _metadata_known_bug(attrs: dict) -> bool:
                             "HEADING", "CENTER_LINE_UTC", "STARTING_RANGE"]), value=NASTY)
 @pytest.mark.rcase(input="Metadata.from_attrs with one garbage attribute")
 def test_metadata_attrs(key, value):
-    from sbts.core.metadata import Metadata
+    from sbts.core.model.metadata import Metadata
 
     attrs = {"LENGTH": "10", "WIDTH": "12", "X_FIRST": "1", "Y_FIRST": "2", "X_STEP": "0.1", "Y_STEP": "-0.1",
              "WAVELENGTH": "0.05", "REF_Y": "1", "REF_X": "1", key: value}
@@ -568,7 +568,7 @@ def test_aria_vrt_values(tmp_path, where, value):
 @given(st.one_of(st.text(max_size=20), st.binary(max_size=12)))
 @pytest.mark.rcase(input="parse_date / dates_in_name on random text and bytes")
 def test_dates(value):
-    from sbts.core.dates import dates_in_name, parse_date
+    from sbts.core.model.dates import dates_in_name, parse_date
 
     _check(lambda: parse_date(value))
     if isinstance(value, str):
@@ -586,7 +586,7 @@ def _raises_only_sbts(call):
 @pytest.mark.rcase(input="template `mintpy.networkInversion.minNumPixel = inf` (or nan) → Template.get_int",
                    expected="TemplateError naming the key and value")
 def test_bug_template_get_int_nonfinite():
-    from sbts.core.template import Template
+    from sbts.core.config.template import Template
 
     for value in ("inf", "nan"):
         t = Template({"mintpy.networkInversion.minNumPixel": value}, "t.cfg")
@@ -633,7 +633,7 @@ def test_bug_roipac_rsc_size_zero(tmp_path):
 @pytest.mark.rcase(input="HDF5/rsc attribute `LENGTH = nan` (or `REF_Y = inf`) → Metadata.from_attrs",
                    expected="InputError naming the attribute")
 def test_bug_metadata_nan_int():
-    from sbts.core.metadata import Metadata
+    from sbts.core.model.metadata import Metadata
 
     _raises_only_sbts(lambda: Metadata.from_attrs({"LENGTH": "nan", "WIDTH": "12"}, source="x.h5"))
     _raises_only_sbts(lambda: Metadata.from_attrs({"LENGTH": "10", "WIDTH": "12", "REF_Y": "inf"}, source="x.h5"))

@@ -102,7 +102,7 @@ def test_he5_mission_unusable(rel, project, note):
 @given(text=st.text(max_size=80))
 def test_safe_part_property(text):
     from sbts.core.errors import InputError
-    from sbts.core.safeio import safe_part
+    from sbts.core.io.safenames import safe_part
 
     try:
         part = safe_part(text)
@@ -124,7 +124,7 @@ def test_mask_name_from_nested_dataset(rel, project, note):
             g.attrs[k] = v
         g["temporalCoherence"] = f["temporalCoherence"][()]
     from sbts.core.tools.masks import _default_output
-    from sbts.core.products import Product
+    from sbts.core.io.products import Product
 
     out = _default_output(Product.open(src), "../../evil", False)
     assert out.parent == work and "/" not in out.name and ".." not in out.name
@@ -159,7 +159,7 @@ def _run_with(site: Path, *args, timeout=60):
 EXIT_AT_IMPORT = "import sys\nsys.exit(0)\n"
 EXIT_IN_HOOK = """
 import sys
-from sbts.core.hookspecs import hookimpl
+from sbts.core.plugin.hookspecs import hookimpl
 
 @hookimpl
 def sbts_exporters():
@@ -170,8 +170,8 @@ def sbts_commands():
     raise SystemExit("bye")
 """
 RAISING_NAME = """
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Exporter
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Exporter
 
 class Evil(Exporter):
     @property
@@ -186,8 +186,8 @@ def sbts_exporters():
     return [Evil()]
 """
 PATH_SUFFIX = """
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import Correction, CorrectionResult
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Correction, CorrectionResult
 
 class Escape(Correction):
     name = "escape"
@@ -236,7 +236,7 @@ def test_commands_hook_exit(tmp_path):
 @pytest.mark.rcase(area="hostile plugin", input="a plugin raising KeyboardInterrupt at import",
                    expected="the interrupt goes through (Ctrl-C must stop sbts)")
 def test_keyboard_interrupt_not_contained():
-    from sbts.core.plugins import build_registry
+    from sbts.core.plugin.registry import build_registry
 
     class EP:
         name, value, dist = "ki", "ki:x", None
@@ -249,8 +249,8 @@ def test_keyboard_interrupt_not_contained():
 
 
 def _registry_with(item, kind: str):
-    from sbts.core.hookspecs import hookimpl
-    from sbts.core.plugins import build_registry
+    from sbts.core.plugin.hookspecs import hookimpl
+    from sbts.core.plugin.registry import build_registry
 
     class P:
         pass
@@ -265,9 +265,9 @@ def _registry_with(item, kind: str):
 @pytest.mark.rcase(area="hostile plugin", input="a reader whose detect() calls sys.exit(), then `sbts load` (auto)",
                    expected="the reader named in a warning, the other readers tried: the stack loads")
 def test_reader_detect_exits(rel, tmp_path):
-    from sbts.core.interfaces import Reader
-    from sbts.core.loader import load_data
-    from sbts.core.template import Template
+    from sbts.core.plugin.interfaces import Reader
+    from sbts.core.steps.load import load_data
+    from sbts.core.config.template import Template
 
     class Exits(Reader):
         name = "aaa_exits"
@@ -292,10 +292,10 @@ def test_reader_exits_while_loading(rel, tmp_path, what):
     import numpy as np
 
     from sbts.core.errors import PluginError
-    from sbts.core.interfaces import PairSource, Reader, StackSource
-    from sbts.core.loader import load_data
-    from sbts.core.metadata import Grid, Metadata
-    from sbts.core.template import Template
+    from sbts.core.plugin.interfaces import PairSource, Reader, StackSource
+    from sbts.core.steps.load import load_data
+    from sbts.core.model.metadata import Grid, Metadata
+    from sbts.core.config.template import Template
 
     class ExitRaster:
         shape, dtype = (8, 9), np.dtype(np.float32)
@@ -329,11 +329,11 @@ def test_reader_exits_while_loading(rel, tmp_path, what):
 @pytest.mark.rcase(area="hostile plugin", input="a correction / exporter whose run/export calls sys.exit(0)",
                    expected="PluginError naming it (not a silent exit 0)")
 def test_correction_exporter_exit(project, kind):
-    from sbts.core.corrections import run_correction
+    from sbts.core.plugin.runners import run_correction
     from sbts.core.errors import PluginError
-    from sbts.core.exporting import export
-    from sbts.core.interfaces import Correction, Exporter
-    from sbts.core.template import Template
+    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.interfaces import Correction, Exporter
+    from sbts.core.config.template import Template
 
     class C(Correction):
         name, suffix = "exits", "ex"
@@ -360,7 +360,7 @@ def test_correction_exporter_exit(project, kind):
 @pytest.mark.rcase(area="hostile plugin", input="an exporter with a 1000-character name / a path as its name",
                    expected="skipped with a warning, the message short")
 def test_absurd_plugin_names(name):
-    from sbts.core.interfaces import Exporter
+    from sbts.core.plugin.interfaces import Exporter
 
     class E(Exporter):
         def export(self, request):
@@ -376,7 +376,7 @@ def test_absurd_plugin_names(name):
 @pytest.mark.rcase(area="hostile plugin", input="an exporter whose summary is a number, or whose hook returns one "
                    "object instead of a list", expected="ok: listed (summary empty) / the object taken as one item")
 def test_odd_but_usable_plugin():
-    from sbts.core.interfaces import Exporter
+    from sbts.core.plugin.interfaces import Exporter
 
     class E(Exporter):
         name = "oddsummary"

@@ -35,7 +35,7 @@ def _attrs(path: Path) -> dict[str, str]:
 
 # =========================================================================== zero is a number
 def _numeric_default_keys() -> list[str]:
-    from sbts.core.template import default_values
+    from sbts.core.config.template import default_values
 
     keys = []
     for key, value in default_values().items():
@@ -51,7 +51,7 @@ def _numeric_default_keys() -> list[str]:
                    expected="0 (the number) or a TemplateError naming the key's range; never None (= 'no')")
 def test_zero_is_never_no_for_numeric_keys(note):
     from sbts.core.errors import TemplateError
-    from sbts.core.template import Template
+    from sbts.core.config.template import Template
 
     keys = _numeric_default_keys()
     assert len(keys) > 15, keys
@@ -72,7 +72,7 @@ def test_zero_is_never_no_for_numeric_keys(note):
 @pytest.mark.parametrize("word", ["no", "none", "false", "NO", "off"])
 @pytest.mark.rcase(input="a numeric key set to a word meaning no", expected="None (the key switched off)")
 def test_words_still_mean_no(word):
-    from sbts.core.template import Template
+    from sbts.core.config.template import Template
 
     t = Template({"mintpy.network.tempBaseMax": word}, warn_unknown=False)
     assert t.get_float("mintpy.network.tempBaseMax") is None
@@ -82,7 +82,7 @@ def test_words_still_mean_no(word):
 @pytest.mark.rcase(input="mintpy.network.coherenceBased = yes with minCoherence = 0",
                    expected="ok: accepted, no pair dropped for coherence (every mean coherence is ≥ 0)")
 def test_network_min_coherence_zero(rel, project, note):
-    from sbts.core.products import IfgramStack
+    from sbts.core.io.products import IfgramStack
 
     _append(project, "mintpy.network.coherenceBased = yes\nmintpy.network.minCoherence = 0")
     res = rel.cli("network", project)
@@ -119,8 +119,8 @@ def test_inversion_zero_thresholds(rel, project, note):
 
 @pytest.mark.rcase(input="mintpy.unwrapError.bridgePtsRadius = 0", expected="ok: radius 0 (not the default 50)")
 def test_bridging_radius_zero(tmp_path):
-    from sbts.core.interfaces import CorrectionContext
-    from sbts.core.template import Template
+    from sbts.core.plugin.interfaces import CorrectionContext
+    from sbts.core.config.template import Template
     from sbts.plugins.corrections.unwrap_error import UnwrapOptions
 
     t = Template({"mintpy.unwrapError.bridgePtsRadius": "0", "mintpy.unwrapError.numSample": "0"}, warn_unknown=False)
@@ -145,8 +145,8 @@ def test_tropo_poly_order_zero(rel, project, note):
 @pytest.mark.rcase(input="mintpy.reference.yx = 0,0 / mintpy.subset.yx = 0:10,0:12",
                    expected="ok: pixel 0,0 and a subset from 0 (0 is an index, not 'no')")
 def test_zero_indices(rel, tmp_path):
-    from sbts.core.products import IfgramStack
-    from sbts.core.template import Template
+    from sbts.core.io.products import IfgramStack
+    from sbts.core.config.template import Template
 
     assert Template({"mintpy.reference.yx": "0,0"}, warn_unknown=False).get_numbers("mintpy.reference.yx", 2) == [0, 0]
     cfg = rel.project(tmp_path / "w", shape=(20, 24), num_date=6)
@@ -173,8 +173,8 @@ def test_dem_poly_zero(rel, project, note):
                    expected="clean error naming the key")
 def test_geocode_template_keys(line, needle):
     from sbts.core.errors import SbtsError
-    from sbts.core.geocode import GeocodeOptions
-    from sbts.core.template import Template
+    from sbts.core.steps.geocode import GeocodeOptions
+    from sbts.core.config.template import Template
 
     with pytest.raises(SbtsError, match=needle):
         GeocodeOptions.from_template(Template.from_text(line))
@@ -182,8 +182,8 @@ def test_geocode_template_keys(line, needle):
 
 @pytest.mark.rcase(input="mintpy.geocode.fillValue = 0", expected="ok: fill 0.0 (was: NaN)")
 def test_geocode_fill_zero():
-    from sbts.core.geocode import GeocodeOptions
-    from sbts.core.template import Template
+    from sbts.core.steps.geocode import GeocodeOptions
+    from sbts.core.config.template import Template
 
     assert GeocodeOptions.from_template(Template({"mintpy.geocode.fillValue": "0"}, warn_unknown=False)).fill == 0.0
 
@@ -209,7 +209,7 @@ def test_out_of_range_values(rel, project, key, value, needle, note):
 
 @pytest.mark.rcase(input="mintpy.network.excludeIfgIndex = 0", expected="ok: pair index 0 dropped")
 def test_exclude_index_zero(rel, project, note):
-    from sbts.core.products import IfgramStack
+    from sbts.core.io.products import IfgramStack
 
     _append(project, "mintpy.network.excludeIfgIndex = 0")
     assert rel.cli("network", project).code == 0
@@ -356,8 +356,8 @@ class TestUserValues:
 @pytest.fixture
 def radar_project(tmp_path, rel):
     """A small radar-coded velocity with its latitude/longitude lookup (geometryRadar.h5)."""
-    from sbts.core.metadata import Grid, Metadata
-    from sbts.core.products import write_map
+    from sbts.core.model.metadata import Grid, Metadata
+    from sbts.core.io.products import write_map
 
     shape = (30, 40)
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
@@ -491,7 +491,7 @@ class TestPhysicalMetadata:
 
     @pytest.mark.rcase(input="bperp stored as numeric text (b'12.5') in the stack", expected="ok: read as numbers")
     def test_numeric_text_bperp(self, rel, project):
-        from sbts.core.products import IfgramStack
+        from sbts.core.io.products import IfgramStack
 
         stack = project.parent / "inputs/ifgramStack.h5"
         with h5py.File(stack, "r+") as f:
@@ -522,7 +522,7 @@ def mexico(tmp_path, shared_data):
 def test_geotiff_pair_off_grid(rel, mexico, note):
     from osgeo import gdal
 
-    from sbts.core.products import IfgramStack
+    from sbts.core.io.products import IfgramStack
 
     cfg, dst = mexico
     unws = sorted((dst / "geotiffs").glob("*_unw.tif"))
@@ -554,7 +554,7 @@ def test_geotiff_missing_coherence(rel, mexico, which, note):
 @pytest.mark.rcase(area="physical metadata", input="ROI_PAC geocoded stack: one geo_*.unw.rsc with X_FIRST half a "
                    "degree east", expected="that interferogram dropped with a warning naming it")
 def test_roipac_pair_off_grid(rel, tmp_path, shared_data, note):
-    from sbts.core.products import IfgramStack
+    from sbts.core.io.products import IfgramStack
 
     src = shared_data / "pyrate_envisat_sydney_small_test/roipac"
     r = tmp_path / "roipac"

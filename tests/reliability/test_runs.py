@@ -199,7 +199,7 @@ def test_two_writers_same_folder(rel, slow, tmp_path, pair, note):
 
 def _holder(path: Path) -> subprocess.Popen:
     """Another process holding the write lock of ``path`` until killed."""
-    code = ("import sys, time\nfrom sbts.core.lock import output_lock\n"
+    code = ("import sys, time\nfrom sbts.core.io.lock import output_lock\n"
             "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
@@ -366,9 +366,9 @@ FULL = {
 
 def _lookup(work: Path) -> None:
     """A radar-coordinate lookup table on the project's own geographic grid (for geocode --geo2radar)."""
-    from sbts.core.h5io import read_metadata
-    from sbts.core.metadata import Grid, Metadata, RadarInfo
-    from sbts.core.products import write_map
+    from sbts.core.io.h5 import read_metadata
+    from sbts.core.model.metadata import Grid, Metadata, RadarInfo
+    from sbts.core.io.products import write_map
 
     meta = read_metadata(work / "timeseries.h5")
     geo, (length, width) = meta.grid.geo, meta.grid.shape

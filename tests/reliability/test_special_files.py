@@ -179,7 +179,7 @@ class TestValidInput:
     @pytest.mark.rcase(input="template saved with a UTF-8 BOM / CRLF line ends / tabs around '='",
                        expected="ok: every key read (was: BOM made the first line unparsable)")
     def test_template_encodings(self, rel, tmp_path, how, note):
-        from sbts.core.template import Template
+        from sbts.core.config.template import Template
 
         cfg = rel.project(tmp_path / "w", shape=(20, 24), num_date=6)
         text = cfg.read_text()

@@ -67,7 +67,7 @@ def test_unchanged_sources_do_not_reload(rel, tmp_path):
 
 def _gamma(tmp_path: Path):
     from formats import gamma_geo
-    from sbts.core.synthetic import make_synthetic_stack
+    from sbts.core.demo.synthetic import make_synthetic_stack
 
     synth = make_synthetic_stack(shape=(30, 40), num_date=8, seed=5)
     cfg = Path(gamma_geo.write(tmp_path / "g", synth))

@@ -1,6 +1,6 @@
 """Shared by the format writers: the synthetic stack seen as a radar image, and small file helpers.
 
-The synthetic stack (:func:`sbts.core.synthetic.make_synthetic_stack`) lies on a lat/lon grid.  The
+The synthetic stack (:func:`sbts.core.demo.synthetic.make_synthetic_stack`) lies on a lat/lon grid.  The
 radar-coded formats (GAMMA, ROI_PAC, ISCE) treat that grid as the *radar* grid instead: row = azimuth
 line, column = range sample, with the pixel spacings of the stack's attributes (AZIMUTH_PIXEL_SIZE
 along track, RANGE_PIXEL_SIZE / sin θ on the ground).  :class:`RadarFrame` places that radar image

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _radar
-from .aria_vrt import write_envi
+from sbts.tests.e2e.formats import _radar
+from sbts.tests.e2e.formats.aria_vrt import write_envi
 
 GEOCODED = True
 

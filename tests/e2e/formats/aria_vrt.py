@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _radar
+from sbts.tests.e2e.formats import _radar
 
 GEOCODED = True
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import gamma_radar as gr
-from ._common import RadarFrame, pairs, write_template, write_text
+from sbts.tests.e2e.formats import gamma_radar as gr
+from sbts.tests.e2e.formats._common import RadarFrame, pairs, write_template, write_text
 
 GEOCODED = True
 RADAR_SIZE = (96, 120)  # the radar MLI the products were geocoded from (the image pars say so)

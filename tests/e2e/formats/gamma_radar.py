@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import SPEED_OF_LIGHT, RadarFrame, pairs, write_template, write_text
+from sbts.tests.e2e.formats._common import SPEED_OF_LIGHT, RadarFrame, pairs, write_template, write_text
 
 GEOCODED = False
 LOOKS = "_8rlks"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import pairs, write_template, write_text
+from sbts.tests.e2e.formats._common import pairs, write_template, write_text
 
 GEOCODED = True
 STEP = 80.0  # m, INT80

@@ -30,8 +30,8 @@ import sys
 import types
 from pathlib import Path
 
-from . import _radar
-from .isce_tops import write_geometry, write_interferograms
+from sbts.tests.e2e.formats import _radar
+from sbts.tests.e2e.formats.isce_tops import write_geometry, write_interferograms
 
 GEOCODED = False
 _CLASSES = {"isceobj.Scene.Frame": "Frame", "isceobj.Radar.Radar": "Radar", "isceobj.Platform.Platform": "Platform",

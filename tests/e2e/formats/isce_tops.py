@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fixtures.isce_topsstack import write_isce_image  # noqa: E402
 
-from . import _radar  # noqa: E402
+from sbts.tests.e2e.formats import _radar  # noqa: E402
 
 GEOCODED = False
 

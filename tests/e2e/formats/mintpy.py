@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import write_text
+from sbts.tests.e2e.formats._common import write_text
 
 GEOCODED = True
 

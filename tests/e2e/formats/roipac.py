@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import RadarFrame, pairs, write_template, write_text, yymmdd
+from sbts.tests.e2e.formats._common import RadarFrame, pairs, write_template, write_text, yymmdd
 
 GEOCODED = False
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _radar
+from sbts.tests.e2e.formats import _radar
 
 GEOCODED = True
 FREQ_MHZ = 5405.000454334349

@@ -1,6 +1,6 @@
 """sbts-toy: a third-party sbts plugin with a reader for a toy text format and a CSV exporter.
 
-It uses only sbts's public plugin interface (``sbts.core.interfaces`` and ``hookimpl``), as any
+It uses only sbts's public plugin interface (``sbts.core.plugin.interfaces`` and ``hookimpl``), as any
 outside package would.
 
 Toy format: a folder holding ``pairs.txt``::
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.errors import InputError
-from sbts.core.hookspecs import hookimpl
-from sbts.core.interfaces import ArrayRaster, Exporter, ExportRequest, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.metadata import Grid, Metadata, RadarInfo
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import ArrayRaster, Exporter, ExportRequest, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.model.metadata import Grid, Metadata, RadarInfo
 
 __version__ = "0.3.1"
 logger = logging.getLogger(__name__)

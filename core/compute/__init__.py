@@ -1,0 +1,1 @@
+"""compute: see docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""inversion: see docs/architecture.md."""

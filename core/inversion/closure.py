@@ -1,0 +1,358 @@
+"""Triplets of interferograms, their closure phase and integer 2π ambiguities (Yunjun et al. 2019 §3.2).
+
+For three acquisitions d1 < d2 < d3 whose three pairs all exist and are kept, the closure phase
+``φc = φ12 + φ23 − φ13`` is small (noise, decorrelation, soil moisture) for correctly unwrapped
+interferograms, and off by ``2π·k`` when one of them carries an unwrapping error.  Its integer part
+``c_int = (φc − wrap(φc)) / 2π`` therefore flags unwrapping errors without any model of the signal.
+
+This module provides:
+
+- :func:`triplet_indices` / :func:`triplets`: the triplet matrix C (n_tri × m), +1 for (d1,d2) and
+  (d2,d3), −1 for (d1,d3), over the kept pairs;
+- :func:`closure_phase`, :func:`integer_ambiguity`: per block of the stack;
+- :func:`num_nonzero_integer_closure`: T_int, the number of triplets with ``c_int ≠ 0`` per pixel
+  (MintPy's ``numTriNonzeroIntAmbiguity.h5``, quick_overview), streamed block by block, together with
+  per-triplet statistics of the wrapped closure phase; :func:`write_num_nonzero_integer_closure`
+  writes both;
+- :func:`solve_integer_ambiguity`: the integer correction U per pair that cancels the integer
+  closures, as a sparse L1 mixed-integer program solved by HiGHS (``scipy.optimize.milp``).
+
+The phase is referenced to REF_Y/REF_X before the closure is formed (when the stack has them):
+unwrapped phases may carry an arbitrary per-pair constant (unwrapper, or a re-referencing that is
+not a multiple of 2π), which adds a constant non-integer closure everywhere and would shift
+``c_int`` by one at whole swaths of pixels.  Zero or NaN phase (MintPy's no-data) makes every
+triplet using that pair invalid at that pixel: it counts as zero and is left out of the statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from sbts.core.steps.averages import as_stack, geometry_water_mask
+from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.errors import DataError
+from sbts.core.model.pairs import Pairs
+from sbts.core.io.h5 import atomic_write_text
+from sbts.core.io.products import IfgramStack, write_map
+
+logger = logging.getLogger(__name__)
+
+NUM_TRI_FILE = "numTriNonzeroIntAmbiguity.h5"
+NUM_TRI_DATASET = "mask"  # MintPy writes it as a FILE_TYPE=mask map, dataset "mask"
+TRIPLET_STATS_FILE = "closurePhaseTriplets.txt"
+TWO_PI = 2.0 * np.pi
+
+
+# ---------------------------------------------------------------------------- triplets
+def triplet_indices(pairs: Pairs, kept_only: bool = True) -> np.ndarray:
+    """Pair indices ``(i12, i23, i13)`` of every triplet d1 < d2 < d3, shape (n_tri, 3), int64.
+
+    Indices refer to ``pairs`` (all of them, dropped ones included), so the caller can index the
+    full stack; with ``kept_only`` only triplets whose three pairs are kept are listed.  Sorted by
+    (d1, d2, d3) for a stable order.
+    """
+    i1, i2 = pairs.indices()
+    use = pairs.keep if kept_only else np.ones(len(pairs), bool)
+    lookup = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(i1, i2)) if use[k]}
+    by_first: dict[int, list[tuple[int, int]]] = {}
+    for (a, b), k in lookup.items():
+        by_first.setdefault(a, []).append((b, k))
+    rows = []
+    for (a, b), k12 in lookup.items():
+        for c, k23 in by_first.get(b, ()):
+            k13 = lookup.get((a, c))
+            if k13 is not None:
+                rows.append((a, b, c, k12, k23, k13))
+    if not rows:
+        return np.zeros((0, 3), np.int64)
+    rows.sort()
+    return np.array([r[3:] for r in rows], np.int64)
+
+
+def triplets(pairs: Pairs, kept_only: bool = True) -> sp.csr_matrix:
+    """The triplet matrix C (n_tri × len(pairs)): +1 (d1,d2), +1 (d2,d3), −1 (d1,d3).
+
+    Columns of dropped pairs are zero (with ``kept_only``).  ``C·φ`` is the closure phase of every
+    triplet; C·A = 0 for the design matrix A of the time series, so C sees only what no time series
+    can explain.
+    """
+    return triplet_matrix(triplet_indices(pairs, kept_only), len(pairs))
+
+
+def triplet_matrix(index: np.ndarray, num_pair: int) -> sp.csr_matrix:
+    """C from triplet pair indices (see :func:`triplet_indices`)."""
+    n = index.shape[0]
+    rows = np.repeat(np.arange(n), 3)
+    vals = np.tile(np.array([1, 1, -1], np.int32), n)
+    return sp.csr_matrix((vals, (rows, index.reshape(-1))), shape=(n, num_pair), dtype=np.int32)
+
+
+# ---------------------------------------------------------------------------- closure phase
+def wrap(phase: np.ndarray) -> np.ndarray:
+    """Phase wrapped into [−π, π)."""
+    return (phase + np.pi) % TWO_PI - np.pi
+
+
+def integer_ambiguity(closure: np.ndarray) -> np.ndarray:
+    """``round((φc − wrap(φc)) / 2π)`` as int32; non-finite closure (no data) gives 0."""
+    closure = np.asarray(closure)
+    with np.errstate(invalid="ignore"):
+        k = np.round((closure - wrap(closure)) / TWO_PI)
+    return np.where(np.isfinite(k), k, 0).astype(np.int32)
+
+
+def reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray:
+    """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there)."""
+    ref = stack.metadata.reference
+    length, width = stack.shape
+    if not ref.has_point or not (0 <= ref.y < length and 0 <= ref.x < width):
+        if ref.has_point:
+            logger.warning("%s: REF_Y/REF_X = %s/%s outside the image; phase not referenced",
+                           stack.path.name, ref.y, ref.x)
+        return np.zeros(index.size)
+    value = stack.read(dataset, Block(ref.y, ref.y + 1, ref.x, ref.x + 1), index=index).reshape(-1)
+    value = value.astype(np.float64)
+    bad = ~np.isfinite(value) | (value == 0)
+    if bad.any():
+        logger.warning("%s: %d pair(s) have no data at the reference pixel; not referenced",
+                       stack.path.name, int(bad.sum()))
+    return np.where(bad, 0.0, value)
+
+
+def _read_layers(stack: IfgramStack, dataset: str, block: Block, index: np.ndarray) -> np.ndarray:
+    if index.size == len(stack.pairs) and np.array_equal(index, np.arange(index.size)):
+        return stack.read(dataset, block)
+    return stack.read(dataset, block, index=index)
+
+
+def _closure_of(phase: np.ndarray, tri_local: np.ndarray) -> np.ndarray:
+    """Closure (n_tri, ...) of referenced ``phase`` (n_used, ...); NaN where a pair has no data."""
+    phase = phase.astype(np.float32, copy=False)
+    out = phase[tri_local[:, 0]] + phase[tri_local[:, 1]] - phase[tri_local[:, 2]]
+    return out
+
+
+def _prepare(stack: IfgramStack, dataset: str, reference: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Used pair indices, triplets in local (used-pair) indices, and the reference phase."""
+    tri = triplet_indices(stack.pairs)
+    used = np.unique(tri) if tri.size else np.zeros(0, np.int64)
+    local = np.searchsorted(used, tri) if tri.size else tri
+    ref = reference_phase(stack, dataset, used) if reference and used.size else np.zeros(used.size)
+    return used, local, ref
+
+
+def _read_referenced(stack: IfgramStack, dataset: str, block: Block, used: np.ndarray,
+                     ref: np.ndarray) -> np.ndarray:
+    data = _read_layers(stack, dataset, block, used).astype(np.float32, copy=False)
+    nodata = ~np.isfinite(data) | (data == 0)
+    data = data - ref.astype(np.float32)[:, None, None]
+    data[nodata] = np.nan
+    return data
+
+
+def closure_phase(stack: IfgramStack | str | os.PathLike, block: Block | None = None,
+                  dataset: str = "unwrapPhase", reference: bool = True) -> np.ndarray:
+    """Closure phase (n_tri, rows, cols) float32 of every kept triplet over ``block``.
+
+    Order of triplets: :func:`triplet_indices`.  NaN where a pair of the triplet has no data.
+    """
+    stack = as_stack(stack)
+    block = block or Block(0, stack.shape[0], 0, stack.shape[1])
+    used, local, ref = _prepare(stack, dataset, reference)
+    if not used.size:
+        return np.zeros((0,) + block.shape, np.float32)
+    return _closure_of(_read_referenced(stack, dataset, block, used, ref), local)
+
+
+# ---------------------------------------------------------------------------- T_int + statistics
+@dataclass(frozen=True)
+class TripletStats:
+    """Spatial statistics of the wrapped closure phase of each triplet (rad)."""
+
+    date12: tuple[tuple[str, str, str], ...]  # (d1_d2, d2_d3, d1_d3)
+    num_valid: np.ndarray  # pixels with data in all three pairs
+    mean: np.ndarray
+    std: np.ndarray
+    frac_nonzero: np.ndarray  # fraction of valid pixels with c_int ≠ 0
+
+    def to_text(self) -> str:
+        lines = ["# Closure phase of each triplet: C·φ = φ12 + φ23 − φ13 (referenced), wrapped to [-pi, pi)",
+                 "# spatial mean/std over pixels with data in all three pairs; fracNonzeroInt = share of",
+                 "# those pixels whose integer closure (φc − wrap(φc))/2π is not zero (unwrapping errors)",
+                 f"# {'DATE12_12':<17} {'DATE12_23':<17} {'DATE12_13':<17} {'numPixel':>9} "
+                 f"{'mean(rad)':>10} {'std(rad)':>10} {'fracNonzeroInt':>14}"]
+        for (a, b, c), n, mu, sd, fr in zip(self.date12, self.num_valid, self.mean, self.std, self.frac_nonzero):
+            lines.append(f"{a:<19} {b:<17} {c:<17} {int(n):>9d} {mu:>10.4f} {sd:>10.4f} {fr:>14.4f}")
+        return "\n".join(lines) + "\n"
+
+
+def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray | None,
+          reference: bool) -> tuple[np.ndarray, TripletStats]:
+    length, width = stack.shape
+    tri = triplet_indices(stack.pairs)
+    used, local, ref = _prepare(stack, dataset, reference)
+    n_tri = tri.shape[0]
+    count = np.zeros((length, width), np.int32)
+    n_valid = np.zeros(n_tri, np.int64)
+    n_nonzero = np.zeros(n_tri, np.int64)
+    s1 = np.zeros(n_tri)
+    s2 = np.zeros(n_tri)
+    if n_tri:
+        # read layers (4 B) + referenced copy (4 B) + per triplet closure, wrapped, int, flags (~16 B)
+        bytes_per_pixel = used.size * 8 + n_tri * 16
+        blocks = plan_blocks(stack.shape, bytes_per_pixel, max_memory, stack.chunk_shape(dataset))
+        for block in blocks:
+            closure = _closure_of(_read_referenced(stack, dataset, block, used, ref), local)
+            valid = np.isfinite(closure)
+            if mask is not None:
+                valid &= mask[block.slices][None]
+            k = integer_ambiguity(closure)
+            nonzero = (k != 0) & valid
+            count[block.slices] = nonzero.sum(axis=0, dtype=np.int32)
+            wrapped = np.where(valid, wrap(np.where(valid, closure, 0)), 0).astype(np.float64)
+            n_valid += valid.reshape(n_tri, -1).sum(axis=1)
+            n_nonzero += nonzero.reshape(n_tri, -1).sum(axis=1)
+            s1 += wrapped.reshape(n_tri, -1).sum(axis=1)
+            s2 += (wrapped ** 2).reshape(n_tri, -1).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_valid > 0, s1 / np.maximum(n_valid, 1), np.nan)
+        std = np.where(n_valid > 0, np.sqrt(np.maximum(s2 / np.maximum(n_valid, 1) - mean ** 2, 0)), np.nan)
+        frac = np.where(n_valid > 0, n_nonzero / np.maximum(n_valid, 1), np.nan)
+    names = stack.pairs.date12
+    stats = TripletStats(tuple((names[a], names[b], names[c]) for a, b, c in tri), n_valid, mean, std, frac)
+    return count, stats
+
+
+def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+                                dataset: str = "unwrapPhase", mask: np.ndarray | None = None,
+                                reference: bool = True) -> np.ndarray:
+    """T_int: per pixel, the number of kept triplets with non-zero integer closure, (L, W) int32.
+
+    ``mask`` (L, W, True = use, e.g. the water mask) sets pixels outside it to 0.  A map that is
+    zero over coherent land and high in patches shows where unwrapping errors sit (Yunjun 2019 eq. 9).
+    """
+    stack = as_stack(stack)
+    return _scan(stack, max_memory, dataset, mask, reference)[0]
+
+
+def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+                          dataset: str = "unwrapPhase", mask: np.ndarray | None = None,
+                          reference: bool = True) -> TripletStats:
+    """Per-triplet spatial mean/std of the wrapped closure phase (see :class:`TripletStats`)."""
+    stack = as_stack(stack)
+    return _scan(stack, max_memory, dataset, mask, reference)[1]
+
+
+def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
+                                      max_memory: float = 1.0, dataset: str = "unwrapPhase",
+                                      mask: np.ndarray | None | str = "auto") -> tuple[Path, Path]:
+    """Write ``numTriNonzeroIntAmbiguity.h5`` (dataset ``mask``) and the triplet statistics text file.
+
+    ``mask="auto"`` uses the ``waterMask`` of the geometry file beside the stack, if any (water has
+    no meaningful closure); ``None`` uses every pixel.  One pass over the stack gives both outputs.
+    """
+    stack = IfgramStack(stack_path)
+    if stack.pairs.keep.sum() < 3:
+        raise DataError(f"{stack.path}: fewer than 3 kept pairs; no triplet to form a closure phase")
+    if isinstance(mask, str):
+        mask = geometry_water_mask(stack.path, work_dir, stack.shape)
+    count, stats = _scan(stack, max_memory, dataset, mask, True)
+    n_tri = len(stats.date12)
+    if n_tri == 0:
+        logger.warning("%s: the kept network has no triplet; T_int is 0 everywhere", stack.path.name)
+    meta = stack.metadata.for_product("mask", "1")
+    out = write_map(Path(work_dir) / NUM_TRI_FILE, meta, "mask", {NUM_TRI_DATASET: count}, unit="1",
+                    NUM_TRIPLET=n_tri, DATASET_NAME=dataset,  # START/END_DATE: the stack's dates, as MintPy's
+                    START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
+    txt = Path(work_dir) / TRIPLET_STATS_FILE
+    atomic_write_text(txt, stats.to_text())
+    logger.info("wrote %s (%d triplets; %d pixels with a non-zero integer closure) and %s",
+                out, n_tri, int((count > 0).sum()), txt.name)
+    return out, txt
+
+
+# ---------------------------------------------------------------------------- integer L1 solver
+DEFAULT_ALPHA = 1e-2  # weight of ‖U‖₁ against the closure misfit (as Yunjun et al. 2019)
+
+
+def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alpha: float = DEFAULT_ALPHA,
+                            batch: int = 32, time_limit: float | None = None) -> np.ndarray:
+    """Integer corrections U (n_pattern, m) with ``C·U ≈ −c_int``, fewest cycles.
+
+    Solves, for every row c of ``c_int`` (n_pattern, n_tri), the sparse mixed-integer program::
+
+        min  ‖C·U + c‖₁ + α‖U‖₁     U ∈ ℤ^m
+
+    (L1 misfit so the problem stays linear; α small makes cancelling the integer closures come
+    first and, among the U that do, the one with the fewest 2π cycles win — a single erroneous pair
+    rather than a combination of others).  Written with U = p − q, misfit = s − t (all ≥ 0)::
+
+        min  Σ(p+q) + (1/α)·Σ(s+t)   s.t.  C·p − C·q + s − t = −c
+
+    Batching: identical closure patterns are solved once (within a region most sampled pixels share
+    one pattern, so this is the big saving), and the distinct non-zero patterns are stacked into one
+    block-diagonal sparse MILP of up to ``batch`` blocks per HiGHS call, which pays HiGHS's set-up
+    cost once per batch rather than per pixel.  With integer weights the objective is integral, so
+    a zero MIP gap still terminates quickly and each block is exactly optimal (a block-diagonal
+    problem is optimal only if every block is).
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    C = sp.csr_matrix(C, dtype=np.float64)
+    c_int = np.atleast_2d(np.asarray(c_int, np.int64))
+    n_tri, m = C.shape
+    if c_int.shape[1] != n_tri:
+        raise ValueError(f"c_int has {c_int.shape[1]} columns for {n_tri} triplets")
+    out = np.zeros((c_int.shape[0], m), np.int64)
+    if n_tri == 0 or c_int.shape[0] == 0:
+        return out
+    patterns, inverse = np.unique(c_int, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    todo = np.flatnonzero(np.any(patterns != 0, axis=1))
+    solved = np.zeros((patterns.shape[0], m), np.int64)
+    w = max(1, int(round(1.0 / alpha)))
+    eye = sp.identity(n_tri, format="csr")
+    block_A = sp.hstack([C, -C, eye, -eye], format="csr")
+    nvar = 2 * m + 2 * n_tri
+    cost1 = np.concatenate([np.ones(2 * m), np.full(2 * n_tri, float(w))])
+    integ1 = np.concatenate([np.ones(2 * m), np.zeros(2 * n_tri)])
+    options = {"mip_rel_gap": 0.0}
+    if time_limit:
+        options["time_limit"] = float(time_limit)
+    for start in range(0, todo.size, max(1, batch)):
+        group = todo[start:start + batch]
+        nb = group.size
+        A = sp.block_diag([block_A] * nb, format="csr")
+        rhs = -patterns[group].astype(np.float64).reshape(-1)
+        res = milp(np.tile(cost1, nb), integrality=np.tile(integ1, nb),
+                   bounds=Bounds(0, np.inf), constraints=LinearConstraint(A, rhs, rhs), options=options)
+        if res.x is None:
+            raise DataError(f"HiGHS found no integer solution for the closure ambiguities: {res.message}")
+        x = np.round(res.x).reshape(nb, nvar)
+        solved[group] = (x[:, :m] - x[:, m:2 * m]).astype(np.int64)
+    logger.debug("integer ambiguities: %d pixel(s), %d distinct closure pattern(s), %d solved by HiGHS",
+                 c_int.shape[0], patterns.shape[0], todo.size)
+    out[:] = solved[inverse]
+    return out
+
+
+def ambiguity_objective(C: sp.spmatrix | np.ndarray, c: np.ndarray, U: np.ndarray,
+                        alpha: float = DEFAULT_ALPHA) -> float:
+    """The objective of :func:`solve_integer_ambiguity` (in its integer-weight scaling) for one U."""
+    w = max(1, int(round(1.0 / alpha)))
+    C = sp.csr_matrix(C)
+    return float(np.abs(U).sum() + w * np.abs(C @ U + c).sum())
+
+
+__all__ = [
+    "triplet_indices", "triplets", "triplet_matrix", "wrap", "integer_ambiguity", "closure_phase",
+    "reference_phase", "num_nonzero_integer_closure", "triplet_closure_stats", "write_num_nonzero_integer_closure",
+    "TripletStats", "solve_integer_ambiguity", "ambiguity_objective", "NUM_TRI_FILE", "NUM_TRI_DATASET",
+    "TRIPLET_STATS_FILE",
+]

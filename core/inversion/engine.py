@@ -1,0 +1,591 @@
+"""``sbts invert``: the interferogram stack → phase time series (SBAS, weighted least squares).
+
+This module owns the I/O and the bookkeeping; the numerics are in :mod:`sbts.core.inversion.kernel` (batched
+solves over all pixels of a block) and :mod:`sbts.core.inversion.weights`.  It reproduces MintPy's
+``ifgram_inversion.py`` numbers (see docs/inversion.md):
+
+1. kept pairs only; the phase of every pair is referenced to the reference pixel where it is non-zero;
+2. zero phase is no data; optionally pairs with coherence (or connected component) below
+   ``maskThreshold`` are masked per pixel;
+3. per pixel, its own valid pairs are inverted (weights from coherence for ``var``/``fim``/``coh``);
+   a pixel where some date has fewer than ``minRedundancy`` pairs stays empty;
+4. displacement = −λ/(4π)·phase (metres, positive toward the satellite), first date = 0;
+5. temporal coherence (Pepe & Lanari 2006) and the number of pairs used are written beside, and
+   ``maskTempCoh.h5`` = temporal coherence ≥ ``minTempCoh`` (excluding shadow).
+
+Blocks are full-width strips sized from ``--max-memory``; they are solved in this process, in a
+pool of processes, or on a dask.distributed cluster, with identical results.  Finished blocks are
+recorded in the partial outputs, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.steps.averages import read_mask_file
+from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.io.h5 import H5Writer, check_distinct, check_free_space, read_attrs, write_guard
+from sbts.core.io.lock import output_locks, private_name, remove_orphans
+from sbts.core.io.products import Geometry, IfgramStack, TimeSeriesWriter
+from sbts.core.io.progress import progress
+from sbts.core.config.template import Template
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_FUNCS = ("var", "fim", "coh", "no")
+# dataset inverted after each mintpy.unwrapError.method (MintPy's names)
+UNWRAP_ERROR_DATASETS = {
+    "bridging": "unwrapPhase_bridging",
+    "phase_closure": "unwrapPhase_phaseClosure",
+    "bridging+phase_closure": "unwrapPhase_bridging_phaseClosure",
+}
+MASK_DATASETS = ("coherence", "connectComponent")
+SIGNATURE_ATTR = "SBTS_INVERSION_SIGNATURE"
+MASK_SCRATCH = ".sbts_invert_mask"  # + .<pid>.npy: the land mask the workers read, private to the run
+
+
+@dataclass(frozen=True)
+class InversionOptions:
+    """``mintpy.networkInversion.*`` options, resolved."""
+
+    weight_func: str = "var"
+    min_norm_velocity: bool = True
+    mask_dataset: str | None = None
+    mask_threshold: float = 0.4
+    min_redundancy: float = 1.0
+    min_temp_coh: float = 0.7
+    min_num_pixel: int = 100
+    shadow_mask: bool = True
+    water_mask_file: str | None = "waterMask.h5"
+    water_mask_required: bool = False  # set explicitly in the template: a missing file is an error
+    obs_dataset: str = "unwrapPhase"
+
+    def __post_init__(self) -> None:
+        if self.weight_func not in WEIGHT_FUNCS:
+            raise TemplateError(f"mintpy.networkInversion.weightFunc = {self.weight_func!r}; "
+                                f"use one of {', '.join(WEIGHT_FUNCS)}")
+        if self.mask_dataset not in (None, *MASK_DATASETS):
+            raise TemplateError(f"mintpy.networkInversion.maskDataset = {self.mask_dataset!r}; "
+                                f"use no, {' or '.join(MASK_DATASETS)}")
+
+    @classmethod
+    def from_template(cls, t: Template) -> InversionOptions:
+        key = "mintpy.networkInversion."
+        weight = t.get_str(key + "weightFunc", ["var", "fim", "coh", "no", "sbas", "wls"]) or "no"
+        weight = {"sbas": "no", "wls": "var"}.get(weight, weight)
+        return cls(
+            weight_func=weight,
+            min_norm_velocity=t.get_bool(key + "minNormVelocity"),
+            mask_dataset=t.get_str(key + "maskDataset", ["coherence", "connectComponent"]),
+            # "no" switches a threshold off (0); a number, 0 included, is used as given
+            mask_threshold=_or(t.get_float(key + "maskThreshold"), 0.0),
+            min_redundancy=_or(t.get_float(key + "minRedundancy"), 0.0),
+            min_temp_coh=_or(t.get_float(key + "minTempCoh"), 0.0),
+            min_num_pixel=_or(t.get_int(key + "minNumPixel"), 0),
+            shadow_mask=t.get_bool(key + "shadowMask"),
+            water_mask_file=t.get(key + "waterMaskFile"),
+            water_mask_required=t.is_set(key + "waterMaskFile") and t.get(key + "waterMaskFile") is not None,
+            obs_dataset=UNWRAP_ERROR_DATASETS.get(
+                t.get_str("mintpy.unwrapError.method", list(UNWRAP_ERROR_DATASETS)) or "", "unwrapPhase"),
+        )
+
+    def provenance(self) -> dict[str, str]:
+        """The options as MintPy's attribute keys (its update mode compares them)."""
+        key = "mintpy.networkInversion."
+        return {
+            key + "weightFunc": self.weight_func,
+            key + "minNormVelocity": "yes" if self.min_norm_velocity else "no",
+            key + "maskDataset": self.mask_dataset or "no",
+            key + "maskThreshold": str(self.mask_threshold),
+            key + "minRedundancy": str(self.min_redundancy),
+            key + "obsDatasetName": self.obs_dataset,
+            key + "minTempCoh": str(self.min_temp_coh),
+            key + "shadowMask": "yes" if self.shadow_mask else "no",
+        }
+
+
+def _or(value, default):
+    """``value`` unless the key said no (``None``): ``0`` is kept, unlike ``value or default``."""
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class InversionOutputs:
+    timeseries: Path
+    temporal_coherence: Path
+    num_inv_ifgram: Path
+    mask_temp_coh: Path
+    skipped: bool = False
+    num_reliable_pixels: int = 0
+
+
+@dataclass(frozen=True)
+class _BlockTask:
+    """Everything a worker needs to solve one block (picklable, no open files)."""
+
+    stack_path: str
+    obs_dataset: str
+    kept_index: tuple[int, ...]
+    date1_index: tuple[int, ...]
+    date2_index: tuple[int, ...]
+    tbase: tuple[float, ...]
+    ref_phase: tuple[float, ...] | None
+    weight_func: str
+    looks: int
+    min_norm_velocity: bool
+    min_redundancy: float
+    mask_dataset: str | None
+    mask_threshold: float
+    phase2range: float
+    pixel_mask_path: str | None = None  # .npy of the (L, W) bool mask of pixels to solve
+    extra: dict = field(default_factory=dict)
+
+
+def _pixel_mask_for(task: _BlockTask, block: Block) -> np.ndarray | None:
+    if task.pixel_mask_path is None:
+        return None
+    mm = np.load(task.pixel_mask_path, mmap_mode="r")
+    return np.array(mm[block.rows, block.cols])
+
+
+@dataclass
+class _BlockInputs:
+    """What :func:`read_block` read for one block: phase (NaN = no data), coherence, land mask."""
+
+    phase: np.ndarray  # (pairs, pixels) float32, referenced
+    coherence: np.ndarray | None  # (pairs, pixels) float32, when weighting needs it
+    pixel_mask: np.ndarray | None  # (rows, cols) bool, pixels to solve
+
+
+def _datasets_read(task: _BlockTask) -> list[str]:
+    """The stack datasets :func:`read_block` reads for this task."""
+    names = [task.obs_dataset]
+    if task.weight_func != "no" or task.mask_dataset == "coherence":
+        names.append("coherence")
+    if task.mask_dataset == "connectComponent":
+        names.append("connectComponent")
+    return names
+
+
+def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
+    """Read (and reference) the inputs of one block: the I/O half of :func:`solve_block`."""
+    stack = IfgramStack(task.stack_path)
+    idx = np.asarray(task.kept_index)
+    phase = stack.read(task.obs_dataset, block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
+    invalid = phase == 0  # MintPy: zero phase is no data (NaN stays NaN through the subtraction)
+    if task.ref_phase is not None:
+        phase -= np.asarray(task.ref_phase, np.float32)[:, None]
+    np.copyto(phase, np.float32(np.nan), where=invalid)
+    del invalid
+    coherence = None
+    if "coherence" in _datasets_read(task):
+        coherence = stack.read("coherence", block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
+    if task.mask_dataset == "coherence":
+        np.copyto(phase, np.float32(np.nan), where=~(coherence >= task.mask_threshold))
+    elif task.mask_dataset == "connectComponent":
+        cc = stack.read("connectComponent", block, idx).reshape(len(idx), -1)
+        np.copyto(phase, np.float32(np.nan), where=cc == 0)
+    if task.weight_func == "no":
+        coherence = None
+    return _BlockInputs(phase, coherence, _pixel_mask_for(task, block))
+
+
+def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = None
+                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
+    """Read (unless ``inputs`` is given) and invert one block.
+
+    Returns (block, timeseries in metres, temporal coherence, number of pairs used).
+    """
+    from sbts.core.inversion.kernel import invert_block
+
+    if inputs is None:
+        inputs = read_block(task, block)
+    phase, coherence, pmask = inputs.phase, inputs.coherence, inputs.pixel_mask
+    del inputs
+    h, w = block.shape
+    n = len(task.tbase)
+    # pixels outside the land mask are not solved; all-NaN pixels come back empty from the solver
+    cols = None if pmask is None or pmask.all() else np.flatnonzero(pmask.reshape(-1))
+    if cols is not None:
+        phase = phase[:, cols]
+        coherence = None if coherence is None else coherence[:, cols]
+    weight = None
+    if task.weight_func != "no" and phase.shape[1]:
+        from sbts.core.inversion.weights import coherence_to_weight_fast
+
+        weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
+    del coherence
+    if phase.shape[1] == 0:
+        res_ts, res_tcoh, res_num = np.zeros((n, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int16)
+    else:
+        res = invert_block(phase, np.asarray(task.date1_index), np.asarray(task.date2_index),
+                           np.asarray(task.tbase), weight=weight, min_norm_velocity=task.min_norm_velocity,
+                           min_redundancy=task.min_redundancy)
+        res_ts, res_tcoh, res_num = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
+        res_ts *= np.float32(task.phase2range)
+    if cols is None:
+        ts, tcoh, num = res_ts, res_tcoh, res_num
+    else:
+        ts = np.zeros((n, h * w), np.float32)
+        tcoh = np.zeros(h * w, np.float32)
+        num = np.zeros(h * w, np.int16)
+        ts[:, cols], tcoh[cols], num[cols] = res_ts, res_tcoh, res_num
+    return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w)
+
+
+def _bytes_per_pixel(num_pair: int, num_date: int, weighted: bool) -> float:
+    # phase + coherence/weight (float32, read; a second block is read ahead) and float64 working
+    # copies in the solver, plus outputs
+    per = num_pair * (4 + 4 + 8) + num_date * (8 + 4) + 64
+    if weighted:
+        per += num_pair * (4 + 4 + 8)
+    return per * 1.5
+
+
+def _signature(stack: IfgramStack, options: InversionOptions, ref: tuple[int, int], mask_token: str) -> str:
+    st = os.stat(stack.path)
+    payload = [str(stack.path.resolve()), st.st_size, st.st_mtime_ns, asdict(options), ref, mask_token,
+               stack.pairs.keep.tolist()]
+    return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
+
+
+def _mask_token(water: np.ndarray | None) -> str:
+    return "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
+
+
+def _find_geometry(stack_path: Path, work_dir: Path) -> Path | None:
+    for folder in (stack_path.parent, work_dir / "inputs", work_dir):
+        for name in ("geometryRadar.h5", "geometryGeo.h5"):
+            if (folder / name).exists():
+                return folder / name
+    return None
+
+
+def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -> np.ndarray | None:
+    """Land mask (True = solve) from waterMaskFile, else from the geometry's waterMask."""
+    if options.water_mask_file:
+        path = Path(options.water_mask_file)
+        path = path if path.is_absolute() else work_dir / path
+        if path.exists():
+            return read_mask_file(path, stack.shape)
+        if options.water_mask_required:
+            raise InputError(f"{path}: water mask not found (mintpy.networkInversion.waterMaskFile = "
+                             f"{options.water_mask_file}); give an existing file or set it to no")
+    geom = _find_geometry(stack.path, work_dir)
+    if geom is not None:
+        g = Geometry(geom)
+        if g.has("waterMask") and g.shape == stack.shape:
+            return g.read("waterMask").astype(bool)
+    return None
+
+
+def _reference_point(stack: IfgramStack, work_dir: Path, template: Template | None, max_memory: float) -> tuple[int, int]:
+    ref = stack.metadata.reference
+    if ref.has_point:
+        return ref.y, ref.x
+    from sbts.core.steps.reference import choose_reference, set_reference
+
+    logger.info("%s has no reference point (REF_Y/REF_X): choosing one", stack.path)
+    choice = choose_reference(stack, template or Template(), work_dir, max_memory)
+    set_reference(stack.path, choice.y, choice.x, choice.lat, choice.lon)
+    return choice.y, choice.x
+
+
+def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
+                   options: InversionOptions | None = None, template: Template | None = None,
+                   max_memory: float = 1.0, num_worker: int = 1, cluster: str | None = None,
+                   force: bool = False) -> InversionOutputs:
+    """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps."""
+    stack_path = Path(stack_path)
+    work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent
+    options = options or (InversionOptions.from_template(template) if template else InversionOptions())
+    stack = IfgramStack(stack_path)
+    if not stack.has(options.obs_dataset):
+        method = next((m for m, d in UNWRAP_ERROR_DATASETS.items() if d == options.obs_dataset), None)
+        hint = f"; run `sbts correct {method}` first (mintpy.unwrapError.method = {method})" if method else ""
+        raise InputError(f"{stack_path}: no dataset {options.obs_dataset!r} to invert{hint}")
+    if options.weight_func != "no" or options.mask_dataset == "coherence":
+        if not stack.has("coherence"):
+            raise InputError(f"{stack_path}: weightFunc = {options.weight_func} needs the 'coherence' dataset; "
+                             "load coherence (mintpy.load.corFile) or use weightFunc = no")
+    if options.mask_dataset == "connectComponent" and not stack.has("connectComponent"):
+        raise InputError(f"{stack_path}: maskDataset = connectComponent but the stack has no connectComponent")
+    kept = stack.pairs.kept()
+    if len(kept) == 0:
+        raise DataError(f"{stack_path}: every interferogram is dropped (dropIfgram all False); "
+                        "relax the mintpy.network.* rules")
+    pieces = kept.num_connected_components()
+    if pieces > 1:
+        logger.warning("the network of kept pairs has %d disconnected pieces: the %s solution is used "
+                       "(biased; consider adding pairs)", pieces,
+                       "minimum-norm velocity" if options.min_norm_velocity else "minimum-norm phase")
+    dates = kept.date_strings
+    i1, i2 = kept.indices()
+    meta = stack.metadata
+    wavelength = meta.radar.require_wavelength()
+    looks = meta.radar.number_of_looks() if options.weight_func != "no" else 1
+    ref_y, ref_x = _reference_point(stack, work_dir, template, max_memory)
+    stack = IfgramStack(stack_path)  # reference attributes may have been added
+    meta = stack.metadata
+    length, width = stack.shape
+    if not (0 <= ref_y < length and 0 <= ref_x < width):
+        raise DataError(f"reference pixel ({ref_y}, {ref_x}) is outside the {length}×{width} image")
+    kept_index = np.flatnonzero(stack.pairs.keep)
+    ref_block = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
+    ref_phase = stack.read(options.obs_dataset, ref_block, kept_index).reshape(-1).astype(np.float64)
+    bad = [kept.date12[k] for k in np.flatnonzero(~np.isfinite(ref_phase) | (ref_phase == 0))]
+    if bad:
+        raise DataError(f"reference pixel (y={ref_y}, x={ref_x}) has no data (0/NaN) in {len(bad)} kept "
+                        f"interferogram(s), e.g. {', '.join(bad[:3])}; choose another with "
+                        "mintpy.reference.yx or let sbts choose (remove REF_Y/REF_X)")
+
+    water = _water_mask(options, stack, work_dir)
+    sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
+    outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
+                               work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
+    out_paths = (outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram, outputs.mask_temp_coh)
+    check_distinct(out_paths, [stack_path], option="-d (another work directory)")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # the four outputs are one result: a second inversion into the same folder is refused before
+    # it touches any of them
+    with output_locks(out_paths):
+        if not force and _outputs_current(outputs, sig):
+            logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
+            return InversionOutputs(*out_paths, skipped=True)
+        return _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, kept_index, ref_y, ref_x,
+                              ref_phase, water, sig, outputs, looks, wavelength, max_memory, num_worker, cluster)
+
+
+def _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, kept_index, ref_y, ref_x, ref_phase,
+                   water, sig, outputs, looks, wavelength, max_memory, num_worker, cluster) -> InversionOutputs:
+    """The inversion proper, with the outputs' locks held."""
+    meta = stack.metadata
+    length, width = stack.shape
+    mask_file = work_dir / MASK_SCRATCH
+    remove_orphans(mask_file, ".npy")  # scratch masks of dead runs
+    pixel_mask_path = None
+    if water is not None:
+        pixel_mask_path = str(private_name(mask_file, ".npy"))
+        check_free_space(work_dir, water.size + 4096, pixel_mask_path)
+        try:
+            with write_guard(pixel_mask_path):
+                np.save(pixel_mask_path, water)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(pixel_mask_path)
+            raise
+    task = _BlockTask(
+        stack_path=str(stack_path), obs_dataset=options.obs_dataset, kept_index=tuple(int(k) for k in kept_index),
+        date1_index=tuple(int(v) for v in i1), date2_index=tuple(int(v) for v in i2),
+        tbase=tuple(float(v) for v in kept.tbase()), ref_phase=tuple(ref_phase.tolist()),
+        weight_func=options.weight_func, looks=looks, min_norm_velocity=options.min_norm_velocity,
+        min_redundancy=options.min_redundancy, mask_dataset=options.mask_dataset,
+        mask_threshold=options.mask_threshold, phase2range=-wavelength / (4 * math.pi),
+        pixel_mask_path=pixel_mask_path,
+    )
+    workers = max(1, int(num_worker))
+    per_pixel = _bytes_per_pixel(len(kept), len(dates), options.weight_func != "no")
+    budget = max_memory / (workers if (cluster or workers > 1) else 1)
+    blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset))
+    logger.info("inverting %d pairs / %d dates, %d×%d pixels, weight %s, %s form, %d block(s)%s",
+                len(kept), len(dates), length, width, options.weight_func,
+                "velocity" if options.min_norm_velocity else "phase", len(blocks),
+                f" on {workers} workers" if workers > 1 or cluster else "")
+
+    out_meta = meta.replace(reference=meta.reference.__class__(
+        y=ref_y, x=ref_x, lat=meta.reference.lat, lon=meta.reference.lon, date=kept.dates[0]))
+    out_meta = out_meta.with_extra(**options.provenance(), **{SIGNATURE_ATTR: sig},
+                                   **{"mintpy.networkInversion.numIfgram": str(len(kept))},
+                                   # MintPy's stack metadata: first/last date of every pair, dropped too
+                                   START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
+    ts_meta = out_meta.replace(file_type="timeseries", unit="m")
+    date_bperp = kept.date_bperp()
+    try:
+        # the blocks do not depend on the options of the reliability mask: a run rejected by
+        # minNumPixel and rerun with other mask options keeps its inverted blocks
+        block_sig = _signature(stack, replace(options, min_temp_coh=0.0, min_num_pixel=0, shadow_mask=False),
+                               (ref_y, ref_x), _mask_token(water))
+        with TimeSeriesWriter(outputs.timeseries, ts_meta, dates, date_bperp, signature=block_sig) as wts, \
+                H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),
+                         signature=block_sig) as wtc, \
+                H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"),
+                         signature=block_sig) as wnum:
+            wtc.create("temporalCoherence", shape=stack.shape, dtype=np.float32)
+            wnum.create("mask", shape=stack.shape, dtype=np.float32)
+            todo = [b for b in blocks if not (wts.is_done(b) and wtc.is_done(b) and wnum.is_done(b))]
+            if len(todo) < len(blocks):
+                logger.info("resuming: %d of %d blocks already inverted", len(blocks) - len(todo), len(blocks))
+            for block, ts, tcoh, num in progress(_run_blocks(task, todo, workers, cluster), total=len(todo),
+                                                 desc="invert", unit="block"):
+                wts.write("timeseries", ts, block)
+                wtc.write("temporalCoherence", tcoh, block)
+                wnum.write("mask", num.astype(np.float32), block)
+                for w in (wts, wtc, wnum):
+                    w.mark_done(block)
+            # MintPy: the reference pixel is perfectly coherent and uses every pair
+            ref_pixel = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
+            wtc.write("temporalCoherence", np.ones((1, 1), np.float32), ref_pixel)
+            wnum.write("mask", np.full((1, 1), len(kept), np.float32), ref_pixel)
+            # the reliability check comes before any output takes its final name: a rejected
+            # inversion leaves only its (resumable) partial files, never a result to build on
+            tcoh_map = wtc.file["temporalCoherence"][()]
+            mask = temp_coh_mask(tcoh_map, options, stack_path, work_dir)
+            reliable = check_reliable(mask, options)
+            from sbts.core.io.products import write_map
+
+            write_map(outputs.mask_temp_coh, out_meta, "mask", {"mask": mask}, unit="1")
+    finally:
+        if pixel_mask_path and os.path.exists(pixel_mask_path):
+            os.remove(pixel_mask_path)
+    return InversionOutputs(outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram,
+                            outputs.mask_temp_coh, skipped=False, num_reliable_pixels=reliable)
+
+
+def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: str | None) -> Iterator:
+    if not blocks:
+        return
+    if cluster:
+        yield from _run_dask(task, blocks, workers, cluster)
+    elif workers > 1 and len(blocks) > 1:
+        from sbts.core.io.readahead import ReadAhead
+
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
+        try:
+            with ReadAhead(task.stack_path, _datasets_read(task), task.kept_index) as ahead:
+                # bounded look-ahead keeps memory near the budget; the blocks queued behind the
+                # running ones are announced to the kernel so that their reads find the page cache
+                pending = []
+                for block in blocks:
+                    pending.append(pool.submit(solve_block, task, block))
+                    if len(pending) > workers:
+                        ahead.advise(block)
+                    if len(pending) >= workers * 2:
+                        yield pending.pop(0).result()
+                for fut in pending:
+                    yield fut.result()
+        except BaseException:
+            # Ctrl-C or an error: drop the queued blocks instead of waiting for them
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        # forked workers share the open output files' locks: they must be gone before those close
+        pool.shutdown(wait=True)
+    else:
+        yield from _run_prefetched(task, blocks)
+
+
+def _run_prefetched(task: _BlockTask, blocks: list[Block]) -> Iterator:
+    """Solve blocks in this process while a thread reads the next one.
+
+    Reading is I/O (h5py and the kernel copy data without needing this process's numpy), so the
+    read of block k+1 overlaps the solve of block k; the planner counts two blocks of input.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    blas_threads = max(1, (os.cpu_count() or 1) - 1)  # one core is the reader's
+    with threadpool_limits(limits=blas_threads, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sbts-read") as reader:
+        ahead = reader.submit(read_block, task, blocks[0])
+        for k, block in enumerate(blocks):
+            inputs = ahead.result()
+            if k + 1 < len(blocks):
+                ahead = reader.submit(read_block, task, blocks[k + 1])
+            yield solve_block(task, block, inputs)
+            del inputs
+
+
+def _init_worker(parent: int | None = None) -> None:
+    """Pool worker set-up: ends with its parent (:mod:`sbts.core.compute.procs`), one BLAS thread (the
+    workers share the cores), reused heap memory (:mod:`sbts.core.compute.heap`) and no Ctrl-C handling.
+
+    Ctrl-C is the main process's to handle (it reports once and cancels the pool).
+    """
+    import signal
+
+    from threadpoolctl import threadpool_limits
+
+    from sbts.core.compute.heap import keep_freed_memory
+    from sbts.core.compute.procs import die_with_parent
+
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(limits=1, user_api="blas")
+    keep_freed_memory()
+
+
+def _solve_block_one_thread(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`solve_block` with one BLAS thread, for dask workers (one task per worker thread)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return solve_block(task, block)
+
+
+def _run_dask(task: _BlockTask, blocks: list[Block], workers: int, cluster: str) -> Iterator:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError("--cluster needs dask.distributed: pip install 'dask[distributed]'") from None
+    own = None
+    if cluster == "local":
+        own = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(own)
+    else:
+        client = Client(cluster)
+    try:
+        futures = [client.submit(_solve_block_one_thread, task, b, pure=False, retries=2) for b in blocks]
+        for fut in as_completed(futures):
+            yield fut.result()
+            fut.release()
+    finally:
+        client.close()
+        if own is not None:
+            own.close()
+
+
+def _outputs_current(outputs: InversionOutputs, sig: str) -> bool:
+    for path in (outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram, outputs.mask_temp_coh):
+        if not path.exists():
+            return False
+        try:
+            if read_attrs(path).get(SIGNATURE_ATTR) != sig:
+                return False
+        except Exception:  # noqa: BLE001 - unreadable → recompute
+            return False
+    return True
+
+
+def temp_coh_mask(tcoh: np.ndarray, options: InversionOptions, stack_path: Path, work_dir: Path) -> np.ndarray:
+    """``maskTempCoh``: temporal coherence ≥ minTempCoh, shadow excluded."""
+    mask = tcoh >= options.min_temp_coh
+    if options.shadow_mask:
+        geom = _find_geometry(stack_path, work_dir)
+        if geom is not None:
+            g = Geometry(geom)
+            if g.has("shadowMask") and g.shape == mask.shape:
+                mask &= ~g.read("shadowMask").astype(bool)
+    return mask
+
+
+def check_reliable(mask: np.ndarray, options: InversionOptions) -> int:
+    """The number of reliable pixels; refused (MintPy's minNumPixel check) when too few."""
+    count = int(mask.sum())
+    if count < options.min_num_pixel:
+        raise DataError(f"only {count} pixels have temporal coherence ≥ {options.min_temp_coh} "
+                        f"(minNumPixel = {options.min_num_pixel}); the inversion is unreliable: check the "
+                        "network, the reference point and the unwrapping, or lower mintpy.networkInversion.minTempCoh")
+    logger.info("%d reliable pixels (temporal coherence ≥ %s)", count, options.min_temp_coh)
+    return count

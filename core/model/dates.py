@@ -1,0 +1,67 @@
+"""Acquisition dates and pair names.
+
+Conventions (MintPy's): dates are ``YYYYMMDD`` strings on disk, pairs are ``date1_date2`` with
+``date1 < date2``, and time in years is ``days / 365.25``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from sbts.core.errors import InputError, shown
+
+DAYS_PER_YEAR = 365.25
+_DATE8 = re.compile(r"(?<!\d)(\d{8})(?!\d)")
+_DATE6 = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+
+
+def parse_date(value: str | bytes | _dt.date) -> _dt.date:
+    """Parse ``YYYYMMDD``, ``YYMMDD`` or ``YYYY-MM-DD`` (optionally with a time part) into a date."""
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    text = str(value).strip()
+    core = text.split("T")[0].replace("-", "")
+    try:
+        if len(core) == 8:
+            return _dt.datetime.strptime(core, "%Y%m%d").date()
+        if len(core) == 6:
+            return _dt.datetime.strptime(core, "%y%m%d").date()
+    except ValueError:
+        pass
+    raise InputError(f"cannot parse date {shown(text)}: expected YYYYMMDD, YYMMDD or YYYY-MM-DD")
+
+
+def format_date(date: _dt.date) -> str:
+    return date.strftime("%Y%m%d")
+
+
+def dates_in_name(name: str) -> list[_dt.date]:
+    """Dates written in a file or folder name: 8-digit groups first, else 6-digit ones."""
+    found = []
+    for pattern in (_DATE8, _DATE6):
+        for token in pattern.findall(name):
+            try:
+                found.append(parse_date(token))
+            except InputError:
+                continue
+        if found:
+            return found
+    return found
+
+
+def years_since(dates: Sequence[_dt.date], origin: _dt.date | None = None) -> np.ndarray:
+    """Time of each date in years (days / 365.25) since ``origin`` (default: the first date)."""
+    origin = origin or dates[0]
+    return np.array([(d - origin).days for d in dates], dtype=np.float64) / DAYS_PER_YEAR
+
+
+def unique_sorted(dates: Iterable[_dt.date]) -> tuple[_dt.date, ...]:
+    return tuple(sorted(set(dates)))

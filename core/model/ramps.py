@@ -1,0 +1,179 @@
+"""Phase-ramp fitting: planar/quadratic surfaces fitted to many dates with one least-squares solve.
+
+Orbit errors and long-wavelength atmosphere leave smooth ramps in each date of a time series.
+These functions fit one low-order polynomial surface per date on a set of (masked) pixels and
+evaluate it anywhere, block by block, so a ramp can be removed from an image larger than memory.
+
+Coordinates are normalised by the full image size (``x = col / W``, ``y = row / L``, both in
+[0, 1)) so the columns of the design matrix have similar magnitudes and the quadratic system stays
+well conditioned for any image size.  Coefficients are therefore "change across the image":
+for a ``linear`` ramp ``a + b·x + c·y``, ``b`` is the ramp's increase from the left to the right edge.
+
+Column order of the design matrix (range = x = columns, azimuth = y = rows):
+
+============== =============================
+kind           columns
+============== =============================
+linear         1, x, y
+quadratic      1, x, y, x², y², x·y
+linear_range   1, x
+linear_azimuth 1, y
+quadratic_range   1, x, x²
+quadratic_azimuth 1, y, y²
+============== =============================
+
+Pure numpy; no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from sbts.core.io.blocks import Block
+
+logger = logging.getLogger(__name__)
+
+RAMP_TERMS: dict[str, tuple[str, ...]] = {
+    "linear": ("1", "x", "y"),
+    "quadratic": ("1", "x", "y", "x2", "y2", "xy"),
+    "linear_range": ("1", "x"),
+    "linear_azimuth": ("1", "y"),
+    "quadratic_range": ("1", "x", "x2"),
+    "quadratic_azimuth": ("1", "y", "y2"),
+}
+RAMP_KINDS: tuple[str, ...] = tuple(RAMP_TERMS)
+
+
+def num_coefficients(kind: str) -> int:
+    return len(_terms(kind))
+
+
+def _terms(kind: str) -> tuple[str, ...]:
+    try:
+        return RAMP_TERMS[kind]
+    except KeyError:
+        raise ValueError(f"unknown ramp kind {kind!r}; expected one of: {', '.join(RAMP_KINDS)}") from None
+
+
+def design_matrix_ramp(shape_or_yx: tuple[int, int] | Sequence[np.ndarray], kind: str,
+                       shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The ramp design matrix, one row per pixel (float64).
+
+    ``shape_or_yx`` is either an image shape ``(L, W)`` (rows for every pixel, in C order) or a pair
+    ``(y, x)`` of pixel-coordinate arrays (rows for those pixels).  Pixel coordinates are normalised
+    by ``shape`` (the full image) — for an image shape by itself; for ``(y, x)`` without ``shape``
+    the coordinates are used as given (already normalised).
+    """
+    if _is_shape(shape_or_yx):
+        length, width = (int(v) for v in shape_or_yx)
+        yy, xx = np.mgrid[0:length, 0:width]
+        y, x = yy.ravel().astype(np.float64), xx.ravel().astype(np.float64)
+        shape = (length, width) if shape is None else shape
+    else:
+        y, x = (np.asarray(v, np.float64).ravel() for v in shape_or_yx)
+        if y.shape != x.shape:
+            raise ValueError(f"y and x must have the same size ({y.size} != {x.size})")
+    if shape is not None:
+        y = y / max(int(shape[0]), 1)
+        x = x / max(int(shape[1]), 1)
+    return _columns(y, x, kind)
+
+
+def _is_shape(value) -> bool:
+    return (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(v, (int, np.integer)) for v in value))
+
+
+def _columns(y: np.ndarray, x: np.ndarray, kind: str) -> np.ndarray:
+    terms = _terms(kind)
+    values = {"1": lambda: np.ones_like(x), "x": lambda: x, "y": lambda: y,
+              "x2": lambda: x * x, "y2": lambda: y * y, "xy": lambda: x * y}
+    return np.column_stack([values[t]() for t in terms])
+
+
+def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: tuple[int, int],
+                      kind: str) -> np.ndarray:
+    """Ramp coefficients ``(n, k)`` fitted to ``values`` ``(n, npix)`` sampled at pixels ``(y, x)``.
+
+    Dates whose samples are all finite share ONE least-squares solve (one factorisation of the
+    ``(npix, k)`` matrix, ``n`` right-hand sides).  A date with NaN samples is solved alone on its
+    finite samples; a date with fewer finite samples than coefficients gets NaN coefficients (with
+    a warning) because its ramp is undetermined.
+    """
+    values = np.asarray(values)
+    if values.ndim == 1:
+        values = values[None, :]
+    n, npix = values.shape
+    k = num_coefficients(kind)
+    coeffs = np.full((n, k), np.nan)
+    if n == 0:
+        return coeffs
+    G = design_matrix_ramp((y, x), kind, shape=shape)
+    if G.shape[0] != npix:
+        raise ValueError(f"{npix} samples per date but {G.shape[0]} pixel coordinates")
+    finite = np.isfinite(values)
+    complete = finite.all(axis=1)
+    if complete.any() and npix >= k:
+        coeffs[complete] = np.linalg.lstsq(G, values[complete].T.astype(np.float64), rcond=None)[0].T
+    for i in np.flatnonzero(~complete | (npix < k)):
+        rows = finite[i]
+        if rows.sum() < k:
+            logger.warning("ramp of date %d: %d valid pixel(s) for %d coefficients; left undetermined (NaN)",
+                           i, int(rows.sum()), k)
+            continue
+        coeffs[i] = np.linalg.lstsq(G[rows], values[i, rows].astype(np.float64), rcond=None)[0]
+    return coeffs
+
+
+def fit_ramps(stack: np.ndarray, mask: np.ndarray | None, kind: str) -> np.ndarray:
+    """Coefficients ``(n, k)`` of the ramp of each date of ``stack`` ``(n, L, W)`` on ``mask`` pixels.
+
+    ``mask`` ``(L, W)`` selects the pixels used (``None``: all); the same mask serves every date so
+    all dates are solved together; NaN pixels of a date are left out of that date's fit only.
+    """
+    stack = np.asarray(stack)
+    if stack.ndim == 2:
+        stack = stack[None]
+    n, length, width = stack.shape
+    if mask is None:
+        mask = np.ones((length, width), bool)
+    mask = np.asarray(mask, bool)
+    if mask.shape != (length, width):
+        raise ValueError(f"mask shape {mask.shape} differs from the image shape {(length, width)}")
+    y, x = np.nonzero(mask)
+    return fit_ramps_samples(stack[:, y, x], y, x, (length, width), kind)
+
+
+def evaluate_ramps(coeffs: np.ndarray, shape: tuple[int, int], kind: str,
+                   block: Block | None = None, dtype=np.float32) -> np.ndarray:
+    """The ramps ``(n, h, w)`` of ``coeffs`` ``(n, k)`` over ``block`` of an image of ``shape``.
+
+    ``shape`` is the full image (it fixes the normalisation); ``block`` the window to evaluate
+    (``None``: the whole image), so ramps can be removed block by block.
+    """
+    coeffs = np.atleast_2d(np.asarray(coeffs, np.float64))
+    k = num_coefficients(kind)
+    if coeffs.shape[1] != k:
+        raise ValueError(f"{kind} ramps have {k} coefficients, got {coeffs.shape[1]}")
+    length, width = int(shape[0]), int(shape[1])
+    if block is None:
+        block = Block(0, length, 0, width)
+    h, w = block.shape
+    rows = np.arange(block.row_start, block.row_stop, dtype=np.float64) / max(length, 1)
+    cols = np.arange(block.col_start, block.col_stop, dtype=np.float64) / max(width, 1)
+    yy, xx = np.meshgrid(rows, cols, indexing="ij")
+    G = _columns(yy.ravel(), xx.ravel(), kind)
+    return (coeffs @ G.T).reshape(coeffs.shape[0], h, w).astype(dtype, copy=False)
+
+
+def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int], kind: str) -> np.ndarray:
+    """The ramp value of every date at pixel ``(y, x)`` (e.g. the reference pixel), shape ``(n,)``."""
+    G = design_matrix_ramp((np.array([y]), np.array([x])), kind, shape=shape)
+    return (np.atleast_2d(np.asarray(coeffs, np.float64)) @ G.T)[:, 0]
+
+
+__all__ = ["RAMP_KINDS", "design_matrix_ramp", "fit_ramps", "fit_ramps_samples", "evaluate_ramps",
+           "evaluate_ramps_at", "num_coefficients"]

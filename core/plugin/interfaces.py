@@ -1,0 +1,234 @@
+"""What plugins provide and what they are given.
+
+Three kinds of plugin extend sbts, each an object returned by a hook (see :mod:`sbts.core.plugin.hookspecs`):
+
+- a :class:`Reader` recognises a processor's files and exposes them as rasters (it parses and reads;
+  only core writes HDF5);
+- a :class:`Correction` turns one product into a corrected one (``timeseries.h5`` →
+  ``timeseries_ramp.h5``) or edits the interferogram stack;
+- an :class:`Exporter` writes a product in another format.
+
+Plugins subclass these ABCs (or provide the same attributes); the registry validates them.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from sbts.core.io.blocks import Block
+from sbts.core.model.metadata import Metadata
+from sbts.core.config.template import Template
+
+
+# ------------------------------------------------------------------------- rasters
+@runtime_checkable
+class Raster(Protocol):
+    """A 2-D band a reader can read window by window."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+
+    def read(self, block: Block | None = None) -> np.ndarray:
+        """The pixels of ``block`` (the whole band for ``None``), with nodata already as NaN/0."""
+
+
+@dataclass(frozen=True)
+class ArrayRaster:
+    """A raster held in memory (small files, toy formats, tests)."""
+
+    data: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape[-2:]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def read(self, block: Block | None = None) -> np.ndarray:
+        return self.data if block is None else self.data[block.slices]
+
+
+# ------------------------------------------------------------------------- readers
+@dataclass(frozen=True)
+class PairSource:
+    """One interferogram: its dates, baseline and layers (``unwrapPhase``, ``coherence``, ...)."""
+
+    date1: _dt.date
+    date2: _dt.date
+    layers: Mapping[str, Raster]
+    bperp: float | None = None
+    path: str = ""  # main file, for messages
+
+
+@dataclass(frozen=True)
+class StackSource:
+    """Everything a reader found for the interferogram stack."""
+
+    pairs: Sequence[PairSource]
+    metadata: Metadata
+    inputs: Sequence[Path] = ()  # files read, for update mode (mtime/size checks)
+
+
+@dataclass(frozen=True)
+class GeometrySource:
+    """Geometry layers (``height``, ``incidenceAngle``, ``latitude`` or ``azimuthCoord`` ...)."""
+
+    layers: Mapping[str, Raster]
+    metadata: Metadata
+    inputs: Sequence[Path] = ()
+
+
+LOAD_FILE_KEYS = (
+    "unwFile", "corFile", "connCompFile", "intFile", "magFile", "demFile", "lookupYFile", "lookupXFile",
+    "incAngleFile", "azAngleFile", "shadowMaskFile", "waterMaskFile", "bperpFile", "metaFile", "baselineDir",
+)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What the user asked ``sbts load`` for: file patterns (``mintpy.load.*File``) and options.
+
+    ``patterns`` maps the MintPy key suffix (``unwFile``, ``demFile``...) to a glob pattern that is
+    already absolute (resolved against the template's folder); absent keys are not in the mapping.
+    """
+
+    patterns: Mapping[str, str]
+    template: Template
+    base_dir: Path
+    metadata_overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def pattern(self, key: str) -> str | None:
+        return self.patterns.get(key)
+
+    def files(self, key: str) -> list[Path]:
+        """Sorted files matching the pattern of ``key`` (empty when unset or nothing matches)."""
+        import glob
+
+        from sbts.core.io.safenames import require_regular
+
+        pattern = self.patterns.get(key)
+        if not pattern:
+            return []
+        found = sorted(Path(p) for p in glob.glob(escape_existing_prefix(pattern), recursive=True))
+        for path in found:  # a FIFO or a device would block or never end in a reader
+            require_regular(path, f"mintpy.load.{key} match", allow_dir=True)
+        return found
+
+
+def escape_existing_prefix(pattern: str) -> str:
+    """``pattern`` with its leading folders that exist as written escaped for :mod:`glob`.
+
+    Folder names may hold glob characters (``data[1]/``, ``run*old/``): a folder that exists under
+    its literal name is that folder, not a pattern; the rest of the pattern keeps its wildcards.  A
+    pattern naming an existing file as written is that file.
+    """
+    import glob
+    import os
+
+    if os.path.exists(pattern) and not os.path.isdir(pattern):
+        return glob.escape(pattern)
+    parts = Path(pattern).parts
+    prefix = Path(parts[0]) if parts else Path()
+    used = 1
+    for part in parts[1:-1]:
+        candidate = prefix / part
+        if not candidate.is_dir():
+            break
+        prefix, used = candidate, used + 1
+    if not glob.has_magic(str(prefix)):
+        return pattern
+    rest = parts[used:]
+    return str(Path(glob.escape(str(prefix)), *rest))
+
+
+class Reader(abc.ABC):
+    """A processor format (GAMMA, ISCE, ...)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def detect(self, request: LoadRequest) -> bool:
+        """Cheap check (file names, a header line) whether these files are this format."""
+
+    @abc.abstractmethod
+    def open_stack(self, request: LoadRequest) -> StackSource | None:
+        """The interferograms, or ``None`` when the request holds none for this reader."""
+
+    def open_geometry(self, request: LoadRequest) -> GeometrySource | Sequence[GeometrySource] | None:
+        """The geometry layers, or ``None`` when the request names none.
+
+        Return two sources when the processor gives geometry on two grids (GAMMA/ROI_PAC: DEM in
+        radar coordinates and the lookup table on a geographic grid): they become
+        ``geometryRadar.h5`` and ``geometryGeo.h5``.
+        """
+        return None
+
+
+# ------------------------------------------------------------------------- corrections
+@dataclass(frozen=True)
+class CorrectionContext:
+    """Inputs of one correction run."""
+
+    input_file: Path  # timeseries file (stage "timeseries") or ifgramStack.h5 (stage "ifgram")
+    output_file: Path  # where to write (timeseries stage); MintPy's suffix chain
+    work_dir: Path
+    template: Template
+    geometry_file: Path | None = None
+    max_memory: float = 4.0  # GB per block
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CorrectionResult:
+    output: Path
+    extra_outputs: Sequence[Path] = ()
+    summary: str = ""
+
+
+class Correction(abc.ABC):
+    """A correction step (deramp, DEM error, troposphere, ...)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    suffix: ClassVar[str] = ""  # appended to the time-series file name: timeseries_<suffix>.h5
+    stage: ClassVar[str] = "timeseries"  # "timeseries" or "ifgram"
+    keys: ClassVar[Mapping[str, str]] = {}  # template keys it reads → one-line help
+
+    @abc.abstractmethod
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        """Compute and write the corrected product; raise SbtsError for unusable input."""
+
+
+# ------------------------------------------------------------------------- exporters
+@dataclass(frozen=True)
+class ExportRequest:
+    input_file: Path
+    dataset: str | None = None
+    output: Path | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Exporter(abc.ABC):
+    """An output format (GeoTIFF, KMZ, ...)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # what it writes: shown by `sbts export NAME --help`
+    requires_geocoded: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def export(self, request: ExportRequest) -> list[Path]:
+        """Write the files; return their paths."""
+
+
+KINDS: dict[str, type] = {"reader": Reader, "correction": Correction, "exporter": Exporter}

@@ -1,0 +1,309 @@
+"""Averages of the interferogram stack over the kept pairs, computed block by block.
+
+These are the small maps the reference_point and quick_overview steps produce (MintPy layout):
+
+- ``avgSpatialCoh.h5`` (dataset ``coherence``): temporal mean of the coherence of the kept pairs;
+- ``avgPhaseVelocity.h5`` (dataset ``velocity``, m/year): the stacking velocity (Zebker et al. 1997),
+  mean over kept pairs of ``(φ − φ_ref)·(−λ/4π)/Δt``;
+- ``maskConnComp.h5`` (dataset ``mask``): pixels unwrapped (non-zero connected component) in every
+  kept pair — the common connected-component mask.
+
+Every function streams the stack in blocks sized from ``max_memory`` (GB), so memory stays bounded
+whatever the stack size.  Zero ``unwrapPhase`` is MintPy's no-data value and is ignored like NaN.
+
+The module also holds the small helpers that the network and reference steps share: reading a mask
+file and finding the geometry file next to a stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.model.dates import DAYS_PER_YEAR, format_date
+from sbts.core.errors import DataError, InputError
+from sbts.core.io.h5 import open_h5
+from sbts.core.io.products import IfgramStack, write_map
+from sbts.core.io.progress import progress
+
+logger = logging.getLogger(__name__)
+
+AVG_COHERENCE_FILE = "avgSpatialCoh.h5"
+STACKING_VELOCITY_FILE = "avgPhaseVelocity.h5"
+CONNCOMP_MASK_FILE = "maskConnComp.h5"
+WATER_MASK_FILE = "waterMask.h5"
+_PHASE_DATASETS = ("unwrapPhase", "unwrapPhase_bridging", "unwrapPhase_phaseClosure",
+                   "unwrapPhase_bridging_phaseClosure")
+
+
+# ---------------------------------------------------------------------------- helpers
+def as_stack(stack: IfgramStack | str | os.PathLike) -> IfgramStack:
+    """Accept an opened stack or a path to one."""
+    return stack if isinstance(stack, IfgramStack) else IfgramStack(stack)
+
+
+def kept_index(stack: IfgramStack) -> np.ndarray:
+    """Indices of the kept pairs; a stack with none kept cannot give any average."""
+    index = np.flatnonzero(stack.pairs.keep)
+    if index.size == 0:
+        raise DataError(f"{stack.path}: every interferogram is dropped (dropIfgram all False); "
+                        "relax the mintpy.network.* rules and re-run modify_network")
+    return index
+
+
+def _read_kept(stack: IfgramStack, name: str, block: Block, index: np.ndarray) -> np.ndarray:
+    # all kept: one contiguous read is much faster than a fancy-indexed one
+    if index.size == len(stack.pairs):
+        return stack.read(name, block)
+    return stack.read(name, block, index=index)
+
+
+def _blocks(stack: IfgramStack, name: str, num_layers: int, max_memory: float,
+            extra_bytes: float = 0.0) -> list[Block]:
+    itemsize = np.dtype(stack._dtypes[name]).itemsize
+    # the read layers, plus about three float work arrays of the same size
+    bytes_per_pixel = num_layers * (itemsize + 3 * 4) + extra_bytes
+    return plan_blocks(stack.shape, bytes_per_pixel, max_memory, stack.chunk_shape(name))
+
+
+def _nanmean_layers(data: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
+    data = data.astype(np.float32, copy=False)
+    valid = np.isfinite(data)
+    if zero_is_nodata:
+        valid &= data != 0
+    count = valid.sum(axis=0)
+    total = np.where(valid, data, 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+def read_mask_file(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """Read a mask (True = use) from any sbts/MintPy map file.
+
+    The dataset is ``mask`` or ``waterMask`` when present, else the first 2-D dataset; it must be
+    boolean-like (bool, integers, or floats holding only 0/1/NaN) so that a velocity or coherence map
+    is not silently used as a mask.  Non-zero finite values are True.
+    """
+    path = Path(path)
+    with open_h5(path) as f:
+        names = [n for n, o in f.items() if getattr(o, "ndim", 0) == 2]
+        name = next((n for n in ("mask", "waterMask") if n in names), names[0] if names else None)
+        if name is None:
+            raise InputError(f"{path}: no 2-D dataset to use as a mask")
+        data = f[name][()]
+    if data.shape != tuple(shape):
+        raise InputError(f"{path}: mask {name!r} has shape {data.shape} but the stack is {tuple(shape)}")
+    if data.dtype.kind == "f":
+        finite = data[np.isfinite(data)]
+        if finite.size and not np.all((finite == 0) | (finite == 1)):
+            raise InputError(f"{path}: dataset {name!r} holds values other than 0/1; not a mask file")
+    elif data.dtype.kind not in "biu":
+        raise InputError(f"{path}: dataset {name!r} of type {data.dtype} is not a mask")
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(data) & (data != 0) if data.dtype.kind == "f" else data != 0
+
+
+def find_geometry_file(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
+                       names: tuple[str, ...] = ("geometryRadar.h5", "geometryGeo.h5")) -> Path | None:
+    """The geometry file beside the stack (``inputs/``), or under ``work_dir/inputs``; None if absent."""
+    folders = [Path(stack_path).parent]
+    if work_dir is not None:
+        folders += [Path(work_dir) / "inputs", Path(work_dir)]
+    for folder in folders:
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def geometry_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None,
+                        shape: tuple[int, int]) -> np.ndarray | None:
+    """``waterMask`` (True = land) of the geometry file, if there is one with that dataset."""
+    geom = find_geometry_file(stack_path, work_dir)
+    if geom is None:
+        return None
+    with open_h5(geom) as f:
+        if "waterMask" not in f:
+            return None
+        data = f["waterMask"][()]
+    if data.shape != tuple(shape):
+        logger.warning("%s: waterMask shape %s differs from the stack %s; not used", geom, data.shape, shape)
+        return None
+    return np.asarray(data != 0)
+
+
+def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike) -> Path | None:
+    """``waterMask.h5`` (dataset ``waterMask``, True = land) in ``work_dir`` from the geometry file's
+    ``waterMask``, as smallbaselineApp's modify_network step writes it for the later steps and tools
+    that look for it there (network mask, unwrapping-error regions, view.py -m): pixels where the
+    geometry's ``latitude`` or ``longitude`` is 0 (no data) are water too; the attributes are the
+    geometry's with ``FILE_TYPE = waterMask``.  None (nothing written) when the geometry has no
+    ``waterMask``; an existing file newer than the geometry is kept (update mode).
+    """
+    geom = find_geometry_file(stack_path, work_dir)
+    if geom is None:
+        return None
+    with open_h5(geom) as f:
+        if "waterMask" not in f:
+            return None
+        out = Path(work_dir) / WATER_MASK_FILE
+        if out.exists() and out.stat().st_mtime_ns >= geom.stat().st_mtime_ns:
+            logger.info("%s is newer than %s: kept", out.name, geom.name)
+            return out
+        water = np.asarray(f["waterMask"][()] != 0)
+        for name in ("latitude", "longitude"):
+            if name in f and f[name].shape == water.shape:
+                water &= f[name][()] != 0
+    from sbts.core.io.h5 import read_metadata
+
+    meta = read_metadata(geom).for_product("waterMask", "1")
+    path = write_map(out, meta, "waterMask", {"waterMask": water}, unit="1")
+    logger.info("wrote %s from %s (%d of %d pixels land)", path, geom.name, int(water.sum()), water.size)
+    return path
+
+
+# ---------------------------------------------------------------------------- averages
+def temporal_average(stack: IfgramStack | str | os.PathLike, dataset: str = "coherence",
+                     max_memory: float = 1.0) -> np.ndarray:
+    """Per-pixel nanmean of ``dataset`` over the kept pairs, (L, W) float32.
+
+    For phase datasets zero counts as no-data (MintPy's convention); pixels without any valid value
+    are NaN.
+    """
+    stack = as_stack(stack)
+    stack._require(dataset)
+    index = kept_index(stack)
+    out = np.full(stack.shape, np.nan, np.float32)
+    zero_nodata = dataset in _PHASE_DATASETS
+    for block in progress(_blocks(stack, dataset, index.size, max_memory), f"average {dataset}", "block"):
+        out[block.slices] = _nanmean_layers(_read_kept(stack, dataset, block, index), zero_nodata)
+    return out
+
+
+def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
+                            max_memory: float = 1.0) -> Path:
+    """Write ``avgSpatialCoh.h5`` (dataset ``coherence``) into ``work_dir``."""
+    stack = as_stack(stack_path)
+    coh = temporal_average(stack, "coherence", max_memory)
+    meta = stack.metadata.for_product("coherence", "1")
+    path = write_map(Path(work_dir) / AVG_COHERENCE_FILE, meta, "coherence", {"coherence": coh}, unit="1",
+                     NUM_IFGRAM_KEPT=int(stack.pairs.keep.sum()))
+    logger.info("wrote %s (mean of %d kept pairs)", path, int(stack.pairs.keep.sum()))
+    return path
+
+
+def _reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray | None:
+    ref = stack.metadata.reference
+    if not ref.has_point:
+        return None
+    length, width = stack.shape
+    if not (0 <= ref.y < length and 0 <= ref.x < width):
+        raise InputError(f"{stack.path}: REF_Y/REF_X = {ref.y}/{ref.x} is outside the {length}×{width} image")
+    value = stack.read(dataset, Block(ref.y, ref.y + 1, ref.x, ref.x + 1), index=index)
+    return value.reshape(-1).astype(np.float64)
+
+
+def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+                      dataset: str = "unwrapPhase") -> np.ndarray:
+    """Stacking velocity (m/year): mean over kept pairs of ``(φ − φ_ref)·(−λ/4π)/Δt``.
+
+    Δt in years (days/365.25).  The reference phase is taken at REF_Y/REF_X when the stack has them
+    (pairs with no data there are left out, since they cannot be referenced); without a reference
+    the raw phase is used.  Zero/NaN phase is no-data.  Positive = toward the satellite, as MintPy.
+    """
+    stack = as_stack(stack)
+    stack._require(dataset)
+    wavelength = stack.metadata.radar.require_wavelength()
+    index = kept_index(stack)
+    ref_phase = _reference_phase(stack, dataset, index)
+    if ref_phase is None:
+        logger.info("%s has no REF_Y/REF_X: stacking velocity of the unreferenced phase", stack.path.name)
+        ref_phase = np.zeros(index.size)
+    else:
+        bad = ~np.isfinite(ref_phase) | (ref_phase == 0)
+        if bad.all():
+            raise DataError(f"{stack.path}: the reference pixel has no data in any kept pair; choose another "
+                            "reference point")
+        if bad.any():
+            names = [stack.pairs.date12[i] for i in index[bad]]
+            logger.warning("%d kept pair(s) have no data at the reference pixel and are left out of the "
+                           "stacking velocity: %s", int(bad.sum()), ", ".join(names[:5]))
+            index, ref_phase = index[~bad], ref_phase[~bad]
+    days = stack.pairs.temporal_baseline_days()[index].astype(np.float64)
+    scale = (-wavelength / (4 * np.pi) / (days / DAYS_PER_YEAR)).astype(np.float32)
+    out = np.full(stack.shape, np.nan, np.float32)
+    for block in progress(_blocks(stack, dataset, index.size, max_memory), "stacking velocity", "block"):
+        phase = _read_kept(stack, dataset, block, index).astype(np.float32, copy=False)
+        nodata = ~np.isfinite(phase) | (phase == 0)
+        rate = (phase - ref_phase.astype(np.float32)[:, None, None]) * scale[:, None, None]
+        rate[nodata] = np.nan
+        out[block.slices] = _nanmean_layers(rate, zero_is_nodata=False)
+    return out
+
+
+def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
+                            max_memory: float = 1.0, dataset: str = "unwrapPhase") -> Path:
+    """Write ``avgPhaseVelocity.h5`` (dataset ``velocity``, m/year) into ``work_dir``."""
+    stack = as_stack(stack_path)
+    velocity = stacking_velocity(stack, max_memory, dataset)
+    kept = stack.pairs.kept()
+    start, end = format_date(kept.dates[0]), format_date(kept.dates[-1])
+    meta = stack.metadata.for_product("velocity", "m/year")
+    path = write_map(Path(work_dir) / STACKING_VELOCITY_FILE, meta, "velocity", {"velocity": velocity},
+                     unit="m/year", START_DATE=start, END_DATE=end, DATE12=f"{start}_{end}")
+    logger.info("wrote %s", path)
+    return path
+
+
+def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "unwrapPhase",
+                      max_memory: float = 1.0) -> np.ndarray:
+    """True where ``dataset`` is finite and non-zero in every kept pair (L, W) bool."""
+    stack = as_stack(stack)
+    stack._require(dataset)
+    index = kept_index(stack)
+    out = np.zeros(stack.shape, bool)
+    for block in progress(_blocks(stack, dataset, index.size, max_memory), f"coverage of {dataset}", "block"):
+        data = _read_kept(stack, dataset, block, index)
+        ok = data != 0
+        if data.dtype.kind == "f":
+            ok &= np.isfinite(data)
+        out[block.slices] = ok.all(axis=0)
+    return out
+
+
+def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0) -> np.ndarray:
+    """Common connected-component mask: connectComponent ≠ 0 in every kept pair.
+
+    Without a ``connectComponent`` dataset, unwrapPhase finite and ≠ 0 in every kept pair instead
+    (the same meaning: the pixel was unwrapped everywhere).
+    """
+    stack = as_stack(stack)
+    if stack.has("connectComponent"):
+        return valid_in_all_kept(stack, "connectComponent", max_memory)
+    logger.info("%s has no connectComponent: mask = unwrapPhase non-zero in every kept pair", stack.path.name)
+    return valid_in_all_kept(stack, "unwrapPhase", max_memory)
+
+
+def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
+                        max_memory: float = 1.0) -> Path:
+    """Write ``maskConnComp.h5`` (dataset ``mask``, bool) into ``work_dir``."""
+    stack = as_stack(stack_path)
+    mask = connected_component_mask(stack, max_memory)
+    if not mask.any():
+        logger.warning("maskConnComp: no pixel is unwrapped in every kept pair")
+    meta = stack.metadata.for_product("mask", "1")
+    path = write_map(Path(work_dir) / CONNCOMP_MASK_FILE, meta, "mask", {"mask": mask}, unit="1")
+    logger.info("wrote %s (%d of %d pixels True)", path, int(mask.sum()), mask.size)
+    return path
+
+
+__all__ = [
+    "temporal_average", "write_average_coherence", "stacking_velocity", "write_stacking_velocity",
+    "connected_component_mask", "write_conncomp_mask", "valid_in_all_kept", "read_mask_file", "write_water_mask",
+    "find_geometry_file", "geometry_water_mask", "as_stack", "kept_index",
+    "AVG_COHERENCE_FILE", "STACKING_VELOCITY_FILE", "CONNCOMP_MASK_FILE", "WATER_MASK_FILE",
+]

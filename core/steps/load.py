@@ -1,0 +1,534 @@
+"""``sbts load``: a processor's files → ``inputs/ifgramStack.h5`` and ``inputs/geometry*.h5``.
+
+The reader plugin (chosen by ``mintpy.load.processor`` or, with ``auto``, by the readers' own
+``detect``) parses and reads; this module alone writes, block by block over the output grid, with
+optional subset (``mintpy.subset.yx/lalo``) and multilook (``mintpy.multilook.*``).  A load whose
+inputs and options are unchanged since the last one is skipped (update mode).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.errors import InputError, PluginError, SbtsError, shown
+from sbts.core.io.h5 import H5Writer, read_attrs
+from sbts.core.plugin.interfaces import LOAD_FILE_KEYS, GeometrySource, LoadRequest, Raster, Reader, StackSource
+from sbts.core.model.platform import from_project_name, standard_platform
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, check_physical
+from sbts.core.model.pairs import Pairs
+from sbts.core.plugin.registry import Registry, get_registry, plugin_call
+from sbts.core.io.products import STACK_DATASETS, StackWriter
+from sbts.core.io.progress import progress
+from sbts.core.config.template import Template
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_ATTR = "SBTS_INPUT_SIGNATURE"
+BOOL_LAYERS = {"waterMask", "shadowMask"}
+NEAREST_ONLY = {"connectComponent", "waterMask", "shadowMask", "azimuthCoord", "rangeCoord",
+                "latitude", "longitude", "height", "incidenceAngle", "azimuthAngle", "slantRangeDistance"}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    stack_file: Path | None
+    geometry_files: tuple[Path, ...]
+    reader: str
+    skipped: bool
+
+    @property
+    def geometry_file(self) -> Path | None:
+        """The geometry on the stack's grid (radar-coded if there is one), else the first."""
+        radar = [p for p in self.geometry_files if p.name == "geometryRadar.h5"]
+        return (radar or list(self.geometry_files) or [None])[0]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Subset box in source pixels plus multilook steps; maps output blocks to source windows."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    ystep: int = 1
+    xstep: int = 1
+    method: str = "nearest"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return ((self.y1 - self.y0) // self.ystep, (self.x1 - self.x0) // self.xstep)
+
+    def source_block(self, out: Block) -> Block:
+        return Block(self.y0 + out.row_start * self.ystep, self.y0 + out.row_stop * self.ystep,
+                     self.x0 + out.col_start * self.xstep, self.x0 + out.col_stop * self.xstep)
+
+    def reduce(self, data: np.ndarray, name: str) -> np.ndarray:
+        ys, xs = self.ystep, self.xstep
+        if ys == 1 and xs == 1:
+            return data
+        method = "nearest" if name in NEAREST_ONLY else self.method
+        if method == "nearest":
+            return data[ys // 2::ys, xs // 2::xs]
+        h, w = data.shape[0] // ys, data.shape[1] // xs
+        cube = data[: h * ys, : w * xs].reshape(h, ys, w, xs).astype(np.float32)
+        cube = np.where(cube == 0, np.nan, cube) if name == "unwrapPhase" else cube
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = np.nanmean(cube, axis=(1, 3)) if method == "mean" else np.nanmedian(cube, axis=(1, 3))
+        return np.nan_to_num(out, nan=0.0) if name == "unwrapPhase" else out
+
+
+def build_request(template: Template, base_dir: Path) -> LoadRequest:
+    """Turn ``mintpy.load.*File`` keys into absolute glob patterns (relative to the template)."""
+    patterns = {}
+    for key in LOAD_FILE_KEYS:
+        value = template.get(f"mintpy.load.{key}")
+        if value:
+            value = os.path.expanduser(os.path.expandvars(value))
+            patterns[key] = value if os.path.isabs(value) else str((base_dir / value))
+    return LoadRequest(patterns, template, base_dir, template.metadata_overrides())
+
+
+def select_reader(request: LoadRequest, registry: Registry, processor: str | None = None) -> Reader:
+    processor = processor or request.template.get("mintpy.load.processor") or "auto"
+    if processor != "auto":
+        return registry.get("reader", processor)
+    if not request.patterns:
+        raise InputError("nothing to load: set mintpy.load.unwFile (and the other mintpy.load.*File keys) "
+                         "in the template, or give --unw/--cor/... options")
+    found = []
+    for name, reader in registry.readers.items():
+        try:
+            with plugin_call(f"reader {name!r}"):
+                if reader.detect(request):
+                    found.append(name)
+        except PluginError as exc:  # e.g. sys.exit() in detect: name the reader, try the others
+            logger.warning("%s", exc)
+        except SbtsError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - a reader's bug must not stop the others
+            logger.warning("reader %s failed while detecting the format: %s", name, exc)
+    if not found:
+        raise InputError("no reader recognises the files of mintpy.load.unwFile = "
+                         f"{request.pattern('unwFile')!r}; set mintpy.load.processor "
+                         f"(one of: {', '.join(sorted(registry.readers))})")
+    if len(found) > 1:
+        logger.info("several readers recognise the files (%s); using %s", ", ".join(found), found[0])
+    return registry.readers[found[0]]
+
+
+# attributes that describe the file itself, not the acquisition: a template cannot change them
+_FIXED_KEYS = {"LENGTH", "WIDTH", "FILE_TYPE"}
+
+
+def _apply_overrides(meta: Metadata, overrides: dict[str, str]) -> Metadata:
+    if overrides:
+        attrs = meta.to_attrs()
+        for key in sorted(_FIXED_KEYS & set(overrides)):
+            if str(overrides[key]).strip() != attrs.get(key):
+                raise InputError(f"template key {key} = {shown(overrides[key])} disagrees with the data "
+                                 f"({key} = {attrs.get(key)}); {key} is set by the files, remove it from the template")
+        bad = [k for k in overrides if k.startswith(("SBTS_", "SUBSET_"))]
+        if bad:
+            raise InputError(f"template key {bad[0]} is written by sbts itself; remove it from the template")
+        attrs.update(overrides)
+        meta = Metadata.from_attrs(attrs, source="template metadata keys")
+    platform = standard_platform(meta.radar.platform)
+    return meta if platform == meta.radar.platform else meta.with_radar(platform=platform)
+
+
+def _accept_metadata(meta: Metadata, source: str) -> Metadata:
+    """Check physical metadata where it enters sbts (reader output, template keys): impossible
+    values are refused and implausible ones named in a warning, before anything is written."""
+    for text in check_physical(meta, source):
+        logger.warning("%s", text)
+    return meta
+
+
+def _platform_keys(template: Template, meta: Metadata, overrides: dict[str, str]) -> dict[str, str]:
+    """PROJECT_NAME and, when neither the files nor the template say, PLATFORM from the template's
+    name (MintPy's ``<Region><Sensor><A|D><track>`` convention: SydneyEnvD123.txt → env)."""
+    project, sensor = from_project_name(template.source)
+    out = {}
+    if project and "PROJECT_NAME" not in overrides and "PROJECT_NAME" not in meta.extra:
+        out["PROJECT_NAME"] = project
+    if sensor and "PLATFORM" not in overrides and not meta.radar.platform:
+        logger.info("PLATFORM = %s from the template name %s (the files do not say)", sensor, project)
+        out["PLATFORM"] = sensor
+    return out
+
+
+def _window(template: Template, meta: Metadata, geometry: GeometrySource | None) -> Window:
+    length, width = meta.grid.shape
+    y0, y1, x0, x1 = 0, length, 0, width
+    lalo = template.get("mintpy.subset.lalo")
+    yx = template.get("mintpy.subset.yx")
+    if lalo:
+        s, n, w, e = _box(lalo, "mintpy.subset.lalo")
+        if meta.grid.geo is not None:
+            g = meta.grid.geo
+            ya, xa = g.lalo_to_yx(n, w)
+            yb, xb = g.lalo_to_yx(s, e)
+            y0, y1, x0, x1 = min(ya, yb), max(ya, yb) + 1, min(xa, xb), max(xa, xb) + 1
+        elif geometry is not None and "latitude" in geometry.layers and "longitude" in geometry.layers:
+            lat = geometry.layers["latitude"].read()
+            lon = geometry.layers["longitude"].read()
+            inside = (lat >= s) & (lat <= n) & (lon >= w) & (lon <= e)
+            if not inside.any():
+                raise InputError(f"mintpy.subset.lalo = {lalo}: no pixel of the lookup table falls inside")
+            rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        else:
+            raise InputError("mintpy.subset.lalo needs geocoded data or latitude/longitude lookup files; "
+                             "use mintpy.subset.yx instead")
+    elif yx:
+        parts = yx.replace(" ", "").split(",")
+        try:
+            (y0, y1), (x0, x1) = (tuple(int(v) for v in p.split(":")) for p in parts)
+        except ValueError:
+            raise InputError(f"mintpy.subset.yx = {yx!r}: expected y0:y1,x0:x1") from None
+    y0, x0 = max(0, int(y0)), max(0, int(x0))
+    y1, x1 = min(length, int(y1)), min(width, int(x1))
+    if y1 <= y0 or x1 <= x0:
+        raise InputError(f"the subset is empty or outside the {length}×{width} image")
+    ystep = template.get_int("mintpy.multilook.ystep") or 1
+    xstep = template.get_int("mintpy.multilook.xstep") or 1
+    method = template.get_str("mintpy.multilook.method", ["nearest", "mean", "median"]) or "nearest"
+    if ystep < 1 or xstep < 1:
+        raise InputError("mintpy.multilook.ystep/xstep must be ≥ 1")
+    win = Window(y0, y1, x0, x1, ystep, xstep, method)
+    if min(win.shape) < 1:
+        raise InputError(f"mintpy.multilook.ystep/xstep = {ystep}/{xstep} is larger than the "
+                         f"{y1 - y0}×{x1 - x0} image (subset): the stack would have no pixel")
+    return win
+
+
+def _box(text: str, key: str) -> tuple[float, float, float, float]:
+    try:
+        (a, b), (c, d) = (tuple(float(v) for v in p.split(":")) for p in text.replace(" ", "").split(","))
+    except ValueError:
+        raise InputError(f"{key} = {text!r}: expected S:N,W:E") from None
+    return min(a, b), max(a, b), min(c, d), max(c, d)
+
+
+def _window_metadata(meta: Metadata, win: Window) -> Metadata:
+    length, width = win.shape
+    geo = meta.grid.geo
+    if geo is not None:
+        geo = GeoGrid(geo.x_first + win.x0 * geo.x_step, geo.y_first + win.y0 * geo.y_step,
+                      geo.x_step * win.xstep, geo.y_step * win.ystep, geo.x_unit, geo.y_unit, geo.epsg)
+    meta = meta.replace(grid=Grid(length, width, geo))
+    r = meta.radar
+    if win.ystep > 1 or win.xstep > 1:
+        meta = meta.with_radar(
+            alooks=(r.alooks or 1) * win.ystep, rlooks=(r.rlooks or 1) * win.xstep,
+            range_pixel_size=None if r.range_pixel_size is None else r.range_pixel_size * win.xstep,
+            azimuth_pixel_size=None if r.azimuth_pixel_size is None else r.azimuth_pixel_size * win.ystep,
+            ncorrlooks=None if r.ncorrlooks is None else r.ncorrlooks * win.ystep * win.xstep,
+        )
+    if (win.y0, win.x0) != (0, 0) or win.shape != meta.grid.shape:
+        meta = meta.with_extra(SUBSET_YMIN=win.y0, SUBSET_YMAX=win.y1, SUBSET_XMIN=win.x0, SUBSET_XMAX=win.x1)
+    return meta
+
+
+def _signature(reader: str, inputs: list[Path], win: Window, overrides: dict[str, str], names: list[str]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(set(inputs)):
+        try:
+            st = os.stat(p)
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"{p}|missing".encode())
+    h.update(json.dumps([reader, win.__dict__, sorted(overrides.items()), names], default=str).encode())
+    return h.hexdigest()
+
+
+def _is_current(path: Path, signature: str) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return read_attrs(path).get(SIGNATURE_ATTR) == signature
+    except SbtsError:
+        return False
+
+
+def _check_pairs(stack: StackSource) -> StackSource:
+    """Drop pairs whose layers differ in size from the most common size (named in a warning)."""
+    shapes = [tuple(p.layers["unwrapPhase"].shape) for p in stack.pairs]
+    common = collections.Counter(shapes).most_common(1)[0][0]
+    bad = [p for p, s in zip(stack.pairs, shapes) if s != common]
+    for p in stack.pairs:
+        for name, layer in p.layers.items():
+            if tuple(layer.shape) != tuple(p.layers["unwrapPhase"].shape):
+                raise InputError(f"{p.path}: layer {name} is {layer.shape} but unwrapPhase is "
+                                 f"{p.layers['unwrapPhase'].shape}; the files of this pair do not match")
+    if bad:
+        logger.warning("dropping %d interferogram(s) whose size differs from %s: %s", len(bad), common,
+                       ", ".join(p.path or f"{p.date1}_{p.date2}" for p in bad))
+    for name in STACK_DATASETS:  # a layer of some pairs only (a missing *_cc.tif) cannot be stacked
+        lacking = [p for p in stack.pairs if name not in p.layers]
+        if lacking and len(lacking) < len(stack.pairs):
+            raise InputError(f"{name} is missing for {len(lacking)} of {len(stack.pairs)} interferograms: "
+                             + ", ".join(p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}" for p in lacking[:3])
+                             + (" ..." if len(lacking) > 3 else "")
+                             + "; add the missing file(s) or leave those interferograms out of mintpy.load.unwFile")
+    keep = [p for p in stack.pairs if tuple(p.layers["unwrapPhase"].shape) == common]
+    if (stack.metadata.grid.shape != common):
+        logger.warning("the stack metadata give %d×%d pixels but the interferograms hold %d×%d: using the "
+                       "interferograms' size", *stack.metadata.grid.shape, *common)
+        meta = stack.metadata.replace(grid=Grid(common[0], common[1], stack.metadata.grid.geo))
+    else:
+        meta = stack.metadata
+    if meta.grid.geo is not None:
+        keep = _same_georeference(keep, meta)
+    return StackSource(keep, meta, stack.inputs)
+
+
+def _same_georeference(pairs: list, meta: Metadata) -> list:
+    """Drop (with a warning naming them) the interferograms of a geocoded stack whose own
+    georeference (a GeoTIFF's geotransform) is not the grid of the others: stacked pixel by pixel,
+    they would mix different places."""
+    def corner(p) -> tuple[float, ...] | None:
+        try:
+            gt = getattr(p.layers["unwrapPhase"], "geotransform", None)
+        except Exception:  # noqa: BLE001 - a reader's raster without a usable geotransform
+            return None
+        return None if gt is None else (float(gt[0]), float(gt[3]), float(gt[1]), float(gt[5]))
+
+    corners = [corner(p) for p in pairs]
+    known = [c for c in corners if c is not None]
+    if not known:
+        return pairs
+    geo = meta.grid.geo
+    dx, dy = abs(geo.x_step) or 1.0, abs(geo.y_step) or 1.0
+    key = [(round(c[0] / dx * 2), round(c[1] / dy * 2)) if c is not None else None for c in corners]
+    common = collections.Counter(k for k in key if k is not None).most_common(1)[0][0]
+    ref = next(c for c, k in zip(corners, key) if k == common)
+
+    def off(c) -> bool:
+        return (abs(c[0] - ref[0]) > dx / 2 or abs(c[1] - ref[1]) > dy / 2
+                or abs(c[2] - ref[2]) > 1e-6 * dx or abs(c[3] - ref[3]) > 1e-6 * dy)
+
+    bad = [p for p, c in zip(pairs, corners) if c is not None and off(c)]
+    if bad:
+        logger.warning("dropping %d interferogram(s) not on the grid of the others (upper-left corner %.6g, %.6g, "
+                       "pixel %.3g × %.3g): %s", len(bad), ref[0], ref[1], ref[2], ref[3],
+                       ", ".join(f"{p.path or f'{p.date1}_{p.date2}'} at {corner(p)[0]:.6g}, {corner(p)[1]:.6g}"
+                                 for p in bad[:5]) + (" ..." if len(bad) > 5 else ""))
+    if abs(geo.x_first - ref[0]) > 0.75 * dx or abs(geo.y_first - ref[1]) > 0.75 * dy:
+        logger.warning("the stack metadata put the upper-left corner at %.6g, %.6g but the interferograms at "
+                       "%.6g, %.6g", geo.x_first, geo.y_first, ref[0], ref[1])
+    bad_ids = {id(p) for p in bad}
+    return [p for p in pairs if id(p) not in bad_ids]
+
+
+@dataclass
+class _Plan:
+    """What a load would write: the reader's sources, the window and each output's input signature."""
+
+    reader: Reader
+    stack: StackSource | None
+    geometries: list[tuple[GeometrySource, Window, Metadata, Path, str]]  # source, window, meta, path, signature
+    win: Window
+    overrides: dict[str, str]
+    stack_file: Path | None
+    stack_sig: str | None
+
+
+def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | None,
+          registry: Registry) -> _Plan:
+    request = build_request(template, base_dir)
+    for key in ("unwFile",):
+        if request.pattern(key) and not request.files(key):
+            raise InputError(f"mintpy.load.{key} = {request.pattern(key)!r} matches no file; check the pattern "
+                             f"(relative paths are taken from {base_dir})")
+    reader = select_reader(request, registry, processor)
+    try:
+        with plugin_call(f"reader {reader.name!r}"):
+            stack = reader.open_stack(request)
+            geometry = reader.open_geometry(request)
+    except SbtsError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"reader {reader.name!r} failed: {type(exc).__name__}: {exc}") from exc
+    if geometry is None:
+        geometries: list[GeometrySource] = []
+    elif isinstance(geometry, GeometrySource):
+        geometries = [geometry]
+    else:
+        geometries = list(geometry)
+    if len({g.metadata.grid.is_geocoded for g in geometries}) != len(geometries):
+        raise PluginError(f"reader {reader.name!r} returned two geometries of the same kind (radar/geo)")
+    # the window is defined on the stack grid; a radar-coded lat/lon lookup on that grid helps lalo subsets
+    radar_geometry = next((g for g in geometries if not g.metadata.grid.is_geocoded), None)
+    if stack is None and not geometries:
+        raise InputError(f"reader {reader.name!r} found no interferogram and no geometry file in the patterns given")
+    overrides = dict(request.metadata_overrides)
+    inputs_dir = work_dir / "inputs"
+    base_meta = stack.metadata if stack is not None else geometries[0].metadata
+    overrides.update(_platform_keys(template, base_meta, overrides))
+    label = f"reader {reader.name!r}" + (" and the template's UPPER_CASE keys" if overrides else "")
+    if stack is not None:
+        _accept_metadata(_apply_overrides(stack.metadata, overrides), f"{label}, interferograms")
+    for geom in geometries:
+        _accept_metadata(_apply_overrides(geom.metadata, overrides), f"{label}, geometry")
+    if stack is not None:
+        if not stack.pairs:
+            raise InputError(f"no interferogram matches mintpy.load.unwFile = {request.pattern('unwFile')!r}")
+        stack = _check_pairs(stack)
+        base_meta = stack.metadata
+    win = _window(template, base_meta, radar_geometry)
+    stack_file = stack_sig = None
+    if stack is not None:
+        stack_file = inputs_dir / "ifgramStack.h5"
+        names = [n for n in STACK_DATASETS if n in stack.pairs[0].layers]
+        stack_sig = _signature(reader.name, list(stack.inputs), win, overrides, names)
+    planned = []
+    for geom in geometries:
+        # the subset/multilook window applies to geometry on the stack's grid; a lookup table on
+        # another grid (GAMMA/ROI_PAC geocoded lookup) is written whole
+        same_grid = geom.metadata.grid == base_meta.grid
+        gwin = win if same_grid else Window(0, geom.metadata.grid.length, 0, geom.metadata.grid.width)
+        gmeta = _apply_overrides(_window_metadata(geom.metadata, gwin), overrides)
+        name = "geometryGeo.h5" if gmeta.grid.is_geocoded else "geometryRadar.h5"
+        sig = _signature(reader.name, list(geom.inputs), gwin, overrides, sorted(geom.layers))
+        planned.append((geom, gwin, gmeta, inputs_dir / name, sig))
+    return _Plan(reader, stack, planned, win, overrides, stack_file, stack_sig)
+
+
+def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
+              processor: str | None = None, max_memory: float = 1.0, force: bool = False,
+              registry: Registry | None = None) -> LoadResult:
+    """Load a processor's files into ``<work_dir>/inputs``; see the module docstring."""
+    work_dir = Path(work_dir)
+    base_dir = Path(base_dir) if base_dir is not None else work_dir
+    plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
+    logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
+    skipped = True
+    if plan.stack is not None:
+        if force or not _is_current(plan.stack_file, plan.stack_sig):
+            _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory,
+                         plan.reader.name)
+            skipped = False
+        else:
+            logger.info("%s is up to date with its inputs: skipped", plan.stack_file)
+    geometry_files = []
+    for geom, gwin, gmeta, path, sig in plan.geometries:
+        if force or not _is_current(path, sig):
+            _write_geometry(geom, gwin, gmeta, path, sig, max_memory)
+            skipped = False
+        else:
+            logger.info("%s is up to date with its inputs: skipped", path)
+        geometry_files.append(path)
+    return LoadResult(plan.stack_file, tuple(geometry_files), plan.reader.name, skipped)
+
+
+def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
+                  processor: str | None = None, registry: Registry | None = None) -> str:
+    """Why a load would rewrite ``inputs/`` now ("" when every output matches its sources).
+
+    The sources are what the reader reads (interferograms, sidecar metadata, baselines, geometry),
+    compared by name, size and modification time through each output's input signature, so a
+    changed or added interferogram makes the load stale even when the outputs are newer.
+    """
+    work_dir = Path(work_dir)
+    base_dir = Path(base_dir) if base_dir is not None else work_dir
+    plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
+    if plan.stack is not None and not _is_current(plan.stack_file, plan.stack_sig):
+        return f"the source files of {plan.stack_file.name} changed (or it is missing)"
+    for _geom, _gwin, _gmeta, path, sig in plan.geometries:
+        if not _is_current(path, sig):
+            return f"the source files of {path.name} changed (or it is missing)"
+    return ""
+
+
+def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], path: Path, sig: str,
+                 max_memory: float, reader: str) -> None:
+    order = sorted(range(len(stack.pairs)), key=lambda k: (stack.pairs[k].date1, stack.pairs[k].date2))
+    sources = [stack.pairs[k] for k in order]
+    bperp = [np.nan if p.bperp is None else p.bperp for p in sources]
+    pairs = Pairs(tuple(p.date1 for p in sources), tuple(p.date2 for p in sources),
+                  np.nan_to_num(np.asarray(bperp, np.float64)), None)
+    missing = [f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}" for p, b in zip(sources, bperp) if not np.isfinite(b)]
+    if missing:
+        logger.warning("%d of %d interferograms have no perpendicular baseline (%s%s): stored as 0 m; the "
+                       "DEM-error correction needs them (mintpy.load.bperpFile / the processor's baseline files)",
+                       len(missing), len(sources), ", ".join(missing[:3]), " ..." if len(missing) > 3 else "")
+    meta = _apply_overrides(_window_metadata(stack.metadata, win), overrides)
+    meta = meta.replace(processor=meta.processor or reader).with_extra(**{SIGNATURE_ATTR: sig})
+    names = {n: STACK_DATASETS[n] for n in STACK_DATASETS if n in sources[0].layers}
+    out_shape = win.shape
+    # one dataset of all pairs is held at a time, plus one source window being reduced
+    per_pixel = len(sources) * 4 * 1.5 + 8 * win.ystep * win.xstep
+    blocks = plan_blocks(out_shape, per_pixel, max_memory)
+    logger.info("writing %s: %d pairs, %d×%d pixels, datasets %s", path, len(sources), *out_shape, ", ".join(names))
+    with StackWriter(path, meta, pairs, names, signature=sig) as w:
+        for block in progress(blocks, desc="load stack", unit="block"):
+            if w.is_done(block):
+                continue
+            src = win.source_block(block)
+            for name, dtype in names.items():
+                out = np.empty((len(sources),) + block.shape, dtype)
+                for k, p in enumerate(sources):
+                    data = _read_layer(p.layers[name], src, p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}", name,
+                                       reader)
+                    data = win.reduce(data, name)
+                    if name == "unwrapPhase":
+                        data = np.nan_to_num(data, nan=0.0)  # MintPy: 0 = no data
+                    out[k] = data
+                w.write(name, out, block)
+            w.mark_done(block)
+
+
+def _read_layer(layer: Raster, src: Block, path: str, name: str, reader: str = "") -> np.ndarray:
+    try:
+        with plugin_call(f"reader {reader!r} reading {name} of {path}" if reader else f"the reader of {path or name}"):
+            data = layer.read(src)
+    except SbtsError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path or name}: reading {name} failed: {type(exc).__name__}: {exc}") from exc
+    if data.shape != src.shape:
+        raise InputError(f"{path or name}: {name} returned {data.shape} for a {src.shape} window")
+    return data
+
+
+def _write_geometry(geometry: GeometrySource, win: Window, meta: Metadata, path: Path, sig: str,
+                    max_memory: float) -> None:
+    layers = dict(geometry.layers)
+    for name, layer in layers.items():
+        if tuple(layer.shape[-2:]) != tuple(geometry.metadata.grid.shape):
+            raise InputError(f"geometry layer {name} is {layer.shape}, but the geometry grid is "
+                             f"{geometry.metadata.grid.shape}")
+    meta = meta.replace(file_type="geometry", unit=None).with_extra(**{SIGNATURE_ATTR: sig})
+    blocks = plan_blocks(win.shape, 4 * len(layers) * win.ystep * win.xstep * 4, max_memory)
+    with H5Writer(path, meta, signature=sig) as w:
+        for name in layers:
+            dtype = bool if name in BOOL_LAYERS else np.float32
+            w.create(name, shape=win.shape, dtype=dtype, compression="lzf")
+        for block in progress(blocks, desc="load geometry", unit="block"):
+            if w.is_done(block):
+                continue
+            src = win.source_block(block)
+            for name, layer in layers.items():
+                data = win.reduce(_read_layer(layer, src, "", name), name)
+                if name in BOOL_LAYERS:
+                    data = np.nan_to_num(data).astype(bool)
+                elif name in ("azimuthCoord", "rangeCoord") and (win.ystep > 1 or win.xstep > 1):
+                    step = win.ystep if name == "azimuthCoord" else win.xstep
+                    data = data.astype(np.float32) / step
+                w.write(name, data.astype(np.float32) if name not in BOOL_LAYERS else data, block)
+            w.mark_done(block)

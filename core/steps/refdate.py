@@ -1,0 +1,113 @@
+"""Temporal re-referencing: ``ts(t) − ts(t_ref)`` for every pixel, ``REF_DATE`` updated.
+
+A displacement time series is relative to one acquisition; moving that reference to a quiet date
+(the minimum-RMS date of ``sbts rms``) keeps that date's noise out of every other one.  Unlike
+MintPy (in place), sbts never half-modifies a file: each file is rewritten block by block to a
+partial file that atomically replaces the original only once complete — or written elsewhere with
+``output``.  Datasets other than the time series (``date``, ``bperp``, extra maps) are copied as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.io.blocks import plan_blocks
+from sbts.core.model.dates import format_date, parse_date
+from sbts.core.errors import InputError, shown
+from sbts.core.io.h5 import open_h5
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter
+from sbts.core.io.safenames import read_text
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_date(date: str | os.PathLike, work_dir: str | os.PathLike | None = None) -> str:
+    """A date ``YYYYMMDD`` given directly or as a file holding it (e.g. ``reference_date.txt``)."""
+    text = str(date).strip()
+    path = Path(os.path.expanduser(text))
+    if not path.is_absolute() and work_dir is not None and not path.exists():
+        path = Path(work_dir) / path
+    if path.exists() and not path.is_dir():  # read_text refuses a FIFO or a device by name
+        for line in read_text(path, "reference-date file").splitlines():
+            token = line.split("#", 1)[0].split()
+            if token:
+                return format_date(parse_date(token[0]))
+        raise InputError(f"{path}: no date in the file")
+    try:
+        return format_date(parse_date(text))
+    except InputError:
+        raise InputError(f"reference date {shown(text)}: neither a date (YYYYMMDD) nor an existing file") from None
+
+
+def resolve_reference_date(template, work_dir: str | os.PathLike | None = None) -> str | None:
+    """The date of ``mintpy.reference.date``: ``None`` for no, or when the default file
+    ``reference_date.txt`` (written by ``sbts rms``) does not exist; a date file set explicitly must."""
+    key = "mintpy.reference.date"
+    value = template.get(key)
+    if value is None:
+        return None
+    if not template.is_set(key) and not re.fullmatch(r"\d{8}", value.strip()):
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute() and work_dir is not None:
+            path = Path(work_dir) / path
+        if not path.exists():
+            logger.info("%s not found: reference date unchanged (run `sbts rms` or set %s)", path, key)
+            return None
+    return resolve_date(value, work_dir)
+
+
+def reference_date(files, date: str | os.PathLike, output: str | os.PathLike | None = None,
+                   max_memory: float = 4.0, work_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Re-reference each time-series file of ``files`` to ``date``; returns the paths written.
+
+    ``output`` (one input only) writes there instead of replacing the input.  A file already
+    referenced to ``date`` is left untouched (or just copied to ``output``).
+    """
+    paths = [Path(files)] if isinstance(files, (str, os.PathLike)) else [Path(f) for f in files]
+    if not paths:
+        raise InputError("no time-series file given to re-reference")
+    if output is not None and len(paths) > 1:
+        raise InputError(f"an output file name is valid for one input only ({len(paths)} given)")
+    date = resolve_date(date, work_dir)
+    series = [TimeSeries(p) for p in paths]
+    for ts in series:  # check every file before changing any
+        ts.date_index(date)
+    written = []
+    for ts in series:
+        target = Path(output) if output is not None else ts.path
+        written.append(_rereference(ts, date, target, max_memory))
+    return written
+
+
+def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> Path:
+    idx = ts.date_index(date)
+    current = ts.metadata.reference.date
+    same = current is not None and format_date(current) == date
+    if same and target.resolve() == ts.path.resolve():
+        logger.info("%s is already referenced to %s: unchanged", ts.path, date)
+        return target
+    n, shape = len(ts.dates), ts.shape
+    meta = ts.metadata.with_reference(date=parse_date(date))
+    blocks = plan_blocks(shape, n * 4 * 3, max_memory, ts.chunk_shape(ts.dataset_name))
+    logger.info("re-referencing %s to %s (was %s) -> %s", ts.path.name, date,
+                format_date(current) if current else "unset", target)
+    with TimeSeriesWriter(target, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
+                          unit=ts.metadata.unit or "m") as w:
+        with open_h5(ts.path) as src:  # other datasets (extra maps, sensingMid ...) copied unchanged
+            for name in src:
+                if name not in ("date", "bperp", ts.dataset_name):
+                    src.copy(src[name], w.file, name=name)
+        for block in blocks:
+            data = ts.read_dates(block)
+            if not same:
+                data = data - data[idx][None]
+            w.write(ts.dataset_name, data.astype(np.float32, copy=False), block)
+    return target
+
+
+__all__ = ["reference_date", "resolve_date", "resolve_reference_date"]

@@ -1,0 +1,415 @@
+"""Time-function fit of a displacement time series: ``timeseries*.h5`` → ``velocity.h5``.
+
+Every pixel shares the design matrix ``G`` of :mod:`sbts.core.model.timefunc`, so a block is solved with
+ONE least-squares: pixels valid at every fitted date through one pseudo-inverse of ``G``; pixels
+with NaN dates through batched weighted normal equations (weight 0 on their NaN dates, columns
+scaled for conditioning) — no per-pixel Python loop.
+
+Uncertainty (``mintpy.timeFunc.uncertaintyQuantification``):
+
+* ``residue`` (Fattahi & Amelung 2015): ``Cov = (GᵀG)⁻¹ · ‖r‖² / (n − k)`` per pixel; the Std maps
+  are the square roots of its diagonal; amplitude/phase Stds are linearised through the full
+  covariance of their cos/sin pair.
+* ``bootstrap`` (Efron & Tibshirani 1986): refit on ``bootstrapCount`` resamples of the dates (with
+  replacement), the same resamples for every pixel and block (seeded: reproducible, and a blocked
+  run equals a single one); Std = sample std (ddof 1) of the refitted outputs, phases as deviations
+  wrapped to (−π, π].  Resamples that cannot determine the model (e.g. no date after a step) are
+  skipped for the pixels concerned.  The estimates themselves are always the full-data fit.
+* ``covariance`` needs a per-pixel time-series covariance, which sbts does not produce yet:
+  refused with a TemplateError.
+
+``residue`` (m) is MintPy's: the root of the sum of the squared fit residuals over each pixel's
+valid fitted dates, ``‖r‖ = √Σ r_i²`` (not their RMS, which is √n smaller); MintPy writes it for the
+``residue`` uncertainty only, sbts for every method (same definition).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sbts.core.io.blocks import plan_blocks
+from sbts.core.model.dates import format_date, parse_date
+from sbts.core.errors import InputError, TemplateError, shown
+from sbts.core.io.h5 import H5Writer, check_distinct
+from sbts.core.io.products import TimeSeries
+from sbts.core.io.progress import progress
+from sbts.core.io.safenames import read_text
+from sbts.core.config.template import Template
+from sbts.core.model.timefunc import KEY, TimeFunctionModel, derive, derive_std
+
+logger = logging.getLogger(__name__)
+
+UNCERTAINTY = ("residue", "bootstrap", "covariance")
+DEFAULT_EXCLUDE_FILE = "exclude_date.txt"
+_DATE_TOKEN = re.compile(r"^\d{8}(T\d{4,6})?$|^\d{4}-\d{2}-\d{2}$")
+
+
+# ---------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class VelocityOptions:
+    """What to fit and how; from ``mintpy.timeFunc.*`` (plus command-line overrides)."""
+
+    model: TimeFunctionModel = field(default_factory=TimeFunctionModel)
+    start_date: _dt.date | None = None
+    end_date: _dt.date | None = None
+    exclude_dates: tuple[_dt.date, ...] = ()
+    exclude_source: str = "no"
+    uncertainty: str = "residue"
+    bootstrap_count: int = 400
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.uncertainty not in UNCERTAINTY:
+            raise TemplateError(f"{KEY}uncertaintyQuantification = {self.uncertainty!r} is not one of: "
+                                f"{', '.join(UNCERTAINTY)}")
+        if self.uncertainty == "covariance":
+            raise TemplateError(f"{KEY}uncertaintyQuantification = covariance needs a time-series covariance "
+                                "file, which sbts does not produce yet; use residue or bootstrap")
+        if self.uncertainty == "bootstrap" and self.bootstrap_count < 2:
+            raise TemplateError(f"{KEY}bootstrapCount = {self.bootstrap_count}: need at least 2 resamples")
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise TemplateError(f"{KEY}startDate {format_date(self.start_date)} is after "
+                                f"{KEY}endDate {format_date(self.end_date)}")
+
+    @classmethod
+    def from_template(cls, template: Template, work_dir: str | os.PathLike | None = None,
+                      uncertainty: str | None = None, seed: int = 0) -> VelocityOptions:
+        t = template
+        unc = uncertainty or t.get_str(KEY + "uncertaintyQuantification", UNCERTAINTY) or "residue"
+        excl, source = resolve_exclude_dates(t, work_dir)
+        count = t.get_int(KEY + "bootstrapCount")
+        return cls(
+            model=TimeFunctionModel.from_template(t),
+            start_date=_template_date(t, KEY + "startDate"),
+            end_date=_template_date(t, KEY + "endDate"),
+            exclude_dates=excl,
+            exclude_source=source,
+            uncertainty=unc,
+            bootstrap_count=400 if count is None else count,
+            seed=seed,
+        )
+
+    def provenance(self) -> dict[str, str]:
+        attrs = {
+            KEY + "startDate": format_date(self.start_date) if self.start_date else "no",
+            KEY + "endDate": format_date(self.end_date) if self.end_date else "no",
+            KEY + "excludeDate": ",".join(format_date(d) for d in self.exclude_dates) or "no",
+            KEY + "uncertaintyQuantification": self.uncertainty,
+            KEY + "bootstrapCount": str(self.bootstrap_count),
+        }
+        attrs.update(self.model.provenance())
+        return attrs
+
+
+def _template_date(t: Template, key: str) -> _dt.date | None:
+    value = t.get(key)
+    if value is None:
+        return None
+    try:
+        return parse_date(value)
+    except InputError:
+        raise TemplateError(f"{t.source}: {key} = {shown(value)} is not a date (YYYYMMDD)") from None
+
+
+def read_date_file(path: str | os.PathLike) -> list[_dt.date]:
+    """Dates listed in a text file (first token of each line; ``#`` comments and blank lines skipped)."""
+    dates = []
+    for lineno, line in enumerate(read_text(path, "date file").splitlines(), 1):
+        token = line.split("#", 1)[0].split()
+        if not token:
+            continue
+        try:
+            dates.append(parse_date(token[0]))
+        except InputError:
+            raise InputError(f"{path}, line {lineno}: {token[0]!r} is not a date (YYYYMMDD)") from None
+    return dates
+
+
+def resolve_exclude_dates(t: Template, work_dir: str | os.PathLike | None = None,
+                          key: str = KEY + "excludeDate") -> tuple[tuple[_dt.date, ...], str]:
+    """Dates to exclude: a list of dates, or a file of dates (relative paths: in ``work_dir``).
+
+    The default ``exclude_date.txt`` (written by ``sbts rms``) is used only when it exists; a file
+    named explicitly must exist.
+    """
+    items = t.get_list(key)
+    if not items:
+        return (), "no"
+    if all(_DATE_TOKEN.match(v) for v in items):
+        return tuple(sorted({parse_date(v) for v in items})), ",".join(items)
+    dates: set[_dt.date] = set()
+    for item in items:
+        if _DATE_TOKEN.match(item):
+            dates.add(parse_date(item))
+            continue
+        path = Path(os.path.expanduser(item))
+        if not path.is_absolute() and work_dir is not None:
+            path = Path(work_dir) / path
+        if path.exists() and not path.is_dir():  # read_date_file refuses a FIFO or a device by name
+            dates.update(read_date_file(path))
+        elif t.is_set(key):
+            raise TemplateError(f"{key} = {shown(t.raw(key))}: {shown(str(path))} not found (give dates YYYYMMDD, an existing "
+                                "file of dates, or no)")
+        else:
+            logger.debug("%s not found: no date excluded", path)
+    return tuple(sorted(dates)), str(t.raw(key))
+
+
+# ---------------------------------------------------------------------------- kernel
+@dataclass
+class FitResult:
+    """Fit of P pixels: coefficients (k, P), their covariance (P, k, k), residue ‖r‖ (P,), dates used (P,)."""
+
+    coef: np.ndarray
+    cov: np.ndarray
+    residue: np.ndarray
+    num_valid: np.ndarray
+
+
+def _solve_weighted(G: np.ndarray, W: np.ndarray, Y: np.ndarray,
+                    need_q: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Per-pixel weighted LSQ by batched normal equations: X (k, P), Q = (GᵀWG)⁻¹ (P, k, k), ok (P,)."""
+    n, k = G.shape
+    P = Y.shape[1]
+    scale = np.abs(G).max(axis=0)
+    scale[scale == 0] = 1.0
+    Gs = G / scale
+    N = np.einsum("ni,np,nj->pij", Gs, W, Gs, optimize=True)
+    b = Gs.T @ (W * Y)  # (k, P)
+    ok = W.sum(axis=0) >= k
+    if P:
+        eig = np.linalg.eigvalsh(N)
+        ok &= eig[:, 0] > 1e-10 * np.maximum(eig[:, -1], 1e-300)
+    X = np.full((k, P), np.nan)
+    Q = np.full((P, k, k), np.nan) if need_q else None
+    if ok.any():
+        Ninv = np.linalg.inv(N[ok])
+        X[:, ok] = np.einsum("pij,jp->ip", Ninv, b[:, ok]) / scale[:, None]
+        if need_q:
+            Q[ok] = Ninv / np.outer(scale, scale)
+    return X, Q, ok
+
+
+def fit_pixels(G: np.ndarray, Y: np.ndarray) -> FitResult:
+    """Least-squares fit of ``Y`` (n, P) by ``G`` (n, k); NaN in ``Y`` = that date missing for that pixel.
+
+    Residue-based covariance ``(GᵀG)⁻¹ ‖r‖²/(n_p − k)`` (NaN where n_p ≤ k); outputs NaN where a
+    pixel's valid dates cannot determine the model.
+    """
+    G = np.asarray(G, np.float64)
+    n, k = G.shape
+    Y = np.asarray(Y, np.float64).reshape(n, -1)
+    P = Y.shape[1]
+    finite = np.isfinite(Y)
+    complete = finite.all(axis=0)
+    coef = np.full((k, P), np.nan)
+    Q = np.full((P, k, k), np.nan)
+    if complete.any():
+        pinv = np.linalg.pinv(G)
+        coef[:, complete] = pinv @ Y[:, complete]
+        Q[complete] = np.linalg.inv(G.T @ G)
+    partial = ~complete & finite.any(axis=0)
+    if partial.any():
+        W = finite[:, partial].astype(np.float64)
+        Xp, Qp, _ok = _solve_weighted(G, W, np.where(finite[:, partial], Y[:, partial], 0.0))
+        coef[:, partial] = Xp
+        Q[partial] = Qp
+    resid = np.where(finite, Y - G @ np.nan_to_num(coef), 0.0)
+    rss = (resid * resid).sum(axis=0)
+    nv = finite.sum(axis=0)
+    solved = np.isfinite(coef).all(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(nv > k, rss / (nv - k), np.nan)
+        residue = np.where(solved, np.sqrt(rss), np.nan)  # MintPy: √(sum of squares), not the RMS
+    cov = Q * s2[:, None, None]
+    return FitResult(coef, cov, residue, nv)
+
+
+def bootstrap_pinvs(G: np.ndarray, resamples: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of ``G[idx]`` for every resample (B, k, n); NaN where the resample is rank deficient.
+
+    Computed once per run and shared by all blocks.
+    """
+    G = np.asarray(G, np.float64)
+    k = G.shape[1]
+    Gb = G[resamples]  # (B, n, k)
+    pinvs = np.linalg.pinv(Gb)
+    pinvs[np.linalg.matrix_rank(Gb) < k] = np.nan
+    return pinvs
+
+
+def bootstrap_std(G: np.ndarray, Y: np.ndarray, outputs, resamples: np.ndarray,
+                  reference: dict[str, np.ndarray], pinvs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Std (ddof 1) of every output over date resamples ``resamples`` (B, n), vectorised over pixels.
+
+    Phases are accumulated as deviations from ``reference`` (the full fit) wrapped to (−π, π].
+    ``pinvs`` (from :func:`bootstrap_pinvs`) saves recomputing the resampled pseudo-inverses.
+    """
+    G = np.asarray(G, np.float64)
+    if pinvs is None:
+        pinvs = bootstrap_pinvs(G, resamples)
+    n, k = G.shape
+    Y = np.asarray(Y, np.float64).reshape(n, -1)
+    P = Y.shape[1]
+    finite = np.isfinite(Y)
+    complete = finite.all(axis=0)
+    partial = ~complete & finite.any(axis=0)
+    Yc = Y[:, complete]
+    Wp = finite[:, partial].astype(np.float64)
+    Yp = np.where(finite[:, partial], Y[:, partial], 0.0)
+    total = {o.name: np.zeros(P) for o in outputs}
+    total2 = {o.name: np.zeros(P) for o in outputs}
+    count = np.zeros(P)
+    for idx, pinv in zip(resamples, pinvs):
+        Gb = G[idx]
+        coef = np.full((k, P), np.nan)
+        if complete.any() and np.isfinite(pinv).all():
+            coef[:, complete] = pinv @ Yc[idx]
+        if partial.any():
+            coef[:, partial] = _solve_weighted(Gb, Wp[idx], Yp[idx], need_q=False)[0]
+        good = np.isfinite(coef).all(axis=0)
+        values = derive(outputs, np.where(good, coef, 0.0))
+        for o in outputs:
+            v = values[o.name]
+            if o.kind == "phase":
+                v = np.angle(np.exp(1j * (v - np.nan_to_num(reference[o.name]))))
+            v = np.where(good, v, 0.0)
+            total[o.name] += v
+            total2[o.name] += v * v
+        count += good
+    out = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for o in outputs:
+            var = (total2[o.name] - total[o.name] ** 2 / count) / (count - 1)
+            out[o.name] = np.where(count > 1, np.sqrt(np.maximum(var, 0)), np.nan)
+    return out
+
+
+def draw_resamples(num_date: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` resamples (with replacement) of ``num_date`` date indices, seeded."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, num_date, size=(count, num_date))
+
+
+# ---------------------------------------------------------------------------- driver
+def select_dates(ts: TimeSeries, options: VelocityOptions) -> list[int]:
+    """Indices of the dates to fit: inside [start, end] and not excluded."""
+    excluded = set(options.exclude_dates)
+    missing = [format_date(d) for d in options.exclude_dates if d not in ts.dates]
+    if missing:
+        logger.info("excluded date(s) not in %s, ignored: %s", ts.path.name, ", ".join(missing))
+    used = [i for i, d in enumerate(ts.dates)
+            if (options.start_date is None or d >= options.start_date)
+            and (options.end_date is None or d <= options.end_date)
+            and d not in excluded]
+    if not used:
+        raise InputError(f"{ts.path}: no date left to fit between {options.start_date or ts.dates[0]} and "
+                         f"{options.end_date or ts.dates[-1]} after excluding {len(excluded)} date(s) "
+                         f"(the file spans {ts.date_strings[0]}..{ts.date_strings[-1]})")
+    return used
+
+
+def _signature(path: Path, options: VelocityOptions, used: list[int]) -> str:
+    st = os.stat(path)
+    h = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    h.update(json.dumps([options.provenance(), options.seed, used], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = None,
+                       output: str | os.PathLike | None = None, max_memory: float = 4.0,
+                       uncertainty: str | None = None, work_dir: str | os.PathLike | None = None,
+                       seed: int = 0, options: VelocityOptions | None = None) -> Path:
+    """Fit the template's time functions to every pixel of ``ts_path``; write ``velocity.h5``.
+
+    ``output`` defaults to ``velocity.h5`` beside the input; ``work_dir`` (default: the input's
+    folder) resolves a relative exclude-date file.  Returns the written path.
+    """
+    ts_path = Path(ts_path)
+    ts = TimeSeries(ts_path)
+    work_dir = Path(work_dir) if work_dir is not None else ts_path.resolve().parent
+    if options is None:
+        options = VelocityOptions.from_template(template or Template(), work_dir, uncertainty, seed)
+    output = Path(output) if output is not None else ts_path.with_name("velocity.h5")
+    check_distinct(output, ts_path)
+    used = select_dates(ts, options)
+    dates = [ts.dates[i] for i in used]
+    model = options.model
+    G = model.design_matrix(dates)
+    model.check_design(G, dates)
+    n, k = G.shape
+    if n == k:
+        logger.warning("%d dates for %d terms: the fit is exact and its Std undefined (NaN)", n, k)
+    outputs = model.outputs()
+    resamples = pinvs = None
+    if options.uncertainty == "bootstrap":
+        # resampled indices, design matrices and pseudo-inverses of every resample are held at once
+        # (once for the whole run, so at least 1 GB is allowed whatever the per-block budget)
+        budget = max(max_memory, 1.0)
+        need = options.bootstrap_count * n * (8 + 8 * k * 3)
+        if need > budget * 1024**3:
+            fit = max(2, int(budget * 1024**3 // max(1, n * (8 + 8 * k * 3))))
+            raise TemplateError(f"{KEY}bootstrapCount = {options.bootstrap_count}: the resamples of {n} dates "
+                                f"need {need / 1024**3:.3g} GB, over the {budget:g} GB budget; use at most "
+                                f"{fit} (400 is usual) or raise mintpy.compute.maxMemory")
+        resamples = draw_resamples(n, options.bootstrap_count, options.seed)
+        pinvs = bootstrap_pinvs(G, resamples)
+
+    start, end = format_date(dates[0]), format_date(dates[-1])
+    meta = ts.metadata.for_product("velocity", "m/year").with_extra(
+        START_DATE=start, END_DATE=end, DATE12=f"{start}_{end}", NUM_DATE=str(n), **options.provenance())
+    # per pixel: the data (float32 + float64 copies), (n × k) einsum temporaries, k×k covariances, outputs
+    bpp = n * (4 + 8 * 4) + n * k * 8 * 2 + k * k * 8 * 3 + len(outputs) * 8 * 4
+    shape = ts.shape
+    blocks = plan_blocks(shape, bpp, max_memory, ts.chunk_shape(ts.dataset_name))
+    index = np.asarray(used)
+    logger.info("fitting %d term(s) (%s) to %d of %d dates (%s..%s), %d×%d pixels, %d block(s), uncertainty %s",
+                k, ", ".join(model.column_names), n, len(ts.dates), start, end, *shape, len(blocks),
+                options.uncertainty)
+    with H5Writer(output, meta, signature=_signature(ts_path, options, used)) as w:
+        for o in outputs:
+            w.create(o.name, shape=shape, dtype=np.float32, attrs={"UNIT": o.unit})
+            w.create(o.name + "Std", shape=shape, dtype=np.float32, attrs={"UNIT": o.unit})
+        w.create("residue", shape=shape, dtype=np.float32, attrs={"UNIT": "m"})
+        for block in progress(blocks, "velocity", "block"):
+            if w.is_done(block):
+                continue
+            data = ts.read_dates(block, index=index if len(used) < len(ts.dates) else None)
+            Y = data.reshape(n, -1).astype(np.float64)
+            fit = fit_pixels(G, Y)
+            values = derive(outputs, fit.coef)
+            if resamples is None:
+                stds = derive_std(outputs, fit.coef, fit.cov)
+            else:
+                stds = bootstrap_std(G, Y, outputs, resamples, values, pinvs)
+            h, wd = block.shape
+            for o in outputs:
+                w.write(o.name, values[o.name].reshape(h, wd).astype(np.float32), block)
+                w.write(o.name + "Std", stds[o.name].reshape(h, wd).astype(np.float32), block)
+            w.write("residue", fit.residue.reshape(h, wd).astype(np.float32), block)
+            w.mark_done(block)
+    logger.info("wrote %s", output)
+    return output
+
+
+def default_timeseries(work_dir: str | os.PathLike) -> Path:
+    """The time series a step should use by default: the newest ``timeseries*.h5`` of the work dir
+    (the end of MintPy's correction chain), residual files excluded."""
+    wd = Path(work_dir)
+    candidates = [p for p in wd.glob("timeseries*.h5") if not p.name.startswith("timeseriesResidual")]
+    if not candidates:
+        raise InputError(f"{wd}: no timeseries*.h5 found; run `sbts invert` first or give the file with -i")
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, len(p.name)))
+
+
+__all__ = ["VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "bootstrap_pinvs", "draw_resamples",
+           "fit_time_functions", "resolve_exclude_dates", "read_date_file", "select_dates", "default_timeseries"]
