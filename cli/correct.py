@@ -21,8 +21,12 @@ def _help(item) -> str:
     else:
         lines.append("Edits the interferogram stack (adds a corrected dataset).")
     if item.keys:
-        lines += ["", "\b", "Template keys:"]
+        lines += ["", "\b", "Template keys (set them with -s KEY=VALUE):"]
         lines += [f"  {key} : {text}" for key, text in item.keys.items()]
+    options = getattr(item, "options", {}) or {}
+    if options:
+        lines += ["", "\b", "Options (-O KEY=VALUE):"]
+        lines += [f"  {key} : {text}" for key, text in options.items()]
     return "\n".join(lines)
 
 
@@ -37,30 +41,22 @@ def _make_command(item) -> click.Command:
                   help="Geometry file (default: WORK_DIR/inputs/geometry*.h5).")
     @click.option("-s", "--set", "settings", multiple=True, metavar="KEY=VALUE",
                   help="Template key override, repeatable (e.g. -s mintpy.deramp=quadratic).")
+    @o.option_opt("Option of this correction, repeatable (see Options above; others are refused).")
     @o.work_dir_opt
     @o.max_memory_opt
-    def command(template, input_file, output, geometry, settings, work_dir, max_memory) -> None:
+    def command(template, input_file, output, geometry, settings, opts, work_dir, max_memory) -> None:
         from sbts.core.plugin.runners import run_correction
 
-        t = o.load_template(template, _parse_settings(settings))
+        t = o.load_template(template, o.key_values(settings, "--set"))
         wd = o.resolve_work_dir(work_dir, template)
         result = run_correction(item.name, t, wd, input_file=input_file, output_file=output,
-                                geometry_file=geometry, max_memory=o.resolve_memory(max_memory, t))
+                                geometry_file=geometry, max_memory=o.resolve_memory(max_memory, t),
+                                **o.key_values(opts, "--option"))
         click.echo(str(result.output))
         for extra in result.extra_outputs:
             click.echo(str(extra))
 
     return command
-
-
-def _parse_settings(settings: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in settings:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
 
 
 @click.group(cls=PluginGroup, kind="correction", make_command=_make_command)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sbts.cli import options as o
 from sbts.cli._plugin_group import PluginGroup
 
 
@@ -20,17 +21,11 @@ def _make_command(item) -> click.Command:
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.argument("dataset", required=False)
     @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output file or folder.")
-    @click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE",
-                  help="Format option, repeatable (see the description above).")
+    @o.option_opt("Format option, repeatable (see the description above).")
     def command(file, dataset, output, opts) -> None:
-        from sbts.core.plugin.exporting import export
+        from sbts.core.plugin.runners import export
 
-        options = {}
-        for kv in opts:
-            if "=" not in kv:
-                raise click.BadParameter(f"{kv!r}: expected KEY=VALUE", param_hint="--option")
-            k, v = kv.split("=", 1)
-            options[k.strip()] = v.strip()
+        options = o.key_values(opts, "--option")
         for path in export(item.name, file, dataset=dataset, output=output, options=options):
             click.echo(str(path))
 

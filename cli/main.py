@@ -1,48 +1,140 @@
 """The ``sbts`` command group.
 
-Subcommands are imported only when invoked (``sbts --help`` imports neither GDAL nor pyaps3 nor
-any plugin).  Errors that users cause (:class:`~sbts.core.errors.SbtsError`) become a one-line
-message and exit status 1; ``-v`` shows tracebacks and debug logs.
+Subcommands are imported only when invoked: ``sbts --help`` imports neither GDAL nor pyaps3 nor any
+plugin.  Its listing still shows each command's own summary, as click would from the imported
+command (first sentence of the docstring), because it reads the docstrings from the sources
+without importing them; so the listing cannot drift from ``sbts COMMAND --help``.  Commands of
+installed packages (the ``sbts.commands`` entry points) are listed the same way, in their own
+section.  Errors that users cause (:class:`~sbts.core.errors.SbtsError`) become a one-line message
+and exit status 1; ``-v`` shows tracebacks and debug logs.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
 import logging
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
 from sbts import __version__
 from sbts.cli import _quiet_interrupt  # installed by sbts.cli itself, before any heavy import
 
-# name -> (module, attribute, one-line help shown by `sbts --help` without importing the module)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("sbts.cli.run", "run", "Run the whole small-baseline workflow (smallbaselineApp), or some of its steps."),
-    "load": ("sbts.cli.load", "load", "Load a processor's interferograms and geometry into inputs/*.h5."),
-    "network": ("sbts.cli.network", "network", "Modify the network, average coherence, pick the reference point."),
-    "invert": ("sbts.cli.invert", "invert", "Invert the interferogram network into a displacement time series."),
-    "correct": ("sbts.cli.correct", "correct", "Run a correction plugin (sbts correct NAME)."),
-    "export": ("sbts.cli.export", "export", "Write a product in another format (sbts export FORMAT FILE)."),
-    "velocity": ("sbts.cli.velocity", "velocity", "Fit time functions: velocity, seasonal terms, steps, with uncertainty."),
-    "rms": ("sbts.cli.rms", "rms", "Residual RMS per date: best reference date and outlier dates."),
-    "refdate": ("sbts.cli.refdate", "refdate", "Re-reference time-series files to a date."),
-    "geocode": ("sbts.cli.geocode", "geocode", "Resample files between radar and geographic coordinates."),
-    "view": ("sbts.cli.view", "view", "Plot maps: any dataset, dates or interferograms, with masks and DEM shading."),
-    "tsview": ("sbts.cli.tsview", "tsview", "Plot the displacement history of a pixel (click on the map, or --yx/--lalo)."),
-    "plot": ("sbts.cli.plot", "plot", "Plots: network, coherence-matrix, transect, rms."),
-    "average": ("sbts.cli.tools", "average", "Temporal average of a stack dataset (e.g. coherence)."),
-    "mask": ("sbts.cli.tools", "mask", "Make a mask from thresholds, non-zero values or connected components."),
-    "horzvert": ("sbts.cli.tools", "horzvert", "Ascending + descending LOS → east-west and vertical."),
-    "mosaic": ("sbts.cli.tools", "mosaic", "Mosaic overlapping geocoded maps with offset adjustment."),
-    "filter": ("sbts.cli.tools", "filter_", "Spatial or temporal filters of maps and time series."),
-    "gnss": ("sbts.cli.tools", "gnss", "Compare with GNSS time series (UNR .tenv3) projected to the LOS."),
-    "info": ("sbts.cli.info", "info", "Show the structure, attributes and dates of an HDF5 file."),
-    "plugins": ("sbts.cli.plugins", "plugins", "List the installed plugins by kind."),
-    "demo": ("sbts.cli.demo", "demo", "Write the synthetic demo stack and run the pipeline on it."),
+# name -> "module:function" of the click command, imported only when invoked
+COMMANDS: dict[str, str] = {
+    "run": "sbts.cli.run:run",
+    "load": "sbts.cli.load:load",
+    "network": "sbts.cli.network:network",
+    "invert": "sbts.cli.invert:invert",
+    "correct": "sbts.cli.correct:correct",
+    "export": "sbts.cli.export:export",
+    "velocity": "sbts.cli.velocity:velocity",
+    "rms": "sbts.cli.rms:rms",
+    "refdate": "sbts.cli.refdate:refdate",
+    "geocode": "sbts.cli.geocode:geocode",
+    "view": "sbts.cli.view:view",
+    "tsview": "sbts.cli.tsview:tsview",
+    "plot": "sbts.cli.plot:plot",
+    "average": "sbts.cli.tools:average",
+    "mask": "sbts.cli.tools:mask",
+    "horzvert": "sbts.cli.tools:horzvert",
+    "mosaic": "sbts.cli.tools:mosaic",
+    "filter": "sbts.cli.tools:filter_",
+    "gnss": "sbts.cli.tools:gnss",
+    "info": "sbts.cli.info:info",
+    "plugins": "sbts.cli.plugins:plugins",
+    "demo": "sbts.cli.demo:demo",
 }
+
+
+def _module_source(module: str) -> Path | None:
+    """The source file of ``module``, found without importing it (nor its parent packages)."""
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name is located, not imported
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        return Path(spec.origin) if spec.origin else None
+    folders = [Path(p) for p in (spec.submodule_search_locations or [])]
+    for part in rest[:-1]:
+        folders = [f / part for f in folders if (f / part).is_dir()]
+    for folder in folders:
+        for candidate in (folder / f"{rest[-1]}.py", folder / rest[-1] / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _string(node: ast.AST | None) -> str | None:
+    """A string literal's value; of an f-string, the literal text before its first placeholder
+    (the summary is the first sentence, which help texts keep free of placeholders)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        text = ""
+        for part in node.values:
+            if not (isinstance(part, ast.Constant) and isinstance(part.value, str)):
+                break
+            text += part.value
+        return text
+    return None
+
+
+def static_help(target: str) -> tuple[str | None, str | None]:
+    """``(help, short_help)`` of the click command ``module:function``, read from its source.
+
+    ``help`` is the function's docstring unless its decorator gives ``help=``; ``short_help`` is
+    the decorator's ``short_help=``.  Both ``None`` when the source cannot be found or read.
+    """
+    module, _, attr = target.partition(":")
+    path = _module_source(module)
+    tree = _parsed(path) if path else None
+    for node in tree.body if tree else []:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == attr:
+            help_text, short = ast.get_docstring(node, clean=False), None
+            for deco in node.decorator_list:  # @click.command(help=...), @click.group(short_help=...)
+                func = deco.func if isinstance(deco, ast.Call) else None
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if name not in ("command", "group"):
+                    continue
+                for kw in deco.keywords:
+                    if kw.arg == "help" and _string(kw.value) is not None:
+                        help_text = _string(kw.value)
+                    elif kw.arg == "short_help":
+                        short = _string(kw.value)
+            return help_text, short
+    return None, None
+
+
+def summary(target: str, limit: int) -> str:
+    """What ``sbts --help`` shows for the command ``module:function``: exactly what click shows
+    for the imported command (its ``get_short_help_str``), computed from the source."""
+    help_text, short = static_help(target)
+    if help_text and "\f" in help_text:
+        help_text = help_text.split("\f", 1)[0]
+    return click.Command(None, help=help_text, short_help=short).get_short_help_str(limit)
+
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class LazyGroup(click.Group):
@@ -53,19 +145,21 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
-            module, attr, _help = COMMANDS[name]
-            return getattr(importlib.import_module(module), attr)
-        for command in _plugin_commands():
-            if command.name == name:
-                return command
-        return None
+            return _load(COMMANDS[name])
+        source = _plugin_commands().get(name)
+        return None if source is None else _load_plugin_command(source)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+        plugin = _plugin_commands()
+        for title, targets in (("Commands", {n: COMMANDS[n] for n in sorted(COMMANDS)}),
+                               ("Plugin commands", {n: plugin[n].value for n in sorted(plugin)})):
+            if not targets:
+                continue
+            limit = formatter.width - 6 - max(len(n) for n in targets)  # as click.Group lays it out
+            with formatter.section(title):
+                formatter.write_dl([(name, summary(target, limit)) for name, target in targets.items()])
         formatter.write_paragraph()
-        formatter.write_text("Plugins may add commands: `sbts plugins` lists them.")
+        formatter.write_text("`sbts plugins` lists the installed readers, corrections, exporters and commands.")
 
     def invoke(self, ctx: click.Context):
         from sbts.core.errors import SbtsError, shorten
@@ -99,10 +193,36 @@ class LazyGroup(click.Group):
                 signal.signal(signal.SIGINT, _quiet_interrupt)
 
 
-def _plugin_commands() -> list[click.Command]:
-    from sbts.core.plugin.registry import get_registry
+def _plugin_commands() -> dict:
+    """The commands of installed packages by name (``sbts.commands`` entry points), not imported;
+    one that would hide a built-in command is skipped with a warning."""
+    from sbts.core.plugin.discovery import PluginWarning, command_sources
 
-    return [c for c in get_registry().commands() if isinstance(c, click.Command)]
+    out = {}
+    for source in command_sources():
+        if source.name in COMMANDS:
+            warnings.warn(f"sbts command {source.name!r} of {source.package} skipped: a built-in command has that "
+                          "name", PluginWarning, stacklevel=2)
+            continue
+        out[source.name] = source
+    return out
+
+
+def _load_plugin_command(source) -> click.Command:
+    """Import a plugin command; a failure (even ``sys.exit()``) is one error naming its package."""
+    from sbts.core.plugin.registry import describe_exception
+
+    try:
+        command = source.load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a broken plugin must not end sbts its own way
+        raise click.ClickException(f"command {source.name!r} of {source.package} {source.version} could not be "
+                                   f"loaded: {describe_exception(exc)}") from None
+    if not isinstance(command, click.Command):
+        raise click.ClickException(f"command {source.name!r} of {source.package}: {source.value} is not a click "
+                                   "command")
+    return command
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -22,6 +22,27 @@ cluster_opt = click.option(
     help="'local' for a dask.distributed LocalCluster, or a scheduler address (mintpy.compute.cluster).")
 
 
+def option_opt(help_text: str):
+    """``-O/--option KEY=VALUE`` (repeatable): a plugin's own options, spelled the same for every
+    plugin command (``sbts export FORMAT``, ``sbts correct NAME``); parse with :func:`key_values`."""
+    return click.option("-O", "--option", "opts", multiple=True, metavar="KEY=VALUE", help=help_text)
+
+
+def key_values(items: tuple[str, ...], option: str) -> dict[str, str]:
+    """``("a=1", "b = x")`` → ``{"a": "1", "b": "x"}``: the one parser of ``KEY=VALUE`` options.
+
+    ``option`` names the option in the error (``--option``, ``--set``).  A later repetition of a
+    key wins, as on any command line.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=option)
+        out[key.strip()] = value.strip()
+    return out
+
+
 def load_template(template: Path | None, overrides: dict | None = None):
     """The user template (or the defaults) with command-line overrides applied."""
     from sbts.core.config.template import Template

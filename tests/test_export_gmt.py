@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.plugin.exporting import export
+from sbts.core.plugin.runners import export
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
 from sbts.core.io.products import TimeSeriesWriter, write_map
 

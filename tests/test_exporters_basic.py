@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.plugin.exporting import export
+from sbts.core.plugin.runners import export
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
 from sbts.core.model.pairs import Pairs
 from sbts.core.io.products import StackWriter, TimeSeriesWriter, write_map

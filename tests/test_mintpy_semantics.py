@@ -239,7 +239,7 @@ def test_sbts_resumes_a_mintpy_project(runs, tmp_path):
 def test_subsets_stitch_back_with_mintpy_image_stitch(runs, mintpy_oracle, tmp_path):
     """Two overlapping `sbts export hdf5` subsets (the reference pixel inside only one of them) are
     stitched by MintPy's image_stitch.py back into the scene: REF_LAT/REF_LON kept as MintPy's subset."""
-    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.runners import export
 
     _, sb, _ = runs
     a = export("hdf5", sb / "velocity.h5", "velocity", output=tmp_path / "south.h5", options={"yx": "60:120,0:150"})[0]
@@ -258,7 +258,7 @@ def test_subsets_stitch_back_with_mintpy_image_stitch(runs, mintpy_oracle, tmp_p
 def test_hdfeos5_has_mintpy_attributes(runs, mintpy_oracle, tmp_path):
     """save_hdfeos5.py and `sbts export hdfeos5` on the same files and template: MintPy's root attributes
     (UNAVCO keys with their placeholders and number types) are all in sbts's .he5."""
-    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.runners import export
 
     mp, _, _ = runs
     corners = "".join(f"LAT_REF{i} = {lat}\nLON_REF{i} = {lon}\n" for i, (lat, lon) in

@@ -25,7 +25,7 @@ def demo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sbts_he5(demo) -> Path:
-    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.runners import export
 
     (out,) = export("hdfeos5", demo / "timeseries.h5", output=demo / "sbts_he5",
                     options={"relative_orbit": "128", "first_frame": "593"})

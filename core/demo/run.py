@@ -109,7 +109,7 @@ def write_synthetic_files(directory: str | os.PathLike, s) -> Path:
 def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: tuple[int, int] = (120, 150),
              num_date: int = 30) -> str:
     """Write the demo data into ``directory``, run the whole workflow and the pictures; returns a summary."""
-    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.runners import export
     from sbts.core.workflow.runner import run_workflow
 
     start = time.perf_counter()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.steps.averages import read_mask_file
+from sbts.core.io.masks import read_mask_file
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError, TemplateError
 from sbts.core.io.h5 import H5Writer, check_distinct, check_free_space, read_attrs, write_guard

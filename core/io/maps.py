@@ -19,7 +19,7 @@ import numpy as np
 
 from sbts.core.model.dates import DAYS_PER_YEAR, format_date, parse_date
 from sbts.core.errors import InputError
-from sbts.core.plugin.interfaces import ExportRequest
+from sbts.core.plugin.interfaces import ExportRequest, check_options
 from sbts.core.io.products import UNITS, IfgramStack, MapProduct, Product, TimeSeries
 from sbts.core.io.safenames import safe_part
 
@@ -165,12 +165,29 @@ def select_map(product: Product, dataset: str | None) -> MapSelection:
 
 
 def parse_options(request: ExportRequest, known: set[str], fmt: str) -> dict[str, str]:
-    opts = {str(k).lower(): str(v) for k, v in request.options.items()}
-    unknown = set(opts) - known - {"max_memory"}
-    if unknown:
-        raise InputError(f"{fmt} export: unknown option(s) {', '.join(sorted(k[:40] for k in unknown))} "
-                         f"(known: {', '.join(sorted(known))})")
-    return opts
+    """An exporter's ``-O KEY=VALUE`` options as strings, refusing those it does not know.
+
+    Parameters
+    ----------
+    request : ExportRequest
+        Its ``options`` are checked.
+    known : set of str
+        The lower-case option names the format accepts (``max_memory`` is always accepted).
+    fmt : str
+        The format, for the message.
+
+    Returns
+    -------
+    dict of str to str
+        Lower-case keys.
+
+    Raises
+    ------
+    InputError
+        An unknown option (the message lists the known ones).
+    """
+    opts = check_options(request.options, set(known) | {"max_memory"}, f"{fmt} export")
+    return {k: str(v) for k, v in opts.items()}
 
 
 def option_memory(opts: dict[str, str], default: float, fmt: str) -> float:

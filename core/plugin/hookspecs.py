@@ -1,9 +1,13 @@
 """Hook specifications: how a plugin tells sbts what it provides.
 
 A plugin is a module (or object) registered under the ``sbts.plugins`` entry-point group that
-implements some of these hooks, marked with :data:`hookimpl`.  sbts's built-in readers, corrections
-and exporters are registered the same way, from its own ``pyproject.toml``.  Misspelled hooks
+implements some of these hooks, marked with :data:`hookimpl` (plugin authors import it from
+:mod:`sbts.core.api`).  sbts's built-in readers, corrections and exporters implement the same hooks;
+the host registers them by module path (:data:`sbts.plugins.BUILTIN`).  Misspelled hooks
 (``sbts_reader`` for ``sbts_readers``) are rejected when the plugin is loaded.
+
+Commands are not a hook: a package adds ``sbts NAME`` through the ``sbts.commands`` entry-point
+group (``NAME = "module:function"``), so that ``sbts --help`` lists it without importing it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    import click
-
     from sbts.core.plugin.interfaces import Correction, Exporter, Reader
 
 PROJECT = "sbts"
@@ -46,13 +48,4 @@ def sbts_exporters() -> Sequence[Exporter] | None:
     """Return the exporters this plugin provides (run by ``sbts export NAME``).
 
     Called once, when the registry is built.  ``None`` means none.
-    """
-
-
-@hookspec
-def sbts_commands() -> Sequence[click.Command] | None:
-    """Return extra ``click`` commands to add to the ``sbts`` group.
-
-    Called when the command line is assembled for a command name sbts does not know.  ``None``
-    means the plugin adds no command.
     """

@@ -8,14 +8,16 @@ Three kinds of plugin extend sbts, each an object returned by a hook (see :mod:`
   ``timeseries_ramp.h5``) or edits the interferogram stack;
 - an :class:`Exporter` writes a product in another format.
 
-Plugins subclass these ABCs (or provide the same attributes); the registry validates them.
+Plugins subclass these ABCs (or provide the same attributes); the registry validates them.  Plugin
+authors import all of this from :mod:`sbts.core.api`.
 """
 
 from __future__ import annotations
 
 import abc
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+import enum
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -30,18 +32,43 @@ from sbts.core.config.template import Template
 # ------------------------------------------------------------------------- rasters
 @runtime_checkable
 class Raster(Protocol):
-    """A 2-D band a reader can read window by window."""
+    """A 2-D band a reader can read window by window (what :class:`PairSource` layers hold).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(rows, columns)`` of the band.
+    dtype : numpy.dtype
+        Type of the values :meth:`read` returns.
+    """
 
     shape: tuple[int, int]
     dtype: np.dtype
 
     def read(self, block: Block | None = None) -> np.ndarray:
-        """The pixels of ``block`` (the whole band for ``None``), with nodata already as NaN/0."""
+        """The pixels of ``block`` (the whole band for ``None``), with nodata already as NaN/0.
+
+        Parameters
+        ----------
+        block : Block, optional
+            The window to read; ``None`` reads the whole band.
+
+        Returns
+        -------
+        numpy.ndarray
+            2-D array of ``block.shape`` (or :attr:`shape`).
+        """
 
 
 @dataclass(frozen=True)
 class ArrayRaster:
-    """A raster held in memory (small files, toy formats, tests)."""
+    """A raster held in memory (small files, toy formats, tests).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The band (2-D; for more dimensions the last two are rows and columns).
+    """
 
     data: np.ndarray
 
@@ -60,7 +87,20 @@ class ArrayRaster:
 # ------------------------------------------------------------------------- readers
 @dataclass(frozen=True)
 class PairSource:
-    """One interferogram: its dates, baseline and layers (``unwrapPhase``, ``coherence``, ...)."""
+    """One interferogram as a reader found it.
+
+    Parameters
+    ----------
+    date1, date2 : datetime.date
+        Reference (earlier) and secondary (later) acquisition dates.
+    layers : Mapping[str, Raster]
+        MintPy dataset name → band: ``unwrapPhase`` (radians; required), ``coherence``,
+        ``connectComponent``, ``wrapPhase``, ``magnitude``.
+    bperp : float, optional
+        Perpendicular baseline in metres (``None`` when the files do not say).
+    path : str
+        The main file, for messages.
+    """
 
     date1: _dt.date
     date2: _dt.date
@@ -71,7 +111,17 @@ class PairSource:
 
 @dataclass(frozen=True)
 class StackSource:
-    """Everything a reader found for the interferogram stack."""
+    """Everything a reader found for the interferogram stack.
+
+    Parameters
+    ----------
+    pairs : Sequence[PairSource]
+        The interferograms (any order; the loader sorts them).
+    metadata : Metadata
+        The stack's grid and acquisition metadata (MintPy attributes).
+    inputs : Sequence[pathlib.Path]
+        Every file read, so update mode can tell when an input changed.
+    """
 
     pairs: Sequence[PairSource]
     metadata: Metadata
@@ -80,7 +130,19 @@ class StackSource:
 
 @dataclass(frozen=True)
 class GeometrySource:
-    """Geometry layers (``height``, ``incidenceAngle``, ``latitude`` or ``azimuthCoord`` ...)."""
+    """Geometry layers on one grid, as a reader found them.
+
+    Parameters
+    ----------
+    layers : Mapping[str, Raster]
+        MintPy dataset name → band (``height``, ``incidenceAngle``, ``azimuthAngle``,
+        ``latitude``/``longitude`` or ``azimuthCoord``/``rangeCoord``, ``slantRangeDistance``,
+        ``waterMask``, ``shadowMask``).
+    metadata : Metadata
+        The grid of the layers and the acquisition metadata.
+    inputs : Sequence[pathlib.Path]
+        Every file read (update mode).
+    """
 
     layers: Mapping[str, Raster]
     metadata: Metadata
@@ -97,8 +159,17 @@ LOAD_FILE_KEYS = (
 class LoadRequest:
     """What the user asked ``sbts load`` for: file patterns (``mintpy.load.*File``) and options.
 
-    ``patterns`` maps the MintPy key suffix (``unwFile``, ``demFile``...) to a glob pattern that is
-    already absolute (resolved against the template's folder); absent keys are not in the mapping.
+    Parameters
+    ----------
+    patterns : Mapping[str, str]
+        MintPy key suffix (``unwFile``, ``demFile`` ...) → glob pattern, already absolute (resolved
+        against the template's folder); keys the user did not set are absent.
+    template : Template
+        The whole template (a reader may read its own keys).
+    base_dir : pathlib.Path
+        The template's folder.
+    metadata_overrides : Mapping[str, str]
+        UPPER_CASE template keys that override metadata (``WAVELENGTH``, ``HEADING`` ...).
     """
 
     patterns: Mapping[str, str]
@@ -107,10 +178,37 @@ class LoadRequest:
     metadata_overrides: Mapping[str, str] = field(default_factory=dict)
 
     def pattern(self, key: str) -> str | None:
+        """The pattern of ``mintpy.load.<key>`` (``None`` when unset).
+
+        Parameters
+        ----------
+        key : str
+            MintPy key suffix, e.g. ``"unwFile"``.
+
+        Returns
+        -------
+        str or None
+        """
         return self.patterns.get(key)
 
     def files(self, key: str) -> list[Path]:
-        """Sorted files matching the pattern of ``key`` (empty when unset or nothing matches)."""
+        """Sorted files matching the pattern of ``mintpy.load.<key>``.
+
+        Parameters
+        ----------
+        key : str
+            MintPy key suffix, e.g. ``"unwFile"``.
+
+        Returns
+        -------
+        list of pathlib.Path
+            Empty when the key is unset or nothing matches.
+
+        Raises
+        ------
+        InputError
+            A match is a FIFO, a device or another special file (a reader would block on it).
+        """
         import glob
 
         from sbts.core.io.safenames import require_regular
@@ -150,26 +248,83 @@ def escape_existing_prefix(pattern: str) -> str:
     return str(Path(glob.escape(str(prefix)), *rest))
 
 
+class Confidence(enum.IntEnum):
+    """How sure a reader's :meth:`Reader.detect` is that the files are its format.
+
+    With ``mintpy.load.processor = auto`` the loader asks every reader and takes the one with the
+    highest confidence; two readers sure to the same highest degree are refused (the user sets
+    ``mintpy.load.processor``).  So a reader says only what it sees in the files, never what
+    other readers would say: a new format never edits another reader.
+    """
+
+    NO = 0
+    """Not this format."""
+    GENERIC = 1
+    """The files could be this format, but what was checked is shared with other formats (a
+    ``.tif`` extension, a raw binary next to parameter files)."""
+    SPECIFIC = 2
+    """A mark only this format carries (a header line, a sidecar kind, a dataset name)."""
+
+
 class Reader(abc.ABC):
-    """A processor format (GAMMA, ISCE, ...)."""
+    """A processor format (GAMMA, ISCE, ...): finds and parses the files, never writes.
+
+    Attributes
+    ----------
+    name : str
+        What ``mintpy.load.processor`` selects (a short identifier).
+    summary : str
+        One line for ``sbts plugins``.
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
 
     @abc.abstractmethod
-    def detect(self, request: LoadRequest) -> bool:
-        """Cheap check (file names, a header line) whether these files are this format."""
+    def detect(self, request: LoadRequest) -> int:
+        """How sure this reader is that the request's files are its format (cheap: names, a header).
+
+        Parameters
+        ----------
+        request : LoadRequest
+            The file patterns of the template.
+
+        Returns
+        -------
+        int
+            A :class:`Confidence`: 0 (no), 1 (generic) or 2 (specific).  ``False``/``True`` are
+            taken as 0/1.
+        """
 
     @abc.abstractmethod
     def open_stack(self, request: LoadRequest) -> StackSource | None:
-        """The interferograms, or ``None`` when the request holds none for this reader."""
+        """The interferograms of the request.
+
+        Parameters
+        ----------
+        request : LoadRequest
+            The file patterns of the template.
+
+        Returns
+        -------
+        StackSource or None
+            ``None`` when the request holds no interferogram for this reader.
+        """
 
     def open_geometry(self, request: LoadRequest) -> GeometrySource | Sequence[GeometrySource] | None:
-        """The geometry layers, or ``None`` when the request names none.
+        """The geometry layers of the request.
 
-        Return two sources when the processor gives geometry on two grids (GAMMA/ROI_PAC: DEM in
-        radar coordinates and the lookup table on a geographic grid): they become
-        ``geometryRadar.h5`` and ``geometryGeo.h5``.
+        Parameters
+        ----------
+        request : LoadRequest
+            The file patterns of the template.
+
+        Returns
+        -------
+        GeometrySource, sequence of GeometrySource, or None
+            ``None`` when the request names no geometry.  Two sources when the processor gives
+            geometry on two grids (GAMMA/ROI_PAC: DEM in radar coordinates and the lookup table on
+            a geographic grid): they become ``geometryRadar.h5`` and ``geometryGeo.h5``.
         """
         return None
 
@@ -177,7 +332,26 @@ class Reader(abc.ABC):
 # ------------------------------------------------------------------------- corrections
 @dataclass(frozen=True)
 class CorrectionContext:
-    """Inputs of one correction run."""
+    """Inputs of one correction run.
+
+    Parameters
+    ----------
+    input_file : pathlib.Path
+        Time-series file (stage ``"timeseries"``) or ``ifgramStack.h5`` (stage ``"ifgram"``).
+    output_file : pathlib.Path
+        Where to write (stage ``"timeseries"``: MintPy's suffix chain, ``timeseries_<suffix>.h5``).
+    work_dir : pathlib.Path
+        The working directory (relative paths of template keys are taken from it).
+    template : Template
+        The run's template: the correction reads its own keys from it.
+    geometry_file : pathlib.Path, optional
+        ``geometryRadar.h5``/``geometryGeo.h5`` when there is one.
+    max_memory : float
+        Memory budget per block, in GB.
+    options : Mapping[str, Any]
+        The correction's own options (``sbts correct NAME -O KEY=VALUE``, strings from the command
+        line), only keys the correction declares in :attr:`Correction.options`.
+    """
 
     input_file: Path  # timeseries file (stage "timeseries") or ifgramStack.h5 (stage "ifgram")
     output_file: Path  # where to write (timeseries stage); MintPy's suffix chain
@@ -190,28 +364,88 @@ class CorrectionContext:
 
 @dataclass(frozen=True)
 class CorrectionResult:
+    """What a correction wrote.
+
+    Parameters
+    ----------
+    output : pathlib.Path
+        The corrected product (must exist).
+    extra_outputs : Sequence[pathlib.Path]
+        Side products (the estimated delay, ramp or DEM error ...).
+    summary : str
+        One line for the run's log.
+    """
+
     output: Path
     extra_outputs: Sequence[Path] = ()
     summary: str = ""
 
 
 class Correction(abc.ABC):
-    """A correction step (deramp, DEM error, troposphere, ...)."""
+    """A correction step (deramp, DEM error, troposphere, ...).
+
+    Attributes
+    ----------
+    name : str
+        What ``sbts correct NAME`` runs.
+    summary : str
+        One line for ``sbts plugins`` and ``sbts correct --help``.
+    suffix : str
+        Appended to the time-series file name: ``timeseries_<suffix>.h5``.
+    stage : str
+        ``"timeseries"`` (reads a time series, writes a corrected one) or ``"ifgram"`` (adds a
+        dataset to the interferogram stack).
+    keys : Mapping[str, str]
+        Template keys it reads → one-line help (shown by ``sbts correct NAME --help``).
+    options : Mapping[str, str]
+        Its own options → one-line help: what ``-O KEY=VALUE`` may set (others are refused).
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     suffix: ClassVar[str] = ""  # appended to the time-series file name: timeseries_<suffix>.h5
     stage: ClassVar[str] = "timeseries"  # "timeseries" or "ifgram"
     keys: ClassVar[Mapping[str, str]] = {}  # template keys it reads → one-line help
+    options: ClassVar[Mapping[str, str]] = {}  # -O KEY=VALUE it accepts → one-line help
 
     @abc.abstractmethod
     def run(self, context: CorrectionContext) -> CorrectionResult:
-        """Compute and write the corrected product; raise SbtsError for unusable input."""
+        """Compute and write the corrected product.
+
+        Parameters
+        ----------
+        context : CorrectionContext
+            Input and output files, template, options.
+
+        Returns
+        -------
+        CorrectionResult
+
+        Raises
+        ------
+        SbtsError
+            For unusable input (its subclasses :class:`InputError`, :class:`TemplateError`,
+            :class:`DataError`): the message reaches the user as it is.
+        """
 
 
 # ------------------------------------------------------------------------- exporters
 @dataclass(frozen=True)
 class ExportRequest:
+    """What ``sbts export FORMAT FILE [DATASET] [-o OUT] [-O KEY=VALUE ...]`` asks for.
+
+    Parameters
+    ----------
+    input_file : pathlib.Path
+        The product to export.
+    dataset : str, optional
+        A dataset or date of it (``None``: the exporter's default).
+    output : pathlib.Path, optional
+        Output file or folder (``None``: beside the input).
+    options : Mapping[str, Any]
+        ``-O KEY=VALUE`` options (strings); check them with :func:`check_options`.
+    """
+
     input_file: Path
     dataset: str | None = None
     output: Path | None = None
@@ -219,7 +453,19 @@ class ExportRequest:
 
 
 class Exporter(abc.ABC):
-    """An output format (GeoTIFF, KMZ, ...)."""
+    """An output format (GeoTIFF, KMZ, ...).
+
+    Attributes
+    ----------
+    name : str
+        What ``sbts export NAME`` runs.
+    summary : str
+        One line for ``sbts plugins`` and ``sbts export --help``.
+    description : str
+        What it writes and its ``-O`` options: shown by ``sbts export NAME --help``.
+    requires_geocoded : bool
+        Refuse radar-coordinate input (the runner says to geocode first).
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
@@ -228,7 +474,54 @@ class Exporter(abc.ABC):
 
     @abc.abstractmethod
     def export(self, request: ExportRequest) -> list[Path]:
-        """Write the files; return their paths."""
+        """Write the files.
+
+        Parameters
+        ----------
+        request : ExportRequest
+            Input, dataset, output and options.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written (each must exist).
+        """
+
+
+def check_options(options: Mapping[str, Any], known: Iterable[str], what: str) -> dict[str, Any]:
+    """The ``-O KEY=VALUE`` options of a plugin with lower-case keys, refusing undeclared ones.
+
+    One rule for exporters and corrections: an option the plugin does not know is an error that
+    lists those it does, so a misspelt option is never silently ignored.
+
+    Parameters
+    ----------
+    options : Mapping[str, Any]
+        As given (``ExportRequest.options``, ``CorrectionContext.options``).
+    known : Iterable[str]
+        The lower-case option names the plugin accepts.
+    what : str
+        The plugin, for the message (``"kmz export"``).
+
+    Returns
+    -------
+    dict
+        ``options`` with keys stripped and lower-cased.
+
+    Raises
+    ------
+    InputError
+        An option is not in ``known``.
+    """
+    from sbts.core.errors import InputError
+
+    known = set(known)
+    out = {str(k).strip().lower(): v for k, v in options.items()}
+    unknown = sorted(set(out) - known)
+    if unknown:
+        raise InputError(f"{what}: unknown option(s) {', '.join(k[:40] for k in unknown)} "
+                         f"(known: {', '.join(sorted(known)) or 'none'})")
+    return out
 
 
 KINDS: dict[str, type] = {"reader": Reader, "correction": Correction, "exporter": Exporter}

@@ -1,20 +1,51 @@
-"""Running correction plugins: file names of MintPy's suffix chain, inputs found, results checked."""
+"""Running plugin code: the one error wrapper, corrections (MintPy's suffix chain) and exporters.
+
+Every call into plugin code (a reader's ``detect``/``open_stack``/raster reads, a correction's
+``run``, an exporter's ``export``) goes through :func:`guarded`, so that whatever a plugin raises
+reaches the user the same way: as an :class:`~sbts.core.errors.SbtsError` that names the plugin.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from sbts.core.errors import InputError, PluginError, SbtsError
-from sbts.core.io.h5 import check_distinct
-from sbts.core.plugin.interfaces import CorrectionContext, CorrectionResult
-from sbts.core.plugin.registry import Registry, get_registry, plugin_call
 from sbts.core.config.template import Template
+from sbts.core.errors import InputError, PluginError, SbtsError
+from sbts.core.io.h5 import check_distinct, read_metadata
+from sbts.core.plugin.interfaces import CorrectionContext, CorrectionResult, ExportRequest, check_options
+from sbts.core.plugin.registry import Registry, describe_exception, get_registry
 
 logger = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def guarded(what: str, error: type[SbtsError] = PluginError) -> Iterator[None]:
+    """Run plugin code so that any failure becomes one :class:`SbtsError` naming ``what``.
+
+    ``what`` names the plugin and the action ("reader 'isce'", "exporter 'kmz'").  An
+    :class:`SbtsError` the plugin raised on purpose passes unchanged (its message is already for
+    the user); any other exception becomes ``error("<what> failed: <Type>: <message>")``, chained
+    to the original (``-v`` shows its traceback); ``sys.exit()`` and other ``BaseException``\\ s
+    but Ctrl-C become a :class:`PluginError` (a plugin must not end sbts, nor choose its exit
+    status); ``KeyboardInterrupt`` passes, so Ctrl-C always stops sbts.
+    """
+    try:
+        yield
+    except (SbtsError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise error(f"{what} failed: {describe_exception(exc, limit=None)}") from exc
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, GeneratorExit ... from plugin code
+        raise PluginError(f"{what} stopped: {describe_exception(exc)}; a plugin must raise an exception, "
+                          "not exit") from None
+
+
+# ------------------------------------------------------------------------- corrections
 def suffixed(path: Path, suffix: str) -> Path:
     """``timeseries.h5`` + ``ramp`` → ``timeseries_ramp.h5`` (MintPy's chain)."""
     return path.with_name(f"{path.stem}_{suffix}{path.suffix}") if suffix else path
@@ -31,9 +62,14 @@ def find_geometry(work_dir: Path) -> Path | None:
 def run_correction(name: str, template: Template, work_dir: str | os.PathLike, input_file: Path | None = None,
                    output_file: Path | None = None, geometry_file: Path | None = None, max_memory: float = 4.0,
                    registry: Registry | None = None, **options) -> CorrectionResult:
-    """Run correction ``name`` on ``input_file`` (default: the stage's usual input in ``work_dir``)."""
+    """Run correction ``name`` on ``input_file`` (default: the stage's usual input in ``work_dir``).
+
+    ``options`` are the correction's own options (``sbts correct NAME -O KEY=VALUE``); a key the
+    correction does not declare in its ``options`` is refused.
+    """
     work_dir = Path(work_dir)
     correction = (registry or get_registry()).get("correction", name)
+    options = check_options(options, getattr(correction, "options", {}) or {}, f"correction {name!r}")
     if input_file is None:
         input_file = work_dir / ("inputs/ifgramStack.h5" if correction.stage == "ifgram" else "timeseries.h5")
     input_file = Path(input_file)
@@ -49,13 +85,33 @@ def run_correction(name: str, template: Template, work_dir: str | os.PathLike, i
         max_memory=max_memory, options=options,
     )
     logger.info("correction %s: %s → %s", name, input_file.name, ctx.output_file.name)
-    try:
-        with plugin_call(f"correction {name!r}"):
-            result = correction.run(ctx)
-    except SbtsError:
-        raise
-    except Exception as exc:
-        raise PluginError(f"correction {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    with guarded(f"correction {name!r}"):
+        result = correction.run(ctx)
     if not isinstance(result, CorrectionResult) or not Path(result.output).exists():
         raise PluginError(f"correction {name!r} did not produce its output file")
     return result
+
+
+# ------------------------------------------------------------------------- exporters
+def export(name: str, input_file: str | os.PathLike, dataset: str | None = None, output: str | os.PathLike | None = None,
+           options: Mapping[str, Any] | None = None, registry: Registry | None = None) -> list[Path]:
+    """Export ``input_file`` (optionally one ``dataset`` or date) with exporter ``name``."""
+    exporter = (registry or get_registry()).get("exporter", name)
+    input_file = Path(input_file)
+    if not input_file.exists():
+        raise InputError(f"{input_file}: not found")
+    if exporter.requires_geocoded:
+        meta = read_metadata(input_file)
+        if not meta.grid.is_geocoded:
+            raise InputError(f"{input_file} is in radar coordinates; the {name} format needs geocoded data: "
+                             f"run `sbts geocode {input_file}` and export geo/geo_{input_file.name}")
+    if output:
+        check_distinct(output, input_file)
+    request = ExportRequest(input_file, dataset, Path(output) if output else None, dict(options or {}))
+    with guarded(f"exporter {name!r}"):
+        paths = exporter.export(request)
+    paths = [Path(p) for p in paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise PluginError(f"exporter {name!r} reported files it did not write: {', '.join(map(str, missing))}")
+    return paths

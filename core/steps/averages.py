@@ -11,8 +11,8 @@ These are the small maps the reference_point and quick_overview steps produce (M
 Every function streams the stack in blocks sized from ``max_memory`` (GB), so memory stays bounded
 whatever the stack size.  Zero ``unwrapPhase`` is MintPy's no-data value and is ignored like NaN.
 
-The module also holds the small helpers that the network and reference steps share: reading a mask
-file and finding the geometry file next to a stack.
+The module also holds the small helpers that the network and reference steps share: finding the
+geometry file next to a stack, and (re-exported from :mod:`sbts.core.io.masks`) reading a mask file.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.model.dates import DAYS_PER_YEAR, format_date
 from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import open_h5
+from sbts.core.io.masks import read_mask_file  # noqa: F401 - re-exported: the steps read masks from here
 from sbts.core.io.products import IfgramStack, write_map
 from sbts.core.io.progress import progress
 
@@ -79,32 +80,6 @@ def _nanmean_layers(data: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
     total = np.where(valid, data, 0).sum(axis=0, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-
-
-def read_mask_file(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
-    """Read a mask (True = use) from any sbts/MintPy map file.
-
-    The dataset is ``mask`` or ``waterMask`` when present, else the first 2-D dataset; it must be
-    boolean-like (bool, integers, or floats holding only 0/1/NaN) so that a velocity or coherence map
-    is not silently used as a mask.  Non-zero finite values are True.
-    """
-    path = Path(path)
-    with open_h5(path) as f:
-        names = [n for n, o in f.items() if getattr(o, "ndim", 0) == 2]
-        name = next((n for n in ("mask", "waterMask") if n in names), names[0] if names else None)
-        if name is None:
-            raise InputError(f"{path}: no 2-D dataset to use as a mask")
-        data = f[name][()]
-    if data.shape != tuple(shape):
-        raise InputError(f"{path}: mask {name!r} has shape {data.shape} but the stack is {tuple(shape)}")
-    if data.dtype.kind == "f":
-        finite = data[np.isfinite(data)]
-        if finite.size and not np.all((finite == 0) | (finite == 1)):
-            raise InputError(f"{path}: dataset {name!r} holds values other than 0/1; not a mask file")
-    elif data.dtype.kind not in "biu":
-        raise InputError(f"{path}: dataset {name!r} of type {data.dtype} is not a mask")
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(data) & (data != 0) if data.dtype.kind == "f" else data != 0
 
 
 def find_geometry_file(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,

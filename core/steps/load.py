@@ -25,7 +25,8 @@ from sbts.core.plugin.interfaces import LOAD_FILE_KEYS, GeometrySource, LoadRequ
 from sbts.core.model.platform import from_project_name, standard_platform
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, check_physical
 from sbts.core.model.pairs import Pairs
-from sbts.core.plugin.registry import Registry, get_registry, plugin_call
+from sbts.core.plugin.registry import Registry, detect_reader, get_registry
+from sbts.core.plugin.runners import guarded
 from sbts.core.io.products import STACK_DATASETS, StackWriter
 from sbts.core.io.progress import progress
 from sbts.core.config.template import Template
@@ -103,31 +104,12 @@ def build_request(template: Template, base_dir: Path) -> LoadRequest:
 
 
 def select_reader(request: LoadRequest, registry: Registry, processor: str | None = None) -> Reader:
+    """The reader named by ``mintpy.load.processor``, or with ``auto`` the one the files say
+    (:func:`~sbts.core.plugin.registry.detect_reader`: the surest reader, a tie refused)."""
     processor = processor or request.template.get("mintpy.load.processor") or "auto"
     if processor != "auto":
         return registry.get("reader", processor)
-    if not request.patterns:
-        raise InputError("nothing to load: set mintpy.load.unwFile (and the other mintpy.load.*File keys) "
-                         "in the template, or give --unw/--cor/... options")
-    found = []
-    for name, reader in registry.readers.items():
-        try:
-            with plugin_call(f"reader {name!r}"):
-                if reader.detect(request):
-                    found.append(name)
-        except PluginError as exc:  # e.g. sys.exit() in detect: name the reader, try the others
-            logger.warning("%s", exc)
-        except SbtsError:
-            continue
-        except Exception as exc:  # noqa: BLE001 - a reader's bug must not stop the others
-            logger.warning("reader %s failed while detecting the format: %s", name, exc)
-    if not found:
-        raise InputError("no reader recognises the files of mintpy.load.unwFile = "
-                         f"{request.pattern('unwFile')!r}; set mintpy.load.processor "
-                         f"(one of: {', '.join(sorted(registry.readers))})")
-    if len(found) > 1:
-        logger.info("several readers recognise the files (%s); using %s", ", ".join(found), found[0])
-    return registry.readers[found[0]]
+    return detect_reader(request, registry)
 
 
 # attributes that describe the file itself, not the acquisition: a template cannot change them
@@ -356,14 +338,9 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
             raise InputError(f"mintpy.load.{key} = {request.pattern(key)!r} matches no file; check the pattern "
                              f"(relative paths are taken from {base_dir})")
     reader = select_reader(request, registry, processor)
-    try:
-        with plugin_call(f"reader {reader.name!r}"):
-            stack = reader.open_stack(request)
-            geometry = reader.open_geometry(request)
-    except SbtsError:
-        raise
-    except Exception as exc:
-        raise PluginError(f"reader {reader.name!r} failed: {type(exc).__name__}: {exc}") from exc
+    with guarded(f"reader {reader.name!r}"):
+        stack = reader.open_stack(request)
+        geometry = reader.open_geometry(request)
     if geometry is None:
         geometries: list[GeometrySource] = []
     elif isinstance(geometry, GeometrySource):
@@ -494,13 +471,9 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
 
 
 def _read_layer(layer: Raster, src: Block, path: str, name: str, reader: str = "") -> np.ndarray:
-    try:
-        with plugin_call(f"reader {reader!r} reading {name} of {path}" if reader else f"the reader of {path or name}"):
-            data = layer.read(src)
-    except SbtsError:
-        raise
-    except Exception as exc:
-        raise InputError(f"{path or name}: reading {name} failed: {type(exc).__name__}: {exc}") from exc
+    where = f"{path or name}: reader {reader!r} reading {name}" if reader else f"{path or name}: reading {name}"
+    with guarded(where, error=InputError):
+        data = layer.read(src)
     if data.shape != src.shape:
         raise InputError(f"{path or name}: {name} returned {data.shape} for a {src.shape} window")
     return data

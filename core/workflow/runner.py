@@ -383,7 +383,7 @@ def _is_newer(target: Path, source: Path) -> bool:
 
 
 def _google_earth(ctx: RunContext) -> list[Path]:
-    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.runners import export
 
     _ensure_latlon(ctx, [ctx.work_dir / "velocity.h5"])
     velocity = _geo(ctx, ctx.work_dir / "velocity.h5")
@@ -391,7 +391,7 @@ def _google_earth(ctx: RunContext) -> list[Path]:
 
 
 def _hdfeos5(ctx: RunContext) -> list[Path]:
-    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.runners import export
 
     _ensure_latlon(ctx, _geocode_files(ctx))
     ts = _geo(ctx, ctx.timeseries_file())

@@ -23,10 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.errors import DataError, InputError
-from sbts.core.plugin.interfaces import CorrectionContext
-from sbts.core.io.products import Geometry, TimeSeries, TimeSeriesWriter
+from sbts.core.api import (
+    Block,
+    CorrectionContext,
+    DataError,
+    Geometry,
+    InputError,
+    TimeSeries,
+    TimeSeriesWriter,
+    plan_blocks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +301,7 @@ def apply_delay(context: CorrectionContext, ts: TimeSeries, delay_path: Path, ou
 
 def expected_output(context: CorrectionContext, default_suffix: str, suffix: str) -> Path:
     """The output name for a suffix chosen at run time (``_MERRA`` for weatherModel = MERRA ...)."""
-    from sbts.core.plugin.runners import suffixed
+    from sbts.core.api import suffixed
 
     if suffix != default_suffix and Path(context.output_file) == suffixed(Path(context.input_file), default_suffix):
         return suffixed(Path(context.input_file), suffix)

@@ -39,16 +39,31 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.model.dates import format_date, parse_date
-from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.io.h5 import H5Writer, check_distinct
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.io.products import TimeSeries, TimeSeriesWriter
-from sbts.core.io.safenames import read_text
-
-from sbts.plugins.corrections._tropo_common import GeometryAccess, provenance, reference_date_index, resolve_path
+from sbts.core.api import (
+    Block,
+    Correction,
+    CorrectionContext,
+    CorrectionResult,
+    DataError,
+    H5Writer,
+    InputError,
+    TemplateError,
+    TimeSeries,
+    TimeSeriesWriter,
+    check_distinct,
+    format_date,
+    hookimpl,
+    parse_date,
+    plan_blocks,
+    read_text,
+    shown,
+)
+from sbts.plugins.corrections._tropo_common import (
+    GeometryAccess,
+    provenance,
+    reference_date_index,
+    resolve_path,
+)
 
 logger = logging.getLogger(__name__)
 

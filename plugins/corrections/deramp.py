@@ -25,12 +25,26 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
-from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
+from sbts.core.api import (
+    RAMP_KINDS,
+    Block,
+    Correction,
+    CorrectionContext,
+    CorrectionResult,
+    DataError,
+    InputError,
+    MapProduct,
+    TemplateError,
+    TimeSeries,
+    TimeSeriesWriter,
+    evaluate_ramps,
+    evaluate_ramps_at,
+    fit_ramps_samples,
+    hookimpl,
+    num_coefficients,
+    plan_blocks,
+    shown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +64,10 @@ class Deramp(Correction):
     keys = {
         KEY: f"ramp to remove: {' | '.join(RAMP_KINDS)} (no = skip this step)",
         MASK_KEY: "mask of the pixels the ramps are fitted on (default maskTempCoh.h5 in the work dir; no = all pixels)",
+    }
+    options = {
+        "kind": f"ramp to remove, instead of {KEY}: {' | '.join(RAMP_KINDS)}",
+        "mask_file": f"mask file, instead of {MASK_KEY}",
     }
 
     def run(self, context: CorrectionContext) -> CorrectionResult:

@@ -28,15 +28,24 @@ from typing import Any
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.model.dates import DAYS_PER_YEAR
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.model.metadata import Metadata
-from sbts.core.io.products import TimeSeries, TimeSeriesWriter
-
-from sbts.plugins.corrections._tropo_common import GeometryAccess, reference_date_index, reference_pixel
+from sbts.core.api import (
+    DAYS_PER_YEAR,
+    Block,
+    Correction,
+    CorrectionContext,
+    CorrectionResult,
+    InputError,
+    Metadata,
+    TimeSeries,
+    TimeSeriesWriter,
+    hookimpl,
+    plan_blocks,
+)
+from sbts.plugins.corrections._tropo_common import (
+    GeometryAccess,
+    reference_date_index,
+    reference_pixel,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -33,12 +33,21 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.errors import DataError, InputError, PluginError, TemplateError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
-
+from sbts.core.api import (
+    Block,
+    Correction,
+    CorrectionContext,
+    CorrectionResult,
+    DataError,
+    InputError,
+    MapProduct,
+    PluginError,
+    TemplateError,
+    TimeSeries,
+    TimeSeriesWriter,
+    hookimpl,
+    plan_blocks,
+)
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
     apply_delay,

@@ -55,19 +55,32 @@ from scipy import ndimage
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-from sbts.core.steps.averages import read_mask_file
-from sbts.core.io.blocks import plan_blocks
-from sbts.core.inversion.closure import (
-    DEFAULT_ALPHA, TWO_PI, integer_ambiguity, reference_phase, solve_integer_ambiguity, triplet_indices,
+from sbts.core.api import (
+    DEFAULT_ALPHA,
+    INCOMPLETE_ATTR,
+    TWO_PI,
+    UNWRAP_ERROR_DATASETS,
+    Correction,
+    CorrectionContext,
+    CorrectionResult,
+    DataError,
+    H5Writer,
+    IfgramStack,
+    InputError,
+    TemplateError,
+    check_free_space,
+    edit_in_place,
+    hookimpl,
+    integer_ambiguity,
+    output_lock,
+    plan_blocks,
+    read_mask_file,
+    reference_phase,
+    shown,
+    solve_integer_ambiguity,
+    triplet_indices,
     triplet_matrix,
 )
-from sbts.core.errors import DataError, InputError, TemplateError
-from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
-from sbts.core.io.products import IfgramStack
-from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS
-from sbts.core.io.lock import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +147,7 @@ class UnwrapOptions:
             raise TemplateError(f"{PREFIX}bridgePtsRadius = {radius}: must be >= 0")
         return cls(min_area=max(1, int(min_area or 1)), num_sample=int(num_sample or 100), ramp=ramp,
                    radius=int(radius if radius is not None else 50), water_mask=water_label,
-                   seed=int(opts.get("seed", 0)), alpha=float(opts.get("alpha", DEFAULT_ALPHA)))
+                   seed=_option(opts, "seed", int, 0), alpha=_option(opts, "alpha", float, DEFAULT_ALPHA))
 
 
 def _water_mask(ctx: CorrectionContext, shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
@@ -335,7 +348,7 @@ def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_
 
     Pixels outside the retained regions are returned unchanged.
     """
-    from sbts.core.model.ramps import evaluate_ramps, fit_ramps
+    from sbts.core.api import evaluate_ramps, fit_ramps
 
     labels, n = _regions(conncomp, valid, min_area)
     if n < 2:
@@ -545,9 +558,34 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
 
 
 # ---------------------------------------------------------------------------- plugins
+_OPTIONS = {
+    "dataset": "the stack dataset to correct (default unwrapPhase)",
+    "force": "yes: recompute even if the output dataset is up to date",
+    "seed": "seed of the random samples of phase closure (default 0)",
+    "alpha": f"weight of the L1 regularisation of phase closure (default {DEFAULT_ALPHA})",
+}
+
+
+def _option(options, key: str, kind, default):
+    """Option ``key`` as ``kind`` (bool: yes/no), from the command line's strings or a caller's values."""
+    value = options.get(key, default)
+    if not isinstance(value, str):
+        return kind(value)
+    text = value.strip().lower()
+    try:
+        if kind is bool:
+            if text not in ("yes", "no", "true", "false", "1", "0"):
+                raise ValueError(text)
+            return text in ("yes", "true", "1")
+        return kind(text)
+    except ValueError:
+        raise InputError(f"-O {key}={shown(value)}: expected {'yes or no' if kind is bool else kind.__name__}") from None
+
+
 class _UnwrapCorrection(Correction):
     stage = "ifgram"
     method = ""
+    options = _OPTIONS
 
     def run(self, context: CorrectionContext) -> CorrectionResult:
         stack_path = Path(context.input_file)
@@ -559,7 +597,7 @@ class _UnwrapCorrection(Correction):
         stack._require(in_name)
         land, label = _water_mask(context, stack.shape)
         opts = UnwrapOptions.from_context(context, label)
-        force = bool(context.options.get("force", False))
+        force = _option(context.options, "force", bool, False)
         summaries = []
         for step in self.steps():
             # the closure step of "bridging+phase_closure" writes that method's own dataset

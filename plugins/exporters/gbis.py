@@ -17,13 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Exporter, ExportRequest
-from sbts.core.io.products import Product
-
-from sbts.core.io.h5 import atomic_output
-from sbts.core.io.maps import label_stem, output_path, parse_options, read_mask, select_map
+from sbts.core.api import (
+    Exporter,
+    ExportRequest,
+    InputError,
+    Product,
+    atomic_output,
+    hookimpl,
+    label_stem,
+    output_path,
+    parse_options,
+    read_mask,
+    select_map,
+)
 
 logger = logging.getLogger(__name__)
 

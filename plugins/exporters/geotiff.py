@@ -14,16 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import plan_blocks
-from sbts.core.model.dates import format_date, parse_date
-from sbts.core.errors import InputError, PluginError
-from sbts.core.io.h5 import atomic_output
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Exporter, ExportRequest
-from sbts.core.model.metadata import Metadata
-from sbts.core.io.maps import option_memory, parse_options
-from sbts.core.io.products import IfgramStack, Product, TimeSeries
-from sbts.core.io.safenames import safe_part
+from sbts.core.api import (
+    Exporter,
+    ExportRequest,
+    IfgramStack,
+    InputError,
+    Metadata,
+    PluginError,
+    Product,
+    TimeSeries,
+    atomic_output,
+    format_date,
+    hookimpl,
+    option_memory,
+    parse_date,
+    parse_options,
+    plan_blocks,
+    safe_part,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +230,7 @@ def _gdal_type(gdal, dtype: np.dtype) -> tuple[int, np.dtype]:
 
 
 def _dtype(product: Product, name: str) -> np.dtype:
-    from sbts.core.io.h5 import open_h5
+    from sbts.core.api import open_h5
 
     with open_h5(product.path) as f:
         return f[name].dtype
@@ -232,7 +240,7 @@ def _tags(meta: Metadata, dataset: str) -> dict[str, str]:
     attrs = meta.to_attrs()
     tags = {k: attrs[k] for k in ("FILE_TYPE", "UNIT", "REF_Y", "REF_X", "REF_LAT", "REF_LON", "REF_DATE",
                                   "WAVELENGTH", "PROCESSOR", "START_DATE", "END_DATE", "DATE12") if k in attrs}
-    from sbts.core.io.products import UNITS
+    from sbts.core.api import UNITS
 
     if "UNIT" not in tags and dataset in UNITS:
         tags["UNIT"] = UNITS[dataset]

@@ -17,15 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.model.dates import parse_date
-from sbts.core.errors import InputError
-from sbts.core.io.h5 import H5Writer, open_h5
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Exporter, ExportRequest
-from sbts.core.io.maps import option_memory
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata
-from sbts.core.io.products import IfgramStack, Product, TimeSeries
+from sbts.core.api import (
+    Block,
+    Exporter,
+    ExportRequest,
+    GeoGrid,
+    Grid,
+    H5Writer,
+    IfgramStack,
+    InputError,
+    Metadata,
+    Product,
+    TimeSeries,
+    hookimpl,
+    open_h5,
+    option_memory,
+    parse_date,
+    plan_blocks,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -17,17 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import plan_blocks
-from sbts.core.errors import InputError, shown
-from sbts.core.io.h5 import H5Writer, encode_dates
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Exporter, ExportRequest
-from sbts.core.model.metadata import Metadata
-from sbts.core.io.products import MapProduct, Product, TimeSeries
-from sbts.core.io.safenames import safe_part
-
-from sbts.core.io.maps import option_memory, parse_options
-from sbts.core.model.platform import mission_code
+from sbts.core.api import (
+    Exporter,
+    ExportRequest,
+    H5Writer,
+    InputError,
+    MapProduct,
+    Metadata,
+    Product,
+    TimeSeries,
+    encode_dates,
+    hookimpl,
+    mission_code,
+    option_memory,
+    parse_options,
+    plan_blocks,
+    safe_part,
+    shown,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +210,7 @@ class HdfEos5Exporter(Exporter):
             raise InputError(f"{request.input_file} is in radar coordinates; run `sbts geocode {request.input_file}`")
         template = {}
         if opts.get("template"):
-            from sbts.core.config.template import parse_text, read_text_file
+            from sbts.core.api import parse_text, read_text_file
 
             template = parse_text(read_text_file(opts["template"]), opts["template"])
         dates = list(product.date_strings)

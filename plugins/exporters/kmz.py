@@ -21,20 +21,29 @@ import logging
 import tempfile
 import textwrap
 import zipfile
-from xml.sax.saxutils import escape
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
-from sbts.core.model.dates import years_since
-from sbts.core.errors import InputError, PluginError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Exporter, ExportRequest
-from sbts.core.model.metadata import GeoGrid
-from sbts.core.io.products import MapProduct, Product, TimeSeries
-
-from sbts.core.io.h5 import atomic_output
-from sbts.core.io.maps import label_stem, output_path, parse_options, read_mask, select_map
+from sbts.core.api import (
+    Exporter,
+    ExportRequest,
+    GeoGrid,
+    InputError,
+    MapProduct,
+    PluginError,
+    Product,
+    TimeSeries,
+    atomic_output,
+    hookimpl,
+    label_stem,
+    output_path,
+    parse_options,
+    read_mask,
+    select_map,
+    years_since,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -474,7 +483,7 @@ class KmzTimeSeriesExporter(Exporter):
     @staticmethod
     def _box_kml(name, product, geo, rows, cols, sub, vel_cm, vlim, colours, years, labels) -> tuple[str, int]:
         """One region file: the points of one box of one level, with the styles they use."""
-        from sbts.core.io.blocks import Block
+        from sbts.core.api import Block
 
         block = Block(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
         data = product.read_dates(block)[:, rows - block.row_start][:, :, cols - block.col_start] * 100

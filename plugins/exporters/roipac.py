@@ -16,14 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import plan_blocks
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Exporter, ExportRequest
-from sbts.core.io.products import Product
-
-from sbts.core.io.h5 import atomic_output, atomic_write_text
-from sbts.core.io.maps import label_stem, output_path, parse_options, select_map
+from sbts.core.api import (
+    Exporter,
+    ExportRequest,
+    InputError,
+    Product,
+    atomic_output,
+    atomic_write_text,
+    hookimpl,
+    label_stem,
+    output_path,
+    parse_options,
+    plan_blocks,
+    select_map,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -15,16 +15,34 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block
-from sbts.core.model.dates import dates_in_name
-from sbts.core.errors import InputError
-from sbts.core.plugin.interfaces import LoadRequest
+from sbts.core.api import (
+    Block,
+    InputError,
+    LoadRequest,
+    dates_in_name,
+)
 
 logger = logging.getLogger(__name__)
 
 SPEED_OF_LIGHT = 299_792_458.0
 WGS84_A = 6_378_137.0
 WGS84_B = 6_356_752.314245
+
+
+# first bytes of self-describing raster containers: TIFF/BigTIFF (both byte orders), HDF5, netCDF-3
+_CONTAINER_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\x89HDF", b"CDF\x01", b"CDF\x02")
+
+
+def is_container(path: Path) -> bool:
+    """The file starts with the signature of a self-describing container (TIFF, HDF5, netCDF) or
+    is XML text: not a headerless raster, whatever its extension (readers of raw binaries use this
+    to say "not mine" without naming any other format)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head.startswith(_CONTAINER_MAGIC) or head.lstrip().startswith(b"<")
 
 
 def pair_of(path: Path, levels: int = 3) -> tuple[_dt.date, _dt.date] | None:
@@ -249,7 +267,7 @@ def envi_layout(hdr: Mapping[str, str], path: Path) -> dict:
 
 def envi_geogrid(hdr: Mapping[str, str]):
     """GeoGrid from an ENVI ``map info`` (tie point: 1-based pixel whose upper-left corner is given)."""
-    from sbts.core.model.metadata import GeoGrid
+    from sbts.core.api import GeoGrid
 
     info = hdr.get("map info")
     if not info:
@@ -269,7 +287,7 @@ def gdal_geogrid(path: str):
     """GeoGrid (pixel-corner origin, as GDAL's geotransform) and EPSG of any GDAL raster, or None."""
     from osgeo import gdal, osr
 
-    from sbts.core.model.metadata import GeoGrid
+    from sbts.core.api import GeoGrid
 
     gdal.UseExceptions()
     ds = gdal.Open(str(path))
@@ -298,9 +316,7 @@ def gdal_geometry_layers(request: LoadRequest, spec: Iterable[tuple[str, str, Ca
     ``spec`` lists (template key, layer name, per-pixel conversion or None); returns (layers,
     input files, Grid or None).  A file on another grid than the first is refused.
     """
-    from sbts.core.model.metadata import Grid
-
-    from sbts.core.io.rasters import GdalRaster
+    from sbts.core.api import GdalRaster, Grid
 
     layers, inputs, grid = {}, [], None
     for key, name, func in spec:

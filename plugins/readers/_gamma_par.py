@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import dates_in_name
-from sbts.core.errors import InputError
-
+from sbts.core.api import InputError, dates_in_name
 from sbts.plugins.readers._common import header_int
 
 logger = logging.getLogger(__name__)

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.errors import InputError
-
+from sbts.core.api import BinaryRaster, InputError
 from sbts.plugins.readers._common import header_int
-from sbts.core.io.rasters import BinaryRaster
 
 # ISCE data_type → numpy (complex types are refused: the loader reads real bands only)
 ISCE_TYPES = {"BYTE": "u1", "CHAR": "u1", "SHORT": "i2", "INT": "i4", "LONG": "i8", "FLOAT": "f4",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sbts.core.errors import InputError
+from sbts.core.api import InputError
 
 WGS84_A = 6_378_137.0
 WGS84_E2 = 6.69437999014e-3

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sbts.core.errors import InputError
-
+from sbts.core.api import InputError
 from sbts.plugins.readers import _gamma_par as gp
 
 RENAME = {"FILE_LENGTH": "LENGTH", "HEADING_DEG": "HEADING"}

@@ -30,17 +30,39 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block
-from sbts.core.model.dates import dates_in_name
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
-
-from sbts.plugins.readers._common import (S1_IW_PIXEL, S1_IW_RESOLUTION, MappedRaster, gdal_geometry_layers, header_float, header_int,
-                      independent_looks, land_mask, oriented_phase, override_float, pair_of, seconds_of_day,
-                      sorted_pair, wrap_degrees)
-from sbts.core.io.rasters import GdalRaster
+from sbts.core.api import (
+    Block,
+    Confidence,
+    GdalRaster,
+    GeoGrid,
+    GeometrySource,
+    Grid,
+    InputError,
+    LoadRequest,
+    Metadata,
+    PairSource,
+    RadarInfo,
+    Reader,
+    StackSource,
+    dates_in_name,
+    hookimpl,
+)
+from sbts.plugins.readers._common import (
+    S1_IW_PIXEL,
+    S1_IW_RESOLUTION,
+    MappedRaster,
+    gdal_geometry_layers,
+    header_float,
+    header_int,
+    independent_looks,
+    land_mask,
+    oriented_phase,
+    override_float,
+    pair_of,
+    seconds_of_day,
+    sorted_pair,
+    wrap_degrees,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -310,26 +332,30 @@ class AriaReader(Reader):
     name = "aria"
     summary = "ARIA: ariaTSsetup.py VRT stacks (stack/*Stack.vrt) or ARIA GUNW netCDF products (*.nc)"
 
-    def detect(self, request: LoadRequest) -> bool:
+    def detect(self, request: LoadRequest) -> int:
+        """Specific: an ARIA-tools stack VRT (its band metadata) or a GUNW product (its HDF5 group);
+        generic: a ``.nc`` named ``*GUNW*`` whose content could not be checked."""
         files = request.files("unwFile")
         if not files:
-            return False
+            return Confidence.NO
         f = files[0]
         if f.suffix == ".vrt":
             head = _head(f)
-            return b"<VRTDataset" in head and (b"unwrappedPhase" in head or b'key="Dates"' in head)
+            found = b"<VRTDataset" in head and (b"unwrappedPhase" in head or b'key="Dates"' in head)
+            return Confidence.SPECIFIC if found else Confidence.NO
         if f.suffix == ".nc":
-            if "GUNW" in f.name:
-                return True
             if _head(f, 8).startswith(b"\x89HDF"):
                 import h5py
 
                 try:
                     with h5py.File(f, "r") as h:
-                        return _GUNW in h
+                        if _GUNW in h:
+                            return Confidence.SPECIFIC
                 except OSError:
-                    return False
-        return False
+                    pass
+            if "GUNW" in f.name:
+                return Confidence.GENERIC
+        return Confidence.NO
 
     def _is_gunw(self, request: LoadRequest) -> bool:
         files = request.files("unwFile")

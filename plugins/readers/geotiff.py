@@ -20,21 +20,32 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import parse_date
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.model.metadata import Metadata
-
+from sbts.core.api import (
+    Confidence,
+    GdalRaster,
+    GeometrySource,
+    InputError,
+    LoadRequest,
+    Metadata,
+    PairSource,
+    Reader,
+    StackSource,
+    TransformedRaster,
+    hookimpl,
+    parse_date,
+)
 from sbts.plugins.readers import _gamma_par as gp
-from sbts.core.io.rasters import GdalRaster, TransformedRaster
 from sbts.plugins.readers._common import oriented_phase
-from sbts.plugins.readers.gamma import GridChoice, baseline_for_pair_from, build_geometry, request_pars
+from sbts.plugins.readers._gamma_products import (
+    GridChoice,
+    baseline_for_pair_from,
+    build_geometry,
+    request_pars,
+)
 
 logger = logging.getLogger(__name__)
 
 TIF_EXT = {".tif", ".tiff"}
-OTHER_READERS = ("unw_phase",)  # HyP3 product names: the hyp3 reader owns them
 # GDAL tag → MintPy attribute (PyRate conv2tif tags; MintPy names pass through unchanged)
 TAG_MAP = {"WAVELENGTH_METRES": "WAVELENGTH", "INCIDENCE_DEGREES": "INCIDENCE_ANGLE", "HEADING_DEG": "HEADING"}
 MINTPY_TAGS = {
@@ -138,14 +149,10 @@ class GeoTiffReader(Reader):
     name = "geotiff"
     summary = "GeoTIFF stacks: one geocoded GeoTIFF per pair (+ coherence, DEM, GAMMA par headers/baselines)"
 
-    def detect(self, request: LoadRequest) -> bool:
+    def detect(self, request: LoadRequest) -> int:
+        """Generic: any GeoTIFF (by its extension) could be a stack of unwrapped phase."""
         files = request.files("unwFile")
-        if not files:
-            return False
-        first = files[0]
-        if first.suffix.lower() not in TIF_EXT:
-            return False
-        return not any(tag in first.name.lower() for tag in OTHER_READERS)
+        return Confidence.GENERIC if files and files[0].suffix.lower() in TIF_EXT else Confidence.NO
 
     # ---------------------------------------------------------- stack
     def open_stack(self, request: LoadRequest) -> StackSource | None:

@@ -22,15 +22,34 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import dates_in_name
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.model.metadata import Grid, Metadata, RadarInfo
-
-from sbts.plugins.readers._common import (gdal_geogrid, gdal_geometry_layers, land_mask, header_float, header_int, incidence_from_geometry, oriented_phase,
-                      override_float, sorted_pair, wrap_degrees)
-from sbts.core.io.rasters import GdalRaster, TransformedRaster
+from sbts.core.api import (
+    Confidence,
+    GdalRaster,
+    GeometrySource,
+    Grid,
+    InputError,
+    LoadRequest,
+    Metadata,
+    PairSource,
+    RadarInfo,
+    Reader,
+    StackSource,
+    TransformedRaster,
+    dates_in_name,
+    hookimpl,
+)
+from sbts.plugins.readers._common import (
+    gdal_geogrid,
+    gdal_geometry_layers,
+    header_float,
+    header_int,
+    incidence_from_geometry,
+    land_mask,
+    oriented_phase,
+    override_float,
+    sorted_pair,
+    wrap_degrees,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +95,7 @@ def _num(meta: dict, key: str, path: Path, required: bool = False) -> float | No
 
 def platform_of(granule: str) -> str:
     """PLATFORM in MintPy's vocabulary (``sen``) for a Sentinel-1 granule name (S1A_/S1B_/S1C_ ...)."""
-    from sbts.core.model.platform import standard_platform
+    from sbts.core.api import standard_platform
 
     g = granule.split(",")[0].strip()
     m = re.match(r"S1([A-D])_", g)
@@ -168,12 +187,13 @@ class Hyp3Reader(Reader):
     name = "hyp3"
     summary = "ASF HyP3 InSAR (GAMMA / ISCE2 burst): *_unw_phase.tif, *_corr.tif ... + <product>.txt"
 
-    def detect(self, request: LoadRequest) -> bool:
+    def detect(self, request: LoadRequest) -> int:
+        """Specific: a ``*_unw_phase*.tif`` with its product's metadata ``.txt``; generic: the name
+        alone (the reader then says which file is missing)."""
         files = request.files("unwFile")
-        if not files:
-            return False
-        f = files[0]
-        return f.suffix == ".tif" and "_unw_phase" in f.name and metadata_file(f).exists()
+        if not files or files[0].suffix != ".tif" or "_unw_phase" not in files[0].name:
+            return Confidence.NO
+        return Confidence.SPECIFIC if metadata_file(files[0]).exists() else Confidence.GENERIC
 
     def open_stack(self, request: LoadRequest) -> StackSource | None:
         files = [f for f in request.files("unwFile") if f.suffix == ".tif"]

@@ -22,18 +22,42 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import dates_in_name
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.model.metadata import Grid, Metadata, RadarInfo
-from sbts.core.model.platform import standard_platform
-
-from sbts.plugins.readers._common import (S1_IW_RESOLUTION, SPEED_OF_LIGHT, MappedRaster, independent_looks, index_by_pair,
-                      oriented_phase, override, override_float, pair_of, seconds_of_day, slant_range_raster,
-                      sorted_pair, wrap_degrees)
-
-from sbts.plugins.readers._isce_xml import orbit_from_groups, read_image_xml, read_product_xml, read_reference_shelve
+from sbts.core.api import (
+    Confidence,
+    GeometrySource,
+    Grid,
+    InputError,
+    LoadRequest,
+    Metadata,
+    PairSource,
+    RadarInfo,
+    Reader,
+    StackSource,
+    dates_in_name,
+    hookimpl,
+    standard_platform,
+)
+from sbts.plugins.readers._common import (
+    S1_IW_RESOLUTION,
+    SPEED_OF_LIGHT,
+    MappedRaster,
+    independent_looks,
+    index_by_pair,
+    oriented_phase,
+    override,
+    override_float,
+    pair_of,
+    seconds_of_day,
+    slant_range_raster,
+    sorted_pair,
+    wrap_degrees,
+)
+from sbts.plugins.readers._isce_xml import (
+    orbit_from_groups,
+    read_image_xml,
+    read_product_xml,
+    read_reference_shelve,
+)
 from sbts.plugins.readers._orbit import parse_time, platform_geometry
 
 logger = logging.getLogger(__name__)
@@ -58,13 +82,17 @@ class IsceReader(Reader):
     summary = "ISCE2 topsStack/stripmapStack: filt_fine.unw/.cor/.conncomp + .xml, geom_reference/*.rdr, baselines/"
 
     # ------------------------------------------------------------------ detect
-    def detect(self, request: LoadRequest) -> bool:
+    def detect(self, request: LoadRequest) -> int:
+        """Specific: an ``*.unw*`` interferogram (or, geometry alone, a ``.rdr``/``.hgt`` DEM) with
+        the ISCE ``.xml`` image description beside it."""
         unw = request.files("unwFile")
         if unw:
             f = unw[0]
-            return ".unw" in f.name and not f.name.endswith(".xml") and _has_xml(f)
-        dem = request.files("demFile")
-        return bool(dem) and dem[0].suffix in (".rdr", ".hgt", ".full") and _has_xml(dem[0])
+            found = ".unw" in f.name and not f.name.endswith(".xml") and _has_xml(f)
+        else:
+            dem = request.files("demFile")
+            found = bool(dem) and dem[0].suffix in (".rdr", ".hgt", ".full") and _has_xml(dem[0])
+        return Confidence.SPECIFIC if found else Confidence.NO
 
     # ------------------------------------------------------------------ metadata
     def _radar(self, request: LoadRequest, looks: tuple[int, int], required: bool) -> tuple[RadarInfo, dict]:

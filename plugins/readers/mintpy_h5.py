@@ -13,12 +13,22 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from sbts.core.io.blocks import Block
-from sbts.core.errors import InputError
-from sbts.core.io.h5 import open_h5
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.io.products import GEOMETRY_DATASETS, STACK_DATASETS, Geometry, IfgramStack
+from sbts.core.api import (
+    GEOMETRY_DATASETS,
+    STACK_DATASETS,
+    Block,
+    Confidence,
+    Geometry,
+    GeometrySource,
+    IfgramStack,
+    InputError,
+    LoadRequest,
+    PairSource,
+    Reader,
+    StackSource,
+    hookimpl,
+    open_h5,
+)
 
 
 @dataclass(frozen=True)
@@ -63,9 +73,11 @@ class MintpyH5Reader(Reader):
     name = "mintpy"
     summary = "Stacks in MintPy's HDF5 layout (ifgramStack.h5 + geometry*.h5) from MintPy or sbts."
 
-    def detect(self, request: LoadRequest) -> bool:
+    def detect(self, request: LoadRequest) -> int:
+        """Specific: one ``.h5`` whose ``FILE_TYPE`` attribute is ``ifgramStack``."""
         files = request.files("unwFile")
-        return len(files) == 1 and files[0].suffix == ".h5" and _file_type(files[0]) == "ifgramStack"
+        found = len(files) == 1 and files[0].suffix == ".h5" and _file_type(files[0]) == "ifgramStack"
+        return Confidence.SPECIFIC if found else Confidence.NO
 
     def open_stack(self, request: LoadRequest) -> StackSource | None:
         files = request.files("unwFile")

@@ -19,21 +19,27 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.model.metadata import Metadata
-
+from sbts.core.api import (
+    BinaryRaster,
+    Block,
+    Confidence,
+    GeometrySource,
+    InputError,
+    LoadRequest,
+    Metadata,
+    PairSource,
+    Reader,
+    StackSource,
+    TransformedRaster,
+    hookimpl,
+)
 from sbts.plugins.readers import _gamma_par as gp
 from sbts.plugins.readers import _rsc
-from sbts.plugins.readers._common import header_int, oriented_phase
-from sbts.core.io.rasters import BinaryRaster, TransformedRaster
-from sbts.plugins.readers.gamma import _derive, angle_layer
+from sbts.plugins.readers._common import header_int, is_container, oriented_phase
+from sbts.plugins.readers._gamma_products import _derive, angle_layer
 
 logger = logging.getLogger(__name__)
 
-NON_ROIPAC_EXT = {".tif", ".tiff", ".h5", ".he5", ".nc", ".vrt", ".grd"}
 
 
 @dataclass(frozen=True)
@@ -122,11 +128,17 @@ class RoipacReader(Reader):
     name = "roipac"
     summary = "ROI_PAC: little-endian two-band BIL .unw/.cor/.hgt with .rsc sidecars, geomap .trans lookup"
 
-    def detect(self, request: LoadRequest) -> bool:
+    def detect(self, request: LoadRequest) -> int:
+        """Specific: a headerless raster with its ``.rsc``; generic: the ``.rsc`` says another
+        processor wrote the raster (MintPy's ``prep_*`` scripts write ``.rsc`` files too)."""
         files = request.files("unwFile")
-        if not files or files[0].suffix.lower() in NON_ROIPAC_EXT:
-            return False
-        return _rsc.rsc_path(files[0]).is_file()
+        if not files or not _rsc.rsc_path(files[0]).is_file() or is_container(files[0]):
+            return Confidence.NO
+        try:
+            processor = _rsc.read_rsc(_rsc.rsc_path(files[0])).get("PROCESSOR", "roipac").strip().lower()
+        except InputError:
+            return Confidence.GENERIC
+        return Confidence.SPECIFIC if processor in ("roipac", "roi_pac", "") else Confidence.GENERIC
 
     # ---------------------------------------------------------- stack
     def open_stack(self, request: LoadRequest) -> StackSource | None:

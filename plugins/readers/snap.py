@@ -22,17 +22,38 @@ import xml.etree.ElementTree as ET
 from functools import lru_cache
 from pathlib import Path
 
-from sbts.core.model.dates import dates_in_name
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import GeometrySource, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.model.metadata import Grid, Metadata, RadarInfo
-from sbts.core.model.platform import standard_platform
-
-from sbts.plugins.readers._common import (SPEED_OF_LIGHT, earth_radius_at, envi_geogrid, envi_layout, header_float, header_int,
-                      oriented_phase, override_float, read_envi_header, seconds_of_day, slant_range_from_incidence,
-                      slant_range_layer, sorted_pair, wrap_degrees)
-from sbts.core.io.rasters import BinaryRaster
+from sbts.core.api import (
+    BinaryRaster,
+    Confidence,
+    GeometrySource,
+    Grid,
+    InputError,
+    LoadRequest,
+    Metadata,
+    PairSource,
+    RadarInfo,
+    Reader,
+    StackSource,
+    dates_in_name,
+    hookimpl,
+    standard_platform,
+)
+from sbts.plugins.readers._common import (
+    SPEED_OF_LIGHT,
+    earth_radius_at,
+    envi_geogrid,
+    envi_layout,
+    header_float,
+    header_int,
+    oriented_phase,
+    override_float,
+    read_envi_header,
+    seconds_of_day,
+    slant_range_from_incidence,
+    slant_range_layer,
+    sorted_pair,
+    wrap_degrees,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +139,7 @@ def dim_geogrid(dim: dict, band: str | None = None):
     """The grid of a band from the ``.dim``: its Spectral_Band_Info IMAGE_TO_MODEL_TRANSFORM, else the
     product's Geoposition one (Java AffineTransform order: scaleX, shearY, shearX, scaleY, x0, y0, the
     upper-left corner of the first pixel).  None when the .dim has no transform or a rotated one."""
-    from sbts.core.model.metadata import GeoGrid
+    from sbts.core.api import GeoGrid
 
     text = dim.get("band_transforms", {}).get(band or "") or dim.get("transform")
     if not text:
@@ -243,17 +264,20 @@ class SnapReader(Reader):
     name = "snap"
     summary = "SNAP BEAM-DIMAP: <pair>.data/Unw_Phase_*.img, coh_*.img (ENVI) + <pair>.dim metadata"
 
-    def detect(self, request: LoadRequest) -> bool:
+    def detect(self, request: LoadRequest) -> int:
+        """Specific: an ENVI ``.img``/``.hdr`` band of a BEAM-DIMAP product (its ``.dim``), or whose
+        header names SNAP's unwrapped-phase band."""
         files = request.files("unwFile")
         if not files:
-            return False
+            return Confidence.NO
         f = files[0]
         if f.suffix != ".img" or not header_of(f).exists():
-            return False
+            return Confidence.NO
         if dim_of(f) is not None:
-            return True
+            return Confidence.SPECIFIC
         head = header_of(f).read_text(errors="replace")[:4096]
-        return head.startswith("ENVI") and ("abs_phase" in head or "Unw_Phase" in head)
+        found = head.startswith("ENVI") and ("abs_phase" in head or "Unw_Phase" in head)
+        return Confidence.SPECIFIC if found else Confidence.NO
 
     def open_stack(self, request: LoadRequest) -> StackSource | None:
         files = [f for f in request.files("unwFile") if f.suffix == ".img"]

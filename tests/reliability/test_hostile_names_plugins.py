@@ -331,7 +331,7 @@ def test_reader_exits_while_loading(rel, tmp_path, what):
 def test_correction_exporter_exit(project, kind):
     from sbts.core.plugin.runners import run_correction
     from sbts.core.errors import PluginError
-    from sbts.core.plugin.exporting import export
+    from sbts.core.plugin.runners import export
     from sbts.core.plugin.interfaces import Correction, Exporter
     from sbts.core.config.template import Template
 
