@@ -23,6 +23,24 @@ def test_top_level_help_lists_every_command():
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_listing_shows_each_commands_own_summary(name):
+    """`sbts --help` reads the summaries from the sources (nothing imported), and they are exactly
+    what click makes of the imported command's own docstring: the listing cannot drift."""
+    import importlib
+
+    from sbts.cli.main import summary
+
+    module, _, attr = COMMANDS[name].partition(":")
+    command = getattr(importlib.import_module(module), attr)
+    assert command.name == name
+    for limit in (45, 66, 200):
+        assert summary(COMMANDS[name], limit) == command.get_short_help_str(limit)
+    assert summary(COMMANDS[name], 200)  # every command has one
+    out = _invoke("--help").output
+    assert f"  {name:<9s} {summary(COMMANDS[name], 80 - 6 - max(map(len, COMMANDS)))}" in out
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_has_help(name):
     result = _invoke(name, "--help")
     assert result.exit_code == 0, result.output

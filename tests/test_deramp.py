@@ -172,3 +172,29 @@ def test_cli_deramp_off_says_what_to_set(tmp_path):
     res = CliRunner().invoke(cli, ["-q", "correct", "deramp", "-d", str(tmp_path)])
     assert res.exit_code != 0
     assert "linear or quadratic" in res.output
+
+
+def test_cli_option_is_the_corrections_own_option(tmp_path):
+    """`-O KEY=VALUE` passes the options the correction declares (same spelling as `sbts export`)."""
+    from sbts.cli.main import cli
+
+    _write_case(tmp_path, "quadratic")
+    res = CliRunner().invoke(cli, ["correct", "deramp", "--help"])
+    assert "-O, --option KEY=VALUE" in res.output and "kind : ramp to remove" in res.output
+    res = CliRunner().invoke(cli, ["-q", "correct", "deramp", "-d", str(tmp_path), "-O", "kind=quadratic"])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(TimeSeries(tmp_path / "timeseries_ramp.h5").read_dates(), _expected(), atol=2e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-O", "knd=linear"], "correction 'deramp': unknown option(s) knd (known: kind, mask_file)"),
+    (["-O", "kind"], "'kind': expected KEY=VALUE"),
+    (["-s", "=linear"], "'=linear': expected KEY=VALUE"),
+])
+def test_cli_option_misspelt_is_refused(tmp_path, args, message):
+    from sbts.cli.main import cli
+
+    _write_case(tmp_path)
+    res = CliRunner().invoke(cli, ["-q", "correct", "deramp", "-d", str(tmp_path), *args])
+    assert res.exit_code != 0 and message in res.output, res.output
+    assert not (tmp_path / "timeseries_ramp.h5").exists()

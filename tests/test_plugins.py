@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sbts.core.errors import PluginError
+from sbts.core.errors import InputError, PluginError
 from sbts.core.plugin.hookspecs import hookimpl
 from sbts.core.plugin.interfaces import Correction, CorrectionResult, Exporter, Reader
 from sbts.core.plugin.registry import PluginWarning, build_registry
@@ -68,7 +68,7 @@ class _Plugin:
 def _build(*plugins):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        reg = build_registry(entry_points=[], extra_plugins=list(plugins))
+        reg = build_registry(entry_points=[], extra_plugins=list(plugins), builtins=False)
     return reg, [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
 
 
@@ -164,12 +164,18 @@ def test_entry_point_that_fails_to_import_is_reported():
     assert any("'ghost'" in str(w.message) for w in caught)
 
 
-def test_builtin_entry_points_are_discovered():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PluginWarning)  # readers being written elsewhere may be absent
-        reg = build_registry()
+def test_builtins_are_registered_by_module_path_without_entry_points():
+    """A source checkout works without re-installing: no entry point is needed for a built-in."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg = build_registry(entry_points=[])
+    assert not [w for w in caught if issubclass(w.category, PluginWarning)]
+    from sbts.plugins import BUILTIN
+
+    assert {i.plugin for i in reg.info} == set(BUILTIN)
     assert "deramp" in reg.corrections
     assert {"geotiff", "hdf5"} <= set(reg.exporters)
+    assert set(reg.readers) == {"mintpy", "gamma", "roipac", "geotiff", "isce", "aria", "snap", "hyp3"}
     info = {(i.kind, i.name): i for i in reg.info}
     for key, plugin in ((("correction", "deramp"), "correction-deramp"), (("exporter", "geotiff"), "exporter-geotiff"),
                         (("exporter", "hdf5"), "exporter-hdf5")):
@@ -178,6 +184,161 @@ def test_builtin_entry_points_are_discovered():
         assert info[key].version == importlib_metadata.version("sbts")
     assert reg.exporters["geotiff"].requires_geocoded and not reg.exporters["hdf5"].requires_geocoded
     assert reg.corrections["deramp"].suffix == "ramp" and reg.corrections["deramp"].stage == "timeseries"
+
+
+class _Dist:
+    def __init__(self, name, version="1.0"):
+        self.name, self.version = name, version
+
+
+class _EP:
+    """An installed entry point (what importlib.metadata gives), loading a given object."""
+
+    def __init__(self, name, value, obj=None, dist="thirdparty"):
+        self.name, self.value, self.dist, self._obj = name, value, _Dist(dist), obj
+        self.loaded = False
+
+    def load(self):
+        self.loaded = True
+        return self._obj
+
+
+def _build_with(entry_points, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg = build_registry(entry_points=entry_points, **kwargs)
+    return reg, [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+
+
+def test_an_entry_point_cannot_shadow_a_builtin():
+    by_name = _EP("reader-gamma", "evil_pkg", _Plugin(readers=[_Reader()]))
+    by_item = _EP("evil", "evil_pkg2", _Plugin(exporters=[_Exporter("geotiff")]))
+    reg, warned = _build_with([by_name, by_item])
+    assert not by_name.loaded  # not even imported
+    assert any("'reader-gamma'" in w and "the name of a built-in plugin" in w for w in warned)
+    assert "fake" not in reg.readers and type(reg.readers["gamma"]).__module__ == "sbts.plugins.readers.gamma"
+    assert any("'evil'" in w and "exporter name 'geotiff' is already provided by plugin 'exporter-geotiff'" in w
+               for w in warned)
+    assert type(reg.exporters["geotiff"]).__module__ == "sbts.plugins.exporters.geotiff"
+
+
+def test_stale_entry_points_of_sbts_itself_are_ignored_quietly():
+    """An older install declared the built-ins as entry points; its metadata may linger."""
+    stale = [_EP("reader-gamma", "sbts.plugins.readers.gamma", None, dist="sbts"),
+             _EP("exporter-kmz", "sbts.plugins.exporters.kmz", None, dist="other-name")]
+    reg, warned = _build_with(stale)
+    assert not warned and not any(ep.loaded for ep in stale)
+    assert [i.plugin for i in reg.info].count("reader-gamma") == 1
+
+
+def test_autoload_switch(monkeypatch):
+    from sbts.core.plugin import discovery
+
+    ep = _EP("third", "third_pkg", _Plugin(exporters=[_Exporter("third")]))
+    monkeypatch.setattr(discovery.importlib_metadata, "entry_points", lambda group: [ep] if group == "sbts.plugins" else [])
+    reg, _ = _build_with(None)
+    assert "third" in reg.exporters
+    for value in ("1", "yes", "true"):
+        monkeypatch.setenv("SBTS_DISABLE_PLUGIN_AUTOLOAD", value)
+        ep.loaded = False
+        reg, _ = _build_with(None)
+        assert "third" not in reg.exporters and not ep.loaded and "geotiff" in reg.exporters
+    monkeypatch.setenv("SBTS_DISABLE_PLUGIN_AUTOLOAD", "0")
+    reg, _ = _build_with(None)
+    assert "third" in reg.exporters
+
+
+def test_disable_switch(monkeypatch):
+    ep = _EP("third", "third_pkg", _Plugin(exporters=[_Exporter("third")]), dist="third-party_pkg")
+    monkeypatch.setenv("SBTS_DISABLE_PLUGINS", "reader-gamma, third")
+    reg, warned = _build_with([ep])
+    assert not warned and "gamma" not in reg.readers and "third" not in reg.exporters and not ep.loaded
+    assert reg.disabled == ["reader-gamma", "third"] and "roipac" in reg.readers
+    monkeypatch.setenv("SBTS_DISABLE_PLUGINS", "Third_Party.pkg")  # a distribution, any spelling of its name
+    reg, warned = _build_with([ep])
+    assert "third" not in reg.exporters and not warned
+    monkeypatch.setenv("SBTS_DISABLE_PLUGINS", "sbts")  # a distribution name disables third parties only
+    reg, warned = _build_with([])
+    assert "gamma" in reg.readers and any("'sbts'" in w and "no installed plugin" in w for w in warned)
+    monkeypatch.setenv("SBTS_DISABLE_PLUGINS", "nosuch")
+    reg, warned = _build_with([])
+    assert any("SBTS_DISABLE_PLUGINS names 'nosuch', which is no installed plugin" in w for w in warned)
+
+
+def test_a_commands_hook_is_refused_with_the_way_to_declare_commands():
+    module = types.ModuleType("sbts_oldstyle")
+    module.sbts_commands = hookimpl(lambda: [])
+    reg, warned = _build(("oldstyle", module))
+    assert "oldstyle" in reg.broken and "'sbts.commands' entry-point group" in reg.broken["oldstyle"]
+
+
+def test_correction_options_must_be_lower_case_names():
+    class Opt(_Correction):
+        name = "opt"
+        options = {"Kind": "bad"}
+
+    reg, warned = _build(("a", _Plugin(corrections=[Opt()])))
+    assert "opt" not in reg.corrections and any("'options'" in w for w in warned)
+
+
+# ----------------------------------------------------------------------------- reader detection
+class _Sure(_Reader):
+    def __init__(self, name, answer):
+        self.name, self.answer = name, answer
+
+    def detect(self, request):
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+def _request(tmp_path):
+    from sbts.core.config.template import Template
+    from sbts.core.steps.load import build_request
+
+    (tmp_path / "a.unw").write_bytes(b"\0" * 16)
+    return build_request(Template({"mintpy.load.unwFile": str(tmp_path / "*.unw")}), tmp_path)
+
+
+def _detect(tmp_path, *readers):
+    from sbts.core.plugin.registry import detect_reader
+
+    reg, _ = _build(("a", _Plugin(readers=list(readers))))
+    return detect_reader(_request(tmp_path), reg).name
+
+
+def test_the_surest_reader_wins(tmp_path):
+    from sbts.core.plugin.interfaces import Confidence
+
+    assert _detect(tmp_path, _Sure("generic", Confidence.GENERIC), _Sure("specific", 2), _Sure("no", 0)) == "specific"
+    assert _detect(tmp_path, _Sure("generic", 1), _Sure("no", False)) == "generic"
+    assert _detect(tmp_path, _Sure("yes", True), _Sure("no", None)) == "yes"  # bool: the old contract, True = 1
+
+
+def test_a_tie_is_refused_naming_the_readers(tmp_path):
+    with pytest.raises(InputError, match=r"readers aaa, bbb all recognise the files .*\(specific match\): "
+                       r"set mintpy.load.processor"):
+        _detect(tmp_path, _Sure("bbb", 2), _Sure("aaa", 2), _Sure("ccc", 1))
+    with pytest.raises(InputError, match=r"readers aaa, bbb .*\(generic match\)"):
+        _detect(tmp_path, _Sure("bbb", 1), _Sure("aaa", 1))
+
+
+def test_nothing_recognised_lists_the_readers(tmp_path):
+    with pytest.raises(InputError, match=r"no reader recognises .* set mintpy.load.processor \(one of: "
+                       r"aaa, bbb\)"):
+        _detect(tmp_path, _Sure("aaa", 0), _Sure("bbb", False))
+
+
+def test_a_failing_or_odd_detect_is_named_and_counts_as_no(tmp_path, caplog):
+    readers = (_Sure("boom", RuntimeError("kaput")), _Sure("exits", SystemExit(3)), _Sure("odd", 7),
+               _Sure("unsure", InputError("cannot read the header")), _Sure("ok", 1))
+    with caplog.at_level("WARNING"):
+        assert _detect(tmp_path, *readers) == "ok"
+    text = caplog.text
+    assert "reader 'boom' detecting the format failed: RuntimeError: kaput" in text
+    assert "reader 'exits' detecting the format stopped: it called sys.exit(3)" in text
+    assert "reader 'odd': detect() returned '7'" in text
+    assert "unsure" not in text  # a reader that looked and could not tell is not a broken plugin
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -148,3 +148,59 @@ def test_export_with_the_toy_exporter(plugin_env, tmp_path):
     res = _sbts(plugin_env, "export", "hdf5", str(tmp_path / "velocity.h5"), "-O", "yx=0:2,0:2")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "sub_velocity.h5").exists()
+
+
+# ----------------------------------------------------------------------------- commands and switches
+def test_help_lists_the_toy_command_without_importing_it(plugin_env):
+    """`sbts --help` lists a package's command with its docstring's summary, and imports no plugin."""
+    res = _sbts(plugin_env, "--help")
+    assert res.returncode == 0, res.stderr
+    section = res.stdout[res.stdout.index("Plugin commands:"):]
+    assert re.search(r"toy-info\s+Count the pairs of a toy-format folder \(sbts plugin example\)\.", section)
+    code = ("import sys\nfrom sbts.cli.main import cli\ntry:\n    cli.main(['--help'], standalone_mode=False)\n"
+            "except SystemExit:\n    pass\nprint('IMPORTED', sorted(m for m in sys.modules if m.startswith('sbts_')))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=plugin_env)
+    assert res.returncode == 0, res.stderr
+    assert "toy-info" in res.stdout and "IMPORTED []" in res.stdout
+
+
+def test_the_toy_command_runs(plugin_env, tmp_path):
+    _write_toy(tmp_path / "toy")
+    res = _sbts(plugin_env, "toy-info", str(tmp_path / "toy"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"{len(PAIRS)} pairs"
+    res = _sbts(plugin_env, "plugins")
+    assert re.search(r"^\s+toy-info\s+sbts[-_]toy\s+0\.3\.1\s+sbts_toy\.commands:toy_info", res.stdout, re.M)
+
+
+def test_autoload_switch_loads_no_installed_plugin(plugin_env, tmp_path):
+    env = dict(plugin_env, SBTS_DISABLE_PLUGIN_AUTOLOAD="1")
+    res = _sbts(env, "plugins")
+    assert res.returncode == 0, res.stderr
+    assert not re.search(r"^\s+toy", res.stdout, re.M) and "Broken plugins" not in res.stdout
+    assert "'broken'" not in res.stderr and "'misspelled'" not in res.stderr  # not even imported
+    assert "SBTS_DISABLE_PLUGIN_AUTOLOAD is set" in res.stdout
+    assert re.search(r"^\s+geotiff\s+sbts\s", res.stdout, re.M)  # built-ins always load
+    res = _sbts(env, "--help")
+    assert "Plugin commands" not in res.stdout and "toy-info" not in res.stdout
+    _write_toy(tmp_path / "toy")
+    res = _sbts(env, "toy-info", str(tmp_path / "toy"))
+    assert res.returncode == 2 and "No such command" in res.stderr
+
+
+def test_disable_switch_names_plugins_or_packages(plugin_env):
+    res = _sbts(dict(plugin_env, SBTS_DISABLE_PLUGINS="broken, misspelled"), "plugins")
+    assert res.returncode == 0, res.stderr
+    assert "Broken plugins" not in res.stdout and "'broken'" not in res.stderr
+    assert "Disabled by SBTS_DISABLE_PLUGINS: broken, misspelled" in res.stdout
+    assert re.search(r"^\s+toy\s", res.stdout, re.M)
+    res = _sbts(dict(plugin_env, SBTS_DISABLE_PLUGINS="sbts-toy,reader-gamma"), "plugins")
+    assert not re.search(r"^\s+toy", res.stdout, re.M) and not re.search(r"^\s+gamma\s", res.stdout, re.M)
+    assert re.search(r"^\s+roipac\s+sbts\s", res.stdout, re.M)
+    res = _sbts(dict(plugin_env, SBTS_DISABLE_PLUGINS="sbts-toy"), "--help")
+    assert "toy-info" not in res.stdout
+    res = _sbts(dict(plugin_env, SBTS_DISABLE_PLUGINS="toy-info"), "plugins")  # a command by its name
+    assert "toy-info" not in res.stdout and "no installed plugin" not in res.stderr
+    assert re.search(r"^\s+toy\s", res.stdout, re.M)
+    res = _sbts(dict(plugin_env, SBTS_DISABLE_PLUGINS="no-such-plugin"), "plugins")
+    assert "SBTS_DISABLE_PLUGINS names 'no-such-plugin', which is no installed plugin" in res.stderr

@@ -156,6 +156,20 @@ def test_idempotent(work):
     np.testing.assert_array_equal(IfgramStack(path).read("unwrapPhase_bridging"), bridged)
 
 
+def test_options_from_the_command_line_are_parsed(work):
+    """`sbts correct NAME -O force=yes` gives strings: yes/no is a flag, not a truthy string."""
+    work_dir, _s = work
+    _run(work_dir, "bridging")
+    assert "up to date" in _run(work_dir, "bridging", force="no").summary
+    assert "up to date" not in _run(work_dir, "bridging", force="yes").summary
+    with pytest.raises(InputError, match="-O force='maybe': expected yes or no"):
+        _run(work_dir, "bridging", force="maybe")
+    with pytest.raises(InputError, match="-O seed='x': expected int"):
+        _run(work_dir, "phase_closure", seed="x")
+    with pytest.raises(InputError, match=r"unknown option\(s\) forse \(known: alpha, dataset, force, seed\)"):
+        _run(work_dir, "bridging", forse="yes")
+
+
 def test_interrupted_write_leaves_no_half_dataset(work, monkeypatch):
     work_dir, _s = work
     path = work_dir / "ifgramStack.h5"

@@ -155,11 +155,12 @@ class CommandSource:
         return self.entry_point.load()
 
 
-def command_sources() -> list[CommandSource]:
-    """The ``sbts.commands`` entry points that the switches leave on, by name."""
+def command_sources(include_disabled: bool = False) -> list[CommandSource]:
+    """The ``sbts.commands`` entry points that the switches leave on (all with ``include_disabled``),
+    by name."""
     if autoload_disabled():
         return []
-    names = disabled_names()
+    names = set() if include_disabled else disabled_names()
     out, seen = [], set()
     for ep in sorted(importlib_metadata.entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         package, version = _dist_of(ep)

@@ -182,8 +182,9 @@ def _sources(state: _Loading, entry_points: Iterable[Any] | None, extra_plugins:
             state.registry.disabled.append(name)
             continue
         out.append((name, obj))
-    check_disabled_names([*state.origin, *(c.name for c in command_sources())],
-                         [package for package, _ in state.origin.values()])
+    commands = command_sources(include_disabled=True)
+    check_disabled_names([*state.origin, *(c.name for c in commands)],
+                         [*(s.package for s in third), *(c.package for c in commands)])
     return out
 
 

@@ -61,6 +61,9 @@ def _describe(path: Path, dates_only: bool) -> str:
 
 
 def describe_plugins() -> str:
+    """``sbts plugins``: every item by kind (name, package, version, [plugin], summary), the
+    commands of installed packages, then the plugins switched off or broken, with the reason."""
+    from sbts.core.plugin.discovery import AUTOLOAD_ENV, DISABLE_ENV, autoload_disabled, command_sources
     from sbts.core.plugin.registry import get_registry
 
     reg = get_registry()
@@ -71,8 +74,18 @@ def describe_plugins() -> str:
         if not items:
             lines.append("  (none)")
         for i in sorted(items, key=lambda i: i.name):
-            lines.append(f"  {i.name:<22s} {i.package:<14s} {i.version:<8s} {i.summary}")
+            lines.append(f"  {i.name:<22s} {i.package:<14s} {i.version:<8s} [{i.plugin}] {i.summary}")
         lines.append("")
+    commands = command_sources()
+    if commands:
+        lines.append("Commands:")
+        for c in commands:
+            lines.append(f"  {c.name:<22s} {c.package:<14s} {c.version:<8s} {c.value}")
+        lines.append("")
+    if autoload_disabled():
+        lines += [f"{AUTOLOAD_ENV} is set: installed (entry-point) plugins and commands are not loaded.", ""]
+    if reg.disabled:
+        lines += [f"Disabled by {DISABLE_ENV}: {', '.join(reg.disabled)}", ""]
     if reg.broken:
         lines.append("Broken plugins (skipped):")
         for name, reason in sorted(reg.broken.items()):

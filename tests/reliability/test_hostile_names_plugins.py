@@ -10,6 +10,7 @@ sbts working; only Ctrl-C (``KeyboardInterrupt``) goes through.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -140,13 +141,14 @@ def test_weather_model_name(rel, project, note):
 
 
 # =========================================================================== hostile plugins
-def _fake_dist(site: Path, module: str, code: str, entry: str = "", group: str = "sbts.plugins") -> None:
+def _fake_dist(site: Path, module: str, code: str, entry: str = "", group: str = "sbts.plugins",
+               name: str = "") -> None:
     """An installed-looking distribution (dist-info with entry points) in ``site``."""
     (site / f"{module}.py").write_text(textwrap.dedent(code))
     info = site / f"{module}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[{group}]\n{module} = {entry or module}\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{name or module} = {entry or module}\n")
 
 
 def _run_with(site: Path, *args, timeout=60):
@@ -159,19 +161,26 @@ def _run_with(site: Path, *args, timeout=60):
 EXIT_AT_IMPORT = "import sys\nsys.exit(0)\n"
 EXIT_IN_HOOK = """
 import sys
-from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.api import hookimpl
 
 @hookimpl
 def sbts_exporters():
     sys.exit(3)
-
-@hookimpl
-def sbts_commands():
-    raise SystemExit("bye")
 """
+EXIT_COMMAND = '''
+import sys
+
+sys.exit("bye")
+
+
+def hostile():
+    """Does hostile things to your files.
+
+    Never imported by `sbts --help`.
+    """
+'''
 RAISING_NAME = """
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Exporter
+from sbts.core.api import Exporter, hookimpl
 
 class Evil(Exporter):
     @property
@@ -186,8 +195,7 @@ def sbts_exporters():
     return [Evil()]
 """
 PATH_SUFFIX = """
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Correction, CorrectionResult
+from sbts.core.api import Correction, CorrectionResult, hookimpl
 
 class Escape(Correction):
     name = "escape"
@@ -223,14 +231,23 @@ def test_installed_hostile_plugin(tmp_path, project, code, needle, note):
     note(observed="ok: " + next(ln for ln in out.splitlines() if "hostile_plugin" in ln)[:150])
 
 
-@pytest.mark.rcase(area="hostile plugin", input="a plugin hook that raises SystemExit in sbts_commands, "
-                   "then `sbts nosuchcommand`", expected="a usage error for the command; the plugin named")
-def test_commands_hook_exit(tmp_path):
+@pytest.mark.rcase(area="hostile plugin", input="a command (sbts.commands entry point) whose module calls sys.exit() "
+                   "at import; `sbts --help`, `sbts hostile`, `sbts nosuchcommand`",
+                   expected="--help lists it from its docstring without importing it; running it is one error "
+                   "naming it and its package (exit 1); an unknown command a usage error")
+def test_command_that_exits_at_import(tmp_path, note):
     site = tmp_path / "site"
     site.mkdir()
-    _fake_dist(site, "hostile_plugin", EXIT_IN_HOOK)
-    rc, out = _run_with(site, "nosuchcommand")
-    assert rc == 2 and "No such command" in out and "hostile_plugin" in out, out
+    _fake_dist(site, "hostile_cmd", EXIT_COMMAND, entry="hostile_cmd:hostile", group="sbts.commands", name="hostile")
+    rc, out = _run_with(site, "--help")
+    assert rc == 0 and "Plugin commands" in out, out
+    assert re.search(r"hostile\s+Does hostile things to your files\.", out), out
+    rc, out = _run_with(site, "hostile")
+    assert rc == 1 and "'hostile' of hostile_cmd 1.0 could not be loaded" in out and "sys.exit(bye)" in out, out
+    assert "Traceback" not in out
+    rc, out2 = _run_with(site, "nosuchcommand")
+    assert rc == 2 and "No such command" in out2, out2
+    note(observed="ok: " + out.strip().splitlines()[-1][:150])
 
 
 @pytest.mark.rcase(area="hostile plugin", input="a plugin raising KeyboardInterrupt at import",

@@ -1,6 +1,6 @@
 """A plugin whose hook name is misspelled: ``sbts_reader`` instead of ``sbts_readers``."""
 
-from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.api import hookimpl
 
 
 @hookimpl

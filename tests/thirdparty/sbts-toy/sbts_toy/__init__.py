@@ -1,7 +1,7 @@
 """sbts-toy: a third-party sbts plugin with a reader for a toy text format and a CSV exporter.
 
-It uses only sbts's public plugin interface (``sbts.core.plugin.interfaces`` and ``hookimpl``), as any
-outside package would.
+It imports only sbts's plugin API, ``sbts.core.api``, as any outside package should.  Its command
+``sbts toy-info`` lives in :mod:`sbts_toy.commands` (the ``sbts.commands`` entry point).
 
 Toy format: a folder holding ``pairs.txt``::
 
@@ -22,10 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.errors import InputError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import ArrayRaster, Exporter, ExportRequest, LoadRequest, PairSource, Reader, StackSource
-from sbts.core.model.metadata import Grid, Metadata, RadarInfo
+from sbts.core.api import (
+    ArrayRaster,
+    Confidence,
+    Exporter,
+    ExportRequest,
+    Grid,
+    InputError,
+    LoadRequest,
+    Metadata,
+    PairSource,
+    RadarInfo,
+    Reader,
+    StackSource,
+    hookimpl,
+)
 
 __version__ = "0.3.1"
 logger = logging.getLogger(__name__)
@@ -52,8 +63,9 @@ class ToyReader(Reader):
     name = "toy"
     summary = "Toy text format: pairs.txt + text grids (sbts plugin example)."
 
-    def detect(self, request: LoadRequest) -> bool:
-        return _pairs_file(request) is not None
+    def detect(self, request: LoadRequest) -> int:
+        # the magic first line is this format's own mark: a specific match
+        return Confidence.SPECIFIC if _pairs_file(request) is not None else Confidence.NO
 
     def open_stack(self, request: LoadRequest) -> StackSource | None:
         index = _pairs_file(request)
