@@ -22,7 +22,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _fresh_registry():
-    """Every test starts with the registry rebuilt from the installed entry points on first use."""
+    """Every test starts with the registry rebuilt on first use (built-ins, then installed entry points)."""
     from sbts.core.plugin import registry as plugins
 
     plugins.set_registry(None)

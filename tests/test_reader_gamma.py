@@ -12,6 +12,7 @@ import pytest
 
 from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError
+from sbts.core.plugin.interfaces import Confidence
 from sbts.core.plugin.interfaces import LoadRequest
 from sbts.core.steps.load import build_request, load_data
 from sbts.core.io.products import Geometry, IfgramStack
@@ -97,9 +98,10 @@ def test_pair_dates_both_separators():
 # ------------------------------------------------------------------ detect / rasters
 def test_detect(sydney, shared_data):
     reader = GammaReader()
-    assert reader.detect(request(unwFile=sydney / "gamma/*_utm.unw"))
-    assert not reader.detect(request(unwFile=sydney / "roipac/geo_*.unw"))  # .rsc sidecars: ROI_PAC
-    assert not reader.detect(request(unwFile=shared_data / "pyrate_s1_mexico_cropA_gamma/geotiffs/*_unw.tif"))
+    assert reader.detect(request(unwFile=sydney / "gamma/*_utm.unw")) == Confidence.SPECIFIC  # *_slc.par ...
+    assert reader.detect(request(unwFile=sydney / "roipac/geo_*.unw")) == Confidence.NO  # no par file
+    # a TIFF is not a headerless raster, whatever par files lie around
+    assert reader.detect(request(unwFile=shared_data / "pyrate_s1_mexico_cropA_gamma/geotiffs/*_unw.tif")) == 0
     assert not reader.detect(request(corFile=sydney / "gamma/*_utm.unw"))
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError
+from sbts.core.plugin.interfaces import Confidence
 from sbts.core.steps.load import build_request, load_data
 from sbts.core.io.products import Geometry, IfgramStack
 from sbts.core.config.template import Template
@@ -45,15 +46,25 @@ def _read_tif(path: Path) -> np.ndarray:
 
 def test_detect(mexico, shared_data):
     reader = GeoTiffReader()
-    assert reader.detect(request(unwFile=mexico / "geotiffs/*_unw.tif"))
+    assert reader.detect(request(unwFile=mexico / "geotiffs/*_unw.tif")) == Confidence.GENERIC  # any GeoTIFF
     assert not reader.detect(request(unwFile=shared_data / "pyrate_envisat_sydney_small_test/gamma/*.unw"))
     assert not reader.detect(request(unwFile="/nowhere/*.tif"))
 
 
-def test_detect_leaves_hyp3_names(tmp_path, mexico):
+def test_hyp3_products_go_to_the_hyp3_reader(tmp_path, mexico):
+    """A HyP3 product is a GeoTIFF too (generic match); the hyp3 reader, sure of it with the product's
+    metadata file (specific), wins without the GeoTIFF reader knowing about HyP3."""
+    from sbts.core.plugin.registry import detect_reader, get_registry
+
     src = next((mexico / "geotiffs").glob("*_unw.tif"))
-    shutil.copy(src, tmp_path / "S1AA_20180106T004006_20180130T004006_VVP024_INT80_G_ueF_1234_unw_phase.tif")
-    assert not GeoTiffReader().detect(request(unwFile=tmp_path / "*unw_phase.tif"))
+    name = "S1AA_20180106T004006_20180130T004006_VVP024_INT80_G_ueF_1234"
+    shutil.copy(src, tmp_path / f"{name}_unw_phase.tif")
+    req = request(unwFile=tmp_path / "*unw_phase.tif")
+    assert GeoTiffReader().detect(req) == Confidence.GENERIC
+    with pytest.raises(InputError, match="readers geotiff, hyp3 all recognise .*generic match"):
+        detect_reader(req, get_registry())  # no metadata file: the user must say
+    (tmp_path / f"{name}.txt").write_text("Reference Granule: x\n")
+    assert detect_reader(req, get_registry()).name == "hyp3"
 
 
 def test_tags_only_metadata_and_window(mexico):

@@ -18,6 +18,7 @@ from fixtures.hyp3_products import EPSG, ORIGIN, STEP, build_hyp3, template_text
 
 from sbts.core.io.blocks import Block  # noqa: E402
 from sbts.core.errors import InputError  # noqa: E402
+from sbts.core.plugin.interfaces import Confidence  # noqa: E402
 from sbts.core.steps.load import build_request, load_data  # noqa: E402
 from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
 from sbts.core.config.template import Template  # noqa: E402
@@ -98,7 +99,7 @@ def test_detect_negative(tmp_path):
     for name in info["products"]:
         (tmp_path / "hyp3" / name / f"{name}.txt").unlink()
     req = _request(template_text(tmp_path / "hyp3"), tmp_path)
-    assert not Hyp3Reader().detect(req)
+    assert Hyp3Reader().detect(req) == Confidence.GENERIC  # the name alone: as sure as any GeoTIFF reader
     with pytest.raises(InputError, match=r"\.txt is missing"):
         Hyp3Reader().open_stack(req)
 

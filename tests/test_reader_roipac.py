@@ -12,6 +12,7 @@ import pytest
 
 from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError
+from sbts.core.plugin.interfaces import Confidence
 from sbts.core.steps.load import build_request, load_data
 from sbts.core.io.products import Geometry, IfgramStack
 from sbts.core.config.template import Template
@@ -52,7 +53,7 @@ def test_rsc_keys_to_mintpy(sydney):
 
 def test_detect(sydney, shared_data):
     reader = RoipacReader()
-    assert reader.detect(request(unwFile=sydney / "roipac/geo_*.unw"))
+    assert reader.detect(request(unwFile=sydney / "roipac/geo_*.unw")) == Confidence.SPECIFIC
     assert not reader.detect(request(unwFile=sydney / "gamma/*_utm.unw"))
     assert not reader.detect(request(unwFile=shared_data / "pyrate_s1_mexico_cropA_gamma/geotiffs/*_unw.tif"))
 
