@@ -11,7 +11,19 @@ MAX_MESSAGE = 1000  # characters of a whole one-line error message
 
 
 def shown(value: object, limit: int = MAX_SHOWN) -> str:
-    """``repr`` of a value for a message, cut to ``limit`` characters (with the full length said)."""
+    """``repr`` of a value for a message, cut to ``limit`` characters (with the full length said).
+
+    Parameters
+    ----------
+    value : object
+        A value from a file, a template or an option (converted with ``str``).
+    limit : int
+        Longest text shown.
+
+    Returns
+    -------
+    str
+    """
     text = repr(value) if isinstance(value, str) else repr(str(value))
     if len(text) <= limit:
         return text

@@ -74,7 +74,25 @@ def _strip_comment(value: str) -> str:
 
 
 def parse_text(text: str, source: str = "<template>") -> dict[str, str]:
-    """Parse ``key = value`` lines; ``#`` starts a comment; later keys override earlier ones."""
+    """Parse ``key = value`` lines; ``#`` starts a comment; later keys override earlier ones.
+
+    Parameters
+    ----------
+    text : str
+        A template's text.
+    source : str
+        Where it came from, for messages.
+
+    Returns
+    -------
+    dict of str to str
+        Keys normalised (``sbts.*`` → ``mintpy.*``).
+
+    Raises
+    ------
+    TemplateError
+        A line that is not ``key = value``.
+    """
     values: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -93,8 +111,23 @@ def normalise_key(key: str) -> str:
 
 
 def read_text_file(path: str | os.PathLike) -> str:
-    """The text of a template: a regular UTF-8 file (a BOM is dropped; a FIFO or device is refused,
-    since reading one blocks forever or never ends)."""
+    """The text of a template: a regular UTF-8 file.
+
+    A BOM is dropped; a FIFO or device is refused, since reading one blocks forever or never ends.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TemplateError
+        Absent, a folder or special file, unreadable, or not UTF-8.
+    """
     path = Path(path)
     try:
         st = path.stat()
@@ -188,7 +221,20 @@ def check_not_implemented(values: Mapping[str, str], source: str) -> list[str]:
 
 
 class Template:
-    """A user template over the defaults; values are strings, converted by the typed getters."""
+    """A user template over the defaults; values are strings, converted by the typed getters.
+
+    A key not set (or ``auto``) reads as sbts's default (MintPy's); ``get`` returns ``None`` for
+    no/none/false/off.  Getters raise :class:`TemplateError` naming the key and the bad value.
+
+    Parameters
+    ----------
+    values : Mapping[str, str], optional
+        Key → value as written (``sbts.*`` keys are read as ``mintpy.*``).
+    source : str
+        The template file, for messages.
+    warn_unknown : bool
+        Warn (:class:`UnknownKeyWarning`) about keys sbts does not know, with the closest known one.
+    """
 
     def __init__(self, values: Mapping[str, str] | None = None, source: str = "<options>",
                  warn_unknown: bool = True) -> None:
@@ -200,12 +246,14 @@ class Template:
     # ------------------------------------------------------------ construction
     @classmethod
     def read(cls, path: str | os.PathLike | None) -> Template:
+        """The template of file ``path`` (``None``: the defaults alone)."""
         if path is None:
             return cls({}, "<defaults>")
         return cls(parse_text(read_text_file(path), str(path)), str(path))
 
     @classmethod
     def from_text(cls, text: str, source: str = "<text>") -> Template:
+        """A template parsed from ``text`` (``key = value`` lines)."""
         return cls(parse_text(text, source), source)
 
     def override(self, **options: Any) -> Template:
@@ -216,6 +264,7 @@ class Template:
         return self.updated({k.replace("__", "."): v for k, v in options.items()})
 
     def updated(self, values: Mapping[str, Any]) -> Template:
+        """A copy with ``values`` set (``None`` skipped; bools as yes/no, lists comma-joined)."""
         merged = dict(self.values)
         for key, value in values.items():
             if value is None:
@@ -247,6 +296,7 @@ class Template:
 
     # ------------------------------------------------------------ access
     def raw(self, key: str) -> str:
+        """The value of ``key`` as written, or its default when unset/auto; environment variables expanded."""
         key = normalise_key(key)
         value = self.values.get(key, "auto")
         if value.strip().lower() in ("auto", ""):
@@ -282,6 +332,7 @@ class Template:
         raise self._bad(key, value, f"is not one of: {', '.join(options)}")
 
     def get_bool(self, key: str) -> bool:
+        """The value as a bool (yes/no, true/false, on/off ...); a :class:`TemplateError` otherwise."""
         value = self.raw(key).lower()
         if value in TRUE:
             return True
@@ -315,6 +366,7 @@ class Template:
         return number
 
     def get_int(self, key: str) -> int | None:
+        """The value as an integer (``None`` for no); a :class:`TemplateError` if not a whole number."""
         value = self.get_float(key)
         if value is None:
             return None
@@ -355,6 +407,7 @@ class Template:
         return {k: self.raw(k) for k in keys}
 
     def write(self, path: str | os.PathLike) -> None:
+        """Write the user's values (not the defaults) as ``key = value`` lines."""
         lines = [f"{k} = {v}" for k, v in sorted(self.values.items())]
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -56,6 +56,18 @@ def triplet_indices(pairs: Pairs, kept_only: bool = True) -> np.ndarray:
     Indices refer to ``pairs`` (all of them, dropped ones included), so the caller can index the
     full stack; with ``kept_only`` only triplets whose three pairs are kept are listed.  Sorted by
     (d1, d2, d3) for a stable order.
+
+    Parameters
+    ----------
+    pairs : Pairs
+        The stack's pairs (``IfgramStack.pairs``).
+    kept_only : bool
+        Only triplets of kept pairs.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(n_tri, 3)``.
     """
     i1, i2 = pairs.indices()
     use = pairs.keep if kept_only else np.ones(len(pairs), bool)
@@ -86,7 +98,20 @@ def triplets(pairs: Pairs, kept_only: bool = True) -> sp.csr_matrix:
 
 
 def triplet_matrix(index: np.ndarray, num_pair: int) -> sp.csr_matrix:
-    """C from triplet pair indices (see :func:`triplet_indices`)."""
+    """C from triplet pair indices (see :func:`triplet_indices`).
+
+    Parameters
+    ----------
+    index : numpy.ndarray
+        ``(n_tri, 3)`` pair indices ``(i12, i23, i13)``.
+    num_pair : int
+        Columns of C: every pair of the stack.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        int32 ``(n_tri, num_pair)``: +1 (d1,d2), +1 (d2,d3), −1 (d1,d3).
+    """
     n = index.shape[0]
     rows = np.repeat(np.arange(n), 3)
     vals = np.tile(np.array([1, 1, -1], np.int32), n)
@@ -100,7 +125,18 @@ def wrap(phase: np.ndarray) -> np.ndarray:
 
 
 def integer_ambiguity(closure: np.ndarray) -> np.ndarray:
-    """``round((φc − wrap(φc)) / 2π)`` as int32; non-finite closure (no data) gives 0."""
+    """``round((φc − wrap(φc)) / 2π)`` as int32; non-finite closure (no data) gives 0.
+
+    Parameters
+    ----------
+    closure : numpy.ndarray
+        Closure phases ``C·φ`` (radians), any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32, same shape: the number of 2π cycles each closure holds.
+    """
     closure = np.asarray(closure)
     with np.errstate(invalid="ignore"):
         k = np.round((closure - wrap(closure)) / TWO_PI)
@@ -108,7 +144,21 @@ def integer_ambiguity(closure: np.ndarray) -> np.ndarray:
 
 
 def reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray:
-    """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there)."""
+    """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there).
+
+    Parameters
+    ----------
+    stack : IfgramStack
+    dataset : str
+        The phase dataset (``unwrapPhase`` ...).
+    index : numpy.ndarray
+        Pair indices.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(index.size,)``, radians.
+    """
     ref = stack.metadata.reference
     length, width = stack.shape
     if not ref.has_point or not (0 <= ref.y < length and 0 <= ref.x < width):
@@ -301,6 +351,29 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
     cost once per batch rather than per pixel.  With integer weights the objective is integral, so
     a zero MIP gap still terminates quickly and each block is exactly optimal (a block-diagonal
     problem is optimal only if every block is).
+
+    Parameters
+    ----------
+    C : scipy.sparse matrix or numpy.ndarray
+        ``(n_tri, m)`` triplet matrix (:func:`triplet_matrix`).
+    c_int : numpy.ndarray
+        ``(n_pattern, n_tri)`` integer closures (:func:`integer_ambiguity`), one row per pixel.
+    alpha : float
+        Weight of ‖U‖₁ against the misfit (``DEFAULT_ALPHA``).
+    batch : int
+        Distinct patterns per HiGHS call.
+    time_limit : float, optional
+        Seconds per HiGHS call.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(n_pattern, m)``: the cycles to add to each pair.
+
+    Raises
+    ------
+    DataError
+        HiGHS found no integer solution.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp
 

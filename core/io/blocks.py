@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, order=True)
 class Block:
-    """Rows ``[row_start, row_stop)`` and columns ``[col_start, col_stop)`` of a raster."""
+    """Rows ``[row_start, row_stop)`` and columns ``[col_start, col_stop)`` of a raster.
+
+    Parameters
+    ----------
+    row_start, row_stop, col_start, col_stop : int
+        Half-open bounds.
+    """
 
     row_start: int
     row_stop: int
@@ -23,22 +29,27 @@ class Block:
 
     @property
     def rows(self) -> slice:
+        """The row slice."""
         return slice(self.row_start, self.row_stop)
 
     @property
     def cols(self) -> slice:
+        """The column slice."""
         return slice(self.col_start, self.col_stop)
 
     @property
     def slices(self) -> tuple[slice, slice]:
+        """``(rows, cols)``: index a 2-D array with it (``data[block.slices]``)."""
         return (self.rows, self.cols)
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the block."""
         return (self.row_stop - self.row_start, self.col_stop - self.col_start)
 
     @property
     def size(self) -> int:
+        """Pixels in the block."""
         return self.shape[0] * self.shape[1]
 
     def __str__(self) -> str:
@@ -72,6 +83,29 @@ def plan_blocks(
     chunk_shape: tuple[int, int] | None = None,
     min_rows: int = 1,
 ) -> list[Block]:
+    """The blocks covering ``shape`` whose working set fits in ``max_memory_gb``.
+
+    Full-width strips are preferred (contiguous reads) and aligned to whole chunk rows; columns are
+    split only when one strip of the minimum height exceeds the budget.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, columns)`` of the raster.
+    bytes_per_pixel : float
+        Memory one pixel costs while a block is processed (all arrays held at once, every layer).
+    max_memory_gb : float
+        The budget per block (``mintpy.compute.maxMemory``).
+    chunk_shape : tuple of int, optional
+        ``(rows, cols)`` of the HDF5 chunks of the dataset read most, so no chunk is decoded twice.
+    min_rows : int
+        Fewest rows per block (a filter's support).
+
+    Returns
+    -------
+    list of Block
+        Tiling the raster exactly, row-major; empty for an empty raster.
+    """
     length, width = int(shape[0]), int(shape[1])
     if length <= 0 or width <= 0:
         return []

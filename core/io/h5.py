@@ -53,7 +53,24 @@ def default_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | N
 
 
 def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
-    """Open an HDF5 file, turning the usual failures into messages that name the file."""
+    """Open an HDF5 file, turning the usual failures into messages that name the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    mode : str
+        h5py's mode (``"r"``, ``"r+"``).
+
+    Returns
+    -------
+    h5py.File
+        Use it as a context manager.
+
+    Raises
+    ------
+    InputError
+        Absent, not a regular file, or not readable as HDF5.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -130,8 +147,22 @@ def _reason(exc: BaseException) -> str:
 
 def check_distinct(outputs: Iterable[str | os.PathLike] | str | os.PathLike,
                    inputs: Iterable[str | os.PathLike] | str | os.PathLike, option: str = "-o") -> None:
-    """Refuse to write an output over one of the inputs it is computed from (it would be replaced
-    while read, and the input lost)."""
+    """Refuse to write an output over one of the inputs it is computed from.
+
+    It would be replaced while read, and the input lost.
+
+    Parameters
+    ----------
+    outputs, inputs : path or iterable of paths
+        ``None`` entries are ignored.
+    option : str
+        The option that names the output, for the message.
+
+    Raises
+    ------
+    InputError
+        An output is an input (the same file, by any path).
+    """
     outs = [outputs] if isinstance(outputs, (str, os.PathLike)) else list(outputs)
     ins = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     for out in outs:
@@ -204,7 +235,21 @@ def _device(path: Path) -> int | None:
 
 
 def check_free_space(folder: Path, nbytes: int, what: str) -> None:
-    """Refuse to start writing ``nbytes`` in ``folder`` when its file system has less free."""
+    """Refuse to start writing ``nbytes`` in ``folder`` when its file system has less free.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+    nbytes : int
+        Bytes about to be written.
+    what : str
+        What would be written, for the message.
+
+    Raises
+    ------
+    WriteError
+        Not enough space (an :class:`SbtsError`).
+    """
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
@@ -229,12 +274,23 @@ def _disk_nearly_full(folder: Path) -> bool:
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, size_hint: int = 0):
-    """Write a non-HDF5 output (GeoTIFF, text, figure, archive) the way :class:`H5Writer` writes:
-    under the output's lock, to a private temporary name that is renamed into place when the
-    block ends, and removed if it fails.  Yields the temporary path; write there with any library.
+    """Write a non-HDF5 output (GeoTIFF, text, figure, archive) the way :class:`H5Writer` writes.
 
-    A failure of the file system (disk full, read-only folder, GDAL's I/O errors) becomes a
-    :class:`WriteError` naming the output.
+    Under the output's lock, to a private temporary name that is renamed into place when the block
+    ends, and removed if it fails.  A failure of the file system (disk full, read-only folder,
+    GDAL's I/O errors) becomes a :class:`WriteError` naming the output.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final output.
+    size_hint : int
+        Bytes expected (refused up front when the disk has less).
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary path: write there, with any library.
     """
     path = Path(path)
     try:
@@ -262,7 +318,19 @@ def atomic_output(path: str | os.PathLike, size_hint: int = 0):
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a small text output atomically (see :func:`atomic_output`)."""
+    """Write a small text output atomically (see :func:`atomic_output`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    text : str
+        Written as UTF-8.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     data = text.encode("utf-8")
     with atomic_output(path, len(data)) as tmp:
         with open(tmp, "wb") as f:
@@ -272,14 +340,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 @contextlib.contextmanager
 def edit_in_place(path: str | os.PathLike, reserve: int = 1 << 20):
-    """Open an existing HDF5 file for a small in-place edit (drop list, reference point, a dataset
-    rewritten block by block): under its output lock, refused up front when its file system has
-    less than ``reserve`` bytes free, write failures reported as :class:`WriteError`.
+    """Open an existing HDF5 file for a small in-place edit.
 
-    When a write fails anyway (the disk filled up meanwhile), what HDF5 still holds is thrown away
-    instead of written (see :func:`_divert`): the file keeps what was on disk before the failure,
-    which for an edit whose metadata was not flushed yet is the file as it was, and the process
-    does not crash when it exits."""
+    A drop list, a reference point, a dataset rewritten block by block: under the file's output
+    lock, refused up front when its file system has less than ``reserve`` bytes free, write failures
+    reported as :class:`WriteError`.  When a write fails anyway (the disk filled up meanwhile), what
+    HDF5 still holds is thrown away instead of written (see :func:`_divert`): the file keeps what
+    was on disk before the failure, and the process does not crash when it exits.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to edit.
+    reserve : int
+        Free bytes required before starting.
+
+    Yields
+    ------
+    h5py.File
+        Opened ``r+``.
+    """
     path = Path(path)
     with output_lock(path):
         check_free_space(path.parent, reserve, f"an update of {path}")
@@ -313,7 +393,17 @@ class H5Writer:
     same file is refused); writing goes to ``<name>.<pid>.part``; on normal exit it is renamed
     over ``path``; on an exception it is kept only if it is resumable (has a signature and writing
     itself did not fail), otherwise deleted.  A resumable writer adopts the partial file a dead
-    process left with the same signature (see :mod:`sbts.core.io.lock`).
+    process left with the same signature (see :mod:`sbts.core.io.lock`): skip the blocks
+    :meth:`is_done` reports, :meth:`mark_done` each one written.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file.
+    metadata : Metadata or Mapping[str, str]
+        Its root attributes.
+    signature : str, optional
+        Content key of the inputs and options; makes the write resumable.
     """
 
     def __init__(self, path: str | os.PathLike, metadata: Metadata | Mapping[str, str],
@@ -494,6 +584,7 @@ class H5Writer:
 
     @property
     def file(self) -> h5py.File:
+        """The open temporary file (inside the ``with`` block only)."""
         if self._file is None:
             raise RuntimeError("H5Writer used outside its context")
         return self._file
@@ -558,11 +649,13 @@ class H5Writer:
             self.file.flush()
 
     def set_attrs(self, **attrs: Any) -> None:
+        """Set root attributes (values written as strings)."""
         with self._writing():
             self.file.attrs.update({k: str(v) for k, v in attrs.items()})
 
     # -------------------------------------------------------------- resume
     def is_done(self, key: Block | str) -> bool:
+        """Whether block ``key`` was written by this writer or the run it resumes."""
         return str(key) in self.done_blocks
 
     def mark_done(self, key: Block | str) -> None:
@@ -586,6 +679,18 @@ def write_h5(path: str | os.PathLike, metadata: Metadata | Mapping[str, str],
 
 
 def encode_dates(dates: Iterable[str]) -> np.ndarray:
+    """Dates as MintPy stores them: fixed-length ASCII (``S8``).
+
+    Parameters
+    ----------
+    dates : iterable of str
+        ``YYYYMMDD``.
+
+    Returns
+    -------
+    numpy.ndarray
+        dtype ``S8``.
+    """
     return np.array([d.encode("ascii") for d in dates], dtype="S8")
 
 

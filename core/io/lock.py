@@ -181,8 +181,24 @@ def lock_path_for(path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def output_lock(path: str | os.PathLike) -> Iterator[Path]:
-    """Hold the write lock of output ``path`` (refused, naming the holder, while another process
-    writes it).  Re-entrant within a thread."""
+    """Hold the write lock of output ``path`` (re-entrant within a thread).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output; the lock is ``.<name>.lock`` beside it, released when the block ends (or the
+        process dies).
+
+    Yields
+    ------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    LockBusy
+        Another process writes it (an :class:`SbtsError` naming the holder).
+    """
     path = Path(path)
     lp = lock_path_for(path)
     _acquire(lp, f"{path} is being written by {{holder}} (lock {lp}); wait for it to finish, "

@@ -33,7 +33,21 @@ COHERENCE_NAMES = {"coherence", "temporalCoherence", "avgSpatialCoherence", "spa
 # ------------------------------------------------------------------------- map selection (shared)
 @dataclass
 class MapSelection:
-    """One 2-D map picked from a product, with what it is (for unit and phase conversions)."""
+    """One 2-D map picked from a product, with what it is (for unit and phase conversions).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        float32, NaN = no data.
+    name : str
+        Dataset name or label (``velocity``, ``20200113``, ``20200101_20200125`` ...).
+    kind : str
+        ``velocity``, ``displacement``, ``phase``, ``coherence``, ``height`` or ``other``.
+    unit : str
+        Unit of ``data``.
+    date1, date2 : datetime.date, optional
+        The span the map covers (a pair, or a velocity's START_DATE/END_DATE).
+    """
 
     data: np.ndarray  # float32, NaN = no data
     name: str  # dataset name or label (velocity, 20200113, 20200101_20200125, ...)
@@ -44,12 +58,14 @@ class MapSelection:
 
     @property
     def date12(self) -> str | None:
+        """``YYYYMMDD_YYYYMMDD`` of the span (``None`` without both dates)."""
         if self.date1 is None or self.date2 is None:
             return None
         return f"{format_date(self.date1)}_{format_date(self.date2)}"
 
     @property
     def years(self) -> float | None:
+        """The span in years (``None`` without both dates)."""
         if self.date1 is None or self.date2 is None:
             return None
         return (self.date2 - self.date1).days / DAYS_PER_YEAR
@@ -117,7 +133,25 @@ def default_map_name(product: Product) -> str:
 
 
 def select_map(product: Product, dataset: str | None) -> MapSelection:
-    """The 2-D map named by ``dataset`` (see the module docstring); refuses 3-D data without a date."""
+    """The 2-D map named by ``dataset`` (see the module docstring); refuses 3-D data without a date.
+
+    Parameters
+    ----------
+    product : Product
+        An opened sbts/MintPy file.
+    dataset : str, optional
+        A dataset, a date (``YYYYMMDD``) or pair (``YYYYMMDD_YYYYMMDD``) of a time series or stack;
+        ``None``: the product's main map.
+
+    Returns
+    -------
+    MapSelection
+
+    Raises
+    ------
+    InputError
+        No such map, or several and none named.
+    """
     name = dataset.strip() if dataset else default_map_name(product)
     if product.has(name):
         shape = product.dataset_shape(name)
@@ -191,7 +225,21 @@ def parse_options(request: ExportRequest, known: set[str], fmt: str) -> dict[str
 
 
 def option_memory(opts: dict[str, str], default: float, fmt: str) -> float:
-    """``-O max_memory=GB``: a positive number."""
+    """``-O max_memory=GB`` of an exporter: a positive number.
+
+    Parameters
+    ----------
+    opts : dict
+        The exporter's options (from :func:`parse_options`).
+    default : float
+        GB when the option is absent.
+    fmt : str
+        The format, for the message.
+
+    Returns
+    -------
+    float
+    """
     text = opts.get("max_memory")
     if text is None:
         return default
@@ -205,7 +253,21 @@ def option_memory(opts: dict[str, str], default: float, fmt: str) -> float:
 
 
 def output_path(request: ExportRequest, stem: str, suffix: str) -> Path:
-    """``-o`` as a file (with a suffix) or a folder; default beside the input."""
+    """The output file of an export: ``-o`` as a file (with a suffix) or a folder; default beside the input.
+
+    Parameters
+    ----------
+    request : ExportRequest
+    stem : str
+        File name without suffix (see :func:`label_stem`).
+    suffix : str
+        ``.tif``, ``.grd`` ...
+
+    Returns
+    -------
+    pathlib.Path
+        Its folder is created.
+    """
     if request.output is None:
         return request.input_file.with_name(stem + suffix)
     out = Path(request.output)
@@ -217,13 +279,40 @@ def output_path(request: ExportRequest, stem: str, suffix: str) -> Path:
 
 
 def label_stem(product: Product, sel: MapSelection) -> str:
-    """``<file stem>[_<map name>]``; the map name (a dataset path, a date) made safe for a file name."""
+    """``<file stem>[_<map name>]``; the map name (a dataset path, a date) made safe for a file name.
+
+    Parameters
+    ----------
+    product : Product
+    sel : MapSelection
+
+    Returns
+    -------
+    str
+    """
     stem = product.path.stem
     return stem if sel.name in (stem, product.metadata.file_type) else f"{stem}_{safe_part(sel.name, 'map name')}"
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
-    """A boolean mask from an sbts/MintPy mask file (``mask`` dataset, or its only map)."""
+    """A boolean mask from an sbts/MintPy mask file (``mask`` dataset, or its only map).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    shape : tuple of int
+        The grid of the data it masks.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool; NaN and 0 are False.
+
+    Raises
+    ------
+    InputError
+        No mask dataset, or another grid.
+    """
     p = MapProduct(path)
     names = [n for n in p.datasets if len(p.dataset_shape(n)) == 2]
     name = "mask" if "mask" in names else (names[0] if len(names) == 1 else None)
@@ -242,7 +331,19 @@ _SCALE = {"m": 1.0, "cm": 100.0, "mm": 1000.0}
 
 
 def scale_unit(sel: MapSelection, unit: str | None) -> tuple[np.ndarray, str]:
-    """Data converted to ``unit`` (m, cm, mm; per year for velocity) and the unit string."""
+    """Map data converted to ``unit`` (m, cm, mm; per year for velocity) and the unit string.
+
+    Parameters
+    ----------
+    sel : MapSelection
+        A displacement or velocity map.
+    unit : str, optional
+        ``None``: unchanged.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, str)
+    """
     if not unit:
         return sel.data, sel.unit
     unit = unit.lower().replace("/year", "").replace("/yr", "")

@@ -44,7 +44,29 @@ UNITS = {
 
 
 class Product:
-    """An sbts/MintPy HDF5 file: typed metadata plus block-wise access to its datasets."""
+    """An sbts/MintPy HDF5 file: typed metadata plus block-wise access to its datasets.
+
+    Opening reads the attributes and the dataset shapes, nothing else; :meth:`read` reads a dataset
+    whole, a 2-D block of it, or some of its layers.  :meth:`open` picks the subclass from the
+    file's ``FILE_TYPE``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HDF5 file.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    metadata : Metadata
+        The root attributes, parsed.
+
+    Raises
+    ------
+    InputError
+        Not an sbts/MintPy file, unreadable attributes, or datasets whose shape disagrees with
+        ``LENGTH``/``WIDTH``.
+    """
 
     file_type: ClassVar[str] = ""
 
@@ -88,16 +110,20 @@ class Product:
     # ------------------------------------------------------------------ views
     @property
     def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the maps (``LENGTH``, ``WIDTH``)."""
         return self.metadata.grid.shape
 
     @property
     def datasets(self) -> list[str]:
+        """Names of the root datasets."""
         return list(self._shapes)
 
     def has(self, name: str) -> bool:
+        """Whether the file holds dataset ``name``."""
         return name in self._shapes
 
     def dataset_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of dataset ``name`` (an :class:`InputError` naming the others if absent)."""
         self._require(name)
         return self._shapes[name]
 
@@ -106,6 +132,7 @@ class Product:
         return name
 
     def chunk_shape(self, name: str) -> tuple[int, int] | None:
+        """``(rows, columns)`` of the HDF5 chunks of ``name`` (``None`` when contiguous)."""
         return chunk_rows_cols(self._chunks.get(name))
 
     def _require(self, name: str) -> None:
@@ -176,7 +203,17 @@ def _peek_file_type(path: str | os.PathLike) -> str:
 
 
 class IfgramStack(Product):
-    """``ifgramStack.h5``: unwrapped interferograms and their network."""
+    """``ifgramStack.h5``: unwrapped interferograms and their network.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Attributes
+    ----------
+    pairs : Pairs
+        ``date1``, ``date2``, ``date12``, ``bperp`` and ``keep`` (not ``dropIfgram``) per pair.
+    """
 
     file_type = "ifgramStack"
 
@@ -209,17 +246,39 @@ class IfgramStack(Product):
                 raise InputError(f"{self.path}: dataset {name!r} has {s[0]} layers but 'date' lists {m} pairs")
 
     def read_pairs(self, name: str, block: Block | None = None, index: Any = None) -> np.ndarray:
+        """Read stack dataset ``name`` for the pairs ``index`` (all by default), in a 2-D ``block``."""
         return self.read(name, block, index)
 
 
 class Geometry(Product):
-    """``geometryRadar.h5`` / ``geometryGeo.h5``: DEM, angles, lookup tables, masks."""
+    """``geometryRadar.h5`` / ``geometryGeo.h5``: DEM, angles, lookup tables, masks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    """
 
     file_type = "geometry"
 
 
 class TimeSeries(Product):
-    """``timeseries.h5`` (and delay files such as ``ERA5.h5``): one map per date, metres."""
+    """``timeseries.h5`` (and delay files such as ``ERA5.h5``): one map per date, metres.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Attributes
+    ----------
+    dates : tuple of datetime.date
+        Strictly increasing.
+    date_strings : list of str
+        ``YYYYMMDD`` as stored.
+    bperp : numpy.ndarray
+        Perpendicular baseline per date (zeros when the file has none).
+    dataset_name : str
+        The 3-D dataset (``timeseries``, or the only 3-D one of a delay file).
+    """
 
     file_type = "timeseries"
 
@@ -253,9 +312,11 @@ class TimeSeries(Product):
             raise InputError(f"{self.path}: {self.dataset_name!r} has {s[0]} layers but 'date' lists {len(self.dates)}")
 
     def read_dates(self, block: Block | None = None, index: Any = None) -> np.ndarray:
+        """Read the dates ``index`` (all by default) of the time series, in a 2-D ``block``."""
         return self.read(self.dataset_name, block, index)
 
     def date_index(self, date: str) -> int:
+        """Index of ``date`` (any form :func:`parse_date` takes); an :class:`InputError` if absent."""
         d = parse_date(date)
         if d not in self.dates:
             raise InputError(f"{self.path}: date {format_date(d)} is not in the time series "
@@ -264,7 +325,12 @@ class TimeSeries(Product):
 
 
 class MapProduct(Product):
-    """Single-map products: velocity, temporalCoherence, masks, avgSpatialCoh, demErr, ..."""
+    """Single-map products: velocity, temporalCoherence, masks, avgSpatialCoh, demErr, ...
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    """
 
 
 HDFEOS5_GRID = "HDFEOS/GRIDS/timeseries"
@@ -357,6 +423,24 @@ class TimeSeriesWriter(H5Writer):
     """Writer of a ``timeseries.h5``-layout file (``date``, ``bperp``, one 3-D dataset).
 
     ``START_DATE``/``END_DATE`` are set to the first/last of ``dates``, as on MintPy's time series.
+    Use it as :class:`H5Writer`: ``with TimeSeriesWriter(...) as w: w.write(name, data, block)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file (written under a temporary name, renamed when complete).
+    metadata : Metadata
+        Grid and acquisition metadata (``FILE_TYPE`` and ``UNIT`` are set here).
+    dates : sequence of str
+        ``YYYYMMDD`` per layer.
+    bperp : numpy.ndarray, optional
+        Per date (zeros by default).
+    dataset : str
+        Name of the 3-D dataset.
+    signature : str, optional
+        Content key of the inputs and options (update mode, resume of an interrupted write).
+    unit : str
+        ``UNIT`` of the dataset.
     """
 
     def __init__(self, path: str | os.PathLike, metadata: Metadata, dates: Sequence[str],

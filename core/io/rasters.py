@@ -19,8 +19,30 @@ from sbts.core.errors import InputError
 class BinaryRaster:
     """One band of a flat binary raster (GAMMA, ROI_PAC, ISCE, ENVI), read through a memory map.
 
-    ``interleave`` is BIL (rows of each band in turn: ROI_PAC ``.unw``), BIP or BSQ;
-    ``nodata`` values become NaN for float data.
+    Parameters
+    ----------
+    path : pathlib.Path
+        The raster file.
+    shape : tuple of int
+        ``(lines, samples)`` from the format's header; checked to be positive integers.
+    dtype : numpy.dtype
+        Stored type, with its byte order (``">f4"`` for GAMMA, ``"<f4"`` for ROI_PAC).
+    band, bands : int
+        Which band (from 0) of how many stored in the file.
+    interleave : str
+        ``"BIL"`` (rows of each band in turn: ROI_PAC ``.unw``), ``"BIP"`` or ``"BSQ"``.
+    offset : int
+        Bytes before the first pixel (a header inside the file).
+    nodata : float, optional
+        Value that becomes NaN (float data only).
+    geotransform : tuple of float, optional
+        The GDAL geotransform from a per-file header (ROI_PAC ``geo_*.rsc``), for the loader's
+        check that every interferogram lies on one grid.
+
+    Raises
+    ------
+    InputError
+        A size, band or offset from a header that the file cannot hold.
     """
 
     path: Path
@@ -77,6 +99,7 @@ class BinaryRaster:
         return np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=layout)
 
     def read(self, block: Block | None = None) -> np.ndarray:
+        """The pixels of ``block`` (the whole band for ``None``), ``nodata`` as NaN."""
         mm = self._memmap()
         rows, cols = (slice(None), slice(None)) if block is None else block.slices
         il = self.interleave.upper()
@@ -95,7 +118,21 @@ class BinaryRaster:
 
 @dataclass(frozen=True)
 class GdalRaster:
-    """One band of any raster GDAL opens (GeoTIFF, VRT, netCDF subdataset, ENVI ...)."""
+    """One band of any raster GDAL opens (GeoTIFF, VRT, netCDF subdataset, ENVI ...).
+
+    GDAL is imported on the first read, never when the plugin is loaded.
+
+    Parameters
+    ----------
+    path : str
+        Anything ``gdal.Open`` takes (a file, ``NETCDF:"f.nc":band``, a VRT).
+    band : int
+        GDAL band number, from 1.
+    nodata_to_nan : bool
+        Turn the band's nodata value into NaN (float data).
+    scale : float
+        Factor applied on read (unit conversion).
+    """
 
     path: str
     band: int = 1
@@ -117,11 +154,13 @@ class GdalRaster:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the band."""
         ds = self._ds
         return (ds.RasterYSize, ds.RasterXSize)
 
     @property
     def dtype(self) -> np.dtype:
+        """The band's type, as numpy spells it."""
         from osgeo import gdal_array
 
         return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(self._ds.GetRasterBand(self.band).DataType))
@@ -134,6 +173,7 @@ class GdalRaster:
         return gt if len(gt) == 6 and gt != (0.0, 1.0, 0.0, 0.0, 0.0, 1.0) else None
 
     def read(self, block: Block | None = None) -> np.ndarray:
+        """The pixels of ``block`` (the whole band for ``None``), nodata as NaN, times :attr:`scale`."""
         ds = self._ds
         band = ds.GetRasterBand(self.band)
         if block is None:
@@ -153,22 +193,34 @@ class GdalRaster:
 
 @dataclass(frozen=True)
 class TransformedRaster:
-    """A raster with a per-pixel function applied on read (unit conversions, sign flips)."""
+    """A raster with a per-pixel function applied on read (unit conversions, sign flips).
+
+    Parameters
+    ----------
+    base : Raster
+        The raster read.
+    func : callable
+        ``array -> array`` of the same shape, applied to every window read (result float32).
+    """
 
     base: object
     func: object
 
     @property
     def shape(self) -> tuple[int, int]:
+        """The shape of :attr:`base`."""
         return self.base.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """float32."""
         return np.dtype(np.float32)
 
     @property
     def geotransform(self) -> tuple[float, ...] | None:
+        """The geotransform of :attr:`base` (``None`` if it has none)."""
         return getattr(self.base, "geotransform", None)
 
     def read(self, block: Block | None = None) -> np.ndarray:
+        """``func`` of the window ``block`` of :attr:`base`."""
         return self.func(self.base.read(block))

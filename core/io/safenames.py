@@ -48,7 +48,25 @@ def require_regular(path: str | os.PathLike, what: str = "file", allow_dir: bool
 
 
 def read_text(path: str | os.PathLike, what: str = "text file", limit: int = TEXT_LIMIT) -> str:
-    """The text of a small regular file a user named (UTF-8, BOM dropped, bad bytes replaced)."""
+    """The text of a small regular file a user named (UTF-8, BOM dropped, bad bytes replaced).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    what : str
+        What the file is, for messages.
+    limit : int
+        Largest size accepted, bytes.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InputError
+        Absent, special (FIFO, device), too large or unreadable.
+    """
     path = require_regular(path, what)
     size = path.stat().st_size
     if size > limit:
@@ -65,9 +83,27 @@ def read_text(path: str | os.PathLike, what: str = "text file", limit: int = TEX
 def safe_part(text: object, what: str = "name", max_length: int = 64) -> str:
     """``text`` as one safe file-name component: letters, digits, ``. _ + -`` only, no leading dot.
 
-    Anything else (``/``, runs of dots, spaces, control characters) becomes ``_``, so a name built from an
-    attribute, a template value or an option can never leave the output folder.  A change is
-    logged; an empty result is an error.
+    Anything else (``/``, runs of dots, spaces, control characters) becomes ``_``, so a name built
+    from an attribute, a template value or an option can never leave the output folder.  A change
+    is logged.
+
+    Parameters
+    ----------
+    text : object
+        The name (converted with ``str``).
+    what : str
+        What it names, for messages.
+    max_length : int
+        Longest result.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InputError
+        Nothing usable is left.
     """
     raw = str(text)
     safe = _DOTS.sub("_", _UNSAFE.sub("_", raw)).lstrip(".")[:max_length]

@@ -20,7 +20,22 @@ _DATE6 = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 
 
 def parse_date(value: str | bytes | _dt.date) -> _dt.date:
-    """Parse ``YYYYMMDD``, ``YYMMDD`` or ``YYYY-MM-DD`` (optionally with a time part) into a date."""
+    """Parse ``YYYYMMDD``, ``YYMMDD`` or ``YYYY-MM-DD`` (optionally with a time part) into a date.
+
+    Parameters
+    ----------
+    value : str, bytes or datetime.date
+        The text (as HDF5 may return it) or a date (returned as is; a datetime gives its date).
+
+    Returns
+    -------
+    datetime.date
+
+    Raises
+    ------
+    InputError
+        The text is none of these forms.
+    """
     if isinstance(value, _dt.datetime):
         return value.date()
     if isinstance(value, _dt.date):
@@ -40,11 +55,32 @@ def parse_date(value: str | bytes | _dt.date) -> _dt.date:
 
 
 def format_date(date: _dt.date) -> str:
+    """A date as MintPy writes it on disk: ``YYYYMMDD``.
+
+    Parameters
+    ----------
+    date : datetime.date
+
+    Returns
+    -------
+    str
+    """
     return date.strftime("%Y%m%d")
 
 
 def dates_in_name(name: str) -> list[_dt.date]:
-    """Dates written in a file or folder name: 8-digit groups first, else 6-digit ones."""
+    """Dates written in a file or folder name: 8-digit groups first, else 6-digit ones.
+
+    Parameters
+    ----------
+    name : str
+        A file or folder name (``filt_20200101-20200113.unw``, ``IFG_200101-200113``).
+
+    Returns
+    -------
+    list of datetime.date
+        In the order written; empty when there is none.
+    """
     found = []
     for pattern in (_DATE8, _DATE6):
         for token in pattern.findall(name):
@@ -58,7 +94,19 @@ def dates_in_name(name: str) -> list[_dt.date]:
 
 
 def years_since(dates: Sequence[_dt.date], origin: _dt.date | None = None) -> np.ndarray:
-    """Time of each date in years (days / 365.25) since ``origin`` (default: the first date)."""
+    """Time of each date in years (days / 365.25) since ``origin``.
+
+    Parameters
+    ----------
+    dates : sequence of datetime.date
+    origin : datetime.date, optional
+        Default: the first date.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, one value per date.
+    """
     origin = origin or dates[0]
     return np.array([(d - origin).days for d in dates], dtype=np.float64) / DAYS_PER_YEAR
 

@@ -89,7 +89,19 @@ def utm_zone_epsg(zone: str | None, source: str = "") -> int | None:
 
 @dataclass(frozen=True)
 class GeoGrid:
-    """Geographic (or projected) raster grid: upper-left corner of the first pixel and steps."""
+    """Geographic (or projected) raster grid: upper-left corner of the first pixel and steps.
+
+    Parameters
+    ----------
+    x_first, y_first : float
+        Upper-left corner of the first pixel (MintPy's ``X_FIRST``/``Y_FIRST``).
+    x_step, y_step : float
+        Pixel size; ``y_step`` is negative for north-up grids.
+    x_unit, y_unit : str
+        ``"degrees"`` or ``"meters"``.
+    epsg : int, optional
+        Coordinate system of a projected grid (``UTM_ZONE`` is derived from it).
+    """
 
     x_first: float
     y_first: float
@@ -101,6 +113,7 @@ class GeoGrid:
 
     def lalo_to_yx(self, lat: float, lon: float) -> tuple[int, int]:
         # floor, not truncation: a point half a pixel outside the grid must not land on row/col 0
+        """Row and column of the pixel holding (lat, lon) (``floor``: a point outside may be negative)."""
         y = int(np.floor((lat - self.y_first) / self.y_step))
         x = int(np.floor((lon - self.x_first) / self.x_step))
         return y, x
@@ -116,7 +129,15 @@ class GeoGrid:
 
 @dataclass(frozen=True)
 class Grid:
-    """Raster size and, when geocoded, its geographic grid (MintPy: ``Y_FIRST`` present ⇔ geocoded)."""
+    """Raster size and, when geocoded, its geographic grid (MintPy: ``Y_FIRST`` present ⇔ geocoded).
+
+    Parameters
+    ----------
+    length, width : int
+        Rows and columns (MintPy's ``LENGTH``/``WIDTH``).
+    geo : GeoGrid, optional
+        The geographic grid; ``None`` in radar coordinates.
+    """
 
     length: int
     width: int
@@ -124,10 +145,12 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(length, width)``."""
         return (self.length, self.width)
 
     @property
     def is_geocoded(self) -> bool:
+        """Whether the raster is on a geographic (or projected) grid."""
         return self.geo is not None
 
 
@@ -158,7 +181,39 @@ def heading_degrees(heading: float) -> float:
 
 @dataclass(frozen=True)
 class RadarInfo:
-    """Acquisition parameters that the algorithms need (``None`` where the processor did not say)."""
+    """Acquisition parameters that the algorithms need (``None`` where the processor did not say).
+
+    Each field is one MintPy attribute (in brackets); lengths in metres, angles in degrees.
+
+    Parameters
+    ----------
+    wavelength : float, optional
+        Radar wavelength [WAVELENGTH].
+    alooks, rlooks : int, optional
+        Azimuth and range looks [ALOOKS, RLOOKS].
+    ncorrlooks : float, optional
+        Independent looks of the coherence [NCORRLOOKS].
+    range_pixel_size, azimuth_pixel_size : float, optional
+        Slant-range and azimuth pixel size [RANGE_PIXEL_SIZE, AZIMUTH_PIXEL_SIZE].
+    starting_range : float, optional
+        Slant range of the first column [STARTING_RANGE].
+    earth_radius, height : float, optional
+        Local Earth radius and platform altitude [EARTH_RADIUS, HEIGHT].
+    heading : float, optional
+        Flight direction, clockwise from north, kept in (-180, 180] [HEADING].
+    orbit_direction : str, optional
+        ``ASCENDING`` or ``DESCENDING`` [ORBIT_DIRECTION].
+    antenna_side : int, optional
+        -1 right-looking, 1 left-looking [ANTENNA_SIDE].
+    platform : str, optional
+        Sensor, as :func:`standard_platform` spells it [PLATFORM].
+    center_line_utc : float, optional
+        Acquisition time of the centre line, seconds of the day [CENTER_LINE_UTC].
+    prf : float, optional
+        Pulse repetition frequency, Hz [PRF].
+    incidence_angle, slant_range_distance : float, optional
+        Scalar fallbacks when no geometry layer gives them [INCIDENCE_ANGLE, SLANT_RANGE_DISTANCE].
+    """
 
     wavelength: float | None = None  # m
     alooks: int | None = None
@@ -199,6 +254,7 @@ class RadarInfo:
         )
 
     def require_wavelength(self) -> float:
+        """The wavelength in metres; an :class:`InputError` saying how to set it if absent or invalid."""
         if self.wavelength is None:
             raise InputError("WAVELENGTH is missing from the metadata; set it in the template (WAVELENGTH = 0.0555)")
         if not (self.wavelength > 0 and math.isfinite(self.wavelength)):
@@ -236,8 +292,26 @@ _ID_KEYS = {"FILE_TYPE", "UNIT", "PROCESSOR"}
 class Metadata:
     """All metadata of one sbts/MintPy file, typed.
 
-    ``extra`` holds the attributes sbts does not model (provenance keys, processor-specific values),
-    written back unchanged.
+    Built with :meth:`from_attrs` from a file's attributes, written with :meth:`to_attrs`; changed
+    with :meth:`replace`, :meth:`with_extra`, :meth:`with_radar`, :meth:`with_reference`.
+
+    Parameters
+    ----------
+    grid : Grid
+        Size and (geocoded) grid.
+    file_type : str
+        MintPy's ``FILE_TYPE`` (``ifgramStack``, ``timeseries``, ``geometry`` ...).
+    unit : str, optional
+        ``UNIT`` of the main dataset.
+    processor : str, optional
+        ``PROCESSOR`` that made the input (a reader sets its own name).
+    radar : RadarInfo
+        Acquisition parameters.
+    reference : Reference
+        Reference point and date (``REF_Y``/``REF_X``/``REF_LAT``/``REF_LON``/``REF_DATE``).
+    extra : Mapping[str, str]
+        The attributes sbts does not model (provenance keys, processor-specific values), written
+        back unchanged.
     """
 
     grid: Grid
@@ -335,17 +409,21 @@ class Metadata:
 
     # ------------------------------------------------------------------ edits
     def replace(self, **changes: Any) -> Metadata:
+        """A copy with the given fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
     def with_extra(self, **items: Any) -> Metadata:
+        """A copy with attributes added to (or changed in) ``extra``; values become strings."""
         extra = dict(self.extra)
         extra.update({k: _to_str(v) for k, v in items.items()})
         return dataclasses.replace(self, extra=extra)
 
     def with_reference(self, **changes: Any) -> Metadata:
+        """A copy with fields of :attr:`reference` changed."""
         return dataclasses.replace(self, reference=dataclasses.replace(self.reference, **changes))
 
     def with_radar(self, **changes: Any) -> Metadata:
+        """A copy with fields of :attr:`radar` changed."""
         return dataclasses.replace(self, radar=dataclasses.replace(self.radar, **changes))
 
     def for_product(self, file_type: str, unit: str | None, shape: tuple[int, int] | None = None) -> Metadata:

@@ -49,7 +49,18 @@ _MISSIONS = {"alos": "ALOS", "alos2": "ALOS2", "csk": "CSK", "env": "ENV", "ers"
 
 
 def standard_platform(name: object) -> str | None:
-    """MintPy's key for a sensor name in any spelling; unknown names come back lower-cased, None stays None."""
+    """MintPy's key for a sensor name in any spelling (``Sentinel-1A`` → ``sen``).
+
+    Parameters
+    ----------
+    name : object
+        The sensor as a processor wrote it (str, bytes or ``None``).
+
+    Returns
+    -------
+    str or None
+        MintPy's key; an unknown name lower-cased without separators; ``None`` for none/unknown.
+    """
     if name is None:
         return None
     if isinstance(name, bytes):
@@ -62,7 +73,18 @@ def standard_platform(name: object) -> str | None:
 
 
 def mission_code(platform: object) -> str | None:
-    """HDF-EOS5 ``mission`` (S1, ENV, ALOS2 ...) of a PLATFORM in any spelling; None when unknown."""
+    """HDF-EOS5 ``mission`` code (``S1``, ``ENV``, ``ALOS2`` ...) of a platform in any spelling.
+
+    Parameters
+    ----------
+    platform : object
+        ``PLATFORM`` as written in a file.
+
+    Returns
+    -------
+    str or None
+        ``None`` when the sensor has no UNAVCO mission code.
+    """
     key = standard_platform(platform)
     return None if key is None else _MISSIONS.get(key)
 

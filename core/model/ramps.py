@@ -48,6 +48,22 @@ RAMP_KINDS: tuple[str, ...] = tuple(RAMP_TERMS)
 
 
 def num_coefficients(kind: str) -> int:
+    """Number of coefficients of a ramp kind (3 for ``linear``, 6 for ``quadratic`` ...).
+
+    Parameters
+    ----------
+    kind : str
+        One of ``RAMP_KINDS``.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        An unknown kind.
+    """
     return len(_terms(kind))
 
 
@@ -102,6 +118,22 @@ def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: t
     ``(npix, k)`` matrix, ``n`` right-hand sides).  A date with NaN samples is solved alone on its
     finite samples; a date with fewer finite samples than coefficients gets NaN coefficients (with
     a warning) because its ramp is undetermined.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n, npix)`` (or ``(npix,)`` for one date).
+    y, x : numpy.ndarray
+        Row and column of each sample.
+    shape : tuple of int
+        The full image (it fixes the coordinate normalisation).
+    kind : str
+        One of ``RAMP_KINDS``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n, k)``, columns in the order of the module docstring.
     """
     values = np.asarray(values)
     if values.ndim == 1:
@@ -131,8 +163,22 @@ def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: t
 def fit_ramps(stack: np.ndarray, mask: np.ndarray | None, kind: str) -> np.ndarray:
     """Coefficients ``(n, k)`` of the ramp of each date of ``stack`` ``(n, L, W)`` on ``mask`` pixels.
 
-    ``mask`` ``(L, W)`` selects the pixels used (``None``: all); the same mask serves every date so
-    all dates are solved together; NaN pixels of a date are left out of that date's fit only.
+    The same mask serves every date so all dates are solved together; NaN pixels of a date are left
+    out of that date's fit only.
+
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        ``(n, L, W)`` (or one ``(L, W)`` image).
+    mask : numpy.ndarray or None
+        ``(L, W)`` bool, the pixels used (``None``: all).
+    kind : str
+        One of ``RAMP_KINDS``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n, k)``.
     """
     stack = np.asarray(stack)
     if stack.ndim == 2:
@@ -151,8 +197,22 @@ def evaluate_ramps(coeffs: np.ndarray, shape: tuple[int, int], kind: str,
                    block: Block | None = None, dtype=np.float32) -> np.ndarray:
     """The ramps ``(n, h, w)`` of ``coeffs`` ``(n, k)`` over ``block`` of an image of ``shape``.
 
-    ``shape`` is the full image (it fixes the normalisation); ``block`` the window to evaluate
-    (``None``: the whole image), so ramps can be removed block by block.
+    Parameters
+    ----------
+    coeffs : numpy.ndarray
+        ``(n, k)`` from :func:`fit_ramps` or :func:`fit_ramps_samples`.
+    shape : tuple of int
+        The full image (it fixes the normalisation).
+    kind : str
+        The kind the coefficients were fitted with.
+    block : Block, optional
+        The window to evaluate (``None``: the whole image), so ramps are removed block by block.
+    dtype : numpy dtype
+        Of the result.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     coeffs = np.atleast_2d(np.asarray(coeffs, np.float64))
     k = num_coefficients(kind)
@@ -170,7 +230,23 @@ def evaluate_ramps(coeffs: np.ndarray, shape: tuple[int, int], kind: str,
 
 
 def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int], kind: str) -> np.ndarray:
-    """The ramp value of every date at pixel ``(y, x)`` (e.g. the reference pixel), shape ``(n,)``."""
+    """The ramp value of every date at pixel ``(y, x)`` (e.g. the reference pixel).
+
+    Parameters
+    ----------
+    coeffs : numpy.ndarray
+        ``(n, k)``.
+    y, x : int
+        The pixel.
+    shape : tuple of int
+        The full image.
+    kind : str
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n,)``.
+    """
     G = design_matrix_ramp((np.array([y]), np.array([x])), kind, shape=shape)
     return (np.atleast_2d(np.asarray(coeffs, np.float64)) @ G.T)[:, 0]
 

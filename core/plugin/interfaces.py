@@ -74,13 +74,16 @@ class ArrayRaster:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(rows, columns)``: the last two dimensions of :attr:`data`."""
         return self.data.shape[-2:]
 
     @property
     def dtype(self) -> np.dtype:
+        """The type of :attr:`data`."""
         return self.data.dtype
 
     def read(self, block: Block | None = None) -> np.ndarray:
+        """The window ``block`` of :attr:`data` (all of it for ``None``)."""
         return self.data if block is None else self.data[block.slices]
 
 

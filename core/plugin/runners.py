@@ -47,7 +47,18 @@ def guarded(what: str, error: type[SbtsError] = PluginError) -> Iterator[None]:
 
 # ------------------------------------------------------------------------- corrections
 def suffixed(path: Path, suffix: str) -> Path:
-    """``timeseries.h5`` + ``ramp`` → ``timeseries_ramp.h5`` (MintPy's chain)."""
+    """MintPy's suffix chain: ``timeseries.h5`` + ``ramp`` → ``timeseries_ramp.h5``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    suffix : str
+        ``""`` leaves the path unchanged.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     return path.with_name(f"{path.stem}_{suffix}{path.suffix}") if suffix else path
 
 
