@@ -231,6 +231,14 @@ def test_stale_entry_points_of_sbts_itself_are_ignored_quietly():
     assert [i.plugin for i in reg.info].count("reader-gamma") == 1
 
 
+def test_two_packages_with_one_plugin_name_keep_the_first():
+    first = _EP("same", "pkg_a", _Plugin(exporters=[_Exporter("from_a")]), dist="pkg-a")
+    second = _EP("same", "pkg_b", _Plugin(exporters=[_Exporter("from_b")]), dist="pkg-b")
+    reg, warned = _build_with([first, second])
+    assert "from_a" in reg.exporters and "from_b" not in reg.exporters
+    assert any("'same'" in w and "another plugin named 'same' is loaded already" in w for w in warned)
+
+
 def test_autoload_switch(monkeypatch):
     from sbts.core.plugin import discovery
 

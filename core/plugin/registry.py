@@ -208,7 +208,10 @@ def _register_all(state: _Loading, loaded: list[tuple[str, Any]]) -> None:
     """Stage 3: register with pluggy, which checks the hook names and signatures."""
     pm = state.registry.manager
     for name, obj in loaded:
-        if pm.is_registered(obj) or pm.get_plugin(name) is not None:
+        if pm.is_registered(obj):
+            continue
+        if pm.get_plugin(name) is not None:  # two packages declare a plugin of one name
+            warn(name, f"another plugin named {name!r} is loaded already ({pm.get_plugin(name)!r:.80})")
             continue
         try:
             pm.register(obj, name=name)
