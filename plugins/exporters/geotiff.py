@@ -62,7 +62,7 @@ class GeoTiffExporter(Exporter):
     def export(self, request: ExportRequest) -> list[Path]:
         gdal, osr = _gdal()
         product = Product.open(request.input_file)
-        if not product.metadata.grid.is_geocoded:  # direct API use (core.exporting checks it too)
+        if not product.metadata.grid.is_geocoded:  # direct API use (the export runner checks it too)
             raise InputError(f"{request.input_file} is in radar coordinates; GeoTIFF needs geocoded data: "
                              f"run `sbts geocode {request.input_file}` first")
         opts = parse_options(request, {"bands", "compress"}, "geotiff")
