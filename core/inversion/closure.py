@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import as_stack, geometry_water_mask
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError
@@ -229,7 +230,7 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
     return count, stats
 
 
-def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                                 dataset: str = "unwrapPhase", mask: np.ndarray | None = None,
                                 reference: bool = True) -> np.ndarray:
     """T_int: per pixel, the number of kept triplets with non-zero integer closure, (L, W) int32.
@@ -241,7 +242,7 @@ def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memo
     return _scan(stack, max_memory, dataset, mask, reference)[0]
 
 
-def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                           dataset: str = "unwrapPhase", mask: np.ndarray | None = None,
                           reference: bool = True) -> TripletStats:
     """Per-triplet spatial mean/std of the wrapped closure phase (see :class:`TripletStats`)."""
@@ -250,7 +251,7 @@ def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: fl
 
 
 def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                                      max_memory: float = 1.0, dataset: str = "unwrapPhase",
+                                      max_memory: float = DEFAULT_MAX_MEMORY_GB, dataset: str = "unwrapPhase",
                                       mask: np.ndarray | None | str = "auto") -> tuple[Path, Path]:
     """Write ``numTriNonzeroIntAmbiguity.h5`` (dataset ``mask``) and the triplet statistics text file.
 

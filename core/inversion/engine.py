@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import read_mask_file
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError, TemplateError
@@ -305,7 +306,7 @@ def _reference_point(stack: IfgramStack, work_dir: Path, template: Template | No
 
 def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
                    options: InversionOptions | None = None, template: Template | None = None,
-                   max_memory: float = 1.0, num_worker: int = 1, cluster: str | None = None,
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB, num_worker: int = 1, cluster: str | None = None,
                    force: bool = False) -> InversionOutputs:
     """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps."""
     stack_path = Path(stack_path)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+
 
 @dataclass(frozen=True, order=True)
 class Block:
@@ -52,7 +54,7 @@ def _round_down(value: int, multiple: int) -> int:
 def iter_blocks(
     shape: tuple[int, int],
     bytes_per_pixel: float,
-    max_memory_gb: float = 1.0,
+    max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
     chunk_shape: tuple[int, int] | None = None,
     min_rows: int = 1,
 ) -> Iterator[Block]:
@@ -68,7 +70,7 @@ def iter_blocks(
 def plan_blocks(
     shape: tuple[int, int],
     bytes_per_pixel: float,
-    max_memory_gb: float = 1.0,
+    max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
     chunk_shape: tuple[int, int] | None = None,
     min_rows: int = 1,
 ) -> list[Block]:
@@ -97,7 +99,7 @@ def plan_blocks(
     return blocks
 
 
-def num_blocks(shape: tuple[int, int], bytes_per_pixel: float, max_memory_gb: float = 1.0,
+def num_blocks(shape: tuple[int, int], bytes_per_pixel: float, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
                chunk_shape: tuple[int, int] | None = None) -> int:
     return len(plan_blocks(shape, bytes_per_pixel, max_memory_gb, chunk_shape))
 
@@ -113,4 +115,46 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b) if b else 0
 
 
-__all__ = ["Block", "iter_blocks", "plan_blocks", "num_blocks", "chunk_rows_cols", "ceil_div"]
+# ---------------------------------------------------------------------------- budget
+def pixel_bytes(layers: int = 1, itemsize: int = 4, copies: int = 1, extra: float = 0.0) -> float:
+    """Memory one pixel costs while a block is processed: ``copies`` arrays of ``layers`` values of
+    ``itemsize`` bytes each (a time series of ``n`` dates read as float32 and held in 3 arrays at
+    once: ``pixel_bytes(n, 4, 3)``), plus ``extra`` bytes of per-pixel scratch (masks, maps)."""
+    return float(layers) * itemsize * copies + extra
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A memory budget in GB (``mintpy.compute.maxMemory``): what a block, or a sample, may use."""
+
+    gb: float = DEFAULT_MAX_MEMORY_GB
+
+    @property
+    def bytes(self) -> int:
+        return int(self.gb * 1024**3)
+
+    def blocks(self, shape: tuple[int, int], bytes_per_pixel: float, chunk_shape: tuple[int, int] | None = None,
+               min_rows: int = 1) -> list[Block]:
+        """Blocks of ``shape`` whose pixels, at ``bytes_per_pixel`` each, fit in the budget."""
+        return plan_blocks(shape, bytes_per_pixel, self.gb, chunk_shape, min_rows)
+
+    def count(self, bytes_per_item: float) -> int:
+        """How many items of ``bytes_per_item`` fit (at least 1): samples, resamples, layers."""
+        return max(1, int(self.bytes / max(bytes_per_item, 1)))
+
+    def share(self, fraction: float) -> Budget:
+        """A part of the budget (what is left for a second array held beside the first)."""
+        return Budget(self.gb * fraction)
+
+
+def plan_blocks_for(shape: tuple[int, int], bytes_per_pixel: float, budget: Budget | float | None = None,
+                    chunk_shape: tuple[int, int] | None = None, min_rows: int = 1) -> list[Block]:
+    """:func:`plan_blocks` with the budget as a :class:`Budget` or GB (``None``: the default budget)."""
+    if budget is None:
+        budget = Budget()
+    gb = budget.gb if isinstance(budget, Budget) else float(budget)
+    return plan_blocks(shape, bytes_per_pixel, gb, chunk_shape, min_rows)
+
+
+__all__ = ["Block", "Budget", "iter_blocks", "plan_blocks", "plan_blocks_for", "pixel_bytes", "num_blocks",
+           "chunk_rows_cols", "ceil_div"]

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block
 from sbts.core.model.metadata import Metadata
 from sbts.core.config.template import Template
@@ -184,7 +185,7 @@ class CorrectionContext:
     work_dir: Path
     template: Template
     geometry_file: Path | None = None
-    max_memory: float = 4.0  # GB per block
+    max_memory: float = DEFAULT_MAX_MEMORY_GB  # GB per block
     options: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import InputError, PluginError, SbtsError
 from sbts.core.io.h5 import check_distinct
 from sbts.core.plugin.interfaces import CorrectionContext, CorrectionResult
@@ -29,7 +30,7 @@ def find_geometry(work_dir: Path) -> Path | None:
 
 
 def run_correction(name: str, template: Template, work_dir: str | os.PathLike, input_file: Path | None = None,
-                   output_file: Path | None = None, geometry_file: Path | None = None, max_memory: float = 4.0,
+                   output_file: Path | None = None, geometry_file: Path | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                    registry: Registry | None = None, **options) -> CorrectionResult:
     """Run correction ``name`` on ``input_file`` (default: the stage's usual input in ``work_dir``)."""
     work_dir = Path(work_dir)

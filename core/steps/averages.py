@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.model.dates import DAYS_PER_YEAR, format_date
 from sbts.core.errors import DataError, InputError
@@ -168,7 +169,7 @@ def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike)
 
 # ---------------------------------------------------------------------------- averages
 def temporal_average(stack: IfgramStack | str | os.PathLike, dataset: str = "coherence",
-                     max_memory: float = 1.0) -> np.ndarray:
+                     max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """Per-pixel nanmean of ``dataset`` over the kept pairs, (L, W) float32.
 
     For phase datasets zero counts as no-data (MintPy's convention); pixels without any valid value
@@ -185,7 +186,7 @@ def temporal_average(stack: IfgramStack | str | os.PathLike, dataset: str = "coh
 
 
 def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                            max_memory: float = 1.0) -> Path:
+                            max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Write ``avgSpatialCoh.h5`` (dataset ``coherence``) into ``work_dir``."""
     stack = as_stack(stack_path)
     coh = temporal_average(stack, "coherence", max_memory)
@@ -207,7 +208,7 @@ def _reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.
     return value.reshape(-1).astype(np.float64)
 
 
-def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                       dataset: str = "unwrapPhase") -> np.ndarray:
     """Stacking velocity (m/year): mean over kept pairs of ``(φ − φ_ref)·(−λ/4π)/Δt``.
 
@@ -246,7 +247,7 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
 
 
 def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                            max_memory: float = 1.0, dataset: str = "unwrapPhase") -> Path:
+                            max_memory: float = DEFAULT_MAX_MEMORY_GB, dataset: str = "unwrapPhase") -> Path:
     """Write ``avgPhaseVelocity.h5`` (dataset ``velocity``, m/year) into ``work_dir``."""
     stack = as_stack(stack_path)
     velocity = stacking_velocity(stack, max_memory, dataset)
@@ -260,7 +261,7 @@ def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.Pa
 
 
 def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "unwrapPhase",
-                      max_memory: float = 1.0) -> np.ndarray:
+                      max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """True where ``dataset`` is finite and non-zero in every kept pair (L, W) bool."""
     stack = as_stack(stack)
     stack._require(dataset)
@@ -275,7 +276,7 @@ def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "un
     return out
 
 
-def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0) -> np.ndarray:
+def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """Common connected-component mask: connectComponent ≠ 0 in every kept pair.
 
     Without a ``connectComponent`` dataset, unwrapPhase finite and ≠ 0 in every kept pair instead
@@ -289,7 +290,7 @@ def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory:
 
 
 def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                        max_memory: float = 1.0) -> Path:
+                        max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Write ``maskConnComp.h5`` (dataset ``mask``, bool) into ``work_dir``."""
     stack = as_stack(stack_path)
     mask = connected_component_mask(stack, max_memory)

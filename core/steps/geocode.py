@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError, TemplateError, shown
 from sbts.core.io.h5 import H5Writer, open_h5, read_metadata
@@ -56,7 +57,7 @@ class GeocodeOptions:
     fill: float = float("nan")
     epsg: int | None = None  # output CRS (radar→geo); None/4326 = lat/lon
     utm: bool = False  # output in the UTM zone of the scene centre (resolved into epsg)
-    max_memory: float = 1.0
+    max_memory: float = DEFAULT_MAX_MEMORY_GB
 
     def __post_init__(self) -> None:
         # checked up front: a zero step or an upside-down box would otherwise give an infinite or a
@@ -215,7 +216,7 @@ class InverseLookup:
     """
 
     def __init__(self, read: Callable[[Block], tuple[np.ndarray, np.ndarray]], shape: tuple[int, int],
-                 max_memory: float = 1.0) -> None:
+                 max_memory: float = DEFAULT_MAX_MEMORY_GB) -> None:
         from scipy.spatial import cKDTree
 
         self.read, self.shape = read, shape

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError, PluginError, SbtsError, shown
 from sbts.core.io.h5 import H5Writer, read_attrs
@@ -410,7 +411,7 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
 
 
 def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
-              processor: str | None = None, max_memory: float = 1.0, force: bool = False,
+              processor: str | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB, force: bool = False,
               registry: Registry | None = None) -> LoadResult:
     """Load a processor's files into ``<work_dir>/inputs``; see the module docstring."""
     work_dir = Path(work_dir)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import as_stack, find_geometry_file, geometry_water_mask, read_mask_file
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.model.dates import format_date, parse_date
@@ -390,7 +391,7 @@ def network_mask(template: Template, stack: IfgramStack, work_dir: str | os.Path
 
 
 def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.ndarray | None = None,
-                              aoi: Block | None = None, max_memory: float = 1.0) -> np.ndarray:
+                              aoi: Block | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """Mean coherence of every pair (dropped ones too) over the mask ∩ AOI, NaN ignored, (m,).
 
     Read block by block within the AOI; a pair without any valid pixel gets NaN.
@@ -474,7 +475,7 @@ def write_drop_flags(stack_path: str | os.PathLike, keep: np.ndarray) -> bool:
 
 
 def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: str | os.PathLike,
-                   max_memory: float = 1.0) -> DropReport:
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB) -> DropReport:
     """The modify_network step: choose the pairs, store ``dropIfgram``, write ``coherenceSpatialAvg.txt``."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

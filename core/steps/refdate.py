@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import plan_blocks
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError, shown
@@ -62,7 +63,7 @@ def resolve_reference_date(template, work_dir: str | os.PathLike | None = None) 
 
 
 def reference_date(files, date: str | os.PathLike, output: str | os.PathLike | None = None,
-                   max_memory: float = 4.0, work_dir: str | os.PathLike | None = None) -> list[Path]:
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB, work_dir: str | os.PathLike | None = None) -> list[Path]:
     """Re-reference each time-series file of ``files`` to ``date``; returns the paths written.
 
     ``output`` (one input only) writes there instead of replacing the input.  A file already

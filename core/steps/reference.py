@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import (AVG_COHERENCE_FILE, CONNCOMP_MASK_FILE, as_stack, connected_component_mask,
                        find_geometry_file, geometry_water_mask, kept_index, read_mask_file,
                        temporal_average, valid_in_all_kept)
@@ -279,7 +280,7 @@ def lalo_to_yx(stack: IfgramStack, lat: float, lon: float, work_dir: Path | None
 
 # ---------------------------------------------------------------------------- choose / set
 def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template, work_dir: str | os.PathLike,
-                     max_memory: float = 1.0) -> ReferencePoint:
+                     max_memory: float = DEFAULT_MAX_MEMORY_GB) -> ReferencePoint:
     """The reference pixel from the template (checked) or chosen automatically (see module doc)."""
     stack = as_stack(stack)
     work_dir = Path(work_dir)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
@@ -235,7 +236,7 @@ def plot_rms(dates: list[str], rms_mm: np.ndarray, ref_index: int, threshold_mm:
 
 
 def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
-                 work_dir: str | os.PathLike | None = None, max_memory: float = 4.0,
+                 work_dir: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                  plot: bool = True) -> RmsResult:
     """Compute the residual RMS per date of ``ts_path``; write the text files (and plot) into ``work_dir``.
 

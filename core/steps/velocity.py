@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import plan_blocks
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError, TemplateError, shown
@@ -326,7 +327,7 @@ def _signature(path: Path, options: VelocityOptions, used: list[int]) -> str:
 
 
 def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = None,
-                       output: str | os.PathLike | None = None, max_memory: float = 4.0,
+                       output: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                        uncertainty: str | None = None, work_dir: str | os.PathLike | None = None,
                        seed: int = 0, options: VelocityOptions | None = None) -> Path:
     """Fit the template's time functions to every pixel of ``ts_path``; write ``velocity.h5``.

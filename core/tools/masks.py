@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import connected_component_mask, temporal_average, valid_in_all_kept
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError
@@ -87,7 +88,7 @@ def make_mask(path: str | os.PathLike, dataset: str | None = None, vmin: float |
               vmax: float | None = None, nonzero: bool = False, base: str | os.PathLike | None = None,
               base_dset: str | None = None, base_value: float = 0.0, subset_yx: Sequence[int] | None = None,
               subset_lalo: Sequence[float] | None = None, exclude_circles: Sequence[Sequence[float]] = (),
-              min_cluster: int | None = None, vstd: float | None = None, max_memory: float = 1.0) -> np.ndarray:
+              min_cluster: int | None = None, vstd: float | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """The boolean mask (True = keep) of ``path`` under the rules in the module docstring."""
     product = Product.open(path)
     shape = product.shape
@@ -160,7 +161,7 @@ def make_mask(path: str | os.PathLike, dataset: str | None = None, vmin: float |
 
 
 def generate_mask(path: str | os.PathLike, output: str | os.PathLike | None = None, dataset: str | None = None,
-                  max_memory: float = 1.0, **rules) -> Path:
+                  max_memory: float = DEFAULT_MAX_MEMORY_GB, **rules) -> Path:
     """Compute :func:`make_mask` and write it (dataset ``mask``, FILE_TYPE mask); returns the path."""
     product = Product.open(path)
     mask = make_mask(path, dataset=dataset, max_memory=max_memory, **rules)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import InputError, SbtsError
 from sbts.core.io.lock import work_dir_lock
 from sbts.core.config.template import Template
@@ -44,7 +45,7 @@ class RunContext:
     template: Template
     work_dir: Path
     base_dir: Path
-    max_memory: float = 4.0
+    max_memory: float = DEFAULT_MAX_MEMORY_GB
     num_worker: int = 1
     cluster: str | None = None
 
