@@ -41,6 +41,7 @@ from sbts.core.io.h5 import H5Writer, check_distinct, check_free_space, read_att
 from sbts.core.io.lock import output_locks, private_name, remove_orphans
 from sbts.core.io.products import Geometry, IfgramStack, TimeSeriesWriter
 from sbts.core.io.progress import progress
+from sbts.core.io.workdir import find_geometry
 from sbts.core.config.template import Template
 
 logger = logging.getLogger(__name__)
@@ -266,14 +267,6 @@ def _mask_token(water: np.ndarray | None) -> str:
     return "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
 
 
-def _find_geometry(stack_path: Path, work_dir: Path) -> Path | None:
-    for folder in (stack_path.parent, work_dir / "inputs", work_dir):
-        for name in ("geometryRadar.h5", "geometryGeo.h5"):
-            if (folder / name).exists():
-                return folder / name
-    return None
-
-
 def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -> np.ndarray | None:
     """Land mask (True = solve) from waterMaskFile, else from the geometry's waterMask."""
     if options.water_mask_file:
@@ -284,7 +277,7 @@ def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -
         if options.water_mask_required:
             raise InputError(f"{path}: water mask not found (mintpy.networkInversion.waterMaskFile = "
                              f"{options.water_mask_file}); give an existing file or set it to no")
-    geom = _find_geometry(stack.path, work_dir)
+    geom = find_geometry(stack.path, work_dir)
     if geom is not None:
         g = Geometry(geom)
         if g.has("waterMask") and g.shape == stack.shape:
@@ -573,7 +566,7 @@ def temp_coh_mask(tcoh: np.ndarray, options: InversionOptions, stack_path: Path,
     """``maskTempCoh``: temporal coherence ≥ minTempCoh, shadow excluded."""
     mask = tcoh >= options.min_temp_coh
     if options.shadow_mask:
-        geom = _find_geometry(stack_path, work_dir)
+        geom = find_geometry(stack_path, work_dir)
         if geom is not None:
             g = Geometry(geom)
             if g.has("shadowMask") and g.shape == mask.shape:

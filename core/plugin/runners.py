@@ -9,6 +9,7 @@ from pathlib import Path
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import InputError, PluginError, SbtsError
 from sbts.core.io.h5 import check_distinct
+from sbts.core.io.workdir import find_geometry
 from sbts.core.plugin.interfaces import CorrectionContext, CorrectionResult
 from sbts.core.plugin.registry import Registry, get_registry, plugin_call
 from sbts.core.config.template import Template
@@ -19,14 +20,6 @@ logger = logging.getLogger(__name__)
 def suffixed(path: Path, suffix: str) -> Path:
     """``timeseries.h5`` + ``ramp`` → ``timeseries_ramp.h5`` (MintPy's chain)."""
     return path.with_name(f"{path.stem}_{suffix}{path.suffix}") if suffix else path
-
-
-def find_geometry(work_dir: Path) -> Path | None:
-    for name in ("geometryRadar.h5", "geometryGeo.h5"):
-        for folder in (work_dir / "inputs", work_dir):
-            if (folder / name).exists():
-                return folder / name
-    return None
 
 
 def run_correction(name: str, template: Template, work_dir: str | os.PathLike, input_file: Path | None = None,
@@ -46,7 +39,7 @@ def run_correction(name: str, template: Template, work_dir: str | os.PathLike, i
         check_distinct(output_file, input_file)
     ctx = CorrectionContext(
         input_file=input_file, output_file=Path(output_file), work_dir=work_dir, template=template,
-        geometry_file=Path(geometry_file) if geometry_file else find_geometry(work_dir),
+        geometry_file=Path(geometry_file) if geometry_file else find_geometry(work_dir=work_dir),
         max_memory=max_memory, options=options,
     )
     logger.info("correction %s: %s → %s", name, input_file.name, ctx.output_file.name)

@@ -30,6 +30,7 @@ from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import IfgramStack, write_map
 from sbts.core.io.progress import progress
+from sbts.core.io.workdir import find_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -108,23 +109,10 @@ def read_mask_file(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarra
         return np.isfinite(data) & (data != 0) if data.dtype.kind == "f" else data != 0
 
 
-def find_geometry_file(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
-                       names: tuple[str, ...] = ("geometryRadar.h5", "geometryGeo.h5")) -> Path | None:
-    """The geometry file beside the stack (``inputs/``), or under ``work_dir/inputs``; None if absent."""
-    folders = [Path(stack_path).parent]
-    if work_dir is not None:
-        folders += [Path(work_dir) / "inputs", Path(work_dir)]
-    for folder in folders:
-        for name in names:
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
 def geometry_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None,
                         shape: tuple[int, int]) -> np.ndarray | None:
     """``waterMask`` (True = land) of the geometry file, if there is one with that dataset."""
-    geom = find_geometry_file(stack_path, work_dir)
+    geom = find_geometry(stack_path, work_dir)
     if geom is None:
         return None
     with open_h5(geom) as f:
@@ -145,7 +133,7 @@ def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike)
     geometry's with ``FILE_TYPE = waterMask``.  None (nothing written) when the geometry has no
     ``waterMask``; an existing file newer than the geometry is kept (update mode).
     """
-    geom = find_geometry_file(stack_path, work_dir)
+    geom = find_geometry(stack_path, work_dir)
     if geom is None:
         return None
     with open_h5(geom) as f:
@@ -305,6 +293,6 @@ def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
 __all__ = [
     "temporal_average", "write_average_coherence", "stacking_velocity", "write_stacking_velocity",
     "connected_component_mask", "write_conncomp_mask", "valid_in_all_kept", "read_mask_file", "write_water_mask",
-    "find_geometry_file", "geometry_water_mask", "as_stack", "kept_index",
+    "geometry_water_mask", "as_stack", "kept_index",
     "AVG_COHERENCE_FILE", "STACKING_VELOCITY_FILE", "CONNCOMP_MASK_FILE", "WATER_MASK_FILE",
 ]

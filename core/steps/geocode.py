@@ -190,20 +190,23 @@ class Lookup:
         return a, b
 
 
+def _is_lookup(path: Path) -> bool:
+    try:
+        Lookup.open(path)
+    except InputError:
+        return False
+    return True
+
+
 def find_lookup(path: str | os.PathLike, geo2radar: bool = False) -> Path:
     """The geometry file near ``path`` that can serve as lookup table (radar one first)."""
+    from sbts.core.io.workdir import find_file, GEOMETRY_FILES
+
     path = Path(path).resolve()
-    names = ("geometryRadar.h5", "geometryGeo.h5")
-    for folder in (path.parent, path.parent / "inputs", path.parent.parent / "inputs", path.parent.parent):
-        for name in names:
-            candidate = folder / name
-            # a radar-coded geometry file with latitude/longitude is its own lookup table
-            if candidate.exists() and (candidate != path or not geo2radar):
-                try:
-                    Lookup.open(candidate)
-                except InputError:
-                    continue
-                return candidate
+    # a radar-coded geometry file with latitude/longitude is its own lookup table (not for geo2radar)
+    found = find_file(GEOMETRY_FILES, path, accept=_is_lookup, exclude=path if geo2radar else None)
+    if found is not None:
+        return found
     raise InputError(f"no lookup table found near {path} (looked for inputs/geometryRadar.h5 with "
                      "latitude/longitude or inputs/geometryGeo.h5 with azimuthCoord/rangeCoord); give one with -l")
 

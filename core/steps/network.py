@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.steps.averages import as_stack, find_geometry_file, geometry_water_mask, read_mask_file
+from sbts.core.steps.averages import as_stack, geometry_water_mask, read_mask_file
+from sbts.core.io.workdir import find_geometry
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import DataError, InputError, TemplateError, shown
@@ -485,7 +486,7 @@ def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: 
     coherence = None
     aoi = mask_label = None
     if stack.has("coherence"):
-        geom = find_geometry_file(stack.path, work_dir)
+        geom = find_geometry(stack.path, work_dir)
         aoi = parse_aoi(template, stack.metadata, geom)
         mask = network_mask(template, stack, work_dir)
         if mask is not None:

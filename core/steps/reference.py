@@ -41,12 +41,12 @@ import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import (AVG_COHERENCE_FILE, CONNCOMP_MASK_FILE, as_stack, connected_component_mask,
-                       find_geometry_file, geometry_water_mask, kept_index, read_mask_file,
-                       temporal_average, valid_in_all_kept)
+                       geometry_water_mask, kept_index, read_mask_file, temporal_average, valid_in_all_kept)
 from sbts.core.io.blocks import Block
 from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import IfgramStack
+from sbts.core.io.workdir import GEOMETRY_RADAR, find_geometry
 from sbts.core.config.template import Template
 
 logger = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ def _latlon_of(stack: IfgramStack, y: int, x: int, work_dir: Path | None) -> tup
     geo = stack.metadata.grid.geo
     if geo is not None:
         return geo.yx_to_lalo(y, x)
-    geom = find_geometry_file(stack.path, work_dir)
+    geom = find_geometry(stack.path, work_dir)
     if geom is not None:
         with open_h5(geom) as f:
             if "latitude" in f and "longitude" in f:
@@ -255,7 +255,7 @@ def lalo_to_yx(stack: IfgramStack, lat: float, lon: float, work_dir: Path | None
             raise DataError(f"reference lat/lon {lat}, {lon} is outside the image (pixel {y}, {x} of "
                             f"{length}×{width})")
         return y, x
-    geom = find_geometry_file(stack.path, work_dir, names=("geometryRadar.h5",))
+    geom = find_geometry(stack.path, work_dir, names=(GEOMETRY_RADAR,))
     if geom is None:
         raise TemplateError("mintpy.reference.lalo needs a geocoded stack or inputs/geometryRadar.h5 with "
                             "latitude/longitude; use mintpy.reference.yx instead")

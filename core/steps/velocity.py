@@ -403,13 +403,10 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
 
 
 def default_timeseries(work_dir: str | os.PathLike) -> Path:
-    """The time series a step should use by default: the newest ``timeseries*.h5`` of the work dir
-    (the end of MintPy's correction chain), residual files excluded."""
-    wd = Path(work_dir)
-    candidates = [p for p in wd.glob("timeseries*.h5") if not p.name.startswith("timeseriesResidual")]
-    if not candidates:
-        raise InputError(f"{wd}: no timeseries*.h5 found; run `sbts invert` first or give the file with -i")
-    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, len(p.name)))
+    """The newest time series of the work dir: see :func:`sbts.core.io.workdir.latest_timeseries`."""
+    from sbts.core.io.workdir import latest_timeseries
+
+    return latest_timeseries(work_dir)
 
 
 __all__ = ["VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "bootstrap_pinvs", "draw_resamples",

@@ -34,6 +34,7 @@ from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import check_distinct
 from sbts.core.io.products import IfgramStack, Product, write_map
 from sbts.core.io.safenames import safe_part
+from sbts.core.io.workdir import MASKS
 from sbts.core.tools.common import default_output_dir, main_dataset, map_reader, require_geo
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,10 @@ logger = logging.getLogger(__name__)
 def _default_output(product: Product, dataset: str | None, nonzero: bool) -> Path:
     folder = default_output_dir(product.path)
     if isinstance(product, IfgramStack) and nonzero and dataset in (None, "connectComponent"):
-        return folder / "maskConnComp.h5"
+        return folder / MASKS["connComp"]
     name = dataset or main_dataset(product) if not isinstance(product, IfgramStack) else dataset or "coherence"
     if name == "temporalCoherence":
-        return folder / "maskTempCoh.h5"
+        return folder / MASKS["tempCoh"]
     return folder / f"mask_{safe_part(name, 'dataset name')}.h5"
 
 
