@@ -29,7 +29,6 @@ import datetime as _dt
 import logging
 import os
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from sbts.core.io.workdir import find_geometry
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.io.h5 import atomic_write_text, edit_in_place, open_h5
+from sbts.core.io.h5 import atomic_write_text, open_h5
 from sbts.core.model.metadata import Metadata
 from sbts.core.model.pairs import Pairs
 from sbts.core.io.products import IfgramStack
@@ -451,28 +450,14 @@ def write_coherence_table(path: str | os.PathLike, pairs: Pairs, report: DropRep
 
 
 def write_drop_flags(stack_path: str | os.PathLike, keep: np.ndarray) -> bool:
-    """Write ``dropIfgram`` in place (only that dataset); return True if it changed.
+    """Write ``dropIfgram`` in place (only that dataset, through
+    :class:`~sbts.core.io.stack_editor.StackEditor`); return True if it changed.
 
-    MODIFICATION_TIME of ``dropIfgram`` is updated only on a change, so an unchanged network leaves
-    the file untouched (downstream steps need not re-run).
+    An unchanged network leaves the file untouched (downstream steps need not re-run).
     """
-    keep = np.asarray(keep, bool)
-    with open_h5(stack_path) as f:
-        old = f["dropIfgram"][()] if "dropIfgram" in f else None
-    if old is not None and old.shape == keep.shape and np.array_equal(old.astype(bool), keep):
-        return False
-    try:
-        with edit_in_place(stack_path) as f:
-            if "dropIfgram" in f and f["dropIfgram"].shape == keep.shape and f["dropIfgram"].dtype == bool:
-                f["dropIfgram"][...] = keep
-            else:
-                if "dropIfgram" in f:
-                    del f["dropIfgram"]
-                f.create_dataset("dropIfgram", data=keep)
-            f["dropIfgram"].attrs["MODIFICATION_TIME"] = str(time.time())
-    except InputError as exc:
-        raise InputError(f"cannot update dropIfgram in {stack_path}: {exc}") from None
-    return True
+    from sbts.core.io.stack_editor import StackEditor
+
+    return StackEditor(stack_path, step="modify_network").set_drop(keep)
 
 
 def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: str | os.PathLike,

@@ -362,32 +362,18 @@ def set_reference(stack_path: str | os.PathLike, y: int, x: int, lat: float | No
     """Store REF_Y/REF_X (and REF_LAT/REF_LON) as root attributes of the stack, in place.
 
     Data is not rewritten; the file is not touched when the same point is already stored (MintPy's
-    skip rule).  lat/lon come from the geo grid when geocoded and not given.
+    skip rule).  lat/lon come from the geo grid when geocoded and not given.  The write goes
+    through :class:`~sbts.core.io.stack_editor.StackEditor`.
     """
+    from sbts.core.io.stack_editor import StackEditor
+
     stack = as_stack(stack_path)
     length, width = stack.shape
     if not (0 <= y < length and 0 <= x < width):
         raise DataError(f"reference pixel y/x = {y}, {x} is outside the {length}×{width} image")
     if (lat is None or lon is None) and stack.metadata.grid.geo is not None:
         lat, lon = stack.metadata.grid.geo.yx_to_lalo(y, x)
-    new = {"REF_Y": str(int(y)), "REF_X": str(int(x))}
-    if lat is not None and lon is not None:
-        new.update(REF_LAT=repr(float(lat)), REF_LON=repr(float(lon)))
-    with open_h5(stack.path) as f:
-        old = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in f.attrs.items()
-               if k in ("REF_Y", "REF_X", "REF_LAT", "REF_LON")}
-    if old == new:
-        logger.info("%s already references y/x = %d, %d", stack.path.name, y, x)
-        return
-    from sbts.core.io.h5 import edit_in_place
-
-    with edit_in_place(stack.path) as f:
-        for key in ("REF_LAT", "REF_LON"):
-            if key in f.attrs and key not in new:
-                del f.attrs[key]  # stale from an earlier reference point
-        for key, value in new.items():
-            f.attrs[key] = value
-    logger.info("%s: REF_Y/REF_X = %d, %d written", stack.path.name, y, x)
+    StackEditor(stack.path, step="reference_point").set_reference(y, x, lat, lon)
 
 
 __all__ = ["ReferencePoint", "choose_reference", "set_reference", "pixel_problems", "rank_candidates",

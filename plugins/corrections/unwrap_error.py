@@ -39,7 +39,6 @@ the next run).  Deleting datasets does not shrink an HDF5 file; ``h5repack`` rec
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -62,12 +61,12 @@ from sbts.core.inversion.closure import (
     triplet_matrix,
 )
 from sbts.core.errors import DataError, InputError, TemplateError
-from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place
+from sbts.core.io.h5 import INCOMPLETE_ATTR
+from sbts.core.io.stack_editor import StackEditor
 from sbts.core.plugin.hookspecs import hookimpl
 from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.io.products import IfgramStack
 from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS
-from sbts.core.io.lock import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -161,79 +160,10 @@ def _water_mask(ctx: CorrectionContext, shape: tuple[int, int]) -> tuple[np.ndar
 def write_stack_dataset(stack_path: str | os.PathLike, name: str, fill: Callable[[h5py.Dataset], None],
                         like: str = "unwrapPhase", attrs: dict | None = None,
                         root_attrs: dict | None = None) -> None:
-    """Add or replace 3-D dataset ``name`` of the stack, never leaving it half-written unnoticed.
-
-    ``fill(ds)`` writes the data block by block into a dataset of a scratch file (written like any
-    output: :class:`~sbts.core.io.h5.H5Writer`); only when it returns is the stack touched, under
-    its lock.  A dataset that exists with the same shape is rewritten in place, so rerunning a
-    correction does not grow the file (HDF5 never reuses the space of a deleted dataset); while it
-    is rewritten it carries :data:`~sbts.core.io.h5.INCOMPLETE_ATTR`, which every reader refuses and
-    the next run repairs.  A new dataset is copied in under a temporary name and renamed.
-    """
-    stack_path = Path(stack_path)
-    scratch = stack_path.with_name(f".{stack_path.name}.{name}.h5")
-    with output_lock(stack_path):
-        with h5py.File(stack_path, "r") as f:
-            src = f[like]
-            shape, chunks = src.shape, src.chunks
-            current = f.get(name)
-            in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
-        nbytes = int(np.prod(shape)) * 4
-        check_free_space(stack_path.parent, nbytes * (1 if in_place else 2), f"{name} of {stack_path}")
-        try:
-            with H5Writer(scratch, {}) as w:
-                ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks or True)
-                fill(ds)
-                w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
-                del ds
-            with h5py.File(scratch, "r") as t, edit_in_place(stack_path) as f:
-                _remove_leftovers(f, name)
-                if in_place:
-                    dst = f[name]
-                    dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
-                    if _CONFIG_ATTR in dst.attrs:
-                        del dst.attrs[_CONFIG_ATTR]
-                    f.flush()
-                    _copy_layers(t[name], dst)
-                else:
-                    t.copy(t[name], f, name=name + _TMP_SUFFIX)
-                    f.flush()
-                    if name in f:
-                        f.move(name, name + _OLD_SUFFIX)
-                    f.move(name + _TMP_SUFFIX, name)
-                    if name + _OLD_SUFFIX in f:
-                        del f[name + _OLD_SUFFIX]
-                    dst = f[name]
-                dst.attrs["MODIFICATION_TIME"] = str(time.time())
-                dst.attrs["UNIT"] = "radian"
-                for key, value in (attrs or {}).items():
-                    dst.attrs[key] = value
-                for key, value in (root_attrs or {}).items():
-                    f.attrs[key] = value
-                if INCOMPLETE_ATTR in dst.attrs:
-                    del dst.attrs[INCOMPLETE_ATTR]
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                scratch.unlink()
-
-
-def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20) -> None:
-    """Copy a 3-D dataset layer by layer groups (bounded memory)."""
-    per_layer = max(1, int(np.prod(src.shape[1:])) * src.dtype.itemsize)
-    step = max(1, max_bytes // per_layer)
-    for k in range(0, src.shape[0], step):
-        dst[k:k + step] = src[k:k + step]
-    dst.flush()
-
-
-def _remove_leftovers(f: h5py.File, name: str) -> None:
-    if name + _TMP_SUFFIX in f:
-        del f[name + _TMP_SUFFIX]
-    if name + _OLD_SUFFIX in f:
-        if name not in f:  # crashed between the two moves: the old one is the last complete copy
-            f.move(name + _OLD_SUFFIX, name)
-        else:
-            del f[name + _OLD_SUFFIX]
+    """Add or replace 3-D dataset ``name`` of the stack through the one in-place writer of the
+    stack, :meth:`sbts.core.io.stack_editor.StackEditor.write_dataset` (crash-safe, no growth on a
+    rerun, versioned for update mode)."""
+    StackEditor(stack_path).write_dataset(name, fill, like=like, attrs=attrs, root_attrs=root_attrs)
 
 
 def _dataset_mtime(stack_path: Path, name: str) -> str:
