@@ -103,21 +103,17 @@ def test_lock_refuses_a_second_run_naming_the_holder(work):
 
 
 def test_interrupted_run_continues_where_it_stopped(work, monkeypatch):
-    import sbts.core.workflow.runner as wf
+    import sbts.core.workflow.stepdefs as sd
 
-    original = wf._velocity
+    original = sd._velocity
 
     def boom(ctx):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wf, "_velocity", boom)
-    steps = wf.build_steps
-    monkeypatch.setattr(wf, "build_steps", lambda: [s if s.name != "velocity" else
-                                                    type(s)(**{**s.__dict__, "run": boom}) for s in steps()])
+    monkeypatch.setattr(sd, "_velocity", boom)  # the plan is built per run, from the step table
     with pytest.raises(KeyboardInterrupt):
         run_workflow(work / "sbts.cfg", end="velocity")
-    monkeypatch.setattr(wf, "build_steps", steps)
-    monkeypatch.setattr(wf, "_velocity", original)
+    monkeypatch.setattr(sd, "_velocity", original)
     again = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
     assert again["invert_network"] == "skipped" and again["velocity"] == "ran"
 

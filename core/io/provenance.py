@@ -60,11 +60,12 @@ class Provenance:
     """What a step passes to the files it writes: its name, options and the versions of its inputs."""
 
     step: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Any = None
     inputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         return {"sbts": sbts_version(), "step": self.step, "options": _jsonable(self.options),
+                "options_digest": options_digest(self.options),
                 "inputs": {k: dict(v) for k, v in self.inputs.items()}}
 
 
@@ -214,7 +215,7 @@ def _jsonable(value: Any) -> Any:
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")}
+                if not f.name.startswith("_") and f.metadata.get("digest", True)}
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

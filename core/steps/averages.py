@@ -30,7 +30,8 @@ from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import IfgramStack, write_map
 from sbts.core.io.progress import progress
-from sbts.core.io.workdir import find_geometry
+from sbts.core.config.compute import ComputeOptions
+from sbts.core.io.workdir import WorkDir, find_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +291,20 @@ def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
     return path
 
 
-__all__ = [
+def quick_overview(workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+    """The quick_overview step of ``sbts run``: the stacking velocity and, with 3 kept pairs or more,
+    the number of non-zero integer closure phases (MintPy's quick look at the unwrapping)."""
+    from sbts.core.inversion.closure import write_num_nonzero_integer_closure
+
+    outputs = [write_stacking_velocity(workdir.stack, workdir.root, compute.max_memory)]
+    if IfgramStack(workdir.stack).pairs.keep.sum() >= 3:
+        outputs += write_num_nonzero_integer_closure(workdir.stack, workdir.root, compute.max_memory)
+    else:
+        logger.info("fewer than 3 kept pairs: no closure phase to count")
+    return outputs
+
+
+__all__ = ["quick_overview", 
     "temporal_average", "write_average_coherence", "stacking_velocity", "write_stacking_velocity",
     "connected_component_mask", "write_conncomp_mask", "valid_in_all_kept", "read_mask_file", "write_water_mask",
     "geometry_water_mask", "as_stack", "kept_index",

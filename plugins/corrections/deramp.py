@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.plugin.hookspecs import hookimpl
 from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
+from sbts.core.config.options import FileOption
+from sbts.core.config.template import Template
 from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
 
 logger = logging.getLogger(__name__)
@@ -47,17 +50,27 @@ class Deramp(Correction):
     summary = "Remove a linear/quadratic phase ramp from each date (orbit errors, long-wavelength delay)."
     suffix = "ramp"
     stage = "timeseries"
+    step = "deramp"
+    after = "correct_troposphere"
     keys = {
         KEY: f"ramp to remove: {' | '.join(RAMP_KINDS)} (no = skip this step)",
         MASK_KEY: "mask of the pixels the ramps are fitted on (default maskTempCoh.h5 in the work dir; no = all pixels)",
     }
 
+    def parse_options(self, template: Template) -> DerampOptions:
+        value = template.raw(KEY)
+        kind = _parse_kind(value) if value.strip().lower() not in _OFF else None
+        return DerampOptions(kind, value, FileOption.from_template(template, MASK_KEY))
+
+    def enabled(self, template: Template, metadata) -> bool:
+        return template.get_str(KEY, ["no", *RAMP_KINDS]) is not None
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
-        kind = _kind(context)
+        kind = _kind(context, self.options_of(context))
         ts = TimeSeries(context.input_file)
         shape = ts.shape
         n = len(ts.dates)
-        mask_path, mask_label = _mask_file(context)
+        mask_path, mask_label = _mask_file(context, self.options_of(context))
         mask = MapProduct(mask_path) if mask_path is not None else None
         if mask is not None and mask.shape != shape:
             raise InputError(f"{mask_path}: mask is {mask.shape[0]}×{mask.shape[1]} but {context.input_file} is "
@@ -104,29 +117,49 @@ class Deramp(Correction):
         return CorrectionResult(Path(context.output_file), summary=summary)
 
 
-def _kind(context: CorrectionContext) -> str:
-    value = context.options.get("kind") or context.template.raw(KEY)
+_OFF = ("no", "none", "false", "off", "n", "0")
+
+
+@dataclass(frozen=True)
+class DerampOptions:
+    """``mintpy.deramp`` (the ramp; ``None`` = off) and ``mintpy.deramp.maskFile``."""
+
+    kind: str | None
+    value: str  # as written, for the message when the correction is asked for while off
+    mask_file: FileOption
+
+
+def _parse_kind(value: str) -> str:
     for kind in RAMP_KINDS:
         if value.strip().lower() == kind:
             return kind
-    if value.strip().lower() in ("no", "none", "false", "off", "n", "0"):
-        raise TemplateError(f"{KEY} = {value}: deramp is off; set {KEY} = linear or quadratic "
-                            f"(e.g. sbts correct deramp -s {KEY}=linear)")
     raise TemplateError(f"{KEY} = {shown(value)} is not one of: {', '.join(RAMP_KINDS)} (or no)")
 
 
-def _mask_file(context: CorrectionContext) -> tuple[Path | None, str]:
+def _kind(context: CorrectionContext, options: DerampOptions) -> str:
+    value = context.options.get("kind")
+    if value:
+        if value.strip().lower() not in _OFF:
+            return _parse_kind(value)
+    elif options.kind is not None:
+        return options.kind
+    else:
+        value = options.value
+    raise TemplateError(f"{KEY} = {value}: deramp is off; set {KEY} = linear or quadratic "
+                        f"(e.g. sbts correct deramp -s {KEY}=linear)")
+
+
+def _mask_file(context: CorrectionContext, options: DerampOptions) -> tuple[Path | None, str]:
     """The mask file and the label recorded in the output (``no`` when all pixels are used)."""
-    t = context.template
-    value = context.options.get("mask_file") or t.get(MASK_KEY)
-    if value is None:
+    given = context.options.get("mask_file")
+    option = FileOption(MASK_KEY, str(given), True) if given else options.mask_file
+    path = option.path(context.work_dir)
+    if path is None:
         return None, "no"
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = context.work_dir / path
+    value = option.value
     if path.exists():
         return path, str(value)
-    if context.options.get("mask_file") or t.is_set(MASK_KEY):
+    if option.explicit:
         raise InputError(f"{path}: mask file not found ({MASK_KEY} = {value}); "
                          f"give an existing mask or set {MASK_KEY} = no to fit on all pixels")
     logger.warning("%s not found: fitting the ramps on all valid pixels (set %s to choose a mask)", path, MASK_KEY)

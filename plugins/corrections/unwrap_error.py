@@ -45,7 +45,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -66,6 +66,8 @@ from sbts.core.io.stack_editor import StackEditor
 from sbts.core.plugin.hookspecs import hookimpl
 from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
 from sbts.core.io.products import IfgramStack
+from sbts.core.config.options import FileOption
+from sbts.core.config.template import Template
 from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS
 
 logger = logging.getLogger(__name__)
@@ -118,11 +120,11 @@ class UnwrapOptions:
     water_mask: str = "no"  # label of the mask used
     seed: int = 0
     alpha: float = DEFAULT_ALPHA
+    water_file: FileOption = field(default=FileOption(PREFIX + "waterMaskFile", "waterMask.h5"), compare=False)
 
     @classmethod
-    def from_context(cls, ctx: CorrectionContext, water_label: str) -> UnwrapOptions:
-        t = ctx.template
-        opts = ctx.options
+    def from_template(cls, t: Template) -> UnwrapOptions:
+        """The template's settings (the water mask label and the seed are set when the step runs)."""
         min_area = t.get_float(PREFIX + "connCompMinArea")
         num_sample = t.get_int(PREFIX + "numSample")
         radius = t.get_int(PREFIX + "bridgePtsRadius")
@@ -132,20 +134,27 @@ class UnwrapOptions:
         if radius is not None and radius < 0:
             raise TemplateError(f"{PREFIX}bridgePtsRadius = {radius}: must be >= 0")
         return cls(min_area=max(1, int(min_area or 1)), num_sample=int(num_sample or 100), ramp=ramp,
-                   radius=int(radius if radius is not None else 50), water_mask=water_label,
-                   seed=int(opts.get("seed", 0)), alpha=float(opts.get("alpha", DEFAULT_ALPHA)))
+                   radius=int(radius if radius is not None else 50),
+                   water_file=FileOption.from_template(t, PREFIX + "waterMaskFile"))
+
+    @classmethod
+    def from_context(cls, ctx: CorrectionContext, water_label: str) -> UnwrapOptions:
+        parsed = ctx.parsed_options if isinstance(ctx.parsed_options, UnwrapOptions) else cls.from_template(ctx.template)
+        opts = ctx.options
+        return replace(parsed, water_mask=water_label, seed=int(opts.get("seed", 0)),
+                       alpha=float(opts.get("alpha", DEFAULT_ALPHA)))
 
 
 def _water_mask(ctx: CorrectionContext, shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
     """Land mask (True = use) and its label: waterMaskFile, else the geometry waterMask, else none."""
-    value = ctx.template.get(PREFIX + "waterMaskFile")
+    option = (ctx.parsed_options.water_file if isinstance(ctx.parsed_options, UnwrapOptions)
+              else FileOption.from_template(ctx.template, PREFIX + "waterMaskFile"))
+    value = option.value
     if value is not None:
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = ctx.work_dir / path
+        path = option.path(ctx.work_dir)
         if path.exists():
             return read_mask_file(path, shape), str(value)
-        if ctx.template.is_set(PREFIX + "waterMaskFile"):
+        if option.explicit:
             raise InputError(f"{path}: water mask not found ({PREFIX}waterMaskFile = {value}); "
                              f"give an existing file or set it to no")
     geom = ctx.geometry_file
@@ -176,7 +185,8 @@ def _config(stack: IfgramStack, method: str, in_name: str, opts: UnwrapOptions) 
     ref = stack.metadata.reference
     h = hashlib.sha256(np.asarray(stack.pairs.keep, np.uint8).tobytes()).hexdigest()[:16]
     return json.dumps({"method": method, "input": in_name, "input_mtime": _dataset_mtime(stack.path, in_name),
-                       "ref": [ref.y, ref.x], "keep": h, **asdict(opts)}, sort_keys=True)
+                       "ref": [ref.y, ref.x], "keep": h,
+                       **{k: v for k, v in asdict(opts).items() if k != "water_file"}}, sort_keys=True)
 
 
 def _up_to_date(stack_path: Path, name: str, config: str) -> bool:
@@ -478,6 +488,14 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
 class _UnwrapCorrection(Correction):
     stage = "ifgram"
     method = ""
+    step = "correct_unwrap_error"
+    after = "quick_overview"
+
+    def parse_options(self, template: Template) -> UnwrapOptions:
+        return UnwrapOptions.from_template(template)
+
+    def enabled(self, template: Template, metadata) -> bool:
+        return template.get_str(METHOD_KEY, ["no", *DATASETS]) == self.method
 
     def run(self, context: CorrectionContext) -> CorrectionResult:
         stack_path = Path(context.input_file)
