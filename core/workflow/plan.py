@@ -152,7 +152,8 @@ class RunContext:
             try:
                 self.options[name] = self.step(name).parse(self)
             except TemplateError as exc:
-                exc.step = name  # type: ignore[attr-defined]
+                if not getattr(exc, "step", None):
+                    exc.step = name  # type: ignore[attr-defined]
                 raise
         return self.options[name]
 
@@ -221,7 +222,11 @@ def _resolve_links(ctx: RunContext) -> list[ChainLink]:
                                 "choose one")
         if on:
             c = on[0]
-            options = c.parse_options(template)
+            try:
+                options = c.parse_options(template)
+            except TemplateError as exc:
+                exc.step = step.name  # type: ignore[attr-defined]
+                raise
             links.append(ChainLink(step.name, c, options, c.output_suffix(options)))
     return links
 
@@ -234,11 +239,11 @@ BUILTIN_STEPS = ("load_data", "modify_network", "reference_point", "quick_overvi
 def build_steps(registry: Any) -> list[Step]:
     """The steps of the plan: the built-in ones and the registry's corrections in their slots.
 
-    A correction runs right after the step it names (``after``); corrections naming the same step
-    run in the registry's order (built-ins first), except that one from another package goes right
-    after the step it names, before a built-in correction naming the same step (so a plugin naming
-    ``deramp`` reads deramp's output).  A correction naming no step of the plan is skipped with a
-    warning.
+    A correction runs right after the step it names (``after``).  sbts's own corrections are placed
+    first (they form MintPy's chain); a correction of another package then goes right after the
+    step it names, before an sbts correction naming the same step, so a plugin naming ``deramp``
+    reads deramp's output and the DEM-error step reads the plugin's.  Several naming one step keep
+    the registry's order.  A correction naming no step of the plan is left out with a warning.
     """
     steps = {s.name: s for s in _builtin_steps()}
     order = list(BUILTIN_STEPS)
@@ -254,25 +259,32 @@ def build_steps(registry: Any) -> list[Step]:
     for name in [n for n in groups if n in steps]:
         warnings.warn(f"correction(s) {', '.join(c.name for c in groups[name])} name the step {name!r}, which is "
                       "a step of sbts run already; left out", UserWarning, stacklevel=2)
-    pending = [n for n in groups if n not in steps]
     placed_after: dict[str, list[str]] = {}
-    while pending:
-        progress = False
-        for name in list(pending):
-            anchor = anchors[name]
-            if anchor not in order:
-                continue
-            at = order.index(anchor) + 1
-            for earlier in placed_after.get(anchor, []):  # same slot: registry order (a plugin of
-                if (earlier in foreign) == (name in foreign):  # another package before the built-ins)
-                    at = max(at, order.index(earlier) + 1)
-            order.insert(at, name)
-            placed_after.setdefault(anchor, []).append(name)
-            steps[name] = _correction_step(name, groups[name])
-            pending.remove(name)
-            progress = True
-        if not progress:
-            break
+    left: list[str] = []
+    # the built-in corrections first (MintPy's chain), then those of other packages: each right
+    # after the step it names, after the others of its kind naming the same step
+    for phase in ([n for n in groups if n not in steps and n not in foreign],
+                  [n for n in groups if n not in steps and n in foreign]):
+        pending = list(phase)
+        while pending:
+            progress = False
+            for name in list(pending):
+                anchor = anchors[name]
+                if anchor not in order:
+                    continue
+                at = order.index(anchor) + 1
+                for earlier in placed_after.get(anchor, []):
+                    if (earlier in foreign) == (name in foreign):
+                        at = max(at, order.index(earlier) + 1)
+                order.insert(at, name)
+                placed_after.setdefault(anchor, []).append(name)
+                steps[name] = _correction_step(name, groups[name])
+                pending.remove(name)
+                progress = True
+            if not progress:
+                break
+        left += pending
+    pending = left
     for name in pending:
         warnings.warn(f"correction step {name!r} ({', '.join(c.name for c in groups[name])}) names "
                       f"{anchors[name]!r} as the step it runs after, which is no step of sbts run; it is left out",

@@ -1,4 +1,5 @@
-"""sbts-toy: a third-party sbts plugin with a reader for a toy text format and a CSV exporter.
+"""sbts-toy: a third-party sbts plugin with a reader for a toy text format, a CSV exporter and a
+time-series correction that ``sbts run`` runs in the slot it declares (right after ``deramp``).
 
 It uses only sbts's public plugin interface (``sbts.core.plugin.interfaces`` and ``hookimpl``), as any
 outside package would.
@@ -24,7 +25,9 @@ import numpy as np
 
 from sbts.core.errors import InputError
 from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import ArrayRaster, Exporter, ExportRequest, LoadRequest, PairSource, Reader, StackSource
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter
+from sbts.core.plugin.interfaces import (ArrayRaster, Correction, CorrectionContext, CorrectionResult, Exporter,
+                                         ExportRequest, LoadRequest, PairSource, Reader, StackSource)
 from sbts.core.model.metadata import Grid, Metadata, RadarInfo
 
 __version__ = "0.3.1"
@@ -112,6 +115,31 @@ class ToyCsvExporter(Exporter):
         out = request.output or Path(request.input_file).with_name(f"{Path(request.input_file).stem}_{name}.csv")
         np.savetxt(out, data, delimiter=",", fmt="%.7g")
         return [Path(out)]
+
+
+class ToyShift(Correction):
+    """Subtracts a constant (``-s toy.shift=...`` on the command line, 1 mm in ``sbts run``) from every date."""
+
+    name = "toyshift"
+    summary = "Subtract a constant from every date (sbts plugin example)."
+    suffix = "toy"
+    stage = "timeseries"
+    after = "deramp"  # its slot in sbts run: it reads deramp's output, the DEM-error step reads its own
+
+    def parse_options(self, template) -> dict:
+        return {"shift": 0.001}
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        shift = float(self.options_of(context)["shift"])
+        ts = TimeSeries(context.input_file)
+        with TimeSeriesWriter(context.output_file, ts.metadata, ts.date_strings, ts.bperp) as w:
+            w.write("timeseries", ts.read_dates() - shift)
+        return CorrectionResult(context.output_file, summary=f"subtracted {shift} m")
+
+
+@hookimpl
+def sbts_corrections():
+    return [ToyShift()]
 
 
 @hookimpl
