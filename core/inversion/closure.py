@@ -109,21 +109,12 @@ def integer_ambiguity(closure: np.ndarray) -> np.ndarray:
 
 
 def reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray:
-    """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there)."""
-    ref = stack.metadata.reference
-    length, width = stack.shape
-    if not ref.has_point or not (0 <= ref.y < length and 0 <= ref.x < width):
-        if ref.has_point:
-            logger.warning("%s: REF_Y/REF_X = %s/%s outside the image; phase not referenced",
-                           stack.path.name, ref.y, ref.x)
-        return np.zeros(index.size)
-    value = stack.read(dataset, Block(ref.y, ref.y + 1, ref.x, ref.x + 1), index=index).reshape(-1)
-    value = value.astype(np.float64)
-    bad = ~np.isfinite(value) | (value == 0)
-    if bad.any():
-        logger.warning("%s: %d pair(s) have no data at the reference pixel; not referenced",
-                       stack.path.name, int(bad.sum()))
-    return np.where(bad, 0.0, value)
+    """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there:
+    :func:`sbts.core.inversion.refphase.reference_phase`, policy ``zero``)."""
+    from sbts.core.inversion.refphase import reference_phase as read
+
+    ref = read(stack, dataset, index, "zero")
+    return np.zeros(np.asarray(index).size) if ref is None else ref.values
 
 
 def _read_layers(stack: IfgramStack, dataset: str, block: Block, index: np.ndarray) -> np.ndarray:

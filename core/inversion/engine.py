@@ -42,6 +42,7 @@ from sbts.core.io.lock import output_locks, private_name, remove_orphans
 from sbts.core.io.products import Geometry, IfgramStack, TimeSeriesWriter
 from sbts.core.io.progress import progress
 from sbts.core.io.workdir import find_geometry
+from sbts.core.inversion.refphase import reference_phase
 from sbts.core.config.template import Template
 
 logger = logging.getLogger(__name__)
@@ -337,13 +338,7 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     if not (0 <= ref_y < length and 0 <= ref_x < width):
         raise DataError(f"reference pixel ({ref_y}, {ref_x}) is outside the {length}×{width} image")
     kept_index = np.flatnonzero(stack.pairs.keep)
-    ref_block = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
-    ref_phase = stack.read(options.obs_dataset, ref_block, kept_index).reshape(-1).astype(np.float64)
-    bad = [kept.date12[k] for k in np.flatnonzero(~np.isfinite(ref_phase) | (ref_phase == 0))]
-    if bad:
-        raise DataError(f"reference pixel (y={ref_y}, x={ref_x}) has no data (0/NaN) in {len(bad)} kept "
-                        f"interferogram(s), e.g. {', '.join(bad[:3])}; choose another with "
-                        "mintpy.reference.yx or let sbts choose (remove REF_Y/REF_X)")
+    ref_phase = reference_phase(stack, options.obs_dataset, kept_index, "error", point=(ref_y, ref_x)).values
 
     water = _water_mask(options, stack, work_dir)
     sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))

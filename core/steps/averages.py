@@ -32,6 +32,7 @@ from sbts.core.io.products import IfgramStack, write_map
 from sbts.core.io.progress import progress
 from sbts.core.config.compute import ComputeOptions
 from sbts.core.io.workdir import WorkDir, find_geometry
+from sbts.core.inversion.refphase import reference_phase
 
 logger = logging.getLogger(__name__)
 
@@ -186,17 +187,6 @@ def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.Pa
     return path
 
 
-def _reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray | None:
-    ref = stack.metadata.reference
-    if not ref.has_point:
-        return None
-    length, width = stack.shape
-    if not (0 <= ref.y < length and 0 <= ref.x < width):
-        raise InputError(f"{stack.path}: REF_Y/REF_X = {ref.y}/{ref.x} is outside the {length}×{width} image")
-    value = stack.read(dataset, Block(ref.y, ref.y + 1, ref.x, ref.x + 1), index=index)
-    return value.reshape(-1).astype(np.float64)
-
-
 def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                       dataset: str = "unwrapPhase") -> np.ndarray:
     """Stacking velocity (m/year): mean over kept pairs of ``(φ − φ_ref)·(−λ/4π)/Δt``.
@@ -209,20 +199,12 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
     stack._require(dataset)
     wavelength = stack.metadata.radar.require_wavelength()
     index = kept_index(stack)
-    ref_phase = _reference_phase(stack, dataset, index)
-    if ref_phase is None:
+    ref = reference_phase(stack, dataset, index, "drop")  # pairs without data there are left out
+    if ref is None:
         logger.info("%s has no REF_Y/REF_X: stacking velocity of the unreferenced phase", stack.path.name)
         ref_phase = np.zeros(index.size)
     else:
-        bad = ~np.isfinite(ref_phase) | (ref_phase == 0)
-        if bad.all():
-            raise DataError(f"{stack.path}: the reference pixel has no data in any kept pair; choose another "
-                            "reference point")
-        if bad.any():
-            names = [stack.pairs.date12[i] for i in index[bad]]
-            logger.warning("%d kept pair(s) have no data at the reference pixel and are left out of the "
-                           "stacking velocity: %s", int(bad.sum()), ", ".join(names[:5]))
-            index, ref_phase = index[~bad], ref_phase[~bad]
+        index, ref_phase = index[ref.usable], ref.values[ref.usable]
     days = stack.pairs.temporal_baseline_days()[index].astype(np.float64)
     scale = (-wavelength / (4 * np.pi) / (days / DAYS_PER_YEAR)).astype(np.float32)
     out = np.full(stack.shape, np.nan, np.float32)
