@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import plan_blocks
+from sbts.core.io.blocks import pixel_bytes, plan_blocks_for
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError, shown
 from sbts.core.io.h5 import open_h5
@@ -118,7 +118,7 @@ def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> 
         return target
     n, shape = len(ts.dates), ts.shape
     meta = ts.metadata.with_reference(date=parse_date(date))
-    blocks = plan_blocks(shape, n * 4 * 3, max_memory, ts.chunk_shape(ts.dataset_name))
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=3), max_memory, ts.chunk_shape(ts.dataset_name))
     logger.info("re-referencing %s to %s (was %s) -> %s", ts.path.name, date,
                 format_date(current) if current else "unset", target)
     provenance = None  # a copy elsewhere is a new product; a file re-referenced in place keeps its history

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, plan_blocks, pixel_bytes, plan_blocks_for
 from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
 from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
@@ -141,7 +141,7 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
         raise DataError("the mask selects no pixel: no ramp can be fitted (mintpy.residualRMS.maskFile)")
     step = max(1, -(-total // max_samples))
     values, ys, xs, seen = [], [], [], 0
-    for block in plan_blocks(shape, n * 4 * 2, max_memory, ts.chunk_shape(ts.dataset_name)):
+    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name)):
         y, x = np.nonzero(mask.read(block))
         take = (np.arange(seen, seen + y.size) % step) == 0
         seen += y.size
@@ -186,7 +186,7 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
                 deramped, ts.metadata, ts.date_strings, ts.bperp, dataset="timeseries",
                 unit=ts.metadata.unit or "m"))
         # per pixel and date: float64 data, ramp and squares, float32 output copy
-        for block in plan_blocks(shape, n * (8 * 3 + 4), max_memory, ts.chunk_shape(ts.dataset_name)):
+        for block in plan_blocks_for(shape, pixel_bytes(n, 8, copies=3) + pixel_bytes(n, 4), max_memory, ts.chunk_shape(ts.dataset_name)):
             m = mask.read(block)
             if writer is None and not m.any():
                 continue

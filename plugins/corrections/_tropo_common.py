@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks_for
 from sbts.core.errors import DataError, InputError
 from sbts.core.plugin.interfaces import CorrectionContext
 from sbts.core.io.products import Geometry, TimeSeries, TimeSeriesWriter
@@ -272,7 +272,7 @@ def apply_delay(context: CorrectionContext, ts: TimeSeries, delay_path: Path, ou
         at_ref = np.zeros(len(delay.dates))
     n = len(ts.dates)
     meta = ts.metadata.with_extra(**extra)
-    blocks = plan_blocks(ts.shape, n * 4 * 4 + 8, context.max_memory, ts.chunk_shape(ts.dataset_name))
+    blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=4, extra=8), context.max_memory, ts.chunk_shape(ts.dataset_name))
     with TimeSeriesWriter(output, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                           unit=ts.metadata.unit or "m") as w:
         for block in blocks:

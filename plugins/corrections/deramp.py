@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, plan_blocks, pixel_bytes, plan_blocks_for
 from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.plugin.hookspecs import hookimpl
 from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
@@ -96,7 +96,7 @@ class Deramp(Correction):
         # --- remove, block by block
         meta = ts.metadata.with_extra(**{KEY: kind, MASK_KEY: mask_label})
         signature = _signature(context.input_file, mask_path, kind, coeffs)
-        blocks = plan_blocks(shape, n * 4 * 4, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=4), context.max_memory, ts.chunk_shape(ts.dataset_name))
         logger.info("removing %s ramps from %d dates (%d×%d, %d block(s))", kind, n, *shape, len(blocks))
         with TimeSeriesWriter(context.output_file, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                               signature=signature, unit=ts.metadata.unit or "m") as w:
@@ -196,7 +196,7 @@ def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: s
     step = max(1, -(-total // max_samples))
     if step > 1:
         logger.info("fitting on 1 in %d of the %d mask pixels (memory budget)", step, total)
-    blocks = plan_blocks(shape, n * 4 * 2, max_memory, ts.chunk_shape(ts.dataset_name))
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name))
     values, ys, xs = [], [], []
     seen = 0  # mask pixels before this block, so the subsample is uniform across blocks
     for block in blocks:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks_for
 from sbts.core.model.dates import DAYS_PER_YEAR
 from sbts.core.errors import InputError
 from sbts.core.plugin.hookspecs import hookimpl
@@ -105,7 +105,7 @@ class LocalOscillatorDrift(Correction):
         n = len(ts.dates)
         value = options.value if options.given else "yes"
         out_meta = meta.with_extra(**{KEY: value, "LOD_RATE": repr(DRIFT_RATE)})
-        blocks = plan_blocks(ts.shape, n * 4 * 3 + 16, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=3, extra=16), context.max_memory, ts.chunk_shape(ts.dataset_name))
         with TimeSeriesWriter(context.output_file, out_meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                               unit=meta.unit or "m") as w:
             span = 0.0

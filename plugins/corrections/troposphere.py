@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks_for
 from sbts.core.errors import DataError, InputError, PluginError, TemplateError
 from sbts.core.plugin.hookspecs import hookimpl
 from sbts.core.plugin.interfaces import Correction, CorrectionContext, CorrectionResult
@@ -387,7 +387,7 @@ class HeightCorrelation(_TroposphericDelay):
         if not np.isfinite(h_ref):
             raise DataError(f"{geom.path}: the elevation is NaN at the reference pixel {ref_yx}")
         extra = {**provenance(context, P, (POLY_KEY, LOOKS_KEY, MINCOR_KEY)), METHOD_KEY: "height_correlation"}
-        blocks = plan_blocks(ts.shape, n * 4 * 4 + 32, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=4, extra=32), context.max_memory, ts.chunk_shape(ts.dataset_name))
         with TimeSeriesWriter(context.output_file, ts.metadata.with_extra(**extra), ts.date_strings, ts.bperp,
                               dataset=ts.dataset_name, unit=ts.metadata.unit or "m") as w:
             for block in blocks:
@@ -425,7 +425,7 @@ def _multilook(ts: TimeSeries, elevation, mask, looks: int, max_memory: float):
     sums = np.zeros((n, wl * ww))
     hsum = np.zeros(wl * ww)
     count = np.zeros(wl * ww)
-    for block in plan_blocks(ts.shape, n * 4 * 3 + 32, max_memory, (looks, looks)):
+    for block in plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=3, extra=32), max_memory, (looks, looks)):
         data = ts.read_dates(block).astype(np.float64)
         h = elevation(block)
         ok = np.all(np.isfinite(data), axis=0) & ~np.all(data == 0, axis=0) & np.isfinite(h)
