@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -360,4 +360,4 @@ def describe_steps(registry: Any = None) -> str:
     return "\n".join(f"  {s.name:<21s} {s.help}" for s in steps)
 
 
-__all__ = ["Step", "ChainLink", "RunContext", "build_steps", "select", "step_names", "describe_steps", "replace"]
+__all__ = ["Step", "ChainLink", "RunContext", "build_steps", "select", "step_names", "describe_steps"]
