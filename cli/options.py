@@ -61,35 +61,13 @@ def resolve_work_dir(work_dir: Path | None, template: Path | None) -> Path:
 
 def resolve_workers(value: str | None, template) -> int:
     """Number of processes from an option or mintpy.compute.numWorker (int ≥ 1, 'all', 'N%')."""
-    import os
+    from sbts.core.config.compute import resolve_workers as resolve
 
-    from sbts.core.errors import TemplateError
-    from sbts.core.errors import shown
-
-    where = "--num-worker" if value is not None else "mintpy.compute.numWorker"
-    text = value if value is not None else (template.get("mintpy.compute.numWorker") or "1")
-    cores = os.cpu_count() or 1
-    text = str(text).strip()
-    bad = TemplateError(f"{where} = {shown(text)}: use a whole number of processes ≥ 1, 'all' or 'N%' (1-100)")
-    if text.lower() == "all":
-        return cores
-    try:
-        if text.endswith("%"):
-            percent = float(text[:-1])
-            if not 0 < percent <= 100:
-                raise bad
-            return max(1, int(cores * percent / 100))
-        number = float(text)
-    except ValueError:
-        raise bad from None
-    if number != int(number) or number < 1:
-        raise bad
-    return int(number)
+    return resolve(value, template)
 
 
 def resolve_memory(value: float | None, template) -> float:
     """GB per block from --max-memory or mintpy.compute.maxMemory (the template getter checks > 0)."""
-    if value is not None:
-        return value
-    memory = template.get_float("mintpy.compute.maxMemory")
-    return 4.0 if memory is None else memory
+    from sbts.core.config.compute import resolve_memory as resolve
+
+    return resolve(value, template)

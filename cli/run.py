@@ -6,25 +6,35 @@ import click
 
 from sbts.cli import options as o
 
-from sbts.core.workflow.runner import describe_steps  # light: no GDAL, no plugins
 
-_STEP_TEXT = describe_steps()
+class _RunCommand(click.Command):
+    """The step list of the help comes from the plan (the installed correction plugins in their
+    slots), built only when the help is shown."""
+
+    def format_help_text(self, ctx, formatter) -> None:
+        from sbts.core.workflow.plan import describe_steps
+
+        self.help = _HELP.replace("{steps}", describe_steps())
+        super().format_help_text(ctx, formatter)
 
 
-@click.command(help=f"""Run the small-baseline workflow, as MintPy's smallbaselineApp.py.
+_HELP = """Run the small-baseline workflow, as MintPy's smallbaselineApp.py.
 
 TEMPLATE is a MintPy/sbts template (a MintPy custom template works as it is); WORK_DIR defaults
-to its folder.  Steps whose outputs are newer than their inputs and whose options are unchanged
-are skipped; --force reruns them.  An interrupted run rerun continues where it stopped.  The run
+to its folder.  Steps whose outputs exist and whose options and inputs are unchanged since they
+last ran are skipped; --force reruns them.  The options of every step are checked first.  An interrupted run rerun continues where it stopped.  The run
 writes sbts_run.log and sbts_run_summary.txt; --plot fills pic/.
 
-Third-party correction plugins join the time-series chain with the template key
-sbts.run.extraCorrections = NAME[, NAME].
+Correction plugins run in the slot they declare; a third-party correction without a switch of
+its own joins with the template key sbts.run.extraCorrections = NAME[, NAME].
 
 \b
 Steps:
-{_STEP_TEXT}
-""")
+{steps}
+"""
+
+
+@click.command(cls=_RunCommand, help=_HELP)
 @o.template_arg
 @click.option("--dostep", default=None, metavar="STEP", help="Run only this step.")
 @click.option("--start", default=None, metavar="STEP", help="Start at this step.")
@@ -40,7 +50,7 @@ def run(template, dostep, start, end, plot, work_dir, max_memory, num_worker, cl
 
     t = o.load_template(template)
     reports = run_workflow(template, work_dir, start=start, end=end, dostep=dostep, force=force, plot=plot,
-                           max_memory=max_memory, num_worker=o.resolve_workers(num_worker, t),
-                           cluster=cluster if cluster is not None else t.get("mintpy.compute.cluster"), template=t)
+                           max_memory=max_memory, num_worker=o.resolve_workers(num_worker, t), cluster=cluster,
+                           template=t)
     for r in reports:
         click.echo(f"{r.name:<22s} {r.status}")

@@ -29,10 +29,12 @@ Read products
     masks: :func:`read_mask_file`; maps: :func:`select_map`, :class:`MapSelection`,
     :func:`read_mask`, :func:`scale_unit`.
 Work in blocks
-    :class:`Block`, :func:`plan_blocks`.
+    :class:`Block`, :func:`plan_blocks`; a budget without bytes counted by hand:
+    :class:`Budget`, :func:`pixel_bytes`, :func:`plan_blocks_for`.
 Write
     :class:`H5Writer`, :class:`TimeSeriesWriter`, :func:`atomic_output`, :func:`atomic_write_text`,
-    :func:`edit_in_place`, :func:`check_distinct`, :func:`check_free_space`, :func:`output_lock`,
+    :func:`edit_in_place`, :class:`StackEditor` (the in-place edits of ``ifgramStack.h5``),
+    :func:`check_distinct`, :func:`check_free_space`, :func:`output_lock`,
     :func:`encode_dates`, ``INCOMPLETE_ATTR`` (the attribute marking a dataset being written);
     names: :func:`output_path`, :func:`label_stem`, :func:`safe_part`, :func:`suffixed`;
     exporter options: :func:`parse_options`, :func:`option_memory`.
@@ -42,8 +44,8 @@ Compute
     ``DEFAULT_ALPHA`` (the L1 weight), :func:`triplet_indices`, :func:`triplet_matrix`,
     :func:`integer_ambiguity`, :func:`reference_phase`, :func:`solve_integer_ambiguity`.
 Templates and text
-    :class:`Template` (``context.template``), :func:`parse_text`, :func:`read_text_file`,
-    :func:`read_text`.
+    :class:`Template` (``context.template``), :class:`FileOption` (a file a key names),
+    :func:`parse_text`, :func:`read_text_file`, :func:`read_text`.
 Fail
     :class:`SbtsError` and its kinds :class:`InputError`, :class:`TemplateError`,
     :class:`DataError`, :class:`PluginError`; :func:`shown` to quote a value in a message.  Raise
@@ -54,6 +56,7 @@ Importing this module imports numpy, scipy and h5py, never GDAL (rasters open it
 
 from __future__ import annotations
 
+from sbts.core.config.options import FileOption
 from sbts.core.config.template import Template, parse_text, read_text_file
 from sbts.core.errors import DataError, InputError, PluginError, SbtsError, TemplateError, shown
 from sbts.core.inversion.closure import (
@@ -66,7 +69,7 @@ from sbts.core.inversion.closure import (
     triplet_matrix,
 )
 from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.io.blocks import Block, Budget, pixel_bytes, plan_blocks, plan_blocks_for
 from sbts.core.io.h5 import (
     INCOMPLETE_ATTR,
     H5Writer,
@@ -103,6 +106,7 @@ from sbts.core.io.products import (
 )
 from sbts.core.io.rasters import BinaryRaster, GdalRaster, TransformedRaster
 from sbts.core.io.safenames import read_text, safe_part
+from sbts.core.io.stack_editor import StackEditor
 from sbts.core.model.dates import DAYS_PER_YEAR, dates_in_name, format_date, parse_date, years_since
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.model.platform import mission_code, standard_platform
@@ -147,17 +151,17 @@ __all__ = [
     "STACK_DATASETS", "GEOMETRY_DATASETS", "UNITS", "UNWRAP_ERROR_DATASETS",
     "read_mask_file", "select_map", "MapSelection", "read_mask", "scale_unit",
     # work in blocks
-    "Block", "plan_blocks",
+    "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget",
     # write
     "H5Writer", "TimeSeriesWriter", "atomic_output", "atomic_write_text", "edit_in_place", "check_distinct",
-    "check_free_space", "output_lock", "encode_dates", "INCOMPLETE_ATTR",
+    "check_free_space", "output_lock", "StackEditor", "encode_dates", "INCOMPLETE_ATTR",
     "output_path", "label_stem", "safe_part", "suffixed", "parse_options", "option_memory",
     # compute
     "RAMP_KINDS", "num_coefficients", "fit_ramps", "fit_ramps_samples", "evaluate_ramps", "evaluate_ramps_at",
     "TWO_PI", "DEFAULT_ALPHA", "triplet_indices", "triplet_matrix", "integer_ambiguity", "reference_phase",
     "solve_integer_ambiguity",
     # templates and text
-    "Template", "parse_text", "read_text_file", "read_text",
+    "Template", "FileOption", "parse_text", "read_text_file", "read_text",
     # fail
     "SbtsError", "InputError", "TemplateError", "DataError", "PluginError", "shown",
 ]

@@ -46,3 +46,36 @@ def test_demo_recovers_the_subsiding_bowl(demo):
     assert rms_mm < 10
     inv = next(l for l in out.splitlines() if "inversion accuracy" in l)
     assert float(inv.split("truth ")[1].split(" mm")[0]) < 5
+
+
+def test_every_product_of_the_demo_says_how_it_was_made(demo):
+    """SBTS_PROVENANCE on every .h5 (MintPy ignores it): sbts version, step, parsed options, and the
+    content versions of the inputs it read, which are the versions those inputs carry."""
+    import json
+
+    import h5py
+
+    work = demo[0]
+    files = sorted(work.rglob("*.h5"))
+    assert len(files) > 15
+    versions = {}
+    records = {}
+    for path in files:
+        with h5py.File(path, "r") as f:
+            assert "SBTS_PROVENANCE" in f.attrs, path
+            records[path.relative_to(work).as_posix()] = json.loads(f.attrs["SBTS_PROVENANCE"])
+            versions[path.relative_to(work).as_posix()] = json.loads(f.attrs["SBTS_VERSIONS"])
+    for name, rec in records.items():
+        assert rec["sbts"] and rec["step"] and "options" in rec and "inputs" in rec, name
+    velocity = records["velocity.h5"]
+    assert velocity["step"] == "velocity" and velocity["options"]["model"]["periods"] == [1.0]
+    (source, read), = velocity["inputs"].items()  # the end of the chain, after reference_date
+    assert source == "timeseries_demErr.h5"
+    assert read["content"] == versions[source]["content"][0] and read["refdate"] == versions[source]["refdate"][0]
+    inversion = records["timeseries.h5"]
+    assert inversion["step"] == "invert_network" and inversion["options"]["weight_func"] == "var"
+    stack = inversion["inputs"]["inputs/ifgramStack.h5"]
+    assert stack["content"] == versions["inputs/ifgramStack.h5"]["content"][0]
+    # the corrected dataset the inversion read is one of its inputs' parts
+    assert stack["data:unwrapPhase_bridging"] == versions["inputs/ifgramStack.h5"]["data:unwrapPhase_bridging"][0]
+    assert records["synthetic/ifgramStack.h5"]["step"] == "demo"

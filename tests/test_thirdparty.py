@@ -204,3 +204,32 @@ def test_disable_switch_names_plugins_or_packages(plugin_env):
     assert re.search(r"^\s+toy\s", res.stdout, re.M)
     res = _sbts(dict(plugin_env, SBTS_DISABLE_PLUGINS="no-such-plugin"), "plugins")
     assert "SBTS_DISABLE_PLUGINS names 'no-such-plugin', which is no installed plugin" in res.stderr
+
+
+def test_run_puts_the_toy_correction_in_the_slot_it_declares(plugin_env, tmp_path):
+    """A correction installed from another package is a step of `sbts run`: it declares its slot (right
+    after deramp), so it reads deramp's output and the DEM-error step reads its own."""
+    from sbts.core.demo.run import write_synthetic
+    from sbts.core.io.products import TimeSeries
+
+    write_synthetic(tmp_path / "synthetic", seed=1, shape=(40, 50), num_date=12)
+    (tmp_path / "sbts.cfg").write_text(
+        "mintpy.load.processor = mintpy\nmintpy.load.unwFile = synthetic/ifgramStack.h5\n"
+        "mintpy.load.demFile = synthetic/geometryGeo.h5\nmintpy.networkInversion.minNumPixel = 10\n"
+        "mintpy.deramp = linear\nmintpy.save.kmz = no\nmintpy.reference.date = no\n"
+        "sbts.run.extraCorrections = toyshift\n", encoding="utf-8")
+    res = _sbts(plugin_env, "run", str(tmp_path / "sbts.cfg"), "--end", "velocity")
+    assert res.returncode == 0, res.stderr[-3000:]
+    order = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+    assert order.index("deramp") + 1 == order.index("correct_toyshift") == order.index("correct_topography") - 1
+    status = dict(line.split()[:2] for line in res.stdout.splitlines() if line.strip())
+    assert status["correct_toyshift"] == "ran" and status["correct_topography"] == "ran"
+    ramp = TimeSeries(tmp_path / "timeseries_ramp.h5").read_dates()
+    toy = TimeSeries(tmp_path / "timeseries_ramp_toy.h5").read_dates()
+    np.testing.assert_allclose(ramp - toy, 0.001, atol=1e-7)
+    assert (tmp_path / "timeseries_ramp_toy_demErr.h5").exists() and not (tmp_path / "timeseries_ramp_demErr.h5").exists()
+    with h5py.File(tmp_path / "timeseries_ramp_toy.h5") as f:  # provenance without the plugin doing anything
+        assert '"step": "correct_toyshift"' in f.attrs["SBTS_PROVENANCE"]
+    again = _sbts(plugin_env, "run", str(tmp_path / "sbts.cfg"), "--end", "velocity")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {line.split()[1] for line in again.stdout.splitlines() if line.strip()} <= {"skipped", "disabled"}

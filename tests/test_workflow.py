@@ -103,21 +103,17 @@ def test_lock_refuses_a_second_run_naming_the_holder(work):
 
 
 def test_interrupted_run_continues_where_it_stopped(work, monkeypatch):
-    import sbts.core.workflow.runner as wf
+    import sbts.core.workflow.stepdefs as sd
 
-    original = wf._velocity
+    original = sd._velocity
 
     def boom(ctx):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wf, "_velocity", boom)
-    steps = wf.build_steps
-    monkeypatch.setattr(wf, "build_steps", lambda: [s if s.name != "velocity" else
-                                                    type(s)(**{**s.__dict__, "run": boom}) for s in steps()])
+    monkeypatch.setattr(sd, "_velocity", boom)  # the plan is built per run, from the step table
     with pytest.raises(KeyboardInterrupt):
         run_workflow(work / "sbts.cfg", end="velocity")
-    monkeypatch.setattr(wf, "build_steps", steps)
-    monkeypatch.setattr(wf, "_velocity", original)
+    monkeypatch.setattr(sd, "_velocity", original)
     again = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
     assert again["invert_network"] == "skipped" and again["velocity"] == "ran"
 
@@ -131,3 +127,84 @@ def test_cli_run_help_lists_steps_and_dostep_runs_one(work):
     assert "load_data" in result.output and (work / "inputs/ifgramStack.h5").exists()
     bad = CliRunner().invoke(cli, ["run", str(work / "sbts.cfg"), "--dostep", "nonsense"])
     assert bad.exit_code != 0 and "unknown step 'nonsense'" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_bad_value_of_a_later_step_fails_before_load_data_runs(work):
+    """Every selected step's options are parsed at the start: a typo in the velocity step's keys (or a
+    correction's) is reported before an hour of loading and inverting, naming the key and the step."""
+    from sbts.core.errors import TemplateError
+
+    for bad, key in (("mintpy.timeFunc.uncertaintyQuantification = sometimes", "uncertaintyQuantification"),
+                     ("mintpy.timeFunc.polynomial = -1", "polynomial"),
+                     ("mintpy.troposphericDelay.method = height_correlation\n"
+                      "mintpy.troposphericDelay.polyOrder = 0", "polyOrder")):
+        (work / "sbts.cfg").write_text(TEMPLATE + bad + "\n")
+        with pytest.raises(TemplateError, match=key) as info:
+            run_workflow(work / "sbts.cfg")
+        assert not (work / "inputs" / "ifgramStack.h5").exists(), bad
+        assert "load_data" not in (work / "sbts_run.log").read_text().split("sbts run in")[-1]
+        assert info.value.step in ("velocity", "correct_troposphere")  # the summary names the step
+    result = CliRunner().invoke(cli, ["run", str(work / "sbts.cfg")])
+    assert result.exit_code != 0 and "polyOrder" in result.output and "Traceback" not in result.output
+
+
+def test_update_mode_follows_the_content_of_the_stack_edits(work):
+    """modify_network rerun by a changed option that keeps the same pairs changes no input of the later
+    steps; one that drops a pair reruns exactly the steps that read the drop list."""
+    run_workflow(work / "sbts.cfg", end="velocity")
+    (work / "sbts.cfg").write_text(TEMPLATE + "mintpy.network.tempBaseMax = 100000\n")
+    same = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert same["modify_network"] == "ran"
+    assert {s for n, s in same.items() if n != "modify_network"} <= {"skipped", "disabled"}, same
+    from sbts.core.io.products import IfgramStack
+
+    pair = IfgramStack(work / "inputs" / "ifgramStack.h5").pairs.date12[3]
+    (work / "sbts.cfg").write_text(TEMPLATE + f"mintpy.network.excludeDate12 = {pair}\n")
+    dropped = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert dropped["load_data"] == "skipped"
+    for name in ("modify_network", "reference_point", "quick_overview", "invert_network", "deramp",
+                 "correct_topography", "velocity"):
+        assert dropped[name] == "ran", (name, dropped)
+    again = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    assert set(again.values()) <= {"skipped", "disabled"}, again
+
+
+def test_a_lost_state_file_is_rebuilt_from_the_provenance_of_the_products(work):
+    run_workflow(work / "sbts.cfg", end="velocity")
+    (work / ".sbts_run.json").unlink()
+    again = _statuses(run_workflow(work / "sbts.cfg", end="velocity"))
+    # products carry their step, options and input versions: those steps are trusted; steps with
+    # text outputs (the coherence table, reference_date.txt) or edits in place run again
+    for name in ("load_data", "invert_network", "deramp", "correct_topography", "velocity"):
+        assert again[name] == "skipped", (name, again)
+    assert again["modify_network"] == "ran"
+
+
+class _AfterDeramp(_AddConstant):
+    name = "after-deramp"
+    suffix = "ad"
+    after = "deramp"
+
+
+class _Nowhere(_AddConstant):
+    name = "nowhere"
+    after = "no_such_step"
+
+
+class _SlotPlugin:
+    @hookimpl
+    def sbts_corrections(self):
+        return [_AfterDeramp(), _Nowhere(), _AddConstant()]
+
+
+def test_plan_puts_corrections_in_their_declared_slots():
+    from sbts.core.workflow.plan import build_steps
+
+    with pytest.warns(UserWarning, match="'correct_nowhere'.*no_such_step"):
+        names = [s.name for s in build_steps(plugins.build_registry(extra_plugins=[("slots", _SlotPlugin())]))]
+    # MintPy's order for the built-ins, declared by the plugins themselves
+    chain = ["invert_network", "correct_LOD", "correct_troposphere", "deramp", "correct_after-deramp",
+             "correct_topography", "correct_minus1mm", "residual_RMS"]
+    assert names[names.index("invert_network"):names.index("residual_RMS") + 1] == chain
+    assert names.index("correct_unwrap_error") == names.index("quick_overview") + 1
+    assert "correct_nowhere" not in names

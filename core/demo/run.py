@@ -116,7 +116,10 @@ def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: t
     work = Path(directory).resolve()
     work.mkdir(parents=True, exist_ok=True)
     logger.info("writing the synthetic stack into %s", work / "synthetic")
-    write_synthetic(work / "synthetic", seed=seed, shape=shape, num_date=num_date)
+    from sbts.core.io.provenance import Provenance, recording
+
+    with recording(Provenance("demo", {"seed": seed, "shape": list(shape), "num_date": num_date})):
+        write_synthetic(work / "synthetic", seed=seed, shape=shape, num_date=num_date)
     template_path = work / "sbts_demo.cfg"
     truth_ref = TimeSeries(work / "synthetic" / "truth.h5").metadata.reference
     # as users do with a GNSS station or a known stable area: a coherent, nearly stable pixel

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import as_stack, geometry_water_mask
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError
@@ -144,7 +145,8 @@ def integer_ambiguity(closure: np.ndarray) -> np.ndarray:
 
 
 def reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray:
-    """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there).
+    """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there:
+    :func:`sbts.core.inversion.refphase.reference_phase`, policy ``zero``).
 
     Parameters
     ----------
@@ -159,20 +161,10 @@ def reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.n
     numpy.ndarray
         float64 ``(index.size,)``, radians.
     """
-    ref = stack.metadata.reference
-    length, width = stack.shape
-    if not ref.has_point or not (0 <= ref.y < length and 0 <= ref.x < width):
-        if ref.has_point:
-            logger.warning("%s: REF_Y/REF_X = %s/%s outside the image; phase not referenced",
-                           stack.path.name, ref.y, ref.x)
-        return np.zeros(index.size)
-    value = stack.read(dataset, Block(ref.y, ref.y + 1, ref.x, ref.x + 1), index=index).reshape(-1)
-    value = value.astype(np.float64)
-    bad = ~np.isfinite(value) | (value == 0)
-    if bad.any():
-        logger.warning("%s: %d pair(s) have no data at the reference pixel; not referenced",
-                       stack.path.name, int(bad.sum()))
-    return np.where(bad, 0.0, value)
+    from sbts.core.inversion.refphase import reference_phase as read
+
+    ref = read(stack, dataset, index, "zero")
+    return np.zeros(np.asarray(index).size) if ref is None else ref.values
 
 
 def _read_layers(stack: IfgramStack, dataset: str, block: Block, index: np.ndarray) -> np.ndarray:
@@ -279,7 +271,7 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
     return count, stats
 
 
-def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                                 dataset: str = "unwrapPhase", mask: np.ndarray | None = None,
                                 reference: bool = True) -> np.ndarray:
     """T_int: per pixel, the number of kept triplets with non-zero integer closure, (L, W) int32.
@@ -291,7 +283,7 @@ def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memo
     return _scan(stack, max_memory, dataset, mask, reference)[0]
 
 
-def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                           dataset: str = "unwrapPhase", mask: np.ndarray | None = None,
                           reference: bool = True) -> TripletStats:
     """Per-triplet spatial mean/std of the wrapped closure phase (see :class:`TripletStats`)."""
@@ -300,7 +292,7 @@ def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: fl
 
 
 def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                                      max_memory: float = 1.0, dataset: str = "unwrapPhase",
+                                      max_memory: float = DEFAULT_MAX_MEMORY_GB, dataset: str = "unwrapPhase",
                                       mask: np.ndarray | None | str = "auto") -> tuple[Path, Path]:
     """Write ``numTriNonzeroIntAmbiguity.h5`` (dataset ``mask``) and the triplet statistics text file.
 

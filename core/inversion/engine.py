@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.masks import read_mask_file
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError, TemplateError
@@ -40,6 +41,8 @@ from sbts.core.io.h5 import H5Writer, check_distinct, check_free_space, read_att
 from sbts.core.io.lock import output_locks, private_name, remove_orphans
 from sbts.core.io.products import Geometry, IfgramStack, TimeSeriesWriter
 from sbts.core.io.progress import progress
+from sbts.core.io.workdir import find_geometry
+from sbts.core.inversion.refphase import reference_phase
 from sbts.core.config.template import Template
 
 logger = logging.getLogger(__name__)
@@ -265,14 +268,6 @@ def _mask_token(water: np.ndarray | None) -> str:
     return "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
 
 
-def _find_geometry(stack_path: Path, work_dir: Path) -> Path | None:
-    for folder in (stack_path.parent, work_dir / "inputs", work_dir):
-        for name in ("geometryRadar.h5", "geometryGeo.h5"):
-            if (folder / name).exists():
-                return folder / name
-    return None
-
-
 def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -> np.ndarray | None:
     """Land mask (True = solve) from waterMaskFile, else from the geometry's waterMask."""
     if options.water_mask_file:
@@ -283,7 +278,7 @@ def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -
         if options.water_mask_required:
             raise InputError(f"{path}: water mask not found (mintpy.networkInversion.waterMaskFile = "
                              f"{options.water_mask_file}); give an existing file or set it to no")
-    geom = _find_geometry(stack.path, work_dir)
+    geom = find_geometry(stack.path, work_dir)
     if geom is not None:
         g = Geometry(geom)
         if g.has("waterMask") and g.shape == stack.shape:
@@ -305,7 +300,7 @@ def _reference_point(stack: IfgramStack, work_dir: Path, template: Template | No
 
 def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
                    options: InversionOptions | None = None, template: Template | None = None,
-                   max_memory: float = 1.0, num_worker: int = 1, cluster: str | None = None,
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB, num_worker: int = 1, cluster: str | None = None,
                    force: bool = False) -> InversionOutputs:
     """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps."""
     stack_path = Path(stack_path)
@@ -343,13 +338,7 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     if not (0 <= ref_y < length and 0 <= ref_x < width):
         raise DataError(f"reference pixel ({ref_y}, {ref_x}) is outside the {length}×{width} image")
     kept_index = np.flatnonzero(stack.pairs.keep)
-    ref_block = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
-    ref_phase = stack.read(options.obs_dataset, ref_block, kept_index).reshape(-1).astype(np.float64)
-    bad = [kept.date12[k] for k in np.flatnonzero(~np.isfinite(ref_phase) | (ref_phase == 0))]
-    if bad:
-        raise DataError(f"reference pixel (y={ref_y}, x={ref_x}) has no data (0/NaN) in {len(bad)} kept "
-                        f"interferogram(s), e.g. {', '.join(bad[:3])}; choose another with "
-                        "mintpy.reference.yx or let sbts choose (remove REF_Y/REF_X)")
+    ref_phase = reference_phase(stack, options.obs_dataset, kept_index, "error", point=(ref_y, ref_x)).values
 
     water = _water_mask(options, stack, work_dir)
     sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
@@ -572,7 +561,7 @@ def temp_coh_mask(tcoh: np.ndarray, options: InversionOptions, stack_path: Path,
     """``maskTempCoh``: temporal coherence ≥ minTempCoh, shadow excluded."""
     mask = tcoh >= options.min_temp_coh
     if options.shadow_mask:
-        geom = _find_geometry(stack_path, work_dir)
+        geom = find_geometry(stack_path, work_dir)
         if geom is not None:
             g = Geometry(geom)
             if g.has("shadowMask") and g.shape == mask.shape:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+
 
 @dataclass(frozen=True, order=True)
 class Block:
@@ -63,7 +65,7 @@ def _round_down(value: int, multiple: int) -> int:
 def iter_blocks(
     shape: tuple[int, int],
     bytes_per_pixel: float,
-    max_memory_gb: float = 1.0,
+    max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
     chunk_shape: tuple[int, int] | None = None,
     min_rows: int = 1,
 ) -> Iterator[Block]:
@@ -79,7 +81,7 @@ def iter_blocks(
 def plan_blocks(
     shape: tuple[int, int],
     bytes_per_pixel: float,
-    max_memory_gb: float = 1.0,
+    max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
     chunk_shape: tuple[int, int] | None = None,
     min_rows: int = 1,
 ) -> list[Block]:
@@ -131,7 +133,7 @@ def plan_blocks(
     return blocks
 
 
-def num_blocks(shape: tuple[int, int], bytes_per_pixel: float, max_memory_gb: float = 1.0,
+def num_blocks(shape: tuple[int, int], bytes_per_pixel: float, max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
                chunk_shape: tuple[int, int] | None = None) -> int:
     return len(plan_blocks(shape, bytes_per_pixel, max_memory_gb, chunk_shape))
 
@@ -147,4 +149,89 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b) if b else 0
 
 
-__all__ = ["Block", "iter_blocks", "plan_blocks", "num_blocks", "chunk_rows_cols", "ceil_div"]
+# ---------------------------------------------------------------------------- budget
+def pixel_bytes(layers: int = 1, itemsize: int = 4, copies: int = 1, extra: float = 0.0) -> float:
+    """Memory one pixel costs while a block is processed.
+
+    A time series of ``n`` dates read as float32 and held in 3 arrays at once costs
+    ``pixel_bytes(n, 4, 3)``; callers state what they hold instead of multiplying bytes by hand.
+
+    Parameters
+    ----------
+    layers : int
+        Values per pixel in one array (dates, pairs).
+    itemsize : int
+        Bytes per value.
+    copies : int
+        Arrays of that size held at once.
+    extra : float
+        Bytes of per-pixel scratch besides them (masks, maps).
+
+    Returns
+    -------
+    float
+        Bytes per pixel, for :func:`plan_blocks` / :func:`plan_blocks_for`.
+    """
+    return float(layers) * itemsize * copies + extra
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A memory budget (``mintpy.compute.maxMemory``): what a block, or a sample, may use.
+
+    Attributes
+    ----------
+    gb : float
+        The budget in GB (2**30 bytes).
+    """
+
+    gb: float = DEFAULT_MAX_MEMORY_GB
+
+    @property
+    def bytes(self) -> int:
+        """The budget in bytes."""
+        return int(self.gb * 1024**3)
+
+    def blocks(self, shape: tuple[int, int], bytes_per_pixel: float, chunk_shape: tuple[int, int] | None = None,
+               min_rows: int = 1) -> list[Block]:
+        """Blocks of ``shape`` whose pixels, at ``bytes_per_pixel`` each, fit in the budget."""
+        return plan_blocks(shape, bytes_per_pixel, self.gb, chunk_shape, min_rows)
+
+    def count(self, bytes_per_item: float) -> int:
+        """How many items of ``bytes_per_item`` fit (at least 1): samples, resamples, layers."""
+        return max(1, int(self.bytes / max(bytes_per_item, 1)))
+
+    def share(self, fraction: float) -> Budget:
+        """A part of the budget (what is left for a second array held beside the first)."""
+        return Budget(self.gb * fraction)
+
+
+def plan_blocks_for(shape: tuple[int, int], bytes_per_pixel: float, budget: Budget | float | None = None,
+                    chunk_shape: tuple[int, int] | None = None, min_rows: int = 1) -> list[Block]:
+    """:func:`plan_blocks` with the budget as a :class:`Budget` or GB.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(length, width)`` of the image.
+    bytes_per_pixel : float
+        What one pixel costs while a block is processed (:func:`pixel_bytes`).
+    budget : Budget or float, optional
+        The memory budget (GB when a number); ``None``: the default budget.
+    chunk_shape : tuple of int, optional
+        HDF5 chunk shape the blocks align with.
+    min_rows : int
+        Fewest rows per block.
+
+    Returns
+    -------
+    list of Block
+    """
+    if budget is None:
+        budget = Budget()
+    gb = budget.gb if isinstance(budget, Budget) else float(budget)
+    return plan_blocks(shape, bytes_per_pixel, gb, chunk_shape, min_rows)
+
+
+__all__ = ["Block", "Budget", "iter_blocks", "plan_blocks", "plan_blocks_for", "pixel_bytes", "num_blocks",
+           "chunk_rows_cols", "ceil_div"]

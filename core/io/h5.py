@@ -396,6 +396,11 @@ class H5Writer:
     process left with the same signature (see :mod:`sbts.core.io.lock`): skip the blocks
     :meth:`is_done` reports, :meth:`mark_done` each one written.
 
+    Provenance: the file carries the record of the step running now (``SBTS_PROVENANCE``, see
+    :mod:`sbts.core.io.provenance`) with a fresh content version; ``provenance`` gives other
+    attributes instead (an edit of an existing product keeps its history).  The provenance
+    attributes of the input whose metadata is copied are never carried over.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -404,15 +409,21 @@ class H5Writer:
         Its root attributes.
     signature : str, optional
         Content key of the inputs and options; makes the write resumable.
+    provenance : Mapping[str, str], optional
+        Provenance attributes to write instead of the running step's record.
     """
 
     def __init__(self, path: str | os.PathLike, metadata: Metadata | Mapping[str, str],
-                 signature: str | None = None) -> None:
+                 signature: str | None = None, provenance: Mapping[str, str] | None = None) -> None:
+        from sbts.core.io.provenance import PROVENANCE_KEYS, new_file_attrs
+
         self.path = Path(path)
         self.tmp = part_path(self.path)
         self.signature = signature
         self.done_blocks: set[str] = set()
-        self._attrs = metadata.to_attrs() if isinstance(metadata, Metadata) else dict(metadata)
+        attrs = metadata.to_attrs() if isinstance(metadata, Metadata) else dict(metadata)
+        self._attrs = {k: v for k, v in attrs.items() if k not in PROVENANCE_KEYS}
+        self._attrs.update(new_file_attrs() if provenance is None else provenance)
         self._file: h5py.File | None = None
         self._lock: contextlib.AbstractContextManager | None = None
         self._reserved = 0

@@ -445,11 +445,11 @@ class TimeSeriesWriter(H5Writer):
 
     def __init__(self, path: str | os.PathLike, metadata: Metadata, dates: Sequence[str],
                  bperp: np.ndarray | None = None, dataset: str = "timeseries",
-                 signature: str | None = None, unit: str = "m") -> None:
+                 signature: str | None = None, unit: str = "m", provenance: Mapping[str, str] | None = None) -> None:
         self.dates = list(dates)
         if self.dates:  # MintPy's timeseries files report their first and last dates
             metadata = metadata.with_extra(START_DATE=self.dates[0], END_DATE=self.dates[-1])
-        super().__init__(path, metadata.replace(file_type="timeseries", unit=unit), signature)
+        super().__init__(path, metadata.replace(file_type="timeseries", unit=unit), signature, provenance)
         self.grid_shape = metadata.grid.shape
         self.bperp = np.zeros(len(self.dates), np.float32) if bperp is None else np.asarray(bperp, np.float32)
         self.dataset = dataset

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block
 from sbts.core.model.metadata import Metadata
 from sbts.core.config.template import Template
@@ -361,8 +362,11 @@ class CorrectionContext:
     work_dir: Path
     template: Template
     geometry_file: Path | None = None
-    max_memory: float = 4.0  # GB per block
-    options: Mapping[str, Any] = field(default_factory=dict)
+    max_memory: float = DEFAULT_MAX_MEMORY_GB  # GB per block
+    options: Mapping[str, Any] = field(default_factory=dict)  # command-line settings (kind=, seed= ...)
+    # what :meth:`Correction.parse_options` returned for this run's template (``sbts run`` parses
+    # every step's options once, at its start); ``None``: parse them from ``template``
+    parsed_options: Any = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +391,17 @@ class CorrectionResult:
 class Correction(abc.ABC):
     """A correction step (deramp, DEM error, troposphere, ...).
 
+    In ``sbts run`` a correction is a step of the plan, built once per run from the registry:
+
+    - ``step`` is the workflow step it is (default ``correct_<name>``); several corrections may
+      share one step (the troposphere methods): :meth:`enabled` picks at most one per run;
+    - ``after`` is its slot: the step it runs after (MintPy's order for the built-ins:
+      correct_LOD, correct_troposphere, deramp, correct_topography after invert_network); a
+      time-series correction reads the time series the chain holds at that point and writes
+      ``<that name>_<suffix>.h5``, which the following steps then read;
+    - :meth:`enabled` says whether the template switches it on; a correction without a switch
+      of its own (``None``) joins only when named in ``sbts.run.extraCorrections``.
+
     Attributes
     ----------
     name : str
@@ -410,6 +425,11 @@ class Correction(abc.ABC):
     stage: ClassVar[str] = "timeseries"  # "timeseries" or "ifgram"
     keys: ClassVar[Mapping[str, str]] = {}  # template keys it reads → one-line help
     options: ClassVar[Mapping[str, str]] = {}  # -O KEY=VALUE it accepts → one-line help
+    step: ClassVar[str] = ""  # the sbts run step it is; "" = correct_<name>
+    after: ClassVar[str] = "correct_topography"  # the step it runs after in sbts run
+    # named products it writes in the work directory besides its output, which later steps of
+    # sbts run use: {"residual": "timeseriesResidual.h5"} feeds residual_RMS
+    products: ClassVar[Mapping[str, str]] = {}
 
     @abc.abstractmethod
     def run(self, context: CorrectionContext) -> CorrectionResult:
@@ -430,6 +450,42 @@ class Correction(abc.ABC):
             For unusable input (its subclasses :class:`InputError`, :class:`TemplateError`,
             :class:`DataError`): the message reaches the user as it is.
         """
+
+    def parse_options(self, template: Template) -> Any:
+        """This correction's options from ``template``, parsed once (``sbts run`` does it at its start,
+        so a bad value fails before any work): raise :class:`~sbts.core.errors.TemplateError` for a
+        bad value.  The result reaches :meth:`run` as ``context.parsed_options``.  Default: the
+        values of the keys in :attr:`keys` (``None`` for a key neither set nor defaulted)."""
+        from sbts.core.errors import TemplateError
+
+        values: dict[str, Any] = {}
+        for key in self.keys:
+            try:
+                values[key] = template.raw(key)
+            except TemplateError:
+                values[key] = None
+        return values
+
+    def enabled(self, template: Template, metadata: Metadata | None) -> bool | None:
+        """Whether the template switches this correction on in ``sbts run`` (``metadata``: the stack's,
+        ``None`` before it is loaded); ``None``: no switch of its own (sbts.run.extraCorrections)."""
+        return None
+
+    def output_suffix(self, options: Any) -> str:
+        """The suffix of the output file for these options (default :attr:`suffix`)."""
+        return self.suffix
+
+    def options_of(self, context: CorrectionContext) -> Any:
+        """The parsed options of a run: ``context.parsed_options``, else parsed from its template."""
+        if context.parsed_options is not None:
+            return context.parsed_options
+        return self.parse_options(context.template)
+
+
+def workflow_step(correction: Correction) -> str:
+    """The ``sbts run`` step name of a correction."""
+    step = getattr(correction, "step", "") or ""
+    return step if isinstance(step, str) and step else f"correct_{correction.name}"
 
 
 # ------------------------------------------------------------------------- exporters

@@ -14,9 +14,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.config.template import Template
 from sbts.core.errors import InputError, PluginError, SbtsError
 from sbts.core.io.h5 import check_distinct, read_metadata
+from sbts.core.io.workdir import find_geometry
 from sbts.core.plugin.interfaces import CorrectionContext, CorrectionResult, ExportRequest, check_options
 from sbts.core.plugin.registry import Registry, describe_exception, get_registry
 
@@ -62,21 +64,16 @@ def suffixed(path: Path, suffix: str) -> Path:
     return path.with_name(f"{path.stem}_{suffix}{path.suffix}") if suffix else path
 
 
-def find_geometry(work_dir: Path) -> Path | None:
-    for name in ("geometryRadar.h5", "geometryGeo.h5"):
-        for folder in (work_dir / "inputs", work_dir):
-            if (folder / name).exists():
-                return folder / name
-    return None
-
-
 def run_correction(name: str, template: Template, work_dir: str | os.PathLike, input_file: Path | None = None,
-                   output_file: Path | None = None, geometry_file: Path | None = None, max_memory: float = 4.0,
-                   registry: Registry | None = None, **options) -> CorrectionResult:
+                   output_file: Path | None = None, geometry_file: Path | None = None,
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB, registry: Registry | None = None,
+                   parsed_options: Any = None, **options) -> CorrectionResult:
     """Run correction ``name`` on ``input_file`` (default: the stage's usual input in ``work_dir``).
 
     ``options`` are the correction's own options (``sbts correct NAME -O KEY=VALUE``); a key the
-    correction does not declare in its ``options`` is refused.
+    correction does not declare in its ``options`` is refused.  ``parsed_options``: what the
+    correction's ``parse_options`` returned for ``template`` (``sbts run`` parses them once, at its
+    start); by default the correction parses them itself.
     """
     work_dir = Path(work_dir)
     correction = (registry or get_registry()).get("correction", name)
@@ -92,8 +89,8 @@ def run_correction(name: str, template: Template, work_dir: str | os.PathLike, i
         check_distinct(output_file, input_file)
     ctx = CorrectionContext(
         input_file=input_file, output_file=Path(output_file), work_dir=work_dir, template=template,
-        geometry_file=Path(geometry_file) if geometry_file else find_geometry(work_dir),
-        max_memory=max_memory, options=options,
+        geometry_file=Path(geometry_file) if geometry_file else find_geometry(work_dir=work_dir),
+        max_memory=max_memory, options=options, parsed_options=parsed_options,
     )
     logger.info("correction %s: %s → %s", name, input_file.name, ctx.output_file.name)
     with guarded(f"correction {name!r}"):

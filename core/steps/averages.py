@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.model.dates import DAYS_PER_YEAR, format_date
 from sbts.core.errors import DataError, InputError
@@ -30,6 +31,9 @@ from sbts.core.io.h5 import open_h5
 from sbts.core.io.masks import read_mask_file  # noqa: F401 - re-exported: the steps read masks from here
 from sbts.core.io.products import IfgramStack, write_map
 from sbts.core.io.progress import progress
+from sbts.core.config.compute import ComputeOptions
+from sbts.core.io.workdir import WorkDir, find_geometry
+from sbts.core.inversion.refphase import reference_phase
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +86,12 @@ def _nanmean_layers(data: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
-def find_geometry_file(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
-                       names: tuple[str, ...] = ("geometryRadar.h5", "geometryGeo.h5")) -> Path | None:
-    """The geometry file beside the stack (``inputs/``), or under ``work_dir/inputs``; None if absent."""
-    folders = [Path(stack_path).parent]
-    if work_dir is not None:
-        folders += [Path(work_dir) / "inputs", Path(work_dir)]
-    for folder in folders:
-        for name in names:
-            if (folder / name).is_file():
-                return folder / name
-    return None
 
 
 def geometry_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None,
                         shape: tuple[int, int]) -> np.ndarray | None:
     """``waterMask`` (True = land) of the geometry file, if there is one with that dataset."""
-    geom = find_geometry_file(stack_path, work_dir)
+    geom = find_geometry(stack_path, work_dir)
     if geom is None:
         return None
     with open_h5(geom) as f:
@@ -119,7 +112,7 @@ def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike)
     geometry's with ``FILE_TYPE = waterMask``.  None (nothing written) when the geometry has no
     ``waterMask``; an existing file newer than the geometry is kept (update mode).
     """
-    geom = find_geometry_file(stack_path, work_dir)
+    geom = find_geometry(stack_path, work_dir)
     if geom is None:
         return None
     with open_h5(geom) as f:
@@ -143,7 +136,7 @@ def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike)
 
 # ---------------------------------------------------------------------------- averages
 def temporal_average(stack: IfgramStack | str | os.PathLike, dataset: str = "coherence",
-                     max_memory: float = 1.0) -> np.ndarray:
+                     max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """Per-pixel nanmean of ``dataset`` over the kept pairs, (L, W) float32.
 
     For phase datasets zero counts as no-data (MintPy's convention); pixels without any valid value
@@ -160,7 +153,7 @@ def temporal_average(stack: IfgramStack | str | os.PathLike, dataset: str = "coh
 
 
 def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                            max_memory: float = 1.0) -> Path:
+                            max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Write ``avgSpatialCoh.h5`` (dataset ``coherence``) into ``work_dir``."""
     stack = as_stack(stack_path)
     coh = temporal_average(stack, "coherence", max_memory)
@@ -171,18 +164,7 @@ def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.Pa
     return path
 
 
-def _reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray | None:
-    ref = stack.metadata.reference
-    if not ref.has_point:
-        return None
-    length, width = stack.shape
-    if not (0 <= ref.y < length and 0 <= ref.x < width):
-        raise InputError(f"{stack.path}: REF_Y/REF_X = {ref.y}/{ref.x} is outside the {length}×{width} image")
-    value = stack.read(dataset, Block(ref.y, ref.y + 1, ref.x, ref.x + 1), index=index)
-    return value.reshape(-1).astype(np.float64)
-
-
-def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0,
+def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                       dataset: str = "unwrapPhase") -> np.ndarray:
     """Stacking velocity (m/year): mean over kept pairs of ``(φ − φ_ref)·(−λ/4π)/Δt``.
 
@@ -194,20 +176,12 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
     stack._require(dataset)
     wavelength = stack.metadata.radar.require_wavelength()
     index = kept_index(stack)
-    ref_phase = _reference_phase(stack, dataset, index)
-    if ref_phase is None:
+    ref = reference_phase(stack, dataset, index, "drop")  # pairs without data there are left out
+    if ref is None:
         logger.info("%s has no REF_Y/REF_X: stacking velocity of the unreferenced phase", stack.path.name)
         ref_phase = np.zeros(index.size)
     else:
-        bad = ~np.isfinite(ref_phase) | (ref_phase == 0)
-        if bad.all():
-            raise DataError(f"{stack.path}: the reference pixel has no data in any kept pair; choose another "
-                            "reference point")
-        if bad.any():
-            names = [stack.pairs.date12[i] for i in index[bad]]
-            logger.warning("%d kept pair(s) have no data at the reference pixel and are left out of the "
-                           "stacking velocity: %s", int(bad.sum()), ", ".join(names[:5]))
-            index, ref_phase = index[~bad], ref_phase[~bad]
+        index, ref_phase = index[ref.usable], ref.values[ref.usable]
     days = stack.pairs.temporal_baseline_days()[index].astype(np.float64)
     scale = (-wavelength / (4 * np.pi) / (days / DAYS_PER_YEAR)).astype(np.float32)
     out = np.full(stack.shape, np.nan, np.float32)
@@ -221,7 +195,7 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
 
 
 def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                            max_memory: float = 1.0, dataset: str = "unwrapPhase") -> Path:
+                            max_memory: float = DEFAULT_MAX_MEMORY_GB, dataset: str = "unwrapPhase") -> Path:
     """Write ``avgPhaseVelocity.h5`` (dataset ``velocity``, m/year) into ``work_dir``."""
     stack = as_stack(stack_path)
     velocity = stacking_velocity(stack, max_memory, dataset)
@@ -235,7 +209,7 @@ def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.Pa
 
 
 def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "unwrapPhase",
-                      max_memory: float = 1.0) -> np.ndarray:
+                      max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """True where ``dataset`` is finite and non-zero in every kept pair (L, W) bool."""
     stack = as_stack(stack)
     stack._require(dataset)
@@ -250,7 +224,7 @@ def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "un
     return out
 
 
-def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory: float = 1.0) -> np.ndarray:
+def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """Common connected-component mask: connectComponent ≠ 0 in every kept pair.
 
     Without a ``connectComponent`` dataset, unwrapPhase finite and ≠ 0 in every kept pair instead
@@ -264,7 +238,7 @@ def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory:
 
 
 def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                        max_memory: float = 1.0) -> Path:
+                        max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Write ``maskConnComp.h5`` (dataset ``mask``, bool) into ``work_dir``."""
     stack = as_stack(stack_path)
     mask = connected_component_mask(stack, max_memory)
@@ -276,9 +250,22 @@ def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
     return path
 
 
-__all__ = [
+def quick_overview(workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+    """The quick_overview step of ``sbts run``: the stacking velocity and, with 3 kept pairs or more,
+    the number of non-zero integer closure phases (MintPy's quick look at the unwrapping)."""
+    from sbts.core.inversion.closure import write_num_nonzero_integer_closure
+
+    outputs = [write_stacking_velocity(workdir.stack, workdir.root, compute.max_memory)]
+    if IfgramStack(workdir.stack).pairs.keep.sum() >= 3:
+        outputs += write_num_nonzero_integer_closure(workdir.stack, workdir.root, compute.max_memory)
+    else:
+        logger.info("fewer than 3 kept pairs: no closure phase to count")
+    return outputs
+
+
+__all__ = ["quick_overview", 
     "temporal_average", "write_average_coherence", "stacking_velocity", "write_stacking_velocity",
     "connected_component_mask", "write_conncomp_mask", "valid_in_all_kept", "read_mask_file", "write_water_mask",
-    "find_geometry_file", "geometry_water_mask", "as_stack", "kept_index",
+    "geometry_water_mask", "as_stack", "kept_index",
     "AVG_COHERENCE_FILE", "STACKING_VELOCITY_FILE", "CONNCOMP_MASK_FILE", "WATER_MASK_FILE",
 ]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError, TemplateError, shown
 from sbts.core.io.h5 import H5Writer, open_h5, read_metadata
@@ -56,7 +57,7 @@ class GeocodeOptions:
     fill: float = float("nan")
     epsg: int | None = None  # output CRS (radar→geo); None/4326 = lat/lon
     utm: bool = False  # output in the UTM zone of the scene centre (resolved into epsg)
-    max_memory: float = 1.0
+    max_memory: float = DEFAULT_MAX_MEMORY_GB
 
     def __post_init__(self) -> None:
         # checked up front: a zero step or an upside-down box would otherwise give an infinite or a
@@ -189,20 +190,23 @@ class Lookup:
         return a, b
 
 
+def _is_lookup(path: Path) -> bool:
+    try:
+        Lookup.open(path)
+    except InputError:
+        return False
+    return True
+
+
 def find_lookup(path: str | os.PathLike, geo2radar: bool = False) -> Path:
     """The geometry file near ``path`` that can serve as lookup table (radar one first)."""
+    from sbts.core.io.workdir import find_file, GEOMETRY_FILES
+
     path = Path(path).resolve()
-    names = ("geometryRadar.h5", "geometryGeo.h5")
-    for folder in (path.parent, path.parent / "inputs", path.parent.parent / "inputs", path.parent.parent):
-        for name in names:
-            candidate = folder / name
-            # a radar-coded geometry file with latitude/longitude is its own lookup table
-            if candidate.exists() and (candidate != path or not geo2radar):
-                try:
-                    Lookup.open(candidate)
-                except InputError:
-                    continue
-                return candidate
+    # a radar-coded geometry file with latitude/longitude is its own lookup table (not for geo2radar)
+    found = find_file(GEOMETRY_FILES, path, accept=_is_lookup, exclude=path if geo2radar else None)
+    if found is not None:
+        return found
     raise InputError(f"no lookup table found near {path} (looked for inputs/geometryRadar.h5 with "
                      "latitude/longitude or inputs/geometryGeo.h5 with azimuthCoord/rangeCoord); give one with -l")
 
@@ -215,7 +219,7 @@ class InverseLookup:
     """
 
     def __init__(self, read: Callable[[Block], tuple[np.ndarray, np.ndarray]], shape: tuple[int, int],
-                 max_memory: float = 1.0) -> None:
+                 max_memory: float = DEFAULT_MAX_MEMORY_GB) -> None:
         from scipy.spatial import cKDTree
 
         self.read, self.shape = read, shape

@@ -13,11 +13,13 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
+from sbts.core.io.workdir import WorkDir
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError, PluginError, SbtsError, shown
 from sbts.core.io.h5 import H5Writer, read_attrs
@@ -90,6 +92,32 @@ class Window:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 out = np.nanmean(cube, axis=(1, 3)) if method == "mean" else np.nanmedian(cube, axis=(1, 3))
         return np.nan_to_num(out, nan=0.0) if name == "unwrapPhase" else out
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """``mintpy.load.*``, ``mintpy.subset.*``, ``mintpy.multilook.*``: their resolved values (what update
+    mode and provenance record) and the file patterns, checked when parsed.  Readers receive the
+    template itself (:class:`~sbts.core.plugin.interfaces.LoadRequest` carries it)."""
+
+    settings: dict = field(default_factory=dict)
+    patterns: dict = field(default_factory=dict)
+    base_dir: Path = Path(".")
+    template: Template = field(default_factory=Template, compare=False, repr=False, metadata={"digest": False})
+
+    @classmethod
+    def from_template(cls, template: Template, base_dir: str | os.PathLike) -> LoadOptions:
+        t = template
+        t.get_int("mintpy.multilook.ystep")
+        t.get_int("mintpy.multilook.xstep")
+        t.get_str("mintpy.multilook.method", ["nearest", "mean", "median"])
+        if t.get("mintpy.subset.lalo"):
+            _box(t.get("mintpy.subset.lalo"), "mintpy.subset.lalo")
+        settings = {}
+        for prefix in ("mintpy.load.", "mintpy.subset.", "mintpy.multilook."):
+            settings.update(t.section(prefix))
+        base = Path(base_dir)
+        return cls(settings, dict(build_request(t, base).patterns), base, t)
 
 
 def build_request(template: Template, base_dir: Path) -> LoadRequest:
@@ -387,7 +415,7 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
 
 
 def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
-              processor: str | None = None, max_memory: float = 1.0, force: bool = False,
+              processor: str | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB, force: bool = False,
               registry: Registry | None = None) -> LoadResult:
     """Load a processor's files into ``<work_dir>/inputs``; see the module docstring."""
     work_dir = Path(work_dir)
@@ -505,3 +533,23 @@ def _write_geometry(geometry: GeometrySource, win: Window, meta: Metadata, path:
                     data = data.astype(np.float32) / step
                 w.write(name, data.astype(np.float32) if name not in BOOL_LAYERS else data, block)
             w.mark_done(block)
+def run(options: LoadOptions, workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+    """The load_data step of ``sbts run``: the processor's files into ``inputs/``.  Without any
+    ``mintpy.load.*File`` pattern it goes on with an ``inputs/`` written before (MintPy's
+    load_data.py, prep_aria.py, an earlier ``sbts load``), as smallbaselineApp.py does."""
+    if not options.patterns and workdir.stack.exists():
+        logger.info("no mintpy.load.*File pattern in the template: using the loaded %s",
+                    ", ".join(str(p.relative_to(workdir.root)) for p in workdir.loaded()))
+        return workdir.loaded()
+    result = load_data(options.template, workdir.root, base_dir=options.base_dir, max_memory=compute.max_memory)
+    return [p for p in [result.stack_file, *result.geometry_files] if p is not None]
+
+
+def stale(options: LoadOptions, workdir: WorkDir) -> str:
+    """Why load_data must run again ("" when not): the processor's files are its inputs, so a changed
+    or added interferogram reloads."""
+    if not options.patterns:
+        return "" if workdir.stack.exists() else f"{workdir.stack.name} is missing"
+    return stale_outputs(options.template, workdir.root, base_dir=options.base_dir)
+
+

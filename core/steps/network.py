@@ -29,18 +29,20 @@ import datetime as _dt
 import logging
 import os
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sbts.core.steps.averages import as_stack, find_geometry_file, geometry_water_mask, read_mask_file
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+from sbts.core.steps.averages import as_stack, geometry_water_mask, read_mask_file
+from sbts.core.config.compute import ComputeOptions
+from sbts.core.io.workdir import WorkDir, find_geometry
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.io.h5 import atomic_write_text, edit_in_place, open_h5
+from sbts.core.io.h5 import atomic_write_text, open_h5
 from sbts.core.model.metadata import Metadata
 from sbts.core.model.pairs import Pairs
 from sbts.core.io.products import IfgramStack
@@ -83,6 +85,46 @@ class DropReport:
         lines = [f"{int(self.keep.sum())} of {self.keep.size} pairs kept, {self.num_dropped} dropped"]
         lines += [f"  {rule}: {n} pair(s)" for rule, n in self.counts().items()]
         return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class NetworkOptions:
+    """``mintpy.network.*``: every key's resolved value (what update mode and provenance record),
+    each checked when parsed, so a bad value fails before the run starts.  The drop rules read
+    them through ``template`` (:func:`select_pairs`)."""
+
+    settings: dict = field(default_factory=dict)
+    template: Template = field(default_factory=Template, compare=False, repr=False, metadata={"digest": False})
+
+    @classmethod
+    def from_template(cls, t: Template) -> NetworkOptions:
+        if t.get_bool(KEY + "areaRatioBased"):
+            raise TemplateError(f"{t.source}: mintpy.network.areaRatioBased = yes is not supported by sbts; "
+                                "use coherenceBased = yes instead")
+        t.get_float(KEY + "tempBaseMax")
+        t.get_float(KEY + "perpBaseMax")
+        conn = t.get_int(KEY + "connNumMax")
+        if conn is not None and conn < 1:
+            raise TemplateError(f"{t.source}: {KEY}connNumMax = {conn}: must be ≥ 1")
+        _date(t, KEY + "startDate")
+        _date(t, KEY + "endDate")
+        _dates(t, KEY + "excludeDate")
+        for item in t.get_list(KEY + "excludeDate12"):
+            try:
+                parse_date12(item)
+            except InputError as exc:
+                raise TemplateError(f"{t.source}: {KEY}excludeDate12: {exc}") from None
+        if t.get_list(KEY + "excludeIfgIndex"):  # the range is checked against the stack when it is known
+            parse_index_list(t.get_list(KEY + "excludeIfgIndex"), 1 << 62, KEY + "excludeIfgIndex")
+        if t.get_bool(KEY + "coherenceBased") and t.get_float(KEY + "minCoherence") is None:
+            raise TemplateError(f"{t.source}: {KEY}minCoherence must be a number with coherenceBased = yes")
+        t.get_bool(KEY + "keepMinSpanTree")
+        return cls(t.section(KEY), t)
+
+
+def _template(value: NetworkOptions | Template) -> Template:
+    return value.template if isinstance(value, NetworkOptions) else value
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -390,7 +432,7 @@ def network_mask(template: Template, stack: IfgramStack, work_dir: str | os.Path
 
 
 def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.ndarray | None = None,
-                              aoi: Block | None = None, max_memory: float = 1.0) -> np.ndarray:
+                              aoi: Block | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """Mean coherence of every pair (dropped ones too) over the mask ∩ AOI, NaN ignored, (m,).
 
     Read block by block within the AOI; a pair without any valid pixel gets NaN.
@@ -449,33 +491,20 @@ def write_coherence_table(path: str | os.PathLike, pairs: Pairs, report: DropRep
 
 
 def write_drop_flags(stack_path: str | os.PathLike, keep: np.ndarray) -> bool:
-    """Write ``dropIfgram`` in place (only that dataset); return True if it changed.
+    """Write ``dropIfgram`` in place (only that dataset, through
+    :class:`~sbts.core.io.stack_editor.StackEditor`); return True if it changed.
 
-    MODIFICATION_TIME of ``dropIfgram`` is updated only on a change, so an unchanged network leaves
-    the file untouched (downstream steps need not re-run).
+    An unchanged network leaves the file untouched (downstream steps need not re-run).
     """
-    keep = np.asarray(keep, bool)
-    with open_h5(stack_path) as f:
-        old = f["dropIfgram"][()] if "dropIfgram" in f else None
-    if old is not None and old.shape == keep.shape and np.array_equal(old.astype(bool), keep):
-        return False
-    try:
-        with edit_in_place(stack_path) as f:
-            if "dropIfgram" in f and f["dropIfgram"].shape == keep.shape and f["dropIfgram"].dtype == bool:
-                f["dropIfgram"][...] = keep
-            else:
-                if "dropIfgram" in f:
-                    del f["dropIfgram"]
-                f.create_dataset("dropIfgram", data=keep)
-            f["dropIfgram"].attrs["MODIFICATION_TIME"] = str(time.time())
-    except InputError as exc:
-        raise InputError(f"cannot update dropIfgram in {stack_path}: {exc}") from None
-    return True
+    from sbts.core.io.stack_editor import StackEditor
+
+    return StackEditor(stack_path, step="modify_network").set_drop(keep)
 
 
-def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: str | os.PathLike,
-                   max_memory: float = 1.0) -> DropReport:
+def modify_network(stack_path: str | os.PathLike, template: NetworkOptions | Template, work_dir: str | os.PathLike,
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB) -> DropReport:
     """The modify_network step: choose the pairs, store ``dropIfgram``, write ``coherenceSpatialAvg.txt``."""
+    template = _template(template)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     stack = as_stack(stack_path)
@@ -484,7 +513,7 @@ def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: 
     coherence = None
     aoi = mask_label = None
     if stack.has("coherence"):
-        geom = find_geometry_file(stack.path, work_dir)
+        geom = find_geometry(stack.path, work_dir)
         aoi = parse_aoi(template, stack.metadata, geom)
         mask = network_mask(template, stack, work_dir)
         if mask is not None:
@@ -519,8 +548,19 @@ def modify_network(stack_path: str | os.PathLike, template: Template, work_dir: 
     return report
 
 
-__all__ = [
-    "DropReport", "select_pairs", "spatial_average_coherence", "parse_aoi", "modify_network",
+def run(options: NetworkOptions, workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+    """The modify_network step of ``sbts run``: ``waterMask.h5`` from the geometry (as smallbaselineApp
+    writes it, before the network mask reads it), the drop list, ``coherenceSpatialAvg.txt``."""
+    from sbts.core.steps.averages import write_water_mask
+
+    water = write_water_mask(workdir.stack, workdir.root)
+    report = modify_network(workdir.stack, options, workdir.root, compute.max_memory)
+    logger.info("%s", report.summary())
+    return [workdir.root / COHERENCE_TABLE] + ([water] if water else [])
+
+
+__all__ = ["run", 
+    "NetworkOptions", "DropReport", "select_pairs", "spatial_average_coherence", "parse_aoi", "modify_network",
     "minimum_spanning_tree_pairs", "parse_index_list", "parse_date12", "read_pair_list",
     "network_mask", "write_coherence_table", "write_drop_flags", "COHERENCE_TABLE",
 ]

@@ -6,13 +6,14 @@ import logging
 import os
 from pathlib import Path
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.config.template import Template
 
 logger = logging.getLogger(__name__)
 
 
 def prepare_network(stack_path: str | os.PathLike, template: Template, work_dir: str | os.PathLike,
-                    max_memory: float = 1.0) -> str:
+                    max_memory: float = DEFAULT_MAX_MEMORY_GB) -> str:
     """modify_network + reference_point (+ the averages they need); returns a text report."""
     from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask, write_stacking_velocity, write_water_mask
     from sbts.core.steps.network import modify_network

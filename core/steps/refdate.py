@@ -12,16 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import plan_blocks
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+from sbts.core.io.blocks import pixel_bytes, plan_blocks_for
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError, shown
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import TimeSeries, TimeSeriesWriter
 from sbts.core.io.safenames import read_text
+from sbts.core.config.compute import ComputeOptions
+from sbts.core.config.options import FileOption
+from sbts.core.io.workdir import WorkDir
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +49,45 @@ def resolve_date(date: str | os.PathLike, work_dir: str | os.PathLike | None = N
         raise InputError(f"reference date {shown(text)}: neither a date (YYYYMMDD) nor an existing file") from None
 
 
+KEY = "mintpy.reference.date"
+
+
+@dataclass(frozen=True)
+class RefDateOptions:
+    """``mintpy.reference.date``: a date, a file holding one (default ``reference_date.txt``, written by
+    the residual_RMS step of the same run, so it is read when the step runs), or no."""
+
+    date: FileOption = FileOption(KEY, "reference_date.txt")
+
+    @classmethod
+    def from_template(cls, template) -> RefDateOptions:
+        option = FileOption.from_template(template, KEY)
+        if option.value is not None and re.fullmatch(r"\d{8}", option.value.strip()):
+            resolve_date(option.value.strip())  # a date given directly is checked now
+        return cls(option)
+
+    def resolve(self, work_dir: str | os.PathLike | None = None) -> str | None:
+        """The date: ``None`` for no, or when the default file does not exist; a date file set
+        explicitly must."""
+        value = self.date.value
+        if value is None:
+            return None
+        if not self.date.explicit and not re.fullmatch(r"\d{8}", value.strip()):
+            path = self.date.path(work_dir) if work_dir is not None else Path(os.path.expanduser(value))
+            if not path.exists():
+                logger.info("%s not found: reference date unchanged (run `sbts rms` or set %s)", path, KEY)
+                return None
+        return resolve_date(value, work_dir)
+
+
 def resolve_reference_date(template, work_dir: str | os.PathLike | None = None) -> str | None:
     """The date of ``mintpy.reference.date``: ``None`` for no, or when the default file
     ``reference_date.txt`` (written by ``sbts rms``) does not exist; a date file set explicitly must."""
-    key = "mintpy.reference.date"
-    value = template.get(key)
-    if value is None:
-        return None
-    if not template.is_set(key) and not re.fullmatch(r"\d{8}", value.strip()):
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute() and work_dir is not None:
-            path = Path(work_dir) / path
-        if not path.exists():
-            logger.info("%s not found: reference date unchanged (run `sbts rms` or set %s)", path, key)
-            return None
-    return resolve_date(value, work_dir)
+    return RefDateOptions.from_template(template).resolve(work_dir)
 
 
 def reference_date(files, date: str | os.PathLike, output: str | os.PathLike | None = None,
-                   max_memory: float = 4.0, work_dir: str | os.PathLike | None = None) -> list[Path]:
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB, work_dir: str | os.PathLike | None = None) -> list[Path]:
     """Re-reference each time-series file of ``files`` to ``date``; returns the paths written.
 
     ``output`` (one input only) writes there instead of replacing the input.  A file already
@@ -93,11 +118,17 @@ def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> 
         return target
     n, shape = len(ts.dates), ts.shape
     meta = ts.metadata.with_reference(date=parse_date(date))
-    blocks = plan_blocks(shape, n * 4 * 3, max_memory, ts.chunk_shape(ts.dataset_name))
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=3), max_memory, ts.chunk_shape(ts.dataset_name))
     logger.info("re-referencing %s to %s (was %s) -> %s", ts.path.name, date,
                 format_date(current) if current else "unset", target)
+    provenance = None  # a copy elsewhere is a new product; a file re-referenced in place keeps its history
+    if target.resolve() == ts.path.resolve():
+        from sbts.core.io.h5 import read_attrs
+        from sbts.core.io.provenance import edited_file_attrs
+
+        provenance = edited_file_attrs(read_attrs(ts.path), "refdate", date)
     with TimeSeriesWriter(target, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
-                          unit=ts.metadata.unit or "m") as w:
+                          unit=ts.metadata.unit or "m", provenance=provenance) as w:
         with open_h5(ts.path) as src:  # other datasets (extra maps, sensingMid ...) copied unchanged
             for name in src:
                 if name not in ("date", "bperp", ts.dataset_name):
@@ -110,4 +141,14 @@ def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> 
     return target
 
 
-__all__ = ["reference_date", "resolve_date", "resolve_reference_date"]
+def run(options: RefDateOptions, workdir: WorkDir, compute: ComputeOptions, files: list[Path]) -> list[Path]:
+    """The reference_date step of ``sbts run``: every existing file of the time-series chain
+    re-referenced to the date of the options (none for no)."""
+    date = options.resolve(workdir.root)
+    if date is None:
+        logger.info("mintpy.reference.date = no: time series keep their first date as reference")
+        return []
+    return list(reference_date([p for p in files if p.exists()], date, max_memory=compute.max_memory))
+
+
+__all__ = ["run", "RefDateOptions", "reference_date", "resolve_date", "resolve_reference_date"]

@@ -39,13 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import (AVG_COHERENCE_FILE, CONNCOMP_MASK_FILE, as_stack, connected_component_mask,
-                       find_geometry_file, geometry_water_mask, kept_index, read_mask_file,
-                       temporal_average, valid_in_all_kept)
+                       geometry_water_mask, kept_index, read_mask_file, temporal_average, valid_in_all_kept)
 from sbts.core.io.blocks import Block
 from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import IfgramStack
+from sbts.core.config.compute import ComputeOptions
+from sbts.core.io.workdir import GEOMETRY_RADAR, WorkDir, find_geometry
+from sbts.core.config.options import FileOption
 from sbts.core.config.template import Template
 
 logger = logging.getLogger(__name__)
@@ -65,23 +68,49 @@ class ReferencePoint:
     method: str
 
 
+@dataclass(frozen=True)
+class ReferenceOptions:
+    """``mintpy.reference.*`` (but ``date``), parsed: the pixel given by lat/lon or y/x, else the
+    masks and coherence of the automatic choice."""
+
+    yx: tuple[int, int] | None = None
+    lalo: tuple[float, float] | None = None
+    mask_file: FileOption = FileOption(KEY + "maskFile", CONNCOMP_MASK_FILE)
+    coherence_file: FileOption = FileOption(KEY + "coherenceFile", AVG_COHERENCE_FILE)
+    min_coherence: float | None = 0.85
+
+    @classmethod
+    def from_template(cls, template: Template) -> ReferenceOptions:
+        lalo = template.get_numbers(KEY + "lalo", 2)
+        yx = template.get_numbers(KEY + "yx", 2)
+        if yx is not None and any(v != int(v) for v in yx):
+            raise TemplateError(f"{template.source}: {KEY}yx = {shown(template.raw(KEY + 'yx'))}: y and x are "
+                                "pixel indices and must be whole numbers")
+        return cls(yx=(int(yx[0]), int(yx[1])) if yx is not None else None,
+                   lalo=(lalo[0], lalo[1]) if lalo is not None else None,
+                   mask_file=FileOption.from_template(template, KEY + "maskFile"),
+                   coherence_file=FileOption.from_template(template, KEY + "coherenceFile"),
+                   min_coherence=template.get_float(KEY + "minCoherence"))
+
+
+def _options(value: ReferenceOptions | Template) -> ReferenceOptions:
+    return value if isinstance(value, ReferenceOptions) else ReferenceOptions.from_template(value)
+
+
 # ---------------------------------------------------------------------------- inputs
-def _map_file(template: Template, key: str, default_name: str, stack: IfgramStack,
+def _map_file(option: FileOption, default_name: str, stack: IfgramStack,
               work_dir: Path) -> tuple[Path | None, bool]:
-    """(file to read, compute instead) for the map named by ``key``.
+    """(file to read, compute instead) for the map named by ``option``.
 
     Unset (``no``) → (None, False).  A file with the default name that is absent or older than the
     stack → (None, True): compute it in memory.  Any other name must exist.
     """
-    name = template.get(key)
-    if name is None:
+    path = option.path(work_dir)
+    if path is None:
         return None, False
-    path = Path(name).expanduser()
-    if not path.is_absolute():
-        path = work_dir / path
     if path.name != default_name:
         if not path.is_file():
-            raise InputError(f"{key} {path} not found")
+            raise InputError(f"{option.key} {path} not found")
         return path, False
     if not path.is_file():
         return None, True
@@ -120,9 +149,10 @@ def _read_coherence(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return data
 
 
-def reference_mask(stack: IfgramStack, template: Template, work_dir: Path, max_memory: float) -> np.ndarray:
+def reference_mask(stack: IfgramStack, options: ReferenceOptions | Template, work_dir: Path,
+                   max_memory: float) -> np.ndarray:
     """Where a reference pixel may lie: the reference mask file ∩ geometry waterMask."""
-    path, compute = _map_file(template, KEY + "maskFile", CONNCOMP_MASK_FILE, stack, work_dir)
+    path, compute = _map_file(_options(options).mask_file, CONNCOMP_MASK_FILE, stack, work_dir)
     if path is not None:
         mask = read_mask_file(path, stack.shape)
     elif compute:
@@ -135,10 +165,10 @@ def reference_mask(stack: IfgramStack, template: Template, work_dir: Path, max_m
     return mask
 
 
-def average_coherence(stack: IfgramStack, template: Template, work_dir: Path,
+def average_coherence(stack: IfgramStack, options: ReferenceOptions | Template, work_dir: Path,
                       max_memory: float) -> np.ndarray | None:
     """The average spatial coherence map, or None when neither a coherence file nor the stack has one."""
-    path, _compute = _map_file(template, KEY + "coherenceFile", AVG_COHERENCE_FILE, stack, work_dir)
+    path, _compute = _map_file(_options(options).coherence_file, AVG_COHERENCE_FILE, stack, work_dir)
     if path is not None:
         return _read_coherence(path, stack.shape)
     if stack.has("coherence"):
@@ -235,7 +265,7 @@ def _latlon_of(stack: IfgramStack, y: int, x: int, work_dir: Path | None) -> tup
     geo = stack.metadata.grid.geo
     if geo is not None:
         return geo.yx_to_lalo(y, x)
-    geom = find_geometry_file(stack.path, work_dir)
+    geom = find_geometry(stack.path, work_dir)
     if geom is not None:
         with open_h5(geom) as f:
             if "latitude" in f and "longitude" in f:
@@ -254,7 +284,7 @@ def lalo_to_yx(stack: IfgramStack, lat: float, lon: float, work_dir: Path | None
             raise DataError(f"reference lat/lon {lat}, {lon} is outside the image (pixel {y}, {x} of "
                             f"{length}×{width})")
         return y, x
-    geom = find_geometry_file(stack.path, work_dir, names=("geometryRadar.h5",))
+    geom = find_geometry(stack.path, work_dir, names=(GEOMETRY_RADAR,))
     if geom is None:
         raise TemplateError("mintpy.reference.lalo needs a geocoded stack or inputs/geometryRadar.h5 with "
                             "latitude/longitude; use mintpy.reference.yx instead")
@@ -278,33 +308,30 @@ def lalo_to_yx(stack: IfgramStack, lat: float, lon: float, work_dir: Path | None
 
 
 # ---------------------------------------------------------------------------- choose / set
-def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template, work_dir: str | os.PathLike,
-                     max_memory: float = 1.0) -> ReferencePoint:
-    """The reference pixel from the template (checked) or chosen automatically (see module doc)."""
+def choose_reference(stack: IfgramStack | str | os.PathLike, options: ReferenceOptions | Template,
+                     work_dir: str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> ReferencePoint:
+    """The reference pixel from the options (checked) or chosen automatically (see module doc)."""
+    options = _options(options)
     stack = as_stack(stack)
     work_dir = Path(work_dir)
-    mask = reference_mask(stack, template, work_dir, max_memory)
+    mask = reference_mask(stack, options, work_dir, max_memory)
 
-    lalo = template.get_numbers(KEY + "lalo", 2)
-    yx = template.get_numbers(KEY + "yx", 2)
+    lalo, yx = options.lalo, options.yx
     if lalo is not None or yx is not None:
         if lalo is not None:
             lat, lon = lalo
             y, x = lalo_to_yx(stack, lat, lon, work_dir)
             method = "lalo"
-            if yx is not None and (int(yx[0]), int(yx[1])) != (y, x):
+            if yx is not None and yx != (y, x):
                 logger.warning("both reference.lalo and reference.yx are set; lalo (pixel %d, %d) is used", y, x)
         else:
-            if any(v != int(v) for v in yx):
-                raise TemplateError(f"{template.source}: {KEY}yx = {shown(template.raw(KEY + 'yx'))}: y and x are "
-                                    "pixel indices and must be whole numbers")
-            y, x = int(yx[0]), int(yx[1])
+            y, x = yx
             method = "yx"
         problems = pixel_problems(stack, y, x, mask)
         if problems:
             hint = ""
             try:
-                alt = _auto(stack, template, work_dir, max_memory, mask)
+                alt = _auto(stack, options, work_dir, max_memory, mask)
                 hint = f"; the automatic choice would be y/x = {alt.y}, {alt.x}"
             except DataError:
                 pass
@@ -313,16 +340,16 @@ def choose_reference(stack: IfgramStack | str | os.PathLike, template: Template,
         lat, lon = _latlon_of(stack, y, x, work_dir)
         logger.info("reference pixel y/x = %d, %d from %s", y, x, method)
         return ReferencePoint(y, x, lat, lon, method)
-    return _auto(stack, template, work_dir, max_memory, mask)
+    return _auto(stack, options, work_dir, max_memory, mask)
 
 
-def _auto(stack: IfgramStack, template: Template, work_dir: Path, max_memory: float,
+def _auto(stack: IfgramStack, options: ReferenceOptions, work_dir: Path, max_memory: float,
           mask: np.ndarray) -> ReferencePoint:
-    coherence = average_coherence(stack, template, work_dir, max_memory)
+    coherence = average_coherence(stack, options, work_dir, max_memory)
     has_coherence = coherence is not None
     if coherence is None:
         coherence = np.ones(stack.shape, np.float32)
-    min_coh = template.get_float(KEY + "minCoherence")
+    min_coh = options.min_coherence
     candidates = rank_candidates(coherence, mask, min_coh, limit=_NUM_CHECKED)
     if candidates.size == 0:
         raise DataError("no pixel can be the reference: the reference mask leaves no pixel with coherence; "
@@ -361,34 +388,35 @@ def set_reference(stack_path: str | os.PathLike, y: int, x: int, lat: float | No
     """Store REF_Y/REF_X (and REF_LAT/REF_LON) as root attributes of the stack, in place.
 
     Data is not rewritten; the file is not touched when the same point is already stored (MintPy's
-    skip rule).  lat/lon come from the geo grid when geocoded and not given.
+    skip rule).  lat/lon come from the geo grid when geocoded and not given.  The write goes
+    through :class:`~sbts.core.io.stack_editor.StackEditor`.
     """
+    from sbts.core.io.stack_editor import StackEditor
+
     stack = as_stack(stack_path)
     length, width = stack.shape
     if not (0 <= y < length and 0 <= x < width):
         raise DataError(f"reference pixel y/x = {y}, {x} is outside the {length}×{width} image")
     if (lat is None or lon is None) and stack.metadata.grid.geo is not None:
         lat, lon = stack.metadata.grid.geo.yx_to_lalo(y, x)
-    new = {"REF_Y": str(int(y)), "REF_X": str(int(x))}
-    if lat is not None and lon is not None:
-        new.update(REF_LAT=repr(float(lat)), REF_LON=repr(float(lon)))
-    with open_h5(stack.path) as f:
-        old = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in f.attrs.items()
-               if k in ("REF_Y", "REF_X", "REF_LAT", "REF_LON")}
-    if old == new:
-        logger.info("%s already references y/x = %d, %d", stack.path.name, y, x)
-        return
-    from sbts.core.io.h5 import edit_in_place
-
-    with edit_in_place(stack.path) as f:
-        for key in ("REF_LAT", "REF_LON"):
-            if key in f.attrs and key not in new:
-                del f.attrs[key]  # stale from an earlier reference point
-        for key, value in new.items():
-            f.attrs[key] = value
-    logger.info("%s: REF_Y/REF_X = %d, %d written", stack.path.name, y, x)
+    StackEditor(stack.path, step="reference_point").set_reference(y, x, lat, lon)
 
 
-__all__ = ["ReferencePoint", "choose_reference", "set_reference", "pixel_problems", "rank_candidates",
+def run(options: ReferenceOptions, workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+    """The reference_point step of ``sbts run``: the average coherence and connected-component mask
+    it chooses on (``avgSpatialCoh.h5``, ``maskConnComp.h5``), then REF_Y/REF_X in the stack."""
+    from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask
+
+    outputs = []
+    if IfgramStack(workdir.stack).has("coherence"):
+        outputs.append(write_average_coherence(workdir.stack, workdir.root, compute.max_memory))
+    outputs.append(write_conncomp_mask(workdir.stack, workdir.root, compute.max_memory))
+    choice = choose_reference(IfgramStack(workdir.stack), options, workdir.root, compute.max_memory)
+    set_reference(workdir.stack, choice.y, choice.x, choice.lat, choice.lon)
+    logger.info("reference point y=%d x=%d (%s)", choice.y, choice.x, choice.method)
+    return outputs
+
+
+__all__ = ["run", "ReferenceOptions", "ReferencePoint", "choose_reference", "set_reference", "pixel_problems", "rank_candidates",
            "lalo_to_yx", "reference_mask", "average_coherence", "edge_depth", "edge_margin",
            "neighbourhood_radius"]

@@ -32,10 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+from sbts.core.io.blocks import Block, plan_blocks, pixel_bytes, plan_blocks_for
 from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
 from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
+from sbts.core.config.compute import ComputeOptions
+from sbts.core.config.options import FileOption
+from sbts.core.io.workdir import WorkDir
 from sbts.core.config.template import Template
 
 logger = logging.getLogger(__name__)
@@ -68,6 +72,22 @@ def outlier_threshold(rms: np.ndarray, cutoff: float) -> float:
     return float(cutoff * np.nanmedian(np.abs(rms)) / MAD_TO_SIGMA)
 
 
+@dataclass(frozen=True)
+class RmsOptions:
+    """``mintpy.residualRMS.*``, parsed: the ramp removed first, the outlier cutoff, the mask file."""
+
+    deramp: str | None = "quadratic"
+    cutoff: float = 3.0
+    mask_file: FileOption = FileOption(KEY + "maskFile", "maskTempCoh.h5")
+
+    @classmethod
+    def from_template(cls, t: Template) -> RmsOptions:
+        cutoff = t.get_float(KEY + "cutoff")
+        if cutoff is None or not cutoff > 0:
+            raise TemplateError(f"{t.source}: {KEY}cutoff = {shown(t.raw(KEY + 'cutoff'))} must be a positive number")
+        return cls(deramp=_deramp_kind(t), cutoff=cutoff, mask_file=FileOption.from_template(t, KEY + "maskFile"))
+
+
 def _deramp_kind(t: Template) -> str | None:
     value = t.raw(KEY + "deramp").strip().lower()
     for kind in RAMP_KINDS:
@@ -78,17 +98,14 @@ def _deramp_kind(t: Template) -> str | None:
     raise TemplateError(f"{t.source}: {KEY}deramp = {shown(value)} is not one of: {', '.join(RAMP_KINDS)} (or no)")
 
 
-def _mask_path(t: Template, work_dir: Path) -> Path | None:
-    value = t.get(KEY + "maskFile")
-    if value is None:
+def _mask_path(option: FileOption, work_dir: Path) -> Path | None:
+    path = option.path(work_dir)
+    if path is None:
         return None
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = work_dir / path
     if path.exists():
         return path
-    if t.is_set(KEY + "maskFile"):
-        raise InputError(f"{path}: mask file not found ({KEY}maskFile = {value}); give an existing mask "
+    if option.explicit:
+        raise InputError(f"{path}: mask file not found ({KEY}maskFile = {option.value}); give an existing mask "
                          f"or set {KEY}maskFile = no to use all pixels")
     logger.warning("%s not found: RMS over all valid pixels (set %smaskFile to choose a mask)", path, KEY)
     return None
@@ -124,7 +141,7 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
         raise DataError("the mask selects no pixel: no ramp can be fitted (mintpy.residualRMS.maskFile)")
     step = max(1, -(-total // max_samples))
     values, ys, xs, seen = [], [], [], 0
-    for block in plan_blocks(shape, n * 4 * 2, max_memory, ts.chunk_shape(ts.dataset_name)):
+    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name)):
         y, x = np.nonzero(mask.read(block))
         take = (np.arange(seen, seen + y.size) % step) == 0
         seen += y.size
@@ -169,7 +186,7 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
                 deramped, ts.metadata, ts.date_strings, ts.bperp, dataset="timeseries",
                 unit=ts.metadata.unit or "m"))
         # per pixel and date: float64 data, ramp and squares, float32 output copy
-        for block in plan_blocks(shape, n * (8 * 3 + 4), max_memory, ts.chunk_shape(ts.dataset_name)):
+        for block in plan_blocks_for(shape, pixel_bytes(n, 8, copies=3) + pixel_bytes(n, 4), max_memory, ts.chunk_shape(ts.dataset_name)):
             m = mask.read(block)
             if writer is None and not m.any():
                 continue
@@ -235,22 +252,22 @@ def plot_rms(dates: list[str], rms_mm: np.ndarray, ref_index: int, threshold_mm:
 
 
 def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
-                 work_dir: str | os.PathLike | None = None, max_memory: float = 4.0,
-                 plot: bool = True) -> RmsResult:
+                 work_dir: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
+                 plot: bool = True, options: RmsOptions | None = None) -> RmsResult:
     """Compute the residual RMS per date of ``ts_path``; write the text files (and plot) into ``work_dir``.
 
-    ``work_dir`` defaults to the input's folder; it also resolves a relative mask file.
+    ``options`` (default: parsed from ``template``) say what to do; ``work_dir`` defaults to the
+    input's folder; it also resolves a relative mask file.
     """
-    t = template or Template()
+    if options is None:
+        options = RmsOptions.from_template(template or Template())
     ts_path = Path(ts_path)
     ts = TimeSeries(ts_path)
     wd = Path(work_dir) if work_dir is not None else ts_path.resolve().parent
     wd.mkdir(parents=True, exist_ok=True)
-    kind = _deramp_kind(t)
-    cutoff = t.get_float(KEY + "cutoff")
-    if cutoff is None or not cutoff > 0:
-        raise TemplateError(f"{t.source}: {KEY}cutoff = {shown(t.raw(KEY + 'cutoff'))} must be a positive number")
-    mask_path = _mask_path(t, wd)
+    kind = options.deramp
+    cutoff = options.cutoff
+    mask_path = _mask_path(options.mask_file, wd)
     mask = _Mask(mask_path, ts.shape)
     logger.info("residual RMS of %s (%d dates): %s, mask %s", ts_path.name, len(ts.dates),
                 f"{kind} ramp removed" if kind else "no deramping", mask_path or "none (all pixels)")
@@ -297,4 +314,9 @@ def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
     return RmsResult(dates, rms, dates[ref_index], excluded, threshold, cutoff, files)
 
 
-__all__ = ["RmsResult", "residual_rms", "date_rms", "outlier_threshold", "plot_rms"]
+def run(options: RmsOptions, workdir: WorkDir, compute: ComputeOptions, source: Path) -> list[Path]:
+    """The residual_RMS step of ``sbts run`` on ``source`` (the DEM-error step's residual)."""
+    return list(residual_rms(source, work_dir=workdir.root, max_memory=compute.max_memory, options=options).files)
+
+
+__all__ = ["run", "RmsOptions", "RmsResult", "residual_rms", "date_rms", "outlier_threshold", "plot_rms"]

@@ -31,11 +31,12 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import plan_blocks
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError, TemplateError, shown
@@ -43,7 +44,9 @@ from sbts.core.io.h5 import H5Writer, check_distinct
 from sbts.core.io.products import TimeSeries
 from sbts.core.io.progress import progress
 from sbts.core.io.safenames import read_text
+from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.template import Template
+from sbts.core.io.workdir import WorkDir
 from sbts.core.model.timefunc import KEY, TimeFunctionModel, derive, derive_std
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,10 @@ class VelocityOptions:
     uncertainty: str = "residue"
     bootstrap_count: int = 400
     seed: int = 0
+    # the excludeDate entries as written (dates and/or files), resolved into exclude_dates when the
+    # step runs: exclude_date.txt is written by the residual_RMS step of the same run
+    exclude_items: tuple[str, ...] = ()
+    exclude_explicit: bool = False
 
     def __post_init__(self) -> None:
         if self.uncertainty not in UNCERTAINTY:
@@ -82,21 +89,44 @@ class VelocityOptions:
 
     @classmethod
     def from_template(cls, template: Template, work_dir: str | os.PathLike | None = None,
-                      uncertainty: str | None = None, seed: int = 0) -> VelocityOptions:
+                      uncertainty: str | None = None, seed: int = 0, resolve: bool = True) -> VelocityOptions:
+        """The options of ``template``; ``resolve=False`` leaves the exclude-date files unread (see
+        :meth:`resolved`), as ``sbts run`` parses them before the step that writes them runs."""
         t = template
         unc = uncertainty or t.get_str(KEY + "uncertaintyQuantification", UNCERTAINTY) or "residue"
-        excl, source = resolve_exclude_dates(t, work_dir)
+        items = tuple(t.get_list(KEY + "excludeDate"))
+        for item in items:
+            if _DATE_TOKEN.match(item):
+                parse_date(item)  # dates given directly are checked now
         count = t.get_int(KEY + "bootstrapCount")
-        return cls(
+        options = cls(
             model=TimeFunctionModel.from_template(t),
             start_date=_template_date(t, KEY + "startDate"),
             end_date=_template_date(t, KEY + "endDate"),
-            exclude_dates=excl,
-            exclude_source=source,
             uncertainty=unc,
             bootstrap_count=400 if count is None else count,
             seed=seed,
+            exclude_items=items,
+            exclude_explicit=t.is_set(KEY + "excludeDate"),
+            exclude_source=str(t.raw(KEY + "excludeDate")) if items else "no",
         )
+        return options.resolved(work_dir) if resolve else options
+
+    def resolved(self, work_dir: str | os.PathLike | None = None) -> VelocityOptions:
+        """These options with the exclude dates read (files named relative to ``work_dir``)."""
+        dates, source = _exclude_dates(self.exclude_items, self.exclude_explicit, self.exclude_source, work_dir)
+        return replace(self, exclude_dates=dates, exclude_source=source)
+
+    def exclude_files(self, work_dir: str | os.PathLike) -> list[Path]:
+        """The files of dates named by excludeDate that exist (inputs of the step)."""
+        out = []
+        for item in self.exclude_items:
+            if not _DATE_TOKEN.match(item):
+                path = Path(os.path.expanduser(item))
+                path = path if path.is_absolute() else Path(work_dir) / path
+                if path.exists():
+                    out.append(path)
+        return out
 
     def provenance(self) -> dict[str, str]:
         attrs = {
@@ -141,7 +171,11 @@ def resolve_exclude_dates(t: Template, work_dir: str | os.PathLike | None = None
     The default ``exclude_date.txt`` (written by ``sbts rms``) is used only when it exists; a file
     named explicitly must exist.
     """
-    items = t.get_list(key)
+    return _exclude_dates(tuple(t.get_list(key)), t.is_set(key), str(t.raw(key)), work_dir, key)
+
+
+def _exclude_dates(items: tuple[str, ...], explicit: bool, raw: str, work_dir: str | os.PathLike | None,
+                   key: str = KEY + "excludeDate") -> tuple[tuple[_dt.date, ...], str]:
     if not items:
         return (), "no"
     if all(_DATE_TOKEN.match(v) for v in items):
@@ -156,12 +190,12 @@ def resolve_exclude_dates(t: Template, work_dir: str | os.PathLike | None = None
             path = Path(work_dir) / path
         if path.exists() and not path.is_dir():  # read_date_file refuses a FIFO or a device by name
             dates.update(read_date_file(path))
-        elif t.is_set(key):
-            raise TemplateError(f"{key} = {shown(t.raw(key))}: {shown(str(path))} not found (give dates YYYYMMDD, an existing "
+        elif explicit:
+            raise TemplateError(f"{key} = {shown(raw)}: {shown(str(path))} not found (give dates YYYYMMDD, an existing "
                                 "file of dates, or no)")
         else:
             logger.debug("%s not found: no date excluded", path)
-    return tuple(sorted(dates)), str(t.raw(key))
+    return tuple(sorted(dates)), raw
 
 
 # ---------------------------------------------------------------------------- kernel
@@ -326,7 +360,7 @@ def _signature(path: Path, options: VelocityOptions, used: list[int]) -> str:
 
 
 def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = None,
-                       output: str | os.PathLike | None = None, max_memory: float = 4.0,
+                       output: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                        uncertainty: str | None = None, work_dir: str | os.PathLike | None = None,
                        seed: int = 0, options: VelocityOptions | None = None) -> Path:
     """Fit the template's time functions to every pixel of ``ts_path``; write ``velocity.h5``.
@@ -402,14 +436,18 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
 
 
 def default_timeseries(work_dir: str | os.PathLike) -> Path:
-    """The time series a step should use by default: the newest ``timeseries*.h5`` of the work dir
-    (the end of MintPy's correction chain), residual files excluded."""
-    wd = Path(work_dir)
-    candidates = [p for p in wd.glob("timeseries*.h5") if not p.name.startswith("timeseriesResidual")]
-    if not candidates:
-        raise InputError(f"{wd}: no timeseries*.h5 found; run `sbts invert` first or give the file with -i")
-    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, len(p.name)))
+    """The newest time series of the work dir: see :func:`sbts.core.io.workdir.latest_timeseries`."""
+    from sbts.core.io.workdir import latest_timeseries
+
+    return latest_timeseries(work_dir)
 
 
-__all__ = ["VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "bootstrap_pinvs", "draw_resamples",
+def run(options: VelocityOptions, workdir: WorkDir, compute: ComputeOptions, timeseries: Path) -> list[Path]:
+    """The velocity step of ``sbts run``: the time functions of ``timeseries`` → ``velocity.h5``; the
+    exclude-date files are read now (residual_RMS writes exclude_date.txt earlier in the run)."""
+    return [fit_time_functions(timeseries, output=workdir.file("velocity.h5"), max_memory=compute.max_memory,
+                               work_dir=workdir.root, options=options.resolved(workdir.root))]
+
+
+__all__ = ["run", "VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "bootstrap_pinvs", "draw_resamples",
            "fit_time_functions", "resolve_exclude_dates", "read_date_file", "select_dates", "default_timeseries"]

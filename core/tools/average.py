@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import (AVG_COHERENCE_FILE, STACKING_VELOCITY_FILE, as_stack, stacking_velocity,
                         temporal_average)
 from sbts.core.model.dates import format_date
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def average_stack(stack_file: str | os.PathLike, dataset: str = "coherence", output: str | os.PathLike | None = None,
-                  max_memory: float = 1.0) -> Path:
+                  max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Write the temporal average of ``dataset`` of an ifgramStack; returns the output path."""
     stack = as_stack(stack_file)
     stack._require(dataset)

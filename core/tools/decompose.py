@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError
 from sbts.core.io.h5 import H5Writer, check_distinct
@@ -71,7 +72,7 @@ def solve_horz_vert(los: Sequence[np.ndarray], incidence: Sequence[np.ndarray], 
 def asc_desc_to_horz_vert(files: Sequence[str | os.PathLike],
                           geometries: Sequence[str | os.PathLike | None] | None = None,
                           dataset: str | None = None, horz_bearing: float = 90.0,
-                          outdir: str | os.PathLike | None = None, max_memory: float = 1.0) -> tuple[Path, Path]:
+                          outdir: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> tuple[Path, Path]:
     """Write ``hz.h5`` and ``up.h5`` from two or more geocoded LOS files; returns their paths.
 
     ``geometries``: one geometry file per input, on that input's grid; a None entry (or no list) takes

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError
 from sbts.core.io.h5 import H5Writer, check_distinct
@@ -150,7 +151,7 @@ def output_name(path: str | os.PathLike, kind: str, param: float) -> Path:
 
 def filter_file(path: str | os.PathLike, kind: str = "gaussian", param: float | None = None,
                 dataset: str | None = None, output: str | os.PathLike | None = None,
-                max_memory: float = 1.0) -> Path:
+                max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Filter one dataset of ``path`` (see the module docstring) and write it; returns the output path."""
     param = DEFAULT_PARAM.get(kind, 1.0) if param is None else float(param)
     _check_param(kind, param)

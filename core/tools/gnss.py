@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.steps.averages import find_geometry_file
+from sbts.core.io.workdir import GEOMETRY_GEO, GEOMETRY_RADAR, find_geometry
 from sbts.core.io.blocks import Block
 from sbts.core.errors import DataError, InputError
 from sbts.core.io.products import TimeSeries
@@ -258,7 +258,7 @@ def compare_gnss(timeseries: str | os.PathLike, gnss_dir: str | os.PathLike, sit
 def _geometry(ts: TimeSeries, geometry: str | os.PathLike | None) -> LosGeometry:
     if geometry is not None:
         return LosGeometry(ts.metadata, ts.path, geometry)
-    found = find_geometry_file(ts.path, ts.path.parent, names=("geometryGeo.h5", "geometryRadar.h5"))
+    found = find_geometry(ts.path, names=(GEOMETRY_GEO, GEOMETRY_RADAR))
     if found is not None:
         try:
             geom = LosGeometry(ts.metadata, ts.path, found)

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.steps.averages import connected_component_mask, temporal_average, valid_in_all_kept
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import check_distinct
 from sbts.core.io.products import IfgramStack, Product, write_map
 from sbts.core.io.safenames import safe_part
+from sbts.core.io.workdir import MASKS
 from sbts.core.tools.common import default_output_dir, main_dataset, map_reader, require_geo
 
 logger = logging.getLogger(__name__)
@@ -41,10 +43,10 @@ logger = logging.getLogger(__name__)
 def _default_output(product: Product, dataset: str | None, nonzero: bool) -> Path:
     folder = default_output_dir(product.path)
     if isinstance(product, IfgramStack) and nonzero and dataset in (None, "connectComponent"):
-        return folder / "maskConnComp.h5"
+        return folder / MASKS["connComp"]
     name = dataset or main_dataset(product) if not isinstance(product, IfgramStack) else dataset or "coherence"
     if name == "temporalCoherence":
-        return folder / "maskTempCoh.h5"
+        return folder / MASKS["tempCoh"]
     return folder / f"mask_{safe_part(name, 'dataset name')}.h5"
 
 
@@ -87,7 +89,7 @@ def make_mask(path: str | os.PathLike, dataset: str | None = None, vmin: float |
               vmax: float | None = None, nonzero: bool = False, base: str | os.PathLike | None = None,
               base_dset: str | None = None, base_value: float = 0.0, subset_yx: Sequence[int] | None = None,
               subset_lalo: Sequence[float] | None = None, exclude_circles: Sequence[Sequence[float]] = (),
-              min_cluster: int | None = None, vstd: float | None = None, max_memory: float = 1.0) -> np.ndarray:
+              min_cluster: int | None = None, vstd: float | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """The boolean mask (True = keep) of ``path`` under the rules in the module docstring."""
     product = Product.open(path)
     shape = product.shape
@@ -160,7 +162,7 @@ def make_mask(path: str | os.PathLike, dataset: str | None = None, vmin: float |
 
 
 def generate_mask(path: str | os.PathLike, output: str | os.PathLike | None = None, dataset: str | None = None,
-                  max_memory: float = 1.0, **rules) -> Path:
+                  max_memory: float = DEFAULT_MAX_MEMORY_GB, **rules) -> Path:
     """Compute :func:`make_mask` and write it (dataset ``mask``, FILE_TYPE mask); returns the path."""
     product = Product.open(path)
     mask = make_mask(path, dataset=dataset, max_memory=max_memory, **rules)

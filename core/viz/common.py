@@ -181,9 +181,9 @@ def lalo_to_yx(meta: Metadata, lat: float, lon: float, path: str | os.PathLike |
                             f"(lat {g.y_first + length * g.y_step:.4f}..{g.y_first:.4f}, "
                             f"lon {g.x_first:.4f}..{g.x_first + width * g.x_step:.4f})")
         return y, x
-    from sbts.core.steps.averages import find_geometry_file
+    from sbts.core.io.workdir import GEOMETRY_RADAR, find_geometry
 
-    geom = None if path is None else find_geometry_file(path, Path(path).parent, names=("geometryRadar.h5",))
+    geom = None if path is None else find_geometry(path, names=(GEOMETRY_RADAR,))
     if geom is None:
         raise InputError(f"{what} given in lat/lon but the file is in radar coordinates and no "
                          "geometryRadar.h5 with latitude/longitude is beside it; give y/x instead")
@@ -410,12 +410,10 @@ def auto_mask(path: str | os.PathLike) -> Path | None:
 
 
 def find_beside(path: str | os.PathLike, name: str) -> Path | None:
-    """``name`` in the folder of ``path`` or its parent (files in inputs/ look in the work dir)."""
-    p = Path(path).resolve()
-    for folder in (p.parent, p.parent.parent):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    """``name`` near ``path`` (files in inputs/ look in the work dir): see :mod:`sbts.core.io.workdir`."""
+    from sbts.core.io.workdir import find_file
+
+    return find_file([name], Path(path).resolve())
 
 
 def match_names(pattern: str, names: Sequence[str]) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import InputError
 from sbts.core.steps.network import COHERENCE_TABLE, spatial_average_coherence
 from sbts.core.io.products import IfgramStack, Product
@@ -53,7 +54,7 @@ def read_coherence_table(path: str | os.PathLike) -> dict[str, float]:
     return out
 
 
-def pair_coherence(stack: IfgramStack, table: str | os.PathLike | None = None, max_memory: float = 0.5) -> np.ndarray:
+def pair_coherence(stack: IfgramStack, table: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
     """Average coherence of each pair: from the table when complete, else computed from the stack."""
     candidates = [Path(table)] if table is not None else [
         stack.path.parent / COHERENCE_TABLE, stack.path.parent.parent / COHERENCE_TABLE]
@@ -165,7 +166,7 @@ def draw_coherence_matrix(ax, dates, matrix: np.ndarray, dropped: list[tuple[int
 
 
 def plot_network(stack_path: str | os.PathLike, *, table: str | os.PathLike | None = None,
-                 save: str | os.PathLike | None = None, display: bool = False, max_memory: float = 0.5):
+                 save: str | os.PathLike | None = None, display: bool = False, max_memory: float = DEFAULT_MAX_MEMORY_GB):
     """Network, coherence matrix and bperp history figures; with ``save``, written beside each other.
 
     ``save`` names the network figure (``network.png``); the others go to the same folder as

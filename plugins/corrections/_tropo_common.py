@@ -31,7 +31,9 @@ from sbts.core.api import (
     InputError,
     TimeSeries,
     TimeSeriesWriter,
+    pixel_bytes,
     plan_blocks,
+    plan_blocks_for,
 )
 
 logger = logging.getLogger(__name__)
@@ -278,7 +280,7 @@ def apply_delay(context: CorrectionContext, ts: TimeSeries, delay_path: Path, ou
         at_ref = np.zeros(len(delay.dates))
     n = len(ts.dates)
     meta = ts.metadata.with_extra(**extra)
-    blocks = plan_blocks(ts.shape, n * 4 * 4 + 8, context.max_memory, ts.chunk_shape(ts.dataset_name))
+    blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=4, extra=8), context.max_memory, ts.chunk_shape(ts.dataset_name))
     with TimeSeriesWriter(output, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                           unit=ts.metadata.unit or "m") as w:
         for block in blocks:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ from sbts.core.api import (
     DataError,
     H5Writer,
     InputError,
+    Template,
     TemplateError,
     TimeSeries,
     TimeSeriesWriter,
@@ -76,6 +78,20 @@ PIXELWISE_KEY = KEY + ".pixelwiseGeometry"
 PURPOSE = "the DEM error (r·sin θ of the B⊥ term)"
 
 
+@dataclass(frozen=True)
+class DemErrorOptions:
+    """``mintpy.topographicResidual.*``, parsed (the exclude-date file is read when the step runs)."""
+
+    poly: int = 2
+    phase_velocity: bool = False
+    pixelwise: bool = True
+    step_dates: tuple = ()
+    exclude: tuple[str, ...] = ()
+    exclude_explicit: bool = False
+    exclude_raw: str = "exclude_date.txt"
+    switched_off: bool = False  # the switch says no, but the correction was asked for by name
+
+
 class DemError(Correction):
     """Estimates the DEM error from the baseline-correlated part of each pixel's series and removes it."""
 
@@ -83,6 +99,9 @@ class DemError(Correction):
     summary = "Estimate and remove the DEM error (topographic residual) correlated with B⊥ (Fattahi & Amelung 2013)."
     suffix = "demErr"
     stage = "timeseries"
+    step = "correct_topography"
+    after = "deramp"
+    products = {"residual": "timeseriesResidual.h5"}  # what residual_RMS measures
     keys = {
         KEY: "yes | no: the workflow step switch (`sbts correct dem_error` always runs)",
         POLY_KEY: "degree of the deformation polynomial fitted with the DEM error (default 2)",
@@ -93,20 +112,45 @@ class DemError(Correction):
                        "is the same)",
     }
 
-    def run(self, context: CorrectionContext) -> CorrectionResult:
-        t = context.template
-        ts = TimeSeries(context.input_file)
-        n = len(ts.dates)
-        if KEY in t.values and t.get(KEY) is None:
-            logger.info("%s = no, but the DEM-error correction was asked for explicitly: running it", KEY)
+    def parse_options(self, template: Template) -> DemErrorOptions:
+        t = template
         poly = t.get_int(POLY_KEY)
         poly = 0 if poly is None else poly
         if poly < 0:
             raise TemplateError(f"{POLY_KEY} = {poly}: must be >= 0")
-        velocity = t.get_bool(VEL_KEY)
-        pixelwise = t.get_bool(PIXELWISE_KEY)
-        steps = _step_dates(t, ts)
-        keep = _kept_dates(context, ts)
+        steps = []
+        for item in t.get_list(STEP_KEY):
+            try:
+                steps.append(parse_date(item))
+            except InputError:
+                raise TemplateError(f"{STEP_KEY} = {shown(t.raw(STEP_KEY))}: {shown(item)} is not a date "
+                                    "YYYYMMDD[THHMM]") from None
+        items = tuple(t.get_list(EXCLUDE_KEY))
+        if not (len(items) == 1 and not items[0].isdigit()):
+            for item in items:
+                try:
+                    parse_date(item)
+                except InputError:
+                    raise TemplateError(f"{EXCLUDE_KEY} = {shown(t.raw(EXCLUDE_KEY))}: {shown(item)} is not a "
+                                        "date") from None
+        return DemErrorOptions(poly=poly, phase_velocity=t.get_bool(VEL_KEY), pixelwise=t.get_bool(PIXELWISE_KEY),
+                               step_dates=tuple(steps), exclude=items, exclude_explicit=t.is_set(EXCLUDE_KEY),
+                               exclude_raw=t.raw(EXCLUDE_KEY), switched_off=KEY in t.values and t.get(KEY) is None)
+
+    def enabled(self, template: Template, metadata) -> bool:
+        return template.get_bool(KEY)
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        options = self.options_of(context)
+        ts = TimeSeries(context.input_file)
+        n = len(ts.dates)
+        if options.switched_off:
+            logger.info("%s = no, but the DEM-error correction was asked for explicitly: running it", KEY)
+        poly = options.poly
+        velocity = options.phase_velocity
+        pixelwise = options.pixelwise
+        steps = _step_dates(options, ts)
+        keep = _kept_dates(context, options, ts)
 
         geom = GeometryAccess(context, ts)
         for name in ("slantRangeDistance", "incidenceAngle"):
@@ -136,7 +180,7 @@ class DemError(Correction):
         out_meta = ts.metadata.with_extra(**extra)
         dem_meta = ts.metadata.for_product("dem", "m").with_extra(**extra)
         work = Path(context.work_dir)
-        dem_path, res_path = work / "demErr.h5", work / "timeseriesResidual.h5"
+        dem_path, res_path = work / "demErr.h5", work / self.products["residual"]
         check_distinct([dem_path, res_path], [ts.path, context.output_file], option="-o / -d")
         bytes_per_pixel = n * (4 + 8 * 6) + (n * 8 * 3 if bperp3d is not None else 0) + 64
         blocks = plan_blocks(ts.shape, bytes_per_pixel, context.max_memory, ts.chunk_shape(ts.dataset_name))
@@ -301,13 +345,9 @@ def _shared_columns(ts: TimeSeries, years: np.ndarray, poly: int, steps: list) -
     return np.stack(cols, axis=1)
 
 
-def _step_dates(t, ts: TimeSeries) -> list:
+def _step_dates(options: DemErrorOptions, ts: TimeSeries) -> list:
     out = []
-    for item in t.get_list(STEP_KEY):
-        try:
-            d = parse_date(item)
-        except InputError:
-            raise TemplateError(f"{STEP_KEY} = {shown(t.raw(STEP_KEY))}: {shown(item)} is not a date YYYYMMDD[THHMM]") from None
+    for d in options.step_dates:
         if not ts.dates[0] < d <= ts.dates[-1]:
             logger.warning("%s: step date %s is outside %s..%s (no acquisition on both sides); ignored", STEP_KEY,
                            format_date(d), ts.date_strings[0], ts.date_strings[-1])
@@ -316,25 +356,20 @@ def _step_dates(t, ts: TimeSeries) -> list:
     return out
 
 
-def _kept_dates(context: CorrectionContext, ts: TimeSeries) -> np.ndarray:
+def _kept_dates(context: CorrectionContext, options: DemErrorOptions, ts: TimeSeries) -> np.ndarray:
     """Mask of the dates fitted: all but those of excludeDate (a date list or a file of dates)."""
-    t = context.template
-    items = t.get_list(EXCLUDE_KEY)
+    items = options.exclude
     dates = []
     if len(items) == 1 and not items[0].isdigit():
         path = resolve_path(items[0], Path(context.work_dir))
         if path.exists():
             dates = _read_date_file(path)
             logger.info("DEM error: excluding %d date(s) listed in %s", len(dates), path)
-        elif t.is_set(EXCLUDE_KEY):
-            raise InputError(f"{path}: file of dates to exclude not found ({EXCLUDE_KEY} = {t.raw(EXCLUDE_KEY)}); "
+        elif options.exclude_explicit:
+            raise InputError(f"{path}: file of dates to exclude not found ({EXCLUDE_KEY} = {options.exclude_raw}); "
                              f"give an existing file, a list of YYYYMMDD dates, or no")
     else:
-        for item in items:
-            try:
-                dates.append(parse_date(item))
-            except InputError:
-                raise TemplateError(f"{EXCLUDE_KEY} = {shown(t.raw(EXCLUDE_KEY))}: {shown(item)} is not a date") from None
+        dates = [parse_date(item) for item in items]
     keep = np.ones(len(ts.dates), bool)
     for d in dates:
         if d in ts.dates:

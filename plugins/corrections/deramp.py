@@ -21,19 +21,22 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sbts.core.api import (
-    RAMP_KINDS,
     Block,
     Correction,
     CorrectionContext,
     CorrectionResult,
     DataError,
+    FileOption,
     InputError,
     MapProduct,
+    RAMP_KINDS,
+    Template,
     TemplateError,
     TimeSeries,
     TimeSeriesWriter,
@@ -42,7 +45,9 @@ from sbts.core.api import (
     fit_ramps_samples,
     hookimpl,
     num_coefficients,
+    pixel_bytes,
     plan_blocks,
+    plan_blocks_for,
     shown,
 )
 
@@ -61,6 +66,8 @@ class Deramp(Correction):
     summary = "Remove a linear/quadratic phase ramp from each date (orbit errors, long-wavelength delay)."
     suffix = "ramp"
     stage = "timeseries"
+    step = "deramp"
+    after = "correct_troposphere"
     keys = {
         KEY: f"ramp to remove: {' | '.join(RAMP_KINDS)} (no = skip this step)",
         MASK_KEY: "mask of the pixels the ramps are fitted on (default maskTempCoh.h5 in the work dir; no = all pixels)",
@@ -70,12 +77,20 @@ class Deramp(Correction):
         "mask_file": f"mask file, instead of {MASK_KEY}",
     }
 
+    def parse_options(self, template: Template) -> DerampOptions:
+        value = template.raw(KEY)
+        kind = _parse_kind(value) if value.strip().lower() not in _OFF else None
+        return DerampOptions(kind, value, FileOption.from_template(template, MASK_KEY))
+
+    def enabled(self, template: Template, metadata) -> bool:
+        return template.get_str(KEY, ["no", *RAMP_KINDS]) is not None
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
-        kind = _kind(context)
+        kind = _kind(context, self.options_of(context))
         ts = TimeSeries(context.input_file)
         shape = ts.shape
         n = len(ts.dates)
-        mask_path, mask_label = _mask_file(context)
+        mask_path, mask_label = _mask_file(context, self.options_of(context))
         mask = MapProduct(mask_path) if mask_path is not None else None
         if mask is not None and mask.shape != shape:
             raise InputError(f"{mask_path}: mask is {mask.shape[0]}×{mask.shape[1]} but {context.input_file} is "
@@ -101,7 +116,7 @@ class Deramp(Correction):
         # --- remove, block by block
         meta = ts.metadata.with_extra(**{KEY: kind, MASK_KEY: mask_label})
         signature = _signature(context.input_file, mask_path, kind, coeffs)
-        blocks = plan_blocks(shape, n * 4 * 4, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=4), context.max_memory, ts.chunk_shape(ts.dataset_name))
         logger.info("removing %s ramps from %d dates (%d×%d, %d block(s))", kind, n, *shape, len(blocks))
         with TimeSeriesWriter(context.output_file, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                               signature=signature, unit=ts.metadata.unit or "m") as w:
@@ -122,29 +137,49 @@ class Deramp(Correction):
         return CorrectionResult(Path(context.output_file), summary=summary)
 
 
-def _kind(context: CorrectionContext) -> str:
-    value = context.options.get("kind") or context.template.raw(KEY)
+_OFF = ("no", "none", "false", "off", "n", "0")
+
+
+@dataclass(frozen=True)
+class DerampOptions:
+    """``mintpy.deramp`` (the ramp; ``None`` = off) and ``mintpy.deramp.maskFile``."""
+
+    kind: str | None
+    value: str  # as written, for the message when the correction is asked for while off
+    mask_file: FileOption
+
+
+def _parse_kind(value: str) -> str:
     for kind in RAMP_KINDS:
         if value.strip().lower() == kind:
             return kind
-    if value.strip().lower() in ("no", "none", "false", "off", "n", "0"):
-        raise TemplateError(f"{KEY} = {value}: deramp is off; set {KEY} = linear or quadratic "
-                            f"(e.g. sbts correct deramp -s {KEY}=linear)")
     raise TemplateError(f"{KEY} = {shown(value)} is not one of: {', '.join(RAMP_KINDS)} (or no)")
 
 
-def _mask_file(context: CorrectionContext) -> tuple[Path | None, str]:
+def _kind(context: CorrectionContext, options: DerampOptions) -> str:
+    value = context.options.get("kind")
+    if value:
+        if value.strip().lower() not in _OFF:
+            return _parse_kind(value)
+    elif options.kind is not None:
+        return options.kind
+    else:
+        value = options.value
+    raise TemplateError(f"{KEY} = {value}: deramp is off; set {KEY} = linear or quadratic "
+                        f"(e.g. sbts correct deramp -s {KEY}=linear)")
+
+
+def _mask_file(context: CorrectionContext, options: DerampOptions) -> tuple[Path | None, str]:
     """The mask file and the label recorded in the output (``no`` when all pixels are used)."""
-    t = context.template
-    value = context.options.get("mask_file") or t.get(MASK_KEY)
-    if value is None:
+    given = context.options.get("mask_file")
+    option = FileOption(MASK_KEY, str(given), True) if given else options.mask_file
+    path = option.path(context.work_dir)
+    if path is None:
         return None, "no"
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = context.work_dir / path
+    value = option.value
     if path.exists():
         return path, str(value)
-    if context.options.get("mask_file") or t.is_set(MASK_KEY):
+    if option.explicit:
         raise InputError(f"{path}: mask file not found ({MASK_KEY} = {value}); "
                          f"give an existing mask or set {MASK_KEY} = no to fit on all pixels")
     logger.warning("%s not found: fitting the ramps on all valid pixels (set %s to choose a mask)", path, MASK_KEY)
@@ -181,7 +216,7 @@ def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: s
     step = max(1, -(-total // max_samples))
     if step > 1:
         logger.info("fitting on 1 in %d of the %d mask pixels (memory budget)", step, total)
-    blocks = plan_blocks(shape, n * 4 * 2, max_memory, ts.chunk_shape(ts.dataset_name))
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name))
     values, ys, xs = [], [], []
     seen = 0  # mask pixels before this block, so the subsample is uniform across blocks
     for block in blocks:

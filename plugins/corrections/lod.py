@@ -23,23 +23,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sbts.core.api import (
-    DAYS_PER_YEAR,
     Block,
     Correction,
     CorrectionContext,
     CorrectionResult,
+    DAYS_PER_YEAR,
     InputError,
     Metadata,
+    Template,
     TimeSeries,
     TimeSeriesWriter,
     hookimpl,
+    pixel_bytes,
     plan_blocks,
+    plan_blocks_for,
 )
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
@@ -64,6 +68,14 @@ def applies_by_default(metadata: Metadata | Mapping[str, Any]) -> bool:
     return bool(platform) and str(platform).strip().lower().startswith("env")
 
 
+@dataclass(frozen=True)
+class LodOptions:
+    """``mintpy.localOscillatorDrift`` as given (``auto_envisat``, ``yes`` ...)."""
+
+    value: str = "auto_envisat"
+    given: bool = False
+
+
 class LocalOscillatorDrift(Correction):
     """Removes C = 3.87e-7/yr · Δr · (t − t_ref) (Δr slant range relative to REF_Y/REF_X)."""
 
@@ -71,11 +83,27 @@ class LocalOscillatorDrift(Correction):
     summary = "Remove the Envisat local-oscillator drift ramp (range × time)."
     suffix = "LOD"
     stage = "timeseries"
+    step = "correct_LOD"
+    after = "invert_network"  # MintPy: the first correction of the time series
     keys = {
         KEY: "auto_envisat (workflow: only for PLATFORM env*) | yes | no; `sbts correct lod` always runs",
     }
 
+    def parse_options(self, template: Template) -> LodOptions:
+        value = (template.raw(KEY) or "").strip()
+        if value.lower() not in ("auto", "auto_envisat"):
+            template.get_bool(KEY)  # a bad value fails now
+        # what the output records: the key's value when given, else "yes" (asked for by name)
+        return LodOptions(value=value, given=KEY in template.values)
+
+    def enabled(self, template: Template, metadata: Metadata | None) -> bool:
+        value = (template.raw(KEY) or "").lower()
+        if value in ("auto_envisat", "auto"):
+            return metadata is not None and applies_by_default(metadata)
+        return template.get_bool(KEY)
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
+        options = self.options_of(context)
         ts = TimeSeries(context.input_file)
         meta = ts.metadata
         if not applies_by_default(meta):
@@ -86,9 +114,9 @@ class LocalOscillatorDrift(Correction):
         ref_i = reference_date_index(ts)
         years = np.array([(d - ts.dates[ref_i]).days for d in ts.dates], np.float64) / DAYS_PER_YEAR
         n = len(ts.dates)
-        value = context.template.raw(KEY) if KEY in context.template.values else "yes"
+        value = options.value if options.given else "yes"
         out_meta = meta.with_extra(**{KEY: value, "LOD_RATE": repr(DRIFT_RATE)})
-        blocks = plan_blocks(ts.shape, n * 4 * 3 + 16, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=3, extra=16), context.max_memory, ts.chunk_shape(ts.dataset_name))
         with TimeSeriesWriter(context.output_file, out_meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                               unit=meta.unit or "m") as w:
             span = 0.0

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +43,14 @@ from sbts.core.api import (
     InputError,
     MapProduct,
     PluginError,
+    Template,
     TemplateError,
     TimeSeries,
     TimeSeriesWriter,
     hookimpl,
+    pixel_bytes,
     plan_blocks,
+    plan_blocks_for,
 )
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
@@ -96,8 +100,42 @@ def _snwe_of(name: str) -> tuple[float, float, float, float] | None:
     return v[0], v[1], v[2], v[3]
 
 
+METHODS = ("pyaps", "height_correlation", "gacos")
+
+
+class _TroposphericDelay(Correction):
+    """The three methods are one step of ``sbts run``; ``mintpy.troposphericDelay.method`` picks one."""
+
+    stage = "timeseries"
+    step = "correct_troposphere"
+    after = "correct_LOD"
+
+    def enabled(self, template: Template, metadata) -> bool:
+        return template.get_str(METHOD_KEY, ["no", *METHODS]) == self.name
+
+
+@dataclass(frozen=True)
+class PyapsOptions:
+    model: str = "ERA5"  # upper case, one of MODELS
+    model_name: str = "ERA5"  # as written: the output suffix
+    weather_dir: str = "./"
+    download: bool = False
+
+
+@dataclass(frozen=True)
+class HeightCorrelationOptions:
+    poly: int = 1
+    looks: int = 8
+    min_correlation: float = 0.0
+
+
+@dataclass(frozen=True)
+class GacosOptions:
+    folder: str = "./GACOS"
+
+
 # ============================================================================ pyaps
-class PyapsDelay(Correction):
+class PyapsDelay(_TroposphericDelay):
     """Removes the ERA5 delay computed with pyaps3 from local GRIB files (no download)."""
 
     name = "pyaps"
@@ -111,12 +149,22 @@ class PyapsDelay(Correction):
         DOWNLOAD_KEY: "no (default) | yes: fetch missing ERA5 files with pyaps3 (needs CDS credentials, ~/.cdsapirc)",
     }
 
-    def run(self, context: CorrectionContext) -> CorrectionResult:
-        t = context.template
-        model = (t.get(MODEL_KEY) or "ERA5").upper()
+    def parse_options(self, template: Template) -> PyapsOptions:
+        t = template
+        name = t.get(MODEL_KEY) or "ERA5"
+        model = name.upper()
         if model not in MODELS:
             raise TemplateError(f"{MODEL_KEY} = {model}: sbts computes delays with pyaps3 for "
                                 f"{', '.join(MODELS)} only (pyaps3 0.3 cannot read MERRA/NARR)")
+        return PyapsOptions(model=model, model_name=name, weather_dir=t.raw(DIR_KEY),
+                            download=t.get_bool(DOWNLOAD_KEY))
+
+    def output_suffix(self, options: PyapsOptions) -> str:
+        return options.model_name  # MintPy's timeseries_ERA5.h5
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        options = self.options_of(context)
+        model = options.model
         prefix, grib_name, hours = MODELS[model]
         require_pyaps3(model)
         ts = TimeSeries(context.input_file)
@@ -125,7 +173,7 @@ class PyapsDelay(Correction):
             raise InputError(f"{ts.path}: CENTER_LINE_UTC (acquisition time, s of day) is missing; it selects "
                              "the weather-model hour (set CENTER_LINE_UTC = ... in the template)")
         hour = closest_hour(utc, hours)
-        folders = _weather_folders(t, Path(context.work_dir), model)
+        folders = _weather_folders(options.weather_dir, Path(context.work_dir), model)
         geom = GeometryAccess(context, ts)
         for name in ("height",):
             if not geom.has_layer(name):
@@ -134,7 +182,7 @@ class PyapsDelay(Correction):
             raise geom.missing_error("incidenceAngle", "the zenith→LOS mapping of the delay")
         lat, lon = geom.lat_lon(None, "the weather-model delay")
         files, missing = _collect_gribs(ts.date_strings, folders, prefix, hour, lat, lon)
-        if missing and t.get_bool(DOWNLOAD_KEY):
+        if missing and options.download:
             download_era5(missing, hour, folders[0], model, lat, lon)
             files, missing = _collect_gribs(ts.date_strings, folders, prefix, hour, lat, lon)
         expected = [f"{prefix}_<S>_<N>_<W>_<E>_{d}_{hour:02d}.grb" for d in ts.date_strings[:3]]
@@ -247,8 +295,7 @@ def _mtime(path) -> str:
     return str(os.stat(path).st_mtime_ns) if path is not None and Path(path).exists() else ""
 
 
-def _weather_folders(t, work_dir: Path, model: str) -> list[Path]:
-    value = t.raw(DIR_KEY)
+def _weather_folders(value: str, work_dir: Path, model: str) -> list[Path]:
     if not value or "$" in value:  # ${WEATHER_DIR} unset
         value = "./"
     base = resolve_path(value, work_dir)
@@ -292,7 +339,7 @@ def _pyaps_delay(grib: Path, grib_name: str, model: str, height, inc, lat, lon, 
 
 
 # ============================================================================ height correlation
-class HeightCorrelation(Correction):
+class HeightCorrelation(_TroposphericDelay):
     """Removes, per date, the part of the phase that correlates with elevation (stratified delay)."""
 
     name = "height_correlation"
@@ -305,13 +352,17 @@ class HeightCorrelation(Correction):
         MINCOR_KEY: "minimum |correlation| of phase and elevation for a date to be corrected (default 0)",
     }
 
-    def run(self, context: CorrectionContext) -> CorrectionResult:
-        t = context.template
+    def parse_options(self, template: Template) -> HeightCorrelationOptions:
+        t = template
         poly = t.get_int(POLY_KEY) or 1
-        looks = max(1, t.get_int(LOOKS_KEY) or 1)
-        min_corr = t.get_float(MINCOR_KEY) or 0.0
         if poly < 1:
             raise TemplateError(f"{POLY_KEY} = {poly}: must be >= 1")
+        return HeightCorrelationOptions(poly=poly, looks=max(1, t.get_int(LOOKS_KEY) or 1),
+                                        min_correlation=t.get_float(MINCOR_KEY) or 0.0)
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        options = self.options_of(context)
+        poly, looks, min_corr = options.poly, options.looks, options.min_correlation
         ts = TimeSeries(context.input_file)
         n = len(ts.dates)
         geom = GeometryAccess(context, ts)
@@ -347,7 +398,7 @@ class HeightCorrelation(Correction):
         if not np.isfinite(h_ref):
             raise DataError(f"{geom.path}: the elevation is NaN at the reference pixel {ref_yx}")
         extra = {**provenance(context, P, (POLY_KEY, LOOKS_KEY, MINCOR_KEY)), METHOD_KEY: "height_correlation"}
-        blocks = plan_blocks(ts.shape, n * 4 * 4 + 32, context.max_memory, ts.chunk_shape(ts.dataset_name))
+        blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=4, extra=32), context.max_memory, ts.chunk_shape(ts.dataset_name))
         with TimeSeriesWriter(context.output_file, ts.metadata.with_extra(**extra), ts.date_strings, ts.bperp,
                               dataset=ts.dataset_name, unit=ts.metadata.unit or "m") as w:
             for block in blocks:
@@ -385,7 +436,7 @@ def _multilook(ts: TimeSeries, elevation, mask, looks: int, max_memory: float):
     sums = np.zeros((n, wl * ww))
     hsum = np.zeros(wl * ww)
     count = np.zeros(wl * ww)
-    for block in plan_blocks(ts.shape, n * 4 * 3 + 32, max_memory, (looks, looks)):
+    for block in plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=3, extra=32), max_memory, (looks, looks)):
         data = ts.read_dates(block).astype(np.float64)
         h = elevation(block)
         ok = np.all(np.isfinite(data), axis=0) & ~np.all(data == 0, axis=0) & np.isfinite(h)
@@ -406,7 +457,7 @@ def _multilook(ts: TimeSeries, elevation, mask, looks: int, max_memory: float):
 
 
 # ============================================================================ GACOS
-class GacosDelay(Correction):
+class GacosDelay(_TroposphericDelay):
     """Removes GACOS zenith total delays, resampled to the data grid and mapped to the LOS."""
 
     name = "gacos"
@@ -417,11 +468,14 @@ class GacosDelay(Correction):
         GACOS_KEY: "folder of the GACOS <YYYYMMDD>.ztd + .ztd.rsc files (default ./GACOS)",
     }
 
+    def parse_options(self, template: Template) -> GacosOptions:
+        return GacosOptions(folder=template.raw(GACOS_KEY))
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
-        t = context.template
-        folder = resolve_path(t.raw(GACOS_KEY), Path(context.work_dir))
+        options = self.options_of(context)
+        folder = resolve_path(options.folder, Path(context.work_dir))
         if not folder.is_dir():
-            raise InputError(f"{folder}: GACOS folder not found ({GACOS_KEY} = {t.raw(GACOS_KEY)}); it should hold "
+            raise InputError(f"{folder}: GACOS folder not found ({GACOS_KEY} = {options.folder}); it should hold "
                              "<YYYYMMDD>.ztd and <YYYYMMDD>.ztd.rsc for the dates of the time series")
         ts = TimeSeries(context.input_file)
         files = {i: folder / f"{d}.ztd" for i, d in enumerate(ts.date_strings) if (folder / f"{d}.ztd").exists()}

@@ -39,14 +39,13 @@ the next run).  Deleting datasets does not shrink an HDF5 file; ``h5repack`` rec
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -56,18 +55,21 @@ from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
 from sbts.core.api import (
-    DEFAULT_ALPHA,
-    INCOMPLETE_ATTR,
-    TWO_PI,
-    UNWRAP_ERROR_DATASETS,
     Correction,
     CorrectionContext,
     CorrectionResult,
+    DEFAULT_ALPHA,
     DataError,
+    FileOption,
     H5Writer,
+    INCOMPLETE_ATTR,
     IfgramStack,
     InputError,
+    StackEditor,
+    TWO_PI,
+    Template,
     TemplateError,
+    UNWRAP_ERROR_DATASETS,
     check_free_space,
     edit_in_place,
     hookimpl,
@@ -132,11 +134,11 @@ class UnwrapOptions:
     water_mask: str = "no"  # label of the mask used
     seed: int = 0
     alpha: float = DEFAULT_ALPHA
+    water_file: FileOption = field(default=FileOption(PREFIX + "waterMaskFile", "waterMask.h5"), compare=False)
 
     @classmethod
-    def from_context(cls, ctx: CorrectionContext, water_label: str) -> UnwrapOptions:
-        t = ctx.template
-        opts = ctx.options
+    def from_template(cls, t: Template) -> UnwrapOptions:
+        """The template's settings (the water mask label and the seed are set when the step runs)."""
         min_area = t.get_float(PREFIX + "connCompMinArea")
         num_sample = t.get_int(PREFIX + "numSample")
         radius = t.get_int(PREFIX + "bridgePtsRadius")
@@ -146,20 +148,27 @@ class UnwrapOptions:
         if radius is not None and radius < 0:
             raise TemplateError(f"{PREFIX}bridgePtsRadius = {radius}: must be >= 0")
         return cls(min_area=max(1, int(min_area or 1)), num_sample=int(num_sample or 100), ramp=ramp,
-                   radius=int(radius if radius is not None else 50), water_mask=water_label,
-                   seed=_option(opts, "seed", int, 0), alpha=_option(opts, "alpha", float, DEFAULT_ALPHA))
+                   radius=int(radius if radius is not None else 50),
+                   water_file=FileOption.from_template(t, PREFIX + "waterMaskFile"))
+
+    @classmethod
+    def from_context(cls, ctx: CorrectionContext, water_label: str) -> UnwrapOptions:
+        parsed = ctx.parsed_options if isinstance(ctx.parsed_options, UnwrapOptions) else cls.from_template(ctx.template)
+        opts = ctx.options
+        return replace(parsed, water_mask=water_label, seed=_option(opts, "seed", int, 0),
+                       alpha=_option(opts, "alpha", float, DEFAULT_ALPHA))
 
 
 def _water_mask(ctx: CorrectionContext, shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
     """Land mask (True = use) and its label: waterMaskFile, else the geometry waterMask, else none."""
-    value = ctx.template.get(PREFIX + "waterMaskFile")
+    option = (ctx.parsed_options.water_file if isinstance(ctx.parsed_options, UnwrapOptions)
+              else FileOption.from_template(ctx.template, PREFIX + "waterMaskFile"))
+    value = option.value
     if value is not None:
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = ctx.work_dir / path
+        path = option.path(ctx.work_dir)
         if path.exists():
             return read_mask_file(path, shape), str(value)
-        if ctx.template.is_set(PREFIX + "waterMaskFile"):
+        if option.explicit:
             raise InputError(f"{path}: water mask not found ({PREFIX}waterMaskFile = {value}); "
                              f"give an existing file or set it to no")
     geom = ctx.geometry_file
@@ -174,79 +183,10 @@ def _water_mask(ctx: CorrectionContext, shape: tuple[int, int]) -> tuple[np.ndar
 def write_stack_dataset(stack_path: str | os.PathLike, name: str, fill: Callable[[h5py.Dataset], None],
                         like: str = "unwrapPhase", attrs: dict | None = None,
                         root_attrs: dict | None = None) -> None:
-    """Add or replace 3-D dataset ``name`` of the stack, never leaving it half-written unnoticed.
-
-    ``fill(ds)`` writes the data block by block into a dataset of a scratch file (written like any
-    output: :class:`~sbts.core.io.h5.H5Writer`); only when it returns is the stack touched, under
-    its lock.  A dataset that exists with the same shape is rewritten in place, so rerunning a
-    correction does not grow the file (HDF5 never reuses the space of a deleted dataset); while it
-    is rewritten it carries :data:`~sbts.core.io.h5.INCOMPLETE_ATTR`, which every reader refuses and
-    the next run repairs.  A new dataset is copied in under a temporary name and renamed.
-    """
-    stack_path = Path(stack_path)
-    scratch = stack_path.with_name(f".{stack_path.name}.{name}.h5")
-    with output_lock(stack_path):
-        with h5py.File(stack_path, "r") as f:
-            src = f[like]
-            shape, chunks = src.shape, src.chunks
-            current = f.get(name)
-            in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
-        nbytes = int(np.prod(shape)) * 4
-        check_free_space(stack_path.parent, nbytes * (1 if in_place else 2), f"{name} of {stack_path}")
-        try:
-            with H5Writer(scratch, {}) as w:
-                ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks or True)
-                fill(ds)
-                w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
-                del ds
-            with h5py.File(scratch, "r") as t, edit_in_place(stack_path) as f:
-                _remove_leftovers(f, name)
-                if in_place:
-                    dst = f[name]
-                    dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
-                    if _CONFIG_ATTR in dst.attrs:
-                        del dst.attrs[_CONFIG_ATTR]
-                    f.flush()
-                    _copy_layers(t[name], dst)
-                else:
-                    t.copy(t[name], f, name=name + _TMP_SUFFIX)
-                    f.flush()
-                    if name in f:
-                        f.move(name, name + _OLD_SUFFIX)
-                    f.move(name + _TMP_SUFFIX, name)
-                    if name + _OLD_SUFFIX in f:
-                        del f[name + _OLD_SUFFIX]
-                    dst = f[name]
-                dst.attrs["MODIFICATION_TIME"] = str(time.time())
-                dst.attrs["UNIT"] = "radian"
-                for key, value in (attrs or {}).items():
-                    dst.attrs[key] = value
-                for key, value in (root_attrs or {}).items():
-                    f.attrs[key] = value
-                if INCOMPLETE_ATTR in dst.attrs:
-                    del dst.attrs[INCOMPLETE_ATTR]
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                scratch.unlink()
-
-
-def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20) -> None:
-    """Copy a 3-D dataset layer by layer groups (bounded memory)."""
-    per_layer = max(1, int(np.prod(src.shape[1:])) * src.dtype.itemsize)
-    step = max(1, max_bytes // per_layer)
-    for k in range(0, src.shape[0], step):
-        dst[k:k + step] = src[k:k + step]
-    dst.flush()
-
-
-def _remove_leftovers(f: h5py.File, name: str) -> None:
-    if name + _TMP_SUFFIX in f:
-        del f[name + _TMP_SUFFIX]
-    if name + _OLD_SUFFIX in f:
-        if name not in f:  # crashed between the two moves: the old one is the last complete copy
-            f.move(name + _OLD_SUFFIX, name)
-        else:
-            del f[name + _OLD_SUFFIX]
+    """Add or replace 3-D dataset ``name`` of the stack through the one in-place writer of the
+    stack, :meth:`sbts.core.io.stack_editor.StackEditor.write_dataset` (crash-safe, no growth on a
+    rerun, versioned for update mode)."""
+    StackEditor(stack_path).write_dataset(name, fill, like=like, attrs=attrs, root_attrs=root_attrs)
 
 
 def _dataset_mtime(stack_path: Path, name: str) -> str:
@@ -259,7 +199,8 @@ def _config(stack: IfgramStack, method: str, in_name: str, opts: UnwrapOptions) 
     ref = stack.metadata.reference
     h = hashlib.sha256(np.asarray(stack.pairs.keep, np.uint8).tobytes()).hexdigest()[:16]
     return json.dumps({"method": method, "input": in_name, "input_mtime": _dataset_mtime(stack.path, in_name),
-                       "ref": [ref.y, ref.x], "keep": h, **asdict(opts)}, sort_keys=True)
+                       "ref": [ref.y, ref.x], "keep": h,
+                       **{k: v for k, v in asdict(opts).items() if k != "water_file"}}, sort_keys=True)
 
 
 def _up_to_date(stack_path: Path, name: str, config: str) -> bool:
@@ -586,6 +527,14 @@ class _UnwrapCorrection(Correction):
     stage = "ifgram"
     method = ""
     options = _OPTIONS
+    step = "correct_unwrap_error"
+    after = "quick_overview"
+
+    def parse_options(self, template: Template) -> UnwrapOptions:
+        return UnwrapOptions.from_template(template)
+
+    def enabled(self, template: Template, metadata) -> bool:
+        return template.get_str(METHOD_KEY, ["no", *DATASETS]) == self.method
 
     def run(self, context: CorrectionContext) -> CorrectionResult:
         stack_path = Path(context.input_file)

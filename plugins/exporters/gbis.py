@@ -47,13 +47,9 @@ def heading_from_azimuth(azimuth: np.ndarray, antenna_side: int = -1) -> np.ndar
 def find_geometry(path: Path, explicit: str | None) -> Path | None:
     if explicit:
         return Path(explicit)
-    folder = path.parent
-    for candidate in (folder / "geometryGeo.h5", folder / "geo_geometryRadar.h5", folder / "geo" / "geo_geometryRadar.h5",
-                      folder / "inputs" / "geometryGeo.h5", folder.parent / "inputs" / "geometryGeo.h5",
-                      folder / "geo_geometryGeo.h5"):
-        if candidate.exists():
-            return candidate
-    return None
+    from sbts.core.io.workdir import find_geometry as find
+
+    return find(path, geocoded=True)
 
 
 class GbisExporter(Exporter):

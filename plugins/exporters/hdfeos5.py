@@ -150,23 +150,35 @@ def he5_name(unavco: dict[str, str], dates: list[str], update: bool = False) -> 
     return f"{mission}_{sw}_{int(unavco['relative_orbit']):03d}_{frames}_{safe_part(dates[0], 'date')}_{last}.he5"
 
 
-def _beside(ts_path: Path, names: tuple[str, ...], explicit: str | None, what: str, required: bool) -> Path | None:
+def _beside(ts_path: Path, names: tuple[str, ...], explicit: str | None, what: str, required: bool,
+            shape: tuple[int, int] | None = None) -> Path | None:
+    """The companion file ``what`` of the time series (given, else found by :mod:`sbts.core.io.workdir`
+    among the files geocoded on its grid; a file off the grid is named in the error)."""
+    from sbts.core.io.workdir import GEO_PREFIX, find_companion
+
     if explicit:
         p = Path(explicit)
         if not p.exists():
             raise InputError(f"{what} file {p}: not found")
         return p
-    folder = ts_path.parent
-    prefix = "geo_" if ts_path.name.startswith("geo_") else ""
-    candidates = []
+
+    def on_grid(path: Path) -> bool:
+        try:
+            other = Product.open(path)
+        except InputError:
+            return False
+        return shape is None or (other.metadata.grid.is_geocoded and tuple(other.shape) == tuple(shape))
+
     for name in names:
-        candidates += [folder / f"{prefix}{name}", folder / name, folder / "geo" / f"geo_{name}",
-                       folder / "inputs" / name, folder.parent / "inputs" / name]
-    for c in candidates:
-        if c.exists():
-            return c
+        found = find_companion(ts_path, name, accept=on_grid)
+        if found is not None:
+            return found
     if required:
-        raise InputError(f"no {what} file beside {ts_path} (looked for {', '.join(prefix + n for n in names)}); "
+        prefix = GEO_PREFIX if ts_path.name.startswith(GEO_PREFIX) else ""
+        elsewhere = next((p for p in (find_companion(ts_path, n) for n in names) if p is not None), None)
+        why = (f"; {elsewhere} is not geocoded on its grid ({shape}): `sbts geocode {elsewhere}`"
+               if elsewhere is not None else "")
+        raise InputError(f"no {what} file beside {ts_path} (looked for {', '.join(prefix + n for n in names)}){why}; "
                          f"give it with -O {what}=FILE")
     return None
 
@@ -216,11 +228,11 @@ class HdfEos5Exporter(Exporter):
         dates = list(product.date_strings)
         unavco = unavco_metadata(meta, dates, {k: v for k, v in opts.items() if k in known}, template)
         ts = request.input_file
-        tcoh = _beside(ts, ("temporalCoherence.h5",), opts.get("tcoh"), "tcoh", True)
-        mask = _beside(ts, ("maskTempCoh.h5",), opts.get("mask"), "mask", True)
-        geom = _beside(ts, ("geometryGeo.h5", "geometryRadar.h5"), opts.get("geometry"), "geometry", True)
-        avg = _beside(ts, ("avgSpatialCoh.h5",), opts.get("avg_spatial_coh"), "avg_spatial_coh", False)
         shape = product.shape
+        tcoh = _beside(ts, ("temporalCoherence.h5",), opts.get("tcoh"), "tcoh", True, shape)
+        mask = _beside(ts, ("maskTempCoh.h5",), opts.get("mask"), "mask", True, shape)
+        geom = _beside(ts, ("geometryGeo.h5", "geometryRadar.h5"), opts.get("geometry"), "geometry", True, shape)
+        avg = _beside(ts, ("avgSpatialCoh.h5",), opts.get("avg_spatial_coh"), "avg_spatial_coh", False, shape)
         for p in (tcoh, mask, geom, avg):
             if p is not None:
                 other = Product.open(p)

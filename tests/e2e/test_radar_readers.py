@@ -90,4 +90,5 @@ def test_platform_from_template_name_turns_on_envisat_lod(tmp_path, shared_data)
     attrs = _load(template)
     assert attrs["PLATFORM"] == "env" and attrs["PROJECT_NAME"] == "SydneyEnvD123"
     ctx = RunContext(Template.read(template), tmp_path, tmp_path)
-    assert ctx.lod_enabled()  # mintpy.localOscillatorDrift = auto (MintPy default: auto_envisat)
+    # mintpy.localOscillatorDrift = auto (MintPy default: auto_envisat): the LOD correction is in the chain
+    assert [lk.suffix for lk in ctx.chain()][:1] == ["LOD"] and ctx.link("correct_LOD") is not None

@@ -1,4 +1,5 @@
-"""sbts-toy: a third-party sbts plugin with a reader for a toy text format and a CSV exporter.
+"""sbts-toy: a third-party sbts plugin with a reader for a toy text format, a CSV exporter and a
+time-series correction that ``sbts run`` runs in the slot it declares (right after ``deramp``).
 
 It imports only sbts's plugin API, ``sbts.core.api``, as any outside package should.  Its command
 ``sbts toy-info`` lives in :mod:`sbts_toy.commands` (the ``sbts.commands`` entry point).
@@ -25,6 +26,9 @@ import numpy as np
 from sbts.core.api import (
     ArrayRaster,
     Confidence,
+    Correction,
+    CorrectionContext,
+    CorrectionResult,
     Exporter,
     ExportRequest,
     Grid,
@@ -35,6 +39,8 @@ from sbts.core.api import (
     RadarInfo,
     Reader,
     StackSource,
+    TimeSeries,
+    TimeSeriesWriter,
     hookimpl,
 )
 
@@ -124,6 +130,36 @@ class ToyCsvExporter(Exporter):
         out = request.output or Path(request.input_file).with_name(f"{Path(request.input_file).stem}_{name}.csv")
         np.savetxt(out, data, delimiter=",", fmt="%.7g")
         return [Path(out)]
+
+
+class ToyShift(Correction):
+    """Subtracts a constant from every date: template key ``toy.shift`` (metres, default 1 mm), or
+    ``sbts correct toyshift -O shift=...`` on the command line."""
+
+    name = "toyshift"
+    summary = "Subtract a constant from every date (sbts plugin example)."
+    suffix = "toy"
+    stage = "timeseries"
+    after = "deramp"  # its slot in sbts run: it reads deramp's output, the DEM-error step reads its own
+
+    keys = {"toy.shift": "constant to subtract from every date, in metres (default 0.001)"}
+    options = {"shift": "constant to subtract, in metres, instead of toy.shift"}
+
+    def parse_options(self, template) -> dict:
+        value = template.get_float("toy.shift")
+        return {"shift": 0.001 if value is None else value}
+
+    def run(self, context: CorrectionContext) -> CorrectionResult:
+        shift = float(context.options.get("shift", self.options_of(context)["shift"]))
+        ts = TimeSeries(context.input_file)
+        with TimeSeriesWriter(context.output_file, ts.metadata, ts.date_strings, ts.bperp) as w:
+            w.write("timeseries", ts.read_dates() - shift)
+        return CorrectionResult(context.output_file, summary=f"subtracted {shift} m")
+
+
+@hookimpl
+def sbts_corrections():
+    return [ToyShift()]
 
 
 @hookimpl

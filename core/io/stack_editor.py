@@ -1,0 +1,221 @@
+"""StackEditor: the only in-place writer of ``inputs/ifgramStack.h5``.
+
+load_data writes the stack once (:class:`~sbts.core.io.products.StackWriter`); three later steps
+change parts of it in place, as MintPy does: modify_network the drop list (``dropIfgram``),
+reference_point the reference pixel (``REF_Y``/``REF_X``/``REF_LAT``/``REF_LON``) and the
+unwrapping-error correction a corrected phase (``unwrapPhase_bridging`` ...).  They all go through
+this class, which
+
+- takes the stack's output lock and refuses to start when the disk is (nearly) full
+  (:func:`~sbts.core.io.h5.edit_in_place`);
+- writes a corrected dataset so that it is never left half-written unnoticed: computed into a
+  scratch file first, then rewritten in place (so the file does not grow on a rerun) under the
+  ``SBTS_INCOMPLETE`` marker every reader refuses, or copied in under a temporary name and renamed;
+- records in the root attribute ``SBTS_VERSIONS`` which step wrote each part and, for datasets, a
+  new content version (the drop list and the reference point are versioned by their content: see
+  :func:`sbts.core.io.provenance.file_versions`).  Update mode compares, for each step, only the
+  parts written before it in the plan, so an edit never makes an earlier step look out of date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from sbts.core.errors import DataError, InputError
+from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place, open_h5
+from sbts.core.io.lock import output_lock
+from sbts.core.io.provenance import VERSIONS_ATTR, current_step, new_version
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_ATTRS = ("REF_Y", "REF_X", "REF_LAT", "REF_LON")
+_TMP_SUFFIX = "__sbts_tmp"
+_OLD_SUFFIX = "__sbts_old"
+
+
+class StackEditor:
+    """In-place edits of one interferogram stack, each recorded with the step that made it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``ifgramStack.h5`` to edit.
+    step : str, optional
+        The step to record when none is running (a command outside ``sbts run``); inside a run
+        the running step is recorded.
+    """
+
+    def __init__(self, path: str | os.PathLike, step: str | None = None) -> None:
+        self.path = Path(path)
+        self.step = current_step(step)
+
+    # ---------------------------------------------------------------- drop list
+    def set_drop(self, keep: np.ndarray) -> bool:
+        """Write ``dropIfgram`` (True = kept) in place; return True if it changed.
+
+        An unchanged drop list leaves the file untouched (downstream steps need not re-run)."""
+        keep = np.asarray(keep, bool)
+        with open_h5(self.path) as f:
+            old = f["dropIfgram"][()] if "dropIfgram" in f else None
+        if old is not None and old.shape == keep.shape and np.array_equal(old.astype(bool), keep):
+            return False
+        try:
+            with edit_in_place(self.path) as f:
+                if "dropIfgram" in f and f["dropIfgram"].shape == keep.shape and f["dropIfgram"].dtype == bool:
+                    f["dropIfgram"][...] = keep
+                else:
+                    if "dropIfgram" in f:
+                        del f["dropIfgram"]
+                    f.create_dataset("dropIfgram", data=keep)
+                f["dropIfgram"].attrs["MODIFICATION_TIME"] = str(time.time())
+                self._stamp(f, "dropIfgram")
+        except InputError as exc:
+            raise InputError(f"cannot update dropIfgram in {self.path}: {exc}") from None
+        return True
+
+    # ---------------------------------------------------------------- reference point
+    def set_reference(self, y: int, x: int, lat: float | None = None, lon: float | None = None) -> bool:
+        """Store REF_Y/REF_X (and REF_LAT/REF_LON) as root attributes; return True if they changed.
+
+        Data is not rewritten; the file is not touched when the same point is already stored
+        (MintPy's skip rule)."""
+        with open_h5(self.path) as f:
+            length, width = (int(v) for v in (_text(f.attrs.get("LENGTH", 0)), _text(f.attrs.get("WIDTH", 0))))
+            old = {k: _text(v) for k, v in f.attrs.items() if k in REFERENCE_ATTRS}
+        if not (0 <= y < length and 0 <= x < width):
+            raise DataError(f"reference pixel y/x = {y}, {x} is outside the {length}×{width} image")
+        new = {"REF_Y": str(int(y)), "REF_X": str(int(x))}
+        if lat is not None and lon is not None:
+            new.update(REF_LAT=repr(float(lat)), REF_LON=repr(float(lon)))
+        if old == new:
+            logger.info("%s already references y/x = %d, %d", self.path.name, y, x)
+            return False
+        with edit_in_place(self.path) as f:
+            for key in ("REF_LAT", "REF_LON"):
+                if key in f.attrs and key not in new:
+                    del f.attrs[key]  # stale from an earlier reference point
+            for key, value in new.items():
+                f.attrs[key] = value
+            self._stamp(f, "reference")
+        logger.info("%s: REF_Y/REF_X = %d, %d written", self.path.name, y, x)
+        return True
+
+    # ---------------------------------------------------------------- corrected datasets
+    def write_dataset(self, name: str, fill: Callable[[h5py.Dataset], None], like: str = "unwrapPhase",
+                      attrs: Mapping[str, Any] | None = None, root_attrs: Mapping[str, Any] | None = None) -> None:
+        """Add or replace the 3-D dataset ``name`` (shaped like ``like``), never half-written unnoticed.
+
+        ``fill(ds)`` writes the data block by block into a dataset of a scratch file (written like
+        any output: :class:`~sbts.core.io.h5.H5Writer`); only when it returns is the stack touched,
+        under its lock.  A dataset that exists with the same shape is rewritten in place, so a
+        rerun does not grow the file (HDF5 never reuses the space of a deleted dataset); while it
+        is rewritten it carries :data:`~sbts.core.io.h5.INCOMPLETE_ATTR`, which every reader
+        refuses and the next run repairs, and none of ``attrs`` (they may say it is up to date).
+        A new dataset is copied in under a temporary name and renamed.
+        """
+        scratch = self.path.with_name(f".{self.path.name}.{name}.h5")
+        with output_lock(self.path):
+            with h5py.File(self.path, "r") as f:
+                src = f[like]
+                shape, chunks = src.shape, src.chunks
+                current = f.get(name)
+                in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
+            nbytes = int(np.prod(shape)) * 4
+            check_free_space(self.path.parent, nbytes * (1 if in_place else 2), f"{name} of {self.path}")
+            try:
+                with H5Writer(scratch, {}, provenance={}) as w:
+                    ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks or True)
+                    fill(ds)
+                    w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
+                    del ds
+                with h5py.File(scratch, "r") as t, edit_in_place(self.path) as f:
+                    _remove_leftovers(f, name)
+                    if in_place:
+                        dst = f[name]
+                        dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
+                        for key in attrs or {}:
+                            if key in dst.attrs:
+                                del dst.attrs[key]
+                        f.flush()
+                        _copy_layers(t[name], dst)
+                    else:
+                        t.copy(t[name], f, name=name + _TMP_SUFFIX)
+                        f.flush()
+                        if name in f:
+                            f.move(name, name + _OLD_SUFFIX)
+                        f.move(name + _TMP_SUFFIX, name)
+                        if name + _OLD_SUFFIX in f:
+                            del f[name + _OLD_SUFFIX]
+                        dst = f[name]
+                    dst.attrs["MODIFICATION_TIME"] = str(time.time())
+                    dst.attrs["UNIT"] = "radian"
+                    for key, value in (attrs or {}).items():
+                        dst.attrs[key] = value
+                    for key, value in (root_attrs or {}).items():
+                        f.attrs[key] = value
+                    self._stamp(f, f"data:{name}", new_version())
+                    if INCOMPLETE_ATTR in dst.attrs:
+                        del dst.attrs[INCOMPLETE_ATTR]
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    scratch.unlink()
+
+    # ---------------------------------------------------------------- versions
+    def _stamp(self, f: h5py.File, part: str, version: str = "") -> None:
+        """Record that the current step wrote ``part`` (content-versioned parts keep ``version`` empty)."""
+        versions = read_versions(f)
+        versions[part] = [version, self.step]
+        f.attrs[VERSIONS_ATTR] = json.dumps(versions, sort_keys=True)
+
+
+def read_versions(f: h5py.File) -> dict[str, list]:
+    """The ``SBTS_VERSIONS`` record of an open file (``{}`` when absent or unreadable)."""
+    value = f.attrs.get(VERSIONS_ATTR)
+    if value is None:
+        return {}
+    try:
+        data = json.loads(_text(value))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20) -> None:
+    """Copy a 3-D dataset layer by layer groups (bounded memory)."""
+    per_layer = max(1, int(np.prod(src.shape[1:])) * src.dtype.itemsize)
+    step = max(1, max_bytes // per_layer)
+    for k in range(0, src.shape[0], step):
+        dst[k:k + step] = src[k:k + step]
+    dst.flush()
+
+
+def _remove_leftovers(f: h5py.File, name: str) -> None:
+    """Names a killed run left: the temporary copy goes; an old copy is restored if the new one is missing."""
+    if name + _TMP_SUFFIX in f:
+        del f[name + _TMP_SUFFIX]
+    if name + _OLD_SUFFIX in f:
+        if name not in f:  # crashed between the two moves: the old one is the last complete copy
+            f.move(name + _OLD_SUFFIX, name)
+        else:
+            del f[name + _OLD_SUFFIX]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    return str(value)
+
+
+__all__ = ["StackEditor", "read_versions", "REFERENCE_ATTRS"]

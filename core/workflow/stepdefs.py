@@ -1,0 +1,313 @@
+"""The steps of ``sbts run`` that are not plugins: what each reads, writes and runs.
+
+Each step's work is a ``run(options, workdir, compute, ...)`` of its module in :mod:`sbts.core.steps`
+(or of the inversion engine), with options parsed once by ``XxxOptions.from_template``; this module
+only says which files of the plan each one takes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from sbts.core.errors import InputError
+from sbts.core.io.workdir import AVG_COHERENCE_FILE, MASKS, NUM_INV_FILE, TEMP_COHERENCE_FILE, TIMESERIES_FILE
+from sbts.core.workflow.plan import RunContext, Step
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_USED = "sbts_template_used.cfg"
+
+
+# --------------------------------------------------------------------------- load .. inversion
+def _parse_load(ctx: RunContext):
+    from sbts.core.steps.load import LoadOptions
+
+    return LoadOptions.from_template(ctx.template, ctx.base_dir)
+
+
+def _load(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps import load
+
+    try:
+        return load.run(ctx.opt("load_data"), ctx.workdir, ctx.compute)
+    finally:
+        ctx.refresh()  # the stack may be new: its metadata and the chain are read again
+
+
+def _load_stale(ctx: RunContext) -> str:
+    from sbts.core.steps import load
+
+    return load.stale(ctx.opt("load_data"), ctx.workdir)
+
+
+def _parse_network(ctx: RunContext):
+    from sbts.core.steps.network import NetworkOptions
+
+    return NetworkOptions.from_template(ctx.template)
+
+
+def _network(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps import network
+
+    return network.run(ctx.opt("modify_network"), ctx.workdir, ctx.compute)
+
+
+def _parse_reference(ctx: RunContext):
+    from sbts.core.steps.reference import ReferenceOptions
+
+    return ReferenceOptions.from_template(ctx.template)
+
+
+def _reference(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps import reference
+
+    return reference.run(ctx.opt("reference_point"), ctx.workdir, ctx.compute)
+
+
+def _overview(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps.averages import quick_overview
+
+    return quick_overview(ctx.workdir, ctx.compute)
+
+
+def _parse_inversion(ctx: RunContext):
+    from sbts.core.inversion.engine import InversionOptions
+
+    return InversionOptions.from_template(ctx.template)  # the unwrapError method picks the dataset
+
+
+def _invert(ctx: RunContext) -> list[Path]:
+    from sbts.core.inversion.engine import invert_network
+
+    # the template serves only the choice of a reference point when the stack has none
+    out = invert_network(ctx.stack_file, ctx.work_dir, ctx.opt("invert_network"), template=ctx.template,
+                         max_memory=ctx.compute.max_memory, num_worker=ctx.compute.num_worker,
+                         cluster=ctx.compute.cluster)
+    return [out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh]
+
+
+def _inversion_outputs(ctx: RunContext) -> list[Path]:
+    return [ctx.workdir.file(n) for n in (TIMESERIES_FILE, TEMP_COHERENCE_FILE, NUM_INV_FILE, MASKS["tempCoh"])]
+
+
+# --------------------------------------------------------------------------- after the corrections
+def _rms_input(ctx: RunContext) -> list[Path]:
+    """The residual of the correction that models the whole signal (MintPy: the DEM-error step),
+    the only input MintPy's residual_RMS step uses."""
+    residual = ctx.product("residual")
+    return [residual] if residual is not None else []
+
+
+def _parse_rms(ctx: RunContext):
+    from sbts.core.steps.rms import RmsOptions
+
+    return RmsOptions.from_template(ctx.template)
+
+
+def _rms(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps import rms
+
+    (source,) = _rms_input(ctx)
+    return rms.run(ctx.opt("residual_RMS"), ctx.workdir, ctx.compute, source)
+
+
+def _parse_refdate(ctx: RunContext):
+    from sbts.core.steps.refdate import RefDateOptions
+
+    return RefDateOptions.from_template(ctx.template)
+
+
+def _refdate(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps import refdate
+
+    return refdate.run(ctx.opt("reference_date"), ctx.workdir, ctx.compute, ctx.chain_files())
+
+
+def _refdate_inputs(ctx: RunContext) -> list[Path]:
+    return [*ctx.chain_files(), ctx.workdir.file("reference_date.txt")]
+
+
+def _parse_velocity(ctx: RunContext):
+    from sbts.core.steps.velocity import VelocityOptions
+
+    return VelocityOptions.from_template(ctx.template, resolve=False)  # exclude_date.txt: read when it runs
+
+
+def _velocity(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps import velocity
+
+    return velocity.run(ctx.opt("velocity"), ctx.workdir, ctx.compute, ctx.timeseries_file())
+
+
+def _velocity_inputs(ctx: RunContext) -> list[Path]:
+    return [ctx.timeseries_file(), *ctx.opt("velocity").exclude_files(ctx.work_dir)]
+
+
+# --------------------------------------------------------------------------- geocode and save
+def _geocode_files(ctx: RunContext) -> list[Path]:
+    names = [ctx.timeseries_file(), ctx.workdir.file("velocity.h5"), ctx.workdir.file(TEMP_COHERENCE_FILE),
+             ctx.workdir.mask("tempCoh"), ctx.workdir.file(AVG_COHERENCE_FILE), ctx.workdir.geometry_for(ctx.geocoded)]
+    return [p for p in names if p.exists()]
+
+
+def _lookup_file(ctx: RunContext) -> Path | None:
+    """The geometry file that maps the stack to latitude/longitude (none for projected grids)."""
+    from sbts.core.steps.geocode import Lookup
+
+    if ctx.geocoded:
+        return None
+
+    def is_lookup(path: Path) -> bool:
+        try:
+            Lookup.open(path)
+        except InputError:
+            return False
+        return True
+
+    found = ctx.workdir.geometry(accept=is_lookup)
+    if found is None:
+        raise InputError(f"{ctx.inputs}: no lookup table to geocode the radar-coded stack (geometryRadar.h5 with "
+                         "latitude/longitude, or geometryGeo.h5 with azimuthCoord/rangeCoord); load one with "
+                         "mintpy.load.lookupYFile/lookupXFile, or set mintpy.geocode = no")
+    return found
+
+
+def _parse_geocode(ctx: RunContext):
+    from sbts.core.steps.geocode import GeocodeOptions
+
+    ctx.template.get_bool("mintpy.geocode")  # the switch, checked with the options
+    return GeocodeOptions.from_template(ctx.template)
+
+
+def _geocode_options(ctx: RunContext):
+    # a projected grid (UTM) goes to latitude/longitude: KMZ and HDF-EOS5 need them
+    return replace(ctx.opt("geocode"), max_memory=ctx.compute.max_memory, epsg=4326 if ctx.geocoded else None)
+
+
+def _geocode(ctx: RunContext) -> list[Path]:
+    from sbts.core.steps.geocode import geocode_files
+
+    return list(geocode_files(_geocode_files(ctx), _lookup_file(ctx), ctx.workdir.geo, options=_geocode_options(ctx)))
+
+
+def _geocode_enabled(ctx: RunContext) -> bool:
+    return ctx.template.get_bool("mintpy.geocode") and not ctx.latlon
+
+
+def _geocode_off(ctx: RunContext) -> str:
+    if ctx.latlon:
+        return "the stack is already geocoded on latitude/longitude: nothing to geocode"
+    return "disabled by the template (mintpy.geocode = no)"
+
+
+def _geo(ctx: RunContext, path: Path) -> Path:
+    return path if ctx.latlon else ctx.workdir.geocoded(path)
+
+
+def _ensure_latlon(ctx: RunContext, paths: Sequence[Path]) -> None:
+    """KMZ and HDF-EOS5 need latitude/longitude: geocode (or warp) what the geocode step did not."""
+    from sbts.core.steps.geocode import geocode_files
+
+    if ctx.latlon:
+        return
+    todo = [p for p in paths if p.exists() and not _is_newer(_geo(ctx, p), p)]
+    if todo:
+        logger.info("writing latitude/longitude copies of %s", ", ".join(p.name for p in todo))
+        geocode_files(todo, _lookup_file(ctx), ctx.workdir.geo, options=_geocode_options(ctx))
+
+
+def _with_latlon(ctx: RunContext, paths: Sequence[Path]) -> list[Path]:
+    """The files and, when the stack is not on latitude/longitude, their geocoded copies."""
+    out = list(paths)
+    if not ctx.latlon:
+        out += [_geo(ctx, p) for p in paths]
+    return out
+
+
+def _is_newer(target: Path, source: Path) -> bool:
+    return target.exists() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns
+
+
+def _parse_kmz(ctx: RunContext):
+    from sbts.core.steps.save import KmzOptions
+
+    return KmzOptions.from_template(ctx.template)
+
+
+def _google_earth(ctx: RunContext) -> list[Path]:
+    from sbts.core.plugin.runners import export
+
+    _ensure_latlon(ctx, [ctx.workdir.file("velocity.h5")])
+    velocity = _geo(ctx, ctx.workdir.file("velocity.h5"))
+    return export("kmz", velocity, dataset="velocity", output=ctx.work_dir / "pic" / f"{velocity.stem}.kmz")
+
+
+def _parse_hdfeos5(ctx: RunContext):
+    from sbts.core.steps.save import HdfEos5Options
+
+    return HdfEos5Options.from_template(ctx.template)
+
+
+def _hdfeos5(ctx: RunContext) -> list[Path]:
+    from sbts.core.plugin.runners import export
+
+    _ensure_latlon(ctx, _geocode_files(ctx))
+    ts = _geo(ctx, ctx.timeseries_file())
+    used = ctx.inputs / TEMPLATE_USED  # UNAVCO keys (relative_orbit = ...) come from the template
+    ctx.inputs.mkdir(parents=True, exist_ok=True)
+    write_template(ctx.template, used)
+    options = {"template": str(used)}
+    for key, path in (("tcoh", ctx.workdir.file(TEMP_COHERENCE_FILE)), ("mask", ctx.workdir.mask("tempCoh")),
+                      ("avg_spatial_coh", ctx.workdir.file(AVG_COHERENCE_FILE)),
+                      ("geometry", ctx.workdir.geometry_for(ctx.geocoded))):
+        if _geo(ctx, path).exists():  # the companions on the time series' grid, named explicitly
+            options[key] = str(_geo(ctx, path))
+    return export("hdfeos5", ts, output=ctx.work_dir, options=options)
+
+
+def write_template(template, path: Path) -> None:
+    from sbts.core.io.h5 import atomic_output
+
+    with atomic_output(path) as tmp:
+        template.write(tmp)
+
+
+# --------------------------------------------------------------------------- the table
+def builtin_steps() -> list[Step]:
+    stack = lambda c: [c.stack_file]  # noqa: E731
+    files = lambda *names: (lambda c: [c.workdir.file(n) for n in names])  # noqa: E731
+    return [
+        Step("load_data", _load, lambda c: [], stack, parse=_parse_load, stale=_load_stale,
+             help="read the processor's files into inputs/ifgramStack.h5 and inputs/geometry*.h5"),
+        Step("modify_network", _network, stack, files("coherenceSpatialAvg.txt"), parse=_parse_network,
+             help="drop pairs (dropIfgram) by baseline, date, index, coherence"),
+        Step("reference_point", _reference, stack, files(MASKS["connComp"]), parse=_parse_reference,
+             help="average coherence, connected-component mask, reference pixel (REF_Y/REF_X)"),
+        Step("quick_overview", _overview, stack, files("avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5"),
+             help="stacking velocity and the number of non-zero closure phases"),
+        Step("invert_network", _invert, stack, _inversion_outputs, parse=_parse_inversion,
+             help="weighted least-squares network inversion → timeseries.h5"),
+        Step("residual_RMS", _rms, _rms_input, files("reference_date.txt"), parse=_parse_rms,
+             enabled=lambda c: c.product("residual") is not None,
+             off_reason=lambda c: "no correction of this run writes a residual time series (MintPy: the DEM-error "
+                                  "step, mintpy.topographicResidual)",
+             help="residual RMS per date: reference date and outlier dates (needs the DEM-error step's residual)"),
+        Step("reference_date", _refdate, _refdate_inputs, lambda c: [], parse=_parse_refdate,
+             help="re-reference the time series to a date"),
+        Step("velocity", _velocity, _velocity_inputs, files("velocity.h5"), parse=_parse_velocity,
+             help="time functions: velocity, seasonal terms, steps → velocity.h5"),
+        Step("geocode", _geocode, _geocode_files, lambda c: [c.workdir.geocoded(p) for p in _geocode_files(c)],
+             parse=_parse_geocode, enabled=_geocode_enabled, off_reason=_geocode_off,
+             help="radar (or a projected grid such as UTM) → latitude/longitude (skipped for lat/lon data)"),
+        Step("google_earth", _google_earth, lambda c: _with_latlon(c, [c.workdir.file("velocity.h5")]),
+             lambda c: [c.work_dir / "pic" / f"{_geo(c, c.workdir.file('velocity.h5')).stem}.kmz"], parse=_parse_kmz,
+             enabled=lambda c: c.opt("google_earth").enabled, help="KMZ of the velocity for Google Earth"),
+        Step("hdfeos5", _hdfeos5, lambda c: _with_latlon(c, _geocode_files(c)), lambda c: [], parse=_parse_hdfeos5,
+             enabled=lambda c: c.opt("hdfeos5").enabled, help="HDF-EOS5 product for insarmaps"),
+    ]
+
+
+__all__ = ["builtin_steps", "write_template", "TEMPLATE_USED"]
