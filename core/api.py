@@ -26,7 +26,8 @@ Read products
     :class:`MapProduct`, :func:`open_h5`; dataset tables ``STACK_DATASETS`` (name → dtype of
     ``ifgramStack.h5``), ``GEOMETRY_DATASETS``, ``UNITS`` (dataset → MintPy unit),
     ``UNWRAP_ERROR_DATASETS`` (``mintpy.unwrapError.method`` → the dataset it writes);
-    masks: :func:`read_mask_file`; maps: :func:`select_map`, :class:`MapSelection`,
+    masks: :func:`read_mask_file`; companions in a work directory: :func:`find_geometry`,
+    :func:`find_companion`, ``GEO_PREFIX`` (``geo_``, geocoded copies); maps: :func:`select_map`, :class:`MapSelection`,
     :func:`read_mask`, :func:`scale_unit`.
 Work in blocks
     :class:`Block`, :func:`plan_blocks`; a budget without bytes counted by hand:
@@ -107,6 +108,7 @@ from sbts.core.io.products import (
 from sbts.core.io.rasters import BinaryRaster, GdalRaster, TransformedRaster
 from sbts.core.io.safenames import read_text, safe_part
 from sbts.core.io.stack_editor import StackEditor
+from sbts.core.io.workdir import GEO_PREFIX, find_companion, find_geometry
 from sbts.core.model.dates import DAYS_PER_YEAR, dates_in_name, format_date, parse_date, years_since
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.model.platform import mission_code, standard_platform
@@ -149,7 +151,7 @@ __all__ = [
     # read products
     "Product", "IfgramStack", "TimeSeries", "Geometry", "MapProduct", "open_h5",
     "STACK_DATASETS", "GEOMETRY_DATASETS", "UNITS", "UNWRAP_ERROR_DATASETS",
-    "read_mask_file", "select_map", "MapSelection", "read_mask", "scale_unit",
+    "read_mask_file", "find_geometry", "find_companion", "GEO_PREFIX", "select_map", "MapSelection", "read_mask", "scale_unit",
     # work in blocks
     "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget",
     # write

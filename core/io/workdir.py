@@ -79,8 +79,24 @@ def find_geometry(near: str | os.PathLike | None = None, work_dir: str | os.Path
                   geocoded: bool | None = None) -> Path | None:
     """The geometry file of a stack or product at ``near`` (or of ``work_dir``).
 
-    ``geocoded=True`` looks for the geometry on a geographic grid first (``geometryGeo.h5``, then a
-    geocoded copy ``geo_geometryRadar.h5``), which products in ``geo/`` need; ``names`` overrides.
+    Parameters
+    ----------
+    near : str or os.PathLike, optional
+        A stack or product: its folder, its ``inputs/`` and ``geo/`` are searched first.
+    work_dir : str or os.PathLike, optional
+        The work directory (its ``inputs/``, then itself).
+    names : sequence of str
+        File names to look for, in order (default ``geometryRadar.h5``, ``geometryGeo.h5``).
+    accept : callable, optional
+        Takes a candidate path, says whether it will do.
+    geocoded : bool, optional
+        True: look for the geometry on a geographic grid first (``geometryGeo.h5``, then a
+        geocoded copy ``geo_geometryRadar.h5``), which products in ``geo/`` need.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The first match, ``None`` when there is none.
     """
     if geocoded and tuple(names) == GEOMETRY_FILES:
         names = (GEOMETRY_GEO, GEO_PREFIX + GEOMETRY_RADAR, GEO_PREFIX + GEOMETRY_GEO)
@@ -89,8 +105,26 @@ def find_geometry(near: str | os.PathLike | None = None, work_dir: str | os.Path
 
 def find_companion(near: str | os.PathLike, name: str, work_dir: str | os.PathLike | None = None,
                    accept: Callable[[Path], bool] | None = None) -> Path | None:
-    """A product beside ``near`` (a mask, a coherence map): ``geo_<name>`` first when ``near`` is a
-    geocoded copy, so a geocoded series finds geocoded companions."""
+    """A product beside ``near`` (a mask, a coherence map).
+
+    ``geo_<name>`` is looked for first when ``near`` is a geocoded copy, so a geocoded series
+    finds geocoded companions.
+
+    Parameters
+    ----------
+    near : str or os.PathLike
+        The product whose companion is wanted (never returned itself).
+    name : str
+        The companion's file name (``maskTempCoh.h5``).
+    work_dir : str or os.PathLike, optional
+        The work directory, searched after the product's folders.
+    accept : callable, optional
+        Takes a candidate path, says whether it will do.
+
+    Returns
+    -------
+    pathlib.Path or None
+    """
     names = [GEO_PREFIX + name, name] if Path(near).name.startswith(GEO_PREFIX) else [name]
     return find_file(names, near, work_dir, accept, exclude=near)
 

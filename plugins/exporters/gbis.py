@@ -47,7 +47,7 @@ def heading_from_azimuth(azimuth: np.ndarray, antenna_side: int = -1) -> np.ndar
 def find_geometry(path: Path, explicit: str | None) -> Path | None:
     if explicit:
         return Path(explicit)
-    from sbts.core.io.workdir import find_geometry as find
+    from sbts.core.api import find_geometry as find
 
     return find(path, geocoded=True)
 

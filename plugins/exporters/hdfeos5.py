@@ -154,7 +154,7 @@ def _beside(ts_path: Path, names: tuple[str, ...], explicit: str | None, what: s
             shape: tuple[int, int] | None = None) -> Path | None:
     """The companion file ``what`` of the time series (given, else found by :mod:`sbts.core.io.workdir`
     among the files geocoded on its grid; a file off the grid is named in the error)."""
-    from sbts.core.io.workdir import GEO_PREFIX, find_companion
+    from sbts.core.api import GEO_PREFIX, find_companion
 
     if explicit:
         p = Path(explicit)

@@ -146,7 +146,7 @@ class ToyShift(Correction):
     options = {"shift": "constant to subtract, in metres, instead of toy.shift"}
 
     def parse_options(self, template) -> dict:
-        value = template.get_float("toy.shift")
+        value = template.get_float("toy.shift") if template.is_set("toy.shift") else None
         return {"shift": 0.001 if value is None else value}
 
     def run(self, context: CorrectionContext) -> CorrectionResult:
