@@ -109,14 +109,14 @@ def integer_ambiguity(closure: np.ndarray) -> np.ndarray:
 
 def reference_phase(stack: IfgramStack, dataset: str, index: np.ndarray) -> np.ndarray:
     """Phase at REF_Y/REF_X of pairs ``index`` (0 where the stack has no reference or no data there)."""
-    ref = stack.metadata.reference
+    y, x = stack.metadata.reference.y, stack.metadata.reference.x
     length, width = stack.shape
-    if not ref.has_point or not (0 <= ref.y < length and 0 <= ref.x < width):
-        if ref.has_point:
+    if y is None or x is None or not (0 <= y < length and 0 <= x < width):
+        if y is not None and x is not None:
             logger.warning("%s: REF_Y/REF_X = %s/%s outside the image; phase not referenced",
-                           stack.path.name, ref.y, ref.x)
+                           stack.path.name, y, x)
         return np.zeros(index.size)
-    value = stack.read(dataset, Block(ref.y, ref.y + 1, ref.x, ref.x + 1), index=index).reshape(-1)
+    value = stack.read(dataset, Block(y, y + 1, x, x + 1), index=index).reshape(-1)
     value = value.astype(np.float64)
     bad = ~np.isfinite(value) | (value == 0)
     if bad.any():

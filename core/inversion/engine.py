@@ -140,6 +140,7 @@ def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
     if "coherence" in _datasets_read(task):
         coherence = stack.read("coherence", block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
     if task.mask_dataset == "coherence":
+        assert coherence is not None  # read above: the coherence mask needs it
         np.copyto(phase, np.float32(np.nan), where=~(coherence >= task.mask_threshold))
     elif task.mask_dataset == "connectComponent":
         cc = stack.read("connectComponent", block, idx).reshape(len(idx), -1)
@@ -172,6 +173,7 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
     if task.weight_func != "no" and phase.shape[1]:
         from sbts.core.inversion.weights import coherence_to_weight_fast
 
+        assert coherence is not None  # read_block reads it whenever the pairs are weighted
         weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
     del coherence
     if phase.shape[1] == 0:
@@ -240,7 +242,7 @@ def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -
 
 def _reference_point(stack: IfgramStack, work_dir: Path, template: Template | None, max_memory: float) -> tuple[int, int]:
     ref = stack.metadata.reference
-    if ref.has_point:
+    if ref.y is not None and ref.x is not None:
         return ref.y, ref.x
     from sbts.core.steps.reference import choose_reference, set_reference
 
@@ -440,7 +442,7 @@ def _output_metadata(prep: _Prepared) -> Metadata:
                                START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
 
 
-def _solve_blocks(task: _BlockTask, blocks: list[Block], wts: TimeSeriesWriter, wtc: H5Writer, wnum: H5Writer,
+def _solve_blocks(task: _BlockTask, blocks: list[Block], wts: H5Writer, wtc: H5Writer, wnum: H5Writer,
                   num_worker: int, cluster: str | None) -> None:
     """Solve every block the partial outputs do not hold yet, writing each as it arrives."""
     from sbts.core.io.readahead import ReadAhead

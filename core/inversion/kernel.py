@@ -218,8 +218,8 @@ class _Context:
         full_count = np.bincount(d1, minlength=self.n) + np.bincount(d2, minlength=self.n)
         self.full_network_ok = bool((full_count[1:] >= min_redundancy).all())
 
-    def _span_groups(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """(date1, date2) index arrays of the pairs grouped by span date2 − date1.
+    def _span_groups(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+        """(pair, date1, date2) index arrays of the pairs grouped by span date2 − date1.
 
         Within a group a date is date1 of at most one pair and date2 of at most one pair, so
         per-date sums over a group are fancy-indexed additions without repeated indices.

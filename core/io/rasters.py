@@ -6,8 +6,10 @@ Nothing here imports GDAL at module level: ``sbts --help`` and format detection 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -155,8 +157,8 @@ class GdalRaster:
 class TransformedRaster:
     """A raster with a per-pixel function applied on read (unit conversions, sign flips)."""
 
-    base: object
-    func: object
+    base: Any  # a Raster
+    func: Callable[[np.ndarray], np.ndarray]
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -64,7 +64,9 @@ class Registry:
     manager: pluggy.PluginManager | None = None
 
     def of_kind(self, kind: str) -> dict[str, Any]:
-        return {"reader": self.readers, "correction": self.corrections, "exporter": self.exporters}[kind]
+        kinds: dict[str, dict[str, Any]] = {"reader": self.readers, "correction": self.corrections,
+                                            "exporter": self.exporters}
+        return kinds[kind]
 
     def get(self, kind: str, name: str) -> Any:
         items = self.of_kind(kind)
@@ -76,10 +78,11 @@ class Registry:
     def commands(self) -> list[Any]:
         if self.manager is None:
             return []
-        found = []
+        found: list[Any] = []
         for impl in self.manager.hook.sbts_commands.get_hookimpls():
             try:
-                found.extend(impl.function() or [])
+                commands: Any = impl.function()
+                found.extend(commands or [])
             except BaseException as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
                 if not _contained(exc):
                     raise
@@ -165,7 +168,7 @@ def build_registry(entry_points: Iterable[Any] | None = None, extra_plugins: Ite
             registry.broken[ep.name] = f"import of {ep.value} failed: {_why(exc)}"
             _warn(ep.name, registry.broken[ep.name])
     for name, obj in extra_plugins:
-        module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+        module = str(getattr(obj, "__module__", None) or getattr(obj, "__name__", ""))
         dists.setdefault(name, (module.split(".")[0] or "?", "?"))
         candidates.append((name, obj))
 
