@@ -191,7 +191,7 @@ def _brute_force_mst(pairs, weight, candidates):
     for subset in itertools.combinations(cand, n - 1):
         parent = list(range(n))
 
-        def find(a):
+        def find(a, parent=parent):
             while parent[a] != a:
                 a = parent[a]
             return a
