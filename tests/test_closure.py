@@ -103,7 +103,7 @@ def test_nonzero_closure_map_noise_free(tmp_path):
     T = num_nonzero_integer_closure(stack_path, max_memory=1e-4, mask=s.water_mask)  # many blocks
     tri = triplet_indices(Pairs.from_indices(list(s.dates), s.date1_index, s.date2_index))
     err_any = np.zeros(SHAPE, bool)
-    for pid, _cycles, region in s.truth.unwrap_errors:
+    for _pid, _cycles, region in s.truth.unwrap_errors:
         err_any |= region
     assert np.all(T[~err_any] == 0)
     for pid, _cycles, region in s.truth.unwrap_errors:

@@ -41,10 +41,10 @@ def test_demo_pictures_exist_and_are_not_blank(demo, name):
 def test_demo_recovers_the_subsiding_bowl(demo):
     """Velocity within 1 cm/yr RMS of the truth (turbulence of ~1 cm per date over 2 years)."""
     out = demo[1]
-    line = next(l for l in out.splitlines() if "velocity accuracy" in l)
+    line = next(s for s in out.splitlines() if "velocity accuracy" in s)
     rms_mm = float(line.split("RMS error ")[1].split(" mm/yr")[0])
     assert rms_mm < 10
-    inv = next(l for l in out.splitlines() if "inversion accuracy" in l)
+    inv = next(s for s in out.splitlines() if "inversion accuracy" in s)
     assert float(inv.split("truth ")[1].split(" mm")[0]) < 5
 
 

@@ -35,6 +35,30 @@ def dropped(report):
     return set(report.reasons)
 
 
+# ---------------------------------------------------------------------------- the rule table
+def test_every_network_key_belongs_to_a_rule_in_mintpy_order():
+    from sbts.core.config.template import default_values
+
+    keys = {k.split(".", 2)[2] for k in default_values() if k.startswith("mintpy.network.")}
+    in_rules = {key for rule in network.NETWORK_RULES for key in rule.keys}
+    assert keys == in_rules | set(network.COHERENCE_AREA_KEYS)
+    # coherenceBased builds its spanning tree on what the others keep: it comes last
+    assert network.NETWORK_RULES[-1].name == "coherenceBased"
+    assert len({rule.name for rule in network.NETWORK_RULES}) == len(network.NETWORK_RULES)
+
+
+def test_each_rule_reports_under_its_name():
+    pairs = network_of()
+    t = T(tempBaseMax=30, perpBaseMax=100, connNumMax=2, startDate="20200113", endDate="20200206",
+          excludeDate="20200125", excludeDate12="20200113_20200125", excludeIfgIndex="0")
+    report = network.select_pairs(pairs, t)
+    fired = set(report.counts())
+    assert fired == {"tempBaseMax", "perpBaseMax", "connNumMax", "startDate", "endDate", "excludeDate",
+                     "excludeDate12", "excludeIfgIndex"}
+    for name, why in report.reasons.items():
+        assert all(r.split(":", 1)[0] in fired and r.split(":", 1)[1].strip() for r in why), (name, why)
+
+
 # ---------------------------------------------------------------------------- single rules
 def test_no_rule_keeps_all_and_resets_previous_drops():
     pairs = network_of()
@@ -167,7 +191,7 @@ def _brute_force_mst(pairs, weight, candidates):
     for subset in itertools.combinations(cand, n - 1):
         parent = list(range(n))
 
-        def find(a):
+        def find(a, parent=parent):
             while parent[a] != a:
                 a = parent[a]
             return a

@@ -14,114 +14,57 @@ solves over all pixels of a block) and :mod:`sbts.core.inversion.weights`.  It r
    ``maskTempCoh.h5`` = temporal coherence ≥ ``minTempCoh`` (excluding shadow).
 
 Blocks are full-width strips sized from ``--max-memory``; they are solved in this process, in a
-pool of processes, or on a dask.distributed cluster, with identical results.  Finished blocks are
-recorded in the partial outputs, so an interrupted run continues where it stopped.
+pool of processes, or on a dask.distributed cluster (:mod:`sbts.core.compute.scheduling`), with
+identical results.  Finished blocks are recorded in the partial outputs, so an interrupted run
+continues where it stopped.
+
+:func:`invert_network` runs in four named stages: :func:`_prepare_inputs` (checks, kept pairs,
+reference point and phase, land mask, signature), :func:`_plan_blocks` (the per-block task and the
+blocks under the memory budget), :func:`_solve_blocks` (every block not yet done, written as it
+arrives) and :func:`_finish_outputs` (reference pixel, ``maskTempCoh``, the reliability check).
+The options are :class:`~sbts.core.inversion.options.InversionOptions`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.masks import read_mask_file
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
+from sbts.core.config.template import Template
+from sbts.core.errors import DataError, InputError
+from sbts.core.inversion.options import (  # noqa: F401 - re-exported: the engine's options
+    MASK_DATASETS,
+    UNWRAP_ERROR_DATASETS,
+    WEIGHT_FUNCS,
+    InversionOptions,
+)
 from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.errors import DataError, InputError, TemplateError
 from sbts.core.io.h5 import H5Writer, check_distinct, check_free_space, read_attrs, write_guard
 from sbts.core.io.lock import output_locks, private_name, remove_orphans
 from sbts.core.io.products import Geometry, IfgramStack, TimeSeriesWriter
 from sbts.core.io.progress import progress
+from sbts.core.model.metadata import Metadata
+from sbts.core.model.pairs import Pairs
+from sbts.core.io.masks import read_mask_file
 from sbts.core.io.workdir import find_geometry
 from sbts.core.inversion.refphase import reference_phase
-from sbts.core.config.template import Template
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_FUNCS = ("var", "fim", "coh", "no")
-# dataset inverted after each mintpy.unwrapError.method (MintPy's names)
-UNWRAP_ERROR_DATASETS = {
-    "bridging": "unwrapPhase_bridging",
-    "phase_closure": "unwrapPhase_phaseClosure",
-    "bridging+phase_closure": "unwrapPhase_bridging_phaseClosure",
-}
-MASK_DATASETS = ("coherence", "connectComponent")
 SIGNATURE_ATTR = "SBTS_INVERSION_SIGNATURE"
 MASK_SCRATCH = ".sbts_invert_mask"  # + .<pid>.npy: the land mask the workers read, private to the run
-
-
-@dataclass(frozen=True)
-class InversionOptions:
-    """``mintpy.networkInversion.*`` options, resolved."""
-
-    weight_func: str = "var"
-    min_norm_velocity: bool = True
-    mask_dataset: str | None = None
-    mask_threshold: float = 0.4
-    min_redundancy: float = 1.0
-    min_temp_coh: float = 0.7
-    min_num_pixel: int = 100
-    shadow_mask: bool = True
-    water_mask_file: str | None = "waterMask.h5"
-    water_mask_required: bool = False  # set explicitly in the template: a missing file is an error
-    obs_dataset: str = "unwrapPhase"
-
-    def __post_init__(self) -> None:
-        if self.weight_func not in WEIGHT_FUNCS:
-            raise TemplateError(f"mintpy.networkInversion.weightFunc = {self.weight_func!r}; "
-                                f"use one of {', '.join(WEIGHT_FUNCS)}")
-        if self.mask_dataset not in (None, *MASK_DATASETS):
-            raise TemplateError(f"mintpy.networkInversion.maskDataset = {self.mask_dataset!r}; "
-                                f"use no, {' or '.join(MASK_DATASETS)}")
-
-    @classmethod
-    def from_template(cls, t: Template) -> InversionOptions:
-        key = "mintpy.networkInversion."
-        weight = t.get_str(key + "weightFunc", ["var", "fim", "coh", "no", "sbas", "wls"]) or "no"
-        weight = {"sbas": "no", "wls": "var"}.get(weight, weight)
-        return cls(
-            weight_func=weight,
-            min_norm_velocity=t.get_bool(key + "minNormVelocity"),
-            mask_dataset=t.get_str(key + "maskDataset", ["coherence", "connectComponent"]),
-            # "no" switches a threshold off (0); a number, 0 included, is used as given
-            mask_threshold=_or(t.get_float(key + "maskThreshold"), 0.0),
-            min_redundancy=_or(t.get_float(key + "minRedundancy"), 0.0),
-            min_temp_coh=_or(t.get_float(key + "minTempCoh"), 0.0),
-            min_num_pixel=_or(t.get_int(key + "minNumPixel"), 0),
-            shadow_mask=t.get_bool(key + "shadowMask"),
-            water_mask_file=t.get(key + "waterMaskFile"),
-            water_mask_required=t.is_set(key + "waterMaskFile") and t.get(key + "waterMaskFile") is not None,
-            obs_dataset=UNWRAP_ERROR_DATASETS.get(
-                t.get_str("mintpy.unwrapError.method", list(UNWRAP_ERROR_DATASETS)) or "", "unwrapPhase"),
-        )
-
-    def provenance(self) -> dict[str, str]:
-        """The options as MintPy's attribute keys (its update mode compares them)."""
-        key = "mintpy.networkInversion."
-        return {
-            key + "weightFunc": self.weight_func,
-            key + "minNormVelocity": "yes" if self.min_norm_velocity else "no",
-            key + "maskDataset": self.mask_dataset or "no",
-            key + "maskThreshold": str(self.mask_threshold),
-            key + "minRedundancy": str(self.min_redundancy),
-            key + "obsDatasetName": self.obs_dataset,
-            key + "minTempCoh": str(self.min_temp_coh),
-            key + "shadowMask": "yes" if self.shadow_mask else "no",
-        }
-
-
-def _or(value, default):
-    """``value`` unless the key said no (``None``): ``0`` is kept, unlike ``value or default``."""
-    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -132,6 +75,10 @@ class InversionOutputs:
     mask_temp_coh: Path
     skipped: bool = False
     num_reliable_pixels: int = 0
+
+    @property
+    def paths(self) -> tuple[Path, Path, Path, Path]:
+        return (self.timeseries, self.temporal_coherence, self.num_inv_ifgram, self.mask_temp_coh)
 
 
 @dataclass(frozen=True)
@@ -196,6 +143,7 @@ def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
     if "coherence" in _datasets_read(task):
         coherence = stack.read("coherence", block, idx).reshape(len(idx), -1).astype(np.float32, copy=False)
     if task.mask_dataset == "coherence":
+        assert coherence is not None  # read above: the coherence mask needs it
         np.copyto(phase, np.float32(np.nan), where=~(coherence >= task.mask_threshold))
     elif task.mask_dataset == "connectComponent":
         cc = stack.read("connectComponent", block, idx).reshape(len(idx), -1)
@@ -228,6 +176,7 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
     if task.weight_func != "no" and phase.shape[1]:
         from sbts.core.inversion.weights import coherence_to_weight_fast
 
+        assert coherence is not None  # read_block reads it whenever the pairs are weighted
         weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
     del coherence
     if phase.shape[1] == 0:
@@ -288,7 +237,7 @@ def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -
 
 def _reference_point(stack: IfgramStack, work_dir: Path, template: Template | None, max_memory: float) -> tuple[int, int]:
     ref = stack.metadata.reference
-    if ref.has_point:
+    if ref.y is not None and ref.x is not None:
         return ref.y, ref.x
     from sbts.core.steps.reference import choose_reference, set_reference
 
@@ -306,17 +255,46 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     stack_path = Path(stack_path)
     work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent
     options = options or (InversionOptions.from_template(template) if template else InversionOptions())
+    prep = _prepare_inputs(stack_path, work_dir, options, template, max_memory)
+    out_paths = prep.outputs.paths
+    check_distinct(out_paths, [stack_path], option="-d (another work directory)")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # the four outputs are one result: a second inversion into the same folder is refused before
+    # it touches any of them
+    with output_locks(out_paths):
+        if not force and _outputs_current(prep.outputs, prep.signature):
+            logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
+            return InversionOutputs(*out_paths, skipped=True)
+        with _scratch_pixel_mask(work_dir, prep.water) as pixel_mask_path:
+            task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster)
+            return _write_outputs(prep, task, blocks, num_worker, cluster)
+
+
+# ------------------------------------------------------------------ stage 1: inputs, reference, masks
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """The checked inputs of one inversion (stage 1), everything the later stages need."""
+
+    stack_path: Path
+    work_dir: Path
+    stack: IfgramStack  # opened after the reference point was set
+    options: InversionOptions
+    kept: Pairs  # the kept pairs
+    kept_index: np.ndarray  # their indices in the stack
+    ref_yx: tuple[int, int]
+    ref_phase: np.ndarray  # (kept,) float64 phase of the reference pixel
+    water: np.ndarray | None  # (L, W) bool pixels to solve (True = land), or None: all
+    looks: int
+    wavelength: float
+    signature: str  # of the inputs and options: the outputs are current when they carry it
+    outputs: InversionOutputs
+
+
+def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions, template: Template | None,
+                    max_memory: float) -> _Prepared:
+    """Check the stack for the datasets and pairs the options need; reference point and phase; land mask."""
     stack = IfgramStack(stack_path)
-    if not stack.has(options.obs_dataset):
-        method = next((m for m, d in UNWRAP_ERROR_DATASETS.items() if d == options.obs_dataset), None)
-        hint = f"; run `sbts correct {method}` first (mintpy.unwrapError.method = {method})" if method else ""
-        raise InputError(f"{stack_path}: no dataset {options.obs_dataset!r} to invert{hint}")
-    if options.weight_func != "no" or options.mask_dataset == "coherence":
-        if not stack.has("coherence"):
-            raise InputError(f"{stack_path}: weightFunc = {options.weight_func} needs the 'coherence' dataset; "
-                             "load coherence (mintpy.load.corFile) or use weightFunc = no")
-    if options.mask_dataset == "connectComponent" and not stack.has("connectComponent"):
-        raise InputError(f"{stack_path}: maskDataset = connectComponent but the stack has no connectComponent")
+    _check_datasets(stack, options)
     kept = stack.pairs.kept()
     if len(kept) == 0:
         raise DataError(f"{stack_path}: every interferogram is dropped (dropIfgram all False); "
@@ -326,227 +304,165 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
         logger.warning("the network of kept pairs has %d disconnected pieces: the %s solution is used "
                        "(biased; consider adding pairs)", pieces,
                        "minimum-norm velocity" if options.min_norm_velocity else "minimum-norm phase")
-    dates = kept.date_strings
-    i1, i2 = kept.indices()
     meta = stack.metadata
     wavelength = meta.radar.require_wavelength()
-    looks = meta.radar.number_of_looks() if options.weight_func != "no" else 1
+    looks = meta.radar.number_of_looks() if options.weighted else 1
     ref_y, ref_x = _reference_point(stack, work_dir, template, max_memory)
     stack = IfgramStack(stack_path)  # reference attributes may have been added
-    meta = stack.metadata
     length, width = stack.shape
     if not (0 <= ref_y < length and 0 <= ref_x < width):
         raise DataError(f"reference pixel ({ref_y}, {ref_x}) is outside the {length}×{width} image")
     kept_index = np.flatnonzero(stack.pairs.keep)
     ref_phase = reference_phase(stack, options.obs_dataset, kept_index, "error", point=(ref_y, ref_x)).values
-
     water = _water_mask(options, stack, work_dir)
     sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
     outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
                                work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
-    out_paths = (outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram, outputs.mask_temp_coh)
-    check_distinct(out_paths, [stack_path], option="-d (another work directory)")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    # the four outputs are one result: a second inversion into the same folder is refused before
-    # it touches any of them
-    with output_locks(out_paths):
-        if not force and _outputs_current(outputs, sig):
-            logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
-            return InversionOutputs(*out_paths, skipped=True)
-        return _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, kept_index, ref_y, ref_x,
-                              ref_phase, water, sig, outputs, looks, wavelength, max_memory, num_worker, cluster)
+    return _Prepared(stack_path, work_dir, stack, options, kept, kept_index, (ref_y, ref_x), ref_phase, water,
+                     looks, wavelength, sig, outputs)
 
 
-def _invert_locked(stack, stack_path, work_dir, options, kept, dates, i1, i2, kept_index, ref_y, ref_x, ref_phase,
-                   water, sig, outputs, looks, wavelength, max_memory, num_worker, cluster) -> InversionOutputs:
-    """The inversion proper, with the outputs' locks held."""
-    meta = stack.metadata
-    length, width = stack.shape
+def _check_datasets(stack: IfgramStack, options: InversionOptions) -> None:
+    """The observation, and the coherence/components the weights or masks need, are in the stack."""
+    if not stack.has(options.obs_dataset):
+        method = options.unwrap_error_method
+        hint = f"; run `sbts correct {method}` first (mintpy.unwrapError.method = {method})" if method else ""
+        raise InputError(f"{stack.path}: no dataset {options.obs_dataset!r} to invert{hint}")
+    if options.weighted or options.mask_dataset == "coherence":
+        if not stack.has("coherence"):
+            raise InputError(f"{stack.path}: weightFunc = {options.weight_func} needs the 'coherence' dataset; "
+                             "load coherence (mintpy.load.corFile) or use weightFunc = no")
+    if options.mask_dataset == "connectComponent" and not stack.has("connectComponent"):
+        raise InputError(f"{stack.path}: maskDataset = connectComponent but the stack has no connectComponent")
+
+
+@contextlib.contextmanager
+def _scratch_pixel_mask(work_dir: Path, water: np.ndarray | None) -> Iterator[str | None]:
+    """The land mask as a private ``.npy`` the workers memory-map (None without a mask); removed after."""
     mask_file = work_dir / MASK_SCRATCH
     remove_orphans(mask_file, ".npy")  # scratch masks of dead runs
-    pixel_mask_path = None
-    if water is not None:
-        pixel_mask_path = str(private_name(mask_file, ".npy"))
-        check_free_space(work_dir, water.size + 4096, pixel_mask_path)
-        try:
-            with write_guard(pixel_mask_path):
-                np.save(pixel_mask_path, water)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(pixel_mask_path)
-            raise
+    if water is None:
+        yield None
+        return
+    path = str(private_name(mask_file, ".npy"))
+    check_free_space(work_dir, water.size + 4096, path)
+    try:
+        with write_guard(path):
+            np.save(path, water)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        raise
+    try:
+        yield path
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+# ------------------------------------------------------------------ stage 2: plan the blocks
+def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float, num_worker: int,
+                 cluster: str | None) -> tuple[_BlockTask, list[Block]]:
+    """The task every block shares, and full-width blocks that fit the memory of one worker."""
+    options, kept = prep.options, prep.kept
+    i1, i2 = kept.indices()
     task = _BlockTask(
-        stack_path=str(stack_path), obs_dataset=options.obs_dataset, kept_index=tuple(int(k) for k in kept_index),
+        stack_path=str(prep.stack_path), obs_dataset=options.obs_dataset,
+        kept_index=tuple(int(k) for k in prep.kept_index),
         date1_index=tuple(int(v) for v in i1), date2_index=tuple(int(v) for v in i2),
-        tbase=tuple(float(v) for v in kept.tbase()), ref_phase=tuple(ref_phase.tolist()),
-        weight_func=options.weight_func, looks=looks, min_norm_velocity=options.min_norm_velocity,
+        tbase=tuple(float(v) for v in kept.tbase()), ref_phase=tuple(prep.ref_phase.tolist()),
+        weight_func=options.weight_func, looks=prep.looks, min_norm_velocity=options.min_norm_velocity,
         min_redundancy=options.min_redundancy, mask_dataset=options.mask_dataset,
-        mask_threshold=options.mask_threshold, phase2range=-wavelength / (4 * math.pi),
+        mask_threshold=options.mask_threshold, phase2range=-prep.wavelength / (4 * math.pi),
         pixel_mask_path=pixel_mask_path,
     )
-    workers = max(1, int(num_worker))
-    per_pixel = _bytes_per_pixel(len(kept), len(dates), options.weight_func != "no")
-    budget = max_memory / (workers if (cluster or workers > 1) else 1)
+    stack = prep.stack
+    per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted)
+    budget = memory_per_task(max_memory, num_worker, cluster)
     blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset))
     logger.info("inverting %d pairs / %d dates, %d×%d pixels, weight %s, %s form, %d block(s)%s",
-                len(kept), len(dates), length, width, options.weight_func,
-                "velocity" if options.min_norm_velocity else "phase", len(blocks),
-                f" on {workers} workers" if workers > 1 or cluster else "")
+                len(kept), len(kept.dates), *stack.shape, options.weight_func,
+                "velocity" if options.min_norm_velocity else "phase", len(blocks), describe(num_worker, cluster))
+    return task, blocks
 
+
+# ------------------------------------------------------------------ stages 3 and 4: solve, finish
+def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_worker: int,
+                   cluster: str | None) -> InversionOutputs:
+    """Solve the blocks into the partial outputs, then finish them; they take their final names last."""
+    stack, options, kept, outputs = prep.stack, prep.options, prep.kept, prep.outputs
+    out_meta = _output_metadata(prep)
+    ts_meta = out_meta.replace(file_type="timeseries", unit="m")
+    # the blocks do not depend on the options of the reliability mask: a run rejected by
+    # minNumPixel and rerun with other mask options keeps its inverted blocks
+    block_sig = _signature(stack, replace(options, min_temp_coh=0.0, min_num_pixel=0, shadow_mask=False),
+                           prep.ref_yx, _mask_token(prep.water))
+    with TimeSeriesWriter(outputs.timeseries, ts_meta, kept.date_strings, kept.date_bperp(),
+                          signature=block_sig) as wts, \
+            H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),
+                     signature=block_sig) as wtc, \
+            H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"),
+                     signature=block_sig) as wnum:
+        wtc.create("temporalCoherence", shape=stack.shape, dtype=np.float32)
+        wnum.create("mask", shape=stack.shape, dtype=np.float32)
+        _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster)
+        reliable = _finish_outputs(prep, out_meta, wtc, wnum)
+    return InversionOutputs(*outputs.paths, skipped=False, num_reliable_pixels=reliable)
+
+
+def _output_metadata(prep: _Prepared) -> Metadata:
+    """The outputs' attributes: the stack's, the reference point and date, the options (MintPy's keys)."""
+    stack, kept = prep.stack, prep.kept
+    meta = stack.metadata
+    ref_y, ref_x = prep.ref_yx
     out_meta = meta.replace(reference=meta.reference.__class__(
         y=ref_y, x=ref_x, lat=meta.reference.lat, lon=meta.reference.lon, date=kept.dates[0]))
-    out_meta = out_meta.with_extra(**options.provenance(), **{SIGNATURE_ATTR: sig},
-                                   **{"mintpy.networkInversion.numIfgram": str(len(kept))},
-                                   # MintPy's stack metadata: first/last date of every pair, dropped too
-                                   START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
-    ts_meta = out_meta.replace(file_type="timeseries", unit="m")
-    date_bperp = kept.date_bperp()
-    try:
-        # the blocks do not depend on the options of the reliability mask: a run rejected by
-        # minNumPixel and rerun with other mask options keeps its inverted blocks
-        block_sig = _signature(stack, replace(options, min_temp_coh=0.0, min_num_pixel=0, shadow_mask=False),
-                               (ref_y, ref_x), _mask_token(water))
-        with TimeSeriesWriter(outputs.timeseries, ts_meta, dates, date_bperp, signature=block_sig) as wts, \
-                H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),
-                         signature=block_sig) as wtc, \
-                H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"),
-                         signature=block_sig) as wnum:
-            wtc.create("temporalCoherence", shape=stack.shape, dtype=np.float32)
-            wnum.create("mask", shape=stack.shape, dtype=np.float32)
-            todo = [b for b in blocks if not (wts.is_done(b) and wtc.is_done(b) and wnum.is_done(b))]
-            if len(todo) < len(blocks):
-                logger.info("resuming: %d of %d blocks already inverted", len(blocks) - len(todo), len(blocks))
-            for block, ts, tcoh, num in progress(_run_blocks(task, todo, workers, cluster), total=len(todo),
-                                                 desc="invert", unit="block"):
-                wts.write("timeseries", ts, block)
-                wtc.write("temporalCoherence", tcoh, block)
-                wnum.write("mask", num.astype(np.float32), block)
-                for w in (wts, wtc, wnum):
-                    w.mark_done(block)
-            # MintPy: the reference pixel is perfectly coherent and uses every pair
-            ref_pixel = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
-            wtc.write("temporalCoherence", np.ones((1, 1), np.float32), ref_pixel)
-            wnum.write("mask", np.full((1, 1), len(kept), np.float32), ref_pixel)
-            # the reliability check comes before any output takes its final name: a rejected
-            # inversion leaves only its (resumable) partial files, never a result to build on
-            tcoh_map = wtc.file["temporalCoherence"][()]
-            mask = temp_coh_mask(tcoh_map, options, stack_path, work_dir)
-            reliable = check_reliable(mask, options)
-            from sbts.core.io.products import write_map
-
-            write_map(outputs.mask_temp_coh, out_meta, "mask", {"mask": mask}, unit="1")
-    finally:
-        if pixel_mask_path and os.path.exists(pixel_mask_path):
-            os.remove(pixel_mask_path)
-    return InversionOutputs(outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram,
-                            outputs.mask_temp_coh, skipped=False, num_reliable_pixels=reliable)
+    return out_meta.with_extra(**prep.options.provenance(), **{SIGNATURE_ATTR: prep.signature},
+                               **{"mintpy.networkInversion.numIfgram": str(len(kept))},
+                               # MintPy's stack metadata: first/last date of every pair, dropped too
+                               START_DATE=stack.pairs.date_strings[0], END_DATE=stack.pairs.date_strings[-1])
 
 
-def _run_blocks(task: _BlockTask, blocks: list[Block], workers: int, cluster: str | None) -> Iterator:
-    if not blocks:
-        return
-    if cluster:
-        yield from _run_dask(task, blocks, workers, cluster)
-    elif workers > 1 and len(blocks) > 1:
-        from sbts.core.io.readahead import ReadAhead
+def _solve_blocks(task: _BlockTask, blocks: list[Block], wts: H5Writer, wtc: H5Writer, wnum: H5Writer,
+                  num_worker: int, cluster: str | None) -> None:
+    """Solve every block the partial outputs do not hold yet, writing each as it arrives."""
+    from sbts.core.io.readahead import ReadAhead
 
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
-        try:
-            with ReadAhead(task.stack_path, _datasets_read(task), task.kept_index) as ahead:
-                # bounded look-ahead keeps memory near the budget; the blocks queued behind the
-                # running ones are announced to the kernel so that their reads find the page cache
-                pending = []
-                for block in blocks:
-                    pending.append(pool.submit(solve_block, task, block))
-                    if len(pending) > workers:
-                        ahead.advise(block)
-                    if len(pending) >= workers * 2:
-                        yield pending.pop(0).result()
-                for fut in pending:
-                    yield fut.result()
-        except BaseException:
-            # Ctrl-C or an error: drop the queued blocks instead of waiting for them
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        # forked workers share the open output files' locks: they must be gone before those close
-        pool.shutdown(wait=True)
-    else:
-        yield from _run_prefetched(task, blocks)
+    todo = [b for b in blocks if not (wts.is_done(b) and wtc.is_done(b) and wnum.is_done(b))]
+    if len(todo) < len(blocks):
+        logger.info("resuming: %d of %d blocks already inverted", len(blocks) - len(todo), len(blocks))
+    results = run_blocks(todo, functools.partial(read_block, task), functools.partial(solve_block, task),
+                         workers=num_worker, cluster=cluster,
+                         read_ahead=functools.partial(ReadAhead, task.stack_path, _datasets_read(task),
+                                                      task.kept_index))
+    for block, (_, ts, tcoh, num) in progress(results, total=len(todo), desc="invert", unit="block"):
+        wts.write("timeseries", ts, block)
+        wtc.write("temporalCoherence", tcoh, block)
+        wnum.write("mask", num.astype(np.float32), block)
+        for w in (wts, wtc, wnum):
+            w.mark_done(block)
 
 
-def _run_prefetched(task: _BlockTask, blocks: list[Block]) -> Iterator:
-    """Solve blocks in this process while a thread reads the next one.
+def _finish_outputs(prep: _Prepared, out_meta: Metadata, wtc: H5Writer, wnum: H5Writer) -> int:
+    """Reference pixel values, ``maskTempCoh.h5`` and the reliability check; the reliable pixel count."""
+    from sbts.core.io.products import write_map
 
-    Reading is I/O (h5py and the kernel copy data without needing this process's numpy), so the
-    read of block k+1 overlaps the solve of block k; the planner counts two blocks of input.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    blas_threads = max(1, (os.cpu_count() or 1) - 1)  # one core is the reader's
-    with threadpool_limits(limits=blas_threads, user_api="blas"), \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sbts-read") as reader:
-        ahead = reader.submit(read_block, task, blocks[0])
-        for k, block in enumerate(blocks):
-            inputs = ahead.result()
-            if k + 1 < len(blocks):
-                ahead = reader.submit(read_block, task, blocks[k + 1])
-            yield solve_block(task, block, inputs)
-            del inputs
-
-
-def _init_worker(parent: int | None = None) -> None:
-    """Pool worker set-up: ends with its parent (:mod:`sbts.core.compute.procs`), one BLAS thread (the
-    workers share the cores), reused heap memory (:mod:`sbts.core.compute.heap`) and no Ctrl-C handling.
-
-    Ctrl-C is the main process's to handle (it reports once and cancels the pool).
-    """
-    import signal
-
-    from threadpoolctl import threadpool_limits
-
-    from sbts.core.compute.heap import keep_freed_memory
-    from sbts.core.compute.procs import die_with_parent
-
-    die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threadpool_limits(limits=1, user_api="blas")
-    keep_freed_memory()
-
-
-def _solve_block_one_thread(task: _BlockTask, block: Block) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`solve_block` with one BLAS thread, for dask workers (one task per worker thread)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return solve_block(task, block)
-
-
-def _run_dask(task: _BlockTask, blocks: list[Block], workers: int, cluster: str) -> Iterator:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise InputError("--cluster needs dask.distributed: pip install 'dask[distributed]'") from None
-    own = None
-    if cluster == "local":
-        own = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(own)
-    else:
-        client = Client(cluster)
-    try:
-        futures = [client.submit(_solve_block_one_thread, task, b, pure=False, retries=2) for b in blocks]
-        for fut in as_completed(futures):
-            yield fut.result()
-            fut.release()
-    finally:
-        client.close()
-        if own is not None:
-            own.close()
+    # MintPy: the reference pixel is perfectly coherent and uses every pair
+    ref_y, ref_x = prep.ref_yx
+    ref_pixel = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
+    wtc.write("temporalCoherence", np.ones((1, 1), np.float32), ref_pixel)
+    wnum.write("mask", np.full((1, 1), len(prep.kept), np.float32), ref_pixel)
+    # the reliability check comes before any output takes its final name: a rejected
+    # inversion leaves only its (resumable) partial files, never a result to build on
+    tcoh_map = wtc.file["temporalCoherence"][()]
+    mask = temp_coh_mask(tcoh_map, prep.options, prep.stack_path, prep.work_dir)
+    reliable = check_reliable(mask, prep.options)
+    write_map(prep.outputs.mask_temp_coh, out_meta, "mask", {"mask": mask}, unit="1")
+    return reliable
 
 
 def _outputs_current(outputs: InversionOutputs, sig: str) -> bool:
-    for path in (outputs.timeseries, outputs.temporal_coherence, outputs.num_inv_ifgram, outputs.mask_temp_coh):
+    for path in outputs.paths:
         if not path.exists():
             return False
         try:

@@ -218,8 +218,8 @@ class _Context:
         full_count = np.bincount(d1, minlength=self.n) + np.bincount(d2, minlength=self.n)
         self.full_network_ok = bool((full_count[1:] >= min_redundancy).all())
 
-    def _span_groups(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """(date1, date2) index arrays of the pairs grouped by span date2 − date1.
+    def _span_groups(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+        """(pair, date1, date2) index arrays of the pairs grouped by span date2 − date1.
 
         Within a group a date is date1 of at most one pair and date2 of at most one pair, so
         per-date sums over a group are fancy-indexed additions without repeated indices.
@@ -381,7 +381,7 @@ class _Context:
         return ts, todo[~done]
 
     # ---------------------------------------------------------------- normal equations (banded GTH)
-    def _assemble(self, phi, w, O, g, y) -> None:
+    def _assemble(self, phi, w, O, g, y) -> None:  # noqa: E741 - O: the off-diagonal bands
         """Add the weighted Laplacian (O, g: banded, grounded at date 0) and y = AᵀWφ.
 
         ``w`` is float weights (0 on dropped pairs), or bool validity for unweighted pixels, in
@@ -403,7 +403,7 @@ class _Context:
         """Weighted min-norm solution for each pixel, (m, k) inputs (w = 0 / False on dropped pairs)."""
         n1, b, k = self.n - 1, self.bw, phi.shape[1]
         rows = n1 + 1  # one spare row: slices u+1:u+bu+1 stay in bounds
-        O = np.zeros((rows, b + 1, k))  # O[u, a]: weight linking unknown u and u + a (a ≥ 1)
+        O = np.zeros((rows, b + 1, k))  # noqa: E741 - O[u, a]: weight linking unknown u and u + a (a ≥ 1)
         g = np.zeros((rows, k))  # weight linking unknown u to the first (grounded) date
         y = np.zeros((rows, k))  # right-hand side AᵀWφ, then forward-substituted
         self._assemble(phi, w, O, g, y)

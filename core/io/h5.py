@@ -612,7 +612,7 @@ class H5Writer:
             shape, dtype = data.shape, data.dtype
         if name in f:
             ds = f[name]
-            if ds.shape == tuple(shape):
+            if ds.shape == tuple(shape or ()):
                 if data is None:  # resuming: the chunks not written yet still need their space
                     self._reserve(max(0, ds.size * ds.dtype.itemsize - ds.id.get_storage_size()), name)
                 else:

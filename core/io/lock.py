@@ -38,7 +38,7 @@ from sbts.core.errors import SbtsError
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: locks are only this process's own
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 # file systems that refuse POSIX locks (some Lustre/NFS mounts): writing goes on, said once
@@ -213,11 +213,11 @@ def output_lock(path: str | os.PathLike) -> Iterator[Path]:
 def output_locks(paths: Iterable[str | os.PathLike]) -> Iterator[list[Path]]:
     """Hold the locks of several outputs, all or none (taken in the order given: callers writing
     the same set name it in the same order, and a refusal names the first, main, output)."""
-    paths = list(dict.fromkeys(Path(p) for p in paths))
+    unique = list(dict.fromkeys(Path(p) for p in paths))
     with contextlib.ExitStack() as stack:
-        for p in paths:
+        for p in unique:
             stack.enter_context(output_lock(p))
-        yield paths
+        yield unique
 
 
 @contextlib.contextmanager

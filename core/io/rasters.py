@@ -6,8 +6,10 @@ Nothing here imports GDAL at module level: ``sbts --help`` and format detection 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -203,8 +205,8 @@ class TransformedRaster:
         ``array -> array`` of the same shape, applied to every window read (result float32).
     """
 
-    base: object
-    func: object
+    base: Any  # a Raster
+    func: Callable[[np.ndarray], np.ndarray]
 
     @property
     def shape(self) -> tuple[int, int]:

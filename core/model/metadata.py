@@ -335,16 +335,22 @@ class Metadata:
             raise InputError(f"the attributes{where} give an empty grid (LENGTH={length}, WIDTH={width})")
         geo = None
         if "Y_FIRST" in a and "X_FIRST" in a:
+            keys = ("X_FIRST", "Y_FIRST", "X_STEP", "Y_STEP")
+            x_first, y_first, x_step, y_step = (_float(a, key, source) for key in keys)
+            if x_first is None or y_first is None or x_step is None or y_step is None:
+                missing = [key for key in keys if _float(a, key, source) is None]
+                raise InputError(f"the attributes{where} give X_FIRST/Y_FIRST but no {'/'.join(missing)}: a "
+                                 "geocoded grid needs X_FIRST, Y_FIRST, X_STEP and Y_STEP")
             geo = GeoGrid(
-                x_first=_float(a, "X_FIRST", source),
-                y_first=_float(a, "Y_FIRST", source),
-                x_step=_float(a, "X_STEP", source),
-                y_step=_float(a, "Y_STEP", source),
+                x_first=x_first,
+                y_first=y_first,
+                x_step=x_step,
+                y_step=y_step,
                 x_unit=a.get("X_UNIT", "degrees"),
                 y_unit=a.get("Y_UNIT", "degrees"),
                 epsg=_int(a, "EPSG", source) or utm_zone_epsg(a.get("UTM_ZONE"), source),
             )
-        radar_kwargs = {}
+        radar_kwargs: dict[str, Any] = {}
         for key, (name, conv) in _RADAR_KEYS.items():
             if key in a and a[key].strip() not in ("", "None", "none", "nan"):
                 if conv is str:

@@ -61,25 +61,27 @@ class Pairs:
 
     # --------------------------------------------------------------- building
     @classmethod
-    def from_date12(cls, date12: Sequence[str | tuple[str, str]], bperp: Sequence[float] | None = None,
-                    keep: Sequence[bool] | None = None) -> Pairs:
+    def from_date12(cls, date12: Sequence[str | tuple[str, str]], bperp: Sequence[float] | np.ndarray | None = None,
+                    keep: Sequence[bool] | np.ndarray | None = None) -> Pairs:
         d1, d2 = [], []
         for item in date12:
             a, b = item.replace("-", "_").split("_") if isinstance(item, str) else item
             d1.append(parse_date(a))
             d2.append(parse_date(b))
-        return cls(tuple(d1), tuple(d2), None if bperp is None else np.asarray(bperp),
-                   None if keep is None else np.asarray(keep))
+        m = len(d1)
+        return cls(tuple(d1), tuple(d2), np.zeros(m, np.float32) if bperp is None else np.asarray(bperp),
+                   np.ones(m, bool) if keep is None else np.asarray(keep))
 
     @classmethod
     def from_indices(cls, dates: Sequence[_dt.date], i1: Sequence[int], i2: Sequence[int],
                      bperp_dates: Sequence[float] | None = None) -> Pairs:
-        i1, i2 = np.asarray(i1), np.asarray(i2)
-        bperp = None
+        first, second = np.asarray(i1), np.asarray(i2)
+        bperp = np.zeros(first.size, np.float32)
         if bperp_dates is not None:
             b = np.asarray(bperp_dates, np.float64)
-            bperp = b[i2] - b[i1]
-        return cls(tuple(dates[i] for i in i1), tuple(dates[i] for i in i2), bperp, None)
+            bperp = b[second] - b[first]
+        return cls(tuple(dates[i] for i in first), tuple(dates[i] for i in second), bperp,
+                   np.ones(first.size, bool))
 
     def sorted(self) -> tuple[Pairs, np.ndarray]:
         """Pairs sorted by (date1, date2), and the permutation applied."""

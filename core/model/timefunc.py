@@ -149,22 +149,22 @@ class TimeFunctionModel:
 
     def design_matrix(self, dates: Sequence[_dt.date | str], origin: _dt.date | str | None = None) -> np.ndarray:
         """``G`` (n_date × num_columns, float64); polynomial time relative to ``origin`` (default first date)."""
-        dates = [parse_date(d) for d in dates]
-        if not dates:
+        days = [parse_date(d) for d in dates]
+        if not days:
             return np.zeros((0, self.num_columns))
-        origin = parse_date(origin) if origin is not None else dates[0]
-        t = np.array([(d - origin).days for d in dates], np.float64) / DAYS_PER_YEAR
+        start = parse_date(origin) if origin is not None else days[0]
+        t = np.array([(d - start).days for d in days], np.float64) / DAYS_PER_YEAR
         cols = [t ** k / math.factorial(k) for k in range(self.polynomial + 1)]
         for p in self.periods:  # τ = t − t0, as the polynomial (MintPy's periodic reference)
             cols += [np.cos(2 * np.pi * t / p), np.sin(2 * np.pi * t / p)]
         for s in self.steps:
-            cols.append(np.array([1.0 if d > s else 0.0 for d in dates]))
+            cols.append(np.array([1.0 if d > s else 0.0 for d in days]))
         for func, terms in ((_exp, self.exps), (_log, self.logs)):
             for onset, taus in terms:
-                dt = np.array([(d - onset).days for d in dates], np.float64)
+                dt = np.array([(d - onset).days for d in days], np.float64)
                 for tau_days in taus:
                     cols.append(func(dt, tau_days))
-        return np.column_stack(cols) if cols else np.zeros((len(dates), 0))
+        return np.column_stack(cols) if cols else np.zeros((len(days), 0))
 
     def check_design(self, G: np.ndarray, dates: Sequence[_dt.date]) -> None:
         """Refuse a model the dates cannot determine (a term with no data, or collinear terms)."""

@@ -367,7 +367,8 @@ def _auto_step(lookup: Lookup, epsg: int | None, tf: Transform) -> tuple[float, 
     return d, d
 
 
-def _snap_grid(s: float, n: float, w: float, e: float, dy: float, dx: float, epsg: int | None) -> GeoGrid:
+def _snap_grid(s: float, n: float, w: float, e: float, dy: float, dx: float,  # noqa: ARG001 - anchored at N/W
+               epsg: int | None) -> GeoGrid:
     unit = "degrees" if epsg in (None, 4326) else "meters"
     return GeoGrid(x_first=w, y_first=n, x_step=abs(dx), y_step=-abs(dy), x_unit=unit, y_unit=unit,
                    epsg=int(epsg or 4326))
@@ -698,7 +699,7 @@ def _output_metadata(meta: Metadata, mapping: _Mapping, lookup: Lookup, geo2rada
         extra = {k: v for k, v in out.extra.items() if k != "EPSG"}
         out = out.replace(extra=extra)
         if ref.lat is not None and ref.lon is not None:
-            y_i, x_i = _radar_pixel_of(lookup, mapping, ref.lat, ref.lon)
+            y_i, x_i = _radar_pixel_of(lookup, ref.lat, ref.lon)
             out = out.with_reference(y=y_i, x=x_i)
         else:
             out = out.with_reference(y=None, x=None)
@@ -751,7 +752,7 @@ def _geo_position_of(lookup: Lookup, mapping: RdcToGeo, y: int, x: int) -> tuple
     return float(lat[0]), float(lon[0])
 
 
-def _radar_pixel_of(lookup: Lookup, mapping: _Mapping, lat: float, lon: float) -> tuple[int | None, int | None]:
+def _radar_pixel_of(lookup: Lookup, lat: float, lon: float) -> tuple[int | None, int | None]:
     if lookup.kind == "latlon":
         best, where = np.inf, (None, None)
         for block in plan_blocks(lookup.meta.grid.shape, 32, 0.25):

@@ -345,26 +345,52 @@ def _same_georeference(pairs: list, meta: Metadata) -> list:
     return [p for p in pairs if id(p) not in bad_ids]
 
 
+# ------------------------------------------------------------------ stages: request → reader → plan
+@dataclass(frozen=True)
+class _Sources:
+    """What the reader opened: the interferograms (or None) and the geometries (radar and/or geo)."""
+
+    reader: Reader
+    stack: StackSource | None
+    geometries: list[GeometrySource]
+
+
+@dataclass(frozen=True)
+class _GeometryPlan:
+    """One geometry file to write: its source, window on the source grid, metadata, path and signature."""
+
+    source: GeometrySource
+    window: Window
+    metadata: Metadata
+    path: Path
+    signature: str
+
+
 @dataclass
 class _Plan:
     """What a load would write: the reader's sources, the window and each output's input signature."""
 
     reader: Reader
     stack: StackSource | None
-    geometries: list[tuple[GeometrySource, Window, Metadata, Path, str]]  # source, window, meta, path, signature
+    geometries: list[_GeometryPlan]
     win: Window
     overrides: dict[str, str]
     stack_file: Path | None
     stack_sig: str | None
 
 
-def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | None,
-          registry: Registry) -> _Plan:
+def _request(template: Template, base_dir: Path) -> LoadRequest:
+    """Stage 1: the file patterns of the template, refused when the interferogram pattern matches nothing."""
     request = build_request(template, base_dir)
     for key in ("unwFile",):
         if request.pattern(key) and not request.files(key):
             raise InputError(f"mintpy.load.{key} = {request.pattern(key)!r} matches no file; check the pattern "
                              f"(relative paths are taken from {base_dir})")
+    return request
+
+
+def _open_sources(request: LoadRequest, registry: Registry, processor: str | None) -> _Sources:
+    """Stage 2: the reader (named or detected) opens the interferograms and the geometry."""
     reader = select_reader(request, registry, processor)
     with guarded(f"reader {reader.name!r}"):
         stack = reader.open_stack(request)
@@ -377,10 +403,19 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
         geometries = list(geometry)
     if len({g.metadata.grid.is_geocoded for g in geometries}) != len(geometries):
         raise PluginError(f"reader {reader.name!r} returned two geometries of the same kind (radar/geo)")
-    # the window is defined on the stack grid; a radar-coded lat/lon lookup on that grid helps lalo subsets
-    radar_geometry = next((g for g in geometries if not g.metadata.grid.is_geocoded), None)
     if stack is None and not geometries:
         raise InputError(f"reader {reader.name!r} found no interferogram and no geometry file in the patterns given")
+    return _Sources(reader, stack, geometries)
+
+
+def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | None,
+          registry: Registry) -> _Plan:
+    """Stage 3: checked metadata, the subset/multilook window and the outputs with their signatures."""
+    request = _request(template, base_dir)
+    sources = _open_sources(request, registry, processor)
+    reader, stack, geometries = sources.reader, sources.stack, sources.geometries
+    # the window is defined on the stack grid; a radar-coded lat/lon lookup on that grid helps lalo subsets
+    radar_geometry = next((g for g in geometries if not g.metadata.grid.is_geocoded), None)
     overrides = dict(request.metadata_overrides)
     inputs_dir = work_dir / "inputs"
     base_meta = stack.metadata if stack is not None else geometries[0].metadata
@@ -410,35 +445,50 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
         gmeta = _apply_overrides(_window_metadata(geom.metadata, gwin), overrides)
         name = "geometryGeo.h5" if gmeta.grid.is_geocoded else "geometryRadar.h5"
         sig = _signature(reader.name, list(geom.inputs), gwin, overrides, sorted(geom.layers))
-        planned.append((geom, gwin, gmeta, inputs_dir / name, sig))
+        planned.append(_GeometryPlan(geom, gwin, gmeta, inputs_dir / name, sig))
     return _Plan(reader, stack, planned, win, overrides, stack_file, stack_sig)
 
 
 def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
               processor: str | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB, force: bool = False,
               registry: Registry | None = None) -> LoadResult:
-    """Load a processor's files into ``<work_dir>/inputs``; see the module docstring."""
+    """Load a processor's files into ``<work_dir>/inputs``; see the module docstring.
+
+    Stages: request (:func:`_request`) → reader (:func:`_open_sources`) → plan (:func:`_plan`) →
+    write the stack (:func:`_load_stack`) → write the geometry (:func:`_load_geometries`); an output
+    whose input signature matches is skipped (update mode) unless ``force``.
+    """
     work_dir = Path(work_dir)
     base_dir = Path(base_dir) if base_dir is not None else work_dir
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
     logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
-    skipped = True
-    if plan.stack is not None:
-        if force or not _is_current(plan.stack_file, plan.stack_sig):
-            _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory,
-                         plan.reader.name)
-            skipped = False
+    stack_written = _load_stack(plan, max_memory, force)
+    geometry_files, geometry_written = _load_geometries(plan, max_memory, force)
+    return LoadResult(plan.stack_file, geometry_files, plan.reader.name,
+                      skipped=not (stack_written or geometry_written))
+
+
+def _load_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
+    """Stage 4: write ``ifgramStack.h5`` unless it is current; True when written."""
+    if plan.stack is None or plan.stack_file is None or plan.stack_sig is None:
+        return False
+    if not force and _is_current(plan.stack_file, plan.stack_sig):
+        logger.info("%s is up to date with its inputs: skipped", plan.stack_file)
+        return False
+    _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory, plan.reader.name)
+    return True
+
+
+def _load_geometries(plan: _Plan, max_memory: float, force: bool) -> tuple[tuple[Path, ...], bool]:
+    """Stage 5: write each geometry file unless it is current; their paths, and whether any was written."""
+    written = False
+    for g in plan.geometries:
+        if force or not _is_current(g.path, g.signature):
+            _write_geometry(g.source, g.window, g.metadata, g.path, g.signature, max_memory)
+            written = True
         else:
-            logger.info("%s is up to date with its inputs: skipped", plan.stack_file)
-    geometry_files = []
-    for geom, gwin, gmeta, path, sig in plan.geometries:
-        if force or not _is_current(path, sig):
-            _write_geometry(geom, gwin, gmeta, path, sig, max_memory)
-            skipped = False
-        else:
-            logger.info("%s is up to date with its inputs: skipped", path)
-        geometry_files.append(path)
-    return LoadResult(plan.stack_file, tuple(geometry_files), plan.reader.name, skipped)
+            logger.info("%s is up to date with its inputs: skipped", g.path)
+    return tuple(g.path for g in plan.geometries), written
 
 
 def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
@@ -452,11 +502,11 @@ def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str
     work_dir = Path(work_dir)
     base_dir = Path(base_dir) if base_dir is not None else work_dir
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
-    if plan.stack is not None and not _is_current(plan.stack_file, plan.stack_sig):
+    if plan.stack_file is not None and plan.stack_sig is not None and not _is_current(plan.stack_file, plan.stack_sig):
         return f"the source files of {plan.stack_file.name} changed (or it is missing)"
-    for _geom, _gwin, _gmeta, path, sig in plan.geometries:
-        if not _is_current(path, sig):
-            return f"the source files of {path.name} changed (or it is missing)"
+    for g in plan.geometries:
+        if not _is_current(g.path, g.signature):
+            return f"the source files of {g.path.name} changed (or it is missing)"
     return ""
 
 

@@ -30,8 +30,10 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -240,117 +242,207 @@ def minimum_spanning_tree_pairs(pairs: Pairs, coherence: np.ndarray, candidates:
     return out
 
 
-# ---------------------------------------------------------------------------- selection
+# ---------------------------------------------------------------------------- the rules
+@dataclass(frozen=True, eq=False)
+class PairContext:
+    """What the rules look at: the pairs and their baselines, the template, the mean coherence.
+
+    ``dropped`` (bool per pair) is what the rules before the current one dropped; only
+    ``coherenceBased`` reads it (its spanning tree is built on the pairs the others keep).
+    """
+
+    pairs: Pairs
+    template: Template
+    coherence: np.ndarray | None
+    work_dir: str | os.PathLike | None
+    names: list[str]
+    tbase: np.ndarray  # days
+    i1: np.ndarray  # date index of date1
+    i2: np.ndarray
+    dropped: np.ndarray
+
+    @classmethod
+    def of(cls, pairs: Pairs, template: Template, coherence: np.ndarray | None,
+           work_dir: str | os.PathLike | None) -> PairContext:
+        i1, i2 = pairs.indices()
+        return cls(pairs, template, coherence, work_dir, pairs.date12, pairs.temporal_baseline_days(), i1, i2,
+                   np.zeros(len(pairs), bool))
+
+
+@dataclass(frozen=True)
+class NetworkRule:
+    """One ``mintpy.network.*`` rule.
+
+    ``setting`` reads the rule's template keys and returns its value, or None when the rule is off
+    (it raises TemplateError for a bad value); ``drops`` returns the bool mask of the pairs the rule
+    drops; ``reason`` explains why pair k is dropped (reported as ``"<name>: <reason>"``).
+    """
+
+    name: str
+    keys: tuple[str, ...]  # its template keys, after "mintpy.network."
+    setting: Callable[[PairContext], Any]
+    drops: Callable[[PairContext, Any], np.ndarray]
+    reason: Callable[[PairContext, Any, int], str]
+
+
+def _refuse_area_ratio(ctx: PairContext) -> None:
+    if ctx.template.get_bool(KEY + "areaRatioBased"):
+        raise TemplateError(f"{ctx.template.source}: mintpy.network.areaRatioBased = yes is not supported by sbts; "
+                            "use coherenceBased = yes instead")
+    return None
+
+
+def _conn_num_max(ctx: PairContext) -> int | None:
+    conn = ctx.template.get_int(KEY + "connNumMax")
+    if conn is not None and conn < 1:
+        raise TemplateError(f"{ctx.template.source}: {KEY}connNumMax = {conn}: must be ≥ 1")
+    return conn
+
+
+def _exclude_dates(ctx: PairContext) -> set[_dt.date] | None:
+    excluded = _dates(ctx.template, KEY + "excludeDate")
+    if not excluded:
+        return None
+    missing = [format_date(d) for d in excluded if d not in set(ctx.pairs.dates)]
+    if missing:
+        logger.warning("excludeDate: %s not in the network", ", ".join(missing))
+    return set(excluded)
+
+
+def _exclude_date12(ctx: PairContext) -> list[str] | None:
+    ex12 = []
+    for item in ctx.template.get_list(KEY + "excludeDate12"):
+        try:
+            ex12.append(parse_date12(item))
+        except InputError as exc:
+            raise TemplateError(f"{ctx.template.source}: {KEY}excludeDate12: {exc}") from None
+    if not ex12:
+        return None
+    names = ctx.names
+    missing = sorted(set(ex12) - set(names))
+    if missing:  # a mistyped pair would leave the pair meant to be dropped in the inversion
+        raise TemplateError(f"{ctx.template.source}: {KEY}excludeDate12: {', '.join(missing[:5])}"
+                            f"{' ...' if len(missing) > 5 else ''} not a pair of the stack "
+                            f"({len(names)} pairs, {names[0]} ... {names[-1]}); correct or remove "
+                            f"{'it' if len(missing) == 1 else 'them'}")
+    return ex12
+
+
+def _exclude_index(ctx: PairContext) -> list[int] | None:
+    items = ctx.template.get_list(KEY + "excludeIfgIndex")  # "0" is an index: only the words mean "no"
+    return parse_index_list(items, len(ctx.pairs), KEY + "excludeIfgIndex") if items else None
+
+
+def _index_mask(ctx: PairContext, index: list[int]) -> np.ndarray:
+    mask = np.zeros(len(ctx.pairs), bool)
+    mask[index] = True
+    return mask
+
+
+def _reference_pairs(ctx: PairContext) -> tuple[Path, set[str]] | None:
+    ref_file = ctx.template.get(KEY + "referenceFile")
+    if ref_file is None:
+        return None
+    path = _resolve(ref_file, ctx.work_dir)
+    wanted = set(read_pair_list(path))
+    unknown = wanted - set(ctx.names)
+    if unknown:
+        logger.warning("referenceFile %s lists %d pair(s) not in the network (e.g. %s)", path, len(unknown),
+                       sorted(unknown)[0])
+    return path, wanted
+
+
+@dataclass(frozen=True)
+class _CoherenceRule:
+    coherence: np.ndarray  # (m,) float64 mean coherence per pair
+    threshold: float
+    keep_tree: bool
+
+
+def _coherence_setting(ctx: PairContext) -> _CoherenceRule | None:
+    t = ctx.template
+    if not t.get_bool(KEY + "coherenceBased"):
+        return None
+    if ctx.coherence is None:
+        raise DataError("coherenceBased network modification needs the mean coherence of each pair "
+                        "(the stack has no coherence dataset?)")
+    coh = np.asarray(ctx.coherence, np.float64)
+    if coh.shape != (len(ctx.pairs),):
+        raise InputError(f"coherence has shape {coh.shape}, expected ({len(ctx.pairs)},)")
+    threshold = t.get_float(KEY + "minCoherence")
+    if threshold is None:
+        raise TemplateError(f"{t.source}: {KEY}minCoherence must be a number with coherenceBased = yes")
+    return _CoherenceRule(coh, threshold, t.get_bool(KEY + "keepMinSpanTree"))
+
+
+def _low_coherence(ctx: PairContext, rule: _CoherenceRule) -> np.ndarray:
+    low = ~(rule.coherence >= rule.threshold)  # NaN (no valid pixel) counts as low
+    if rule.keep_tree:
+        tree = minimum_spanning_tree_pairs(ctx.pairs, rule.coherence, ~ctx.dropped)
+        saved = low & tree
+        if saved.any():
+            logger.info("coherenceBased: %d pair(s) below %.2f kept as part of the minimum spanning tree",
+                        int(saved.sum()), rule.threshold)
+        low &= ~tree
+    return low
+
+
+# MintPy's network rules, applied in this order; a pair is dropped when any rule drops it
+NETWORK_RULES: tuple[NetworkRule, ...] = (
+    NetworkRule("areaRatioBased", ("areaRatioBased", "minAreaRatio"), _refuse_area_ratio,
+                lambda ctx, _: np.zeros(len(ctx.pairs), bool), lambda ctx, _, k: ""),
+    NetworkRule("tempBaseMax", ("tempBaseMax",), lambda ctx: ctx.template.get_float(KEY + "tempBaseMax"),
+                lambda ctx, days: ctx.tbase > days, lambda ctx, days, k: f"{ctx.tbase[k]} days > {days:g}"),
+    NetworkRule("perpBaseMax", ("perpBaseMax",), lambda ctx: ctx.template.get_float(KEY + "perpBaseMax"),
+                lambda ctx, m: np.abs(ctx.pairs.bperp) > m,
+                lambda ctx, m, k: f"|bperp| {np.abs(ctx.pairs.bperp)[k]:.1f} m > {m:g}"),
+    NetworkRule("connNumMax", ("connNumMax",), _conn_num_max, lambda ctx, n: ctx.i2 - ctx.i1 > n,
+                lambda ctx, n, k: f"{ctx.i2[k] - ctx.i1[k]} acquisitions apart > {n}"),
+    NetworkRule("startDate", ("startDate",), lambda ctx: _date(ctx.template, KEY + "startDate"),
+                lambda ctx, start: np.array([d < start for d in ctx.pairs.date1], bool),
+                lambda ctx, start, k: f"starts before {format_date(start)}"),
+    NetworkRule("endDate", ("endDate",), lambda ctx: _date(ctx.template, KEY + "endDate"),
+                lambda ctx, end: np.array([d > end for d in ctx.pairs.date2], bool),
+                lambda ctx, end, k: f"ends after {format_date(end)}"),
+    NetworkRule("excludeDate", ("excludeDate",), _exclude_dates,
+                lambda ctx, ex: np.array([a in ex or b in ex for a, b in zip(ctx.pairs.date1, ctx.pairs.date2)],
+                                         bool),
+                lambda ctx, ex, k: "contains " + ", ".join(
+                    format_date(d) for d in (ctx.pairs.date1[k], ctx.pairs.date2[k]) if d in ex)),
+    NetworkRule("excludeDate12", ("excludeDate12",), _exclude_date12,
+                lambda ctx, ex12: np.isin(ctx.names, ex12), lambda ctx, ex12, k: "listed"),
+    NetworkRule("excludeIfgIndex", ("excludeIfgIndex",), _exclude_index, _index_mask,
+                lambda ctx, index, k: f"index {k}"),
+    NetworkRule("referenceFile", ("referenceFile",), _reference_pairs,
+                lambda ctx, ref: ~np.isin(ctx.names, sorted(ref[1])), lambda ctx, ref, k: f"not in {ref[0].name}"),
+    NetworkRule("coherenceBased", ("coherenceBased", "minCoherence", "keepMinSpanTree"), _coherence_setting,
+                _low_coherence, lambda ctx, rule, k: f"mean coherence {rule.coherence[k]:.3f} < {rule.threshold:g}"),
+)
+# keys that choose where the mean coherence of coherenceBased is taken (see modify_network)
+COHERENCE_AREA_KEYS = ("maskFile", "aoiYX", "aoiLALO")
+
+
 def select_pairs(pairs: Pairs, template: Template, coherence: np.ndarray | None = None,
                  work_dir: str | os.PathLike | None = None) -> DropReport:
-    """Apply the ``mintpy.network.*`` rules to all pairs (their current keep flags are ignored).
+    """Apply the ``mintpy.network.*`` rules (:data:`NETWORK_RULES`) to all pairs (their current keep
+    flags are ignored).
 
     ``coherence`` (mean coherence per pair) is needed only for ``coherenceBased``; ``work_dir``
     resolves a relative ``referenceFile``.
     """
-    m = len(pairs)
-    names = pairs.date12
+    ctx = PairContext.of(pairs, template, coherence, work_dir)
     reasons: dict[int, list[str]] = {}
-
-    def drop(mask: np.ndarray, rule: str, detail) -> None:
-        for k in np.flatnonzero(mask):
-            reasons.setdefault(int(k), []).append(f"{rule}: {detail(int(k)) if callable(detail) else detail}")
-
-    tbase = pairs.temporal_baseline_days()
-    i1, i2 = pairs.indices()
-
-    if template.get_bool(KEY + "areaRatioBased"):
-        raise TemplateError(f"{template.source}: mintpy.network.areaRatioBased = yes is not supported by sbts; "
-                            "use coherenceBased = yes instead")
-
-    value = template.get_float(KEY + "tempBaseMax")
-    if value is not None:
-        drop(tbase > value, "tempBaseMax", lambda k: f"{tbase[k]} days > {value:g}")
-    value = template.get_float(KEY + "perpBaseMax")
-    if value is not None:
-        bperp = np.abs(pairs.bperp)
-        drop(bperp > value, "perpBaseMax", lambda k: f"|bperp| {bperp[k]:.1f} m > {value:g}")
-    conn = template.get_int(KEY + "connNumMax")
-    if conn is not None:
-        if conn < 1:
-            raise TemplateError(f"{template.source}: {KEY}connNumMax = {conn}: must be ≥ 1")
-        drop(i2 - i1 > conn, "connNumMax", lambda k: f"{i2[k] - i1[k]} acquisitions apart > {conn}")
-    start = _date(template, KEY + "startDate")
-    if start is not None:
-        drop(np.array([d < start for d in pairs.date1], bool), "startDate", f"starts before {format_date(start)}")
-    end = _date(template, KEY + "endDate")
-    if end is not None:
-        drop(np.array([d > end for d in pairs.date2], bool), "endDate", f"ends after {format_date(end)}")
-
-    excluded = _dates(template, KEY + "excludeDate")
-    if excluded:
-        missing = [format_date(d) for d in excluded if d not in set(pairs.dates)]
-        if missing:
-            logger.warning("excludeDate: %s not in the network", ", ".join(missing))
-        ex = set(excluded)
-        hit = np.array([a in ex or b in ex for a, b in zip(pairs.date1, pairs.date2)], bool)
-        drop(hit, "excludeDate", lambda k: "contains " + ", ".join(
-            format_date(d) for d in (pairs.date1[k], pairs.date2[k]) if d in ex))
-
-    ex12 = []
-    for item in template.get_list(KEY + "excludeDate12"):
-        try:
-            ex12.append(parse_date12(item))
-        except InputError as exc:
-            raise TemplateError(f"{template.source}: {KEY}excludeDate12: {exc}") from None
-    if ex12:
-        missing = sorted(set(ex12) - set(names))
-        if missing:  # a mistyped pair would leave the pair meant to be dropped in the inversion
-            raise TemplateError(f"{template.source}: {KEY}excludeDate12: {', '.join(missing[:5])}"
-                                f"{' ...' if len(missing) > 5 else ''} not a pair of the stack "
-                                f"({m} pairs, {names[0]} ... {names[-1]}); correct or remove "
-                                f"{'it' if len(missing) == 1 else 'them'}")
-        drop(np.isin(names, ex12), "excludeDate12", "listed")
-
-    items = template.get_list(KEY + "excludeIfgIndex")  # "0" is an index: only the words mean "no"
-    if items:
-        index = parse_index_list(items, m, KEY + "excludeIfgIndex")
-        mask = np.zeros(m, bool)
-        mask[index] = True
-        drop(mask, "excludeIfgIndex", lambda k: f"index {k}")
-
-    ref_file = template.get(KEY + "referenceFile")
-    if ref_file is not None:
-        path = _resolve(ref_file, work_dir)
-        wanted = set(read_pair_list(path))
-        unknown = wanted - set(names)
-        if unknown:
-            logger.warning("referenceFile %s lists %d pair(s) not in the network (e.g. %s)", path, len(unknown),
-                           sorted(unknown)[0])
-        drop(~np.isin(names, sorted(wanted)), "referenceFile", f"not in {path.name}")
-
-    if template.get_bool(KEY + "coherenceBased"):
-        if coherence is None:
-            raise DataError("coherenceBased network modification needs the mean coherence of each pair "
-                            "(the stack has no coherence dataset?)")
-        coh = np.asarray(coherence, np.float64)
-        if coh.shape != (m,):
-            raise InputError(f"coherence has shape {coh.shape}, expected ({m},)")
-        threshold = template.get_float(KEY + "minCoherence")
-        if threshold is None:
-            raise TemplateError(f"{template.source}: {KEY}minCoherence must be a number with coherenceBased = yes")
-        low = ~(coh >= threshold)  # NaN (no valid pixel) counts as low
-        if template.get_bool(KEY + "keepMinSpanTree"):
-            others = np.ones(m, bool)
-            others[list(reasons)] = False
-            tree = minimum_spanning_tree_pairs(pairs, coh, others)
-            saved = low & tree
-            if saved.any():
-                logger.info("coherenceBased: %d pair(s) below %.2f kept as part of the minimum spanning tree",
-                            int(saved.sum()), threshold)
-            low &= ~tree
-        drop(low, "coherenceBased", lambda k: f"mean coherence {coh[k]:.3f} < {threshold:g}")
-
-    keep = np.ones(m, bool)
-    keep[list(reasons)] = False
-    return DropReport(keep=keep, reasons={names[k]: v for k, v in sorted(reasons.items())},
+    for rule in NETWORK_RULES:
+        value = rule.setting(ctx)
+        if value is None:
+            continue
+        for k in np.flatnonzero(rule.drops(ctx, value)):
+            reasons.setdefault(int(k), []).append(f"{rule.name}: {rule.reason(ctx, value, int(k))}")
+        ctx.dropped[list(reasons)] = True
+    keep = ~ctx.dropped
+    return DropReport(keep=keep, reasons={ctx.names[k]: v for k, v in sorted(reasons.items())},
                       coherence=None if coherence is None else np.asarray(coherence, np.float64),
-                      date12=tuple(names))
+                      date12=tuple(ctx.names))
 
 
 # ---------------------------------------------------------------------------- AOI, mask, coherence
@@ -562,5 +654,6 @@ def run(options: NetworkOptions, workdir: WorkDir, compute: ComputeOptions) -> l
 __all__ = ["run", 
     "NetworkOptions", "DropReport", "select_pairs", "spatial_average_coherence", "parse_aoi", "modify_network",
     "minimum_spanning_tree_pairs", "parse_index_list", "parse_date12", "read_pair_list",
-    "network_mask", "write_coherence_table", "write_drop_flags", "COHERENCE_TABLE",
+    "network_mask", "write_coherence_table", "write_drop_flags", "COHERENCE_TABLE", "NETWORK_RULES",
+    "NetworkRule", "PairContext",
 ]

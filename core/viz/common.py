@@ -84,7 +84,7 @@ def close(fig) -> None:
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    except Exception:  # pragma: no cover - headless figure without a manager
+    except Exception:  # noqa: BLE001  # pragma: no cover - headless figure without a manager
         pass
 
 

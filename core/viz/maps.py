@@ -460,7 +460,7 @@ def render(product: Product, md: MapData, shade: np.ndarray | None = None, title
         im = draw_map(ax, md.arrays[0], meta, md, shade)
         cb = fig.colorbar(im, ax=ax, shrink=0.9, extend=_extend(md, [0]))
         cb.set_label(colorbar_label(md, 0))
-        ax.set_title(title or _single_title(product, layer, md))
+        ax.set_title(title or _single_title(product, layer))
         return fig
     ncols = min(n, max(1, int(math.ceil(math.sqrt(n / max(aspect, 0.2) * 0.9)))))
     nrows = int(math.ceil(n / ncols))
@@ -535,7 +535,7 @@ def _context(product: Product, span: bool = True) -> str:
     return (", " + ", ".join(parts)) if parts else ""
 
 
-def _single_title(product: Product, layer: Layer, md: MapData) -> str:
+def _single_title(product: Product, layer: Layer) -> str:
     name = product.path.name
     if isinstance(product, TimeSeries):
         if layer.minus_index is not None:

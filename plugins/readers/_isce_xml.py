@@ -181,7 +181,7 @@ class _FrameUnpickler:
             return Unpickler(io.BytesIO(data)).load()
         except InputError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of the unpickler is a bad file
             raise InputError(f"{source}: cannot read the pickled reference frame ({type(exc).__name__}: {exc})") from None
 
 

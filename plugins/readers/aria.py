@@ -319,7 +319,7 @@ def _h5_scalar(f, name: str):
 def _find_dataset(f, leaf: str):
     found = []
 
-    def visit(name, obj):
+    def visit(name, _obj):
         if name.rsplit("/", 1)[-1] == leaf and not found:
             found.append(name)
 
@@ -448,8 +448,8 @@ class AriaReader(Reader):
                 raise InputError(f"{f}: no YYYYMMDD_YYYYMMDD pair in the GUNW file name")
             d1, d2, swapped = sorted_pair(*p)
 
-            def h5r(name):
-                return H5Raster(f, f"/science/grids/data/{name}", row0, col0, shape, flip, nrows)
+            def h5r(name):  # called in this iteration only
+                return H5Raster(f, f"/science/grids/data/{name}", row0, col0, shape, flip, nrows)  # noqa: B023
 
             with h5py.File(f, "r") as h:
                 if _GUNW not in h:

@@ -590,7 +590,7 @@ def test_bug_template_get_int_nonfinite():
 
     for value in ("inf", "nan"):
         t = Template({"mintpy.networkInversion.minNumPixel": value}, "t.cfg")
-        _raises_only_sbts(lambda: t.get_int("mintpy.networkInversion.minNumPixel"))
+        _raises_only_sbts(lambda t=t: t.get_int("mintpy.networkInversion.minNumPixel"))
 
 
 @pytest.mark.rcase(input="GAMMA .par `range_samples: inf` (and `azimuth_looks: nan`) → radar_size / acquisition_attrs",

@@ -1,0 +1,180 @@
+"""Run a step's block tasks here, in a pool of processes, or on a dask.distributed cluster.
+
+A block-wise step splits its work into independent items (usually :class:`~sbts.core.io.blocks.Block`
+strips) and gives two functions: ``read(item)``, the I/O, and ``compute(item, inputs)``, the
+numbers.  :func:`run_blocks` runs them and yields ``(item, result)`` as results arrive; the caller
+writes each result where it belongs (HDF5 writers take blocks in any order) and records the item as
+done, so an interrupted run continues where it stopped.  The three ways give identical results: the
+same functions run on the same inputs, only where and when differs.
+
+* **Here** (one worker, or one item): a thread reads item k+1 while this process computes item k
+  (reading is I/O: h5py and the kernel copy data without needing this process's numpy), with one
+  core left to that reader for BLAS.  The caller's memory budget must count two items of input.
+* **Process pool** (``workers > 1``): each worker is set up by :func:`init_worker` (dies with its
+  parent, ignores Ctrl-C, one BLAS thread, keeps freed heap for the next block).  At most
+  ``2 × workers`` items are in flight, so memory stays near ``workers`` items; the items queued
+  behind the running ones are announced to the kernel (``read_ahead``) so that their reads find the
+  page cache.  Results come in submission order.  Ctrl-C or an error cancels the queued items.
+* **dask.distributed** (``cluster="local"`` for a LocalCluster of ``workers`` processes, or a
+  scheduler address): one task per item with one BLAS thread, retried twice if a worker is lost;
+  results come in completion order.
+
+``read`` and ``compute`` must be picklable for the pool and dask (module-level functions, or
+:func:`functools.partial` of them over picklable arguments).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from sbts.core.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")  # a work item (a block)
+I = TypeVar("I")  # noqa: E741 - what read() returns for an item
+R = TypeVar("R")  # what compute() returns for an item
+
+
+class ReadAheadHint(Protocol):
+    """Announces the items that will be read soon (e.g. :class:`sbts.core.io.readahead.ReadAhead`)."""
+
+    def advise(self, item: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def memory_per_task(max_memory: float, workers: int = 1, cluster: str | None = None) -> float:
+    """The memory (GB) one item may use: ``max_memory`` shared by the workers that run at once."""
+    workers = max(1, int(workers))
+    return max_memory / (workers if (cluster or workers > 1) else 1)
+
+
+def describe(workers: int = 1, cluster: str | None = None) -> str:
+    """`` on N workers`` (or ``""`` when everything runs here), for log lines."""
+    workers = max(1, int(workers))
+    return f" on {workers} worker{'s' if workers > 1 else ''}" if workers > 1 or cluster else ""
+
+
+def run_blocks(items: Sequence[T], read: Callable[[T], I], compute: Callable[[T, I], R], *,
+               workers: int = 1, cluster: str | None = None,
+               read_ahead: Callable[[], ReadAheadHint] | None = None) -> Iterator[tuple[T, R]]:
+    """Yield ``(item, compute(item, read(item)))`` for every item, here, in a pool or on dask.
+
+    ``workers``: processes of the pool (or of the local dask cluster); ``cluster``: ``"local"`` or
+    the address of a dask scheduler (then dask runs the items); ``read_ahead``: opens a hint object
+    whose ``advise(item)`` is called for items queued in the pool (optional; pool only).
+    """
+    items = list(items)
+    if not items:
+        return
+    workers = max(1, int(workers))
+    if cluster:
+        yield from _run_dask(items, read, compute, workers, cluster)
+    elif workers > 1 and len(items) > 1:
+        yield from _run_pool(items, read, compute, workers, read_ahead)
+    else:
+        yield from _run_here(items, read, compute)
+
+
+def read_and_compute(read: Callable[[T], I], compute: Callable[[T, I], R], item: T) -> tuple[T, R]:
+    """One item, start to end (what a pool worker runs)."""
+    return item, compute(item, read(item))
+
+
+def init_worker(parent: int | None = None) -> None:
+    """Pool worker set-up: ends with its parent (:mod:`sbts.core.compute.procs`), one BLAS thread (the
+    workers share the cores), reused heap memory (:mod:`sbts.core.compute.heap`) and no Ctrl-C handling.
+
+    Ctrl-C is the main process's to handle (it reports once and cancels the pool).
+    """
+    import signal
+
+    from threadpoolctl import threadpool_limits
+
+    from sbts.core.compute.heap import keep_freed_memory
+    from sbts.core.compute.procs import die_with_parent
+
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(limits=1, user_api="blas")
+    keep_freed_memory()
+
+
+def _run_here(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R]) -> Iterator[tuple[T, R]]:
+    """Compute in this process while a thread reads the next item."""
+    from threadpoolctl import threadpool_limits
+
+    blas_threads = max(1, (os.cpu_count() or 1) - 1)  # one core is the reader's
+    with threadpool_limits(limits=blas_threads, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sbts-read") as reader:
+        ahead = reader.submit(read, items[0])
+        for k, item in enumerate(items):
+            inputs = ahead.result()
+            if k + 1 < len(items):
+                ahead = reader.submit(read, items[k + 1])
+            yield item, compute(item, inputs)
+            del inputs
+
+
+def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R], workers: int,
+              read_ahead: Callable[[], ReadAheadHint] | None) -> Iterator[tuple[T, R]]:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),))
+    hint = read_ahead() if read_ahead is not None else None
+    try:
+        # bounded look-ahead keeps memory near the budget; the items queued behind the running
+        # ones are announced so that their reads find the page cache
+        pending: list[Future[tuple[T, R]]] = []
+        for item in items:
+            pending.append(pool.submit(read_and_compute, read, compute, item))
+            if hint is not None and len(pending) > workers:
+                hint.advise(item)
+            if len(pending) >= workers * 2:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+    except BaseException:
+        # Ctrl-C or an error: drop the queued items instead of waiting for them
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        if hint is not None:
+            hint.close()
+    # forked workers share the caller's open output files' locks: they must be gone before those close
+    pool.shutdown(wait=True)
+
+
+def _compute_one_thread(read: Callable[[T], I], compute: Callable[[T, I], R], item: T) -> tuple[T, R]:
+    """:func:`read_and_compute` with one BLAS thread, for dask workers (one task per worker thread)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return read_and_compute(read, compute, item)
+
+
+def _run_dask(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R], workers: int,
+              cluster: str) -> Iterator[tuple[T, R]]:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError("--cluster needs dask.distributed: pip install 'dask[distributed]'") from None
+    own = None
+    if cluster == "local":
+        own = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(own)
+    else:
+        client = Client(cluster)
+    try:
+        futures = [client.submit(_compute_one_thread, read, compute, item, pure=False, retries=2)
+                   for item in items]
+        for fut in as_completed(futures):
+            yield fut.result()
+            fut.release()
+    finally:
+        client.close()
+        if own is not None:
+            own.close()

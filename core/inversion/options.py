@@ -1,0 +1,101 @@
+"""The options of the network inversion (``mintpy.networkInversion.*``), parsed once and checked.
+
+:class:`InversionOptions` is what :func:`sbts.core.inversion.engine.invert_network` needs to know
+about the user's choices; :meth:`InversionOptions.from_template` reads MintPy's template keys (and
+their MintPy aliases: ``sbas`` = ``no``, ``wls`` = ``var``), :meth:`InversionOptions.provenance`
+writes them back as the attributes MintPy's update mode compares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sbts.core.config.template import Template
+from sbts.core.errors import TemplateError
+
+WEIGHT_FUNCS = ("var", "fim", "coh", "no")
+# dataset inverted after each mintpy.unwrapError.method (MintPy's names)
+UNWRAP_ERROR_DATASETS = {
+    "bridging": "unwrapPhase_bridging",
+    "phase_closure": "unwrapPhase_phaseClosure",
+    "bridging+phase_closure": "unwrapPhase_bridging_phaseClosure",
+}
+MASK_DATASETS = ("coherence", "connectComponent")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class InversionOptions:
+    """``mintpy.networkInversion.*`` options, resolved."""
+
+    weight_func: str = "var"
+    min_norm_velocity: bool = True
+    mask_dataset: str | None = None
+    mask_threshold: float = 0.4
+    min_redundancy: float = 1.0
+    min_temp_coh: float = 0.7
+    min_num_pixel: int = 100
+    shadow_mask: bool = True
+    water_mask_file: str | None = "waterMask.h5"
+    water_mask_required: bool = False  # set explicitly in the template: a missing file is an error
+    obs_dataset: str = "unwrapPhase"
+
+    def __post_init__(self) -> None:
+        if self.weight_func not in WEIGHT_FUNCS:
+            raise TemplateError(f"mintpy.networkInversion.weightFunc = {self.weight_func!r}; "
+                                f"use one of {', '.join(WEIGHT_FUNCS)}")
+        if self.mask_dataset not in (None, *MASK_DATASETS):
+            raise TemplateError(f"mintpy.networkInversion.maskDataset = {self.mask_dataset!r}; "
+                                f"use no, {' or '.join(MASK_DATASETS)}")
+
+    @classmethod
+    def from_template(cls, t: Template) -> InversionOptions:
+        key = "mintpy.networkInversion."
+        weight = t.get_str(key + "weightFunc", ["var", "fim", "coh", "no", "sbas", "wls"]) or "no"
+        weight = {"sbas": "no", "wls": "var"}.get(weight, weight)
+        return cls(
+            weight_func=weight,
+            min_norm_velocity=t.get_bool(key + "minNormVelocity"),
+            mask_dataset=t.get_str(key + "maskDataset", ["coherence", "connectComponent"]),
+            # "no" switches a threshold off (0); a number, 0 included, is used as given
+            mask_threshold=_or(t.get_float(key + "maskThreshold"), 0.0),
+            min_redundancy=_or(t.get_float(key + "minRedundancy"), 0.0),
+            min_temp_coh=_or(t.get_float(key + "minTempCoh"), 0.0),
+            min_num_pixel=_or(t.get_int(key + "minNumPixel"), 0),
+            shadow_mask=t.get_bool(key + "shadowMask"),
+            water_mask_file=t.get(key + "waterMaskFile"),
+            water_mask_required=t.is_set(key + "waterMaskFile") and t.get(key + "waterMaskFile") is not None,
+            obs_dataset=UNWRAP_ERROR_DATASETS.get(
+                t.get_str("mintpy.unwrapError.method", list(UNWRAP_ERROR_DATASETS)) or "", "unwrapPhase"),
+        )
+
+    def provenance(self) -> dict[str, str]:
+        """The options as MintPy's attribute keys (its update mode compares them)."""
+        key = "mintpy.networkInversion."
+        return {
+            key + "weightFunc": self.weight_func,
+            key + "minNormVelocity": "yes" if self.min_norm_velocity else "no",
+            key + "maskDataset": self.mask_dataset or "no",
+            key + "maskThreshold": str(self.mask_threshold),
+            key + "minRedundancy": str(self.min_redundancy),
+            key + "obsDatasetName": self.obs_dataset,
+            key + "minTempCoh": str(self.min_temp_coh),
+            key + "shadowMask": "yes" if self.shadow_mask else "no",
+        }
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the pairs are weighted (and the coherence must be read)."""
+        return self.weight_func != "no"
+
+    @property
+    def unwrap_error_method(self) -> str | None:
+        """The ``mintpy.unwrapError.method`` whose output is inverted, if any."""
+        return next((m for m, d in UNWRAP_ERROR_DATASETS.items() if d == self.obs_dataset), None)
+
+
+def _or(value: _T | None, default: _T) -> _T:
+    """``value`` unless the key said no (``None``): ``0`` is kept, unlike ``value or default``."""
+    return default if value is None else value

@@ -1,0 +1,90 @@
+"""The generic block scheduler (sbts.core.compute.scheduling): the same results here, in a process
+pool and on a dask cluster; pool workers set up as the engine needs; errors reach the caller.
+
+The inversion's own equality test (tests/test_inversion.py::test_block_and_worker_equivalence) checks
+bit-identical time series through the three ways; these tests check the scheduler's contract on
+functions whose answer is known.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import pytest
+
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
+from sbts.core.io.blocks import Block
+
+BLOCKS = [Block(r, r + 3, 0, 5) for r in range(0, 21, 3)]
+
+
+def read_rows(scale: float, block: Block) -> np.ndarray:
+    """Stands for the I/O: the row numbers of the block, scaled."""
+    return scale * np.arange(block.row_start, block.row_stop, dtype=np.float64)
+
+
+def square_sum(block: Block, inputs: np.ndarray) -> tuple[float, int]:
+    """Stands for the numbers: Σ rows² of the block, and the process that computed it."""
+    return float((inputs ** 2).sum()), os.getpid()
+
+
+def blas_threads(block: Block, inputs: np.ndarray) -> int:
+    from threadpoolctl import threadpool_info
+
+    return max((p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"), default=1)
+
+
+def fail_on_second(block: Block, inputs: np.ndarray) -> float:
+    if block.row_start == 3:
+        raise ValueError(f"bad block {block}")
+    return 0.0
+
+
+def expected(block: Block) -> float:
+    return float(sum((2.0 * r) ** 2 for r in range(block.row_start, block.row_stop)))
+
+
+@pytest.mark.parametrize("mode", [dict(), dict(workers=2), dict(workers=2, cluster="local")],
+                         ids=["here", "pool", "dask"])
+def test_every_block_once_with_its_result(mode):
+    pytest.importorskip("threadpoolctl")
+    if mode.get("cluster"):
+        pytest.importorskip("dask.distributed")
+    got = list(run_blocks(BLOCKS, functools.partial(read_rows, 2.0), square_sum, **mode))
+    assert sorted(b.row_start for b, _ in got) == [b.row_start for b in BLOCKS]
+    for block, (value, pid) in got:
+        assert value == expected(block)
+        assert (pid == os.getpid()) == (not mode), "work ran in the wrong place"
+    if mode.get("workers") and not mode.get("cluster"):  # the pool keeps submission order
+        assert [b for b, _ in got] == BLOCKS
+
+
+def test_pool_workers_use_one_blas_thread_and_hints_are_given():
+    advised, closed = [], []
+
+    class Hint:
+        def advise(self, item):
+            advised.append(item)
+
+        def close(self):
+            closed.append(True)
+
+    got = list(run_blocks(BLOCKS, functools.partial(read_rows, 1.0), blas_threads, workers=2, read_ahead=Hint))
+    assert all(threads == 1 for _, threads in got)
+    # blocks queued behind the two running ones are announced, the hint is closed at the end
+    assert advised == BLOCKS[2:] and closed == [True]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_in_a_block_reaches_the_caller(workers):
+    with pytest.raises(ValueError, match="bad block"):
+        list(run_blocks(BLOCKS, functools.partial(read_rows, 1.0), fail_on_second, workers=workers))
+
+
+def test_nothing_to_do_and_memory_share():
+    assert list(run_blocks([], functools.partial(read_rows, 1.0), square_sum, workers=4)) == []
+    assert memory_per_task(2.0) == 2.0 and memory_per_task(2.0, workers=4) == 0.5
+    assert memory_per_task(2.0, workers=1, cluster="local") == 2.0
+    assert describe(1) == "" and describe(3) == " on 3 workers" and describe(1, "tcp://x:8786") == " on 1 worker"
