@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("sbts.cli.info", "info", "Show the structure, attributes and dates of an HDF5 file."),
     "plugins": ("sbts.cli.plugins", "plugins", "List the installed plugins by kind."),
     "demo": ("sbts.cli.demo", "demo", "Write the synthetic demo stack and run the pipeline on it."),
+    "serve": ("sbts.cli.serve", "serve", "Browse a work directory's maps and pixel histories in the web browser."),
 }
 
 
