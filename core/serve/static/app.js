@@ -62,7 +62,8 @@
   // ------------------------------------------------------------------ map
   function buildMap(grid) {
     if (M.map) { M.map.remove(); M.map = null; }
-    var opts = { boxZoom: false, zoomControl: true, attributionControl: true, zoomSnap: 0.25, zoomDelta: 0.5 };
+    // integer zooms: tiles drawn 1:1 (fractional zooms scale them and leave hairline seams)
+    var opts = { boxZoom: false, zoomControl: true, attributionControl: true };
     var bounds = L.latLngBounds(grid.bounds);
     if (grid.mode === "pixel") {
       opts.crs = L.CRS.Simple; opts.minZoom = -10; opts.maxZoom = 6;
@@ -76,13 +77,10 @@
       M.base = L.tileLayer(S.info.basemap, { attribution: S.info.basemap_attribution, maxZoom: 22, maxNativeZoom: 19 });
       M.base.addTo(M.map);
     }
-    M.tiles = L.tileLayer(tileUrl(), {
-      tileSize: 256, minZoom: opts.minZoom, maxZoom: opts.maxZoom, noWrap: true, bounds: bounds,
-      opacity: S.opacity, updateWhenZooming: false, keepBuffer: 1, className: "data-tiles"
-    });
-    M.tiles.on("loading", function () { document.body.dataset.tiles = "loading"; });
-    M.tiles.on("load", function () { document.body.dataset.tiles = "idle"; });
-    M.tiles.addTo(M.map);
+    M.tileOptions = { tileSize: 256, minZoom: opts.minZoom, maxZoom: opts.maxZoom, noWrap: true, bounds: bounds,
+      updateWhenZooming: false, keepBuffer: 1, className: "data-tiles" };
+    M.tiles = null;
+    refreshTiles();
     M.map.on("click", onMapClick);
     M.stations = L.layerGroup().addTo(M.map);
     M.gridId = grid.id;
@@ -97,7 +95,17 @@
   }
 
   function refreshTiles() {
-    if (M.tiles) M.tiles.setUrl(tileUrl());
+    // A new layer replaces the old one once its tiles are in (no blank map in between).  Not setUrl:
+    // Leaflet 1.9's redraw() would ask for tiles at a fractional zoom if the map ever had one.
+    if (!M.map || !S.layer) return;
+    var old = M.tiles, layer = L.tileLayer(tileUrl(), L.extend({ opacity: S.opacity }, M.tileOptions));
+    var drop = function () { if (old && M.map && M.map.hasLayer(old)) M.map.removeLayer(old); old = null; };
+    layer.on("loading", function () { document.body.dataset.tiles = "loading"; });
+    layer.on("load", function () { if (layer === M.tiles) { drop(); document.body.dataset.tiles = "idle"; } });
+    layer.on("tileerror", function (e) { message("a map tile failed: " + e.tile.src.split("?")[0]); });
+    M.tiles = layer;
+    layer.addTo(M.map);
+    setTimeout(drop, 4000);
     updateFigureLink();
   }
 
@@ -325,16 +333,20 @@
       });
       var tip = s.site + (s.reference ? " (reference)" : "") + "<br>GNSS " + (s.gnss === null ? "–" : s.gnss.toFixed(2)) +
         ", InSAR " + (s.insar === null ? "–" : s.insar.toFixed(2)) + " " + S.gnss.unit;
-      mk.bindTooltip(tip, { permanent: false });
-      if ($("gnss-labels").checked) mk.bindTooltip(s.site, { permanent: true, direction: "right", className: "station-label" });
+      // one tooltip per marker (Leaflet keeps the first binding's events): the name, or the values on hover
+      if ($("gnss-labels").checked) mk.bindTooltip(s.site, { permanent: true, direction: "right", offset: [9, 0], className: "station-label" });
+      else mk.bindTooltip(tip);
       mk.on("click", function (e) { L.DomEvent.stop(e); selectStation(s.site); });
       mk.addTo(M.stations);
     });
   }
 
   function selectStation(site) {
+    // InSAR and GNSS compared alike: both relative to the reference station (B), or both as they are
     var s = S.gnss.stations.filter(function (x) { return x.site === site; })[0];
     if (!s) return Promise.resolve();
+    var ref = S.gnss.ref_yx ? { y: S.gnss.ref_yx[0], x: S.gnss.ref_yx[1] } : null;
+    if (yx(ref) !== yx(S.B)) { S.B = ref; refreshTiles(); }
     return setA({ y: s.y, x: s.x }, site);
   }
 
