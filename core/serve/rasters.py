@@ -8,6 +8,9 @@ A time series of 4000 × 4000 pixels and 300 dates is 19 GB; the viewer reads fr
 * a **window** at the stride a zoomed-in tile needs (at most 256·s × 256·s pixels);
 * a **pixel history** ``ds[:, y, x]``.
 
+When a date of a time series is shown, the overviews of its neighbouring dates are built in a
+background thread (:meth:`RasterStore.prefetch`), so stepping the date slider finds them ready.
+
 Decimation is by sampling, not averaging, as ``sbts view`` does: a shown colour is the value of a
 real pixel, the one a click reads.  Files are opened once and kept open; uncompressed datasets are
 read through a handle without HDF5's chunk cache, so a pixel history or a strided row reads only the
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 OVERVIEW_PIXELS = 1024
 CACHE_BYTES = 512 << 20
 _CHUNK_CACHE_BYTES = 64 << 20
+_BAND_ROWS = 64  # overview rows read per locked h5py call
+PREFETCH_DATES = 3  # dates on each side of the one shown
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ class RasterStore:
         self._overviews: OrderedDict[tuple, Overview] = OrderedDict()
         self._bytes = 0
         self.stats = {"overview_reads": 0, "window_reads": 0, "pixel_reads": 0}
+        self._pool = None
+        self._queued: set[tuple] = set()
 
     # ------------------------------------------------------------------ files
     def _stamp(self, path: Path) -> int:
@@ -122,6 +129,9 @@ class RasterStore:
         return ds
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         with self._lock:
             for _, f in self._files.values():
                 try:
@@ -137,7 +147,11 @@ class RasterStore:
         return max(1, math.ceil(max(shape) / max(1, self.overview_pixels)))
 
     def overview(self, path: Path, name: str, index: int | None = None) -> Overview:
-        """The decimated map (cached); the first call for a date reads 1/stride of its rows."""
+        """The decimated map (cached); the first call for a date reads 1/stride of its rows.
+
+        Read in bands of rows, the lock released between bands, so a pixel history or a tile asked
+        for meanwhile (e.g. while dates are prefetched) waits for one band, not for the whole map.
+        """
         key = (path, self._stamp(path), name, index)
         with self._lock:
             found = self._overviews.get(key)
@@ -147,16 +161,49 @@ class RasterStore:
         ds = self.dataset(path, name)
         length, width = ds.shape[-2:]
         stride = self.overview_stride((length, width))
+        band = stride * _BAND_ROWS
+        parts = []
+        for r0 in range(0, length, band):
+            with self._lock:
+                parts.append(read_window(ds, index, r0, min(length, r0 + band), 0, width, stride))
+        ov = Overview(stride, np.concatenate(parts, axis=0))
         with self._lock:
             self.stats["overview_reads"] += 1
-            data = read_window(ds, index, 0, length, 0, width, stride)
-            ov = Overview(stride, data)
-            self._overviews[key] = ov
-            self._bytes += ov.nbytes
+            if key not in self._overviews:
+                self._overviews[key] = ov
+                self._bytes += ov.nbytes
             while self._bytes > self.cache_bytes and len(self._overviews) > 1:
                 _, old = self._overviews.popitem(last=False)
                 self._bytes -= old.nbytes
         return ov
+
+    def cached(self, path: Path, name: str, index: int | None) -> bool:
+        with self._lock:
+            return (path, self._stamp(path), name, index) in self._overviews
+
+    def prefetch(self, path: Path, name: str, indices) -> None:
+        """Build the overviews of ``indices`` in a background thread (the neighbours of the date shown,
+        so moving the date slider finds them ready); requests already queued are not repeated."""
+        todo = [k for k in indices if (path, name, k) not in self._queued and not self.cached(path, name, k)]
+        if not todo:
+            return
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sbts-prefetch")
+            for k in todo:
+                self._queued.add((path, name, k))
+                self._pool.submit(self._prefetch_one, path, name, k)
+
+    def _prefetch_one(self, path: Path, name: str, index: int) -> None:
+        try:
+            self.overview(path, name, index)
+            self.stats["prefetched"] = self.stats.get("prefetched", 0) + 1
+        except Exception as exc:  # noqa: BLE001 - a prefetch failing only means the request will read it
+            logger.debug("prefetch of %s:%s[%s] failed: %s", path.name, name, index, exc)
+        finally:
+            self._queued.discard((path, name, index))
 
     def sample(self, path: Path, name: str, index: int | None, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Values at the grid ``rows`` × ``cols`` (pixel indices; −1 or out of range = outside → NaN).
@@ -217,4 +264,4 @@ def _spacing(v: np.ndarray) -> float:
     return max(1.0, float(v.max() - v.min()) / (v.size - 1))
 
 
-__all__ = ["RasterStore", "Overview", "read_window", "OVERVIEW_PIXELS"]
+__all__ = ["RasterStore", "Overview", "read_window", "OVERVIEW_PIXELS", "PREFETCH_DATES"]

@@ -16,7 +16,7 @@ from sbts.core.errors import InputError
 from sbts.core.model.dates import parse_date
 from sbts.core.serve.catalog import Catalog, Layer, build_catalog
 from sbts.core.serve.history import history_csv, pixel_history
-from sbts.core.serve.rasters import RasterStore
+from sbts.core.serve.rasters import PREFETCH_DATES, RasterStore
 from sbts.core.serve.tiles import TILE, colour_table, colourise, empty_png, encode_png, lnglat_bounds, tile_indices
 from sbts.core.viz import common as c
 
@@ -118,6 +118,9 @@ class ViewerState:
         rows, cols = tile_indices(grid, z, tx, ty)
         if (rows < 0).all() or (cols < 0).all():
             return empty_png()
+        if layer.is_series:
+            near = [index + d for k in range(1, PREFETCH_DATES + 1) for d in (k, -k)]
+            self.store.prefetch(layer.path, layer.dataset, [k for k in near if 0 <= k < len(layer.dates)])
         data = self.store.sample(layer.path, layer.dataset, index, rows, cols).astype(np.float64)
         data = self._hide_empty(layer, data, rows, cols)
         if ref is not None and layer.signed:
