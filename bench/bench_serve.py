@@ -160,20 +160,23 @@ def main() -> None:
         lon_c = X0 + 0.55 * width * STEP
         z_out = max(0, int(math.floor(math.log2(360 / (width * STEP)))))  # one tile ≈ the whole map
         cold, warm = [], []
-        for k in range(min(args.repeat, num - 1)):
+        gap = max(1, min(10, (num - 1) // max(1, args.repeat)))  # beyond the prefetched neighbours
+        for k in range(1, num, gap)[: args.repeat]:
+            time.sleep(1.5)  # the previous date's prefetches done: a cold read alone
             tx, ty = tile_of(lat_c, lon_c, z_out)
-            url = base + f"api/tile/{z_out}/{tx}/{ty}.png?layer={series}&index={k + 1}"
+            url = base + f"api/tile/{z_out}/{tx}/{ty}.png?layer={series}&index={k}"
             cold.append(timed(url)[0])
             warm.append(timed(url + "&cmap=jet")[0])
         report(f"tile z{z_out}, new date (cold: overview read)", cold)
         report(f"tile z{z_out}, same date (warm)", warm)
         slider = []
-        k0 = min(num - 1, args.repeat + 10)
+        k0 = min(num - 1, args.repeat * gap + 20)
         for k in range(k0, min(num, k0 + args.repeat)):  # a user stepping the date slider
             tx, ty = tile_of(lat_c, lon_c, z_out)
             slider.append(timed(base + f"api/tile/{z_out}/{tx}/{ty}.png?layer={series}&index={k}")[0])
             time.sleep(1.0)
         report(f"tile z{z_out}, next date 1 s later (prefetched)", slider[1:] or slider)
+        time.sleep(3)
         for dz, name in ((3, "stride-3 window"), (5, "stride-1 window")):
             z = z_out + dz
             times = []
@@ -181,6 +184,7 @@ def main() -> None:
                 tx, ty = tile_of(lat_c - k * 0.01, lon_c + k * 0.013, z)
                 times.append(timed(base + f"api/tile/{z}/{tx}/{ty}.png?layer={series}&index={num // 2}")[0])
             report(f"tile z{z} ({name})", times)
+        time.sleep(3)  # prefetches triggered by those tiles done
         rng = np.random.default_rng(1)
         pix = [(int(rng.integers(length)), int(rng.integers(width))) for _ in range(args.repeat)]
         times = [timed(base + f"api/history?series={series}&yx={y},{x}")[0] for y, x in pix]

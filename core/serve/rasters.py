@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 OVERVIEW_PIXELS = 1024
 CACHE_BYTES = 512 << 20
 _CHUNK_CACHE_BYTES = 64 << 20
-_BAND_ROWS = 64  # overview rows read per locked h5py call
-PREFETCH_DATES = 3  # dates on each side of the one shown
+_BAND_ROWS = 64  # overview rows per h5py call (other requests interleave between calls)
+PREFETCH_DATES = 2  # dates on each side of the one shown
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,8 @@ class RasterStore:
     def overview(self, path: Path, name: str, index: int | None = None) -> Overview:
         """The decimated map (cached); the first call for a date reads 1/stride of its rows.
 
-        Read in bands of rows, the lock released between bands, so a pixel history or a tile asked
-        for meanwhile (e.g. while dates are prefetched) waits for one band, not for the whole map.
+        Read in bands of rows, so a pixel history or a tile asked for meanwhile (e.g. while dates
+        are prefetched) waits for one band, not for the whole map.
         """
         key = (path, self._stamp(path), name, index)
         with self._lock:
@@ -163,9 +163,8 @@ class RasterStore:
         stride = self.overview_stride((length, width))
         band = stride * _BAND_ROWS
         parts = []
-        for r0 in range(0, length, band):
-            with self._lock:
-                parts.append(read_window(ds, index, r0, min(length, r0 + band), 0, width, stride))
+        for r0 in range(0, length, band):  # h5py serialises its own calls: no lock of ours around reads
+            parts.append(read_window(ds, index, r0, min(length, r0 + band), 0, width, stride))
         ov = Overview(stride, np.concatenate(parts, axis=0))
         with self._lock:
             self.stats["overview_reads"] += 1
@@ -231,29 +230,26 @@ class RasterStore:
         else:
             stride = max(1, int(spacing))
             r0, r1, c0, c1 = int(rv.min()), int(rv.max()) + 1, int(cv.min()), int(cv.max()) + 1
-            with self._lock:
-                self.stats["window_reads"] += 1
-                win = read_window(ds, index, r0, r1, c0, c1, stride)
+            self.stats["window_reads"] += 1
+            win = read_window(ds, index, r0, r1, c0, c1, stride)
             block = win[np.ix_((rv - r0) // stride, (cv - c0) // stride)]
         out[np.ix_(ok_r, ok_c)] = block
         return out
 
     def value(self, path: Path, name: str, index: int | None, y: int, x: int) -> float:
         ds = self.dataset(path, name)
-        with self._lock:
-            self.stats["pixel_reads"] += 1
-            v = ds[y, x] if ds.ndim == 2 else ds[index, y, x]
+        self.stats["pixel_reads"] += 1
+        v = ds[y, x] if ds.ndim == 2 else ds[index, y, x]
         return float(v)
 
     def pixel(self, path: Path, name: str, y: int, x: int) -> np.ndarray:
         """All layers of a 3-D dataset at one pixel (float64): one small read per chunk it crosses."""
         ds = self.dataset(path, name)
-        with self._lock:
-            self.stats["pixel_reads"] += 1
-            try:
-                data = ds[:, y, x] if ds.ndim == 3 else ds[y, x]
-            except OSError as exc:
-                raise InputError(f"{path}: dataset {name!r} cannot be read ({exc})") from None
+        self.stats["pixel_reads"] += 1
+        try:
+            data = ds[:, y, x] if ds.ndim == 3 else ds[y, x]
+        except OSError as exc:
+            raise InputError(f"{path}: dataset {name!r} cannot be read ({exc})") from None
         return np.asarray(data, np.float64)
 
 
