@@ -403,3 +403,33 @@ def test_sbts_serve_refuses_bad_input(tmp_path, demo_work):
     assert r.exit_code == 1 and "--ref-gnss needs --gnss" in r.output
     r = CliRunner().invoke(cli, ["--help"])
     assert "serve" in r.output
+
+
+def test_radar_grid_tiles_are_image_pixels(tmp_path):
+    """A product in radar coordinates (no X_FIRST/Y_FIRST) is placed as an image: at zoom z one pixel
+    is 2**z screen pixels, tile (x, y) starts at column 256·x/2**z, row 256·y/2**z."""
+    from sbts.core.serve.state import ViewerState
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(0, 0.02, (300, 200)).astype(np.float32)
+    with h5py.File(tmp_path / "velocity.h5", "w") as f:
+        f.attrs.update({"FILE_TYPE": "velocity", "UNIT": "m/year", "LENGTH": "300", "WIDTH": "200", "REF_Y": "5",
+                        "REF_X": "6", "START_DATE": "20200101", "END_DATE": "20201231"})
+        f.create_dataset("velocity", data=data)
+        f.create_dataset("intercept", data=np.zeros_like(data))
+    state = ViewerState(tmp_path)
+    try:
+        (grid,) = state.info()["grids"]
+        assert grid["mode"] == "pixel" and grid["bounds"] == [[-300.0, 0.0], [0.0, 200.0]]
+        for z, tx, ty in ((0, 0, 1), (-1, 0, 0), (1, 1, 2)):
+            png = state.tile("velocity.h5:velocity", z, tx, ty, vmin=-5.0, vmax=5.0)
+            got = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+            centre = np.arange(256) + 0.5
+            rows = np.floor((ty * 256 + centre) / 2.0 ** z).astype(int)
+            cols = np.floor((tx * 256 + centre) / 2.0 ** z).astype(int)
+            vals = np.full((256, 256), np.nan)
+            ok_r, ok_c = rows < 300, cols < 200
+            vals[np.ix_(ok_r, ok_c)] = data[np.ix_(rows[ok_r], cols[ok_c])].astype(np.float64) * 100
+            np.testing.assert_array_equal(got, _expected_rgba(vals, -5, 5, "RdBu_r"))
+    finally:
+        state.close()
