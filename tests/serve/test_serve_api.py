@@ -220,7 +220,7 @@ def test_history_is_the_file_and_the_fitted_model(server, demo_work):
 
 def test_history_difference_of_two_pixels(server, demo_work):
     a, b = (60, 75), (20, 30)
-    h = get(server, f"/api/history?series=timeseries_demErr.h5:timeseries&yx=60,75&ref=20,30")
+    h = get(server, "/api/history?series=timeseries_demErr.h5:timeseries&yx=60,75&ref=20,30")
     ts = read(demo_work / "timeseries_demErr.h5", "timeseries")
     np.testing.assert_allclose(h["values"], (ts[:, a[0], a[1]] - ts[:, b[0], b[1]]) * 100, rtol=0, atol=1e-12)
     ma, sa, _, pa = _model(demo_work, *a, h["model"]["dates"])
