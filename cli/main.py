@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "info": "sbts.cli.info:info",
     "plugins": "sbts.cli.plugins:plugins",
     "demo": "sbts.cli.demo:demo",
+    "serve": "sbts.cli.serve:serve",
 }
 
 

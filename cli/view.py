@@ -38,10 +38,18 @@ def output_file(save: Path | None, nodisplay: bool, default: Path) -> Path | Non
 @click.option("--wrap-range", type=(float, float), default=None, metavar="MIN MAX",
               help="Rewrap into this range of display units instead (implies --wrap).")
 @click.option("--title", default=None, help="Figure title.")
+@click.option("--gnss", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of UNR .tenv3 files: GNSS LOS velocities as markers on a velocity map, "
+                   "InSAR − GNSS statistics in the legend (nothing is downloaded).")
+@click.option("--ref-gnss", default=None, metavar="SITE",
+              help="Reference GNSS station: GNSS and the map both relative to it (needs --gnss).")
+@click.option("--gnss-label", is_flag=True, help="Write the station names beside the markers.")
+@click.option("--gnss-site-list", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="SITE LAT LON list (e.g. UNR DataHoldings.txt) for .tenv3 files without coordinates.")
 @save_opt
 @nodisplay_opt
-def view(file, datasets, mask, vlim, cmap, unit, ref_yx, ref_lalo, dem, wrap, wrap_range, title, save,
-         nodisplay) -> None:
+def view(file, datasets, mask, vlim, cmap, unit, ref_yx, ref_lalo, dem, wrap, wrap_range, title, gnss, ref_gnss,
+         gnss_label, gnss_site_list, save, nodisplay) -> None:
     """Plot maps of FILE: any 2-D dataset, time-series dates, interferograms.
 
     DATASET may be a dataset name (velocity, height, temporalCoherence ...), a date YYYYMMDD of a
@@ -51,6 +59,8 @@ def view(file, datasets, mask, vlim, cmap, unit, ref_yx, ref_lalo, dem, wrap, wr
     colour scale.  Displacement is shown in cm (velocity in cm/year) relative to the reference
     point (black square).  Large rasters are decimated for display without being read whole.
     Without a display, the figure is written to FILE_STEM[_DATASET].png unless --save is given.
+    With --gnss DIR, the GNSS stations' velocities projected to the LOS are drawn on the velocity map
+    on its colour scale (MintPy's view.py --show-gnss); --ref-gnss SITE re-references both to a station.
     """
     from sbts.core.viz.maps import default_output_name
     from sbts.core.viz.maps import view as view_maps
@@ -58,6 +68,7 @@ def view(file, datasets, mask, vlim, cmap, unit, ref_yx, ref_lalo, dem, wrap, wr
     out = output_file(save, nodisplay, default_output_name(file, datasets))
     view_maps(file, list(datasets) or None, mask=mask, vlim=vlim, cmap=cmap, unit=unit, ref_yx=ref_yx,
               ref_lalo=ref_lalo, dem=dem, wrap=wrap or wrap_range is not None, wrap_range=wrap_range, title=title,
-              save=out, display=not nodisplay)
+              save=out, display=not nodisplay, gnss=gnss, ref_gnss=ref_gnss, gnss_label=gnss_label,
+              gnss_site_list=gnss_site_list)
     if out is not None:
         click.echo(str(out))

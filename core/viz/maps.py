@@ -406,25 +406,47 @@ def view(path: str | os.PathLike, datasets: Sequence[str] | None = None, *, mask
          ref_yx: tuple[int, int] | None = None, ref_lalo: tuple[float, float] | None = None,
          dem: str | os.PathLike | None = None, wrap: bool = False, wrap_range: tuple[float, float] | None = None,
          title: str | None = None, save: str | os.PathLike | None = None, display: bool = False,
-         max_pixels: int = c.MAX_DISPLAY_PIXELS, max_subplots: int = MAX_SUBPLOTS):
+         max_pixels: int = c.MAX_DISPLAY_PIXELS, max_subplots: int = MAX_SUBPLOTS,
+         gnss: str | os.PathLike | None = None, ref_gnss: str | None = None, gnss_label: bool = False,
+         gnss_site_list: str | os.PathLike | None = None):
     """Draw the selected maps of ``path``; write ``save`` and/or show them; return the Figure.
 
-    ``mask`` may be ``"auto"`` for the ``maskTempCoh.h5`` beside the file.
+    ``mask`` may be ``"auto"`` for the ``maskTempCoh.h5`` beside the file.  ``gnss``: a folder of UNR
+    ``.tenv3`` files whose LOS velocities are drawn on the map (:mod:`sbts.core.viz.gnss_overlay`);
+    with ``ref_gnss`` the map is shown relative to that station.
     """
     product = Product.open(path)
     meta = product.metadata
+    if gnss is not None and not datasets:
+        datasets = ["velocity"]
     layers = _subsample(resolve_layers(product, datasets), max_subplots)
     if mask == "auto":
         mask = c.auto_mask(product.path)
         if mask is None:
             raise InputError(f"--mask auto: no maskTempCoh.h5 beside {product.path}")
     ref = c.pixel_from_options(meta, ref_yx, ref_lalo, product.path, "reference point")
+    overlay = None
+    if gnss is not None:
+        from sbts.core.viz.gnss_overlay import overlay_for_view
+
+        overlay = overlay_for_view(product, layers, gnss, ref_gnss, gnss_site_list, mask)
+        if overlay.ref_yx is not None:
+            if ref is not None:
+                raise InputError("--ref-gnss sets the reference point: leave out --ref-yx/--ref-lalo")
+            ref = overlay.ref_yx
+    elif ref_gnss is not None:
+        raise InputError("--ref-gnss needs --gnss DIR (the folder of the .tenv3 files)")
     md = prepare_maps(product, layers, mask=mask, vlim=vlim, cmap=cmap, unit=unit, ref_yx=ref, wrap=wrap,
                       wrap_range=wrap_range, max_pixels=max_pixels)
     shade = None
     if dem is not None:
         shade = c.hillshade(read_dem(dem, meta.grid.shape, md.stride), meta, md.stride)
     fig = render(product, md, shade, title=title, display=display)
+    if overlay is not None:
+        from sbts.core.viz.gnss_overlay import draw_overlay
+
+        factor = c.unit_scale(md.layers[0].unit, md.units[0])[0]
+        draw_overlay(fig.axes[0], overlay, md.cmaps[0], md.vlims[0], factor, md.units[0], label=gnss_label)
     c.finish(fig, save, c.want_interactive(display))
     return fig
 
