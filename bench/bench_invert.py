@@ -30,9 +30,9 @@ import numpy as np
 
 def make_stack(path: Path, shape: tuple[int, int], num_date: int = 60, neighbours: int = 4, seed: int = 0) -> None:
     from sbts.core.io.blocks import plan_blocks
+    from sbts.core.io.products import StackWriter
     from sbts.core.model.metadata import Grid, Metadata, RadarInfo, Reference
     from sbts.core.model.pairs import Pairs
-    from sbts.core.io.products import StackWriter
 
     rng = np.random.default_rng(seed)
     dates = [dt.date(2020, 1, 1) + dt.timedelta(days=12 * k) for k in range(num_date)]

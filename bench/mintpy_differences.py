@@ -37,8 +37,8 @@ import numpy as np
 
 def _stack(folder: Path, shape=(120, 150), num_date=30, seed=0):
     from sbts.core.demo.run import write_synthetic_files
-    from sbts.core.steps.reference import set_reference
     from sbts.core.demo.synthetic import make_synthetic_stack
+    from sbts.core.steps.reference import set_reference
 
     s = make_synthetic_stack(shape=shape, num_date=num_date, seed=seed)
     write_synthetic_files(folder, s)
@@ -164,8 +164,8 @@ def measure_time_axis(work: Path) -> None:
 
 # ----------------------------------------------------------------------------- 3. bridging windows
 def measure_bridging(work: Path, oracle: Path | None, seeds: int) -> None:
-    from sbts.core.plugin.runners import run_correction
     from sbts.core.config.template import Template
+    from sbts.core.plugin.runners import run_correction
 
     print("3. bridging on 200 × 200 stacks (3 unwrapping-error islands each): islands left wrong")
     if oracle is None:

@@ -8,12 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.steps import averages
 from sbts.core.errors import DataError, InputError
+from sbts.core.io.products import IfgramStack, StackWriter
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.products import IfgramStack, StackWriter
-
+from sbts.core.steps import averages
 
 TINY_MEMORY = 2e-6  # GB: with many_blocks, forces several blocks on the small test stacks
 

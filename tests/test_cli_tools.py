@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.cli.main import cli
-from sbts.core.model.metadata import Metadata
 from sbts.core.io.products import MapProduct, Product, TimeSeries, write_map
+from sbts.core.model.metadata import Metadata
 
 COMMANDS = ("average", "mask", "horzvert", "mosaic", "filter", "gnss")
 

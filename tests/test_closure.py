@@ -8,16 +8,24 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.io.blocks import Block
+from sbts.core.demo.run import write_synthetic_files
+from sbts.core.demo.synthetic import make_synthetic_stack
 from sbts.core.inversion.closure import (
-    NUM_TRI_FILE, TRIPLET_STATS_FILE, ambiguity_objective, closure_phase, integer_ambiguity,
-    num_nonzero_integer_closure, solve_integer_ambiguity, triplet_indices, triplets, wrap,
+    NUM_TRI_FILE,
+    TRIPLET_STATS_FILE,
+    ambiguity_objective,
+    closure_phase,
+    integer_ambiguity,
+    num_nonzero_integer_closure,
+    solve_integer_ambiguity,
+    triplet_indices,
+    triplets,
+    wrap,
     write_num_nonzero_integer_closure,
 )
-from sbts.core.demo.run import write_synthetic_files
+from sbts.core.io.blocks import Block
 from sbts.core.model.pairs import Pairs
 from sbts.core.steps.reference import set_reference
-from sbts.core.demo.synthetic import make_synthetic_stack
 
 SHAPE = (60, 80)
 NUM_DATE = 16

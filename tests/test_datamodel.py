@@ -8,13 +8,21 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, part_path, read_attrs
+from sbts.core.io.products import (
+    Geometry,
+    IfgramStack,
+    MapProduct,
+    Product,
+    StackWriter,
+    TimeSeries,
+    TimeSeriesWriter,
+    write_map,
+)
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.products import Geometry, IfgramStack, MapProduct, Product, StackWriter, TimeSeries, \
-    TimeSeriesWriter, write_map
 
 
 def _meta(length=7, width=9, geo=True) -> Metadata:

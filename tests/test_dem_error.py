@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sbts.core.plugin.runners import run_correction
-from sbts.core.errors import InputError
-from sbts.core.model.metadata import Grid, Metadata, Reference
-from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter, write_map
 from sbts.core.config.template import Template
+from sbts.core.errors import InputError
+from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import Grid, Metadata, Reference
+from sbts.core.plugin.runners import run_correction
 
 L, W, N = 18, 22, 16
 REF = (3, 4)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sbts.core.plugin.runners import run_correction
-from sbts.core.errors import InputError, TemplateError
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
-from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
-from sbts.core.model.ramps import evaluate_ramps
 from sbts.core.config.template import Template
+from sbts.core.errors import InputError, TemplateError
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
+from sbts.core.model.ramps import evaluate_ramps
+from sbts.core.plugin.runners import run_correction
 
 L, W = 36, 44
 DATES = ["20200101", "20200113", "20200125", "20200206", "20200218"]

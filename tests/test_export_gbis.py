@@ -8,9 +8,9 @@ from click.testing import CliRunner
 from scipy.io import loadmat
 
 from sbts.core.errors import InputError
-from sbts.core.plugin.runners import export
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
 from sbts.core.io.products import TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
+from sbts.core.plugin.runners import export
 from sbts.plugins.exporters.gbis import heading_from_azimuth
 
 L, W = 12, 16

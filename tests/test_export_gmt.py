@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.plugin.runners import export
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
 from sbts.core.io.products import TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
+from sbts.core.plugin.runners import export
 
 gdal = pytest.importorskip("osgeo.gdal")
 gdal.UseExceptions()
@@ -114,9 +114,9 @@ def test_mexico_city_velocity(tmp_path, shared_data):
     """The stacking velocity of the real GeoTIFF stack through gmt, gbis, kmz and roipac."""
     from scipy.io import loadmat
 
+    from sbts.core.config.template import Template
     from sbts.core.steps.load import load_data
     from sbts.core.steps.prepare import prepare_network
-    from sbts.core.config.template import Template
 
     m = shared_data / "pyrate_s1_mexico_cropA_gamma"
     keys = dict(unwFile="geotiffs/*_unw.tif", corFile="geotiffs/*_cc.tif", demFile="geotiffs/*_dem.tif",

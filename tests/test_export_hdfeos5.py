@@ -97,8 +97,8 @@ def test_refusals(demo, tmp_path):
     with pytest.raises(InputError, match="time series"):
         export("hdfeos5", demo / "temporalCoherence.h5", options={"relative_orbit": "1", "first_frame": "1"})
     with pytest.raises(InputError, match="sbts geocode"):
-        from sbts.core.model.metadata import Grid, Metadata
         from sbts.core.io.products import TimeSeriesWriter
+        from sbts.core.model.metadata import Grid, Metadata
 
         with TimeSeriesWriter(tmp_path / "timeseries.h5", Metadata(Grid(4, 5)), ["20200101", "20200201"]) as w:
             w.write("timeseries", np.zeros((2, 4, 5), np.float32))

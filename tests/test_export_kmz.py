@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.plugin.runners import export
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
 from sbts.core.io.products import TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
+from sbts.core.plugin.runners import export
 
 pytest.importorskip("simplekml")
 NS = {"k": "http://www.opengis.net/kml/2.2"}

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from sbts.core.errors import InputError
-from sbts.core.plugin.runners import export
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.io.products import TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
+from sbts.core.plugin.runners import export
 from sbts.plugins.readers import _rsc
 from sbts.plugins.readers.roipac import band_raster
 

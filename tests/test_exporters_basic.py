@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.plugin.runners import export
+from sbts.core.io.products import StackWriter, TimeSeriesWriter, write_map
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.products import StackWriter, TimeSeriesWriter, write_map
+from sbts.core.plugin.runners import export
 
 L, W = 20, 30
 DATES = ["20200101", "20200113", "20200125", "20200206"]

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.core.errors import InputError
-from sbts.core.steps.geocode import GeocodeOptions, geocode_file
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
 from sbts.core.io.products import Product, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
+from sbts.core.steps.geocode import GeocodeOptions, geocode_file
 
 L, W = 40, 50
 # lat/lon of radar pixel (r, c): affine with shear and rotation, like an ascending track
@@ -240,9 +240,9 @@ def test_mexico_city_gamma_lookup_round_trip(tmp_path, shared_data):
     """The real GAMMA lookup (eqa_to_rdc.lt): stacking velocity geo → radar → geo."""
     import warnings
 
+    from sbts.core.config.template import Template
     from sbts.core.steps.load import load_data
     from sbts.core.steps.prepare import prepare_network
-    from sbts.core.config.template import Template
 
     m = shared_data / "pyrate_s1_mexico_cropA_gamma"
     keys = dict(unwFile="geotiffs/*_unw.tif", demFile="geotiffs/*_dem.tif", metaFile="headers/*_mli.par",

@@ -18,8 +18,8 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.steps.load import load_data
 from sbts.core.config.template import Template
+from sbts.core.steps.load import load_data
 
 # (value as the file writes it, expected HEADING, ORBIT_DIRECTION)
 CASES = [(-12.7, -12.7, "ASCENDING"), (347.3, -12.7, "ASCENDING"),

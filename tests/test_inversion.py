@@ -13,9 +13,9 @@ import scipy.linalg
 from sbts.core.demo.run import compare_with_truth, write_synthetic
 from sbts.core.errors import DataError, InputError
 from sbts.core.inversion.engine import InversionOptions, invert_network
+from sbts.core.inversion.weights import coherence_to_weight
 from sbts.core.io.products import IfgramStack, MapProduct, TimeSeries
 from sbts.core.steps.reference import set_reference
-from sbts.core.inversion.weights import coherence_to_weight
 
 
 @pytest.fixture(scope="module")

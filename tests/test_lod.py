@@ -7,11 +7,11 @@ import logging
 import numpy as np
 import pytest
 
-from sbts.core.plugin.runners import run_correction
-from sbts.core.errors import InputError
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
-from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
 from sbts.core.config.template import Template
+from sbts.core.errors import InputError
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
+from sbts.core.plugin.runners import run_correction
 from sbts.plugins.corrections.lod import DRIFT_RATE, applies_by_default
 
 L, W = 12, 40

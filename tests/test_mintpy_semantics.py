@@ -158,8 +158,8 @@ def test_residual_rms_of_mintpy_residual_means_the_same(runs, mintpy_oracle, tmp
     """sbts rms on MintPy's timeseriesResidual.h5 and maskTempCoh.h5 writes what timeseries_rms.py
     wrote: the deramped residual, rms_timeseriesResidual_ramp.txt in metres, reference_date.txt,
     exclude_date.txt; and MintPy's plot function reads sbts's text file."""
-    from sbts.core.steps.rms import residual_rms
     from sbts.core.config.template import Template
+    from sbts.core.steps.rms import residual_rms
 
     mp, _, _ = runs
     for name in ("timeseriesResidual.h5", "maskTempCoh.h5"):
@@ -311,8 +311,8 @@ def small_stack(tmp_path_factory):
 
 
 def _sbts_bridging(folder: Path, tmp_path: Path) -> Path:
-    from sbts.core.plugin.runners import run_correction
     from sbts.core.config.template import Template
+    from sbts.core.plugin.runners import run_correction
 
     shutil.copy2(folder / "ifgramStack.h5", tmp_path / "ifgramStack.h5")
     run_correction("bridging", Template({"mintpy.unwrapError.waterMaskFile": "no"}), tmp_path,
@@ -384,9 +384,9 @@ def test_time_function_names_and_values_as_mintpy(mintpy_oracle, tmp_path):
     across year boundaries they differ (docs/mintpy-differences.md)."""
     import datetime as dt
 
-    from sbts.core.model.metadata import Metadata
-    from sbts.core.io.products import TimeSeriesWriter
     from sbts.core.config.template import Template
+    from sbts.core.io.products import TimeSeriesWriter
+    from sbts.core.model.metadata import Metadata
     from sbts.core.model.timefunc import TimeFunctionModel
     from sbts.core.steps.velocity import fit_time_functions
 
@@ -430,9 +430,9 @@ def test_water_mask_file_from_the_geometry(tmp_path):
     """waterMask.h5 as smallbaselineApp writes it: the geometry's waterMask, False where latitude or
     longitude is 0 (no data), FILE_TYPE waterMask; kept while newer than the geometry; none without
     a waterMask in the geometry."""
-    from sbts.core.steps.averages import write_water_mask
-    from sbts.core.model.metadata import Grid, Metadata
     from sbts.core.io.products import write_map
+    from sbts.core.model.metadata import Grid, Metadata
+    from sbts.core.steps.averages import write_water_mask
 
     inputs = tmp_path / "inputs"
     inputs.mkdir()

@@ -9,13 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.steps import network
-from sbts.core.io.blocks import Block
+from sbts.core.config.template import Template
 from sbts.core.errors import DataError, InputError, TemplateError
+from sbts.core.io.blocks import Block
+from sbts.core.io.products import IfgramStack, StackWriter, write_map
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.products import IfgramStack, StackWriter, write_map
-from sbts.core.config.template import Template
+from sbts.core.steps import network
 
 
 def T(**values) -> Template:

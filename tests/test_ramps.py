@@ -7,10 +7,17 @@ import logging
 import numpy as np
 import pytest
 
-from sbts.core.model import ramps
 from sbts.core.io.blocks import Block
-from sbts.core.model.ramps import (RAMP_KINDS, design_matrix_ramp, evaluate_ramps, evaluate_ramps_at, fit_ramps,
-                             fit_ramps_samples, num_coefficients)
+from sbts.core.model import ramps
+from sbts.core.model.ramps import (
+    RAMP_KINDS,
+    design_matrix_ramp,
+    evaluate_ramps,
+    evaluate_ramps_at,
+    fit_ramps,
+    fit_ramps_samples,
+    num_coefficients,
+)
 
 SHAPE = (30, 40)
 

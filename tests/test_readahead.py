@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.io.blocks import Block
 from sbts.core.compute.heap import keep_freed_memory
+from sbts.core.io.blocks import Block
 from sbts.core.io.readahead import ReadAhead
 
 

@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.aria_products import DX, WAVELENGTH, build_aria_vrt, build_gunw, vrt_template  # noqa: E402
 
-from sbts.core.io.blocks import Block  # noqa: E402
-from sbts.core.errors import InputError  # noqa: E402
-from sbts.core.steps.load import build_request, load_data  # noqa: E402
-from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
 from sbts.core.config.template import Template  # noqa: E402
+from sbts.core.errors import InputError  # noqa: E402
+from sbts.core.io.blocks import Block  # noqa: E402
+from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
+from sbts.core.steps.load import build_request, load_data  # noqa: E402
 from sbts.plugins.readers.aria import AriaReader  # noqa: E402
 
 pytest.importorskip("osgeo.gdal")

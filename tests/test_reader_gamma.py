@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sbts.core.io.blocks import Block
-from sbts.core.errors import InputError
-from sbts.core.plugin.interfaces import Confidence
-from sbts.core.plugin.interfaces import LoadRequest
-from sbts.core.steps.load import build_request, load_data
-from sbts.core.io.products import Geometry, IfgramStack
 from sbts.core.config.template import Template
+from sbts.core.errors import InputError
+from sbts.core.io.blocks import Block
+from sbts.core.io.products import Geometry, IfgramStack
+from sbts.core.plugin.interfaces import Confidence, LoadRequest
+from sbts.core.steps.load import build_request, load_data
 from sbts.plugins.readers import _gamma_par as gp
 from sbts.plugins.readers.gamma import GammaReader
 
@@ -237,9 +236,9 @@ def test_swapped_pair_name_negates_phase(shared_data, tmp_path):
     """A later_earlier file name holds the opposite phase: stored earlier_later with the sign flipped."""
     import shutil
 
-    from sbts.core.steps.load import load_data
-    from sbts.core.io.products import IfgramStack
     from sbts.core.config.template import Template
+    from sbts.core.io.products import IfgramStack
+    from sbts.core.steps.load import load_data
 
     src = shared_data / "pyrate_envisat_sydney_small_test/gamma"
     for f in src.iterdir():

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sbts.core.io.blocks import Block
+from sbts.core.config.template import Template
 from sbts.core.errors import InputError
+from sbts.core.io.blocks import Block
+from sbts.core.io.products import Geometry, IfgramStack
 from sbts.core.plugin.interfaces import Confidence
 from sbts.core.steps.load import build_request, load_data
-from sbts.core.io.products import Geometry, IfgramStack
-from sbts.core.config.template import Template
 from sbts.plugins.readers import _gamma_par as gp
 from sbts.plugins.readers.geotiff import GeoTiffReader
 

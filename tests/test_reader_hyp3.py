@@ -16,12 +16,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.hyp3_products import EPSG, ORIGIN, STEP, build_hyp3, template_text  # noqa: E402
 
-from sbts.core.io.blocks import Block  # noqa: E402
+from sbts.core.config.template import Template  # noqa: E402
 from sbts.core.errors import InputError  # noqa: E402
+from sbts.core.io.blocks import Block  # noqa: E402
+from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
 from sbts.core.plugin.interfaces import Confidence  # noqa: E402
 from sbts.core.steps.load import build_request, load_data  # noqa: E402
-from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
-from sbts.core.config.template import Template  # noqa: E402
 from sbts.plugins.readers.hyp3 import Hyp3Reader, pair_dates, product_name, radar_from_txt, read_product_txt  # noqa: E402
 
 pytest.importorskip("osgeo.gdal")

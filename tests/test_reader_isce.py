@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.isce_topsstack import RANGE_PIXEL, STARTING_RANGE, WAVELENGTH, build_topsstack, template_text  # noqa: E402
 
-from sbts.core.io.blocks import Block  # noqa: E402
-from sbts.core.errors import InputError  # noqa: E402
-from sbts.core.steps.load import build_request, load_data  # noqa: E402
-from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
 from sbts.core.config.template import Template  # noqa: E402
+from sbts.core.errors import InputError  # noqa: E402
+from sbts.core.io.blocks import Block  # noqa: E402
+from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
+from sbts.core.steps.load import build_request, load_data  # noqa: E402
 from sbts.plugins.readers._isce_xml import read_image_xml  # noqa: E402
 from sbts.plugins.readers.isce import IsceReader  # noqa: E402
 

@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.snap_dimap import FREQ_MHZ, STEP, X0, Y0, build_snap, template_text  # noqa: E402
 
-from sbts.core.io.blocks import Block  # noqa: E402
-from sbts.core.errors import InputError  # noqa: E402
-from sbts.core.steps.load import build_request, load_data  # noqa: E402
-from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
 from sbts.core.config.template import Template  # noqa: E402
+from sbts.core.errors import InputError  # noqa: E402
+from sbts.core.io.blocks import Block  # noqa: E402
+from sbts.core.io.products import Geometry, IfgramStack  # noqa: E402
+from sbts.core.steps.load import build_request, load_data  # noqa: E402
 from sbts.plugins.readers.snap import SnapReader, radar_from_dim, read_dim, snap_dates  # noqa: E402
 
 DIM = "snap_dim_metadata_iceland/S1_IW_SLC_DInSARStack_20190902_20190914.dim"

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from sbts.cli.main import cli
 from sbts.core.errors import InputError
-from sbts.core.model.metadata import Metadata
 from sbts.core.io.products import TimeSeriesWriter
+from sbts.core.model.metadata import Metadata
 from sbts.core.steps.refdate import reference_date
 
 DATES = [f"2020{m:02d}01" for m in range(1, 13)]
@@ -115,8 +115,8 @@ def test_cli_velocity_and_rms(tmp_path):
 
 
 def test_resolve_reference_date_from_template(tmp_path):
-    from sbts.core.steps.refdate import resolve_reference_date
     from sbts.core.config.template import Template
+    from sbts.core.steps.refdate import resolve_reference_date
 
     assert resolve_reference_date(Template(), tmp_path) is None  # default file absent: unchanged
     (tmp_path / "reference_date.txt").write_text("20200301\n")

@@ -6,14 +6,13 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.steps import reference
-from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask
+from sbts.core.config.template import Template
 from sbts.core.errors import DataError
+from sbts.core.io.products import IfgramStack, StackWriter, write_map
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.products import IfgramStack, StackWriter, write_map
-from sbts.core.config.template import Template
-
+from sbts.core.steps import reference
+from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask
 
 DATE12 = ["20200101_20200113", "20200101_20200125", "20200113_20200125", "20200113_20200206",
           "20200125_20200206"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbts.core.errors import InputError, TemplateError
-from sbts.core.model.metadata import Metadata
-from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
-from sbts.core.steps.rms import outlier_threshold, residual_rms
-from sbts.core.demo.synthetic import make_synthetic_stack
 from sbts.core.config.template import Template
+from sbts.core.demo.synthetic import make_synthetic_stack
+from sbts.core.errors import InputError, TemplateError
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import Metadata
+from sbts.core.steps.rms import outlier_threshold, residual_rms
 
 QUIET = 7  # the date the residual is referenced to: RMS 0, so it must be the reference date
 

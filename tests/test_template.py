@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sbts.core.errors import TemplateError
 from sbts.core.config.template import Template, UnknownKeyWarning, default_values, parse_text
+from sbts.core.errors import TemplateError
 
 MINTPY_CUSTOM = """\
 ## a MintPy custom template, unchanged

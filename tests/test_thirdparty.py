@@ -27,8 +27,8 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 from sbts.core.io.products import write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 
 HERE = Path(__file__).resolve().parent / "thirdparty"
 PACKAGES = {"sbts-toy": "sbts_toy", "sbts-broken": "sbts_broken", "sbts-misspelled": "sbts_misspelled"}

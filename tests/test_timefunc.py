@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from sbts.core.errors import InputError, TemplateError
 from sbts.core.config.template import Template
+from sbts.core.errors import InputError, TemplateError
 from sbts.core.model.timefunc import TimeFunctionModel, derive, parse_onsets
 from sbts.core.steps.velocity import fit_pixels
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from sbts.core.errors import DataError, InputError
-from sbts.core.model.metadata import Metadata
 from sbts.core.io.products import MapProduct, Product, TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import Metadata
 
 # ---------------------------------------------------------------------------- helpers
 STEP = 0.01

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sbts.core.plugin.runners import run_correction
-from sbts.core.errors import InputError
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
-from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
 from sbts.core.config.template import Template
+from sbts.core.errors import InputError
+from sbts.core.io.products import TimeSeries, TimeSeriesWriter, write_map
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, Reference
+from sbts.core.plugin.runners import run_correction
 from sbts.plugins.corrections.troposphere import closest_hour, read_ztd, resample_ztd
 
 

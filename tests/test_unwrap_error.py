@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sbts.core.plugin.runners import run_correction
+from sbts.core.config.template import Template
 from sbts.core.demo.run import write_synthetic, write_synthetic_files
+from sbts.core.demo.synthetic import make_synthetic_stack
 from sbts.core.errors import InputError, PluginError, TemplateError
 from sbts.core.io.products import IfgramStack
+from sbts.core.plugin.runners import run_correction
 from sbts.core.steps.reference import set_reference
-from sbts.core.demo.synthetic import make_synthetic_stack
-from sbts.core.config.template import Template
 from sbts.plugins.corrections import unwrap_error as uw
 
 SHAPE = (60, 80)

@@ -9,11 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from sbts.core.errors import InputError, TemplateError
-from sbts.core.model.metadata import Metadata
-from sbts.core.io.products import TimeSeriesWriter
-from sbts.core.demo.synthetic import make_synthetic_stack
 from sbts.core.config.template import Template
+from sbts.core.demo.synthetic import make_synthetic_stack
+from sbts.core.errors import InputError, TemplateError
+from sbts.core.io.products import TimeSeriesWriter
+from sbts.core.model.metadata import Metadata
 from sbts.core.model.timefunc import TimeFunctionModel
 from sbts.core.steps.velocity import fit_time_functions
 

@@ -14,12 +14,12 @@ from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import TemplateError
 from sbts.core.io.blocks import Budget, pixel_bytes, plan_blocks, plan_blocks_for
+from sbts.core.io.products import StackWriter, write_map
 from sbts.core.io.provenance import Provenance, file_versions, read_provenance, recording, relevant
 from sbts.core.io.stack_editor import StackEditor
 from sbts.core.io.workdir import WorkDir, find_companion, find_geometry
 from sbts.core.model.metadata import Grid, Metadata, RadarInfo
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.products import StackWriter, write_map
 
 DATE12 = ["20200101_20200113", "20200101_20200125", "20200113_20200125"]
 SHAPE = (6, 5)

@@ -9,13 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from sbts.cli.main import cli
-from sbts.core.plugin import registry as plugins
 from sbts.core.demo.run import write_synthetic
 from sbts.core.errors import SbtsError
-from sbts.core.plugin.hookspecs import hookimpl
-from sbts.core.plugin.interfaces import Correction, CorrectionResult
 from sbts.core.io.lock import work_dir_lock
 from sbts.core.io.products import TimeSeries, TimeSeriesWriter
+from sbts.core.plugin import registry as plugins
+from sbts.core.plugin.hookspecs import hookimpl
+from sbts.core.plugin.interfaces import Correction, CorrectionResult
 from sbts.core.workflow.runner import run_workflow
 
 TEMPLATE = """\

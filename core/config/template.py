@@ -9,8 +9,8 @@ UPPER_CASE keys are metadata to write into the files (``HEADING``, ``ALOOKS`` ..
 from __future__ import annotations
 
 import difflib
-import math
 import logging
+import math
 import os
 import re
 import stat

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.h5 import atomic_write_text
 from sbts.core.errors import InputError
+from sbts.core.io.h5 import atomic_write_text
+from sbts.core.io.products import StackWriter, TimeSeries, TimeSeriesWriter, write_map
 from sbts.core.model.metadata import Metadata
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.products import StackWriter, TimeSeries, TimeSeriesWriter, write_map
 
 logger = logging.getLogger(__name__)
 

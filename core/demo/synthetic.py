@@ -66,8 +66,16 @@ from typing import Any
 import numpy as np
 
 from sbts.core.demo import acquisitions as _acq
-from sbts.core.demo import decorrelation, deformation, dem_error, reference, scene, troposphere, unwrapping
-from sbts.core.demo import water_shadow
+from sbts.core.demo import (
+    decorrelation,
+    deformation,
+    dem_error,
+    reference,
+    scene,
+    troposphere,
+    unwrapping,
+    water_shadow,
+)
 from sbts.core.demo.decorrelation import simulate_ds_phase
 from sbts.core.demo.dem_error import dem_error_timeseries
 from sbts.core.demo.fields import (

@@ -35,12 +35,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.steps.averages import as_stack, geometry_water_mask
-from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError
-from sbts.core.model.pairs import Pairs
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import atomic_write_text
 from sbts.core.io.products import IfgramStack, write_map
+from sbts.core.model.pairs import Pairs
+from sbts.core.steps.averages import as_stack, geometry_water_mask
 
 logger = logging.getLogger(__name__)
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.config.template import Template
 from sbts.core.errors import DataError, InputError
 from sbts.core.inversion.options import (  # noqa: F401 - re-exported: the engine's options
@@ -49,17 +50,16 @@ from sbts.core.inversion.options import (  # noqa: F401 - re-exported: the engin
     WEIGHT_FUNCS,
     InversionOptions,
 )
+from sbts.core.inversion.refphase import reference_phase
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, check_distinct, check_free_space, read_attrs, write_guard
 from sbts.core.io.lock import output_locks, private_name, remove_orphans
+from sbts.core.io.masks import read_mask_file
 from sbts.core.io.products import Geometry, IfgramStack, TimeSeriesWriter
 from sbts.core.io.progress import progress
+from sbts.core.io.workdir import find_geometry
 from sbts.core.model.metadata import Metadata
 from sbts.core.model.pairs import Pairs
-from sbts.core.io.masks import read_mask_file
-from sbts.core.io.workdir import find_geometry
-from sbts.core.inversion.refphase import reference_phase
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +313,9 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
     if not (0 <= ref_y < length and 0 <= ref_x < width):
         raise DataError(f"reference pixel ({ref_y}, {ref_x}) is outside the {length}×{width} image")
     kept_index = np.flatnonzero(stack.pairs.keep)
-    ref_phase = reference_phase(stack, options.obs_dataset, kept_index, "error", point=(ref_y, ref_x)).values
+    ref = reference_phase(stack, options.obs_dataset, kept_index, "error", point=(ref_y, ref_x))
+    assert ref is not None  # a point is given
+    ref_phase = ref.values
     water = _water_mask(options, stack, work_dir)
     sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
     outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",

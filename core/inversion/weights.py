@@ -103,7 +103,7 @@ def phase_pdf_ds(phase, coherence, looks: int) -> np.ndarray:
     return bracket / (2.0 * np.pi)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gauss_legendre_phase_nodes() -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes/weights on [0, π]: Gauss–Legendre on geometrically growing panels.
 
@@ -118,7 +118,7 @@ def _gauss_legendre_phase_nodes() -> tuple[np.ndarray, np.ndarray]:
     return nodes, weights
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _variance_lut(looks: int) -> tuple[np.ndarray, np.ndarray]:
     """(coherence grid, σ²_φ on it) for ``looks`` looks; read-only arrays, cached per L."""
     grid = _lut_coherence_grid()
@@ -140,7 +140,7 @@ def _variance_lut(looks: int) -> tuple[np.ndarray, np.ndarray]:
     return grid, var
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _log_variance(looks: int) -> tuple[np.ndarray, np.ndarray]:
     """(−log(1−γ), log σ²) on the LUT nodes below γ = 1."""
     grid, var = _variance_lut(looks)
@@ -202,7 +202,7 @@ def coherence_to_weight(coherence: np.ndarray, method: str, looks: int) -> np.nd
 _FAST_NODES = 1 << 16
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _weight_table(method: str, looks: int) -> np.ndarray:
     """Weights on a uniform coherence grid of 2¹⁶ intervals, for :func:`coherence_to_weight_fast`.
 

@@ -26,8 +26,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError, SbtsError
+from sbts.core.io.blocks import Block
 from sbts.core.io.lock import orphans, output_lock, private_name, remove_orphans
 from sbts.core.model.metadata import Metadata
 

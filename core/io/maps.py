@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import DAYS_PER_YEAR, format_date, parse_date
 from sbts.core.errors import InputError
-from sbts.core.plugin.interfaces import ExportRequest, check_options
 from sbts.core.io.products import UNITS, IfgramStack, MapProduct, Product, TimeSeries
 from sbts.core.io.safenames import safe_part
+from sbts.core.model.dates import DAYS_PER_YEAR, format_date, parse_date
+from sbts.core.plugin.interfaces import ExportRequest, check_options
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import h5py
 import numpy as np
 
-from sbts.core.io.blocks import Block, chunk_rows_cols
-from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError
+from sbts.core.io.blocks import Block, chunk_rows_cols
 from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, decode_strings, encode_dates, open_h5
+from sbts.core.model.dates import format_date, parse_date
 from sbts.core.model.metadata import Metadata
 from sbts.core.model.pairs import Pairs, numeric_array
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from sbts.core.io.blocks import Block
 from sbts.core.errors import InputError
+from sbts.core.io.blocks import Block
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,16 @@ Units and signs (all sbts files, as MintPy):
 from __future__ import annotations
 
 import dataclasses
-import math
 import datetime as _dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError
+from sbts.core.model.dates import format_date, parse_date
 
 
 def _to_str(value: Any) -> str:

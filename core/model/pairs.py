@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sbts.core.model.dates import format_date, parse_date, years_since
 from sbts.core.errors import InputError
+from sbts.core.model.dates import format_date, parse_date, years_since
 
 
 def numeric_array(values, name: str) -> np.ndarray:

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sbts.core.model.dates import DAYS_PER_YEAR, format_date, parse_date
 from sbts.core.errors import InputError, TemplateError, shown
+from sbts.core.model.dates import DAYS_PER_YEAR, format_date, parse_date
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+from sbts.core.config.template import Template
 from sbts.core.io.blocks import Block
 from sbts.core.model.metadata import Metadata
-from sbts.core.config.template import Template
 
 
 # ------------------------------------------------------------------------- rasters

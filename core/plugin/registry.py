@@ -80,7 +80,9 @@ class Registry:
 
     def of_kind(self, kind: str) -> dict[str, Any]:
         """The items of ``kind`` ("reader", "correction", "exporter") by name."""
-        return {"reader": self.readers, "correction": self.corrections, "exporter": self.exporters}[kind]
+        kinds: dict[str, dict[str, Any]] = {"reader": self.readers, "correction": self.corrections,
+                                            "exporter": self.exporters}
+        return kinds[kind]
 
     def get(self, kind: str, name: str) -> Any:
         """The item ``name`` of ``kind``; a :class:`PluginError` listing the others if absent."""
@@ -176,7 +178,7 @@ def _sources(state: _Loading, entry_points: Iterable[Any] | None, extra_plugins:
             continue
         out.append((source.name, source))
     for name, obj in extra_plugins:
-        module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+        module = str(getattr(obj, "__module__", None) or getattr(obj, "__name__", ""))
         state.origin.setdefault(name, (module.split(".")[0] or "?", "?"))
         if name in names:
             state.registry.disabled.append(name)
@@ -207,6 +209,7 @@ def _import_all(state: _Loading, sources: list[tuple[str, Any]]) -> list[tuple[s
 def _register_all(state: _Loading, loaded: list[tuple[str, Any]]) -> None:
     """Stage 3: register with pluggy, which checks the hook names and signatures."""
     pm = state.registry.manager
+    assert pm is not None  # stage 1 made it
     for name, obj in loaded:
         if pm.is_registered(obj):
             continue
@@ -229,8 +232,10 @@ def _register_all(state: _Loading, loaded: list[tuple[str, Any]]) -> None:
 
 def _collect_items(state: _Loading) -> None:
     """Stage 4: call each kind's hook of every plugin (registration order: first wins a name)."""
+    pm = state.registry.manager
+    assert pm is not None  # stage 1 made it
     for kind, hook_name in _HOOKS.items():
-        for impl in getattr(state.registry.manager.hook, hook_name).get_hookimpls():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
             try:
                 provided = impl.function() or []

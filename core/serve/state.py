@@ -220,7 +220,7 @@ class ViewerState:
     # ------------------------------------------------------------------ colours and figures
     @staticmethod
     def colours(name: str) -> list[str]:
-        return ["#%02x%02x%02x" % tuple(int(v) for v in rgba[:3]) for rgba in colour_table(name)]
+        return ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgba[:3])) for rgba in colour_table(name)]
 
     def figure_png(self, layer_id: str, *, index: int | None = None, vmin: float | None = None,
                    vmax: float | None = None, cmap: str | None = None, mask: str | None = None,

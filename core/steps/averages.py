@@ -23,17 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
+from sbts.core.errors import DataError
+from sbts.core.inversion.refphase import reference_phase
 from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.model.dates import DAYS_PER_YEAR, format_date
-from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.masks import read_mask_file  # noqa: F401 - re-exported: the steps read masks from here
 from sbts.core.io.products import IfgramStack, write_map
 from sbts.core.io.progress import progress
-from sbts.core.config.compute import ComputeOptions
 from sbts.core.io.workdir import WorkDir, find_geometry
-from sbts.core.inversion.refphase import reference_phase
+from sbts.core.model.dates import DAYS_PER_YEAR, format_date
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +262,7 @@ def quick_overview(workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
     return outputs
 
 
-__all__ = ["quick_overview", 
+__all__ = ["quick_overview",
     "temporal_average", "write_average_coherence", "stacking_velocity", "write_stacking_velocity",
     "connected_component_mask", "write_conncomp_mask", "valid_in_all_kept", "read_mask_file", "write_water_mask",
     "geometry_water_mask", "as_stack", "kept_index",

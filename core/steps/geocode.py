@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError, TemplateError, shown
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, open_h5, read_metadata
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 from sbts.core.io.products import Product
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def _is_lookup(path: Path) -> bool:
 
 def find_lookup(path: str | os.PathLike, geo2radar: bool = False) -> Path:
     """The geometry file near ``path`` that can serve as lookup table (radar one first)."""
-    from sbts.core.io.workdir import find_file, GEOMETRY_FILES
+    from sbts.core.io.workdir import GEOMETRY_FILES, find_file
 
     path = Path(path).resolve()
     # a radar-coded geometry file with latitude/longitude is its own lookup table (not for geo2radar)

@@ -19,19 +19,19 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
-from sbts.core.io.workdir import WorkDir
-from sbts.core.io.blocks import Block, plan_blocks
+from sbts.core.config.template import Template
 from sbts.core.errors import InputError, PluginError, SbtsError, shown
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, read_attrs
-from sbts.core.plugin.interfaces import LOAD_FILE_KEYS, GeometrySource, LoadRequest, Raster, Reader, StackSource
-from sbts.core.model.platform import from_project_name, standard_platform
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata, check_physical
-from sbts.core.model.pairs import Pairs
-from sbts.core.plugin.registry import Registry, detect_reader, get_registry
-from sbts.core.plugin.runners import guarded
 from sbts.core.io.products import STACK_DATASETS, StackWriter
 from sbts.core.io.progress import progress
-from sbts.core.config.template import Template
+from sbts.core.io.workdir import WorkDir
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata, check_physical
+from sbts.core.model.pairs import Pairs
+from sbts.core.model.platform import from_project_name, standard_platform
+from sbts.core.plugin.interfaces import LOAD_FILE_KEYS, GeometrySource, LoadRequest, Raster, Reader, StackSource
+from sbts.core.plugin.registry import Registry, detect_reader, get_registry
+from sbts.core.plugin.runners import guarded
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def build_request(template: Template, base_dir: Path) -> LoadRequest:
         value = template.get(f"mintpy.load.{key}")
         if value:
             value = os.path.expanduser(os.path.expandvars(value))
-            patterns[key] = value if os.path.isabs(value) else str((base_dir / value))
+            patterns[key] = value if os.path.isabs(value) else str(base_dir / value)
     return LoadRequest(patterns, template, base_dir, template.metadata_overrides())
 
 

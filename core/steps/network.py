@@ -37,20 +37,19 @@ from typing import Any
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.steps.averages import as_stack, geometry_water_mask, read_mask_file
-from sbts.core.config.compute import ComputeOptions
-from sbts.core.io.workdir import WorkDir, find_geometry
-from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.model.dates import format_date, parse_date
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
+from sbts.core.config.template import Template
 from sbts.core.errors import DataError, InputError, TemplateError, shown
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import atomic_write_text, open_h5
-from sbts.core.model.metadata import Metadata
-from sbts.core.model.pairs import Pairs
 from sbts.core.io.products import IfgramStack
 from sbts.core.io.progress import progress
 from sbts.core.io.safenames import read_text, require_regular
-from sbts.core.config.template import Template
+from sbts.core.io.workdir import WorkDir, find_geometry
+from sbts.core.model.dates import format_date, parse_date
+from sbts.core.model.metadata import Metadata
+from sbts.core.model.pairs import Pairs
+from sbts.core.steps.averages import as_stack, geometry_water_mask, read_mask_file
 
 logger = logging.getLogger(__name__)
 
@@ -651,7 +650,7 @@ def run(options: NetworkOptions, workdir: WorkDir, compute: ComputeOptions) -> l
     return [workdir.root / COHERENCE_TABLE] + ([water] if water else [])
 
 
-__all__ = ["run", 
+__all__ = ["run",
     "NetworkOptions", "DropReport", "select_pairs", "spatial_average_coherence", "parse_aoi", "modify_network",
     "minimum_spanning_tree_pairs", "parse_index_list", "parse_date12", "read_pair_list",
     "network_mask", "write_coherence_table", "write_drop_flags", "COHERENCE_TABLE", "NETWORK_RULES",

@@ -15,9 +15,14 @@ logger = logging.getLogger(__name__)
 def prepare_network(stack_path: str | os.PathLike, template: Template, work_dir: str | os.PathLike,
                     max_memory: float = DEFAULT_MAX_MEMORY_GB) -> str:
     """modify_network + reference_point (+ the averages they need); returns a text report."""
-    from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask, write_stacking_velocity, write_water_mask
-    from sbts.core.steps.network import modify_network
     from sbts.core.io.products import IfgramStack
+    from sbts.core.steps.averages import (
+        write_average_coherence,
+        write_conncomp_mask,
+        write_stacking_velocity,
+        write_water_mask,
+    )
+    from sbts.core.steps.network import modify_network
     from sbts.core.steps.reference import choose_reference, set_reference
 
     stack_path, work_dir = Path(stack_path), Path(work_dir)

@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import pixel_bytes, plan_blocks_for
-from sbts.core.model.dates import format_date, parse_date
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
+from sbts.core.config.options import FileOption
 from sbts.core.errors import InputError, shown
+from sbts.core.io.blocks import pixel_bytes, plan_blocks_for
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import TimeSeries, TimeSeriesWriter
 from sbts.core.io.safenames import read_text
-from sbts.core.config.compute import ComputeOptions
-from sbts.core.config.options import FileOption
 from sbts.core.io.workdir import WorkDir
+from sbts.core.model.dates import format_date, parse_date
 
 logger = logging.getLogger(__name__)
 

@@ -39,17 +39,25 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.steps.averages import (AVG_COHERENCE_FILE, CONNCOMP_MASK_FILE, as_stack, connected_component_mask,
-                       geometry_water_mask, kept_index, read_mask_file, temporal_average, valid_in_all_kept)
-from sbts.core.io.blocks import Block
-from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.io.h5 import open_h5
-from sbts.core.io.products import IfgramStack
-from sbts.core.config.compute import ComputeOptions
-from sbts.core.io.workdir import GEOMETRY_RADAR, WorkDir, find_geometry
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.options import FileOption
 from sbts.core.config.template import Template
+from sbts.core.errors import DataError, InputError, TemplateError, shown
+from sbts.core.io.blocks import Block
+from sbts.core.io.h5 import open_h5
+from sbts.core.io.products import IfgramStack
+from sbts.core.io.workdir import GEOMETRY_RADAR, WorkDir, find_geometry
+from sbts.core.steps.averages import (
+    AVG_COHERENCE_FILE,
+    CONNCOMP_MASK_FILE,
+    as_stack,
+    connected_component_mask,
+    geometry_water_mask,
+    kept_index,
+    read_mask_file,
+    temporal_average,
+    valid_in_all_kept,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -32,15 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import Block, plan_blocks, pixel_bytes, plan_blocks_for
-from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
-from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
-from sbts.core.config.compute import ComputeOptions
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.options import FileOption
-from sbts.core.io.workdir import WorkDir
 from sbts.core.config.template import Template
+from sbts.core.errors import DataError, InputError, TemplateError, shown
+from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks, plan_blocks_for
+from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
+from sbts.core.io.workdir import WorkDir
+from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
 
 logger = logging.getLogger(__name__)
 

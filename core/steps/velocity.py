@@ -36,17 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import plan_blocks
-from sbts.core.model.dates import format_date, parse_date
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
+from sbts.core.config.template import Template
 from sbts.core.errors import InputError, TemplateError, shown
+from sbts.core.io.blocks import plan_blocks
 from sbts.core.io.h5 import H5Writer, check_distinct
 from sbts.core.io.products import TimeSeries
 from sbts.core.io.progress import progress
 from sbts.core.io.safenames import read_text
-from sbts.core.config.compute import ComputeOptions
-from sbts.core.config.template import Template
 from sbts.core.io.workdir import WorkDir
+from sbts.core.model.dates import format_date, parse_date
 from sbts.core.model.timefunc import KEY, TimeFunctionModel, derive, derive_std
 
 logger = logging.getLogger(__name__)

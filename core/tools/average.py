@@ -13,11 +13,16 @@ import os
 from pathlib import Path
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.steps.averages import (AVG_COHERENCE_FILE, STACKING_VELOCITY_FILE, as_stack, stacking_velocity,
-                        temporal_average)
-from sbts.core.model.dates import format_date
 from sbts.core.io.h5 import check_distinct
 from sbts.core.io.products import write_map
+from sbts.core.model.dates import format_date
+from sbts.core.steps.averages import (
+    AVG_COHERENCE_FILE,
+    STACKING_VELOCITY_FILE,
+    as_stack,
+    stacking_velocity,
+    temporal_average,
+)
 from sbts.core.tools.common import default_output_dir
 
 logger = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.blocks import Block
-from sbts.core.model.dates import parse_date
 from sbts.core.errors import InputError
-from sbts.core.model.metadata import GeoGrid, Grid, Metadata
+from sbts.core.io.blocks import Block
 from sbts.core.io.products import Geometry, Product, TimeSeries
+from sbts.core.model.dates import parse_date
+from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 
 logger = logging.getLogger(__name__)
 

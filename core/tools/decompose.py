@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, check_distinct
-from sbts.core.model.metadata import RadarInfo
 from sbts.core.io.products import Product, TimeSeries
+from sbts.core.model.metadata import RadarInfo
 from sbts.core.tools.common import LosGeometry, crop_metadata, map_reader, pixel_offset, require_geo
 
 logger = logging.getLogger(__name__)

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import InputError
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, check_distinct
 from sbts.core.io.products import Product, TimeSeries, TimeSeriesWriter
 from sbts.core.io.progress import progress

@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.io.workdir import GEOMETRY_GEO, GEOMETRY_RADAR, find_geometry
-from sbts.core.io.blocks import Block
 from sbts.core.errors import DataError, InputError
+from sbts.core.io.blocks import Block
 from sbts.core.io.products import TimeSeries
+from sbts.core.io.workdir import GEOMETRY_GEO, GEOMETRY_RADAR, find_geometry
 from sbts.core.tools.common import LosGeometry, enu_to_los, require_geo
 
 logger = logging.getLogger(__name__)

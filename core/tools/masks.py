@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
-from sbts.core.steps.averages import connected_component_mask, temporal_average, valid_in_all_kept
-from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.errors import DataError, InputError
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import check_distinct
 from sbts.core.io.products import IfgramStack, Product, write_map
 from sbts.core.io.safenames import safe_part
 from sbts.core.io.workdir import MASKS
+from sbts.core.steps.averages import connected_component_mask, temporal_average, valid_in_all_kept
 from sbts.core.tools.common import default_output_dir, main_dataset, map_reader, require_geo
 
 logger = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import format_date, parse_date
 from sbts.core.errors import InputError
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import UNITS, HdfEos5TimeSeries, IfgramStack, Product, TimeSeries
+from sbts.core.model.dates import format_date, parse_date
 from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import numpy as np
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import InputError
-from sbts.core.steps.network import COHERENCE_TABLE, spatial_average_coherence
 from sbts.core.io.products import IfgramStack, Product
+from sbts.core.steps.network import COHERENCE_TABLE, spatial_average_coherence
 from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)

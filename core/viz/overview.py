@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import years_since
 from sbts.core.errors import SbtsError
 from sbts.core.io.products import Product, TimeSeries
+from sbts.core.model.dates import years_since
 from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)

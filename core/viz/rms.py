@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import parse_date
 from sbts.core.errors import InputError
+from sbts.core.model.dates import parse_date
 from sbts.core.viz import common as c
 
 logger = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.model.dates import DAYS_PER_YEAR, format_date
 from sbts.core.errors import DataError, InputError
 from sbts.core.io.products import Product, TimeSeries
+from sbts.core.model.dates import DAYS_PER_YEAR, format_date
 from sbts.core.model.timefunc import TimeFunctionModel
 from sbts.core.viz import common as c
 from sbts.core.viz.maps import Layer, draw_map, prepare_maps

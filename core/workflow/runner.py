@@ -108,9 +108,8 @@ def is_up_to_date(ctx: RunContext, step: Step, state: dict, deep: bool = True) -
     options = ctx.opt(step.name)
     inputs = _inputs(ctx, step)
     rec = state.get(step.name)
-    current, reason = st.check(step.name, options, step.outputs(ctx), inputs, rec)
-    if not current and rec is None and st.vouched_by_provenance(step.name, options, step.outputs(ctx), inputs,
-                                                                ctx.work_dir):
+    current, reason = st.check(options, step.outputs(ctx), inputs, rec)
+    if not current and rec is None and st.vouched_by_provenance(step.name, options, step.outputs(ctx), inputs):
         current, reason = True, ""
         state[step.name] = st.record(options, step.outputs(ctx), inputs)
     if current and deep:

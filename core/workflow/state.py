@@ -73,7 +73,7 @@ def failure(exc: BaseException) -> dict:
     return {"failed": time.time(), "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
-def check(step: str, options: Any, outputs: Sequence[Path], inputs: dict[str, dict[str, str]],
+def check(options: Any, outputs: Sequence[Path], inputs: dict[str, dict[str, str]],
           rec: dict | None) -> tuple[bool, str]:
     """Whether a step with ``options`` and inputs at ``inputs`` versions is as ``rec`` left it."""
     if rec is None:
@@ -102,8 +102,8 @@ def same_versions(current: dict[str, str], recorded: dict[str, str]) -> bool:
     return all(recorded.get(part) == version for part, version in current.items())
 
 
-def vouched_by_provenance(step: str, options: Any, outputs: Sequence[Path], inputs: dict[str, dict[str, str]],
-                          work_dir: Path) -> bool:
+def vouched_by_provenance(step: str, options: Any, outputs: Sequence[Path],
+                          inputs: dict[str, dict[str, str]]) -> bool:
     """True when every output is an HDF5 file whose provenance says this step made it with these
     options from inputs at these versions (the record of a lost state file, rebuilt from the files)."""
     outputs = list(outputs)

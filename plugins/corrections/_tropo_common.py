@@ -32,7 +32,6 @@ from sbts.core.api import (
     TimeSeries,
     TimeSeriesWriter,
     pixel_bytes,
-    plan_blocks,
     plan_blocks_for,
 )
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.api import (
+    RAMP_KINDS,
     Block,
     Correction,
     CorrectionContext,
@@ -35,7 +36,6 @@ from sbts.core.api import (
     FileOption,
     InputError,
     MapProduct,
-    RAMP_KINDS,
     Template,
     TemplateError,
     TimeSeries,

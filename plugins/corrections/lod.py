@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from sbts.core.api import (
+    DAYS_PER_YEAR,
     Block,
     Correction,
     CorrectionContext,
     CorrectionResult,
-    DAYS_PER_YEAR,
     InputError,
     Metadata,
     Template,
@@ -42,7 +42,6 @@ from sbts.core.api import (
     TimeSeriesWriter,
     hookimpl,
     pixel_bytes,
-    plan_blocks,
     plan_blocks_for,
 )
 from sbts.plugins.corrections._tropo_common import (

@@ -49,7 +49,6 @@ from sbts.core.api import (
     TimeSeriesWriter,
     hookimpl,
     pixel_bytes,
-    plan_blocks,
     plan_blocks_for,
 )
 from sbts.plugins.corrections._tropo_common import (

@@ -11,10 +11,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import pytest
-
 import formats
+import pytest
 from checks import writer
+
 from sbts.core.config.template import Template
 from sbts.core.errors import InputError
 from sbts.core.plugin.interfaces import Confidence

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import formats
+import pytest
 from checks import CHECKS, OFF_BY_DEFAULT, Run, sbts, statuses, writer
+
 from sbts.core.workflow.runner import STEP_NAMES
 
 pytest.importorskip("osgeo.gdal")

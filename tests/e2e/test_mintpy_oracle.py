@@ -16,11 +16,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import formats  # noqa: F401 - the writers' package
 import h5py
 import numpy as np
 import pytest
-
-import formats  # noqa: F401 - the writers' package
 from checks import CHECKS, OFF_BY_DEFAULT, Run, attrs, sbts, statuses, writer
 
 pytest.importorskip("osgeo.gdal")

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from formats import _radar, isce_stripmap, isce_tops, snap  # noqa: E402
 
-from sbts.core.steps.load import load_data  # noqa: E402
-from sbts.core.model.platform import from_project_name, mission_code, standard_platform  # noqa: E402
-from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
 from sbts.core.config.template import Template  # noqa: E402
+from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
+from sbts.core.model.platform import from_project_name, mission_code, standard_platform  # noqa: E402
+from sbts.core.steps.load import load_data  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["ASCENDING", "DESCENDING"])

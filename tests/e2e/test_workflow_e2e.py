@@ -11,7 +11,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from checks import CHECKS, Run, attrs, sbts, statuses, writer
 
 pytest.importorskip("osgeo.gdal")
@@ -96,8 +95,8 @@ def test_second_run_after_the_demo_skips_every_step(tmp_path):
 def test_gamma_products_with_two_grids_of_one_size_load_as_geocoded_with_a_warning(synth, tmp_path, caplog):
     """prep_gamma.py users keep the .off beside geocoded products, sized as the geocoded grid: the file
     name (geo_...) or the geocoded DEM decides, and a warning says so; with neither, the radar grid."""
-    from sbts.core.steps.load import load_data
     from sbts.core.config.template import Template
+    from sbts.core.steps.load import load_data
 
     template = Path(writer("gamma_geo").write(tmp_path, synth))
     work = template.parent

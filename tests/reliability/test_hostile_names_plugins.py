@@ -124,8 +124,8 @@ def test_mask_name_from_nested_dataset(rel, project, note):
         for k, v in f.attrs.items():
             g.attrs[k] = v
         g["temporalCoherence"] = f["temporalCoherence"][()]
-    from sbts.core.tools.masks import _default_output
     from sbts.core.io.products import Product
+    from sbts.core.tools.masks import _default_output
 
     out = _default_output(Product.open(src), "../../evil", False)
     assert out.parent == work and "/" not in out.name and ".." not in out.name
@@ -282,9 +282,9 @@ def _registry_with(item, kind: str):
 @pytest.mark.rcase(area="hostile plugin", input="a reader whose detect() calls sys.exit(), then `sbts load` (auto)",
                    expected="the reader named in a warning, the other readers tried: the stack loads")
 def test_reader_detect_exits(rel, tmp_path):
+    from sbts.core.config.template import Template
     from sbts.core.plugin.interfaces import Reader
     from sbts.core.steps.load import load_data
-    from sbts.core.config.template import Template
 
     class Exits(Reader):
         name = "aaa_exits"
@@ -308,11 +308,11 @@ def test_reader_detect_exits(rel, tmp_path):
 def test_reader_exits_while_loading(rel, tmp_path, what):
     import numpy as np
 
+    from sbts.core.config.template import Template
     from sbts.core.errors import PluginError
+    from sbts.core.model.metadata import Grid, Metadata
     from sbts.core.plugin.interfaces import PairSource, Reader, StackSource
     from sbts.core.steps.load import load_data
-    from sbts.core.model.metadata import Grid, Metadata
-    from sbts.core.config.template import Template
 
     class ExitRaster:
         shape, dtype = (8, 9), np.dtype(np.float32)
@@ -346,11 +346,10 @@ def test_reader_exits_while_loading(rel, tmp_path, what):
 @pytest.mark.rcase(area="hostile plugin", input="a correction / exporter whose run/export calls sys.exit(0)",
                    expected="PluginError naming it (not a silent exit 0)")
 def test_correction_exporter_exit(project, kind):
-    from sbts.core.plugin.runners import run_correction
-    from sbts.core.errors import PluginError
-    from sbts.core.plugin.runners import export
-    from sbts.core.plugin.interfaces import Correction, Exporter
     from sbts.core.config.template import Template
+    from sbts.core.errors import PluginError
+    from sbts.core.plugin.interfaces import Correction, Exporter
+    from sbts.core.plugin.runners import export, run_correction
 
     class C(Correction):
         name, suffix = "exits", "ex"

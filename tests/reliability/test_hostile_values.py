@@ -50,8 +50,8 @@ def _numeric_default_keys() -> list[str]:
 @pytest.mark.rcase(input="every numeric key of the defaults set to `0`, read by get_float and get_int",
                    expected="0 (the number) or a TemplateError naming the key's range; never None (= 'no')")
 def test_zero_is_never_no_for_numeric_keys(note):
-    from sbts.core.errors import TemplateError
     from sbts.core.config.template import Template
+    from sbts.core.errors import TemplateError
 
     keys = _numeric_default_keys()
     assert len(keys) > 15, keys
@@ -119,8 +119,8 @@ def test_inversion_zero_thresholds(rel, project, note):
 
 @pytest.mark.rcase(input="mintpy.unwrapError.bridgePtsRadius = 0", expected="ok: radius 0 (not the default 50)")
 def test_bridging_radius_zero(tmp_path):
-    from sbts.core.plugin.interfaces import CorrectionContext
     from sbts.core.config.template import Template
+    from sbts.core.plugin.interfaces import CorrectionContext
     from sbts.plugins.corrections.unwrap_error import UnwrapOptions
 
     t = Template({"mintpy.unwrapError.bridgePtsRadius": "0", "mintpy.unwrapError.numSample": "0"}, warn_unknown=False)
@@ -145,8 +145,8 @@ def test_tropo_poly_order_zero(rel, project, note):
 @pytest.mark.rcase(input="mintpy.reference.yx = 0,0 / mintpy.subset.yx = 0:10,0:12",
                    expected="ok: pixel 0,0 and a subset from 0 (0 is an index, not 'no')")
 def test_zero_indices(rel, tmp_path):
-    from sbts.core.io.products import IfgramStack
     from sbts.core.config.template import Template
+    from sbts.core.io.products import IfgramStack
 
     assert Template({"mintpy.reference.yx": "0,0"}, warn_unknown=False).get_numbers("mintpy.reference.yx", 2) == [0, 0]
     cfg = rel.project(tmp_path / "w", shape=(20, 24), num_date=6)
@@ -172,9 +172,9 @@ def test_dem_poly_zero(rel, project, note):
 @pytest.mark.rcase(input="geocode keys in the template: laloStep = 0,0 / SNWE upside down / fillValue = zero",
                    expected="clean error naming the key")
 def test_geocode_template_keys(line, needle):
+    from sbts.core.config.template import Template
     from sbts.core.errors import SbtsError
     from sbts.core.steps.geocode import GeocodeOptions
-    from sbts.core.config.template import Template
 
     with pytest.raises(SbtsError, match=needle):
         GeocodeOptions.from_template(Template.from_text(line))
@@ -182,8 +182,8 @@ def test_geocode_template_keys(line, needle):
 
 @pytest.mark.rcase(input="mintpy.geocode.fillValue = 0", expected="ok: fill 0.0 (was: NaN)")
 def test_geocode_fill_zero():
-    from sbts.core.steps.geocode import GeocodeOptions
     from sbts.core.config.template import Template
+    from sbts.core.steps.geocode import GeocodeOptions
 
     assert GeocodeOptions.from_template(Template({"mintpy.geocode.fillValue": "0"}, warn_unknown=False)).fill == 0.0
 
@@ -356,8 +356,8 @@ class TestUserValues:
 @pytest.fixture
 def radar_project(tmp_path, rel):
     """A small radar-coded velocity with its latitude/longitude lookup (geometryRadar.h5)."""
-    from sbts.core.model.metadata import Grid, Metadata
     from sbts.core.io.products import write_map
+    from sbts.core.model.metadata import Grid, Metadata
 
     shape = (30, 40)
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)

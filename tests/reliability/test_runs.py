@@ -367,8 +367,8 @@ FULL = {
 def _lookup(work: Path) -> None:
     """A radar-coordinate lookup table on the project's own geographic grid (for geocode --geo2radar)."""
     from sbts.core.io.h5 import read_metadata
-    from sbts.core.model.metadata import Grid, Metadata, RadarInfo
     from sbts.core.io.products import write_map
+    from sbts.core.model.metadata import Grid, Metadata, RadarInfo
 
     meta = read_metadata(work / "timeseries.h5")
     geo, (length, width) = meta.grid.geo, meta.grid.shape

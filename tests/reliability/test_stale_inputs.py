@@ -67,6 +67,7 @@ def test_unchanged_sources_do_not_reload(rel, tmp_path):
 
 def _gamma(tmp_path: Path):
     from formats import gamma_geo
+
     from sbts.core.demo.synthetic import make_synthetic_stack
 
     synth = make_synthetic_stack(shape=(30, 40), num_date=8, seed=5)

@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from tenv3_writer import FRAME_OFFSET
 
 from sbts.cli.main import cli

@@ -252,9 +252,9 @@ def test_history_csv_is_what_is_plotted(server):
 
 def test_history_with_a_std_dataset(tmp_path, demo_work):
     """A time series with a per-date ``timeseriesStd`` gets error bars (σ of A − B: root sum of squares)."""
-    from sbts.core.serve.rasters import RasterStore
     from sbts.core.serve.catalog import build_catalog
     from sbts.core.serve.history import pixel_history
+    from sbts.core.serve.rasters import RasterStore
 
     work = tmp_path / "w"
     work.mkdir()

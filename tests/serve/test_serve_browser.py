@@ -192,8 +192,9 @@ def test_viewer_in_the_browser(browser, served, demo_work, gnss_dir, tmp_path):
     ref, _ = ts_pixel(demo_work, "timeseries_demErr.h5", 55, 128)
     _, got = chart_points(d)
     np.testing.assert_allclose(got, (bowl - ref) * 100, rtol=0, atol=1e-12)
-    from sbts.core.viz.gnss_overlay import gnss_velocity_overlay, los_series
     import datetime as dt
+
+    from sbts.core.viz.gnss_overlay import gnss_velocity_overlay, los_series
 
     ov = gnss_velocity_overlay(demo_work / "velocity.h5", gnss_dir[0], ref_site="REF1")
     first, last = (dt.datetime.strptime(v, "%Y%m%d").date() for v in (dates[0], dates[-1]))

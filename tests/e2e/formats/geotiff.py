@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from sbts.tests.e2e.formats import gamma_radar as gr
-from sbts.tests.e2e.formats.gamma_geo import synth_grid
 from sbts.tests.e2e.formats._common import RadarFrame, pairs, write_template, write_text
+from sbts.tests.e2e.formats.gamma_geo import synth_grid
 
 GEOCODED = True
 
