@@ -37,6 +37,7 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
     WORK_DIR.  With --cluster local (or a dask scheduler address) blocks run on dask.distributed.
     """
     from sbts.core.inversion.engine import InversionOptions, invert_network
+    from sbts.core.steps.reference import reference_chooser
 
     key = "mintpy.networkInversion."
     t = o.load_template(template, {
@@ -46,8 +47,9 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
     })
     wd = o.resolve_work_dir(work_dir, template)
     cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
+    memory = o.resolve_memory(max_memory, t)
     out = invert_network(stack_file or wd / "inputs" / "ifgramStack.h5", wd, InversionOptions.from_template(t),
-                         template=t, max_memory=o.resolve_memory(max_memory, t),
-                         num_worker=o.resolve_workers(num_worker, t), cluster=cluster, force=force)
+                         max_memory=memory, num_worker=o.resolve_workers(num_worker, t), cluster=cluster, force=force,
+                         choose_reference=reference_chooser(t, wd, memory))
     for path in (out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh):
         click.echo(str(path))

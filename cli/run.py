@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
+
 import click
 
 from sbts.cli import options as o
 
 
 class _RunCommand(click.Command):
-    """The step list of the help comes from the plan (the installed correction plugins in their
-    slots), built only when the help is shown."""
+    """The step list of the help comes from the plan (the installed correction and exporter plugins
+    in their slots), built only when the help is shown."""
 
     def format_help_text(self, ctx, formatter) -> None:
         from sbts.core.workflow.plan import describe_steps
 
-        self.help = _HELP.replace("{steps}", describe_steps())
+        self.help = inspect.cleandoc(self.callback.__doc__ or "").replace("{steps}", describe_steps())
         super().format_help_text(ctx, formatter)
 
 
-_HELP = """Run the small-baseline workflow, as MintPy's smallbaselineApp.py.
-
-TEMPLATE is a MintPy/sbts template (a MintPy custom template works as it is); WORK_DIR defaults
-to its folder.  Steps whose outputs exist and whose options and inputs are unchanged since they
-last ran are skipped; --force reruns them.  The options of every step are checked first.  An interrupted run rerun continues where it stopped.  The run
-writes sbts_run.log and sbts_run_summary.txt; --plot fills pic/.
-
-Correction plugins run in the slot they declare; a third-party correction without a switch of
-its own joins with the template key sbts.run.extraCorrections = NAME[, NAME].
-
-\b
-Steps:
-{steps}
-"""
-
-
-@click.command(cls=_RunCommand, help=_HELP)
+@click.command(cls=_RunCommand)
 @o.template_arg
 @click.option("--dostep", default=None, metavar="STEP", help="Run only this step.")
 @click.option("--start", default=None, metavar="STEP", help="Start at this step.")
@@ -46,6 +32,21 @@ Steps:
 @o.cluster_opt
 @o.force_opt
 def run(template, dostep, start, end, plot, work_dir, max_memory, num_worker, cluster, force) -> None:
+    """Run the small-baseline workflow, as MintPy's smallbaselineApp.py.
+
+    TEMPLATE is a MintPy/sbts template (a MintPy custom template works as it is); WORK_DIR defaults
+    to its folder.  Steps whose outputs exist and whose options and inputs are unchanged since they
+    last ran are skipped; --force reruns them.  The options of every step are checked first.  An
+    interrupted run rerun continues where it stopped.  The run writes sbts_run.log and
+    sbts_run_summary.txt; --plot fills pic/.
+
+    Correction and exporter plugins run in the slot they declare; a third-party correction without a
+    switch of its own joins with the template key sbts.run.extraCorrections = NAME[, NAME].
+
+    \b
+    Steps:
+    {steps}
+    """
     from sbts.core.workflow.runner import run_workflow
 
     t = o.load_template(template)

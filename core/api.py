@@ -134,6 +134,7 @@ from sbts.core.plugin.interfaces import (
     PairSource,
     Raster,
     Reader,
+    RunProducts,
     StackSource,
     check_options,
 )
@@ -144,7 +145,7 @@ __all__ = [
     "hookimpl", "Reader", "Correction", "Exporter", "Confidence",
     # receive and return
     "LoadRequest", "PairSource", "StackSource", "GeometrySource", "Raster", "ArrayRaster", "BinaryRaster",
-    "GdalRaster", "TransformedRaster", "CorrectionContext", "CorrectionResult", "ExportRequest", "check_options",
+    "GdalRaster", "TransformedRaster", "CorrectionContext", "CorrectionResult", "ExportRequest", "RunProducts", "check_options",
     # describe
     "Metadata", "Grid", "GeoGrid", "RadarInfo", "standard_platform", "mission_code",
     "parse_date", "format_date", "dates_in_name", "years_since", "DAYS_PER_YEAR",

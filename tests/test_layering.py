@@ -11,17 +11,13 @@
   name of a built-in reader, correction or exporter (a plugin is chosen by the user or by what it
   declares, never by sbts's own code).
 
-Known exceptions still being removed by other branches of issue 14 are listed in ``PENDING`` with
-the reason: the checks pass with them, fail on any new one, and the strict xfail tests below fail as
-soon as a pending one is gone, so that the list is then emptied.
+There are no exceptions: each check fails on the first import or name that breaks the rule.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 KERNEL = ["core/api.py", "core/errors.py", "core/plugin", "core/model", "core/io", "core/inversion",
@@ -31,20 +27,6 @@ APPLICATION = ("sbts.core.steps", "sbts.core.workflow", "sbts.core.tools", "sbts
 PLUGIN_HOST = ("sbts.core.plugin.registry", "sbts.core.plugin.runners")
 
 # (file, imported module or literal) → why it is still there; each must disappear with that work
-PENDING_KERNEL = {
-    ("core/inversion/closure.py", "sbts.core.steps.averages"):
-        "as_stack/geometry_water_mask: the geometry-file finder moves to core/io/workdir.py (k-workflow)",
-    ("core/inversion/engine.py", "sbts.core.steps.reference"):
-        "invert_network picks a reference point when the stack has none (k-stages: invert_network in stages)",
-}
-PENDING_NAMES = {
-    ("core/workflow/runner.py", name): "the workflow plan is built from what corrections declare (k-workflow)"
-    for name in ("deramp", "hdfeos5", "height_correlation", "gacos", "pyaps", "lod", "dem_error", "kmz",
-                 "bridging", "phase_closure", "bridging+phase_closure")
-}
-PENDING_NAMES[("core/demo/run.py", "geotiff")] = "the demo exports its velocity as GeoTIFF by name (k-workflow/demo)"
-
-
 def _files(entries) -> list[Path]:
     out = []
     for entry in entries:
@@ -118,13 +100,8 @@ def test_the_kernel_files_exist():
 
 
 def test_kernel_never_imports_the_application():
-    new = _kernel_pairs() - set(PENDING_KERNEL)
+    new = _kernel_pairs()
     assert not new, "the kernel imports the application: " + ", ".join(f"{f} → {m}" for f, m in sorted(new))
-
-
-@pytest.mark.xfail(strict=True, reason="pending: " + "; ".join(sorted(set(PENDING_KERNEL.values()))))
-def test_pending_kernel_imports_are_gone():
-    assert not (_kernel_pairs() & set(PENDING_KERNEL))
 
 
 # ----------------------------------------------------------------------------- plugins
@@ -199,10 +176,5 @@ def _named_plugins() -> set[tuple[str, str]]:
 
 
 def test_core_modules_calling_the_plugin_host_name_no_builtin_plugin():
-    new = _named_plugins() - set(PENDING_NAMES)
+    new = _named_plugins()
     assert not new, "core names built-in plugins: " + ", ".join(f"{f}: {n!r}" for f, n in sorted(new))
-
-
-@pytest.mark.xfail(strict=True, reason="pending: " + "; ".join(sorted(set(PENDING_NAMES.values()))))
-def test_pending_plugin_names_are_gone():
-    assert not (_named_plugins() & set(PENDING_NAMES))

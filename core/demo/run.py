@@ -107,8 +107,12 @@ def write_synthetic_files(directory: str | os.PathLike, s) -> Path:
 
 
 def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: tuple[int, int] = (120, 150),
-             num_date: int = 30) -> str:
-    """Write the demo data into ``directory``, run the whole workflow and the pictures; returns a summary."""
+             num_date: int = 30, export_format: str | None = None) -> str:
+    """Write the demo data into ``directory``, run the whole workflow and the pictures; returns a summary.
+
+    ``export_format``: an exporter that also writes the velocity into ``export/`` (``sbts demo``
+    asks for ``geotiff``, to show a file for GIS software).
+    """
     from sbts.core.plugin.runners import export
     from sbts.core.workflow.runner import run_workflow
 
@@ -127,7 +131,9 @@ def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: t
                  "# a stable, coherent pixel (the synthetic truth's)\n")
     atomic_write_text(template_path, DEMO_TEMPLATE + reference)
     reports = run_workflow(template_path, work, force=True, plot=True, max_memory=0.5)
-    exported = export("geotiff", work / "velocity.h5", dataset="velocity", output=work / "export" / "velocity.tif")
+    exported = []
+    if export_format:
+        exported = export(export_format, work / "velocity.h5", dataset="velocity", output=work / "export")
 
     lines = [f"sbts demo in {work}", f"  template: {template_path.name} (rerun any step: sbts run {template_path.name} --dostep STEP)"]
     for r in reports:
@@ -136,7 +142,8 @@ def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: t
             lines.append(f"  {r.name:<21s} {shown}")
     pics = next((r.outputs for r in reports if r.name == "plot"), [])
     lines.append(f"  pictures:             {len(pics)} in {work / 'pic'} (start with velocity.png, network.png)")
-    lines.append("  export:               " + ", ".join(str(p.relative_to(work)) for p in exported))
+    if exported:
+        lines.append("  export:               " + ", ".join(str(p.relative_to(work)) for p in exported))
     lines.append("  inversion accuracy:   " + compare_with_truth(work / "timeseries.h5", work / "synthetic" / "truth.h5",
                                                                  work / "maskTempCoh.h5"))
     lines.append("  velocity accuracy:    " + velocity_error(work / "velocity.h5", work / "synthetic" / "truth.h5",

@@ -38,9 +38,9 @@ from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import DataError
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import atomic_write_text
-from sbts.core.io.products import IfgramStack, write_map
+from sbts.core.io.masks import geometry_water_mask
+from sbts.core.io.products import IfgramStack, as_stack, write_map
 from sbts.core.model.pairs import Pairs
-from sbts.core.steps.averages import as_stack, geometry_water_mask
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -235,27 +235,35 @@ def _water_mask(options: InversionOptions, stack: IfgramStack, work_dir: Path) -
     return None
 
 
-def _reference_point(stack: IfgramStack, work_dir: Path, template: Template | None, max_memory: float) -> tuple[int, int]:
+#: picks (and stores) a reference pixel for a stack that has none: ``chooser(stack) -> (y, x)``
+ReferenceChooser = Callable[[IfgramStack], tuple[int, int]]
+
+
+def _reference_point(stack: IfgramStack, choose_reference: ReferenceChooser | None) -> tuple[int, int]:
     ref = stack.metadata.reference
     if ref.y is not None and ref.x is not None:
         return ref.y, ref.x
-    from sbts.core.steps.reference import choose_reference, set_reference
-
+    if choose_reference is None:
+        raise InputError(f"{stack.path} has no reference point (REF_Y/REF_X): run `sbts network` (its "
+                         "reference_point step) first, or set mintpy.reference.yx")
     logger.info("%s has no reference point (REF_Y/REF_X): choosing one", stack.path)
-    choice = choose_reference(stack, template or Template(), work_dir, max_memory)
-    set_reference(stack.path, choice.y, choice.x, choice.lat, choice.lon)
-    return choice.y, choice.x
+    return choose_reference(stack)
 
 
 def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
                    options: InversionOptions | None = None, template: Template | None = None,
                    max_memory: float = DEFAULT_MAX_MEMORY_GB, num_worker: int = 1, cluster: str | None = None,
-                   force: bool = False) -> InversionOutputs:
-    """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps."""
+                   force: bool = False, choose_reference: ReferenceChooser | None = None) -> InversionOutputs:
+    """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps.
+
+    ``choose_reference`` picks and stores a reference pixel when the stack has none (the
+    application's reference_point step: ``sbts.core.steps.reference.reference_chooser``); without
+    one such a stack is refused.
+    """
     stack_path = Path(stack_path)
     work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent
     options = options or (InversionOptions.from_template(template) if template else InversionOptions())
-    prep = _prepare_inputs(stack_path, work_dir, options, template, max_memory)
+    prep = _prepare_inputs(stack_path, work_dir, options, choose_reference)
     out_paths = prep.outputs.paths
     check_distinct(out_paths, [stack_path], option="-d (another work directory)")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -290,8 +298,8 @@ class _Prepared:
     outputs: InversionOutputs
 
 
-def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions, template: Template | None,
-                    max_memory: float) -> _Prepared:
+def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
+                    choose_reference: ReferenceChooser | None) -> _Prepared:
     """Check the stack for the datasets and pairs the options need; reference point and phase; land mask."""
     stack = IfgramStack(stack_path)
     _check_datasets(stack, options)
@@ -307,7 +315,7 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
     meta = stack.metadata
     wavelength = meta.radar.require_wavelength()
     looks = meta.radar.number_of_looks() if options.weighted else 1
-    ref_y, ref_x = _reference_point(stack, work_dir, template, max_memory)
+    ref_y, ref_x = _reference_point(stack, choose_reference)
     stack = IfgramStack(stack_path)  # reference attributes may have been added
     length, width = stack.shape
     if not (0 <= ref_y < length and 0 <= ref_x < width):

@@ -6,6 +6,7 @@ from user-named files; they all read them here, with one rule for what counts as
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import numpy as np
 
 from sbts.core.errors import InputError
 from sbts.core.io.h5 import open_h5
+
+logger = logging.getLogger(__name__)
 
 
 def read_mask_file(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
@@ -56,3 +59,21 @@ def read_mask_file(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarra
         raise InputError(f"{path}: dataset {name!r} of type {data.dtype} is not a mask")
     with np.errstate(invalid="ignore"):
         return np.isfinite(data) & (data != 0) if data.dtype.kind == "f" else data != 0
+
+
+def geometry_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None,
+                        shape: tuple[int, int]) -> np.ndarray | None:
+    """``waterMask`` (True = land) of the geometry file, if there is one with that dataset."""
+    from sbts.core.io.workdir import find_geometry
+
+    geom = find_geometry(stack_path, work_dir)
+    if geom is None:
+        return None
+    with open_h5(geom) as f:
+        if "waterMask" not in f:
+            return None
+        data = f["waterMask"][()]
+    if data.shape != tuple(shape):
+        logger.warning("%s: waterMask shape %s differs from the stack %s; not used", geom, data.shape, shape)
+        return None
+    return np.asarray(data != 0)

@@ -474,3 +474,8 @@ def write_map(path: str | os.PathLike, metadata: Metadata, file_type: str,
 
 def open_product(path: str | os.PathLike) -> Product:
     return Product.open(path)
+
+
+def as_stack(stack: IfgramStack | str | os.PathLike) -> IfgramStack:
+    """Accept an opened stack or a path to one."""
+    return stack if isinstance(stack, IfgramStack) else IfgramStack(stack)

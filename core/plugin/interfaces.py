@@ -530,6 +530,12 @@ class Exporter(abc.ABC):
     summary: ClassVar[str] = ""
     description: ClassVar[str] = ""  # what it writes: shown by `sbts export NAME --help`
     requires_geocoded: ClassVar[bool] = False
+    # as a step of `sbts run` (after geocode, in registry order): its step name ("" = not a step),
+    # the template keys it reads and the products (fields of RunProducts) it exports from; the run
+    # writes latitude/longitude copies of those first when the stack is not on latitude/longitude
+    step: ClassVar[str] = ""
+    keys: ClassVar[Mapping[str, str]] = {}
+    uses: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def export(self, request: ExportRequest) -> list[Path]:
@@ -545,6 +551,55 @@ class Exporter(abc.ABC):
         list of pathlib.Path
             The files written (each must exist).
         """
+
+    def parse_options(self, template: Template) -> Any:
+        """Its options as a step of ``sbts run``, parsed once at the start of the run (raise
+        :class:`~sbts.core.errors.TemplateError` for a bad value).  Default: ``None``."""
+        return None
+
+    def enabled(self, options: Any) -> bool:
+        """Whether the run's template (parsed: ``options``) switches this step on.  Default: off."""
+        return False
+
+    def run_request(self, products: RunProducts, options: Any) -> ExportRequest:
+        """What to export as a step of ``sbts run``, from the run's ``products`` (on latitude/longitude
+        when the exporter :attr:`requires_geocoded`).  Raise
+        :class:`~sbts.core.errors.InputError` when a product it needs is missing.  Only exporters
+        with a :attr:`step` are asked."""
+        from sbts.core.errors import PluginError
+
+        raise PluginError(f"exporter {self.name!r} declares the step {self.step!r} but no run_request")
+
+
+@dataclass(frozen=True)
+class RunProducts:
+    """The products of ``sbts run`` an exporter step exports from (see :meth:`Exporter.run_request`).
+
+    Parameters
+    ----------
+    work_dir : pathlib.Path
+        The run's work directory.
+    template_file : pathlib.Path
+        The run's template as used, written to ``inputs/`` (keys such as UNAVCO's metadata).
+    timeseries, velocity, temporal_coherence, mask, avg_spatial_coherence, geometry : pathlib.Path, optional
+        The last time series of the correction chain, ``velocity.h5``, ``temporalCoherence.h5``,
+        ``maskTempCoh.h5``, ``avgSpatialCoh.h5`` and the geometry file; their latitude/longitude
+        copies (``geo/geo_*.h5``) when the stack is not on latitude/longitude and the exporter
+        requires geocoded input; ``None`` for those the run does not have.
+    """
+
+    work_dir: Path
+    template_file: Path
+    timeseries: Path | None = None
+    velocity: Path | None = None
+    temporal_coherence: Path | None = None
+    mask: Path | None = None
+    avg_spatial_coherence: Path | None = None
+    geometry: Path | None = None
+
+    #: the product fields, the names an exporter lists in :attr:`Exporter.uses`
+    PRODUCTS: ClassVar[tuple[str, ...]] = ("timeseries", "velocity", "temporal_coherence", "mask",
+                                           "avg_spatial_coherence", "geometry")
 
 
 def check_options(options: Mapping[str, Any], known: Iterable[str], what: str) -> dict[str, Any]:

@@ -28,8 +28,15 @@ from sbts.core.errors import DataError
 from sbts.core.inversion.refphase import reference_phase
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import open_h5
-from sbts.core.io.masks import read_mask_file  # noqa: F401 - re-exported: the steps read masks from here
-from sbts.core.io.products import IfgramStack, write_map
+from sbts.core.io.masks import (
+    geometry_water_mask,  # noqa: F401 - the steps' import
+    read_mask_file,  # noqa: F401 - re-exported: the steps read masks from here
+)
+from sbts.core.io.products import (
+    IfgramStack,
+    as_stack,  # noqa: F401 - the steps' import
+    write_map,
+)
 from sbts.core.io.progress import progress
 from sbts.core.io.workdir import WorkDir, find_geometry
 from sbts.core.model.dates import DAYS_PER_YEAR, format_date
@@ -45,11 +52,6 @@ _PHASE_DATASETS = ("unwrapPhase", "unwrapPhase_bridging", "unwrapPhase_phaseClos
 
 
 # ---------------------------------------------------------------------------- helpers
-def as_stack(stack: IfgramStack | str | os.PathLike) -> IfgramStack:
-    """Accept an opened stack or a path to one."""
-    return stack if isinstance(stack, IfgramStack) else IfgramStack(stack)
-
-
 def kept_index(stack: IfgramStack) -> np.ndarray:
     """Indices of the kept pairs; a stack with none kept cannot give any average."""
     index = np.flatnonzero(stack.pairs.keep)
@@ -85,22 +87,6 @@ def _nanmean_layers(data: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
-
-
-def geometry_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None,
-                        shape: tuple[int, int]) -> np.ndarray | None:
-    """``waterMask`` (True = land) of the geometry file, if there is one with that dataset."""
-    geom = find_geometry(stack_path, work_dir)
-    if geom is None:
-        return None
-    with open_h5(geom) as f:
-        if "waterMask" not in f:
-            return None
-        data = f["waterMask"][()]
-    if data.shape != tuple(shape):
-        logger.warning("%s: waterMask shape %s differs from the stack %s; not used", geom, data.shape, shape)
-        return None
-    return np.asarray(data != 0)
 
 
 def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike) -> Path | None:

@@ -410,6 +410,19 @@ def set_reference(stack_path: str | os.PathLike, y: int, x: int, lat: float | No
     StackEditor(stack.path, step="reference_point").set_reference(y, x, lat, lon)
 
 
+def reference_chooser(options: ReferenceOptions | Template | None, work_dir: str | os.PathLike,
+                      max_memory: float = DEFAULT_MAX_MEMORY_GB):
+    """What the inversion engine calls for a stack without a reference point (``invert_network(...,
+    choose_reference=...)``): choose one as the reference_point step does and store it in the stack."""
+
+    def choose(stack: IfgramStack) -> tuple[int, int]:
+        choice = choose_reference(stack, options if options is not None else Template(), work_dir, max_memory)
+        set_reference(stack.path, choice.y, choice.x, choice.lat, choice.lon)
+        return choice.y, choice.x
+
+    return choose
+
+
 def run(options: ReferenceOptions, workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
     """The reference_point step of ``sbts run``: the average coherence and connected-component mask
     it chooses on (``avgSpatialCoh.h5``, ``maskConnComp.h5``), then REF_Y/REF_X in the stack."""

@@ -166,9 +166,9 @@ def los_velocity(dates: np.ndarray, los: np.ndarray, start: _dt.date | None, end
 def _find_geometry(path: Path, geometry: str | os.PathLike | None):
     if geometry is not None:
         return Path(geometry)
-    from sbts.core.steps.averages import find_geometry_file
+    from sbts.core.io.workdir import find_geometry
 
-    return find_geometry_file(path, path.parent, names=("geometryGeo.h5", "geometryRadar.h5"))
+    return find_geometry(path, path.parent, names=("geometryGeo.h5", "geometryRadar.h5"))
 
 
 def _los_geometry(product: Product, geometry: str | os.PathLike | None) -> LosGeometry:

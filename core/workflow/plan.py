@@ -1,12 +1,13 @@
 """The plan of ``sbts run``, built once per run: its steps in order, their options, the correction chain.
 
 The steps that are not plugins come in MintPy's smallbaselineApp order (load_data, modify_network,
-reference_point, quick_overview, invert_network, residual_RMS, reference_date, velocity, geocode,
-google_earth, hdfeos5).  The corrections come from the plugin registry: each declares its step
-name, its slot (the step it runs after), what switches it on and its output suffix (see
+reference_point, quick_overview, invert_network, residual_RMS, reference_date, velocity, geocode).
+The corrections come from the plugin registry: each declares its step name, its slot (the step it
+runs after), what switches it on and its output suffix (see
 :class:`~sbts.core.plugin.interfaces.Correction`), so the built-in ones land in MintPy's order and
-a third-party one is a real step in the slot it declares.  Nothing here names a correction plugin,
-a correction's step or a correction's file.
+a third-party one is a real step in the slot it declares.  The exporters that declare a step
+(:attr:`~sbts.core.plugin.interfaces.Exporter.step`: MintPy's google_earth and hdfeos5) follow
+geocode.  Nothing here names a plugin, a plugin's step or a plugin's file.
 
 :class:`RunContext` holds what the steps share: the template, the work directory, the compute
 options, the options of every step (parsed once: :meth:`RunContext.parse`, at the start of the
@@ -233,7 +234,7 @@ def _resolve_links(ctx: RunContext) -> list[ChainLink]:
 
 # --------------------------------------------------------------------------- the steps
 BUILTIN_STEPS = ("load_data", "modify_network", "reference_point", "quick_overview", "invert_network",
-                 "residual_RMS", "reference_date", "velocity", "geocode", "google_earth", "hdfeos5")
+                 "residual_RMS", "reference_date", "velocity", "geocode")
 
 
 def build_steps(registry: Any) -> list[Step]:
@@ -289,7 +290,26 @@ def build_steps(registry: Any) -> list[Step]:
         warnings.warn(f"correction step {name!r} ({', '.join(c.name for c in groups[name])}) names "
                       f"{anchors[name]!r} as the step it runs after, which is no step of sbts run; it is left out",
                       UserWarning, stacklevel=2)
-    return [steps[n] for n in order]
+    return [steps[n] for n in order] + _exporter_steps(registry, set(order))
+
+
+def _exporter_steps(registry: Any, taken: set[str]) -> list[Step]:
+    """The exporters that declare a step of ``sbts run`` (MintPy's google_earth, hdfeos5), after
+    geocode in the registry's order; one whose step name is taken is left out with a warning."""
+    from sbts.core.workflow.stepdefs import export_step
+
+    out = []
+    for exporter in registry.exporters.values():
+        name = getattr(exporter, "step", "") or ""
+        if not isinstance(name, str) or not name:
+            continue
+        if name in taken:
+            warnings.warn(f"exporter {exporter.name!r} names the step {name!r}, which is a step of sbts run "
+                          "already; left out", UserWarning, stacklevel=3)
+            continue
+        taken.add(name)
+        out.append(export_step(exporter))
+    return out
 
 
 def _builtin_steps() -> list[Step]:
@@ -301,8 +321,11 @@ def _builtin_steps() -> list[Step]:
 def _correction_step(name: str, group: list[Correction]) -> Step:
     """A step running whichever correction of ``group`` the template switches on."""
     stage = group[0].stage
-    text = "; ".join(f"{c.name}: {(c.summary or '').strip().splitlines()[0] if c.summary else c.name}"
-                     for c in group)
+    if len(group) == 1:
+        c = group[0]
+        text = f"{c.name}: {(c.summary or c.name).strip().splitlines()[0].rstrip('.')}"
+    else:
+        text = "one of " + ", ".join(c.name for c in group)
 
     def run(ctx: RunContext) -> list[Path]:
         from sbts.core.plugin.runners import run_correction

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sbts.core.errors import InputError
+from sbts.core.errors import InputError, SbtsError
 from sbts.core.io.workdir import AVG_COHERENCE_FILE, MASKS, NUM_INV_FILE, TEMP_COHERENCE_FILE, TIMESERIES_FILE
+from sbts.core.plugin.interfaces import Exporter, RunProducts
 from sbts.core.workflow.plan import RunContext, Step
 
 logger = logging.getLogger(__name__)
@@ -81,11 +82,11 @@ def _parse_inversion(ctx: RunContext):
 
 def _invert(ctx: RunContext) -> list[Path]:
     from sbts.core.inversion.engine import invert_network
+    from sbts.core.steps.reference import reference_chooser
 
-    # the template serves only the choice of a reference point when the stack has none
-    out = invert_network(ctx.stack_file, ctx.work_dir, ctx.opt("invert_network"), template=ctx.template,
-                         max_memory=ctx.compute.max_memory, num_worker=ctx.compute.num_worker,
-                         cluster=ctx.compute.cluster)
+    out = invert_network(ctx.stack_file, ctx.work_dir, ctx.opt("invert_network"), max_memory=ctx.compute.max_memory,
+                         num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster,
+                         choose_reference=reference_chooser(ctx.template, ctx.work_dir, ctx.compute.max_memory))
     return [out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh]
 
 
@@ -231,41 +232,64 @@ def _is_newer(target: Path, source: Path) -> bool:
     return target.exists() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns
 
 
-def _parse_kmz(ctx: RunContext):
-    from sbts.core.steps.save import KmzOptions
-
-    return KmzOptions.from_template(ctx.template)
-
-
-def _google_earth(ctx: RunContext) -> list[Path]:
-    from sbts.core.plugin.runners import export
-
-    _ensure_latlon(ctx, [ctx.workdir.file("velocity.h5")])
-    velocity = _geo(ctx, ctx.workdir.file("velocity.h5"))
-    return export("kmz", velocity, dataset="velocity", output=ctx.work_dir / "pic" / f"{velocity.stem}.kmz")
+# --------------------------------------------------------------------------- exporter steps
+def _product_sources(ctx: RunContext) -> dict[str, Path]:
+    """The products an exporter step may use (fields of RunProducts), on the stack's grid."""
+    return {"timeseries": ctx.timeseries_file(), "velocity": ctx.workdir.file("velocity.h5"),
+            "temporal_coherence": ctx.workdir.file(TEMP_COHERENCE_FILE), "mask": ctx.workdir.mask("tempCoh"),
+            "avg_spatial_coherence": ctx.workdir.file(AVG_COHERENCE_FILE),
+            "geometry": ctx.workdir.geometry_for(ctx.geocoded)}
 
 
-def _parse_hdfeos5(ctx: RunContext):
-    from sbts.core.steps.save import HdfEos5Options
+def _used_sources(ctx: RunContext, exporter: Exporter) -> list[Path]:
+    sources = _product_sources(ctx)
+    return [sources[name] for name in exporter.uses if name in sources]
 
-    return HdfEos5Options.from_template(ctx.template)
+
+def _run_products(ctx: RunContext, exporter: Exporter) -> RunProducts:
+    latlon = exporter.requires_geocoded
+    found = {}
+    for name, path in _product_sources(ctx).items():
+        path = _geo(ctx, path) if latlon else path
+        found[name] = path if path.exists() else None
+    return RunProducts(ctx.work_dir, ctx.inputs / TEMPLATE_USED, **found)
 
 
-def _hdfeos5(ctx: RunContext) -> list[Path]:
-    from sbts.core.plugin.runners import export
+def export_step(exporter: Exporter) -> Step:
+    """The ``sbts run`` step of an exporter that declares one (:attr:`Exporter.step`): it writes the
+    latitude/longitude copies of the products it uses when it needs geocoded input, then exports
+    what :meth:`Exporter.run_request` asks for."""
+    name = exporter.step
 
-    _ensure_latlon(ctx, _geocode_files(ctx))
-    ts = _geo(ctx, ctx.timeseries_file())
-    used = ctx.inputs / TEMPLATE_USED  # UNAVCO keys (relative_orbit = ...) come from the template
-    ctx.inputs.mkdir(parents=True, exist_ok=True)
-    write_template(ctx.template, used)
-    options = {"template": str(used)}
-    for key, path in (("tcoh", ctx.workdir.file(TEMP_COHERENCE_FILE)), ("mask", ctx.workdir.mask("tempCoh")),
-                      ("avg_spatial_coh", ctx.workdir.file(AVG_COHERENCE_FILE)),
-                      ("geometry", ctx.workdir.geometry_for(ctx.geocoded))):
-        if _geo(ctx, path).exists():  # the companions on the time series' grid, named explicitly
-            options[key] = str(_geo(ctx, path))
-    return export("hdfeos5", ts, output=ctx.work_dir, options=options)
+    def run(ctx: RunContext) -> list[Path]:
+        from sbts.core.plugin.runners import export
+
+        if exporter.requires_geocoded:
+            _ensure_latlon(ctx, _used_sources(ctx, exporter))
+        ctx.inputs.mkdir(parents=True, exist_ok=True)
+        write_template(ctx.template, ctx.inputs / TEMPLATE_USED)  # keys such as UNAVCO's come from it
+        request = exporter.run_request(_run_products(ctx, exporter), ctx.opt(name))
+        return export(exporter.name, request.input_file, dataset=request.dataset, output=request.output,
+                      options=request.options, registry=ctx.registry)
+
+    def inputs(ctx: RunContext) -> list[Path]:
+        used = _used_sources(ctx, exporter)
+        return _with_latlon(ctx, used) if exporter.requires_geocoded else used
+
+    def outputs(ctx: RunContext) -> list[Path]:
+        """The output file when the request names one (a folder output is checked by its inputs)."""
+        try:
+            request = exporter.run_request(_run_products(ctx, exporter), ctx.opt(name))
+        except SbtsError:
+            return []
+        out = request.output
+        return [out] if out is not None and out.suffix else []
+
+    summary = (exporter.summary or exporter.name).strip().splitlines()[0].rstrip(".")
+    return Step(name, run, inputs, outputs, parse=lambda ctx: exporter.parse_options(ctx.template),
+                enabled=lambda ctx: bool(exporter.enabled(ctx.opt(name))),
+                off_reason=lambda ctx: f"disabled by the template ({', '.join(exporter.keys) or 'no key'})",
+                help=f"{exporter.name}: {summary}")
 
 
 def write_template(template, path: Path) -> None:
@@ -302,12 +326,7 @@ def builtin_steps() -> list[Step]:
         Step("geocode", _geocode, _geocode_files, lambda c: [c.workdir.geocoded(p) for p in _geocode_files(c)],
              parse=_parse_geocode, enabled=_geocode_enabled, off_reason=_geocode_off,
              help="radar (or a projected grid such as UTM) → latitude/longitude (skipped for lat/lon data)"),
-        Step("google_earth", _google_earth, lambda c: _with_latlon(c, [c.workdir.file("velocity.h5")]),
-             lambda c: [c.work_dir / "pic" / f"{_geo(c, c.workdir.file('velocity.h5')).stem}.kmz"], parse=_parse_kmz,
-             enabled=lambda c: c.opt("google_earth").enabled, help="KMZ of the velocity for Google Earth"),
-        Step("hdfeos5", _hdfeos5, lambda c: _with_latlon(c, _geocode_files(c)), lambda c: [], parse=_parse_hdfeos5,
-             enabled=lambda c: c.opt("hdfeos5").enabled, help="HDF-EOS5 product for insarmaps"),
     ]
 
 
-__all__ = ["builtin_steps", "write_template", "TEMPLATE_USED"]
+__all__ = ["builtin_steps", "export_step", "write_template", "TEMPLATE_USED"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,9 @@ from sbts.core.api import (
     MapProduct,
     Metadata,
     Product,
+    RunProducts,
+    Template,
+    TemplateError,
     TimeSeries,
     encode_dates,
     hookimpl,
@@ -183,8 +187,28 @@ def _beside(ts_path: Path, names: tuple[str, ...], explicit: str | None, what: s
     return None
 
 
+HDFEOS5_KEY = "mintpy.save.hdfEos5"
+
+
+@dataclass(frozen=True)
+class HdfEos5RunOptions:
+    """``mintpy.save.hdfEos5*`` and the UNAVCO metadata keys of the template (bare or with a
+    prefix: ``relative_orbit``, ``unavco.relative_orbit``, ``mintpy.save.hdfEos5.relative_orbit``),
+    which name the file and fill its attributes (so a changed one reruns the step)."""
+
+    enabled: bool = False
+    update: bool = False
+    metadata: dict = field(default_factory=dict)
+
+
 class HdfEos5Exporter(Exporter):
-    """Time series + quality + geometry as one HDF-EOS5 file with UNAVCO metadata."""
+    """Time series + quality + geometry as one HDF-EOS5 file with UNAVCO metadata.
+
+    As the hdfeos5 step of ``sbts run`` (``mintpy.save.hdfEos5 = yes``) it writes the last time
+    series of the correction chain, on latitude/longitude, with its temporal coherence, mask,
+    average spatial coherence and geometry, into the work directory (MintPy's name;
+    ``mintpy.save.hdfEos5.update = yes``: end date ``XXXXXXXX``).
+    """
 
     name = "hdfeos5"
     summary = "A geocoded time series with quality and geometry layers as an HDF-EOS5 .he5 (UNAVCO/insarmaps)."
@@ -207,6 +231,39 @@ class HdfEos5Exporter(Exporter):
     -O update=yes names the file ..._XXXXXXXX.he5 (MintPy's update mode).
     -o is the output file or folder (default: the standard name beside the input).""")
     requires_geocoded = True
+    step = "hdfeos5"
+    keys = {HDFEOS5_KEY: "yes: HDF-EOS5 product of the time series for insarmaps",
+            HDFEOS5_KEY + ".update": "yes: name the file with end date XXXXXXXX (a product that is updated)",
+            HDFEOS5_KEY + ".subset": "no (a subset product is not written by sbts: subset the inputs instead)"}
+    uses = ("timeseries", "temporal_coherence", "mask", "avg_spatial_coherence", "geometry")
+
+    def parse_options(self, template: Template) -> HdfEos5RunOptions:
+        enabled = template.get_bool(HDFEOS5_KEY)
+        update = template.get_bool(HDFEOS5_KEY + ".update")
+        if template.get_bool(HDFEOS5_KEY + ".subset"):
+            raise TemplateError(f"{HDFEOS5_KEY}.subset = yes: sbts writes the whole time series; set it to no "
+                                "(a subset product: subset the time series first and `sbts export hdfeos5` it)")
+        metadata = {}
+        for key, value in template.values.items():  # given bare or with a prefix
+            name = key.lower().rsplit(".", 1)[-1]
+            if name in UNAVCO_KEYS + ("polarization",) and (key.lower() == name or key.lower().startswith(
+                    ("unavco.", "hdfeos5.", HDFEOS5_KEY.lower() + "."))):
+                metadata[key] = value
+        return HdfEos5RunOptions(enabled, update, metadata)
+
+    def enabled(self, options: HdfEos5RunOptions) -> bool:
+        return options.enabled
+
+    def run_request(self, products: RunProducts, options: HdfEos5RunOptions) -> ExportRequest:
+        if products.timeseries is None:
+            raise InputError(f"{products.work_dir}: no time series for the HDF-EOS5 product; run the inversion "
+                             f"first, or set {HDFEOS5_KEY} = no")
+        opts = {"template": str(products.template_file), "update": "yes" if options.update else "no"}
+        for key, path in (("tcoh", products.temporal_coherence), ("mask", products.mask),
+                          ("avg_spatial_coh", products.avg_spatial_coherence), ("geometry", products.geometry)):
+            if path is not None:  # the companions on the time series' grid, named explicitly
+                opts[key] = str(path)
+        return ExportRequest(products.timeseries, None, products.work_dir, opts)
 
     def export(self, request: ExportRequest) -> list[Path]:
         known = set(UNAVCO_KEYS) | {"tcoh", "mask", "geometry", "avg_spatial_coh", "template", "update", "polarization"}

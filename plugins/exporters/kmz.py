@@ -21,6 +21,7 @@ import logging
 import tempfile
 import textwrap
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -34,6 +35,8 @@ from sbts.core.api import (
     MapProduct,
     PluginError,
     Product,
+    RunProducts,
+    Template,
     TimeSeries,
     atomic_output,
     hookimpl,
@@ -196,8 +199,22 @@ def _reference_placemark(kml_folder, product: Product, geo: GeoGrid) -> None:
     p.style.iconstyle.scale = 1.0
 
 
+KMZ_KEY = "mintpy.save.kmz"
+
+
+@dataclass(frozen=True)
+class KmzRunOptions:
+    """``mintpy.save.kmz``: the google_earth step of ``sbts run`` writes a KMZ of the velocity."""
+
+    enabled: bool = True
+
+
 class KmzExporter(Exporter):
-    """One geocoded map as a coloured GroundOverlay with a colour bar."""
+    """One geocoded map as a coloured GroundOverlay with a colour bar.
+
+    As the google_earth step of ``sbts run`` (``mintpy.save.kmz``, on by default as in MintPy) it
+    writes ``pic/<geocoded velocity>.kmz`` of the velocity.
+    """
 
     name = "kmz"
     summary = "A geocoded map (velocity, a date, any 2-D dataset) as a Google Earth KMZ overlay with colour bar."
@@ -215,6 +232,22 @@ class KmzExporter(Exporter):
                        maskTempCoh.h5 beside FILE (geo_maskTempCoh.h5 beside geo_*), as MintPy;
                        -O mask=no shows every pixel with data""")
     requires_geocoded = True
+    step = "google_earth"
+    keys = {KMZ_KEY: "yes: KMZ of the velocity for Google Earth (pic/geo_velocity.kmz)"}
+    uses = ("velocity",)
+
+    def parse_options(self, template: Template) -> KmzRunOptions:
+        return KmzRunOptions(template.get_bool(KMZ_KEY))
+
+    def enabled(self, options: KmzRunOptions) -> bool:
+        return options.enabled
+
+    def run_request(self, products: RunProducts, options: KmzRunOptions) -> ExportRequest:
+        if products.velocity is None:
+            raise InputError(f"{products.work_dir}: no velocity.h5 for the KMZ; run the velocity step first, "
+                             f"or set {KMZ_KEY} = no")
+        return ExportRequest(products.velocity, "velocity",
+                             products.work_dir / "pic" / f"{products.velocity.stem}.kmz")
 
     def export(self, request: ExportRequest) -> list[Path]:
         simplekml = _simplekml()
