@@ -288,7 +288,8 @@ def export_step(exporter: Exporter) -> Step:
     summary = (exporter.summary or exporter.name).strip().splitlines()[0].rstrip(".")
     return Step(name, run, inputs, outputs, parse=lambda ctx: exporter.parse_options(ctx.template),
                 enabled=lambda ctx: bool(exporter.enabled(ctx.opt(name))),
-                off_reason=lambda ctx: f"disabled by the template ({', '.join(exporter.keys) or 'no key'})",
+                off_reason=lambda ctx: "disabled by the template" + (f" ({next(iter(exporter.keys))} = no)"
+                                                                     if exporter.keys else ""),
                 help=f"{exporter.name}: {summary}")
 
 

@@ -259,8 +259,11 @@ class Rel:
     # ---------------------------------------------------------------- processes
     @staticmethod
     def start(*args, cwd: Path | None = None) -> subprocess.Popen:
+        # SIGINT at its default (as from a terminal) even when the suite runs in the background of a
+        # non-interactive shell, which starts its children with SIGINT ignored
         return subprocess.Popen([str(SBTS_BIN), *[str(a) for a in args]], cwd=cwd, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     @staticmethod
     def kill_after(proc: subprocess.Popen, delay: float, sig: int) -> tuple[bool, str]:

@@ -450,6 +450,10 @@ def test_full_disk_every_writer(rel, project, command, note):
     note(observed=" | ".join(o.replace(str(work), "<work>") for o in observed))
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # =========================================================================== interrupt: Ctrl-C at start
 @pytest.mark.rcase(area="interrupt",
                    input="SIGINT (Ctrl-C) 0 to 0.15 s after starting `sbts info` / `sbts velocity` (16 seeded times)",
@@ -462,8 +466,10 @@ def test_ctrl_c_at_start(rel, project, note):
     outcomes = {"interrupted": 0, "killed before Python": 0, "interpreter start-up": 0, "finished": 0}
     for k, delay in enumerate(delays):
         argv = ["info", work / "timeseries.h5"] if k % 2 else ["velocity", project, "-o", work / f"v{k}.h5"]
+        # a terminal's Ctrl-C: SIGINT at its default even when this suite runs in the background of a
+        # non-interactive shell (which starts it ignored, as sbts then rightly keeps it)
         proc = subprocess.Popen([str(rel.sbts_bin), *map(str, argv)], cwd=work, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True, preexec_fn=_sigint_default)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
