@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 PathLike = str | os.PathLike
 
@@ -146,7 +145,7 @@ def tsview(files: PathLike | Sequence[PathLike], *, yx: tuple[int, int] | None =
     return _inline(viewer.fig)
 
 
-def network(stack: PathLike = Path("inputs") / "ifgramStack.h5", *, table: PathLike | None = None,
+def network(stack: PathLike = "inputs/ifgramStack.h5", *, table: PathLike | None = None,
             which: str = "network", save: PathLike | None = None):
     """The interferogram network, as ``sbts plot network`` (MintPy's plot_network.py).
 
