@@ -9,6 +9,7 @@ The public Python API, for scripts and notebooks (``docs/api.md``; imported on f
 - :func:`open_dataset`: any product as a lazy :class:`xarray.Dataset`;
 - :func:`run`, :func:`load`, :func:`invert`, :func:`correct`, :func:`export`: the library calls of
   ``sbts run``, ``sbts load``, ``sbts invert``, ``sbts correct NAME``, ``sbts export FORMAT``;
+- :func:`demo_data`: the synthetic demo stack and its template, written offline;
 - :mod:`sbts.plot`: ``view``, ``tsview``, ``network``, ``coherence_matrix``, ``transect``, ``rms``
   returning matplotlib Figures (inline in Jupyter).
 
@@ -21,9 +22,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_FUNCTIONS = ("open_dataset", "run", "load", "invert", "correct", "export")
+_FUNCTIONS = ("open_dataset", "run", "load", "invert", "correct", "export", "demo_data")
 
-__all__ = ["open_dataset", "run", "load", "invert", "correct", "export", "plot", "__version__"]
+__all__ = ["open_dataset", "run", "load", "invert", "correct", "export", "demo_data", "plot", "__version__"]
 
 
 def __getattr__(name: str):

@@ -309,4 +309,41 @@ def export(fmt: str, file: PathLike, dataset: str | None = None, *, output: Path
     return run_export(fmt, file, dataset=dataset, output=output, options={k: str(v) for k, v in options.items()})
 
 
-__all__ = ["open_dataset", "run", "load", "invert", "correct", "export"]
+def demo_data(directory: PathLike = "sbts_demo", *, seed: int = 0, size: tuple[int, int] = (120, 150),
+              dates: int = 30, orbit: str = "ascending") -> Path:
+    """Write the synthetic demo stack and its template, without running anything (``sbts demo`` runs it all).
+
+    The stack is what a processor hands over, in MintPy's layout (``synthetic/ifgramStack.h5``,
+    ``synthetic/geometryGeo.h5``): a subsiding bowl, seasonal motion, DEM error, troposphere,
+    decorrelation, a lake and a few unwrapping errors, seeded; the known truth is in
+    ``synthetic/truth.h5``.  No download.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Where to write (created).
+    seed : int
+        Random seed.
+    size : (int, int)
+        Rows and columns (at least 16 each).
+    dates : int
+        Number of acquisitions (at least 3).
+    orbit : {"ascending", "descending"}
+        The track's look geometry (heading, incidence, azimuth angle in ``geometryGeo.h5``); a
+        second track on the same ground for ``sbts horzvert``.
+
+    Returns
+    -------
+    pathlib.Path
+        The template ``directory/sbts_demo.cfg`` for :func:`run` and the other steps.
+    """
+    from sbts.core.demo.run import write_demo_inputs
+    from sbts.core.errors import InputError
+
+    if str(orbit).lower() not in ("ascending", "descending"):
+        raise InputError(f"sbts.demo_data: orbit={orbit!r}; use 'ascending' or 'descending'")
+    return write_demo_inputs(directory, seed=seed, shape=tuple(size), num_date=dates,
+                             orbit_direction=str(orbit).upper())
+
+
+__all__ = ["open_dataset", "run", "load", "invert", "correct", "export", "demo_data"]

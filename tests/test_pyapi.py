@@ -285,7 +285,8 @@ def test_import_sbts_stays_light():
 def test_every_public_name_has_a_numpy_docstring():
     import inspect
 
-    assert set(sbts.__all__) == {"open_dataset", "run", "load", "invert", "correct", "export", "plot", "__version__"}
+    assert set(sbts.__all__) == {"open_dataset", "run", "load", "invert", "correct", "export", "demo_data", "plot",
+                                "__version__"}
     assert all(hasattr(sbts, n) for n in sbts.__all__)
     for name, func in _public():
         doc = inspect.getdoc(func) or ""

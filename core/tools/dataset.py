@@ -150,11 +150,19 @@ def _index_coordinates(product: Product) -> dict[str, Any]:
     return {}
 
 
-def _dims(product: Product, short: str, ndim: int) -> tuple[str, ...] | None:
+def _dims(product: Product, short: str, shape: tuple[int, ...]) -> tuple[str, ...] | None:
+    """Dimension names; the 3-D datasets of a time series with one layer per date (the displacement,
+    and e.g. the truth's components) share ``time``."""
+    ndim = len(shape)
+    if ndim == 0:
+        return ()
+    if ndim == 1:
+        return (f"{short}_index",)
     if ndim == 2:
         return ("y", "x")
     if ndim == 3:
-        if isinstance(product, TimeSeries) and short == product.dataset_name.rsplit("/", 1)[-1]:
+        if isinstance(product, TimeSeries) and (short == product.dataset_name.rsplit("/", 1)[-1]
+                                                or shape[0] == len(product.dates)):
             return ("time", "y", "x")
         if isinstance(product, IfgramStack):
             return ("pair", "y", "x")
@@ -203,7 +211,7 @@ def open_dataset(path: str | os.PathLike, dataset: str | Sequence[str] | None = 
             if short in _INDEX or (wanted is not None and name not in wanted):
                 continue
             h5 = f[name]
-            dims = _dims(product, short, h5.ndim)
+            dims = _dims(product, short, tuple(h5.shape))
             if dims is None:
                 logger.debug("%s: dataset %s (%d-D) left out", product.path, name, h5.ndim)
                 continue
