@@ -11,15 +11,12 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "docs" / "tutorial.ipynb"
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
-
 
 def test_tutorial_is_stored_without_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)

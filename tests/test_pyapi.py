@@ -306,3 +306,36 @@ def test_api_reference_page_is_generated_from_the_docstrings():
     assert page.read_text(encoding="utf-8") == generated, "docs/api.md is stale: run scripts/gen_api_docs.py"
     for name, _ in _public():
         assert f"## `{name}(" in generated, name
+
+
+# ----------------------------------------------------------------------------- the Mexico City stack
+@pytest.mark.shared
+def test_api_on_the_mexico_city_stack(shared_data, tmp_path):
+    """From the GAMMA files of ../shared/data to velocity through ``sbts.load``/``sbts.run``; the Dataset
+    equals the files, and a point picked by lat/lon plots the pixel the grid puts it in."""
+    root = shared_data / "pyrate_s1_mexico_cropA_gamma"
+    cfg = tmp_path / "mexico.cfg"
+    cfg.write_text("\n".join(f"mintpy.load.{key} = {root}/{pattern}" for key, pattern in (
+        ("metaFile", "headers/*_mli.par"), ("bperpFile", "geometry/*_bperp.par"),
+        ("lookupYFile", "geometry/*eqa_to_rdc.lt"), ("lookupXFile", "geometry/*eqa_to_rdc.lt"))) + "\n")
+    loaded = sbts.load(cfg, unw_file=f"{root}/geotiffs/*_unw.tif", cor_file=f"{root}/geotiffs/*_cc.tif",
+                       dem_file=f"{root}/geotiffs/*_dem.tif")
+    stack = sbts.open_dataset(loaded.stack_file)
+    unw, attrs = _h5(loaded.stack_file, "unwrapPhase")
+    np.testing.assert_array_equal(stack.unwrapPhase.values, unw)
+    assert stack.sizes["pair"] == unw.shape[0] == 30
+    reports = sbts.run(cfg, start="modify_network", end="velocity",
+                       settings={"mintpy.load.unwFile": f"{root}/geotiffs/*_unw.tif",
+                                 "mintpy.load.corFile": f"{root}/geotiffs/*_cc.tif",
+                                 "mintpy.load.demFile": f"{root}/geotiffs/*_dem.tif"})
+    assert [r.name for r in reports][-1] == "velocity" and reports[-1].status == "ran"
+    vel = sbts.open_dataset(tmp_path / "velocity.h5")
+    v, attrs = _h5(tmp_path / "velocity.h5", "velocity")
+    np.testing.assert_array_equal(vel.velocity.values, v)
+    mask = sbts.open_dataset(tmp_path / "maskTempCoh.h5").mask.values.astype(bool)
+    assert -0.40 < np.percentile(v[mask], 1) < -0.20  # tens of cm/yr of subsidence
+    y, x = 30, 55
+    lat, lon = float(vel.lat[y]), float(vel.lon[x])
+    fig = sbts.plot.tsview(tmp_path / "timeseries.h5", lalo=(lat, lon), unit="m")
+    ts, _ = _h5(tmp_path / "timeseries.h5", "timeseries")
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), ts[:, y, x], rtol=1e-6, atol=1e-7)
