@@ -90,12 +90,28 @@ def test_open_dataset_geocoded_grid_and_crs(demo):
     np.testing.assert_allclose(ds.lon.values, x0 + (np.arange(v.shape[1]) + 0.5) * dx, rtol=0, atol=1e-12)
     assert ds.velocity.attrs["grid_mapping"] == "spatial_ref" and ds.velocity.attrs["units"] == "m/year"
     assert CRS.from_wkt(ds.spatial_ref.attrs["crs_wkt"]).to_epsg() == 4326
+    assert ds.spatial_ref.attrs["grid_mapping_name"] == "latitude_longitude"  # CF
+    assert CRS.from_cf(ds.spatial_ref.attrs).to_epsg() == 4326
     gt = [float(t) for t in ds.spatial_ref.attrs["GeoTransform"].split()]
     assert gt == [x0, dx, 0.0, y0, 0.0, dy]
     # the value at a lat/lon picked through the coordinates is the pixel's
     y, x = 7, 31
     lat, lon = y0 + (y + 0.5) * dy, x0 + (x + 0.5) * dx
     assert ds.velocity.sel(y=lat, x=lon, method="nearest").values == v[y, x]
+
+
+def test_open_dataset_writes_to_netcdf_and_back(demo, tmp_path):
+    """The Dataset is what the ecosystem takes: netCDF (scipy's writer) keeps values, dates and the CF CRS."""
+    import xarray as xr
+    from pyproj import CRS
+
+    ds = sbts.open_dataset(demo / "timeseries_demErr.h5")
+    ds.to_netcdf(tmp_path / "ts.nc")
+    with xr.open_dataset(tmp_path / "ts.nc") as back:
+        np.testing.assert_array_equal(back.timeseries.values, ds.timeseries.values)
+        np.testing.assert_array_equal(back.time.values, ds.time.values)
+        assert back.timeseries.attrs["grid_mapping"] == "spatial_ref"
+        assert CRS.from_cf(back.spatial_ref.attrs).to_epsg() == 4326
 
 
 def test_open_dataset_stack_pairs_without_dask(demo):
@@ -137,6 +153,8 @@ def test_open_dataset_radar_and_projected_grids(tmp_path):
     np.testing.assert_array_equal(ds.y.values, 2150000 - 30 * (np.arange(4) + 0.5))
     assert "lat" not in ds.coords
     assert CRS.from_wkt(ds.spatial_ref.attrs["crs_wkt"]).to_epsg() == 32614
+    assert ds.spatial_ref.attrs["grid_mapping_name"] == "transverse_mercator"
+    assert ds.spatial_ref.attrs["longitude_of_central_meridian"] == -99.0  # zone 14
 
 
 def test_open_dataset_errors_name_the_file(demo, tmp_path):

@@ -87,22 +87,29 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def crs_wkt(epsg: int) -> str:
-    """WKT of EPSG code ``epsg`` (pyproj, else GDAL's osr); ``EPSG:<code>`` if neither is installed."""
+def crs_attributes(epsg: int) -> dict[str, Any]:
+    """The CF grid-mapping attributes of EPSG code ``epsg`` (``grid_mapping_name``, ellipsoid,
+    projection parameters, ``crs_wkt``) plus ``spatial_ref`` (the WKT, where rioxarray and GDAL look).
+
+    pyproj writes the CF form; without it GDAL's osr gives the WKT alone; without either, ``EPSG:<code>``.
+    """
     try:
         from pyproj import CRS
 
-        return CRS.from_epsg(epsg).to_wkt()
+        crs = CRS.from_epsg(int(epsg))
+        attrs: dict[str, Any] = dict(crs.to_cf())
+        attrs.setdefault("crs_wkt", crs.to_wkt())
     except ImportError:
-        pass
-    try:
-        from osgeo import osr
+        try:
+            from osgeo import osr
 
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(int(epsg))
-        return srs.ExportToWkt()
-    except ImportError:  # pragma: no cover - GDAL is set up by scripts/setup.sh
-        return f"EPSG:{epsg}"
+            srs = osr.SpatialReference()
+            srs.ImportFromEPSG(int(epsg))
+            attrs = {"crs_wkt": srs.ExportToWkt()}
+        except ImportError:  # pragma: no cover - GDAL is set up by scripts/setup.sh
+            attrs = {"crs_wkt": f"EPSG:{epsg}"}
+    attrs["spatial_ref"] = attrs["crs_wkt"]
+    return attrs
 
 
 def _coordinates(product: Product) -> dict[str, Any]:
@@ -126,10 +133,10 @@ def _coordinates(product: Product) -> dict[str, Any]:
         coords["y"] = ("y", ys, {"standard_name": "projection_y_coordinate", "units": g.y_unit or "m"})
         coords["x"] = ("x", xs, {"standard_name": "projection_x_coordinate", "units": g.x_unit or "m"})
     if epsg is not None:
-        wkt = crs_wkt(epsg)
-        transform = " ".join(repr(float(v)) for v in g.geotransform())
-        coords["spatial_ref"] = xr.Variable((), np.int64(0), {"crs_wkt": wkt, "spatial_ref": wkt,
-                                                              "GeoTransform": transform, "epsg": int(epsg)})
+        attrs = crs_attributes(epsg)
+        attrs["GeoTransform"] = " ".join(repr(float(v)) for v in g.geotransform())
+        attrs["epsg"] = int(epsg)
+        coords["spatial_ref"] = xr.Variable((), np.int64(0), attrs)
     return coords
 
 
@@ -234,4 +241,4 @@ def open_dataset(path: str | os.PathLike, dataset: str | Sequence[str] | None = 
     return ds
 
 
-__all__ = ["open_dataset", "crs_wkt", "H5Array"]
+__all__ = ["open_dataset", "crs_attributes", "H5Array"]
