@@ -222,6 +222,20 @@ def test_run_steps_and_invert_take_keyword_options(demo, tmp_path):
         sbts.run(template, steps="velocity", start="load_data")
 
 
+@pytest.mark.parametrize("func", ["run", "load", "invert"])
+def test_step_functions_take_every_option_of_their_command(func):
+    import inspect
+
+    import click
+
+    renamed = {"dostep": "steps", "unwFile": "unw_file", "corFile": "cor_file", "connCompFile": "conncomp_file",
+               "demFile": "dem_file"}
+    cmd = cli.get_command(click.Context(cli), func)
+    options = {renamed.get(p.name, p.name) for p in cmd.params}
+    params = set(inspect.signature(getattr(sbts, func)).parameters)
+    assert options <= params, options - params
+
+
 # ----------------------------------------------------------------------------- plots
 def test_plot_view_image_is_the_velocity_in_cm_per_year(demo):
     fig = sbts.plot.view(demo / "velocity.h5", "velocity")
@@ -285,6 +299,25 @@ def test_plot_network_figures_and_save(demo, tmp_path):
     assert isinstance(sbts.plot.network(path, which="bperpHistory"), Figure)
     with pytest.raises(InputError, match="which='nope'"):
         sbts.plot.network(path, which="nope")
+
+
+@pytest.mark.parametrize("func,command", [("view", ("view",)), ("tsview", ("tsview",)),
+                                          ("network", ("plot", "network")),
+                                          ("coherence_matrix", ("plot", "coherence-matrix")),
+                                          ("transect", ("plot", "transect")), ("rms", ("plot", "rms"))])
+def test_plot_functions_take_every_option_of_their_command(func, command):
+    import inspect
+
+    import click
+
+    ctx = click.Context(cli)
+    cmd = cli
+    for name in command:
+        cmd = cmd.get_command(ctx, name)
+    options = {p.name for p in cmd.params} - {"nodisplay"}
+    options = {"fit" if o == "no_fit" else o for o in options}
+    params = set(inspect.signature(getattr(sbts.plot, func)).parameters)
+    assert options <= params, options - params
 
 
 # ----------------------------------------------------------------------------- documented and generated
