@@ -100,6 +100,24 @@ def test_open_dataset_geocoded_grid_and_crs(demo):
     assert ds.velocity.sel(y=lat, x=lon, method="nearest").values == v[y, x]
 
 
+SELECTIONS = [dict(time=2, y=[5, 1, 3, 3]), dict(time=[4, 0], y=3, x=[7, 2]), dict(y=slice(None, None, -2)),
+              dict(time=-1, x=[9, 4]), dict(time=[], x=[9, 4]), dict(time=slice(2, 9, 3), y=slice(4, 30), x=11)]
+
+
+@pytest.mark.parametrize("chunks", [None, "auto"])
+@pytest.mark.parametrize("selection", SELECTIONS, ids=[str(s) for s in SELECTIONS])
+def test_open_dataset_lazy_reads_equal_numpy_indexing(demo, chunks, selection):
+    """Any selection read lazily from the file (h5py takes only increasing index lists: spans are read,
+    then picked) equals the same selection of the array read whole."""
+    import xarray as xr
+
+    ts, _ = _h5(demo / "timeseries.h5", "timeseries")
+    lazy = sbts.open_dataset(demo / "timeseries.h5", chunks=chunks).timeseries.isel(**selection)
+    expected = xr.DataArray(ts, dims=("time", "y", "x")).isel(**selection)
+    assert lazy.dims == expected.dims
+    np.testing.assert_array_equal(lazy.values, expected.values)
+
+
 def test_open_dataset_writes_to_netcdf_and_back(demo, tmp_path):
     """The Dataset is what the ecosystem takes: netCDF (scipy's writer) keeps values, dates and the CF CRS."""
     import xarray as xr

@@ -74,7 +74,8 @@ class H5Array(xr.backends.BackendArray):
                 return np.asarray(ds[tuple(span)])
             span = list(key)
             span[axis] = slice(int(idx.min()), int(idx.max()) + 1)
-            return np.take(np.asarray(ds[tuple(span)]), idx - idx.min(), axis=axis)
+            kept = sum(1 for k in key[:axis] if not isinstance(k, (int, np.integer)))  # integers drop an axis
+            return np.take(np.asarray(ds[tuple(span)]), idx - idx.min(), axis=kept)
 
 
 def _decode(value: Any) -> Any:
