@@ -118,7 +118,6 @@ def run(template: PathLike | None = None, steps: str | Sequence[str] | None = No
     """
     from sbts.core.config.compute import resolve_workers
     from sbts.core.errors import InputError
-    from sbts.core.workflow.plan import step_names
     from sbts.core.workflow.runner import run_workflow
 
     t = _template(template, settings)
@@ -129,16 +128,7 @@ def run(template: PathLike | None = None, steps: str | Sequence[str] | None = No
         return run_workflow(template, wd, start=start, end=end, plot=plot, **common)
     if start is not None or end is not None:
         raise InputError("sbts.run: give either steps or start/end, not both")
-    wanted = [steps] if isinstance(steps, str) else list(steps)
-    names = step_names()
-    unknown = [s for s in wanted if s not in names]
-    if unknown:
-        raise InputError(f"unknown step {unknown[0]!r}; steps: {', '.join(names)}")
-    ordered = [n for n in names if n in wanted]
-    reports: list = []
-    for k, name in enumerate(ordered):
-        reports += run_workflow(template, wd, dostep=name, plot=plot and k == len(ordered) - 1, **common)
-    return reports
+    return run_workflow(template, wd, steps=[steps] if isinstance(steps, str) else list(steps), plot=plot, **common)
 
 
 def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, processor: str | None = None,
