@@ -178,6 +178,8 @@ def test_open_dataset_radar_and_projected_grids(tmp_path):
 def test_open_dataset_errors_name_the_file(demo, tmp_path):
     with pytest.raises(InputError, match=r"velocity\.h5: no dataset 'nope' \(has: .*velocity"):
         sbts.open_dataset(demo / "velocity.h5", "nope")
+    with pytest.raises(InputError, match="'date' is a coordinate"):
+        sbts.open_dataset(demo / "timeseries.h5", ["timeseries", "date"])
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
     with pytest.raises(InputError, match="x.h5"):
         sbts.open_dataset(tmp_path / "x.h5")

@@ -12,8 +12,8 @@ Layout
     ``pair`` the ``DATE1_DATE2`` labels and ``date1``/``date2``/``bperp``/``dropIfgram`` along it;
     maps: ``(y, x)``.  Geocoded files carry the pixel-centre coordinates in ``y``/``x`` (plus
     ``lat``/``lon`` aliases for degree grids) and a ``spatial_ref`` coordinate in the CF /
-    rioxarray form (``crs_wkt``, ``spatial_ref``, ``GeoTransform``), named by each variable's
-    ``grid_mapping``; radar files carry pixel indices.  The file's root attributes (MintPy's)
+    rioxarray form (CF grid-mapping attributes with ``crs_wkt``, plus ``spatial_ref`` and
+    ``GeoTransform``), named by each variable's ``grid_mapping``; radar files carry pixel indices.  The file's root attributes (MintPy's)
     are the Dataset's ``attrs``; each variable has its ``units``.
 """
 
@@ -199,6 +199,10 @@ def open_dataset(path: str | os.PathLike, dataset: str | Sequence[str] | None = 
         wanted = [dataset] if isinstance(dataset, str) else list(dataset)
         by_short = {s: n for n, s in short_of.items()}
         missing = [d for d in wanted if d not in by_short and d not in short_of]
+        index = [d for d in wanted if d.rsplit("/", 1)[-1] in _INDEX]
+        if index:
+            raise InputError(f"{product.path}: {index[0]!r} is a coordinate of every dataset, not a dataset of "
+                             "its own; open the file without it")
         if missing:
             shown_names = ", ".join(s for s in short_of.values() if s not in _INDEX)
             raise InputError(f"{product.path}: no dataset {missing[0]!r} (has: {shown_names})")
