@@ -63,12 +63,14 @@ def check_demo_size(shape: tuple[int, int], num_date: int) -> None:
 
 
 def write_synthetic(directory: str | os.PathLike, seed: int = 0, shape: tuple[int, int] = (120, 150),
-                    num_date: int = 30) -> Path:
-    """Write the synthetic stack (ifgramStack.h5, geometryGeo.h5, truth.h5) into ``directory``."""
+                    num_date: int = 30, **keywords) -> Path:
+    """Write the synthetic stack (ifgramStack.h5, geometryGeo.h5, truth.h5) into ``directory``;
+    ``keywords`` go to :func:`~sbts.core.demo.synthetic.make_synthetic_stack` (``orbit_direction`` ...)."""
     from sbts.core.demo.synthetic import make_synthetic_stack
 
     check_demo_size(shape, num_date)
-    return write_synthetic_files(directory, make_synthetic_stack(shape=tuple(shape), num_date=num_date, seed=seed))
+    return write_synthetic_files(directory, make_synthetic_stack(shape=tuple(shape), num_date=num_date, seed=seed,
+                                                                 **keywords))
 
 
 def write_synthetic_files(directory: str | os.PathLike, s) -> Path:
@@ -106,6 +108,27 @@ def write_synthetic_files(directory: str | os.PathLike, s) -> Path:
     return out
 
 
+def write_demo_inputs(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: tuple[int, int] = (120, 150),
+                      num_date: int = 30, **keywords) -> Path:
+    """Write the synthetic stack into ``directory/synthetic`` and the demo template beside it; returns
+    the template (``directory/sbts_demo.cfg``), ready for ``sbts run`` (nothing is run).  ``keywords``
+    go to :func:`write_synthetic` (``orbit_direction="DESCENDING"`` ...)."""
+    work = Path(directory).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    logger.info("writing the synthetic stack into %s", work / "synthetic")
+    from sbts.core.io.provenance import Provenance, recording
+
+    with recording(Provenance("demo", {"seed": seed, "shape": list(shape), "num_date": num_date, **keywords})):
+        write_synthetic(work / "synthetic", seed=seed, shape=shape, num_date=num_date, **keywords)
+    template_path = work / "sbts_demo.cfg"
+    truth_ref = TimeSeries(work / "synthetic" / "truth.h5").metadata.reference
+    # as users do with a GNSS station or a known stable area: a coherent, nearly stable pixel
+    reference = (f"mintpy.reference.yx        = {truth_ref.y},{truth_ref.x}   "
+                 "# a stable, coherent pixel (the synthetic truth's)\n")
+    atomic_write_text(template_path, DEMO_TEMPLATE + reference)
+    return template_path
+
+
 def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: tuple[int, int] = (120, 150),
              num_date: int = 30, export_format: str | None = None) -> str:
     """Write the demo data into ``directory``, run the whole workflow and the pictures; returns a summary.
@@ -118,18 +141,7 @@ def run_demo(directory: str | os.PathLike = "sbts_demo", seed: int = 0, shape: t
 
     start = time.perf_counter()
     work = Path(directory).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    logger.info("writing the synthetic stack into %s", work / "synthetic")
-    from sbts.core.io.provenance import Provenance, recording
-
-    with recording(Provenance("demo", {"seed": seed, "shape": list(shape), "num_date": num_date})):
-        write_synthetic(work / "synthetic", seed=seed, shape=shape, num_date=num_date)
-    template_path = work / "sbts_demo.cfg"
-    truth_ref = TimeSeries(work / "synthetic" / "truth.h5").metadata.reference
-    # as users do with a GNSS station or a known stable area: a coherent, nearly stable pixel
-    reference = (f"mintpy.reference.yx        = {truth_ref.y},{truth_ref.x}   "
-                 "# a stable, coherent pixel (the synthetic truth's)\n")
-    atomic_write_text(template_path, DEMO_TEMPLATE + reference)
+    template_path = write_demo_inputs(work, seed=seed, shape=shape, num_date=num_date)
     reports = run_workflow(template_path, work, force=True, plot=True, max_memory=0.5)
     exported = []
     if export_format:
@@ -193,4 +205,4 @@ def compare_with_truth(timeseries_file: Path, truth_file: Path, mask_file: Path 
     return f"{timeseries_file.name}: RMS error vs {what} {rms:.1f} mm over {int(mask.sum())} reliable pixels"
 
 
-__all__ = ["run_demo", "write_synthetic", "compare_with_truth"]
+__all__ = ["run_demo", "write_demo_inputs", "write_synthetic", "compare_with_truth"]

@@ -55,8 +55,11 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
                  start: str | None = None, end: str | None = None, dostep: str | None = None,
                  force: bool = False, plot: bool = False, max_memory: float | None = None,
                  num_worker: int | str | None = 1, cluster: str | None = None,
-                 template: Template | None = None) -> list[StepReport]:
-    """Run the selected steps in order; returns one report per step (also written to the summary)."""
+                 template: Template | None = None, steps: Sequence[str] | None = None) -> list[StepReport]:
+    """Run the selected steps in order; returns one report per step (also written to the summary).
+
+    ``steps``: several steps by name (run in the workflow's order), instead of ``start``/``end``/``dostep``.
+    """
     template = template or Template.read(template_path)
     base_dir = Path(template_path).resolve().parent if template_path else Path.cwd()
     work_dir = Path(work_dir) if work_dir else base_dir
@@ -73,7 +76,11 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
         try:
             logger.info("sbts run in %s (template %s)", work_dir, template_path or "defaults")
             ctx = RunContext(template, work_dir, base_dir, compute)
-            selected = select(ctx.steps, start, end, dostep)
+            if steps is None:
+                selected = select(ctx.steps, start, end, dostep)
+            else:  # each name checked as --dostep is, then in the workflow's order
+                chosen = {s.name for name in steps for s in select(ctx.steps, None, None, name)}
+                selected = [s for s in ctx.steps if s.name in chosen]
             ctx.parse(selected)  # every selected step's options, before any work
             if template_path:
                 (work_dir / "inputs").mkdir(parents=True, exist_ok=True)
