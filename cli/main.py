@@ -47,6 +47,8 @@ COMMANDS: dict[str, str] = {
     "mosaic": "sbts.cli.tools:mosaic",
     "filter": "sbts.cli.tools:filter_",
     "gnss": "sbts.cli.tools:gnss",
+    "subset": "sbts.cli.toolbox:subset",
+    "multilook": "sbts.cli.toolbox:multilook",
     "info": "sbts.cli.info:info",
     "plugins": "sbts.cli.plugins:plugins",
     "demo": "sbts.cli.demo:demo",

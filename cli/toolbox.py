@@ -1,0 +1,82 @@
+"""The everyday file tools: ``sbts subset``, ``multilook``, ``diff``, ``add``, ``math``, ``lookup``.
+
+Each command is one call into :mod:`sbts.core.tools`; files are checked there so that a missing or
+wrong input gives a one-line error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sbts.cli import options as o
+
+_file = click.Path(dir_okay=False, path_type=Path)
+DEFAULT_MEMORY = 4.0
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=_file)
+@click.option("-y", "--y", "ys", nargs=2, type=int, default=None, metavar="Y0 Y1",
+              help="Rows Y0..Y1-1 (end exclusive, as mintpy.subset.yx).")
+@click.option("-x", "--x", "xs", nargs=2, type=int, default=None, metavar="X0 X1",
+              help="Columns X0..X1-1 (end exclusive).")
+@click.option("-l", "--lat", "lats", nargs=2, type=float, default=None, metavar="LAT0 LAT1",
+              help="Latitude range: pixels whose centre is inside (either order).")
+@click.option("-L", "--lon", "lons", nargs=2, type=float, default=None, metavar="LON0 LON1",
+              help="Longitude range (with --lat).")
+@click.option("-t", "--template", type=_file, default=None,
+              help="Read the box from mintpy.subset.yx (y0:y1,x0:x1) or mintpy.subset.lalo (S:N,W:E; wins).")
+@click.option("--lookup", type=_file, default=None,
+              help="Radar-coded lookup (geometryRadar.h5, latitude/longitude) for a lat/lon box on radar-coded "
+                   "files (default: found beside the file / in inputs/).")
+@click.option("-o", "--output", type=_file, default=None, help="Output (one input only; default: sub_<name>).")
+@o.max_memory_opt
+def subset(files, ys, xs, lats, lons, template, lookup, output, max_memory) -> None:
+    """Crop files (any type: time series, stack, geometry, maps) to a pixel or lat/lon box.
+
+    Reads mintpy.subset.yx / mintpy.subset.lalo with -t.  Every dataset on the grid is cropped,
+    block-wise; LENGTH/WIDTH, X_FIRST/Y_FIRST, REF_Y/REF_X (dropped when outside) and
+    SUBSET_YMIN/YMAX/XMIN/XMAX are updated, as MintPy's subset.py.
+    """
+    from sbts.core.tools.subset import subset_files
+
+    yx = _pair_box(ys, xs, "-y", "-x")
+    lalo = _pair_box(lats, lons, "--lat", "--lon")
+    for path in subset_files(files, yx, lalo, output, lookup, template, max_memory or DEFAULT_MEMORY):
+        click.echo(str(path))
+
+
+def _pair_box(a, b, name_a: str, name_b: str):
+    if not a and not b:
+        return None
+    if not a or not b:
+        raise click.UsageError(f"{name_a} and {name_b} go together")
+    return (*a, *b)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=_file)
+@click.option("-a", "--azimuth", "-y", "ystep", type=click.IntRange(min=1), default=None,
+              help="Looks in azimuth / y (mintpy.multilook.ystep; default 1).")
+@click.option("-r", "--range", "-x", "xstep", type=click.IntRange(min=1), default=None,
+              help="Looks in range / x (mintpy.multilook.xstep; default 1).")
+@click.option("-m", "--method", type=click.Choice(["mean", "median", "nearest"]), default=None,
+              help="Cell reduction (default mean; mintpy.multilook.method with -t).")
+@click.option("-t", "--template", type=_file, default=None,
+              help="Read mintpy.multilook.ystep/xstep/method (options given here win).")
+@click.option("-o", "--output", type=_file, default=None,
+              help="Output (one input only; default: <stem>_<a>alks_<r>rlks.h5).")
+@o.max_memory_opt
+def multilook(files, ystep, xstep, method, template, output, max_memory) -> None:
+    """Multilook files (any type) by A×R pixels: NaN-aware mean, median or centre sample.
+
+    Integer/boolean datasets and geometry coordinates take the centre sample.  LENGTH/WIDTH,
+    X_STEP/Y_STEP, ALOOKS/RLOOKS, pixel sizes, NCORRLOOKS and REF_Y/REF_X are updated, as MintPy's
+    multilook.py.
+    """
+    from sbts.core.tools.multilook import multilook_files
+
+    for path in multilook_files(files, ystep, xstep, method, output, template, max_memory or DEFAULT_MEMORY):
+        click.echo(str(path))
