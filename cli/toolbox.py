@@ -80,3 +80,57 @@ def multilook(files, ystep, xstep, method, template, output, max_memory) -> None
 
     for path in multilook_files(files, ystep, xstep, method, output, template, max_memory or DEFAULT_MEMORY):
         click.echo(str(path))
+
+
+@click.command()
+@click.argument("file1", type=_file)
+@click.argument("files", nargs=-1, required=True, type=_file)
+@click.option("-o", "--output", type=_file, default=None, help="Output (default: <file1>_diff_<file2>.h5).")
+@click.option("--force", is_flag=True, help="Leave dates/pairs of FILE1 missing from a FILE uncorrected instead of "
+                                            "stopping.")
+@o.max_memory_opt
+def diff(file1, files, output, force, max_memory) -> None:
+    """FILE1 − FILE2 [− FILE3 …]: time series, delay files, stacks or maps, dates matched by name.
+
+    Each FILE is first re-referenced to FILE1's REF_DATE and REF_Y/REF_X (so un-referenced delays
+    such as inputs/ERA5.h5 or SET.h5 can be removed directly), as MintPy's diff.py.  Maps: the
+    datasets in every file; *Std as sqrt(σ1² + σ2²).
+    """
+    from sbts.core.tools.arith import diff_files
+
+    click.echo(str(diff_files(file1, files, output, force, max_memory or DEFAULT_MEMORY)))
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=_file)
+@click.option("-o", "--output", type=_file, default=None, help="Output (default: <file1>_plus_<file2>.h5).")
+@click.option("--force", is_flag=True, help="Leave dates/pairs of FILE1 missing from a FILE unchanged instead of "
+                                            "stopping.")
+@o.max_memory_opt
+def add(files, output, force, max_memory) -> None:
+    """FILE1 + FILE2 [+ …]: time series, delay files, stacks or maps, dates matched by name.
+
+    References are aligned to FILE1's as for `sbts diff`; maps: the datasets in every file, *Std as
+    sqrt(σ1² + σ2²).
+    """
+    from sbts.core.tools.arith import add_files
+
+    click.echo(str(add_files(files, output, force, max_memory or DEFAULT_MEMORY)))
+
+
+@click.command("math")
+@click.argument("file", type=_file)
+@click.argument("operator", type=click.Choice(["+", "-", "*", "/", "^"]))
+@click.argument("value", type=float)
+@click.option("-o", "--output", type=_file, default=None,
+              help="Output (default: <stem>_<plus|minus|times|over|pow><value>.h5).")
+@o.max_memory_opt
+def math_(file, operator, value, output, max_memory) -> None:
+    """FILE OPERATOR VALUE on every float dataset (every date, every pair), as MintPy's image_math.py.
+
+    E.g. `sbts math velocity.h5 '*' 1000` for mm/year (the UNIT attribute is kept: say so in the
+    name).  *Std datasets follow: × |VALUE| for *, ÷ |VALUE| for /, unchanged for + and -.
+    """
+    from sbts.core.tools.arith import image_math
+
+    click.echo(str(image_math(file, operator, value, output, max_memory or DEFAULT_MEMORY)))

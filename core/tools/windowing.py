@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def _method_for(name: str, dtype: np.dtype, method: str) -> str:
 
 def rewrite_file(path: str | os.PathLike, output: str | os.PathLike, window: Window, metadata: Metadata,
                  method: str = "nearest", max_memory: float = DEFAULT_MAX_MEMORY_GB,
-                 what: str = "rewrite") -> Path:
+                 what: str = "rewrite", apply: Callable[[str, np.ndarray], np.ndarray] | None = None,
+                 skip: Collection[str] = ()) -> Path:
     """Write ``output``: every dataset of ``path`` on ``window`` (see the module docstring).
 
     Parameters
@@ -108,6 +110,13 @@ def rewrite_file(path: str | os.PathLike, output: str | os.PathLike, window: Win
         ``nearest``, ``mean`` or ``median`` for float datasets.
     max_memory : float
         GB per block.
+    what : str
+        Label of the progress messages.
+    apply : callable, optional
+        ``apply(name, block_data) -> block_data`` after the reduction, on the grid datasets (float
+        results are stored as float32).
+    skip : collection of str
+        Datasets left out of the output.
     """
     if method not in METHODS:
         raise InputError(f"multilook method {method!r}: choose one of {', '.join(METHODS)}")
@@ -129,23 +138,26 @@ def rewrite_file(path: str | os.PathLike, output: str | os.PathLike, window: Win
             raise ValueError(f"window {window} outside the {grid} grid")
         with H5Writer(output, metadata) as w:
             for name, ds in src.items():
+                if name in skip:
+                    continue
                 attrs = {k: v for k, v in ds.attrs.items() if k != "MODIFICATION_TIME"}
                 if ds.ndim < 2 or tuple(ds.shape[-2:]) != grid:
                     w.create(name, data=ds[()], attrs=attrs)
                     continue
                 _rewrite_dataset(ds, w, name, window, _method_for(name, ds.dtype, method), attrs, max_memory,
-                                 what)
+                                 what, apply)
     logger.info("wrote %s (%d×%d from %d×%d)", output, *out_shape, *grid)
     return output
 
 
 def _rewrite_dataset(ds: h5py.Dataset, w: H5Writer, name: str, window: Window, method: str, attrs: dict,
-                     max_memory: float, what: str) -> None:
+                     max_memory: float, what: str, apply=None) -> None:
     lead = tuple(ds.shape[:-2])
     layers = int(np.prod(lead)) if lead else 1
     looks = window.ystep * window.xstep
     out_shape = window.shape
-    dtype = ds.dtype if method == "nearest" else np.dtype(np.float32)
+    floating = np.issubdtype(ds.dtype, np.floating)
+    dtype = ds.dtype if method == "nearest" and (apply is None or not floating) else np.dtype(np.float32)
     w.create(name, shape=lead + out_shape, dtype=dtype, attrs=attrs)
     # per output pixel: the input cell of every layer (read dtype, and float64 while reducing)
     per_pixel = layers * looks * (ds.dtype.itemsize + (16 if method != "nearest" else 0)) + layers * 8
@@ -155,6 +167,8 @@ def _rewrite_dataset(ds: h5py.Dataset, w: H5Writer, name: str, window: Window, m
         src = window.source(block)
         data = ds[(Ellipsis, src.rows, src.cols)]
         out = reduce_cells(data, window.ystep, window.xstep, method, zero_nodata)
+        if apply is not None:
+            out = apply(name, out)
         w.write(name, out.astype(dtype, copy=False), block)
 
 
