@@ -52,6 +52,7 @@ COMMANDS: dict[str, str] = {
     "diff": "sbts.cli.toolbox:diff",
     "add": "sbts.cli.toolbox:add",
     "math": "sbts.cli.toolbox:math_",
+    "lookup": "sbts.cli.toolbox:lookup",
     "info": "sbts.cli.info:info",
     "plugins": "sbts.cli.plugins:plugins",
     "demo": "sbts.cli.demo:demo",

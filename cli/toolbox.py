@@ -134,3 +134,52 @@ def math_(file, operator, value, output, max_memory) -> None:
     from sbts.core.tools.arith import image_math
 
     click.echo(str(image_math(file, operator, value, output, max_memory or DEFAULT_MEMORY)))
+
+
+@click.group()
+def lookup() -> None:
+    """Convert a lookup table: geo2radar (geometryGeo.h5 → geometryRadar.h5) or radar2geo.
+
+    As MintPy's lookup_geo2radar.py: a GAMMA/ROI_PAC table (azimuthCoord/rangeCoord on a lat/lon
+    grid) becomes latitude/longitude on the radar grid, and back.
+    """
+
+
+@lookup.command("geo2radar")
+@click.argument("geometry", type=_file)
+@click.option("-o", "--output", type=_file, default=None, help="Output (default: geometryRadar.h5 beside GEOMETRY).")
+@click.option("-i", "--interp", "method", type=click.Choice(["linear", "nearest"]), default="linear",
+              show_default=True, help="Resampling of the other geometry layers (masks: nearest).")
+@o.max_memory_opt
+def lookup_geo2radar(geometry, output, method, max_memory) -> None:
+    """latitude/longitude on the radar grid from azimuthCoord/rangeCoord on a geographic grid.
+
+    Each radar pixel gets the geo position where the table points to it (the table inverted);
+    height, angles and masks are resampled there.  Radar grid: RADAR_LENGTH/RADAR_WIDTH or the
+    largest coordinates.
+    """
+    from sbts.core.tools.lookup import geo2radar
+
+    click.echo(str(geo2radar(geometry, output, method, max_memory or DEFAULT_MEMORY)))
+
+
+@lookup.command("radar2geo")
+@click.argument("geometry", type=_file)
+@click.option("-o", "--output", type=_file, default=None, help="Output (default: geometryGeo.h5 beside GEOMETRY).")
+@click.option("--lalo-step", nargs=2, type=float, default=None, metavar="DLAT DLON",
+              help="Output pixel size in degrees (default: the radar pixel area, as sbts geocode).")
+@click.option("--bbox", nargs=4, type=float, default=None, metavar="S N W E",
+              help="Output extent (default: the table's).")
+@click.option("-i", "--interp", "method", type=click.Choice(["linear", "nearest"]), default="linear",
+              show_default=True, help="Resampling of the other geometry layers (masks: nearest).")
+@o.max_memory_opt
+def lookup_radar2geo(geometry, output, lalo_step, bbox, method, max_memory) -> None:
+    """azimuthCoord/rangeCoord on a lat/lon grid from latitude/longitude on the radar grid.
+
+    Each geo pixel gets the fractional radar row/column that lies there (integer = pixel centre;
+    NaN outside the radar image); RADAR_LENGTH/RADAR_WIDTH record the radar grid.
+    """
+    from sbts.core.tools.lookup import radar2geo
+
+    click.echo(str(radar2geo(geometry, output, method, tuple(lalo_step) if lalo_step else None,
+                             tuple(bbox) if bbox else None, max_memory or DEFAULT_MEMORY)))
