@@ -72,7 +72,7 @@ def _pair_box(a, b, name_a: str, name_b: str):
 def multilook(files, ystep, xstep, method, template, output, max_memory) -> None:
     """Multilook files (any type) by A×R pixels: NaN-aware mean, median or centre sample.
 
-    Integer/boolean datasets and geometry coordinates take the centre sample.  LENGTH/WIDTH,
+    Integer/boolean datasets (connected components, masks) take the centre sample.  LENGTH/WIDTH,
     X_STEP/Y_STEP, ALOOKS/RLOOKS, pixel sizes, NCORRLOOKS and REF_Y/REF_X are updated, as MintPy's
     multilook.py.
     """

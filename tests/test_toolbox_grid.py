@@ -102,6 +102,7 @@ def test_subset_yx_time_series_is_numpy_slicing_with_mintpy_attributes(ts_file, 
     assert m.reference.lat == pytest.approx(34.895) and m.reference.date == dt.date(2020, 1, 1)
     assert (m.extra["SUBSET_YMIN"], m.extra["SUBSET_YMAX"], m.extra["SUBSET_XMIN"], m.extra["SUBSET_XMAX"]) == \
         ("3", "17", "5", "25")
+    assert (m.extra["XMIN"], m.extra["XMAX"], m.extra["YMIN"], m.extra["YMAX"]) == ("0", "19", "0", "13")
     # the reference pixel still holds the same value: same place
     np.testing.assert_array_equal(ts.read_dates()[:, 7, 7], data[:, 10, 12])
     # a second subset adds its offsets to the first's
@@ -111,19 +112,23 @@ def test_subset_yx_time_series_is_numpy_slicing_with_mintpy_attributes(ts_file, 
     np.testing.assert_array_equal(TimeSeries(out2).read_dates(), data[:, 5:9, 6:9])
 
 
-def test_subset_lalo_on_geo_grid_takes_pixels_whose_centres_are_inside(ts_file, tmp_path):
+def test_subset_lalo_on_geo_grid_snaps_edges_to_pixel_boundaries_as_mintpy(ts_file, tmp_path):
     from sbts.core.tools.subset import subset_file
 
     path, data = ts_file
-    # rows: centre lat_i = 35 - 0.01 (i + 0.5); lat in [34.87, 34.93] -> i in [6.5, 12.5] -> 7..12
-    # cols: centre lon_j = -118 + 0.01 (j + 0.5); lon in [-117.95, -117.90] -> j in [4.5, 9.5] -> 5..9
+    # boundaries: (lat - 35) / -0.01 = 7 (34.93) and 13 (34.87): rows 7..12;
+    #             (lon + 118) / 0.01 = 5 (-117.95) and 10 (-117.90): columns 5..9
     out = subset_file(path, lalo=(34.93, 34.87, -117.90, -117.95), output=tmp_path / "s.h5")
     np.testing.assert_array_equal(TimeSeries(out).read_dates(), data[:, 7:13, 5:10])
-    # a box edge exactly on a pixel centre includes it: lat 34.925 is the centre of row 7
+    # edges inside pixels: 34.925 -> 7.5 -> 7, 34.9 -> 10; -117.955 -> 4.5 -> 4, -117.945 -> 5.5 -> 5
     out = subset_file(path, lalo=(34.925, 34.9, -117.955, -117.945), output=tmp_path / "t.h5")
-    np.testing.assert_array_equal(TimeSeries(out).read_dates(), data[:, 7:10, 4:6])
-    # reference (10, 12) is outside cols 4..5: REF_* dropped, data unchanged
-    m = TimeSeries(out).metadata
+    np.testing.assert_array_equal(TimeSeries(out).read_dates(), data[:, 7:10, 4:5])
+    # within 1 % of a pixel of a boundary counts as on it (34.93001 -> 6.999 -> 7), and a box inside
+    # one pixel still gives that pixel
+    out = subset_file(path, lalo=(34.93001, 34.9251, -117.9549, -117.9548), output=tmp_path / "v.h5")
+    np.testing.assert_array_equal(TimeSeries(out).read_dates(), data[:, 7:8, 4:5])
+    # reference (10, 12) is outside: REF_* dropped, data unchanged
+    m = TimeSeries(tmp_path / "t.h5").metadata
     assert not m.reference.has_point and m.reference.lat is None
     with pytest.raises(InputError, match="outside"):
         subset_file(path, lalo=(10.0, 11.0, 0.0, 1.0), output=tmp_path / "u.h5")
@@ -251,8 +256,10 @@ def test_multilook_radar_stack_and_geometry_attributes_and_nodata(radar_dir):
     assert r.ncorrlooks == pytest.approx(13.9 * 8)
     geom = multilook_file(radar_dir / "inputs" / "geometryRadar.h5", 2, 4, "mean")
     g, g0 = Geometry(geom), Geometry(radar_dir / "inputs" / "geometryRadar.h5")
-    np.testing.assert_array_equal(g.read("latitude"), g0.read("latitude")[1::2, 2::4])  # never averaged
-    np.testing.assert_array_equal(g.read("waterMask"), g0.read("waterMask")[1::2, 2::4])
+    # positions are averaged: the cell's mean position is its centre (the lookup is affine here)
+    lat0 = g0.read("latitude").astype(np.float64)
+    np.testing.assert_allclose(g.read("latitude"), _cell_reference(lat0, 2, 4, _nanmean), atol=2e-6)
+    np.testing.assert_array_equal(g.read("waterMask"), g0.read("waterMask")[1::2, 2::4])  # categories: sampled
     # a multilooked stack and its multilooked lookup stay on one grid: subset by lat/lon still works
     from sbts.core.tools.subset import subset_file
 

@@ -2,15 +2,18 @@
 
 Output pixel ``(i, j)`` is the cell of input rows ``i·ystep … (i+1)·ystep − 1`` and columns
 ``j·xstep … (j+1)·xstep − 1``: its NaN-aware mean (default), median, or centre sample (``nearest``);
-integer/boolean datasets and geometry coordinates always take the centre sample (see
-:mod:`sbts.core.tools.windowing`).  The size is ``floor(LENGTH/ystep) × floor(WIDTH/xstep)``.
+integer/boolean datasets (connected components, masks) always take the centre sample (see
+:mod:`sbts.core.tools.windowing`).  Differences from MintPy's multilook.py, on purpose: ``unwrapPhase``
+zeros are no-data (left out of the mean, as ``sbts load`` does), masks and connected components are
+sampled rather than averaged, and ``NCORRLOOKS`` is multiplied by the looks (as ``sbts load`` does;
+MintPy keeps it).  The size is ``floor(LENGTH/ystep) × floor(WIDTH/xstep)``.
 
 Attributes (as ``sbts load`` multilooks, MintPy's conventions)
     ``LENGTH``/``WIDTH``; ``Y_STEP``/``X_STEP`` × looks with ``Y_FIRST``/``X_FIRST`` unchanged (the
     first cell's corner is the first pixel's); ``ALOOKS`` × ystep, ``RLOOKS`` × xstep;
     ``AZIMUTH_PIXEL_SIZE``/``RANGE_PIXEL_SIZE`` × looks; ``NCORRLOOKS`` × ystep·xstep;
     ``REF_Y = REF_Y // ystep``, ``REF_X = REF_X // xstep`` (the cell holding the reference pixel);
-    ``SUBSET_*`` unchanged.
+    ``SUBSET_*`` unchanged; ``XMIN/XMAX/YMIN/YMAX`` = 0 … size − 1 (as MintPy writes them).
 
 Output: ``<stem>_<ystep>alks_<xstep>rlks.h5`` beside the input by default.
 """
@@ -39,7 +42,7 @@ def multilook_metadata(meta: Metadata, ystep: int, xstep: int) -> Metadata:
     if geo is not None:
         geo = GeoGrid(geo.x_first, geo.y_first, geo.x_step * xstep, geo.y_step * ystep, geo.x_unit, geo.y_unit,
                       geo.epsg)
-    out = meta.replace(grid=Grid(length, width, geo))
+    out = meta.replace(grid=Grid(length, width, geo)).with_extra(XMIN=0, XMAX=width - 1, YMIN=0, YMAX=length - 1)
     r = meta.radar
     out = out.with_radar(
         alooks=(r.alooks or 1) * ystep, rlooks=(r.rlooks or 1) * xstep,

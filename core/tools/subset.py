@@ -3,15 +3,19 @@
 Box
     ``yx = (y0, y1, x0, x1)``: rows ``y0 … y1−1``, columns ``x0 … x1−1`` (end exclusive, as
     ``mintpy.subset.yx = y0:y1,x0:x1``).  ``lalo = (lat0, lat1, lon0, lon1)`` (either order, as
-    ``mintpy.subset.lalo = S:N,W:E``): the pixels whose *centres* lie in the box, edges included.
-    On a geocoded grid the centres are ``Y_FIRST + (i + ½)·Y_STEP`` (a UTM grid gets the box's corners
-    projected first); in radar coordinates a lookup table on the same grid (``latitude`` /
+    ``mintpy.subset.lalo = S:N,W:E``).  On a geocoded grid each edge becomes the pixel boundary
+    ``floor((lat − Y_FIRST)/Y_STEP + 0.01)`` (columns likewise), MintPy's rounding, and the box is
+    the pixels between them: from the pixel holding the north-west corner up to, not including, the
+    one holding the south-east corner (at least one pixel), so ``sbts subset -l/-L`` crops what
+    MintPy's ``subset.py -l/-L`` crops (a UTM grid gets the box's corners projected first); in
+    radar coordinates a lookup table on the same grid (``latitude`` /
     ``longitude`` of ``geometryRadar.h5``, found beside the file or given) says where each pixel is,
     and the box is the rows/columns holding a pixel inside.  A box partly outside the image is
     clipped (with a warning); one wholly outside is an error.
 
 Attributes (MintPy's conventions)
-    ``LENGTH``/``WIDTH`` of the box; ``X_FIRST``/``Y_FIRST`` move to the box's corner; ``REF_Y``/
+    ``LENGTH``/``WIDTH`` of the box (and ``XMIN/XMAX/YMIN/YMAX`` = 0 … size − 1, as MintPy writes them);
+    ``X_FIRST``/``Y_FIRST`` move to the box's corner; ``REF_Y``/
     ``REF_X`` are shifted, and ``REF_*`` dropped (with a warning) when the reference pixel falls
     outside; ``SUBSET_YMIN/YMAX/XMIN/XMAX`` record the box, added to the offsets a previous subset
     (or ``sbts load``'s) recorded.
@@ -44,16 +48,18 @@ from sbts.core.tools.windowing import Window, output_next_to, rewrite_file
 logger = logging.getLogger(__name__)
 
 PREFIX = "sub_"
-_EPS = 1e-9
+_SNAP = 0.01  # pixel fraction: an edge within 1 % of a pixel boundary is on it (as MintPy)
 
 
-def _centre_range(lo: float, hi: float, first: float, step: float) -> tuple[int, int]:
-    """Indices ``[i0, i1)`` of the pixels whose centre ``first + (i + ½)·step`` lies in ``[lo, hi]``."""
-    a = (lo - first) / step - 0.5
-    b = (hi - first) / step - 0.5
-    i0 = math.ceil(min(a, b) - _EPS)
-    i1 = math.floor(max(a, b) + _EPS) + 1
-    return i0, i1
+def _edge_index(coord: float, first: float, step: float) -> int:
+    """The pixel boundary at (or, within 1 % of a pixel, just past) ``coord``: MintPy's rounding."""
+    return math.floor((coord - first) / step + _SNAP)
+
+
+def _edge_range(a: float, b: float, first: float, step: float) -> tuple[int, int]:
+    """``[i0, i1)`` between the pixel boundaries of two box edges, at least one pixel wide."""
+    i0, i1 = sorted((_edge_index(a, first, step), _edge_index(b, first, step)))
+    return i0, max(i1, i0 + 1)
 
 
 def parse_box(text: str, key: str) -> tuple[float, float, float, float]:
@@ -91,8 +97,8 @@ def _geo_lalo_window(meta: Metadata, lalo: Sequence[float]) -> tuple[int, int, i
 
         xs, ys = crs_transform(4326, geo.epsg)(np.array([w, e, w, e]), np.array([s, s, n, n]))
         s, n, w, e = ys.min(), ys.max(), xs.min(), xs.max()
-    y0, y1 = _centre_range(s, n, geo.y_first, geo.y_step)
-    x0, x1 = _centre_range(w, e, geo.x_first, geo.x_step)
+    y0, y1 = _edge_range(s, n, geo.y_first, geo.y_step)
+    x0, x1 = _edge_range(w, e, geo.x_first, geo.x_step)
     return y0, y1, x0, x1
 
 
@@ -172,7 +178,8 @@ def subset_metadata(meta: Metadata, y0: int, y1: int, x0: int, x1: int, source: 
                        source or "subset", meta.reference.y, meta.reference.x)
     ymin = int(float(meta.extra.get("SUBSET_YMIN", 0) or 0))
     xmin = int(float(meta.extra.get("SUBSET_XMIN", 0) or 0))
-    return out.with_extra(SUBSET_YMIN=ymin + y0, SUBSET_YMAX=ymin + y1, SUBSET_XMIN=xmin + x0, SUBSET_XMAX=xmin + x1)
+    return out.with_extra(SUBSET_YMIN=ymin + y0, SUBSET_YMAX=ymin + y1, SUBSET_XMIN=xmin + x0, SUBSET_XMAX=xmin + x1,
+                          XMIN=0, XMAX=x1 - x0 - 1, YMIN=0, YMAX=y1 - y0 - 1)
 
 
 def subset_file(path: str | os.PathLike, yx: Sequence[int] | None = None, lalo: Sequence[float] | None = None,

@@ -14,10 +14,11 @@ Reduction of each ``ystep × xstep`` cell:
 - ``mean`` / ``median``: NaN-aware mean / median of the cell (NaN when all are NaN); for
   ``unwrapPhase`` a 0 is no-data (MintPy's convention) and an all-no-data cell stays 0.
 
-Integer and boolean datasets (connected components, masks) and the geometry layers that must not be
-averaged (latitude/longitude, azimuth/range coordinates, angles, height: the set ``sbts load``
-uses) always take ``nearest``.  Rows/columns left over when the size is not a multiple of the
-looks are dropped (floor), as MintPy does.
+Integer and boolean datasets (connected components, masks: categories, whose mean means nothing)
+always take ``nearest``.  Float geometry layers (latitude/longitude, azimuth/range coordinates,
+angles, height) are averaged like the data, as MintPy's multilook.py does: the mean position of a
+cell is its centre, where the multilooked data sit.  Rows/columns left over when the size is not a
+multiple of the looks are dropped (floor), as MintPy does.
 
 Output is written through :class:`~sbts.core.io.h5.H5Writer` (temporary name, renamed when done).
 """
@@ -40,7 +41,6 @@ from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, check_distinct, open_h5
 from sbts.core.io.progress import progress
 from sbts.core.model.metadata import Metadata
-from sbts.core.steps.load import NEAREST_ONLY
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +86,8 @@ def reduce_cells(data: np.ndarray, ystep: int, xstep: int, method: str, zero_is_
     return np.nan_to_num(out, nan=0.0) if zero_is_nodata else out
 
 
-def _method_for(name: str, dtype: np.dtype, method: str) -> str:
-    if name in NEAREST_ONLY or not np.issubdtype(dtype, np.floating):
-        return "nearest"
-    return method
+def _method_for(dtype: np.dtype, method: str) -> str:
+    return method if np.issubdtype(dtype, np.floating) else "nearest"
 
 
 def rewrite_file(path: str | os.PathLike, output: str | os.PathLike, window: Window, metadata: Metadata,
@@ -144,7 +142,7 @@ def rewrite_file(path: str | os.PathLike, output: str | os.PathLike, window: Win
                 if ds.ndim < 2 or tuple(ds.shape[-2:]) != grid:
                     w.create(name, data=ds[()], attrs=attrs)
                     continue
-                _rewrite_dataset(ds, w, name, window, _method_for(name, ds.dtype, method), attrs, max_memory,
+                _rewrite_dataset(ds, w, name, window, _method_for(ds.dtype, method), attrs, max_memory,
                                  what, apply)
     logger.info("wrote %s (%d×%d from %d×%d)", output, *out_shape, *grid)
     return output
