@@ -118,7 +118,7 @@ def add(files, output, force, max_memory) -> None:
     click.echo(str(add_files(files, output, force, max_memory or DEFAULT_MEMORY)))
 
 
-@click.command("math")
+@click.command("math", context_settings={"ignore_unknown_options": True})  # VALUE may be negative: -1000
 @click.argument("file", type=_file)
 @click.argument("operator", type=click.Choice(["+", "-", "*", "/", "^"]))
 @click.argument("value", type=float)

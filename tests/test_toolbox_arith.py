@@ -164,6 +164,9 @@ def test_math_on_velocity_time_series_and_cli(tmp_path):
     assert got.date_strings == DATES
     with h5py.File(tmp_path / "timeseries_over4.h5") as f:
         np.testing.assert_array_equal(f["bperp"][()], np.arange(5))
+    res = CliRunner().invoke(cli, ["math", str(tmp_path / "timeseries.h5"), "*", "-2", "-o", str(tmp_path / "neg.h5")])
+    assert res.exit_code == 0, res.output  # a negative VALUE is a value, not an option
+    np.testing.assert_allclose(TimeSeries(tmp_path / "neg.h5").read_dates(), ts * -2.0, rtol=1e-6)
     res = CliRunner().invoke(cli, ["math", str(tmp_path / "timeseries.h5"), "/", "0"])
     assert res.exit_code == 1 and "division by zero" in res.output
     res = CliRunner().invoke(cli, ["diff", str(tmp_path / "timeseries.h5"), str(tmp_path / "timeseries.h5"),
