@@ -52,6 +52,7 @@ def ts_file(tmp_path) -> tuple[Path, np.ndarray]:
     data = cube(len(DATES), 23, 31)
     data[:, 4, 5] = np.nan
     meta = geo_meta(23, 31).with_reference(y=10, x=12, lat=34.895, lon=-117.875, date=dt.date(2020, 1, 1))
+    meta = meta.with_extra(SBTS_INVERSION_SIGNATURE="abc", PROJECT_NAME="demo")
     path = tmp_path / "timeseries.h5"
     with TimeSeriesWriter(path, meta, DATES, np.array([0.0, 10.0, -5.0, 3.0])) as w:
         w.write("timeseries", data)
@@ -103,6 +104,8 @@ def test_subset_yx_time_series_is_numpy_slicing_with_mintpy_attributes(ts_file, 
     assert (m.extra["SUBSET_YMIN"], m.extra["SUBSET_YMAX"], m.extra["SUBSET_XMIN"], m.extra["SUBSET_XMAX"]) == \
         ("3", "17", "5", "25")
     assert (m.extra["XMIN"], m.extra["XMAX"], m.extra["YMIN"], m.extra["YMAX"]) == ("0", "19", "0", "13")
+    # other attributes kept; update-mode signatures of the input's content dropped
+    assert m.extra["PROJECT_NAME"] == "demo" and "SBTS_INVERSION_SIGNATURE" not in m.extra
     # the reference pixel still holds the same value: same place
     np.testing.assert_array_equal(ts.read_dates()[:, 7, 7], data[:, 10, 12])
     # a second subset adds its offsets to the first's

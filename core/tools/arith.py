@@ -53,7 +53,7 @@ from sbts.core.io.h5 import H5Writer, check_distinct, open_h5, read_metadata
 from sbts.core.io.products import IfgramStack, Product, TimeSeries, TimeSeriesWriter
 from sbts.core.io.progress import progress
 from sbts.core.model.dates import format_date
-from sbts.core.tools.windowing import Window, rewrite_file
+from sbts.core.tools.windowing import Window, derived, rewrite_file
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _combine_timeseries(ts1: TimeSeries, rest: list[Product], sign: float, out: 
     n1 = len(ts1.dates)
     per_pixel = 8.0 * (2 * n1 + max(len(p.dates) for p in rest))
     blocks = plan_blocks(ts1.shape, per_pixel, max_memory, ts1.chunk_shape(ts1.dataset_name))
-    with TimeSeriesWriter(out, meta1, ts1.date_strings, ts1.bperp, dataset=ts1.dataset_name,
+    with TimeSeriesWriter(out, derived(meta1), ts1.date_strings, ts1.bperp, dataset=ts1.dataset_name,
                           unit=meta1.unit or "m") as w:
         for block in progress(blocks, "combine", "block"):
             acc = ts1.read_dates(block).astype(np.float64)
@@ -182,7 +182,7 @@ def _combine_stacks(s1: IfgramStack, rest: list[Product], sign: float, out: Path
             acc[have] += sign * p.read(name, block, index=index[have]).astype(np.float64)
         return acc.astype(np.float32)
 
-    _copy_with(s1.path, out, s1.metadata, blocks, apply)
+    _copy_with(s1.path, out, derived(s1.metadata), blocks, apply)
 
 
 def _copy_with(src_path: Path, out: Path, meta, blocks, apply) -> None:
@@ -225,7 +225,7 @@ def _combine_maps(first: Product, rest: list[Product], sign: float, out: Path, m
                     offsets[(k, n)] = float(p.read(n, Block(r1.y, r1.y + 1, r1.x, r1.x + 1))[0, 0])
             logger.info("%s: re-referenced to pixel (%d, %d)", p.path.name, r1.y, r1.x)
     blocks = plan_blocks(shape, 8.0 * 3 * len(names), max_memory)
-    with H5Writer(out, first.metadata) as w:
+    with H5Writer(out, derived(first.metadata)) as w:
         for n in names:
             w.create(n, shape=shape, dtype=np.float32)
         for block in progress(blocks, "combine", "block"):

@@ -45,6 +45,7 @@ from sbts.core.steps.geocode import (
     Lookup,
     sample,
 )
+from sbts.core.tools.windowing import derived
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _write(lookup: Lookup, mapping, meta: Metadata, out: Path, coord_names: tupl
     names = _layers(lookup, drop)
     out_shape = mapping.out_grid.shape
     blocks = plan_blocks(out_shape, 8 * (6 + 3 * max(1, len(names))), max_memory)
-    with H5Writer(out, meta) as w:
+    with H5Writer(out, derived(meta)) as w:
         for n in coord_names:
             w.create(n, shape=out_shape, dtype=np.float32)
         dtypes = {}

@@ -69,6 +69,12 @@ class Window:
                      self.x0 + out.col_start * self.xstep, self.x0 + out.col_stop * self.xstep)
 
 
+def derived(meta: Metadata) -> Metadata:
+    """``meta`` without sbts's update-mode signatures (``SBTS_*``): they describe the input's content,
+    which a rewritten file no longer has, and would let a later step skip work it must redo."""
+    return meta.replace(extra={k: v for k, v in meta.extra.items() if not k.startswith("SBTS_")})
+
+
 def reduce_cells(data: np.ndarray, ystep: int, xstep: int, method: str, zero_is_nodata: bool = False) -> np.ndarray:
     """Reduce the last two axes of ``data`` (a multiple of the looks) by ``ystep × xstep`` cells."""
     if ystep == 1 and xstep == 1:
@@ -134,7 +140,7 @@ def rewrite_file(path: str | os.PathLike, output: str | os.PathLike, window: Win
                              "(MintPy's layout, not HDF-EOS5) can be rewritten")
         if window.y1 > grid[0] or window.x1 > grid[1] or window.y0 < 0 or window.x0 < 0:
             raise ValueError(f"window {window} outside the {grid} grid")
-        with H5Writer(output, metadata) as w:
+        with H5Writer(output, derived(metadata)) as w:
             for name, ds in src.items():
                 if name in skip:
                     continue
@@ -176,4 +182,4 @@ def output_next_to(path: str | os.PathLike, prefix: str = "", suffix: str = "") 
     return path.with_name(f"{prefix}{path.stem}{suffix}{path.suffix or '.h5'}")
 
 
-__all__ = ["Window", "METHODS", "reduce_cells", "rewrite_file", "output_next_to"]
+__all__ = ["Window", "METHODS", "derived", "reduce_cells", "rewrite_file", "output_next_to"]
