@@ -173,3 +173,31 @@ def test_kite_time_series_pair_and_scalar_geometry(work, tmp_path_factory):
     # HEADING −12°, right-looking: azimuthAngle = 90° − heading = 102°, so phi = 192° ≡ −168°
     np.testing.assert_allclose(np.rad2deg(scene.phi), -168.0, atol=1e-9)
     np.testing.assert_allclose(np.rad2deg(scene.theta), 56.0, atol=1e-9)
+
+
+def test_qgis_radar_coded_points_take_the_lookup_positions(tmp_path, tmp_path_factory):
+    from osgeo import ogr
+
+    radar = Metadata.from_attrs({k: str(v) for k, v in dict(LENGTH=6, WIDTH=7, WAVELENGTH=0.0555).items()})
+    ts = np.random.default_rng(1).normal(size=(len(DATES), 6, 7)).astype(np.float32)
+    with TimeSeriesWriter(tmp_path / "timeseries.h5", radar.with_reference(date=dt.date(2020, 1, 1)), DATES) as w:
+        w.write("timeseries", ts)
+    yy, xx = np.mgrid[:6, :7].astype(np.float64)
+    lat, lon = 19.0 + 0.01 * yy + 0.001 * xx, -99.0 + 0.02 * xx
+    lat[0, 0] = np.nan  # outside the DEM: no position, no point
+    (tmp_path / "inputs").mkdir()
+    write_map(tmp_path / "inputs" / "geometryRadar.h5", radar, "geometry",
+              {"latitude": lat.astype(np.float32), "longitude": lon.astype(np.float32)})
+    out = _export("qgis", tmp_path / "timeseries.h5")
+    ds = ogr.Open(str(out[0]))
+    layer = ds.GetLayer(0)
+    assert layer.GetFeatureCount() == 6 * 7 - 1
+    for feat in layer:
+        r, c = feat.GetField("ROW"), feat.GetField("COL")
+        g = feat.GetGeometryRef()
+        assert (g.GetX(), g.GetY()) == pytest.approx((np.float32(lon[r, c]), np.float32(lat[r, c])), abs=1e-9)
+        assert feat.GetField(f"D{DATES[2]}") == pytest.approx(ts[2, r, c] * 1000, rel=1e-5)
+    without = tmp_path_factory.mktemp("nolookup")
+    (tmp_path / "timeseries.h5").rename(without / "timeseries.h5")
+    with pytest.raises(InputError, match="radar coordinates"):
+        _export("qgis", without / "timeseries.h5")
