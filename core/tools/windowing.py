@@ -164,7 +164,9 @@ def _rewrite_dataset(ds: h5py.Dataset, w: H5Writer, name: str, window: Window, m
     dtype = ds.dtype if method == "nearest" and (apply is None or not floating) else np.dtype(np.float32)
     w.create(name, shape=lead + out_shape, dtype=dtype, attrs=attrs)
     # per output pixel: the input cell of every layer (read dtype, and float64 while reducing)
-    per_pixel = layers * looks * (ds.dtype.itemsize + (16 if method != "nearest" else 0)) + layers * 8
+    # (nanmedian sorts a copy: about three float64 copies of the cells at its peak)
+    work = {"nearest": 0, "mean": 16, "median": 32}[method]
+    per_pixel = layers * looks * (ds.dtype.itemsize + work) + layers * 8
     blocks = plan_blocks(out_shape, per_pixel, max_memory)
     zero_nodata = name.startswith("unwrapPhase")
     for block in progress(blocks, f"{what} {name}", "block"):
