@@ -166,6 +166,15 @@ def test_subset_radar_stack_by_lalo_via_the_lookup_and_geometry(radar_dir, tmp_p
     write_map(lonely, radar_meta(20, 24), "velocity", {"velocity": np.zeros((20, 24), np.float32)}, unit="m/year")
     with pytest.raises(InputError, match="lookup"):
         subset_file(lonely, lalo=box)
+    # ... with both template keys, a radar file without a lookup takes the y/x box (MintPy's rule)
+    from sbts.core.tools.subset import subset_files
+
+    tmpl = lonely.with_name("t.cfg")
+    tmpl.write_text("mintpy.subset.yx = 1:5,2:9\nmintpy.subset.lalo = 34.005:34.012,-117.985:-117.970\n")
+    (out,) = subset_files([lonely], template=tmpl)
+    assert MapProduct(out).shape == (4, 7)
+    (out,) = subset_files([stack_path], template=tmpl, output=radar_dir / "both.h5")  # has a lookup: lat/lon
+    assert IfgramStack(out).shape == (y1 - y0, x1 - x0)
 
 
 def test_subset_from_template_and_cli(ts_file, tmp_path):
@@ -177,6 +186,11 @@ def test_subset_from_template_and_cli(ts_file, tmp_path):
     res = CliRunner().invoke(cli, ["subset", str(path), "-t", str(tmpl), "-o", str(tmp_path / "c.h5")])
     assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(TimeSeries(tmp_path / "c.h5").read_dates(), data[:, 2:9, 3:8])
+    # both keys: the lat/lon box wins on a geocoded file (rows 7..12, columns 5..9) ...
+    tmpl.write_text("mintpy.subset.yx = 2:9,3:8\nmintpy.subset.lalo = 34.87:34.93,-117.95:-117.90\n")
+    res = CliRunner().invoke(cli, ["subset", str(path), "-t", str(tmpl), "-o", str(tmp_path / "e.h5")])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(TimeSeries(tmp_path / "e.h5").read_dates(), data[:, 7:13, 5:10])
     res = CliRunner().invoke(cli, ["subset", str(path), "-y", "1", "4", "-x", "0", "50", "-o", str(tmp_path / "d.h5")])
     assert res.exit_code == 0, res.output  # clipped to the image, with a warning
     np.testing.assert_array_equal(TimeSeries(tmp_path / "d.h5").read_dates(), data[:, 1:4, :])

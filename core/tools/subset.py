@@ -200,18 +200,36 @@ def subset_files(paths: Sequence[str | os.PathLike], yx: Sequence[int] | None = 
                  lalo: Sequence[float] | None = None, output: str | os.PathLike | None = None,
                  lookup: str | os.PathLike | None = None, template: str | os.PathLike | None = None,
                  max_memory: float = DEFAULT_MAX_MEMORY_GB) -> list[Path]:
-    """:func:`subset_file` on each file; the box may come from a template's ``mintpy.subset.yx/lalo``."""
+    """:func:`subset_file` on each file; the box may come from a template's ``mintpy.subset.yx/lalo``.
+
+    With both keys set the lat/lon box wins, except for a radar-coded file without a lookup table,
+    which takes the y/x box (MintPy's rule)."""
+    both = False
     if template is not None:
         if yx is not None or lalo is not None:
             raise InputError("give the box either on the command line or in the template, not both")
         yx, lalo = box_from_template(Template.read(template))
-        if yx is not None and lalo is not None:
-            yx = None  # MintPy: the lat/lon box wins
         if yx is None and lalo is None:
             raise InputError(f"{template}: neither mintpy.subset.yx nor mintpy.subset.lalo is set")
+        both = yx is not None and lalo is not None
     if output is not None and len(paths) > 1:
         raise InputError("-o names one output: give one input file, or leave -o out (sub_<name> each)")
-    return [subset_file(p, yx, lalo, output, lookup, max_memory) for p in paths]
+    outputs = []
+    for p in paths:
+        use_yx, use_lalo = (None, lalo) if both else (yx, lalo)
+        if both and not _can_place(Path(p), lookup):
+            use_yx, use_lalo = yx, None
+            logger.info("%s: radar-coded without a lookup table: mintpy.subset.yx used", Path(p).name)
+        outputs.append(subset_file(p, use_yx, use_lalo, output, lookup, max_memory))
+    return outputs
+
+
+def _can_place(path: Path, lookup: str | os.PathLike | None) -> bool:
+    """Whether a lat/lon box can be placed on ``path``: geocoded, or a lookup on its grid exists."""
+    meta = read_metadata(path)
+    if meta.grid.geo is not None or lookup is not None:
+        return True
+    return find_geometry(path, accept=lambda q: _is_radar_lookup(q, meta.grid.shape)) is not None
 
 
 __all__ = ["subset_file", "subset_files", "subset_window", "subset_metadata", "box_from_template", "parse_box",
