@@ -108,3 +108,27 @@ def test_lookup_cli(tmp_path):
     assert Geometry(tmp_path / "r.h5").has("latitude")
     res = CliRunner().invoke(cli, ["lookup", "radar2geo", str(src)])
     assert res.exit_code == 1 and "latitude/longitude" in res.output
+
+
+def test_a_subset_radar_file_geocodes_with_the_full_gamma_lookup(tmp_path):
+    """SUBSET_YMIN/XMIN written by `sbts subset` place the cropped radar file in the lookup's radar
+    coordinates, as geocoding reads them (MintPy's convention)."""
+    from sbts.core.steps.geocode import GeocodeOptions, geocode_file
+    from sbts.core.tools.subset import subset_file
+
+    src = geo_lookup(tmp_path)
+    meta = Metadata.from_attrs({k: str(v) for k, v in dict(LENGTH=RL, WIDTH=RW, WAVELENGTH=0.0555).items()})
+    i, j = np.mgrid[:RL, :RW]
+    write_map(tmp_path / "velocity.h5", meta, "velocity", {"velocity": (0.1 * i + 0.2 * j).astype(np.float32)},
+              unit="m/year")
+    sub = subset_file(tmp_path / "velocity.h5", yx=(3, 15, 2, 14))
+    opts = GeocodeOptions(method="linear")
+    full = MapProduct(geocode_file(tmp_path / "velocity.h5", src, tmp_path / "full.h5", options=opts)).read("velocity")
+    part = MapProduct(geocode_file(sub, src, tmp_path / "part.h5", options=opts)).read("velocity")
+    az, rg = Geometry(src).read("azimuthCoord"), Geometry(src).read("rangeCoord")
+    inside = (az >= 3) & (az <= 14) & (rg >= 2) & (rg <= 13)
+    assert inside.sum() > 100
+    np.testing.assert_allclose(part[inside], full[inside], atol=1e-5)
+    np.testing.assert_allclose(part[inside], (0.1 * az + 0.2 * rg)[inside], atol=1e-4)  # and the truth
+    outside = (az < 2) | (az > 15) | (rg < 1) | (rg > 14)
+    assert np.isnan(part[outside]).all()
