@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -132,3 +133,28 @@ def test_a_subset_radar_file_geocodes_with_the_full_gamma_lookup(tmp_path):
     np.testing.assert_allclose(part[inside], (0.1 * az + 0.2 * rg)[inside], atol=1e-4)  # and the truth
     outside = (az < 2) | (az > 15) | (rg < 1) | (rg > 14)
     assert np.isnan(part[outside]).all()
+
+
+def test_a_multilooked_radar_file_geocodes_with_the_full_resolution_lookup(tmp_path):
+    """ALOOKS/RLOOKS written by `sbts multilook` tell geocoding how the cells map to the lookup's
+    radar coordinates: a linear field multilooked by cell means lands on its true values."""
+    from sbts.core.io.h5 import read_attrs
+    from sbts.core.steps.geocode import GeocodeOptions, geocode_file
+    from sbts.core.tools.multilook import multilook_file
+
+    src = geo_lookup(tmp_path)
+    with h5py.File(src, "r+") as f:  # the lookup's own looks (GAMMA writes them)
+        f.attrs["ALOOKS"], f.attrs["RLOOKS"] = "1", "1"
+    meta = Metadata.from_attrs({k: str(v) for k, v in dict(LENGTH=RL, WIDTH=RW, WAVELENGTH=0.0555, ALOOKS=1,
+                                                              RLOOKS=1).items()})
+    i, j = np.mgrid[:RL, :RW]
+    write_map(tmp_path / "velocity.h5", meta, "velocity", {"velocity": (0.1 * i + 0.2 * j).astype(np.float32)},
+              unit="m/year")
+    ml = multilook_file(tmp_path / "velocity.h5", 2, 2, "mean")
+    assert (read_attrs(ml)["ALOOKS"], read_attrs(ml)["RLOOKS"]) == ("2", "2")
+    out = MapProduct(geocode_file(ml, src, tmp_path / "geo_ml.h5", options=GeocodeOptions(method="linear")))
+    v = out.read("velocity")
+    az, rg = Geometry(src).read("azimuthCoord"), Geometry(src).read("rangeCoord")
+    inside = (az >= 1) & (az <= RL - 2) & (rg >= 1) & (rg <= RW - 2)
+    assert inside.sum() > 100
+    np.testing.assert_allclose(v[inside], (0.1 * az + 0.2 * rg)[inside], atol=1e-4)
