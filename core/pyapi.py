@@ -215,6 +215,7 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
     """
     from sbts.core.config.compute import resolve_memory, resolve_workers
     from sbts.core.inversion.engine import InversionOptions, invert_network
+    from sbts.core.steps.reference import reference_chooser
 
     key = "mintpy.networkInversion."
     t = _template(template, settings, {
@@ -223,9 +224,11 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
         key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh})
     wd = _work_dir(work_dir, template)
     cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
+    memory = resolve_memory(max_memory, t)
     return invert_network(Path(stack_file) if stack_file else wd / "inputs" / "ifgramStack.h5", wd,
-                          InversionOptions.from_template(t), template=t, max_memory=resolve_memory(max_memory, t),
-                          num_worker=resolve_workers(num_worker, t), cluster=cluster, force=force)
+                          InversionOptions.from_template(t), max_memory=memory,
+                          num_worker=resolve_workers(num_worker, t), cluster=cluster, force=force,
+                          choose_reference=reference_chooser(t, wd, memory))
 
 
 def correct(name: str, template: PathLike | None = None, *, input_file: PathLike | None = None,

@@ -29,4 +29,6 @@ BUILTIN: dict[str, str] = {
     "exporter-gbis": "sbts.plugins.exporters.gbis",
     "exporter-hdfeos5": "sbts.plugins.exporters.hdfeos5",
     "exporter-roipac": "sbts.plugins.exporters.roipac",
+    "exporter-qgis": "sbts.plugins.exporters.qgis",
+    "exporter-kite": "sbts.plugins.exporters.kite",
 }
