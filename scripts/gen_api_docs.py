@@ -1,7 +1,7 @@
 """Write docs/api.md, the reference page of the public Python API, from its docstrings.
 
     python scripts/gen_api_docs.py            # rewrite docs/api.md
-    python scripts/gen_api_docs.py --stdout   # print it (tests/test_pyapi.py compares the two)
+    python scripts/gen_api_docs.py --stdout   # print it (tests/core/test_pyapi.py compares the two)
 
 The names are those of ``sbts.__all__`` and ``sbts.plot.__all__``; each gets its signature and its
 numpy-style docstring, so the page cannot say anything the code does not.

@@ -107,7 +107,7 @@ def test_whole_workflow(name, tmp_path, stacks):
     # a few mm/yr of scatter; the bowl is -250 mm/yr
     assert np.sqrt(np.mean(err ** 2)) < 0.012, np.sqrt(np.mean(err ** 2))
     with h5py.File(work / "demErr.h5", "r") as f:
-        assert np.isfinite(f["dem"][()][good]).all()  # (its size: see tests/test_dem_error.py; 12 dates are too few)
+        assert np.isfinite(f["dem"][()][good]).all()  # (its size: see tests/plugins/corrections/test_dem_error.py; 12 dates are too few)
 
     # geocode (radar-coded only), google_earth, hdfeos5
     vel = work / "velocity.h5"

@@ -22,7 +22,7 @@ import pytest
 
 import sbts.core.api as api
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_all_is_explicit_and_importable():

@@ -103,7 +103,7 @@ def test_roipac(tmp_path, value, expected, direction):
 @pytest.mark.parametrize("value, expected, direction", CASES, ids=IDS)
 def test_hyp3(tmp_path, value, expected, direction):
     pytest.importorskip("osgeo.gdal")
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from fixtures.hyp3_products import build_hyp3, template_text
 
     root = tmp_path / "hyp3"

@@ -1,7 +1,7 @@
 """The generic block scheduler (sbts.core.compute.scheduling): the same results here, in a process
 pool and on a dask cluster; pool workers set up as the engine needs; errors reach the caller.
 
-The inversion's own equality test (tests/test_inversion.py::test_block_and_worker_equivalence) checks
+The inversion's own equality test (tests/core/inversion/test_inversion.py::test_block_and_worker_equivalence) checks
 bit-identical time series through the three ways; these tests check the scheduler's contract on
 functions whose answer is known.
 """

@@ -15,7 +15,7 @@ import nbclient
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "docs" / "tutorial.ipynb"
 
 def test_tutorial_is_stored_without_outputs():

@@ -361,7 +361,7 @@ def test_help_imports_neither_gdal_nor_pyaps3():
         "print('MODULES', 'osgeo' in sys.modules, 'pyaps3' in sys.modules, 'sbts.plugins.exporters.geotiff' in sys.modules)\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=str(Path(__file__).parent))
+                         cwd=str(Path(__file__).resolve().parents[2]))
     assert res.returncode == 0, res.stderr
     assert "MODULES False False False" in res.stdout
     assert "Commands" in res.stdout

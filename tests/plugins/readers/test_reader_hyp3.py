@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fixtures.hyp3_products import EPSG, ORIGIN, STEP, build_hyp3, template_text  # noqa: E402
 

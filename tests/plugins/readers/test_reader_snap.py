@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fixtures.snap_dimap import FREQ_MHZ, STEP, X0, Y0, build_snap, template_text  # noqa: E402
 

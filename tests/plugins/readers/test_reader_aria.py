@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fixtures.aria_products import DX, WAVELENGTH, build_aria_vrt, build_gunw, vrt_template  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fixtures.isce_topsstack import RANGE_PIXEL, STARTING_RANGE, WAVELENGTH, build_topsstack, template_text  # noqa: E402
 

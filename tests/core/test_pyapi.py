@@ -30,7 +30,7 @@ import sbts
 from sbts.cli.main import cli
 from sbts.core.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ import pytest
 from sbts.core.io.products import write_map
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 
-HERE = Path(__file__).resolve().parent / "thirdparty"
+HERE = Path(__file__).resolve().parents[2] / "thirdparty"
 PACKAGES = {"sbts-toy": "sbts_toy", "sbts-broken": "sbts_broken", "sbts-misspelled": "sbts_misspelled"}
 TOY_VERSION = "0.3.1"
 SHAPE = (6, 8)
