@@ -176,7 +176,6 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
     "mintpy.load.azOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.rgOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.offSnrFile": (_UNSET, "the offset stack"),
-    "mintpy.solidEarthTides": (_UNSET, "the solid Earth tides correction (correct_SET)"),
     "mintpy.ionosphericDelay.method": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
     "mintpy.ionosphericDelay.excludeDate": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
     "mintpy.ionosphericDelay.excludeDate12": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
