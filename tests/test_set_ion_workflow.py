@@ -3,13 +3,14 @@ MintPy's chain of file names (timeseries_SET_ion_…_ramp_demErr.h5) on the synt
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sbts.core.demo.run import write_synthetic
-from sbts.core.io.products import TimeSeries
+from sbts.core.io.products import IfgramStack, TimeSeries
 from sbts.core.workflow.runner import run_workflow
 
 TEMPLATE = """\
@@ -31,7 +32,7 @@ def work(tmp_path_factory) -> Path:
 
 
 def _order(reports) -> list[str]:
-    return [r.name for r in reports if r.status == "ran"]
+    return [r.name for r in reports if r.status in ("ran", "skipped")]  # in the order they ran (or were up to date)
 
 
 def test_sbts_run_with_solid_earth_tides_gives_mintpy_chain(work):
@@ -54,3 +55,47 @@ def test_sbts_run_with_solid_earth_tides_gives_mintpy_chain(work):
     valid = np.any(ts.read_dates() != 0, axis=0)
     np.testing.assert_allclose(diff[:, valid], tide[:, valid], atol=2e-7)
     assert np.abs(tide).max() > 1e-4  # a tide ramp over the scene, not nothing
+
+
+IONEX = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ionex_jpl_gim" / "jplg3190.15i"
+
+
+def _ionex_for(day: dt.date, folder: Path, hours: int) -> None:
+    """The real JPL map of 2015-11-15 with its epochs moved to ``day`` less ``hours`` (so each date sees
+    another hour of the day's ionosphere), named as JPL names that day's file."""
+    shift = dt.datetime(day.year, day.month, day.day) - dt.datetime(2015, 11, 15) - dt.timedelta(hours=hours)
+    out = []
+    for line in IONEX.read_text().splitlines():
+        if line[60:].strip() in ("EPOCH OF FIRST MAP", "EPOCH OF LAST MAP", "EPOCH OF CURRENT MAP"):
+            t = dt.datetime(*(int(x) for x in line[:60].split())) + shift
+            line = f"{t.year:6d}{t.month:6d}{t.day:6d}{t.hour:6d}{t.minute:6d}{t.second:6d}".ljust(60) + line[60:]
+        out.append(line)
+    name = f"jplg{day.timetuple().tm_yday:03d}0.{day.year % 100:02d}i"
+    (folder / name).write_text("\n".join(out) + "\n")
+
+
+@pytest.mark.skipif(not IONEX.exists(), reason="../shared/data/ionex_jpl_gim not present")
+def test_sbts_run_with_tec_ionosphere_gives_mintpy_chain(work):
+    pytest.importorskip("pysolid")
+    folder = work / "IONEX"
+    folder.mkdir(exist_ok=True)
+    for k, day in enumerate(IfgramStack(work / "synthetic" / "ifgramStack.h5").pairs.dates):
+        _ionex_for(day, folder, 3 * k)  # the acquisitions are at 00:36 UTC: inside every shifted file
+    (work / "tec.cfg").write_text(TEMPLATE + "mintpy.ionosphericDelay.method = tec\n"
+                                  "mintpy.ionosphericDelay.tecDir = ./IONEX\n")
+    reports = run_workflow(work / "tec.cfg", end="velocity")
+    ran = _order(reports)
+    assert {r.name: r.status for r in reports}["correct_ionosphere"] == "ran"
+    assert ran.index("correct_SET") < ran.index("correct_ionosphere") < ran.index("deramp")
+    for name in ("inputs/TECjpl.h5", "timeseries_SET_ion.h5", "timeseries_SET_ion_ramp.h5",
+                 "timeseries_SET_ion_ramp_demErr.h5"):
+        assert (work / name).exists(), name
+    ts = TimeSeries(work / "timeseries_SET.h5")
+    diff = ts.read_dates().astype(np.float64) - TimeSeries(work / "timeseries_SET_ion.h5").read_dates()
+    delay = TimeSeries(work / "inputs" / "TECjpl.h5").read_dates().astype(np.float64)
+    ry, rx = ts.metadata.reference.y, ts.metadata.reference.x
+    delay = delay - delay[:, ry:ry + 1, rx:rx + 1]
+    delay = delay - delay[ts.dates.index(ts.metadata.reference.date)][None]
+    valid = np.any(ts.read_dates() != 0, axis=0)
+    np.testing.assert_allclose(diff[:, valid], delay[:, valid], atol=1e-6)
+    assert np.abs(delay).max() > 3e-4  # ~1 mm of differential ionosphere over the small C-band scene

@@ -114,7 +114,7 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
     assert len(lines) == 1  # one line for all of them
     for key in ("mintpy.load.ionUnwFile", "mintpy.load.azOffFile", "mintpy.troposphericDelay.operaDir",
                 "mintpy.compute.config",
-                "mintpy.ionosphericDelay.method", "mintpy.load.frequency"):
+                "mintpy.ionosphericDelay.excludeDate", "mintpy.load.frequency"):
         assert key in lines[0]
     assert t.get_str("mintpy.networkInversion.weightFunc", ["var", "fim", "coh", "no"]) == "var"
     # the same file with a step that sbts would ignore switched on is refused, naming the key

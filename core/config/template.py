@@ -176,7 +176,6 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
     "mintpy.load.azOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.rgOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.offSnrFile": (_UNSET, "the offset stack"),
-    "mintpy.ionosphericDelay.method": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
     "mintpy.ionosphericDelay.excludeDate": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
     "mintpy.ionosphericDelay.excludeDate12": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
     "mintpy.troposphericDelay.operaDir": (_UNSET + ("./opera", "opera"), "the OPERA tropospheric correction"),
@@ -184,6 +183,7 @@ NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
 # values of implemented keys that name a MintPy method sbts does not have
 NOT_IMPLEMENTED_VALUES: dict[str, dict[str, str]] = {
     "mintpy.troposphericDelay.method": {"opera": "the OPERA tropospheric correction"},
+    "mintpy.ionosphericDelay.method": {"split_spectrum": "the split-spectrum ionospheric correction"},
     "mintpy.compute.cluster": {name: f"a dask-jobqueue {name} cluster (use local, or the address of a running "
                                      "dask scheduler)" for name in ("slurm", "pbs", "lsf")},
 }
