@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "correction-deramp": "sbts.plugins.corrections.deramp",
     "correction-lod": "sbts.plugins.corrections.lod",
     "correction-solid-earth-tides": "sbts.plugins.corrections.solid_earth_tides",
+    "correction-ionosphere-split-spectrum": "sbts.plugins.corrections.ionosphere_split_spectrum",
     "correction-ionosphere-tec": "sbts.plugins.corrections.ionosphere_tec",
     "correction-dem-error": "sbts.plugins.corrections.dem_error",
     "correction-troposphere": "sbts.plugins.corrections.troposphere",

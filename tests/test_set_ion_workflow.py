@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sbts.core.demo.run import write_synthetic
-from sbts.core.io.products import IfgramStack, TimeSeries
+from sbts.core.io.products import IfgramStack, StackWriter, TimeSeries
 from sbts.core.workflow.runner import run_workflow
 
 TEMPLATE = """\
@@ -99,3 +99,35 @@ def test_sbts_run_with_tec_ionosphere_gives_mintpy_chain(work):
     valid = np.any(ts.read_dates() != 0, axis=0)
     np.testing.assert_allclose(diff[:, valid], delay[:, valid], atol=1e-6)
     assert np.abs(delay).max() > 3e-4  # ~1 mm of differential ionosphere over the small C-band scene
+
+
+def test_sbts_run_with_split_spectrum_gives_mintpy_chain(work):
+    pytest.importorskip("pysolid")
+    # an ionosphere stack as MintPy's layout holds it, for the synthetic pairs: φ(d2) − φ(d1) of known screens
+    src = IfgramStack(work / "synthetic" / "ifgramStack.h5")
+    dates = src.pairs.dates
+    yy, xx = np.mgrid[0:src.shape[0], 0:src.shape[1]] / 40.0
+    screens = {d: 0.4 + 0.3 * k * xx - 0.2 * (k % 3) * yy for k, d in enumerate(dates)}
+    phase = np.stack([screens[b] - screens[a] for a, b in zip(src.pairs.date1, src.pairs.date2)]).astype(np.float32)
+    with StackWriter(work / "synthetic" / "ionStack.h5", src.metadata, src.pairs, ("unwrapPhase", "coherence")) as w:
+        w.write("unwrapPhase", phase)
+        w.write("coherence", np.ones_like(phase))
+    (work / "ion.cfg").write_text(TEMPLATE + "mintpy.load.ionUnwFile = synthetic/ionStack.h5\n"
+                                  "mintpy.ionosphericDelay.method = split_spectrum\n")
+    reports = run_workflow(work / "ion.cfg", end="velocity")
+    assert {r.name: r.status for r in reports}["correct_ionosphere"] == "ran"
+    ran = _order(reports)
+    assert ran.index("correct_SET") < ran.index("correct_ionosphere") < ran.index("deramp")
+    for name in ("inputs/ionStack.h5", "inputs/ion.h5", "timeseries_SET_ion.h5", "timeseries_SET_ion_ramp_demErr.h5"):
+        assert (work / name).exists(), name
+    ts = TimeSeries(work / "timeseries_SET.h5")
+    diff = ts.read_dates().astype(np.float64) - TimeSeries(work / "timeseries_SET_ion.h5").read_dates()
+    # the known screens in metres (−λ/4π), relative to the reference pixel and the final reference date
+    lam = float(ts.metadata.radar.wavelength)
+    truth = np.stack([-lam / (4 * np.pi) * screens[d] for d in ts.dates])
+    ry, rx = ts.metadata.reference.y, ts.metadata.reference.x
+    truth = truth - truth[:, ry:ry + 1, rx:rx + 1]
+    truth = truth - truth[ts.dates.index(ts.metadata.reference.date)][None]
+    inverted = np.any(TimeSeries(work / "inputs" / "ion.h5").read_dates() != 0, axis=0)  # land pixels
+    np.testing.assert_allclose(diff[:, inverted], truth[:, inverted], atol=1e-6)
+    assert inverted.mean() > 0.8 and np.abs(truth).max() > 1e-3

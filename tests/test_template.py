@@ -112,9 +112,8 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
     assert [str(w.message) for w in caught if issubclass(w.category, UnknownKeyWarning)] == []
     lines = [r.getMessage() for r in caplog.records if "does not implement" in r.getMessage()]
     assert len(lines) == 1  # one line for all of them
-    for key in ("mintpy.load.ionUnwFile", "mintpy.load.azOffFile", "mintpy.troposphericDelay.operaDir",
-                "mintpy.compute.config",
-                "mintpy.ionosphericDelay.excludeDate", "mintpy.load.frequency"):
+    for key in ("mintpy.load.azOffFile", "mintpy.troposphericDelay.operaDir", "mintpy.compute.config",
+                "mintpy.load.frequency"):
         assert key in lines[0]
     assert t.get_str("mintpy.networkInversion.weightFunc", ["var", "fim", "coh", "no"]) == "var"
     # the same file with a step that sbts would ignore switched on is refused, naming the key
@@ -127,9 +126,6 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
 
 
 @pytest.mark.parametrize("line", [
-    "mintpy.ionosphericDelay.method = split_spectrum",
-    "mintpy.ionosphericDelay.excludeDate = 20200101",
-    "mintpy.load.ionUnwFile = ../ion/*/filt*.unw",
     "mintpy.load.azOffFile = ../offsets/*/azimuth.off",
     "mintpy.troposphericDelay.operaDir = ./myOPERA",
     "mintpy.troposphericDelay.method = opera",
@@ -168,7 +164,7 @@ def test_renamed_mintpy_key_says_so():
     assert "did you mean" not in message and "mintpy.network.excludeDate" not in message
 
 
-@pytest.mark.parametrize("line", ["mintpy.ionosphericDelay.method = split_spectrum"])
+@pytest.mark.parametrize("line", ["mintpy.load.azOffFile = ./offsets/*/azimuth.off"])
 def test_sbts_run_refuses_unimplemented_step_in_one_line(tmp_path, line):
     from click.testing import CliRunner
 

@@ -168,22 +168,16 @@ _UNSET = ("auto", "", "no", "none", "false", "off", "n", "f", "0")
 NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
     "mintpy.compute.config": (_UNSET, "a dask-jobqueue cluster configuration (MintPy's slurm/pbs/lsf clusters)"),
     "mintpy.load.frequency": (_UNSET + ("a",), "NISAR frequency selection"),
-    "mintpy.load.ionUnwFile": (_UNSET, "the ionosphere stack"),
-    "mintpy.load.ionCorFile": (_UNSET, "the ionosphere stack"),
-    "mintpy.load.ionConnCompFile": (_UNSET, "the ionosphere stack"),
     "mintpy.load.azOffFile": (_UNSET, "the offset stack"),
     "mintpy.load.rgOffFile": (_UNSET, "the offset stack"),
     "mintpy.load.azOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.rgOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.offSnrFile": (_UNSET, "the offset stack"),
-    "mintpy.ionosphericDelay.excludeDate": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
-    "mintpy.ionosphericDelay.excludeDate12": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
     "mintpy.troposphericDelay.operaDir": (_UNSET + ("./opera", "opera"), "the OPERA tropospheric correction"),
 }
 # values of implemented keys that name a MintPy method sbts does not have
 NOT_IMPLEMENTED_VALUES: dict[str, dict[str, str]] = {
     "mintpy.troposphericDelay.method": {"opera": "the OPERA tropospheric correction"},
-    "mintpy.ionosphericDelay.method": {"split_spectrum": "the split-spectrum ionospheric correction"},
     "mintpy.compute.cluster": {name: f"a dask-jobqueue {name} cluster (use local, or the address of a running "
                                      "dask scheduler)" for name in ("slurm", "pbs", "lsf")},
 }

@@ -49,6 +49,13 @@ from sbts.core.api import (
     plan_blocks_for,
 )
 from sbts.plugins.corrections._ionex import IonexMaps, find_ionex, ionex_names, read_ionex
+from sbts.plugins.corrections._iono_common import (
+    EXCLUDE_DATE12_KEY,
+    EXCLUDE_DATE_KEY,
+    METHOD_KEY,
+    P,
+    ionosphere_method,
+)
 from sbts.plugins.corrections._los import azimuth_angle
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
@@ -60,20 +67,12 @@ from sbts.plugins.corrections._tropo_common import (
 
 logger = logging.getLogger(__name__)
 
-P = "mintpy.ionosphericDelay"
-METHOD_KEY = P + ".method"
 DIR_KEY = P + ".tecDir"
 SOLUTION_KEY = P + ".tecSolution"
-EXCLUDE_KEYS = (P + ".excludeDate", P + ".excludeDate12")
-METHODS = ("split_spectrum", "tec")
+EXCLUDE_KEYS = (EXCLUDE_DATE_KEY, EXCLUDE_DATE12_KEY)
 K = 40.31  # m³/s²: ionospheric refraction constant (group/phase delay = K·TEC/f²)
 SPEED_OF_LIGHT = 299792458.0  # m/s
 TECU = 1e16  # electrons/m²
-
-
-def ionosphere_method(template: Template) -> str:
-    """``mintpy.ionosphericDelay.method`` checked: no | split_spectrum | tec."""
-    return template.get_str(METHOD_KEY, ["no", *METHODS])
 
 
 def phase_advance(stec_tecu: np.ndarray, frequency: float) -> np.ndarray:
