@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +164,33 @@ def test_template_key_switches_the_step():
 
     with pytest.raises(TemplateError, match="mintpy.solidEarthTides"):
         c.parse_options(Template({"mintpy.solidEarthTides": "maybe"}))
+
+
+def test_radar_coded_stack_uses_the_geometry_latitude_longitude_and_angles(tmp_path):
+    """An ISCE2 topsStack loaded by sbts (radar coordinates: latitude/longitude/incidence/azimuth layers)."""
+    pytest.importorskip("pysolid")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures.isce_topsstack import build_topsstack, template_text
+
+    from sbts.core.io.products import Geometry, IfgramStack
+    from sbts.core.steps.load import load_data
+
+    root, work = tmp_path / "tops", tmp_path / "work"
+    info = build_topsstack(root)
+    load_data(Template.from_text(template_text(root)), work)
+    meta = IfgramStack(work / "inputs" / "ifgramStack.h5").metadata
+    assert meta.grid.geo is None  # radar-coded
+    meta = meta.with_radar(center_line_utc=36000.0).with_reference(y=3, x=4, date=dt.date(2019, 1, 1))
+    dates = ["20190101", "20190113", "20190125", "20190206"]
+    with TimeSeriesWriter(work / "timeseries.h5", meta, dates, np.zeros(4)) as w:
+        w.write("timeseries", np.full((4, *info["shape"]), 0.01, np.float32))
+    _run(work)
+    los = TimeSeries(work / "inputs" / "SET.h5").read_dates()
+    g = Geometry(work / "inputs" / "geometryRadar.h5")
+    for y, x in [(0, 0), (20, 33)]:
+        lat, lon = float(g.read("latitude")[y, x]), float(g.read("longitude")[y, x])
+        inc, az = np.deg2rad(float(g.read("incidenceAngle")[y, x])), np.deg2rad(float(g.read("azimuthAngle")[y, x]))
+        for i, d in enumerate(dates):
+            e, n, u = _pysolid_enu(lat, lon, dt.datetime.strptime(d, "%Y%m%d") + dt.timedelta(hours=10))
+            expected = -np.sin(inc) * np.sin(az) * e + np.sin(inc) * np.cos(az) * n + np.cos(inc) * u
+            assert los[i, y, x] == pytest.approx(expected, abs=2e-6)
