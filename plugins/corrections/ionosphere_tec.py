@@ -216,9 +216,13 @@ def write_tec_file(context: CorrectionContext, ts: TimeSeries, geom: GeometryAcc
             bad = ~(np.isfinite(lat) & np.isfinite(lon) & ((lat != 0) | (lon != 0)) & np.isfinite(inc) & (inc > 0)
                     & (inc < 90) & np.isfinite(az))
             out = np.empty((n, *block.shape), np.float32)
+            pierce: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
             for j, i in enumerate(order):
                 when, maps = dates[i]
-                ipp_lat, ipp_lon, inc_i = pierce_point(lat, lon, inc, az, maps.radius, maps.height)
+                shell = (maps.radius, maps.height)  # the same for every map of one analysis centre
+                if shell not in pierce:
+                    pierce[shell] = pierce_point(lat, lon, inc, az, *shell)
+                ipp_lat, ipp_lon, inc_i = pierce[shell]
                 stec = maps.vtec(when, ipp_lat, ipp_lon) / np.cos(np.deg2rad(inc_i))
                 delay = phase_advance(stec, frequency)
                 delay[bad] = np.nan
