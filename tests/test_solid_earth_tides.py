@@ -27,22 +27,22 @@ REF_DATE = 1
 INC = 34.0
 
 
-def _meta(heading: float) -> Metadata:
-    grid = Grid(L, W, GeoGrid(X0, Y0, STEP, -STEP))
+def _meta(heading: float, shape=(L, W), step=STEP) -> Metadata:
+    grid = Grid(*shape, GeoGrid(X0, Y0, step, -step))
     m = Metadata(grid, unit="m", reference=Reference(y=REF[0], x=REF[1],
                                                      date=dt.datetime.strptime(DATES[REF_DATE], "%Y%m%d").date()))
     return m.with_radar(center_line_utc=float(UTC), heading=heading, antenna_side=-1, wavelength=0.0555)
 
 
-def _write(folder, heading, azimuth_layer=None, data=None):
+def _write(folder, heading, azimuth_layer=None, data=None, shape=(L, W), step=STEP):
     folder.mkdir(parents=True, exist_ok=True)
-    meta = _meta(heading)
-    values = np.zeros((len(DATES), L, W), np.float32) if data is None else data
+    meta = _meta(heading, shape, step)
+    values = np.zeros((len(DATES), *shape), np.float32) if data is None else data
     with TimeSeriesWriter(folder / "timeseries.h5", meta, DATES, np.zeros(len(DATES))) as w:
         w.write("timeseries", values)
-    layers = {"incidenceAngle": np.full((L, W), INC, np.float32), "height": np.zeros((L, W), np.float32)}
+    layers = {"incidenceAngle": np.full(shape, INC, np.float32), "height": np.zeros(shape, np.float32)}
     if azimuth_layer is not None:
-        layers["azimuthAngle"] = np.full((L, W), azimuth_layer, np.float32)
+        layers["azimuthAngle"] = np.full(shape, azimuth_layer, np.float32)
     (folder / "inputs").mkdir(exist_ok=True)
     write_map(folder / "inputs" / "geometryGeo.h5", meta, "geometry", layers, unit=None)
     return folder
@@ -194,3 +194,42 @@ def test_radar_coded_stack_uses_the_geometry_latitude_longitude_and_angles(tmp_p
             e, n, u = _pysolid_enu(lat, lon, dt.datetime.strptime(d, "%Y%m%d") + dt.timedelta(hours=10))
             expected = -np.sin(inc) * np.sin(az) * e + np.sin(inc) * np.cos(az) * n + np.cos(inc) * u
             assert los[i, y, x] == pytest.approx(expected, abs=2e-6)
+
+
+def test_same_set_file_as_mintpy(tmp_path, mintpy_oracle):
+    """MintPy 1.6.4's solid_earth_tides.py on the same geocoded stack.
+
+    MintPy evaluates pysolid on nodes every ~30 pixels (here 27 × 0.002° ≈ 6 km) placed from the grid's corner and
+    zooms them back (scipy ``grid_mode``), which puts its tide up to ~3e-4 m off pysolid's value at the pixel
+    centre (measured: 1.0–1.8e-4 m at three pixels, 3.2e-4 m at the edges); sbts's 0.1° nodes with bilinear
+    interpolation are within 1e-6 m of it (tests above).  So the two agree to MintPy's own error, 4e-4 m, not
+    the 1e-4 m the issue hoped for, and at sample pixels sbts is the one on pysolid's point value."""
+    import pysolid  # noqa: F401 - for the point-mode reference
+
+    proc = mintpy_oracle.python("import pysolid", check=False)
+    if proc.returncode != 0:
+        pytest.skip("pysolid is not installed in the MintPy oracle environment")
+    # a Sentinel-1-like grid (0.002° ≈ 200 m pixels, 0.5° × 0.6°): pysolid's grid mode, as MintPy calls it,
+    # coarsens to ~30 pixels and needs pixels much smaller than a degree
+    shape, step = (250, 300), 0.002
+    signal = np.random.default_rng(2).normal(0, 0.01, (len(DATES), *shape)).astype(np.float32)
+    ours = _write(tmp_path / "sbts", heading=-12.0, azimuth_layer=102.0, data=signal, shape=shape, step=step)
+    theirs = _write(tmp_path / "mintpy", heading=-12.0, azimuth_layer=102.0, data=signal, shape=shape, step=step)
+    _run(ours)
+    mintpy_oracle.run("solid_earth_tides.py", "timeseries.h5", "-g", "inputs/geometryGeo.h5", cwd=theirs)
+    a = TimeSeries(ours / "inputs" / "SET.h5").read_dates()
+    b = TimeSeries(theirs / "inputs" / "SET.h5").read_dates()
+    assert np.abs(b).max() > 0.01  # MintPy computed a tide
+    np.testing.assert_allclose(a, b, atol=4e-4)
+    assert abs(float(np.mean(a - b))) < 1e-4  # no bias between the two
+    # the corrected series hold the tide relative to the reference pixel and date: MintPy's error at two
+    # pixels and two dates combined (measured 4.9e-4 m at the far corner)
+    np.testing.assert_allclose(TimeSeries(ours / "timeseries_SET.h5").read_dates(),
+                               TimeSeries(theirs / "timeseries_SET.h5").read_dates(), atol=6e-4)
+    s, c = np.sin(np.deg2rad(INC)), np.cos(np.deg2rad(INC))
+    az = np.deg2rad(102.0)
+    for y, x in [(4, 299), (125, 150), (240, 10)]:
+        lat, lon = Y0 - (y + 0.5) * step, X0 + (x + 0.5) * step
+        e, n, u = _pysolid_enu(lat, lon, _times()[0])
+        point = -s * np.sin(az) * e + s * np.cos(az) * n + c * u
+        assert abs(a[0, y, x] - point) < 2e-6 and abs(a[0, y, x] - point) < abs(b[0, y, x] - point)
