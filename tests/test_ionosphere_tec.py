@@ -95,17 +95,24 @@ UTC = 13 * 3600 + 10 * 60
 DATES = ["20151115", "20151116"]
 
 
-def _stack(folder: Path, inc: float, heading: float = -12.0, ionex_dir: str = "IONEX") -> Path:
+def _stack(folder: Path, inc: float, heading: float = -12.0, ionex_dir: str = "IONEX", azimuth: float | None = None,
+           corners: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     meta = Metadata(Grid(L, W, GeoGrid(X_FIRST, Y_FIRST, STEP, -STEP)), unit="m",
                     reference=Reference(y=0, x=0, date=dt.date(2015, 11, 15)))
     meta = meta.with_radar(center_line_utc=float(UTC), heading=heading, antenna_side=-1, wavelength=WAVELENGTH)
+    if corners:  # LAT_REF1..4/LON_REF1..4: the scene corners, as MintPy's readers write them
+        lat1, lat2, lon1, lon2 = Y_FIRST, Y_FIRST - L * STEP, X_FIRST, X_FIRST + W * STEP
+        meta = meta.with_extra(**{f"LAT_REF{i}": str(a) for i, a in enumerate((lat1, lat1, lat2, lat2), 1)},
+                               **{f"LON_REF{i}": str(o) for i, o in enumerate((lon1, lon2, lon1, lon2), 1)})
     signal = np.random.default_rng(1).normal(0, 0.01, (2, L, W)).astype(np.float32)
     with TimeSeriesWriter(folder / "timeseries.h5", meta, DATES, np.zeros(2)) as w:
         w.write("timeseries", signal)
     (folder / "inputs").mkdir(exist_ok=True)
-    write_map(folder / "inputs" / "geometryGeo.h5", meta, "geometry",
-              {"incidenceAngle": np.full((L, W), inc, np.float32), "height": np.zeros((L, W), np.float32)}, unit=None)
+    layers = {"incidenceAngle": np.full((L, W), inc, np.float32), "height": np.zeros((L, W), np.float32)}
+    if azimuth is not None:
+        layers["azimuthAngle"] = np.full((L, W), azimuth, np.float32)
+    write_map(folder / "inputs" / "geometryGeo.h5", meta, "geometry", layers, unit=None)
     (folder / ionex_dir).mkdir(exist_ok=True)
     shutil.copy(IONEX, folder / ionex_dir / IONEX.name)  # 20151116 has no map: left uncorrected
     return folder
@@ -122,7 +129,7 @@ def test_delay_is_40_31_tec_over_f_squared(tmp_path, caplog):
         result = _run(work)
     assert "20151116" in caplog.text  # no map for it: listed, left uncorrected
     assert result.output == work / "timeseries_ion.h5"
-    delay = TimeSeries(work / "inputs" / "TECjpl.h5")
+    delay = TimeSeries(work / "inputs" / "TECjlr.h5")
     assert delay.date_strings == ["20151115"] and delay.metadata.reference.y is None
     f = C / WAVELENGTH
     expected = 40.31 * 10.64762e16 / f ** 2  # the hand-computed VTEC above: 2.664 m at L band
@@ -140,7 +147,7 @@ def test_slant_mapping_and_correction_relative_to_references(tmp_path, maps):
     work = _stack(tmp_path, inc=38.0, ionex_dir="maps")
     _shifted_copy(IONEX, work / "maps" / "jplg3200.15i", dt.timedelta(days=1))
     result = _run(work, **{"mintpy.ionosphericDelay.tecDir": "maps"})
-    delay = TimeSeries(work / "inputs" / "TECjpl.h5").read_dates().astype(np.float64)
+    delay = TimeSeries(work / "inputs" / "TECjlr.h5").read_dates().astype(np.float64)
     lat, lon = Y_FIRST - 1.5 * STEP, X_FIRST + 2.5 * STEP
     ipp_lat, ipp_lon, inc_i = pierce_point(np.array(lat), np.array(lon), np.array(38.0), np.array(102.0),
                                            maps.radius, maps.height)
@@ -174,3 +181,40 @@ def test_errors_are_one_line(tmp_path):
         _run(work, **{"mintpy.ionosphericDelay.tecSolution": "cod"})
     with pytest.raises(TemplateError, match="excludeDate"):
         _run(work, **{"mintpy.ionosphericDelay.excludeDate": "20151116"})
+
+
+def test_against_mintpy_iono_tec(tmp_path, mintpy_oracle, maps):
+    """MintPy 1.6.4's iono_tec.py on the same stack and IONEX files: the same pierce point and the same
+    vertical TEC there (two implementations of the rotated-map interpolation), the same file name; the
+    delays differ by MintPy's "refraction angle" only (its eq. 8 puts the column TEC where the
+    electron density belongs: n = 1 + K·VTEC/f², so at L band with 10 TECU n ≈ 3.6 and the slant mapping
+    uses 9.6° instead of the 35.1° of the single-layer geometry; sbts keeps the geometric mapping the
+    issue asks for).  MintPy also uses one VTEC, at the scene centre's pierce point, for every pixel."""
+    work = _stack(tmp_path / "sbts", inc=38.0, azimuth=102.0, corners=True)
+    theirs = _stack(tmp_path / "mintpy", inc=38.0, azimuth=102.0, corners=True)
+    for folder in (work, theirs):
+        _shifted_copy(IONEX, folder / "IONEX" / "jplg3200.15i", dt.timedelta(days=1))
+    _run(work)
+    mintpy_oracle.run("iono_tec.py", "timeseries.h5", "-g", "inputs/geometryGeo.h5", "--tec-dir", "IONEX", cwd=theirs)
+    import h5py
+
+    with h5py.File(theirs / "inputs" / "TECjlr.h5", "r") as f:  # MintPy's name, as sbts writes it
+        vtec_mintpy = f["vtec"][()]
+        ipp = float(f.attrs["IONO_LAT"]), float(f.attrs["IONO_LON"])
+        inc_i = float(f.attrs["IONO_INCIDENCE_ANGLE"])
+        theirs_delay = f["timeseries"][()]
+    # MintPy's scene centre: the upper-left corner of pixel (L // 2, W // 2)
+    centre_lat, centre_lon = Y_FIRST - (L // 2) * STEP, X_FIRST + (W // 2) * STEP
+    ours_ipp = pierce_point(np.array(centre_lat), np.array(centre_lon), np.array(38.0), np.array(102.0),
+                            maps.radius, maps.height)
+    assert float(ours_ipp[0]) == pytest.approx(ipp[0], abs=1e-5) and float(ours_ipp[1]) == pytest.approx(ipp[1], abs=1e-5)
+    assert float(ours_ipp[2]) == pytest.approx(inc_i, abs=1e-4)
+    ours_vtec = maps.vtec(dt.datetime(2015, 11, 15, 13, 10), np.array(ipp[0]), np.array(ipp[1]))
+    assert float(vtec_mintpy[0]) == pytest.approx(float(ours_vtec), abs=1e-4)  # 10.26 TECU
+    f = C / WAVELENGTH
+    ours_delay = TimeSeries(work / "inputs" / "TECjlr.h5").read_dates()
+    n_group = 1 + 40.31 * float(vtec_mintpy[0]) * 1e16 / f ** 2
+    refraction = math.asin(math.sin(math.radians(inc_i)) / n_group)
+    expected_ratio = math.cos(refraction) / math.cos(math.radians(inc_i))  # 1.21 here
+    # one pixel near the centre: its own pierce point is within ~0.02° of the centre's
+    assert float(ours_delay[0, 2, 2] / theirs_delay[0, 2, 2]) == pytest.approx(expected_ratio, rel=2e-3)

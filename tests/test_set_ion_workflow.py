@@ -87,12 +87,12 @@ def test_sbts_run_with_tec_ionosphere_gives_mintpy_chain(work):
     ran = _order(reports)
     assert {r.name: r.status for r in reports}["correct_ionosphere"] == "ran"
     assert ran.index("correct_SET") < ran.index("correct_ionosphere") < ran.index("deramp")
-    for name in ("inputs/TECjpl.h5", "timeseries_SET_ion.h5", "timeseries_SET_ion_ramp.h5",
+    for name in ("inputs/TECjlr.h5", "timeseries_SET_ion.h5", "timeseries_SET_ion_ramp.h5",
                  "timeseries_SET_ion_ramp_demErr.h5"):
         assert (work / name).exists(), name
     ts = TimeSeries(work / "timeseries_SET.h5")
     diff = ts.read_dates().astype(np.float64) - TimeSeries(work / "timeseries_SET_ion.h5").read_dates()
-    delay = TimeSeries(work / "inputs" / "TECjpl.h5").read_dates().astype(np.float64)
+    delay = TimeSeries(work / "inputs" / "TECjlr.h5").read_dates().astype(np.float64)
     ry, rx = ts.metadata.reference.y, ts.metadata.reference.x
     delay = delay - delay[:, ry:ry + 1, rx:rx + 1]
     delay = delay - delay[ts.dates.index(ts.metadata.reference.date)][None]

@@ -15,7 +15,8 @@ ionospheric pierce point, offset from the pixel toward the satellite by the Eart
 
 with VTEC interpolated from the IONEX maps as the format recommends (bilinear in space, rotated maps
 linear in time; see ``_ionex.py``) at the acquisition time (date + ``CENTER_LINE_UTC``).  The absolute
-delays go to ``inputs/TEC<solution>.h5`` (e.g. ``TECjpl.h5``; displacement sign, metres, no REF_*
+delays go to ``inputs/TEC<first letter of the solution>lr.h5`` (MintPy's name: ``TECjlr.h5`` for the JPL
+low-resolution maps; displacement sign, metres, no REF_*
 attributes); the corrected series is ``ts − (ΔL − ΔL[REF_Y/REF_X] − ΔL[REF_DATE])`` → ``<input>_ion.h5``.
 
 Files: the daily IONEX map of each date, named as the IGS archives name them (``jplg3190.15i`` — the
@@ -167,7 +168,7 @@ class IonosphereTec(Correction):
         purpose = "the ionospheric delay from TEC maps"
         if not geom.available("incidenceAngle"):
             raise geom.missing_error("incidenceAngle", purpose)
-        delay_path = Path(context.work_dir) / "inputs" / f"TEC{options.solution}.h5"
+        delay_path = Path(context.work_dir) / "inputs" / f"TEC{options.solution[0]}lr.h5"
         delay_path.parent.mkdir(parents=True, exist_ok=True)
         geom_id = "" if geom.path is None else f"{Path(geom.path).resolve()}|{Path(geom.path).stat().st_mtime_ns}"
         sig = delay_file_signature(
