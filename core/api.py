@@ -43,7 +43,11 @@ Compute
     ramps: ``RAMP_KINDS``, :func:`num_coefficients`, :func:`fit_ramps`, :func:`fit_ramps_samples`,
     :func:`evaluate_ramps`, :func:`evaluate_ramps_at`; phase closure: ``TWO_PI``,
     ``DEFAULT_ALPHA`` (the L1 weight), :func:`triplet_indices`, :func:`triplet_matrix`,
-    :func:`integer_ambiguity`, :func:`reference_phase`, :func:`solve_integer_ambiguity`.
+    :func:`integer_ambiguity`, :func:`reference_phase`, :func:`solve_integer_ambiguity`; network
+    inversion of another stack with the engine of ``invert_network`` (the ionosphere stack):
+    :func:`invert_network` with :class:`InversionOptions` (``from_template``; a
+    :func:`dataclasses.replace` copy to change one) and :class:`InversionOutputs` (the file names;
+    ``mask_temp_coh=None``: no mask, no minNumPixel check).
 Templates and text
     :class:`Template` (``context.template``), :class:`FileOption` (a file a key names),
     :func:`parse_text`, :func:`read_text_file`, :func:`read_text`.
@@ -69,7 +73,8 @@ from sbts.core.inversion.closure import (
     triplet_indices,
     triplet_matrix,
 )
-from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS
+from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS, InversionOutputs, invert_network
+from sbts.core.inversion.options import InversionOptions
 from sbts.core.io.blocks import Block, Budget, pixel_bytes, plan_blocks, plan_blocks_for
 from sbts.core.io.h5 import (
     INCOMPLETE_ATTR,
@@ -162,7 +167,7 @@ __all__ = [
     # compute
     "RAMP_KINDS", "num_coefficients", "fit_ramps", "fit_ramps_samples", "evaluate_ramps", "evaluate_ramps_at",
     "TWO_PI", "DEFAULT_ALPHA", "triplet_indices", "triplet_matrix", "integer_ambiguity", "reference_phase",
-    "solve_integer_ambiguity",
+    "solve_integer_ambiguity", "invert_network", "InversionOptions", "InversionOutputs",
     # templates and text
     "Template", "FileOption", "parse_text", "read_text_file", "read_text",
     # fail

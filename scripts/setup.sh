@@ -28,7 +28,7 @@ if ! "$VENV/bin/python" -c "from osgeo import gdal, gdal_array" >/dev/null 2>&1;
 fi
 
 echo "[setup] installing sbts and its extras"
-$PIP install -e ".[test,weather,dask]"
+$PIP install -e ".[test,weather,dask,tides]"
 "$VENV/bin/python" -c "from osgeo import gdal_array; import sbts, h5py, pluggy, click" \
     || { echo "[setup] the environment is incomplete" >&2; exit 1; }
 echo "[setup] ready: $VENV/bin/sbts"

@@ -168,18 +168,11 @@ _UNSET = ("auto", "", "no", "none", "false", "off", "n", "f", "0")
 NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
     "mintpy.compute.config": (_UNSET, "a dask-jobqueue cluster configuration (MintPy's slurm/pbs/lsf clusters)"),
     "mintpy.load.frequency": (_UNSET + ("a",), "NISAR frequency selection"),
-    "mintpy.load.ionUnwFile": (_UNSET, "the ionosphere stack"),
-    "mintpy.load.ionCorFile": (_UNSET, "the ionosphere stack"),
-    "mintpy.load.ionConnCompFile": (_UNSET, "the ionosphere stack"),
     "mintpy.load.azOffFile": (_UNSET, "the offset stack"),
     "mintpy.load.rgOffFile": (_UNSET, "the offset stack"),
     "mintpy.load.azOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.rgOffStdFile": (_UNSET, "the offset stack"),
     "mintpy.load.offSnrFile": (_UNSET, "the offset stack"),
-    "mintpy.solidEarthTides": (_UNSET, "the solid Earth tides correction (correct_SET)"),
-    "mintpy.ionosphericDelay.method": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
-    "mintpy.ionosphericDelay.excludeDate": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
-    "mintpy.ionosphericDelay.excludeDate12": (_UNSET, "the ionospheric correction (correct_ionosphere)"),
     "mintpy.troposphericDelay.operaDir": (_UNSET + ("./opera", "opera"), "the OPERA tropospheric correction"),
 }
 # values of implemented keys that name a MintPy method sbts does not have

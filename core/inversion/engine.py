@@ -69,16 +69,34 @@ MASK_SCRATCH = ".sbts_invert_mask"  # + .<pid>.npy: the land mask the workers re
 
 @dataclass(frozen=True)
 class InversionOutputs:
+    """The files of one inversion.
+
+    Parameters
+    ----------
+    timeseries, temporal_coherence, num_inv_ifgram : pathlib.Path
+        ``timeseries.h5``, ``temporalCoherence.h5``, ``numInvIfgram.h5`` (or other names: the
+        ionosphere stack's ``ion.h5``, ``temporalCoherenceIon.h5``, ``numInvIon.h5``).
+    mask_temp_coh : pathlib.Path, optional
+        ``maskTempCoh.h5``; ``None``: neither this mask nor the reliability check (minNumPixel),
+        as for a stack inverted only to be removed from the phase (the ionosphere).
+    skipped : bool
+        The outputs were current (update mode).
+    num_reliable_pixels : int
+        Pixels of ``maskTempCoh`` (0 when not made).
+    """
+
     timeseries: Path
     temporal_coherence: Path
     num_inv_ifgram: Path
-    mask_temp_coh: Path
+    mask_temp_coh: Path | None
     skipped: bool = False
     num_reliable_pixels: int = 0
 
     @property
-    def paths(self) -> tuple[Path, Path, Path, Path]:
-        return (self.timeseries, self.temporal_coherence, self.num_inv_ifgram, self.mask_temp_coh)
+    def paths(self) -> tuple[Path, ...]:
+        """The files written (the mask only when made)."""
+        paths = (self.timeseries, self.temporal_coherence, self.num_inv_ifgram, self.mask_temp_coh)
+        return tuple(p for p in paths if p is not None)
 
 
 @dataclass(frozen=True)
@@ -253,17 +271,21 @@ def _reference_point(stack: IfgramStack, choose_reference: ReferenceChooser | No
 def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
                    options: InversionOptions | None = None, template: Template | None = None,
                    max_memory: float = DEFAULT_MAX_MEMORY_GB, num_worker: int = 1, cluster: str | None = None,
-                   force: bool = False, choose_reference: ReferenceChooser | None = None) -> InversionOutputs:
+                   force: bool = False, choose_reference: ReferenceChooser | None = None,
+                   outputs: InversionOutputs | None = None, ref_yx: tuple[int, int] | None = None) -> InversionOutputs:
     """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps.
 
     ``choose_reference`` picks and stores a reference pixel when the stack has none (the
     application's reference_point step: ``sbts.core.steps.reference.reference_chooser``); without
-    one such a stack is refused.
+    one such a stack is refused.  ``outputs`` names other files than the work directory's
+    ``timeseries.h5`` … (the ionosphere stack's ``ion.h5`` …); ``ref_yx`` inverts relative to that
+    pixel instead of the stack's REF_Y/REF_X (the ionosphere stack takes the phase stack's reference
+    point), leaving the stack as it is.
     """
     stack_path = Path(stack_path)
     work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent
     options = options or (InversionOptions.from_template(template) if template else InversionOptions())
-    prep = _prepare_inputs(stack_path, work_dir, options, choose_reference)
+    prep = _prepare_inputs(stack_path, work_dir, options, choose_reference, outputs, ref_yx)
     out_paths = prep.outputs.paths
     check_distinct(out_paths, [stack_path], option="-d (another work directory)")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -272,7 +294,7 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     with output_locks(out_paths):
         if not force and _outputs_current(prep.outputs, prep.signature):
             logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
-            return InversionOutputs(*out_paths, skipped=True)
+            return replace(prep.outputs, skipped=True)
         with _scratch_pixel_mask(work_dir, prep.water) as pixel_mask_path:
             task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster)
             return _write_outputs(prep, task, blocks, num_worker, cluster)
@@ -299,7 +321,8 @@ class _Prepared:
 
 
 def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
-                    choose_reference: ReferenceChooser | None) -> _Prepared:
+                    choose_reference: ReferenceChooser | None, outputs: InversionOutputs | None = None,
+                    ref_yx: tuple[int, int] | None = None) -> _Prepared:
     """Check the stack for the datasets and pairs the options need; reference point and phase; land mask."""
     stack = IfgramStack(stack_path)
     _check_datasets(stack, options)
@@ -315,7 +338,7 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
     meta = stack.metadata
     wavelength = meta.radar.require_wavelength()
     looks = meta.radar.number_of_looks() if options.weighted else 1
-    ref_y, ref_x = _reference_point(stack, choose_reference)
+    ref_y, ref_x = ref_yx if ref_yx is not None else _reference_point(stack, choose_reference)
     stack = IfgramStack(stack_path)  # reference attributes may have been added
     length, width = stack.shape
     if not (0 <= ref_y < length and 0 <= ref_x < width):
@@ -326,8 +349,9 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
     ref_phase = ref.values
     water = _water_mask(options, stack, work_dir)
     sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
-    outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
-                               work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
+    if outputs is None:
+        outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
+                                   work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
     return _Prepared(stack_path, work_dir, stack, options, kept, kept_index, (ref_y, ref_x), ref_phase, water,
                      looks, wavelength, sig, outputs)
 
@@ -417,7 +441,7 @@ def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_w
         wnum.create("mask", shape=stack.shape, dtype=np.float32)
         _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster)
         reliable = _finish_outputs(prep, out_meta, wtc, wnum)
-    return InversionOutputs(*outputs.paths, skipped=False, num_reliable_pixels=reliable)
+    return replace(outputs, skipped=False, num_reliable_pixels=reliable)
 
 
 def _output_metadata(prep: _Prepared) -> Metadata:
@@ -462,6 +486,8 @@ def _finish_outputs(prep: _Prepared, out_meta: Metadata, wtc: H5Writer, wnum: H5
     ref_pixel = Block(ref_y, ref_y + 1, ref_x, ref_x + 1)
     wtc.write("temporalCoherence", np.ones((1, 1), np.float32), ref_pixel)
     wnum.write("mask", np.full((1, 1), len(prep.kept), np.float32), ref_pixel)
+    if prep.outputs.mask_temp_coh is None:  # no mask asked for: no reliability check either
+        return 0
     # the reliability check comes before any output takes its final name: a rejected
     # inversion leaves only its (resumable) partial files, never a result to build on
     tcoh_map = wtc.file["temporalCoherence"][()]

@@ -396,7 +396,8 @@ class Correction(abc.ABC):
     - ``step`` is the workflow step it is (default ``correct_<name>``); several corrections may
       share one step (the troposphere methods): :meth:`enabled` picks at most one per run;
     - ``after`` is its slot: the step it runs after (MintPy's order for the built-ins:
-      correct_LOD, correct_troposphere, deramp, correct_topography after invert_network); a
+      correct_LOD, correct_SET, correct_ionosphere, correct_troposphere, deramp, correct_topography
+      after invert_network); a
       time-series correction reads the time series the chain holds at that point and writes
       ``<that name>_<suffix>.h5``, which the following steps then read;
     - :meth:`enabled` says whether the template switches it on; a correction without a switch

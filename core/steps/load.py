@@ -1,5 +1,10 @@
 """``sbts load``: a processor's files → ``inputs/ifgramStack.h5`` and ``inputs/geometry*.h5``.
 
+With ``mintpy.load.ionUnwFile`` (and ``ionCorFile``/``ionConnCompFile``), the ionosphere interferograms of
+the ISCE2 stack processors' split-spectrum (topsStack ``ion/*/ion_cal/filt.ion``, stripmapStack
+``ionosphere/*/…``) go through the same reader, subset and multilook into ``inputs/ionStack.h5`` (MintPy's
+layout: ``unwrapPhase`` in radians, ``coherence``, ``connectComponent``), on the grid of ifgramStack.h5.
+
 The reader plugin (chosen by ``mintpy.load.processor`` or, with ``auto``, by the readers' own
 ``detect``) parses and reads; this module alone writes, block by block over the output grid, with
 optional subset (``mintpy.subset.yx/lalo``) and multilook (``mintpy.multilook.*``).  A load whose
@@ -41,12 +46,17 @@ NEAREST_ONLY = {"connectComponent", "waterMask", "shadowMask", "azimuthCoord", "
                 "latitude", "longitude", "height", "incidenceAngle", "azimuthAngle", "slantRangeDistance"}
 
 
+# mintpy.load.<ion key> → the key of the same file kind the reader reads for the ionosphere stack
+ION_FILE_KEYS = {"ionUnwFile": "unwFile", "ionCorFile": "corFile", "ionConnCompFile": "connCompFile"}
+
+
 @dataclass(frozen=True)
 class LoadResult:
     stack_file: Path | None
     geometry_files: tuple[Path, ...]
     reader: str
     skipped: bool
+    ion_stack_file: Path | None = None
 
     @property
     def geometry_file(self) -> Path | None:
@@ -377,6 +387,57 @@ class _Plan:
     overrides: dict[str, str]
     stack_file: Path | None
     stack_sig: str | None
+    ion_stack: StackSource | None = None
+    ion_file: Path | None = None
+    ion_sig: str | None = None
+
+
+def _ion_request(template: Template, base_dir: Path, request: LoadRequest) -> LoadRequest | None:
+    """The request of the ionosphere stack: ``mintpy.load.ion*File`` in place of the interferograms'
+    patterns, the metadata/baseline/geometry patterns kept (the reader needs them); ``None`` without
+    ``ionUnwFile``."""
+    found = {}
+    for key, as_key in ION_FILE_KEYS.items():
+        value = template.get(f"mintpy.load.{key}")
+        if value:
+            value = os.path.expanduser(os.path.expandvars(value))
+            found[as_key] = value if os.path.isabs(value) else str(base_dir / value)
+    if not found:
+        return None
+    if "unwFile" not in found:
+        raise InputError("mintpy.load.ionCorFile/ionConnCompFile are set but mintpy.load.ionUnwFile is not: give the "
+                         "ionosphere interferograms (e.g. ../ion/*/ion_cal/filt.ion) or remove them")
+    patterns = {k: v for k, v in request.patterns.items()
+                if k not in ("unwFile", "corFile", "connCompFile", "intFile", "magFile")}
+    patterns.update(found)
+    return LoadRequest(patterns, template, base_dir, request.metadata_overrides)
+
+
+def _plan_ion(template: Template, base_dir: Path, request: LoadRequest, reader: Reader,
+              stack: StackSource | None) -> StackSource | None:
+    """The ionosphere stack of the request (read by the stack's reader), checked against the stack."""
+    ion_request = _ion_request(template, base_dir, request)
+    if ion_request is None:
+        return None
+    pattern = ion_request.pattern("unwFile")
+    if stack is None:
+        raise InputError(f"mintpy.load.ionUnwFile = {pattern!r} is set but there is no interferogram stack "
+                         "(mintpy.load.unwFile): the ionosphere stack is loaded beside it")
+    if not ion_request.files("unwFile"):
+        raise InputError(f"mintpy.load.ionUnwFile = {pattern!r} matches no file; check the pattern "
+                         f"(relative paths are taken from {base_dir})")
+    with guarded(f"reader {reader.name!r} (ionosphere stack)"):
+        ion = reader.open_stack(ion_request)
+    if ion is None or not ion.pairs:
+        raise InputError(f"reader {reader.name!r} found no ionosphere interferogram in mintpy.load.ionUnwFile = "
+                         f"{pattern!r}")
+    ion = _check_pairs(ion)
+    if ion.metadata.grid.shape != stack.metadata.grid.shape:
+        raise InputError(f"mintpy.load.ionUnwFile = {pattern!r}: the ionosphere interferograms are "
+                         f"{ion.metadata.grid.shape[0]}×{ion.metadata.grid.shape[1]} but the interferograms are "
+                         f"{stack.metadata.grid.shape[0]}×{stack.metadata.grid.shape[1]}; give the files on the same "
+                         "grid (same looks)")
+    return ion
 
 
 def _request(template: Template, base_dir: Path) -> LoadRequest:
@@ -436,6 +497,12 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
         stack_file = inputs_dir / "ifgramStack.h5"
         names = [n for n in STACK_DATASETS if n in stack.pairs[0].layers]
         stack_sig = _signature(reader.name, list(stack.inputs), win, overrides, names)
+    ion = _plan_ion(template, base_dir, request, reader, stack)
+    ion_file = ion_sig = None
+    if ion is not None:
+        ion_file = inputs_dir / "ionStack.h5"
+        ion_names = [n for n in STACK_DATASETS if n in ion.pairs[0].layers]
+        ion_sig = _signature(reader.name, list(ion.inputs), win, overrides, ion_names)
     planned = []
     for geom in geometries:
         # the subset/multilook window applies to geometry on the stack's grid; a lookup table on
@@ -446,7 +513,7 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
         name = "geometryGeo.h5" if gmeta.grid.is_geocoded else "geometryRadar.h5"
         sig = _signature(reader.name, list(geom.inputs), gwin, overrides, sorted(geom.layers))
         planned.append(_GeometryPlan(geom, gwin, gmeta, inputs_dir / name, sig))
-    return _Plan(reader, stack, planned, win, overrides, stack_file, stack_sig)
+    return _Plan(reader, stack, planned, win, overrides, stack_file, stack_sig, ion, ion_file, ion_sig)
 
 
 def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
@@ -463,9 +530,21 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
     logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
     stack_written = _load_stack(plan, max_memory, force)
+    ion_written = _load_ion_stack(plan, max_memory, force)
     geometry_files, geometry_written = _load_geometries(plan, max_memory, force)
     return LoadResult(plan.stack_file, geometry_files, plan.reader.name,
-                      skipped=not (stack_written or geometry_written))
+                      skipped=not (stack_written or ion_written or geometry_written), ion_stack_file=plan.ion_file)
+
+
+def _load_ion_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
+    """Write ``ionStack.h5`` (same window as the stack) unless it is current; True when written."""
+    if plan.ion_stack is None or plan.ion_file is None or plan.ion_sig is None:
+        return False
+    if not force and _is_current(plan.ion_file, plan.ion_sig):
+        logger.info("%s is up to date with its inputs: skipped", plan.ion_file)
+        return False
+    _write_stack(plan.ion_stack, plan.win, plan.overrides, plan.ion_file, plan.ion_sig, max_memory, plan.reader.name)
+    return True
 
 
 def _load_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
@@ -504,6 +583,8 @@ def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
     if plan.stack_file is not None and plan.stack_sig is not None and not _is_current(plan.stack_file, plan.stack_sig):
         return f"the source files of {plan.stack_file.name} changed (or it is missing)"
+    if plan.ion_file is not None and plan.ion_sig is not None and not _is_current(plan.ion_file, plan.ion_sig):
+        return f"the source files of {plan.ion_file.name} changed (or it is missing)"
     for g in plan.geometries:
         if not _is_current(g.path, g.signature):
             return f"the source files of {g.path.name} changed (or it is missing)"
@@ -592,7 +673,7 @@ def run(options: LoadOptions, workdir: WorkDir, compute: ComputeOptions) -> list
                     ", ".join(str(p.relative_to(workdir.root)) for p in workdir.loaded()))
         return workdir.loaded()
     result = load_data(options.template, workdir.root, base_dir=options.base_dir, max_memory=compute.max_memory)
-    return [p for p in [result.stack_file, *result.geometry_files] if p is not None]
+    return [p for p in [result.stack_file, result.ion_stack_file, *result.geometry_files] if p is not None]
 
 
 def stale(options: LoadOptions, workdir: WorkDir) -> str:

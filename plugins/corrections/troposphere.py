@@ -107,7 +107,7 @@ class _TroposphericDelay(Correction):
 
     stage = "timeseries"
     step = "correct_troposphere"
-    after = "correct_LOD"
+    after = "correct_ionosphere"  # MintPy: correct_LOD, correct_SET, correct_ionosphere, correct_troposphere
 
     def enabled(self, template: Template, metadata) -> bool:
         return template.get_str(METHOD_KEY, ["no", *METHODS]) == self.name

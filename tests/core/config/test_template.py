@@ -112,24 +112,20 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
     assert [str(w.message) for w in caught if issubclass(w.category, UnknownKeyWarning)] == []
     lines = [r.getMessage() for r in caplog.records if "does not implement" in r.getMessage()]
     assert len(lines) == 1  # one line for all of them
-    for key in ("mintpy.load.ionUnwFile", "mintpy.load.azOffFile", "mintpy.troposphericDelay.operaDir",
-                "mintpy.compute.config",
-                "mintpy.solidEarthTides", "mintpy.ionosphericDelay.method", "mintpy.load.frequency"):
+    for key in ("mintpy.load.azOffFile", "mintpy.troposphericDelay.operaDir", "mintpy.compute.config",
+                "mintpy.load.frequency"):
         assert key in lines[0]
     assert t.get_str("mintpy.networkInversion.weightFunc", ["var", "fim", "coh", "no"]) == "var"
     # the same file with a step that sbts would ignore switched on is refused, naming the key
-    text = path.read_text().replace("mintpy.solidEarthTides = auto", "mintpy.solidEarthTides = yes")
-    assert "mintpy.solidEarthTides = yes" in text
-    (tmp_path / "set.cfg").write_text(text)
-    with pytest.raises(TemplateError, match=r"mintpy.solidEarthTides = 'yes'.*not implemented"):
-        Template.read(tmp_path / "set.cfg")
+    text = re.sub(r"(?m)^mintpy.load.azOffFile\s*=\s*auto", "mintpy.load.azOffFile = ./offsets/*/az.off",
+                  path.read_text())
+    assert "mintpy.load.azOffFile = ./offsets/*/az.off" in text
+    (tmp_path / "off.cfg").write_text(text)
+    with pytest.raises(TemplateError, match=r"mintpy.load.azOffFile = .*not implemented"):
+        Template.read(tmp_path / "off.cfg")
 
 
 @pytest.mark.parametrize("line", [
-    "mintpy.solidEarthTides = yes",
-    "mintpy.ionosphericDelay.method = split_spectrum",
-    "mintpy.ionosphericDelay.excludeDate = 20200101",
-    "mintpy.load.ionUnwFile = ../ion/*/filt*.unw",
     "mintpy.load.azOffFile = ../offsets/*/azimuth.off",
     "mintpy.troposphericDelay.operaDir = ./myOPERA",
     "mintpy.troposphericDelay.method = opera",
@@ -143,7 +139,7 @@ def test_unimplemented_steps_are_refused_not_ignored(line):
 
 
 @pytest.mark.parametrize("line", ["mintpy.solidEarthTides = no", "mintpy.solidEarthTides = auto",
-                                  "mintpy.ionosphericDelay.method = no", "mintpy.load.ionUnwFile = auto",
+                                  "mintpy.solidEarthTides = yes", "mintpy.ionosphericDelay.method = no", "mintpy.load.ionUnwFile = auto",
                                   "mintpy.troposphericDelay.operaDir = ./OPERA", "mintpy.load.frequency = A"])
 def test_unimplemented_keys_left_unset_are_accepted_quietly(line):
     with warnings.catch_warnings():
@@ -168,7 +164,7 @@ def test_renamed_mintpy_key_says_so():
     assert "did you mean" not in message and "mintpy.network.excludeDate" not in message
 
 
-@pytest.mark.parametrize("line", ["mintpy.solidEarthTides = yes", "mintpy.ionosphericDelay.method = split_spectrum"])
+@pytest.mark.parametrize("line", ["mintpy.load.azOffFile = ./offsets/*/azimuth.off"])
 def test_sbts_run_refuses_unimplemented_step_in_one_line(tmp_path, line):
     from click.testing import CliRunner
 

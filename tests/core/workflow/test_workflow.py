@@ -203,7 +203,7 @@ def test_plan_puts_corrections_in_their_declared_slots():
     with pytest.warns(UserWarning, match="'correct_nowhere'.*no_such_step"):
         names = [s.name for s in build_steps(plugins.build_registry(extra_plugins=[("slots", _SlotPlugin())]))]
     # MintPy's order for the built-ins, declared by the plugins themselves
-    chain = ["invert_network", "correct_LOD", "correct_troposphere", "deramp", "correct_after-deramp",
+    chain = ["invert_network", "correct_LOD", "correct_SET", "correct_ionosphere", "correct_troposphere", "deramp", "correct_after-deramp",
              "correct_topography", "correct_minus1mm", "residual_RMS"]
     assert names[names.index("invert_network"):names.index("residual_RMS") + 1] == chain
     assert names.index("correct_unwrap_error") == names.index("quick_overview") + 1
