@@ -275,12 +275,41 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
                    outputs: InversionOutputs | None = None, ref_yx: tuple[int, int] | None = None) -> InversionOutputs:
     """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps.
 
-    ``choose_reference`` picks and stores a reference pixel when the stack has none (the
-    application's reference_point step: ``sbts.core.steps.reference.reference_chooser``); without
-    one such a stack is refused.  ``outputs`` names other files than the work directory's
-    ``timeseries.h5`` … (the ionosphere stack's ``ion.h5`` …); ``ref_yx`` inverts relative to that
-    pixel instead of the stack's REF_Y/REF_X (the ionosphere stack takes the phase stack's reference
-    point), leaving the stack as it is.
+    Block-wise under ``max_memory``, in this process, a process pool or on a dask cluster (the
+    results are identical); skipped when the outputs are current for the same stack and options.
+
+    Parameters
+    ----------
+    stack_path : str or os.PathLike
+        ``ifgramStack.h5`` (or another stack of the same layout, e.g. ``ionStack.h5``).
+    work_dir : str or os.PathLike, optional
+        Where the outputs go (default: the folder above the stack's ``inputs/``).
+    options : InversionOptions, optional
+        The inversion's options (default: from ``template``, else MintPy's defaults).
+    template : Template, optional
+        Read only when ``options`` is not given.
+    max_memory : float
+        Memory budget in GB for one block.
+    num_worker : int
+        Processes of the pool (1: in this process).
+    cluster : str, optional
+        ``local`` or a dask scheduler address.
+    force : bool
+        Invert even when the outputs are current.
+    choose_reference : callable, optional
+        ``choose_reference(stack) -> (y, x)`` picks and stores a reference pixel when the stack has
+        none (the application's reference_point step: ``sbts.core.steps.reference.reference_chooser``);
+        without one, such a stack is refused.
+    outputs : InversionOutputs, optional
+        Other files than the work directory's ``timeseries.h5`` … (the ionosphere stack's ``ion.h5`` …).
+    ref_yx : tuple of int, optional
+        Invert relative to this pixel instead of the stack's REF_Y/REF_X, leaving the stack as it is
+        (the ionosphere stack takes the phase stack's reference point).
+
+    Returns
+    -------
+    InversionOutputs
+        The paths written (or found current: ``skipped``) and the number of reliable pixels.
     """
     stack_path = Path(stack_path)
     work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent

@@ -28,7 +28,33 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class InversionOptions:
-    """``mintpy.networkInversion.*`` options, resolved."""
+    """``mintpy.networkInversion.*`` options, resolved (:meth:`from_template` reads a template).
+
+    Parameters
+    ----------
+    weight_func : str
+        ``var``, ``fim``, ``coh`` or ``no`` (MintPy's ``sbas``/``wls`` are ``no``/``var``).
+    min_norm_velocity : bool
+        Minimum-norm velocity (True) or phase (False) where the network is disconnected.
+    mask_dataset : str, optional
+        ``coherence`` or ``connectComponent``: pairs below ``mask_threshold`` are masked per pixel.
+    mask_threshold : float
+        Threshold of ``mask_dataset``.
+    min_redundancy : float
+        Fewest pairs per date for a pixel to be inverted.
+    min_temp_coh : float
+        Temporal coherence of ``maskTempCoh.h5``.
+    min_num_pixel : int
+        Fewest reliable pixels before the inversion is called a failure.
+    shadow_mask : bool
+        Leave out the geometry's shadow pixels.
+    water_mask_file : str, optional
+        A water mask (True = land) to leave out water.
+    water_mask_required : bool
+        The template names ``water_mask_file`` explicitly: a missing file is an error.
+    obs_dataset : str
+        The stack dataset inverted (``unwrapPhase`` or a corrected one).
+    """
 
     weight_func: str = "var"
     min_norm_velocity: bool = True
@@ -52,6 +78,8 @@ class InversionOptions:
 
     @classmethod
     def from_template(cls, t: Template) -> InversionOptions:
+        """The options from the ``mintpy.networkInversion.*`` keys (and ``mintpy.unwrapError.method``,
+        which picks the inverted dataset); a bad value raises a ``TemplateError`` naming the key."""
         key = "mintpy.networkInversion."
         weight = t.get_str(key + "weightFunc", ["var", "fim", "coh", "no", "sbas", "wls"]) or "no"
         weight = {"sbas": "no", "wls": "var"}.get(weight, weight)
