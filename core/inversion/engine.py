@@ -253,12 +253,15 @@ def _reference_point(stack: IfgramStack, choose_reference: ReferenceChooser | No
 def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | None = None,
                    options: InversionOptions | None = None, template: Template | None = None,
                    max_memory: float = DEFAULT_MAX_MEMORY_GB, num_worker: int = 1, cluster: str | None = None,
-                   force: bool = False, choose_reference: ReferenceChooser | None = None) -> InversionOutputs:
+                   force: bool = False, choose_reference: ReferenceChooser | None = None,
+                   update_store: bool = False) -> InversionOutputs:
     """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps.
 
     ``choose_reference`` picks and stores a reference pixel when the stack has none (the
     application's reference_point step: ``sbts.core.steps.reference.reference_chooser``); without
-    one such a stack is refused.
+    one such a stack is refused.  With ``update_store`` the per-pixel factor of the normal
+    equations is stored beside the outputs, and a later inversion after new acquisitions were
+    appended updates them exactly from it (:mod:`sbts.core.inversion.incremental`).
     """
     stack_path = Path(stack_path)
     work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent
@@ -275,7 +278,15 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
             return InversionOutputs(*out_paths, skipped=True)
         with _scratch_pixel_mask(work_dir, prep.water) as pixel_mask_path:
             task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster)
-            return _write_outputs(prep, task, blocks, num_worker, cluster)
+            from sbts.core.inversion import incremental  # exact update after appended acquisitions
+
+            updated = None if force or not update_store else incremental.update(prep, task, max_memory)
+            if updated is not None:
+                return updated
+            result = _write_outputs(prep, task, blocks, num_worker, cluster)
+            if update_store:
+                incremental.build_store(prep, task, max_memory)
+            return result
 
 
 # ------------------------------------------------------------------ stage 1: inputs, reference, masks
