@@ -51,7 +51,7 @@ STORE_TYPE = "inversionFactor"
 _LOAD_RECORD = "ifgramStack_load.json"  # written by the loader beside the stack
 _PIVOT_TOL = 1e-9  # a pivot below this fraction of its diagonal: numerically rank deficient
 
-__all__ = ["STORE_FILE", "FactorState", "normal_equations", "factorize", "extend", "solve",
+__all__ = ["STORE_FILE", "UPDATE_ATTR", "FactorState", "normal_equations", "factorize", "extend", "solve",
            "temporal_coherence", "store_path"]
 
 
@@ -258,6 +258,8 @@ def options_digest(prep: Any) -> str:
 
 
 _INFO_ATTR = "SBTS_FACTOR"
+#: attribute of an updated ``timeseries.h5``: what the update did (absent after a full inversion)
+UPDATE_ATTR = "SBTS_INVERSION_UPDATE"
 _STACK_SIGNATURE_ATTR = "SBTS_INPUT_SIGNATURE"  # the loader's content key of the stack's source files
 
 
@@ -449,6 +451,8 @@ def update(prep: Any, task: Any, max_memory: float) -> Any:
             wnum.write("mask", num.astype(np.float32).reshape(h, w), block)
             _write_state(wst, state, block)
         reliable = engine._finish_outputs(prep, out_meta, wtc, wnum)
+        wts.file.attrs[UPDATE_ATTR] = (f"exact update with {new_rows.size} new pair(s), {n - n0} new date(s): "
+                                       f"{counts[0]} pixel(s) from the stored factor, {counts[1]} from all their pairs")
     logger.info("inversion updated: %d pixel(s) from the stored factor, %d inverted from all their pairs",
                 *counts)
     return replace(outputs, skipped=False, num_reliable_pixels=reliable)
