@@ -152,3 +152,44 @@ def test_pixel_whose_last_date_was_unconstrained_is_inverted_from_all_pairs():
     ref = invert_block(phase, d1, d2, np.arange(n) / 30.0, weight=weight).timeseries
     x = incremental.solve(new)
     np.testing.assert_allclose(x[:, 1:], ref[1:, 1:], rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_killed_update_leaves_previous_products_and_the_rerun_completes(data, tmp_path, monkeypatch, caplog):
+    """Interrupted in the middle of its blocks: the 60-date products and factor stay as they were, no
+    partial file is left; the rerun updates.  Interrupted after the factor took its new name but
+    before the time series did (simulated by restoring the old time series): the rerun solves from
+    the moved-on factor.  Both end equal to a full inversion."""
+    wd, full = tmp_path / "wd", tmp_path / "full"
+    stack = _write(wd / "inputs/ifgramStack.h5", data, N0, "old")
+    invert_network(stack, wd, _opts("var"), update_store=True, max_memory=0.002)
+    before = {p.name: p.read_bytes() for p in wd.glob("*.h5")}
+    _appended(wd, data)
+    calls = {"n": 0}
+    real = incremental.temporal_coherence
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(incremental, "temporal_coherence", dying)
+    with pytest.raises(KeyboardInterrupt):
+        invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
+    assert calls["n"] == 2
+    assert {p.name: p.read_bytes() for p in wd.glob("*.h5")} == before
+    assert not [p for p in wd.iterdir() if ".part" in p.name or p.name.endswith(".tmp")]
+    monkeypatch.setattr(incremental, "temporal_coherence", real)
+    invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
+    invert_network(_appended(full, data), full, _opts("var"))
+    ts_f = _read(full)[0]
+    np.testing.assert_allclose(_read(wd)[0], ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+
+    (wd / "timeseries.h5").write_bytes(before["timeseries.h5"])  # the factor moved on, the series did not
+    caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+    invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
+    assert "0 new pair(s), 1 new date(s) on the stored factor" not in caplog.text
+    assert "inversion updated" in caplog.text
+    ts_u = _read(wd)[0]
+    assert ts_u.shape[0] == N0 + 1
+    np.testing.assert_allclose(ts_u, ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
