@@ -432,13 +432,19 @@ def update(prep: Any, task: Any, max_memory: float) -> Any:
             ts[1:] = solve(state)
             tcoh, num = temporal_coherence(phase, ts, d1, d2)
             redo = np.flatnonzero(land & ~state.exact)
-            if redo.size:  # from all pairs: the solver's answer, and a fresh factor for the next update
+            if redo.size:  # from all pairs: a fresh factor (for the next update too), else the solver
                 weight = _weights(task, task.stack_path, block, kept_index)
                 wsub = None if weight is None else weight[:, redo]
-                res = invert_block(phase[:, redo], d1, d2, np.asarray(task.tbase), weight=wsub,
-                                   min_norm_velocity=task.min_norm_velocity, min_redundancy=task.min_redundancy)
-                ts[:, redo], tcoh[redo], num[redo] = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
                 fresh = factorize(phase[:, redo], wsub, d1, d2, n, task.min_redundancy)
+                good, rest = redo[fresh.exact], redo[~fresh.exact]
+                if good.size:
+                    ts[1:, good] = solve(fresh)[:, fresh.exact]
+                    tcoh[good], num[good] = temporal_coherence(phase[:, good], ts[:, good], d1, d2)
+                if rest.size:  # rank deficient or not redundant enough: the solver's own answer
+                    res = invert_block(phase[:, rest], d1, d2, np.asarray(task.tbase),
+                                       weight=None if weight is None else weight[:, rest],
+                                       min_norm_velocity=task.min_norm_velocity, min_redundancy=task.min_redundancy)
+                    ts[:, rest], tcoh[rest], num[rest] = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
                 state.band[:, :, redo] = 0.0
                 state.band[:, :fresh.band.shape[1], redo] = fresh.band[:, :bw + 1]
                 state.y[:, redo], state.exact[redo] = fresh.y, fresh.exact & (fresh.bandwidth <= bw)
