@@ -14,8 +14,13 @@ same stack without its last date (the 60-date stack, 3 pairs fewer).  Then print
 Times are wall seconds in this process (warm page cache; the update must read the phase of every pair
 for the temporal coherence).  The outputs of update and full are compared (max |Δ| / max |ts|).
 
+With ``--run`` it times whole ``sbts run`` instead (through ``--end velocity``, troposphere, geocode and
+exports off), on a synthetic GeoTIFF processor stack of ``--run-size`` pixels and 61 dates: the 60-date
+run with the store, the run after the last acquisition's files appear (the update), and a fresh run
+on all files; per-step times of both are printed.
+
 Usage: python bench/bench_update.py [--dir /tmp/sbts_bench_update] [--size 1000 1000]
-                                    [--weight no var] [--max-memory 2]
+                                    [--weight no var] [--max-memory 2] [--run [--run-size 300 300]]
 """
 
 from __future__ import annotations
@@ -85,13 +90,69 @@ def timed(fn, *args, **kwargs) -> float:
     return time.perf_counter() - start
 
 
+RUN_OPTIONS = """
+sbts.networkInversion.updateStore = {store}
+mintpy.troposphericDelay.method = no
+mintpy.geocode = no
+mintpy.save.kmz = no
+mintpy.plot = no
+"""
+
+
+def bench_run(root: Path, shape: tuple[int, int]) -> None:
+    """Whole ``sbts run``: full run on 61 dates vs the update run after the 61st date's files appear."""
+    from sbts.core.demo.synthetic import make_synthetic_stack
+    from sbts.core.workflow.runner import run_workflow
+    from sbts.tests.e2e.formats import geotiff
+
+    shutil.rmtree(root, ignore_errors=True)
+    synth = make_synthetic_stack(shape=shape, num_date=61, seed=1, num_neighbor=3)
+    cfg = geotiff.write(root / "src", synth)
+    text = cfg.read_text()
+    cfg.write_text(text + RUN_OPTIONS.format(store="yes"))
+    full_cfg = cfg.with_name("full.cfg")
+    last = synth.date_list[-1]
+    late = [p for p in (root / "src").rglob("*") if p.is_file() and last in p.name]
+    held = root / "held"
+    held.mkdir()
+    for p in late:
+        shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
+    t_first = timed(run_workflow, cfg, work_dir=root / "upd", end="velocity")
+    for p in late:
+        shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
+    start = time.perf_counter()
+    upd = run_workflow(cfg, work_dir=root / "upd", end="velocity")
+    t_upd = time.perf_counter() - start
+    with h5py.File(root / "upd/inputs/ifgramStack.h5", "r") as f:
+        ref = f.attrs["REF_Y"], f.attrs["REF_X"]
+    full_cfg.write_text(text + RUN_OPTIONS.format(store="no") + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
+    start = time.perf_counter()
+    full = run_workflow(full_cfg, work_dir=root / "full", end="velocity")
+    t_full = time.perf_counter() - start
+    print(f"sbts run, {shape[0]} x {shape[1]} px, {len(synth.date1_index)} pairs / 61 dates (GeoTIFF): 60-date run "
+          f"with the store {t_first:.1f} s; update run {t_upd:.1f} s = {100 * t_upd / t_full:.0f} % of the full run "
+          f"{t_full:.1f} s")
+    by_name = {r.name: r for r in full}
+    for r in upd:
+        f = by_name.get(r.name)
+        print(f"  {r.name:<22s} update {r.status:<8s} {r.seconds:6.2f} s | full {f.seconds if f else 0:6.2f} s  {r.note}")
+    with h5py.File(root / "upd/velocity.h5", "r") as a, h5py.File(root / "full/velocity.h5", "r") as b:
+        v = b["velocity"][()]
+        print(f"  velocity: max|diff|/max|v| {np.nanmax(np.abs(a['velocity'][()] - v)) / np.nanmax(np.abs(v)):.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, default=Path("/tmp/sbts_bench_update"))
     ap.add_argument("--size", type=int, nargs=2, default=(1000, 1000))
     ap.add_argument("--weight", nargs="+", default=["no", "var"])
     ap.add_argument("--max-memory", type=float, default=2.0)
+    ap.add_argument("--run", action="store_true", help="time whole `sbts run` (see the module doc)")
+    ap.add_argument("--run-size", type=int, nargs=2, default=(300, 300))
     args = ap.parse_args()
+    if args.run:
+        bench_run(args.dir / "run", tuple(args.run_size))
+        return
 
     from sbts.core.inversion.engine import InversionOptions, invert_network
     from sbts.core.inversion.incremental import store_path
