@@ -193,3 +193,18 @@ def test_killed_update_leaves_previous_products_and_the_rerun_completes(data, tm
     ts_u = _read(wd)[0]
     assert ts_u.shape[0] == N0 + 1
     np.testing.assert_allclose(ts_u, ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+
+
+def test_pair_between_old_dates_means_a_full_inversion(data, tmp_path, caplog):
+    """A late pair between two old dates changes rows of the factor that are kept: full inversion."""
+    dates, pairs, phase, coh = data
+    late = next(k for k, (i, j) in enumerate(pairs) if j == i + 3 and j < N0)
+    wd = tmp_path / "wd"
+    without = [k for k in range(len(pairs)) if k != late]
+    sub = (dates, [pairs[k] for k in without], phase[without], coh[without])
+    stack = _write(wd / "inputs/ifgramStack.h5", sub, N0, "old")
+    invert_network(stack, wd, _opts("var"), update_store=True)
+    _appended(wd, data)
+    caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+    invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True)
+    assert "new pair(s) between old dates" in caplog.text and "inversion updated" not in caplog.text
