@@ -35,6 +35,9 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
     its own valid pairs, batched over all pixels of a block.  Writes timeseries.h5 (metres,
     positive toward the satellite), temporalCoherence.h5, numInvIfgram.h5 and maskTempCoh.h5 in
     WORK_DIR.  With --cluster local (or a dask scheduler address) blocks run on dask.distributed.
+    With sbts.networkInversion.updateStore = yes the per-pixel factor is kept in
+    inversionFactor.h5 and, after `sbts load` appended new acquisitions, the outputs are updated
+    exactly from it instead of being recomputed.
     """
     from sbts.core.inversion.engine import InversionOptions, invert_network
     from sbts.core.steps.reference import reference_chooser
@@ -50,6 +53,7 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
     memory = o.resolve_memory(max_memory, t)
     out = invert_network(stack_file or wd / "inputs" / "ifgramStack.h5", wd, InversionOptions.from_template(t),
                          max_memory=memory, num_worker=o.resolve_workers(num_worker, t), cluster=cluster, force=force,
-                         choose_reference=reference_chooser(t, wd, memory))
+                         choose_reference=reference_chooser(t, wd, memory),
+                         update_store=t.get_bool("sbts.networkInversion.updateStore"))
     for path in (out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh):
         click.echo(str(path))

@@ -272,7 +272,8 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
                    options: InversionOptions | None = None, template: Template | None = None,
                    max_memory: float = DEFAULT_MAX_MEMORY_GB, num_worker: int = 1, cluster: str | None = None,
                    force: bool = False, choose_reference: ReferenceChooser | None = None,
-                   outputs: InversionOutputs | None = None, ref_yx: tuple[int, int] | None = None) -> InversionOutputs:
+                   outputs: InversionOutputs | None = None, ref_yx: tuple[int, int] | None = None,
+                   update_store: bool = False) -> InversionOutputs:
     """Invert the kept interferograms of ``stack_path`` into ``timeseries.h5`` and quality maps.
 
     Block-wise under ``max_memory``, in this process, a process pool or on a dask cluster (the
@@ -305,6 +306,10 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     ref_yx : tuple of int, optional
         Invert relative to this pixel instead of the stack's REF_Y/REF_X, leaving the stack as it is
         (the ionosphere stack takes the phase stack's reference point).
+    update_store : bool
+        Store the per-pixel factor of the normal equations beside the outputs, so that a later
+        inversion after new acquisitions were appended updates them exactly from it
+        (:mod:`sbts.core.inversion.incremental`).
 
     Returns
     -------
@@ -326,7 +331,15 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
             return replace(prep.outputs, skipped=True)
         with _scratch_pixel_mask(work_dir, prep.water) as pixel_mask_path:
             task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster)
-            return _write_outputs(prep, task, blocks, num_worker, cluster)
+            from sbts.core.inversion import incremental  # exact update after appended acquisitions
+
+            updated = None if force or not update_store else incremental.update(prep, task, max_memory)
+            if updated is not None:
+                return updated
+            result = _write_outputs(prep, task, blocks, num_worker, cluster)
+            if update_store:
+                incremental.build_store(prep, task, max_memory)
+            return result
 
 
 # ------------------------------------------------------------------ stage 1: inputs, reference, masks

@@ -14,6 +14,7 @@ inputs and options are unchanged since the last one is skipped (update mode).
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import logging
@@ -548,14 +549,159 @@ def _load_ion_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
 
 
 def _load_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
-    """Stage 4: write ``ifgramStack.h5`` unless it is current; True when written."""
+    """Stage 4: write ``ifgramStack.h5`` unless it is current; True when written.
+
+    When the stack on disk was loaded with the same options from files that are all unchanged,
+    and the patterns now match more pairs, only the new pairs' files are read: the earlier pairs
+    are copied from the stack on disk (see :func:`_previous_stack`), and the record beside the
+    stack (:data:`LOAD_RECORD`) names the new pairs and dates."""
     if plan.stack is None or plan.stack_file is None or plan.stack_sig is None:
         return False
     if not force and _is_current(plan.stack_file, plan.stack_sig):
         logger.info("%s is up to date with its inputs: skipped", plan.stack_file)
+        if _read_record(plan.stack_file).get("signature") != plan.stack_sig:
+            _write_record(plan, None)  # a load killed between the stack and its record
         return False
-    _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory, plan.reader.name)
+    previous = None if force else _previous_stack(plan)
+    _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory, plan.reader.name,
+                 previous)
+    _write_record(plan, previous)
     return True
+
+
+# ------------------------------------------------------------------ appending new acquisitions
+#: beside ``ifgramStack.h5``: the source files it was loaded from (name, size, modification time),
+#: its load options, and, after an append, which pairs and dates are new
+LOAD_RECORD = "ifgramStack_load.json"
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """The stack on disk whose pairs a load copies instead of reading their files again."""
+
+    path: Path
+    pairs: tuple[str, ...]  # date12 in the file's order
+    dates: tuple[str, ...]
+    signature: str
+    reference: dict  # REF_* attributes it carried (the reference_point step's choice)
+    keep: tuple[bool, ...]  # its dropIfgram (the network step's choice)
+
+
+def record_path(stack_file: str | os.PathLike) -> Path:
+    """The load record beside a stack (:data:`LOAD_RECORD`)."""
+    return Path(stack_file).with_name(LOAD_RECORD)
+
+
+def _read_record(stack_file: Path) -> dict:
+    try:
+        data = json.loads(record_path(stack_file).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_update_record(stack_file: str | os.PathLike) -> dict | None:
+    """What the last load appended to ``stack_file``: ``{"new_pairs", "new_dates", "old_pairs",
+    "old_signature", "old_reference", "old_keep"}``, or None when the stack was loaded whole (or
+    its record does not belong to it)."""
+    stack_file = Path(stack_file)
+    record = _read_record(stack_file)
+    try:
+        current = read_attrs(stack_file).get(SIGNATURE_ATTR)
+    except SbtsError:
+        return None
+    if not record or record.get("signature") != current:
+        return None
+    update = record.get("update")
+    return update if isinstance(update, dict) else None
+
+
+def _options_key(plan: _Plan) -> str:
+    names = [n for n in STACK_DATASETS if plan.stack is not None and n in plan.stack.pairs[0].layers]
+    return _signature(plan.reader.name, [], plan.win, plan.overrides, names)
+
+
+def _file_stamps(paths) -> dict[str, list[int]]:
+    out = {}
+    for p in sorted({str(p) for p in paths}):
+        try:
+            st = os.stat(p)
+            out[p] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            out[p] = [-1, -1]
+    return out
+
+
+def _date12(p) -> str:
+    return f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}"
+
+
+def _previous_stack(plan: _Plan) -> _Previous | None:
+    """The stack on disk, when its pairs can be copied into the new one: the same reader, window,
+    template metadata and datasets, and every source file it was read from unchanged.  A pair it
+    holds that the patterns no longer match is an error (never a silent rewrite without it)."""
+    assert plan.stack is not None and plan.stack_file is not None
+    path = plan.stack_file
+    if not path.exists():
+        return None
+    record = _read_record(path)
+    try:
+        from sbts.core.io.products import IfgramStack
+
+        attrs = read_attrs(path)
+        stack = IfgramStack(path)
+        old_pairs, shape = tuple(stack.pairs.date12), stack.shape
+        old_keep = tuple(bool(k) for k in stack.pairs.keep)
+        old_dates = tuple(stack.pairs.date_strings)
+        datasets = {n for n in STACK_DATASETS if stack.has(n)}
+    except SbtsError as exc:
+        logger.info("%s cannot be appended to (%s): loading every pair", path, exc)
+        return None
+    if not record or record.get("signature") != attrs.get(SIGNATURE_ATTR):
+        logger.info("%s has no load record of its own (%s): loading every pair", path.name, LOAD_RECORD)
+        return None
+    if record.get("options") != _options_key(plan):
+        logger.info("the load options (reader, subset, multilook, metadata keys, datasets) changed since %s was "
+                    "written: loading every pair", path.name)
+        return None
+    new_names = {_date12(p) for p in plan.stack.pairs}
+    gone = [d for d in old_pairs if d not in new_names]
+    if gone:
+        raise InputError(f"{len(gone)} interferogram(s) of {path} are no longer matched by mintpy.load.unwFile: "
+                         + ", ".join(gone[:5]) + (" ..." if len(gone) > 5 else "")
+                         + "; restore their files, or reload the whole stack with --force")
+    stamps = record.get("files") or {}
+    changed = [f for f, st in stamps.items() if _file_stamps([f])[f] != list(st)]
+    if changed:
+        logger.info("%d source file(s) of %s changed since it was loaded (%s%s): loading every pair", len(changed),
+                    path.name, changed[0], " ..." if len(changed) > 1 else "")
+        return None
+    names = {n for n in STACK_DATASETS if n in plan.stack.pairs[0].layers}
+    if shape != plan.win.shape or datasets != names:
+        logger.info("%s has another grid or other datasets: loading every pair", path.name)
+        return None
+    ref = {k: str(v) for k, v in attrs.items() if k in ("REF_Y", "REF_X", "REF_LAT", "REF_LON")}
+    return _Previous(path, old_pairs, old_dates, str(attrs.get(SIGNATURE_ATTR)), ref, old_keep)
+
+
+def _write_record(plan: _Plan, previous: _Previous | None) -> None:
+    """Write :data:`LOAD_RECORD` (atomically) after the stack took its name."""
+    from sbts.core.io.h5 import atomic_write_text
+
+    assert plan.stack is not None and plan.stack_file is not None
+    record: dict = {"signature": plan.stack_sig, "options": _options_key(plan),
+                    "files": _file_stamps(plan.stack.inputs)}
+    if previous is not None:
+        old = set(previous.pairs)
+        names = sorted(_date12(p) for p in plan.stack.pairs)
+        new_pairs = [d for d in names if d not in old]
+        dates = sorted({d for n in names for d in n.split("_")})
+        record["update"] = {"new_pairs": new_pairs, "new_dates": [d for d in dates if d not in set(previous.dates)],
+                            "old_pairs": list(previous.pairs), "old_signature": previous.signature,
+                            "old_reference": previous.reference, "old_keep": list(previous.keep)}
+        logger.info("appended %d interferogram(s) (%d new date(s)) to %s", len(new_pairs),
+                    len(record["update"]["new_dates"]), plan.stack_file.name)
+    atomic_write_text(record_path(plan.stack_file), json.dumps(record, indent=1, sort_keys=True))
 
 
 def _load_geometries(plan: _Plan, max_memory: float, force: bool) -> tuple[tuple[Path, ...], bool]:
@@ -592,7 +738,7 @@ def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str
 
 
 def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], path: Path, sig: str,
-                 max_memory: float, reader: str) -> None:
+                 max_memory: float, reader: str, previous: _Previous | None = None) -> None:
     order = sorted(range(len(stack.pairs)), key=lambda k: (stack.pairs[k].date1, stack.pairs[k].date2))
     sources = [stack.pairs[k] for k in order]
     bperp = [np.nan if p.bperp is None else p.bperp for p in sources]
@@ -608,17 +754,35 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
     names = {n: STACK_DATASETS[n] for n in STACK_DATASETS if n in sources[0].layers}
     out_shape = win.shape
     # one dataset of all pairs is held at a time, plus one source window being reduced
-    per_pixel = len(sources) * 4 * 1.5 + 8 * win.ystep * win.xstep
+    per_pixel = len(sources) * 4 * 1.5 + 8 * win.ystep * win.xstep + (4 * len(previous.pairs) if previous else 0)
     blocks = plan_blocks(out_shape, per_pixel, max_memory)
     logger.info("writing %s: %d pairs, %d×%d pixels, datasets %s", path, len(sources), *out_shape, ", ".join(names))
-    with StackWriter(path, meta, pairs, names, signature=sig) as w:
+    # pairs of the stack on disk are copied from it (their files are not read again)
+    old_pos = {d: k for k, d in enumerate(previous.pairs)} if previous is not None else {}
+    copied = [(k, old_pos[_date12(p)]) for k, p in enumerate(sources) if _date12(p) in old_pos]
+    old_pos_new = {c[0] for c in copied}
+    new_idx, old_idx = np.array([c[0] for c in copied], np.intp), np.array([c[1] for c in copied], np.intp)
+    if previous is not None:
+        logger.info("%s: copying %d pairs from the stack on disk, reading %d new", path.name, len(copied),
+                    len(sources) - len(copied))
+    with contextlib.ExitStack() as stack_ctx:
+        old_file = None
+        if copied:
+            import h5py
+
+            old_file = stack_ctx.enter_context(h5py.File(previous.path, "r", locking=False))  # type: ignore[union-attr]
+        w = stack_ctx.enter_context(StackWriter(path, meta, pairs, names, signature=sig))
         for block in progress(blocks, desc="load stack", unit="block"):
             if w.is_done(block):
                 continue
             src = win.source_block(block)
             for name, dtype in names.items():
                 out = np.empty((len(sources),) + block.shape, dtype)
+                if old_file is not None:
+                    out[new_idx] = old_file[name][:, block.rows, block.cols][old_idx]
                 for k, p in enumerate(sources):
+                    if k in old_pos_new:
+                        continue
                     data = _read_layer(p.layers[name], src, p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}", name,
                                        reader)
                     data = win.reduce(data, name)

@@ -423,15 +423,31 @@ def reference_chooser(options: ReferenceOptions | Template | None, work_dir: str
     return choose
 
 
-def run(options: ReferenceOptions, workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+def run(options: ReferenceOptions, workdir: WorkDir, compute: ComputeOptions,
+        keep: tuple[int, int, float | None, float | None] | None = None) -> list[Path]:
     """The reference_point step of ``sbts run``: the average coherence and connected-component mask
-    it chooses on (``avgSpatialCoh.h5``, ``maskConnComp.h5``), then REF_Y/REF_X in the stack."""
+    it chooses on (``avgSpatialCoh.h5``, ``maskConnComp.h5``), then REF_Y/REF_X in the stack.
+
+    ``keep`` (y, x, lat, lon): the point of the previous run, kept when it has data in every kept
+    pair (after new acquisitions were appended with the same reference options)."""
     from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask
 
     outputs = []
     if IfgramStack(workdir.stack).has("coherence"):
         outputs.append(write_average_coherence(workdir.stack, workdir.root, compute.max_memory))
     outputs.append(write_conncomp_mask(workdir.stack, workdir.root, compute.max_memory))
+    if keep is not None:
+        stack = IfgramStack(workdir.stack)
+        y, x = keep[0], keep[1]
+        kept = np.flatnonzero(stack.pairs.keep)
+        inside = 0 <= y < stack.shape[0] and 0 <= x < stack.shape[1]
+        value = stack.read("unwrapPhase", Block(y, y + 1, x, x + 1), kept).reshape(-1) if inside else np.zeros(1)
+        if np.all(np.isfinite(value) & (value != 0)):
+            set_reference(workdir.stack, y, x, keep[2], keep[3])
+            logger.info("reference point y=%d x=%d kept from the previous run (new acquisitions appended)", y, x)
+            return outputs
+        logger.info("the previous reference point y=%d x=%d has no data in some new pair: choosing again "
+                    "(a changed reference point means a full inversion)", y, x)
     choice = choose_reference(IfgramStack(workdir.stack), options, workdir.root, compute.max_memory)
     set_reference(workdir.stack, choice.y, choice.x, choice.lat, choice.lon)
     logger.info("reference point y=%d x=%d (%s)", choice.y, choice.x, choice.method)

@@ -56,6 +56,7 @@ class Step:
     stale: Callable[[RunContext], str] = lambda ctx: ""
     off_reason: Callable[[RunContext], str] = lambda ctx: "disabled by the template"
     corrections: tuple[Correction, ...] = ()  # a correction step: the plugins that may run as it
+    report: Callable[[RunContext], str] = lambda ctx: ""  # after it ran: what it updated or recomputed
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,11 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepRepo
     seconds = time.perf_counter() - start
     state[step.name] = st.record(options, outputs, _inputs(ctx, step))
     st.save_state(ctx.work_dir, state)
+    note = step.report(ctx)
+    if note:
+        logger.info("step %s: %s", step.name, note)
     logger.info("step %s: done in %.1f s", step.name, seconds)
-    return StepReport(step.name, "ran", seconds, outputs)
+    return StepReport(step.name, "ran", seconds, outputs, note)
 
 
 class _RunLogHandler(logging.FileHandler):

@@ -65,7 +65,52 @@ def _parse_reference(ctx: RunContext):
 def _reference(ctx: RunContext) -> list[Path]:
     from sbts.core.steps import reference
 
-    return reference.run(ctx.opt("reference_point"), ctx.workdir, ctx.compute)
+    return reference.run(ctx.opt("reference_point"), ctx.workdir, ctx.compute, keep=_previous_reference(ctx))
+
+
+def _appended(ctx: RunContext) -> dict | None:
+    """What the last load appended to the stack (None: loaded whole)."""
+    from sbts.core.steps.load import read_update_record
+
+    return read_update_record(ctx.stack_file) if ctx.stack_file.exists() else None
+
+
+def _previous_reference(ctx: RunContext) -> tuple[int, int, float | None, float | None] | None:
+    """After new acquisitions were appended, the reference point of the previous run, when the
+    reference options are those it was chosen with (another point would mean a full inversion)."""
+    from sbts.core.workflow import state as st
+
+    update = _appended(ctx)
+    ref = (update or {}).get("old_reference") or {}
+    if "REF_Y" not in ref or "REF_X" not in ref:
+        return None
+    rec = st.load_state(ctx.work_dir).get("reference_point") or {}
+    if rec.get("options") != st.digest(ctx.opt("reference_point")):
+        logger.info("the reference options changed since the last run: the reference point is chosen again "
+                    "(a changed reference point means a full inversion)")
+        return None
+    lat, lon = ref.get("REF_LAT"), ref.get("REF_LON")
+    return (int(ref["REF_Y"]), int(ref["REF_X"]), None if lat is None else float(lat),
+            None if lon is None else float(lon))
+
+
+def _load_report(ctx: RunContext) -> str:
+    update = _appended(ctx)
+    if update is None:
+        return "loaded every pair"
+    return f"appended {len(update.get('new_pairs', []))} pair(s), {len(update.get('new_dates', []))} new date(s)"
+
+
+def _invert_report(ctx: RunContext) -> str:
+    from sbts.core.inversion.incremental import UPDATE_ATTR
+    from sbts.core.io.h5 import read_attrs
+
+    path = ctx.workdir.file(TIMESERIES_FILE)
+    try:
+        note = read_attrs(path).get(UPDATE_ATTR)
+    except SbtsError:
+        note = None
+    return f"updated: {note}" if note else "recomputed (full inversion)"
 
 
 def _overview(ctx: RunContext) -> list[Path]:
@@ -86,7 +131,8 @@ def _invert(ctx: RunContext) -> list[Path]:
 
     out = invert_network(ctx.stack_file, ctx.work_dir, ctx.opt("invert_network"), max_memory=ctx.compute.max_memory,
                          num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster,
-                         choose_reference=reference_chooser(ctx.template, ctx.work_dir, ctx.compute.max_memory))
+                         choose_reference=reference_chooser(ctx.template, ctx.work_dir, ctx.compute.max_memory),
+                         update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"))
     return [out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh]
 
 
@@ -305,7 +351,7 @@ def builtin_steps() -> list[Step]:
     stack = lambda c: [c.stack_file]  # noqa: E731
     files = lambda *names: (lambda c: [c.workdir.file(n) for n in names])  # noqa: E731
     return [
-        Step("load_data", _load, lambda c: [], stack, parse=_parse_load, stale=_load_stale,
+        Step("load_data", _load, lambda c: [], stack, parse=_parse_load, stale=_load_stale, report=_load_report,
              help="read the processor's files into inputs/ifgramStack.h5 and inputs/geometry*.h5"),
         Step("modify_network", _network, stack, files("coherenceSpatialAvg.txt"), parse=_parse_network,
              help="drop pairs (dropIfgram) by baseline, date, index, coherence"),
@@ -313,7 +359,7 @@ def builtin_steps() -> list[Step]:
              help="average coherence, connected-component mask, reference pixel (REF_Y/REF_X)"),
         Step("quick_overview", _overview, stack, files("avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5"),
              help="stacking velocity and the number of non-zero closure phases"),
-        Step("invert_network", _invert, stack, _inversion_outputs, parse=_parse_inversion,
+        Step("invert_network", _invert, stack, _inversion_outputs, parse=_parse_inversion, report=_invert_report,
              help="weighted least-squares network inversion → timeseries.h5"),
         Step("residual_RMS", _rms, _rms_input, files("reference_date.txt"), parse=_parse_rms,
              enabled=lambda c: c.product("residual") is not None,
