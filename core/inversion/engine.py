@@ -75,10 +75,12 @@ class InversionOutputs:
     mask_temp_coh: Path
     skipped: bool = False
     num_reliable_pixels: int = 0
+    num_gap: Path | None = None  # numGap.h5, written with the NSBAS option (sbts.nsbas)
 
     @property
-    def paths(self) -> tuple[Path, Path, Path, Path]:
-        return (self.timeseries, self.temporal_coherence, self.num_inv_ifgram, self.mask_temp_coh)
+    def paths(self) -> tuple[Path, ...]:
+        base = (self.timeseries, self.temporal_coherence, self.num_inv_ifgram, self.mask_temp_coh)
+        return base if self.num_gap is None else (*base, self.num_gap)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class _BlockTask:
     mask_threshold: float
     phase2range: float
     pixel_mask_path: str | None = None  # .npy of the (L, W) bool mask of pixels to solve
+    residual_norm: str = "L2"
+    nsbas: bool = False
+    nsbas_gamma: float = 1e-4
+    nsbas_model: str = "linear"
     extra: dict = field(default_factory=dict)
 
 
@@ -154,12 +160,13 @@ def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
 
 
 def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = None
-                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read (unless ``inputs`` is given) and invert one block.
 
-    Returns (block, timeseries in metres, temporal coherence, number of pairs used).
+    Returns (block, timeseries in metres, temporal coherence, number of pairs used, number of
+    network gaps).
     """
-    from sbts.core.inversion.kernel import invert_block
+    from sbts.core.inversion.kernel import NsbasModel, invert_block
 
     if inputs is None:
         inputs = read_block(task, block)
@@ -181,20 +188,24 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
     del coherence
     if phase.shape[1] == 0:
         res_ts, res_tcoh, res_num = np.zeros((n, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int16)
+        res_gap = np.zeros(0, np.int16)
     else:
+        nsbas = NsbasModel(task.nsbas_gamma, task.nsbas_model) if task.nsbas else None
         res = invert_block(phase, np.asarray(task.date1_index), np.asarray(task.date2_index),
                            np.asarray(task.tbase), weight=weight, min_norm_velocity=task.min_norm_velocity,
-                           min_redundancy=task.min_redundancy)
+                           min_redundancy=task.min_redundancy, residual_norm=task.residual_norm, nsbas=nsbas)
         res_ts, res_tcoh, res_num = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
+        res_gap = res.num_gap if res.num_gap is not None else np.zeros(res_num.shape, np.int16)
         res_ts *= np.float32(task.phase2range)
     if cols is None:
-        ts, tcoh, num = res_ts, res_tcoh, res_num
+        ts, tcoh, num, gap = res_ts, res_tcoh, res_num, res_gap
     else:
         ts = np.zeros((n, h * w), np.float32)
         tcoh = np.zeros(h * w, np.float32)
         num = np.zeros(h * w, np.int16)
-        ts[:, cols], tcoh[cols], num[cols] = res_ts, res_tcoh, res_num
-    return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w)
+        gap = np.zeros(h * w, np.int16)
+        ts[:, cols], tcoh[cols], num[cols], gap[cols] = res_ts, res_tcoh, res_num, res_gap
+    return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w), gap.reshape(h, w)
 
 
 def _bytes_per_pixel(num_pair: int, num_date: int, weighted: bool) -> float:
@@ -264,7 +275,7 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     with output_locks(out_paths):
         if not force and _outputs_current(prep.outputs, prep.signature):
             logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
-            return InversionOutputs(*out_paths, skipped=True)
+            return replace(prep.outputs, skipped=True)
         with _scratch_pixel_mask(work_dir, prep.water) as pixel_mask_path:
             task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster)
             return _write_outputs(prep, task, blocks, num_worker, cluster)
@@ -319,7 +330,8 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
     water = _water_mask(options, stack, work_dir)
     sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
     outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
-                               work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
+                               work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5",
+                               num_gap=work_dir / "numGap.h5" if options.nsbas else None)
     return _Prepared(stack_path, work_dir, stack, options, kept, kept_index, (ref_y, ref_x), ref_phase, water,
                      looks, wavelength, sig, outputs)
 
@@ -376,7 +388,8 @@ def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float
         weight_func=options.weight_func, looks=prep.looks, min_norm_velocity=options.min_norm_velocity,
         min_redundancy=options.min_redundancy, mask_dataset=options.mask_dataset,
         mask_threshold=options.mask_threshold, phase2range=-prep.wavelength / (4 * math.pi),
-        pixel_mask_path=pixel_mask_path,
+        pixel_mask_path=pixel_mask_path, residual_norm=options.residual_norm, nsbas=options.nsbas,
+        nsbas_gamma=options.nsbas_gamma, nsbas_model=options.nsbas_model,
     )
     stack = prep.stack
     per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted)
@@ -404,12 +417,18 @@ def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_w
             H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),
                      signature=block_sig) as wtc, \
             H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"),
-                     signature=block_sig) as wnum:
+                     signature=block_sig) as wnum, \
+            contextlib.ExitStack() as stack_cm:
         wtc.create("temporalCoherence", shape=stack.shape, dtype=np.float32)
         wnum.create("mask", shape=stack.shape, dtype=np.float32)
-        _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster)
+        wgap = None
+        if outputs.num_gap is not None:
+            wgap = stack_cm.enter_context(H5Writer(outputs.num_gap, out_meta.replace(file_type="mask", unit="1"),
+                                                   signature=block_sig))
+            wgap.create("numGap", shape=stack.shape, dtype=np.int16)
+        _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster, wgap)
         reliable = _finish_outputs(prep, out_meta, wtc, wnum)
-    return InversionOutputs(*outputs.paths, skipped=False, num_reliable_pixels=reliable)
+    return replace(outputs, skipped=False, num_reliable_pixels=reliable)
 
 
 def _output_metadata(prep: _Prepared) -> Metadata:
@@ -426,22 +445,25 @@ def _output_metadata(prep: _Prepared) -> Metadata:
 
 
 def _solve_blocks(task: _BlockTask, blocks: list[Block], wts: H5Writer, wtc: H5Writer, wnum: H5Writer,
-                  num_worker: int, cluster: str | None) -> None:
+                  num_worker: int, cluster: str | None, wgap: H5Writer | None = None) -> None:
     """Solve every block the partial outputs do not hold yet, writing each as it arrives."""
     from sbts.core.io.readahead import ReadAhead
 
-    todo = [b for b in blocks if not (wts.is_done(b) and wtc.is_done(b) and wnum.is_done(b))]
+    writers = [w for w in (wts, wtc, wnum, wgap) if w is not None]
+    todo = [b for b in blocks if not all(w.is_done(b) for w in writers)]
     if len(todo) < len(blocks):
         logger.info("resuming: %d of %d blocks already inverted", len(blocks) - len(todo), len(blocks))
     results = run_blocks(todo, functools.partial(read_block, task), functools.partial(solve_block, task),
                          workers=num_worker, cluster=cluster,
                          read_ahead=functools.partial(ReadAhead, task.stack_path, _datasets_read(task),
                                                       task.kept_index))
-    for block, (_, ts, tcoh, num) in progress(results, total=len(todo), desc="invert", unit="block"):
+    for block, (_, ts, tcoh, num, gap) in progress(results, total=len(todo), desc="invert", unit="block"):
         wts.write("timeseries", ts, block)
         wtc.write("temporalCoherence", tcoh, block)
         wnum.write("mask", num.astype(np.float32), block)
-        for w in (wts, wtc, wnum):
+        if wgap is not None:
+            wgap.write("numGap", gap, block)
+        for w in writers:
             w.mark_done(block)
 
 
