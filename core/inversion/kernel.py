@@ -108,6 +108,9 @@ class InversionResult:
     num_inv_ifgram: np.ndarray  # (npix,) int16 — number of interferograms used per pixel
     # (npix,) int16 — intervals between consecutive dates spanned by no used pair (network gaps)
     num_gap: np.ndarray | None = None
+    # (num_date, num_date, npix) float32, rad² — covariance of the time series from the pair phase
+    # variances (when ``variance`` is given); NaN on pixels left empty
+    covariance: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,6 +163,7 @@ def invert_block(
     rcond: float = 1e-5,
     residual_norm: str = "L2",
     nsbas: NsbasModel | None = None,
+    variance: np.ndarray | None = None,
 ) -> InversionResult:
     """Invert a block of unwrapped interferogram phases for the phase time series.
 
@@ -184,6 +188,11 @@ def invert_block(
     nsbas : the NSBAS constraint for pixels whose network has gaps (None: minimum-norm solution).
         Pixels with a connected network are solved without it (the constraint changes them by
         O(γ²), below float32).
+    variance : (num_pair, npix) phase variance σ² (rad²) of each pair (decorrelation noise), or None.
+        When given, the covariance of the estimated time series is propagated: Σ_ts = H diag(σ²) Hᵀ
+        with H the pixel's linear estimator (weighted, minimum-norm or NSBAS); for ``weight = 1/σ²``
+        and a connected network that is (AᵀWA)⁻¹.  For L1 it is the L2 covariance times π/2 (the
+        asymptotic variance ratio of the L1 and L2 estimators under Gaussian noise).
 
     Returns
     -------
@@ -208,27 +217,37 @@ def invert_block(
     tcoh_out = np.zeros(npix, dtype=np.float32)
     ninv_out = np.zeros(npix, dtype=np.int16)
     gap_out = np.zeros(npix, dtype=np.int16)
+    cov_out = None
+    if variance is not None:
+        variance = np.asarray(variance)
+        if variance.shape != phase.shape:
+            raise ValueError(f"variance shape {variance.shape} differs from phase shape {phase.shape}")
+        cov_out = np.full((n, n, npix), np.nan, dtype=np.float32)
     if npix == 0 or m == 0:
-        return InversionResult(ts_out, tcoh_out, ninv_out, gap_out)
+        return InversionResult(ts_out, tcoh_out, ninv_out, gap_out, cov_out)
 
     ctx = _Context(d1, d2, t, min_norm_velocity, float(min_redundancy), float(rcond), residual_norm, nsbas)
     rest = None  # all pixels
-    if weight is None and ctx.full_network_ok and residual_norm == "L2" and not (nsbas and ctx.full_gaps):
+    if (weight is None and variance is None and ctx.full_network_ok and residual_norm == "L2"
+            and not (nsbas and ctx.full_gaps)):
         rest = ctx.solve_complete(phase, ts_out, tcoh_out, ninv_out)
         gap_out[:] = ctx.full_gaps
         if rest.size == npix:
             rest = None
     total = npix if rest is None else rest.size
-    chunk = ctx.chunk_size(weighted=weight is not None)
+    chunk = ctx.chunk_size(weighted=weight is not None, covariance=variance is not None)
     for start in range(0, total, chunk):
         cols = slice(start, min(start + chunk, total)) if rest is None else rest[start:start + chunk]
         w_chunk = None if weight is None else weight[:, cols]
-        ts, tcoh, ninv, ngap = ctx.invert_chunk(phase[:, cols], w_chunk)
+        v_chunk = None if variance is None else variance[:, cols]
+        ts, tcoh, ninv, ngap, cov = ctx.invert_chunk(phase[:, cols], w_chunk, v_chunk)
+        if cov_out is not None:
+            cov_out[:, :, cols] = cov
         ts_out[1:, cols] = ts
         tcoh_out[cols] = tcoh
         ninv_out[cols] = ninv
         gap_out[cols] = ngap
-    return InversionResult(ts_out, tcoh_out, ninv_out, gap_out)
+    return InversionResult(ts_out, tcoh_out, ninv_out, gap_out, cov_out)
 
 
 def _validate(phase, d1, d2, t, weight) -> None:
@@ -308,8 +327,10 @@ class _Context:
             count[g2] += v
         return count
 
-    def chunk_size(self, weighted: bool) -> int:
+    def chunk_size(self, weighted: bool, covariance: bool = False) -> int:
         per_pix = 8 * (6 * self.m + self.n * (self.bw + 4))
+        if covariance:
+            per_pix += 8 * 4 * self.n * self.n
         return int(np.clip(_CHUNK_BYTES // per_pix, 256, 1 << 16))
 
     def slab_width(self) -> int:
@@ -356,7 +377,7 @@ class _Context:
         return np.concatenate(others) if others else np.zeros(0, dtype=np.intp)
 
     # ---------------------------------------------------------------- chunk driver
-    def invert_chunk(self, phase, weight):
+    def invert_chunk(self, phase, weight, variance=None):
         m, n = self.m, self.n
         k = phase.shape[1]
         phi = np.array(phase, dtype=np.float64)  # copy, modified below
@@ -409,7 +430,54 @@ class _Context:
         ts[:, ~ok] = 0.0
         ninv = np.where(ok, num_used, 0).astype(np.int16)
         ngap = np.where(ok, gaps, 0).astype(np.int16)
-        return ts.astype(np.float32), tcoh, ninv, ngap
+        cov = None
+        if variance is not None:
+            cov = np.full((n, n, k), np.nan, dtype=np.float32)
+            cols = np.flatnonzero(ok)
+            if cols.size:
+                wt = valid[:, cols].astype(np.float64) if w is None else w[:, cols]
+                var = np.where(valid[:, cols], np.asarray(variance[:, cols], dtype=np.float64), 0.0)
+                c = self._covariance(wt, var, gaps[cols] > 0, nsb[cols])
+                if self.l1:
+                    c *= np.pi / 2
+                cov[1:, 1:, cols] = c.transpose(1, 2, 0)
+                cov[0, :, cols] = 0.0
+                cov[:, 0, cols] = 0.0
+        return ts.astype(np.float32), tcoh, ninv, ngap, cov
+
+    # ---------------------------------------------------------------- covariance
+    def _covariance(self, w, var, singular, nsb) -> np.ndarray:
+        """(k, n−1, n−1) covariance H diag(σ²) Hᵀ of each pixel's estimate (w = 0 on dropped pairs).
+
+        Connected pixels: H = N⁻¹AᵀW with N = AᵀWA, so Σ = N⁻¹(Aᵀ W diag(σ²) W A)N⁻¹, dense and
+        batched.  Pixels with gaps (minimum-norm or NSBAS estimate): H is built column by column by
+        solving for unit phases e_i with the same solver (linear in the phases), m solves per pixel.
+        """
+        m, k = w.shape
+        n1 = self.n - 1
+        out = np.empty((k, n1, n1))
+        reg = np.flatnonzero(~singular)
+        A = self.A
+        step = max(1, int(_CHUNK_BYTES // (8 * (2 * m * n1 + 4 * n1 * n1))))
+        for s0 in range(0, reg.size, step):
+            idx = reg[s0:s0 + step]
+            Aw = w[:, idx].T[:, :, None] * A[None]  # (b, m, n−1)
+            N = np.matmul(A.T[None], Aw)
+            B = np.matmul(Aw.transpose(0, 2, 1), var[:, idx].T[:, :, None] * Aw)
+            X = np.linalg.solve(N, B)  # N⁻¹B
+            out[idx] = np.linalg.solve(N, X.transpose(0, 2, 1))  # N⁻¹(N⁻¹B)ᵀ = N⁻¹BN⁻¹
+        sing = np.flatnonzero(singular)
+        step = max(1, int(_CHUNK_BYTES // (8 * m * (4 * m + 2 * n1))))
+        eye = np.eye(m)
+        for s0 in range(0, sing.size, step):
+            idx = sing[s0:s0 + step]
+            b = idx.size
+            phi = np.tile(eye, b)  # (m, b·m): pixel j's unit phases in columns j·m … j·m+m−1
+            wr = np.repeat(w[:, idx], m, axis=1)
+            H = self._solve_ls(phi, wr, np.repeat(nsb[idx], m))  # (n−1, b·m)
+            H = H.reshape(n1, b, m).transpose(1, 0, 2)  # (b, n−1, m)
+            out[idx] = np.matmul(H * var[:, idx].T[:, None, :], H.transpose(0, 2, 1))
+        return out
 
     # ---------------------------------------------------------------- gaps, NSBAS, L1
     def _num_gaps(self, valid) -> np.ndarray:

@@ -50,6 +50,9 @@ class InversionOptions:
     nsbas: bool = False
     nsbas_gamma: float = 1e-4
     nsbas_model: str = "linear"
+    # write timeseriesDecorCov.h5 (the propagated decorrelation covariance of the time series);
+    # on when mintpy.timeFunc.uncertaintyQuantification = covariance, which reads it
+    calc_cov: bool = False
 
     def __post_init__(self) -> None:
         if self.residual_norm not in RESIDUAL_NORMS:
@@ -88,6 +91,8 @@ class InversionOptions:
             nsbas=t.get_bool(NSBAS_KEY),
             nsbas_gamma=_or(t.get_float(NSBAS_KEY + ".gamma"), 1e-4),
             nsbas_model=t.get_str(NSBAS_KEY + ".model", NSBAS_MODELS) or "linear",
+            # the velocity step checks the value; a wrong one is its error, not this step's
+            calc_cov=str(t.raw("mintpy.timeFunc.uncertaintyQuantification")).strip().lower() == "covariance",
         )
 
     def provenance(self) -> dict[str, str]:
@@ -107,6 +112,11 @@ class InversionOptions:
             **({NSBAS_KEY + ".gamma": str(self.nsbas_gamma), NSBAS_KEY + ".model": self.nsbas_model}
                if self.nsbas else {}),
         }
+
+    @property
+    def needs_coherence(self) -> bool:
+        """Whether the coherence is read (weights, the coherence mask or the covariance)."""
+        return self.weighted or self.mask_dataset == "coherence" or self.calc_cov
 
     @property
     def weighted(self) -> bool:
