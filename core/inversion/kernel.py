@@ -69,6 +69,7 @@ L1_DELTA = 1e-4
 L1_DELTA_START = 1e-1
 L1_STAGE_TOL = 1e-2
 NSBAS_MODELS = ("linear", "seasonal")
+_NSBAS_REFINE = 2
 
 
 @dataclass(frozen=True)
@@ -446,6 +447,23 @@ class _Context:
         return ts.astype(np.float32), tcoh, ninv, ngap, cov
 
     # ---------------------------------------------------------------- covariance
+    def _dense_laplacian(self, w) -> np.ndarray:
+        """(k, n−1, n−1) AᵀWA for weights w (m, k): the grounded weighted Laplacian, O(m) vector ops."""
+        m, k = w.shape
+        n1 = self.n - 1
+        N = np.zeros((k, n1, n1))
+        diag = np.zeros((n1, k))
+        for i in range(m):
+            u2 = self.d2[i] - 1
+            diag[u2] += w[i]
+            if self.d1[i] > 0:
+                u1 = self.d1[i] - 1
+                diag[u1] += w[i]
+                N[:, u1, u2] -= w[i]
+                N[:, u2, u1] -= w[i]
+        N[:, np.arange(n1), np.arange(n1)] = diag.T
+        return N
+
     def _covariance(self, w, var, singular, nsb) -> np.ndarray:
         """(k, n−1, n−1) covariance H diag(σ²) Hᵀ of each pixel's estimate (w = 0 on dropped pairs).
 
@@ -457,13 +475,16 @@ class _Context:
         n1 = self.n - 1
         out = np.empty((k, n1, n1))
         reg = np.flatnonzero(~singular)
-        A = self.A
-        step = max(1, int(_CHUNK_BYTES // (8 * (2 * m * n1 + 4 * n1 * n1))))
+        step = max(1, int(_CHUNK_BYTES // (8 * 5 * n1 * n1)))
         for s0 in range(0, reg.size, step):
             idx = reg[s0:s0 + step]
-            Aw = w[:, idx].T[:, :, None] * A[None]  # (b, m, n−1)
-            N = np.matmul(A.T[None], Aw)
-            B = np.matmul(Aw.transpose(0, 2, 1), var[:, idx].T[:, :, None] * Aw)
+            wi, vi = w[:, idx], var[:, idx]
+            N = self._dense_laplacian(wi)
+            used = wi > 0
+            if np.all(np.abs(wi * vi - 1.0)[used] <= 1e-5):  # w = 1/σ² (var weights): Σ = N⁻¹
+                out[idx] = np.linalg.inv(N)
+                continue
+            B = self._dense_laplacian(wi * wi * vi)  # AᵀW diag(σ²) WA
             X = np.linalg.solve(N, B)  # N⁻¹B
             out[idx] = np.linalg.solve(N, X.transpose(0, 2, 1))  # N⁻¹(N⁻¹B)ᵀ = N⁻¹BN⁻¹
         sing = np.flatnonzero(singular)
@@ -497,12 +518,15 @@ class _Context:
         return x
 
     def _solve_nsbas(self, phi, w) -> np.ndarray:
-        """NSBAS solution of each pixel: least squares of the stacked system (batched QR).
+        """NSBAS solution of each pixel: least squares of the stacked system, batched.
 
         Unknowns z = [φ_ts(t_1..t_{n−1}), p]; rows √w_i (Aφ_ts − φ)_i for the pairs and
         g (φ_ts(t_k) − M_k p) for every date k (φ_ts(t_0) = 0), g = γ·√(mean of the used weights).
-        QR of the stacked matrix keeps the conditioning of the system (not of its normal matrix),
-        which matters since g² is ~1e-8 of the pair weights.
+        Solved by the normal equations plus :data:`_NSBAS_REFINE` steps of iterative refinement on
+        the residual of the stacked system (corrected semi-normal equations, Björck 1996 §2.9): the
+        normal matrix has the squared condition of the system (g² is ~1e-8 of the pair weights),
+        the refinement brings the error back to that of a QR solution at a fraction of its cost
+        (numpy's batched QR is ~500× slower than a batched Cholesky-class solve here).
         """
         assert self.nsbas is not None and self.M is not None
         m, k = phi.shape
@@ -524,10 +548,13 @@ class _Context:
             S[:, m:, n1:] = -gg * self.M[None]
             b = np.zeros((kk, rows))
             b[:, :m] = sw * phi[:, sl].T
-            Q, R = np.linalg.qr(S, mode="reduced")
-            rhs = np.einsum("krc,kr->kc", Q, b)
-            z = np.linalg.solve(R, rhs[..., None])[..., 0]
-            out[:, sl] = z[:, :n1].T
+            St = S.transpose(0, 2, 1)
+            N = np.matmul(St, S)
+            z = np.linalg.solve(N, np.matmul(St, b[..., None]))
+            for _ in range(_NSBAS_REFINE):  # refinement on the stacked system's residual
+                r = b[..., None] - np.matmul(S, z)
+                z += np.linalg.solve(N, np.matmul(St, r))
+            out[:, sl] = z[:, :n1, 0].T
         return out
 
     def _l1_objective(self, phi, s, x, delta) -> tuple[np.ndarray, np.ndarray]:
