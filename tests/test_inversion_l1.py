@@ -79,11 +79,12 @@ def test_l1_reaches_the_linear_programming_optimum():
         f_l2 = np.sum(s * np.abs(phase[ok, j] - A[ok] @ l2.timeseries[1:, j].astype(np.float64)))
         excess.append(f_l1 / f_lp - 1)
         gain.append(f_l2 / f_lp - 1)
-    # IRLS stops at a smoothing floor δ = 1e-4 rad (documented): the objective may exceed the
-    # LP optimum by a few 1e-4 relative; float32 output adds ~1e-7.  L2 is far off (> 5 %).
-    assert max(excess) < 2e-3, max(excess)
+    # IRLS stops at a smoothing floor δ = 3e-4 rad and a relative gain of 1e-5 (documented): the
+    # objective may exceed the LP optimum by ~1e-3 relative (measured: median 2e-4, max 1.8e-3);
+    # float32 output adds ~1e-7.  L2 is far off (> 2 %).
+    assert max(excess) < 3e-3, max(excess)
     assert min(excess) > -1e-6  # never below the optimum (that would be a bug in the check)
-    assert np.median(excess) < 2e-4
+    assert np.median(excess) < 5e-4
     assert min(gain) > 0.02
     assert (res.num_inv_ifgram[0], res.num_inv_ifgram[7], res.num_inv_ifgram[20]) == (d1.size - 1, d1.size - 2, d1.size)
 
@@ -159,3 +160,29 @@ def test_l1_engine_same_in_blocks_and_processes(synthetic, tmp_path):
             np.testing.assert_array_equal(a, b, err_msg=label)
     l2 = invert_network(synthetic, tmp_path / "l2", InversionOptions(weight_func="var", min_num_pixel=0))
     assert not np.array_equal(runs["single"][0], TimeSeries(l2.timeseries).read_dates())
+
+
+def test_stopping_rule_and_iteration_count(monkeypatch, caplog):
+    """Consistent data: each δ stage gains nothing, so one iteration per stage (0.1 → 0.01 → 1e-3 →
+    3e-4 rad) and a stop at the floor; noisy data stop within L1_MAX_ITER, and a smaller cap is
+    obeyed and reported."""
+    import logging
+
+    import sbts.core.inversion.kernel as kernel
+
+    phase, weight, truth, d1, d2, t, _ = _stack(50, seed=6)
+    exact = truth[d2] - truth[d1]
+    ctx = kernel._Context(d1, d2, t, True, 1.0, 1e-5, "L1")
+    x0 = ctx._solve_normal(exact, weight)
+    x = ctx._irls_l1(exact, np.sqrt(weight), x0, np.zeros(50, bool))
+    assert ctx.l1_iterations == 4
+    np.testing.assert_allclose(x, truth[1:], atol=1e-9)
+    ctx = kernel._Context(d1, d2, t, True, 1.0, 1e-5, "L1")
+    ctx._irls_l1(phase, np.sqrt(weight), ctx._solve_normal(phase, weight), np.zeros(50, bool))
+    assert 4 < ctx.l1_iterations <= kernel.L1_MAX_ITER
+    monkeypatch.setattr(kernel, "L1_MAX_ITER", 3)
+    with caplog.at_level(logging.INFO, logger="sbts.core.inversion.kernel"):
+        ctx = kernel._Context(d1, d2, t, True, 1.0, 1e-5, "L1")
+        ctx._irls_l1(phase, np.sqrt(weight), ctx._solve_normal(phase, weight), np.zeros(50, bool))
+    assert ctx.l1_iterations == 3
+    assert "reached 3 iterations" in caplog.text

@@ -59,13 +59,14 @@ _TWO_PI = 2.0 * np.pi
 _MIN_PATTERN_PIXELS = 256
 # Pattern operators kept per call (bounded so pathological inputs cannot blow memory).
 _MAX_PATTERN_CACHE = 64
-# L1 (IRLS) stopping rule: a pixel stops when an iteration lowers its L1 objective Σ s|r| by less
-# than L1_TOL of it (or raises it); at most L1_MAX_ITER iterations.  L1_DELTA (rad) floors |r| in
-# the reweighting s/max(|r|, δ): the fixed point minimises the Huber-smoothed objective, within
-# δ·Σs/2 of the L1 optimum.
-L1_TOL = 1e-6
-L1_MAX_ITER = 100
-L1_DELTA = 1e-4
+# L1 (IRLS) stopping rule (see _Context._irls_l1): δ, which floors |r| in the reweighting
+# s/max(|r|, δ), starts at L1_DELTA_START and drops 10× whenever an iteration gains less than
+# L1_STAGE_TOL of the smoothed objective, down to L1_DELTA; there a pixel stops when an iteration
+# gains less than L1_TOL (or nothing); at most L1_MAX_ITER iterations.  The smoothed objective is
+# within δ·Σs/2 of the L1 objective.
+L1_TOL = 1e-5
+L1_MAX_ITER = 60
+L1_DELTA = 3e-4
 L1_DELTA_START = 1e-1
 L1_STAGE_TOL = 1e-2
 NSBAS_MODELS = ("linear", "seasonal")
@@ -508,6 +509,8 @@ class _Context:
 
     def _solve_ls(self, phi, w, nsb) -> np.ndarray:
         """Weighted least squares for each pixel: NSBAS where ``nsb``, minimum norm elsewhere."""
+        if not nsb.any():
+            return self._solve_normal(phi, w)
         x = np.empty((self.n - 1, phi.shape[1]))
         plain = np.flatnonzero(~nsb)
         if plain.size:
@@ -557,17 +560,20 @@ class _Context:
             out[:, sl] = z[:, :n1, 0].T
         return out
 
-    def _l1_objective(self, phi, s, x, delta) -> tuple[np.ndarray, np.ndarray]:
-        """(k,) Huber-smoothed Σ s·h_δ(φ − Aφ_ts) and the (m, k) residual; ``delta`` (k,).
+    def _l1_objective(self, phi, s, xf, delta) -> tuple[np.ndarray, np.ndarray]:
+        """(k,) Huber-smoothed Σ s·h_δ(φ − Aφ_ts) and the (m, k) residual; ``xf`` (n, k) with date 0.
 
-        h_δ(r) = |r| for |r| ≥ δ, (r² + δ²)/(2δ) below: within δ/2 of |r|, and the function an
-        IRLS step with weights s/max(|r|, δ) cannot increase (majorisation–minimisation).
+        h_δ(r) = |r| + max(δ − |r|, 0)²/(2δ), i.e. (r² + δ²)/(2δ) below δ: within δ/2 of |r|, and
+        the function an IRLS step with weights s/max(|r|, δ) cannot increase (majorisation–minimisation).
         """
-        xf = np.vstack([np.zeros((1, x.shape[1])), x])
-        r = phi - (xf[self.d2] - xf[self.d1])
+        r = phi - xf[self.d2]
+        r += xf[self.d1]
         a = np.abs(r)
-        h = np.where(a >= delta, a, (a * a + delta * delta) / (2 * delta))
-        return np.einsum("mk,mk->k", s, h), r
+        under = np.maximum(delta - a, 0.0)
+        under *= under
+        under /= 2 * delta
+        a += under
+        return np.einsum("mk,mk->k", s, a), r
 
     def _irls_l1(self, phi, s, x, nsb) -> np.ndarray:
         """Minimise Σ s|φ − Aφ_ts| per pixel by IRLS from ``x`` (pixels freeze as they converge).
@@ -581,42 +587,49 @@ class _Context:
         :data:`L1_MAX_ITER` bounds the iterations.  A pixel keeps its best iterate.  Pixels are
         independent, so the result does not depend on how they are grouped into blocks.
         """
-        x = x.copy()
-        k = phi.shape[1]
-        delta = np.full(k, L1_DELTA_START)
-        obj, r = self._l1_objective(phi, s, x, delta)
+        n1, k = x.shape
+        out = x.copy()
+        # the active pixels' arrays, compacted whenever pixels stop
         active = np.arange(k)
+        P, S, N = phi, s, nsb
+        X = np.vstack([np.zeros((1, k)), x])  # (n, k) with date 0
+        delta = np.full(k, L1_DELTA_START)
+        obj, r = self._l1_objective(P, S, X, delta)
         iterations = 0
         for _ in range(L1_MAX_ITER):
             iterations += 1
-            da = delta[active]
-            u = s[:, active] / np.maximum(np.abs(r), da)
-            xn = self._solve_ls(phi[:, active], u, nsb[active])
-            on, rn = self._l1_objective(phi[:, active], s[:, active], xn, da)
-            prev = obj[active]
-            better = on < prev
-            gain = np.where(better, (prev - on) / np.maximum(on, 1e-300), 0.0)
-            x[:, active[better]] = xn[:, better]
-            obj[active[better]] = on[better]
+            u = np.abs(r)
+            np.maximum(u, delta, out=u)
+            np.divide(S, u, out=u)
+            xn = np.vstack([np.zeros((1, active.size)), self._solve_ls(P, u, N)])
+            on, rn = self._l1_objective(P, S, xn, delta)
+            better = on < obj
+            gain = np.where(better, (obj - on) / np.maximum(on, 1e-300), 0.0)
+            X[:, better] = xn[:, better]
+            obj = np.where(better, on, obj)
             r = np.where(better, rn, r)
-            at_floor = da <= L1_DELTA
+            at_floor = delta <= L1_DELTA
             stage_done = gain <= np.where(at_floor, L1_TOL, L1_STAGE_TOL)
             stop = stage_done & at_floor
-            lower = stage_done & ~at_floor
-            if lower.any():  # next stage: smaller δ, objective re-evaluated at the best iterate
-                idx = active[lower]
-                delta[idx] = np.maximum(delta[idx] / 10, L1_DELTA)
-                obj[idx], _ = self._l1_objective(phi[:, idx], s[:, idx], x[:, idx], delta[idx])
-            keep = ~stop
-            active, r = active[keep], r[:, keep]
-            if not active.size:
-                break
+            lower = np.flatnonzero(stage_done & ~at_floor)
+            if lower.size:  # next stage: smaller δ, objective re-evaluated at the best iterate
+                delta[lower] = np.maximum(delta[lower] / 10, L1_DELTA)
+                obj[lower], _ = self._l1_objective(P[:, lower], S[:, lower], X[:, lower], delta[lower])
+            if stop.any():
+                out[:, active[stop]] = X[1:, stop]
+                keep = ~stop
+                active = active[keep]
+                if not active.size:
+                    break
+                P, S, N, X, r = P[:, keep], S[:, keep], N[keep], X[:, keep], r[:, keep]
+                delta, obj = delta[keep], obj[keep]
         if active.size:
+            out[:, active] = X[1:]
             logger.info("L1 inversion: %d of %d pixels reached %d iterations before the stopping rule",
                         active.size, k, L1_MAX_ITER)
         logger.debug("L1 inversion: %d IRLS iterations", iterations)
         self.l1_iterations = max(self.l1_iterations, iterations)
-        return x
+        return out
 
     # ---------------------------------------------------------------- unweighted: shared patterns
     def _pattern_operator(self, pattern: np.ndarray) -> np.ndarray:
