@@ -168,3 +168,29 @@ def test_engine_writes_the_covariance_and_velocity_uses_it(synthetic, tmp_path):
     J[:, r] -= 1.0
     np.testing.assert_allclose(moved, J @ C @ J.T, rtol=1e-10, atol=1e-20)
     assert moved[r, r] == 0
+
+
+def test_sbts_run_with_l1_nsbas_and_covariance(tmp_path):
+    """The whole chain with the three options: the extra outputs are the step's outputs, the
+    velocity Std comes from the covariance, and a rerun skips every step."""
+    from sbts.core.workflow.runner import run_workflow
+
+    write_synthetic(tmp_path / "synthetic", seed=1, shape=(30, 36), num_date=10)
+    (tmp_path / "sbts.cfg").write_text(
+        "mintpy.load.processor = mintpy\nmintpy.load.unwFile = synthetic/ifgramStack.h5\n"
+        "mintpy.load.demFile = synthetic/geometryGeo.h5\nmintpy.networkInversion.minNumPixel = 10\n"
+        "mintpy.networkInversion.residualNorm = L1\nsbts.nsbas = yes\n"
+        "mintpy.timeFunc.uncertaintyQuantification = covariance\nmintpy.save.kmz = no\n")
+    first = {r.name: r.status for r in run_workflow(tmp_path / "sbts.cfg", end="velocity")}
+    assert first["invert_network"] == "ran" and first["velocity"] == "ran"
+    for name in ("numGap.h5", "timeseriesDecorCov.h5", "velocity.h5"):
+        assert (tmp_path / name).exists(), name
+    with h5py.File(tmp_path / "velocity.h5", "r") as f:
+        assert f.attrs["mintpy.timeFunc.uncertaintyQuantification"] == "covariance"
+        std = f["velocityStd"][()]
+    assert np.isfinite(std).mean() > 0.5 and np.nanmax(std) < 0.05  # m/yr
+    second = {r.name: r.status for r in run_workflow(tmp_path / "sbts.cfg", end="velocity")}
+    assert set(second.values()) <= {"skipped", "disabled"}, second
+    (tmp_path / "timeseriesDecorCov.h5").unlink()
+    third = {r.name: r.status for r in run_workflow(tmp_path / "sbts.cfg", end="velocity")}
+    assert third["invert_network"] == "ran" and third["velocity"] == "ran"
