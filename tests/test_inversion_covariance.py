@@ -194,3 +194,18 @@ def test_sbts_run_with_l1_nsbas_and_covariance(tmp_path):
     (tmp_path / "timeseriesDecorCov.h5").unlink()
     third = {r.name: r.status for r in run_workflow(tmp_path / "sbts.cfg", end="velocity")}
     assert third["invert_network"] == "ran" and third["velocity"] == "ran"
+
+
+def test_covariance_does_not_depend_on_how_pixels_are_grouped():
+    t, d1, d2 = _network(gap_after=None)
+    phase, var, coh, _ = _realisations(t, d1, d2, 300, seed=4)
+    rng = np.random.default_rng(5)
+    w = 1.0 / var
+    w[:, 100:200] *= rng.uniform(0.5, 2, (d1.size, 100))  # not 1/σ²: the sandwich formula
+    phase[:5, 250:] = np.nan  # gaps: the unit-phase path
+    whole = invert_block(phase, d1, d2, t, weight=w, variance=var, nsbas=NsbasModel(), residual_norm="L1")
+    parts = [invert_block(phase[:, s], d1, d2, t, weight=w[:, s], variance=var[:, s], nsbas=NsbasModel(),
+                          residual_norm="L1") for s in (slice(0, 150), slice(150, 151), slice(151, 300))]
+    np.testing.assert_array_equal(whole.covariance, np.concatenate([p.covariance for p in parts], axis=2))
+    np.testing.assert_array_equal(whole.timeseries, np.concatenate([p.timeseries for p in parts], axis=1))
+    assert (whole.num_gap[250:] > 0).all() and (whole.num_gap[:250] == 0).all()

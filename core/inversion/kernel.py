@@ -481,13 +481,16 @@ class _Context:
             idx = reg[s0:s0 + step]
             wi, vi = w[:, idx], var[:, idx]
             N = self._dense_laplacian(wi)
-            used = wi > 0
-            if np.all(np.abs(wi * vi - 1.0)[used] <= 1e-5):  # w = 1/σ² (var weights): Σ = N⁻¹
-                out[idx] = np.linalg.inv(N)
-                continue
-            B = self._dense_laplacian(wi * wi * vi)  # AᵀW diag(σ²) WA
-            X = np.linalg.solve(N, B)  # N⁻¹B
-            out[idx] = np.linalg.solve(N, X.transpose(0, 2, 1))  # N⁻¹(N⁻¹B)ᵀ = N⁻¹BN⁻¹
+            # w = 1/σ² on every used pair (var weights): Σ = N⁻¹; decided per pixel, so that a
+            # pixel's result does not depend on its neighbours in the batch
+            inverse = np.all((np.abs(wi * vi - 1.0) <= 1e-5) | (wi <= 0), axis=0)
+            if inverse.any():
+                out[idx[inverse]] = np.linalg.inv(N[inverse])
+            if not inverse.all():
+                g = ~inverse
+                B = self._dense_laplacian(wi[:, g] * wi[:, g] * vi[:, g])  # AᵀW diag(σ²) WA
+                X = np.linalg.solve(N[g], B)  # N⁻¹B
+                out[idx[g]] = np.linalg.solve(N[g], X.transpose(0, 2, 1))  # N⁻¹(N⁻¹B)ᵀ = N⁻¹BN⁻¹
         sing = np.flatnonzero(singular)
         step = max(1, int(_CHUNK_BYTES // (8 * m * (4 * m + 2 * n1))))
         eye = np.eye(m)
