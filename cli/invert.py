@@ -22,22 +22,27 @@ from sbts.cli import options as o
 @click.option("--mask-threshold", type=float, default=None, help="mintpy.networkInversion.maskThreshold.")
 @click.option("--min-redundancy", type=float, default=None, help="mintpy.networkInversion.minRedundancy.")
 @click.option("--min-temp-coh", type=float, default=None, help="mintpy.networkInversion.minTempCoh.")
+@click.option("--residual-norm", type=click.Choice(["L2", "L1"], case_sensitive=False), default=None,
+              help="Least squares or weighted L1, robust to unwrapping errors (mintpy.networkInversion.residualNorm).")
+@click.option("--nsbas/--no-nsbas", default=None,
+              help="NSBAS temporal constraint on pixels whose network has gaps; writes numGap.h5 (sbts.nsbas).")
 @o.work_dir_opt
 @o.max_memory_opt
 @o.num_worker_opt
 @o.cluster_opt
 @o.force_opt
 def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, mask_threshold, min_redundancy,
-           min_temp_coh, work_dir, max_memory, num_worker, cluster, force) -> None:
+           min_temp_coh, residual_norm, nsbas, work_dir, max_memory, num_worker, cluster, force) -> None:
     """Invert the interferogram network into a displacement time series.
 
     Weighted least squares (SBAS, Berardino et al. 2002) of the kept interferograms, per pixel on
     its own valid pairs, batched over all pixels of a block.  Writes timeseries.h5 (metres,
     positive toward the satellite), temporalCoherence.h5, numInvIfgram.h5 and maskTempCoh.h5 in
-    WORK_DIR.  With --cluster local (or a dask scheduler address) blocks run on dask.distributed.
-    With sbts.networkInversion.updateStore = yes the per-pixel factor is kept in
-    inversionFactor.h5 and, after `sbts load` appended new acquisitions, the outputs are updated
-    exactly from it instead of being recomputed.
+    WORK_DIR; numGap.h5 with --nsbas, timeseriesDecorCov.h5 when the template asks for
+    mintpy.timeFunc.uncertaintyQuantification = covariance.  With --cluster local (or a dask
+    scheduler address) blocks run on dask.distributed.  With sbts.networkInversion.updateStore = yes
+    the per-pixel factor is kept in inversionFactor.h5 and, after `sbts load` appended new
+    acquisitions, the outputs are updated exactly from it instead of being recomputed.
     """
     from sbts.core.inversion.engine import InversionOptions, invert_network
     from sbts.core.steps.reference import reference_chooser
@@ -47,6 +52,7 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
         key + "weightFunc": weight_func, key + "minNormVelocity": min_norm_velocity,
         key + "maskDataset": mask_dataset, key + "maskThreshold": mask_threshold,
         key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh,
+        key + "residualNorm": residual_norm, "sbts.nsbas": nsbas,
     })
     wd = o.resolve_work_dir(work_dir, template)
     cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
@@ -55,5 +61,5 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
                          max_memory=memory, num_worker=o.resolve_workers(num_worker, t), cluster=cluster, force=force,
                          choose_reference=reference_chooser(t, wd, memory),
                          update_store=t.get_bool("sbts.networkInversion.updateStore"))
-    for path in (out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh):
+    for path in out.paths:
         click.echo(str(path))

@@ -52,6 +52,7 @@ _RANGES: dict[str, tuple] = {
     "mintpy.networkInversion.minRedundancy": (0, True, None, False),
     "mintpy.networkInversion.minTempCoh": (0, True, 1, False),
     "mintpy.networkInversion.minNumPixel": (0, True, None, True),
+    "mintpy.nsbas.gamma": (0, False, None, False),
     "mintpy.troposphericDelay.polyOrder": (1, True, None, True, "a polynomial degree"),
     "mintpy.troposphericDelay.looks": (1, True, None, True),
     "mintpy.troposphericDelay.minCorrelation": (0, True, 1, False),

@@ -91,11 +91,14 @@ class InversionOutputs:
     mask_temp_coh: Path | None
     skipped: bool = False
     num_reliable_pixels: int = 0
+    num_gap: Path | None = None  # numGap.h5, written with the NSBAS option (sbts.nsbas)
+    decor_cov: Path | None = None  # timeseriesDecorCov.h5, written with calc_cov
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        """The files written (the mask only when made)."""
-        paths = (self.timeseries, self.temporal_coherence, self.num_inv_ifgram, self.mask_temp_coh)
+        """The files written (the mask only when made; numGap.h5 and timeseriesDecorCov.h5 when asked for)."""
+        paths = (self.timeseries, self.temporal_coherence, self.num_inv_ifgram, self.mask_temp_coh,
+                 self.num_gap, self.decor_cov)
         return tuple(p for p in paths if p is not None)
 
 
@@ -118,6 +121,11 @@ class _BlockTask:
     mask_threshold: float
     phase2range: float
     pixel_mask_path: str | None = None  # .npy of the (L, W) bool mask of pixels to solve
+    residual_norm: str = "L2"
+    nsbas: bool = False
+    nsbas_gamma: float = 1e-4
+    nsbas_model: str = "linear"
+    calc_cov: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -140,7 +148,7 @@ class _BlockInputs:
 def _datasets_read(task: _BlockTask) -> list[str]:
     """The stack datasets :func:`read_block` reads for this task."""
     names = [task.obs_dataset]
-    if task.weight_func != "no" or task.mask_dataset == "coherence":
+    if task.weight_func != "no" or task.mask_dataset == "coherence" or task.calc_cov:
         names.append("coherence")
     if task.mask_dataset == "connectComponent":
         names.append("connectComponent")
@@ -166,18 +174,19 @@ def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
     elif task.mask_dataset == "connectComponent":
         cc = stack.read("connectComponent", block, idx).reshape(len(idx), -1)
         np.copyto(phase, np.float32(np.nan), where=cc == 0)
-    if task.weight_func == "no":
+    if task.weight_func == "no" and not task.calc_cov:
         coherence = None
     return _BlockInputs(phase, coherence, _pixel_mask_for(task, block))
 
 
 def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = None
-                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray]:
+                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Read (unless ``inputs`` is given) and invert one block.
 
-    Returns (block, timeseries in metres, temporal coherence, number of pairs used).
+    Returns (block, timeseries in metres, temporal coherence, number of pairs used, number of
+    network gaps, time-series covariance (n, n, rows, cols) in m² or None).
     """
-    from sbts.core.inversion.kernel import invert_block
+    from sbts.core.inversion.kernel import NsbasModel, invert_block
 
     if inputs is None:
         inputs = read_block(task, block)
@@ -190,37 +199,60 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
     if cols is not None:
         phase = phase[:, cols]
         coherence = None if coherence is None else coherence[:, cols]
-    weight = None
-    if task.weight_func != "no" and phase.shape[1]:
+    weight = variance = None
+    if (task.weight_func != "no" or task.calc_cov) and phase.shape[1]:
         from sbts.core.inversion.weights import coherence_to_weight_fast
 
         assert coherence is not None  # read_block reads it whenever the pairs are weighted
-        weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
+        if task.weight_func != "no":
+            weight = coherence_to_weight_fast(coherence, task.weight_func, task.looks)
+        if task.calc_cov:  # σ² of each pair: the inverse of the var weight (same floor and cap)
+            variance = 1.0 / coherence_to_weight_fast(coherence, "var", task.looks)
     del coherence
     if phase.shape[1] == 0:
         res_ts, res_tcoh, res_num = np.zeros((n, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int16)
+        res_gap = np.zeros(0, np.int16)
+        res_cov = np.zeros((n, n, 0), np.float32) if task.calc_cov else None
     else:
+        nsbas = NsbasModel(task.nsbas_gamma, task.nsbas_model) if task.nsbas else None
         res = invert_block(phase, np.asarray(task.date1_index), np.asarray(task.date2_index),
                            np.asarray(task.tbase), weight=weight, min_norm_velocity=task.min_norm_velocity,
-                           min_redundancy=task.min_redundancy)
+                           min_redundancy=task.min_redundancy, residual_norm=task.residual_norm, nsbas=nsbas,
+                           variance=variance)
         res_ts, res_tcoh, res_num = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
+        res_gap = res.num_gap if res.num_gap is not None else np.zeros(res_num.shape, np.int16)
         res_ts *= np.float32(task.phase2range)
+        res_cov = res.covariance
+        if res_cov is not None:
+            res_cov *= np.float32(task.phase2range**2)
+    cov: np.ndarray | None = None
+    if task.calc_cov:
+        assert res_cov is not None
+        if cols is None:
+            cov = res_cov.reshape(n, n, h, w)
+        else:
+            full = np.full((n, n, h * w), np.nan, np.float32)
+            full[:, :, cols] = res_cov
+            cov = full.reshape(n, n, h, w)
     if cols is None:
-        ts, tcoh, num = res_ts, res_tcoh, res_num
+        ts, tcoh, num, gap = res_ts, res_tcoh, res_num, res_gap
     else:
         ts = np.zeros((n, h * w), np.float32)
         tcoh = np.zeros(h * w, np.float32)
         num = np.zeros(h * w, np.int16)
-        ts[:, cols], tcoh[cols], num[cols] = res_ts, res_tcoh, res_num
-    return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w)
+        gap = np.zeros(h * w, np.int16)
+        ts[:, cols], tcoh[cols], num[cols], gap[cols] = res_ts, res_tcoh, res_num, res_gap
+    return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w), gap.reshape(h, w), cov
 
 
-def _bytes_per_pixel(num_pair: int, num_date: int, weighted: bool) -> float:
+def _bytes_per_pixel(num_pair: int, num_date: int, weighted: bool, calc_cov: bool = False) -> float:
     # phase + coherence/weight (float32, read; a second block is read ahead) and float64 working
     # copies in the solver, plus outputs
     per = num_pair * (4 + 4 + 8) + num_date * (8 + 4) + 64
-    if weighted:
+    if weighted or calc_cov:
         per += num_pair * (4 + 4 + 8)
+    if calc_cov:  # float64 covariances in the solver, float32 output (and its copy to the file)
+        per += num_date * num_date * (8 * 4 + 4 * 2)
     return per * 1.5
 
 
@@ -379,7 +411,7 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
                        "minimum-norm velocity" if options.min_norm_velocity else "minimum-norm phase")
     meta = stack.metadata
     wavelength = meta.radar.require_wavelength()
-    looks = meta.radar.number_of_looks() if options.weighted else 1
+    looks = meta.radar.number_of_looks() if options.weighted or options.calc_cov else 1
     ref_y, ref_x = ref_yx if ref_yx is not None else _reference_point(stack, choose_reference)
     stack = IfgramStack(stack_path)  # reference attributes may have been added
     length, width = stack.shape
@@ -393,7 +425,9 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
     sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
     if outputs is None:
         outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
-                                   work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5")
+                                   work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5",
+                                   num_gap=work_dir / "numGap.h5" if options.nsbas else None,
+                                   decor_cov=work_dir / "timeseriesDecorCov.h5" if options.calc_cov else None)
     return _Prepared(stack_path, work_dir, stack, options, kept, kept_index, (ref_y, ref_x), ref_phase, water,
                      looks, wavelength, sig, outputs)
 
@@ -404,9 +438,12 @@ def _check_datasets(stack: IfgramStack, options: InversionOptions) -> None:
         method = options.unwrap_error_method
         hint = f"; run `sbts correct {method}` first (mintpy.unwrapError.method = {method})" if method else ""
         raise InputError(f"{stack.path}: no dataset {options.obs_dataset!r} to invert{hint}")
-    if options.weighted or options.mask_dataset == "coherence":
+    if options.needs_coherence:
         if not stack.has("coherence"):
-            raise InputError(f"{stack.path}: weightFunc = {options.weight_func} needs the 'coherence' dataset; "
+            why = (f"weightFunc = {options.weight_func}" if options.weighted else
+                   "maskDataset = coherence" if options.mask_dataset == "coherence" else
+                   "the decorrelation covariance (uncertaintyQuantification = covariance)")
+            raise InputError(f"{stack.path}: {why} needs the 'coherence' dataset; "
                              "load coherence (mintpy.load.corFile) or use weightFunc = no")
     if options.mask_dataset == "connectComponent" and not stack.has("connectComponent"):
         raise InputError(f"{stack.path}: maskDataset = connectComponent but the stack has no connectComponent")
@@ -450,10 +487,11 @@ def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float
         weight_func=options.weight_func, looks=prep.looks, min_norm_velocity=options.min_norm_velocity,
         min_redundancy=options.min_redundancy, mask_dataset=options.mask_dataset,
         mask_threshold=options.mask_threshold, phase2range=-prep.wavelength / (4 * math.pi),
-        pixel_mask_path=pixel_mask_path,
+        pixel_mask_path=pixel_mask_path, residual_norm=options.residual_norm, nsbas=options.nsbas,
+        nsbas_gamma=options.nsbas_gamma, nsbas_model=options.nsbas_model, calc_cov=options.calc_cov,
     )
     stack = prep.stack
-    per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted)
+    per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted, options.calc_cov)
     budget = memory_per_task(max_memory, num_worker, cluster)
     blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset))
     logger.info("inverting %d pairs / %d dates, %d×%d pixels, weight %s, %s form, %d block(s)%s",
@@ -478,10 +516,31 @@ def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_w
             H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),
                      signature=block_sig) as wtc, \
             H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1"),
-                     signature=block_sig) as wnum:
+                     signature=block_sig) as wnum, \
+            contextlib.ExitStack() as stack_cm:
         wtc.create("temporalCoherence", shape=stack.shape, dtype=np.float32)
         wnum.create("mask", shape=stack.shape, dtype=np.float32)
-        _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster)
+        wgap = None
+        if outputs.num_gap is not None:
+            wgap = stack_cm.enter_context(H5Writer(outputs.num_gap, out_meta.replace(file_type="mask", unit="1"),
+                                                   signature=block_sig))
+            wgap.create("numGap", shape=stack.shape, dtype=np.int16)
+        wcov = None
+        if outputs.decor_cov is not None:
+            n = len(kept.dates)
+            wcov = stack_cm.enter_context(H5Writer(outputs.decor_cov, ts_meta.replace(unit="m^2").with_extra(
+                COVARIANCE="decorrelation: H diag(sigma2) H^T of the inversion estimator H, sigma2 from "
+                           "coherence and number of looks (var weight)" +
+                           (", times pi/2 for L1" if options.residual_norm == "L1" else "")),
+                signature=block_sig))
+            wcov.create("date", data=np.array(kept.date_strings, dtype="S8"))
+            wcov.create("timeseries", shape=(n, n, *stack.shape), dtype=np.float32,
+                        chunks=(n, n, 1, min(stack.shape[1], max(1, (1 << 20) // (4 * n * n)))))
+        _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster, wgap, wcov)
+        if wcov is not None:  # the reference pixel is known exactly (MintPy: coherence 1, all pairs)
+            ry, rx = prep.ref_yx
+            wcov.file["timeseries"][:, :, ry, rx] = 0.0
+            wcov.flush()
         reliable = _finish_outputs(prep, out_meta, wtc, wnum)
     return replace(outputs, skipped=False, num_reliable_pixels=reliable)
 
@@ -500,22 +559,29 @@ def _output_metadata(prep: _Prepared) -> Metadata:
 
 
 def _solve_blocks(task: _BlockTask, blocks: list[Block], wts: H5Writer, wtc: H5Writer, wnum: H5Writer,
-                  num_worker: int, cluster: str | None) -> None:
+                  num_worker: int, cluster: str | None, wgap: H5Writer | None = None,
+                  wcov: H5Writer | None = None) -> None:
     """Solve every block the partial outputs do not hold yet, writing each as it arrives."""
     from sbts.core.io.readahead import ReadAhead
 
-    todo = [b for b in blocks if not (wts.is_done(b) and wtc.is_done(b) and wnum.is_done(b))]
+    writers = [w for w in (wts, wtc, wnum, wgap, wcov) if w is not None]
+    todo = [b for b in blocks if not all(w.is_done(b) for w in writers)]
     if len(todo) < len(blocks):
         logger.info("resuming: %d of %d blocks already inverted", len(blocks) - len(todo), len(blocks))
     results = run_blocks(todo, functools.partial(read_block, task), functools.partial(solve_block, task),
                          workers=num_worker, cluster=cluster,
                          read_ahead=functools.partial(ReadAhead, task.stack_path, _datasets_read(task),
                                                       task.kept_index))
-    for block, (_, ts, tcoh, num) in progress(results, total=len(todo), desc="invert", unit="block"):
+    for block, (_, ts, tcoh, num, gap, cov) in progress(results, total=len(todo), desc="invert", unit="block"):
         wts.write("timeseries", ts, block)
         wtc.write("temporalCoherence", tcoh, block)
         wnum.write("mask", num.astype(np.float32), block)
-        for w in (wts, wtc, wnum):
+        if wgap is not None:
+            wgap.write("numGap", gap, block)
+        if wcov is not None:
+            wcov.file["timeseries"][:, :, block.rows, block.cols] = cov
+            wcov.flush()
+        for w in writers:
             w.mark_done(block)
 
 

@@ -15,6 +15,11 @@ from sbts.core.config.template import Template
 from sbts.core.errors import TemplateError
 
 WEIGHT_FUNCS = ("var", "fim", "coh", "no")
+RESIDUAL_NORMS = ("L2", "L1")
+NSBAS_MODELS = ("linear", "seasonal")
+# NSBAS is sbts's own: MintPy has no such key, so it lives outside mintpy.networkInversion.*
+# (``sbts.nsbas`` is read as ``mintpy.nsbas``, a name MintPy does not use)
+NSBAS_KEY = "sbts.nsbas"
 # dataset inverted after each mintpy.unwrapError.method (MintPy's names)
 UNWRAP_ERROR_DATASETS = {
     "bridging": "unwrapPhase_bridging",
@@ -54,6 +59,18 @@ class InversionOptions:
         The template names ``water_mask_file`` explicitly: a missing file is an error.
     obs_dataset : str
         The stack dataset inverted (``unwrapPhase`` or a corrected one).
+    residual_norm : str
+        ``L2`` (least squares) or ``L1`` (``mintpy.networkInversion.residualNorm``; iteratively
+        reweighted, see docs/inversion.md).
+    nsbas : bool
+        NSBAS gap filling (``sbts.nsbas``): a small-weight temporal model ties disconnected pieces.
+    nsbas_gamma : float
+        Relative weight of the NSBAS constraint (``sbts.nsbas.gamma``).
+    nsbas_model : str
+        ``linear`` or ``seasonal`` (``sbts.nsbas.model``).
+    calc_cov : bool
+        Write ``timeseriesDecorCov.h5``, the propagated decorrelation covariance (on when
+        ``mintpy.timeFunc.uncertaintyQuantification = covariance``).
     """
 
     weight_func: str = "var"
@@ -67,8 +84,21 @@ class InversionOptions:
     water_mask_file: str | None = "waterMask.h5"
     water_mask_required: bool = False  # set explicitly in the template: a missing file is an error
     obs_dataset: str = "unwrapPhase"
+    residual_norm: str = "L2"
+    nsbas: bool = False
+    nsbas_gamma: float = 1e-4
+    nsbas_model: str = "linear"
+    # write timeseriesDecorCov.h5 (the propagated decorrelation covariance of the time series);
+    # on when mintpy.timeFunc.uncertaintyQuantification = covariance, which reads it
+    calc_cov: bool = False
 
     def __post_init__(self) -> None:
+        if self.residual_norm not in RESIDUAL_NORMS:
+            raise TemplateError(f"mintpy.networkInversion.residualNorm = {self.residual_norm!r}; use L2 or L1")
+        if not (self.nsbas_gamma > 0 and self.nsbas_gamma < float("inf")):
+            raise TemplateError(f"{NSBAS_KEY}.gamma = {self.nsbas_gamma!r}; use a positive number (1e-4 is usual)")
+        if self.nsbas_model not in NSBAS_MODELS:
+            raise TemplateError(f"{NSBAS_KEY}.model = {self.nsbas_model!r}; use {' or '.join(NSBAS_MODELS)}")
         if self.weight_func not in WEIGHT_FUNCS:
             raise TemplateError(f"mintpy.networkInversion.weightFunc = {self.weight_func!r}; "
                                 f"use one of {', '.join(WEIGHT_FUNCS)}")
@@ -97,6 +127,12 @@ class InversionOptions:
             water_mask_required=t.is_set(key + "waterMaskFile") and t.get(key + "waterMaskFile") is not None,
             obs_dataset=UNWRAP_ERROR_DATASETS.get(
                 t.get_str("mintpy.unwrapError.method", list(UNWRAP_ERROR_DATASETS)) or "", "unwrapPhase"),
+            residual_norm=t.get_str(key + "residualNorm", RESIDUAL_NORMS) or "L2",
+            nsbas=t.get_bool(NSBAS_KEY),
+            nsbas_gamma=_or(t.get_float(NSBAS_KEY + ".gamma"), 1e-4),
+            nsbas_model=t.get_str(NSBAS_KEY + ".model", NSBAS_MODELS) or "linear",
+            # the velocity step checks the value; a wrong one is its error, not this step's
+            calc_cov=str(t.raw("mintpy.timeFunc.uncertaintyQuantification")).strip().lower() == "covariance",
         )
 
     def provenance(self) -> dict[str, str]:
@@ -111,7 +147,16 @@ class InversionOptions:
             key + "obsDatasetName": self.obs_dataset,
             key + "minTempCoh": str(self.min_temp_coh),
             key + "shadowMask": "yes" if self.shadow_mask else "no",
+            key + "residualNorm": self.residual_norm,
+            NSBAS_KEY: "yes" if self.nsbas else "no",
+            **({NSBAS_KEY + ".gamma": str(self.nsbas_gamma), NSBAS_KEY + ".model": self.nsbas_model}
+               if self.nsbas else {}),
         }
+
+    @property
+    def needs_coherence(self) -> bool:
+        """Whether the coherence is read (weights, the coherence mask or the covariance)."""
+        return self.weighted or self.mask_dataset == "coherence" or self.calc_cov
 
     @property
     def weighted(self) -> bool:

@@ -15,8 +15,12 @@ Uncertainty (``mintpy.timeFunc.uncertaintyQuantification``):
   run equals a single one); Std = sample std (ddof 1) of the refitted outputs, phases as deviations
   wrapped to (−π, π].  Resamples that cannot determine the model (e.g. no date after a step) are
   skipped for the pixels concerned.  The estimates themselves are always the full-data fit.
-* ``covariance`` needs a per-pixel time-series covariance, which sbts does not produce yet:
-  refused with a TemplateError.
+* ``covariance``: the decorrelation covariance Σ of the time series that ``sbts invert`` propagates
+  from the pair coherences into ``timeseriesDecorCov.h5`` (written when this method is chosen, or
+  named by ``mintpy.timeFunc.timeSeriesCovFile``), re-referenced to the time series' reference
+  date and restricted to the fitted dates, is propagated through the least-squares estimator:
+  Cov = G⁺ Σ G⁺ᵀ per pixel (the estimates are the same least-squares fit as for ``residue``;
+  full per-pixel covariance, said in the attributes).
 
 ``residue`` (m) is MintPy's: the root of the sum of the squared fit residuals over each pixel's
 valid fitted dates, ``‖r‖ = √Σ r_i²`` (not their RMS, which is √n smaller); MintPy writes it for the
@@ -51,6 +55,7 @@ from sbts.core.model.timefunc import KEY, TimeFunctionModel, derive, derive_std
 logger = logging.getLogger(__name__)
 
 UNCERTAINTY = ("residue", "bootstrap", "covariance")
+COV_FILE = "timeseriesDecorCov.h5"  # written by sbts invert (MintPy's --calc-cov name and layout)
 DEFAULT_EXCLUDE_FILE = "exclude_date.txt"
 _DATE_TOKEN = re.compile(r"^\d{8}(T\d{4,6})?$|^\d{4}-\d{2}-\d{2}$")
 
@@ -72,14 +77,12 @@ class VelocityOptions:
     # step runs: exclude_date.txt is written by the residual_RMS step of the same run
     exclude_items: tuple[str, ...] = ()
     exclude_explicit: bool = False
+    cov_file: str | None = None  # mintpy.timeFunc.timeSeriesCovFile (None: timeseriesDecorCov.h5)
 
     def __post_init__(self) -> None:
         if self.uncertainty not in UNCERTAINTY:
             raise TemplateError(f"{KEY}uncertaintyQuantification = {self.uncertainty!r} is not one of: "
                                 f"{', '.join(UNCERTAINTY)}")
-        if self.uncertainty == "covariance":
-            raise TemplateError(f"{KEY}uncertaintyQuantification = covariance needs a time-series covariance "
-                                "file, which sbts does not produce yet; use residue or bootstrap")
         if self.uncertainty == "bootstrap" and self.bootstrap_count < 2:
             raise TemplateError(f"{KEY}bootstrapCount = {self.bootstrap_count}: need at least 2 resamples")
         if self.start_date and self.end_date and self.start_date > self.end_date:
@@ -108,6 +111,7 @@ class VelocityOptions:
             exclude_items=items,
             exclude_explicit=t.is_set(KEY + "excludeDate"),
             exclude_source=str(t.raw(KEY + "excludeDate")) if items else "no",
+            cov_file=t.get(KEY + "timeSeriesCovFile"),
         )
         return options.resolved(work_dir) if resolve else options
 
@@ -135,6 +139,8 @@ class VelocityOptions:
             KEY + "uncertaintyQuantification": self.uncertainty,
             KEY + "bootstrapCount": str(self.bootstrap_count),
         }
+        if self.uncertainty == "covariance":
+            attrs[KEY + "timeSeriesCovFile"] = self.cov_file or COV_FILE
         attrs.update(self.model.provenance())
         return attrs
 
@@ -267,6 +273,87 @@ def fit_pixels(G: np.ndarray, Y: np.ndarray) -> FitResult:
     return FitResult(coef, cov, residue, nv)
 
 
+def propagate_covariance(G: np.ndarray, Y: np.ndarray, cov_ts: np.ndarray) -> np.ndarray:
+    """Covariance (P, k, k) of the least-squares coefficients from the data covariance ``cov_ts`` (n, n, P).
+
+    Cov = H Σ Hᵀ with H = G⁺ for pixels valid at every date, H = (GᵀWG)⁻¹GᵀW (W: their valid
+    dates) otherwise; NaN where the fit is undetermined or Σ is not finite.
+    """
+    G = np.asarray(G, np.float64)
+    n, k = G.shape
+    Y = np.asarray(Y, np.float64).reshape(n, -1)
+    S = np.asarray(cov_ts, np.float64).reshape(n, n, -1)
+    P = Y.shape[1]
+    finite = np.isfinite(Y)
+    complete = finite.all(axis=0)
+    out = np.full((P, k, k), np.nan)
+    if complete.any():
+        H = np.linalg.pinv(G)
+        out[complete] = np.einsum("ki,ijp,lj->pkl", H, S[:, :, complete], H, optimize=True)
+    partial = ~complete & finite.any(axis=0)
+    if partial.any():
+        W = finite[:, partial].astype(np.float64)
+        _, Q, ok = _solve_weighted(G, W, np.zeros((n, int(partial.sum()))))
+        assert Q is not None
+        H = np.einsum("pkj,ij,ip->pki", Q, G, W)  # (P', k, n)
+        Sp = np.where((W[:, None, :] > 0) & (W[None, :, :] > 0), S[:, :, partial], 0.0)
+        cov = np.einsum("pki,ijp,plj->pkl", H, Sp, H, optimize=True)
+        cov[~ok] = np.nan
+        out[partial] = cov
+    return out
+
+
+def read_covariance(path: Path, ts: TimeSeries, used: list[int], block) -> np.ndarray:
+    """Σ (n_used, n_used, P) of a block from ``timeseriesDecorCov.h5``, referenced like ``ts``.
+
+    The file's series start at zero on its first date; ``ts`` may have been moved to another
+    reference date r (reference_date step): x' = x − x_r, so Σ' = Σ − Σ[:, r] − Σ[r, :] + Σ[r, r].
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        cdates = [d.decode() if isinstance(d, bytes) else str(d) for d in f["date"][()]]
+        C = f["timeseries"][:, :, block.rows, block.cols]
+    n_all = len(cdates)
+    C = C.reshape(n_all, n_all, -1).astype(np.float64)
+    pos = {d: i for i, d in enumerate(cdates)}
+    ref = ts.metadata.reference.date
+    r = pos[format_date(ref) if ref else ts.date_strings[0]]
+    C = C - C[:, r:r + 1] - C[r:r + 1, :] + C[r:r + 1, r:r + 1]
+    idx = np.array([pos[ts.date_strings[i]] for i in used])
+    return C[np.ix_(idx, idx)]
+
+
+def _covariance_file(options: VelocityOptions, ts: TimeSeries, work_dir: Path) -> Path:
+    """The covariance file of ``ts``: checked for existence, size and dates."""
+    import h5py
+
+    name = options.cov_file or COV_FILE
+    path = Path(os.path.expanduser(name))
+    if not path.is_absolute():
+        path = next((p for p in (work_dir / path, ts.path.parent / path) if p.exists()), work_dir / path)
+    key = f"{KEY}timeSeriesCovFile"
+    if not path.exists():
+        raise InputError(f"{path}: no time-series covariance for {KEY}uncertaintyQuantification = covariance; "
+                         f"run `sbts invert` with that template (it writes {COV_FILE}) or name the file in {key}")
+    with h5py.File(path, "r") as f:
+        if "timeseries" not in f or "date" not in f or f["timeseries"].ndim != 4:
+            raise InputError(f"{path}: not a time-series covariance file (needs datasets timeseries "
+                             f"(n, n, rows, cols) and date); check {key}")
+        shape = f["timeseries"].shape
+        cdates = {d.decode() if isinstance(d, bytes) else str(d) for d in f["date"][()]}
+    if tuple(shape[2:]) != tuple(ts.shape):
+        raise InputError(f"{path}: covariance of {shape[2]}×{shape[3]} pixels, but {ts.path.name} has "
+                         f"{ts.shape[0]}×{ts.shape[1]}; rerun `sbts invert` or fix {key}")
+    ref = ts.metadata.reference.date
+    ref_date = format_date(ref) if ref else ts.date_strings[0]
+    missing = sorted(set(ts.date_strings) - cdates) + ([] if ref_date in cdates else [ref_date])
+    if missing:
+        raise InputError(f"{path}: no covariance for date(s) {', '.join(missing[:5])} of {ts.path.name}; "
+                         f"rerun `sbts invert` or fix {key}")
+    return path
+
+
 def bootstrap_pinvs(G: np.ndarray, resamples: np.ndarray) -> np.ndarray:
     """Pseudo-inverse of ``G[idx]`` for every resample (B, k, n); NaN where the resample is rank deficient.
 
@@ -351,9 +438,12 @@ def select_dates(ts: TimeSeries, options: VelocityOptions) -> list[int]:
     return used
 
 
-def _signature(path: Path, options: VelocityOptions, used: list[int]) -> str:
+def _signature(path: Path, options: VelocityOptions, used: list[int], cov_path: Path | None = None) -> str:
     st = os.stat(path)
     h = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    if cov_path is not None:
+        cs = os.stat(cov_path)
+        h.update(f"{cov_path.resolve()}|{cs.st_size}|{cs.st_mtime_ns}".encode())
     h.update(json.dumps([options.provenance(), options.seed, used], sort_keys=True).encode())
     return h.hexdigest()
 
@@ -384,6 +474,7 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
         logger.warning("%d dates for %d terms: the fit is exact and its Std undefined (NaN)", n, k)
     outputs = model.outputs()
     resamples = pinvs = None
+    cov_path = _covariance_file(options, ts, work_dir) if options.uncertainty == "covariance" else None
     if options.uncertainty == "bootstrap":
         # resampled indices, design matrices and pseudo-inverses of every resample are held at once
         # (once for the whole run, so at least 1 GB is allowed whatever the per-block budget)
@@ -398,17 +489,20 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
         pinvs = bootstrap_pinvs(G, resamples)
 
     start, end = format_date(dates[0]), format_date(dates[-1])
+    extra = {"SBTS_COVARIANCE": "full per-pixel time-series covariance (G+ Sigma G+^T)"} if cov_path else {}
     meta = ts.metadata.for_product("velocity", "m/year").with_extra(
-        START_DATE=start, END_DATE=end, DATE12=f"{start}_{end}", NUM_DATE=str(n), **options.provenance())
+        START_DATE=start, END_DATE=end, DATE12=f"{start}_{end}", NUM_DATE=str(n), **options.provenance(), **extra)
     # per pixel: the data (float32 + float64 copies), (n × k) einsum temporaries, k×k covariances, outputs
     bpp = n * (4 + 8 * 4) + n * k * 8 * 2 + k * k * 8 * 3 + len(outputs) * 8 * 4
+    if cov_path is not None:  # the block's covariances, float32 read and float64 copies
+        bpp += len(ts.dates) ** 2 * (4 + 8 * 3) + n * n * 8 * 2
     shape = ts.shape
     blocks = plan_blocks(shape, bpp, max_memory, ts.chunk_shape(ts.dataset_name))
     index = np.asarray(used)
     logger.info("fitting %d term(s) (%s) to %d of %d dates (%s..%s), %d×%d pixels, %d block(s), uncertainty %s",
                 k, ", ".join(model.column_names), n, len(ts.dates), start, end, *shape, len(blocks),
                 options.uncertainty)
-    with H5Writer(output, meta, signature=_signature(ts_path, options, used)) as w:
+    with H5Writer(output, meta, signature=_signature(ts_path, options, used, cov_path)) as w:
         for o in outputs:
             w.create(o.name, shape=shape, dtype=np.float32, attrs={"UNIT": o.unit})
             w.create(o.name + "Std", shape=shape, dtype=np.float32, attrs={"UNIT": o.unit})
@@ -420,7 +514,10 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
             Y = data.reshape(n, -1).astype(np.float64)
             fit = fit_pixels(G, Y)
             values = derive(outputs, fit.coef)
-            if resamples is None:
+            if cov_path is not None:
+                cov = propagate_covariance(G, Y, read_covariance(cov_path, ts, used, block))
+                stds = derive_std(outputs, fit.coef, cov)
+            elif resamples is None:
                 stds = derive_std(outputs, fit.coef, fit.cov)
             else:
                 stds = bootstrap_std(G, Y, outputs, resamples, values, pinvs)
@@ -448,5 +545,5 @@ def run(options: VelocityOptions, workdir: WorkDir, compute: ComputeOptions, tim
                                work_dir=workdir.root, options=options.resolved(workdir.root))]
 
 
-__all__ = ["run", "VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "bootstrap_pinvs", "draw_resamples",
+__all__ = ["run", "VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "propagate_covariance", "bootstrap_pinvs", "draw_resamples",
            "fit_time_functions", "resolve_exclude_dates", "read_date_file", "select_dates", "default_timeseries"]

@@ -133,11 +133,14 @@ def _invert(ctx: RunContext) -> list[Path]:
                          num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster,
                          choose_reference=reference_chooser(ctx.template, ctx.work_dir, ctx.compute.max_memory),
                          update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"))
-    return [out.timeseries, out.temporal_coherence, out.num_inv_ifgram, out.mask_temp_coh]
+    return list(out.paths)  # + numGap.h5 (NSBAS), timeseriesDecorCov.h5 (covariance) when asked for
 
 
 def _inversion_outputs(ctx: RunContext) -> list[Path]:
-    return [ctx.workdir.file(n) for n in (TIMESERIES_FILE, TEMP_COHERENCE_FILE, NUM_INV_FILE, MASKS["tempCoh"])]
+    names = [TIMESERIES_FILE, TEMP_COHERENCE_FILE, NUM_INV_FILE, MASKS["tempCoh"]]
+    options = ctx.opt("invert_network")
+    names += ["numGap.h5"] * options.nsbas + ["timeseriesDecorCov.h5"] * options.calc_cov
+    return [ctx.workdir.file(n) for n in names]
 
 
 # --------------------------------------------------------------------------- after the corrections
@@ -190,7 +193,9 @@ def _velocity(ctx: RunContext) -> list[Path]:
 
 
 def _velocity_inputs(ctx: RunContext) -> list[Path]:
-    return [ctx.timeseries_file(), *ctx.opt("velocity").exclude_files(ctx.work_dir)]
+    options = ctx.opt("velocity")
+    cov = [ctx.work_dir / (options.cov_file or "timeseriesDecorCov.h5")] if options.uncertainty == "covariance" else []
+    return [ctx.timeseries_file(), *options.exclude_files(ctx.work_dir), *cov]
 
 
 # --------------------------------------------------------------------------- geocode and save

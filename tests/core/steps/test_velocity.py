@@ -178,7 +178,7 @@ def test_excluded_start_end_dates(tmp_path):
 
 def test_errors(tmp_path):
     ts = write_ts(tmp_path / "ts.h5", np.zeros((60, 3, 3)))
-    with pytest.raises(TemplateError, match="covariance"):
+    with pytest.raises(InputError, match="timeSeriesCovFile"):  # no covariance file written beside it
         fit_time_functions(ts, tpl(uncertaintyQuantification="covariance"))
     with pytest.raises(TemplateError, match="not found"):
         fit_time_functions(ts, tpl(excludeDate="missing_dates.txt"))
