@@ -43,7 +43,7 @@ import numpy as np
 from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.config.template import Template
-from sbts.core.errors import DataError, InputError
+from sbts.core.errors import DataError, InputError, TemplateError
 from sbts.core.inversion.options import (  # noqa: F401 - re-exported: the engine's options
     MASK_DATASETS,
     UNWRAP_ERROR_DATASETS,
@@ -351,6 +351,10 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     stack_path = Path(stack_path)
     work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent
     options = options or (InversionOptions.from_template(template) if template else InversionOptions())
+    if update_store and (options.residual_norm != "L2" or options.nsbas or options.calc_cov):
+        raise TemplateError("sbts.networkInversion.updateStore = yes updates the plain least-squares (L2) "
+                            "solution; it does not apply with residualNorm = L1, sbts.nsbas or the covariance: "
+                            "set it to no")
     prep = _prepare_inputs(stack_path, work_dir, options, choose_reference, outputs, ref_yx)
     out_paths = prep.outputs.paths
     check_distinct(out_paths, [stack_path], option="-d (another work directory)")

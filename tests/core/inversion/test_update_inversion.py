@@ -208,3 +208,18 @@ def test_pair_between_old_dates_means_a_full_inversion(data, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
     invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True)
     assert "new pair(s) between old dates" in caplog.text and "inversion updated" not in caplog.text
+
+
+@pytest.mark.parametrize("change", [{"residual_norm": "L1"}, {"nsbas": True}, {"calc_cov": True}])
+def test_update_store_is_refused_where_the_update_would_not_be_exact(data, tmp_path, change):
+    """The stored factor updates the L2 solution only: with L1, NSBAS or the covariance the key is refused
+    (one line naming it) before anything is written, instead of updating a different solution."""
+    from dataclasses import replace
+
+    from sbts.core.errors import TemplateError
+
+    wd = tmp_path / "wd"
+    stack = _write(wd / "inputs/ifgramStack.h5", data, N0, "old")
+    with pytest.raises(TemplateError, match="updateStore"):
+        invert_network(stack, wd, replace(_opts("no"), **change), update_store=True)
+    assert not (wd / "timeseries.h5").exists() and not incremental.store_path(wd).exists()
