@@ -41,7 +41,7 @@ mintpy.plot = no
 """
 # attributes that record where/when a file was written, not what it holds
 BOOKKEEPING = {"FILE_PATH", "OG_FILE_PATH", "DATA_TYPE", "NO_DATA_VALUE", "MODIFICATION_TIME",
-               "mintpy.timeFunc.timeSeriesCovFile"}  # sbts refuses the covariance method: no file to name
+               "mintpy.timeFunc.timeSeriesCovFile"}  # a path, where each tool wrote its covariance file
 UPTO_INVERSION = ("inputs", "waterMask.h5", "coherenceSpatialAvg.txt", "avgSpatialCoh.h5", "maskConnComp.h5",
                   "avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5", "timeseries.h5", "temporalCoherence.h5",
                   "numInvIfgram.h5", "maskTempCoh.h5")
