@@ -176,9 +176,9 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
 def invert(template: PathLike | None = None, *, stack_file: PathLike | None = None, work_dir: PathLike | None = None,
            weight_func: str | None = None, min_norm_velocity: bool | None = None, mask_dataset: str | None = None,
            mask_threshold: float | None = None, min_redundancy: float | None = None,
-           min_temp_coh: float | None = None, settings: Mapping[str, Any] | None = None,
-           max_memory: float | None = None, num_worker: int | str | None = None, cluster: str | None = None,
-           force: bool = False):
+           min_temp_coh: float | None = None, residual_norm: str | None = None, nsbas: bool | None = None,
+           settings: Mapping[str, Any] | None = None, max_memory: float | None = None,
+           num_worker: int | str | None = None, cluster: str | None = None, force: bool = False):
     """Invert the interferogram network into a displacement time series, as ``sbts invert``.
 
     Parameters
@@ -196,6 +196,12 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
     mask_dataset : {"no", "coherence", "connectComponent"}, optional
     mask_threshold, min_redundancy, min_temp_coh : float, optional
         ``mintpy.networkInversion.maskThreshold``, ``minRedundancy``, ``minTempCoh``.
+    residual_norm : {"L2", "L1"}, optional
+        Least squares or weighted L1, robust to unwrapping errors
+        (``mintpy.networkInversion.residualNorm``).
+    nsbas : bool, optional
+        NSBAS temporal constraint on pixels whose network has gaps; writes ``numGap.h5``
+        (``sbts.nsbas``).
     settings : mapping, optional
         Other template keys.
     max_memory : float, optional
@@ -221,14 +227,16 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
     t = _template(template, settings, {
         key + "weightFunc": weight_func, key + "minNormVelocity": min_norm_velocity,
         key + "maskDataset": mask_dataset, key + "maskThreshold": mask_threshold,
-        key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh})
+        key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh,
+        key + "residualNorm": residual_norm, "sbts.nsbas": nsbas})
     wd = _work_dir(work_dir, template)
     cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
     memory = resolve_memory(max_memory, t)
     return invert_network(Path(stack_file) if stack_file else wd / "inputs" / "ifgramStack.h5", wd,
                           InversionOptions.from_template(t), max_memory=memory,
                           num_worker=resolve_workers(num_worker, t), cluster=cluster, force=force,
-                          choose_reference=reference_chooser(t, wd, memory))
+                          choose_reference=reference_chooser(t, wd, memory),
+                          update_store=t.get_bool("sbts.networkInversion.updateStore"))
 
 
 def correct(name: str, template: PathLike | None = None, *, input_file: PathLike | None = None,

@@ -29,9 +29,16 @@ def _set_pdeathsig(sig: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # by its soname first: find_library runs ldconfig in a subprocess (slow, and interruptible)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        except (OSError, TypeError):
+            return False
+    try:
         prctl = libc.prctl
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
     prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
     prctl.restype = ctypes.c_int

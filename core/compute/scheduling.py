@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -90,9 +91,14 @@ def init_worker(parent: int | None = None) -> None:
     """Pool worker set-up: ends with its parent (:mod:`sbts.core.compute.procs`), one BLAS thread (the
     workers share the cores), reused heap memory (:mod:`sbts.core.compute.heap`) and no Ctrl-C handling.
 
-    Ctrl-C is the main process's to handle (it reports once and cancels the pool).
+    Ctrl-C is the main process's to handle (it reports once and cancels the pool): the pool forks
+    its workers with SIGINT blocked (:func:`_run_pool`), and a worker ignores it before unblocking
+    it, so a Ctrl-C during start-up never raises inside a worker's imports.
     """
     import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # also discards one that arrived while blocked
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     from threadpoolctl import threadpool_limits
 
@@ -100,7 +106,6 @@ def init_worker(parent: int | None = None) -> None:
     from sbts.core.compute.procs import die_with_parent
 
     die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1, user_api="blas")
     keep_freed_memory()
 
@@ -129,8 +134,17 @@ def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
         # bounded look-ahead keeps memory near the budget; the items queued behind the running
         # ones are announced so that their reads find the page cache
         pending: list[Future[tuple[T, R]]] = []
-        for item in items:
-            pending.append(pool.submit(read_and_compute, read, compute, item))
+        for k, item in enumerate(items):
+            if k == 0:
+                # the first submit forks the workers: they start with SIGINT blocked (init_worker
+                # ignores it); a Ctrl-C meanwhile reaches this process when it is unblocked
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                try:
+                    pending.append(pool.submit(read_and_compute, read, compute, item))
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            else:
+                pending.append(pool.submit(read_and_compute, read, compute, item))
             if hint is not None and len(pending) > workers:
                 hint.advise(item)
             if len(pending) >= workers * 2:

@@ -40,7 +40,8 @@ def statuses(output: str) -> dict[str, str]:
     return dict(STATUS.findall(output))
 
 
-OFF_BY_DEFAULT = {"correct_unwrap_error", "correct_LOD", "correct_troposphere", "deramp"}
+OFF_BY_DEFAULT = {"correct_unwrap_error", "correct_LOD", "correct_SET", "correct_ionosphere", "correct_troposphere",
+                  "deramp"}
 
 
 def writer(name: str):
