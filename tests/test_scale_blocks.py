@@ -1,0 +1,143 @@
+"""Heavy steps run block by block under the memory budget, here, in the process pool or on dask, with
+the same numbers (issue 16).
+
+Each step is run three ways on the same stack: one block in this process (a budget larger than the
+stack), many small blocks in this process, and the same small blocks in a pool of 2 processes (and on a
+local dask cluster when dask is installed).  The pool and dask run the same functions on the same
+blocks as the serial run, so their outputs must be bit-identical to it.  A different block size
+changes the shapes of the matrix products BLAS sees, which may change the last bits: there the
+tolerance is a few float32 ulps (rtol 1e-6), far below any physical meaning of the maps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from sbts.core.config.template import Template
+from sbts.core.io.products import TimeSeriesWriter
+from sbts.core.model.metadata import Metadata
+
+DATES = [dt.date(2019, 1, 4) + dt.timedelta(days=12 * i) for i in range(24)]
+DATE_STR = [d.strftime("%Y%m%d") for d in DATES]
+SHAPE = (40, 33)
+SMALL = 2e-4  # GB: several blocks of a few rows for these stacks
+
+try:
+    import dask.distributed  # noqa: F401
+
+    WAYS = ["pool", "dask"]
+except ImportError:
+    WAYS = ["pool"]
+
+
+def write_ts(path: Path, data: np.ndarray, dates=DATE_STR, bperp=None, **attrs) -> Path:
+    n, length, width = data.shape
+    meta = Metadata.from_attrs({"LENGTH": length, "WIDTH": width, "REF_Y": 3, "REF_X": 4, "REF_DATE": dates[0],
+                                "FILE_TYPE": "timeseries", **attrs})
+    with TimeSeriesWriter(path, meta, dates, bperp) as w:
+        w.write("timeseries", data.astype(np.float32))
+    return path
+
+
+def read_all(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
+
+
+def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray], exact: bool = True) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if exact:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        else:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=k)
+
+
+def blocks_logged(caplog) -> int:
+    """The block count of the last step's log line ("..., N block(s)")."""
+    import re
+
+    found = [int(m.group(1)) for r in caplog.records for m in [re.search(r"(\d+) block\(s\)", r.getMessage())] if m]
+    assert found, "the step logs its block count"
+    return found[-1]
+
+
+def way(name: str) -> dict:
+    return {"num_worker": 2, "cluster": "local" if name == "dask" else None}
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Path:
+    """A time series: trend + annual term + noise, a few NaN and no-data pixels."""
+    rng = np.random.default_rng(5)
+    years = np.array([(d - DATES[0]).days for d in DATES]) / 365.25
+    v = rng.normal(0, 0.02, SHAPE)
+    a = rng.normal(0, 0.005, SHAPE)
+    data = v[None] * years[:, None, None] + a[None] * np.sin(2 * np.pi * years)[:, None, None]
+    data += rng.normal(0, 0.003, data.shape)
+    data -= data[0]
+    data[5, 10, 10] = np.nan
+    data[::2, 20, 3] = np.nan
+    data[:, 30, 30] = 0.0  # no data
+    bperp = np.linspace(-100, 120, len(DATES)).astype(np.float32)
+    return write_ts(tmp_path_factory.mktemp("scale") / "timeseries.h5", data, bperp=bperp)
+
+
+# ---------------------------------------------------------------------------- velocity
+@pytest.mark.parametrize("uncertainty", ["residue", "bootstrap"])
+def test_velocity_same_in_one_block_many_blocks_and_pool(tmp_path, series, uncertainty, caplog):
+    from sbts.core.steps.velocity import fit_time_functions
+
+    caplog.set_level("INFO", logger="sbts")
+    t = Template({"mintpy.timeFunc.periodic": "1", "mintpy.timeFunc.uncertaintyQuantification": uncertainty,
+                  "mintpy.timeFunc.bootstrapCount": "30"}, warn_unknown=False)
+    one = read_all(fit_time_functions(series, t, tmp_path / "one.h5", max_memory=4))
+    many = read_all(fit_time_functions(series, t, tmp_path / "many.h5", max_memory=SMALL))
+    assert_same(one, many, exact=False)
+    for name in WAYS:
+        par = read_all(fit_time_functions(series, t, tmp_path / f"{name}.h5", max_memory=SMALL, **way(name)))
+        assert_same(many, par)
+    assert blocks_logged(caplog) > 2
+    assert np.isfinite(one["velocity"]).all() and np.isfinite(one["velocityStd"]).all()
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    """A 24 × 300 × 400 float32 series (11 MB), larger than the budgets of the memory tests."""
+    rng = np.random.default_rng(2)
+    data = np.cumsum(rng.normal(0, 0.002, (len(DATES), 300, 400)).astype(np.float32), axis=0)
+    return write_ts(tmp_path_factory.mktemp("big") / "timeseries.h5", data,
+                    bperp=np.linspace(-50, 80, len(DATES)).astype(np.float32))
+
+
+def peak_bytes(fn) -> int:
+    """The peak of memory allocated through Python (numpy arrays and HDF5 reads included) by ``fn()``."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+BUDGET = 0.002  # GB (2 MiB) against an 11 MiB series: a whole-array read would exceed it five times
+STACK_BYTES = len(DATES) * 300 * 400 * 4
+
+
+def within_budget(peak: int) -> None:
+    # the budget bounds the block's working set; allow 1.5× for the writer's chunk cache and the
+    # per-step small arrays (dates, design matrices), and never near one full read of the series
+    assert peak < 1.5 * BUDGET * 1024**3, f"peak {peak / 2**20:.1f} MiB over the {BUDGET * 1024:.0f} MiB budget"
+    assert peak < STACK_BYTES / 3
+
+
+def test_velocity_memory_bounded(tmp_path, big):
+    from sbts.core.steps.velocity import fit_time_functions
+
+    within_budget(peak_bytes(lambda: fit_time_functions(big, Template(), tmp_path / "v.h5", max_memory=BUDGET)))
