@@ -209,3 +209,35 @@ def test_dem_error_memory_bounded(tmp_path, big):
                "incidenceAngle": np.full((300, 400), 34.0, np.float32)}, unit=None)
     within_budget(peak_bytes(lambda: run_correction("dem_error", Template({}), tmp_path, input_file=big,
                                                     output_file=tmp_path / "out.h5", max_memory=BUDGET)))
+
+
+@pytest.fixture(scope="module")
+def sparse_mask(series) -> Path:
+    """A mask of 120 pixels: few enough that every budget of these tests fits on all of them (the ramp
+    fit subsamples the mask to fit the budget; the same samples give the same ramps)."""
+    from sbts.core.io.products import write_map
+
+    m = np.zeros(SHAPE, np.uint8)
+    m[2:38:3, 1:31:3] = 1
+    path = series.parent / "maskSparse.h5"
+    write_map(path, Metadata.from_attrs({"LENGTH": SHAPE[0], "WIDTH": SHAPE[1]}), "mask", {"mask": m}, unit="1")
+    return path
+
+
+def test_deramp_same_in_one_block_many_blocks_and_pool(tmp_path, series, geometry, sparse_mask, caplog):
+    t = Template({"mintpy.deramp": "quadratic", "mintpy.deramp.maskFile": str(sparse_mask)})
+    found = run_correction_ways(tmp_path, series, geometry, "deramp", t, ["timeseries_ramp.h5"], caplog)
+    out = "timeseries_ramp.h5"
+    assert_same(found["one"][out], found["many"][out], exact=False)
+    for w in WAYS:
+        assert_same(found["many"][out], found[w][out])
+    before = read_all(series)["timeseries"]
+    assert np.nanmax(np.abs(found["one"][out]["timeseries"] - before)) > 1e-4  # ramps were removed
+
+
+def test_deramp_memory_bounded(tmp_path, big):
+    from sbts.core.plugin.runners import run_correction
+
+    t = Template({"mintpy.deramp": "linear", "mintpy.deramp.maskFile": "no"})
+    within_budget(peak_bytes(lambda: run_correction("deramp", t, tmp_path, input_file=big,
+                                                    output_file=tmp_path / "out.h5", max_memory=BUDGET)))
