@@ -213,12 +213,13 @@ def test_dem_error_memory_bounded(tmp_path, big):
 
 @pytest.fixture(scope="module")
 def sparse_mask(series) -> Path:
-    """A mask of 120 pixels: few enough that every budget of these tests fits on all of them (the ramp
-    fit subsamples the mask to fit the budget; the same samples give the same ramps)."""
+    """A mask of 40 pixels: few enough that every budget of these tests fits on all of them (the ramp
+    fit subsamples the mask to fit the budget, never below 10 samples per coefficient; the same
+    samples give the same ramps)."""
     from sbts.core.io.products import write_map
 
     m = np.zeros(SHAPE, np.uint8)
-    m[2:38:3, 1:31:3] = 1
+    m[4:36:7, 2:31:4] = 1
     path = series.parent / "maskSparse.h5"
     write_map(path, Metadata.from_attrs({"LENGTH": SHAPE[0], "WIDTH": SHAPE[1]}), "mask", {"mask": m}, unit="1")
     return path
@@ -241,3 +242,65 @@ def test_deramp_memory_bounded(tmp_path, big):
     t = Template({"mintpy.deramp": "linear", "mintpy.deramp.maskFile": "no"})
     within_budget(peak_bytes(lambda: run_correction("deramp", t, tmp_path, input_file=big,
                                                     output_file=tmp_path / "out.h5", max_memory=BUDGET)))
+
+
+# ---------------------------------------------------------------------------- residual RMS, reference date
+@pytest.mark.parametrize("deramp", ["no", "quadratic"])
+def test_rms_same_in_one_block_many_blocks_and_pool(tmp_path, series, sparse_mask, deramp, caplog):
+    from sbts.core.steps.rms import RmsOptions, residual_rms
+
+    caplog.set_level("INFO", logger="sbts")
+    options = RmsOptions.from_template(Template({"mintpy.residualRMS.deramp": deramp,
+                                                 "mintpy.residualRMS.maskFile": str(sparse_mask)}))
+    found = {}
+    for label, kw in [("one", {"max_memory": 4}), ("many", {"max_memory": SMALL / 2})] + [(w, way(w)) for w in WAYS]:
+        folder = tmp_path / label
+        result = residual_rms(series, work_dir=folder, plot=False, options=options, **kw)
+        found[label] = (result.rms, read_all(folder / "timeseries_ramp.h5") if deramp != "no" else {})
+        if label == "many":
+            assert blocks_logged(caplog) > 2
+    # the sums per date are added in another grouping with another block size: a few ulps
+    np.testing.assert_allclose(found["many"][0], found["one"][0], rtol=1e-12)
+    assert_same(found["one"][1], found["many"][1], exact=False)
+    for w in WAYS:
+        np.testing.assert_array_equal(found[w][0], found["many"][0])
+        assert_same(found["many"][1], found[w][1])
+    # the RMS itself, against numpy on the whole array (no ramp)
+    if deramp == "no":
+        data = read_all(series)["timeseries"].astype(np.float64)
+        m = read_all(sparse_mask)["mask"] != 0
+        r = data[:, m]
+        expected = np.sqrt(np.nansum(r * r, axis=1) / np.isfinite(r).sum(axis=1))
+        np.testing.assert_allclose(found["one"][0], expected, rtol=1e-12)
+
+
+def test_rms_memory_bounded(tmp_path, big):
+    from sbts.core.steps.rms import RmsOptions, residual_rms
+
+    options = RmsOptions.from_template(Template({"mintpy.residualRMS.deramp": "linear",
+                                                 "mintpy.residualRMS.maskFile": "no"}))
+    within_budget(peak_bytes(lambda: residual_rms(big, work_dir=tmp_path, plot=False, options=options,
+                                                  max_memory=BUDGET)))
+
+
+def test_reference_date_same_in_one_block_many_blocks_and_pool(tmp_path, series, caplog):
+    from sbts.core.steps.refdate import reference_date
+
+    caplog.set_level("INFO", logger="sbts")
+    found = {}
+    for label, kw in [("one", {"max_memory": 4}), ("many", {"max_memory": SMALL / 2})] + [(w, way(w)) for w in WAYS]:
+        (out,) = reference_date(series, DATE_STR[7], output=tmp_path / f"{label}.h5", **kw)
+        found[label] = read_all(out)
+        if label == "many":
+            assert blocks_logged(caplog) > 2
+    for label in found:  # a subtraction per pixel: identical whatever the blocks
+        assert_same(found["one"], found[label])
+    data = read_all(series)["timeseries"]
+    np.testing.assert_array_equal(found["one"]["timeseries"], data - data[7][None])
+
+
+def test_reference_date_memory_bounded(tmp_path, big):
+    from sbts.core.steps.refdate import reference_date
+
+    within_budget(peak_bytes(lambda: reference_date(big, DATE_STR[3], output=tmp_path / "out.h5",
+                                                    max_memory=BUDGET)))
