@@ -267,15 +267,19 @@ def _scan_block(local: np.ndarray, item: tuple[Block, np.ndarray | None], phase:
         valid = np.isfinite(closure)
         if keep is not None:
             valid &= keep[None]
-        nonzero = integer_ambiguity(closure) != 0
-        nonzero &= valid
+        closure[~valid] = 0  # wrap(0) = 0: invalid closures add nothing below
+        wrapped32 = wrap(closure)
+        # integer_ambiguity ≠ 0 ⇔ |φc − wrap(φc)| (a multiple of 2π) ≥ π, without a second wrap
+        closure -= wrapped32
+        np.abs(closure, out=closure)
+        nonzero = closure > np.float32(np.pi)
+        del closure
         count += nonzero.sum(axis=0, dtype=np.int32)
         n_valid[rows] = valid.sum(axis=1)
         n_nonzero[rows] = nonzero.sum(axis=1)
-        del nonzero
-        closure[~valid] = 0
-        wrapped = wrap(closure).astype(np.float64)  # wrap(0) = 0: invalid closures add nothing
-        del closure
+        del nonzero, valid
+        wrapped = wrapped32.astype(np.float64)
+        del wrapped32
         s1[rows] = wrapped.sum(axis=1)
         np.square(wrapped, out=wrapped)
         s2[rows] = wrapped.sum(axis=1)
