@@ -153,9 +153,12 @@ def geometry(series) -> Path:
     from sbts.core.io.products import write_map
 
     cols = np.arange(SHAPE[1])[None, :] * np.ones((SHAPE[0], 1))
+    rows = np.arange(SHAPE[0])[:, None] * np.ones((1, SHAPE[1]))
     layers = {"slantRangeDistance": (850e3 + 25.0 * cols).astype(np.float32),
               "incidenceAngle": (33.0 + 0.3 * cols).astype(np.float32),
-              "height": (100 + 3.0 * cols).astype(np.float32)}
+              "height": (100 + 3.0 * cols).astype(np.float32),
+              "latitude": (19.40 - 0.00025 * rows + 0.00004 * cols).astype(np.float32),
+              "longitude": (-99.20 + 0.0002 * cols + 0.00005 * rows).astype(np.float32)}
     folder = series.parent / "inputs"
     folder.mkdir(exist_ok=True)
     meta = Metadata.from_attrs({"LENGTH": SHAPE[0], "WIDTH": SHAPE[1]})
@@ -378,3 +381,55 @@ def test_closure_scan_memory_bounded(tmp_path):
     assert peak < 1.5 * BUDGET * 1024**3 + one.nbytes  # the (L, W) map returned is the caller's
     np.testing.assert_array_equal(num_nonzero_integer_closure(stack, max_memory=BUDGET, reference=False), one)
     assert one[:100, :120].min() > 0 and one[100:].max() == 0
+
+
+# ---------------------------------------------------------------------------- geocode
+def test_geocode_blocks_and_shared_coordinates(tmp_path, series, geometry, monkeypatch):
+    """The time series and the geometry geocoded together share one mapping and, when they fit in a
+    quarter of the budget, the coordinates of every output pixel (solved once); small blocks give the same maps within the Newton solver's tolerance (its stop test is on
+    the largest step of a block: 1e-6 px), the shared coordinates the very same ones."""
+    from sbts.core.steps import geocode
+
+    calls = []
+    solve = geocode.InverseLookup.solve
+    monkeypatch.setattr(geocode.InverseLookup, "solve", lambda self, *a: calls.append(1) or solve(self, *a))
+    found = {}
+    for label, memory in (("one", 4.0), ("many", 2e-5)):
+        opts = geocode.GeocodeOptions(max_memory=memory)
+        calls.clear()
+        outs = geocode.geocode_files([series, geometry], geometry, tmp_path / label, options=opts)
+        found[label] = [read_all(o) for o in outs]
+        inverted = len(calls)
+        calls.clear()
+        geocode.geocode_file(series, geometry, tmp_path / label / "alone.h5", options=opts)
+        if label == "one":  # the coordinates kept: two files cost what one does
+            assert inverted == len(calls)
+        else:  # over a quarter of this budget: solved block by block, for each file
+            assert len(calls) > 2 and inverted > len(calls)
+    for a, b in zip(found["one"], found["many"]):
+        for k in a:
+            if a[k].dtype.kind == "f":
+                np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6 * np.nanmax(np.abs(a[k])),
+                                           equal_nan=True, err_msg=k)
+            else:
+                np.testing.assert_array_equal(b[k], a[k], err_msg=k)
+    assert np.isfinite(found["one"][0]["timeseries"]).mean() > 0.5
+
+
+def test_geocode_memory_bounded(tmp_path, big, series, geometry, monkeypatch):
+    """Geocoding holds one output block and its source window, plus two fixed costs left out here: the
+    KD-tree of the subsampled lookup (``_COARSE_POINTS`` points, ~20 MB whatever the image) made
+    small, and the modules geocoding imports on first use (imported by a first run)."""
+    from sbts.core.io.products import write_map
+    from sbts.core.steps import geocode
+
+    geocode.geocode_file(series, geometry, tmp_path / "warm.h5")
+    monkeypatch.setattr(geocode, "_COARSE_POINTS", 3000)
+
+    rows, cols = np.mgrid[0:300, 0:400].astype(np.float64)
+    geometry = tmp_path / "geometryRadar.h5"
+    write_map(geometry, Metadata.from_attrs({"LENGTH": 300, "WIDTH": 400}), "geometry",
+              {"latitude": (19.40 - 0.00025 * rows).astype(np.float32),
+               "longitude": (-99.20 + 0.0002 * cols).astype(np.float32)}, unit=None)
+    opts = geocode.GeocodeOptions(max_memory=BUDGET)
+    within_budget(peak_bytes(lambda: geocode.geocode_file(big, geometry, tmp_path / "geo.h5", options=opts)))
