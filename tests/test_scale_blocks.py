@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from sbts.core.config.template import Template
+from sbts.core.io.blocks import Block
 from sbts.core.io.products import TimeSeriesWriter
 from sbts.core.model.metadata import Metadata
 
@@ -433,3 +434,23 @@ def test_geocode_memory_bounded(tmp_path, big, series, geometry, monkeypatch):
                "longitude": (-99.20 + 0.0002 * cols).astype(np.float32)}, unit=None)
     opts = geocode.GeocodeOptions(max_memory=BUDGET)
     within_budget(peak_bytes(lambda: geocode.geocode_file(big, geometry, tmp_path / "geo.h5", options=opts)))
+
+
+# ---------------------------------------------------------------------------- exporters
+def test_kmz_linear_rate_in_blocks_equals_one_read(series):
+    """The KMZ time series' fallback velocity (no velocity file): a per-pixel fit, identical whether
+    the series is read at once or in strips, and the slope of the series' trend."""
+    from sbts.core.io.products import TimeSeries
+    from sbts.plugins.exporters.kmz import linear_rate
+
+    ts = TimeSeries(series)
+    whole = linear_rate(ts, max_memory=4)
+    strips = linear_rate(ts, max_memory=SMALL / 4)
+    one = linear_rate(ts, block=Block(0, SHAPE[0], 0, SHAPE[1]))
+    np.testing.assert_allclose(strips, whole, rtol=1e-6, atol=1e-9, equal_nan=True)
+    np.testing.assert_array_equal(whole, one)
+    data = read_all(series)["timeseries"].astype(np.float64)
+    t = np.array([(d - DATES[0]).days for d in DATES]) / 365.25
+    slope = np.polyfit(t, data[:, 7, 9], 1)[0]
+    np.testing.assert_allclose(whole[7, 9], slope, rtol=1e-4)
+    assert np.isnan(whole[10, 10]) and np.isnan(whole[20, 3])  # pixels with a missing date
