@@ -454,3 +454,31 @@ def test_kmz_linear_rate_in_blocks_equals_one_read(series):
     slope = np.polyfit(t, data[:, 7, 9], 1)[0]
     np.testing.assert_allclose(whole[7, 9], slope, rtol=1e-4)
     assert np.isnan(whole[10, 10]) and np.isnan(whole[20, 3])  # pixels with a missing date
+
+
+def test_phase_closure_same_in_one_block_many_blocks_and_pool(tmp_path, ifgram_stack, caplog):
+    """The correction adds 2π × cycles per region and pair: per-pixel arithmetic once the cycles are
+    known, so identical outputs whatever the blocks and wherever they run.  The regions and samples
+    are drawn with the run's whole budget (the pool runs get the serial run's budget here)."""
+    import shutil
+
+    from sbts.core.plugin.runners import run_correction
+
+    caplog.set_level("INFO", logger="sbts")
+    found = {}
+    for label, kw in [("one", {"max_memory": 4}), ("many", {"max_memory": SMALL})] + \
+            [(w, {**way(w), "max_memory": SMALL}) for w in WAYS]:
+        folder = tmp_path / label
+        folder.mkdir()
+        for name in ("ifgramStack.h5", "geometryGeo.h5"):
+            shutil.copy(ifgram_stack.parent / name, folder / name)
+        run_correction("phase_closure", Template({"mintpy.unwrapError.connCompMinArea": "20"}), folder,
+                       input_file=folder / "ifgramStack.h5", geometry_file=folder / "geometryGeo.h5", **kw)
+        with h5py.File(folder / "ifgramStack.h5", "r") as f:
+            found[label] = {"fixed": f["unwrapPhase_phaseClosure"][()], "before": f["unwrapPhase"][()]}
+    for label in found:
+        np.testing.assert_array_equal(found[label]["fixed"], found["one"]["fixed"], err_msg=label)
+    changed = found["one"]["fixed"] != found["one"]["before"]
+    assert changed.any()  # the synthetic unwrapping errors were corrected ...
+    cycles = (found["one"]["fixed"] - found["one"]["before"])[changed] / (2 * np.pi)
+    np.testing.assert_allclose(cycles, np.round(cycles), atol=1e-4)  # ... by whole cycles
