@@ -22,7 +22,11 @@ Usage: python bench/bench_workflow.py [--dir /tmp/sbts_bench_wf] [--size 1000] [
                                       [--workers 1] [--cluster local]
 
 ``--size N`` is an N × N stack (``--size L W`` for another shape); ``--workers 1,2,4`` repeats the
-run with each number of workers (mintpy.compute.numWorker) and prints one table per run.
+run with each number of workers (mintpy.compute.numWorker) and prints one table per run;
+``--cluster local`` (or a scheduler address) adds a run of the last number of workers on dask.
+With several runs, every dataset of every HDF5 product is compared with the first run's: the runs
+with the same blocks (the pool and dask with the same workers) must be identical; another number of
+workers splits the budget into other blocks, which may move the last bits of least-squares results.
 """
 
 from __future__ import annotations
@@ -226,21 +230,26 @@ def main() -> None:
     with h5py.File(stack, "r") as f:
         m = f["unwrapPhase"].shape[0]
     size_gb = (stack.stat().st_size + geometry.stat().st_size) / 1e9
-    for workers in [int(w) for w in str(args.workers).split(",")]:
-        work = args.dir / f"work_{shape[0]}x{shape[1]}_{workers}{'_' + args.cluster if args.cluster else ''}"
+    works: list[Path] = []
+    counts = [int(w) for w in str(args.workers).split(",")]
+    # one run per number of workers in this machine's pool, then (--cluster) the last on dask
+    runs: list[tuple[int, str | None]] = [(w, None) for w in counts] + ([(counts[-1], args.cluster)] if args.cluster
+                                                                      else [])
+    for workers, cluster in runs:
+        work = args.dir / f"work_{shape[0]}x{shape[1]}_{workers}{'_dask' if cluster else ''}"
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
         template = work / "bench.cfg"
         template.write_text(CHAIN.format(stack=stack, geometry=geometry, max_memory=args.max_memory,
                                          workers=workers))
-        extra = ["--cluster", args.cluster] if args.cluster else []
+        extra = ["--cluster", cluster] if cluster else []
         floor, cold = floor_read({stack: ["unwrapPhase", "coherence"],
                                   geometry: ["height", "incidenceAngle", "slantRangeDistance", "latitude",
                                              "longitude"]})
         drop_caches()
         print(f"\nstack {shape[0]} x {shape[1]} px, {args.dates} dates, {m} pairs, {size_gb:.2f} GB of inputs; "
-              f"--max-memory {args.max_memory:g} GB, {workers} worker(s){', cluster ' + args.cluster if args.cluster else ''}"
+              f"--max-memory {args.max_memory:g} GB, {workers} worker(s){', cluster ' + cluster if cluster else ''}"
               f", {os.cpu_count()} cores")
         print(f"floor: {'cold' if cold else 'warm (page cache not dropped)'} read of the inputs {floor:.2f} s\n")
         print("| step | wall (s) | peak RSS (MB) | read (MB) | status |\n|---|---:|---:|---:|---|")
@@ -253,6 +262,49 @@ def main() -> None:
             print(f"| {step} | {wall:.1f} | {peak:.0f} | {read / 1e6:.0f} | {status} |", flush=True)
         print(f"| **total** | **{total:.1f}** | **{peak_all:.0f}** | **{read_all / 1e6:.0f}** | "
               f"{total / floor:.1f}× the floor; budget {args.max_memory * 1024:.0f} MB + 300 |")
+        works.append(work)
+    if len(works) > 1:
+        compare(works)
+
+
+def _datasets(f: h5py.File) -> list[str]:
+    names: list[str] = []
+    f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return names
+
+
+def compare(works: list[Path]) -> None:
+    """Largest difference of every dataset of every HDF5 product between the first run and the others."""
+    first = works[0]
+    for other in works[1:]:
+        worst, files, same = 0.0, 0, 0
+        for path in sorted(first.rglob("*.h5")):
+            twin = other / path.relative_to(first)
+            if not twin.exists():
+                print(f"{twin}: missing")
+                continue
+            files += 1
+            identical = True
+            with h5py.File(path, "r") as a, h5py.File(twin, "r") as b:
+                for name in _datasets(a):
+                    x, y = a[name][()], b[name][()] if name in b else None
+                    if y is None or x.shape != y.shape:
+                        print(f"{twin}:{name}: missing or another shape")
+                        identical = False
+                        continue
+                    if x.dtype.kind in "fc":
+                        diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+                        both_nan = np.isnan(x) & np.isnan(y)
+                        diff[both_nan] = 0
+                        if np.isnan(diff).any() or diff.max(initial=0) > 0:
+                            identical = False
+                            worst = max(worst, float(np.nanmax(diff)) if not np.isnan(diff).all() else np.inf)
+                    elif not np.array_equal(x, y):
+                        identical = False
+                        worst = np.inf
+            same += identical
+        print(f"{other.name} vs {first.name}: {same} of {files} HDF5 products identical in every value; "
+              f"largest difference {worst:.3g}")
 
 
 if __name__ == "__main__":
