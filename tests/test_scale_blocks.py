@@ -482,3 +482,23 @@ def test_phase_closure_same_in_one_block_many_blocks_and_pool(tmp_path, ifgram_s
     assert changed.any()  # the synthetic unwrapping errors were corrected ...
     cycles = (found["one"]["fixed"] - found["one"]["before"])[changed] / (2 * np.pi)
     np.testing.assert_allclose(cycles, np.round(cycles), atol=1e-4)  # ... by whole cycles
+
+
+def test_cli_num_worker_reaches_the_steps(tmp_path, big):
+    """``sbts velocity --num-worker 2`` and ``sbts correct deramp --num-worker 2`` give what the serial
+    run on the same blocks gives."""
+    from click.testing import CliRunner
+
+    from sbts.cli.main import cli
+    from sbts.core.steps.velocity import fit_time_functions
+
+    res = CliRunner().invoke(cli, ["velocity", "-i", str(big), "-o", str(tmp_path / "pool.h5"), "--num-worker", "2",
+                                   "--max-memory", "0.01", "-d", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    serial = fit_time_functions(big, Template(), tmp_path / "serial.h5", max_memory=0.005)
+    assert_same(read_all(serial), read_all(tmp_path / "pool.h5"))
+    res = CliRunner().invoke(cli, ["correct", "deramp", "-i", str(big), "-o", str(tmp_path / "ramp.h5"),
+                                   "-s", "mintpy.deramp=linear", "-s", "mintpy.deramp.maskFile=no",
+                                   "--num-worker", "2", "--max-memory", "4", "-d", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert read_all(tmp_path / "ramp.h5")["timeseries"].shape == (len(DATES), 300, 400)
