@@ -44,13 +44,18 @@ def _make_command(item) -> click.Command:
     @o.option_opt("Option of this correction, repeatable (see Options above; others are refused).")
     @o.work_dir_opt
     @o.max_memory_opt
-    def command(template, input_file, output, geometry, settings, opts, work_dir, max_memory) -> None:
+    @o.num_worker_opt
+    @o.cluster_opt
+    def command(template, input_file, output, geometry, settings, opts, work_dir, max_memory, num_worker,
+                cluster) -> None:
         from sbts.core.plugin.runners import run_correction
 
         t = o.load_template(template, o.key_values(settings, "--set"))
         wd = o.resolve_work_dir(work_dir, template)
         result = run_correction(item.name, t, wd, input_file=input_file, output_file=output,
                                 geometry_file=geometry, max_memory=o.resolve_memory(max_memory, t),
+                                num_worker=o.resolve_workers(num_worker, t),
+                                cluster=cluster if cluster is not None else t.get("mintpy.compute.cluster"),
                                 **o.key_values(opts, "--option"))
         click.echo(str(result.output))
         for extra in result.extra_outputs:

@@ -18,7 +18,9 @@ from sbts.cli import options as o
               help="Write here instead of replacing the input (one input only).")
 @o.work_dir_opt
 @o.max_memory_opt
-def refdate(template, files, date, output, work_dir, max_memory) -> None:
+@o.num_worker_opt
+@o.cluster_opt
+def refdate(template, files, date, output, work_dir, max_memory, num_worker, cluster) -> None:
     """Re-reference time-series files to a date: ts −= ts[date], REF_DATE updated.
 
     Each file is rewritten completely before it atomically replaces the original (never left half
@@ -39,5 +41,7 @@ def refdate(template, files, date, output, work_dir, max_memory) -> None:
         return
     if not files:
         files = tuple(sorted(wd.glob("timeseries*.h5")))
-    for path in reference_date(files, value, output, max_memory=o.resolve_memory(max_memory, t), work_dir=wd):
+    for path in reference_date(files, value, output, max_memory=o.resolve_memory(max_memory, t), work_dir=wd,
+                               num_worker=o.resolve_workers(num_worker, t),
+                               cluster=cluster if cluster is not None else t.get("mintpy.compute.cluster")):
         click.echo(str(path))

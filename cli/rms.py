@@ -23,7 +23,9 @@ from sbts.cli import options as o
 @click.option("--no-plot", is_flag=True, help="Do not draw rms_<stem>.pdf/png.")
 @o.work_dir_opt
 @o.max_memory_opt
-def rms(template, input_file, cutoff, deramp, mask_file, no_plot, work_dir, max_memory) -> None:
+@o.num_worker_opt
+@o.cluster_opt
+def rms(template, input_file, cutoff, deramp, mask_file, no_plot, work_dir, max_memory, num_worker, cluster) -> None:
     """Residual RMS per date: pick the reference date and the noisy dates.
 
     After removing a ramp per date on the mask pixels, RMS_i = sqrt(mean(r_i²)) (Yunjun et al.
@@ -39,6 +41,8 @@ def rms(template, input_file, cutoff, deramp, mask_file, no_plot, work_dir, max_
     t = o.load_template(template, {key + "cutoff": cutoff, key + "deramp": deramp, key + "maskFile": mask_file})
     wd = o.resolve_work_dir(work_dir, template)
     result = residual_rms(input_file or wd / "timeseriesResidual.h5", t, wd,
-                          max_memory=o.resolve_memory(max_memory, t), plot=not no_plot)
+                          max_memory=o.resolve_memory(max_memory, t), plot=not no_plot,
+                          num_worker=o.resolve_workers(num_worker, t),
+                          cluster=cluster if cluster is not None else t.get("mintpy.compute.cluster"))
     for path in result.files:
         click.echo(str(path))

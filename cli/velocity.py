@@ -38,8 +38,10 @@ from sbts.cli import options as o
               help="Number of bootstrap resamples (mintpy.timeFunc.bootstrapCount; default 400).")
 @o.work_dir_opt
 @o.max_memory_opt
+@o.num_worker_opt
+@o.cluster_opt
 def velocity(template, input_file, output, start_date, end_date, exclude_date, polynomial, periodic, step_date,
-             exp_terms, log_terms, uncertainty, bootstrap_count, work_dir, max_memory) -> None:
+             exp_terms, log_terms, uncertainty, bootstrap_count, work_dir, max_memory, num_worker, cluster) -> None:
     """Fit time functions to every pixel of a time series: velocity, seasonal terms, steps.
 
     One least-squares per block for all pixels (Hetland et al. 2012 time functions): polynomial
@@ -61,5 +63,7 @@ def velocity(template, input_file, output, start_date, end_date, exclude_date, p
     })
     wd = o.resolve_work_dir(work_dir, template)
     out = fit_time_functions(input_file or default_timeseries(wd), t, output or wd / "velocity.h5",
-                             max_memory=o.resolve_memory(max_memory, t), work_dir=wd)
+                             max_memory=o.resolve_memory(max_memory, t), work_dir=wd,
+                             num_worker=o.resolve_workers(num_worker, t),
+                             cluster=cluster if cluster is not None else t.get("mintpy.compute.cluster"))
     click.echo(str(out))

@@ -31,7 +31,10 @@ Read products
     :func:`read_mask`, :func:`scale_unit`.
 Work in blocks
     :class:`Block`, :func:`plan_blocks`; a budget without bytes counted by hand:
-    :class:`Budget`, :func:`pixel_bytes`, :func:`plan_blocks_for`.
+    :class:`Budget`, :func:`pixel_bytes`, :func:`plan_blocks_for`; run the blocks here, in a
+    process pool or on dask (``context.num_worker``, ``context.cluster``): :func:`run_blocks`,
+    :func:`memory_per_task` (the budget of one block when several run at once), :func:`describe`;
+    :func:`progress` for the bar.
 Write
     :class:`H5Writer`, :class:`TimeSeriesWriter`, :func:`atomic_output`, :func:`atomic_write_text`,
     :func:`edit_in_place`, :class:`StackEditor` (the in-place edits of ``ifgramStack.h5``),
@@ -61,6 +64,7 @@ Importing this module imports numpy, scipy and h5py, never GDAL (rasters open it
 
 from __future__ import annotations
 
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.options import FileOption
 from sbts.core.config.template import Template, parse_text, read_text_file
 from sbts.core.errors import DataError, InputError, PluginError, SbtsError, TemplateError, shown
@@ -110,6 +114,7 @@ from sbts.core.io.products import (
     TimeSeries,
     TimeSeriesWriter,
 )
+from sbts.core.io.progress import progress
 from sbts.core.io.rasters import BinaryRaster, GdalRaster, TransformedRaster
 from sbts.core.io.safenames import read_text, safe_part
 from sbts.core.io.stack_editor import StackEditor
@@ -159,7 +164,8 @@ __all__ = [
     "STACK_DATASETS", "GEOMETRY_DATASETS", "UNITS", "UNWRAP_ERROR_DATASETS",
     "read_mask_file", "find_geometry", "find_companion", "GEO_PREFIX", "select_map", "MapSelection", "read_mask", "scale_unit",
     # work in blocks
-    "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget",
+    "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget", "run_blocks", "memory_per_task", "describe",
+    "progress",
     # write
     "H5Writer", "TimeSeriesWriter", "atomic_output", "atomic_write_text", "edit_in_place", "check_distinct",
     "check_free_space", "output_lock", "StackEditor", "encode_dates", "INCOMPLETE_ATTR",

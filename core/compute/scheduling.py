@@ -50,13 +50,40 @@ class ReadAheadHint(Protocol):
 
 
 def memory_per_task(max_memory: float, workers: int = 1, cluster: str | None = None) -> float:
-    """The memory (GB) one item may use: ``max_memory`` shared by the workers that run at once."""
+    """The memory (GB) one item may use: ``max_memory`` shared by the workers that run at once.
+
+    Parameters
+    ----------
+    max_memory : float
+        The run's budget in GB (``mintpy.compute.maxMemory``).
+    workers : int
+        Processes that run items at once (``mintpy.compute.numWorker``).
+    cluster : str, optional
+        ``"local"`` or a dask scheduler address; with one, even one worker runs apart from this process.
+
+    Returns
+    -------
+    float
+        GB for one item: ``max_memory / workers`` when items run in a pool or on dask, else ``max_memory``.
+    """
     workers = max(1, int(workers))
     return max_memory / (workers if (cluster or workers > 1) else 1)
 
 
 def describe(workers: int = 1, cluster: str | None = None) -> str:
-    """`` on N workers`` (or ``""`` when everything runs here), for log lines."""
+    """`` on N workers`` (or ``""`` when everything runs here), for log lines.
+
+    Parameters
+    ----------
+    workers : int
+        Processes of the pool or the dask cluster.
+    cluster : str, optional
+        ``"local"`` or a dask scheduler address.
+
+    Returns
+    -------
+    str
+    """
     workers = max(1, int(workers))
     return f" on {workers} worker{'s' if workers > 1 else ''}" if workers > 1 or cluster else ""
 
@@ -66,9 +93,26 @@ def run_blocks(items: Sequence[T], read: Callable[[T], I], compute: Callable[[T,
                read_ahead: Callable[[], ReadAheadHint] | None = None) -> Iterator[tuple[T, R]]:
     """Yield ``(item, compute(item, read(item)))`` for every item, here, in a pool or on dask.
 
-    ``workers``: processes of the pool (or of the local dask cluster); ``cluster``: ``"local"`` or
-    the address of a dask scheduler (then dask runs the items); ``read_ahead``: opens a hint object
-    whose ``advise(item)`` is called for items queued in the pool (optional; pool only).
+    Parameters
+    ----------
+    items : Sequence
+        The work items (usually :class:`~sbts.core.io.blocks.Block` s).
+    read : callable
+        ``read(item)``: the I/O of an item (picklable for the pool and dask: a module-level function
+        or a :func:`functools.partial` of one).
+    compute : callable
+        ``compute(item, inputs)``: the numbers of an item (picklable likewise).
+    workers : int
+        Processes of the pool (or of the local dask cluster); 1 runs here, a thread reading ahead.
+    cluster : str, optional
+        ``"local"`` or the address of a dask scheduler (then dask runs the items).
+    read_ahead : callable, optional
+        Opens a hint object whose ``advise(item)`` is called for items queued in the pool (pool only).
+
+    Yields
+    ------
+    tuple
+        ``(item, result)``: in submission order here and in the pool, in completion order on dask.
     """
     items = list(items)
     if not items:

@@ -234,8 +234,65 @@ class TripletStats:
         return "\n".join(lines) + "\n"
 
 
+_TRI_GROUP = 16  # triplets whose closures are held at once in a block
+
+
+def _scan_read(stack: IfgramStack, dataset: str, used: np.ndarray, ref: np.ndarray,
+               item: tuple[Block, np.ndarray | None]) -> np.ndarray:
+    """The referenced phase of the used pairs over one block (the I/O of a scan task)."""
+    return _read_referenced(stack, dataset, item[0], used, ref)
+
+
+def _scan_block(local: np.ndarray, item: tuple[Block, np.ndarray | None], phase: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """T_int of one block and its per-triplet sums (valid, non-zero, wrapped closure, its square).
+
+    The triplets are taken :data:`_TRI_GROUP` at a time, so the closures held stay small whatever the
+    network; every per-triplet sum is a row's own sum over the block's pixels, so the grouping does
+    not change it.
+    """
+    block, mask = item
+    n_tri = local.shape[0]
+    flat = phase.reshape(phase.shape[0], -1)
+    del phase
+    count = np.zeros(flat.shape[1], np.int32)
+    n_valid = np.zeros(n_tri, np.int64)
+    n_nonzero = np.zeros(n_tri, np.int64)
+    s1 = np.zeros(n_tri)
+    s2 = np.zeros(n_tri)
+    keep = None if mask is None else mask.reshape(-1)
+    for g in range(0, n_tri, _TRI_GROUP):
+        rows = slice(g, min(n_tri, g + _TRI_GROUP))
+        closure = _closure_of(flat, local[rows])
+        valid = np.isfinite(closure)
+        if keep is not None:
+            valid &= keep[None]
+        closure[~valid] = 0  # wrap(0) = 0: invalid closures add nothing below
+        wrapped32 = wrap(closure)
+        # integer_ambiguity ≠ 0 ⇔ |φc − wrap(φc)| (a multiple of 2π) ≥ π, without a second wrap
+        closure -= wrapped32
+        np.abs(closure, out=closure)
+        nonzero = closure > np.float32(np.pi)
+        del closure
+        count += nonzero.sum(axis=0, dtype=np.int32)
+        n_valid[rows] = valid.sum(axis=1)
+        n_nonzero[rows] = nonzero.sum(axis=1)
+        del nonzero, valid
+        wrapped = wrapped32.astype(np.float64)
+        del wrapped32
+        s1[rows] = wrapped.sum(axis=1)
+        np.square(wrapped, out=wrapped)
+        s2[rows] = wrapped.sum(axis=1)
+    return count.reshape(block.shape), n_valid, n_nonzero, s1, s2
+
+
 def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray | None,
-          reference: bool) -> tuple[np.ndarray, TripletStats]:
+          reference: bool, num_worker: int = 1, cluster: str | None = None) -> tuple[np.ndarray, TripletStats]:
+    import functools
+
+    from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
+    from sbts.core.io.progress import progress
+
     length, width = stack.shape
     tri = triplet_indices(stack.pairs)
     used, local, ref = _prepare(stack, dataset, reference)
@@ -246,22 +303,25 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
     s1 = np.zeros(n_tri)
     s2 = np.zeros(n_tri)
     if n_tri:
-        # read layers (4 B) + referenced copy (4 B) + per triplet closure, wrapped, int, flags (~16 B)
-        bytes_per_pixel = used.size * 8 + n_tri * 16
-        blocks = plan_blocks(stack.shape, bytes_per_pixel, max_memory, stack.chunk_shape(dataset))
-        for block in blocks:
-            closure = _closure_of(_read_referenced(stack, dataset, block, used, ref), local)
-            valid = np.isfinite(closure)
-            if mask is not None:
-                valid &= mask[block.slices][None]
-            k = integer_ambiguity(closure)
-            nonzero = (k != 0) & valid
-            count[block.slices] = nonzero.sum(axis=0, dtype=np.int32)
-            wrapped = np.where(valid, wrap(np.where(valid, closure, 0)), 0).astype(np.float64)
-            n_valid += valid.reshape(n_tri, -1).sum(axis=1)
-            n_nonzero += nonzero.reshape(n_tri, -1).sum(axis=1)
-            s1 += wrapped.reshape(n_tri, -1).sum(axis=1)
-            s2 += (wrapped ** 2).reshape(n_tri, -1).sum(axis=1)
+        # the read layers, their referenced copy and the next block's read ahead (4 B each, + the
+        # no-data flags), then per triplet of a group: closure, wrapped, flags and float64 sums (~40 B)
+        bytes_per_pixel = used.size * 13 + min(n_tri, _TRI_GROUP) * 40 + 8
+        blocks = plan_blocks(stack.shape, bytes_per_pixel, memory_per_task(max_memory, num_worker, cluster),
+                             stack.chunk_shape(dataset))
+        logger.info("closure phases of %d triplets, %d block(s)%s", n_tri, len(blocks), describe(num_worker, cluster))
+        items = [(b, None if mask is None else np.ascontiguousarray(mask[b.slices])) for b in blocks]
+        results = run_blocks(items, functools.partial(_scan_read, stack, dataset, used, ref),
+                             functools.partial(_scan_block, local), workers=num_worker, cluster=cluster)
+        sums = {}
+        for (block, _), (block_count, *block_sums) in progress(results, "closure phases", "block", total=len(items)):
+            count[block.slices] = block_count
+            sums[block] = block_sums
+        for block in blocks:  # added in block order, whatever order they finished in
+            bv, bn, b1, b2 = sums[block]
+            n_valid += bv
+            n_nonzero += bn
+            s1 += b1
+            s2 += b2
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n_valid > 0, s1 / np.maximum(n_valid, 1), np.nan)
         std = np.where(n_valid > 0, np.sqrt(np.maximum(s2 / np.maximum(n_valid, 1) - mean ** 2, 0)), np.nan)
@@ -293,18 +353,20 @@ def triplet_closure_stats(stack: IfgramStack | str | os.PathLike, max_memory: fl
 
 def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
                                       max_memory: float = DEFAULT_MAX_MEMORY_GB, dataset: str = "unwrapPhase",
-                                      mask: np.ndarray | None | str = "auto") -> tuple[Path, Path]:
+                                      mask: np.ndarray | None | str = "auto", num_worker: int = 1,
+                                      cluster: str | None = None) -> tuple[Path, Path]:
     """Write ``numTriNonzeroIntAmbiguity.h5`` (dataset ``mask``) and the triplet statistics text file.
 
     ``mask="auto"`` uses the ``waterMask`` of the geometry file beside the stack, if any (water has
-    no meaningful closure); ``None`` uses every pixel.  One pass over the stack gives both outputs.
+    no meaningful closure); ``None`` uses every pixel.  One pass over the stack gives both outputs;
+    its blocks run here, in a pool of ``num_worker`` processes or on dask (``cluster``).
     """
     stack = IfgramStack(stack_path)
     if stack.pairs.keep.sum() < 3:
         raise DataError(f"{stack.path}: fewer than 3 kept pairs; no triplet to form a closure phase")
     if isinstance(mask, str):
         mask = geometry_water_mask(stack.path, work_dir, stack.shape)
-    count, stats = _scan(stack, max_memory, dataset, mask, True)
+    count, stats = _scan(stack, max_memory, dataset, mask, True, num_worker, cluster)
     n_tri = len(stats.date12)
     if n_tri == 0:
         logger.warning("%s: the kept network has no triplet; T_int is 0 everywhere", stack.path.name)

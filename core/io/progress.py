@@ -26,7 +26,28 @@ def _fmt(seconds: float) -> str:
 
 def progress(items: Iterable[T], desc: str = "", unit: str = "item", total: int | None = None,
              stream=None) -> Iterator[T]:
-    """Yield ``items``, reporting how many are done and the time left."""
+    """Yield ``items``, reporting how many are done and the time left.
+
+    A bar on a terminal; otherwise a log line (``sbts.progress``) at most every 10 s and at the end.
+
+    Parameters
+    ----------
+    items : Iterable
+        What to go through (an iterator of results works: give ``total``).
+    desc : str
+        What is done, for the bar or the log line.
+    unit : str
+        The name of one item (``block``).
+    total : int, optional
+        How many items (default: ``len(items)`` when it has one).
+    stream : file, optional
+        Where the bar goes (default ``sys.stderr``).
+
+    Yields
+    ------
+    object
+        Each item, unchanged.
+    """
     if total is None and isinstance(items, Sized):
         total = len(items)
     stream = stream or sys.stderr

@@ -352,6 +352,11 @@ class CorrectionContext:
         ``geometryRadar.h5``/``geometryGeo.h5`` when there is one.
     max_memory : float
         Memory budget per block, in GB.
+    num_worker : int
+        Processes the correction may run its blocks on (``mintpy.compute.numWorker``): pass it with
+        ``cluster`` to :func:`sbts.core.api.run_blocks`.
+    cluster : str, optional
+        ``"local"`` or a dask scheduler address (``mintpy.compute.cluster``); ``None``: this machine.
     options : Mapping[str, Any]
         The correction's own options (``sbts correct NAME -O KEY=VALUE``, strings from the command
         line), only keys the correction declares in :attr:`Correction.options`.
@@ -363,6 +368,8 @@ class CorrectionContext:
     template: Template
     geometry_file: Path | None = None
     max_memory: float = DEFAULT_MAX_MEMORY_GB  # GB per block
+    num_worker: int = 1
+    cluster: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # command-line settings (kind=, seed= ...)
     # what :meth:`Correction.parse_options` returned for this run's template (``sbts run`` parses
     # every step's options once, at its start); ``None``: parse them from ``template``

@@ -67,13 +67,15 @@ def suffixed(path: Path, suffix: str) -> Path:
 def run_correction(name: str, template: Template, work_dir: str | os.PathLike, input_file: Path | None = None,
                    output_file: Path | None = None, geometry_file: Path | None = None,
                    max_memory: float = DEFAULT_MAX_MEMORY_GB, registry: Registry | None = None,
-                   parsed_options: Any = None, **options) -> CorrectionResult:
+                   parsed_options: Any = None, num_worker: int = 1, cluster: str | None = None,
+                   **options) -> CorrectionResult:
     """Run correction ``name`` on ``input_file`` (default: the stage's usual input in ``work_dir``).
 
     ``options`` are the correction's own options (``sbts correct NAME -O KEY=VALUE``); a key the
     correction does not declare in its ``options`` is refused.  ``parsed_options``: what the
     correction's ``parse_options`` returned for ``template`` (``sbts run`` parses them once, at its
-    start); by default the correction parses them itself.
+    start); by default the correction parses them itself.  ``num_worker`` and ``cluster`` say where
+    the correction may run its blocks (``mintpy.compute.numWorker`` / ``mintpy.compute.cluster``).
     """
     work_dir = Path(work_dir)
     correction = (registry or get_registry()).get("correction", name)
@@ -90,7 +92,8 @@ def run_correction(name: str, template: Template, work_dir: str | os.PathLike, i
     ctx = CorrectionContext(
         input_file=input_file, output_file=Path(output_file), work_dir=work_dir, template=template,
         geometry_file=Path(geometry_file) if geometry_file else find_geometry(work_dir=work_dir),
-        max_memory=max_memory, options=options, parsed_options=parsed_options,
+        max_memory=max_memory, num_worker=max(1, int(num_worker)), cluster=cluster, options=options,
+        parsed_options=parsed_options,
     )
     logger.info("correction %s: %s → %s", name, input_file.name, ctx.output_file.name)
     with guarded(f"correction {name!r}"):

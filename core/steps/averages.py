@@ -17,12 +17,14 @@ geometry file next to a stack, and (re-exported from :mod:`sbts.core.io.masks`) 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.errors import DataError
 from sbts.core.inversion.refphase import reference_phase
@@ -150,7 +152,7 @@ def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.Pa
 
 
 def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
-                      dataset: str = "unwrapPhase") -> np.ndarray:
+                      dataset: str = "unwrapPhase", num_worker: int = 1, cluster: str | None = None) -> np.ndarray:
     """Stacking velocity (m/year): mean over kept pairs of ``(φ − φ_ref)·(−λ/4π)/Δt``.
 
     Δt in years (days/365.25).  The reference phase is taken at REF_Y/REF_X when the stack has them
@@ -170,20 +172,33 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
     days = stack.pairs.temporal_baseline_days()[index].astype(np.float64)
     scale = (-wavelength / (4 * np.pi) / (days / DAYS_PER_YEAR)).astype(np.float32)
     out = np.full(stack.shape, np.nan, np.float32)
-    for block in progress(_blocks(stack, dataset, index.size, max_memory), "stacking velocity", "block"):
-        phase = _read_kept(stack, dataset, block, index).astype(np.float32, copy=False)
-        nodata = ~np.isfinite(phase) | (phase == 0)
-        rate = (phase - ref_phase.astype(np.float32)[:, None, None]) * scale[:, None, None]
-        rate[nodata] = np.nan
-        out[block.slices] = _nanmean_layers(rate, zero_is_nodata=False)
+    # the read layers, the next block's read ahead, and the work arrays
+    blocks = _blocks(stack, dataset, index.size, memory_per_task(max_memory, num_worker, cluster),
+                     extra_bytes=index.size * 4)
+    logger.info("stacking velocity of %d pairs, %d block(s)%s", index.size, len(blocks), describe(num_worker, cluster))
+    results = run_blocks(blocks, functools.partial(_read_kept, stack, dataset, index=index),
+                         functools.partial(_mean_rate, ref_phase.astype(np.float32), scale),
+                         workers=num_worker, cluster=cluster)
+    for block, rate in progress(results, "stacking velocity", "block", total=len(blocks)):
+        out[block.slices] = rate
     return out
 
 
+def _mean_rate(ref_phase: np.ndarray, scale: np.ndarray, _block: Block, phase: np.ndarray) -> np.ndarray:
+    """Mean over pairs of the referenced phase rate (m/year) of one block; no-data (0, NaN) left out."""
+    phase = phase.astype(np.float32, copy=False)
+    nodata = ~np.isfinite(phase) | (phase == 0)
+    rate = (phase - ref_phase[:, None, None]) * scale[:, None, None]
+    rate[nodata] = np.nan
+    return _nanmean_layers(rate, zero_is_nodata=False)
+
+
 def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
-                            max_memory: float = DEFAULT_MAX_MEMORY_GB, dataset: str = "unwrapPhase") -> Path:
+                            max_memory: float = DEFAULT_MAX_MEMORY_GB, dataset: str = "unwrapPhase",
+                            num_worker: int = 1, cluster: str | None = None) -> Path:
     """Write ``avgPhaseVelocity.h5`` (dataset ``velocity``, m/year) into ``work_dir``."""
     stack = as_stack(stack_path)
-    velocity = stacking_velocity(stack, max_memory, dataset)
+    velocity = stacking_velocity(stack, max_memory, dataset, num_worker, cluster)
     kept = stack.pairs.kept()
     start, end = format_date(kept.dates[0]), format_date(kept.dates[-1])
     meta = stack.metadata.for_product("velocity", "m/year")
@@ -240,9 +255,11 @@ def quick_overview(workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
     the number of non-zero integer closure phases (MintPy's quick look at the unwrapping)."""
     from sbts.core.inversion.closure import write_num_nonzero_integer_closure
 
-    outputs = [write_stacking_velocity(workdir.stack, workdir.root, compute.max_memory)]
+    outputs = [write_stacking_velocity(workdir.stack, workdir.root, compute.max_memory,
+                                       num_worker=compute.num_worker, cluster=compute.cluster)]
     if IfgramStack(workdir.stack).pairs.keep.sum() >= 3:
-        outputs += write_num_nonzero_integer_closure(workdir.stack, workdir.root, compute.max_memory)
+        outputs += write_num_nonzero_integer_closure(workdir.stack, workdir.root, compute.max_memory,
+                                                     num_worker=compute.num_worker, cluster=compute.cluster)
     else:
         logger.info("fewer than 3 kept pairs: no closure phase to count")
     return outputs

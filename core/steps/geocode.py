@@ -34,6 +34,7 @@ from sbts.core.errors import InputError, TemplateError, shown
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, open_h5, read_metadata
 from sbts.core.io.products import Product
+from sbts.core.io.progress import progress
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata
 
 logger = logging.getLogger(__name__)
@@ -776,11 +777,13 @@ def _radar_pixel_of(lookup: Lookup, lat: float, lon: float) -> tuple[int | None,
 
 def geocode_file(path: str | os.PathLike, lookup_file: str | os.PathLike | None = None,
                  out_file: str | os.PathLike | None = None, geo2radar: bool = False,
-                 options: GeocodeOptions | None = None) -> Path:
+                 options: GeocodeOptions | None = None, mappings: dict | None = None) -> Path:
     """Resample every 2-D layer of every dataset of ``path``; returns the output file.
 
     Default output: ``geo/geo_<name>.h5`` beside the input (radar→geo) or ``rdr_<name>.h5``
-    (geo→radar), MintPy's names.
+    (geo→radar), MintPy's names.  ``mappings`` (a dict the caller keeps between files) reuses the
+    mapping, and the source coordinates of every output pixel it holds, for the next file on the
+    same grid with the same lookup: they are computed once for all the files of a run.
     """
     opts = options or GeocodeOptions()
     if opts.method not in METHODS:
@@ -796,18 +799,26 @@ def geocode_file(path: str | os.PathLike, lookup_file: str | os.PathLike | None 
         import dataclasses
 
         opts = dataclasses.replace(opts, epsg=_scene_utm(lookup), utm=False)
-    if geo2radar:
-        if not meta.grid.is_geocoded:
-            raise InputError(f"{path} is already in radar coordinates (no Y_FIRST): nothing to do with --geo2radar")
-        mapping = (GeoToLatLonRadar(lookup, meta) if lookup.kind == "latlon"
-                   else GeoToRdcRadar(lookup, meta, opts))
-    else:
+    if geo2radar and not meta.grid.is_geocoded:
+        raise InputError(f"{path} is already in radar coordinates (no Y_FIRST): nothing to do with --geo2radar")
+    if not geo2radar:
         if meta.grid.is_geocoded:
             raise InputError(f"{path} is already geocoded (it has Y_FIRST); use --geo2radar to go back")
         if lookup.kind == "latlon" and lookup.meta.grid.shape != meta.grid.shape:
             raise InputError(f"{path} is {meta.grid.shape} but the lookup {lookup.path} is "
                              f"{lookup.meta.grid.shape}: they must share the radar grid")
-        mapping = LatLonToGeo(lookup, opts) if lookup.kind == "latlon" else RdcToGeo(lookup, meta, opts)
+    # what the mapping depends on: the lookup, the direction, the data's grid, looks and subset, the options
+    key = (str(Path(lookup.path).resolve()), geo2radar, repr(meta.grid), meta.radar.alooks, meta.radar.rlooks,
+           meta.extra.get("SUBSET_YMIN"), meta.extra.get("SUBSET_XMIN"), repr(opts))
+    mapping = mappings.get(key) if mappings is not None else None
+    if mapping is None:
+        if geo2radar:
+            mapping = (GeoToLatLonRadar(lookup, meta) if lookup.kind == "latlon"
+                       else GeoToRdcRadar(lookup, meta, opts))
+        else:
+            mapping = LatLonToGeo(lookup, opts) if lookup.kind == "latlon" else RdcToGeo(lookup, meta, opts)
+        if mappings is not None:
+            mappings[key] = mapping
     if out_file is None:
         out_file = (path.parent / f"rdr_{path.name}" if geo2radar else path.parent / "geo" / f"geo_{path.name}")
     out_file = Path(out_file)
@@ -851,7 +862,9 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
                for n in names}
     layers = sum(int(np.prod(product.dataset_shape(n)[:-2] or (1,))) for n in names if spatial[n])
     per_pixel = 8 * 4 + 8 * 3 * max(1, layers)  # coordinates + output and source windows of every layer
-    blocks = plan_blocks(out_shape, per_pixel, opts.max_memory)
+    every = _all_coords(mapping, opts.max_memory) if any(spatial.values()) else None
+    # the coordinates kept for every output pixel take up to a quarter of the budget
+    blocks = plan_blocks(out_shape, per_pixel, opts.max_memory * (0.75 if every is not None else 1.0))
     with open_h5(product.path) as src, H5Writer(out_file, meta) as w:
         dtypes = {}
         for name in names:
@@ -864,8 +877,8 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
             dtypes[name] = dtype
             w.create(name, shape=tuple(ds.shape[:-2]) + out_shape, dtype=dtype, attrs=attrs,
                      compression=ds.compression)
-        for block in blocks:
-            coords = mapping.coords(block)
+        for block in progress(blocks, f"geocode {product.path.name}", "block"):
+            coords = (every[0][block.slices], every[1][block.slices]) if every is not None else mapping.coords(block)
             for name, dtype in dtypes.items():
                 lead = tuple(product.dataset_shape(name)[:-2])
                 method = "nearest" if name in NEAREST_ONLY else opts.method
@@ -876,16 +889,36 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
                 w.write(name, sample(read, coords, src_shape, method, opts.fill, dtype, lead), block)
 
 
+def _all_coords(mapping: _Mapping, max_memory: float) -> Coords | None:
+    """The source (row, col) of every output pixel, computed once per mapping and kept on it when the
+    two float64 maps take at most a quarter of the budget (else None: computed per block)."""
+    cached = getattr(mapping, "_every", None)
+    if cached is None:
+        length, width = mapping.out_grid.shape
+        if 16 * length * width > max_memory * 1024**3 / 4:
+            cached = False
+        else:
+            rows, cols = np.empty((length, width)), np.empty((length, width))
+            # the Newton solve holds ~20 float64 values per output pixel
+            for block in progress(plan_blocks((length, width), 160, max_memory / 4), "geocode: coordinates", "block"):
+                rows[block.slices], cols[block.slices] = mapping.coords(block)
+            cached = (rows, cols)
+        mapping._every = cached  # type: ignore[attr-defined]
+    return cached or None
+
+
 def geocode_files(paths: Sequence[str | os.PathLike], lookup_file=None, out_dir=None, geo2radar=False,
                   options: GeocodeOptions | None = None) -> list[Path]:
-    """:func:`geocode_file` for several files, into ``out_dir`` when given."""
+    """:func:`geocode_file` for several files, into ``out_dir`` when given; files on one grid share
+    their mapping (the coordinates are computed once)."""
+    mappings: dict = {}
     outputs = []
     for p in paths:
         p = Path(p)
         out = None
         if out_dir is not None:
             out = Path(out_dir) / (f"rdr_{p.name}" if geo2radar else f"geo_{p.name}")
-        outputs.append(geocode_file(p, lookup_file, out, geo2radar, options))
+        outputs.append(geocode_file(p, lookup_file, out, geo2radar, options, mappings=mappings))
     return outputs
 
 

@@ -9,6 +9,7 @@ partial file that atomically replaces the original only once complete — or wri
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.options import FileOption
 from sbts.core.errors import InputError, shown
-from sbts.core.io.blocks import pixel_bytes, plan_blocks_for
+from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks_for
 from sbts.core.io.h5 import open_h5
 from sbts.core.io.products import TimeSeries, TimeSeriesWriter
+from sbts.core.io.progress import progress
 from sbts.core.io.safenames import read_text
 from sbts.core.io.workdir import WorkDir
 from sbts.core.model.dates import format_date, parse_date
@@ -86,8 +89,11 @@ def resolve_reference_date(template, work_dir: str | os.PathLike | None = None) 
 
 
 def reference_date(files, date: str | os.PathLike, output: str | os.PathLike | None = None,
-                   max_memory: float = DEFAULT_MAX_MEMORY_GB, work_dir: str | os.PathLike | None = None) -> list[Path]:
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB, work_dir: str | os.PathLike | None = None,
+                   num_worker: int = 1, cluster: str | None = None) -> list[Path]:
     """Re-reference each time-series file of ``files`` to ``date``; returns the paths written.
+
+    The blocks run here, in a pool of ``num_worker`` processes or on dask (``cluster``).
 
     ``output`` (one input only) writes there instead of replacing the input.  A file already
     referenced to ``date`` is left untouched (or just copied to ``output``).
@@ -104,11 +110,12 @@ def reference_date(files, date: str | os.PathLike, output: str | os.PathLike | N
     written = []
     for ts in series:
         target = Path(output) if output is not None else ts.path
-        written.append(_rereference(ts, date, target, max_memory))
+        written.append(_rereference(ts, date, target, max_memory, num_worker, cluster))
     return written
 
 
-def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> Path:
+def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float, num_worker: int = 1,
+                 cluster: str | None = None) -> Path:
     idx = ts.date_index(date)
     current = ts.metadata.reference.date
     same = current is not None and format_date(current) == date
@@ -117,9 +124,11 @@ def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> 
         return target
     n, shape = len(ts.dates), ts.shape
     meta = ts.metadata.with_reference(date=parse_date(date))
-    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=3), max_memory, ts.chunk_shape(ts.dataset_name))
-    logger.info("re-referencing %s to %s (was %s) -> %s", ts.path.name, date,
-                format_date(current) if current else "unset", target)
+    # the block, its difference, and the next block read ahead
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=4), memory_per_task(max_memory, num_worker, cluster),
+                             ts.chunk_shape(ts.dataset_name))
+    logger.info("re-referencing %s to %s (was %s) -> %s, %d block(s)%s", ts.path.name, date,
+                format_date(current) if current else "unset", target, len(blocks), describe(num_worker, cluster))
     provenance = None  # a copy elsewhere is a new product; a file re-referenced in place keeps its history
     if target.resolve() == ts.path.resolve():
         from sbts.core.io.h5 import read_attrs
@@ -132,12 +141,18 @@ def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float) -> 
             for name in src:
                 if name not in ("date", "bperp", ts.dataset_name):
                     src.copy(src[name], w.file, name=name)
-        for block in blocks:
-            data = ts.read_dates(block)
-            if not same:
-                data = data - data[idx][None]
-            w.write(ts.dataset_name, data.astype(np.float32, copy=False), block)
+        results = run_blocks(blocks, ts.read_dates, functools.partial(_rereference_block, None if same else idx),
+                             workers=num_worker, cluster=cluster)
+        for block, data in progress(results, "reference date", "block", total=len(blocks)):
+            w.write(ts.dataset_name, data, block)
     return target
+
+
+def _rereference_block(idx: int | None, _block: Block, data: np.ndarray) -> np.ndarray:
+    """``data − data[idx]`` (float32), or ``data`` itself when ``idx`` is None (already referenced)."""
+    if idx is not None:
+        data = data - data[idx][None]
+    return data.astype(np.float32, copy=False)
 
 
 def run(options: RefDateOptions, workdir: WorkDir, compute: ComputeOptions, files: list[Path]) -> list[Path]:
@@ -147,7 +162,8 @@ def run(options: RefDateOptions, workdir: WorkDir, compute: ComputeOptions, file
     if date is None:
         logger.info("mintpy.reference.date = no: time series keep their first date as reference")
         return []
-    return list(reference_date([p for p in files if p.exists()], date, max_memory=compute.max_memory))
+    return list(reference_date([p for p in files if p.exists()], date, max_memory=compute.max_memory,
+                               num_worker=compute.num_worker, cluster=compute.cluster))
 
 
 __all__ = ["run", "RefDateOptions", "reference_date", "resolve_date", "resolve_reference_date"]

@@ -25,6 +25,7 @@ stale list from a previous run is never used), plus a bar plot ``rms_<stem>.pdf`
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -32,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.options import FileOption
 from sbts.core.config.template import Template
 from sbts.core.errors import DataError, InputError, TemplateError, shown
 from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks, plan_blocks_for
 from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
+from sbts.core.io.progress import progress
 from sbts.core.io.workdir import WorkDir
 from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
 
@@ -133,14 +136,15 @@ class _Mask:
 def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.ndarray:
     """Ramp coefficients per date from a uniform subsample of the valid mask pixels."""
     n, shape = len(ts.dates), ts.shape
-    budget = int(max_memory * 1024**3 / max(n * 24 + 64, 1))
+    # half of the budget for the samples gathered, half for the block they are taken from
+    budget = int(max_memory / 2 * 1024**3 / max(n * 24 + 64, 1))
     max_samples = max(num_coefficients(kind) * 10, min(MAX_SAMPLES, budget))
     total = sum(int(mask.read(b).sum()) for b in plan_blocks(shape, 1, max_memory / 4))
     if total == 0:
         raise DataError("the mask selects no pixel: no ramp can be fitted (mintpy.residualRMS.maskFile)")
     step = max(1, -(-total // max_samples))
     values, ys, xs, seen = [], [], [], 0
-    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name)):
+    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory / 2, ts.chunk_shape(ts.dataset_name)):
         y, x = np.nonzero(mask.read(block))
         take = (np.arange(seen, seen + y.size) % step) == 0
         seen += y.size
@@ -162,7 +166,7 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
 
 
 def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
-             deramped: Path | None = None) -> np.ndarray:
+             deramped: Path | None = None, num_worker: int = 1, cluster: str | None = None) -> np.ndarray:
     """RMS (m) of each date over the mask pixels, after removing a ramp of ``kind`` (or none).
 
     With a ramp, the deramped series is written to ``deramped`` (when given) block by block.
@@ -176,33 +180,66 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
             ref = evaluate_ramps_at(coeffs, r.y, r.x, shape, kind)
         else:
             ref = np.zeros(n)
-    total = np.zeros(n)
-    count = np.zeros(n)
+    write = kind is not None and deramped is not None
+    # per pixel and date: float64 data, ramp and masked squares; float32 input, output, next block read ahead
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 8, copies=3) + pixel_bytes(n, 4, copies=3),
+                             memory_per_task(max_memory, num_worker, cluster), ts.chunk_shape(ts.dataset_name))
+    logger.info("RMS of %d dates over %d block(s)%s", n, len(blocks), describe(num_worker, cluster))
+    sums: dict[Block, tuple[np.ndarray, np.ndarray]] = {}
     with contextlib.ExitStack() as stack:
         writer = None
-        if kind is not None and deramped is not None:
+        if write:
             writer = stack.enter_context(TimeSeriesWriter(
                 deramped, ts.metadata, ts.date_strings, ts.bperp, dataset="timeseries",
                 unit=ts.metadata.unit or "m"))
-        # per pixel and date: float64 data, ramp and squares, float32 output copy
-        for block in plan_blocks_for(shape, pixel_bytes(n, 8, copies=3) + pixel_bytes(n, 4), max_memory, ts.chunk_shape(ts.dataset_name)):
-            m = mask.read(block)
-            if writer is None and not m.any():
-                continue
-            data = ts.read_dates(block).astype(np.float64)
-            if kind is not None:
-                ramp = evaluate_ramps(coeffs, shape, kind, block, dtype=np.float64) - ref[:, None, None]
-                data = data - np.where(data == 0, 0.0, ramp)  # no-data (0) stays 0, as MintPy's deramp
-                if writer is not None:
-                    writer.write("timeseries", data.astype(np.float32), block)
-            r = data[:, m]
-            ok = np.isfinite(r)
-            total += np.where(ok, r * r, 0.0).sum(axis=1)
-            count += ok.sum(axis=1)
+        results = run_blocks(blocks, functools.partial(_read_rms_block, ts, mask, write),
+                             functools.partial(_rms_block, n, coeffs, ref, shape, kind, write),
+                             workers=num_worker, cluster=cluster)
+        for block, (out, total, count) in progress(results, "residual RMS", "block", total=len(blocks)):
+            if writer is not None and out is not None:
+                writer.write("timeseries", out, block)
+            sums[block] = (total, count)
+    # added in block order, whatever order the blocks finished in: the same sums every way
+    total = np.zeros(n)
+    count = np.zeros(n)
+    for block in blocks:
+        if block in sums:
+            total += sums[block][0]
+            count += sums[block][1]
     if not count.any():
         raise DataError(f"{ts.path}: no valid pixel inside the mask; cannot compute the RMS")
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, np.sqrt(total / count), np.nan)
+
+
+def _read_rms_block(ts: TimeSeries, mask: _Mask, write: bool, block: Block) -> tuple[np.ndarray, np.ndarray | None]:
+    """The mask of one block and its series (as stored), unless nothing of it is used."""
+    m = mask.read(block)
+    if not write and not m.any():
+        return m, None
+    return m, ts.read_dates(block)
+
+
+def _rms_block(n: int, coeffs: np.ndarray | None, ref: np.ndarray | None, shape: tuple[int, int], kind: str | None,
+               write: bool, block: Block, inputs) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The deramped block (float32, when written) and the sum of squares and count per date over its mask pixels."""
+    m, data = inputs
+    if data is None:
+        return None, np.zeros(n), np.zeros(n)
+    data = data.astype(np.float64)
+    if kind is not None:
+        ramp = evaluate_ramps(coeffs, shape, kind, block, dtype=np.float64)
+        ramp -= ref[:, None, None]
+        ramp[data == 0] = 0.0  # no-data (0) stays 0, as MintPy's deramp
+        data -= ramp
+        del ramp
+    out = data.astype(np.float32) if write else None
+    r = data[:, m]
+    del data
+    ok = np.isfinite(r)
+    r[~ok] = 0.0
+    np.square(r, out=r)
+    return out, r.sum(axis=1), ok.sum(axis=1).astype(np.float64)
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -252,7 +289,8 @@ def plot_rms(dates: list[str], rms_mm: np.ndarray, ref_index: int, threshold_mm:
 
 def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
                  work_dir: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
-                 plot: bool = True, options: RmsOptions | None = None) -> RmsResult:
+                 plot: bool = True, options: RmsOptions | None = None, num_worker: int = 1,
+                 cluster: str | None = None) -> RmsResult:
     """Compute the residual RMS per date of ``ts_path``; write the text files (and plot) into ``work_dir``.
 
     ``options`` (default: parsed from ``template``) say what to do; ``work_dir`` defaults to the
@@ -273,7 +311,7 @@ def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
     deramped = wd / f"{ts_path.stem}_ramp.h5" if kind else None
     if deramped is not None and deramped.resolve() == ts_path.resolve():
         raise InputError(f"{ts_path}: the deramped residual would overwrite the input; rename it")
-    rms = date_rms(ts, mask, kind, max_memory, deramped)
+    rms = date_rms(ts, mask, kind, max_memory, deramped, num_worker, cluster)
     if not np.isfinite(rms).any():
         raise DataError(f"{ts_path}: RMS undefined at every date")
     ref_index = int(np.nanargmin(rms))
@@ -315,7 +353,8 @@ def residual_rms(ts_path: str | os.PathLike, template: Template | None = None,
 
 def run(options: RmsOptions, workdir: WorkDir, compute: ComputeOptions, source: Path) -> list[Path]:
     """The residual_RMS step of ``sbts run`` on ``source`` (the DEM-error step's residual)."""
-    return list(residual_rms(source, work_dir=workdir.root, max_memory=compute.max_memory, options=options).files)
+    return list(residual_rms(source, work_dir=workdir.root, max_memory=compute.max_memory, options=options,
+                             num_worker=compute.num_worker, cluster=compute.cluster).files)
 
 
 __all__ = ["run", "RmsOptions", "RmsResult", "residual_rms", "date_rms", "outlier_threshold", "plot_rms"]

@@ -30,6 +30,7 @@ valid fitted dates, ``‖r‖ = √Σ r_i²`` (not their RMS, which is √n smal
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -40,10 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import InputError, TemplateError, shown
-from sbts.core.io.blocks import plan_blocks
+from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, check_distinct
 from sbts.core.io.products import TimeSeries
 from sbts.core.io.progress import progress
@@ -451,11 +453,13 @@ def _signature(path: Path, options: VelocityOptions, used: list[int], cov_path: 
 def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = None,
                        output: str | os.PathLike | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                        uncertainty: str | None = None, work_dir: str | os.PathLike | None = None,
-                       seed: int = 0, options: VelocityOptions | None = None) -> Path:
+                       seed: int = 0, options: VelocityOptions | None = None, num_worker: int = 1,
+                       cluster: str | None = None) -> Path:
     """Fit the template's time functions to every pixel of ``ts_path``; write ``velocity.h5``.
 
     ``output`` defaults to ``velocity.h5`` beside the input; ``work_dir`` (default: the input's
-    folder) resolves a relative exclude-date file.  Returns the written path.
+    folder) resolves a relative exclude-date file.  The blocks run here, in a pool of ``num_worker``
+    processes or on dask (``cluster``), with identical results.  Returns the written path.
     """
     ts_path = Path(ts_path)
     ts = TimeSeries(ts_path)
@@ -492,43 +496,65 @@ def fit_time_functions(ts_path: str | os.PathLike, template: Template | None = N
     extra = {"SBTS_COVARIANCE": "full per-pixel time-series covariance (G+ Sigma G+^T)"} if cov_path else {}
     meta = ts.metadata.for_product("velocity", "m/year").with_extra(
         START_DATE=start, END_DATE=end, DATE12=f"{start}_{end}", NUM_DATE=str(n), **options.provenance(), **extra)
-    # per pixel: the data (float32 + float64 copies), (n × k) einsum temporaries, k×k covariances, outputs
-    bpp = n * (4 + 8 * 4) + n * k * 8 * 2 + k * k * 8 * 3 + len(outputs) * 8 * 4
+    # per pixel: the data (float32 + float64 copies, and the next block read ahead), (n × k) einsum
+    # temporaries, k×k covariances, outputs
+    bpp = n * (4 + 8 * 4) + n * 4 + n * k * 8 * 2 + k * k * 8 * 3 + len(outputs) * 8 * 4
     if cov_path is not None:  # the block's covariances, float32 read and float64 copies
         bpp += len(ts.dates) ** 2 * (4 + 8 * 3) + n * n * 8 * 2
     shape = ts.shape
-    blocks = plan_blocks(shape, bpp, max_memory, ts.chunk_shape(ts.dataset_name))
-    index = np.asarray(used)
-    logger.info("fitting %d term(s) (%s) to %d of %d dates (%s..%s), %d×%d pixels, %d block(s), uncertainty %s",
+    blocks = plan_blocks(shape, bpp, memory_per_task(max_memory, num_worker, cluster), ts.chunk_shape(ts.dataset_name))
+    index = tuple(used) if len(used) < len(ts.dates) else None
+    logger.info("fitting %d term(s) (%s) to %d of %d dates (%s..%s), %d×%d pixels, %d block(s)%s, uncertainty %s",
                 k, ", ".join(model.column_names), n, len(ts.dates), start, end, *shape, len(blocks),
-                options.uncertainty)
+                describe(num_worker, cluster), options.uncertainty)
     with H5Writer(output, meta, signature=_signature(ts_path, options, used, cov_path)) as w:
         for o in outputs:
             w.create(o.name, shape=shape, dtype=np.float32, attrs={"UNIT": o.unit})
             w.create(o.name + "Std", shape=shape, dtype=np.float32, attrs={"UNIT": o.unit})
         w.create("residue", shape=shape, dtype=np.float32, attrs={"UNIT": "m"})
-        for block in progress(blocks, "velocity", "block"):
-            if w.is_done(block):
-                continue
-            data = ts.read_dates(block, index=index if len(used) < len(ts.dates) else None)
-            Y = data.reshape(n, -1).astype(np.float64)
-            fit = fit_pixels(G, Y)
-            values = derive(outputs, fit.coef)
-            if cov_path is not None:
-                cov = propagate_covariance(G, Y, read_covariance(cov_path, ts, used, block))
-                stds = derive_std(outputs, fit.coef, cov)
-            elif resamples is None:
-                stds = derive_std(outputs, fit.coef, fit.cov)
-            else:
-                stds = bootstrap_std(G, Y, outputs, resamples, values, pinvs)
-            h, wd = block.shape
-            for o in outputs:
-                w.write(o.name, values[o.name].reshape(h, wd).astype(np.float32), block)
-                w.write(o.name + "Std", stds[o.name].reshape(h, wd).astype(np.float32), block)
-            w.write("residue", fit.residue.reshape(h, wd).astype(np.float32), block)
+        todo = [b for b in blocks if not w.is_done(b)]
+        results = run_blocks(todo, functools.partial(_read_block, ts, index, cov_path, list(used)),
+                             functools.partial(_fit_block, G, outputs, resamples, pinvs),
+                             workers=num_worker, cluster=cluster)
+        for block, maps in progress(results, "velocity", "block", total=len(todo)):
+            for name, values in maps.items():
+                w.write(name, values, block)
             w.mark_done(block)
     logger.info("wrote %s", output)
     return output
+
+
+def _read_block(ts: TimeSeries, index: tuple[int, ...] | None, cov_path: Path | None, used: list[int],
+                block: Block) -> tuple[np.ndarray, np.ndarray | None]:
+    """The fitted dates of one block (n, h, w), float32 as stored, and their covariance when the
+    uncertainty comes from ``timeseriesDecorCov.h5``: the I/O half of a block task."""
+    data = ts.read_dates(block, index=None if index is None else np.asarray(index))
+    cov = read_covariance(cov_path, ts, used, block) if cov_path is not None else None
+    return data, cov
+
+
+def _fit_block(G: np.ndarray, outputs, resamples: np.ndarray | None, pinvs: np.ndarray | None, block: Block,
+               inputs: tuple[np.ndarray, np.ndarray | None]) -> dict[str, np.ndarray]:
+    """The maps (float32, block shape) of one block: outputs, their Std and the residue."""
+    data, cov = inputs
+    n = G.shape[0]
+    Y = data.reshape(n, -1).astype(np.float64)
+    del data
+    fit = fit_pixels(G, Y)
+    values = derive(outputs, fit.coef)
+    if cov is not None:
+        stds = derive_std(outputs, fit.coef, propagate_covariance(G, Y, cov))
+    elif resamples is None:
+        stds = derive_std(outputs, fit.coef, fit.cov)
+    else:
+        stds = bootstrap_std(G, Y, outputs, resamples, values, pinvs)
+    h, wd = block.shape
+    maps = {}
+    for o in outputs:
+        maps[o.name] = values[o.name].reshape(h, wd).astype(np.float32)
+        maps[o.name + "Std"] = stds[o.name].reshape(h, wd).astype(np.float32)
+    maps["residue"] = fit.residue.reshape(h, wd).astype(np.float32)
+    return maps
 
 
 def default_timeseries(work_dir: str | os.PathLike) -> Path:
@@ -542,8 +568,9 @@ def run(options: VelocityOptions, workdir: WorkDir, compute: ComputeOptions, tim
     """The velocity step of ``sbts run``: the time functions of ``timeseries`` → ``velocity.h5``; the
     exclude-date files are read now (residual_RMS writes exclude_date.txt earlier in the run)."""
     return [fit_time_functions(timeseries, output=workdir.file("velocity.h5"), max_memory=compute.max_memory,
-                               work_dir=workdir.root, options=options.resolved(workdir.root))]
+                               work_dir=workdir.root, options=options.resolved(workdir.root),
+                               num_worker=compute.num_worker, cluster=compute.cluster)]
 
 
-__all__ = ["run", "VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "propagate_covariance", "bootstrap_pinvs", "draw_resamples",
-           "fit_time_functions", "resolve_exclude_dates", "read_date_file", "select_dates", "default_timeseries"]
+__all__ = ["run", "VelocityOptions", "FitResult", "fit_pixels", "bootstrap_std", "propagate_covariance",
+           "bootstrap_pinvs", "draw_resamples", "fit_time_functions", "resolve_exclude_dates", "read_date_file", "select_dates", "default_timeseries"]

@@ -334,11 +334,13 @@ def _correction_step(name: str, group: list[Correction]) -> Step:
         link = ctx.link(name)
         if link.stage == "ifgram":
             result = run_correction(link.correction.name, ctx.template, ctx.work_dir, input_file=ctx.stack_file,
-                                    max_memory=ctx.compute.max_memory, parsed_options=link.options)
+                                    max_memory=ctx.compute.max_memory, parsed_options=link.options,
+                                    num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster)
         else:
             result = run_correction(link.correction.name, ctx.template, ctx.work_dir,
                                     input_file=ctx.timeseries_file(name), output_file=ctx.correction_output(name),
-                                    max_memory=ctx.compute.max_memory, parsed_options=link.options)
+                                    max_memory=ctx.compute.max_memory, parsed_options=link.options,
+                                    num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster)
         return [result.output, *result.extra_outputs]
 
     def parse(ctx: RunContext) -> Any:

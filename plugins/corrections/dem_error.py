@@ -34,6 +34,7 @@ left unchanged (Δz = 0, residual 0).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,15 @@ from sbts.core.api import (
     TimeSeries,
     TimeSeriesWriter,
     check_distinct,
+    describe,
     format_date,
     hookimpl,
+    memory_per_task,
     parse_date,
     plan_blocks,
+    progress,
     read_text,
+    run_blocks,
     shown,
 )
 from sbts.plugins.corrections._tropo_common import (
@@ -182,11 +187,15 @@ class DemError(Correction):
         work = Path(context.work_dir)
         dem_path, res_path = work / "demErr.h5", work / self.products["residual"]
         check_distinct([dem_path, res_path], [ts.path, context.output_file], option="-o / -d")
-        bytes_per_pixel = n * (4 + 8 * 6) + (n * 8 * 3 if bperp3d is not None else 0) + 64
-        blocks = plan_blocks(ts.shape, bytes_per_pixel, context.max_memory, ts.chunk_shape(ts.dataset_name))
-        logger.info("DEM error: %d dates (%d fitted%s), polynomial %d, %d step(s), %s geometry, %d block(s)",
+        # the block being solved (float64 temporaries) and the next one read ahead (float32)
+        bytes_per_pixel = n * (4 + 8 * 6) + n * 4 + (n * 8 * 3 if bperp3d is not None else 0) + 64
+        blocks = plan_blocks(ts.shape, bytes_per_pixel, memory_per_task(context.max_memory, context.num_worker,
+                                                                        context.cluster),
+                             ts.chunk_shape(ts.dataset_name))
+        logger.info("DEM error: %d dates (%d fitted%s), polynomial %d, %d step(s), %s geometry, %d block(s)%s",
                     n, int(keep.sum()), ", phase velocity" if velocity else "", poly, len(steps),
-                    "pixelwise" if pixelwise else "scene-mean", len(blocks))
+                    "pixelwise" if pixelwise else "scene-mean", len(blocks),
+                    describe(context.num_worker, context.cluster))
         stats = np.zeros(3)  # sum |Δz|, count, max |Δz|
         with contextlib.ExitStack() as stack:
             w_out = stack.enter_context(TimeSeriesWriter(context.output_file, out_meta, ts.date_strings, ts.bperp,
@@ -195,10 +204,11 @@ class DemError(Correction):
                                                          unit=ts.metadata.unit or "m"))
             w_dem = stack.enter_context(H5Writer(dem_path, dem_meta))
             w_dem.create("dem", shape=ts.shape, dtype=np.float32)
-            for block in blocks:
-                data = ts.read_dates(block).astype(np.float32, copy=False)
-                b = b1 if bperp3d is None else _bperp_block(geom, block, ref_i)
-                out, res, dz = _correct_block(data, b, fit, geom, block, scene)
+            results = run_blocks(blocks, functools.partial(_read_block, ts, geom, b1 if bperp3d is None else None,
+                                                           ref_i, scene),
+                                 functools.partial(_solve_block, fit), workers=context.num_worker,
+                                 cluster=context.cluster)
+            for block, (out, res, dz) in progress(results, "DEM error", "block", total=len(blocks)):
                 w_out.write(ts.dataset_name, out, block)
                 w_res.write("timeseries", res, block)
                 w_dem.write("dem", dz, block)
@@ -240,12 +250,28 @@ class _FitOperator:
         return np.diff(k, axis=0) / dt.reshape((-1,) + (1,) * (k.ndim - 1))
 
 
-def _correct_block(data: np.ndarray, b: np.ndarray, fit: _FitOperator, geom: GeometryAccess, block: Block,
-                   scene: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Corrected series, residual and Δz of one block (no Python loop over pixels)."""
+def _read_block(ts: TimeSeries, geom: GeometryAccess, b1: np.ndarray | None, ref_i: int,
+                scene: tuple[float, float] | None, block: Block):
+    """The I/O of one block: the series (float32), B⊥ (``b1`` or the block of the 3-D ``bperp``) and
+    (r, sin θ) of its pixels."""
+    data = ts.read_dates(block).astype(np.float32, copy=False)
+    b = b1 if b1 is not None else _bperp_block(geom, block, ref_i)
+    return data, b, _pixel_geometry(geom, block, scene)
+
+
+def _solve_block(fit: _FitOperator, block: Block, inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numbers of one block: :func:`_correct_block` of what :func:`_read_block` read."""
+    data, b, geometry = inputs
+    return _correct_block(data, b, fit, geometry, block)
+
+
+def _correct_block(data: np.ndarray, b: np.ndarray, fit: _FitOperator, geometry: tuple[np.ndarray, np.ndarray],
+                   block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corrected series, residual and Δz of one block (no Python loop over pixels), from its
+    (r, sin θ) ``geometry`` (:func:`_pixel_geometry`)."""
     n = data.shape[0]
     flat = data.reshape(n, -1)
-    r, s = (v.reshape(-1) for v in _pixel_geometry(geom, block, scene))
+    r, s = (v.reshape(-1) for v in geometry)
     valid = np.all(np.isfinite(flat), axis=0) & ~np.all(flat == 0, axis=0) & np.isfinite(r) & np.isfinite(s)
     out = np.array(data, np.float32)
     res = np.zeros_like(out)

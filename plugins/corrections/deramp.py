@@ -17,6 +17,7 @@ a constant and break that.  Pixels that are 0 at every date (no data in MintPy's
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -40,14 +41,18 @@ from sbts.core.api import (
     TemplateError,
     TimeSeries,
     TimeSeriesWriter,
+    describe,
     evaluate_ramps,
     evaluate_ramps_at,
     fit_ramps_samples,
     hookimpl,
+    memory_per_task,
     num_coefficients,
     pixel_bytes,
     plan_blocks,
     plan_blocks_for,
+    progress,
+    run_blocks,
     shown,
 )
 
@@ -116,19 +121,19 @@ class Deramp(Correction):
         # --- remove, block by block
         meta = ts.metadata.with_extra(**{KEY: kind, MASK_KEY: mask_label})
         signature = _signature(context.input_file, mask_path, kind, coeffs)
-        blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=4), context.max_memory, ts.chunk_shape(ts.dataset_name))
-        logger.info("removing %s ramps from %d dates (%d×%d, %d block(s))", kind, n, *shape, len(blocks))
+        # the block, its ramp and output, and the next block read ahead
+        blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=5),
+                                 memory_per_task(context.max_memory, context.num_worker, context.cluster),
+                                 ts.chunk_shape(ts.dataset_name))
+        logger.info("removing %s ramps from %d dates (%d×%d, %d block(s)%s)", kind, n, *shape, len(blocks),
+                    describe(context.num_worker, context.cluster))
         with TimeSeriesWriter(context.output_file, meta, ts.date_strings, ts.bperp, dataset=ts.dataset_name,
                               signature=signature, unit=ts.metadata.unit or "m") as w:
-            for block in blocks:
-                if w.is_done(block):
-                    continue
-                data = ts.read_dates(block).astype(np.float32, copy=False)
-                ramp = evaluate_ramps(coeffs, shape, kind, block)
-                ramp -= coeffs_ref.astype(np.float32)[:, None, None]
-                nodata = np.all(data == 0, axis=0)
-                out = data - ramp
-                out[:, nodata] = 0
+            todo = [b for b in blocks if not w.is_done(b)]
+            results = run_blocks(todo, functools.partial(_read_block, ts),
+                                 functools.partial(_remove_ramps, coeffs, coeffs_ref, shape, kind),
+                                 workers=context.num_worker, cluster=context.cluster)
+            for block, out in progress(results, "deramp", "block", total=len(todo)):
                 w.write(ts.dataset_name, out, block)
                 w.mark_done(block)
         summary = (f"removed {kind} ramps ({num_coefficients(kind)} coefficients) from {n} dates, "
@@ -237,6 +242,22 @@ def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: s
     v = np.concatenate(values, axis=1)
     coeffs = fit_ramps_samples(v, np.concatenate(ys), np.concatenate(xs), shape, kind)
     return coeffs, v.shape[1]
+
+
+def _read_block(ts: TimeSeries, block: Block) -> np.ndarray:
+    """Every date of one block, float32."""
+    return ts.read_dates(block).astype(np.float32, copy=False)
+
+
+def _remove_ramps(coeffs: np.ndarray, coeffs_ref: np.ndarray, shape: tuple[int, int], kind: str, block: Block,
+                  data: np.ndarray) -> np.ndarray:
+    """``data`` minus the ramps referenced at the reference point; no-data pixels (0 at every date) stay 0."""
+    ramp = evaluate_ramps(coeffs, shape, kind, block)
+    ramp -= coeffs_ref.astype(np.float32)[:, None, None]
+    nodata = np.all(data == 0, axis=0)
+    out = data - ramp
+    out[:, nodata] = 0
+    return out
 
 
 def _signature(path: Path, mask: Path | None, kind: str, coeffs: np.ndarray) -> str:

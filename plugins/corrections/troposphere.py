@@ -26,6 +26,7 @@ reference date (REF_DATE), so the corrected series keeps its references.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -47,9 +48,13 @@ from sbts.core.api import (
     TemplateError,
     TimeSeries,
     TimeSeriesWriter,
+    describe,
     hookimpl,
+    memory_per_task,
     pixel_bytes,
     plan_blocks_for,
+    progress,
+    run_blocks,
 )
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
@@ -372,9 +377,7 @@ class HeightCorrelation(_TroposphericDelay):
         if not use_inc:
             logger.warning("no incidence angle: regressing on the elevation h instead of h / cos θ")
 
-        def elevation(block: Block) -> np.ndarray:
-            h = geom.read("height", block, purpose)
-            return h / incidence_cosine(geom, block, purpose) if use_inc else h
+        elevation = functools.partial(_elevation, geom, use_inc, purpose)
 
         mask, mask_label = _reliable_mask(context, ts)
         ts_ml, h_ml = _multilook(ts, elevation, mask, looks, context.max_memory)
@@ -397,15 +400,18 @@ class HeightCorrelation(_TroposphericDelay):
         if not np.isfinite(h_ref):
             raise DataError(f"{geom.path}: the elevation is NaN at the reference pixel {ref_yx}")
         extra = {**provenance(context, P, (POLY_KEY, LOOKS_KEY, MINCOR_KEY)), METHOD_KEY: "height_correlation"}
-        blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=4, extra=32), context.max_memory, ts.chunk_shape(ts.dataset_name))
+        # the block, its delay and output, and the next block read ahead
+        blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=5, extra=32),
+                                 memory_per_task(context.max_memory, context.num_worker, context.cluster),
+                                 ts.chunk_shape(ts.dataset_name))
+        logger.info("height correlation: removing the delay from %d dates, %d block(s)%s", n, len(blocks),
+                    describe(context.num_worker, context.cluster))
         with TimeSeriesWriter(context.output_file, ts.metadata.with_extra(**extra), ts.date_strings, ts.bperp,
                               dataset=ts.dataset_name, unit=ts.metadata.unit or "m") as w:
-            for block in blocks:
-                data = ts.read_dates(block).astype(np.float32, copy=False)
-                h = elevation(block)
-                delay = sum(coeffs[k][:, None, None] * (h ** k - h_ref ** k)[None] for k in range(1, poly + 1))
-                out = (data - delay).astype(np.float32)
-                out[:, np.all(data == 0, axis=0)] = 0
+            results = run_blocks(blocks, functools.partial(_read_with_elevation, ts, elevation),
+                                 functools.partial(_remove_height_delay, coeffs, h_ref, poly),
+                                 workers=context.num_worker, cluster=context.cluster)
+            for block, out in progress(results, "height correlation", "block", total=len(blocks)):
                 w.write(ts.dataset_name, out, block)
         logger.info("height correlation: slope per date (mm/km) %s; correlation %s",
                     np.array2string(coeffs[1] * 1e6, precision=1), np.array2string(corr, precision=2))
@@ -413,6 +419,27 @@ class HeightCorrelation(_TroposphericDelay):
                    f"(fitted on {h_ml.size} {looks}×{looks}-looked pixels of {mask_label})")
         logger.info(summary)
         return CorrectionResult(Path(context.output_file), summary=summary)
+
+
+def _elevation(geom: GeometryAccess, use_inc: bool, purpose: str, block: Block) -> np.ndarray:
+    """The regressor of one block: h / cos θ (or h without an incidence angle)."""
+    h = geom.read("height", block, purpose)
+    return h / incidence_cosine(geom, block, purpose) if use_inc else h
+
+
+def _read_with_elevation(ts: TimeSeries, elevation, block: Block) -> tuple[np.ndarray, np.ndarray]:
+    """The series (float32) and the regressor of one block."""
+    return ts.read_dates(block).astype(np.float32, copy=False), elevation(block)
+
+
+def _remove_height_delay(coeffs: np.ndarray, h_ref: float, poly: int, _block: Block, inputs) -> np.ndarray:
+    """The block minus the fitted delay polynomial of its elevation, referenced at the reference pixel;
+    no-data pixels (0 at every date) stay 0."""
+    data, h = inputs
+    delay = sum(coeffs[k][:, None, None] * (h ** k - h_ref ** k)[None] for k in range(1, poly + 1))
+    out = (data - delay).astype(np.float32)
+    out[:, np.all(data == 0, axis=0)] = 0
+    return out
 
 
 def _reliable_mask(context: CorrectionContext, ts: TimeSeries):

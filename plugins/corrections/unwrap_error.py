@@ -39,6 +39,7 @@ the next run).  Deleting datasets does not shrink an HDF5 file; ``h5repack`` rec
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -71,9 +72,12 @@ from sbts.core.api import (
     TemplateError,
     hookimpl,
     integer_ambiguity,
+    memory_per_task,
     plan_blocks,
+    progress,
     read_mask_file,
     reference_phase,
+    run_blocks,
     shown,
     solve_integer_ambiguity,
     triplet_indices,
@@ -465,8 +469,25 @@ def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_r
     return U
 
 
+def _read_closure_block(stack: IfgramStack, in_name: str, item) -> np.ndarray:
+    """Every pair of one block, float32 (the I/O of a fill task)."""
+    return stack.read(in_name, item[0]).astype(np.float32, copy=False)
+
+
+def _shift_block(shift_lut: np.ndarray, n_region: int, item, data: np.ndarray) -> np.ndarray:
+    """The block plus 2π × its region's cycles in every pair; no-data (0, NaN) unchanged."""
+    rid = item[1]
+    shift = shift_lut[np.where(rid >= 0, rid, n_region)]  # (rows, cols, m)
+    out = data + np.moveaxis(shift, -1, 0)
+    del shift
+    nodata = (data == 0) | ~np.isfinite(data)
+    out[nodata] = data[nodata]
+    return out
+
+
 def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.ndarray | None,
-                      opts: UnwrapOptions, max_memory: float, attrs: dict | None = None) -> str:
+                      opts: UnwrapOptions, max_memory: float, attrs: dict | None = None, num_worker: int = 1,
+                      cluster: str | None = None) -> str:
     stack = IfgramStack(stack_path)
     if int(stack.pairs.keep.sum()) < 3:
         raise DataError(f"{stack_path}: fewer than 3 kept pairs; no closure phase to use")
@@ -480,13 +501,14 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
     shift_lut = np.vstack([TWO_PI * U, np.zeros((1, m))]).astype(np.float32)  # last row: no region
 
     def fill(ds: h5py.Dataset) -> None:
-        for block in plan_blocks(stack.shape, m * 16, max_memory, stack.chunk_shape(in_name)):
-            data = stack.read(in_name, block).astype(np.float32, copy=False)
-            rid = region[block.slices]
-            shift = shift_lut[np.where(rid >= 0, rid, n_region)]  # (rows, cols, m)
-            out = data + np.moveaxis(shift, -1, 0)
-            nodata = (data == 0) | ~np.isfinite(data)
-            out[nodata] = data[nodata]
+        # the block read, its shift and output, and the next block read ahead (float32), the flags
+        blocks = plan_blocks(stack.shape, m * 17, memory_per_task(max_memory, num_worker, cluster),
+                             stack.chunk_shape(in_name))
+        items = [(block, np.ascontiguousarray(region[block.slices])) for block in blocks]
+        results = run_blocks(items, functools.partial(_read_closure_block, stack, in_name),
+                             functools.partial(_shift_block, shift_lut, n_region),
+                             workers=num_worker, cluster=cluster)
+        for (block, _), out in progress(results, "phase closure", "block", total=len(items)):
             ds[:, block.rows, block.cols] = out
 
     write_stack_dataset(stack_path, out_name, fill, like=in_name, attrs=attrs)
@@ -560,7 +582,8 @@ class _UnwrapCorrection(Correction):
                     root = {key: _provenance(opts, self.method)[key] for key in BRIDGING_ROOT_KEYS}
                     text = run_bridging(stack_path, in_name, out_name, land, opts, attrs, root)
                 else:
-                    text = run_phase_closure(stack_path, in_name, out_name, land, opts, context.max_memory, attrs)
+                    text = run_phase_closure(stack_path, in_name, out_name, land, opts, context.max_memory, attrs,
+                                             context.num_worker, context.cluster)
                 summaries.append(text)
                 logger.info(text)
             in_name = out_name

@@ -41,8 +41,11 @@ from sbts.core.api import (
     atomic_output,
     hookimpl,
     label_stem,
+    option_memory,
     output_path,
     parse_options,
+    pixel_bytes,
+    plan_blocks_for,
     read_mask,
     select_map,
     years_since,
@@ -331,8 +334,17 @@ def _balloon(lat: float, lon: float, vel: float, years, values, labels) -> str:
             f"<pre style='font-size:10px'>date           cm\n{rows}</pre></div>]]>")
 
 
-def linear_rate(ts: TimeSeries, block=None) -> np.ndarray:
-    """Least-squares linear velocity (m/year) of every pixel of a time series (NaN-free pixels)."""
+def linear_rate(ts: TimeSeries, block=None, max_memory: float = 1.0) -> np.ndarray:
+    """Least-squares linear velocity (m/year) of every pixel of a time series (NaN-free pixels), over
+    ``block`` or the whole grid, read block by block within ``max_memory`` GB."""
+    if block is None:
+        n = len(ts.dates)
+        out = np.full(ts.shape, np.nan, np.float32)
+        # float32 read, float64 copy and the selected columns
+        for b in plan_blocks_for(ts.shape, pixel_bytes(n, 4) + pixel_bytes(n, 8, copies=2), max_memory,
+                                 ts.chunk_shape(ts.dataset_name)):
+            out[b.slices] = linear_rate(ts, b)
+        return out
     t = years_since(list(ts.dates))
     g = np.c_[np.ones_like(t), t]
     data = ts.read_dates(block).astype(np.float64)
@@ -399,17 +411,20 @@ class KmzTimeSeriesExporter(Exporter):
 
     \b
     Options: -O vlim=-2,2 (cm/year), -O cmap=jet, -O steps=20,5,1, -O velocity=FILE, -O mask=FILE|no,
-    -O box=25 (points per box side).  -o names the .kmz (default: <name>.kmz beside FILE).""")
+    -O box=25 (points per box side), -O max_memory=1 (GB, for the linear rate read block by block when there
+    is no velocity file).  -o names the .kmz (default: <name>.kmz beside FILE).""")
     requires_geocoded = True
 
     def export(self, request: ExportRequest) -> list[Path]:
-        opts = parse_options(request, {"vlim", "cmap", "steps", "velocity", "mask", "box"}, "kmz_timeseries")
+        opts = parse_options(request, {"vlim", "cmap", "steps", "velocity", "mask", "box", "max_memory"},
+                             "kmz_timeseries")
+        max_memory = option_memory(opts, 1.0, "kmz_timeseries")
         product = Product.open(request.input_file)
         if not isinstance(product, TimeSeries):
             raise InputError(f"{request.input_file} is not a time series; use `sbts export kmz` for maps")
         geo = _check_geo(product)
         folder = product.path.parent
-        velocity = self._velocity(product, opts.get("velocity"), folder)
+        velocity = self._velocity(product, opts.get("velocity"), folder, max_memory)
         reliable, why = reliable_pixels(product, opts.get("mask"))
         mask = np.isfinite(velocity) if reliable is None else reliable & np.isfinite(velocity)
         empty = _empty_pixels(product, np.where(np.isfinite(velocity), velocity, np.nan))
@@ -502,12 +517,12 @@ class KmzTimeSeriesExporter(Exporter):
         return max(n_lat, s_lat), min(n_lat, s_lat), max(e_lon, w_lon), min(e_lon, w_lon)
 
     @staticmethod
-    def _velocity(product: TimeSeries, explicit: str | None, folder: Path) -> np.ndarray:
+    def _velocity(product: TimeSeries, explicit: str | None, folder: Path, max_memory: float) -> np.ndarray:
         path = Path(explicit) if explicit else next(
             (p for p in (folder / "velocity.h5", folder / "geo_velocity.h5") if p.exists()), None)
         if path is None:
             logger.info("no velocity file beside %s: using the linear rate of the time series", product.path)
-            return linear_rate(product)
+            return linear_rate(product, max_memory=max_memory)
         v = MapProduct(path)
         if v.shape != product.shape or not v.has("velocity"):
             raise InputError(f"{path}: needs a 'velocity' dataset on the grid of {product.path} ({product.shape})")
