@@ -28,13 +28,16 @@ from sbts.cli import options as o
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: geo/ beside each file; rdr_* beside it with --geo2radar).")
 @o.max_memory_opt
+@o.num_worker_opt
+@o.cluster_opt
 def geocode(files, lookup, template, lalo_step, bbox, method, fill, epsg, utm, geo2radar, out_dir,
-            max_memory) -> None:
+            max_memory, num_worker, cluster) -> None:
     """Resample FILES between radar and geographic coordinates.
 
     Every 2-D layer of every dataset is resampled (maps, time series, stacks, geometry), block by
     block over the output grid.  Output: geo/geo_<name>.h5 with X_FIRST/Y_FIRST/X_STEP/Y_STEP and
-    REF_Y/REF_X recomputed from REF_LAT/REF_LON; rdr_<name>.h5 with --geo2radar.
+    REF_Y/REF_X recomputed from REF_LAT/REF_LON; rdr_<name>.h5 with --geo2radar.  The output blocks
+    run here, in a pool (--num-worker) or on dask (--cluster), with identical results.
     """
     from sbts.core.steps.geocode import GeocodeOptions, geocode_files
 
@@ -42,5 +45,7 @@ def geocode(files, lookup, template, lalo_step, bbox, method, fill, epsg, utm, g
     opts = GeocodeOptions.from_template(
         t, lalo_step=tuple(lalo_step) if lalo_step else None, bbox=bbox, method=method, fill=fill, epsg=epsg,
         utm=utm or None, max_memory=o.resolve_memory(max_memory, t))
-    for path in geocode_files(files, lookup, out_dir, geo2radar, opts):
+    cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
+    for path in geocode_files(files, lookup, out_dir, geo2radar, opts, num_worker=o.resolve_workers(num_worker, t),
+                              cluster=cluster):
         click.echo(str(path))

@@ -20,6 +20,7 @@ positions fall in, so memory stays bounded.  Files are written atomically (:clas
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import InputError, TemplateError, shown
 from sbts.core.io.blocks import Block, plan_blocks
@@ -626,24 +628,33 @@ def _inside(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Coord
 
 
 # ------------------------------------------------------------------------- sampling
-def sample(read: Callable[[Block], np.ndarray], coords: Coords, src_shape: tuple[int, int], method: str,
-           fill: float, dtype: np.dtype, lead: tuple[int, ...] = ()) -> np.ndarray:
-    """Values of the source at ``coords`` (nearest or bilinear), reading only the window they need."""
+def source_window(coords: Coords, src_shape: tuple[int, int]) -> Block | None:
+    """The source window holding the pixels ``coords`` need (one pixel of margin), or None: none."""
+    rows, cols = coords
+    ok = np.isfinite(rows) & np.isfinite(cols)
+    if not ok.any():
+        return None
+    length, width = src_shape
+    r, c = rows[ok], cols[ok]
+    return Block(max(0, int(np.floor(r.min())) - 1), min(length, int(np.ceil(r.max())) + 2),
+                 max(0, int(np.floor(c.min())) - 1), min(width, int(np.ceil(c.max())) + 2))
+
+
+def sample_window(data: np.ndarray | None, win: Block | None, coords: Coords, method: str, fill: float,
+                  dtype: np.dtype, lead: tuple[int, ...] = ()) -> np.ndarray:
+    """Values at ``coords`` (nearest or bilinear) of ``data``, the source read in ``win``
+    (:func:`source_window`; None when no coordinate is valid)."""
     from scipy.ndimage import map_coordinates
 
     rows, cols = coords
     shape = rows.shape
     integer = np.dtype(dtype).kind in "biu"
     fill_value = (0 if not np.isfinite(fill) else fill) if integer else fill
-    out = np.full(lead + shape, fill_value, dtype=dtype if not integer else dtype)
+    out = np.full(lead + shape, fill_value, dtype=dtype)
     ok = np.isfinite(rows) & np.isfinite(cols)
-    if not ok.any():
+    if win is None or data is None or not ok.any():
         return out
-    length, width = src_shape
     r, c = rows[ok], cols[ok]
-    win = Block(max(0, int(np.floor(r.min())) - 1), min(length, int(np.ceil(r.max())) + 2),
-                max(0, int(np.floor(c.min())) - 1), min(width, int(np.ceil(c.max())) + 2))
-    data = read(win)
     pos_r, pos_c = r - win.row_start, c - win.col_start
     if method == "nearest" or integer:
         ri = np.clip(np.floor(pos_r + 0.5).astype(np.int64), 0, win.shape[0] - 1)
@@ -655,6 +666,52 @@ def sample(read: Callable[[Block], np.ndarray], coords: Coords, src_shape: tuple
         values = values.reshape(lead + (r.size,))
     out[..., ok] = values.astype(out.dtype, copy=False)
     return out
+
+
+def sample(read: Callable[[Block], np.ndarray], coords: Coords, src_shape: tuple[int, int], method: str,
+           fill: float, dtype: np.dtype, lead: tuple[int, ...] = ()) -> np.ndarray:
+    """Values of the source at ``coords`` (nearest or bilinear), reading only the window they need."""
+    win = source_window(coords, src_shape)
+    return sample_window(read(win) if win is not None else None, win, coords, method, fill, dtype, lead)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """How one dataset is resampled: its name, interpolation, fill value, output dtype and leading shape."""
+
+    name: str
+    method: str
+    fill: float
+    dtype: np.dtype
+    lead: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SampleTask:
+    """One output block and the source (row, col) of its pixels: a picklable work item of
+    :func:`~sbts.core.compute.scheduling.run_blocks` (the coordinates travel with it)."""
+
+    block: Block
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def _read_sources(product: Product, names: tuple[str, ...], src_shape: tuple[int, int],
+                  task: SampleTask) -> tuple[Block | None, dict[str, np.ndarray]]:
+    """The source window of ``task`` and every dataset read there (the I/O of a block)."""
+    win = source_window((task.rows, task.cols), src_shape)
+    if win is None:
+        return None, {}
+    return win, {name: product.read(name, win) for name in names}
+
+
+def _sample_block(layers: tuple[_Layer, ...], task: SampleTask,
+                  inputs: tuple[Block | None, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every dataset of ``task``'s output block, sampled from the windows read (the numbers of a block)."""
+    win, data = inputs
+    coords = (task.rows, task.cols)
+    return {la.name: sample_window(data.get(la.name), win, coords, la.method, la.fill, la.dtype, la.lead)
+            for la in layers}
 
 
 # ------------------------------------------------------------------------- files
@@ -777,13 +834,16 @@ def _radar_pixel_of(lookup: Lookup, lat: float, lon: float) -> tuple[int | None,
 
 def geocode_file(path: str | os.PathLike, lookup_file: str | os.PathLike | None = None,
                  out_file: str | os.PathLike | None = None, geo2radar: bool = False,
-                 options: GeocodeOptions | None = None, mappings: dict | None = None) -> Path:
+                 options: GeocodeOptions | None = None, mappings: dict | None = None, num_worker: int = 1,
+                 cluster: str | None = None) -> Path:
     """Resample every 2-D layer of every dataset of ``path``; returns the output file.
 
     Default output: ``geo/geo_<name>.h5`` beside the input (radar→geo) or ``rdr_<name>.h5``
     (geo→radar), MintPy's names.  ``mappings`` (a dict the caller keeps between files) reuses the
     mapping, and the source coordinates of every output pixel it holds, for the next file on the
-    same grid with the same lookup: they are computed once for all the files of a run.
+    same grid with the same lookup: they are computed once for all the files of a run.  The output
+    blocks are sampled here, in a pool of ``num_worker`` processes or on dask (``cluster``: ``"local"``
+    or a scheduler address) from coordinates solved here, with identical results.
     """
     opts = options or GeocodeOptions()
     if opts.method not in METHODS:
@@ -793,7 +853,7 @@ def geocode_file(path: str | os.PathLike, lookup_file: str | os.PathLike | None 
     meta = product.metadata
     if not geo2radar and meta.grid.is_geocoded and opts.epsg is not None \
             and int(opts.epsg) != int(meta.grid.geo.epsg or 4326):
-        return _warp_file(product, out_file, opts)
+        return _warp_file(product, out_file, opts, num_worker, cluster)
     lookup = Lookup.open(lookup_file or find_lookup(path, geo2radar))
     if opts.utm and not geo2radar:
         import dataclasses
@@ -825,12 +885,13 @@ def geocode_file(path: str | os.PathLike, lookup_file: str | os.PathLike | None 
     if out_file.resolve() == path.resolve():
         raise InputError(f"{out_file}: the output would overwrite the input")
     out_meta = _output_metadata(meta, mapping, lookup, geo2radar, opts.method)
-    _write(product, mapping, out_meta, out_file, opts)
+    _write(product, mapping, out_meta, out_file, opts, num_worker, cluster)
     logger.info("wrote %s (%d×%d)", out_file, *mapping.out_grid.shape)
     return out_file
 
 
-def _warp_file(product: Product, out_file: str | os.PathLike | None, opts: GeocodeOptions) -> Path:
+def _warp_file(product: Product, out_file: str | os.PathLike | None, opts: GeocodeOptions, num_worker: int = 1,
+               cluster: str | None = None) -> Path:
     """A geocoded file on one coordinate system resampled onto another (:class:`GeoToGeo`)."""
     path, meta = product.path, product.metadata
     mapping = GeoToGeo(meta, opts)
@@ -849,44 +910,78 @@ def _warp_file(product: Product, out_file: str | os.PathLike | None, opts: Geoco
         if 0 <= y_i < mapping.out_grid.length and 0 <= x_i < mapping.out_grid.width:
             out = out.with_reference(y=y_i, x=x_i, lat=float(y[0]), lon=float(x[0]))
     out = out.with_extra(**{"mintpy.geocode.interpMethod": opts.method})
-    _write(product, mapping, out, out_file, opts)
+    _write(product, mapping, out, out_file, opts, num_worker, cluster)
     logger.info("wrote %s (%d×%d, EPSG:%s)", out_file, *mapping.out_grid.shape, mapping.out_grid.geo.epsg)
     return out_file
 
 
-def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, opts: GeocodeOptions) -> None:
+def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, opts: GeocodeOptions,
+           num_worker: int = 1, cluster: str | None = None) -> None:
+    """Resample ``product`` into ``out_file``: the source coordinates are solved here (once for every
+    output pixel when they fit in a quarter of the budget, else per strip), and the output blocks are
+    sampled here, in a pool of ``num_worker`` processes or on dask (``cluster``) from those
+    coordinates, so every way gives the same bits."""
     src_shape = product.shape
     out_shape = mapping.out_grid.shape
     names = list(product.datasets)
     spatial = {n: len(product.dataset_shape(n)) >= 2 and tuple(product.dataset_shape(n)[-2:]) == src_shape
                for n in names}
     layers = sum(int(np.prod(product.dataset_shape(n)[:-2] or (1,))) for n in names if spatial[n])
-    per_pixel = 8 * 4 + 8 * 3 * max(1, layers)  # coordinates + output and source windows of every layer
+    # coordinates + output and source windows of every layer, and the next block's source read ahead
+    per_pixel = 8 * 4 + 8 * 4 * max(1, layers)
     every = _all_coords(mapping, opts.max_memory) if any(spatial.values()) else None
-    # the coordinates kept for every output pixel take up to a quarter of the budget
-    blocks = plan_blocks(out_shape, per_pixel, opts.max_memory * (0.75 if every is not None else 1.0))
+    # the coordinates kept for every output pixel take up to a quarter of the budget; otherwise they are
+    # solved here strip by strip (strips planned on the whole budget, whatever the workers: the same
+    # coordinates every way), and each strip's blocks run at once
+    budget = opts.max_memory * (0.75 if every is not None else 1.0)
+    if every is None and (num_worker > 1 or cluster):
+        # a pool (or a dask client) per strip would cost more than it saves: these strips run here
+        logger.info("geocode %s: the coordinates of the %d×%d output pixels exceed a quarter of the budget: "
+                    "sampled in this process", product.path.name, *out_shape)
+        num_worker, cluster = 1, None
+    strips = [Block(0, out_shape[0], 0, out_shape[1])] if every is not None else plan_blocks(out_shape, per_pixel, budget)
+    task_memory = memory_per_task(budget, num_worker, cluster)
+    plan = [(strip, [Block(b.row_start + strip.row_start, b.row_stop + strip.row_start,
+                           b.col_start + strip.col_start, b.col_stop + strip.col_start)
+                     for b in plan_blocks(strip.shape, per_pixel, task_memory)]) for strip in strips]
+    total = sum(len(blocks) for _, blocks in plan)
     with open_h5(product.path) as src, H5Writer(out_file, meta) as w:
-        dtypes = {}
+        specs = []
         for name in names:
             ds = src[name]
             attrs = {k: v for k, v in ds.attrs.items() if k != "MODIFICATION_TIME"}
             if not spatial[name]:
                 w.create(name, data=ds[()], attrs=attrs)
                 continue
-            dtype = ds.dtype if ds.dtype.kind in "biuf" else np.float32
-            dtypes[name] = dtype
+            dtype = np.dtype(ds.dtype if ds.dtype.kind in "biuf" else np.float32)
+            specs.append(_Layer(name, "nearest" if name in NEAREST_ONLY else opts.method, opts.fill, dtype,
+                                tuple(product.dataset_shape(name)[:-2])))
             w.create(name, shape=tuple(ds.shape[:-2]) + out_shape, dtype=dtype, attrs=attrs,
                      compression=ds.compression)
-        for block in progress(blocks, f"geocode {product.path.name}", "block"):
-            coords = (every[0][block.slices], every[1][block.slices]) if every is not None else mapping.coords(block)
-            for name, dtype in dtypes.items():
-                lead = tuple(product.dataset_shape(name)[:-2])
-                method = "nearest" if name in NEAREST_ONLY else opts.method
+        if not specs:
+            return
+        logger.info("geocode %s: %d block(s)%s", product.path.name, total, describe(num_worker, cluster))
+        read = functools.partial(_read_sources, product, tuple(s.name for s in specs), src_shape)
+        compute = functools.partial(_sample_block, tuple(specs))
+        done = progress(_sampled(plan, every, mapping, read, compute, num_worker, cluster),
+                        f"geocode {product.path.name}", "block", total=total)
+        for task, values in done:
+            for name, out in values.items():
+                w.write(name, out, task.block)
 
-                def read(win: Block, name=name):
-                    return product.read(name, win)
 
-                w.write(name, sample(read, coords, src_shape, method, opts.fill, dtype, lead), block)
+def _sampled(plan, every: Coords | None, mapping: _Mapping, read, compute, num_worker: int, cluster: str | None):
+    """``(task, values)`` of every block of ``plan`` (strips and their blocks), the coordinates of a
+    strip solved here (or taken from ``every``) and the blocks sampled through ``run_blocks``."""
+    for strip, blocks in plan:
+        rows, cols = every if every is not None else mapping.coords(strip)
+        tasks = []
+        for b in blocks:
+            inner = (slice(b.row_start - strip.row_start, b.row_stop - strip.row_start),
+                     slice(b.col_start - strip.col_start, b.col_stop - strip.col_start))
+            tasks.append(SampleTask(b, rows[inner], cols[inner]))
+        del rows, cols
+        yield from run_blocks(tasks, read, compute, workers=num_worker, cluster=cluster)
 
 
 def _all_coords(mapping: _Mapping, max_memory: float) -> Coords | None:
@@ -908,9 +1003,11 @@ def _all_coords(mapping: _Mapping, max_memory: float) -> Coords | None:
 
 
 def geocode_files(paths: Sequence[str | os.PathLike], lookup_file=None, out_dir=None, geo2radar=False,
-                  options: GeocodeOptions | None = None) -> list[Path]:
+                  options: GeocodeOptions | None = None, num_worker: int = 1,
+                  cluster: str | None = None) -> list[Path]:
     """:func:`geocode_file` for several files, into ``out_dir`` when given; files on one grid share
-    their mapping (the coordinates are computed once)."""
+    their mapping (the coordinates are computed once); the blocks run here, in a pool of
+    ``num_worker`` processes or on dask (``cluster``)."""
     mappings: dict = {}
     outputs = []
     for p in paths:
@@ -918,7 +1015,8 @@ def geocode_files(paths: Sequence[str | os.PathLike], lookup_file=None, out_dir=
         out = None
         if out_dir is not None:
             out = Path(out_dir) / (f"rdr_{p.name}" if geo2radar else f"geo_{p.name}")
-        outputs.append(geocode_file(p, lookup_file, out, geo2radar, options, mappings=mappings))
+        outputs.append(geocode_file(p, lookup_file, out, geo2radar, options, mappings=mappings,
+                                    num_worker=num_worker, cluster=cluster))
     return outputs
 
 
@@ -927,4 +1025,4 @@ def is_geocoded(path: str | os.PathLike) -> bool:
 
 
 __all__ = ["GeocodeOptions", "Lookup", "InverseLookup", "geocode_file", "geocode_files", "find_lookup",
-           "crs_transform", "utm_epsg", "sample"]
+           "crs_transform", "utm_epsg", "sample", "sample_window", "source_window", "SampleTask"]

@@ -242,7 +242,8 @@ def _geocode_options(ctx: RunContext):
 def _geocode(ctx: RunContext) -> list[Path]:
     from sbts.core.steps.geocode import geocode_files
 
-    return list(geocode_files(_geocode_files(ctx), _lookup_file(ctx), ctx.workdir.geo, options=_geocode_options(ctx)))
+    return list(geocode_files(_geocode_files(ctx), _lookup_file(ctx), ctx.workdir.geo, options=_geocode_options(ctx),
+                              num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster))
 
 
 def _geocode_enabled(ctx: RunContext) -> bool:
@@ -268,7 +269,8 @@ def _ensure_latlon(ctx: RunContext, paths: Sequence[Path]) -> None:
     todo = [p for p in paths if p.exists() and not _is_newer(_geo(ctx, p), p)]
     if todo:
         logger.info("writing latitude/longitude copies of %s", ", ".join(p.name for p in todo))
-        geocode_files(todo, _lookup_file(ctx), ctx.workdir.geo, options=_geocode_options(ctx))
+        geocode_files(todo, _lookup_file(ctx), ctx.workdir.geo, options=_geocode_options(ctx),
+                      num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster)
 
 
 def _with_latlon(ctx: RunContext, paths: Sequence[Path]) -> list[Path]:

@@ -417,6 +417,40 @@ def test_geocode_blocks_and_shared_coordinates(tmp_path, series, geometry, monke
     assert np.isfinite(found["one"][0]["timeseries"]).mean() > 0.5
 
 
+@pytest.mark.parametrize("method", ["nearest", "linear"])
+def test_geocode_same_here_in_the_pool_and_on_dask(tmp_path, series, geometry, method, caplog):
+    """The output blocks sampled in a pool of 2 or on a local dask cluster of 2 give the very bits of the
+    serial run: the source coordinates of every output pixel are solved once in this process (they fit
+    in a quarter of 2e-4 GB) and only the sampling of each block runs apart; the blocks differ in size
+    (the budget is split) but sampling is per pixel."""
+    from sbts.core.steps import geocode
+
+    caplog.set_level("INFO", logger="sbts")
+    opts = geocode.GeocodeOptions(max_memory=2e-4, method=method)
+    here = [read_all(o) for o in geocode.geocode_files([series, geometry], geometry, tmp_path / "here", options=opts)]
+    assert np.isfinite(here[0]["timeseries"]).mean() > 0.5
+    for name in WAYS:
+        outs = geocode.geocode_files([series, geometry], geometry, tmp_path / name, options=opts, num_worker=2,
+                                     cluster="local" if name == "dask" else None)
+        assert "on 2 workers" in caplog.text
+        assert blocks_logged(caplog) >= 2
+        for a, path in zip(here, outs):
+            assert_same(a, read_all(path))
+
+
+def test_geocode_coordinates_over_budget_sampled_here(tmp_path, series, geometry, caplog):
+    """Coordinates over a quarter of the budget are solved strip by strip in this process, and those
+    strips are sampled here even with 2 workers (no pool per strip): the same bits as the serial run."""
+    from sbts.core.steps import geocode
+
+    caplog.set_level("INFO", logger="sbts")
+    opts = geocode.GeocodeOptions(max_memory=2e-5, method="linear")
+    here = read_all(geocode.geocode_file(series, geometry, tmp_path / "here.h5", options=opts))
+    two = read_all(geocode.geocode_file(series, geometry, tmp_path / "two.h5", options=opts, num_worker=2))
+    assert "sampled in this process" in caplog.text
+    assert_same(here, two)
+
+
 def test_geocode_memory_bounded(tmp_path, big, series, geometry, monkeypatch):
     """Geocoding holds one output block and its source window, plus two fixed costs left out here: the
     KD-tree of the subsampled lookup (``_COARSE_POINTS`` points, ~20 MB whatever the image) made
