@@ -470,6 +470,36 @@ def test_geocode_memory_bounded(tmp_path, big, series, geometry, monkeypatch):
     within_budget(peak_bytes(lambda: geocode.geocode_file(big, geometry, tmp_path / "geo.h5", options=opts)))
 
 
+def test_geocode_pool_memory_bounded(tmp_path, series, geometry, monkeypatch, caplog):
+    """Sampled in a pool of 2, this process holds the coordinates (a quarter of the budget at most) and
+    the blocks in flight (four at most, each a share of the budget), never the 11 MB output."""
+    from sbts.core.io.products import write_map
+    from sbts.core.steps import geocode
+
+    geocode.geocode_file(series, geometry, tmp_path / "warm.h5")
+    monkeypatch.setattr(geocode, "_COARSE_POINTS", 3000)
+    dates = [(DATES[0] + dt.timedelta(days=6 * i)).strftime("%Y%m%d") for i in range(96)]
+    data = np.random.default_rng(4).normal(0, 0.01, (96, 300, 400)).astype(np.float32)
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    big = write_ts(folder / "timeseries.h5", data, dates=dates)
+    rows, cols = np.mgrid[0:300, 0:400].astype(np.float64)
+    geometry = folder / "geometryRadar.h5"
+    write_map(geometry, Metadata.from_attrs({"LENGTH": 300, "WIDTH": 400}), "geometry",
+              {"latitude": (19.40 - 0.00025 * rows).astype(np.float32),
+               "longitude": (-99.20 + 0.0002 * cols).astype(np.float32)}, unit=None)
+    opts = geocode.GeocodeOptions(max_memory=BUDGET, lalo_step=(0.0005, 0.0004))  # 150 × 200 output pixels
+    caplog.set_level("INFO", logger="sbts")
+    peak = peak_bytes(lambda: geocode.geocode_file(big, geometry, tmp_path / "geo.h5", options=opts, num_worker=2))
+    out = read_all(tmp_path / "geo.h5")["timeseries"]
+    assert "on 2 workers" in caplog.text and blocks_logged(caplog) > 8
+    assert out.shape == (96, 150, 200) and np.isfinite(out).mean() > 0.9
+    assert peak < 1.5 * BUDGET * 1024**3, f"peak {peak / 2**20:.1f} MiB over the {BUDGET * 1024:.0f} MiB budget"
+    assert peak < out.nbytes / 3
+    serial = read_all(geocode.geocode_file(big, geometry, tmp_path / "serial.h5", options=opts))["timeseries"]
+    np.testing.assert_array_equal(out, serial)
+
+
 # ---------------------------------------------------------------------------- exporters
 def test_kmz_linear_rate_in_blocks_equals_one_read(series):
     """The KMZ time series' fallback velocity (no velocity file): a per-pixel fit, identical whether
