@@ -566,3 +566,30 @@ def test_cli_num_worker_reaches_the_steps(tmp_path, big):
                                    "--num-worker", "2", "--max-memory", "4", "-d", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert read_all(tmp_path / "ramp.h5")["timeseries"].shape == (len(DATES), 300, 400)
+
+
+def test_cli_geocode_num_worker(tmp_path, big, monkeypatch):
+    """``sbts geocode --num-worker 2`` samples in the pool and writes what the serial run writes."""
+    from click.testing import CliRunner
+
+    from sbts.cli.main import cli
+    from sbts.core.io.products import write_map
+    from sbts.core.steps import geocode
+
+    rows, cols = np.mgrid[0:300, 0:400].astype(np.float64)
+    geometry = tmp_path / "geometryRadar.h5"
+    write_map(geometry, Metadata.from_attrs({"LENGTH": 300, "WIDTH": 400}), "geometry",
+              {"latitude": (19.40 - 0.00025 * rows + 0.00003 * cols).astype(np.float32),
+               "longitude": (-99.20 + 0.0002 * cols).astype(np.float32)}, unit=None)
+    seen = []
+    run_blocks = geocode.run_blocks
+    monkeypatch.setattr(geocode, "run_blocks", lambda items, *a, **k: seen.append((len(items), k)) or run_blocks(
+        items, *a, **k))
+    res = CliRunner().invoke(cli, ["geocode", str(big), "-l", str(geometry), "-o", str(tmp_path / "pool"),
+                                   "--num-worker", "2", "--max-memory", "0.01", "-i", "linear",
+                                   "--lalo-step", "0.0005", "0.0004"])
+    assert res.exit_code == 0, res.output
+    assert seen == [(seen[0][0], {"workers": 2, "cluster": None})] and seen[0][0] > 2
+    opts = geocode.GeocodeOptions(max_memory=0.01, method="linear", lalo_step=(0.0005, 0.0004))
+    serial = geocode.geocode_file(big, geometry, tmp_path / "serial.h5", options=opts)
+    assert_same(read_all(serial), read_all(tmp_path / "pool" / "geo_timeseries.h5"))
