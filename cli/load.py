@@ -20,15 +20,17 @@ from sbts.cli import options as o
 @click.option("--subset-lalo", default=None, help="S:N,W:E (mintpy.subset.lalo).")
 @o.work_dir_opt
 @o.max_memory_opt
+@o.num_worker_opt
 @o.force_opt
 def load(template: Path | None, processor, unwFile, corFile, connCompFile, demFile, subset_yx, subset_lalo,
-         work_dir, max_memory, force) -> None:
+         work_dir, max_memory, num_worker, force) -> None:
     """Load a processor's interferograms and geometry into WORK_DIR/inputs.
 
     Reads the files named by the mintpy.load.* keys of TEMPLATE (glob patterns, relative to the
     template's folder) with the reader plugin that recognises them, and writes
     inputs/ifgramStack.h5 and inputs/geometryRadar.h5 or geometryGeo.h5 in MintPy's layout, block
-    by block.  Unchanged inputs are not reloaded (use --force).
+    by block, the interferograms of a block read by --num-worker threads.  Unchanged inputs are
+    not reloaded (use --force).
     """
     from sbts.core.steps.load import load_data
 
@@ -39,7 +41,7 @@ def load(template: Path | None, processor, unwFile, corFile, connCompFile, demFi
     wd = o.resolve_work_dir(work_dir, template)
     base = template.resolve().parent if template else Path.cwd()
     result = load_data(t, wd, base_dir=base, processor=processor, max_memory=o.resolve_memory(max_memory, t),
-                       force=force)
+                       force=force, num_worker=o.resolve_workers(num_worker, t))
     for path in [result.stack_file, *result.geometry_files]:
         if path is not None:
             click.echo(str(path))

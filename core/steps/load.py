@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -519,8 +521,10 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
 
 def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | os.PathLike | None = None,
               processor: str | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB, force: bool = False,
-              registry: Registry | None = None) -> LoadResult:
+              registry: Registry | None = None, num_worker: int = 1) -> LoadResult:
     """Load a processor's files into ``<work_dir>/inputs``; see the module docstring.
+
+    ``num_worker`` threads read the interferograms of each block (the same file whatever their number).
 
     Stages: request (:func:`_request`) → reader (:func:`_open_sources`) → plan (:func:`_plan`) →
     write the stack (:func:`_load_stack`) → write the geometry (:func:`_load_geometries`); an output
@@ -530,25 +534,26 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
     base_dir = Path(base_dir) if base_dir is not None else work_dir
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
     logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
-    stack_written = _load_stack(plan, max_memory, force)
-    ion_written = _load_ion_stack(plan, max_memory, force)
+    stack_written = _load_stack(plan, max_memory, force, num_worker)
+    ion_written = _load_ion_stack(plan, max_memory, force, num_worker)
     geometry_files, geometry_written = _load_geometries(plan, max_memory, force)
     return LoadResult(plan.stack_file, geometry_files, plan.reader.name,
                       skipped=not (stack_written or ion_written or geometry_written), ion_stack_file=plan.ion_file)
 
 
-def _load_ion_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
+def _load_ion_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1) -> bool:
     """Write ``ionStack.h5`` (same window as the stack) unless it is current; True when written."""
     if plan.ion_stack is None or plan.ion_file is None or plan.ion_sig is None:
         return False
     if not force and _is_current(plan.ion_file, plan.ion_sig):
         logger.info("%s is up to date with its inputs: skipped", plan.ion_file)
         return False
-    _write_stack(plan.ion_stack, plan.win, plan.overrides, plan.ion_file, plan.ion_sig, max_memory, plan.reader.name)
+    _write_stack(plan.ion_stack, plan.win, plan.overrides, plan.ion_file, plan.ion_sig, max_memory, plan.reader.name,
+                 num_worker=num_worker)
     return True
 
 
-def _load_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
+def _load_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1) -> bool:
     """Stage 4: write ``ifgramStack.h5`` unless it is current; True when written.
 
     When the stack on disk was loaded with the same options from files that are all unchanged,
@@ -564,7 +569,7 @@ def _load_stack(plan: _Plan, max_memory: float, force: bool) -> bool:
         return False
     previous = None if force else _previous_stack(plan)
     _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory, plan.reader.name,
-                 previous)
+                 previous, num_worker)
     _write_record(plan, previous)
     return True
 
@@ -738,7 +743,10 @@ def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str
 
 
 def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], path: Path, sig: str,
-                 max_memory: float, reader: str, previous: _Previous | None = None) -> None:
+                 max_memory: float, reader: str, previous: _Previous | None = None, num_worker: int = 1) -> None:
+    """Write the stack block by block; the interferograms' windows of a block are read by
+    ``num_worker`` threads (reading is I/O: GDAL and h5py release the GIL), each into its own
+    layer of the block, so the file is the same bits whatever the number of threads."""
     order = sorted(range(len(stack.pairs)), key=lambda k: (stack.pairs[k].date1, stack.pairs[k].date2))
     sources = [stack.pairs[k] for k in order]
     bperp = [np.nan if p.bperp is None else p.bperp for p in sources]
@@ -753,8 +761,10 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
     meta = meta.replace(processor=meta.processor or reader).with_extra(**{SIGNATURE_ATTR: sig})
     names = {n: STACK_DATASETS[n] for n in STACK_DATASETS if n in sources[0].layers}
     out_shape = win.shape
-    # one dataset of all pairs is held at a time, plus one source window being reduced
-    per_pixel = len(sources) * 4 * 1.5 + 8 * win.ystep * win.xstep + (4 * len(previous.pairs) if previous else 0)
+    # one dataset of all pairs is held at a time, plus one source window being reduced per thread
+    threads = max(1, min(int(num_worker), len(sources)))
+    per_pixel = (len(sources) * 4 * 1.5 + 8 * win.ystep * win.xstep * threads
+                 + (4 * len(previous.pairs) if previous else 0))
     blocks = plan_blocks(out_shape, per_pixel, max_memory)
     logger.info("writing %s: %d pairs, %d×%d pixels, datasets %s", path, len(sources), *out_shape, ", ".join(names))
     # pairs of the stack on disk are copied from it (their files are not read again)
@@ -772,6 +782,11 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
 
             old_file = stack_ctx.enter_context(h5py.File(previous.path, "r", locking=False))  # type: ignore[union-attr]
         w = stack_ctx.enter_context(StackWriter(path, meta, pairs, names, signature=sig))
+        pool = stack_ctx.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="sbts-load")) \
+            if threads > 1 else None
+        todo = [k for k in range(len(sources)) if k not in old_pos_new]
+        if pool is not None:
+            logger.info("reading the interferograms with %d threads", threads)
         for block in progress(blocks, desc="load stack", unit="block"):
             if w.is_done(block):
                 continue
@@ -780,17 +795,25 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
                 out = np.empty((len(sources),) + block.shape, dtype)
                 if old_file is not None:
                     out[new_idx] = old_file[name][:, block.rows, block.cols][old_idx]
-                for k, p in enumerate(sources):
-                    if k in old_pos_new:
-                        continue
-                    data = _read_layer(p.layers[name], src, p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}", name,
-                                       reader)
-                    data = win.reduce(data, name)
-                    if name == "unwrapPhase":
-                        data = np.nan_to_num(data, nan=0.0)  # MintPy: 0 = no data
-                    out[k] = data
+                fill = functools.partial(_load_pair, out, sources, win, src, name, reader)
+                if pool is None:
+                    for k in todo:
+                        fill(k)
+                else:
+                    for _ in pool.map(fill, todo):  # raises the first reader error
+                        pass
                 w.write(name, out, block)
             w.mark_done(block)
+
+
+def _load_pair(out: np.ndarray, sources: list, win: Window, src: Block, name: str, reader: str, k: int) -> None:
+    """Layer ``name`` of pair ``k`` over the source window ``src``, reduced, into ``out[k]``."""
+    p = sources[k]
+    data = _read_layer(p.layers[name], src, p.path or f"{p.date1:%Y%m%d}_{p.date2:%Y%m%d}", name, reader)
+    data = win.reduce(data, name)
+    if name == "unwrapPhase":
+        data = np.nan_to_num(data, nan=0.0)  # MintPy: 0 = no data
+    out[k] = data
 
 
 def _read_layer(layer: Raster, src: Block, path: str, name: str, reader: str = "") -> np.ndarray:
@@ -836,7 +859,8 @@ def run(options: LoadOptions, workdir: WorkDir, compute: ComputeOptions) -> list
         logger.info("no mintpy.load.*File pattern in the template: using the loaded %s",
                     ", ".join(str(p.relative_to(workdir.root)) for p in workdir.loaded()))
         return workdir.loaded()
-    result = load_data(options.template, workdir.root, base_dir=options.base_dir, max_memory=compute.max_memory)
+    result = load_data(options.template, workdir.root, base_dir=options.base_dir, max_memory=compute.max_memory,
+                       num_worker=compute.num_worker)
     return [p for p in [result.stack_file, result.ion_stack_file, *result.geometry_files] if p is not None]
 
 
