@@ -930,9 +930,9 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
     # coordinates + output and source windows of every layer, and the next block's source read ahead
     per_pixel = 8 * 4 + 8 * 4 * max(1, layers)
     every = _all_coords(mapping, opts.max_memory) if any(spatial.values()) else None
-    # the coordinates kept for every output pixel take up to a quarter of the budget; otherwise they are
-    # solved here strip by strip (strips planned on the whole budget, whatever the workers: the same
-    # coordinates every way), and each strip's blocks run at once
+    # the coordinates kept for every output pixel take up to a quarter of the budget, and the blocks
+    # (the rest of the budget shared by the workers) are sampled from them anywhere; otherwise they are
+    # solved here strip by strip (strips planned on the whole budget: the serial run's blocks) and sampled here
     budget = opts.max_memory * (0.75 if every is not None else 1.0)
     if every is None and (num_worker > 1 or cluster):
         # a pool (or a dask client) per strip would cost more than it saves: these strips run here
