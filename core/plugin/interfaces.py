@@ -35,6 +35,9 @@ from sbts.core.model.metadata import Metadata
 class Raster(Protocol):
     """A 2-D band a reader can read window by window (what :class:`PairSource` layers hold).
 
+    ``read`` may be called from several threads at once (``sbts load --num-worker N`` reads the
+    pairs of a block in parallel threads): open a file handle per read, or guard a shared one.
+
     Attributes
     ----------
     shape : tuple of int
