@@ -64,11 +64,11 @@ _MAX_PATTERN_CACHE = 64
 # L1_STAGE_TOL of the smoothed objective, down to L1_DELTA; there a pixel stops when an iteration
 # gains less than L1_TOL (or nothing); at most L1_MAX_ITER iterations.  The smoothed objective is
 # within δ·Σs/2 of the L1 objective.
-L1_TOL = 1e-5
+L1_TOL = 3e-5
 L1_MAX_ITER = 60
 L1_DELTA = 3e-4
 L1_DELTA_START = 1e-1
-L1_STAGE_TOL = 1e-2
+L1_STAGE_TOL = 3e-2
 # extrapolation factor of the IRLS step (start, cap); see _Context._irls_l1
 L1_EXTRAPOLATE = 1.0
 L1_EXTRAPOLATE_MAX = 8.0
@@ -575,11 +575,12 @@ class _Context:
         r = phi - xf[self.d2]
         r += xf[self.d1]
         a = np.abs(r)
-        under = np.maximum(delta - a, 0.0)
-        under *= under
-        under /= 2 * delta
-        a += under
-        return np.einsum("mk,mk->k", s, a), r
+        f = np.einsum("mk,mk->k", s, a)
+        np.subtract(delta, a, out=a)
+        np.maximum(a, 0.0, out=a)
+        a *= a
+        f += np.einsum("mk,mk->k", s, a) / (2 * delta)
+        return f, r
 
     def _irls_l1(self, phi, s, x, nsb) -> np.ndarray:
         """Minimise Σ s|φ − Aφ_ts| per pixel by IRLS from ``x`` (pixels freeze as they converge).
