@@ -588,9 +588,11 @@ class _Context:
         Each iteration solves the weighted least squares with weights s/max(|r|, δ), all active
         pixels at once; it minimises a majoriser of the Huber-smoothed objective Σ s·h_δ(r), so that
         objective never rises.  The step is then extrapolated along its own direction (factor β per
-        pixel, doubled while it pays, back to 1 when it does not) and the better of the two points
-        is kept, so the objective still never rises (IRLS for L1 converges linearly and its steps
-        are too short along the slow directions).  δ follows a continuation per pixel: it starts at
+        pixel, doubled while it pays, back to 1 when it does not): the extrapolated point is kept
+        when it gains more than the stage's tolerance, otherwise the better of it and the plain
+        step, so the objective still never rises and the stopping tests below always see the
+        plain step's gain (IRLS for L1 converges linearly and its steps are too short along the
+        slow directions).  δ follows a continuation per pixel: it starts at
         ``L1_DELTA_START`` rad and is divided by 10 each time an iteration lowers the smoothed
         objective by less than ``L1_STAGE_TOL`` of itself, down to :data:`L1_DELTA`; there a pixel
         stops when an iteration gains less than :data:`L1_TOL` of the objective (or nothing).
@@ -614,16 +616,27 @@ class _Context:
             np.maximum(u, delta, out=u)
             np.divide(S, u, out=u)
             xn = np.vstack([np.zeros((1, active.size)), self._solve_ls(P, u, N, grouped=True)])
-            on, rn = self._l1_objective(P, S, xn, delta)
             xe = xn - X
             xe *= beta
             xe += xn
-            oe, re = self._l1_objective(P, S, xe, delta)
-            ext = oe < on
+            on, rn = self._l1_objective(P, S, xe, delta)
+            # the extrapolated point is kept where it improves on the best iterate by more than
+            # the stage's tolerance; elsewhere the plain IRLS step (which cannot increase the
+            # objective) is evaluated, β reset, and the stopping tests use its gain
+            tol = np.where(delta <= L1_DELTA, L1_TOL, L1_STAGE_TOL)
+            ext = obj - on > tol * on
             beta = np.where(ext, np.minimum(2 * beta, L1_EXTRAPOLATE_MAX), L1_EXTRAPOLATE)
-            np.copyto(xn, xe, where=ext)
-            np.copyto(rn, re, where=ext)
-            on = np.where(ext, oe, on)
+            back = np.flatnonzero(~ext)
+            if back.size:
+                xb = xn[:, back]
+                ob, rb = self._l1_objective(P[:, back], S[:, back], xb, delta[back])
+                take = ob < on[back]
+                if take.any():
+                    tb = back[take]
+                    on[tb] = ob[take]
+                    rn[:, tb] = rb[:, take]
+                    xe[:, tb] = xb[:, take]
+            xn = xe
             better = on < obj
             gain = np.where(better, (obj - on) / np.maximum(on, 1e-300), 0.0)
             np.copyto(X, xn, where=better)
