@@ -73,6 +73,8 @@ L1_STAGE_TOL = 3e-2
 L1_EXTRAPOLATE = 1.0
 L1_EXTRAPOLATE_MAX = 8.0
 NSBAS_MODELS = ("linear", "seasonal")
+# pixels per IRLS batch (see _Context.invert_chunk)
+_L1_SLAB = 2048
 _NSBAS_REFINE = 2
 
 
@@ -427,8 +429,12 @@ class _Context:
         if self.l1:
             cols = np.flatnonzero(ok)
             if cols.size:
-                s = valid[:, cols].astype(np.float64) if w is None else np.sqrt(w[:, cols])
-                ts[:, cols] = self._irls_l1(phi[:, cols], s, ts[:, cols], nsb[cols])
+                # in slabs of pixels whose (pair × pixel) arrays stay in the CPU caches: the
+                # iterations make tens of passes over them (pixels are independent: same result)
+                for c0 in range(0, cols.size, _L1_SLAB):
+                    cc = cols[c0:c0 + _L1_SLAB]
+                    s = valid[:, cc].astype(np.float64) if w is None else np.sqrt(w[:, cc])
+                    ts[:, cc] = self._irls_l1(phi[:, cc], s, ts[:, cc], nsb[cc])
 
         tcoh = self._temporal_coherence(phi, invalid, ts, num_used)
         tcoh[~ok] = 0.0

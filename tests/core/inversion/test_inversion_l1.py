@@ -126,6 +126,19 @@ def test_l1_does_not_depend_on_how_pixels_are_grouped():
                                   np.concatenate([p.temporal_coherence for p in parts]))
 
 
+def test_l1_same_in_internal_slabs(monkeypatch):
+    """The IRLS runs in cache-sized slabs of pixels: any slab size gives the same bits."""
+    import sbts.core.inversion.kernel as kernel
+
+    phase, weight, _, d1, d2, t, _ = _stack(500, seed=7, error_pixels=slice(0, 250))
+    phase[4, ::5] = np.nan
+    whole = invert_block(phase, d1, d2, t, weight=weight, residual_norm="L1")
+    monkeypatch.setattr(kernel, "_L1_SLAB", 37)
+    slabs = invert_block(phase, d1, d2, t, weight=weight, residual_norm="L1")
+    np.testing.assert_array_equal(whole.timeseries, slabs.timeseries)
+    np.testing.assert_array_equal(whole.temporal_coherence, slabs.temporal_coherence)
+
+
 def test_l1_unweighted_and_disconnected_pixels():
     """Unweighted L1 and a pixel whose network falls apart still give the minimum-norm L1 fit."""
     phase, _, truth, d1, d2, t, _ = _stack(30, seed=4)
