@@ -80,7 +80,7 @@ def test_l1_reaches_the_linear_programming_optimum():
         excess.append(f_l1 / f_lp - 1)
         gain.append(f_l2 / f_lp - 1)
     # IRLS stops at a smoothing floor δ = 3e-4 rad and a relative gain of 3e-5 (documented): the
-    # objective may exceed the LP optimum by ~1e-3 relative (measured: median 1.8e-4, max 8.5e-4);
+    # objective may exceed the LP optimum by ~1e-3 relative (measured: median 1.8e-4, max 7.7e-4);
     # float32 output adds ~1e-7.  L2 is far off (> 2 %).
     assert max(excess) < 3e-3, max(excess)
     assert min(excess) > -1e-6  # never below the optimum (that would be a bug in the check)
