@@ -64,12 +64,17 @@ _MAX_PATTERN_CACHE = 64
 # L1_STAGE_TOL of the smoothed objective, down to L1_DELTA; there a pixel stops when an iteration
 # gains less than L1_TOL (or nothing); at most L1_MAX_ITER iterations.  The smoothed objective is
 # within δ·Σs/2 of the L1 objective.
-L1_TOL = 1e-5
+L1_TOL = 3e-5
 L1_MAX_ITER = 60
 L1_DELTA = 3e-4
 L1_DELTA_START = 1e-1
-L1_STAGE_TOL = 1e-2
+L1_STAGE_TOL = 3e-2
+# extrapolation factor of the IRLS step (start, cap); see _Context._irls_l1
+L1_EXTRAPOLATE = 1.0
+L1_EXTRAPOLATE_MAX = 8.0
 NSBAS_MODELS = ("linear", "seasonal")
+# pixels per IRLS batch (see _Context.invert_chunk)
+_L1_SLAB = 2048
 _NSBAS_REFINE = 2
 
 
@@ -424,8 +429,12 @@ class _Context:
         if self.l1:
             cols = np.flatnonzero(ok)
             if cols.size:
-                s = valid[:, cols].astype(np.float64) if w is None else np.sqrt(w[:, cols])
-                ts[:, cols] = self._irls_l1(phi[:, cols], s, ts[:, cols], nsb[cols])
+                # in slabs of pixels whose (pair × pixel) arrays stay in the CPU caches: the
+                # iterations make tens of passes over them (pixels are independent: same result)
+                for c0 in range(0, cols.size, _L1_SLAB):
+                    cc = cols[c0:c0 + _L1_SLAB]
+                    s = valid[:, cc].astype(np.float64) if w is None else np.sqrt(w[:, cc])
+                    ts[:, cc] = self._irls_l1(phi[:, cc], s, ts[:, cc], nsb[cc])
 
         tcoh = self._temporal_coherence(phi, invalid, ts, num_used)
         tcoh[~ok] = 0.0
@@ -510,14 +519,14 @@ class _Context:
         coverage = self.cover.T @ valid.astype(np.float32)  # exact small integers in float32
         return np.count_nonzero(coverage == 0, axis=0)
 
-    def _solve_ls(self, phi, w, nsb) -> np.ndarray:
+    def _solve_ls(self, phi, w, nsb, grouped=False) -> np.ndarray:
         """Weighted least squares for each pixel: NSBAS where ``nsb``, minimum norm elsewhere."""
         if not nsb.any():
-            return self._solve_normal(phi, w)
+            return self._solve_normal(phi, w, grouped)
         x = np.empty((self.n - 1, phi.shape[1]))
         plain = np.flatnonzero(~nsb)
         if plain.size:
-            x[:, plain] = self._solve_normal(phi[:, plain], w[:, plain])
+            x[:, plain] = self._solve_normal(phi[:, plain], w[:, plain], grouped)
         if plain.size < phi.shape[1]:
             cols = np.flatnonzero(nsb)
             x[:, cols] = self._solve_nsbas(phi[:, cols], w[:, cols])
@@ -572,18 +581,24 @@ class _Context:
         r = phi - xf[self.d2]
         r += xf[self.d1]
         a = np.abs(r)
-        under = np.maximum(delta - a, 0.0)
-        under *= under
-        under /= 2 * delta
-        a += under
-        return np.einsum("mk,mk->k", s, a), r
+        f = np.einsum("mk,mk->k", s, a)
+        np.subtract(delta, a, out=a)
+        np.maximum(a, 0.0, out=a)
+        a *= a
+        f += np.einsum("mk,mk->k", s, a) / (2 * delta)
+        return f, r
 
     def _irls_l1(self, phi, s, x, nsb) -> np.ndarray:
         """Minimise Σ s|φ − Aφ_ts| per pixel by IRLS from ``x`` (pixels freeze as they converge).
 
         Each iteration solves the weighted least squares with weights s/max(|r|, δ), all active
         pixels at once; it minimises a majoriser of the Huber-smoothed objective Σ s·h_δ(r), so that
-        objective never rises.  δ follows a continuation per pixel: it starts at
+        objective never rises.  The step is then extrapolated along its own direction (factor β per
+        pixel, doubled while it pays, back to 1 when it does not): the extrapolated point is kept
+        when it gains more than the stage's tolerance, otherwise the better of it and the plain
+        step, so the objective still never rises and the stopping tests below always see the
+        plain step's gain (IRLS for L1 converges linearly and its steps are too short along the
+        slow directions).  δ follows a continuation per pixel: it starts at
         ``L1_DELTA_START`` rad and is divided by 10 each time an iteration lowers the smoothed
         objective by less than ``L1_STAGE_TOL`` of itself, down to :data:`L1_DELTA`; there a pixel
         stops when an iteration gains less than :data:`L1_TOL` of the objective (or nothing).
@@ -592,11 +607,13 @@ class _Context:
         """
         n1, k = x.shape
         out = x.copy()
-        # the active pixels' arrays, compacted whenever pixels stop
+        # the active pixels' arrays, compacted when enough pixels have stopped
         active = np.arange(k)
+        running = np.ones(k, dtype=bool)
         P, S, N = phi, s, nsb
         X = np.vstack([np.zeros((1, k)), x])  # (n, k) with date 0
         delta = np.full(k, L1_DELTA_START)
+        beta = np.full(k, L1_EXTRAPOLATE)
         obj, r = self._l1_objective(P, S, X, delta)
         iterations = 0
         for _ in range(L1_MAX_ITER):
@@ -604,32 +621,59 @@ class _Context:
             u = np.abs(r)
             np.maximum(u, delta, out=u)
             np.divide(S, u, out=u)
-            xn = np.vstack([np.zeros((1, active.size)), self._solve_ls(P, u, N)])
-            on, rn = self._l1_objective(P, S, xn, delta)
+            xn = np.vstack([np.zeros((1, active.size)), self._solve_ls(P, u, N, grouped=True)])
+            xe = xn - X
+            xe *= beta
+            xe += xn
+            on, rn = self._l1_objective(P, S, xe, delta)
+            # the extrapolated point is kept where it improves on the best iterate by more than
+            # the stage's tolerance; elsewhere the plain IRLS step (which cannot increase the
+            # objective) is evaluated, β reset, and the stopping tests use its gain
+            tol = np.where(delta <= L1_DELTA, L1_TOL, L1_STAGE_TOL)
+            ext = obj - on > tol * on
+            beta = np.where(ext, np.minimum(2 * beta, L1_EXTRAPOLATE_MAX), L1_EXTRAPOLATE)
+            back = np.flatnonzero(~ext)
+            if back.size:
+                xb = xn[:, back]
+                ob, rb = self._l1_objective(P[:, back], S[:, back], xb, delta[back])
+                take = ob < on[back]
+                if take.any():
+                    tb = back[take]
+                    on[tb] = ob[take]
+                    rn[:, tb] = rb[:, take]
+                    xe[:, tb] = xb[:, take]
+            xn = xe
             better = on < obj
             gain = np.where(better, (obj - on) / np.maximum(on, 1e-300), 0.0)
-            X[:, better] = xn[:, better]
+            np.copyto(X, xn, where=better)
+            np.copyto(r, rn, where=better)
             obj = np.where(better, on, obj)
-            r = np.where(better, rn, r)
             at_floor = delta <= L1_DELTA
             stage_done = gain <= np.where(at_floor, L1_TOL, L1_STAGE_TOL)
-            stop = stage_done & at_floor
+            stop = stage_done & at_floor & running
             lower = np.flatnonzero(stage_done & ~at_floor)
             if lower.size:  # next stage: smaller δ, objective re-evaluated at the best iterate
                 delta[lower] = np.maximum(delta[lower] / 10, L1_DELTA)
                 obj[lower], _ = self._l1_objective(P[:, lower], S[:, lower], X[:, lower], delta[lower])
+                beta[lower] = L1_EXTRAPOLATE
             if stop.any():
                 out[:, active[stop]] = X[1:, stop]
-                keep = ~stop
-                active = active[keep]
-                if not active.size:
+                running &= ~stop
+                nrun = np.count_nonzero(running)
+                if not nrun:
                     break
-                P, S, N, X, r = P[:, keep], S[:, keep], N[keep], X[:, keep], r[:, keep]
-                delta, obj = delta[keep], obj[keep]
-        if active.size:
-            out[:, active] = X[1:]
+                # stopped pixels are carried along (their output is already written) until enough
+                # of them make compacting the arrays worth its copies
+                if nrun <= 0.8 * running.size:
+                    keep = running
+                    active = active[keep]
+                    running = running[keep]
+                    P, S, N, X, r = P[:, keep], S[:, keep], N[keep], X[:, keep], r[:, keep]
+                    delta, obj, beta = delta[keep], obj[keep], beta[keep]
+        if running.any():
+            out[:, active[running]] = X[1:, running]
             logger.info("L1 inversion: %d of %d pixels reached %d iterations before the stopping rule",
-                        active.size, k, L1_MAX_ITER)
+                        np.count_nonzero(running), k, L1_MAX_ITER)
         logger.debug("L1 inversion: %d IRLS iterations", iterations)
         self.l1_iterations = max(self.l1_iterations, iterations)
         return out
@@ -679,13 +723,29 @@ class _Context:
         return ts, todo[~done]
 
     # ---------------------------------------------------------------- normal equations (banded GTH)
-    def _assemble(self, phi, w, O, g, y) -> None:  # noqa: E741 - O: the off-diagonal bands
+    def _assemble(self, phi, w, O, g, y, grouped=False) -> None:  # noqa: E741 - O: the off-diagonal bands
         """Add the weighted Laplacian (O, g: banded, grounded at date 0) and y = AᵀWφ.
 
         ``w`` is float weights (0 on dropped pairs), or bool validity for unweighted pixels, in
-        which case ``phi`` is already 0 on dropped pairs and Wφ = φ.
+        which case ``phi`` is already 0 on dropped pairs and Wφ = φ.  ``grouped``: one fancy-indexed
+        addition per span group instead of one per pair (same values up to the order in which
+        the diagonal and right-hand-side terms are summed; used by the L1 iterations).
         """
         weighted = w.dtype != bool
+        if grouped and self.groups is not None and weighted:
+            wphi = w * phi
+            for rows, g1, g2 in self.groups:
+                span = g2[0] - g1[0]
+                y[g2 - 1] += wphi[rows]
+                first = g1 == 0
+                if first.any():
+                    g[g2[first] - 1] += w[rows[first]]
+                rest = ~first
+                if rest.any():
+                    r = rows[rest]
+                    O[g1[rest] - 1, span] += w[r]
+                    y[g1[rest] - 1] -= wphi[r]
+            return
         for i in range(self.m):
             wphi = w[i] * phi[i] if weighted else phi[i]
             u2 = self.d2[i] - 1
@@ -697,14 +757,14 @@ class _Context:
                 O[u1, u2 - u1] += w[i]
                 y[u1] -= wphi
 
-    def _solve_normal(self, phi, w) -> np.ndarray:
+    def _solve_normal(self, phi, w, grouped=False) -> np.ndarray:
         """Weighted min-norm solution for each pixel, (m, k) inputs (w = 0 / False on dropped pairs)."""
         n1, b, k = self.n - 1, self.bw, phi.shape[1]
         rows = n1 + 1  # one spare row: slices u+1:u+bu+1 stay in bounds
         O = np.zeros((rows, b + 1, k))  # noqa: E741 - O[u, a]: weight linking unknown u and u + a (a ≥ 1)
         g = np.zeros((rows, k))  # weight linking unknown u to the first (grounded) date
         y = np.zeros((rows, k))  # right-hand side AᵀWφ, then forward-substituted
-        self._assemble(phi, w, O, g, y)
+        self._assemble(phi, w, O, g, y, grouped)
 
         # LDLᵀ by GTH elimination: O[u, 1:] ← multipliers r = O/p, piv[u] = p.
         # Near the end fewer than b unknowns remain: bu = min(b, n1−1−u) trims the padding, so
