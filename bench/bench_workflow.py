@@ -18,8 +18,14 @@ the machine lets this process do it) of every input the run needs (unwrapPhase, 
 geometry layers).  Each step being a process of its own adds its start-up (~1 s: Python, numpy,
 h5py) to its time; the total includes them.
 
+``--whole`` instead runs the chain as users do, one ``sbts run`` process, and attributes to each step
+(by the ``step X: running`` / ``done`` lines of its log) the wall time, the peak RSS of the process
+tree sampled while the step ran, and the bytes it read from the disk (``read_bytes`` of
+``/proc/PID/io``, which includes the pool workers once they have exited); the total is the wall time
+of the whole process, start-up included.
+
 Usage: python bench/bench_workflow.py [--dir /tmp/sbts_bench_wf] [--size 1000] [--max-memory 4]
-                                      [--workers 1] [--cluster local]
+                                      [--workers 1] [--cluster local] [--whole]
 
 ``--size N`` is an N × N stack (``--size L W`` for another shape); ``--workers 1,2,4`` repeats the
 run with each number of workers (mintpy.compute.numWorker) and prints one table per run;
@@ -202,6 +208,64 @@ def run_step(template: Path, work: Path, step: str, extra: list[str]) -> tuple[f
     return wall, peak, read, status
 
 
+def _read_bytes(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("read_bytes:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_whole(template: Path, work: Path, extra: list[str]) -> tuple[list[tuple[str, float, float, float]], float,
+                                                                      str]:
+    """One ``sbts run`` process: per step (name, wall, peak RSS MB, bytes read), total wall and status.
+
+    The log is followed while the process runs; a sample of the process tree belongs to the step whose
+    ``running`` line was seen last (50 ms granularity).
+    """
+    sbts = Path(sys.executable).with_name("sbts")
+    cmd = [str(sbts), "run", str(template), "-d", str(work), *extra]
+    log = work / "bench_run.log"
+    rows: dict[str, list[float]] = {}  # step -> [start, end, peak, read at start, read at end]
+    current: str | None = None
+    start = time.perf_counter()
+    with open(log, "w") as out, open(log) as follow:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        pending = ""
+        last_read = 0.0
+        while True:
+            alive = proc.poll() is None
+            now = time.perf_counter()
+            rss = _tree_rss_mb(proc.pid) if alive else 0.0
+            read = _read_bytes(proc.pid) if alive else last_read
+            last_read = read
+            pending += follow.read()
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                if ": running (" in line and " step " in f" {line}":
+                    current = line.split("step ", 1)[1].split(":", 1)[0]
+                    rows[current] = [now, now, 0.0, read, read]
+                elif ": done in " in line and current is not None:
+                    rows[current][1] = now
+                    rows[current][4] = read
+            if current is not None:
+                rows[current][2] = max(rows[current][2], rss)
+                if rows[current][1] == rows[current][0]:
+                    rows[current][4] = read
+            if not alive:
+                break
+            time.sleep(0.05)
+    wall = time.perf_counter() - start
+    for row in rows.values():
+        if row[1] == row[0]:  # a step that did not print its end
+            row[1] = start + wall
+    status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {log})"
+    return [(name, r[1] - r[0], r[2], r[4] - r[3]) for name, r in rows.items()], wall, status
+
+
 def step_names(template: Path) -> list[str]:
     from sbts.core.config.compute import ComputeOptions
     from sbts.core.config.template import Template
@@ -219,6 +283,7 @@ def main() -> None:
     ap.add_argument("--max-memory", type=float, default=4.0, help="GB (mintpy.compute.maxMemory)")
     ap.add_argument("--workers", default="1", help="mintpy.compute.numWorker; a list (1,2,4) runs once per value")
     ap.add_argument("--cluster", default=None, help="local or a dask scheduler address (--cluster of sbts run)")
+    ap.add_argument("--whole", action="store_true", help="one sbts run process (as users run it), not one per step")
     args = ap.parse_args()
     shape = (args.size[0], args.size[-1])
     inputs = args.dir / f"inputs_{shape[0]}x{shape[1]}_{args.dates}"
@@ -254,7 +319,14 @@ def main() -> None:
         print(f"floor: {'cold' if cold else 'warm (page cache not dropped)'} read of the inputs {floor:.2f} s\n")
         print("| step | wall (s) | peak RSS (MB) | read (MB) | status |\n|---|---:|---:|---:|---|")
         total, peak_all, read_all = 0.0, 0.0, 0.0
-        for step in step_names(template):
+        if args.whole:
+            rows, total, status = run_whole(template, work, extra)
+            for step, wall, peak, read in rows:
+                peak_all = max(peak_all, peak)
+                read_all += read
+                print(f"| {step} | {wall:.1f} | {peak:.0f} | {read / 1e6:.0f} | |")
+            print(f"| (start-up, plan, summary) | {total - sum(r[1] for r in rows):.1f} | | | {status} |")
+        for step in [] if args.whole else step_names(template):
             wall, peak, read, status = run_step(template, work, step, extra)
             total += wall
             peak_all = max(peak_all, peak)

@@ -134,7 +134,8 @@ def run(template: PathLike | None = None, steps: str | Sequence[str] | None = No
 def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, processor: str | None = None,
          unw_file: str | None = None, cor_file: str | None = None, conncomp_file: str | None = None,
          dem_file: str | None = None, subset_yx: str | None = None, subset_lalo: str | None = None,
-         settings: Mapping[str, Any] | None = None, max_memory: float | None = None, force: bool = False):
+         settings: Mapping[str, Any] | None = None, max_memory: float | None = None,
+         num_worker: int | str | None = None, force: bool = False):
     """Load a processor's interferograms and geometry into ``work_dir/inputs``, as ``sbts load``.
 
     Parameters
@@ -153,6 +154,9 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
         Other template keys.
     max_memory : float, optional
         GB per block.
+    num_worker : int or str, optional
+        Threads that read a block's interferograms (``mintpy.compute.numWorker``: an integer, ``"all"``
+        or ``"N%"``); the written file is the same whatever their number.
     force : bool
         Reload even when the inputs are unchanged.
 
@@ -161,7 +165,7 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
     LoadResult
         ``stack_file`` (``inputs/ifgramStack.h5``), ``geometry_files``, ``reader``, ``skipped``.
     """
-    from sbts.core.config.compute import resolve_memory
+    from sbts.core.config.compute import resolve_memory, resolve_workers
     from sbts.core.steps.load import load_data
 
     key = "mintpy.load."
@@ -170,7 +174,8 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
                                        "mintpy.subset.yx": subset_yx, "mintpy.subset.lalo": subset_lalo})
     base = Path(template).resolve().parent if template else Path.cwd()
     return load_data(t, _work_dir(work_dir, template), base_dir=base, processor=processor,
-                     max_memory=resolve_memory(max_memory, t), force=force)
+                     max_memory=resolve_memory(max_memory, t), force=force,
+                     num_worker=resolve_workers(num_worker, t))
 
 
 def invert(template: PathLike | None = None, *, stack_file: PathLike | None = None, work_dir: PathLike | None = None,
