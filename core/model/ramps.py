@@ -149,7 +149,8 @@ def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: t
     finite = np.isfinite(values)
     complete = finite.all(axis=1)
     if complete.any() and npix >= k:
-        coeffs[complete] = np.linalg.lstsq(G, values[complete].T.astype(np.float64), rcond=None)[0].T
+        rhs = values if complete.all() else values[complete]  # no copy when every date is complete
+        coeffs[complete] = np.linalg.lstsq(G, rhs.T.astype(np.float64, copy=False), rcond=None)[0].T
     for i in np.flatnonzero(~complete | (npix < k)):
         rows = finite[i]
         if rows.sum() < k:

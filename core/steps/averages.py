@@ -79,12 +79,19 @@ def _blocks(stack: IfgramStack, name: str, num_layers: int, max_memory: float,
 
 
 def _nanmean_layers(data: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
-    data = data.astype(np.float32, copy=False)
-    valid = np.isfinite(data)
-    if zero_is_nodata:
-        valid &= data != 0
-    count = valid.sum(axis=0)
-    total = np.where(valid, data, 0).sum(axis=0, dtype=np.float64)
+    """Mean over the first axis of the finite (and, if asked, non-zero) values; NaN where none.
+
+    Layer by layer (one layer of temporaries), float64 sums added in layer order.
+    """
+    total = np.zeros(data.shape[1:], np.float64)
+    count = np.zeros(data.shape[1:], np.int32)
+    for k in range(data.shape[0]):
+        layer = data[k].astype(np.float32, copy=False)
+        valid = np.isfinite(layer)
+        if zero_is_nodata:
+            valid &= layer != 0
+        total += np.where(valid, layer, np.float32(0))
+        count += valid
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
@@ -186,11 +193,18 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
 
 def _mean_rate(ref_phase: np.ndarray, scale: np.ndarray, _block: Block, phase: np.ndarray) -> np.ndarray:
     """Mean over pairs of the referenced phase rate (m/year) of one block; no-data (0, NaN) left out."""
-    phase = phase.astype(np.float32, copy=False)
-    nodata = ~np.isfinite(phase) | (phase == 0)
-    rate = (phase - ref_phase[:, None, None]) * scale[:, None, None]
-    rate[nodata] = np.nan
-    return _nanmean_layers(rate, zero_is_nodata=False)
+    # pair by pair over the block's pixels: the temporaries are one layer, and the float64 sums are
+    # added in pair order, as a sum over the pair axis would add them
+    total = np.zeros(phase.shape[1:], np.float64)
+    count = np.zeros(phase.shape[1:], np.int32)
+    for k in range(phase.shape[0]):
+        layer = phase[k].astype(np.float32, copy=False)
+        rate = (layer - ref_phase[k]) * scale[k]
+        ok = np.isfinite(rate) & (layer != 0)  # no-data phase (0, NaN) and overflows left out
+        total += np.where(ok, rate, np.float32(0))
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
 def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.PathLike,

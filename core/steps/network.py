@@ -541,17 +541,20 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
     m = len(stack.pairs)
     total = np.zeros(m, np.float64)
     count = np.zeros(m, np.int64)
-    bytes_per_pixel = m * 4 * 3
+    bytes_per_pixel = m * 4 + 16  # the block read, and one layer's temporaries
     blocks = plan_blocks(aoi.shape, bytes_per_pixel, max_memory, stack.chunk_shape("coherence"))
     for b in progress(blocks, "mean coherence per pair", "block"):
         block = Block(b.row_start + aoi.row_start, b.row_stop + aoi.row_start,
                       b.col_start + aoi.col_start, b.col_stop + aoi.col_start)
-        data = stack.read("coherence", block).astype(np.float32, copy=False)
-        valid = np.isfinite(data)
-        if mask is not None:
-            valid &= mask[block.slices][None]
-        total += np.where(valid, data, 0).sum(axis=(1, 2), dtype=np.float64)
-        count += valid.sum(axis=(1, 2))
+        data = stack.read("coherence", block)
+        inside = None if mask is None else mask[block.slices]
+        for k in range(m):  # pair by pair: one layer of temporaries
+            layer = data[k].astype(np.float32, copy=False)
+            valid = np.isfinite(layer)
+            if inside is not None:
+                valid &= inside
+            total[k] += np.where(valid, layer, np.float32(0)).sum(dtype=np.float64)
+            count[k] += np.count_nonzero(valid)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 

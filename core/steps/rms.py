@@ -151,11 +151,15 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
         y, x = y[take], x[take]
         if not y.size:
             continue
-        data = ts.read_dates(block)[:, y, x].astype(np.float64)
-        keep = ~np.all(data == 0, axis=0)  # no-data pixels (0 at every date)
-        values.append(data[:, keep])
-        ys.append(y[keep] + block.row_start)
-        xs.append(x[keep] + block.col_start)
+        layers = ts.read_dates(block).reshape(n, -1)
+        flat = y * block.shape[1] + x
+        keep = np.take(layers, flat, axis=1).any(axis=0)  # no-data pixels (0 at every date) left out
+        y, x = y[keep], x[keep]
+        # gathered by flat index (a boolean selection along the pixel axis is ~8x slower)
+        values.append(np.take(layers, flat[keep], axis=1).astype(np.float64))
+        del layers
+        ys.append(y + block.row_start)
+        xs.append(x + block.col_start)
     if not values or sum(v.shape[1] for v in values) == 0:
         raise DataError(f"{ts.path}: no valid pixel inside the mask to fit a ramp on")
     coeffs = fit_ramps_samples(np.concatenate(values, axis=1), np.concatenate(ys), np.concatenate(xs), shape, kind)

@@ -187,11 +187,13 @@ class DemError(Correction):
         work = Path(context.work_dir)
         dem_path, res_path = work / "demErr.h5", work / self.products["residual"]
         check_distinct([dem_path, res_path], [ts.path, context.output_file], option="-o / -d")
-        # the block being solved (float64 temporaries) and the next one read ahead (float32)
-        bytes_per_pixel = n * (4 + 8 * 6) + n * 4 + (n * 8 * 3 if bperp3d is not None else 0) + 64
-        blocks = plan_blocks(ts.shape, bytes_per_pixel, memory_per_task(context.max_memory, context.num_worker,
-                                                                        context.cluster),
-                             ts.chunk_shape(ts.dataset_name))
+        # the block being solved (corrected in place, its residual), the next one read ahead (float32),
+        # the results waiting to be written; the float64 temporaries are per slab (_SLAB pixels), not per block
+        # (a quarter of the task's budget for the slab's ~8 float64 arrays, the rest for the blocks)
+        task_gb = memory_per_task(context.max_memory, context.num_worker, context.cluster)
+        slab = int(max(16, min(_SLAB, task_gb / 4 * 1024**3 / (n * 8 * 8))))
+        bytes_per_pixel = n * 4 * 4 + (n * 8 * 2 if bperp3d is not None else 0) + 64
+        blocks = plan_blocks(ts.shape, bytes_per_pixel, task_gb * 0.75, ts.chunk_shape(ts.dataset_name))
         logger.info("DEM error: %d dates (%d fitted%s), polynomial %d, %d step(s), %s geometry, %d block(s)%s",
                     n, int(keep.sum()), ", phase velocity" if velocity else "", poly, len(steps),
                     "pixelwise" if pixelwise else "scene-mean", len(blocks),
@@ -206,7 +208,7 @@ class DemError(Correction):
             w_dem.create("dem", shape=ts.shape, dtype=np.float32)
             results = run_blocks(blocks, functools.partial(_read_block, ts, geom, b1 if bperp3d is None else None,
                                                            ref_i, scene),
-                                 functools.partial(_solve_block, fit), workers=context.num_worker,
+                                 functools.partial(_solve_block, fit, slab=slab), workers=context.num_worker,
                                  cluster=context.cluster)
             for block, (out, res, dz) in progress(results, "DEM error", "block", total=len(blocks)):
                 w_out.write(ts.dataset_name, out, block)
@@ -224,6 +226,10 @@ class DemError(Correction):
 
 
 # ---------------------------------------------------------------------------- the fit
+# pixels whose float64 temporaries are held at once (they stay in cache, not in RAM); a small memory
+# budget makes the slabs smaller
+_SLAB_DEFAULT = 16384
+_SLAB = _SLAB_DEFAULT
 class _FitOperator:
     """The shared part of the least-squares problem: rows fitted, projector M and pseudo-inverse P⁺."""
 
@@ -259,50 +265,71 @@ def _read_block(ts: TimeSeries, geom: GeometryAccess, b1: np.ndarray | None, ref
     return data, b, _pixel_geometry(geom, block, scene)
 
 
-def _solve_block(fit: _FitOperator, block: Block, inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _solve_block(fit: _FitOperator, block: Block, inputs, slab: int = _SLAB_DEFAULT
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The numbers of one block: :func:`_correct_block` of what :func:`_read_block` read."""
     data, b, geometry = inputs
-    return _correct_block(data, b, fit, geometry, block)
+    return _correct_block(data, b, fit, geometry, block, slab)
 
 
 def _correct_block(data: np.ndarray, b: np.ndarray, fit: _FitOperator, geometry: tuple[np.ndarray, np.ndarray],
-                   block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   block: Block, slab: int = _SLAB_DEFAULT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Corrected series, residual and Δz of one block (no Python loop over pixels), from its
-    (r, sin θ) ``geometry`` (:func:`_pixel_geometry`)."""
+    (r, sin θ) ``geometry`` (:func:`_pixel_geometry`).
+
+    ``data`` (float32, owned by the caller's read) is corrected in place.  The valid pixels are fitted
+    ``slab`` at a time in float64: every pixel's numbers are its own (whatever the slab or block
+    size, up to the order in which BLAS adds a product's terms: ~1e-16 m), except the threshold below
+    which a baseline spread counts as none, which is relative to the largest of the block, as before.
+    """
     n = data.shape[0]
     flat = data.reshape(n, -1)
     r, s = (v.reshape(-1) for v in geometry)
     valid = np.all(np.isfinite(flat), axis=0) & ~np.all(flat == 0, axis=0) & np.isfinite(r) & np.isfinite(s)
-    out = np.array(data, np.float32)
-    res = np.zeros_like(out)
+    res = np.zeros_like(data, dtype=np.float32)
     dz = np.zeros(block.shape, np.float32)
     idx = np.flatnonzero(valid)
     if idx.size == 0:
-        return out, res, dz
-    y = flat[:, idx].astype(np.float64)
-    bb = b if b.ndim == 1 else b.reshape(n, -1)[:, idx]
-    yf, bf = fit.rows(y), fit.rows(bb)
-    my = fit.proj @ yf
-    mb = fit.proj @ bf
-    if mb.ndim == 1:
-        num = mb @ my
-        den = np.full(idx.size, mb @ mb)
+        return data, res, dz
+    per_pixel_b = b.ndim > 1
+    b_flat = b.reshape(n, -1) if per_pixel_b else b
+    if per_pixel_b:  # Σ (M b)² per pixel, for the block's largest
+        den_max = max(float(np.einsum("ij,ij->j", mb, mb).max())
+                      for mb in (fit.proj @ fit.rows(b_flat[:, idx[a:a + slab]]) for a in range(0, idx.size, slab)))
     else:
-        num = np.einsum("ij,ij->j", mb, my)
-        den = np.einsum("ij,ij->j", mb, mb)
-    beta = np.where(den > 1e-12 * max(float(den.max()), 1e-30), num / np.where(den > 0, den, 1), 0.0)
-    bfull = bb[:, None] if bb.ndim == 1 else bb
-    term = bfull * beta[None]  # (n, npix) the DEM-error displacement
-    c = fit.pinv @ (yf - (bf[:, None] if bf.ndim == 1 else bf) * beta[None])
+        mb1 = fit.proj @ fit.rows(b_flat)
+        den1 = float(mb1 @ mb1)
+        den_max = den1
+    threshold = 1e-12 * max(den_max, 1e-30)
     shared = fit.shared[:, 1:] if fit.velocity else fit.shared
-    model = term + shared @ c
-    if fit.velocity:  # c_0 is not in the differenced fit: the mean offset over the kept dates
-        model += np.mean((y - model)[fit.keep_idx], axis=0)[None]
-    o = out.reshape(n, -1)
-    o[:, idx] = (y - term).astype(np.float32)
-    res.reshape(n, -1)[:, idx] = (y - model).astype(np.float32)
-    dz.reshape(-1)[idx] = (beta * r[idx] * s[idx]).astype(np.float32)
-    return out, res, dz
+    res_flat = res.reshape(n, -1)
+    dz_flat = dz.reshape(-1)
+    for a in range(0, idx.size, slab):
+        j = idx[a:a + slab]
+        y = flat[:, j].astype(np.float64)
+        yf = fit.rows(y)
+        my = fit.proj @ yf
+        if per_pixel_b:
+            bb = b_flat[:, j]
+            bf = fit.rows(bb)
+            mb = fit.proj @ bf
+            num = np.einsum("ij,ij->j", mb, my)
+            den = np.einsum("ij,ij->j", mb, mb)
+            bfull, bf2 = bb, bf
+        else:
+            num = mb1 @ my
+            den = np.full(j.size, den1)
+            bfull, bf2 = b_flat[:, None], fit.rows(b_flat)[:, None]
+        beta = np.where(den > threshold, num / np.where(den > 0, den, 1), 0.0)
+        term = bfull * beta[None]  # (n, npix) the DEM-error displacement
+        c = fit.pinv @ (yf - bf2 * beta[None])
+        model = term + shared @ c
+        if fit.velocity:  # c_0 is not in the differenced fit: the mean offset over the kept dates
+            model += np.mean((y - model)[fit.keep_idx], axis=0)[None]
+        flat[:, j] = (y - term).astype(np.float32)
+        res_flat[:, j] = (y - model).astype(np.float32)
+        dz_flat[j] = (beta * r[j] * s[j]).astype(np.float32)
+    return data, res, dz
 
 
 def _pixel_geometry(geom: GeometryAccess, block: Block, scene: tuple[float, float] | None):
