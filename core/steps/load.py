@@ -851,16 +851,17 @@ def _write_geometry(geometry: GeometrySource, win: Window, meta: Metadata, path:
                     data = data.astype(np.float32) / step
                 w.write(name, data.astype(np.float32) if name not in BOOL_LAYERS else data, block)
             w.mark_done(block)
-def run(options: LoadOptions, workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+def run(options: LoadOptions, workdir: WorkDir, compute: ComputeOptions, force: bool = False) -> list[Path]:
     """The load_data step of ``sbts run``: the processor's files into ``inputs/``.  Without any
     ``mintpy.load.*File`` pattern it goes on with an ``inputs/`` written before (MintPy's
-    load_data.py, prep_aria.py, an earlier ``sbts load``), as smallbaselineApp.py does."""
+    load_data.py, prep_aria.py, an earlier ``sbts load``), as smallbaselineApp.py does.
+    ``force`` (``sbts run --force``) reloads files whose sources are unchanged."""
     if not options.patterns and workdir.stack.exists():
         logger.info("no mintpy.load.*File pattern in the template: using the loaded %s",
                     ", ".join(str(p.relative_to(workdir.root)) for p in workdir.loaded()))
         return workdir.loaded()
     result = load_data(options.template, workdir.root, base_dir=options.base_dir, max_memory=compute.max_memory,
-                       num_worker=compute.num_worker)
+                       num_worker=compute.num_worker, force=force)
     return [p for p in [result.stack_file, result.ion_stack_file, *result.geometry_files] if p is not None]
 
 

@@ -78,9 +78,12 @@ class RunContext:
     """What the steps of one run share (see the module doc)."""
 
     def __init__(self, template: Template, work_dir: str | Path, base_dir: str | Path | None = None,
-                 compute: ComputeOptions | None = None, registry: Any = None) -> None:
+                 compute: ComputeOptions | None = None, registry: Any = None, force: bool = False) -> None:
         from sbts.core.plugin.registry import get_registry
 
+        # ``sbts run --force``: steps whose own code keeps an up-to-date check (the load's source
+        # signatures, a correction's stored settings) recompute too
+        self.force = force
         self.template = template
         self.workdir = WorkDir(Path(work_dir))
         self.base_dir = Path(base_dir) if base_dir is not None else self.workdir.root
@@ -332,15 +335,17 @@ def _correction_step(name: str, group: list[Correction]) -> Step:
         from sbts.core.plugin.runners import run_correction
 
         link = ctx.link(name)
+        # a correction with its own up-to-date check declares a "force" option: --force reaches it
+        forced = {"force": True} if ctx.force and "force" in (getattr(link.correction, "options", {}) or {}) else {}
         if link.stage == "ifgram":
             result = run_correction(link.correction.name, ctx.template, ctx.work_dir, input_file=ctx.stack_file,
                                     max_memory=ctx.compute.max_memory, parsed_options=link.options,
-                                    num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster)
+                                    num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster, **forced)
         else:
             result = run_correction(link.correction.name, ctx.template, ctx.work_dir,
                                     input_file=ctx.timeseries_file(name), output_file=ctx.correction_output(name),
                                     max_memory=ctx.compute.max_memory, parsed_options=link.options,
-                                    num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster)
+                                    num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster, **forced)
         return [result.output, *result.extra_outputs]
 
     def parse(ctx: RunContext) -> Any:

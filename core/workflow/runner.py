@@ -75,7 +75,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             root.setLevel(logging.INFO)
         try:
             logger.info("sbts run in %s (template %s)", work_dir, template_path or "defaults")
-            ctx = RunContext(template, work_dir, base_dir, compute)
+            ctx = RunContext(template, work_dir, base_dir, compute, force=force)
             if steps is None:
                 selected = select(ctx.steps, start, end, dostep)
             else:  # each name checked as --dostep is, then in the workflow's order
@@ -135,7 +135,9 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepRepo
         if current:
             logger.info("step %s: up to date, skipped", step.name)
             return StepReport(step.name, "skipped", outputs=[Path(p) for p in state[step.name]["outputs"]])
-        logger.info("step %s: running (%s)", step.name, reason)
+    else:
+        reason = "--force"
+    logger.info("step %s: running (%s)", step.name, reason)
     options = ctx.opt(step.name)
     provenance = Provenance(step.name, options, _inputs(ctx, step))
     start = time.perf_counter()

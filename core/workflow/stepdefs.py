@@ -33,7 +33,7 @@ def _load(ctx: RunContext) -> list[Path]:
     from sbts.core.steps import load
 
     try:
-        return load.run(ctx.opt("load_data"), ctx.workdir, ctx.compute)
+        return load.run(ctx.opt("load_data"), ctx.workdir, ctx.compute, force=ctx.force)
     finally:
         ctx.refresh()  # the stack may be new: its metadata and the chain are read again
 

@@ -208,3 +208,28 @@ def test_plan_puts_corrections_in_their_declared_slots():
     assert names[names.index("invert_network"):names.index("residual_RMS") + 1] == chain
     assert names.index("correct_unwrap_error") == names.index("quick_overview") + 1
     assert "correct_nowhere" not in names
+
+
+def test_force_reaches_the_steps_that_keep_their_own_up_to_date_check(work, caplog):
+    """``sbts run --force`` recomputes: the load rereads unchanged sources (it keeps its own source
+    signatures) and the phase-closure correction recomputes its dataset (it keeps its settings on the
+    stack); without --force both are skipped."""
+    import logging
+
+    (work / "sbts.cfg").write_text(TEMPLATE + "mintpy.unwrapError.method = phase_closure\n")
+    run_workflow(work / "sbts.cfg", end="correct_unwrap_error")
+    caplog.set_level(logging.INFO, logger="sbts")
+    caplog.clear()
+    forced = _statuses(run_workflow(work / "sbts.cfg", end="correct_unwrap_error", force=True))
+    assert forced["load_data"] == "ran" and forced["correct_unwrap_error"] == "ran"
+    text = caplog.text
+    assert "unwrapPhase_phaseClosure is up to date" not in text
+    assert "step load_data: running (--force)" in text
+    assert "phase closure:" in text  # the correction ran its solve
+    assert "is up to date with its inputs: skipped" not in text
+    assert "writing " in text and "ifgramStack.h5: " in text  # the stack was written again
+    caplog.clear()
+    for name in list(work.glob("*.json")):  # the run's own record gone: the correction's check decides
+        name.unlink()
+    run_workflow(work / "sbts.cfg", end="correct_unwrap_error")
+    assert "unwrapPhase_phaseClosure is up to date" in caplog.text
