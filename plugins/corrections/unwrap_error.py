@@ -393,13 +393,18 @@ def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: float,
     ids: dict[bytes, int] = {}
     for block in plan_blocks(stack.shape, kept.size * 12 + 16, max_memory, stack.chunk_shape(name)):
         data = stack.read(name, block, index=kept)
-        valid = np.all((data != 0) & np.isfinite(data), axis=0)
-        if land is not None:
-            valid &= land[block.slices]
-        if name == "unwrapPhase":
-            key_rows = np.zeros((int(valid.sum()), 1), np.int16)
-        else:
-            key_rows = data[:, valid].T.astype(np.int32)
+        valid = np.ones(block.shape, bool) if land is None else land[block.slices].copy()
+        for layer in data:  # pair by pair: one layer of temporaries
+            valid &= layer != 0
+            if layer.dtype.kind == "f":
+                valid &= np.isfinite(layer)
+        if name == "unwrapPhase":  # one region: no label rows to sort
+            if valid.any():
+                sub = region[block.slices]
+                sub[valid] = ids.setdefault(b"", 0)
+                region[block.slices] = sub
+            continue
+        key_rows = data[:, valid].T.astype(np.int32)
         uniq, inv = np.unique(key_rows, axis=0, return_inverse=True)
         lut = np.array([ids.setdefault(row.tobytes(), len(ids)) for row in uniq], np.int64)
         sub = region[block.slices]
@@ -475,14 +480,16 @@ def _read_closure_block(stack: IfgramStack, in_name: str, item) -> np.ndarray:
 
 
 def _shift_block(shift_lut: np.ndarray, n_region: int, item, data: np.ndarray) -> np.ndarray:
-    """The block plus 2π × its region's cycles in every pair; no-data (0, NaN) unchanged."""
-    rid = item[1]
-    shift = shift_lut[np.where(rid >= 0, rid, n_region)]  # (rows, cols, m)
-    out = data + np.moveaxis(shift, -1, 0)
-    del shift
-    nodata = (data == 0) | ~np.isfinite(data)
-    out[nodata] = data[nodata]
-    return out
+    """The block plus 2π × its region's cycles in every pair; no-data (0, NaN) unchanged.
+
+    ``data`` (float32, the block's own read) is shifted in place, pair by pair, and only the pairs
+    with a non-zero shift somewhere are touched.
+    """
+    rid = np.where(item[1] >= 0, item[1], n_region)
+    for k in np.flatnonzero(np.any(shift_lut != 0, axis=0)):
+        layer = data[k]
+        np.add(layer, shift_lut[rid, k], out=layer, where=(layer != 0) & np.isfinite(layer))
+    return data
 
 
 def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.ndarray | None,
