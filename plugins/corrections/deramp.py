@@ -232,11 +232,15 @@ def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: s
         y, x = y[take], x[take]
         if y.size == 0:
             continue
-        data = ts.read_dates(block)[:, y, x].astype(np.float32)
-        keep = ~np.all(data == 0, axis=0)  # no-data pixels (0 at every date) carry no ramp
-        values.append(data[:, keep])
-        ys.append(y[keep] + block.row_start)
-        xs.append(x[keep] + block.col_start)
+        layers = ts.read_dates(block).reshape(n, -1)
+        flat = y * block.shape[1] + x
+        keep = np.take(layers, flat, axis=1).any(axis=0)  # no-data pixels (0 at every date) carry no ramp
+        y, x = y[keep], x[keep]
+        # gathered by flat index (a boolean selection along the pixel axis is ~8x slower)
+        values.append(np.take(layers, flat[keep], axis=1).astype(np.float32, copy=False))
+        del layers
+        ys.append(y + block.row_start)
+        xs.append(x + block.col_start)
     if not values:
         raise DataError(f"{ts.path}: no valid pixel inside the mask to fit a ramp on")
     v = np.concatenate(values, axis=1)

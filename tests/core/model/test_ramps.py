@@ -92,17 +92,40 @@ def test_date_without_enough_valid_pixels_is_nan(caplog, monkeypatch):
 
 
 def test_all_complete_dates_share_one_solve(monkeypatch):
+    """One factorisation of the design matrix serves every complete date (QR once; lstsq only for a
+    rank-deficient design)."""
     calls = []
-    real = np.linalg.lstsq
+    real = np.linalg.qr
 
     def counting(*args, **kwargs):
-        calls.append(np.shape(args[1]))
+        calls.append(np.shape(args[0]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ramps.np.linalg, "lstsq", counting)
-    stack = evaluate_ramps(_coeffs("linear", n=8), SHAPE, "linear", dtype=np.float64)
-    fit_ramps(stack, None, "linear")
-    assert len(calls) == 1 and calls[0] == (SHAPE[0] * SHAPE[1], 8)
+    monkeypatch.setattr(ramps.np.linalg, "qr", counting)
+    coeffs = _coeffs("linear", n=8)
+    stack = evaluate_ramps(coeffs, SHAPE, "linear", dtype=np.float64)
+    got = fit_ramps(stack, None, "linear")
+    assert len(calls) == 1 and calls[0] == (SHAPE[0] * SHAPE[1], 3)
+    np.testing.assert_allclose(got, coeffs, atol=1e-10)
+
+
+def test_shared_solve_equals_lstsq_and_falls_back_when_rank_deficient():
+    """The QR solve agrees with numpy's SVD lstsq to 1e-12 relative (float64 rounding); samples on one
+    image row make a quadratic design rank-deficient: lstsq's minimum-norm answer, no division by ~0."""
+    rng = np.random.default_rng(3)
+    y, x = rng.integers(0, SHAPE[0], 500), rng.integers(0, SHAPE[1], 500)
+    values = rng.normal(0, 0.01, (5, 500))
+    for kind in ("linear", "quadratic"):
+        G = ramps.design_matrix_ramp((y, x), kind, shape=SHAPE)
+        ref = np.linalg.lstsq(G, values.T, rcond=None)[0].T
+        got = ramps.fit_ramps_samples(values, y, x, SHAPE, kind)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    y1 = np.full(500, 7)
+    G = ramps.design_matrix_ramp((y1, x), "quadratic", shape=SHAPE)
+    ref = np.linalg.lstsq(G, values.T, rcond=None)[0].T
+    got = ramps.fit_ramps_samples(values, y1, x, SHAPE, "quadratic")
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
 
 
 def test_blocks_tile_the_full_evaluation():
