@@ -231,10 +231,12 @@ def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "un
     out = np.zeros(stack.shape, bool)
     for block in progress(_blocks(stack, dataset, index.size, max_memory), f"coverage of {dataset}", "block"):
         data = _read_kept(stack, dataset, block, index)
-        ok = data != 0
-        if data.dtype.kind == "f":
-            ok &= np.isfinite(data)
-        out[block.slices] = ok.all(axis=0)
+        ok = np.ones(block.shape, bool)
+        for layer in data:  # pair by pair: one layer of temporaries
+            ok &= layer != 0
+            if layer.dtype.kind == "f":
+                ok &= np.isfinite(layer)
+        out[block.slices] = ok
     return out
 
 

@@ -230,20 +230,23 @@ def _rms_block(n: int, coeffs: np.ndarray | None, ref: np.ndarray | None, shape:
     m, data = inputs
     if data is None:
         return None, np.zeros(n), np.zeros(n)
-    data = data.astype(np.float64)
-    if kind is not None:
-        ramp = evaluate_ramps(coeffs, shape, kind, block, dtype=np.float64)
-        ramp -= ref[:, None, None]
-        ramp[data == 0] = 0.0  # no-data (0) stays 0, as MintPy's deramp
-        data -= ramp
-        del ramp
-    out = data.astype(np.float32) if write else None
-    r = data[:, m]
-    del data
-    ok = np.isfinite(r)
-    r[~ok] = 0.0
-    np.square(r, out=r)
-    return out, r.sum(axis=1), ok.sum(axis=1).astype(np.float64)
+    out = np.empty(data.shape, np.float32) if write else None
+    total, count = np.zeros(n), np.zeros(n)
+    for k in range(n):  # date by date: one layer of float64 temporaries
+        layer = data[k].astype(np.float64)
+        if kind is not None:
+            ramp = evaluate_ramps(coeffs[k:k + 1], shape, kind, block, dtype=np.float64)[0]
+            ramp -= ref[k]
+            ramp[layer == 0] = 0.0  # no-data (0) stays 0, as MintPy's deramp
+            layer -= ramp
+        if out is not None:
+            out[k] = layer
+        r = layer[m]
+        ok = np.isfinite(r)
+        r[~ok] = 0.0
+        np.square(r, out=r)
+        total[k], count[k] = r.sum(), ok.sum()
+    return out, total, count
 
 
 def _write_text(path: Path, text: str) -> Path:
