@@ -1,4 +1,4 @@
-"""Timings and accuracy of the inversion methods of issue 17: L1 (IRLS), NSBAS, covariance.
+"""Timings and accuracy of the inversion methods of issue 17: L1 (IRLS), screened LS, NSBAS, covariance.
 
 Part 1 (kernel, in memory): a stack of --pixels pixels, 60 dates every 12 days, 4 neighbours
 (~230 pairs), coherence U(0.25, 0.95); prints the time of each method and its ratio to the L2
@@ -7,7 +7,7 @@ the pixels (masked pairs); the covariance case propagates the full (n × n) cova
 
 Part 2 (the ``sbts demo`` generator, through ``invert_network``): 2π unwrapping errors on land blobs in
 5 % of the pairs; prints the RMSE (mm) against the truth on the pixels touched by an error and on the
-clean land pixels, for L2 and L1 (weightFunc var).
+clean land pixels, for L2, L1 and the screened least squares (sbts.robust), weightFunc var.
 
 Usage: python bench/bench_inversion_methods.py [--pixels 100000] [--shape 120 150] [--dates 30]
 Prints times; it asserts nothing (the tests check the numbers).
@@ -52,6 +52,7 @@ def part_kernel(npix: int) -> None:
         "L2 no": lambda: invert_block(phase, d1, d2, t),
         "L2 var": lambda: invert_block(phase, d1, d2, t, weight=w),
         "L1 var": lambda: invert_block(phase, d1, d2, t, weight=w, residual_norm="L1"),
+        "L2 var robust (screened)": lambda: invert_block(phase, d1, d2, t, weight=w, robust=np.pi),
         "L2 var, min-norm, 10% gapped": lambda: invert_block(gapped, d1, d2, t, weight=w),
         "L2 var NSBAS, 10% gapped": lambda: invert_block(gapped, d1, d2, t, weight=w, nsbas=NsbasModel()),
         "L1 var NSBAS, 10% gapped": lambda: invert_block(gapped, d1, d2, t, weight=w, nsbas=NsbasModel(),
@@ -94,12 +95,13 @@ def part_demo(shape: tuple[int, int], num_date: int) -> None:
         truth = truth - truth[:1]
         print(f"demo stack {shape[0]}×{shape[1]}, {num_date} dates, {s.unwrap_phase.shape[0]} pairs, "
               f"2π errors in {num_err} pairs on {touched.sum()} pixels")
-        for norm in ("L2", "L1"):
+        for norm in ("L2", "L1", "robust"):
             wd = d / norm
             wd.mkdir()
             t0 = time.perf_counter()
-            out = invert_network(d / "ifgramStack.h5", wd, InversionOptions(weight_func="var", min_num_pixel=0,
-                                                                           residual_norm=norm))
+            opts = (InversionOptions(weight_func="var", min_num_pixel=0, robust=True) if norm == "robust" else
+                    InversionOptions(weight_func="var", min_num_pixel=0, residual_norm=norm))
+            out = invert_network(d / "ifgramStack.h5", wd, opts)
             dt = time.perf_counter() - t0
             err = TimeSeries(out.timeseries).read_dates() - truth
             bad = np.sqrt(np.mean(err[:, touched & land] ** 2)) * 1e3

@@ -8,7 +8,10 @@ Generates (once, cached in --dir) a stack of 1000 × 1000 pixels, 60 dates, ~230
 - wall time and peak RSS of `sbts invert` (a separate process), and the ratios to the floor.
 
 Usage: python bench/bench_invert.py [--dir /tmp/sbts_bench] [--size 1000 1000] [--max-memory 1]
-                                   [--num-worker N] [--repeat 3] [--scaling]
+                                   [--num-worker N] [--repeat 3] [--scaling] [--cases no,var,var+robust]
+
+--cases: weightFunc = no, var, and the issue-17 methods on var weights: var+robust (sbts.robust,
+the screened least squares), var+L1 (residualNorm = L1); each printed with its ratio to var.
 
 Each case is measured --repeat times, floor and run alternating, and medians are printed: on a
 shared machine the disk speed (hence the floor) varies between runs by a factor of two.
@@ -115,6 +118,10 @@ def _tree_rss_mb(root: int) -> float:
     return total
 
 
+CASES = {"no": ("no", []), "var": ("var", []), "var+robust": ("var", ["--robust"]),
+         "var+L1": ("var", ["--residual-norm", "L1"])}
+
+
 def run_invert(path: Path, work: Path, weight: str, max_memory: float, extra: list[str]) -> tuple[float, float]:
     """Wall time and peak RSS (summed over the process tree, sampled every 50 ms) of one run."""
     drop_caches()
@@ -144,12 +151,17 @@ def main() -> None:
                     help="(floor, run) measurements per case; medians are printed (disk speed varies)")
     ap.add_argument("--scaling", action="store_true",
                     help="also run a stack of half the rows and print the time per megapixel of both")
+    ap.add_argument("--cases", default="no,var", help=f"comma-separated, of {', '.join(CASES)}")
     args = ap.parse_args()
+    cases = args.cases.split(",")
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case(s) {', '.join(unknown)}; use {', '.join(CASES)}")
     args.dir.mkdir(parents=True, exist_ok=True)
     sizes = [tuple(args.size)]
     if args.scaling:
         sizes.insert(0, (args.size[0] // 2, args.size[1]))
-    rate: dict[str, list[float]] = {"no": [], "var": []}
+    rate: dict[str, list[float]] = {c: [] for c in cases}
     for size in sizes:
         stack = args.dir / f"ifgramStack_{size[0]}x{size[1]}.h5"
         if not stack.exists():
@@ -162,27 +174,33 @@ def main() -> None:
               f"{stack.stat().st_size / 1e9:.2f} GB on disk; --max-memory {args.max_memory} GB, "
               f"{args.num_worker or 'default (2)'} worker(s), {os.cpu_count()} cores")
         extra = [] if args.num_worker is None else ["--num-worker", str(args.num_worker)]
-        for weight, datasets in (("no", ["unwrapPhase"]), ("var", ["unwrapPhase", "coherence"])):
+        medians: dict[str, float] = {}
+        for case in cases:
+            weight, options = CASES[case]
+            datasets = ["unwrapPhase"] if weight == "no" else ["unwrapPhase", "coherence"]
             floors, walls, peaks = [], [], []
             for _ in range(max(1, args.repeat)):
                 floor, cold = floor_read(stack, datasets)
-                wall, peak = run_invert(stack, args.dir / f"work_{weight}", weight, args.max_memory, extra)
+                wall, peak = run_invert(stack, args.dir / f"work_{case.replace('+', '_')}", weight, args.max_memory,
+                                        extra + options)
                 floors.append(floor)
                 walls.append(wall)
                 peaks.append(peak)
             floor, wall = float(np.median(floors)), float(np.median(walls))
             ratios = np.array(walls) / np.array(floors)
-            rate[weight].append(wall / (length * width / 1e6))
-            print(f"weightFunc={weight:<3s}  floor ({'cold' if cold else 'warm'} read of {'+'.join(datasets)}): "
+            rate[case].append(wall / (length * width / 1e6))
+            medians[case] = wall
+            versus = f"   {wall / medians['var']:.2f}x var" if case != "var" and "var" in medians else ""
+            print(f"{case:<10s}  floor ({'cold' if cold else 'warm'} read of {'+'.join(datasets)}): "
                   f"{floor:6.2f} s   sbts invert: {wall:6.2f} s = {wall / floor:4.1f}x floor   "
-                  f"peak RSS {max(peaks):6.0f} MB (budget {args.max_memory * 1024:.0f} MB + 300)")
+                  f"peak RSS {max(peaks):6.0f} MB (budget {args.max_memory * 1024:.0f} MB + 300){versus}")
             if len(walls) > 1:
                 print(f"               medians of {len(walls)}; floor {min(floors):.2f}-{max(floors):.2f} s, "
                       f"invert {min(walls):.2f}-{max(walls):.2f} s, per-run ratio "
                       f"{ratios.min():.1f}-{ratios.max():.1f}x (median {np.median(ratios):.1f}x)")
     if args.scaling:
         for weight, values in rate.items():
-            print(f"weightFunc={weight:<3s}  seconds per megapixel: " + ", ".join(
+            print(f"{weight:<10s}  seconds per megapixel: " + ", ".join(
                 f"{v:.2f} ({s[0]}x{s[1]})" for v, s in zip(values, sizes)))
 
 

@@ -26,13 +26,17 @@ from sbts.cli import options as o
               help="Least squares or weighted L1, robust to unwrapping errors (mintpy.networkInversion.residualNorm).")
 @click.option("--nsbas/--no-nsbas", default=None,
               help="NSBAS temporal constraint on pixels whose network has gaps; writes numGap.h5 (sbts.nsbas).")
+@click.option("--robust/--no-robust", default=None,
+              help="Screened least squares, robust to unwrapping errors: pixels with a residual beyond "
+                   "sbts.robust.threshold (default 5 rad) are re-fitted by L1 and the pairs it finds off "
+                   "by a cycle dropped (sbts.robust).")
 @o.work_dir_opt
 @o.max_memory_opt
 @o.num_worker_opt
 @o.cluster_opt
 @o.force_opt
 def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, mask_threshold, min_redundancy,
-           min_temp_coh, residual_norm, nsbas, work_dir, max_memory, num_worker, cluster, force) -> None:
+           min_temp_coh, residual_norm, nsbas, robust, work_dir, max_memory, num_worker, cluster, force) -> None:
     """Invert the interferogram network into a displacement time series.
 
     Weighted least squares (SBAS, Berardino et al. 2002) of the kept interferograms, per pixel on
@@ -52,7 +56,7 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
         key + "weightFunc": weight_func, key + "minNormVelocity": min_norm_velocity,
         key + "maskDataset": mask_dataset, key + "maskThreshold": mask_threshold,
         key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh,
-        key + "residualNorm": residual_norm, "sbts.nsbas": nsbas,
+        key + "residualNorm": residual_norm, "sbts.nsbas": nsbas, "sbts.robust": robust,
     })
     wd = o.resolve_work_dir(work_dir, template)
     cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")

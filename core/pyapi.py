@@ -182,7 +182,7 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
            weight_func: str | None = None, min_norm_velocity: bool | None = None, mask_dataset: str | None = None,
            mask_threshold: float | None = None, min_redundancy: float | None = None,
            min_temp_coh: float | None = None, residual_norm: str | None = None, nsbas: bool | None = None,
-           settings: Mapping[str, Any] | None = None, max_memory: float | None = None,
+           robust: bool | None = None, settings: Mapping[str, Any] | None = None, max_memory: float | None = None,
            num_worker: int | str | None = None, cluster: str | None = None, force: bool = False):
     """Invert the interferogram network into a displacement time series, as ``sbts invert``.
 
@@ -207,6 +207,10 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
     nsbas : bool, optional
         NSBAS temporal constraint on pixels whose network has gaps; writes ``numGap.h5``
         (``sbts.nsbas``).
+    robust : bool, optional
+        Screened least squares, robust to unwrapping errors: pixels with a residual beyond
+        ``sbts.robust.threshold`` (default 5 rad) are re-fitted by L1 and the pairs it finds off by a
+        cycle dropped (``sbts.robust``).
     settings : mapping, optional
         Other template keys.
     max_memory : float, optional
@@ -233,7 +237,7 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
         key + "weightFunc": weight_func, key + "minNormVelocity": min_norm_velocity,
         key + "maskDataset": mask_dataset, key + "maskThreshold": mask_threshold,
         key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh,
-        key + "residualNorm": residual_norm, "sbts.nsbas": nsbas})
+        key + "residualNorm": residual_norm, "sbts.nsbas": nsbas, "sbts.robust": robust})
     wd = _work_dir(work_dir, template)
     cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
     memory = resolve_memory(max_memory, t)

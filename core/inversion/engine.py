@@ -126,6 +126,7 @@ class _BlockTask:
     nsbas_gamma: float = 1e-4
     nsbas_model: str = "linear"
     calc_cov: bool = False
+    robust: float | None = None  # threshold (rad) of the screened least squares, None: off
     extra: dict = field(default_factory=dict)
 
 
@@ -218,7 +219,7 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
         res = invert_block(phase, np.asarray(task.date1_index), np.asarray(task.date2_index),
                            np.asarray(task.tbase), weight=weight, min_norm_velocity=task.min_norm_velocity,
                            min_redundancy=task.min_redundancy, residual_norm=task.residual_norm, nsbas=nsbas,
-                           variance=variance)
+                           variance=variance, robust=task.robust)
         res_ts, res_tcoh, res_num = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
         res_gap = res.num_gap if res.num_gap is not None else np.zeros(res_num.shape, np.int16)
         res_ts *= np.float32(task.phase2range)
@@ -351,9 +352,10 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
     stack_path = Path(stack_path)
     work_dir = Path(work_dir) if work_dir is not None else stack_path.parent.parent
     options = options or (InversionOptions.from_template(template) if template else InversionOptions())
-    if update_store and (options.residual_norm != "L2" or options.nsbas or options.calc_cov):
+    if update_store and (options.residual_norm != "L2" or options.nsbas or options.calc_cov or options.robust):
         raise TemplateError("sbts.networkInversion.updateStore = yes updates the plain least-squares (L2) "
-                            "solution; it does not apply with residualNorm = L1, sbts.nsbas or the covariance: "
+                            "solution; it does not apply with residualNorm = L1, sbts.nsbas, sbts.robust or "
+                            "the covariance: "
                             "set it to no")
     prep = _prepare_inputs(stack_path, work_dir, options, choose_reference, outputs, ref_yx)
     out_paths = prep.outputs.paths
@@ -493,6 +495,7 @@ def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float
         mask_threshold=options.mask_threshold, phase2range=-prep.wavelength / (4 * math.pi),
         pixel_mask_path=pixel_mask_path, residual_norm=options.residual_norm, nsbas=options.nsbas,
         nsbas_gamma=options.nsbas_gamma, nsbas_model=options.nsbas_model, calc_cov=options.calc_cov,
+        robust=options.robust_threshold if options.robust else None,
     )
     stack = prep.stack
     per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted, options.calc_cov)

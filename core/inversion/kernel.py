@@ -46,7 +46,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = ["InversionResult", "NsbasModel", "invert_block", "design_matrix_phase", "design_matrix_velocity",
-           "nsbas_design", "L1_TOL", "L1_MAX_ITER", "L1_DELTA"]
+           "nsbas_design", "L1_TOL", "L1_MAX_ITER", "L1_DELTA", "ROBUST_SCREEN", "ROBUST_THRESHOLD", "ROBUST_Z"]
 
 # Working-memory target for one internal chunk of pixels (bytes).
 _CHUNK_BYTES = 192 * 1024**2
@@ -73,6 +73,14 @@ L1_STAGE_TOL = 3e-2
 L1_EXTRAPOLATE = 1.0
 L1_EXTRAPOLATE_MAX = 8.0
 NSBAS_MODELS = ("linear", "seasonal")
+# screened least squares: the least-squares residuals are screened at this fraction of the threshold
+# (see _Context._screened_refit)
+ROBUST_SCREEN = 0.5
+# ... and, for weighted pixels, at this many standard deviations (√w·|r|, w ≈ 1/σ² for var/fim weights)
+ROBUST_Z = 4.0
+# default threshold (rad) of the screened least squares (sbts.robust.threshold = auto)
+ROBUST_THRESHOLD = 5.0
+
 # pixels per IRLS batch (see _Context.invert_chunk)
 _L1_SLAB = 2048
 _NSBAS_REFINE = 2
@@ -171,6 +179,7 @@ def invert_block(
     residual_norm: str = "L2",
     nsbas: NsbasModel | None = None,
     variance: np.ndarray | None = None,
+    robust: float | None = None,
 ) -> InversionResult:
     """Invert a block of unwrapped interferogram phases for the phase time series.
 
@@ -200,6 +209,15 @@ def invert_block(
         with H the pixel's linear estimator (weighted, minimum-norm or NSBAS); for ``weight = 1/σ²``
         and a connected network that is (AᵀWA)⁻¹.  For L1 it is the L2 covariance times π/2 (the
         asymptotic variance ratio of the L1 and L2 estimators under Gaussian noise).
+    robust : threshold τ (rad) of the screened least squares (``sbts.robust``), or None (off).
+        Least squares as above; a pixel with a used pair whose residual r passes the screen
+        (|r| > :data:`ROBUST_SCREEN` · τ and, weighted, √w·|r| > :data:`ROBUST_Z`) is re-fitted by L1 (the IRLS of ``residual_norm = "L1"``), the
+        pairs whose L1 residual exceeds τ (a 2π unwrapping error leaves ≈ 2π) are dropped and the
+        rest fitted by least squares again.
+        A drop that would open a gap in the pixel's network or break ``min_redundancy`` is not
+        made (that pixel keeps its least-squares solution).  Pixels without a residual beyond τ
+        keep the least-squares solution exactly.  Only with ``residual_norm = "L2"``.  The
+        covariance and the number of used pairs are those of the final fit.
 
     Returns
     -------
@@ -208,6 +226,8 @@ def invert_block(
     """
     if residual_norm not in ("L1", "L2"):
         raise ValueError(f"residual_norm must be L1 or L2, got {residual_norm!r}")
+    if robust is not None and (residual_norm != "L2" or not robust > 0):
+        raise ValueError(f"robust must be a positive threshold (rad) with residual_norm L2, got {robust!r}")
     phase = np.asarray(phase)
     d1 = np.asarray(date1_index)
     d2 = np.asarray(date2_index)
@@ -233,28 +253,63 @@ def invert_block(
     if npix == 0 or m == 0:
         return InversionResult(ts_out, tcoh_out, ninv_out, gap_out, cov_out)
 
-    ctx = _Context(d1, d2, t, min_norm_velocity, float(min_redundancy), float(rcond), residual_norm, nsbas)
+    ctx = _Context(d1, d2, t, min_norm_velocity, float(min_redundancy), float(rcond), residual_norm, nsbas,
+                   robust)
     rest = None  # all pixels
     if (weight is None and variance is None and ctx.full_network_ok and residual_norm == "L2"
-            and not (nsbas and ctx.full_gaps)):
+            and robust is None and not (nsbas and ctx.full_gaps)):
         rest = ctx.solve_complete(phase, ts_out, tcoh_out, ninv_out)
         gap_out[:] = ctx.full_gaps
         if rest.size == npix:
             rest = None
     total = npix if rest is None else rest.size
     chunk = ctx.chunk_size(weighted=weight is not None, covariance=variance is not None)
+    flagged = []  # screened least squares: the pixels whose residuals went beyond the screen
     for start in range(0, total, chunk):
-        cols = slice(start, min(start + chunk, total)) if rest is None else rest[start:start + chunk]
-        w_chunk = None if weight is None else weight[:, cols]
-        v_chunk = None if variance is None else variance[:, cols]
-        ts, tcoh, ninv, ngap, cov = ctx.invert_chunk(phase[:, cols], w_chunk, v_chunk)
+        cols = np.arange(start, min(start + chunk, total)) if rest is None else rest[start:start + chunk]
+        sl = slice(cols[0], cols[-1] + 1) if rest is None else cols
+        w_chunk = None if weight is None else weight[:, sl]
+        v_chunk = None if variance is None else variance[:, sl]
+        ts, tcoh, ninv, ngap, cov, flag = ctx.invert_chunk(phase[:, sl], w_chunk, v_chunk)
         if cov_out is not None:
-            cov_out[:, :, cols] = cov
-        ts_out[1:, cols] = ts
-        tcoh_out[cols] = tcoh
-        ninv_out[cols] = ninv
-        gap_out[cols] = ngap
+            cov_out[:, :, sl] = cov
+        ts_out[1:, sl] = ts
+        tcoh_out[sl] = tcoh
+        ninv_out[sl] = ninv
+        gap_out[sl] = ngap
+        if flag is not None and flag.size:
+            flagged.append(cols[flag])
+    if flagged:
+        # all flagged pixels of the block together: the L1 iterations cost per pass, not per pixel
+        _refit_flagged(ctx, np.concatenate(flagged), phase, weight, variance, chunk,
+                       ts_out, tcoh_out, ninv_out, cov_out)
     return InversionResult(ts_out, tcoh_out, ninv_out, gap_out, cov_out)
+
+
+def _refit_flagged(ctx, flagged, phase, weight, variance, chunk, ts_out, tcoh_out, ninv_out, cov_out) -> None:
+    """Second pass of the screened least squares on the flagged pixels, outputs updated in place."""
+    refitted = dropped = 0
+    for start in range(0, flagged.size, chunk):
+        cols = flagged[start:start + chunk]
+        ph = phase[:, cols]
+        wt = None if weight is None else weight[:, cols]
+        drop = ctx.cycle_errors(ph, wt, ts_out[1:, cols])
+        sel = np.flatnonzero(drop.any(axis=0))
+        if not sel.size:
+            continue
+        c = cols[sel]
+        ts, tcoh, ninv, _, cov, _ = ctx.invert_chunk(
+            ph[:, sel], None if wt is None else wt[:, sel], None if variance is None else variance[:, c],
+            drop=drop[:, sel])
+        ts_out[1:, c] = ts
+        tcoh_out[c] = tcoh
+        ninv_out[c] = ninv
+        if cov_out is not None:
+            cov_out[:, :, c] = cov
+        refitted += sel.size
+        dropped += int(np.count_nonzero(drop))
+    logger.debug("screened least squares: %d pixel(s) beyond %.3g rad, %d re-fitted without %d pair(s)",
+                 flagged.size, ctx.robust_screen, refitted, dropped)
 
 
 def _validate(phase, d1, d2, t, weight) -> None:
@@ -281,7 +336,8 @@ def _validate(phase, d1, d2, t, weight) -> None:
 class _Context:
     """Network constants shared by all chunks of one call, plus the per-pattern operator cache."""
 
-    def __init__(self, d1, d2, t, min_norm_velocity, min_redundancy, rcond, residual_norm="L2", nsbas=None):
+    def __init__(self, d1, d2, t, min_norm_velocity, min_redundancy, rcond, residual_norm="L2", nsbas=None,
+                 robust=None):
         self.d1, self.d2, self.t = d1, d2, t
         self.m, self.n = d1.size, t.size
         self.dt = np.diff(t)
@@ -299,6 +355,10 @@ class _Context:
         self.full_network_ok = bool((full_count[1:] >= min_redundancy).all())
         self.l1 = residual_norm == "L1"
         self.l1_iterations = 0  # most IRLS iterations any chunk needed (diagnostics)
+        self.robust = None if robust is None else float(robust)
+        # LS residuals are screened at a fraction of τ: a pair off by one cycle leaves 2π(1 − h) in
+        # the LS residual (h: its leverage), ≈ 2π in the L1 residual
+        self.robust_screen = 0.0 if robust is None else ROBUST_SCREEN * float(robust)
         self.nsbas = nsbas
         self.M = nsbas_design(t, nsbas.model) if nsbas is not None else None
         # cover[i, k]: pair i spans the interval between dates k and k+1
@@ -384,7 +444,13 @@ class _Context:
         return np.concatenate(others) if others else np.zeros(0, dtype=np.intp)
 
     # ---------------------------------------------------------------- chunk driver
-    def invert_chunk(self, phase, weight, variance=None):
+    def invert_chunk(self, phase, weight, variance=None, drop=None):
+        """Solve a chunk of pixels: (ts (n−1, k) float32, tcoh, ninv, ngap, cov, flagged).
+
+        ``drop`` (m, k) bool: pairs left out of the solve (the screened least squares' second
+        pass) but kept in the temporal coherence.  ``flagged``: with ``robust``, the indices of
+        the pixels whose residuals go beyond the screen (first pass), else None.
+        """
         m, n = self.m, self.n
         k = phase.shape[1]
         phi = np.array(phase, dtype=np.float64)  # copy, modified below
@@ -395,6 +461,12 @@ class _Context:
                 valid &= (w > 0) & (w < np.inf)  # NaN compares False
         else:
             w = None
+        coh_phi = coh_invalid = None
+        if drop is not None:  # the coherence sees every used pair, the solve not the dropped ones
+            coh_invalid = ~valid
+            coh_phi = np.where(coh_invalid, 0.0, phi)
+            coh_num = m - np.count_nonzero(coh_invalid, axis=0)
+            valid &= ~drop
         invalid = ~valid
         np.copyto(phi, 0.0, where=invalid)
         num_used = m - np.count_nonzero(invalid, axis=0)
@@ -435,8 +507,17 @@ class _Context:
                     cc = cols[c0:c0 + _L1_SLAB]
                     s = valid[:, cc].astype(np.float64) if w is None else np.sqrt(w[:, cc])
                     ts[:, cc] = self._irls_l1(phi[:, cc], s, ts[:, cc], nsb[cc])
-
-        tcoh = self._temporal_coherence(phi, invalid, ts, num_used)
+        flagged = screen = None
+        if self.robust is not None and drop is None:
+            screen = self._screen_scale(w)
+        if drop is None:
+            tcoh = self._temporal_coherence(phi, invalid, ts, num_used, screen)
+            if screen is not None:
+                assert screen.max_scaled is not None  # filled by the coherence pass
+                flagged = np.flatnonzero(ok & (screen.max_scaled > 1.0))
+        else:  # a dropped pair is off by a cycle: its wrapped residual is as small as a used pair's,
+            # so the temporal coherence (MintPy's definition) keeps it
+            tcoh = self._temporal_coherence(coh_phi, coh_invalid, ts, coh_num)
         tcoh[~ok] = 0.0
         ts[:, ~ok] = 0.0
         ninv = np.where(ok, num_used, 0).astype(np.int16)
@@ -454,7 +535,7 @@ class _Context:
                 cov[1:, 1:, cols] = c.transpose(1, 2, 0)
                 cov[0, :, cols] = 0.0
                 cov[:, 0, cols] = 0.0
-        return ts.astype(np.float32), tcoh, ninv, ngap, cov
+        return ts.astype(np.float32), tcoh, ninv, ngap, cov, flagged
 
     # ---------------------------------------------------------------- covariance
     def _dense_laplacian(self, w) -> np.ndarray:
@@ -512,6 +593,49 @@ class _Context:
             H = H.reshape(n1, b, m).transpose(1, 0, 2)  # (b, n−1, m)
             out[idx] = np.matmul(H * var[:, idx].T[:, None, :], H.transpose(0, 2, 1))
         return out
+
+    # ---------------------------------------------------------------- screened least squares
+    def _residual(self, phi, x) -> np.ndarray:
+        """(m, k) φ − Aφ_ts for ``x`` (n−1, k), the time series without the first date."""
+        r = phi.copy()
+        r[self.d2 > 0] -= x[self.d2[self.d2 > 0] - 1]
+        r[self.d1 > 0] += x[self.d1[self.d1 > 0] - 1]
+        return r
+
+    def cycle_errors(self, phase, weight, ts) -> np.ndarray:
+        """(m, k) pairs to drop: used pairs whose L1 residual exceeds τ (the screened least squares).
+
+        The L1 fit (IRLS, as for ``residual_norm = "L1"``, same weights √w) starts from the
+        least-squares solution ``ts`` (n−1, k).  A pixel's drops are all cancelled when they would
+        open a gap in its network or break the redundancy rule: an error on a pair nothing else
+        constrains cannot be told from signal.
+        """
+        assert self.robust is not None
+        tau = self.robust
+        phi = np.array(phase, dtype=np.float64)
+        valid = np.isfinite(phi)
+        if weight is not None:
+            w = np.array(weight, dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                valid &= (w > 0) & (w < np.inf)
+            s = np.sqrt(np.where(valid, w, 0.0))
+        else:
+            s = valid.astype(np.float64)
+        np.copyto(phi, 0.0, where=~valid)
+        gaps = self._num_gaps(valid)
+        nsb = gaps > 0 if self.nsbas is not None else np.zeros(phi.shape[1], dtype=bool)
+        drop = np.zeros(phi.shape, dtype=bool)
+        for c0 in range(0, phi.shape[1], _L1_SLAB):
+            cc = slice(c0, min(c0 + _L1_SLAB, phi.shape[1]))
+            x1 = self._irls_l1(phi[:, cc], s[:, cc], np.asarray(ts[:, cc], dtype=np.float64), nsb[cc])
+            d = np.abs(self._residual(phi[:, cc], x1)) > tau
+            d &= valid[:, cc]
+            drop[:, cc] = d
+        keep = valid & ~drop
+        allowed = self._num_gaps(keep) == gaps
+        allowed &= (self._redundancy(keep)[1:] >= self.min_redundancy).all(axis=0)
+        drop[:, ~allowed] = False
+        return drop
 
     # ---------------------------------------------------------------- gaps, NSBAS, L1
     def _num_gaps(self, valid) -> np.ndarray:
@@ -857,8 +981,35 @@ class _Context:
         return np.cumsum(v * dt[None, :], axis=1).T
 
     # ---------------------------------------------------------------- quality
-    def _temporal_coherence(self, phi, invalid, ts, num_used) -> np.ndarray:
-        """γ_t = |Σ exp(j(φ − Aφ_ts))| / M over the used pairs (unweighted residual), per pixel."""
+    def _screen_scale(self, w) -> _Screen:
+        """The screen of the screened least squares for a chunk (weights ``w``, None: unweighted).
+
+        A pair passes the screen when its least-squares residual r has |r| > ``ROBUST_SCREEN``·τ
+        and, for weighted pixels, √w·|r| > ``ROBUST_Z`` (with var or fim weights, w ≈ 1/σ²: the
+        residual in units of its decorrelation noise); i.e. when |r|·min(1/(ROBUST_SCREEN·τ),
+        √w/ROBUST_Z) > 1.  A pixel none of whose used pairs passes keeps the least-squares solution
+        (the estimator's definition, not an approximation), so only the others (a few in a
+        thousand on a clean stack; the pixels an unwrapping error touches) pay for the L1 fit.
+        A pair off by one cycle leaves 2π(1 − h) in the least-squares residual (h: its leverage,
+        (n−1)/m on average): at the default τ = 5 rad the screen sees errors on pairs of leverage
+        up to 1 − 2.5/2π ≈ 0.6.
+        """
+        inv_a = 1.0 / self.robust_screen
+        if w is None:
+            return _Screen(inv_a)
+        scale = np.sqrt(w)
+        scale *= 1.0 / ROBUST_Z
+        np.minimum(scale, inv_a, out=scale)
+        return _Screen(scale)
+
+    def _temporal_coherence(self, phi, invalid, ts, num_used, screen=None) -> np.ndarray:
+        """γ_t = |Σ exp(j(φ − Aφ_ts))| / M over the used pairs (unweighted residual), per pixel.
+
+        ``screen`` (:class:`_Screen`), if given, receives each pixel's largest scaled |residual|
+        over the used pairs (see :meth:`_screen_scale`), read in the same cache-resident pass.
+        """
+        if screen is not None:
+            screen.max_scaled = np.zeros(phi.shape[1])
         m, k = phi.shape
         width = self.slab_width()
         work = _CoherenceWork(m, min(width, k))
@@ -868,12 +1019,13 @@ class _Context:
             s1 = min(s0 + width, k)
             TS = tsf[:, :s1 - s0]
             TS[1:] = ts[:, s0:s1]
-            total = self._coherence_sum(phi[:, s0:s1], TS, invalid[:, s0:s1], m - num_used[s0:s1], work)
+            total = self._coherence_sum(phi[:, s0:s1], TS, invalid[:, s0:s1], m - num_used[s0:s1], work,
+                                        None if screen is None else screen.slab(s0, s1))
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[s0:s1] = total / num_used[s0:s1]
         return out
 
-    def _coherence_sum(self, P, TS, invalid, num_invalid, work: _CoherenceWork) -> np.ndarray:
+    def _coherence_sum(self, P, TS, invalid, num_invalid, work: _CoherenceWork, screen=None) -> np.ndarray:
         """|Σ_used pairs exp(j·res)| for one cache-sized slab; float64 (k,).
 
         ``P`` (m, k) phases, ``TS`` (n, k) time series with the first date (0).  Pairs flagged in
@@ -881,7 +1033,8 @@ class _Context:
         out of the sum; the caller divides by the number of used pairs.  The residual is formed and
         wrapped to [−π, π] in float64; the trigonometry then runs in float32 (vectorised; the
         float32 rounding of a wrapped residual is ≤ 1.2e-7 rad, below what the float32 output
-        resolves), summed in float64.
+        resolves), summed in float64.  ``screen`` = (scale, out), if given: out (k,) receives
+        max |res|·scale per column.
         """
         k = P.shape[1]
         res, tmp, r32, c32 = work.views(k)
@@ -889,6 +1042,11 @@ class _Context:
         res += TS[self.d1]
         if invalid is not None:
             np.copyto(res, 0.0, where=invalid)
+        if screen is not None:
+            scale, out = screen
+            np.abs(res, out=tmp)
+            tmp *= scale
+            np.fmax.reduce(tmp, axis=0, out=out)
         # within ±π wrapping is the identity: skipping it then changes no bit of the result
         if not (np.fmax.reduce(res, axis=None) < np.pi and np.fmin.reduce(res, axis=None) > -np.pi):
             np.multiply(res, 1.0 / _TWO_PI, out=tmp)
@@ -903,6 +1061,19 @@ class _Context:
         np.sin(r32, out=c32)
         ssum = np.add.reduce(c32, axis=0, dtype=np.float64)
         return np.hypot(csum, ssum)
+
+
+class _Screen:
+    """Scale (scalar or (m, k)) of the screened least squares' test and the per-pixel maximum."""
+
+    def __init__(self, scale):
+        self.scale = scale
+        self.max_scaled: np.ndarray | None = None
+
+    def slab(self, s0: int, s1: int):
+        assert self.max_scaled is not None
+        scale = self.scale if np.ndim(self.scale) == 0 else self.scale[:, s0:s1]
+        return scale, self.max_scaled[s0:s1]
 
 
 class _CoherenceWork:

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from sbts.core.config.template import Template
 from sbts.core.errors import TemplateError
+from sbts.core.inversion.kernel import ROBUST_THRESHOLD
 
 WEIGHT_FUNCS = ("var", "fim", "coh", "no")
 RESIDUAL_NORMS = ("L2", "L1")
@@ -20,6 +21,9 @@ NSBAS_MODELS = ("linear", "seasonal")
 # NSBAS is sbts's own: MintPy has no such key, so it lives outside mintpy.networkInversion.*
 # (``sbts.nsbas`` is read as ``mintpy.nsbas``, a name MintPy does not use)
 NSBAS_KEY = "sbts.nsbas"
+# screened least squares (sbts's own, like NSBAS): L2 where the residuals stay within the threshold,
+# otherwise L1 to find the pairs off by an unwrapping error and L2 without them
+ROBUST_KEY = "sbts.robust"
 # dataset inverted after each mintpy.unwrapError.method (MintPy's names)
 UNWRAP_ERROR_DATASETS = {
     "bridging": "unwrapPhase_bridging",
@@ -68,6 +72,13 @@ class InversionOptions:
         Relative weight of the NSBAS constraint (``sbts.nsbas.gamma``).
     nsbas_model : str
         ``linear`` or ``seasonal`` (``sbts.nsbas.model``).
+    robust : bool
+        Screened least squares (``sbts.robust``): pixels with a least-squares residual beyond
+        ``robust_threshold`` are re-fitted by L1, the pairs whose L1 residual exceeds it are
+        dropped and the rest fitted by least squares (docs/inversion.md).
+    robust_threshold : float
+        The threshold in radians (``sbts.robust.threshold``, default 5 rad ≈ 0.8 cycle: a pair off
+        by a cycle leaves ≈ 2π in the L1 residual, the noise of a coherent pair far less).
     calc_cov : bool
         Write ``timeseriesDecorCov.h5``, the propagated decorrelation covariance (on when
         ``mintpy.timeFunc.uncertaintyQuantification = covariance``).
@@ -88,6 +99,8 @@ class InversionOptions:
     nsbas: bool = False
     nsbas_gamma: float = 1e-4
     nsbas_model: str = "linear"
+    robust: bool = False
+    robust_threshold: float = ROBUST_THRESHOLD
     # write timeseriesDecorCov.h5 (the propagated decorrelation covariance of the time series);
     # on when mintpy.timeFunc.uncertaintyQuantification = covariance, which reads it
     calc_cov: bool = False
@@ -97,6 +110,12 @@ class InversionOptions:
             raise TemplateError(f"mintpy.networkInversion.residualNorm = {self.residual_norm!r}; use L2 or L1")
         if not (self.nsbas_gamma > 0 and self.nsbas_gamma < float("inf")):
             raise TemplateError(f"{NSBAS_KEY}.gamma = {self.nsbas_gamma!r}; use a positive number (1e-4 is usual)")
+        if not (self.robust_threshold > 0 and self.robust_threshold < float("inf")):
+            raise TemplateError(f"{ROBUST_KEY}.threshold = {self.robust_threshold!r}; use a positive number of "
+                                f"radians (auto = {ROBUST_THRESHOLD:g})")
+        if self.robust and self.residual_norm != "L2":
+            raise TemplateError(f"{ROBUST_KEY} = yes re-fits by least squares, it does not combine with "
+                                f"mintpy.networkInversion.residualNorm = {self.residual_norm}: use one or the other")
         if self.nsbas_model not in NSBAS_MODELS:
             raise TemplateError(f"{NSBAS_KEY}.model = {self.nsbas_model!r}; use {' or '.join(NSBAS_MODELS)}")
         if self.weight_func not in WEIGHT_FUNCS:
@@ -131,6 +150,8 @@ class InversionOptions:
             nsbas=t.get_bool(NSBAS_KEY),
             nsbas_gamma=_or(t.get_float(NSBAS_KEY + ".gamma"), 1e-4),
             nsbas_model=t.get_str(NSBAS_KEY + ".model", NSBAS_MODELS) or "linear",
+            robust=t.get_bool(ROBUST_KEY),
+            robust_threshold=_or(t.get_float(ROBUST_KEY + ".threshold"), ROBUST_THRESHOLD),
             # the velocity step checks the value; a wrong one is its error, not this step's
             calc_cov=str(t.raw("mintpy.timeFunc.uncertaintyQuantification")).strip().lower() == "covariance",
         )
@@ -151,6 +172,8 @@ class InversionOptions:
             NSBAS_KEY: "yes" if self.nsbas else "no",
             **({NSBAS_KEY + ".gamma": str(self.nsbas_gamma), NSBAS_KEY + ".model": self.nsbas_model}
                if self.nsbas else {}),
+            ROBUST_KEY: "yes" if self.robust else "no",
+            **({ROBUST_KEY + ".threshold": repr(self.robust_threshold)} if self.robust else {}),
         }
 
     @property
