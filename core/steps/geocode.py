@@ -6,8 +6,10 @@ Two kinds of lookup table tell where each pixel lies (MintPy's two cases):
 - ``azimuthCoord``/``rangeCoord`` rasters on a *geographic* grid (GAMMA, ROI_PAC: ``geometryGeo.h5``),
   giving the radar row/column (index coordinates, integer = pixel centre) of each geo pixel.
 
-Every output pixel is resampled from one fractional position in the source image, so nearest
-(``round``) and bilinear interpolation are both a :func:`scipy.ndimage.map_coordinates` call.
+Every output pixel is resampled from one fractional position in the source image: nearest
+(``round``) is a gather, bilinear the four corners of that position with one set of indices and
+weights for every layer of a time series (:func:`_bilinear`, equal to
+``scipy.ndimage.map_coordinates(order=1, mode="nearest")`` within 2 ulp).
 When the position is a *lookup value* (radar→geo with azimuth/range coordinates, geo→radar with
 latitude/longitude) it is read directly.  When the lookup is on the *source* grid (radar→geo with
 latitude/longitude, geo→radar with azimuth/range coordinates) it is inverted: a KD-tree over a
@@ -46,6 +48,7 @@ METHODS = ("nearest", "linear")
 NEAREST_ONLY = {"connectComponent", "waterMask", "shadowMask", "mask", "dropIfgram"}
 _NEWTON_STEPS = 8
 _COARSE_POINTS = 250_000  # size of the KD-tree of the subsampled lookup
+_GUESS_STEP = 4  # first guesses of an output block from every 4th target in each direction
 
 Coords = tuple[np.ndarray, np.ndarray]  # (rows, cols) fractional source indices, NaN = no source
 
@@ -252,17 +255,30 @@ class InverseLookup:
         self.tree = cKDTree(points / self.scale)
 
     def solve(self, t1: np.ndarray, t2: np.ndarray) -> Coords:
-        """Source (row, col) of the target values ``(t1, t2)``; NaN where outside the source."""
-        from scipy.ndimage import map_coordinates
+        """Source (row, col) of the target values ``(t1, t2)``; NaN where outside the source.
 
+        First guesses come from the KD-tree; for a 2-D block of targets (an output block), only every
+        :data:`_GUESS_STEP`-th target in each direction is looked up and the others start from their
+        nearest such node (the tree query is most of the cost otherwise).  Newton steps on the
+        bilinear lookup follow; a point that neither converges nor walks off the image is solved
+        again from its own tree guess, so the result is that of the exact first guess (within the
+        1e-6-pixel convergence test).
+        """
         shape = t1.shape
+        guess = self._node_guess(t1, t2) if t1.ndim == 2 and min(shape) >= 2 * _GUESS_STEP else None
         t1, t2 = t1.ravel(), t2.ravel()
         out_r, out_c = np.full(t1.size, np.nan), np.full(t1.size, np.nan)
         ok = np.isfinite(t1) & np.isfinite(t2)
         if not ok.any():
             return out_r.reshape(shape), out_c.reshape(shape)
-        _, idx = self.tree.query(np.c_[t1[ok], t2[ok]] / self.scale)
-        r0, c0 = self.rows[idx].astype(np.float64), self.cols[idx].astype(np.float64)
+        a1, a2 = t1[ok], t2[ok]
+        if guess is None:
+            r0, c0 = self._tree_guess(a1, a2)
+        else:
+            r0, c0 = guess[0].ravel()[ok], guess[1].ravel()[ok]
+            missing = np.flatnonzero(np.isnan(r0))  # its node's target is not finite: its own guess
+            if missing.size:
+                r0[missing], c0[missing] = self._tree_guess(a1[missing], a2[missing])
         margin = self.step + 2
         length, width = self.shape
         win = Block(max(0, int(r0.min()) - margin), min(length, int(r0.max()) + margin + 1),
@@ -270,6 +286,8 @@ class InverseLookup:
         c1, c2 = (_extend(a) for a in self.read(win))
         h, w = c1.shape
         if h < 2 or w < 2:  # a one-pixel-wide source has no gradient: nearest coarse pixel only
+            if guess is not None:
+                r0, c0 = self._tree_guess(a1, a2)
             out_r[ok], out_c[ok] = r0, c0
             return out_r.reshape(shape), out_c.reshape(shape)
         # one pixel of linear extrapolation around the window, so positions up to half a pixel
@@ -278,29 +296,107 @@ class InverseLookup:
         c2 = np.pad(c2, 1, mode="reflect", reflect_type="odd")
         g1r, g1c = np.gradient(c1)
         g2r, g2c = np.gradient(c2)
+        # the six rasters side by side: one set of bilinear corner indices and weights per step
+        # serves all of them (map_coordinates would recompute it six times)
+        rasters = np.stack([a.ravel() for a in (c1, c2, g1r, g1c, g2r, g2c)])
         r, c = r0 - win.row_start + 1, c0 - win.col_start + 1
-        a1, a2 = t1[ok], t2[ok]
-        arrays = (c1, c2, g1r, g1c, g2r, g2c)
         delta = np.zeros_like(r)
-        for _ in range(_NEWTON_STEPS):
-            rc = np.clip(r, 0.0, h + 1.0), np.clip(c, 0.0, w + 1.0)
-            v1, v2, j11, j12, j21, j22 = (map_coordinates(a, rc, order=1, mode="nearest") for a in arrays)
-            det = j11 * j22 - j12 * j21
-            with np.errstate(all="ignore"):
-                e1, e2 = a1 - v1, a2 - v2
-                dr = (j22 * e1 - j12 * e2) / det
-                dc = (-j21 * e1 + j11 * e2) / det
-            bad = ~np.isfinite(dr) | ~np.isfinite(dc)
-            dr[bad], dc[bad] = np.nan, np.nan
-            r, c = r + dr, c + dc
-            delta = np.hypot(dr, dc)
-            if not np.nanmax(delta, initial=0) > 1e-6:
-                break
+        # the image edges in window coordinates (the window starts one padding pixel before win)
+        bounds = (-3.5 - (win.row_start - 1), length + 2.5 - (win.row_start - 1),
+                  -3.5 - (win.col_start - 1), width + 2.5 - (win.col_start - 1))
+        _newton(rasters, c1.shape, a1, a2, r, c, delta, np.arange(r.size), bounds)
+        if guess is not None:
+            retry = np.flatnonzero(~(delta < 1e-3) & ~np.isinf(delta))
+            if retry.size:
+                rr, cc = self._tree_guess(a1[retry], a2[retry])
+                r[retry] = np.clip(rr - win.row_start + 1, 0, c1.shape[0] - 1)
+                c[retry] = np.clip(cc - win.col_start + 1, 0, c1.shape[1] - 1)
+                _newton(rasters, c1.shape, a1, a2, r, c, delta, retry, bounds)
         r, c = r + win.row_start - 1, c + win.col_start - 1
         inside = (delta < 1e-3) & (r >= -0.5) & (r <= length - 0.5) & (c >= -0.5) & (c <= width - 0.5)
         r[~inside], c[~inside] = np.nan, np.nan
         out_r[ok], out_c[ok] = r, c
         return out_r.reshape(shape), out_c.reshape(shape)
+
+    def _tree_guess(self, a1: np.ndarray, a2: np.ndarray) -> Coords:
+        """(row, col) of the nearest subsampled lookup pixel of each target."""
+        _, idx = self.tree.query(np.c_[a1, a2] / self.scale)
+        return self.rows[idx].astype(np.float64), self.cols[idx].astype(np.float64)
+
+    def _node_guess(self, t1: np.ndarray, t2: np.ndarray) -> Coords:
+        """(row, col) first guesses of a 2-D block of targets from every _GUESS_STEP-th one (NaN where
+        the node's target is not finite)."""
+        s = _GUESS_STEP
+        h, w = t1.shape
+        rows, cols = np.arange(0, h, s), np.arange(0, w, s)
+        n1, n2 = t1[np.ix_(rows, cols)], t2[np.ix_(rows, cols)]
+        gr, gc = np.full(n1.shape, np.nan), np.full(n1.shape, np.nan)
+        fin = np.isfinite(n1) & np.isfinite(n2)
+        if fin.any():
+            gr[fin], gc[fin] = self._tree_guess(n1[fin], n2[fin])
+        ii = np.minimum((np.arange(h) + s // 2) // s, rows.size - 1)
+        jj = np.minimum((np.arange(w) + s // 2) // s, cols.size - 1)
+        return gr[np.ix_(ii, jj)], gc[np.ix_(ii, jj)]
+
+
+def _newton(rasters, shape, a1, a2, r, c, delta, active, bounds) -> None:
+    """Newton steps on the bilinear lookup for the points ``active``; ``r``, ``c``, ``delta`` in place.
+
+    ``rasters``: the two coordinate rasters and their four derivatives, flattened (6, h·w) on a grid
+    of ``shape``; ``a1``, ``a2`` the targets.  ``delta`` receives each point's last step (NaN: a
+    singular Jacobian; inf: the point walked more than 3 pixels beyond ``bounds``, i.e. off the
+    image — a target outside the footprint does that instead of converging).
+    """
+    r_lo, r_hi, c_lo, c_hi = bounds
+    for _ in range(_NEWTON_STEPS):
+        ra, ca = r[active], c[active]
+        v1, v2, j11, j12, j21, j22 = _bilinear(rasters, *_bilinear_setup(ra, ca, shape))
+        det = j11 * j22 - j12 * j21
+        with np.errstate(all="ignore"):
+            e1, e2 = a1[active] - v1, a2[active] - v2
+            dr = (j22 * e1 - j12 * e2) / det
+            dc = (-j21 * e1 + j11 * e2) / det
+        bad = ~np.isfinite(dr) | ~np.isfinite(dc)
+        dr[bad], dc[bad] = np.nan, np.nan
+        ra += dr
+        ca += dc
+        r[active], c[active] = ra, ca
+        step = np.hypot(dr, dc)
+        step[(ra < r_lo) | (ra > r_hi) | (ca < c_lo) | (ca > c_hi)] = np.inf
+        delta[active] = step
+        keep = step > 1e-6  # NaN compares False: a failed point stops
+        keep &= np.isfinite(step)
+        active = active[keep]
+        if not active.size:
+            break
+
+
+def _bilinear_setup(r: np.ndarray, c: np.ndarray, shape: tuple[int, int]):
+    """Flat indices of the four corners and their bilinear weights for positions (r, c) on a grid of
+    ``shape``; positions outside it take the edge values (``map_coordinates(order=1, mode="nearest")``,
+    equal to it within 2 ulp, and NaN where it gives NaN)."""
+    h, w = shape
+    fi, fj = np.floor(r), np.floor(c)
+    fr, fc = r - fi, c - fj
+    # the corners outside the grid take the edge's index ("nearest" extension of the grid)
+    i0 = np.clip(fi, 0, h - 1).astype(np.intp)
+    i1 = np.clip(fi + 1, 0, h - 1).astype(np.intp)
+    j0 = np.clip(fj, 0, w - 1).astype(np.intp)
+    j1 = np.clip(fj + 1, 0, w - 1).astype(np.intp)
+    i0 *= w
+    i1 *= w
+    gr, gc = 1.0 - fr, 1.0 - fc
+    return (i0 + j0, i0 + j1, i1 + j0, i1 + j1), (gr * gc, gr * fc, fr * gc, fr * fc)
+
+
+def _bilinear(flat: np.ndarray, idx, wts) -> np.ndarray:
+    """(..., N) float64 bilinear values of ``flat`` (..., h·w) at the corners and weights of
+    :func:`_bilinear_setup`."""
+    out = flat[..., idx[0]] * wts[0]
+    out += flat[..., idx[1]] * wts[1]
+    out += flat[..., idx[2]] * wts[2]
+    out += flat[..., idx[3]] * wts[3]
+    return out
 
 
 def _extend(a: np.ndarray, depth: int = 2) -> np.ndarray:
@@ -644,8 +740,6 @@ def sample_window(data: np.ndarray | None, win: Block | None, coords: Coords, me
                   dtype: np.dtype, lead: tuple[int, ...] = ()) -> np.ndarray:
     """Values at ``coords`` (nearest or bilinear) of ``data``, the source read in ``win``
     (:func:`source_window`; None when no coordinate is valid)."""
-    from scipy.ndimage import map_coordinates
-
     rows, cols = coords
     shape = rows.shape
     integer = np.dtype(dtype).kind in "biu"
@@ -660,10 +754,9 @@ def sample_window(data: np.ndarray | None, win: Block | None, coords: Coords, me
         ri = np.clip(np.floor(pos_r + 0.5).astype(np.int64), 0, win.shape[0] - 1)
         ci = np.clip(np.floor(pos_c + 0.5).astype(np.int64), 0, win.shape[1] - 1)
         values = data[..., ri, ci]
-    else:
-        flat = data.reshape((-1,) + win.shape).astype(np.float64, copy=False)
-        values = np.stack([map_coordinates(layer, (pos_r, pos_c), order=1, mode="nearest") for layer in flat])
-        values = values.reshape(lead + (r.size,))
+    else:  # all layers at once: one set of corner indices and weights
+        flat = data.reshape((-1, win.shape[0] * win.shape[1]))
+        values = _bilinear(flat, *_bilinear_setup(pos_r, pos_c, win.shape)).reshape(lead + (r.size,))
     out[..., ok] = values.astype(out.dtype, copy=False)
     return out
 
