@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,6 +249,38 @@ def _scan_read(stack: IfgramStack, dataset: str, used: np.ndarray, ref: np.ndarr
     return _read_referenced(stack, dataset, item[0], used, ref)
 
 
+@dataclass(frozen=True)
+class Piggyback:
+    """Another per-block computation on the raw phase, made in the scan's pass over the stack.
+
+    ``index``: the stack pairs it needs; ``compute(block, phase)`` gets their raw layers
+    (``(index.size, rows, cols)``) and returns a (rows, cols) map.  The scan then reads the union of
+    its pairs and ``index`` once (the quick_overview step: stacking velocity and T_int in one read).
+    """
+
+    index: np.ndarray
+    compute: Callable[[Block, np.ndarray], np.ndarray]
+
+
+def _scan_read_union(stack: IfgramStack, dataset: str, union: np.ndarray,
+                     item: tuple[Block, np.ndarray | None]) -> np.ndarray:
+    return _read_layers(stack, dataset, item[0], union)
+
+
+def _scan_block_union(local: np.ndarray, pos_used: np.ndarray, ref: np.ndarray, extra: Piggyback,
+                      pos_extra: np.ndarray, item: tuple[Block, np.ndarray | None], raw: np.ndarray):
+    """:func:`_scan_block` and the piggybacked map of one block, from the raw layers of the union."""
+    other = extra.compute(item[0], raw[pos_extra] if pos_extra.size < raw.shape[0] else raw)
+    data = raw[pos_used] if pos_used.size < raw.shape[0] else raw
+    del raw
+    data = data.astype(np.float32, copy=True)  # as _read_referenced
+    nodata = ~np.isfinite(data) | (data == 0)
+    data -= ref.astype(np.float32)[:, None, None]
+    data[nodata] = np.nan
+    del nodata
+    return (*_scan_block(local, item, data), other)
+
+
 def _scan_block(local: np.ndarray, item: tuple[Block, np.ndarray | None], phase: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """T_int of one block and its per-triplet sums (valid, non-zero, wrapped closure, its square).
@@ -292,7 +325,8 @@ def _scan_block(local: np.ndarray, item: tuple[Block, np.ndarray | None], phase:
 
 
 def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray | None,
-          reference: bool, num_worker: int = 1, cluster: str | None = None) -> tuple[np.ndarray, TripletStats]:
+          reference: bool, num_worker: int = 1, cluster: str | None = None, extra: Piggyback | None = None
+          ) -> tuple[np.ndarray, TripletStats, np.ndarray | None]:
     import functools
 
     from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
@@ -307,18 +341,33 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
     n_nonzero = np.zeros(n_tri, np.int64)
     s1 = np.zeros(n_tri)
     s2 = np.zeros(n_tri)
+    other = None
     if n_tri:
+        other = None if extra is None else np.full((length, width), np.nan, np.float32)
         # the read layers, their referenced copy and the next block's read ahead (4 B each, + the
         # no-data flags), then per triplet of a group: closure, wrapped, flags and float64 sums (~40 B)
         bytes_per_pixel = used.size * 13 + min(n_tri, _TRI_GROUP) * 40 + 8
+        if extra is None:
+            read = functools.partial(_scan_read, stack, dataset, used, ref)
+            compute = functools.partial(_scan_block, local)
+        else:  # one read of the union of the pairs: raw layers (and the read ahead), then as above
+            union = np.union1d(used, extra.index)
+            bytes_per_pixel += union.size * 8 + 16
+            read = functools.partial(_scan_read_union, stack, dataset, union)
+            compute = functools.partial(_scan_block_union, local, np.searchsorted(union, used), ref, extra,
+                                        np.searchsorted(union, extra.index))
         blocks = plan_blocks(stack.shape, bytes_per_pixel, memory_per_task(max_memory, num_worker, cluster),
                              stack.chunk_shape(dataset))
-        logger.info("closure phases of %d triplets, %d block(s)%s", n_tri, len(blocks), describe(num_worker, cluster))
+        logger.info("closure phases of %d triplets%s, %d block(s)%s", n_tri,
+                    "" if extra is None else " (and the stacking velocity, same read)", len(blocks),
+                    describe(num_worker, cluster))
         items = [(b, None if mask is None else np.ascontiguousarray(mask[b.slices])) for b in blocks]
-        results = run_blocks(items, functools.partial(_scan_read, stack, dataset, used, ref),
-                             functools.partial(_scan_block, local), workers=num_worker, cluster=cluster)
+        results = run_blocks(items, read, compute, workers=num_worker, cluster=cluster)
         sums = {}
         for (block, _), (block_count, *block_sums) in progress(results, "closure phases", "block", total=len(items)):
+            if other is not None:
+                *block_sums, block_other = block_sums
+                other[block.slices] = block_other
             count[block.slices] = block_count
             sums[block] = block_sums
         for block in blocks:  # added in block order, whatever order they finished in
@@ -333,7 +382,18 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
         frac = np.where(n_valid > 0, n_nonzero / np.maximum(n_valid, 1), np.nan)
     names = stack.pairs.date12
     stats = TripletStats(tuple((names[a], names[b], names[c]) for a, b, c in tri), n_valid, mean, std, frac)
-    return count, stats
+    return count, stats, other
+
+
+def scan_closures(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
+                  dataset: str = "unwrapPhase", mask: np.ndarray | None = None, num_worker: int = 1,
+                  cluster: str | None = None, extra: Piggyback | None = None
+                  ) -> tuple[np.ndarray, TripletStats, np.ndarray | None]:
+    """T_int, the triplet statistics and, with ``extra``, its map — all from one read of the stack.
+
+    The piggybacked map is None when the kept network has no triplet (nothing was read).
+    """
+    return _scan(as_stack(stack), max_memory, dataset, mask, True, num_worker, cluster, extra)
 
 
 def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
@@ -371,7 +431,13 @@ def write_num_nonzero_integer_closure(stack_path: str | os.PathLike, work_dir: s
         raise DataError(f"{stack.path}: fewer than 3 kept pairs; no triplet to form a closure phase")
     if isinstance(mask, str):
         mask = geometry_water_mask(stack.path, work_dir, stack.shape)
-    count, stats = _scan(stack, max_memory, dataset, mask, True, num_worker, cluster)
+    count, stats, _ = _scan(stack, max_memory, dataset, mask, True, num_worker, cluster)
+    return write_closure_outputs(stack, work_dir, dataset, count, stats)
+
+
+def write_closure_outputs(stack: IfgramStack, work_dir: str | os.PathLike, dataset: str, count: np.ndarray,
+                          stats: TripletStats) -> tuple[Path, Path]:
+    """Write ``numTriNonzeroIntAmbiguity.h5`` and the triplet statistics of a scan (:func:`scan_closures`)."""
     n_tri = len(stats.date12)
     if n_tri == 0:
         logger.warning("%s: the kept network has no triplet; T_int is 0 everywhere", stack.path.name)
@@ -486,5 +552,5 @@ __all__ = [
     "triplet_indices", "triplets", "triplet_matrix", "wrap", "integer_ambiguity", "closure_phase",
     "reference_phase", "num_nonzero_integer_closure", "triplet_closure_stats", "write_num_nonzero_integer_closure",
     "TripletStats", "solve_integer_ambiguity", "ambiguity_objective", "NUM_TRI_FILE", "NUM_TRI_DATASET",
-    "TRIPLET_STATS_FILE",
+    "TRIPLET_STATS_FILE", "Piggyback", "scan_closures", "write_closure_outputs",
 ]

@@ -538,7 +538,9 @@ def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_w
             wcov = stack_cm.enter_context(H5Writer(outputs.decor_cov, ts_meta.replace(unit="m^2").with_extra(
                 COVARIANCE="decorrelation: H diag(sigma2) H^T of the inversion estimator H, sigma2 from "
                            "coherence and number of looks (var weight)" +
-                           (", times pi/2 for L1" if options.residual_norm == "L1" else "")),
+                           (", times pi/2 for L1" if options.residual_norm == "L1" else "") +
+                           (", of the final least squares without the dropped pairs (sbts.robust)"
+                            if options.robust else "")),
                 signature=block_sig))
             wcov.create("date", data=np.array(kept.date_strings, dtype="S8"))
             wcov.create("timeseries", shape=(n, n, *stack.shape), dtype=np.float32,

@@ -167,6 +167,21 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
     the raw phase is used.  Zero/NaN phase is no-data.  Positive = toward the satellite, as MintPy.
     """
     stack = as_stack(stack)
+    index, rate = _stacking_rate(stack, dataset)
+    out = np.full(stack.shape, np.nan, np.float32)
+    # the read layers, the next block's read ahead, and the work arrays
+    blocks = _blocks(stack, dataset, index.size, memory_per_task(max_memory, num_worker, cluster),
+                     extra_bytes=index.size * 4)
+    logger.info("stacking velocity of %d pairs, %d block(s)%s", index.size, len(blocks), describe(num_worker, cluster))
+    results = run_blocks(blocks, functools.partial(_read_kept, stack, dataset, index=index), rate,
+                         workers=num_worker, cluster=cluster)
+    for block, values in progress(results, "stacking velocity", "block", total=len(blocks)):
+        out[block.slices] = values
+    return out
+
+
+def _stacking_rate(stack: IfgramStack, dataset: str):
+    """(pairs, compute(block, phase) -> the block's stacking velocity) of :func:`stacking_velocity`."""
     stack._require(dataset)
     wavelength = stack.metadata.radar.require_wavelength()
     index = kept_index(stack)
@@ -178,17 +193,7 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
         index, ref_phase = index[ref.usable], ref.values[ref.usable]
     days = stack.pairs.temporal_baseline_days()[index].astype(np.float64)
     scale = (-wavelength / (4 * np.pi) / (days / DAYS_PER_YEAR)).astype(np.float32)
-    out = np.full(stack.shape, np.nan, np.float32)
-    # the read layers, the next block's read ahead, and the work arrays
-    blocks = _blocks(stack, dataset, index.size, memory_per_task(max_memory, num_worker, cluster),
-                     extra_bytes=index.size * 4)
-    logger.info("stacking velocity of %d pairs, %d block(s)%s", index.size, len(blocks), describe(num_worker, cluster))
-    results = run_blocks(blocks, functools.partial(_read_kept, stack, dataset, index=index),
-                         functools.partial(_mean_rate, ref_phase.astype(np.float32), scale),
-                         workers=num_worker, cluster=cluster)
-    for block, rate in progress(results, "stacking velocity", "block", total=len(blocks)):
-        out[block.slices] = rate
-    return out
+    return index, functools.partial(_mean_rate, ref_phase.astype(np.float32), scale)
 
 
 def _mean_rate(ref_phase: np.ndarray, scale: np.ndarray, _block: Block, phase: np.ndarray) -> np.ndarray:
@@ -212,7 +217,10 @@ def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.Pa
                             num_worker: int = 1, cluster: str | None = None) -> Path:
     """Write ``avgPhaseVelocity.h5`` (dataset ``velocity``, m/year) into ``work_dir``."""
     stack = as_stack(stack_path)
-    velocity = stacking_velocity(stack, max_memory, dataset, num_worker, cluster)
+    return _write_velocity(stack, work_dir, stacking_velocity(stack, max_memory, dataset, num_worker, cluster))
+
+
+def _write_velocity(stack: IfgramStack, work_dir: str | os.PathLike, velocity: np.ndarray) -> Path:
     kept = stack.pairs.kept()
     start, end = format_date(kept.dates[0]), format_date(kept.dates[-1])
     meta = stack.metadata.for_product("velocity", "m/year")
@@ -268,17 +276,27 @@ def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
 
 def quick_overview(workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
     """The quick_overview step of ``sbts run``: the stacking velocity and, with 3 kept pairs or more,
-    the number of non-zero integer closure phases (MintPy's quick look at the unwrapping)."""
-    from sbts.core.inversion.closure import write_num_nonzero_integer_closure
+    the number of non-zero integer closure phases (MintPy's quick look at the unwrapping).
 
-    outputs = [write_stacking_velocity(workdir.stack, workdir.root, compute.max_memory,
-                                       num_worker=compute.num_worker, cluster=compute.cluster)]
-    if IfgramStack(workdir.stack).pairs.keep.sum() >= 3:
-        outputs += write_num_nonzero_integer_closure(workdir.stack, workdir.root, compute.max_memory,
-                                                     num_worker=compute.num_worker, cluster=compute.cluster)
-    else:
+    Both come from one read of the phase: the closure scan reads the union of its pairs and the
+    stacking velocity's and computes the velocity of each block on the way.
+    """
+    from sbts.core.inversion.closure import Piggyback, scan_closures, write_closure_outputs
+
+    stack = IfgramStack(workdir.stack)
+    dataset = "unwrapPhase"
+    if stack.pairs.keep.sum() < 3:
         logger.info("fewer than 3 kept pairs: no closure phase to count")
-    return outputs
+        return [write_stacking_velocity(stack, workdir.root, compute.max_memory, num_worker=compute.num_worker,
+                                        cluster=compute.cluster)]
+    index, rate = _stacking_rate(stack, dataset)
+    count, stats, velocity = scan_closures(
+        stack, compute.max_memory, dataset, geometry_water_mask(stack.path, workdir.root, stack.shape),
+        num_worker=compute.num_worker, cluster=compute.cluster, extra=Piggyback(index, rate))
+    if velocity is None:  # no triplet: the scan read nothing
+        velocity = stacking_velocity(stack, compute.max_memory, dataset, compute.num_worker, compute.cluster)
+    return [_write_velocity(stack, workdir.root, velocity),
+            *write_closure_outputs(stack, workdir.root, dataset, count, stats)]
 
 
 __all__ = ["quick_overview",

@@ -48,6 +48,7 @@ METHODS = ("nearest", "linear")
 NEAREST_ONLY = {"connectComponent", "waterMask", "shadowMask", "mask", "dropIfgram"}
 _NEWTON_STEPS = 8
 _COARSE_POINTS = 250_000  # size of the KD-tree of the subsampled lookup
+_NEWTON_CHUNK = 1 << 16  # points per Newton batch (their ~30 float64 temporaries stay in cache)
 _GUESS_STEP = 4  # first guesses of an output block from every 4th target in each direction
 
 Coords = tuple[np.ndarray, np.ndarray]  # (rows, cols) fractional source indices, NaN = no source
@@ -266,6 +267,7 @@ class InverseLookup:
         """
         shape = t1.shape
         guess = self._node_guess(t1, t2) if t1.ndim == 2 and min(shape) >= 2 * _GUESS_STEP else None
+        coarse = False
         t1, t2 = t1.ravel(), t2.ravel()
         out_r, out_c = np.full(t1.size, np.nan), np.full(t1.size, np.nan)
         ok = np.isfinite(t1) & np.isfinite(t2)
@@ -276,6 +278,8 @@ class InverseLookup:
             r0, c0 = self._tree_guess(a1, a2)
         else:
             r0, c0 = guess[0].ravel()[ok], guess[1].ravel()[ok]
+            guess = None  # the block-shaped guesses are no longer needed
+            coarse = True
             missing = np.flatnonzero(np.isnan(r0))  # its node's target is not finite: its own guess
             if missing.size:
                 r0[missing], c0[missing] = self._tree_guess(a1[missing], a2[missing])
@@ -286,32 +290,35 @@ class InverseLookup:
         c1, c2 = (_extend(a) for a in self.read(win))
         h, w = c1.shape
         if h < 2 or w < 2:  # a one-pixel-wide source has no gradient: nearest coarse pixel only
-            if guess is not None:
+            if coarse:
                 r0, c0 = self._tree_guess(a1, a2)
             out_r[ok], out_c[ok] = r0, c0
             return out_r.reshape(shape), out_c.reshape(shape)
         # one pixel of linear extrapolation around the window, so positions up to half a pixel
         # outside the footprint edge (still inside its pixels) converge like interior ones
-        c1 = np.pad(c1, 1, mode="reflect", reflect_type="odd")
-        c2 = np.pad(c2, 1, mode="reflect", reflect_type="odd")
-        g1r, g1c = np.gradient(c1)
-        g2r, g2c = np.gradient(c2)
-        # the six rasters side by side: one set of bilinear corner indices and weights per step
-        # serves all of them (map_coordinates would recompute it six times)
-        rasters = np.stack([a.ravel() for a in (c1, c2, g1r, g1c, g2r, g2c)])
+        # the two rasters and their derivatives side by side: one set of bilinear corner indices
+        # and weights per step serves all six (map_coordinates would recompute it six times)
+        grid = (h + 2, w + 2)
+        rasters = np.empty((6,) + grid)
+        rasters[0] = np.pad(c1, 1, mode="reflect", reflect_type="odd")
+        rasters[1] = np.pad(c2, 1, mode="reflect", reflect_type="odd")
+        del c1, c2
+        _gradient(rasters[0], rasters[2], rasters[3])
+        _gradient(rasters[1], rasters[4], rasters[5])
+        rasters = rasters.reshape(6, -1)
         r, c = r0 - win.row_start + 1, c0 - win.col_start + 1
         delta = np.zeros_like(r)
         # the image edges in window coordinates (the window starts one padding pixel before win)
         bounds = (-3.5 - (win.row_start - 1), length + 2.5 - (win.row_start - 1),
                   -3.5 - (win.col_start - 1), width + 2.5 - (win.col_start - 1))
-        _newton(rasters, c1.shape, a1, a2, r, c, delta, np.arange(r.size), bounds)
-        if guess is not None:
+        _newton(rasters, grid, a1, a2, r, c, delta, np.arange(r.size), bounds)
+        if coarse:
             retry = np.flatnonzero(~(delta < 1e-3) & ~np.isinf(delta))
             if retry.size:
                 rr, cc = self._tree_guess(a1[retry], a2[retry])
-                r[retry] = np.clip(rr - win.row_start + 1, 0, c1.shape[0] - 1)
-                c[retry] = np.clip(cc - win.col_start + 1, 0, c1.shape[1] - 1)
-                _newton(rasters, c1.shape, a1, a2, r, c, delta, retry, bounds)
+                r[retry] = np.clip(rr - win.row_start + 1, 0, grid[0] - 1)
+                c[retry] = np.clip(cc - win.col_start + 1, 0, grid[1] - 1)
+                _newton(rasters, grid, a1, a2, r, c, delta, retry, bounds)
         r, c = r + win.row_start - 1, c + win.col_start - 1
         inside = (delta < 1e-3) & (r >= -0.5) & (r <= length - 0.5) & (c >= -0.5) & (c <= width - 0.5)
         r[~inside], c[~inside] = np.nan, np.nan
@@ -339,6 +346,17 @@ class InverseLookup:
         return gr[np.ix_(ii, jj)], gc[np.ix_(ii, jj)]
 
 
+def _gradient(a: np.ndarray, d_row: np.ndarray, d_col: np.ndarray) -> None:
+    """``np.gradient(a)`` (unit spacing, first-order edges; the same arithmetic, hence the same bits)
+    written into ``d_row``, ``d_col``: no temporaries of the window's size."""
+    for axis, out in ((0, d_row), (1, d_col)):
+        f, g = np.moveaxis(a, axis, 0), np.moveaxis(out, axis, 0)
+        np.subtract(f[2:], f[:-2], out=g[1:-1])
+        g[1:-1] /= 2.0
+        g[0] = f[1] - f[0]
+        g[-1] = f[-1] - f[-2]
+
+
 def _newton(rasters, shape, a1, a2, r, c, delta, active, bounds) -> None:
     """Newton steps on the bilinear lookup for the points ``active``; ``r``, ``c``, ``delta`` in place.
 
@@ -347,6 +365,10 @@ def _newton(rasters, shape, a1, a2, r, c, delta, active, bounds) -> None:
     singular Jacobian; inf: the point walked more than 3 pixels beyond ``bounds``, i.e. off the
     image — a target outside the footprint does that instead of converging).
     """
+    if active.size > _NEWTON_CHUNK:  # points are independent: in chunks, the temporaries stay small
+        for s0 in range(0, active.size, _NEWTON_CHUNK):
+            _newton(rasters, shape, a1, a2, r, c, delta, active[s0:s0 + _NEWTON_CHUNK], bounds)
+        return
     r_lo, r_hi, c_lo, c_hi = bounds
     for _ in range(_NEWTON_STEPS):
         ra, ca = r[active], c[active]
@@ -392,10 +414,14 @@ def _bilinear_setup(r: np.ndarray, c: np.ndarray, shape: tuple[int, int]):
 def _bilinear(flat: np.ndarray, idx, wts) -> np.ndarray:
     """(..., N) float64 bilinear values of ``flat`` (..., h·w) at the corners and weights of
     :func:`_bilinear_setup`."""
-    out = flat[..., idx[0]] * wts[0]
-    out += flat[..., idx[1]] * wts[1]
-    out += flat[..., idx[2]] * wts[2]
-    out += flat[..., idx[3]] * wts[3]
+    out = np.multiply(flat[..., idx[0]], wts[0], dtype=np.float64)
+    for k in (1, 2, 3):  # one corner gathered at a time; float64 gathers are weighted in place
+        corner = flat[..., idx[k]]
+        if corner.dtype == np.float64:
+            corner *= wts[k]
+            out += corner
+        else:
+            out += corner * wts[k]
     return out
 
 
@@ -1087,8 +1113,10 @@ def _all_coords(mapping: _Mapping, max_memory: float) -> Coords | None:
             cached = False
         else:
             rows, cols = np.empty((length, width)), np.empty((length, width))
-            # the Newton solve holds ~20 float64 values per output pixel
-            for block in progress(plan_blocks((length, width), 160, max_memory / 4), "geocode: coordinates", "block"):
+            # the Newton solve holds ~28 float64 values per output pixel: the six rasters' bilinear
+            # values and one corner gathered (12), the corner indices and weights (8), position,
+            # step, targets and first guesses (8)
+            for block in progress(plan_blocks((length, width), 224, max_memory / 4), "geocode: coordinates", "block"):
                 rows[block.slices], cols[block.slices] = mapping.coords(block)
             cached = (rows, cols)
         mapping._every = cached  # type: ignore[attr-defined]

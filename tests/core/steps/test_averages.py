@@ -161,3 +161,41 @@ def test_read_mask_file_rejects_non_mask(tmp_path):
 
 def test_date_of_tests_is_sane():
     assert Pairs.from_date12(DATE12).dates[0] == dt.date(2020, 1, 1)
+
+
+@pytest.mark.parametrize("memory, workers", [(4.0, 1), (2e-5, 1), (2e-5, 2)])
+def test_quick_overview_one_read_equals_the_two_passes(tmp_path, memory, workers):
+    """quick_overview reads the phase once for the stacking velocity and the closure scan: its files
+    equal, bit for bit, those of the two separate passes (stacking velocity over the kept pairs with
+    data at the reference, T_int and triplet statistics over the triplets' pairs), whatever the
+    blocks and in a pool; a dropped pair, a pair without data at the reference and no-data pixels
+    make the two pair sets differ."""
+    from sbts.core.config.compute import ComputeOptions
+    from sbts.core.inversion import closure
+    from sbts.core.io.workdir import WorkDir
+
+    date12 = DATE12 + ["20200101_20200206", "20200206_20200218", "20200125_20200218"]
+    rng = np.random.default_rng(3)
+    shape = (30, 24)
+    phase = rng.normal(0, 2, (len(date12),) + shape).astype(np.float32)
+    phase[rng.random(phase.shape) < 0.05] = 0  # no-data
+    phase[2, 4:9, 5:12] += 2 * np.pi  # an unwrapping error: non-zero integer closures
+    phase[6, 3, 4] = 0  # no data at the reference pixel: left out of the stacking velocity
+    keep = np.ones(len(date12), bool)
+    keep[4] = False
+    wd = WorkDir(tmp_path / "wd")
+    wd.inputs.mkdir(parents=True)
+    make_stack(wd.stack, date12, shape=shape, keep=keep, ref=(3, 4), unwrapPhase=phase)
+    sep = tmp_path / "separate"
+    sep.mkdir()
+    averages.write_stacking_velocity(wd.stack, sep)
+    closure.write_num_nonzero_integer_closure(wd.stack, sep)
+    outputs = averages.quick_overview(wd, ComputeOptions(max_memory=memory, num_worker=workers))
+    assert sorted(p.name for p in outputs) == sorted(p.name for p in sep.iterdir())
+    for name, key in (("avgPhaseVelocity.h5", "velocity"), ("numTriNonzeroIntAmbiguity.h5", "mask")):
+        with h5py.File(wd.root / name) as a, h5py.File(sep / name) as b:
+            np.testing.assert_array_equal(a[key][()], b[key][()])
+            assert dict(a.attrs) == dict(b.attrs)
+    assert (wd.root / closure.TRIPLET_STATS_FILE).read_text() == (sep / closure.TRIPLET_STATS_FILE).read_text()
+    with h5py.File(wd.root / "numTriNonzeroIntAmbiguity.h5") as f:
+        assert f["mask"][()].max() > 0
