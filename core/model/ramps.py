@@ -45,6 +45,7 @@ RAMP_TERMS: dict[str, tuple[str, ...]] = {
     "quadratic_azimuth": ("1", "y", "y2"),
 }
 RAMP_KINDS: tuple[str, ...] = tuple(RAMP_TERMS)
+_QTB_SLAB = 1 << 16  # samples per product of the shared ramp solve (see _solve_shared)
 
 
 def num_coefficients(kind: str) -> int:
@@ -123,7 +124,11 @@ def _solve_shared(G: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     d = np.abs(np.diag(r))
     if d.size == 0 or d.min() <= 1e-10 * d.max():
         return np.linalg.lstsq(G, rhs.T.astype(np.float64, copy=False), rcond=None)[0].T
-    qtb = rhs.astype(np.float64, copy=False) @ q  # (n, k)
+    # Qᵀb in float64 over slabs of samples: float32 samples are widened a slab at a time (a float64
+    # copy of a million samples × 60 dates would be 480 MB)
+    qtb = np.zeros((rhs.shape[0], q.shape[1]))
+    for s0 in range(0, rhs.shape[1], _QTB_SLAB):
+        qtb += rhs[:, s0:s0 + _QTB_SLAB].astype(np.float64, copy=False) @ q[s0:s0 + _QTB_SLAB]
     return solve_triangular(r, qtb.T).T
 
 
@@ -240,11 +245,26 @@ def evaluate_ramps(coeffs: np.ndarray, shape: tuple[int, int], kind: str,
     if block is None:
         block = Block(0, length, 0, width)
     h, w = block.shape
-    rows = np.arange(block.row_start, block.row_stop, dtype=np.float64) / max(length, 1)
-    cols = np.arange(block.col_start, block.col_stop, dtype=np.float64) / max(width, 1)
-    yy, xx = np.meshgrid(rows, cols, indexing="ij")
-    G = _columns(yy.ravel(), xx.ravel(), kind)
-    return (coeffs @ G.T).reshape(coeffs.shape[0], h, w).astype(dtype, copy=False)
+    y = (np.arange(block.row_start, block.row_stop, dtype=np.float64) / max(length, 1))[:, None]
+    x = (np.arange(block.col_start, block.col_stop, dtype=np.float64) / max(width, 1))[None, :]
+    # term by term on the row and column coordinates (the terms are separable but x·y): no
+    # (pixels × terms) design matrix, one (n, h, w) array
+    out = np.zeros((coeffs.shape[0], h, w))
+    for j, term in enumerate(_terms(kind)):
+        c = coeffs[:, j, None, None]
+        if term == "1":
+            out += c
+        elif term == "x":
+            out += c * x
+        elif term == "y":
+            out += c * y
+        elif term == "x2":
+            out += c * (x * x)
+        elif term == "y2":
+            out += c * (y * y)
+        else:  # xy
+            out += (c * y) * x
+    return out.astype(dtype, copy=False)
 
 
 def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int], kind: str) -> np.ndarray:

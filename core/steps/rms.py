@@ -156,7 +156,7 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
         keep = np.take(layers, flat, axis=1).any(axis=0)  # no-data pixels (0 at every date) left out
         y, x = y[keep], x[keep]
         # gathered by flat index (a boolean selection along the pixel axis is ~8x slower)
-        values.append(np.take(layers, flat[keep], axis=1).astype(np.float64))
+        values.append(np.take(layers, flat[keep], axis=1))  # as stored (float32): widened in the solve
         del layers
         ys.append(y + block.row_start)
         xs.append(x + block.col_start)
