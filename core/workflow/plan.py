@@ -91,6 +91,9 @@ class RunContext:
         self.registry = registry if registry is not None else get_registry()
         self.steps = build_steps(self.registry)
         self.options: dict[str, Any] = {}
+        # what a step's own code decided that its report should say (its own up-to-date check
+        # kept the outputs ...), by step name
+        self.notes: dict[str, str] = {}
         self._metadata: Any = _UNSET
         self._links: list[ChainLink] | None = None
 

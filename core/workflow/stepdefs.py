@@ -105,6 +105,8 @@ def _invert_report(ctx: RunContext) -> str:
     from sbts.core.inversion.incremental import UPDATE_ATTR
     from sbts.core.io.h5 import read_attrs
 
+    if "invert_network" in ctx.notes:
+        return ctx.notes["invert_network"]
     path = ctx.workdir.file(TIMESERIES_FILE)
     try:
         note = read_attrs(path).get(UPDATE_ATTR)
@@ -132,7 +134,9 @@ def _invert(ctx: RunContext) -> list[Path]:
     out = invert_network(ctx.stack_file, ctx.work_dir, ctx.opt("invert_network"), max_memory=ctx.compute.max_memory,
                          num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster,
                          choose_reference=reference_chooser(ctx.template, ctx.work_dir, ctx.compute.max_memory),
-                         update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"))
+                         update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"), force=ctx.force)
+    if out.skipped:  # its own check (stack signature and options) kept the outputs
+        ctx.notes["invert_network"] = "kept: timeseries.h5 is up to date with the stack and the same options"
     return list(out.paths)  # + numGap.h5 (NSBAS), timeseriesDecorCov.h5 (covariance) when asked for
 
 

@@ -233,3 +233,20 @@ def test_force_reaches_the_steps_that_keep_their_own_up_to_date_check(work, capl
         name.unlink()
     run_workflow(work / "sbts.cfg", end="correct_unwrap_error")
     assert "unwrapPhase_phaseClosure is up to date" in caplog.text
+
+
+def test_force_reaches_the_inversion(work, caplog):
+    """``sbts run --force`` re-inverts: the inversion keeps its own check of the stack signature and
+    options, which --force must reach (it used to log "running (--force)" and then keep the files)."""
+    import logging
+
+    (work / "sbts.cfg").write_text(TEMPLATE)
+    run_workflow(work / "sbts.cfg", end="invert_network")
+    stamp = (work / "timeseries.h5").stat().st_mtime_ns
+    caplog.set_level(logging.INFO, logger="sbts")
+    caplog.clear()
+    forced = run_workflow(work / "sbts.cfg", dostep="invert_network", force=True)
+    assert _statuses(forced)["invert_network"] == "ran"
+    assert "timeseries.h5 is up to date" not in caplog.text
+    assert (work / "timeseries.h5").stat().st_mtime_ns != stamp
+    assert [r.note for r in forced if r.name == "invert_network"] == ["recomputed (full inversion)"]
