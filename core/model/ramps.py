@@ -247,24 +247,28 @@ def evaluate_ramps(coeffs: np.ndarray, shape: tuple[int, int], kind: str,
     h, w = block.shape
     y = (np.arange(block.row_start, block.row_stop, dtype=np.float64) / max(length, 1))[:, None]
     x = (np.arange(block.col_start, block.col_stop, dtype=np.float64) / max(width, 1))[None, :]
-    # term by term on the row and column coordinates (the terms are separable but x·y): no
-    # (pixels × terms) design matrix, one (n, h, w) array
-    out = np.zeros((coeffs.shape[0], h, w))
-    for j, term in enumerate(_terms(kind)):
-        c = coeffs[:, j, None, None]
-        if term == "1":
-            out += c
-        elif term == "x":
-            out += c * x
-        elif term == "y":
-            out += c * y
-        elif term == "x2":
-            out += c * (x * x)
-        elif term == "y2":
-            out += c * (y * y)
-        else:  # xy
-            out += (c * y) * x
-    return out.astype(dtype, copy=False)
+    # date by date, term by term on the row and column coordinates (the terms are separable but
+    # x·y): no (pixels × terms) design matrix, and one float64 layer of temporaries
+    terms = _terms(kind)
+    out = np.empty((coeffs.shape[0], h, w), dtype=dtype)
+    layer = np.empty((h, w))
+    for i, cf in enumerate(coeffs):
+        layer.fill(0.0)
+        for c, term in zip(cf, terms):
+            if term == "1":
+                layer += c
+            elif term == "x":
+                layer += c * x
+            elif term == "y":
+                layer += c * y
+            elif term == "x2":
+                layer += c * (x * x)
+            elif term == "y2":
+                layer += c * (y * y)
+            else:  # xy
+                layer += (c * y) * x
+        out[i] = layer
+    return out
 
 
 def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int], kind: str) -> np.ndarray:

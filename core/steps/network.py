@@ -555,6 +555,7 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
                 valid &= inside
             total[k] += np.where(valid, layer, np.float32(0)).sum(dtype=np.float64)
             count[k] += np.count_nonzero(valid)
+        del data, layer, valid  # released before the next block is read (else two blocks are held)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 

@@ -225,6 +225,7 @@ def _temporal(ts: TimeSeries, kind: str, param: float, out: Path, extra: dict, m
             data = ts.read_dates(block)
             w.write(ts.dataset_name, temporal_filter_array(data, years, kind, param, ref_index).astype(np.float32),
                     block)
+            del data  # released before the next block is read
 
 
 __all__ = ["spatial_filter_map", "temporal_filter_array", "filter_file", "output_name", "halo",

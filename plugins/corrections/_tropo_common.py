@@ -291,8 +291,10 @@ def apply_delay(context: CorrectionContext, ts: TimeSeries, delay_path: Path, ou
                 d_ref = np.asarray(delay.read_dates(block, j_ref), np.float64) - at_ref[j_ref]
                 corr = d - at_ref[idx_delay][:, None, None] - d_ref[None]
                 out[idx_ts] = (data[idx_ts] - corr).astype(np.float32)
+                del d, d_ref, corr
             out[:, nodata] = 0
             w.write(ts.dataset_name, out, block)
+            del data, out  # released before the next block is read
     corrected = [ts.date_strings[i] for i in idx_ts]
     if missing:
         logger.warning("%s: no %s delay for %d date(s), left uncorrected: %s", ts.path.name, label, len(missing),

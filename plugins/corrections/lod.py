@@ -128,6 +128,7 @@ class LocalOscillatorDrift(Correction):
                 out = (data - corr).astype(np.float32)
                 out[:, np.all(data == 0, axis=0)] = 0
                 w.write(ts.dataset_name, out, block)
+                del data, corr, out  # released before the next block is read
         if span < _MIN_RANGE_SPAN:
             summary = (f"nothing removed: the slant range does not vary over the scene, so the local-oscillator "
                        f"drift ramp is zero ({n} dates copied unchanged)")

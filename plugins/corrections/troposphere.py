@@ -476,6 +476,7 @@ def _multilook(ts: TimeSeries, elevation, mask, looks: int, max_memory: float):
         hsum += np.bincount(win, weights=h[ok], minlength=wl * ww)
         for i in range(n):  # loop over dates, vectorised over pixels
             sums[i] += np.bincount(win, weights=data[i][ok], minlength=wl * ww)
+        del data  # released before the next block is read (else two blocks are held)
     keep = count > 0
     if not keep.any():
         raise DataError(f"{ts.path}: no reliable pixel with data and elevation to estimate the height correlation")

@@ -399,12 +399,14 @@ def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: float,
             if layer.dtype.kind == "f":
                 valid &= np.isfinite(layer)
         if name == "unwrapPhase":  # one region: no label rows to sort
+            del data  # released before the next block is read (else two blocks are held)
             if valid.any():
                 sub = region[block.slices]
                 sub[valid] = ids.setdefault(b"", 0)
                 region[block.slices] = sub
             continue
         key_rows = data[:, valid].T.astype(np.int32)
+        del data
         uniq, inv = np.unique(key_rows, axis=0, return_inverse=True)
         lut = np.array([ids.setdefault(row.tobytes(), len(ids)) for row in uniq], np.int64)
         sub = region[block.slices]
@@ -459,6 +461,7 @@ def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_r
             continue
         data = stack.read(in_name, block, index=used)
         values[:, inside] = data[:, ys[inside] - block.row_start, xs[inside] - block.col_start]
+        del data  # released before the next block is read (else two blocks are held)
     values[(values == 0) | ~np.isfinite(values)] = np.nan
     values -= ref[:, None]
     c_int = integer_ambiguity(C @ np.nan_to_num(values, nan=0.0)).T  # (n_sample, n_tri)
