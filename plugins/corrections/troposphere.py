@@ -436,8 +436,13 @@ def _remove_height_delay(coeffs: np.ndarray, h_ref: float, poly: int, _block: Bl
     """The block minus the fitted delay polynomial of its elevation, referenced at the reference pixel;
     no-data pixels (0 at every date) stay 0."""
     data, h = inputs
-    delay = sum(coeffs[k][:, None, None] * (h ** k - h_ref ** k)[None] for k in range(1, poly + 1))
-    out = (data - delay).astype(np.float32)
+    terms = [h ** k - h_ref ** k for k in range(1, poly + 1)]
+    out = np.empty(data.shape, np.float32)
+    for i in range(data.shape[0]):  # date by date: one float64 layer of temporaries, same arithmetic
+        delay = 0
+        for k, term in enumerate(terms, start=1):
+            delay = delay + coeffs[k][i] * term
+        out[i] = data[i] - delay
     out[:, np.all(data == 0, axis=0)] = 0
     return out
 
