@@ -360,3 +360,21 @@ def test_era5_without_pyaps3_says_how_to_install(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["correct", "pyaps", "-i", str(tmp_path / "timeseries.h5")])
     assert result.exit_code != 0
     assert "pip install 'sbts[weather]'" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("poly", [1, 2, 3])
+@pytest.mark.parametrize("hdtype", [np.float32, np.float64])
+def test_height_delay_removal_date_by_date_equals_the_whole_block_expression(poly, hdtype):
+    """The removal runs date by date (one float64 layer of temporaries); it gives the bits of the
+    whole-block expression data − Σ_k c_k (h^k − h_ref^k), no-data pixels (0 at every date) kept 0."""
+    from sbts.plugins.corrections.troposphere import _remove_height_delay
+
+    rng = np.random.default_rng(poly)
+    data = rng.normal(0, 0.05, (7, 20, 30)).astype(np.float32)
+    data[:, 3, 4] = 0
+    h = rng.uniform(0, 3000, (20, 30)).astype(hdtype)
+    coeffs = rng.normal(0, 1e-5, (poly + 1, 7))
+    delay = sum(coeffs[k][:, None, None] * (h ** k - 123.4 ** k)[None] for k in range(1, poly + 1))
+    expected = (data - delay).astype(np.float32)
+    expected[:, 3, 4] = 0
+    np.testing.assert_array_equal(_remove_height_delay(coeffs, 123.4, poly, None, (data, h)), expected)
