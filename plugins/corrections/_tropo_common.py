@@ -216,19 +216,70 @@ def reference_pixel(ts: TimeSeries) -> tuple[int, int] | None:
 
 # ---------------------------------------------------------------------------- delay files
 def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], compute: Callable[[int], np.ndarray],
-                     extra: dict[str, str]) -> Path:
+                     extra: dict[str, str], base: str | None = None,
+                     keys: dict[int, str] | None = None) -> Path:
     """Write absolute delays (displacement sign, m) for the dates ``date_index`` of ``ts``, date by date.
 
     ``compute(i)`` returns the 2-D map of date ``ts.dates[i]``.  No REF_* attributes: the file is absolute.
+
+    New acquisitions: with ``base`` (the signature of what every date shares — model, geometry,
+    grid) and ``keys`` (per date index, what that date's delay comes from — its weather file, size
+    and time), a date whose key is in the existing file at ``path``, written with the same base, is
+    copied from it instead of computed: appending an acquisition computes one date, not all.
     """
+    reuse = reusable_layers(path, ts, base, keys) if base is not None and keys is not None else {}
+    if base is not None and keys is not None:
+        extra = {**extra, **delay_key_attrs(base, keys, date_index)}
     meta = ts.metadata.replace(reference=type(ts.metadata.reference)()).with_extra(**extra)
     dates = [ts.date_strings[i] for i in date_index]
     bperp = np.asarray(ts.bperp)[list(date_index)] if len(date_index) else np.zeros(0)
     full = Block(0, ts.shape[0], 0, ts.shape[1])
+    old = TimeSeries(path) if reuse else None
     with TimeSeriesWriter(path, meta, dates, bperp) as w:
         for j, i in enumerate(date_index):
-            w.write("timeseries", np.asarray(compute(i), np.float32), full, layers=j)
+            if i in reuse:
+                assert old is not None
+                layer = old.read_dates(full, np.array([reuse[i]]))[0]
+            else:
+                layer = np.asarray(compute(i), np.float32)
+            w.write("timeseries", layer, full, layers=j)
+    if reuse:
+        logger.info("%s: %d date(s) computed, %d kept from the previous file (same inputs)", path.name,
+                    len(date_index) - len(reuse), len(reuse))
     return path
+
+
+_BASE_ATTR = "SBTS_DELAY_BASE"  # signature of what every date of a delay file shares
+_KEYS_ATTR = "SBTS_DELAY_KEYS"  # JSON list, per date of the file, of the hash of its own inputs
+
+
+def delay_key_attrs(base: str, keys: dict[int, str], date_index: Sequence[int]) -> dict[str, str]:
+    """The attributes that let a later run copy this file's dates (see :func:`write_delay_file`)."""
+    return {_BASE_ATTR: base, _KEYS_ATTR: json.dumps([_key_hash(keys[i]) for i in date_index])}
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def reusable_layers(path: Path, ts: TimeSeries, base: str, keys: dict[int, str]) -> dict[int, int]:
+    """{date index of ``ts``: layer of the file at ``path``} for the dates whose delay can be copied."""
+    if not path.exists():
+        return {}
+    try:
+        old = TimeSeries(path)
+        stored = json.loads(old.metadata.extra.get(_KEYS_ATTR, "[]"))
+    except (InputError, ValueError):
+        return {}
+    if old.shape != ts.shape or old.metadata.extra.get(_BASE_ATTR) != base or len(stored) != len(old.dates):
+        return {}
+    where = {(d, h): j for j, (d, h) in enumerate(zip(old.date_strings, stored))}
+    out = {}
+    for i, key in keys.items():
+        j = where.get((ts.date_strings[i], _key_hash(key)))
+        if j is not None:
+            out[i] = j
+    return out
 
 
 def delay_file_signature(items: Sequence[str]) -> str:

@@ -62,8 +62,10 @@ from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
     apply_delay,
     delay_file_signature,
+    delay_key_attrs,
     resolve_path,
     reusable_delay_file,
+    reusable_layers,
 )
 
 logger = logging.getLogger(__name__)
@@ -171,16 +173,19 @@ class IonosphereTec(Correction):
         delay_path = Path(context.work_dir) / "inputs" / f"TEC{options.solution[0]}lr.h5"
         delay_path.parent.mkdir(parents=True, exist_ok=True)
         geom_id = "" if geom.path is None else f"{Path(geom.path).resolve()}|{Path(geom.path).stat().st_mtime_ns}"
-        sig = delay_file_signature(
-            ["TEC", options.solution, repr(frequency), geom_id, *ts.shape]
-            + [f"{times[i].isoformat()}|{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}"
-               for i, f in sorted(files.items())])
+        base = delay_file_signature(["TEC", options.solution, repr(frequency), geom_id, *ts.shape])
+        keys = {i: f"{times[i].isoformat()}|{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}"
+                for i, f in sorted(files.items())}
+        sig = delay_file_signature(["TEC", options.solution, repr(frequency), geom_id, *ts.shape]
+                                   + list(keys.values()))
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same IONEX files, times and geometry)", delay_path)
-        else:
-            maps = {path: read_ionex(path) for path in sorted(set(files.values()))}
-            write_tec_file(context, ts, geom, {i: (times[i], maps[f]) for i, f in files.items()}, frequency,
-                           delay_path, {METHOD_KEY: "tec", SOLUTION_KEY: options.solution, "SBTS_DELAY_INPUTS": sig})
+        else:  # the dates already in the file (same IONEX file, time and geometry) are copied
+            reuse = reusable_layers(delay_path, ts, base, keys)
+            maps = {path: read_ionex(path) for path in sorted({f for i, f in files.items() if i not in reuse})}
+            write_tec_file(context, ts, geom, {i: (times[i], maps.get(f)) for i, f in files.items()}, frequency,
+                           delay_path, {METHOD_KEY: "tec", SOLUTION_KEY: options.solution, "SBTS_DELAY_INPUTS": sig,
+                                        **delay_key_attrs(base, keys, sorted(files))}, reuse)
         out = Path(context.output_file)
         corrected, skipped = apply_delay(context, ts, delay_path, out,
                                          {METHOD_KEY: "tec", SOLUTION_KEY: options.solution}, "ionospheric (TEC)")
@@ -199,35 +204,48 @@ def tec_folders(value: str, work_dir: Path) -> list[Path]:
 
 
 def write_tec_file(context: CorrectionContext, ts: TimeSeries, geom: GeometryAccess,
-                   dates: dict[int, tuple[_dt.datetime, IonexMaps]], frequency: float, path: Path,
-                   extra: dict[str, str]) -> Path:
-    """The LOS phase advance K·STEC/f² (m, displacement sign) of the dates in ``dates``, block by block."""
+                   dates: dict[int, tuple[_dt.datetime, IonexMaps | None]], frequency: float, path: Path,
+                   extra: dict[str, str], reuse: dict[int, int] | None = None) -> Path:
+    """The LOS phase advance K·STEC/f² (m, displacement sign) of the dates in ``dates``, block by block.
+
+    ``reuse`` {date index: layer of the existing ``path``}: those dates are copied from it (their maps
+    may be None), the others computed — a new acquisition reads one IONEX file, not all.
+    """
     purpose = "the ionospheric delay from TEC maps"
+    reuse = reuse or {}
     order = sorted(dates)
     n = len(order)
+    new = [j for j, i in enumerate(order) if i not in reuse]
+    kept = [j for j, i in enumerate(order) if i in reuse]
     meta = ts.metadata.replace(reference=type(ts.metadata.reference)()).with_extra(**extra)
     blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 8, copies=2, extra=96), context.max_memory, None)
-    logger.info("ionospheric delay of %d dates from IONEX maps (f = %.4f GHz) → %s", n, frequency / 1e9, path)
+    logger.info("ionospheric delay of %d dates from IONEX maps (f = %.4f GHz) → %s%s", len(new), frequency / 1e9,
+                path, f"; {len(kept)} date(s) kept from the previous file (same inputs)" if kept else "")
+    old = TimeSeries(path) if kept else None
     with TimeSeriesWriter(path, meta, [ts.date_strings[i] for i in order], np.asarray(ts.bperp)[order],
                           unit="m") as w:
         for block in blocks:
-            lat, lon = geom.lat_lon(block, purpose)
-            inc = geom.read("incidenceAngle", block, purpose)
-            az = azimuth_angle(geom, block, purpose)
-            bad = ~(np.isfinite(lat) & np.isfinite(lon) & ((lat != 0) | (lon != 0)) & np.isfinite(inc) & (inc > 0)
-                    & (inc < 90) & np.isfinite(az))
             out = np.empty((n, *block.shape), np.float32)
-            pierce: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-            for j, i in enumerate(order):
-                when, maps = dates[i]
-                shell = (maps.radius, maps.height)  # the same for every map of one analysis centre
-                if shell not in pierce:
-                    pierce[shell] = pierce_point(lat, lon, inc, az, *shell)
-                ipp_lat, ipp_lon, inc_i = pierce[shell]
-                stec = maps.vtec(when, ipp_lat, ipp_lon) / np.cos(np.deg2rad(inc_i))
-                delay = phase_advance(stec, frequency)
-                delay[bad] = np.nan
-                out[j] = delay
+            if new:
+                lat, lon = geom.lat_lon(block, purpose)
+                inc = geom.read("incidenceAngle", block, purpose)
+                az = azimuth_angle(geom, block, purpose)
+                bad = ~(np.isfinite(lat) & np.isfinite(lon) & ((lat != 0) | (lon != 0)) & np.isfinite(inc)
+                        & (inc > 0) & (inc < 90) & np.isfinite(az))
+                pierce: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+                for j in new:
+                    when, maps = dates[order[j]]
+                    assert maps is not None
+                    shell = (maps.radius, maps.height)  # the same for every map of one analysis centre
+                    if shell not in pierce:
+                        pierce[shell] = pierce_point(lat, lon, inc, az, *shell)
+                    ipp_lat, ipp_lon, inc_i = pierce[shell]
+                    stec = maps.vtec(when, ipp_lat, ipp_lon) / np.cos(np.deg2rad(inc_i))
+                    delay = phase_advance(stec, frequency)
+                    delay[bad] = np.nan
+                    out[j] = delay
+            if old is not None:
+                out[kept] = old.read_dates(block, np.array([reuse[order[j]] for j in kept]))
             w.write("timeseries", out, block)
     return path
 

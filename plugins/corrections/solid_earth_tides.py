@@ -43,7 +43,9 @@ from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
     apply_delay,
     delay_file_signature,
+    delay_key_attrs,
     reusable_delay_file,
+    reusable_layers,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,8 +142,9 @@ class SolidEarthTides(Correction):
         sig = delay_file_signature(["SET", GRID_STEP, geom_id, *ts.shape, *(t.isoformat() for t in times)])
         if reusable_delay_file(set_path, ts, sig):
             logger.info("reusing %s (same dates, times and geometry)", set_path)
-        else:
-            write_set_file(context, ts, geom, times, set_path, sig)
+        else:  # the dates already in SET.h5 (same time, geometry and grid) are copied, the others computed
+            base = delay_file_signature(["SET", GRID_STEP, geom_id, *ts.shape])
+            write_set_file(context, ts, geom, times, set_path, sig, base)
         out = Path(context.output_file)
         corrected, _ = apply_delay(context, ts, set_path, out, {KEY: "yes"}, "solid Earth tide")
         summary = f"removed the solid Earth tides from {len(corrected)} of {n} dates ({set_path.name})"
@@ -150,30 +153,53 @@ class SolidEarthTides(Correction):
 
 
 def write_set_file(context: CorrectionContext, ts: TimeSeries, geom: GeometryAccess, times: list[_dt.datetime],
-                   path: Path, signature: str) -> Path:
-    """``inputs/SET.h5``: the LOS tide of every date (m, positive toward the satellite), block by block."""
+                   path: Path, signature: str, base: str | None = None) -> Path:
+    """``inputs/SET.h5``: the LOS tide of every date (m, positive toward the satellite), block by block.
+
+    With ``base`` (the signature of the geometry and grid), the dates of an existing ``path`` written
+    with the same base and acquisition time are copied and only the others computed (a new
+    acquisition costs one date of PySolid, not all).
+    """
     purpose = "the solid Earth tides"
     n = len(times)
+    keys = {i: t.isoformat() for i, t in enumerate(times)}
+    reuse = reusable_layers(path, ts, base, keys) if base is not None else {}
+    new = [i for i in range(n) if i not in reuse]
     # per pixel: the interpolated (n, 3) tides in float64, the LOS (n) and the geometry layers
     blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 8, copies=5, extra=64), context.max_memory, None)
-    bounds = scene_bounds(geom, blocks, purpose)
-    grid = tide_grid(times, bounds)
-    logger.info("solid Earth tides: %d dates at %s UTC on a %d×%d grid of %.2f° over S%.3f N%.3f W%.3f E%.3f",
-                n, times[0].time().isoformat(), grid.enu.shape[2], grid.enu.shape[3], GRID_STEP, *bounds)
-    meta = ts.metadata.replace(reference=type(ts.metadata.reference)()).with_extra(
-        **{KEY: "yes", "SBTS_DELAY_INPUTS": signature, "SET_GRID_STEP": repr(GRID_STEP)})
+    grid = None
+    if new:
+        bounds = scene_bounds(geom, blocks, purpose)
+        grid = tide_grid([times[i] for i in new], bounds)
+        logger.info("solid Earth tides: %d dates at %s UTC on a %d×%d grid of %.2f° over S%.3f N%.3f W%.3f E%.3f",
+                    len(new), times[new[0]].time().isoformat(), grid.enu.shape[2], grid.enu.shape[3], GRID_STEP,
+                    *bounds)
+    if reuse:
+        logger.info("solid Earth tides: %d date(s) computed, %d kept from the previous %s (same times and "
+                    "geometry)", len(new), len(reuse), path.name)
+    extra = {KEY: "yes", "SBTS_DELAY_INPUTS": signature, "SET_GRID_STEP": repr(GRID_STEP)}
+    if base is not None:
+        extra.update(delay_key_attrs(base, keys, range(n)))
+    meta = ts.metadata.replace(reference=type(ts.metadata.reference)()).with_extra(**extra)
+    old = TimeSeries(path) if reuse else None
     with TimeSeriesWriter(path, meta, ts.date_strings, ts.bperp, unit="m") as w:
         for block in blocks:
-            lat, lon = geom.lat_lon(block, purpose)
-            inc = geom.read("incidenceAngle", block, purpose)
-            az = azimuth_angle(geom, block, purpose)
-            ue, un, uu = los_unit_vector(inc, az)
-            enu = grid.at(lat, lon)  # (n, 3, rows, cols)
-            los = enu[:, 0] * ue + enu[:, 1] * un + enu[:, 2] * uu
-            bad = ~(np.isfinite(lat) & np.isfinite(lon) & ((lat != 0) | (lon != 0)) & np.isfinite(inc) & (inc > 0)
-                    & (inc < 90))
-            los[:, bad] = np.nan
-            w.write("timeseries", los.astype(np.float32), block)
+            out = np.empty((n,) + block.shape, np.float32)
+            if grid is not None:
+                lat, lon = geom.lat_lon(block, purpose)
+                inc = geom.read("incidenceAngle", block, purpose)
+                az = azimuth_angle(geom, block, purpose)
+                ue, un, uu = los_unit_vector(inc, az)
+                enu = grid.at(lat, lon)  # (new dates, 3, rows, cols)
+                los = enu[:, 0] * ue + enu[:, 1] * un + enu[:, 2] * uu
+                bad = ~(np.isfinite(lat) & np.isfinite(lon) & ((lat != 0) | (lon != 0)) & np.isfinite(inc)
+                        & (inc > 0) & (inc < 90))
+                los[:, bad] = np.nan
+                out[new] = los
+                del enu, los
+            if old is not None:
+                out[list(reuse)] = old.read_dates(block, np.array(list(reuse.values())))
+            w.write("timeseries", out, block)
     return path
 
 

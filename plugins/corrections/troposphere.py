@@ -201,9 +201,9 @@ class PyapsDelay(_TroposphericDelay):
                            hour, ", ".join(missing))
         out_path = expected_output(context, self.suffix, model)
         delay_path = Path(context.work_dir) / "inputs" / f"{model}.h5"
-        sig = delay_file_signature(
-            [model, hour, str(geom.path), _mtime(geom.path), *ts.shape]
-            + [f"{ts.date_strings[i]}|{f.name}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()])
+        base = delay_file_signature([model, hour, str(geom.path), _mtime(geom.path), *ts.shape])
+        keys = {i: f"{ts.date_strings[i]}|{f.name}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()}
+        sig = delay_file_signature([model, hour, str(geom.path), _mtime(geom.path), *ts.shape] + list(keys.values()))
         extra = {METHOD_KEY: "pyaps", MODEL_KEY: model, "SBTS_DELAY_INPUTS": sig}
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same weather files and geometry)", delay_path)
@@ -215,11 +215,10 @@ class PyapsDelay(_TroposphericDelay):
             if not mask.any():
                 raise InputError(f"{geom.path}: no pixel has a valid latitude, longitude, height and incidence")
             idx = sorted(files)
-            logger.info("computing %s delays for %d dates at %02d UTC with pyaps3 → %s", model, len(idx), hour,
-                        delay_path)
+            logger.info("%s delays for %d dates at %02d UTC with pyaps3 → %s", model, len(idx), hour, delay_path)
             write_delay_file(delay_path, ts, idx,
                              lambda i: _pyaps_delay(files[i], grib_name, model, height, inc, lat, lon, mask),
-                             extra)
+                             extra, base, keys)
         corrected, skipped = apply_delay(context, ts, delay_path, out_path,
                                          {**provenance(context, P, (METHOD_KEY, MODEL_KEY, DIR_KEY)),
                                           METHOD_KEY: "pyaps", MODEL_KEY: model}, f"{model} weather-model")
@@ -520,14 +519,14 @@ class GacosDelay(_TroposphericDelay):
         lat, lon = geom.lat_lon(None, "resampling the GACOS maps")
         cos = incidence_cosine(geom, None, "the zenith→LOS mapping of the GACOS delay")
         delay_path = Path(context.work_dir) / "inputs" / "GACOS.h5"
-        sig = delay_file_signature(
-            ["GACOS", str(geom.path), _mtime(geom.path), *ts.shape]
-            + [f"{ts.date_strings[i]}|{f}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()])
+        base = delay_file_signature(["GACOS", str(geom.path), _mtime(geom.path), *ts.shape])
+        keys = {i: f"{ts.date_strings[i]}|{f}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()}
+        sig = delay_file_signature(["GACOS", str(geom.path), _mtime(geom.path), *ts.shape] + list(keys.values()))
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same GACOS files and geometry)", delay_path)
         else:
             write_delay_file(delay_path, ts, sorted(files), lambda i: -resample_ztd(files[i], lat, lon) / cos,
-                             {METHOD_KEY: "gacos", "SBTS_DELAY_INPUTS": sig})
+                             {METHOD_KEY: "gacos", "SBTS_DELAY_INPUTS": sig}, base, keys)
         corrected, skipped = apply_delay(context, ts, delay_path, Path(context.output_file),
                                          {**provenance(context, P, (GACOS_KEY,)), METHOD_KEY: "gacos"}, "GACOS")
         summary = (f"removed the GACOS delay from {len(corrected)} of {len(ts.dates)} dates"

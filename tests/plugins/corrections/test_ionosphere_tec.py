@@ -218,3 +218,33 @@ def test_against_mintpy_iono_tec(tmp_path, mintpy_oracle, maps):
     expected_ratio = math.cos(refraction) / math.cos(math.radians(inc_i))  # 1.21 here
     # one pixel near the centre: its own pierce point is within ~0.02° of the centre's
     assert float(ours_delay[0, 2, 2] / theirs_delay[0, 2, 2]) == pytest.approx(expected_ratio, rel=2e-3)
+
+
+def test_new_acquisition_reads_only_its_ionex_file(tmp_path, caplog, monkeypatch):
+    """A map that appears for a date (a new acquisition) computes that date's delay only: the other
+    dates are copied from the previous TEC file, which ends up equal, value for value, to a file
+    computed from scratch.  The second day's map is the first one with its epochs one day later."""
+    import logging
+
+    import sbts.plugins.corrections.ionosphere_tec as tec_module
+
+    text = IONEX.read_text()
+    shifted = text.replace("  2015    11    16 ", "  2015    11    17 ").replace("  2015    11    15 ", "  2015    11    16 ")
+    assert shifted.count("2015    11    16") == text.count("2015    11    15")
+    work = _stack(tmp_path / "w", inc=30.0)
+    _run(work)  # the first run: only 20151115 has a map
+    assert TimeSeries(work / "inputs" / "TECjlr.h5").date_strings == ["20151115"]
+    (work / "IONEX" / "jplg3200.15i").write_text(shifted)  # the map of 20151116 arrives
+    read = []
+    real = tec_module.read_ionex
+    monkeypatch.setattr(tec_module, "read_ionex", lambda path: read.append(Path(path).name) or real(path))
+    caplog.set_level(logging.INFO, logger="sbts")
+    _run(work)
+    assert read == ["jplg3200.15i"]  # the old day's file is not read again
+    assert "1 date(s) kept from the previous file" in caplog.text
+    fresh = _stack(tmp_path / "fresh", inc=30.0)
+    (fresh / "IONEX" / "jplg3200.15i").write_text(shifted)
+    _run(fresh)
+    got, want = (TimeSeries(p / "inputs" / "TECjlr.h5") for p in (work, fresh))
+    assert got.date_strings == want.date_strings == DATES
+    np.testing.assert_array_equal(got.read_dates(), want.read_dates())

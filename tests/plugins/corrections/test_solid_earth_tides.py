@@ -233,3 +233,38 @@ def test_same_set_file_as_mintpy(tmp_path, mintpy_oracle):
         e, n, u = _pysolid_enu(lat, lon, _times()[0])
         point = -s * np.sin(az) * e + s * np.cos(az) * n + c * u
         assert abs(a[0, y, x] - point) < 2e-6 and abs(a[0, y, x] - point) < abs(b[0, y, x] - point)
+
+
+def test_new_acquisition_computes_only_its_date(tmp_path, caplog, monkeypatch):
+    """A time series with one more date (a new acquisition) computes the tide of that date only; the
+    others are copied from inputs/SET.h5, which equals, value for value, a file computed from scratch."""
+    pytest.importorskip("pysolid")
+    import logging
+
+    import sbts.plugins.corrections.solid_earth_tides as set_module
+
+    signal = np.random.default_rng(1).normal(0, 0.01, (len(DATES), L, W)).astype(np.float32)
+    work = _write(tmp_path / "w", heading=-12.0, data=signal)
+    # the first run saw the first three dates
+    meta = _meta(-12.0)
+    with TimeSeriesWriter(work / "timeseries.h5", meta, DATES[:3], np.zeros(3)) as w:
+        w.write("timeseries", signal[:3])
+    _run(work)
+    assert TimeSeries(work / "inputs" / "SET.h5").date_strings == DATES[:3]
+    with TimeSeriesWriter(work / "timeseries.h5", meta, DATES, np.zeros(len(DATES))) as w:
+        w.write("timeseries", signal)
+    computed = []
+    real = set_module.tide_grid
+    monkeypatch.setattr(set_module, "tide_grid", lambda times, *a, **k: computed.append(len(times)) or
+                        real(times, *a, **k))
+    caplog.set_level(logging.INFO, logger="sbts")
+    _run(work)
+    assert computed == [1]
+    assert "1 date(s) computed, 3 kept from the previous SET.h5" in caplog.text
+    fresh = _write(tmp_path / "fresh", heading=-12.0, data=signal)
+    _run(fresh)
+    assert computed == [1, len(DATES)]
+    np.testing.assert_array_equal(TimeSeries(work / "inputs" / "SET.h5").read_dates(),
+                                  TimeSeries(fresh / "inputs" / "SET.h5").read_dates())
+    np.testing.assert_array_equal(TimeSeries(work / "timeseries_SET.h5").read_dates(),
+                                  TimeSeries(fresh / "timeseries_SET.h5").read_dates())

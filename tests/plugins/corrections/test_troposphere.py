@@ -378,3 +378,39 @@ def test_height_delay_removal_date_by_date_equals_the_whole_block_expression(pol
     expected = (data - delay).astype(np.float32)
     expected[:, 3, 4] = 0
     np.testing.assert_array_equal(_remove_height_delay(coeffs, 123.4, poly, None, (data, h)), expected)
+
+
+def test_era5_new_acquisition_computes_only_its_date(tmp_path, kyushu, caplog):
+    """A weather file that appears for a date (a new acquisition, or a late download) computes that
+    date's delay only; the others are copied from inputs/ERA5.h5, which ends up identical, value for
+    value, to a file computed from scratch.  A changed weather file is computed again."""
+    data, layers = kyushu
+    _kyushu_case(tmp_path, data, layers)
+    grib = sorted((data / "ERA5").glob("*.grb"))
+    assert len(grib) == 2
+    folder = tmp_path / "weather" / "ERA5"
+    folder.mkdir(parents=True)
+    shutil.copy2(grib[0], folder / grib[0].name)
+    t = Template({"mintpy.troposphericDelay.weatherDir": str(tmp_path / "weather")})
+    run_correction("pyaps", t, tmp_path)
+    assert TimeSeries(tmp_path / "inputs" / "ERA5.h5").date_strings == KYUSHU_DATES[:1]
+    shutil.copy2(grib[1], folder / grib[1].name)  # the next date's file arrives
+    caplog.set_level(logging.INFO, logger="sbts")
+    caplog.clear()
+    run_correction("pyaps", t, tmp_path)
+    assert "ERA5.h5: 1 date(s) computed, 1 kept from the previous file" in caplog.text
+    updated = TimeSeries(tmp_path / "inputs" / "ERA5.h5").read_dates()
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    _kyushu_case(fresh_dir, data, layers)
+    run_correction("pyaps", t, fresh_dir)
+    fresh = TimeSeries(fresh_dir / "inputs" / "ERA5.h5").read_dates()
+    assert updated.shape == fresh.shape == (2,) + layers["height"].shape
+    np.testing.assert_array_equal(updated, fresh)
+    # a weather file replaced by another version: its date is computed again
+    caplog.clear()
+    shutil.copy2(grib[1], folder / grib[1].name)
+    import os
+    os.utime(folder / grib[1].name, ns=(1, 1))
+    run_correction("pyaps", t, tmp_path)
+    assert "ERA5.h5: 1 date(s) computed, 1 kept from the previous file" in caplog.text
