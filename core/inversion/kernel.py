@@ -256,15 +256,17 @@ def invert_block(
     ctx = _Context(d1, d2, t, min_norm_velocity, float(min_redundancy), float(rcond), residual_norm, nsbas,
                    robust)
     rest = None  # all pixels
+    flagged = []  # screened least squares: the pixels whose residuals went beyond the screen
     if (weight is None and variance is None and ctx.full_network_ok and residual_norm == "L2"
-            and robust is None and not (nsbas and ctx.full_gaps)):
-        rest = ctx.solve_complete(phase, ts_out, tcoh_out, ninv_out)
+            and not (nsbas and ctx.full_gaps)):
+        rest, flag = ctx.solve_complete(phase, ts_out, tcoh_out, ninv_out)
+        if flag.size:
+            flagged.append(flag)
         gap_out[:] = ctx.full_gaps
         if rest.size == npix:
             rest = None
     total = npix if rest is None else rest.size
     chunk = ctx.chunk_size(weighted=weight is not None, covariance=variance is not None)
-    flagged = []  # screened least squares: the pixels whose residuals went beyond the screen
     for start in range(0, total, chunk):
         cols = np.arange(start, min(start + chunk, total)) if rest is None else rest[start:start + chunk]
         sl = slice(cols[0], cols[-1] + 1) if rest is None else cols
@@ -404,8 +406,9 @@ class _Context:
         return int(np.clip(_SLAB_BYTES // (8 * self.m), 16, 1 << 14))
 
     # ---------------------------------------------------------------- complete pixels, in cache
-    def solve_complete(self, phase, ts_out, tcoh_out, ninv_out) -> np.ndarray:
-        """Unweighted pixels with every pair valid, slab by slab; returns the indices of the others.
+    def solve_complete(self, phase, ts_out, tcoh_out, ninv_out) -> tuple[np.ndarray, np.ndarray]:
+        """Unweighted pixels with every pair valid, slab by slab; returns the indices of the others
+        and, with ``robust``, of the solved pixels whose residuals pass the screen.
 
         Most pixels of a stack use every pair, so they share one operator (the full network's
         minimum-norm inverse): per slab of columns, one cast, one BLAS product and the coherence,
@@ -418,7 +421,8 @@ class _Context:
         tsf = np.zeros((self.n, width))  # date 0 stays 0
         ones = np.ones(m)
         work = _CoherenceWork(m, width)
-        others = []
+        others, flagged = [], []
+        screen = None if self.robust is None else (1.0 / self.robust_screen, np.zeros(width))
         for s0 in range(0, npix, width):
             s1 = min(s0 + width, npix)
             k = s1 - s0
@@ -430,7 +434,10 @@ class _Context:
                 continue
             with np.errstate(invalid="ignore", over="ignore"):  # incomplete columns are discarded
                 TS[1:] = op @ P
-                coh = self._coherence_sum(P, TS, None, None, work) / m
+                coh = self._coherence_sum(P, TS, None, None, work,
+                                          None if screen is None else (screen[0], screen[1][:k])) / m
+            if screen is not None:
+                flagged.append(s0 + np.flatnonzero(complete & (screen[1][:k] > 1.0)))
             if complete.all():
                 ts_out[1:, s0:s1] = TS[1:]
                 tcoh_out[s0:s1] = coh
@@ -441,7 +448,8 @@ class _Context:
                 tcoh_out[s0 + idx] = coh[idx]
                 ninv_out[s0 + idx] = m
                 others.append(s0 + np.flatnonzero(~complete))
-        return np.concatenate(others) if others else np.zeros(0, dtype=np.intp)
+        none = np.zeros(0, dtype=np.intp)
+        return (np.concatenate(others) if others else none), (np.concatenate(flagged) if flagged else none)
 
     # ---------------------------------------------------------------- chunk driver
     def invert_chunk(self, phase, weight, variance=None, drop=None):
@@ -482,7 +490,7 @@ class _Context:
         gaps = self._num_gaps(valid)
         nsb = ok & (gaps > 0) if self.nsbas is not None else np.zeros(k, dtype=bool)
         todo = np.flatnonzero(ok & ~nsb)
-        if w is None and todo.size:
+        if w is None and todo.size and drop is None:  # second pass: per pixel, whatever its chunk
             ts, todo = self._solve_patterns(phi, valid, full, ok & ~nsb, todo)
         else:
             ts = np.zeros((n - 1, k), dtype=np.float64)
