@@ -74,7 +74,7 @@ L1_EXTRAPOLATE = 1.0
 L1_EXTRAPOLATE_MAX = 8.0
 NSBAS_MODELS = ("linear", "seasonal")
 # screened least squares: the least-squares residuals are screened at this fraction of the threshold
-# (see _Context._screened_refit)
+# (see _Context._screen_scale)
 ROBUST_SCREEN = 0.5
 # ... and, for weighted pixels, at this many standard deviations (√w·|r|, w ≈ 1/σ² for var/fim weights)
 ROBUST_Z = 4.0
@@ -211,11 +211,11 @@ def invert_block(
         asymptotic variance ratio of the L1 and L2 estimators under Gaussian noise).
     robust : threshold τ (rad) of the screened least squares (``sbts.robust``), or None (off).
         Least squares as above; a pixel with a used pair whose residual r passes the screen
-        (|r| > :data:`ROBUST_SCREEN` · τ and, weighted, √w·|r| > :data:`ROBUST_Z`) is re-fitted by L1 (the IRLS of ``residual_norm = "L1"``), the
-        pairs whose L1 residual exceeds τ (a 2π unwrapping error leaves ≈ 2π) are dropped and the
-        rest fitted by least squares again.
+        (|r| > :data:`ROBUST_SCREEN` · τ and, weighted, √w·|r| > :data:`ROBUST_Z`) is re-fitted by
+        L1 (the IRLS of ``residual_norm = "L1"``), the pairs whose L1 residual exceeds τ (a 2π
+        unwrapping error leaves ≈ 2π) are dropped and the rest fitted by least squares again.
         A drop that would open a gap in the pixel's network or break ``min_redundancy`` is not
-        made (that pixel keeps its least-squares solution).  Pixels without a residual beyond τ
+        made (that pixel keeps its least-squares solution).  Pixels that do not pass the screen
         keep the least-squares solution exactly.  Only with ``residual_norm = "L2"``.  The
         covariance and the number of used pairs are those of the final fit.
 
@@ -268,19 +268,18 @@ def invert_block(
     total = npix if rest is None else rest.size
     chunk = ctx.chunk_size(weighted=weight is not None, covariance=variance is not None)
     for start in range(0, total, chunk):
-        cols = np.arange(start, min(start + chunk, total)) if rest is None else rest[start:start + chunk]
-        sl = slice(cols[0], cols[-1] + 1) if rest is None else cols
-        w_chunk = None if weight is None else weight[:, sl]
-        v_chunk = None if variance is None else variance[:, sl]
-        ts, tcoh, ninv, ngap, cov, flag = ctx.invert_chunk(phase[:, sl], w_chunk, v_chunk)
+        cols = slice(start, min(start + chunk, total)) if rest is None else rest[start:start + chunk]
+        w_chunk = None if weight is None else weight[:, cols]
+        v_chunk = None if variance is None else variance[:, cols]
+        ts, tcoh, ninv, ngap, cov, flag = ctx.invert_chunk(phase[:, cols], w_chunk, v_chunk)
         if cov_out is not None:
-            cov_out[:, :, sl] = cov
-        ts_out[1:, sl] = ts
-        tcoh_out[sl] = tcoh
-        ninv_out[sl] = ninv
-        gap_out[sl] = ngap
+            cov_out[:, :, cols] = cov
+        ts_out[1:, cols] = ts
+        tcoh_out[cols] = tcoh
+        ninv_out[cols] = ninv
+        gap_out[cols] = ngap
         if flag is not None and flag.size:
-            flagged.append(cols[flag])
+            flagged.append(start + flag if rest is None else rest[start + flag])
     if flagged:
         # all flagged pixels of the block together: the L1 iterations cost per pass, not per pixel
         _refit_flagged(ctx, np.concatenate(flagged), phase, weight, variance, chunk,
@@ -312,6 +311,19 @@ def _refit_flagged(ctx, flagged, phase, weight, variance, chunk, ts_out, tcoh_ou
         dropped += int(np.count_nonzero(drop))
     logger.debug("screened least squares: %d pixel(s) beyond %.3g rad, %d re-fitted without %d pair(s)",
                  flagged.size, ctx.robust_screen, refitted, dropped)
+
+
+def _used_pairs(phase, weight) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(φ float64 copy, valid (m, k), w float64 copy or None): a pair is used where its phase is
+    finite and, weighted, its weight positive and finite."""
+    phi = np.array(phase, dtype=np.float64)
+    valid = np.isfinite(phi)
+    if weight is None:
+        return phi, valid, None
+    w = np.array(weight, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        valid &= (w > 0) & (w < np.inf)  # NaN compares False
+    return phi, valid, w
 
 
 def _validate(phase, d1, d2, t, weight) -> None:
@@ -422,7 +434,9 @@ class _Context:
         ones = np.ones(m)
         work = _CoherenceWork(m, width)
         others, flagged = [], []
-        screen = None if self.robust is None else (1.0 / self.robust_screen, np.zeros(width))
+        screen = None if self.robust is None else self._screen_scale(None)
+        if screen is not None:
+            screen.max_scaled = np.zeros(width)
         for s0 in range(0, npix, width):
             s1 = min(s0 + width, npix)
             k = s1 - s0
@@ -435,9 +449,9 @@ class _Context:
             with np.errstate(invalid="ignore", over="ignore"):  # incomplete columns are discarded
                 TS[1:] = op @ P
                 coh = self._coherence_sum(P, TS, None, None, work,
-                                          None if screen is None else (screen[0], screen[1][:k])) / m
+                                          None if screen is None else screen.slab(0, k)) / m
             if screen is not None:
-                flagged.append(s0 + np.flatnonzero(complete & (screen[1][:k] > 1.0)))
+                flagged.append(s0 + np.flatnonzero(complete & (screen.slab(0, k)[1] > 1.0)))
             if complete.all():
                 ts_out[1:, s0:s1] = TS[1:]
                 tcoh_out[s0:s1] = coh
@@ -461,14 +475,7 @@ class _Context:
         """
         m, n = self.m, self.n
         k = phase.shape[1]
-        phi = np.array(phase, dtype=np.float64)  # copy, modified below
-        valid = np.isfinite(phi)
-        if weight is not None:
-            w = np.array(weight, dtype=np.float64)
-            with np.errstate(invalid="ignore"):
-                valid &= (w > 0) & (w < np.inf)  # NaN compares False
-        else:
-            w = None
+        phi, valid, w = _used_pairs(phase, weight)
         coh_phi = coh_invalid = None
         if drop is not None:  # the coherence sees every used pair, the solve not the dropped ones
             coh_invalid = ~valid
@@ -603,11 +610,10 @@ class _Context:
         return out
 
     # ---------------------------------------------------------------- screened least squares
-    def _residual(self, phi, x) -> np.ndarray:
-        """(m, k) φ − Aφ_ts for ``x`` (n−1, k), the time series without the first date."""
-        r = phi.copy()
-        r[self.d2 > 0] -= x[self.d2[self.d2 > 0] - 1]
-        r[self.d1 > 0] += x[self.d1[self.d1 > 0] - 1]
+    def _residual(self, phi, xf) -> np.ndarray:
+        """(m, k) φ − Aφ_ts for ``xf`` (n, k), the time series with the first date (0)."""
+        r = phi - xf[self.d2]
+        r += xf[self.d1]
         return r
 
     def cycle_errors(self, phase, weight, ts) -> np.ndarray:
@@ -620,15 +626,8 @@ class _Context:
         """
         assert self.robust is not None
         tau = self.robust
-        phi = np.array(phase, dtype=np.float64)
-        valid = np.isfinite(phi)
-        if weight is not None:
-            w = np.array(weight, dtype=np.float64)
-            with np.errstate(invalid="ignore"):
-                valid &= (w > 0) & (w < np.inf)
-            s = np.sqrt(np.where(valid, w, 0.0))
-        else:
-            s = valid.astype(np.float64)
+        phi, valid, w = _used_pairs(phase, weight)
+        s = valid.astype(np.float64) if w is None else np.sqrt(np.where(valid, w, 0.0))
         np.copyto(phi, 0.0, where=~valid)
         gaps = self._num_gaps(valid)
         nsb = gaps > 0 if self.nsbas is not None else np.zeros(phi.shape[1], dtype=bool)
@@ -636,7 +635,7 @@ class _Context:
         for c0 in range(0, phi.shape[1], _L1_SLAB):
             cc = slice(c0, min(c0 + _L1_SLAB, phi.shape[1]))
             x1 = self._irls_l1(phi[:, cc], s[:, cc], np.asarray(ts[:, cc], dtype=np.float64), nsb[cc])
-            d = np.abs(self._residual(phi[:, cc], x1)) > tau
+            d = np.abs(self._residual(phi[:, cc], np.vstack([np.zeros((1, x1.shape[1])), x1]))) > tau
             d &= valid[:, cc]
             drop[:, cc] = d
         keep = valid & ~drop
@@ -710,8 +709,7 @@ class _Context:
         h_δ(r) = |r| + max(δ − |r|, 0)²/(2δ), i.e. (r² + δ²)/(2δ) below δ: within δ/2 of |r|, and
         the function an IRLS step with weights s/max(|r|, δ) cannot increase (majorisation–minimisation).
         """
-        r = phi - xf[self.d2]
-        r += xf[self.d1]
+        r = self._residual(phi, xf)
         a = np.abs(r)
         f = np.einsum("mk,mk->k", s, a)
         np.subtract(delta, a, out=a)
