@@ -197,7 +197,12 @@ def _prepare(stack: IfgramStack, dataset: str, reference: bool) -> tuple[np.ndar
 
 def _read_referenced(stack: IfgramStack, dataset: str, block: Block, used: np.ndarray,
                      ref: np.ndarray) -> np.ndarray:
-    data = _read_layers(stack, dataset, block, used).astype(np.float32, copy=False)
+    return _referenced(_read_layers(stack, dataset, block, used), ref)
+
+
+def _referenced(data: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """float32 ``data − ref`` (a new array), no-data (0, NaN) as NaN."""
+    data = data.astype(np.float32, copy=False)
     nodata = ~np.isfinite(data) | (data == 0)
     data = data - ref.astype(np.float32)[:, None, None]
     data[nodata] = np.nan
@@ -271,13 +276,8 @@ def _scan_block_union(local: np.ndarray, pos_used: np.ndarray, ref: np.ndarray, 
                       pos_extra: np.ndarray, item: tuple[Block, np.ndarray | None], raw: np.ndarray):
     """:func:`_scan_block` and the piggybacked map of one block, from the raw layers of the union."""
     other = extra.compute(item[0], raw[pos_extra] if pos_extra.size < raw.shape[0] else raw)
-    data = raw[pos_used] if pos_used.size < raw.shape[0] else raw
+    data = _referenced(raw[pos_used] if pos_used.size < raw.shape[0] else raw, ref)
     del raw
-    data = data.astype(np.float32, copy=True)  # as _read_referenced
-    nodata = ~np.isfinite(data) | (data == 0)
-    data -= ref.astype(np.float32)[:, None, None]
-    data[nodata] = np.nan
-    del nodata
     return (*_scan_block(local, item, data), other)
 
 

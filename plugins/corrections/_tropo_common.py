@@ -286,6 +286,13 @@ def delay_file_signature(items: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(items)).encode()).hexdigest()[:32]
 
 
+def delay_signatures(items: Sequence, keys: dict[int, str]) -> tuple[str, str]:
+    """(base, whole) signatures of a delay file: ``items`` what every date shares, ``keys`` (by
+    date index) what each date's delay comes from; the whole one covers both (full reuse, see
+    :func:`reusable_delay_file`), the base one lets single dates be copied (:func:`write_delay_file`)."""
+    return delay_file_signature(items), delay_file_signature([*items, *keys.values()])
+
+
 def reusable_delay_file(path: Path, ts: TimeSeries, signature: str) -> bool:
     """True when ``path`` was written from the same inputs for this grid (MintPy's update mode)."""
     if not path.exists():

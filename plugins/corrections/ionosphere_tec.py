@@ -61,8 +61,8 @@ from sbts.plugins.corrections._los import azimuth_angle
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
     apply_delay,
-    delay_file_signature,
     delay_key_attrs,
+    delay_signatures,
     resolve_path,
     reusable_delay_file,
     reusable_layers,
@@ -173,11 +173,9 @@ class IonosphereTec(Correction):
         delay_path = Path(context.work_dir) / "inputs" / f"TEC{options.solution[0]}lr.h5"
         delay_path.parent.mkdir(parents=True, exist_ok=True)
         geom_id = "" if geom.path is None else f"{Path(geom.path).resolve()}|{Path(geom.path).stat().st_mtime_ns}"
-        base = delay_file_signature(["TEC", options.solution, repr(frequency), geom_id, *ts.shape])
         keys = {i: f"{times[i].isoformat()}|{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}"
                 for i, f in sorted(files.items())}
-        sig = delay_file_signature(["TEC", options.solution, repr(frequency), geom_id, *ts.shape]
-                                   + list(keys.values()))
+        base, sig = delay_signatures(["TEC", options.solution, repr(frequency), geom_id, *ts.shape], keys)
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same IONEX files, times and geometry)", delay_path)
         else:  # the dates already in the file (same IONEX file, time and geometry) are copied

@@ -42,8 +42,8 @@ from sbts.plugins.corrections._los import azimuth_angle, bilinear, los_unit_vect
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
     apply_delay,
-    delay_file_signature,
     delay_key_attrs,
+    delay_signatures,
     reusable_delay_file,
     reusable_layers,
 )
@@ -139,17 +139,21 @@ class SolidEarthTides(Correction):
         set_path = Path(context.work_dir) / "inputs" / "SET.h5"
         set_path.parent.mkdir(parents=True, exist_ok=True)
         geom_id = "" if geom.path is None else f"{Path(geom.path).resolve()}|{Path(geom.path).stat().st_mtime_ns}"
-        sig = delay_file_signature(["SET", GRID_STEP, geom_id, *ts.shape, *(t.isoformat() for t in times)])
+        base, sig = delay_signatures(["SET", GRID_STEP, geom_id, *ts.shape], _date_keys(times))
         if reusable_delay_file(set_path, ts, sig):
             logger.info("reusing %s (same dates, times and geometry)", set_path)
         else:  # the dates already in SET.h5 (same time, geometry and grid) are copied, the others computed
-            base = delay_file_signature(["SET", GRID_STEP, geom_id, *ts.shape])
             write_set_file(context, ts, geom, times, set_path, sig, base)
         out = Path(context.output_file)
         corrected, _ = apply_delay(context, ts, set_path, out, {KEY: "yes"}, "solid Earth tide")
         summary = f"removed the solid Earth tides from {len(corrected)} of {n} dates ({set_path.name})"
         logger.info(summary)
         return CorrectionResult(out, extra_outputs=(set_path,), summary=summary)
+
+
+def _date_keys(times: list[_dt.datetime]) -> dict[int, str]:
+    """What each date's tide comes from (besides the geometry and grid): its acquisition time."""
+    return {i: t.isoformat() for i, t in enumerate(times)}
 
 
 def write_set_file(context: CorrectionContext, ts: TimeSeries, geom: GeometryAccess, times: list[_dt.datetime],
@@ -162,7 +166,7 @@ def write_set_file(context: CorrectionContext, ts: TimeSeries, geom: GeometryAcc
     """
     purpose = "the solid Earth tides"
     n = len(times)
-    keys = {i: t.isoformat() for i, t in enumerate(times)}
+    keys = _date_keys(times)
     reuse = reusable_layers(path, ts, base, keys) if base is not None else {}
     new = [i for i in range(n) if i not in reuse]
     # per pixel: the interpolated (n, 3) tides in float64, the LOS (n) and the geometry layers

@@ -59,7 +59,7 @@ from sbts.core.api import (
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
     apply_delay,
-    delay_file_signature,
+    delay_signatures,
     expected_output,
     incidence_cosine,
     provenance,
@@ -201,9 +201,8 @@ class PyapsDelay(_TroposphericDelay):
                            hour, ", ".join(missing))
         out_path = expected_output(context, self.suffix, model)
         delay_path = Path(context.work_dir) / "inputs" / f"{model}.h5"
-        base = delay_file_signature([model, hour, str(geom.path), _mtime(geom.path), *ts.shape])
         keys = {i: f"{ts.date_strings[i]}|{f.name}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()}
-        sig = delay_file_signature([model, hour, str(geom.path), _mtime(geom.path), *ts.shape] + list(keys.values()))
+        base, sig = delay_signatures([model, hour, str(geom.path), _mtime(geom.path), *ts.shape], keys)
         extra = {METHOD_KEY: "pyaps", MODEL_KEY: model, "SBTS_DELAY_INPUTS": sig}
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same weather files and geometry)", delay_path)
@@ -519,9 +518,8 @@ class GacosDelay(_TroposphericDelay):
         lat, lon = geom.lat_lon(None, "resampling the GACOS maps")
         cos = incidence_cosine(geom, None, "the zenith→LOS mapping of the GACOS delay")
         delay_path = Path(context.work_dir) / "inputs" / "GACOS.h5"
-        base = delay_file_signature(["GACOS", str(geom.path), _mtime(geom.path), *ts.shape])
         keys = {i: f"{ts.date_strings[i]}|{f}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()}
-        sig = delay_file_signature(["GACOS", str(geom.path), _mtime(geom.path), *ts.shape] + list(keys.values()))
+        base, sig = delay_signatures(["GACOS", str(geom.path), _mtime(geom.path), *ts.shape], keys)
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same GACOS files and geometry)", delay_path)
         else:
