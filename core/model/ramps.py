@@ -104,11 +104,15 @@ def _is_shape(value) -> bool:
             and all(isinstance(v, (int, np.integer)) for v in value))
 
 
-def _columns(y: np.ndarray, x: np.ndarray, kind: str) -> np.ndarray:
-    terms = _terms(kind)
-    values = {"1": lambda: np.ones_like(x), "x": lambda: x, "y": lambda: y,
+def _term_values(y: np.ndarray, x: np.ndarray, kind: str) -> list:
+    """The terms of ``kind`` at coordinates ``y``, ``x`` (arrays that broadcast); "1" is the scalar 1."""
+    values = {"1": lambda: 1.0, "x": lambda: x, "y": lambda: y,
               "x2": lambda: x * x, "y2": lambda: y * y, "xy": lambda: x * y}
-    return np.column_stack([values[t]() for t in terms])
+    return [values[t]() for t in _terms(kind)]
+
+
+def _columns(y: np.ndarray, x: np.ndarray, kind: str) -> np.ndarray:
+    return np.column_stack([np.ones_like(x) if np.ndim(v) == 0 else v for v in _term_values(y, x, kind)])
 
 
 def _solve_shared(G: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -247,26 +251,15 @@ def evaluate_ramps(coeffs: np.ndarray, shape: tuple[int, int], kind: str,
     h, w = block.shape
     y = (np.arange(block.row_start, block.row_stop, dtype=np.float64) / max(length, 1))[:, None]
     x = (np.arange(block.col_start, block.col_stop, dtype=np.float64) / max(width, 1))[None, :]
-    # date by date, term by term on the row and column coordinates (the terms are separable but
-    # x·y): no (pixels × terms) design matrix, and one float64 layer of temporaries
-    terms = _terms(kind)
+    # date by date on the terms of the row and column coordinates (all but x·y are a row or a
+    # column): no (pixels × terms) design matrix, and one float64 layer of temporaries
+    terms = _term_values(y, x, kind)
     out = np.empty((coeffs.shape[0], h, w), dtype=dtype)
     layer = np.empty((h, w))
     for i, cf in enumerate(coeffs):
         layer.fill(0.0)
-        for c, term in zip(cf, terms):
-            if term == "1":
-                layer += c
-            elif term == "x":
-                layer += c * x
-            elif term == "y":
-                layer += c * y
-            elif term == "x2":
-                layer += c * (x * x)
-            elif term == "y2":
-                layer += c * (y * y)
-            else:  # xy
-                layer += (c * y) * x
+        for c, v in zip(cf, terms):
+            layer += c * v
         out[i] = layer
     return out
 
