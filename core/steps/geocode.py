@@ -266,8 +266,8 @@ class InverseLookup:
         1e-6-pixel convergence test).
         """
         shape = t1.shape
-        guess = self._node_guess(t1, t2) if t1.ndim == 2 and min(shape) >= 2 * _GUESS_STEP else None
-        coarse = False
+        coarse = t1.ndim == 2 and min(shape) >= 2 * _GUESS_STEP  # first guesses from every 4th target
+        guess = self._node_guess(t1, t2) if coarse else None
         t1, t2 = t1.ravel(), t2.ravel()
         out_r, out_c = np.full(t1.size, np.nan), np.full(t1.size, np.nan)
         ok = np.isfinite(t1) & np.isfinite(t2)
@@ -278,8 +278,7 @@ class InverseLookup:
             r0, c0 = self._tree_guess(a1, a2)
         else:
             r0, c0 = guess[0].ravel()[ok], guess[1].ravel()[ok]
-            guess = None  # the block-shaped guesses are no longer needed
-            coarse = True
+            del guess  # the block-shaped guesses are no longer needed
             missing = np.flatnonzero(np.isnan(r0))  # its node's target is not finite: its own guess
             if missing.size:
                 r0[missing], c0[missing] = self._tree_guess(a1[missing], a2[missing])
