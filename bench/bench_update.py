@@ -7,19 +7,19 @@ same stack without its last date (the 60-date stack, 3 pairs fewer).  Then print
 
 - full:    ``invert_network`` of the 61-date stack from scratch (what a run recomputes without the store);
 - store:   the inversion of the 60-date stack with ``update_store=True`` (the full run that prepares an
-           update: inversion + factor), and the size of ``inversionFactor.h5`` per pixel;
-- update:  ``invert_network`` of the 61-date stack updating from that factor (the 60 → 61 update),
+           update: inversion + store), and the size of ``inversionUpdate.h5`` per pixel;
+- update:  ``invert_network`` of the 61-date stack updating from that store (the 60 → 61 update),
            and its ratio to `full`.
 
-Times are wall seconds in this process (warm page cache; the update must read the phase of every pair
-for the temporal coherence).  The outputs of update and full are compared (max |Δ| / max |ts|).
+Times are wall seconds in this process (warm page cache; the update reads the pairs that end in its
+window).  The outputs of update and full are compared (max |Δ| / max |ts|).
 
 With ``--run`` it times whole ``sbts run`` instead (through ``--end velocity``, troposphere, geocode and
 exports off), on a synthetic GeoTIFF processor stack of ``--run-size`` pixels and 61 dates: the 60-date
 run with the store, the run after the last acquisition's files appear (the update), and a fresh run
 on all files; per-step times of both are printed.
 
-Usage: python bench/bench_update.py [--dir /tmp/sbts_bench_update] [--size 1000 1000]
+Usage: python bench/bench_update.py [--dir /tmp/sbts_bench_update] [--size 1000 1000] [--dates 61]
                                     [--weight no var] [--max-memory 2] [--run [--run-size 300 300]]
 """
 
@@ -147,6 +147,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, nargs=2, default=(1000, 1000))
     ap.add_argument("--weight", nargs="+", default=["no", "var"])
     ap.add_argument("--max-memory", type=float, default=2.0)
+    ap.add_argument("--dates", type=int, default=61, help="dates of the whole stack (the old one has one fewer)")
     ap.add_argument("--run", action="store_true", help="time whole `sbts run` (see the module doc)")
     ap.add_argument("--run-size", type=int, nargs=2, default=(300, 300))
     args = ap.parse_args()
@@ -158,8 +159,9 @@ def main() -> None:
     from sbts.core.inversion.incremental import store_path
 
     root = args.dir
-    t = timed(make_stacks, root, tuple(args.size))
-    print(f"stacks ready in {root} ({t:.1f} s): {args.size[0]} x {args.size[1]} px, 60 -> 61 dates")
+    t = timed(make_stacks, root, tuple(args.size), args.dates)
+    print(f"stacks ready in {root} ({t:.1f} s): {args.size[0]} x {args.size[1]} px, "
+          f"{args.dates - 1} -> {args.dates} dates")
     for weight in args.weight:
         opts = InversionOptions(weight_func=weight, min_temp_coh=0.0, min_num_pixel=0, water_mask_file=None)
         full_wd, upd_wd = root / f"full_{weight}", root / f"upd_{weight}"
@@ -182,8 +184,8 @@ def main() -> None:
         with h5py.File(full_wd / "timeseries.h5", "r") as a, h5py.File(upd_wd / "timeseries.h5", "r") as b:
             ref = a["timeseries"][()]
             diff = float(np.abs(b["timeseries"][()] - ref).max() / np.abs(ref).max())
-        print(f"weight {weight:>3s}: full {t_full:7.2f} s | 60-date inversion + factor {t_store:7.2f} s "
-              f"(factor {size:.0f} B/px) | update {t_upd:7.2f} s = {100 * t_upd / t_full:5.1f} % of full | "
+        print(f"weight {weight:>3s}: full {t_full:7.2f} s | {args.dates - 1}-date inversion + store {t_store:7.2f} s "
+              f"(store {size:.0f} B/px) | update {t_upd:7.2f} s = {100 * t_upd / t_full:5.1f} % of full | "
               f"max|diff|/max|ts| {diff:.1e}")
 
 

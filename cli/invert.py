@@ -45,8 +45,9 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
     WORK_DIR; numGap.h5 with --nsbas, timeseriesDecorCov.h5 when the template asks for
     mintpy.timeFunc.uncertaintyQuantification = covariance.  With --cluster local (or a dask
     scheduler address) blocks run on dask.distributed.  With sbts.networkInversion.updateStore = yes
-    the per-pixel factor is kept in inversionFactor.h5 and, after `sbts load` appended new
-    acquisitions, the outputs are updated exactly from it instead of being recomputed.
+    what an update needs is kept in inversionUpdate.h5 and, after `sbts load` appended new
+    acquisitions, only the last dates are re-solved (equal to a full inversion within float32
+    noise) instead of inverting every pair again.
     """
     from sbts.core.inversion.engine import InversionOptions, invert_network
     from sbts.core.steps.reference import reference_chooser

@@ -340,7 +340,7 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
         Invert relative to this pixel instead of the stack's REF_Y/REF_X, leaving the stack as it is
         (the ionosphere stack takes the phase stack's reference point).
     update_store : bool
-        Store the per-pixel factor of the normal equations beside the outputs, so that a later
+        Store what an update needs beside the outputs (``inversionUpdate.h5``), so that a later
         inversion after new acquisitions were appended updates them exactly from it
         (:mod:`sbts.core.inversion.incremental`).
 

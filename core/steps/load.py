@@ -787,13 +787,17 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
         todo = [k for k in range(len(sources)) if k not in old_pos_new]
         if pool is not None:
             logger.info("reading the interferograms with %d threads", threads)
+        # the copied pairs' stored chunks go over as they are (no decoding); then only new pairs are written
+        raw = {name for name in names if old_file is not None and _copy_chunks(old_file[name], w, name, old_idx, new_idx)}
         for block in progress(blocks, desc="load stack", unit="block"):
             if w.is_done(block):
                 continue
             src = win.source_block(block)
             for name, dtype in names.items():
+                if name in raw and not todo:
+                    continue
                 out = np.empty((len(sources),) + block.shape, dtype)
-                if old_file is not None:
+                if old_file is not None and name not in raw:
                     out[new_idx] = old_file[name][:, block.rows, block.cols][old_idx]
                 fill = functools.partial(_load_pair, out, sources, win, src, name, reader)
                 if pool is None:
@@ -802,8 +806,35 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
                 else:
                     for _ in pool.map(fill, todo):  # raises the first reader error
                         pass
-                w.write(name, out, block)
+                if name in raw:
+                    w.write(name, out[todo], block, layers=np.asarray(todo))
+                else:
+                    w.write(name, out, block)
             w.mark_done(block)
+
+
+def _copy_chunks(src, w, name: str, old_idx: np.ndarray, new_idx: np.ndarray) -> bool:
+    """Copy layers ``old_idx`` of ``src`` to layers ``new_idx`` of ``w``'s dataset ``name`` chunk by
+    chunk, raw (HDF5 direct chunk I/O: the stored bytes, filters and all): the same bits as decoding
+    and writing them again, without the decoding.  False (nothing copied) unless both datasets
+    have one-layer chunks of the same shape, the same dtype and the same filters."""
+    dst = w.file[name]
+    same = (src.chunks is not None and src.chunks == dst.chunks and src.chunks[0] == 1 and src.dtype == dst.dtype
+            and src.shape[1:] == dst.shape[1:] and src._filters == dst._filters)
+    if not same or not old_idx.size:
+        return False
+    (_, rows, cols), (length, width) = src.chunks, src.shape[1:]
+    offsets = [(r, c) for r in range(0, length, rows) for c in range(0, width, cols)]
+    try:
+        for i, j in zip(old_idx.tolist(), new_idx.tolist()):
+            for r, c in offsets:
+                mask, data = src.id.read_direct_chunk((i, r, c))
+                dst.id.write_direct_chunk((j, r, c), data, mask)
+    except (OSError, KeyError, ValueError) as exc:  # a chunk never written (fill value): decode instead
+        logger.debug("%s: raw chunk copy of %s not possible (%s)", w.path, name, exc)
+        return False
+    w.flush()
+    return True
 
 
 def _load_pair(out: np.ndarray, sources: list, win: Window, src: Block, name: str, reader: str, k: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from pathlib import Path
 
 import h5py
@@ -20,7 +21,6 @@ import pytest
 
 from sbts.core.inversion import incremental
 from sbts.core.inversion.engine import InversionOptions, invert_network
-from sbts.core.inversion.kernel import invert_block
 from sbts.core.io.products import StackWriter, TimeSeries
 from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo, Reference
 from sbts.core.model.pairs import Pairs
@@ -98,11 +98,13 @@ def test_update_equals_full_inversion(data, tmp_path, weight, caplog):
     caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
     invert_network(upd / "inputs/ifgramStack.h5", upd, _opts(weight), update_store=True, max_memory=0.002)
     assert "inversion updated" in caplog.text and "full inversion" not in caplog.text
-    import re
 
-    exact, redone = (int(v) for v in re.search(r"updated: (\d+) pixel\(s\) from the stored factor, (\d+)",
-                                                 caplog.text).groups())
-    assert exact + redone == L * W and exact >= 0.9 * L * W and redone >= 2
+    exact, redone, empty = (int(v) for v in re.search(
+        r"updated: (\d+) pixel\(s\) updated, (\d+) inverted from all their pairs, (\d+) left empty",
+        caplog.text).groups())
+    # (10, 10) had no pair on the old last date: inverted from the pairs the store kept; (11, 11) has none
+    # on the new date: left empty without reading its early pairs
+    assert exact + redone + empty == L * W and exact >= 0.9 * L * W and redone >= 1 and empty >= 1
     invert_network(_appended(full, data), full, _opts(weight))
     ts_u, tc_u, num_u = _read(upd)
     ts_f, tc_f, num_f = _read(full)
@@ -112,10 +114,12 @@ def test_update_equals_full_inversion(data, tmp_path, weight, caplog):
     np.testing.assert_allclose(tc_u, tc_f, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(num_u, num_f)
     assert num_u[11, 11] == 0 and num_u[10, 10] > 0
-    # the stored factor was moved on: it is the factor of the whole stack (a second append would build on it)
+    # the store was moved on: it is that of the whole stack (a second append builds on it)
     with h5py.File(incremental.store_path(upd), "r") as f:
-        info = json.loads(f.attrs["SBTS_FACTOR"])
+        info = json.loads(f.attrs["SBTS_UPDATE_STORE"])
+        assert f["x"].shape[0] == 2 * 3 + incremental.STORE_AHEAD  # the dates the next update needs
     assert info["stack_signature"] == "new" and len(info["dates"]) == N0 + 1
+    assert info["frozen"] == N0 - 3 - incremental.WINDOW_MARGIN
 
 
 def test_update_falls_back_to_full_inversion(data, tmp_path, caplog):
@@ -132,67 +136,148 @@ def test_update_falls_back_to_full_inversion(data, tmp_path, caplog):
     assert "options" in caplog.text and "inversion updated" not in caplog.text
 
 
-def test_pixel_whose_last_date_was_unconstrained_is_inverted_from_all_pairs():
-    """Array level: a pixel whose old last date had no valid pair is not in the factor (flagged);
-    the others extend to the kernel's answer."""
-    rng = np.random.default_rng(0)
-    n, k = 12, 50
-    pairs = _network(n)
+def _chain(n: int, k: int, seed: int, neighbours: int = 3):
+    rng = np.random.default_rng(seed)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, min(n, i + 1 + neighbours))]
     d1, d2 = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     truth = np.cumsum(rng.normal(0, 1, (n, k)), axis=0)
     truth -= truth[0]
-    phase = truth[d2] - truth[d1] + rng.normal(0, 0.1, (len(pairs), k))
-    phase[d2 == n - 2, 0] = np.nan  # pixel 0: date n−2 has no pair among the old ones
-    weight = rng.uniform(0.5, 2, phase.shape)
+    phase = truth[d2] - truth[d1] + rng.normal(0, 0.3, (len(pairs), k))
+    weight = rng.uniform(0.5, 30, phase.shape)
+    return d1, d2, phase, weight
+
+
+@pytest.mark.parametrize("neighbours,weighted", [(2, True), (3, True), (5, True), (3, False)])
+def test_window_solve_with_the_kept_dates_fixed_is_the_full_solution(neighbours, weighted):
+    """Array level, against an independent reference (numpy lstsq of the whole weighted system):
+    old solution held before the window, the window re-solved; the window equals the full solution
+    of old + new pairs within 1e-6 rad once its margin is wide, and for every margin the kept dates
+    really move (full vs old) by no more than the first window dates do — the maximum-principle bound
+    the update tests pixel by pixel."""
+    n, k = 40, 30
+    d1, d2, phase, weight = _chain(n, k, seed=neighbours, neighbours=neighbours)
+    if not weighted:  # unit weights; a few pixels miss pairs (the others share one factor)
+        weight = np.ones_like(phase)
+        phase[np.random.default_rng(1).random(phase.shape) < 0.02] = np.nan
     old = d2 < n - 1
-    state = incremental.factorize(phase[old], weight[old], d1[old], d2[old], n - 1)
-    assert not state.exact[0] and state.exact[1:].all()
-    new = incremental.extend(state, phase[~old], weight[~old], d1[~old], d2[~old], n)
-    assert not new.exact[0] and new.exact[1:].all()
-    ref = invert_block(phase, d1, d2, np.arange(n) / 30.0, weight=weight).timeseries
-    x = incremental.solve(new)
-    np.testing.assert_allclose(x[:, 1:], ref[1:, 1:], rtol=0, atol=1e-5 * np.abs(ref).max())
+
+    def lstsq(rows, num):
+        A = np.zeros((rows.sum(), num - 1))
+        idx = np.flatnonzero(rows)
+        A[np.arange(idx.size), d2[idx] - 1] = 1
+        has1 = d1[idx] > 0
+        A[np.flatnonzero(has1), d1[idx][has1] - 1] = -1
+        out = np.zeros((num, k))
+        for p in range(k):
+            use = np.isfinite(phase[idx, p])
+            sw = np.sqrt(weight[idx, p])[use]
+            out[1:, p] = np.linalg.lstsq(A[use] * sw[:, None], phase[idx, p][use] * sw, rcond=None)[0]
+        return out
+
+    x_old, x_new = lstsq(old, n - 1), lstsq(np.ones_like(old), n)
+    for margin in (2, 4, 8, 30):
+        start = max(1, n - 1 - neighbours - margin)
+        lo = max(0, start - neighbours)
+        win = d2 >= start
+        xw, ok, red = incremental.solve_window(phase[win], weight[win] if weighted else None, d1[win], d2[win], start,
+                                          x_old[lo:start], lo, n)
+        assert ok.all()
+        moved = np.abs(xw[:neighbours] - x_old[start:start + neighbours]).max(axis=0)
+        kept_change = np.abs(x_new[:start] - x_old[:start]).max(axis=0)
+        assert (kept_change <= moved * (1 + 1e-9) + 1e-12).all()
+        err = np.abs(xw - x_new[start:]).max(axis=0)
+        assert (err <= 2 * moved + 1e-12).all()  # the window's own error is of the same order
+        if margin == 30:
+            np.testing.assert_allclose(xw, x_new[start:], rtol=0, atol=1e-6)
+
+
+def test_window_flags_a_new_date_without_pairs():
+    n, k = 20, 6
+    d1, d2, phase, weight = _chain(n, k, seed=1)
+    phase[d2 == n - 1, 2] = np.nan  # pixel 2: the new date has no valid pair
+    start = 10
+    win = d2 >= start
+    _, ok, red = incremental.solve_window(phase[win], weight[win], d1[win], d2[win], start, np.zeros((3, k)), 7, n)
+    assert not ok[2] and ok[[0, 1, 3, 4, 5]].all()
+    assert not red[2] and red[[0, 1, 3, 4, 5]].all()  # what fails is the redundancy: the solver leaves it empty
 
 
 def test_killed_update_leaves_previous_products_and_the_rerun_completes(data, tmp_path, monkeypatch, caplog):
-    """Interrupted in the middle of its blocks: the 60-date products and factor stay as they were, no
-    partial file is left; the rerun updates.  Interrupted after the factor took its new name but
-    before the time series did (simulated by restoring the old time series): the rerun solves from
-    the moved-on factor.  Both end equal to a full inversion."""
+    """Interrupted in the middle of its blocks: the 60-date products and store stay as they were, no
+    partial file is left; the rerun updates.  Interrupted after the products took their new names
+    but before the store did (the store is renamed last; simulated by restoring the old store and
+    one old product): the rerun updates again from the old store and the new products' early dates,
+    with the same result.  Both end equal to a full inversion."""
     wd, full = tmp_path / "wd", tmp_path / "full"
     stack = _write(wd / "inputs/ifgramStack.h5", data, N0, "old")
     invert_network(stack, wd, _opts("var"), update_store=True, max_memory=0.002)
     before = {p.name: p.read_bytes() for p in wd.glob("*.h5")}
     _appended(wd, data)
     calls = {"n": 0}
-    real = incremental.temporal_coherence
+    real = incremental.residual_sums
 
     def dying(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:  # in the second block
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(incremental, "temporal_coherence", dying)
+    monkeypatch.setattr(incremental, "residual_sums", dying)
     with pytest.raises(KeyboardInterrupt):
         invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
-    assert calls["n"] == 2
+    assert calls["n"] == 3
     assert {p.name: p.read_bytes() for p in wd.glob("*.h5")} == before
     assert not [p for p in wd.iterdir() if ".part" in p.name or p.name.endswith(".tmp")]
-    monkeypatch.setattr(incremental, "temporal_coherence", real)
+    monkeypatch.setattr(incremental, "residual_sums", real)
     invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
     invert_network(_appended(full, data), full, _opts("var"))
     ts_f = _read(full)[0]
-    np.testing.assert_allclose(_read(wd)[0], ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+    first = _read(wd)[0]
+    np.testing.assert_allclose(first, ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
 
-    (wd / "timeseries.h5").write_bytes(before["timeseries.h5"])  # the factor moved on, the series did not
+    # killed between the products' renames and the store's
+    incremental.store_path(wd).write_bytes(before[incremental.STORE_FILE])
+    (wd / "temporalCoherence.h5").write_bytes(before["temporalCoherence.h5"])
     caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
     invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
-    assert "0 new pair(s), 1 new date(s) on the stored factor" not in caplog.text
-    assert "inversion updated" in caplog.text
-    ts_u = _read(wd)[0]
-    assert ts_u.shape[0] == N0 + 1
-    np.testing.assert_allclose(ts_u, ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+    assert "inversion updated" in caplog.text and "full inversion" not in caplog.text
+    again = _read(wd)[0]
+    np.testing.assert_array_equal(again, first)
+
+
+def test_update_after_reference_date_and_twice(data, tmp_path, caplog):
+    """The chain re-references timeseries.h5 to another date (reference_date): the update brings its
+    early dates back to the first date.  A second append builds on the first update's store (its
+    sparse pixels included).  Both equal full inversions."""
+    from sbts.core.steps.refdate import reference_date
+
+    dates, pairs, phase, coh = data
+    wd = tmp_path / "wd"
+    n1 = N0 - 1  # 59 dates, then 60, then 61
+    sub = lambda n: (dates, pairs, phase, coh)  # noqa: E731
+    stack = _write(wd / "inputs/ifgramStack.h5", sub(n1), n1, "s59")
+    invert_network(stack, wd, _opts("coh"), update_store=True, max_memory=0.002)
+    reference_date([wd / "timeseries.h5"], dates[20].strftime("%Y%m%d"))
+    caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+    for num, old_sig, sig in ((N0, "s59", "s60"), (N0 + 1, "s60", "s61")):
+        _write(wd / "inputs/ifgramStack.h5", data, num, sig)
+        (wd / "inputs/ifgramStack_load.json").write_text(
+            json.dumps({"signature": sig, "update": {"old_signature": old_sig}}))
+        invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("coh"), update_store=True, max_memory=0.002)
+        full = tmp_path / f"full{num}"
+        invert_network(_write(full / "inputs/ifgramStack.h5", data, num, sig), full, _opts("coh"))
+        ts_u, tc_u, num_u = _read(wd)
+        ts_f, tc_f, num_f = _read(full)
+        np.testing.assert_allclose(ts_u, ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+        np.testing.assert_allclose(tc_u, tc_f, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(num_u, num_f)
+    assert caplog.text.count("inversion updated") == 2 and "full inversion" not in caplog.text
+    # (10, 10) was left empty by the first update (its date 59 had no pair), and inverted from all its
+    # pairs by the second (59 → 60 has data); (11, 11) is left empty by the second, its early pairs not read
+    assert "0 inverted from all their pairs, 1 left empty" in caplog.text
+    assert "1 inverted from all their pairs, 1 left empty" in caplog.text
+    with h5py.File(incremental.store_path(wd), "r") as f:
+        assert f["exact"][11, 11] == 0 and 11 * W + 11 not in f["sparse/pixel"][()]
 
 
 def test_pair_between_old_dates_means_a_full_inversion(data, tmp_path, caplog):
@@ -223,3 +308,46 @@ def test_update_store_is_refused_where_the_update_would_not_be_exact(data, tmp_p
     with pytest.raises(TemplateError, match="updateStore"):
         invert_network(stack, wd, replace(_opts("no"), **change), update_store=True)
     assert not (wd / "timeseries.h5").exists() and not incremental.store_path(wd).exists()
+
+
+def test_appending_many_dates_at_once_widens_the_window(data, tmp_path, caplog):
+    """45 dates, +11 at once, then +5: the first update re-solves the margin and the 11 dates; the
+    second cannot start its window 11 dates later than the first (the store keeps STORE_AHEAD dates
+    past the first window's start), so it re-solves a wider window.  Both equal full inversions."""
+    wd = tmp_path / "wd"
+    invert_network(_write(wd / "inputs/ifgramStack.h5", data, 45, "s45"), wd, _opts("var"), update_store=True)
+    caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+    for num, old_sig in ((56, "s45"), (N0 + 1, "s56")):
+        sig = f"s{num}"
+        _write(wd / "inputs/ifgramStack.h5", data, num, sig)
+        (wd / "inputs/ifgramStack_load.json").write_text(
+            json.dumps({"signature": sig, "update": {"old_signature": old_sig}}))
+        invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
+        full = tmp_path / f"full{num}"
+        invert_network(_write(full / "inputs/ifgramStack.h5", data, num, sig), full, _opts("var"))
+        ts_u, tc_u, num_u = _read(wd)
+        ts_f, tc_f, num_f = _read(full)
+        np.testing.assert_allclose(ts_u, ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+        np.testing.assert_allclose(tc_u, tc_f, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(num_u, num_f)
+    solved = [int(v) for v in re.findall(r"re-solving the last (\d+) dates", caplog.text)]
+    assert "full inversion" not in caplog.text
+    # the first window: margin + bandwidth + 11 new dates; the second starts where the store reaches
+    first_start = 45 - 3 - incremental.WINDOW_MARGIN
+    assert solved == [incremental.WINDOW_MARGIN + 3 + 11, N0 + 1 - (first_start + incremental.STORE_AHEAD)]
+
+
+def test_short_stack_update_re_solves_every_date(data, tmp_path, caplog):
+    """A stack shorter than the window (20 → 21 dates): nothing is held fixed, no early pair exists,
+    and the update still equals a full inversion."""
+    wd = tmp_path / "wd"
+    invert_network(_write(wd / "inputs/ifgramStack.h5", data, 20, "s20"), wd, _opts("var"), update_store=True)
+    _write(wd / "inputs/ifgramStack.h5", data, 21, "s21")
+    (wd / "inputs/ifgramStack_load.json").write_text(json.dumps({"signature": "s21", "update": {"old_signature": "s20"}}))
+    caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+    invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True)
+    assert "re-solving the last 20 dates" in caplog.text and "full inversion" not in caplog.text
+    full = tmp_path / "full"
+    invert_network(_write(full / "inputs/ifgramStack.h5", data, 21, "s21"), full, _opts("var"))
+    ts_f = _read(full)[0]
+    np.testing.assert_allclose(_read(wd)[0], ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())

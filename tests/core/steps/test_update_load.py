@@ -79,7 +79,11 @@ def test_append_equals_fresh_load_and_reads_only_new_files(written, tmp_path, mo
         return real(layer, src, path, name, reader)
 
     monkeypatch.setattr(load_mod, "_read_layer", counting)
+    copied: list[bool] = []  # the old pairs go over as raw chunks (no decoding) ...
+    real_copy = load_mod._copy_chunks
+    monkeypatch.setattr(load_mod, "_copy_chunks", lambda *a: copied.append(real_copy(*a)) or copied[-1])
     load_data(t, old_wd, base_dir=cfg.parent)
+    assert copied and all(copied)  # ... and the file is still a fresh load's, bit for bit (below)
     last = synth.date_list[-1]
     stack_reads = [r for r in reads if ":unwrapPhase" in r or ":coherence" in r]
     new_pairs = [f"{a}_{b}" for a, b, _ in geotiff.pairs(synth) if b == last]

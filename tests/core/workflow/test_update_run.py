@@ -1,5 +1,5 @@
 """``sbts run`` after new acquisitions were appended (issue 18 §3): the load appends, the reference
-point is kept, the inversion is updated exactly from the stored factor, and the products equal a
+point is kept, the inversion is updated from the store (last dates re-solved), and the products equal a
 full run on the whole stack (float32 noise: 2e-6 of the largest displacement / velocity)."""
 
 from __future__ import annotations
