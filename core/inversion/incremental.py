@@ -183,14 +183,7 @@ def factorize(phase: np.ndarray, weight: np.ndarray | None, d1, d2, num_date: in
 
 def solve(state: FactorState) -> np.ndarray:
     """x (n−1, k) from Lᵀx = y (back substitution); zeros where not ``exact``."""
-    band, y = state.band, state.y
-    rows, bw = band.shape[0], state.bandwidth
-    x = np.zeros_like(y)
-    for i in range(rows - 1, -1, -1):
-        acc = y[i].copy()
-        for t in range(1, min(bw, rows - 1 - i) + 1):
-            acc -= band[i + t, t] * x[i + t]
-        x[i] = acc / band[i, 0]
+    x = _back_substitute(state.band, state.y)
     x[:, ~state.exact] = 0.0
     return x
 
@@ -322,7 +315,13 @@ def _solve_shared(band: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         for t in range(1, min(bw, i) + 1):
             acc -= band[i, t] * y[i - t]
         y[i] = acc / band[i, 0]
-    x = np.empty_like(rhs)
+    return _back_substitute(band, y)
+
+
+def _back_substitute(band: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x from Lᵀx = y; ``band[i, t]`` = L[i, i − t], per pixel (B+1, k) or one factor for all (B+1,)."""
+    rows, bw = band.shape[0], band.shape[1] - 1
+    x = np.zeros_like(y)
     for i in range(rows - 1, -1, -1):
         acc = y[i].copy()
         for t in range(1, min(bw, rows - 1 - i) + 1):
