@@ -117,17 +117,17 @@ def bench_run(root: Path, shape: tuple[int, int]) -> None:
     held.mkdir()
     for p in late:
         shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
-    t_first = timed(run_workflow, cfg, work_dir=root / "upd", end="velocity")
+    t_first = timed(run_workflow, cfg, work_dir=root / "upd", end="velocity", plot=False)
     for p in late:
         shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
     start = time.perf_counter()
-    upd = run_workflow(cfg, work_dir=root / "upd", end="velocity")
+    upd = run_workflow(cfg, work_dir=root / "upd", end="velocity", plot=False)
     t_upd = time.perf_counter() - start
     with h5py.File(root / "upd/inputs/ifgramStack.h5", "r") as f:
         ref = f.attrs["REF_Y"], f.attrs["REF_X"]
     full_cfg.write_text(text + RUN_OPTIONS.format(store="no") + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
     start = time.perf_counter()
-    full = run_workflow(full_cfg, work_dir=root / "full", end="velocity")
+    full = run_workflow(full_cfg, work_dir=root / "full", end="velocity", plot=False)
     t_full = time.perf_counter() - start
     print(f"sbts run, {shape[0]} x {shape[1]} px, {len(synth.date1_index)} pairs / 61 dates (GeoTIFF): 60-date run "
           f"with the store {t_first:.1f} s; update run {t_upd:.1f} s = {100 * t_upd / t_full:.0f} % of the full run "

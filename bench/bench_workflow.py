@@ -68,6 +68,7 @@ mintpy.timeFunc.polynomial         = 1
 mintpy.geocode                     = yes
 mintpy.save.kmz                    = yes
 mintpy.save.hdfEos5                = yes
+mintpy.plot                        = no   # the pictures are not part of the timed chain (MintPy's times: plot no)
 mintpy.compute.maxMemory           = {max_memory}
 mintpy.compute.numWorker           = {workers}
 """

@@ -25,7 +25,9 @@ class _RunCommand(click.Command):
 @click.option("--dostep", default=None, metavar="STEP", help="Run only this step.")
 @click.option("--start", default=None, metavar="STEP", help="Start at this step.")
 @click.option("--end", default=None, metavar="STEP", help="Stop after this step.")
-@click.option("--plot", is_flag=True, help="Write the overview pictures into WORK_DIR/pic.")
+@click.option("--plot/--no-plot", default=None,
+              help="Draw the overview pictures into WORK_DIR/pic (default: as mintpy.plot says, yes unless set "
+                   "to no, when a step ran and more than one step was selected).")
 @o.work_dir_opt
 @o.max_memory_opt
 @o.num_worker_opt
@@ -38,7 +40,8 @@ def run(template, dostep, start, end, plot, work_dir, max_memory, num_worker, cl
     to its folder.  Steps whose outputs exist and whose options and inputs are unchanged since they
     last ran are skipped; --force reruns them.  The options of every step are checked first.  An
     interrupted run rerun continues where it stopped.  The run writes sbts_run.log and
-    sbts_run_summary.txt; --plot fills pic/.
+    sbts_run_summary.txt; with mintpy.plot = yes (the default) it draws the
+    overview pictures into pic/.
 
     Correction and exporter plugins run in the slot they declare; a third-party correction without a
     switch of its own joins with the template key sbts.run.extraCorrections = NAME[, NAME].

@@ -75,7 +75,7 @@ def open_dataset(path: PathLike, dataset: str | Sequence[str] | None = None, *, 
 
 def run(template: PathLike | None = None, steps: str | Sequence[str] | None = None, *, start: str | None = None,
         end: str | None = None, work_dir: PathLike | None = None, settings: Mapping[str, Any] | None = None,
-        force: bool = False, plot: bool = False, max_memory: float | None = None,
+        force: bool = False, plot: bool | None = None, max_memory: float | None = None,
         num_worker: int | str | None = None, cluster: str | None = None) -> list:
     """Run steps of the small-baseline workflow, as ``sbts run`` (MintPy's smallbaselineApp.py).
 
@@ -95,8 +95,10 @@ def run(template: PathLike | None = None, steps: str | Sequence[str] | None = No
         Template keys set for this run (``{"mintpy.network.excludeIfgIndex": [3, 7]}``).
     force : bool
         Rerun steps whose outputs are up to date.
-    plot : bool
-        Write the overview pictures into ``work_dir/pic``.
+    plot : bool, optional
+        Draw the overview pictures into ``work_dir/pic``: True always, False never, None (default)
+        as ``mintpy.plot`` says (yes unless set to no) when more than one step was selected and a
+        step ran or ``pic`` does not exist.
     max_memory : float, optional
         GB per block (``mintpy.compute.maxMemory``).
     num_worker : int or str, optional

@@ -12,6 +12,8 @@ marker, a click or a transect line means the same point at any zoom.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import fnmatch
 import logging
 import math
@@ -29,6 +31,28 @@ from sbts.core.model.metadata import Metadata
 logger = logging.getLogger(__name__)
 
 MAX_DISPLAY_PIXELS = 2000  # per axis: beyond this, maps are decimated for display
+DEFAULT_DPI = 150.0
+
+# the resolution and decimation of the pictures being drawn: ``sbts run`` sets them from
+# ``mintpy.plot.dpi`` / ``mintpy.plot.maxMemory`` around the overview (:func:`picture_settings`)
+_DPI: contextvars.ContextVar[float] = contextvars.ContextVar("sbts_plot_dpi", default=DEFAULT_DPI)
+_MAX_PIXELS: contextvars.ContextVar[int] = contextvars.ContextVar("sbts_plot_max_pixels", default=MAX_DISPLAY_PIXELS)
+
+
+@contextlib.contextmanager
+def picture_settings(dpi: float | None = None, max_pixels: int | None = None):
+    """Within the block, figures are written at ``dpi`` and maps decimated to ``max_pixels`` per
+    axis unless a call says otherwise (the overview's callers set them once, not per plot)."""
+    tokens = []
+    if dpi is not None:
+        tokens.append((_DPI, _DPI.set(float(dpi))))
+    if max_pixels is not None:
+        tokens.append((_MAX_PIXELS, _MAX_PIXELS.set(int(max_pixels))))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
 EARTH_RADIUS_KM = 6371.0088
 
 # display unit → (file unit, factor)
@@ -59,8 +83,11 @@ def new_figure(interactive: bool = False, figsize: tuple[float, float] = (7.0, 5
     return Figure(figsize=figsize, **kwargs)
 
 
-def finish(fig, save: str | os.PathLike | None = None, interactive: bool = False, dpi: int = 150) -> Path | None:
-    """Write ``fig`` to ``save`` (format from the extension) and show it if interactive."""
+def finish(fig, save: str | os.PathLike | None = None, interactive: bool = False,
+           dpi: float | None = None) -> Path | None:
+    """Write ``fig`` to ``save`` (format from the extension) and show it if interactive; ``dpi``
+    default: :func:`picture_settings`' (150)."""
+    dpi = _DPI.get() if dpi is None else dpi
     path = None
     if save is not None:
         path = Path(save)
@@ -344,8 +371,10 @@ def wrap(values: np.ndarray, lo: float = -math.pi, hi: float = math.pi) -> np.nd
 
 
 # ---------------------------------------------------------------------------- reading
-def display_stride(shape: tuple[int, int], max_pixels: int = MAX_DISPLAY_PIXELS) -> int:
-    """Decimation step that keeps a map within ``max_pixels`` per axis."""
+def display_stride(shape: tuple[int, int], max_pixels: int | None = None) -> int:
+    """Decimation step that keeps a map within ``max_pixels`` per axis (default:
+    :func:`picture_settings`', else :data:`MAX_DISPLAY_PIXELS`)."""
+    max_pixels = _MAX_PIXELS.get() if max_pixels is None else max_pixels
     return max(1, int(math.ceil(max(shape) / max(1, max_pixels))))
 
 
@@ -454,5 +483,5 @@ __all__ = [
     "has_display", "want_interactive", "new_figure", "finish", "close", "extent", "yx_to_plot", "plot_to_yx",
     "label_axes", "check_pixel", "lalo_to_yx", "pixel_from_options", "great_circle_km", "unit_scale",
     "default_cmap", "robust_vlim", "display_kind", "is_magnitude_kind", "is_dem_error", "wrap", "display_stride", "read_strided", "read_pixel", "read_mask",
-    "find_beside", "hillshade", "date_axis", "MAX_DISPLAY_PIXELS",
+    "find_beside", "hillshade", "date_axis", "MAX_DISPLAY_PIXELS", "picture_settings", "DEFAULT_DPI",
 ]

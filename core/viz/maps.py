@@ -291,7 +291,7 @@ def prepare_maps(product: Product, layers: Sequence[Layer], *, mask: str | os.Pa
                  vlim: tuple[float, float] | None = None, cmap: str | None = None, unit: str | None = None,
                  ref_yx: tuple[int, int] | None = None, wrap: bool = False,
                  wrap_range: tuple[float, float] | None = None,
-                 max_pixels: int = c.MAX_DISPLAY_PIXELS) -> MapData:
+                 max_pixels: int | None = None) -> MapData:
     """Read and transform the layers for display (shared by ``view``, ``tsview`` and the overview).
 
     Colours: displacement-like data on a diverging map centred on 0 (symmetric limits); magnitudes
@@ -406,7 +406,7 @@ def view(path: str | os.PathLike, datasets: Sequence[str] | None = None, *, mask
          ref_yx: tuple[int, int] | None = None, ref_lalo: tuple[float, float] | None = None,
          dem: str | os.PathLike | None = None, wrap: bool = False, wrap_range: tuple[float, float] | None = None,
          title: str | None = None, save: str | os.PathLike | None = None, display: bool = False,
-         max_pixels: int = c.MAX_DISPLAY_PIXELS, max_subplots: int = MAX_SUBPLOTS,
+         max_pixels: int | None = None, max_subplots: int = MAX_SUBPLOTS,
          gnss: str | os.PathLike | None = None, ref_gnss: str | None = None, gnss_label: bool = False,
          gnss_site_list: str | os.PathLike | None = None):
     """Draw the selected maps of ``path``; write ``save`` and/or show them; return the Figure.

@@ -1,6 +1,6 @@
 """The pictures a user looks at first, written into ``<work_dir>/pic/`` from whatever exists.
 
-Used by ``sbts run --plot`` and ``sbts demo``.  Each picture is independent: a missing input is
+Used by ``sbts run`` (``mintpy.plot``, ``--plot``) and ``sbts demo``.  Each picture is independent: a missing input is
 skipped and a failing plot is logged and skipped, so the overview never fails the processing run
 that asked for it.
 """
@@ -110,8 +110,8 @@ def plot_overview(work_dir: str | os.PathLike, pixel_yx: tuple[int, int] | None 
     def attempt(what: str, func, *outputs: Path) -> None:
         try:
             func()
-        except (SbtsError, OSError, ValueError) as exc:
-            logger.warning("overview: %s skipped (%s)", what, exc)
+        except Exception as exc:  # noqa: BLE001 - a picture never fails the run that processed the data
+            logger.warning("overview: %s skipped (%s: %s)", what, type(exc).__name__, exc)
             return
         written.extend(p for p in outputs if p.is_file())
 

@@ -107,7 +107,7 @@ class TsViewer:
                  ref_yx: tuple[int, int] | None = None, zero_first: bool = False,
                  mask: str | os.PathLike | None = None, unit: str = "cm", offset: float | None = None,
                  vlim: tuple[float, float] | None = None, periods: Sequence[float] = (1.0,), fit: bool = True,
-                 interactive: bool = False, max_pixels: int = c.MAX_DISPLAY_PIXELS) -> None:
+                 interactive: bool = False, max_pixels: int | None = None) -> None:
         if not files:
             raise InputError("tsview: give at least one time-series file")
         self.products = [_open_ts(f) for f in files]

@@ -53,17 +53,23 @@ def __getattr__(name: str):
 # --------------------------------------------------------------------------- driver
 def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.PathLike | None = None,
                  start: str | None = None, end: str | None = None, dostep: str | None = None,
-                 force: bool = False, plot: bool = False, max_memory: float | None = None,
+                 force: bool = False, plot: bool | None = None, max_memory: float | None = None,
                  num_worker: int | str | None = 1, cluster: str | None = None,
                  template: Template | None = None, steps: Sequence[str] | None = None) -> list[StepReport]:
     """Run the selected steps in order; returns one report per step (also written to the summary).
 
     ``steps``: several steps by name (run in the workflow's order), instead of ``start``/``end``/``dostep``.
+    ``plot``: draw the overview pictures into ``pic/`` (True: always; False: never; None: as
+    ``mintpy.plot`` says, after a run of more than one step where a step ran or ``pic/`` does not
+    exist yet: a single ``--dostep`` is how one step is rerun or timed, without the pictures).
     """
+    from sbts.core.viz.options import PlotOptions
+
     template = template or Template.read(template_path)
     base_dir = Path(template_path).resolve().parent if template_path else Path.cwd()
     work_dir = Path(work_dir) if work_dir else base_dir
     compute = ComputeOptions.from_template(template, max_memory=max_memory, num_worker=num_worker, cluster=cluster)
+    plotting = PlotOptions.from_template(template)
     reports: list[StepReport] = []
     with work_dir_lock(work_dir):
         handler = _RunLogHandler(work_dir / LOG_FILE, encoding="utf-8")
@@ -88,11 +94,8 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             state = st.load_state(work_dir)
             for step in selected:
                 reports.append(_run_step(ctx, step, state, force))
-            if plot:
-                from sbts.core.viz.overview import plot_overview
-
-                pics = plot_overview(work_dir)
-                reports.append(StepReport("plot", "ran", 0.0, list(pics)))
+            if _wants_pictures(plot, plotting, reports, len(selected), work_dir):
+                reports.append(_plot(work_dir, plotting))
         except SbtsError as exc:
             reports.append(StepReport(getattr(exc, "step", "?"), "failed", note=str(exc)))
             raise
@@ -101,6 +104,27 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             root.removeHandler(handler)
             handler.close()
     return reports
+
+
+def _wants_pictures(plot: bool | None, plotting, reports: Sequence[StepReport], n_selected: int,
+                    work_dir: Path) -> bool:
+    if plot is not None:
+        return plot
+    if not plotting.enabled or n_selected < 2:
+        return False
+    return any(r.status == "ran" for r in reports) or not (work_dir / "pic").is_dir()
+
+
+def _plot(work_dir: Path, plotting) -> StepReport:
+    """The overview pictures (a picture that cannot be drawn is a warning, never the run's failure)."""
+    from sbts.core.viz.common import picture_settings
+    from sbts.core.viz.overview import plot_overview
+
+    logger.info("plot: the overview pictures into %s (mintpy.plot.dpi = %g)", work_dir / "pic", plotting.dpi)
+    start = time.perf_counter()
+    with picture_settings(dpi=plotting.dpi, max_pixels=plotting.max_pixels):
+        pics = plot_overview(work_dir)
+    return StepReport("plot", "ran", time.perf_counter() - start, list(pics))
 
 
 def _inputs(ctx: RunContext, step: Step) -> dict[str, dict[str, str]]:

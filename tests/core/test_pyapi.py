@@ -227,7 +227,8 @@ def test_run_steps_and_invert_take_keyword_options(demo, tmp_path):
     template = work / "sbts_demo.cfg"
     reports = sbts.run(template, steps=["invert_network", "modify_network"],
                        settings={"mintpy.network.excludeIfgIndex": [0, 3]})
-    assert [(r.name, r.status) for r in reports] == [("modify_network", "ran"), ("invert_network", "ran")]
+    assert [(r.name, r.status) for r in reports] == [("modify_network", "ran"), ("invert_network", "ran"),
+                                                     ("plot", "ran")]  # mintpy.plot = yes by default
     keep, _ = _h5(work / "inputs" / "ifgramStack.h5", "dropIfgram")
     assert not keep[0] and not keep[3] and keep[1:3].all()
     out = sbts.invert(template, min_temp_coh=0.93, weight_func="no")
@@ -400,7 +401,7 @@ def test_api_on_the_mexico_city_stack(shared_data, tmp_path):
                        settings={"mintpy.load.unwFile": f"{root}/geotiffs/*_unw.tif",
                                  "mintpy.load.corFile": f"{root}/geotiffs/*_cc.tif",
                                  "mintpy.load.demFile": f"{root}/geotiffs/*_dem.tif"})
-    assert [r.name for r in reports][-1] == "velocity" and reports[-1].status == "ran"
+    assert [r.name for r in reports][-2:] == ["velocity", "plot"] and reports[-2].status == "ran"
     vel = sbts.open_dataset(tmp_path / "velocity.h5")
     v, attrs = _h5(tmp_path / "velocity.h5", "velocity")
     np.testing.assert_array_equal(vel.velocity.values, v)

@@ -61,5 +61,15 @@ def test_step(run: Run, step: str, synth) -> None:
 def test_second_run_skips_every_step(run: Run) -> None:
     """Update mode settles in one run: nothing reruns, with HDF-EOS5 switched on only that step runs."""
     assert set(run.second.values()) <= {"skipped", "disabled"}, run.second
-    assert [s for s, v in run.hdfeos5.items() if v == "ran"] == ["hdfeos5"], run.hdfeos5
+    # the pictures (mintpy.plot = yes by default) are redrawn only when a step ran
+    assert [s for s, v in run.hdfeos5.items() if v == "ran"] == ["hdfeos5", "plot"], run.hdfeos5
     assert set(run.third.values()) <= {"skipped", "disabled"}, run.third
+
+
+def test_pictures(run: Run) -> None:
+    """MintPy's default mintpy.plot = yes: the first run draws the overview of its products into pic/."""
+    assert run.first["plot"] == "ran", run.first
+    pics = {p.name for p in (run.template.parent / "pic").glob("*.png")}
+    assert {"network.png", "velocity.png", "tsview.png", "temporalCoherence.png"} <= pics, sorted(pics)
+    failed = [ln for ln in run.logs[0].splitlines() if "overview:" in ln and "skipped" in ln]
+    assert not failed, failed

@@ -55,7 +55,8 @@ def test_whole_workflow(name, tmp_path, stacks):
     work = template.parent
     status = _run(template)
     ran = {"load_data", "modify_network", "reference_point", "quick_overview", "invert_network",
-           "correct_topography", "residual_RMS", "reference_date", "velocity", "google_earth", "hdfeos5"}
+           "correct_topography", "residual_RMS", "reference_date", "velocity", "google_earth", "hdfeos5",
+           "plot"}  # mintpy.plot = yes by default: the overview pictures
     if not module.GEOCODED:
         ran.add("geocode")
     assert {k for k, v in status.items() if v == "ran"} == ran, status

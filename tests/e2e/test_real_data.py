@@ -145,7 +145,7 @@ def test_mexico_run_from_file_patterns_to_velocity_and_kmz_then_update_mode(shar
     (tmp_path / "velocity.h5").unlink()
     third = _run("run", str(cfg))
     ran = {line.split()[0] for line in third.splitlines() if line.endswith(" ran")}
-    assert ran == {"velocity", "google_earth"}
+    assert ran == {"velocity", "google_earth", "plot"}
 
 
 @pytest.mark.shared

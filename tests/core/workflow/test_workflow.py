@@ -250,3 +250,52 @@ def test_force_reaches_the_inversion(work, caplog):
     assert "timeseries.h5 is up to date" not in caplog.text
     assert (work / "timeseries.h5").stat().st_mtime_ns != stamp
     assert [r.note for r in forced if r.name == "invert_network"] == ["recomputed (full inversion)"]
+
+
+def _png_width(path: Path) -> int:
+    import matplotlib.image as mpimg
+
+    return mpimg.imread(path).shape[1]
+
+
+def test_mintpy_plot_keys_decide_and_shape_the_pictures(work):
+    """mintpy.plot switches the overview off and on, mintpy.plot.dpi sets the resolution of the PNG
+    files (width proportional to dpi: the same figure in inches), --plot/--no-plot win over the key."""
+    cfg = work / "sbts.cfg"
+    cfg.write_text(TEMPLATE + "mintpy.plot = no\n")
+    reports = _statuses(run_workflow(cfg, end="velocity"))
+    assert "plot" not in reports and not list(work.glob("pic/*.png"))
+    cfg.write_text(TEMPLATE + "mintpy.plot = yes\nmintpy.plot.dpi = 40\n")
+    reports = _statuses(run_workflow(cfg, end="velocity"))  # nothing ran, but pic/ does not exist yet
+    assert {k for k, v in reports.items() if v == "ran"} == {"plot"}, reports
+    low = _png_width(work / "pic" / "velocity.png")
+    assert "plot" not in _statuses(run_workflow(cfg, end="velocity"))  # nothing ran, pic/ exists
+    assert "plot" not in _statuses(run_workflow(cfg, end="velocity", force=True, plot=False))
+    cfg.write_text(TEMPLATE + "mintpy.plot = no\nmintpy.plot.dpi = 80\n")
+    assert _statuses(run_workflow(cfg, end="velocity", plot=True))["plot"] == "ran"
+    high = _png_width(work / "pic" / "velocity.png")
+    assert 1.8 < high / low < 2.2, (low, high)  # bbox_inches="tight" rounds each side by a pixel or so
+    # one step (--dostep) is rerun or timed without the pictures
+    assert "plot" not in _statuses(run_workflow(cfg, dostep="velocity", force=True))
+
+
+def test_mintpy_plot_max_memory_decimates_the_maps_and_bad_values_stop_the_run_first(work):
+    from sbts.core.config.template import Template
+    from sbts.core.errors import TemplateError
+    from sbts.core.viz.common import MAX_DISPLAY_PIXELS, display_stride, picture_settings
+    from sbts.core.viz.options import BYTES_PER_DISPLAYED_PIXEL, PlotOptions
+
+    cfg = work / "sbts.cfg"
+    opts = PlotOptions.from_template(Template.read(cfg))
+    assert opts.enabled and opts.dpi == 150 and opts.max_pixels == MAX_DISPLAY_PIXELS  # MintPy's defaults
+    cfg.write_text(TEMPLATE + "mintpy.plot.maxMemory = 0.0001\n")
+    opts = PlotOptions.from_template(Template.read(cfg))
+    assert opts.max_pixels == int((1e5 / BYTES_PER_DISPLAYED_PIXEL) ** 0.5) == 39
+    with picture_settings(max_pixels=opts.max_pixels):
+        assert display_stride((400, 500)) == 13  # ceil(500 / 39)
+    assert display_stride((400, 500)) == 1
+    for bad in ("mintpy.plot.dpi = 0", "mintpy.plot = maybe", "mintpy.plot.maxMemory = -1"):
+        cfg.write_text(TEMPLATE + bad + "\n")
+        with pytest.raises(TemplateError, match=bad.split(" =")[0].replace(".", r"\.")):
+            run_workflow(cfg, end="velocity")
+        assert not (work / "inputs" / "ifgramStack.h5").exists()
