@@ -186,9 +186,10 @@ def _closure_of(phase: np.ndarray, tri_local: np.ndarray) -> np.ndarray:
     return out
 
 
-def _prepare(stack: IfgramStack, dataset: str, reference: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prepare(stack: IfgramStack, dataset: str, reference: bool, tri: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Used pair indices, triplets in local (used-pair) indices, and the reference phase."""
-    tri = triplet_indices(stack.pairs)
+    tri = triplet_indices(stack.pairs) if tri is None else tri
     used = np.unique(tri) if tri.size else np.zeros(0, np.int64)
     local = np.searchsorted(used, tri) if tri.size else tri
     ref = reference_phase(stack, dataset, used) if reference and used.size else np.zeros(used.size)
@@ -233,6 +234,19 @@ class TripletStats:
     mean: np.ndarray
     std: np.ndarray
     frac_nonzero: np.ndarray  # fraction of valid pixels with c_int ≠ 0
+    # the sums over the pixels they come from (valid pixels, c_int ≠ 0, Σ closure, Σ closure²), which
+    # add up over pixels: an update adds the new triplets' to the stored ones (None: not kept)
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_sums(cls, date12: tuple[tuple[str, str, str], ...], n_valid: np.ndarray, n_nonzero: np.ndarray,
+                  s1: np.ndarray, s2: np.ndarray) -> TripletStats:
+        """The statistics of per-triplet sums over the pixels."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n_valid > 0, s1 / np.maximum(n_valid, 1), np.nan)
+            std = np.where(n_valid > 0, np.sqrt(np.maximum(s2 / np.maximum(n_valid, 1) - mean ** 2, 0)), np.nan)
+            frac = np.where(n_valid > 0, n_nonzero / np.maximum(n_valid, 1), np.nan)
+        return cls(date12, n_valid, mean, std, frac, (n_valid, n_nonzero, s1, s2))
 
     def to_text(self) -> str:
         lines = ["# Closure phase of each triplet: C·φ = φ12 + φ23 − φ13 (referenced), wrapped to [-pi, pi)",
@@ -259,7 +273,8 @@ class Piggyback:
     """Another per-block computation on the raw phase, made in the scan's pass over the stack.
 
     ``index``: the stack pairs it needs; ``compute(block, phase)`` gets their raw layers
-    (``(index.size, rows, cols)``) and returns a (rows, cols) map.  The scan then reads the union of
+    (``(index.size, rows, cols)``) and returns a (rows, cols) map, or a stack of them
+    (``(k, rows, cols)``), of any dtype.  The scan then reads the union of
     its pairs and ``index`` once (the quick_overview step: stacking velocity and T_int in one read).
     """
 
@@ -325,16 +340,16 @@ def _scan_block(local: np.ndarray, item: tuple[Block, np.ndarray | None], phase:
 
 
 def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray | None,
-          reference: bool, num_worker: int = 1, cluster: str | None = None, extra: Piggyback | None = None
-          ) -> tuple[np.ndarray, TripletStats, np.ndarray | None]:
+          reference: bool, num_worker: int = 1, cluster: str | None = None, extra: Piggyback | None = None,
+          tri: np.ndarray | None = None) -> tuple[np.ndarray, TripletStats, np.ndarray | None]:
     import functools
 
     from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
     from sbts.core.io.progress import progress
 
     length, width = stack.shape
-    tri = triplet_indices(stack.pairs)
-    used, local, ref = _prepare(stack, dataset, reference)
+    tri = triplet_indices(stack.pairs) if tri is None else tri
+    used, local, ref = _prepare(stack, dataset, reference, tri)
     n_tri = tri.shape[0]
     count = np.zeros((length, width), np.int32)
     n_valid = np.zeros(n_tri, np.int64)
@@ -343,7 +358,6 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
     s2 = np.zeros(n_tri)
     other = None
     if n_tri:
-        other = None if extra is None else np.full((length, width), np.nan, np.float32)
         # the read layers, their referenced copy and the next block's read ahead (4 B each, + the
         # no-data flags), then per triplet of a group: closure, wrapped, flags and float64 sums (~40 B)
         bytes_per_pixel = used.size * 13 + min(n_tri, _TRI_GROUP) * 40 + 8
@@ -365,9 +379,11 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
         results = run_blocks(items, read, compute, workers=num_worker, cluster=cluster)
         sums = {}
         for (block, _), (block_count, *block_sums) in progress(results, "closure phases", "block", total=len(items)):
-            if other is not None:
+            if extra is not None:
                 *block_sums, block_other = block_sums
-                other[block.slices] = block_other
+                if other is None:  # the piggybacked map's layers and dtype: those of its first block
+                    other = np.full(block_other.shape[:-2] + (length, width), np.nan, block_other.dtype)
+                other[(Ellipsis,) + tuple(block.slices)] = block_other
             count[block.slices] = block_count
             sums[block] = block_sums
         for block in blocks:  # added in block order, whatever order they finished in
@@ -376,24 +392,23 @@ def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray 
             n_nonzero += bn
             s1 += b1
             s2 += b2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n_valid > 0, s1 / np.maximum(n_valid, 1), np.nan)
-        std = np.where(n_valid > 0, np.sqrt(np.maximum(s2 / np.maximum(n_valid, 1) - mean ** 2, 0)), np.nan)
-        frac = np.where(n_valid > 0, n_nonzero / np.maximum(n_valid, 1), np.nan)
     names = stack.pairs.date12
-    stats = TripletStats(tuple((names[a], names[b], names[c]) for a, b, c in tri), n_valid, mean, std, frac)
+    stats = TripletStats.from_sums(tuple((names[a], names[b], names[c]) for a, b, c in tri), n_valid, n_nonzero,
+                                   s1, s2)
     return count, stats, other
 
 
 def scan_closures(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
                   dataset: str = "unwrapPhase", mask: np.ndarray | None = None, num_worker: int = 1,
-                  cluster: str | None = None, extra: Piggyback | None = None
+                  cluster: str | None = None, extra: Piggyback | None = None, tri: np.ndarray | None = None
                   ) -> tuple[np.ndarray, TripletStats, np.ndarray | None]:
     """T_int, the triplet statistics and, with ``extra``, its map — all from one read of the stack.
 
-    The piggybacked map is None when the kept network has no triplet (nothing was read).
+    ``tri``: the triplets (pair indices, :func:`triplet_indices`' layout) to scan, default every kept
+    triplet (an update scans only those with a new pair).  The piggybacked map is None when there is
+    no triplet (nothing was read).
     """
-    return _scan(as_stack(stack), max_memory, dataset, mask, True, num_worker, cluster, extra)
+    return _scan(as_stack(stack), max_memory, dataset, mask, True, num_worker, cluster, extra, tri)
 
 
 def num_nonzero_integer_closure(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,22 @@ def stacking_velocity(stack: IfgramStack | str | os.PathLike, max_memory: float 
 
 def _stacking_rate(stack: IfgramStack, dataset: str):
     """(pairs, compute(block, phase) -> the block's stacking velocity) of :func:`stacking_velocity`."""
+    index, ref_phase, scale = _stacking_terms(stack, dataset)
+    return index, functools.partial(_mean_rate, ref_phase, scale, _time_order(stack, index))
+
+
+def _time_order(stack: IfgramStack, index: np.ndarray) -> np.ndarray:
+    """The order in which the rates of pairs ``index`` are added: by second date, then first.
+
+    Acquisitions appended to a stack add pairs whose second date is later than every old one, so in
+    this order they come last wherever the (date1, date2)-sorted stack puts them: an update continues
+    the stored sums and adds exactly what a full scan adds, in the same order (the same bits)."""
+    i1, i2 = stack.pairs.indices()
+    return np.lexsort((i1[index], i2[index]))
+
+
+def _stacking_terms(stack: IfgramStack, dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rate pairs (kept, referenced), their reference phase and their factor to m/year (float32)."""
     stack._require(dataset)
     wavelength = stack.metadata.radar.require_wavelength()
     index = kept_index(stack)
@@ -193,23 +210,44 @@ def _stacking_rate(stack: IfgramStack, dataset: str):
         index, ref_phase = index[ref.usable], ref.values[ref.usable]
     days = stack.pairs.temporal_baseline_days()[index].astype(np.float64)
     scale = (-wavelength / (4 * np.pi) / (days / DAYS_PER_YEAR)).astype(np.float32)
-    return index, functools.partial(_mean_rate, ref_phase.astype(np.float32), scale)
+    return index, ref_phase.astype(np.float32), scale
 
 
-def _mean_rate(ref_phase: np.ndarray, scale: np.ndarray, _block: Block, phase: np.ndarray) -> np.ndarray:
+def _mean_rate(ref_phase: np.ndarray, scale: np.ndarray, order: np.ndarray, _block: Block,
+               phase: np.ndarray) -> np.ndarray:
     """Mean over pairs of the referenced phase rate (m/year) of one block; no-data (0, NaN) left out."""
+    total, count = _add_rates(ref_phase, scale, order, phase, np.zeros(phase.shape[1:], np.float64),
+                              np.zeros(phase.shape[1:], np.int32))
+    return _rate_mean(total, count)
+
+
+def _rate_sums(ref_phase: np.ndarray, scale: np.ndarray, order: np.ndarray, start, block: Block,
+               phase: np.ndarray) -> np.ndarray:
+    """The rate total and count of one block (2, rows, cols) float64, continued from ``start(block)``
+    (the stored sums of an update) or from zero."""
+    if start is None:
+        total, count = np.zeros(phase.shape[1:], np.float64), np.zeros(phase.shape[1:], np.float64)
+    else:
+        total, count = start(block)
+    return np.stack(_add_rates(ref_phase, scale, order, phase, total, count))
+
+
+def _rate_mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+def _add_rates(ref_phase: np.ndarray, scale: np.ndarray, order: np.ndarray, phase: np.ndarray,
+               total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # pair by pair over the block's pixels: the temporaries are one layer, and the float64 sums are
-    # added in pair order, as a sum over the pair axis would add them
-    total = np.zeros(phase.shape[1:], np.float64)
-    count = np.zeros(phase.shape[1:], np.int32)
-    for k in range(phase.shape[0]):
+    # added in ``order`` (:func:`_time_order`; an update continues them)
+    for k in order:
         layer = phase[k].astype(np.float32, copy=False)
         rate = (layer - ref_phase[k]) * scale[k]
         ok = np.isfinite(rate) & (layer != 0)  # no-data phase (0, NaN) and overflows left out
         total += np.where(ok, rate, np.float32(0))
         count += ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+    return total, count
 
 
 def write_stacking_velocity(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
@@ -274,29 +312,91 @@ def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
     return path
 
 
-def quick_overview(workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+@dataclass(frozen=True)
+class OverviewOptions:
+    """quick_overview's options: ``update_store`` (``sbts.networkInversion.updateStore``, the switch of
+    every update store) keeps its sums in ``quickOverviewUpdate.h5`` for appended acquisitions."""
+
+    update_store: bool = False
+
+    @classmethod
+    def from_template(cls, template) -> OverviewOptions:
+        return cls(update_store=template.get_bool("sbts.networkInversion.updateStore"))
+
+
+def quick_overview(workdir: WorkDir, compute: ComputeOptions, update_store: bool = False,
+                   force: bool = False) -> list[Path]:
     """The quick_overview step of ``sbts run``: the stacking velocity and, with 3 kept pairs or more,
     the number of non-zero integer closure phases (MintPy's quick look at the unwrapping).
 
     Both come from one read of the phase: the closure scan reads the union of its pairs and the
-    stacking velocity's and computes the velocity of each block on the way.
+    stacking velocity's and computes the velocity of each block on the way.  With ``update_store``
+    the sums behind both are kept (:mod:`.overview_update`), and after appended acquisitions only
+    the new pairs' rates and the new triplets are added to them (``force``: scan every pair).
     """
-    from sbts.core.inversion.closure import Piggyback, scan_closures, write_closure_outputs
+    from sbts.core.inversion.closure import Piggyback, scan_closures, triplet_indices, write_closure_outputs
+    from sbts.core.steps import overview_update as ou
 
     stack = IfgramStack(workdir.stack)
     dataset = "unwrapPhase"
     if stack.pairs.keep.sum() < 3:
         logger.info("fewer than 3 kept pairs: no closure phase to count")
+        ou.drop_store(workdir.root)
         return [write_stacking_velocity(stack, workdir.root, compute.max_memory, num_worker=compute.num_worker,
                                         cluster=compute.cluster)]
-    index, rate = _stacking_rate(stack, dataset)
-    count, stats, velocity = scan_closures(
-        stack, compute.max_memory, dataset, geometry_water_mask(stack.path, workdir.root, stack.shape),
-        num_worker=compute.num_worker, cluster=compute.cluster, extra=Piggyback(index, rate))
-    if velocity is None:  # no triplet: the scan read nothing
+    mask = geometry_water_mask(stack.path, workdir.root, stack.shape)
+    index, ref_phase, scale = _stacking_terms(stack, dataset)
+    ref = stack.metadata.reference
+    terms = ou.Terms(index, ref_phase, scale, triplet_indices(stack.pairs), {
+        "dataset": dataset, "ref_yx": [ref.y, ref.x] if ref.has_point else None,
+        "wavelength": stack.metadata.radar.require_wavelength(), "mask": ou.mask_token(mask)})
+    plan = ou.plan(workdir.root, stack, terms) if update_store and not force else None
+    tri_rows = np.arange(terms.tri.shape[0]) if plan is None else plan.tri_rows
+    rate_rows = np.arange(index.size) if plan is None else plan.rate_rows
+    start = None if plan is None else functools.partial(ou.stored_sums, plan)
+    if plan is not None:
+        logger.info("quick_overview: adding %d new pair rate(s) and %d new triplet(s) to the kept sums",
+                    rate_rows.size, tri_rows.size)
+    # without the store, the mean rate of each block (4 bytes a pixel); with it, the sums (16)
+    order = _time_order(stack, index[rate_rows])
+    rates = (functools.partial(_rate_sums, ref_phase[rate_rows], scale[rate_rows], order, start) if update_store
+             else functools.partial(_mean_rate, ref_phase, scale, order))
+    count, stats, sums = scan_closures(stack, compute.max_memory, dataset, mask, num_worker=compute.num_worker,
+                                       cluster=compute.cluster, extra=Piggyback(index[rate_rows], rates),
+                                       tri=terms.tri[tri_rows])
+    if sums is None and plan is not None and not tri_rows.size:  # nothing new: the stored sums as they are
+        sums = np.stack(ou.stored_sums(plan, Block(0, stack.shape[0], 0, stack.shape[1])))
+    if sums is None:  # no triplet at all: the scan read nothing
+        ou.drop_store(workdir.root)
         velocity = stacking_velocity(stack, compute.max_memory, dataset, compute.num_worker, compute.cluster)
-    return [_write_velocity(stack, workdir.root, velocity),
-            *write_closure_outputs(stack, workdir.root, dataset, count, stats)]
+        return [_write_velocity(stack, workdir.root, velocity),
+                *write_closure_outputs(stack, workdir.root, dataset, count, stats)]
+    if plan is not None:
+        old_count, old_sums = ou.stored_closure(plan)
+        count = count + old_count
+        stats = _merged_stats(stack, terms, plan, stats, old_sums)
+    velocity = _rate_mean(sums[0], sums[1]) if update_store else sums
+    outputs = [_write_velocity(stack, workdir.root, velocity),
+               *write_closure_outputs(stack, workdir.root, dataset, count, stats)]
+    if update_store:
+        ou.write_store(workdir.root, stack, terms, sums[0], sums[1], count, stats.sums)
+    else:
+        ou.drop_store(workdir.root)
+    return outputs
+
+
+def _merged_stats(stack: IfgramStack, terms, plan, new, old_sums):
+    """The statistics of every kept triplet, in the full scan's order, from the stored sums of the
+    old triplets and the scanned sums of the new ones."""
+    from sbts.core.inversion.closure import TripletStats
+
+    n_tri = terms.tri.shape[0]
+    merged = [np.zeros(n_tri, np.int64), np.zeros(n_tri, np.int64), np.zeros(n_tri), np.zeros(n_tri)]
+    for out, old, fresh in zip(merged, old_sums, new.sums):
+        out[plan.old_rows] = old
+        out[plan.tri_rows] = fresh
+    names = stack.pairs.date12
+    return TripletStats.from_sums(tuple((names[a], names[b], names[c]) for a, b, c in terms.tri), *merged)
 
 
 __all__ = ["quick_overview",

@@ -115,10 +115,17 @@ def _invert_report(ctx: RunContext) -> str:
     return f"updated: {note}" if note else "recomputed (full inversion)"
 
 
+def _parse_overview(ctx: RunContext):
+    from sbts.core.steps.averages import OverviewOptions
+
+    return OverviewOptions.from_template(ctx.template)
+
+
 def _overview(ctx: RunContext) -> list[Path]:
     from sbts.core.steps.averages import quick_overview
 
-    return quick_overview(ctx.workdir, ctx.compute)
+    return quick_overview(ctx.workdir, ctx.compute, update_store=ctx.opt("quick_overview").update_store,
+                          force=ctx.force)
 
 
 def _parse_inversion(ctx: RunContext):
@@ -369,7 +376,7 @@ def builtin_steps() -> list[Step]:
         Step("reference_point", _reference, stack, files(MASKS["connComp"]), parse=_parse_reference,
              help="average coherence, connected-component mask, reference pixel (REF_Y/REF_X)"),
         Step("quick_overview", _overview, stack, files("avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5"),
-             help="stacking velocity and the number of non-zero closure phases"),
+             parse=_parse_overview, help="stacking velocity and the number of non-zero closure phases"),
         Step("invert_network", _invert, stack, _inversion_outputs, parse=_parse_inversion, report=_invert_report,
              help="weighted least-squares network inversion → timeseries.h5"),
         Step("residual_RMS", _rms, _rms_input, files("reference_date.txt"), parse=_parse_rms,
