@@ -169,6 +169,7 @@ _UNSET = ("auto", "", "no", "none", "false", "off", "n", "f", "0")
 NOT_IMPLEMENTED: dict[str, tuple[tuple[str, ...], str]] = {
     "mintpy.compute.config": (_UNSET, "a dask-jobqueue cluster configuration (MintPy's slurm/pbs/lsf clusters)"),
     "mintpy.load.frequency": (_UNSET + ("a",), "NISAR frequency selection"),
+    "mintpy.load.autoPath": (_UNSET, "the processors' default file locations (set the mintpy.load.*File patterns)"),
     "mintpy.load.azOffFile": (_UNSET, "the offset stack"),
     "mintpy.load.rgOffFile": (_UNSET, "the offset stack"),
     "mintpy.load.azOffStdFile": (_UNSET, "the offset stack"),

@@ -116,6 +116,7 @@ class LoadOptions:
     settings: dict = field(default_factory=dict)
     patterns: dict = field(default_factory=dict)
     base_dir: Path = Path(".")
+    update_mode: bool = True  # mintpy.load.updateMode: no reads every file on every run
     template: Template = field(default_factory=Template, compare=False, repr=False, metadata={"digest": False})
 
     @classmethod
@@ -130,7 +131,11 @@ class LoadOptions:
         for prefix in ("mintpy.load.", "mintpy.subset.", "mintpy.multilook."):
             settings.update(t.section(prefix))
         base = Path(base_dir)
-        return cls(settings, dict(build_request(t, base).patterns), base, t)
+        return cls(settings, dict(build_request(t, base).patterns), base, update_mode=t.get_bool(UPDATE_MODE_KEY),
+                   template=t)
+
+
+UPDATE_MODE_KEY = "mintpy.load.updateMode"
 
 
 def build_request(template: Template, base_dir: Path) -> LoadRequest:
@@ -532,6 +537,9 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
     """
     work_dir = Path(work_dir)
     base_dir = Path(base_dir) if base_dir is not None else work_dir
+    if not force and not template.get_bool(UPDATE_MODE_KEY):
+        logger.info("%s = no: every file is read again", UPDATE_MODE_KEY)
+        force = True
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
     logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
     stack_written = _load_stack(plan, max_memory, force, num_worker)
@@ -901,6 +909,8 @@ def stale(options: LoadOptions, workdir: WorkDir) -> str:
     or added interferogram reloads."""
     if not options.patterns:
         return "" if workdir.stack.exists() else f"{workdir.stack.name} is missing"
+    if not options.update_mode:
+        return f"{UPDATE_MODE_KEY} = no"
     return stale_outputs(options.template, workdir.root, base_dir=options.base_dir)
 
 

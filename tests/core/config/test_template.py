@@ -131,6 +131,7 @@ def test_stock_mintpy_template_reads_without_unknown_keys(mintpy_oracle, tmp_pat
     "mintpy.troposphericDelay.method = opera",
     "mintpy.compute.cluster = slurm",
     "mintpy.compute.config = slurm_cfg",
+    "mintpy.load.autoPath = yes",
 ])
 def test_unimplemented_steps_are_refused_not_ignored(line):
     key = line.split(" = ")[0]

@@ -299,3 +299,21 @@ def test_mintpy_plot_max_memory_decimates_the_maps_and_bad_values_stop_the_run_f
         with pytest.raises(TemplateError, match=bad.split(" =")[0].replace(".", r"\.")):
             run_workflow(cfg, end="velocity")
         assert not (work / "inputs" / "ifgramStack.h5").exists()
+
+
+def test_load_update_mode_no_reads_every_file_on_every_run(work, caplog):
+    """mintpy.load.updateMode = no (MintPy: always reload): load_data runs again on an unchanged
+    template and reads every pair's file instead of keeping or appending to the stack."""
+    cfg = work / "sbts.cfg"
+    cfg.write_text(TEMPLATE + "mintpy.load.updateMode = no\nmintpy.plot = no\n")
+    run_workflow(cfg, end="load_data")
+    stamp = (work / "inputs" / "ifgramStack.h5").stat().st_mtime_ns
+    with caplog.at_level("INFO", logger="sbts"):
+        again = _statuses(run_workflow(cfg, end="load_data"))
+    assert again["load_data"] == "ran", again
+    assert "mintpy.load.updateMode = no: every file is read again" in caplog.text
+    assert "copying" not in caplog.text  # no pair copied from the stack on disk
+    assert (work / "inputs" / "ifgramStack.h5").stat().st_mtime_ns != stamp
+    cfg.write_text(TEMPLATE + "mintpy.plot = no\n")  # back to MintPy's default: kept as loaded
+    run_workflow(cfg, end="load_data")
+    assert _statuses(run_workflow(cfg, end="load_data"))["load_data"] == "skipped"
