@@ -151,7 +151,11 @@ def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.Pa
                             max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Write ``avgSpatialCoh.h5`` (dataset ``coherence``) into ``work_dir``."""
     stack = as_stack(stack_path)
-    coh = temporal_average(stack, "coherence", max_memory)
+    return write_coherence_map(stack, work_dir, temporal_average(stack, "coherence", max_memory))
+
+
+def write_coherence_map(stack: IfgramStack, work_dir: str | os.PathLike, coh: np.ndarray) -> Path:
+    """``avgSpatialCoh.h5`` of a mean coherence map over the kept pairs."""
     meta = stack.metadata.for_product("coherence", "1")
     path = write_map(Path(work_dir) / AVG_COHERENCE_FILE, meta, "coherence", {"coherence": coh}, unit="1",
                      NUM_IFGRAM_KEPT=int(stack.pairs.keep.sum()))
@@ -303,7 +307,11 @@ def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLi
                         max_memory: float = DEFAULT_MAX_MEMORY_GB) -> Path:
     """Write ``maskConnComp.h5`` (dataset ``mask``, bool) into ``work_dir``."""
     stack = as_stack(stack_path)
-    mask = connected_component_mask(stack, max_memory)
+    return write_conncomp_map(stack, work_dir, connected_component_mask(stack, max_memory))
+
+
+def write_conncomp_map(stack: IfgramStack, work_dir: str | os.PathLike, mask: np.ndarray) -> Path:
+    """``maskConnComp.h5`` of a mask of the pixels unwrapped in every kept pair."""
     if not mask.any():
         logger.warning("maskConnComp: no pixel is unwrapped in every kept pair")
     meta = stack.metadata.for_product("mask", "1")

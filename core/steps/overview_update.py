@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.io.h5 import open_h5, write_h5
+from sbts.core.io.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +111,10 @@ def _appended_to(stack_path: Path) -> str | None:
     return None if update is None else update.get("old_signature")
 
 
-def read_info(path: Path) -> dict | None:
+def read_info(path: Path, file_type: str = STORE_TYPE) -> dict | None:
     try:
         with open_h5(path) as f:
-            if str(f.attrs.get("FILE_TYPE", "")) != STORE_TYPE:
+            if str(f.attrs.get("FILE_TYPE", "")) != file_type:
                 return None
             return json.loads(str(f.attrs[INFO_ATTR]))
     except Exception:  # noqa: BLE001 - missing, partial or foreign: no update
@@ -216,3 +217,102 @@ def drop_store(work_dir: Path) -> None:
 
 __all__ = ["Terms", "Plan", "plan", "write_store", "drop_store", "stored_sums", "stored_closure", "store_path",
            "mask_token", "STORE_FILE", "STORE_TYPE"]
+
+
+# ---------------------------------------------------------------------------- reference_point's maps
+REF_STORE_FILE = "referencePointUpdate.h5"
+REF_STORE_TYPE = "referencePointUpdate"
+
+
+def reference_maps(workdir, max_memory: float, update_store: bool = False, force: bool = False
+                   ) -> tuple[np.ndarray | None, np.ndarray]:
+    """``avgSpatialCoh`` (mean coherence over the kept pairs, None without coherence) and the
+    ``maskConnComp`` mask (unwrapped in every kept pair) of the reference_point step.
+
+    Both are sums over the kept pairs (a float64 total and a count, an AND): with ``update_store``
+    they are kept in ``referencePointUpdate.h5`` (13 bytes a pixel) and, after an append, only the
+    new kept pairs are read and added, in the order a full pass adds them (the same bits).
+    """
+    from sbts.core.io.products import IfgramStack
+    from sbts.core.steps.averages import connected_component_mask, kept_index, temporal_average
+
+    stack = IfgramStack(workdir.stack)
+    index = kept_index(stack)
+    path = workdir.root / REF_STORE_FILE
+    if not update_store:  # MintPy's two passes, nothing kept
+        if path.exists():
+            path.unlink()
+        coherence = temporal_average(stack, "coherence", max_memory) if stack.has("coherence") else None
+        return coherence, connected_component_mask(stack, max_memory)
+    key = {"coherence": stack.has("coherence"),
+           "conncomp": "connectComponent" if stack.has("connectComponent") else "unwrapPhase"}
+    new = None
+    if not force:
+        info = read_info(path, REF_STORE_TYPE)
+        why = "no " + REF_STORE_FILE if info is None else (
+            "the stack's datasets changed" if info.get("key") != key else _new_pairs(stack, info))
+        if isinstance(why, str):
+            logger.info("reference_point: averaging every kept pair (%s)", why)
+        else:
+            new = why
+    if new is None:
+        total, count = _coherence_sums(stack, index, max_memory) if key["coherence"] else (None, None)
+        mask = connected_component_mask(stack, max_memory)
+    else:
+        add = index[new[index]]
+        logger.info("reference_point: adding %d new kept pair(s) to the kept averages", add.size)
+        with open_h5(path) as f:
+            total = np.asarray(f["cohSum"][()], np.float64) if key["coherence"] else None
+            count = np.asarray(f["cohCount"][()], np.float64) if key["coherence"] else None
+            mask = np.asarray(f["mask"][()], bool)
+        if add.size:
+            if key["coherence"]:
+                total, count = _coherence_sums(stack, add, max_memory, total, count)
+            mask &= _valid_in(stack, key["conncomp"], add, max_memory)
+    coherence = None
+    if total is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            coherence = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+    info = {"key": key, "shape": list(stack.shape), "signature": _signature(stack.path), "pairs": _pair_keys(stack)}
+    data = {"mask": mask.astype(np.uint8)}
+    if total is not None:
+        data |= {"cohSum": total, "cohCount": count.astype(np.int32)}
+    write_h5(path, {"FILE_TYPE": REF_STORE_TYPE, INFO_ATTR: json.dumps(info)}, data)
+    return coherence, mask
+
+
+def _coherence_sums(stack, index: np.ndarray, max_memory: float, total: np.ndarray | None = None,
+                    count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Σ and count of the finite coherence of pairs ``index`` per pixel, continued from ``total``/``count``;
+    added by second date then first (:func:`sbts.core.steps.averages._time_order`)."""
+    from sbts.core.io.blocks import plan_blocks
+    from sbts.core.steps.averages import _time_order
+
+    total = np.zeros(stack.shape) if total is None else total
+    count = np.zeros(stack.shape) if count is None else count
+    order = _time_order(stack, index)
+    blocks = plan_blocks(stack.shape, index.size * 4 + 32, max_memory, stack.chunk_shape("coherence"))
+    for block in progress(blocks, "average coherence", "block"):
+        data = stack.read("coherence", block, index=index)
+        t, c = total[block.slices], count[block.slices]
+        for k in order:
+            layer = data[k].astype(np.float32, copy=False)
+            valid = np.isfinite(layer)
+            t += np.where(valid, layer, np.float32(0))
+            c += valid
+    return total, count
+
+
+def _valid_in(stack, name: str, index: np.ndarray, max_memory: float) -> np.ndarray:
+    """True where ``name`` is finite and non-zero in every pair ``index``."""
+    from sbts.core.io.blocks import plan_blocks
+
+    out = np.ones(stack.shape, bool)
+    for block in progress(plan_blocks(stack.shape, index.size * 4 + 8, max_memory, stack.chunk_shape(name)),
+                          f"coverage of {name}", "block"):
+        ok = out[block.slices]
+        for layer in stack.read(name, block, index=index):
+            ok &= layer != 0
+            if layer.dtype.kind == "f":
+                ok &= np.isfinite(layer)
+    return out

@@ -424,18 +424,24 @@ def reference_chooser(options: ReferenceOptions | Template | None, work_dir: str
 
 
 def run(options: ReferenceOptions, workdir: WorkDir, compute: ComputeOptions,
-        keep: tuple[int, int, float | None, float | None] | None = None) -> list[Path]:
+        keep: tuple[int, int, float | None, float | None] | None = None, update_store: bool = False,
+        force: bool = False) -> list[Path]:
     """The reference_point step of ``sbts run``: the average coherence and connected-component mask
     it chooses on (``avgSpatialCoh.h5``, ``maskConnComp.h5``), then REF_Y/REF_X in the stack.
 
     ``keep`` (y, x, lat, lon): the point of the previous run, kept when it has data in every kept
-    pair (after new acquisitions were appended with the same reference options)."""
-    from sbts.core.steps.averages import write_average_coherence, write_conncomp_mask
+    pair (after new acquisitions were appended with the same reference options).  ``update_store``
+    keeps the sums behind the two maps, so that an append adds only the new pairs
+    (:func:`sbts.core.steps.overview_update.reference_maps`; ``force``: every pair)."""
+    from sbts.core.steps.averages import write_coherence_map, write_conncomp_map
+    from sbts.core.steps.overview_update import reference_maps
 
     outputs = []
-    if IfgramStack(workdir.stack).has("coherence"):
-        outputs.append(write_average_coherence(workdir.stack, workdir.root, compute.max_memory))
-    outputs.append(write_conncomp_mask(workdir.stack, workdir.root, compute.max_memory))
+    coherence, mask = reference_maps(workdir, compute.max_memory, update_store, force)
+    stack = IfgramStack(workdir.stack)
+    if coherence is not None:
+        outputs.append(write_coherence_map(stack, workdir.root, coherence))
+    outputs.append(write_conncomp_map(stack, workdir.root, mask))
     if keep is not None:
         stack = IfgramStack(workdir.stack)
         y, x = keep[0], keep[1]

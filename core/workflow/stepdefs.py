@@ -65,7 +65,9 @@ def _parse_reference(ctx: RunContext):
 def _reference(ctx: RunContext) -> list[Path]:
     from sbts.core.steps import reference
 
-    return reference.run(ctx.opt("reference_point"), ctx.workdir, ctx.compute, keep=_previous_reference(ctx))
+    # the store switch is not a reference option: turning it on must not choose another point
+    return reference.run(ctx.opt("reference_point"), ctx.workdir, ctx.compute, keep=_previous_reference(ctx),
+                         update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"), force=ctx.force)
 
 
 def _appended(ctx: RunContext) -> dict | None:

@@ -57,8 +57,15 @@ def _write(wd: WorkDir, date12, signature: str, old_signature: str | None = None
     meta = Metadata(grid=Grid(*SHAPE), radar=RadarInfo(wavelength=0.0555)).with_reference(y=ref[0], x=ref[1])
     meta = meta.with_extra(SBTS_INPUT_SIGNATURE=signature)
     phase = _phase(date12)
-    with StackWriter(wd.stack, meta, Pairs.from_date12(date12, keep=keep), {"unwrapPhase": np.float32}) as w:
+    coherence = np.stack([np.random.default_rng(int(d[:8] + d[13:])).uniform(0, 1, SHAPE) for d in date12])
+    coherence[:, 0, :3] = np.nan
+    conncomp = (phase != 0).astype(np.int16)
+    conncomp[:, 7, 7] = [0 if d.endswith("20200313") else 1 for d in date12]  # unwrapped until the new date
+    with StackWriter(wd.stack, meta, Pairs.from_date12(date12, keep=keep),
+                     {"unwrapPhase": np.float32, "coherence": np.float32, "connectComponent": np.int16}) as w:
         w.write("unwrapPhase", phase, None)
+        w.write("coherence", coherence.astype(np.float32), None)
+        w.write("connectComponent", conncomp, None)
     record = {"signature": signature}
     if old_signature is not None:
         record["update"] = {"old_signature": old_signature}
@@ -197,3 +204,25 @@ def test_killed_before_the_store_was_renamed_the_rerun_updates_again(tmp_path, m
         (wd.root / name).unlink()
     averages.quick_overview(wd, compute, update_store=True)  # nothing new: the stored sums as they are
     _assert_same(_products(wd.root) | {"sums": _sums(wd.root)}, full)
+
+
+@pytest.mark.parametrize("memory", [4.0, 2e-5])
+def test_reference_maps_after_an_appended_date_equal_a_pass_over_every_pair(tmp_path, caplog, memory):
+    """avgSpatialCoh and maskConnComp of reference_point: the kept sums plus the new pairs equal a
+    pass over every kept pair, bit for bit (one block, many blocks); a pixel unwrapped until the new
+    date leaves the mask."""
+    old, new = _network(DATES[:-1]), _network(DATES)
+    wd = WorkDir(tmp_path / "upd")
+    _write(wd, old, "old")
+    ou.reference_maps(wd, memory, update_store=True)
+    _write(wd, new, "new", old_signature="old")
+    caplog.set_level(logging.INFO, logger="sbts")
+    coherence, mask = ou.reference_maps(wd, memory, update_store=True)
+    assert f"reference_point: adding {len(new) - len(old)} new kept pair(s) to the kept averages" in caplog.text
+    full = WorkDir(tmp_path / "full")
+    _write(full, new, "new")
+    coherence_full, mask_full = ou.reference_maps(full, memory, update_store=False)
+    assert not (full.root / ou.REF_STORE_FILE).exists()
+    np.testing.assert_array_equal(coherence, coherence_full)
+    np.testing.assert_array_equal(mask, mask_full)
+    assert not mask[7, 7] and np.isnan(coherence[0, :3]).all() and np.isfinite(coherence[1:]).all()

@@ -80,8 +80,12 @@ def test_run_after_append_updates_and_equals_a_full_run(tmp_path):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * np.abs(b).max(), err_msg=name)
     v_u, v_f = _read(upd / "velocity.h5", "velocity"), _read(full / "velocity.h5", "velocity")
     np.testing.assert_allclose(v_u, v_f, rtol=0, atol=2e-6 * np.nanmax(np.abs(v_f)))
-    # quick_overview added the new pairs and triplets to its kept sums: bit-identical to a full scan
+    # quick_overview added the new pairs and triplets to its kept sums, reference_point the new pairs
+    # to its averages: bit-identical to a full pass
     assert "quick_overview: adding" in log and "new triplet(s) to the kept sums" in log
+    assert f"reference_point: adding {new_pairs} new kept pair(s) to the kept averages" in log
+    for name, dataset in (("avgSpatialCoh.h5", "coherence"), ("maskConnComp.h5", "mask")):
+        np.testing.assert_array_equal(_read(upd / name, dataset), _read(full / name, dataset), err_msg=name)
     assert second["quick_overview"][0] == "ran"
     for name, dataset in (("avgPhaseVelocity.h5", "velocity"), ("numTriNonzeroIntAmbiguity.h5", "mask")):
         np.testing.assert_array_equal(_read(upd / name, dataset), _read(full / name, dataset), err_msg=name)
