@@ -500,7 +500,7 @@ def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float
     stack = prep.stack
     per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted, options.calc_cov)
     budget = memory_per_task(max_memory, num_worker, cluster)
-    blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset))
+    blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset), work_cap_gb=None)
     logger.info("inverting %d pairs / %d dates, %d×%d pixels, weight %s, %s form, %d block(s)%s",
                 len(kept), len(kept.dates), *stack.shape, options.weight_func,
                 "velocity" if options.min_norm_velocity else "phase", len(blocks), describe(num_worker, cluster))

@@ -91,6 +91,7 @@ def plan_blocks(
     max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
     chunk_shape: tuple[int, int] | None = None,
     min_rows: int = 1,
+    work_cap_gb: float | None = BLOCK_WORK_GB,
 ) -> list[Block]:
     """The blocks covering ``shape`` whose working set fits in ``max_memory_gb`` (and in
     :data:`BLOCK_WORK_GB`, which is faster).
@@ -110,6 +111,9 @@ def plan_blocks(
         ``(rows, cols)`` of the HDF5 chunks of the dataset read most, so no chunk is decoded twice.
     min_rows : int
         Fewest rows per block (a filter's support).
+    work_cap_gb : float or None
+        The most a block takes even when the budget allows more (:data:`BLOCK_WORK_GB`); None: the
+        budget alone (the inversion, whose per-block set-up is worth amortising over large blocks).
 
     Returns
     -------
@@ -119,7 +123,8 @@ def plan_blocks(
     length, width = int(shape[0]), int(shape[1])
     if length <= 0 or width <= 0:
         return []
-    budget_px = max(1, int(min(max_memory_gb, BLOCK_WORK_GB) * 1024**3 / max(bytes_per_pixel, 1e-9)))
+    cap = max_memory_gb if work_cap_gb is None else min(max_memory_gb, work_cap_gb)
+    budget_px = max(1, int(cap * 1024**3 / max(bytes_per_pixel, 1e-9)))
     crow, ccol = chunk_shape if chunk_shape else (1, 1)
     crow, ccol = max(1, min(crow, length)), max(1, min(ccol, width))
     rows_budget = budget_px // width
