@@ -600,6 +600,8 @@ def _why_not(prep: Any, info: dict) -> str:
     if prep.options.obs_dataset != "unwrapPhase":
         return f"{prep.options.obs_dataset} is corrected over all pairs (not appended by the loader)"
     current = _stack_signature(prep.stack_path)
+    if not current:  # another file under the same name would look the same
+        return "the stack carries no load signature (not written by sbts load)"
     if current != info.get("stack_signature"):
         update = _update_record(prep.stack_path)
         if update is None or update.get("old_signature") != info.get("stack_signature"):

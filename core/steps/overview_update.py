@@ -145,6 +145,8 @@ def _new_pairs(stack, info: dict) -> np.ndarray | str:
     if tuple(info.get("shape", ())) != tuple(stack.shape):
         return "the stack's size changed"
     signature = _signature(stack.path)
+    if not signature:  # another file under the same name would look the same
+        return "the stack carries no load signature (not written by sbts load)"
     if signature != info.get("signature") and _appended_to(stack.path) != info.get("signature"):
         return "the stack was reloaded (not appended to) since the sums were kept"
     old = list(info.get("pairs", []))

@@ -134,6 +134,13 @@ def test_update_falls_back_to_full_inversion(data, tmp_path, caplog):
     caplog.clear()
     invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True)
     assert "options" in caplog.text and "inversion updated" not in caplog.text
+    # a stack without the loader's signature (written by another tool) cannot be told from another
+    unsigned = tmp_path / "unsigned"
+    invert_network(_write(unsigned / "inputs/ifgramStack.h5", data, N0, ""), unsigned, _opts("no"), update_store=True)
+    _appended(unsigned, data, old_sig="", new_sig="")
+    caplog.clear()
+    invert_network(unsigned / "inputs/ifgramStack.h5", unsigned, _opts("no"), update_store=True)
+    assert "no load signature" in caplog.text and "inversion updated" not in caplog.text
 
 
 def _chain(n: int, k: int, seed: int, neighbours: int = 3):

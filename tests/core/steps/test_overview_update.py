@@ -149,6 +149,7 @@ def test_the_store_holds_16_bytes_a_pixel_and_goes_away_without_the_switch(tmp_p
 
 @pytest.mark.parametrize("change, reason", [
     ("reloaded", "reloaded (not appended to)"),
+    ("unsigned", "no load signature"),
     ("keep", "keep flags"),
     ("reference", "reference point"),
     ("between", "end on or before the last stored date"),
@@ -161,16 +162,20 @@ def test_anything_but_an_append_scans_every_pair(tmp_path, caplog, change, reaso
     wd = WorkDir(tmp_path / "upd")
     _write(wd, old, "old")
     averages.quick_overview(wd, compute, update_store=True)
-    new, kw, previous = _network(DATES), {}, "old"
+    new, kw, previous, signature = _network(DATES), {}, "old", "new"
     if change == "reloaded":
         previous = None
+    elif change == "unsigned":  # written by another tool: the same signature ("") as the stored one
+        _write(wd, old, "")
+        averages.quick_overview(wd, compute, update_store=True)
+        previous = signature = ""
     elif change == "keep":
         kw["keep"] = [d != old[2] for d in new]
     elif change == "reference":
         kw["ref"] = (5, 6)
     else:
         new = sorted(old + ["20200101_20200218"])
-    _write(wd, new, "new", old_signature=previous, **kw)
+    _write(wd, new, signature, old_signature=previous, **kw)
     caplog.set_level(logging.INFO, logger="sbts")
     averages.quick_overview(wd, compute, update_store=True)
     messages = [r.getMessage() for r in caplog.records]
