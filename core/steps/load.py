@@ -821,6 +821,12 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
             w.mark_done(block)
 
 
+def _filter_pipeline(ds) -> tuple:
+    """The dataset's HDF5 filters (code, flags, parameters), from its creation property list."""
+    plist = ds.id.get_create_plist()
+    return tuple(tuple(plist.get_filter(i)[:3]) for i in range(plist.get_nfilters()))
+
+
 def _copy_chunks(src, w, name: str, old_idx: np.ndarray, new_idx: np.ndarray) -> bool:
     """Copy layers ``old_idx`` of ``src`` to layers ``new_idx`` of ``w``'s dataset ``name`` chunk by
     chunk, raw (HDF5 direct chunk I/O: the stored bytes, filters and all): the same bits as decoding
@@ -828,7 +834,7 @@ def _copy_chunks(src, w, name: str, old_idx: np.ndarray, new_idx: np.ndarray) ->
     have one-layer chunks of the same shape, the same dtype and the same filters."""
     dst = w.file[name]
     same = (src.chunks is not None and src.chunks == dst.chunks and src.chunks[0] == 1 and src.dtype == dst.dtype
-            and src.shape[1:] == dst.shape[1:] and src._filters == dst._filters)
+            and src.shape[1:] == dst.shape[1:] and _filter_pipeline(src) == _filter_pipeline(dst))
     if not same or not old_idx.size:
         return False
     (_, rows, cols), (length, width) = src.chunks, src.shape[1:]
