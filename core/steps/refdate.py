@@ -149,10 +149,14 @@ def _rereference(ts: TimeSeries, date: str, target: Path, max_memory: float, num
 
 
 def _rereference_block(idx: int | None, _block: Block, data: np.ndarray) -> np.ndarray:
-    """``data − data[idx]`` (float32), or ``data`` itself when ``idx`` is None (already referenced)."""
-    if idx is not None:
-        data = data - data[idx][None]
-    return data.astype(np.float32, copy=False)
+    """``data − data[idx]`` (float32, in place: one layer copied, not the block), or ``data`` itself
+    when ``idx`` is None (already referenced)."""
+    if idx is None:
+        return data.astype(np.float32, copy=False)
+    if data.dtype != np.float32:  # subtracted in the stored precision, then rounded once
+        return (data - data[idx][None]).astype(np.float32)
+    data -= data[idx].copy()  # the block's own read: changed in place
+    return data
 
 
 def run(options: RefDateOptions, workdir: WorkDir, compute: ComputeOptions, files: list[Path]) -> list[Path]:

@@ -152,12 +152,13 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
         if not y.size:
             continue
         layers = ts.read_dates(block).reshape(n, -1)
-        flat = y * block.shape[1] + x
-        keep = np.take(layers, flat, axis=1).any(axis=0)  # no-data pixels (0 at every date) left out
-        y, x = y[keep], x[keep]
-        # gathered by flat index (a boolean selection along the pixel axis is ~8x slower)
-        values.append(np.take(layers, flat[keep], axis=1))  # as stored (float32): widened in the solve
+        # gathered by flat index (a boolean selection along the pixel axis is ~8x slower), once
+        taken = np.take(layers, y * block.shape[1] + x, axis=1)  # as stored (float32): widened in the solve
         del layers
+        keep = taken.any(axis=0)  # no-data pixels (0 at every date) left out
+        y, x = y[keep], x[keep]
+        values.append(taken if keep.all() else np.take(taken, np.flatnonzero(keep), axis=1))
+        del taken
         ys.append(y + block.row_start)
         xs.append(x + block.col_start)
     if not values or sum(v.shape[1] for v in values) == 0:
