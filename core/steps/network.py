@@ -523,10 +523,12 @@ def network_mask(template: Template, stack: IfgramStack, work_dir: str | os.Path
 
 
 def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.ndarray | None = None,
-                              aoi: Block | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
+                              aoi: Block | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
+                              index: np.ndarray | None = None) -> np.ndarray:
     """Mean coherence of every pair (dropped ones too) over the mask ∩ AOI, NaN ignored, (m,).
 
-    Read block by block within the AOI; a pair without any valid pixel gets NaN.
+    Read block by block within the AOI; a pair without any valid pixel gets NaN.  ``index``: only
+    those pairs (their means, in that order).
     """
     stack = as_stack(stack)
     stack._require("coherence")
@@ -538,7 +540,7 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
             raise InputError(f"mask shape {mask.shape} differs from the stack {(length, width)}")
         if not mask[aoi.slices].any():
             raise DataError(f"no pixel of the mask falls inside the area {aoi}; check maskFile and aoiYX/aoiLALO")
-    m = len(stack.pairs)
+    m = len(stack.pairs) if index is None else len(index)
     total = np.zeros(m, np.float64)
     count = np.zeros(m, np.int64)
     bytes_per_pixel = m * 4 + 16  # the block read, and one layer's temporaries
@@ -546,7 +548,7 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
     for b in progress(blocks, "mean coherence per pair", "block"):
         block = Block(b.row_start + aoi.row_start, b.row_stop + aoi.row_start,
                       b.col_start + aoi.col_start, b.col_stop + aoi.col_start)
-        data = stack.read("coherence", block)
+        data = stack.read("coherence", block) if index is None else stack.read("coherence", block, index=index)
         inside = None if mask is None else mask[block.slices]
         for k in range(m):  # pair by pair: one layer of temporaries
             layer = data[k].astype(np.float32, copy=False)
@@ -597,8 +599,13 @@ def write_drop_flags(stack_path: str | os.PathLike, keep: np.ndarray) -> bool:
 
 
 def modify_network(stack_path: str | os.PathLike, template: NetworkOptions | Template, work_dir: str | os.PathLike,
-                   max_memory: float = DEFAULT_MAX_MEMORY_GB) -> DropReport:
-    """The modify_network step: choose the pairs, store ``dropIfgram``, write ``coherenceSpatialAvg.txt``."""
+                   max_memory: float = DEFAULT_MAX_MEMORY_GB, update_store: bool = False,
+                   force: bool = False) -> DropReport:
+    """The modify_network step: choose the pairs, store ``dropIfgram``, write ``coherenceSpatialAvg.txt``.
+
+    ``update_store`` keeps the mean coherence of every pair, so that after appended acquisitions only
+    the new pairs are averaged (:func:`sbts.core.steps.overview_update.pair_coherence`; ``force``:
+    every pair)."""
     template = _template(template)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -614,7 +621,13 @@ def modify_network(stack_path: str | os.PathLike, template: NetworkOptions | Tem
         if mask is not None:
             name = template.get(KEY + "maskFile")
             mask_label = name if name and _resolve(name, work_dir).is_file() else "waterMask (geometry file)"
-        coherence = spatial_average_coherence(stack, mask, aoi, max_memory)
+        if update_store:
+            from sbts.core.steps.overview_update import pair_coherence
+
+            coherence = pair_coherence(stack, mask, aoi, max_memory, work_dir, force)
+        else:
+            coherence = spatial_average_coherence(stack, mask, aoi, max_memory)
+            (work_dir / "modifyNetworkUpdate.h5").unlink(missing_ok=True)  # it would no longer go with the table
     elif template.get_bool(KEY + "coherenceBased"):
         raise DataError(f"{stack.path}: coherenceBased = yes but the stack has no coherence dataset")
 
@@ -643,13 +656,14 @@ def modify_network(stack_path: str | os.PathLike, template: NetworkOptions | Tem
     return report
 
 
-def run(options: NetworkOptions, workdir: WorkDir, compute: ComputeOptions) -> list[Path]:
+def run(options: NetworkOptions, workdir: WorkDir, compute: ComputeOptions, update_store: bool = False,
+        force: bool = False) -> list[Path]:
     """The modify_network step of ``sbts run``: ``waterMask.h5`` from the geometry (as smallbaselineApp
     writes it, before the network mask reads it), the drop list, ``coherenceSpatialAvg.txt``."""
     from sbts.core.steps.averages import write_water_mask
 
     water = write_water_mask(workdir.stack, workdir.root)
-    report = modify_network(workdir.stack, options, workdir.root, compute.max_memory)
+    report = modify_network(workdir.stack, options, workdir.root, compute.max_memory, update_store, force)
     logger.info("%s", report.summary())
     return [workdir.root / COHERENCE_TABLE] + ([water] if water else [])
 

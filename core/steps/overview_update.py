@@ -217,7 +217,63 @@ def drop_store(work_dir: Path) -> None:
         logger.info("removed %s (it no longer goes with the quick_overview products)", path.name)
 
 
-__all__ = ["Terms", "Plan", "plan", "write_store", "drop_store", "stored_sums", "stored_closure", "store_path",
+# ---------------------------------------------------------------------------- modify_network's means
+NET_STORE_FILE = "modifyNetworkUpdate.h5"
+NET_STORE_TYPE = "modifyNetworkUpdate"
+
+
+def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_dir: Path,
+                   force: bool = False) -> np.ndarray:
+    """The mean coherence of every pair over the mask ∩ AOI (modify_network's), keeping them in
+    ``modifyNetworkUpdate.h5``: after an append only the new pairs are averaged.
+
+    A pair's mean depends on its own layer only, so the kept means of the old pairs are what a
+    pass over every pair gives, up to the order its blocks are added in (float64 noise: the
+    block sizes follow the number of pairs).
+    """
+    from sbts.core.steps.network import spatial_average_coherence
+
+    path = Path(work_dir) / NET_STORE_FILE
+    names = stack.pairs.date12
+    key = {"mask": mask_token(mask), "aoi": None if aoi is None else [aoi.row_start, aoi.row_stop, aoi.col_start,
+                                                                       aoi.col_stop]}
+    info = None if force else read_info(path, NET_STORE_TYPE)
+    why = "no " + NET_STORE_FILE if info is None else _network_why_not(stack, info, key)
+    coherence = np.full(len(names), np.nan)
+    if why:
+        if not force:
+            logger.info("modify_network: averaging the coherence of every pair (%s)", why)
+        coherence = spatial_average_coherence(stack, mask, aoi, max_memory)
+    else:
+        with open_h5(path) as f:
+            stored = dict(zip(info["pairs"], np.asarray(f["coherence"][()], np.float64)))
+        new = np.array([d not in stored for d in names], bool)
+        logger.info("modify_network: averaging the coherence of %d new pair(s), %d kept", int(new.sum()),
+                    int((~new).sum()))
+        coherence[~new] = [stored[d] for d, n in zip(names, new) if not n]
+        if new.any():
+            coherence[new] = spatial_average_coherence(stack, mask, aoi, max_memory, index=np.flatnonzero(new))
+    info = {"key": key, "shape": list(stack.shape), "signature": _signature(stack.path), "pairs": names}
+    write_h5(path, {"FILE_TYPE": NET_STORE_TYPE, INFO_ATTR: json.dumps(info)}, {"coherence": coherence})
+    return coherence
+
+
+def _network_why_not(stack, info: dict, key: dict) -> str:
+    if info.get("key") != key:
+        return "the mask or the area changed"
+    if tuple(info.get("shape", ())) != tuple(stack.shape):
+        return "the stack's size changed"
+    signature = _signature(stack.path)
+    if not signature:
+        return "the stack carries no load signature (not written by sbts load)"
+    if signature != info.get("signature") and _appended_to(stack.path) != info.get("signature"):
+        return "the stack was reloaded (not appended to) since the means were kept"
+    if not set(info.get("pairs", [])) <= set(stack.pairs.date12):
+        return "pairs of the kept means are no longer in the stack"
+    return ""
+
+
+__all__ = ["pair_coherence", "reference_maps", "Terms", "Plan", "plan", "write_store", "drop_store", "stored_sums", "stored_closure", "store_path",
            "mask_token", "STORE_FILE", "STORE_TYPE"]
 
 

@@ -53,7 +53,8 @@ def _parse_network(ctx: RunContext):
 def _network(ctx: RunContext) -> list[Path]:
     from sbts.core.steps import network
 
-    return network.run(ctx.opt("modify_network"), ctx.workdir, ctx.compute)
+    return network.run(ctx.opt("modify_network"), ctx.workdir, ctx.compute,
+                       update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"), force=ctx.force)
 
 
 def _parse_reference(ctx: RunContext):

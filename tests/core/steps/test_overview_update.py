@@ -231,3 +231,31 @@ def test_reference_maps_after_an_appended_date_equal_a_pass_over_every_pair(tmp_
     np.testing.assert_array_equal(coherence, coherence_full)
     np.testing.assert_array_equal(mask, mask_full)
     assert not mask[7, 7] and np.isnan(coherence[0, :3]).all() and np.isfinite(coherence[1:]).all()
+
+
+def test_network_coherence_after_an_appended_date_averages_only_the_new_pairs(tmp_path, caplog):
+    """modify_network's mean coherence per pair: the kept means plus the new pairs' equal a pass over
+    every pair (float64 noise: the block sizes follow the number of pairs); another mask or area
+    averages every pair again."""
+    from sbts.core.io.blocks import Block
+    from sbts.core.io.products import IfgramStack
+    from sbts.core.steps.network import spatial_average_coherence
+
+    old, new = _network(DATES[:-1]), _network(DATES)
+    wd = WorkDir(tmp_path / "upd")
+    _write(wd, old, "old")
+    mask = np.ones(SHAPE, bool)
+    mask[:5] = False
+    ou.pair_coherence(IfgramStack(wd.stack), mask, None, 2e-5, wd.root)
+    _write(wd, new, "new", old_signature="old")
+    caplog.set_level(logging.INFO, logger="sbts")
+    stack = IfgramStack(wd.stack)
+    got = ou.pair_coherence(stack, mask, None, 2e-5, wd.root)
+    n_new = len(new) - len(old)
+    assert f"averaging the coherence of {n_new} new pair(s), {len(old)} kept" in caplog.text
+    np.testing.assert_allclose(got, spatial_average_coherence(stack, mask, None, 4.0), rtol=1e-12, atol=0)
+    caplog.clear()
+    aoi = Block(2, 20, 3, 15)
+    got = ou.pair_coherence(stack, mask, aoi, 2e-5, wd.root)
+    assert "averaging the coherence of every pair (the mask or the area changed)" in caplog.text
+    np.testing.assert_allclose(got, spatial_average_coherence(stack, mask, aoi, 4.0), rtol=1e-12, atol=0)

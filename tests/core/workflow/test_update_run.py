@@ -84,6 +84,10 @@ def test_run_after_append_updates_and_equals_a_full_run(tmp_path):
     # to its averages: bit-identical to a full pass
     assert "quick_overview: adding" in log and "new triplet(s) to the kept sums" in log
     assert f"reference_point: adding {new_pairs} new kept pair(s) to the kept averages" in log
+    assert f"modify_network: averaging the coherence of {new_pairs} new pair(s)" in log
+    table = [ln for ln in (upd / "coherenceSpatialAvg.txt").read_text().splitlines() if not ln.startswith("#")]
+    assert table == [ln for ln in (full / "coherenceSpatialAvg.txt").read_text().splitlines()
+                     if not ln.startswith("#")]
     for name, dataset in (("avgSpatialCoh.h5", "coherence"), ("maskConnComp.h5", "mask")):
         np.testing.assert_array_equal(_read(upd / name, dataset), _read(full / name, dataset), err_msg=name)
     assert second["quick_overview"][0] == "ran"
