@@ -264,7 +264,8 @@ def _signature(stack: IfgramStack, options: InversionOptions, ref: tuple[int, in
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 
-def _mask_token(water: np.ndarray | None) -> str:
+def mask_token(water: np.ndarray | None) -> str:
+    """A short key of a land mask (what the stored solutions and sums depend on)."""
     return "none" if water is None else hashlib.sha1(np.packbits(water).tobytes()).hexdigest()
 
 
@@ -428,7 +429,7 @@ def _prepare_inputs(stack_path: Path, work_dir: Path, options: InversionOptions,
     assert ref is not None  # a point is given
     ref_phase = ref.values
     water = _water_mask(options, stack, work_dir)
-    sig = _signature(stack, options, (ref_y, ref_x), _mask_token(water))
+    sig = _signature(stack, options, (ref_y, ref_x), mask_token(water))
     if outputs is None:
         outputs = InversionOutputs(work_dir / "timeseries.h5", work_dir / "temporalCoherence.h5",
                                    work_dir / "numInvIfgram.h5", work_dir / "maskTempCoh.h5",
@@ -517,7 +518,7 @@ def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_w
     # the blocks do not depend on the options of the reliability mask: a run rejected by
     # minNumPixel and rerun with other mask options keeps its inverted blocks
     block_sig = _signature(stack, replace(options, min_temp_coh=0.0, min_num_pixel=0, shadow_mask=False),
-                           prep.ref_yx, _mask_token(prep.water))
+                           prep.ref_yx, mask_token(prep.water))
     with TimeSeriesWriter(outputs.timeseries, ts_meta, kept.date_strings, kept.date_bperp(),
                           signature=block_sig) as wts, \
             H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1"),

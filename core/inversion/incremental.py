@@ -338,11 +338,11 @@ def store_path(work_dir: str | os.PathLike) -> Path:
 
 def options_digest(prep: Any) -> str:
     """What the stored solution depends on besides the data: weights, masks, reference, land."""
-    from sbts.core.inversion.engine import _mask_token
+    from sbts.core.inversion.engine import mask_token
 
     o = prep.options
     payload = [o.weight_func, prep.looks if o.weighted else 1, o.mask_dataset, o.mask_threshold, o.min_redundancy,
-               o.obs_dataset, list(prep.ref_yx), _mask_token(prep.water)]
+               o.obs_dataset, list(prep.ref_yx), mask_token(prep.water)]
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 

@@ -273,11 +273,11 @@ def _write_velocity(stack: IfgramStack, work_dir: str | os.PathLike, velocity: n
 
 
 def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "unwrapPhase",
-                      max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
-    """True where ``dataset`` is finite and non-zero in every kept pair (L, W) bool."""
+                      max_memory: float = DEFAULT_MAX_MEMORY_GB, index: np.ndarray | None = None) -> np.ndarray:
+    """True where ``dataset`` is finite and non-zero in every kept pair (or in the pairs ``index``), (L, W) bool."""
     stack = as_stack(stack)
     stack._require(dataset)
-    index = kept_index(stack)
+    index = kept_index(stack) if index is None else index
     out = np.zeros(stack.shape, bool)
     for block in progress(_blocks(stack, dataset, index.size, max_memory), f"coverage of {dataset}", "block"):
         data = _read_kept(stack, dataset, block, index)
@@ -343,6 +343,7 @@ def quick_overview(workdir: WorkDir, compute: ComputeOptions, update_store: bool
     the new pairs' rates and the new triplets are added to them (``force``: scan every pair).
     """
     from sbts.core.inversion.closure import Piggyback, scan_closures, triplet_indices, write_closure_outputs
+    from sbts.core.inversion.engine import mask_token
     from sbts.core.steps import overview_update as ou
 
     stack = IfgramStack(workdir.stack)
@@ -357,7 +358,7 @@ def quick_overview(workdir: WorkDir, compute: ComputeOptions, update_store: bool
     ref = stack.metadata.reference
     terms = ou.Terms(index, ref_phase, scale, triplet_indices(stack.pairs), {
         "dataset": dataset, "ref_yx": [ref.y, ref.x] if ref.has_point else None,
-        "wavelength": stack.metadata.radar.require_wavelength(), "mask": ou.mask_token(mask)})
+        "wavelength": stack.metadata.radar.require_wavelength(), "mask": mask_token(mask)})
     plan = ou.plan(workdir.root, stack, terms) if update_store and not force else None
     tri_rows = np.arange(terms.tri.shape[0]) if plan is None else plan.tri_rows
     rate_rows = np.arange(index.size) if plan is None else plan.rate_rows

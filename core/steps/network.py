@@ -548,7 +548,7 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
     for b in progress(blocks, "mean coherence per pair", "block"):
         block = Block(b.row_start + aoi.row_start, b.row_stop + aoi.row_start,
                       b.col_start + aoi.col_start, b.col_stop + aoi.col_start)
-        data = stack.read("coherence", block) if index is None else stack.read("coherence", block, index=index)
+        data = stack.read("coherence", block, index=index)
         inside = None if mask is None else mask[block.slices]
         for k in range(m):  # pair by pair: one layer of temporaries
             layer = data[k].astype(np.float32, copy=False)

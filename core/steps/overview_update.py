@@ -1,12 +1,14 @@
-"""The sums behind quick_overview, kept so that an appended acquisition is added, not rescanned.
+"""The sums behind the network steps, kept so that an appended acquisition is added, not rescanned.
 
-quick_overview's products are sums over the kept pairs and triplets:
+modify_network's mean coherence is one number per pair (:func:`pair_coherence`); reference_point's
+maps are a per-pixel sum and an AND over the kept pairs (:func:`reference_maps`); quick_overview's
+products are sums over the kept pairs and triplets:
 
 - the stacking velocity (``avgPhaseVelocity.h5``) is the mean of per-pair rates: a float64 total and
   a count per pixel;
 - T_int (``numTriNonzeroIntAmbiguity.h5``) counts, per pixel, the triplets with a non-zero integer
   closure;
-- the triplet statistics (``closurePhaseStats.txt``) are per-triplet sums over the pixels.
+- the triplet statistics (``closurePhaseTriplets.txt``) are per-triplet sums over the pixels.
 
 An appended acquisition adds pairs that end on a new, later date, and the triplets that contain
 them; it changes no term of an old pair or triplet as long as the old pairs, their keep flags, the
@@ -26,7 +28,6 @@ killed in between, the rerun finds the stored sums of the previous stack and upd
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,15 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sbts.core.inversion.engine import mask_token
 from sbts.core.io.h5 import open_h5, write_h5
-from sbts.core.io.progress import progress
 
 logger = logging.getLogger(__name__)
 
 STORE_FILE = "quickOverviewUpdate.h5"
 STORE_TYPE = "quickOverviewUpdate"
 INFO_ATTR = "SBTS_OVERVIEW_STORE"
-_STACK_SIGNATURE_ATTR = "SBTS_INPUT_SIGNATURE"  # the loader's content key of the stack's source files
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,6 @@ def store_path(work_dir: str | os.PathLike) -> Path:
     return Path(work_dir) / STORE_FILE
 
 
-def mask_token(mask: np.ndarray | None) -> str:
-    return "none" if mask is None else hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
-
-
 def _pair_keys(stack) -> list[str]:
     return [f"{d}:{int(k)}" for d, k in zip(stack.pairs.date12, stack.pairs.keep)]
 
@@ -99,8 +95,9 @@ def _tri_keys(stack, tri: np.ndarray) -> list[str]:
 
 def _signature(stack_path: Path) -> str:
     from sbts.core.io.h5 import read_attrs
+    from sbts.core.steps.load import SIGNATURE_ATTR
 
-    return str(read_attrs(stack_path).get(_STACK_SIGNATURE_ATTR, ""))
+    return str(read_attrs(stack_path).get(SIGNATURE_ATTR, ""))
 
 
 def _appended_to(stack_path: Path) -> str | None:
@@ -140,15 +137,23 @@ def plan(work_dir: Path, stack, terms: Terms) -> Plan | None:
                 np.flatnonzero(new[terms.index]), old_rows, path)
 
 
-def _new_pairs(stack, info: dict) -> np.ndarray | str:
-    """Which pairs of the stack the store has not seen (bool per pair), or why it cannot be updated."""
+def _same_stack(stack, info: dict) -> str:
+    """Why the stack is not the one a store was written from, or one appended to it ("" when it is)."""
     if tuple(info.get("shape", ())) != tuple(stack.shape):
         return "the stack's size changed"
     signature = _signature(stack.path)
     if not signature:  # another file under the same name would look the same
         return "the stack carries no load signature (not written by sbts load)"
     if signature != info.get("signature") and _appended_to(stack.path) != info.get("signature"):
-        return "the stack was reloaded (not appended to) since the sums were kept"
+        return "the stack was reloaded (not appended to) since the store was written"
+    return ""
+
+
+def _new_pairs(stack, info: dict) -> np.ndarray | str:
+    """Which pairs of the stack the store has not seen (bool per pair), or why it cannot be updated."""
+    why = _same_stack(stack, info)
+    if why:
+        return why
     old = list(info.get("pairs", []))
     seen = {k.split(":")[0] for k in old}
     names = stack.pairs.date12
@@ -239,7 +244,6 @@ def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_
                                                                        aoi.col_stop]}
     info = None if force else read_info(path, NET_STORE_TYPE)
     why = "no " + NET_STORE_FILE if info is None else _network_why_not(stack, info, key)
-    coherence = np.full(len(names), np.nan)
     if why:
         if not force:
             logger.info("modify_network: averaging the coherence of every pair (%s)", why)
@@ -250,6 +254,7 @@ def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_
         new = np.array([d not in stored for d in names], bool)
         logger.info("modify_network: averaging the coherence of %d new pair(s), %d kept", int(new.sum()),
                     int((~new).sum()))
+        coherence = np.full(len(names), np.nan)
         coherence[~new] = [stored[d] for d, n in zip(names, new) if not n]
         if new.any():
             coherence[new] = spatial_average_coherence(stack, mask, aoi, max_memory, index=np.flatnonzero(new))
@@ -261,20 +266,12 @@ def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_
 def _network_why_not(stack, info: dict, key: dict) -> str:
     if info.get("key") != key:
         return "the mask or the area changed"
-    if tuple(info.get("shape", ())) != tuple(stack.shape):
-        return "the stack's size changed"
-    signature = _signature(stack.path)
-    if not signature:
-        return "the stack carries no load signature (not written by sbts load)"
-    if signature != info.get("signature") and _appended_to(stack.path) != info.get("signature"):
-        return "the stack was reloaded (not appended to) since the means were kept"
+    why = _same_stack(stack, info)
+    if why:
+        return why
     if not set(info.get("pairs", [])) <= set(stack.pairs.date12):
         return "pairs of the kept means are no longer in the stack"
     return ""
-
-
-__all__ = ["pair_coherence", "reference_maps", "Terms", "Plan", "plan", "write_store", "drop_store", "stored_sums", "stored_closure", "store_path",
-           "mask_token", "STORE_FILE", "STORE_TYPE"]
 
 
 # ---------------------------------------------------------------------------- reference_point's maps
@@ -292,7 +289,7 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
     new kept pairs are read and added, in the order a full pass adds them (the same bits).
     """
     from sbts.core.io.products import IfgramStack
-    from sbts.core.steps.averages import connected_component_mask, kept_index, temporal_average
+    from sbts.core.steps.averages import connected_component_mask, kept_index, temporal_average, valid_in_all_kept
 
     stack = IfgramStack(workdir.stack)
     index = kept_index(stack)
@@ -326,7 +323,7 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
         if add.size:
             if key["coherence"]:
                 total, count = _coherence_sums(stack, add, max_memory, total, count)
-            mask &= _valid_in(stack, key["conncomp"], add, max_memory)
+            mask &= valid_in_all_kept(stack, key["conncomp"], max_memory, index=add)
     coherence = None
     if total is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -344,6 +341,7 @@ def _coherence_sums(stack, index: np.ndarray, max_memory: float, total: np.ndarr
     """Σ and count of the finite coherence of pairs ``index`` per pixel, continued from ``total``/``count``;
     added by second date then first (:func:`sbts.core.steps.averages._time_order`)."""
     from sbts.core.io.blocks import plan_blocks
+    from sbts.core.io.progress import progress
     from sbts.core.steps.averages import _time_order
 
     total = np.zeros(stack.shape) if total is None else total
@@ -361,16 +359,5 @@ def _coherence_sums(stack, index: np.ndarray, max_memory: float, total: np.ndarr
     return total, count
 
 
-def _valid_in(stack, name: str, index: np.ndarray, max_memory: float) -> np.ndarray:
-    """True where ``name`` is finite and non-zero in every pair ``index``."""
-    from sbts.core.io.blocks import plan_blocks
-
-    out = np.ones(stack.shape, bool)
-    for block in progress(plan_blocks(stack.shape, index.size * 4 + 8, max_memory, stack.chunk_shape(name)),
-                          f"coverage of {name}", "block"):
-        ok = out[block.slices]
-        for layer in stack.read(name, block, index=index):
-            ok &= layer != 0
-            if layer.dtype.kind == "f":
-                ok &= np.isfinite(layer)
-    return out
+__all__ = ["Terms", "Plan", "plan", "write_store", "drop_store", "stored_sums", "stored_closure", "store_path",
+           "pair_coherence", "reference_maps", "STORE_FILE", "STORE_TYPE", "NET_STORE_FILE", "REF_STORE_FILE"]

@@ -443,7 +443,6 @@ def run(options: ReferenceOptions, workdir: WorkDir, compute: ComputeOptions,
         outputs.append(write_coherence_map(stack, workdir.root, coherence))
     outputs.append(write_conncomp_map(stack, workdir.root, mask))
     if keep is not None:
-        stack = IfgramStack(workdir.stack)
         y, x = keep[0], keep[1]
         kept = np.flatnonzero(stack.pairs.keep)
         inside = 0 <= y < stack.shape[0] and 0 <= x < stack.shape[1]

@@ -53,6 +53,8 @@ def picture_settings(dpi: float | None = None, max_pixels: int | None = None):
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
 EARTH_RADIUS_KM = 6371.0088
 
 # display unit → (file unit, factor)
