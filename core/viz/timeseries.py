@@ -100,6 +100,16 @@ def _open_ts(path: str | os.PathLike) -> TimeSeries:
     return product
 
 
+def _default_date(ts) -> int:
+    """The map's date when none is asked for: the last, unless it is the reference date (a map of
+    zeros, as after reference_date picked the last date), then the first."""
+    last = len(ts.dates) - 1
+    ref = ts.metadata.reference.date
+    if last > 0 and ref is not None and ts.date_strings[last] == f"{ref:%Y%m%d}":
+        return 0
+    return last
+
+
 class TsViewer:
     """The tsview figure and its state; ``on_click`` is the matplotlib event handler of the map."""
 
@@ -119,7 +129,7 @@ class TsViewer:
         self.offset = (2.0 if len(self.products) > 1 else 0.0) if offset is None else float(offset)
         self.periods = tuple(periods)
         self.fit = fit
-        k = self.main.date_index(date) if date is not None else len(self.main.dates) - 1
+        k = self.main.date_index(date) if date is not None else _default_date(self.main)
         self.date_index = k
         layer = Layer(self.main.path, self.main.dataset_name, self.main.date_strings[k], self.main.metadata.unit or "m",
                       index=k)

@@ -159,6 +159,27 @@ def test_tsview_and_click(demo, tmp_path):
     assert z[0] == 0
 
 
+def test_tsview_map_is_not_the_reference_date_by_default(demo, tmp_path):
+    """The map shows the last date, unless that is the series' reference date (a map of zeros, as
+    after reference_date picked the last date): then the first; a date asked for is shown as is."""
+    import shutil
+
+    import h5py
+
+    from sbts.core.viz.timeseries import tsview
+
+    path = tmp_path / "timeseries.h5"
+    shutil.copy(demo / "timeseries.h5", path)
+    viewer = tsview([path], yx=(30, 35), save=tmp_path / "a.png")
+    last = len(viewer.main.dates) - 1
+    assert viewer.date_index == last
+    with h5py.File(path, "r+") as f:
+        f.attrs["REF_DATE"] = viewer.main.date_strings[last]
+    viewer = tsview([path], yx=(30, 35), save=tmp_path / "b.png")
+    assert viewer.date_index == 0
+    assert tsview([path], yx=(30, 35), date=viewer.main.date_strings[last], save=tmp_path / "c.png").date_index == last
+
+
 def test_tsview_errors(demo):
     from sbts.core.errors import DataError, InputError
     from sbts.core.viz.timeseries import tsview
