@@ -73,7 +73,7 @@ STORE_AHEAD = 8
 #: largest move (rad) of the first re-solved dates for which the kept dates count as unchanged
 WINDOW_TOL = 1e-6
 _LOAD_RECORD = "ifgramStack_load.json"  # written by the loader beside the stack
-_SLAB = 2048  # pixels solved together: the band, the pairs' rows and the loops' temporaries fit in L2
+_SLAB = 8192  # pixels solved together: few enough that the band and the loops' temporaries stay in the CPU caches, enough that numpy's per-call cost is small (2048: 25 % slower, 16384: 15 %)
 _PIVOT_TOL = 1e-9  # a pivot below this fraction of its diagonal: numerically rank deficient
 
 __all__ = ["STORE_FILE", "UPDATE_ATTR", "WINDOW_MARGIN", "WINDOW_TOL", "FactorState", "normal_equations",

@@ -9,6 +9,7 @@ block by block, so a stack larger than memory is never loaded whole.  Writing go
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ import numpy as np
 from sbts.core.errors import InputError
 from sbts.core.io.blocks import Block, chunk_rows_cols
 from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, decode_strings, encode_dates, open_h5
+from sbts.core.io.stack_parts import Piece, check_sources, virtual_layout
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.model.metadata import Metadata
 from sbts.core.model.pairs import Pairs, numeric_array
@@ -82,6 +84,7 @@ class Product:
             self._dtypes: dict[str, np.dtype] = {}
             self._chunks: dict[str, tuple[int, ...] | None] = {}
             self._incomplete: set[str] = set()
+            check_sources(self.path, f)
             for name, obj in f.items():
                 if isinstance(obj, h5py.Dataset):
                     self._shapes[name] = obj.shape
@@ -402,12 +405,13 @@ class StackWriter(H5Writer):
 
     def __init__(self, path: str | os.PathLike, metadata: Metadata, pairs: Pairs,
                  datasets: Mapping[str, Any] | Sequence[str] = ("unwrapPhase", "coherence"),
-                 signature: str | None = None) -> None:
+                 signature: str | None = None, pieces: Sequence[Piece] | None = None) -> None:
         super().__init__(path, metadata.replace(file_type="ifgramStack", unit="radian"), signature)
         self.grid_shape = metadata.grid.shape
         self.pairs = pairs
         self.names = (dict(datasets) if isinstance(datasets, Mapping)
                       else {n: STACK_DATASETS.get(n, np.float32) for n in datasets})
+        self.pieces = None if pieces is None else tuple(pieces)
 
     def _setup(self) -> None:
         length, width = self.grid_shape
@@ -415,8 +419,18 @@ class StackWriter(H5Writer):
         self.create("bperp", data=self.pairs.bperp.astype(np.float32))
         self.create("dropIfgram", data=self.pairs.keep.astype(bool))
         for name, dtype in self.names.items():
-            self.create(name, shape=(len(self.pairs), length, width), dtype=dtype,
-                        compression="lzf" if name == "connectComponent" else None)
+            shape = (len(self.pairs), length, width)
+            if self.pieces is None:
+                self.create(name, shape=shape, dtype=dtype, compression="lzf" if name == "connectComponent" else None)
+                continue
+            # made of parts (see sbts.core.io.stack_parts): nothing to write, every layer is mapped
+            layout = virtual_layout(self.pieces, name, shape, dtype)
+            with self._writing():
+                if name in self.file:
+                    del self.file[name]
+                ds = self.file.create_virtual_dataset(name, layout,
+                                                      fillvalue=np.nan if np.dtype(dtype).kind == "f" else 0)
+                ds.attrs["MODIFICATION_TIME"] = str(time.time())
 
 
 class TimeSeriesWriter(H5Writer):

@@ -82,7 +82,7 @@ class ReadAhead:
 
 
 def _dataset_ranges(ds: h5py.Dataset, layers: np.ndarray, block: Block) -> list[tuple[int, int]]:
-    if ds.ndim != 3:
+    if ds.ndim != 3 or ds.is_virtual:  # a stack made of parts: its bytes are in other files
         return []
     _, length, width = ds.shape
     item = ds.dtype.itemsize

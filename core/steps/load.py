@@ -29,6 +29,7 @@ import numpy as np
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import InputError, PluginError, SbtsError, shown
+from sbts.core.io import stack_parts
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, read_attrs
 from sbts.core.io.products import STACK_DATASETS, StackWriter
@@ -768,6 +769,9 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
     meta = _apply_overrides(_window_metadata(stack.metadata, win), overrides)
     meta = meta.replace(processor=meta.processor or reader).with_extra(**{SIGNATURE_ATTR: sig})
     names = {n: STACK_DATASETS[n] for n in STACK_DATASETS if n in sources[0].layers}
+    if previous is not None and _append_in_parts(sources, pairs, names, meta, win, path, sig, max_memory, reader,
+                                                 previous, num_worker):
+        return
     out_shape = win.shape
     # one dataset of all pairs is held at a time, plus one source window being reduced per thread
     threads = max(1, min(int(num_worker), len(sources)))
@@ -819,6 +823,80 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
                 else:
                     w.write(name, out, block)
             w.mark_done(block)
+    stack_parts.remove_unused(path)  # written whole: the parts of an earlier stack are not needed
+
+
+def _append_in_parts(sources: list, pairs: Pairs, names: dict, meta: Metadata, win: Window, path: Path, sig: str,
+                     max_memory: float, reader: str, previous: _Previous, num_worker: int) -> bool:
+    """Append without copying the stack (see :mod:`sbts.core.io.stack_parts`): write the tail from
+    the first new pair on into a part, and a stack whose 3-D datasets map onto the parts.  False
+    (nothing written) when the tail is more than half of the stack, the stack would need more than
+    :data:`~sbts.core.io.stack_parts.MAX_PARTS` parts, or the file system has no hard links: the
+    caller then writes the stack whole."""
+    keys = [_date12(p) for p in sources]
+    old_count = len(previous.pairs)
+    prefix = 0
+    while prefix < old_count and keys[prefix] == previous.pairs[prefix]:
+        prefix += 1
+    size = len(sources) - prefix
+    if prefix == 0 or size > len(sources) // 2:
+        logger.info("%s: %d of %d pairs move: writing the stack whole", path.name, size, len(sources))
+        return False
+    try:
+        pieces = stack_parts.pieces_of(previous.path, names)
+    except (OSError, KeyError) as exc:
+        logger.info("%s: its layout cannot be read (%s): writing the stack whole", path.name, exc)
+        return False
+    if pieces is None:
+        logger.info("%s: its datasets are not mapped alike: writing the stack whole", path.name)
+        return False
+    if len(pieces) == 1 and pieces[0].file == ".":  # loaded whole: it becomes the first part
+        try:
+            pieces = [stack_parts.Piece(stack_parts.link_whole(previous.path, previous.signature), 0, 0, old_count)]
+        except OSError as exc:
+            logger.info("%s cannot be linked into %s (%s): writing the stack whole", path.name,
+                        stack_parts.parts_dir(path).name, exc.strerror or exc)
+            return False
+    tail_file = stack_parts.tail_path(path, sig)
+    pieces = stack_parts.truncate(pieces, prefix) + [
+        stack_parts.Piece(stack_parts.relative_name(path, tail_file), 0, prefix, size)]
+    if len({p.file for p in pieces}) > stack_parts.MAX_PARTS:
+        logger.info("%s would be made of more than %d parts: writing it whole", path.name, stack_parts.MAX_PARTS)
+        return False
+    tail = sources[prefix:]
+    old = set(previous.pairs)
+    kept = [k for k, key in enumerate(keys[prefix:]) if key in old]  # old layers prefix.. in order
+    todo = [k for k in range(size) if keys[prefix + k] not in old]  # new pairs: read from their files
+    logger.info("%s: %d pairs stay where they are, %d are written to %s (%d of them new); the stack is not copied",
+                path.name, prefix, size, tail_file.relative_to(path.parent), len(todo))
+    if not _is_current(tail_file, sig):
+        tail_pairs = Pairs(pairs.date1[prefix:], pairs.date2[prefix:], pairs.bperp[prefix:], None)
+        threads = max(1, min(int(num_worker), len(todo)))
+        per_pixel = size * 4 * 1.5 + 8 * win.ystep * win.xstep * threads
+        with contextlib.ExitStack() as ctx:
+            import h5py
+
+            old_file = ctx.enter_context(h5py.File(previous.path, "r", locking=False))
+            w = ctx.enter_context(StackWriter(tail_file, meta, tail_pairs, names, signature=sig + ":tail"))
+            pool = ctx.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="sbts-load")) \
+                if threads > 1 else None
+            for block in progress(plan_blocks(win.shape, per_pixel, max_memory), desc="load stack", unit="block"):
+                if w.is_done(block):
+                    continue
+                src = win.source_block(block)
+                for name, dtype in names.items():
+                    out = np.empty((size,) + block.shape, dtype)
+                    if kept:
+                        out[kept] = old_file[name][prefix:old_count, block.rows, block.cols]
+                    fill = functools.partial(_load_pair, out, tail, win, src, name, reader)
+                    for _ in (map(fill, todo) if pool is None else pool.map(fill, todo)):
+                        pass
+                    w.write(name, out, block)
+                w.mark_done(block)
+    with StackWriter(path, meta, pairs, names, signature=sig, pieces=pieces):
+        pass
+    stack_parts.remove_unused(path)
+    return True
 
 
 def _filter_pipeline(ds) -> tuple:

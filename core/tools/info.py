@@ -41,6 +41,8 @@ def _describe(path: Path, dates_only: bool) -> str:
             if isinstance(obj, h5py.Dataset):
                 chunks = f", chunks {obj.chunks}" if obj.chunks else ""
                 comp = f", {obj.compression}" if obj.compression else ""
+                if obj.is_virtual:  # a stack appended to in parts (sbts.core.io.stack_parts)
+                    comp += f", virtual: {len({v.file_name for v in obj.virtual_sources()})} part file(s)"
                 lines.append(f"  /{name:<28s} {str(obj.shape):<20s} {obj.dtype}{chunks}{comp}")
 
         f.visititems(visit)

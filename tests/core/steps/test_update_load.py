@@ -79,11 +79,23 @@ def test_append_equals_fresh_load_and_reads_only_new_files(written, tmp_path, mo
         return real(layer, src, path, name, reader)
 
     monkeypatch.setattr(load_mod, "_read_layer", counting)
-    copied: list[bool] = []  # the old pairs go over as raw chunks (no decoding) ...
+    copied: list[bool] = []
     real_copy = load_mod._copy_chunks
     monkeypatch.setattr(load_mod, "_copy_chunks", lambda *a: copied.append(real_copy(*a)) or copied[-1])
+    whole = old_wd / "inputs/ifgramStack.h5"
+    inode = whole.stat().st_ino
     load_data(t, old_wd, base_dir=cfg.parent)
-    assert copied and all(copied)  # ... and the file is still a fresh load's, bit for bit (below)
+    # the stack is not copied: the old file becomes the first part (a hard link), the tail from the
+    # first new pair on is the second, and the stack's 3-D datasets map onto them ...
+    assert not copied
+    parts = sorted((old_wd / "inputs/ifgramStack_parts").iterdir())
+    assert len(parts) == 2 and inode in {p.stat().st_ino for p in parts}
+    with h5py.File(whole, "r") as f:
+        assert f["unwrapPhase"].is_virtual and f["coherence"].is_virtual
+        assert not f["date"].is_virtual
+        assert {v.file_name for v in f["unwrapPhase"].virtual_sources()} == {
+            f"./ifgramStack_parts/{p.name}" for p in parts}
+    # ... and it is still a fresh load's, bit for bit (below)
     last = synth.date_list[-1]
     stack_reads = [r for r in reads if ":unwrapPhase" in r or ":coherence" in r]
     new_pairs = [f"{a}_{b}" for a, b, _ in geotiff.pairs(synth) if b == last]
@@ -149,3 +161,206 @@ def test_changed_old_file_reloads_everything(written, tmp_path, monkeypatch):
     assert read_update_record(wd / "inputs/ifgramStack.h5") is None
     np.testing.assert_array_equal(h5py.File(wd / "inputs/ifgramStack.h5", "r")["unwrapPhase"].shape[0],
                                   len(synth.date1_index))
+
+
+# ------------------------------------------------------------------ appends in parts
+@pytest.fixture(scope="module")
+def two_late(tmp_path_factory):
+    """A stack whose last two dates arrive one after the other: (root, cfg, [files of date -2, of date -1], held)."""
+    root = tmp_path_factory.mktemp("gtiff2")
+    synth = make_synthetic_stack(shape=(16, 17), num_date=10, seed=7)
+    cfg = geotiff.write(root, synth)
+    held = root / "held"
+    held.mkdir()
+    files = [p for p in root.rglob("*") if p.is_file() and "held" not in p.parts]
+    last = [p for p in files if synth.date_list[-1] in p.name]
+    before = [p for p in files if synth.date_list[-2] in p.name and p not in last]
+    assert last and before
+    return root, cfg, [before, last], held
+
+
+def _load_in_steps(cfg, late, held, wd):
+    """Load with both late dates missing, then one more date, then all: yields after each load."""
+    t = _template(cfg)
+    _hide(late[0] + late[1], held)
+    try:
+        load_data(t, wd, base_dir=cfg.parent)
+        yield "first"
+        _restore(late[0], held)
+        load_data(t, wd, base_dir=cfg.parent)
+        yield "second"
+    finally:
+        _restore([p for p in late[0] + late[1] if not p.exists()], held)
+    load_data(t, wd, base_dir=cfg.parent)
+    yield "third"
+
+
+def _same_as_fresh(path: Path, fresh: Path) -> None:
+    a, b = _datasets(path), _datasets(fresh)
+    assert a["attrs"] == b["attrs"]
+    assert sorted(a["data"]) == sorted(b["data"])
+    for name, value in b["data"].items():
+        assert a["data"][name].tobytes() == value.tobytes(), name
+
+
+def test_successive_appends_chain_parts_and_drop_unused_ones(two_late, tmp_path):
+    root, cfg, late, held = two_late
+    fresh = tmp_path / "fresh"
+    load_data(_template(cfg), fresh, base_dir=cfg.parent)
+    wd = tmp_path / "wd"
+    stack = wd / "inputs/ifgramStack.h5"
+    for stage in _load_in_steps(cfg, late, held, wd):
+        if stage == "second":
+            first_parts = {p.name for p in (wd / "inputs/ifgramStack_parts").iterdir()}
+            assert len(first_parts) == 2
+    # the third stack keeps the first part and the head of the second tail, and adds its own tail;
+    # the folder holds exactly the parts the stack names
+    parts = {p.name for p in (wd / "inputs/ifgramStack_parts").iterdir()}
+    with h5py.File(stack, "r") as f:
+        named = {v.file_name for v in f["unwrapPhase"].virtual_sources()}
+    assert {f"./ifgramStack_parts/{p}" for p in parts} == named
+    assert first_parts < parts and len(parts) == 3
+    from sbts.core.tools.info import describe
+
+    assert "virtual: 3 part file(s)" in describe(stack)
+    _same_as_fresh(stack, fresh / "inputs/ifgramStack.h5")
+    # the work directory can be moved: the parts are named relative to the stack
+    moved = tmp_path / "moved"
+    shutil.copytree(wd, moved)
+    shutil.rmtree(wd)
+    _same_as_fresh(moved / "inputs/ifgramStack.h5", fresh / "inputs/ifgramStack.h5")
+    # a missing part is an error naming it, never layers read as fill values
+    from sbts.core.io.products import IfgramStack
+
+    gone = sorted((moved / "inputs/ifgramStack_parts").iterdir())[0]
+    gone.unlink()
+    with pytest.raises(InputError, match=f"part ./ifgramStack_parts/{gone.name} is missing"):
+        IfgramStack(moved / "inputs/ifgramStack.h5")
+    # a whole reload writes an ordinary stack and removes the parts
+    load_data(_template(cfg), moved, base_dir=cfg.parent, force=True)
+    with h5py.File(moved / "inputs/ifgramStack.h5", "r") as f:
+        assert not f["unwrapPhase"].is_virtual
+    assert not (moved / "inputs/ifgramStack_parts").exists()
+    _same_as_fresh(moved / "inputs/ifgramStack.h5", fresh / "inputs/ifgramStack.h5")
+
+
+def test_too_many_parts_writes_the_stack_whole(two_late, tmp_path, monkeypatch):
+    """Past MAX_PARTS the stack is written whole again, its old pairs copied as raw chunks."""
+    from sbts.core.io import stack_parts
+
+    root, cfg, late, held = two_late
+    fresh = tmp_path / "fresh"
+    load_data(_template(cfg), fresh, base_dir=cfg.parent)
+    wd = tmp_path / "wd"
+    monkeypatch.setattr(stack_parts, "MAX_PARTS", 1)
+    copied: list[bool] = []
+    real_copy = load_mod._copy_chunks
+    monkeypatch.setattr(load_mod, "_copy_chunks", lambda *a: copied.append(real_copy(*a)) or copied[-1])
+    for _ in _load_in_steps(cfg, late, held, wd):
+        pass
+    assert copied and all(copied)
+    with h5py.File(wd / "inputs/ifgramStack.h5", "r") as f:
+        assert not f["unwrapPhase"].is_virtual
+    assert not (wd / "inputs/ifgramStack_parts").exists()
+    _same_as_fresh(wd / "inputs/ifgramStack.h5", fresh / "inputs/ifgramStack.h5")
+
+
+def test_append_killed_before_the_stack_is_renamed(two_late, tmp_path, monkeypatch):
+    """Killed after the tail part was written but before the new stack took its name: the old stack
+    is untouched and readable, and the rerun completes the append."""
+    root, cfg, late, held = two_late
+    fresh = tmp_path / "fresh"
+    load_data(_template(cfg), fresh, base_dir=cfg.parent)
+    wd = tmp_path / "wd"
+    stack = wd / "inputs/ifgramStack.h5"
+    real_writer = load_mod.StackWriter
+
+    class Killed(BaseException):
+        pass
+
+    def dying(*args, **kwargs):
+        if kwargs.get("pieces") is not None:
+            raise Killed
+        return real_writer(*args, **kwargs)
+
+    t = _template(cfg)
+    _hide(late[1], held)
+    try:
+        load_data(t, wd, base_dir=cfg.parent)
+    finally:
+        _restore([p for p in late[1] if not p.exists()], held)
+    before = _datasets(stack)
+    monkeypatch.setattr(load_mod, "StackWriter", dying)
+    with pytest.raises(Killed):
+        load_data(t, wd, base_dir=cfg.parent)
+    after = _datasets(stack)
+    assert after["attrs"] == before["attrs"]
+    assert all(after["data"][k].tobytes() == v.tobytes() for k, v in before["data"].items())
+    assert read_update_record(stack) is None
+    monkeypatch.setattr(load_mod, "StackWriter", real_writer)
+    (wd / "inputs/ifgramStack_parts/stray.h5").write_bytes(b"")  # not named by any stack
+    load_data(t, wd, base_dir=cfg.parent)
+    _same_as_fresh(stack, fresh / "inputs/ifgramStack.h5")
+    assert read_update_record(stack)["new_pairs"]
+    with h5py.File(stack, "r") as f:
+        named = {v.file_name for v in f["unwrapPhase"].virtual_sources()}
+    assert {f"./ifgramStack_parts/{p.name}" for p in (wd / "inputs/ifgramStack_parts").iterdir()} == named
+
+
+def test_mintpy_reads_a_stack_made_of_parts(two_late, tmp_path, mintpy_oracle):
+    """MintPy's own stack reader, started in another folder, reads the appended stack as the fresh load."""
+    root, cfg, late, held = two_late
+    fresh = tmp_path / "fresh"
+    load_data(_template(cfg), fresh, base_dir=cfg.parent)
+    wd = tmp_path / "wd"
+    for _ in _load_in_steps(cfg, late, held, wd):
+        pass
+    out = tmp_path / "mintpy.npz"
+    code = ("import numpy as np; from mintpy.objects import ifgramStack\n"
+            f"s = ifgramStack({str(wd / 'inputs/ifgramStack.h5')!r}); s.open(print_msg=False)\n"
+            f"np.savez({str(out)!r}, unw=s.read(datasetName='unwrapPhase', print_msg=False),"
+            " coh=s.read(datasetName='coherence', print_msg=False), date12=np.array(s.get_date12_list(dropIfgram=False)))")
+    mintpy_oracle.python(code, cwd="/")
+    got = np.load(out)
+    with h5py.File(fresh / "inputs/ifgramStack.h5", "r") as f:
+        np.testing.assert_array_equal(got["unw"], f["unwrapPhase"][()])
+        np.testing.assert_array_equal(got["coh"], f["coherence"][()])
+        assert [f"{a.decode()}_{b.decode()}" for a, b in f["date"][()]] == list(got["date12"])
+
+
+def test_a_stack_made_of_parts_takes_in_place_edits(two_late, tmp_path):
+    """The steps that edit the stack (drop list, reference point, a corrected phase) work on a stack
+    made of parts, and the next append starts from it as from any stack."""
+    from sbts.core.io.products import IfgramStack
+    from sbts.core.io.stack_editor import StackEditor
+
+    root, cfg, late, held = two_late
+    fresh = tmp_path / "fresh"
+    load_data(_template(cfg), fresh, base_dir=cfg.parent)
+    wd = tmp_path / "wd"
+    stack = wd / "inputs/ifgramStack.h5"
+    steps = _load_in_steps(cfg, late, held, wd)
+    next(steps), next(steps)  # loaded, then appended in parts
+    with h5py.File(stack, "r") as f:
+        assert f["unwrapPhase"].is_virtual
+        unw = f["unwrapPhase"][()]
+    editor = StackEditor(stack, step="test")
+    keep = np.ones(unw.shape[0], bool)
+    keep[1] = False
+    assert editor.set_drop(keep)
+    assert editor.set_reference(3, 4)
+
+    def fill(ds):
+        ds[...] = unw + 1.0
+
+    editor.write_dataset("unwrapPhase_bridging", fill)
+    opened = IfgramStack(stack)
+    assert not opened.pairs.keep[1] and opened.pairs.keep.sum() == unw.shape[0] - 1
+    with h5py.File(stack, "r") as f:
+        assert f.attrs["REF_Y"] == "3"
+        np.testing.assert_array_equal(f["unwrapPhase_bridging"][()], unw + 1.0)
+        np.testing.assert_array_equal(f["unwrapPhase"][()], unw)
+    next(steps)  # the next append: the loaded datasets equal a fresh load again
+    with h5py.File(stack, "r") as f, h5py.File(fresh / "inputs/ifgramStack.h5", "r") as g:
+        for name in ("unwrapPhase", "coherence", "date", "bperp"):
+            assert f[name][()].tobytes() == g[name][()].tobytes()

@@ -1,0 +1,170 @@
+"""A stack appended to in parts: ``ifgramStack.h5`` whose big datasets are HDF5 virtual datasets.
+
+Appending an acquisition adds pairs whose second date is the newest.  A stack keeps its pairs
+sorted by (date1, date2), as a fresh load does, so the new pairs do not go at the end: each goes
+after the last pair that starts on its first date, near the end of the stack.  Every pair before
+the first insertion keeps its place; only the *tail* from there on changes.  So an append writes
+the tail (its old pairs copied, its new pairs read) into a new *part*, and a new ``ifgramStack.h5``
+whose 3-D datasets are virtual: their leading layers map onto the parts already on disk, the rest
+onto the new part.  The stack is never copied, so an append costs its tail, not the stack, in time
+and in disk space.  Readers see an ordinary stack (HDF5 resolves the mapping); its values are those
+of a fresh load bit for bit.
+
+The parts live in ``<stack>_parts/`` beside the stack, named by the signature of the stack they
+were written for, and the virtual datasets name them relative to the stack (``./...``), so the
+work directory can be moved or copied whole.  The first append turns the stack that was loaded
+whole into the first part with a hard link (no copy).  Nothing is changed in place: the part is
+written under a temporary name, and the new stack is written beside the old one and renamed over
+it, so a run killed half-way leaves the previous stack as it was.  Parts no longer named by the
+stack are removed after the rename; once a stack would need more than :data:`MAX_PARTS` parts, the
+loader writes it whole again (a virtual read has a small cost per part).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+
+from sbts.core.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: most parts a stack is made of; an append that would need more writes the stack whole
+MAX_PARTS = 8
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Layers ``[dst_start, dst_start + count)`` of the stack are layers ``[src_start, ...)`` of ``file``.
+
+    ``file`` is relative to the stack's folder (``./ifgramStack_parts/<name>.h5``)."""
+
+    file: str
+    src_start: int
+    dst_start: int
+    count: int
+
+
+def parts_dir(stack: str | os.PathLike) -> Path:
+    """The folder of the parts of ``stack`` (``inputs/ifgramStack_parts``)."""
+    stack = Path(stack)
+    return stack.with_name(f"{stack.stem}_parts")
+
+
+def relative_name(stack: str | os.PathLike, part: str | os.PathLike) -> str:
+    """How a virtual dataset of ``stack`` names ``part``: relative to the stack's folder."""
+    return "./" + Path(os.path.relpath(part, Path(stack).parent)).as_posix()
+
+
+def pieces_of(stack: str | os.PathLike, names: Iterable[str]) -> list[Piece] | None:
+    """The layer mapping shared by the 3-D datasets ``names`` of ``stack``.
+
+    A stack written whole is one piece of itself (``file`` = ``"."``).  None when the datasets are
+    not all mapped alike, or a mapping is not one of whole-layer runs (not written by this module).
+    """
+    stack = Path(stack)
+    found: list[Piece] | None = None
+    with h5py.File(stack, "r", locking=False) as f:
+        for name in names:
+            ds = f[name]
+            if not ds.is_virtual:
+                pieces = [Piece(".", 0, 0, int(ds.shape[0]))]
+            else:
+                pieces = []
+                for vmap in ds.virtual_sources():
+                    (d0, *drest), (d1, *_) = vmap.vspace.get_select_bounds()
+                    (s0, *srest), (s1, *_) = vmap.src_space.get_select_bounds()
+                    if any(drest) or any(srest) or d1 - d0 != s1 - s0:
+                        return None
+                    pieces.append(Piece(vmap.file_name, int(s0), int(d0), int(d1 - d0 + 1)))
+                pieces.sort(key=lambda p: p.dst_start)
+            if found is None:
+                found = pieces
+            elif pieces != found:
+                return None
+    return found
+
+
+def truncate(pieces: Sequence[Piece], stop: int) -> list[Piece]:
+    """The pieces that hold layers ``[0, stop)``, cut at ``stop``."""
+    out = []
+    for p in pieces:
+        if p.dst_start >= stop:
+            break
+        out.append(Piece(p.file, p.src_start, p.dst_start, min(p.count, stop - p.dst_start)))
+    return out
+
+
+def link_whole(stack: Path, signature: str) -> str:
+    """Make the stack written whole a part of the next stack: a hard link in :func:`parts_dir`
+    named by its signature.  Returns the relative name; raises OSError where the file system has no
+    hard links (the caller then writes the stack whole)."""
+    folder = parts_dir(stack)
+    folder.mkdir(exist_ok=True)
+    part = folder / f"{signature[:24]}.h5"
+    if part.exists() and not os.path.samefile(part, stack):
+        part.unlink()  # a leftover of another stack of the same name
+    if not part.exists():
+        os.link(stack, part)
+    return relative_name(stack, part)
+
+
+def tail_path(stack: Path, signature: str) -> Path:
+    """Where the tail of the stack with ``signature`` is written."""
+    return parts_dir(stack) / f"{signature[:24]}.h5"
+
+
+def virtual_layout(pieces: Sequence[Piece], name: str, shape: tuple[int, ...], dtype) -> h5py.VirtualLayout:
+    """The layout of the 3-D dataset ``name`` of a stack made of ``pieces``."""
+    layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+    for p in pieces:
+        src_shape = (p.src_start + p.count,) + tuple(shape[1:])
+        source = h5py.VirtualSource(p.file, name, shape=src_shape, dtype=dtype)
+        layout[p.dst_start:p.dst_start + p.count] = source[p.src_start:p.src_start + p.count]
+    return layout
+
+
+def check_sources(path: Path, f: h5py.File) -> None:
+    """Refuse a stack whose virtual datasets name a part that is not there: HDF5 would read its
+    layers as fill values without a word."""
+    for obj in f.values():
+        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+            for vmap in obj.virtual_sources():
+                source = path.parent / vmap.file_name
+                if vmap.file_name != "." and not source.is_file():
+                    raise InputError(f"{path}: dataset {obj.name.lstrip('/')} is made of parts, and its part "
+                                     f"{vmap.file_name} is missing; copy the folder {path.parent} whole (with "
+                                     f"{parts_dir(path).name}/), or load the stack again with `sbts load --force`")
+
+
+def referenced(stack: Path) -> set[Path]:
+    """The part files the stack's virtual datasets name (resolved)."""
+    out: set[Path] = set()
+    with contextlib.suppress(OSError), h5py.File(stack, "r", locking=False) as f:
+        for obj in f.values():
+            if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+                out.update((stack.parent / v.file_name).resolve() for v in obj.virtual_sources())
+    return out
+
+
+def remove_unused(stack: Path) -> None:
+    """Remove the parts the stack no longer names (all of them after a whole load)."""
+    folder = parts_dir(stack)
+    if not folder.is_dir():
+        return
+    keep = referenced(stack)
+    if not keep:  # written whole: no part is needed, nor any partial one
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for part in folder.iterdir():
+        if part.suffix == ".h5" and part.resolve() not in keep:
+            with contextlib.suppress(OSError):
+                part.unlink()
+                logger.debug("removed the unused part %s", part)
