@@ -37,6 +37,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,6 +128,8 @@ class _BlockTask:
     nsbas_model: str = "linear"
     calc_cov: bool = False
     robust: float | None = None  # threshold (rad) of the screened least squares, None: off
+    # (frozen, start, end) of the exact update's store, made as each block is solved (None: no store)
+    store_layout: tuple[int, int, int] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -181,11 +184,12 @@ def read_block(task: _BlockTask, block: Block) -> _BlockInputs:
 
 
 def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = None
-                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+                ) -> tuple[Block, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, Any]:
     """Read (unless ``inputs`` is given) and invert one block.
 
     Returns (block, timeseries in metres, temporal coherence, number of pairs used, number of
-    network gaps, time-series covariance (n, n, rows, cols) in m² or None).
+    network gaps, time-series covariance (n, n, rows, cols) in m² or None, the exact-update store's
+    part of the block (:class:`~sbts.core.inversion.incremental.StoreBlock`) or None).
     """
     from sbts.core.inversion.kernel import NsbasModel, invert_block
 
@@ -210,6 +214,7 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
         if task.calc_cov:  # σ² of each pair: the inverse of the var weight (same floor and cap)
             variance = 1.0 / coherence_to_weight_fast(coherence, "var", task.looks)
     del coherence
+    store = None
     if phase.shape[1] == 0:
         res_ts, res_tcoh, res_num = np.zeros((n, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int16)
         res_gap = np.zeros(0, np.int16)
@@ -219,9 +224,15 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
         res = invert_block(phase, np.asarray(task.date1_index), np.asarray(task.date2_index),
                            np.asarray(task.tbase), weight=weight, min_norm_velocity=task.min_norm_velocity,
                            min_redundancy=task.min_redundancy, residual_norm=task.residual_norm, nsbas=nsbas,
-                           variance=variance, robust=task.robust)
+                           variance=variance, robust=task.robust, float64=task.store_layout is not None)
         res_ts, res_tcoh, res_num = res.timeseries, res.temporal_coherence, res.num_inv_ifgram
         res_gap = res.num_gap if res.num_gap is not None else np.zeros(res_num.shape, np.int16)
+        if task.store_layout is not None:
+            from sbts.core.inversion.incremental import store_block
+
+            store = store_block(phase, weight, res_ts, res_num, res_gap, task.date1_index, task.date2_index,
+                                task.store_layout)
+            res_ts = res_ts.astype(np.float32)
         res_ts *= np.float32(task.phase2range)
         res_cov = res.covariance
         if res_cov is not None:
@@ -243,13 +254,39 @@ def solve_block(task: _BlockTask, block: Block, inputs: _BlockInputs | None = No
         num = np.zeros(h * w, np.int16)
         gap = np.zeros(h * w, np.int16)
         ts[:, cols], tcoh[cols], num[cols], gap[cols] = res_ts, res_tcoh, res_num, res_gap
-    return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w), gap.reshape(h, w), cov
+    if task.store_layout is not None:
+        store = _store_over_block(store, cols, h * w, task)
+    return block, ts.reshape(n, h, w), tcoh.reshape(h, w), num.reshape(h, w), gap.reshape(h, w), cov, store
 
 
-def _bytes_per_pixel(num_pair: int, num_date: int, weighted: bool, calc_cov: bool = False) -> float:
+def _store_over_block(part: Any, cols: np.ndarray | None, size: int, task: _BlockTask) -> Any:
+    """The store's part of the solved (land) pixels ``cols`` spread over the whole block: the
+    pixels off the land mask are not exact and keep nothing (as :func:`incremental.build_store`)."""
+    from sbts.core.inversion.incremental import StoreBlock
+
+    frozen, lo, end = task.store_layout  # type: ignore[misc]
+    if part is not None and cols is None:
+        return part
+    early = int((np.asarray(task.date2_index) < frozen).sum())
+    full = StoreBlock(np.zeros((end - lo, size)), np.zeros((2, size)), np.zeros(size, np.int64),
+                      np.zeros(size, bool), np.zeros(0, np.intp), np.zeros((early, 0), np.float32),
+                      None if task.weight_func == "no" else np.zeros((early, 0)))
+    if part is None:  # no pixel of the block is solved
+        return full
+    assert cols is not None
+    full.x[:, cols], full.pre[:, cols], full.pre_num[cols], full.exact[cols] = part.x, part.pre, part.pre_num, part.exact
+    full.sparse_pixel, full.sparse_phase, full.sparse_weight = cols[part.sparse_pixel], part.sparse_phase, \
+        part.sparse_weight
+    return full
+
+
+def _bytes_per_pixel(num_pair: int, num_date: int, weighted: bool, calc_cov: bool = False,
+                     store: bool = False) -> float:
     # phase + coherence/weight (float32, read; a second block is read ahead) and float64 working
     # copies in the solver, plus outputs
     per = num_pair * (4 + 4 + 8) + num_date * (8 + 4) + 64
+    if store:  # the float64 time series kept for the update store, and the store's part of the block
+        per += num_date * 8 + 8 * 32 + 64
     if weighted or calc_cov:
         per += num_pair * (4 + 4 + 8)
     if calc_cov:  # float64 covariances in the solver, float32 output (and its copy to the file)
@@ -369,16 +406,23 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
             logger.info("timeseries.h5 is up to date with %s and the same options: skipped", stack_path.name)
             return replace(prep.outputs, skipped=True)
         with _scratch_pixel_mask(work_dir, prep.water) as pixel_mask_path:
-            task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster)
+            task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster, update_store)
             from sbts.core.inversion import incremental  # exact update after appended acquisitions
 
             updated = None if force or not update_store else incremental.update(prep, task, max_memory)
             if updated is not None:
                 return updated
-            result = _write_outputs(prep, task, blocks, num_worker, cluster)
-            if update_store:
+            if not update_store:
+                return _write_outputs(prep, task, blocks, num_worker, cluster)
+            if not incremental.StoreInPass.applies(task):  # a second pass with its own factorisation
+                result = _write_outputs(prep, task, blocks, num_worker, cluster)
                 incremental.build_store(prep, task, max_memory)
-            return result
+                return result
+            # the store is made as the blocks are solved, and takes its name after the products
+            store = incremental.StoreInPass(prep, task, signature=f"{prep.signature}:store")
+            task = replace(task, store_layout=store.layout)
+            with store:
+                return _write_outputs(prep, task, blocks, num_worker, cluster, store)
 
 
 # ------------------------------------------------------------------ stage 1: inputs, reference, masks
@@ -482,7 +526,7 @@ def _scratch_pixel_mask(work_dir: Path, water: np.ndarray | None) -> Iterator[st
 
 # ------------------------------------------------------------------ stage 2: plan the blocks
 def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float, num_worker: int,
-                 cluster: str | None) -> tuple[_BlockTask, list[Block]]:
+                 cluster: str | None, store: bool = False) -> tuple[_BlockTask, list[Block]]:
     """The task every block shares, and full-width blocks that fit the memory of one worker."""
     options, kept = prep.options, prep.kept
     i1, i2 = kept.indices()
@@ -499,7 +543,7 @@ def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float
         robust=options.robust_threshold if options.robust else None,
     )
     stack = prep.stack
-    per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted, options.calc_cov)
+    per_pixel = _bytes_per_pixel(len(kept), len(kept.dates), options.weighted, options.calc_cov, store)
     budget = memory_per_task(max_memory, num_worker, cluster)
     blocks = plan_blocks(stack.shape, per_pixel, budget, stack.chunk_shape(options.obs_dataset), work_cap_gb=None)
     logger.info("inverting %d pairs / %d dates, %d×%d pixels, weight %s, %s form, %d block(s)%s",
@@ -510,7 +554,7 @@ def _plan_blocks(prep: _Prepared, pixel_mask_path: str | None, max_memory: float
 
 # ------------------------------------------------------------------ stages 3 and 4: solve, finish
 def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_worker: int,
-                   cluster: str | None) -> InversionOutputs:
+                   cluster: str | None, store: Any = None) -> InversionOutputs:
     """Solve the blocks into the partial outputs, then finish them; they take their final names last."""
     stack, options, kept, outputs = prep.stack, prep.options, prep.kept, prep.outputs
     out_meta = _output_metadata(prep)
@@ -546,7 +590,7 @@ def _write_outputs(prep: _Prepared, task: _BlockTask, blocks: list[Block], num_w
             wcov.create("date", data=np.array(kept.date_strings, dtype="S8"))
             wcov.create("timeseries", shape=(n, n, *stack.shape), dtype=np.float32,
                         chunks=(n, n, 1, min(stack.shape[1], max(1, (1 << 20) // (4 * n * n)))))
-        _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster, wgap, wcov)
+        _solve_blocks(task, blocks, wts, wtc, wnum, num_worker, cluster, wgap, wcov, store)
         if wcov is not None:  # the reference pixel is known exactly (MintPy: coherence 1, all pairs)
             ry, rx = prep.ref_yx
             wcov.file["timeseries"][:, :, ry, rx] = 0.0
@@ -570,11 +614,11 @@ def _output_metadata(prep: _Prepared) -> Metadata:
 
 def _solve_blocks(task: _BlockTask, blocks: list[Block], wts: H5Writer, wtc: H5Writer, wnum: H5Writer,
                   num_worker: int, cluster: str | None, wgap: H5Writer | None = None,
-                  wcov: H5Writer | None = None) -> None:
+                  wcov: H5Writer | None = None, store: Any = None) -> None:
     """Solve every block the partial outputs do not hold yet, writing each as it arrives."""
     from sbts.core.io.readahead import ReadAhead
 
-    writers = [w for w in (wts, wtc, wnum, wgap, wcov) if w is not None]
+    writers = [w for w in (wts, wtc, wnum, wgap, wcov, None if store is None else store.writer) if w is not None]
     todo = [b for b in blocks if not all(w.is_done(b) for w in writers)]
     if len(todo) < len(blocks):
         logger.info("resuming: %d of %d blocks already inverted", len(blocks) - len(todo), len(blocks))
@@ -582,7 +626,9 @@ def _solve_blocks(task: _BlockTask, blocks: list[Block], wts: H5Writer, wtc: H5W
                          workers=num_worker, cluster=cluster,
                          read_ahead=functools.partial(ReadAhead, task.stack_path, _datasets_read(task),
                                                       task.kept_index))
-    for block, (_, ts, tcoh, num, gap, cov) in progress(results, total=len(todo), desc="invert", unit="block"):
+    for block, (_, ts, tcoh, num, gap, cov, part) in progress(results, total=len(todo), desc="invert", unit="block"):
+        if store is not None:
+            store.write(block, part)
         wts.write("timeseries", ts, block)
         wtc.write("temporalCoherence", tcoh, block)
         wnum.write("mask", num.astype(np.float32), block)

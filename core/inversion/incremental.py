@@ -477,10 +477,10 @@ def _write_store_block(w: Any, block: Any, x: np.ndarray, pre: np.ndarray, pre_n
     w.write("exact", exact.astype(np.uint8).reshape(h, wd), block)
 
 
-def _create_store(path: Path, info: dict, shape: tuple[int, int], num_x: int) -> Any:
+def _create_store(path: Path, info: dict, shape: tuple[int, int], num_x: int, signature: str | None = None) -> Any:
     from sbts.core.io.h5 import H5Writer
 
-    w = H5Writer(path, {"FILE_TYPE": STORE_TYPE, _INFO_ATTR: json.dumps(info)})
+    w = H5Writer(path, {"FILE_TYPE": STORE_TYPE, _INFO_ATTR: json.dumps(info)}, signature=signature)
     w.__enter__()
     w.create("x", shape=(num_x,) + shape, dtype=np.float64)
     w.create("preSum", shape=(2,) + shape, dtype=np.float64)
@@ -496,6 +496,10 @@ class _SparseOut:
 
     def __init__(self, w: Any, num_early: int, weighted: bool) -> None:
         f = w.file
+        if "sparse/pixel" in f:  # a resumed store: its blocks written so far keep their pixels
+            self.pixel, self.phase = f["sparse/pixel"], f["sparse/phase"]
+            self.weight = f["sparse/weight"] if weighted else None
+            return
         self.pixel = f.create_dataset("sparse/pixel", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
         chunks = (max(1, num_early), 1024) if num_early else None
         self.phase = f.create_dataset("sparse/phase", shape=(num_early, 0), maxshape=(num_early, None),
@@ -551,6 +555,95 @@ def _drop_old_factor(work_dir: Path) -> None:
     if old.exists():
         logger.info("removing %s: replaced by %s", old, STORE_FILE)
         old.unlink()
+
+
+@dataclass
+class StoreBlock:
+    """What the store keeps of one block, made where the block is solved (see :class:`StoreInPass`)."""
+
+    x: np.ndarray  # (end − start, k) float64 phase of the kept dates
+    pre: np.ndarray  # (2, k) Σ cos r, Σ sin r of the pairs ending before ``frozen``
+    pre_num: np.ndarray  # (k,) their count
+    exact: np.ndarray  # (k,) bool
+    sparse_pixel: np.ndarray  # flat indices in the block of the pixels whose early pairs are kept
+    sparse_phase: np.ndarray  # (early pairs, s) float32
+    sparse_weight: np.ndarray | None  # (early pairs, s) float64
+
+
+def store_block(phase: np.ndarray, weight: np.ndarray | None, ts: np.ndarray, num_used: np.ndarray,
+                num_gap: np.ndarray, d1, d2, layout: tuple[int, int, int]) -> StoreBlock:
+    """The store's part of pixels the solver has just inverted (its float64 ``ts`` (n, k), radians,
+    first date 0): the same quantities :func:`build_store` computes with its own factorisation.
+
+    A pixel is exact when the solver used it (every date with ``min_redundancy`` ≥ 1 pairs) and its
+    network has no gap: a network of dates in time order is connected exactly when every interval
+    between consecutive dates is spanned by a used pair, and a connected network with positive
+    weights has a positive-definite grounded Laplacian — the factor :func:`factorize` checks by
+    its pivots."""
+    d1, d2 = np.asarray(d1, np.intp), np.asarray(d2, np.intp)
+    frozen, lo, end = layout
+    early = d2 < frozen
+    csum, ssum, num = residual_sums(phase[early], ts, d1[early], d2[early])
+    exact = (np.asarray(num_used) > 0) & (np.asarray(num_gap) == 0)
+    keep = np.flatnonzero(~exact)
+    return StoreBlock(np.ascontiguousarray(ts[lo:end]), np.stack([csum, ssum]), num, exact, keep,
+                      np.asarray(phase[early][:, keep], np.float32),
+                      None if weight is None else np.asarray(weight[early][:, keep], np.float64))
+
+
+class StoreInPass:
+    """The store written by the full inversion as it solves its blocks (no second pass over the stack).
+
+    Entered before the products' writers and left after them, so it takes its name last; resumable
+    with the inversion's blocks.  The solver's float64 solution is what :func:`build_store`'s own
+    factorisation gives, to rounding (≈1e-13 rad): the update's boundary test (1e-6 rad) is far
+    above that."""
+
+    def __init__(self, prep: Any, task: Any, signature: str) -> None:
+        d1, d2 = np.asarray(task.date1_index, np.intp), np.asarray(task.date2_index, np.intp)
+        n = len(task.tbase)
+        self.bandwidth = _bandwidth(d1, d2)
+        self.layout = _store_layout(n, self.bandwidth)
+        frozen, lo, end = self.layout
+        self.info = {"options": options_digest(prep), "stack_signature": _stack_signature(prep.stack_path),
+                     "pairs": list(prep.kept.date12), "dates": list(prep.kept.date_strings),
+                     "bandwidth": self.bandwidth, "frozen": frozen, "start": lo}
+        self.path = store_path(prep.work_dir)
+        self.shape = prep.stack.shape
+        self.num_early = int((d2 < frozen).sum())
+        self.weighted = task.weight_func != "no"
+        self.signature = signature
+        self.work_dir = prep.work_dir
+        self.writer: Any = None
+        self.sparse: _SparseOut | None = None
+
+    @staticmethod
+    def applies(task: Any) -> bool:
+        """The solver's flags tell exactness only when every date needs a pair (minRedundancy ≥ 1)."""
+        return task.min_redundancy >= 1
+
+    def __enter__(self) -> StoreInPass:
+        frozen, lo, end = self.layout
+        logger.info("writing %s for exact updates as the blocks are solved: the last %d dates of every pixel and "
+                    "the coherence sums of its earlier pairs (%d B a pixel)", self.path.name, end - lo,
+                    8 * (end - lo) + 29)
+        self.writer = _create_store(self.path, self.info, self.shape, end - lo, self.signature)
+        try:
+            self.sparse = _SparseOut(self.writer, self.num_early, self.weighted)
+        except BaseException:
+            self.writer.__exit__(*__import__("sys").exc_info())
+            raise
+        return self
+
+    def write(self, block: Any, part: StoreBlock) -> None:
+        assert self.sparse is not None
+        _write_store_block(self.writer, block, part.x, part.pre, part.pre_num, part.exact)
+        self.sparse.add(_image_index(block, part.sparse_pixel, self.shape[1]), part.sparse_phase, part.sparse_weight)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.writer.__exit__(*exc)
+        if exc[0] is None:
+            _drop_old_factor(self.work_dir)
 
 
 def build_store(prep: Any, task: Any, max_memory: float) -> Path:

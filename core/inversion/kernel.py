@@ -180,6 +180,7 @@ def invert_block(
     nsbas: NsbasModel | None = None,
     variance: np.ndarray | None = None,
     robust: float | None = None,
+    float64: bool = False,
 ) -> InversionResult:
     """Invert a block of unwrapped interferogram phases for the phase time series.
 
@@ -218,6 +219,9 @@ def invert_block(
         made (that pixel keeps its least-squares solution).  Pixels that do not pass the screen
         keep the least-squares solution exactly.  Only with ``residual_norm = "L2"``.  The
         covariance and the number of used pairs are those of the final fit.
+    float64 : return the time series in float64, as solved (for what is kept of it beside the
+        float32 output: the exact update's store, see :mod:`sbts.core.inversion.incremental`);
+        its float32 cast is the float32 result bit for bit.
 
     Returns
     -------
@@ -240,7 +244,7 @@ def invert_block(
     if weight is not None:
         weight = np.asarray(weight)
 
-    ts_out = np.zeros((n, npix), dtype=np.float32)
+    ts_out = np.zeros((n, npix), dtype=np.float64 if float64 else np.float32)
     tcoh_out = np.zeros(npix, dtype=np.float32)
     ninv_out = np.zeros(npix, dtype=np.int16)
     gap_out = np.zeros(npix, dtype=np.int16)
@@ -467,7 +471,7 @@ class _Context:
 
     # ---------------------------------------------------------------- chunk driver
     def invert_chunk(self, phase, weight, variance=None, drop=None):
-        """Solve a chunk of pixels: (ts (n−1, k) float32, tcoh, ninv, ngap, cov, flagged).
+        """Solve a chunk of pixels: (ts (n−1, k) float64, tcoh, ninv, ngap, cov, flagged).
 
         ``drop`` (m, k) bool: pairs left out of the solve (the screened least squares' second
         pass) but kept in the temporal coherence.  ``flagged``: with ``robust``, the indices of
@@ -550,7 +554,7 @@ class _Context:
                 cov[1:, 1:, cols] = c.transpose(1, 2, 0)
                 cov[0, :, cols] = 0.0
                 cov[:, 0, cols] = 0.0
-        return ts.astype(np.float32), tcoh, ninv, ngap, cov, flagged
+        return ts, tcoh, ninv, ngap, cov, flagged  # cast by the caller's output array
 
     # ---------------------------------------------------------------- covariance
     def _dense_laplacian(self, w) -> np.ndarray:

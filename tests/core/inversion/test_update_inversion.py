@@ -358,3 +358,83 @@ def test_short_stack_update_re_solves_every_date(data, tmp_path, caplog):
     invert_network(_write(full / "inputs/ifgramStack.h5", data, 21, "s21"), full, _opts("var"))
     ts_f = _read(full)[0]
     np.testing.assert_allclose(_read(wd)[0], ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+
+
+def _store(wd: Path) -> dict:
+    with h5py.File(incremental.store_path(wd), "r") as f:
+        out = {k: f[k][()] for k in ("x", "preSum", "preNum", "exact")}
+        out["info"] = json.loads(f.attrs["SBTS_UPDATE_STORE"])
+        pixel = f["sparse/pixel"][()]
+        order = np.argsort(pixel)
+        out["pixel"] = pixel[order]
+        out["phase"] = f["sparse/phase"][()][:, order]
+        out["weight"] = f["sparse/weight"][()][:, order] if "sparse/weight" in f else None
+    return out
+
+
+@pytest.mark.parametrize("weight, workers", [("no", 1), ("var", 1), ("var", 2)])
+def test_store_made_in_the_inversion_pass_is_the_second_pass_store(data, tmp_path, monkeypatch, weight, workers):
+    """The full inversion keeps the solver's float64 solution as the store (no second pass over the
+    stack); the reference is the separate pass with its own banded Cholesky factorisation
+    (:func:`incremental.build_store`).  Same layout, exact flags, kept early pairs and counts; the
+    phases agree to float64 rounding × the network's conditioning (1e-9 rad, a thousandth of the
+    update's 1e-6 rad boundary test), the coherence sums likewise."""
+    one, two = tmp_path / "pass", tmp_path / "second"
+    for wd in (one, two):
+        _write(wd / "inputs/ifgramStack.h5", data, N0, "old")
+    invert_network(one / "inputs/ifgramStack.h5", one, _opts(weight), update_store=True, max_memory=0.002,
+                   num_worker=workers)
+    built = []
+    real_build = incremental.build_store
+    monkeypatch.setattr(incremental.StoreInPass, "applies", staticmethod(lambda task: False))
+    monkeypatch.setattr(incremental, "build_store", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    invert_network(two / "inputs/ifgramStack.h5", two, _opts(weight), update_store=True, max_memory=0.002)
+    assert built
+    a, b = _store(one), _store(two)
+    assert a["info"] == b["info"]
+    np.testing.assert_array_equal(a["exact"], b["exact"])
+    assert (~a["exact"]).sum() >= 1 and a["exact"].sum() >= 0.9 * L * W  # (10, 10): no pair on date 59
+    np.testing.assert_array_equal(a["pixel"], b["pixel"])
+    np.testing.assert_array_equal(a["phase"], b["phase"])
+    if weight == "no":
+        assert a["weight"] is None and b["weight"] is None
+    else:
+        np.testing.assert_array_equal(a["weight"], b["weight"])
+    ex = a["exact"].astype(bool)
+    np.testing.assert_allclose(a["x"][:, ex], b["x"][:, ex], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(a["preSum"][:, ex], b["preSum"][:, ex], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(a["preNum"][ex], b["preNum"][ex])
+    # and the time series are the solver's, untouched by keeping its float64 solution
+    ts_one, ts_two = _read(one)[0], _read(two)[0]
+    assert ts_one.tobytes() == ts_two.tobytes()
+
+
+def test_inversion_killed_with_its_store_resumes_both(data, tmp_path, monkeypatch, caplog):
+    """The store is written with the blocks, so an inversion killed half-way resumes the store too:
+    the rerun solves only the blocks left, and the store equals an uninterrupted one."""
+    from sbts.core.inversion import engine
+
+    ref, wd = tmp_path / "ref", tmp_path / "wd"
+    for d in (ref, wd):
+        _write(d / "inputs/ifgramStack.h5", data, N0, "old")
+    invert_network(ref / "inputs/ifgramStack.h5", ref, _opts("var"), update_store=True, max_memory=0.002)
+    real = engine.solve_block
+    calls = {"n": 0}
+
+    def flaky(task, block, inputs=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(task, block, inputs)
+
+    monkeypatch.setattr(engine, "solve_block", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
+    assert not incremental.store_path(wd).exists()
+    monkeypatch.setattr(engine, "solve_block", real)
+    caplog.set_level(logging.INFO, logger="sbts")
+    invert_network(wd / "inputs/ifgramStack.h5", wd, _opts("var"), update_store=True, max_memory=0.002)
+    assert "resuming" in caplog.text
+    a, b = _store(wd), _store(ref)
+    for key in ("x", "preSum", "preNum", "exact", "pixel", "phase", "weight"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
