@@ -144,22 +144,29 @@ def check_sources(path: Path, f: h5py.File) -> None:
                                      f"{parts_dir(path).name}/), or load the stack again with `sbts load --force`")
 
 
-def referenced(stack: Path) -> set[Path]:
-    """The part files the stack's virtual datasets name (resolved)."""
+def referenced(stack: Path) -> set[Path] | None:
+    """The part files the stack's virtual datasets name (resolved); None when the stack cannot be read."""
     out: set[Path] = set()
-    with contextlib.suppress(OSError), h5py.File(stack, "r", locking=False) as f:
-        for obj in f.values():
-            if isinstance(obj, h5py.Dataset) and obj.is_virtual:
-                out.update((stack.parent / v.file_name).resolve() for v in obj.virtual_sources())
+    try:
+        with h5py.File(stack, "r", locking=False) as f:
+            for obj in f.values():
+                if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+                    out.update((stack.parent / v.file_name).resolve() for v in obj.virtual_sources())
+    except OSError as exc:
+        logger.debug("cannot read %s (%s): its parts are left as they are", stack, exc)
+        return None
     return out
 
 
 def remove_unused(stack: Path) -> None:
-    """Remove the parts the stack no longer names (all of them after a whole load)."""
+    """Remove the parts the stack no longer names (all of them after a whole load); nothing when the
+    stack cannot be read (never a part it may need)."""
     folder = parts_dir(stack)
     if not folder.is_dir():
         return
     keep = referenced(stack)
+    if keep is None:
+        return
     if not keep:  # written whole: no part is needed, nor any partial one
         shutil.rmtree(folder, ignore_errors=True)
         return

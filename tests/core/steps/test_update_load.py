@@ -364,3 +364,20 @@ def test_a_stack_made_of_parts_takes_in_place_edits(two_late, tmp_path):
     with h5py.File(stack, "r") as f, h5py.File(fresh / "inputs/ifgramStack.h5", "r") as g:
         for name in ("unwrapPhase", "coherence", "date", "bperp"):
             assert f[name][()].tobytes() == g[name][()].tobytes()
+
+
+def test_parts_are_kept_when_the_stack_cannot_be_read(tmp_path):
+    """Removing unused parts never guesses: a stack that cannot be read keeps every part."""
+    from sbts.core.io import stack_parts
+
+    stack = tmp_path / "ifgramStack.h5"
+    stack.write_bytes(b"not HDF5")
+    part = stack_parts.parts_dir(stack) / "abc.h5"
+    part.parent.mkdir()
+    part.write_bytes(b"x")
+    stack_parts.remove_unused(stack)
+    assert part.exists()
+    with h5py.File(stack, "w") as f:  # an ordinary stack: no part is needed
+        f["unwrapPhase"] = np.zeros((2, 3, 3), np.float32)
+    stack_parts.remove_unused(stack)
+    assert not part.parent.exists()
