@@ -95,3 +95,47 @@ def test_run_after_append_updates_and_equals_a_full_run(tmp_path):
         np.testing.assert_array_equal(_read(upd / name, dataset), _read(full / name, dataset), err_msg=name)
     assert (upd / "closurePhaseTriplets.txt").read_text() == (full / "closurePhaseTriplets.txt").read_text()
     assert (upd / "quickOverviewUpdate.h5").is_file() and not (full / "quickOverviewUpdate.h5").exists()
+
+
+def test_run_after_append_with_unwrapping_correction(tmp_path):
+    """With the phase-closure correction on: the append leaves a stack made of parts, the correction
+    runs again over every pair into its own part, the inversion of the corrected phase is a full
+    one (said in the run's notes), and the products equal a full run on the whole stack."""
+    synth = make_synthetic_stack(shape=(30, 36), num_date=12, seed=5)
+    cfg = geotiff.write(tmp_path / "src", synth)
+    cfg.write_text(cfg.read_text() + OPTIONS + "mintpy.unwrapError.method = phase_closure\n")
+    last = synth.date_list[-1]
+    late = [p for p in (tmp_path / "src").rglob("*") if p.is_file() and last in p.name]
+    held = tmp_path / "held"
+    held.mkdir()
+    for p in late:
+        shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
+    upd = tmp_path / "upd"
+    run_workflow(cfg, work_dir=upd, end="velocity")
+    parts = upd / "inputs/ifgramStack_parts"
+    assert sorted(p.name for p in parts.iterdir()) == ["unwrapPhase_phaseClosure.h5"]
+    for p in late:
+        shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
+    second = _statuses(run_workflow(cfg, work_dir=upd, end="velocity"))
+    assert second["load_data"][1].startswith("appended")
+    assert second["correct_unwrap_error"][0] == "ran"
+    assert second["invert_network"] == ("ran", "recomputed (full inversion)")
+    assert "unwrapPhase_phaseClosure is corrected over all pairs" in (upd / "sbts_run.log").read_text()
+    stack = upd / "inputs/ifgramStack.h5"
+    with h5py.File(stack, "r") as f:
+        assert f["unwrapPhase"].is_virtual and f["unwrapPhase_phaseClosure"].is_virtual
+        named = {v.file_name for name in ("unwrapPhase", "unwrapPhase_phaseClosure")
+                 for v in f[name].virtual_sources()}
+        ref = f.attrs["REF_Y"], f.attrs["REF_X"]
+    assert {f"./ifgramStack_parts/{p.name}" for p in parts.iterdir()} == named and len(named) == 3
+
+    full_cfg = tmp_path / "src/work/full.cfg"
+    full_cfg.write_text(cfg.read_text() + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n"
+                        "sbts.networkInversion.updateStore = no\n")
+    full = tmp_path / "full"
+    run_workflow(full_cfg, work_dir=full, end="velocity")
+    np.testing.assert_array_equal(_read(stack, "unwrapPhase_phaseClosure"),
+                                  _read(full / "inputs/ifgramStack.h5", "unwrapPhase_phaseClosure"))
+    for name, dataset in (("timeseries.h5", "timeseries"), ("velocity.h5", "velocity")):
+        a, b = _read(upd / name, dataset), _read(full / name, dataset)
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * np.nanmax(np.abs(b)), err_msg=name)
