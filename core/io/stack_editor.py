@@ -136,7 +136,7 @@ class StackEditor:
             check_free_space(self.path.parent, nbytes, f"{name} of {self.path}")
             try:
                 part.parent.mkdir(exist_ok=True)
-                with H5Writer(scratch, {}, provenance={}) as w:
+                with H5Writer(scratch, {}) as w:  # the part carries the running step's provenance
                     ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks or True)
                     fill(ds)
                     w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
