@@ -8,11 +8,9 @@ this class, which
 
 - takes the stack's output lock and refuses to start when the disk is (nearly) full
   (:func:`~sbts.core.io.h5.edit_in_place`);
-- writes a corrected dataset once, into its own part file beside the stack
-  (``ifgramStack_parts/<name>.h5``, see :mod:`sbts.core.io.stack_parts`), which the stack names as
-  a virtual dataset: readers, MintPy's included, see an ordinary dataset; a rerun renames a new part
-  over the old one, so the stack never grows, and while the dataset is switched it carries the
-  ``SBTS_INCOMPLETE`` marker every reader refuses, so it is never left half-written unnoticed;
+- writes a corrected dataset so that it is never left half-written unnoticed: computed into a
+  scratch file first, then rewritten in place (so the file does not grow on a rerun) under the
+  ``SBTS_INCOMPLETE`` marker every reader refuses, or copied in under a temporary name and renamed;
 - records in the root attribute ``SBTS_VERSIONS`` which step wrote each part and, for datasets, a
   new content version (the drop list and the reference point are versioned by their content: see
   :func:`sbts.core.io.provenance.file_versions`).  Update mode compares, for each step, only the
@@ -34,7 +32,6 @@ import h5py
 import numpy as np
 
 from sbts.core.errors import DataError, InputError
-from sbts.core.io import stack_parts
 from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place, open_h5
 from sbts.core.io.lock import output_lock
 from sbts.core.io.provenance import VERSIONS_ATTR, current_step, new_version
@@ -119,48 +116,47 @@ class StackEditor:
         """Add or replace the 3-D dataset ``name`` (shaped like ``like``), never half-written unnoticed.
 
         ``fill(ds)`` writes the data block by block into a dataset of a scratch file (written like
-        any output: :class:`~sbts.core.io.h5.H5Writer`) in the stack's parts folder; only when it
-        returns is the stack touched, under its lock: the stack's ``name`` is marked
-        :data:`~sbts.core.io.h5.INCOMPLETE_ATTR` (and loses ``attrs``, which may say it is up to
-        date), the scratch file is renamed to the part ``<name>.h5``, the stack's ``name`` becomes
-        (or stays) a virtual dataset over it, and the marker goes.  The data is written once
-        (copying it into the stack wrote it twice), and the stack does not grow on a rerun.
+        any output: :class:`~sbts.core.io.h5.H5Writer`); only when it returns is the stack touched,
+        under its lock.  A dataset that exists with the same shape is rewritten in place, so a
+        rerun does not grow the file (HDF5 never reuses the space of a deleted dataset); while it
+        is rewritten it carries :data:`~sbts.core.io.h5.INCOMPLETE_ATTR`, which every reader
+        refuses and the next run repairs, and none of ``attrs`` (they may say it is up to date).
+        A new dataset is copied in under a temporary name and renamed.
         """
-        part = stack_parts.parts_dir(self.path) / f"{name}.h5"
-        scratch = part.with_name(f".{name}.h5")
+        scratch = self.path.with_name(f".{self.path.name}.{name}.h5")
         with output_lock(self.path):
             with h5py.File(self.path, "r") as f:
                 src = f[like]
                 shape, chunks = src.shape, src.chunks
+                current = f.get(name)
+                in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
             nbytes = int(np.prod(shape)) * 4
-            check_free_space(self.path.parent, nbytes, f"{name} of {self.path}")
+            check_free_space(self.path.parent, nbytes * (1 if in_place else 2), f"{name} of {self.path}")
             try:
-                part.parent.mkdir(exist_ok=True)
-                with H5Writer(scratch, {}) as w:  # the part carries the running step's provenance
+                with H5Writer(scratch, {}, provenance={}) as w:
                     ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks or True)
                     fill(ds)
                     w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
                     del ds
-                source = stack_parts.relative_name(self.path, part)
-                with edit_in_place(self.path) as f:
+                with h5py.File(scratch, "r") as t, edit_in_place(self.path) as f:
                     _remove_leftovers(f, name)
-                    current = f.get(name)
-                    if isinstance(current, h5py.Dataset):
-                        current.attrs[INCOMPLETE_ATTR] = "being replaced by an unwrapping-error correction"
+                    if in_place:
+                        dst = f[name]
+                        dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
                         for key in attrs or {}:
-                            if key in current.attrs:
-                                del current.attrs[key]
-                        f.flush()  # the marker is on disk before the data under it changes
-                    os.replace(scratch, part)
-                    mapped = (isinstance(current, h5py.Dataset) and current.is_virtual and current.shape == shape
-                              and [(v.file_name, v.dset_name) for v in current.virtual_sources()] == [(source, name)])
-                    if not mapped:
-                        if name in f:  # an earlier sbts wrote it into the stack itself
-                            del f[name]
-                        layout = stack_parts.virtual_layout([stack_parts.Piece(source, 0, 0, shape[0])], name,
-                                                            shape, np.float32)
-                        f.create_virtual_dataset(name, layout, fillvalue=np.nan)
-                    dst = f[name]
+                            if key in dst.attrs:
+                                del dst.attrs[key]
+                        f.flush()
+                        _copy_layers(t[name], dst)
+                    else:
+                        t.copy(t[name], f, name=name + _TMP_SUFFIX)
+                        f.flush()
+                        if name in f:
+                            f.move(name, name + _OLD_SUFFIX)
+                        f.move(name + _TMP_SUFFIX, name)
+                        if name + _OLD_SUFFIX in f:
+                            del f[name + _OLD_SUFFIX]
+                        dst = f[name]
                     dst.attrs["MODIFICATION_TIME"] = str(time.time())
                     dst.attrs["UNIT"] = "radian"
                     for key, value in (attrs or {}).items():
@@ -192,6 +188,15 @@ def read_versions(f: h5py.File) -> dict[str, list]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20) -> None:
+    """Copy a 3-D dataset layer by layer groups (bounded memory)."""
+    per_layer = max(1, int(np.prod(src.shape[1:])) * src.dtype.itemsize)
+    step = max(1, max_bytes // per_layer)
+    for k in range(0, src.shape[0], step):
+        dst[k:k + step] = src[k:k + step]
+    dst.flush()
 
 
 def _remove_leftovers(f: h5py.File, name: str) -> None:

@@ -96,52 +96,6 @@ def test_stack_editor_records_who_wrote_each_part(tmp_path):
     assert parts["invert_network"] == {"content", "dropIfgram", "reference", "data:unwrapPhase_x"}
 
 
-def test_corrected_dataset_is_written_once_into_a_part(tmp_path, monkeypatch):
-    """The corrected phase goes into ``ifgramStack_parts/<name>.h5`` and the stack names it as a
-    virtual dataset: written once, the stack does not grow on a rerun; a rerun killed after the
-    marker and before the new part took its name leaves a dataset every reader refuses, and the
-    next rerun repairs it.  A dataset an earlier sbts wrote into the stack itself is replaced."""
-    from sbts.core.errors import InputError
-    from sbts.core.io import stack_editor
-    from sbts.core.io.products import IfgramStack
-
-    stack = _stack(tmp_path / "ifgramStack.h5")
-    with h5py.File(stack, "r+") as f:  # as sbts ≤ 2026-12 left it: the data in the stack itself
-        f.create_dataset("unwrapPhase_x", data=np.zeros((len(DATE12),) + SHAPE, np.float32))
-    editor = StackEditor(stack, step="correct_unwrap_error")
-    editor.write_dataset("unwrapPhase_x", lambda ds: ds.__setitem__(Ellipsis, 2.0), attrs={"OPTS": "a"})
-    part = tmp_path / "ifgramStack_parts/unwrapPhase_x.h5"
-    with h5py.File(stack) as f:
-        ds = f["unwrapPhase_x"]
-        assert ds.is_virtual and ds.attrs["OPTS"] == "a"
-        assert [v.file_name for v in ds.virtual_sources()] == ["./ifgramStack_parts/unwrapPhase_x.h5"]
-        np.testing.assert_array_equal(ds[()], 2.0)
-    assert part.exists() and not list(part.parent.glob(".*"))
-    size = stack.stat().st_size
-    editor.write_dataset("unwrapPhase_x", lambda ds: ds.__setitem__(Ellipsis, 3.0), attrs={"OPTS": "b"})
-    assert stack.stat().st_size - size <= 4096  # attributes only: the data is in the part
-    np.testing.assert_array_equal(IfgramStack(stack).read("unwrapPhase_x"), 3.0)
-
-    real_replace = os.replace
-
-    def killed(src, dst):
-        if os.fspath(dst) == os.fspath(part):  # killed as the new part was about to take its name
-            raise KeyboardInterrupt
-        real_replace(src, dst)
-
-    monkeypatch.setattr(stack_editor.os, "replace", killed)
-    with pytest.raises(KeyboardInterrupt):
-        editor.write_dataset("unwrapPhase_x", lambda ds: ds.__setitem__(Ellipsis, 4.0), attrs={"OPTS": "c"})
-    monkeypatch.undo()
-    with h5py.File(stack) as f:
-        assert "OPTS" not in f["unwrapPhase_x"].attrs  # nothing claims it is up to date
-    with pytest.raises(InputError, match="incomplete"):
-        IfgramStack(stack).read("unwrapPhase_x")
-    editor.write_dataset("unwrapPhase_x", lambda ds: ds.__setitem__(Ellipsis, 4.0), attrs={"OPTS": "c"})
-    np.testing.assert_array_equal(IfgramStack(stack).read("unwrapPhase_x"), 4.0)
-    assert not list(part.parent.glob(".*"))
-
-
 def test_products_carry_the_provenance_of_the_step_that_writes_them(tmp_path):
     stack = _stack(tmp_path / "ifgramStack.h5")
     inputs = {"ifgramStack.h5": relevant(file_versions(stack), set(), "x")}
