@@ -137,6 +137,10 @@ class LoadOptions:
 
 
 UPDATE_MODE_KEY = "mintpy.load.updateMode"
+#: the switch of the update machinery: with it an append writes the stack in parts
+#: (:mod:`sbts.core.io.stack_parts`) instead of copying it, so that ``ifgramStack.h5`` stays one
+#: self-contained file for whoever did not ask for cheap updates
+IN_PARTS_KEY = "sbts.networkInversion.updateStore"
 
 
 def build_request(template: Template, base_dir: Path) -> LoadRequest:
@@ -543,7 +547,7 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
         force = True
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
     logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
-    stack_written = _load_stack(plan, max_memory, force, num_worker)
+    stack_written = _load_stack(plan, max_memory, force, num_worker, in_parts=template.get_bool(IN_PARTS_KEY))
     ion_written = _load_ion_stack(plan, max_memory, force, num_worker)
     geometry_files, geometry_written = _load_geometries(plan, max_memory, force)
     return LoadResult(plan.stack_file, geometry_files, plan.reader.name,
@@ -562,13 +566,14 @@ def _load_ion_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int
     return True
 
 
-def _load_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1) -> bool:
+def _load_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1, in_parts: bool = False) -> bool:
     """Stage 4: write ``ifgramStack.h5`` unless it is current; True when written.
 
     When the stack on disk was loaded with the same options from files that are all unchanged,
     and the patterns now match more pairs, only the new pairs' files are read: the earlier pairs
-    are copied from the stack on disk (see :func:`_previous_stack`), and the record beside the
-    stack (:data:`LOAD_RECORD`) names the new pairs and dates."""
+    are copied from the stack on disk (see :func:`_previous_stack`), or with ``in_parts``
+    (:data:`IN_PARTS_KEY`) left where they are (:func:`_append_in_parts`), and the record beside
+    the stack (:data:`LOAD_RECORD`) names the new pairs and dates."""
     if plan.stack is None or plan.stack_file is None or plan.stack_sig is None:
         return False
     if not force and _is_current(plan.stack_file, plan.stack_sig):
@@ -578,7 +583,7 @@ def _load_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1
         return False
     previous = None if force else _previous_stack(plan)
     _write_stack(plan.stack, plan.win, plan.overrides, plan.stack_file, plan.stack_sig, max_memory, plan.reader.name,
-                 previous, num_worker)
+                 previous, num_worker, in_parts)
     _write_record(plan, previous)
     return True
 
@@ -752,7 +757,8 @@ def stale_outputs(template: Template, work_dir: str | os.PathLike, base_dir: str
 
 
 def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], path: Path, sig: str,
-                 max_memory: float, reader: str, previous: _Previous | None = None, num_worker: int = 1) -> None:
+                 max_memory: float, reader: str, previous: _Previous | None = None, num_worker: int = 1,
+                 in_parts: bool = False) -> None:
     """Write the stack block by block; the interferograms' windows of a block are read by
     ``num_worker`` threads (reading is I/O: GDAL and h5py release the GIL), each into its own
     layer of the block, so the file is the same bits whatever the number of threads."""
@@ -769,7 +775,7 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
     meta = _apply_overrides(_window_metadata(stack.metadata, win), overrides)
     meta = meta.replace(processor=meta.processor or reader).with_extra(**{SIGNATURE_ATTR: sig})
     names = {n: STACK_DATASETS[n] for n in STACK_DATASETS if n in sources[0].layers}
-    if previous is not None and _append_in_parts(sources, pairs, names, meta, win, path, sig, max_memory, reader,
+    if previous is not None and in_parts and _append_in_parts(sources, pairs, names, meta, win, path, sig, max_memory, reader,
                                                  previous, num_worker):
         return
     out_shape = win.shape

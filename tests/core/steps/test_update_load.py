@@ -36,8 +36,13 @@ def written(tmp_path_factory):
     return root, cfg, synth, late, held
 
 
-def _template(cfg: Path) -> Template:
-    return Template.read(cfg)
+def _template(cfg: Path, in_parts: bool = True) -> Template:
+    """The format's template; ``in_parts``: with the update switch, which makes appends go in parts."""
+    if not in_parts:
+        return Template.read(cfg)
+    parts_cfg = cfg.with_name("parts.cfg")
+    parts_cfg.write_text(cfg.read_text() + "\nsbts.networkInversion.updateStore = yes\n")
+    return Template.read(parts_cfg)
 
 
 def _datasets(path: Path) -> dict:
@@ -120,6 +125,31 @@ def test_append_equals_fresh_load_and_reads_only_new_files(written, tmp_path, mo
     assert load_data(t, old_wd, base_dir=cfg.parent).skipped
     assert not reads
     assert read_update_record(old_wd / "inputs/ifgramStack.h5") == update
+
+
+def test_without_the_update_switch_an_append_copies_the_stack(written, tmp_path, monkeypatch):
+    """Without ``sbts.networkInversion.updateStore`` the appended stack stays one self-contained file:
+    the old pairs go over as raw chunks (no decoding), the new ones are read, no part is written."""
+    root, cfg, synth, late, held = written
+    t = _template(cfg, in_parts=False)
+    wd, fresh = tmp_path / "wd", tmp_path / "fresh"
+    _hide(late, held)
+    try:
+        load_data(t, wd, base_dir=cfg.parent)
+    finally:
+        _restore(late, held)
+    copied: list[bool] = []
+    real_copy = load_mod._copy_chunks
+    monkeypatch.setattr(load_mod, "_copy_chunks", lambda *a: copied.append(real_copy(*a)) or copied[-1])
+    load_data(t, wd, base_dir=cfg.parent)
+    assert copied and all(copied)
+    assert not (wd / "inputs/ifgramStack_parts").exists()
+    with h5py.File(wd / "inputs/ifgramStack.h5", "r") as f:
+        assert not f["unwrapPhase"].is_virtual
+    assert read_update_record(wd / "inputs/ifgramStack.h5")["new_dates"] == [synth.date_list[-1]]
+    load_data(t, fresh, base_dir=cfg.parent)
+    a, b = _datasets(wd / "inputs/ifgramStack.h5"), _datasets(fresh / "inputs/ifgramStack.h5")
+    assert a["attrs"] == b["attrs"] and all(a["data"][k].tobytes() == v.tobytes() for k, v in b["data"].items())
 
 
 def test_disappeared_pair_is_an_error(written, tmp_path):
