@@ -43,7 +43,7 @@ A whole-stack condition that makes the update inexact falls back to a full inver
 line: other inversion options, reference point or land mask; a pair (kept or dropped) between old
 dates added or an old pair dropped; a new pair starting before the stored window; another
 observation dataset than the loaded ``unwrapPhase``; the stack's old pairs not the ones the store
-was built from (see :func:`sbts.core.steps.load.read_update_record`, whose record the loader
+was built from (see :func:`sbts.core.io.load_record.read_update_record`, whose record the loader
 writes beside the stack); a ``timeseries.h5`` that does not start with the stored dates.
 """
 
@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from sbts.core.io.load_record import read_update_record, stack_signature
+
 logger = logging.getLogger(__name__)
 
 STORE_FILE = "inversionUpdate.h5"
@@ -72,7 +74,6 @@ WINDOW_MARGIN = 32
 STORE_AHEAD = 8
 #: largest move (rad) of the first re-solved dates for which the kept dates count as unchanged
 WINDOW_TOL = 1e-6
-_LOAD_RECORD = "ifgramStack_load.json"  # written by the loader beside the stack
 _SLAB = 8192  # pixels solved together: few enough that the band and the loops' temporaries stay in the CPU caches, enough that numpy's per-call cost is small (2048: 25 % slower, 16384: 15 %)
 _PIVOT_TOL = 1e-9  # a pivot below this fraction of its diagonal: numerically rank deficient
 
@@ -349,25 +350,6 @@ def options_digest(prep: Any) -> str:
 _INFO_ATTR = "SBTS_UPDATE_STORE"
 #: attribute of an updated ``timeseries.h5``: what the update did (absent after a full inversion)
 UPDATE_ATTR = "SBTS_INVERSION_UPDATE"
-_STACK_SIGNATURE_ATTR = "SBTS_INPUT_SIGNATURE"  # the loader's content key of the stack's source files
-
-
-def _stack_signature(stack_path: Path) -> str:
-    from sbts.core.io.h5 import read_attrs
-
-    return str(read_attrs(stack_path).get(_STACK_SIGNATURE_ATTR, ""))
-
-
-def _update_record(stack_path: Path) -> dict | None:
-    """What the loader appended last (``new_pairs``, ``old_signature`` ...), if its record belongs to the stack."""
-    try:
-        record = json.loads(stack_path.with_name(_LOAD_RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("signature") != _stack_signature(stack_path):
-        return None
-    update = record.get("update")
-    return update if isinstance(update, dict) else None
 
 
 def _bandwidth(d1: np.ndarray, d2: np.ndarray) -> int:
@@ -605,7 +587,7 @@ class StoreInPass:
         self.bandwidth = _bandwidth(d1, d2)
         self.layout = _store_layout(n, self.bandwidth)
         frozen, lo, end = self.layout
-        self.info = {"options": options_digest(prep), "stack_signature": _stack_signature(prep.stack_path),
+        self.info = {"options": options_digest(prep), "stack_signature": stack_signature(prep.stack_path),
                      "pairs": list(prep.kept.date12), "dates": list(prep.kept.date_strings),
                      "bandwidth": self.bandwidth, "frozen": frozen, "start": lo}
         self.path = store_path(prep.work_dir)
@@ -658,7 +640,7 @@ def build_store(prep: Any, task: Any, max_memory: float) -> Path:
     shape = prep.stack.shape
     per_pixel = 24.0 * m + 8.0 * n * (2 * bw + 8) + 256
     blocks = plan_blocks(shape, per_pixel, max_memory)
-    info = {"options": options_digest(prep), "stack_signature": _stack_signature(prep.stack_path),
+    info = {"options": options_digest(prep), "stack_signature": stack_signature(prep.stack_path),
             "pairs": list(prep.kept.date12), "dates": list(prep.kept.date_strings), "bandwidth": bw,
             "frozen": frozen, "start": lo}
     path = store_path(prep.work_dir)
@@ -692,11 +674,11 @@ def _why_not(prep: Any, info: dict) -> str:
         return "the inversion options, reference point or land mask changed since the store was written"
     if prep.options.obs_dataset != "unwrapPhase":
         return f"{prep.options.obs_dataset} is corrected over all pairs (not appended by the loader)"
-    current = _stack_signature(prep.stack_path)
+    current = stack_signature(prep.stack_path)
     if not current:  # another file under the same name would look the same
         return "the stack carries no load signature (not written by sbts load)"
     if current != info.get("stack_signature"):
-        update = _update_record(prep.stack_path)
+        update = read_update_record(prep.stack_path)
         if update is None or update.get("old_signature") != info.get("stack_signature"):
             return "the stack was reloaded (not appended to) since the store was written"
     old_dates, dates = list(info.get("dates", [])), list(prep.kept.date_strings)
@@ -836,7 +818,7 @@ def update(prep: Any, task: Any, max_memory: float) -> Any:
                 "%d pairs, the %d dates before them kept", new_rows.size, n - n0, num_win, int(win.sum()), start)
     out_meta = engine._output_metadata(prep)
     outputs = prep.outputs
-    info_new = {**info, "stack_signature": _stack_signature(prep.stack_path), "pairs": kept12,
+    info_new = {**info, "stack_signature": stack_signature(prep.stack_path), "pairs": kept12,
                 "dates": list(prep.kept.date_strings), "bandwidth": bw, "frozen": new_frozen, "start": new_lo}
     counts, why = [0, 0, 0], [0, 0, 0]
     old_ts = TimeSeries(outputs.timeseries)

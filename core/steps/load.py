@@ -32,6 +32,7 @@ from sbts.core.errors import InputError, PluginError, SbtsError, shown
 from sbts.core.io import stack_parts
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, read_attrs
+from sbts.core.io.load_record import LOAD_RECORD, SIGNATURE_ATTR, read_record, record_path
 from sbts.core.io.products import STACK_DATASETS, StackWriter
 from sbts.core.io.progress import progress
 from sbts.core.io.workdir import WorkDir
@@ -44,7 +45,6 @@ from sbts.core.plugin.runners import guarded
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_ATTR = "SBTS_INPUT_SIGNATURE"
 BOOL_LAYERS = {"waterMask", "shadowMask"}
 NEAREST_ONLY = {"connectComponent", "waterMask", "shadowMask", "azimuthCoord", "rangeCoord",
                 "latitude", "longitude", "height", "incidenceAngle", "azimuthAngle", "slantRangeDistance"}
@@ -578,7 +578,7 @@ def _load_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1
         return False
     if not force and _is_current(plan.stack_file, plan.stack_sig):
         logger.info("%s is up to date with its inputs: skipped", plan.stack_file)
-        if _read_record(plan.stack_file).get("signature") != plan.stack_sig:
+        if read_record(plan.stack_file).get("signature") != plan.stack_sig:
             _write_record(plan, None)  # a load killed between the stack and its record
         return False
     previous = None if force else _previous_stack(plan)
@@ -589,11 +589,6 @@ def _load_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1
 
 
 # ------------------------------------------------------------------ appending new acquisitions
-#: beside ``ifgramStack.h5``: the source files it was loaded from (name, size, modification time),
-#: its load options, and, after an append, which pairs and dates are new
-LOAD_RECORD = "ifgramStack_load.json"
-
-
 @dataclass(frozen=True)
 class _Previous:
     """The stack on disk whose pairs a load copies instead of reading their files again."""
@@ -604,35 +599,6 @@ class _Previous:
     signature: str
     reference: dict  # REF_* attributes it carried (the reference_point step's choice)
     keep: tuple[bool, ...]  # its dropIfgram (the network step's choice)
-
-
-def record_path(stack_file: str | os.PathLike) -> Path:
-    """The load record beside a stack (:data:`LOAD_RECORD`)."""
-    return Path(stack_file).with_name(LOAD_RECORD)
-
-
-def _read_record(stack_file: Path) -> dict:
-    try:
-        data = json.loads(record_path(stack_file).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def read_update_record(stack_file: str | os.PathLike) -> dict | None:
-    """What the last load appended to ``stack_file``: ``{"new_pairs", "new_dates", "old_pairs",
-    "old_signature", "old_reference", "old_keep"}``, or None when the stack was loaded whole (or
-    its record does not belong to it)."""
-    stack_file = Path(stack_file)
-    record = _read_record(stack_file)
-    try:
-        current = read_attrs(stack_file).get(SIGNATURE_ATTR)
-    except SbtsError:
-        return None
-    if not record or record.get("signature") != current:
-        return None
-    update = record.get("update")
-    return update if isinstance(update, dict) else None
 
 
 def _options_key(plan: _Plan) -> str:
@@ -663,7 +629,7 @@ def _previous_stack(plan: _Plan) -> _Previous | None:
     path = plan.stack_file
     if not path.exists():
         return None
-    record = _read_record(path)
+    record = read_record(path)
     try:
         from sbts.core.io.products import IfgramStack
 

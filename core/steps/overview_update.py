@@ -95,14 +95,14 @@ def _tri_keys(stack, tri: np.ndarray) -> list[str]:
 
 def _signature(stack_path: Path) -> str:
     from sbts.core.io.h5 import read_attrs
-    from sbts.core.steps.load import SIGNATURE_ATTR
+    from sbts.core.io.load_record import SIGNATURE_ATTR
 
     return str(read_attrs(stack_path).get(SIGNATURE_ATTR, ""))
 
 
 def _appended_to(stack_path: Path) -> str | None:
     """The signature of the stack the last load appended to (None: loaded whole)."""
-    from sbts.core.steps.load import read_update_record
+    from sbts.core.io.load_record import read_update_record
 
     update = read_update_record(stack_path)
     return None if update is None else update.get("old_signature")

@@ -73,7 +73,7 @@ def _reference(ctx: RunContext) -> list[Path]:
 
 def _appended(ctx: RunContext) -> dict | None:
     """What the last load appended to the stack (None: loaded whole)."""
-    from sbts.core.steps.load import read_update_record
+    from sbts.core.io.load_record import read_update_record
 
     return read_update_record(ctx.stack_file) if ctx.stack_file.exists() else None
 

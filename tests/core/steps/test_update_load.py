@@ -16,9 +16,10 @@ pytest.importorskip("osgeo.gdal")
 from sbts.core.config.template import Template  # noqa: E402
 from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
 from sbts.core.errors import InputError  # noqa: E402
+from sbts.core.io.load_record import read_update_record, record_path  # noqa: E402
 from sbts.core.io.provenance import PROVENANCE_KEYS  # noqa: E402
 from sbts.core.steps import load as load_mod  # noqa: E402
-from sbts.core.steps.load import load_data, read_update_record, record_path  # noqa: E402
+from sbts.core.steps.load import load_data  # noqa: E402
 from sbts.tests.e2e.formats import geotiff  # noqa: E402
 
 
