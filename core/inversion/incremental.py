@@ -74,6 +74,14 @@ WINDOW_MARGIN = 32
 STORE_AHEAD = 8
 #: largest move (rad) of the first re-solved dates for which the kept dates count as unchanged
 WINDOW_TOL = 1e-6
+#: what an update costs per pair it reads, relative to a full inversion per pair (the full inversion
+#: writes the store in the same pass, so the two give the same products and the same store; the
+#: cheaper one runs).  Measured with bench/bench_update.py (1000², 60 → 61 dates, 2 cores): unweighted,
+#: the full solver applies one shared operator to every complete pixel (4.1 s for 108 pairs against
+#: 3.1 s for 173: 2.1×); weighted both factor each pixel (5.9 s against 7.3 s: 1.3×).  So an update runs
+#: when it reads fewer than 1/2.1 (unweighted) or 1/1.3 (weighted) of the pairs: a long stack, not a
+#: short one whose window is every date.
+UPDATE_COST_RATIO = {"unweighted": 2.1, "weighted": 1.3}
 _SLAB = 8192  # pixels solved together: few enough that the band and the loops' temporaries stay in the CPU caches, enough that numpy's per-call cost is small (2048: 25 % slower, 16384: 15 %)
 _PIVOT_TOL = 1e-9  # a pivot below this fraction of its diagonal: numerically rank deficient
 
@@ -804,6 +812,12 @@ def update(prep: Any, task: Any, max_memory: float) -> Any:
     if (d1[read_rows] < lo).any():
         logger.info("full inversion (the store cannot be moved on exactly): a pair reaches back before the "
                     "stored dates")
+        return None
+    kind = "weighted" if task.weight_func != "no" else "unweighted"
+    if read_rows.size * UPDATE_COST_RATIO[kind] >= len(kept12):
+        logger.info("full inversion: cheaper than the update, which would read %d of the %d pairs (%s, an update "
+                    "costs ~%.1f× a full inversion per pair; the store is written in the same pass)",
+                    read_rows.size, len(kept12), kind, UPDATE_COST_RATIO[kind])
         return None
     rd1, rd2 = d1[read_rows], d2[read_rows]
     win, ext = rd2 >= start, rd2 < start

@@ -29,6 +29,13 @@ L, W, N0 = 24, 30, 60
 SIG_ATTR = "SBTS_INPUT_SIGNATURE"
 
 
+@pytest.fixture(autouse=True)
+def always_update(monkeypatch):
+    """These tests are about the update itself: it runs whatever its cost against a full inversion
+    (the choice between the two is tested in test_the_cheaper_of_update_and_full_inversion_runs)."""
+    monkeypatch.setattr(incremental, "UPDATE_COST_RATIO", {"unweighted": 0.0, "weighted": 0.0})
+
+
 def _network(num_date: int):
     return [(i, j) for i in range(num_date) for j in range(i + 1, min(num_date, i + 4))]
 
@@ -438,3 +445,26 @@ def test_inversion_killed_with_its_store_resumes_both(data, tmp_path, monkeypatc
     a, b = _store(wd), _store(ref)
     for key in ("x", "preSum", "preNum", "exact", "pixel", "phase", "weight"):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_the_cheaper_of_update_and_full_inversion_runs(data, tmp_path, monkeypatch, caplog):
+    """With the measured costs, a 60 → 61-date unweighted stack whose update would read 108 of 180
+    pairs is inverted in full (cheaper: the full solver shares one operator), a weighted one is
+    updated; both end equal to a full inversion, and the store is moved on either way."""
+    monkeypatch.setattr(incremental, "UPDATE_COST_RATIO", {"unweighted": 2.1, "weighted": 1.3})
+    full = tmp_path / "full"
+    invert_network(_appended(full, data), full, _opts("no"))
+    for weight, expected in (("no", "full inversion: cheaper than the update"), ("var", "inversion updated")):
+        wd = tmp_path / weight
+        stack = _write(wd / "inputs/ifgramStack.h5", data, N0, "old")
+        invert_network(stack, wd, _opts(weight), update_store=True, max_memory=0.002)
+        _appended(wd, data)
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+        invert_network(wd / "inputs/ifgramStack.h5", wd, _opts(weight), update_store=True, max_memory=0.002)
+        assert expected in caplog.text, weight
+        with h5py.File(incremental.store_path(wd), "r") as f:
+            info = json.loads(f.attrs["SBTS_UPDATE_STORE"])
+        assert info["stack_signature"] == "new" and len(info["dates"]) == N0 + 1
+    ts_no, ts_full = _read(tmp_path / "no")[0], _read(full)[0]
+    assert ts_no.tobytes() == ts_full.tobytes()  # the same full inversion, bit for bit
