@@ -458,6 +458,13 @@ def _store_layout(num_date: int, bandwidth: int) -> tuple[int, int, int]:
     return frozen, max(0, frozen - bandwidth), min(num_date, frozen + bandwidth + STORE_AHEAD)
 
 
+def _store_info(prep: Any, bandwidth: int, frozen: int, start: int) -> dict:
+    """What a store built from the kept pairs of ``prep`` records of them (checked by the next update)."""
+    return {"options": options_digest(prep), "stack_signature": stack_signature(prep.stack_path),
+            "pairs": list(prep.kept.date12), "dates": list(prep.kept.date_strings), "bandwidth": bandwidth,
+            "frozen": frozen, "start": start}
+
+
 def _write_store_block(w: Any, block: Any, x: np.ndarray, pre: np.ndarray, pre_num: np.ndarray,
                        exact: np.ndarray) -> None:
     h, wd = block.shape
@@ -572,13 +579,14 @@ def store_block(phase: np.ndarray, weight: np.ndarray | None, ts: np.ndarray, nu
     its pivots."""
     d1, d2 = np.asarray(d1, np.intp), np.asarray(d2, np.intp)
     frozen, lo, end = layout
-    early = d2 < frozen
-    csum, ssum, num = residual_sums(phase[early], ts, d1[early], d2[early])
+    early = np.flatnonzero(d2 < frozen)
+    early_phase = phase[early]
+    csum, ssum, num = residual_sums(early_phase, ts, d1[early], d2[early])
     exact = (np.asarray(num_used) > 0) & (np.asarray(num_gap) == 0)
     keep = np.flatnonzero(~exact)
     return StoreBlock(np.ascontiguousarray(ts[lo:end]), np.stack([csum, ssum]), num, exact, keep,
-                      np.asarray(phase[early][:, keep], np.float32),
-                      None if weight is None else np.asarray(weight[early][:, keep], np.float64))
+                      np.asarray(early_phase[:, keep], np.float32),
+                      None if weight is None else np.asarray(weight[np.ix_(early, keep)], np.float64))
 
 
 class StoreInPass:
@@ -595,9 +603,7 @@ class StoreInPass:
         self.bandwidth = _bandwidth(d1, d2)
         self.layout = _store_layout(n, self.bandwidth)
         frozen, lo, end = self.layout
-        self.info = {"options": options_digest(prep), "stack_signature": stack_signature(prep.stack_path),
-                     "pairs": list(prep.kept.date12), "dates": list(prep.kept.date_strings),
-                     "bandwidth": self.bandwidth, "frozen": frozen, "start": lo}
+        self.info = _store_info(prep, self.bandwidth, frozen, lo)
         self.path = store_path(prep.work_dir)
         self.shape = prep.stack.shape
         self.num_early = int((d2 < frozen).sum())
@@ -648,9 +654,7 @@ def build_store(prep: Any, task: Any, max_memory: float) -> Path:
     shape = prep.stack.shape
     per_pixel = 24.0 * m + 8.0 * n * (2 * bw + 8) + 256
     blocks = plan_blocks(shape, per_pixel, max_memory)
-    info = {"options": options_digest(prep), "stack_signature": stack_signature(prep.stack_path),
-            "pairs": list(prep.kept.date12), "dates": list(prep.kept.date_strings), "bandwidth": bw,
-            "frozen": frozen, "start": lo}
+    info = _store_info(prep, bw, frozen, lo)
     path = store_path(prep.work_dir)
     logger.info("writing %s for exact updates: the last %d dates of every pixel and the coherence sums "
                 "of its earlier pairs (%d B a pixel)", path.name, end - lo, 8 * (end - lo) + 29)
@@ -663,10 +667,11 @@ def build_store(prep: Any, task: Any, max_memory: float) -> Path:
             phase, weight, land = _read_pairs(task, block, all_rows)
             ts = np.zeros((n, phase.shape[1]))
             ts[1:], exact = factor_solve(phase, weight, d1, d2, n, task.min_redundancy)
-            csum, ssum, num = residual_sums(phase[early], ts, d1[early], d2[early])
+            early_phase = phase[early]
+            csum, ssum, num = residual_sums(early_phase, ts, d1[early], d2[early])
             _write_store_block(w, block, ts[lo:end], np.stack([csum, ssum]), num, exact & land)
             keep = np.flatnonzero(land & ~exact)
-            sparse.add(_image_index(block, keep, shape[1]), phase[early][:, keep],
+            sparse.add(_image_index(block, keep, shape[1]), early_phase[:, keep],
                        None if weight is None else weight[early][:, keep])
     except BaseException:
         w.__exit__(*__import__("sys").exc_info())

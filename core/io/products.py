@@ -84,9 +84,9 @@ class Product:
             self._dtypes: dict[str, np.dtype] = {}
             self._chunks: dict[str, tuple[int, ...] | None] = {}
             self._incomplete: set[str] = set()
-            check_sources(self.path, f)
             for name, obj in f.items():
                 if isinstance(obj, h5py.Dataset):
+                    check_sources(self.path, obj)
                     self._shapes[name] = obj.shape
                     self._dtypes[name] = obj.dtype
                     self._chunks[name] = obj.chunks

@@ -102,23 +102,23 @@ def truncate(pieces: Sequence[Piece], stop: int) -> list[Piece]:
     return out
 
 
+def part_path(stack: Path, signature: str) -> Path:
+    """The part that holds what the stack with ``signature`` wrote: the stack itself once it was
+    loaded whole (:func:`link_whole`), or the tail an append wrote for it."""
+    return parts_dir(stack) / f"{signature[:24]}.h5"
+
+
 def link_whole(stack: Path, signature: str) -> str:
     """Make the stack written whole a part of the next stack: a hard link in :func:`parts_dir`
     named by its signature.  Returns the relative name; raises OSError where the file system has no
     hard links (the caller then writes the stack whole)."""
-    folder = parts_dir(stack)
-    folder.mkdir(exist_ok=True)
-    part = folder / f"{signature[:24]}.h5"
+    part = part_path(stack, signature)
+    part.parent.mkdir(exist_ok=True)
     if part.exists() and not os.path.samefile(part, stack):
         part.unlink()  # a leftover of another stack of the same name
     if not part.exists():
         os.link(stack, part)
     return relative_name(stack, part)
-
-
-def tail_path(stack: Path, signature: str) -> Path:
-    """Where the tail of the stack with ``signature`` is written."""
-    return parts_dir(stack) / f"{signature[:24]}.h5"
 
 
 def virtual_layout(pieces: Sequence[Piece], name: str, shape: tuple[int, ...], dtype) -> h5py.VirtualLayout:
@@ -131,17 +131,19 @@ def virtual_layout(pieces: Sequence[Piece], name: str, shape: tuple[int, ...], d
     return layout
 
 
-def check_sources(path: Path, f: h5py.File) -> None:
-    """Refuse a stack whose virtual datasets name a part that is not there: HDF5 would read its
+def _source_names(ds: h5py.Dataset) -> list[str]:
+    """The files a dataset maps onto, as it names them (none unless it is virtual)."""
+    return [v.file_name for v in ds.virtual_sources()] if ds.is_virtual else []
+
+
+def check_sources(path: Path, ds: h5py.Dataset) -> None:
+    """Refuse a dataset of ``path`` that maps onto a part that is not there: HDF5 would read its
     layers as fill values without a word."""
-    for obj in f.values():
-        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
-            for vmap in obj.virtual_sources():
-                source = path.parent / vmap.file_name
-                if vmap.file_name != "." and not source.is_file():
-                    raise InputError(f"{path}: dataset {obj.name.lstrip('/')} is made of parts, and its part "
-                                     f"{vmap.file_name} is missing; copy the folder {path.parent} whole (with "
-                                     f"{parts_dir(path).name}/), or load the stack again with `sbts load --force`")
+    for name in _source_names(ds):
+        if name != "." and not (path.parent / name).is_file():
+            raise InputError(f"{path}: dataset {ds.name.lstrip('/')} is made of parts, and its part "
+                             f"{name} is missing; copy the folder {path.parent} whole (with "
+                             f"{parts_dir(path).name}/), or load the stack again with `sbts load --force`")
 
 
 def referenced(stack: Path) -> set[Path] | None:
@@ -150,8 +152,8 @@ def referenced(stack: Path) -> set[Path] | None:
     try:
         with h5py.File(stack, "r", locking=False) as f:
             for obj in f.values():
-                if isinstance(obj, h5py.Dataset) and obj.is_virtual:
-                    out.update((stack.parent / v.file_name).resolve() for v in obj.virtual_sources())
+                if isinstance(obj, h5py.Dataset):
+                    out.update((stack.parent / name).resolve() for name in _source_names(obj))
     except OSError as exc:
         logger.debug("cannot read %s (%s): its parts are left as they are", stack, exc)
         return None

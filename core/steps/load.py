@@ -829,7 +829,7 @@ def _append_in_parts(sources: list, pairs: Pairs, names: dict, meta: Metadata, w
             logger.info("%s cannot be linked into %s (%s): writing the stack whole", path.name,
                         stack_parts.parts_dir(path).name, exc.strerror or exc)
             return False
-    tail_file = stack_parts.tail_path(path, sig)
+    tail_file = stack_parts.part_path(path, sig)
     pieces = stack_parts.truncate(pieces, prefix) + [
         stack_parts.Piece(stack_parts.relative_name(path, tail_file), 0, prefix, size)]
     if len({p.file for p in pieces}) > stack_parts.MAX_PARTS:
