@@ -64,15 +64,20 @@ def _restore(late, held):
         shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
 
 
+def _load_without(late, held, t, wd, cfg):
+    """Load into ``wd`` as if the files ``late`` had not arrived yet."""
+    _hide(late, held)
+    try:
+        load_data(t, wd, base_dir=cfg.parent)
+    finally:
+        _restore(late, held)
+
+
 def test_append_equals_fresh_load_and_reads_only_new_files(written, tmp_path, monkeypatch):
     root, cfg, synth, late, held = written
     t = _template(cfg)
     old_wd, fresh_wd = tmp_path / "old", tmp_path / "fresh"
-    _hide(late, held)
-    try:
-        load_data(t, old_wd, base_dir=cfg.parent)
-    finally:
-        _restore(late, held)
+    _load_without(late, held, t, old_wd, cfg)
     assert read_update_record(old_wd / "inputs/ifgramStack.h5") is None  # loaded whole
     load_data(t, fresh_wd, base_dir=cfg.parent)
 
@@ -134,11 +139,7 @@ def test_without_the_update_switch_an_append_copies_the_stack(written, tmp_path,
     root, cfg, synth, late, held = written
     t = _template(cfg, in_parts=False)
     wd, fresh = tmp_path / "wd", tmp_path / "fresh"
-    _hide(late, held)
-    try:
-        load_data(t, wd, base_dir=cfg.parent)
-    finally:
-        _restore(late, held)
+    _load_without(late, held, t, wd, cfg)
     copied: list[bool] = []
     real_copy = load_mod._copy_chunks
     monkeypatch.setattr(load_mod, "_copy_chunks", lambda *a: copied.append(real_copy(*a)) or copied[-1])
@@ -174,11 +175,7 @@ def test_changed_old_file_reloads_everything(written, tmp_path, monkeypatch):
     root, cfg, synth, late, held = written
     t = _template(cfg)
     wd = tmp_path / "wd"
-    _hide(late, held)
-    try:
-        load_data(t, wd, base_dir=cfg.parent)
-    finally:
-        _restore(late, held)
+    _load_without(late, held, t, wd, cfg)
     record = json.loads(record_path(wd / "inputs/ifgramStack.h5").read_text())
     first = sorted(record["files"])[0]
     record["files"][first][1] -= 1  # as if it was rewritten after the load
@@ -315,11 +312,7 @@ def test_append_killed_before_the_stack_is_renamed(two_late, tmp_path, monkeypat
         return real_writer(*args, **kwargs)
 
     t = _template(cfg)
-    _hide(late[1], held)
-    try:
-        load_data(t, wd, base_dir=cfg.parent)
-    finally:
-        _restore([p for p in late[1] if not p.exists()], held)
+    _load_without(late[1], held, t, wd, cfg)
     before = _datasets(stack)
     monkeypatch.setattr(load_mod, "StackWriter", dying)
     with pytest.raises(Killed):

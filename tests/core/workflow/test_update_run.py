@@ -41,26 +41,38 @@ def _statuses(reports):
     return {r.name: (r.status, r.note) for r in reports}
 
 
+def _last_date_held_back(root: Path, seed: int, options: str):
+    """A GeoTIFF stack of 12 dates under ``root/src`` whose last date's files are not there yet:
+    (synth, template, a function that brings them)."""
+    synth = make_synthetic_stack(shape=(30, 36), num_date=12, seed=seed)
+    cfg = geotiff.write(root / "src", synth)
+    cfg.write_text(cfg.read_text() + options)
+    last = synth.date_list[-1]
+    late = [p for p in (root / "src").rglob("*") if p.is_file() and last in p.name]
+    held = root / "held"
+    held.mkdir()
+    for p in late:
+        shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
+
+    def arrive() -> None:
+        for p in late:
+            shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
+
+    return synth, cfg, arrive
+
+
 def _read(path: Path, name: str) -> np.ndarray:
     with h5py.File(path, "r") as f:
         return f[name][()]
 
 
 def test_run_after_append_updates_and_equals_a_full_run(tmp_path):
-    synth = make_synthetic_stack(shape=(30, 36), num_date=12, seed=7)
-    cfg = geotiff.write(tmp_path / "src", synth)
-    cfg.write_text(cfg.read_text() + OPTIONS)
+    synth, cfg, arrive = _last_date_held_back(tmp_path, 7, OPTIONS)
     last = synth.date_list[-1]
-    late = [p for p in (tmp_path / "src").rglob("*") if p.is_file() and last in p.name]
-    held = tmp_path / "held"
-    held.mkdir()
-    for p in late:
-        shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
     upd = tmp_path / "upd"
     first = _statuses(run_workflow(cfg, work_dir=upd, end="velocity"))
     assert first["invert_network"] == ("ran", "recomputed (full inversion)")
-    for p in late:
-        shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
+    arrive()
 
     second = _statuses(run_workflow(cfg, work_dir=upd, end="velocity"))
     new_pairs = sum(1 for _, b, _ in geotiff.pairs(synth) if b == last)
@@ -110,21 +122,12 @@ def test_run_after_append_with_unwrapping_correction(tmp_path):
     """With the phase-closure correction on: the append leaves a stack made of parts, the correction
     runs again over every pair into the stack, the inversion of the corrected phase is a full
     one (said in the run's notes), and the products equal a full run on the whole stack."""
-    synth = make_synthetic_stack(shape=(30, 36), num_date=12, seed=5)
-    cfg = geotiff.write(tmp_path / "src", synth)
-    cfg.write_text(cfg.read_text() + OPTIONS + "mintpy.unwrapError.method = phase_closure\n")
-    last = synth.date_list[-1]
-    late = [p for p in (tmp_path / "src").rglob("*") if p.is_file() and last in p.name]
-    held = tmp_path / "held"
-    held.mkdir()
-    for p in late:
-        shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
+    _, cfg, arrive = _last_date_held_back(tmp_path, 5, OPTIONS + "mintpy.unwrapError.method = phase_closure\n")
     upd = tmp_path / "upd"
     run_workflow(cfg, work_dir=upd, end="velocity")
     parts = upd / "inputs/ifgramStack_parts"
     assert not parts.exists()  # loaded whole, corrected inside the stack
-    for p in late:
-        shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
+    arrive()
     second = _statuses(run_workflow(cfg, work_dir=upd, end="velocity"))
     assert second["load_data"][1].startswith("appended")
     assert second["correct_unwrap_error"][0] == "ran"
