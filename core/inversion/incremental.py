@@ -43,7 +43,7 @@ A whole-stack condition that makes the update inexact falls back to a full inver
 line: other inversion options, reference point or land mask; a pair (kept or dropped) between old
 dates added or an old pair dropped; a new pair starting before the stored window; another
 observation dataset than the loaded ``unwrapPhase``; the stack's old pairs not the ones the store
-was built from (see :func:`sbts.core.io.load_record.read_update_record`, whose record the loader
+was built from (see :func:`sbts.core.io.load_record.why_not_same_or_appended`, whose record the loader
 writes beside the stack); a ``timeseries.h5`` that does not start with the stored dates.
 """
 
@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from sbts.core.io.load_record import read_update_record, stack_signature
+from sbts.core.io.load_record import stack_signature, why_not_same_or_appended
 
 logger = logging.getLogger(__name__)
 
@@ -687,13 +687,9 @@ def _why_not(prep: Any, info: dict) -> str:
         return "the inversion options, reference point or land mask changed since the store was written"
     if prep.options.obs_dataset != "unwrapPhase":
         return f"{prep.options.obs_dataset} is corrected over all pairs (not appended by the loader)"
-    current = stack_signature(prep.stack_path)
-    if not current:  # another file under the same name would look the same
-        return "the stack carries no load signature (not written by sbts load)"
-    if current != info.get("stack_signature"):
-        update = read_update_record(prep.stack_path)
-        if update is None or update.get("old_signature") != info.get("stack_signature"):
-            return "the stack was reloaded (not appended to) since the store was written"
+    why = why_not_same_or_appended(prep.stack_path, str(info.get("stack_signature", "")))
+    if why:
+        return why
     old_dates, dates = list(info.get("dates", [])), list(prep.kept.date_strings)
     if dates[:len(old_dates)] != old_dates:
         return "the dates of the kept pairs are not the stored ones followed by new dates"

@@ -57,3 +57,16 @@ def read_update_record(stack_file: str | os.PathLike) -> dict | None:
         return None
     update = record.get("update")
     return update if isinstance(update, dict) else None
+
+
+def why_not_same_or_appended(stack_file: str | os.PathLike, stored: str) -> str:
+    """Why ``stack_file`` is neither the stack whose signature a store kept (``stored``) nor one a
+    load appended to it ("" when it is one of them): what every update store checks first."""
+    current = stack_signature(stack_file)
+    if not current:  # another file under the same name would look the same
+        return "the stack carries no load signature (not written by sbts load)"
+    if current != stored:
+        update = read_update_record(stack_file)
+        if update is None or update.get("old_signature") != stored:
+            return "the stack was reloaded (not appended to) since the store was written"
+    return ""

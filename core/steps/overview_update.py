@@ -38,6 +38,7 @@ import numpy as np
 
 from sbts.core.inversion.engine import mask_token
 from sbts.core.io.h5 import open_h5, write_h5
+from sbts.core.io.load_record import stack_signature, why_not_same_or_appended
 
 logger = logging.getLogger(__name__)
 
@@ -93,21 +94,6 @@ def _tri_keys(stack, tri: np.ndarray) -> list[str]:
     return [f"{names[a]},{names[b]},{names[c]}" for a, b, c in tri]
 
 
-def _signature(stack_path: Path) -> str:
-    from sbts.core.io.h5 import read_attrs
-    from sbts.core.io.load_record import SIGNATURE_ATTR
-
-    return str(read_attrs(stack_path).get(SIGNATURE_ATTR, ""))
-
-
-def _appended_to(stack_path: Path) -> str | None:
-    """The signature of the stack the last load appended to (None: loaded whole)."""
-    from sbts.core.io.load_record import read_update_record
-
-    update = read_update_record(stack_path)
-    return None if update is None else update.get("old_signature")
-
-
 def read_info(path: Path, file_type: str = STORE_TYPE) -> dict | None:
     try:
         with open_h5(path) as f:
@@ -141,12 +127,7 @@ def _same_stack(stack, info: dict) -> str:
     """Why the stack is not the one a store was written from, or one appended to it ("" when it is)."""
     if tuple(info.get("shape", ())) != tuple(stack.shape):
         return "the stack's size changed"
-    signature = _signature(stack.path)
-    if not signature:  # another file under the same name would look the same
-        return "the stack carries no load signature (not written by sbts load)"
-    if signature != info.get("signature") and _appended_to(stack.path) != info.get("signature"):
-        return "the stack was reloaded (not appended to) since the store was written"
-    return ""
+    return why_not_same_or_appended(stack.path, str(info.get("signature", "")))
 
 
 def _new_pairs(stack, info: dict) -> np.ndarray | str:
@@ -200,7 +181,7 @@ def stored_closure(p: Plan) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
 def write_store(work_dir: Path, stack, terms: Terms, rate_sum: np.ndarray, rate_count: np.ndarray,
                 closure_count: np.ndarray, sums: tuple[np.ndarray, ...]) -> Path:
     """Keep the sums of the products just written (16 bytes a pixel, 32 a triplet)."""
-    info = {"key": terms.key, "shape": list(stack.shape), "signature": _signature(stack.path),
+    info = {"key": terms.key, "shape": list(stack.shape), "signature": stack_signature(stack.path),
             "pairs": _pair_keys(stack), "rate_pairs": [stack.pairs.date12[i] for i in terms.index],
             "triplets": _tri_keys(stack, terms.tri)}
     n_valid, n_nonzero, s1, s2 = sums
@@ -258,7 +239,7 @@ def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_
         coherence[~new] = [stored[d] for d, n in zip(names, new) if not n]
         if new.any():
             coherence[new] = spatial_average_coherence(stack, mask, aoi, max_memory, index=np.flatnonzero(new))
-    info = {"key": key, "shape": list(stack.shape), "signature": _signature(stack.path), "pairs": names}
+    info = {"key": key, "shape": list(stack.shape), "signature": stack_signature(stack.path), "pairs": names}
     write_h5(path, {"FILE_TYPE": NET_STORE_TYPE, INFO_ATTR: json.dumps(info)}, {"coherence": coherence})
     return coherence
 
@@ -328,7 +309,7 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
     if total is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             coherence = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-    info = {"key": key, "shape": list(stack.shape), "signature": _signature(stack.path), "pairs": _pair_keys(stack)}
+    info = {"key": key, "shape": list(stack.shape), "signature": stack_signature(stack.path), "pairs": _pair_keys(stack)}
     data = {"mask": mask.astype(np.uint8)}
     if total is not None:
         data |= {"cohSum": total, "cohCount": count.astype(np.int32)}
