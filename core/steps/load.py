@@ -783,13 +783,7 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
                 out = np.empty((len(sources),) + block.shape, dtype)
                 if old_file is not None and name not in raw:
                     out[new_idx] = old_file[name][:, block.rows, block.cols][old_idx]
-                fill = functools.partial(_load_pair, out, sources, win, src, name, reader)
-                if pool is None:
-                    for k in todo:
-                        fill(k)
-                else:
-                    for _ in pool.map(fill, todo):  # raises the first reader error
-                        pass
+                _load_pairs(out, sources, todo, win, src, name, reader, pool)
                 if name in raw:
                     w.write(name, out[todo], block, layers=np.asarray(todo))
                 else:
@@ -860,9 +854,7 @@ def _append_in_parts(sources: list, pairs: Pairs, names: dict, meta: Metadata, w
                     out = np.empty((size,) + block.shape, dtype)
                     if kept:
                         out[kept] = old_file[name][prefix:old_count, block.rows, block.cols]
-                    fill = functools.partial(_load_pair, out, tail, win, src, name, reader)
-                    for _ in (map(fill, todo) if pool is None else pool.map(fill, todo)):
-                        pass
+                    _load_pairs(out, tail, todo, win, src, name, reader, pool)
                     w.write(name, out, block)
                 w.mark_done(block)
     with StackWriter(path, meta, pairs, names, signature=sig, pieces=pieces):
@@ -899,6 +891,15 @@ def _copy_chunks(src, w, name: str, old_idx: np.ndarray, new_idx: np.ndarray) ->
         return False
     w.flush()
     return True
+
+
+def _load_pairs(out: np.ndarray, sources: list, todo: list[int], win: Window, src: Block, name: str, reader: str,
+                pool: ThreadPoolExecutor | None) -> None:
+    """Layer ``name`` of the pairs ``todo`` into ``out``, by the threads of ``pool`` when given (each
+    into its own layer: the same bits whatever their number); the first reader error is raised."""
+    fill = functools.partial(_load_pair, out, sources, win, src, name, reader)
+    for _ in (map(fill, todo) if pool is None else pool.map(fill, todo)):
+        pass
 
 
 def _load_pair(out: np.ndarray, sources: list, win: Window, src: Block, name: str, reader: str, k: int) -> None:
