@@ -232,6 +232,7 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
     """
     from sbts.core.config.compute import resolve_memory, resolve_workers
     from sbts.core.inversion.engine import InversionOptions, invert_network
+    from sbts.core.inversion.options import UPDATE_STORE_KEY
     from sbts.core.steps.reference import reference_chooser
 
     key = "mintpy.networkInversion."
@@ -247,7 +248,7 @@ def invert(template: PathLike | None = None, *, stack_file: PathLike | None = No
                           InversionOptions.from_template(t), max_memory=memory,
                           num_worker=resolve_workers(num_worker, t), cluster=cluster, force=force,
                           choose_reference=reference_chooser(t, wd, memory),
-                          update_store=t.get_bool("sbts.networkInversion.updateStore"))
+                          update_store=t.get_bool(UPDATE_STORE_KEY))
 
 
 def correct(name: str, template: PathLike | None = None, *, input_file: PathLike | None = None,

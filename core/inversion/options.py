@@ -24,6 +24,9 @@ NSBAS_KEY = "sbts.nsbas"
 # screened least squares (sbts's own, like NSBAS): L2 where the residuals stay within the threshold,
 # otherwise L1 to find the pairs off by an unwrapping error and L2 without them
 ROBUST_KEY = "sbts.robust"
+#: the switch of every update store (inversion, network, reference point, quick overview) and of the
+#: load's appends in parts: one key, read by each step that keeps something for appended acquisitions
+UPDATE_STORE_KEY = "sbts.networkInversion.updateStore"
 # dataset inverted after each mintpy.unwrapError.method (MintPy's names)
 UNWRAP_ERROR_DATASETS = {
     "bridging": "unwrapPhase_bridging",

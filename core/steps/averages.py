@@ -28,6 +28,7 @@ import numpy as np
 from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.errors import DataError
+from sbts.core.inversion.options import UPDATE_STORE_KEY
 from sbts.core.inversion.refphase import reference_phase
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import open_h5
@@ -329,7 +330,7 @@ class OverviewOptions:
 
     @classmethod
     def from_template(cls, template) -> OverviewOptions:
-        return cls(update_store=template.get_bool("sbts.networkInversion.updateStore"))
+        return cls(update_store=template.get_bool(UPDATE_STORE_KEY))
 
 
 def quick_overview(workdir: WorkDir, compute: ComputeOptions, update_store: bool = False,

@@ -29,6 +29,7 @@ import numpy as np
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import InputError, PluginError, SbtsError, shown
+from sbts.core.inversion.options import UPDATE_STORE_KEY
 from sbts.core.io import stack_parts
 from sbts.core.io.blocks import Block, plan_blocks
 from sbts.core.io.h5 import H5Writer, read_attrs
@@ -137,10 +138,6 @@ class LoadOptions:
 
 
 UPDATE_MODE_KEY = "mintpy.load.updateMode"
-#: the switch of the update machinery: with it an append writes the stack in parts
-#: (:mod:`sbts.core.io.stack_parts`) instead of copying it, so that ``ifgramStack.h5`` stays one
-#: self-contained file for whoever did not ask for cheap updates
-IN_PARTS_KEY = "sbts.networkInversion.updateStore"
 
 
 def build_request(template: Template, base_dir: Path) -> LoadRequest:
@@ -547,7 +544,7 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
         force = True
     plan = _plan(template, work_dir, base_dir, processor, registry or get_registry())
     logger.info("reading %s files with the %r reader", plan.reader.name, plan.reader.name)
-    stack_written = _load_stack(plan, max_memory, force, num_worker, in_parts=template.get_bool(IN_PARTS_KEY))
+    stack_written = _load_stack(plan, max_memory, force, num_worker, in_parts=template.get_bool(UPDATE_STORE_KEY))
     ion_written = _load_ion_stack(plan, max_memory, force, num_worker)
     geometry_files, geometry_written = _load_geometries(plan, max_memory, force)
     return LoadResult(plan.stack_file, geometry_files, plan.reader.name,
@@ -572,7 +569,8 @@ def _load_stack(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1
     When the stack on disk was loaded with the same options from files that are all unchanged,
     and the patterns now match more pairs, only the new pairs' files are read: the earlier pairs
     are copied from the stack on disk (see :func:`_previous_stack`), or with ``in_parts``
-    (:data:`IN_PARTS_KEY`) left where they are (:func:`_append_in_parts`), and the record beside
+    (:data:`~sbts.core.inversion.options.UPDATE_STORE_KEY`: the switch of the update machinery;
+    without it ``ifgramStack.h5`` stays one self-contained file) left where they are (:func:`_append_in_parts`), and the record beside
     the stack (:data:`LOAD_RECORD`) names the new pairs and dates."""
     if plan.stack is None or plan.stack_file is None or plan.stack_sig is None:
         return False

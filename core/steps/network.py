@@ -621,13 +621,13 @@ def modify_network(stack_path: str | os.PathLike, template: NetworkOptions | Tem
         if mask is not None:
             name = template.get(KEY + "maskFile")
             mask_label = name if name and _resolve(name, work_dir).is_file() else "waterMask (geometry file)"
-        if update_store:
-            from sbts.core.steps.overview_update import pair_coherence
+        from sbts.core.steps.overview_update import NET_STORE_FILE, pair_coherence
 
+        if update_store:
             coherence = pair_coherence(stack, mask, aoi, max_memory, work_dir, force)
         else:
             coherence = spatial_average_coherence(stack, mask, aoi, max_memory)
-            (work_dir / "modifyNetworkUpdate.h5").unlink(missing_ok=True)  # it would no longer go with the table
+            (work_dir / NET_STORE_FILE).unlink(missing_ok=True)  # it would no longer go with the table
     elif template.get_bool(KEY + "coherenceBased"):
         raise DataError(f"{stack.path}: coherenceBased = yes but the stack has no coherence dataset")
 

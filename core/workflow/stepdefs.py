@@ -51,10 +51,11 @@ def _parse_network(ctx: RunContext):
 
 
 def _network(ctx: RunContext) -> list[Path]:
+    from sbts.core.inversion.options import UPDATE_STORE_KEY
     from sbts.core.steps import network
 
     return network.run(ctx.opt("modify_network"), ctx.workdir, ctx.compute,
-                       update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"), force=ctx.force)
+                       update_store=ctx.template.get_bool(UPDATE_STORE_KEY), force=ctx.force)
 
 
 def _parse_reference(ctx: RunContext):
@@ -64,11 +65,12 @@ def _parse_reference(ctx: RunContext):
 
 
 def _reference(ctx: RunContext) -> list[Path]:
+    from sbts.core.inversion.options import UPDATE_STORE_KEY
     from sbts.core.steps import reference
 
     # the store switch is not a reference option: turning it on must not choose another point
     return reference.run(ctx.opt("reference_point"), ctx.workdir, ctx.compute, keep=_previous_reference(ctx),
-                         update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"), force=ctx.force)
+                         update_store=ctx.template.get_bool(UPDATE_STORE_KEY), force=ctx.force)
 
 
 def _appended(ctx: RunContext) -> dict | None:
@@ -139,12 +141,13 @@ def _parse_inversion(ctx: RunContext):
 
 def _invert(ctx: RunContext) -> list[Path]:
     from sbts.core.inversion.engine import invert_network
+    from sbts.core.inversion.options import UPDATE_STORE_KEY
     from sbts.core.steps.reference import reference_chooser
 
     out = invert_network(ctx.stack_file, ctx.work_dir, ctx.opt("invert_network"), max_memory=ctx.compute.max_memory,
                          num_worker=ctx.compute.num_worker, cluster=ctx.compute.cluster,
                          choose_reference=reference_chooser(ctx.template, ctx.work_dir, ctx.compute.max_memory),
-                         update_store=ctx.template.get_bool("sbts.networkInversion.updateStore"), force=ctx.force)
+                         update_store=ctx.template.get_bool(UPDATE_STORE_KEY), force=ctx.force)
     if out.skipped:  # its own check (stack signature and options) kept the outputs
         ctx.notes["invert_network"] = "kept: timeseries.h5 is up to date with the stack and the same options"
     return list(out.paths)  # + numGap.h5 (NSBAS), timeseriesDecorCov.h5 (covariance) when asked for
