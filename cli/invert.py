@@ -49,22 +49,12 @@ def invert(template, stack_file, weight_func, min_norm_velocity, mask_dataset, m
     acquisitions, only the last dates are re-solved (equal to a full inversion within float32
     noise) instead of inverting every pair again.
     """
-    from sbts.core.inversion.engine import InversionOptions, invert_network
-    from sbts.core.steps.reference import reference_chooser
+    from sbts.core.pyapi import invert as invert_stack
 
-    key = "mintpy.networkInversion."
-    t = o.load_template(template, {
-        key + "weightFunc": weight_func, key + "minNormVelocity": min_norm_velocity,
-        key + "maskDataset": mask_dataset, key + "maskThreshold": mask_threshold,
-        key + "minRedundancy": min_redundancy, key + "minTempCoh": min_temp_coh,
-        key + "residualNorm": residual_norm, "sbts.nsbas": nsbas, "sbts.robust": robust,
-    })
-    wd = o.resolve_work_dir(work_dir, template)
-    cluster = cluster if cluster is not None else t.get("mintpy.compute.cluster")
-    memory = o.resolve_memory(max_memory, t)
-    out = invert_network(stack_file or wd / "inputs" / "ifgramStack.h5", wd, InversionOptions.from_template(t),
-                         max_memory=memory, num_worker=o.resolve_workers(num_worker, t), cluster=cluster, force=force,
-                         choose_reference=reference_chooser(t, wd, memory),
-                         update_store=t.get_bool("sbts.networkInversion.updateStore"))
+    out = invert_stack(template, stack_file=stack_file, work_dir=work_dir, weight_func=weight_func,
+                       min_norm_velocity=min_norm_velocity, mask_dataset=mask_dataset, mask_threshold=mask_threshold,
+                       min_redundancy=min_redundancy, min_temp_coh=min_temp_coh, residual_norm=residual_norm,
+                       nsbas=nsbas, robust=robust, max_memory=max_memory, num_worker=num_worker, cluster=cluster,
+                       force=force)
     for path in out.paths:
         click.echo(str(path))
