@@ -31,9 +31,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import DataError
@@ -42,6 +42,9 @@ from sbts.core.io.h5 import atomic_write_text
 from sbts.core.io.masks import geometry_water_mask
 from sbts.core.io.products import IfgramStack, as_stack, write_map
 from sbts.core.model.pairs import Pairs
+
+if TYPE_CHECKING:  # scipy.sparse costs ~0.1 s to import: only where a matrix is built
+    import scipy.sparse as sp
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +117,8 @@ def triplet_matrix(index: np.ndarray, num_pair: int) -> sp.csr_matrix:
     scipy.sparse.csr_matrix
         int32 ``(n_tri, num_pair)``: +1 (d1,d2), +1 (d2,d3), −1 (d1,d3).
     """
+    import scipy.sparse as sp
+
     n = index.shape[0]
     rows = np.repeat(np.arange(n), 3)
     vals = np.tile(np.array([1, 1, -1], np.int32), n)
@@ -527,6 +532,7 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
     DataError
         HiGHS found no integer solution.
     """
+    import scipy.sparse as sp
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     C = sp.csr_matrix(C, dtype=np.float64)
@@ -570,6 +576,8 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
 def ambiguity_objective(C: sp.spmatrix | np.ndarray, c: np.ndarray, U: np.ndarray,
                         alpha: float = DEFAULT_ALPHA) -> float:
     """The objective of :func:`solve_integer_ambiguity` (in its integer-weight scaling) for one U."""
+    import scipy.sparse as sp
+
     w = max(1, int(round(1.0 / alpha)))
     C = sp.csr_matrix(C)
     return float(np.abs(U).sum() + w * np.abs(C @ U + c).sum())

@@ -21,7 +21,6 @@ import logging
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.special import gammaln
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +77,8 @@ def phase_pdf_ds(phase, coherence, looks: int) -> np.ndarray:
     and the Gamma ratios through ``gammaln``.  ``phase`` and ``coherence`` broadcast; γ must be < 1.
     Not capped in looks (the cap belongs to the weight conversion).
     """
+    from scipy.special import gammaln  # ~0.1 s to import: only where the PDF is evaluated
+
     L = int(looks)
     if L < 1:
         raise ValueError(f"number of looks must be >= 1, got {looks!r}")

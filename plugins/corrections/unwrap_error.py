@@ -51,9 +51,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from scipy import ndimage
-from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
-from scipy.spatial import cKDTree
 
 from sbts.core.api import (
     DEFAULT_ALPHA,
@@ -224,6 +221,8 @@ def effective_min_area(min_area: float, num_pixel: int, num_region: int) -> floa
 def _regions(conncomp: np.ndarray, valid: np.ndarray, min_area: float) -> tuple[np.ndarray, int]:
     """Label map (0 = none) of spatially connected pieces of equal non-zero component, each at
     least :func:`effective_min_area` pixels."""
+    from scipy import ndimage  # scipy's modules are imported where used: plugin discovery stays cheap
+
     pieces = []
     for value in np.unique(conncomp[valid & (conncomp != 0)]):
         lab, num = ndimage.label(valid & (conncomp == value))
@@ -304,6 +303,9 @@ def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_
         if np.all(np.isfinite(coeffs)):
             ramp_map = evaluate_ramps(coeffs, phase.shape, ramp, dtype=np.float64)[0]
             work = work - ramp_map
+    from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+    from scipy.spatial import cKDTree
+
     edge = _boundaries(labels)
     ey, ex = np.nonzero(edge)
     el = labels[ey, ex]
