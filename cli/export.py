@@ -22,11 +22,17 @@ def _make_command(item) -> click.Command:
     @click.argument("dataset", required=False)
     @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Output file or folder.")
     @o.option_opt("Format option, repeatable (see the description above).")
-    def command(file, dataset, output, opts) -> None:
+    @o.max_memory_opt
+    @o.num_worker_opt
+    @o.cluster_opt
+    def command(file, dataset, output, opts, max_memory, num_worker, cluster) -> None:
+        from sbts.core.config.compute import ComputeOptions
         from sbts.core.plugin.runners import export
 
         options = o.key_values(opts, "--option")
-        for path in export(item.name, file, dataset=dataset, output=output, options=options):
+        compute = ComputeOptions.from_template(None, max_memory, num_worker, cluster)
+        for path in export(item.name, file, dataset=dataset, output=output, options=options,
+                           compute=compute if (max_memory, num_worker, cluster) != (None, None, None) else None):
             click.echo(str(path))
 
     return command

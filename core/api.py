@@ -59,12 +59,14 @@ Fail
     :class:`DataError`, :class:`PluginError`; :func:`shown` to quote a value in a message.  Raise
     them for anything the user can fix: the message reaches them as one line.
 
-Importing this module imports numpy, scipy and h5py, never GDAL (rasters open it on first read).
+Importing this module imports numpy and h5py, never GDAL (rasters open it on first read) nor scipy
+(imported where a function needs it: plugin discovery stays fast).
 """
 
 from __future__ import annotations
 
 from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
+from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.options import FileOption
 from sbts.core.config.template import Template, parse_text, read_text_file
 from sbts.core.errors import DataError, InputError, PluginError, SbtsError, TemplateError, shown
@@ -80,6 +82,7 @@ from sbts.core.inversion.closure import (
 from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS, InversionOutputs, invert_network
 from sbts.core.inversion.options import InversionOptions
 from sbts.core.io.blocks import Block, Budget, pixel_bytes, plan_blocks, plan_blocks_for
+from sbts.core.io.chunk_codec import ChunkCodec, EncodedChunk, chunk_aligned
 from sbts.core.io.h5 import (
     INCOMPLETE_ATTR,
     H5Writer,
@@ -165,11 +168,12 @@ __all__ = [
     "read_mask_file", "find_geometry", "find_companion", "GEO_PREFIX", "select_map", "MapSelection", "read_mask", "scale_unit",
     # work in blocks
     "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget", "run_blocks", "memory_per_task", "describe",
-    "progress",
+    "progress", "ComputeOptions",
     # write
     "H5Writer", "TimeSeriesWriter", "atomic_output", "atomic_write_text", "edit_in_place", "check_distinct",
     "check_free_space", "output_lock", "StackEditor", "encode_dates", "INCOMPLETE_ATTR",
     "output_path", "label_stem", "safe_part", "suffixed", "parse_options", "option_memory",
+    "ChunkCodec", "EncodedChunk", "chunk_aligned",
     # compute
     "RAMP_KINDS", "num_coefficients", "fit_ramps", "fit_ramps_samples", "evaluate_ramps", "evaluate_ramps_at",
     "TWO_PI", "DEFAULT_ALPHA", "triplet_indices", "triplet_matrix", "integer_ambiguity", "reference_phase",

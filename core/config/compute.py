@@ -25,7 +25,18 @@ CLUSTER_KEY = "mintpy.compute.cluster"
 
 @dataclass(frozen=True)
 class ComputeOptions:
-    """How much memory and how many processes a step may use."""
+    """How much memory and how many processes a step may use.
+
+    Parameters
+    ----------
+    max_memory : float
+        GB per block (``mintpy.compute.maxMemory`` / ``--max-memory``).
+    num_worker : int
+        Processes (``mintpy.compute.numWorker`` / ``--num-worker``).
+    cluster : str, optional
+        ``"local"`` or a dask scheduler address (``mintpy.compute.cluster`` / ``--cluster``); None:
+        this process and its pool.
+    """
 
     max_memory: float = DEFAULT_MAX_MEMORY_GB  # GB per block
     num_worker: int = 1

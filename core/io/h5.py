@@ -19,9 +19,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -30,6 +30,9 @@ from sbts.core.errors import InputError, SbtsError
 from sbts.core.io.blocks import Block
 from sbts.core.io.lock import orphans, output_lock, private_name, remove_orphans
 from sbts.core.model.metadata import Metadata
+
+if TYPE_CHECKING:
+    from sbts.core.io.chunk_codec import EncodedChunk
 
 logger = logging.getLogger(__name__)
 
@@ -652,6 +655,16 @@ class H5Writer:
                 ds[:, block.rows, block.cols] = data
             else:
                 ds[layers, block.rows, block.cols] = data
+            ds.flush()
+
+    def write_chunks(self, name: str, encoded: Sequence[EncodedChunk], block: Block) -> None:
+        """Store chunks encoded elsewhere (:mod:`sbts.core.io.chunk_codec`) for ``block`` of the 3-D
+        dataset ``name``: the bytes go in as they are, the filter already ran."""
+        ds = self.file[name]
+        with self._writing():
+            for chunk in encoded:
+                offset = (chunk.offset[0], block.row_start + chunk.offset[1], block.col_start + chunk.offset[2])
+                ds.id.write_direct_chunk(offset, chunk.data, chunk.filter_mask)
             ds.flush()
 
     def flush(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.io.blocks import Block
 from sbts.core.model.metadata import Metadata
@@ -514,12 +514,17 @@ class ExportRequest:
         Output file or folder (``None``: beside the input).
     options : Mapping[str, Any]
         ``-O KEY=VALUE`` options (strings); check them with :func:`check_options`.
+    compute : ComputeOptions, optional
+        The run's memory budget and workers (``sbts run``'s, or ``sbts export --max-memory
+        --num-worker --cluster``); ``None``: one process and the exporter's own default budget.  An
+        exporter that reads a whole time series works block-wise under it (``-O max_memory`` wins).
     """
 
     input_file: Path
     dataset: str | None = None
     output: Path | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    compute: ComputeOptions | None = None
 
 
 class Exporter(abc.ABC):

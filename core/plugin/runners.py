@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import InputError, PluginError, SbtsError
 from sbts.core.io.h5 import check_distinct, read_metadata
@@ -105,8 +105,10 @@ def run_correction(name: str, template: Template, work_dir: str | os.PathLike, i
 
 # ------------------------------------------------------------------------- exporters
 def export(name: str, input_file: str | os.PathLike, dataset: str | None = None, output: str | os.PathLike | None = None,
-           options: Mapping[str, Any] | None = None, registry: Registry | None = None) -> list[Path]:
-    """Export ``input_file`` (optionally one ``dataset`` or date) with exporter ``name``."""
+           options: Mapping[str, Any] | None = None, registry: Registry | None = None,
+           compute: ComputeOptions | None = None) -> list[Path]:
+    """Export ``input_file`` (optionally one ``dataset`` or date) with exporter ``name``; ``compute``:
+    the budget and workers (:attr:`ExportRequest.compute`)."""
     exporter = (registry or get_registry()).get("exporter", name)
     input_file = Path(input_file)
     if not input_file.exists():
@@ -118,7 +120,7 @@ def export(name: str, input_file: str | os.PathLike, dataset: str | None = None,
                              f"run `sbts geocode {input_file}` and export geo/geo_{input_file.name}")
     if output:
         check_distinct(output, input_file)
-    request = ExportRequest(input_file, dataset, Path(output) if output else None, dict(options or {}))
+    request = ExportRequest(input_file, dataset, Path(output) if output else None, dict(options or {}), compute)
     with guarded(f"exporter {name!r}"):
         paths = exporter.export(request)
     paths = [Path(p) for p in paths]

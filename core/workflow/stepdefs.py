@@ -340,7 +340,7 @@ def export_step(exporter: Exporter) -> Step:
         write_template(ctx.template, ctx.inputs / TEMPLATE_USED)  # keys such as UNAVCO's come from it
         request = exporter.run_request(_run_products(ctx, exporter), ctx.opt(name))
         return export(exporter.name, request.input_file, dataset=request.dataset, output=request.output,
-                      options=request.options, registry=ctx.registry)
+                      options=request.options, registry=ctx.registry, compute=ctx.compute)
 
     def inputs(ctx: RunContext) -> list[Path]:
         used = _used_sources(ctx, exporter)

@@ -71,7 +71,7 @@ class GeoTiffExporter(Exporter):
             raise InputError(f"geotiff export: -O bands={bands!r}: use bands=all (every layer as a band) or leave it out")
         all_bands = bands in _TRUE
         compress = _compression(gdal, opts.get("compress", "DEFLATE"))
-        max_memory = option_memory(opts, 1.0, "geotiff")
+        max_memory = option_memory(opts, request.compute.max_memory if request.compute else 1.0, "geotiff")
         jobs = _jobs(product, request.dataset, all_bands)
         paths = _output_paths(product, jobs, request.output)
         srs = _srs(product.metadata, osr)

@@ -73,7 +73,7 @@ class Hdf5Exporter(Exporter):
         meta = _metadata(product.metadata, box)
         if layers is not None and isinstance(product, TimeSeries):  # the dates kept, as on any time series
             meta = meta.with_extra(START_DATE=product.date_strings[layers[0]], END_DATE=product.date_strings[layers[-1]])
-        max_memory = option_memory(opts, 1.0, "hdf5")
+        max_memory = option_memory(opts, request.compute.max_memory if request.compute else 1.0, "hdf5")
         y0, y1, x0, x1 = box
         out_shape = (y1 - y0, x1 - x0)
         num_layers = _num_layers(product)

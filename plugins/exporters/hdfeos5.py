@@ -11,6 +11,7 @@ Missing required items are named with the template line that supplies them.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 import textwrap
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from sbts.core.api import (
+    Block,
+    ChunkCodec,
+    ComputeOptions,
+    EncodedChunk,
     Exporter,
     ExportRequest,
     H5Writer,
@@ -30,12 +35,16 @@ from sbts.core.api import (
     Template,
     TemplateError,
     TimeSeries,
+    chunk_aligned,
     encode_dates,
     hookimpl,
+    memory_per_task,
     mission_code,
     option_memory,
     parse_options,
     plan_blocks,
+    progress,
+    run_blocks,
     safe_part,
     shown,
 )
@@ -309,12 +318,12 @@ class HdfEos5Exporter(Exporter):
         attrs.update({k: v for k, v in template.items() if not k.lower().startswith(("mintpy", "isce", "sbts"))})
         attrs["FILE_TYPE"] = "HDFEOS"
         attrs.update(unavco)
-        max_memory = option_memory(opts, 0.5, "hdfeos5")
+        max_memory = option_memory(opts, request.compute.max_memory if request.compute else 0.5, "hdfeos5")
         with H5Writer(out, attrs) as w:
             for key in INT_KEYS + FLOAT_KEYS:  # MintPy's types (numbers), which readers may rely on
                 if key in unavco:
                     w.file.attrs[key] = np.int64(unavco[key]) if key in INT_KEYS else np.float64(unavco[key])
-            self._observation(w, product, max_memory)
+            self._observation(w, product, max_memory, request.compute)
             self._map(w, "quality/temporalCoherence", tcoh, "temporalCoherence", np.float32)
             if avg is not None:
                 self._map(w, "quality/avgSpatialCoherence", avg, "coherence", np.float32)
@@ -331,17 +340,34 @@ class HdfEos5Exporter(Exporter):
         zero = np.bool_(False) if dtype in (bool, np.bool_) else np.float32(0)  # MintPy: BOOL_ZERO on masks
         return {"Title": short, "MissingValue": zero, "_FillValue": zero, "Units": UNITS.get(short, "1")}
 
-    def _observation(self, w: H5Writer, ts: TimeSeries, max_memory: float) -> None:
+    def _observation(self, w: H5Writer, ts: TimeSeries, max_memory: float, compute: ComputeOptions | None) -> None:
+        """The lzf-compressed displacement, block by block: the blocks are read and compressed by the
+        run's workers (:mod:`sbts.core.io.chunk_codec`: HDF5 compresses in the writing process only),
+        and stored here as they come, in order; the file is the same whatever the number of workers."""
         n = len(ts.dates)
         shape = ts.shape
         w.create(f"{GROUP}/observation/date", data=encode_dates(ts.date_strings),
                  attrs=self._attrs("date") | {"Units": "YYYYMMDD"})
         w.create(f"{GROUP}/observation/bperp", data=np.asarray(ts.bperp, np.float32), attrs=self._attrs("bperp"))
         name = f"{GROUP}/observation/displacement"
-        w.create(name, shape=(n,) + shape, dtype=np.float32, chunks=(1,) + tuple(min(s, 256) for s in shape),
-                 compression="lzf", attrs=self._attrs("displacement"))
-        for block in plan_blocks(shape, 4 * n * 2, max_memory, ts.chunk_shape(ts.dataset_name)):
-            w.write(name, ts.read_dates(block).astype(np.float32, copy=False), block)
+        chunks = (1,) + tuple(min(s, 256) for s in shape)
+        w.create(name, shape=(n,) + shape, dtype=np.float32, chunks=chunks, compression="lzf",
+                 attrs=self._attrs("displacement"))
+        codec = ChunkCodec(chunks, "lzf")
+        workers, cluster = (compute.num_worker, compute.cluster) if compute else (1, None)
+        # the block read (float32) and its copy in the in-memory file that compresses it, per worker
+        blocks = plan_blocks(shape, 4 * n * 3, memory_per_task(max_memory, workers, cluster), chunks[1:],
+                             min_rows=chunks[1])
+        if (workers == 1 and not cluster) or not chunk_aligned(blocks, *chunks[1:]):
+            # one process (the codec's copies would only add time), or a budget below one row of
+            # chunks: HDF5 compresses as it writes
+            for block in progress(blocks, "HDF-EOS5 displacement", "block"):
+                w.write(name, _read_displacement(ts, block), block)
+            return
+        results = run_blocks(blocks, functools.partial(_read_displacement, ts),
+                             functools.partial(_encode_block, codec), workers=workers, cluster=cluster)
+        for block, encoded in progress(results, "HDF-EOS5 displacement", "block", total=len(blocks)):
+            w.write_chunks(name, encoded, block)
 
     def _map(self, w: H5Writer, name: str, path: Path, dataset: str, dtype) -> None:
         p = MapProduct(path)
@@ -383,3 +409,13 @@ def sbts_exporters():
 
 
 __all__ = ["HdfEos5Exporter", "he5_name", "unavco_metadata"]
+
+
+def _read_displacement(ts: TimeSeries, block: Block) -> np.ndarray:
+    """The time series of one block, float32 (a worker's read)."""
+    return ts.read_dates(block).astype(np.float32, copy=False)
+
+
+def _encode_block(codec: ChunkCodec, _block: Block, data: np.ndarray) -> list[EncodedChunk]:
+    """The lzf chunks of one block (a worker's compression)."""
+    return codec.encode(data)

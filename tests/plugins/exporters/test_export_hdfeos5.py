@@ -113,3 +113,54 @@ def test_cli_update_name(demo, tmp_path):
     assert res.exit_code == 0, res.output
     (he5,) = tmp_path.glob("*.he5")
     assert he5.name.endswith("_XXXXXXXX.he5") and str(he5) in res.output
+
+
+def _displacement_chunks(path: Path) -> tuple[dict, np.ndarray]:
+    with h5py.File(path) as f:
+        ds = f[f"{G}/observation/displacement"]
+        grid = [range(0, s, c) for s, c in zip(ds.shape, ds.chunks)]
+        return ({(k, y, x): ds.id.read_direct_chunk((k, y, x)) for k in grid[0] for y in grid[1] for x in grid[2]},
+                ds[()])
+
+
+@pytest.fixture(scope="module")
+def demo_wide(tmp_path_factory) -> Path:
+    """A demo of 520 × 300 px: 3 × 2 lzf chunks of 256 × 256 per date, edge chunks padded."""
+    from sbts.core.demo.run import run_demo
+
+    work = tmp_path_factory.mktemp("demo_wide")
+    run_demo(work, shape=(520, 300), num_date=6)
+    return work
+
+
+@pytest.mark.parametrize("compute", [
+    dict(max_memory=0.02, num_worker=2),  # 3 blocks of one chunk row, compressed by two worker processes
+    dict(max_memory=0.02, num_worker=1),  # the same blocks here, compressed by HDF5 as they are written
+    dict(max_memory=1e-6, num_worker=1),  # a budget under one row of chunks: compressed while written
+])
+def test_workers_and_budget_write_the_same_file(demo_wide, tmp_path, compute):
+    """The displacement compressed by the run's workers (sbts.core.io.chunk_codec) is stored chunk for
+    chunk as HDF5's own lzf filter stores it in one process and one block, whatever the budget."""
+    from sbts.core.config.compute import ComputeOptions
+
+    opts = {"relative_orbit": "128"}
+    ts = demo_wide / "timeseries.h5"  # the demo is geocoded
+    (one,) = export("hdfeos5", ts, output=tmp_path / "one", options=opts)
+    (many,) = export("hdfeos5", ts, output=tmp_path / "many", options=opts, compute=ComputeOptions(**compute))
+    a, _ = _displacement_chunks(one)
+    b, data_b = _displacement_chunks(many)
+    assert len(a) == 6 * 3 * 2 and a == b
+    with h5py.File(ts) as f:
+        np.testing.assert_array_equal(data_b, f["timeseries"][()])
+
+
+def test_cli_workers(demo, tmp_path):
+    from sbts.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["export", "hdfeos5", str(demo / "timeseries.h5"), "-o", str(tmp_path),
+                                      "-O", "relative_orbit=128", "--num-worker", "2", "--max-memory", "0.01"])
+    assert result.exit_code == 0, result.output
+    (out,) = tmp_path.glob("*.he5")
+    a, _ = _displacement_chunks(out)
+    (ref,) = export("hdfeos5", demo / "timeseries.h5", output=tmp_path / "ref", options={"relative_orbit": "128"})
+    assert a == _displacement_chunks(ref)[0]
