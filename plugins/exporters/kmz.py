@@ -418,7 +418,7 @@ class KmzTimeSeriesExporter(Exporter):
     def export(self, request: ExportRequest) -> list[Path]:
         opts = parse_options(request, {"vlim", "cmap", "steps", "velocity", "mask", "box", "max_memory"},
                              "kmz_timeseries")
-        max_memory = option_memory(opts, 1.0, "kmz_timeseries")
+        max_memory = option_memory(opts, request.compute.max_memory if request.compute else 1.0, "kmz_timeseries")
         product = Product.open(request.input_file)
         if not isinstance(product, TimeSeries):
             raise InputError(f"{request.input_file} is not a time series; use `sbts export kmz` for maps")
