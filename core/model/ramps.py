@@ -111,8 +111,17 @@ def _term_values(y: np.ndarray, x: np.ndarray, kind: str) -> list:
     return [values[t]() for t in _terms(kind)]
 
 
-def _columns(y: np.ndarray, x: np.ndarray, kind: str) -> np.ndarray:
-    return np.column_stack([np.ones_like(x) if np.ndim(v) == 0 else v for v in _term_values(y, x, kind)])
+def _columns(y: np.ndarray, x: np.ndarray, kind: str, order: str = "C") -> np.ndarray:
+    """The design matrix of pixels ``y``, ``x`` (1-D), in memory ``order``.
+
+    ``order="F"`` is LAPACK's layout: the QR of :func:`fit_ramps_samples` then starts from a plain
+    copy instead of a transposing one (the values are the same either way).
+    """
+    terms = _term_values(y, x, kind)
+    G = np.empty((x.size, len(terms)), order=order)
+    for j, v in enumerate(terms):
+        G[:, j] = v
+    return G
 
 
 def _solve_shared(G: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -122,8 +131,6 @@ def _solve_shared(G: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     for all dates (an SVD-based ``lstsq`` with n right-hand sides took 5× longer on a megapixel).  A
     rank-deficient G (samples on one line, say) goes to ``lstsq`` for its minimum-norm solution.
     """
-    from scipy.linalg import solve_triangular
-
     q, r = np.linalg.qr(G)
     d = np.abs(np.diag(r))
     if d.size == 0 or d.min() <= 1e-10 * d.max():
@@ -133,7 +140,11 @@ def _solve_shared(G: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     qtb = np.zeros((rhs.shape[0], q.shape[1]))
     for s0 in range(0, rhs.shape[1], _QTB_SLAB):
         qtb += rhs[:, s0:s0 + _QTB_SLAB].astype(np.float64, copy=False) @ q[s0:s0 + _QTB_SLAB]
-    return solve_triangular(r, qtb.T).T
+    # R is upper triangular with a non-zero diagonal: its pivoted LU is R itself (nothing below the
+    # diagonal to pivot or eliminate), so ``solve`` is a back-substitution as scipy's
+    # ``solve_triangular`` (the same bits on a 1 Mpx × 60-date benchmark), without importing
+    # scipy.linalg (0.4 s in a fresh process)
+    return np.linalg.solve(r, qtb.T).T
 
 
 def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: tuple[int, int],
@@ -169,22 +180,31 @@ def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: t
     coeffs = np.full((n, k), np.nan)
     if n == 0:
         return coeffs
-    G = design_matrix_ramp((y, x), kind, shape=shape)
+    G = _design_samples(y, x, shape, kind)
     if G.shape[0] != npix:
         raise ValueError(f"{npix} samples per date but {G.shape[0]} pixel coordinates")
-    finite = np.isfinite(values)
-    complete = finite.all(axis=1)
+    # date by date: a (n, npix) boolean array would be one more large buffer to fault in
+    complete = np.array([np.isfinite(v).all() for v in values], dtype=bool)
     if complete.any() and npix >= k:
         rhs = values if complete.all() else values[complete]  # no copy when every date is complete
         coeffs[complete] = _solve_shared(G, rhs)
     for i in np.flatnonzero(~complete | (npix < k)):
-        rows = finite[i]
+        rows = np.isfinite(values[i])
         if rows.sum() < k:
             logger.warning("ramp of date %d: %d valid pixel(s) for %d coefficients; left undetermined (NaN)",
                            i, int(rows.sum()), k)
             continue
         coeffs[i] = np.linalg.lstsq(G[rows], values[i, rows].astype(np.float64), rcond=None)[0]
     return coeffs
+
+
+def _design_samples(y: np.ndarray, x: np.ndarray, shape: tuple[int, int], kind: str) -> np.ndarray:
+    """:func:`design_matrix_ramp` of the samples ``(y, x)`` of an image of ``shape``, in LAPACK's
+    (Fortran) layout: the same values, one transposing copy less in the QR."""
+    y, x = (np.asarray(v, np.float64).ravel() for v in (y, x))
+    if y.shape != x.shape:
+        raise ValueError(f"y and x must have the same size ({y.size} != {x.size})")
+    return _columns(y / max(int(shape[0]), 1), x / max(int(shape[1]), 1), kind, order="F")
 
 
 def fit_ramps(stack: np.ndarray, mask: np.ndarray | None, kind: str) -> np.ndarray:
@@ -245,23 +265,73 @@ def evaluate_ramps(coeffs: np.ndarray, shape: tuple[int, int], kind: str,
     k = num_coefficients(kind)
     if coeffs.shape[1] != k:
         raise ValueError(f"{kind} ramps have {k} coefficients, got {coeffs.shape[1]}")
-    length, width = int(shape[0]), int(shape[1])
-    if block is None:
-        block = Block(0, length, 0, width)
-    h, w = block.shape
-    y = (np.arange(block.row_start, block.row_stop, dtype=np.float64) / max(length, 1))[:, None]
-    x = (np.arange(block.col_start, block.col_stop, dtype=np.float64) / max(width, 1))[None, :]
-    # date by date on the terms of the row and column coordinates (all but x·y are a row or a
-    # column): no (pixels × terms) design matrix, and one float64 layer of temporaries
-    terms = _term_values(y, x, kind)
-    out = np.empty((coeffs.shape[0], h, w), dtype=dtype)
-    layer = np.empty((h, w))
-    for i, cf in enumerate(coeffs):
-        layer.fill(0.0)
-        for c, v in zip(cf, terms):
-            layer += c * v
-        out[i] = layer
+    ramp = BlockRamp(shape, kind, block)
+    out = np.empty((coeffs.shape[0], *ramp.shape), dtype=dtype)
+    if out.dtype == np.float64:
+        for i, cf in enumerate(coeffs):
+            ramp.evaluate(cf, out=out[i])
+    else:
+        layer = np.empty(ramp.shape)
+        for i, cf in enumerate(coeffs):
+            out[i] = ramp.evaluate(cf, out=layer)
     return out
+
+
+class BlockRamp:
+    """The ramp of any date over one block of an image, its terms computed once.
+
+    Evaluating many dates over one block (deramping a time series) needs the terms (x, y, x², y²,
+    x·y) once, not per date, and most terms are a row or a column: the running sum is kept as a
+    row or a column while it can be, so a date costs a few full-block passes and no allocation.
+    The terms are added in the documented column order, each as ``c·term``, so the result is the
+    very same float64 sum as adding ``c·term`` to a zeroed layer one term after the other.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The full image (it fixes the normalisation).
+    kind : str
+        One of ``RAMP_KINDS``.
+    block : Block, optional
+        The window (``None``: the whole image).
+    """
+
+    def __init__(self, shape: tuple[int, int], kind: str, block: Block | None = None) -> None:
+        length, width = int(shape[0]), int(shape[1])
+        if block is None:
+            block = Block(0, length, 0, width)
+        self.kind = kind
+        self.shape = block.shape
+        y = (np.arange(block.row_start, block.row_stop, dtype=np.float64) / max(length, 1))[:, None]
+        x = (np.arange(block.col_start, block.col_stop, dtype=np.float64) / max(width, 1))[None, :]
+        self.terms = _term_values(y, x, kind)
+        self._tmp: np.ndarray | None = None
+
+    def evaluate(self, coeffs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The ramp of one date's ``coeffs`` ``(k,)`` over the block, float64 ``(h, w)`` (into ``out``)."""
+        if len(coeffs) != len(self.terms):
+            raise ValueError(f"{self.kind} ramps have {len(self.terms)} coefficients, got {len(coeffs)}")
+        if out is None:
+            out = np.empty(self.shape)
+        acc = np.float64(0.0)  # the running sum: a scalar, a row or a column until it must be a block
+        full = False
+        for c, v in zip(np.asarray(coeffs, np.float64), self.terms):
+            if full and np.shape(v) == self.shape:
+                if self._tmp is None:
+                    self._tmp = np.empty(self.shape)
+                out += np.multiply(v, c, out=self._tmp)
+            elif full:
+                out += c * v
+            else:
+                term = c * v
+                if np.broadcast_shapes(np.shape(acc), np.shape(term)) == self.shape:
+                    np.add(acc, term, out=out)
+                    full = True
+                else:
+                    acc = acc + term
+        if not full:
+            out[...] = acc
+        return out
 
 
 def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int], kind: str) -> np.ndarray:
@@ -286,5 +356,5 @@ def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int]
     return (np.atleast_2d(np.asarray(coeffs, np.float64)) @ G.T)[:, 0]
 
 
-__all__ = ["RAMP_KINDS", "design_matrix_ramp", "fit_ramps", "fit_ramps_samples", "evaluate_ramps",
+__all__ = ["RAMP_KINDS", "BlockRamp", "design_matrix_ramp", "fit_ramps", "fit_ramps_samples", "evaluate_ramps",
            "evaluate_ramps_at", "num_coefficients"]

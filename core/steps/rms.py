@@ -42,13 +42,14 @@ from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks, plan_blocks_for
 from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
 from sbts.core.io.progress import progress
 from sbts.core.io.workdir import WorkDir
-from sbts.core.model.ramps import RAMP_KINDS, evaluate_ramps, evaluate_ramps_at, fit_ramps_samples, num_coefficients
+from sbts.core.model.ramps import RAMP_KINDS, BlockRamp, evaluate_ramps_at, fit_ramps_samples, num_coefficients
 
 logger = logging.getLogger(__name__)
 
 KEY = "mintpy.residualRMS."
 MAX_SAMPLES = 1_000_000
 MAD_TO_SIGMA = 0.6745
+_LAYER_BYTES = 3 * 8 + 8 + 8 + 2  # scratch per pixel of a block in _rms_block, whatever the number of dates
 
 
 @dataclass
@@ -134,7 +135,13 @@ class _Mask:
 
 
 def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.ndarray:
-    """Ramp coefficients per date from a uniform subsample of the valid mask pixels."""
+    """Ramp coefficients per date from a uniform subsample of the valid mask pixels.
+
+    Every ``step``-th mask pixel (counted over the whole image, in row-major block order) is a
+    sample, unless it is 0 at every date (no data).  The samples of a block are moved to the front
+    of the block just read, in place (:func:`_front_columns`), so the one-block case (the usual one)
+    needs no second buffer of the series; several blocks fill one preallocated sample array.
+    """
     n, shape = len(ts.dates), ts.shape
     # half of the budget for the samples gathered, half for the block they are taken from
     budget = int(max_memory / 2 * 1024**3 / max(n * 24 + 64, 1))
@@ -143,31 +150,57 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
     if total == 0:
         raise DataError("the mask selects no pixel: no ramp can be fitted (mintpy.residualRMS.maskFile)")
     step = max(1, -(-total // max_samples))
-    values, ys, xs, seen = [], [], [], 0
-    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory / 2, ts.chunk_shape(ts.dataset_name)):
-        y, x = np.nonzero(mask.read(block))
-        take = (np.arange(seen, seen + y.size) % step) == 0
-        seen += y.size
-        y, x = y[take], x[take]
-        if not y.size:
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory / 2, ts.chunk_shape(ts.dataset_name))
+    samples = values = None
+    ys, xs, seen, filled = [], [], 0, 0
+    for block in blocks:
+        idx = np.flatnonzero(mask.read(block))
+        first = -seen % step  # the first mask pixel of this block whose running number is a multiple of step
+        seen += idx.size
+        idx = idx[first::step]
+        if not idx.size:
             continue
         layers = ts.read_dates(block).reshape(n, -1)
-        # gathered by flat index (a boolean selection along the pixel axis is ~8x slower), once
-        taken = np.take(layers, y * block.shape[1] + x, axis=1)  # as stored (float32): widened in the solve
-        del layers
-        keep = taken.any(axis=0)  # no-data pixels (0 at every date) left out
-        y, x = y[keep], x[keep]
-        values.append(taken if keep.all() else np.take(taken, np.flatnonzero(keep), axis=1))
-        del taken
+        idx = idx[layers.any(axis=0)[idx]]  # no-data pixels (0 at every date) left out
+        if not idx.size:
+            continue
+        taken = _front_columns(layers, idx)  # as stored (float32): widened in the solve
+        if len(blocks) == 1:
+            values = taken
+        else:
+            if samples is None:  # every sampled pixel at most
+                samples = np.empty((n, -(-total // step)), taken.dtype)
+            samples[:, filled:filled + idx.size] = taken
+        filled += idx.size
+        del layers, taken
+        y, x = np.divmod(idx, block.shape[1])
         ys.append(y + block.row_start)
         xs.append(x + block.col_start)
-    if not values or sum(v.shape[1] for v in values) == 0:
+    if not filled:
         raise DataError(f"{ts.path}: no valid pixel inside the mask to fit a ramp on")
-    coeffs = fit_ramps_samples(np.concatenate(values, axis=1), np.concatenate(ys), np.concatenate(xs), shape, kind)
+    if samples is not None:
+        values = samples[:, :filled]
+    coeffs = fit_ramps_samples(values, np.concatenate(ys), np.concatenate(xs), shape, kind)
     bad = [ts.date_strings[i] for i in np.flatnonzero(~np.isfinite(coeffs).all(axis=1))]
     if bad:
         raise DataError(f"{ts.path}: too few valid mask pixels to fit a {kind} ramp on {', '.join(bad)}")
     return coeffs
+
+
+def _front_columns(layers: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Columns ``idx`` (increasing) of ``layers`` ``(n, p)``, as a view of ``layers`` (overwritten).
+
+    A gather into a new ``(n, len(idx))`` array would fault in as many fresh pages as the block
+    itself (and numpy's ``take`` along the last axis copies item by item).  Here each row is gathered
+    within itself, moved to its front (``idx[j] >= j``: nothing is overwritten before it is read),
+    through one row-sized temporary; a single run of columns is just a slice.
+    """
+    m = idx.size
+    if m and idx[-1] - idx[0] == m - 1:
+        return layers[:, idx[0]:idx[0] + m]
+    for row in layers:
+        row[:m] = row[idx]
+    return layers[:, :m]
 
 
 def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
@@ -186,8 +219,10 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
         else:
             ref = np.zeros(n)
     write = kind is not None and deramped is not None
-    # per pixel and date: float64 data, ramp and masked squares; float32 input, output, next block read ahead
-    blocks = plan_blocks_for(shape, pixel_bytes(n, 8, copies=3) + pixel_bytes(n, 4, copies=3),
+    # per pixel and date: the block as read (float32, overwritten with the output) and the next one
+    # read ahead; per pixel of one date (_rms_block works date by date): three float64 layers, the
+    # mask's flat indices and gathered values (8 bytes each) and two boolean maps
+    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=2, extra=_LAYER_BYTES),
                              memory_per_task(max_memory, num_worker, cluster), ts.chunk_shape(ts.dataset_name))
     logger.info("RMS of %d dates over %d block(s)%s", n, len(blocks), describe(num_worker, cluster))
     sums: dict[Block, tuple[np.ndarray, np.ndarray]] = {}
@@ -227,27 +262,43 @@ def _read_rms_block(ts: TimeSeries, mask: _Mask, write: bool, block: Block) -> t
 
 def _rms_block(n: int, coeffs: np.ndarray | None, ref: np.ndarray | None, shape: tuple[int, int], kind: str | None,
                write: bool, block: Block, inputs) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """The deramped block (float32, when written) and the sum of squares and count per date over its mask pixels."""
+    """The deramped block (float32, when written) and the sum of squares and count per date over its mask pixels.
+
+    Date by date through three reused float64 layers (the date, its ramp, a temporary), with the
+    ramp terms of the block computed once (:class:`~sbts.core.model.ramps.BlockRamp`).  The block
+    read for this call is overwritten with the deramped values and returned: no second block
+    buffer.  The numbers are those of the plain per-date formulas: ``data − (ramp − ref)`` except
+    where the data are 0 (no data, left 0 as MintPy's deramp), then ``Σ r²`` over the finite mask
+    values, summed in mask (row-major) order.
+    """
     m, data = inputs
     if data is None:
         return None, np.zeros(n), np.zeros(n)
-    out = np.empty(data.shape, np.float32) if write else None
     total, count = np.zeros(n), np.zeros(n)
-    for k in range(n):  # date by date: one layer of float64 temporaries
-        layer = data[k].astype(np.float64)
-        if kind is not None:
-            ramp = evaluate_ramps(coeffs[k:k + 1], shape, kind, block, dtype=np.float64)[0]
-            ramp -= ref[k]
-            ramp[layer == 0] = 0.0  # no-data (0) stays 0, as MintPy's deramp
-            layer -= ramp
+    out = None if not write else data if data.dtype == np.float32 else np.empty(data.shape, np.float32)
+    ramp = BlockRamp(shape, kind, block) if kind is not None else None
+    picked = None if m.all() else np.flatnonzero(m)  # every pixel: the whole layer, no gather
+    layer, model = np.empty(data.shape[1:]), np.empty(data.shape[1:])
+    for k in range(n):
+        np.copyto(layer, data[k])
+        if ramp is not None:
+            ramp.evaluate(coeffs[k], out=model)
+            model -= ref[k]
+            np.subtract(layer, model, out=layer, where=layer != 0)  # no-data (0) stays 0
         if out is not None:
             out[k] = layer
-        r = layer[m]
-        ok = np.isfinite(r)
-        r[~ok] = 0.0
-        np.square(r, out=r)
-        total[k], count[k] = r.sum(), ok.sum()
+        total[k], count[k] = _sum_squares(layer.reshape(-1) if picked is None else layer.reshape(-1)[picked])
     return out, total, count
+
+
+def _sum_squares(r: np.ndarray) -> tuple[float, int]:
+    """``Σ r²`` over the finite values of ``r`` (1-D, overwritten) and how many there are."""
+    ok = np.isfinite(r)
+    good = int(np.count_nonzero(ok))
+    if good < r.size:
+        r[~ok] = 0.0
+    np.square(r, out=r)
+    return float(r.sum()), good
 
 
 def _write_text(path: Path, text: str) -> Path:
@@ -260,12 +311,15 @@ def plot_rms(dates: list[str], rms_mm: np.ndarray, ref_index: int, threshold_mm:
              outliers: np.ndarray, paths: list[Path], title: str = "") -> None:
     """Bar plot of the RMS per date, reference date and outliers highlighted, threshold as a line.
 
-    Uses the Agg canvas directly (no pyplot, no display, no global backend change).
+    Uses the Agg canvas directly (no pyplot, no display, no global backend change).  The tight
+    layout is applied once, not installed as the figure's layout engine: with an engine (even the
+    placeholder ``tight_layout()`` leaves) every ``savefig`` draws the figure twice.
     """
     import datetime as _dt
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import TightLayoutEngine
 
     x = [_dt.datetime.strptime(d, "%Y%m%d") for d in dates]
     spacing = np.median(np.diff([v.toordinal() for v in x])) if len(x) > 1 else 12
@@ -287,7 +341,7 @@ def plot_rms(dates: list[str], rms_mm: np.ndarray, ref_index: int, threshold_mm:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="upper left")
     fig.autofmt_xdate()
-    fig.tight_layout()
+    TightLayoutEngine().execute(fig)  # what fig.tight_layout() does, leaving no engine behind
     from sbts.core.io.h5 import atomic_output
 
     for path in paths:
