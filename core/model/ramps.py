@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -111,7 +112,7 @@ def _term_values(y: np.ndarray, x: np.ndarray, kind: str) -> list:
     return [values[t]() for t in _terms(kind)]
 
 
-def _columns(y: np.ndarray, x: np.ndarray, kind: str, order: str = "C") -> np.ndarray:
+def _columns(y: np.ndarray, x: np.ndarray, kind: str, order: Literal["C", "F"] = "C") -> np.ndarray:
     """The design matrix of pixels ``y``, ``x`` (1-D), in memory ``order``.
 
     ``order="F"`` is LAPACK's layout: the QR of :func:`fit_ramps_samples` then starts from a plain
