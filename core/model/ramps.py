@@ -77,8 +77,8 @@ def _terms(kind: str) -> tuple[str, ...]:
 
 
 def design_matrix_ramp(shape_or_yx: tuple[int, int] | Sequence[np.ndarray], kind: str,
-                       shape: tuple[int, int] | None = None) -> np.ndarray:
-    """The ramp design matrix, one row per pixel (float64).
+                       shape: tuple[int, int] | None = None, order: Literal["C", "F"] = "C") -> np.ndarray:
+    """The ramp design matrix, one row per pixel (float64), in memory ``order`` (``"F"``: LAPACK's).
 
     ``shape_or_yx`` is either an image shape ``(L, W)`` (rows for every pixel, in C order) or a pair
     ``(y, x)`` of pixel-coordinate arrays (rows for those pixels).  Pixel coordinates are normalised
@@ -97,7 +97,7 @@ def design_matrix_ramp(shape_or_yx: tuple[int, int] | Sequence[np.ndarray], kind
     if shape is not None:
         y = y / max(int(shape[0]), 1)
         x = x / max(int(shape[1]), 1)
-    return _columns(y, x, kind)
+    return _columns(y, x, kind, order)
 
 
 def _is_shape(value) -> bool:
@@ -181,7 +181,7 @@ def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: t
     coeffs = np.full((n, k), np.nan)
     if n == 0:
         return coeffs
-    G = _design_samples(y, x, shape, kind)
+    G = design_matrix_ramp((y, x), kind, shape=shape, order="F")  # LAPACK's layout: one copy less in the QR
     if G.shape[0] != npix:
         raise ValueError(f"{npix} samples per date but {G.shape[0]} pixel coordinates")
     # date by date: a (n, npix) boolean array would be one more large buffer to fault in
@@ -197,15 +197,6 @@ def fit_ramps_samples(values: np.ndarray, y: np.ndarray, x: np.ndarray, shape: t
             continue
         coeffs[i] = np.linalg.lstsq(G[rows], values[i, rows].astype(np.float64), rcond=None)[0]
     return coeffs
-
-
-def _design_samples(y: np.ndarray, x: np.ndarray, shape: tuple[int, int], kind: str) -> np.ndarray:
-    """:func:`design_matrix_ramp` of the samples ``(y, x)`` of an image of ``shape``, in LAPACK's
-    (Fortran) layout: the same values, one transposing copy less in the QR."""
-    y, x = (np.asarray(v, np.float64).ravel() for v in (y, x))
-    if y.shape != x.shape:
-        raise ValueError(f"y and x must have the same size ({y.size} != {x.size})")
-    return _columns(y / max(int(shape[0]), 1), x / max(int(shape[1]), 1), kind, order="F")
 
 
 def fit_ramps(stack: np.ndarray, mask: np.ndarray | None, kind: str) -> np.ndarray:

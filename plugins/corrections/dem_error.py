@@ -253,20 +253,18 @@ class _FitOperator:
         self.keep_idx = np.flatnonzero(keep)
         self.velocity = velocity
         self.years = years
-        self.shared = shared  # (n, q) all dates, for the residual
         p = self.rows(shared)
         if velocity:  # the constant column differences to 0: drop it
             p = p[:, 1:]
-        self.p_fit = p
-        self.pinv = np.linalg.pinv(p) if p.shape[1] else np.zeros((0, p.shape[0]))
-        self.proj = np.eye(p.shape[0]) - p @ self.pinv
+        pinv = np.linalg.pinv(p) if p.shape[1] else np.zeros((0, p.shape[0]))
+        proj = np.eye(p.shape[0]) - p @ pinv
         self.num_rows = p.shape[0]
         self.num_params = p.shape[1]
         n = shared.shape[0]
         d = self.rows(np.eye(n))  # D: (rows, n)
-        self.lift = self.proj @ d
+        self.lift = proj @ d
         self.gram = self.lift.T @ self.lift
-        coef = self.pinv @ d
+        coef = pinv @ d
         cols = shared[:, 1:] if velocity else shared
         if velocity:  # offset = mean over the kept dates of corr − cols·coef·corr
             mean = np.zeros(n)
