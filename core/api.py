@@ -43,7 +43,7 @@ Write
     names: :func:`output_path`, :func:`label_stem`, :func:`safe_part`, :func:`suffixed`;
     exporter options: :func:`parse_options`, :func:`option_memory`.
 Compute
-    ramps: ``RAMP_KINDS``, :func:`num_coefficients`, :func:`fit_ramps`, :func:`fit_ramps_samples`,
+    ramps: ``RAMP_KINDS``, :func:`num_coefficients`, :func:`fit_ramps`, :func:`fit_ramps_samples`, :class:`RampSums`,
     :func:`evaluate_ramps`, :func:`evaluate_ramps_at`; phase closure: ``TWO_PI``,
     ``DEFAULT_ALPHA`` (the L1 weight), :func:`triplet_indices`, :func:`triplet_matrix`,
     :func:`integer_ambiguity`, :func:`reference_phase`, :func:`solve_integer_ambiguity`; network
@@ -127,6 +127,7 @@ from sbts.core.model.metadata import GeoGrid, Grid, Metadata, RadarInfo
 from sbts.core.model.platform import mission_code, standard_platform
 from sbts.core.model.ramps import (
     RAMP_KINDS,
+    RampSums,
     evaluate_ramps,
     evaluate_ramps_at,
     fit_ramps,
@@ -175,7 +176,7 @@ __all__ = [
     "output_path", "label_stem", "safe_part", "suffixed", "parse_options", "option_memory",
     "ChunkCodec", "EncodedChunk", "chunk_aligned",
     # compute
-    "RAMP_KINDS", "num_coefficients", "fit_ramps", "fit_ramps_samples", "evaluate_ramps", "evaluate_ramps_at",
+    "RAMP_KINDS", "num_coefficients", "fit_ramps", "fit_ramps_samples", "RampSums", "evaluate_ramps", "evaluate_ramps_at",
     "TWO_PI", "DEFAULT_ALPHA", "triplet_indices", "triplet_matrix", "integer_ambiguity", "reference_phase",
     "solve_integer_ambiguity", "invert_network", "InversionOptions", "InversionOutputs",
     # templates and text

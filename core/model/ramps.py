@@ -326,6 +326,82 @@ class BlockRamp:
         return out
 
 
+class RampSums:
+    """Least-squares ramps of every date from every pixel, given block by block: the normal equations.
+
+    A ramp has a handful of coefficients, so its least-squares fit needs only ``GᵀG`` (k × k) and
+    ``Gᵀv`` (k a date) summed over the samples: a fit on *every* mask pixel of an image of any size,
+    in the memory of one block, where a QR solve would need every sample at once (MintPy fits on
+    every mask pixel too).  The sums are in float64 and the coordinates are normalised (module
+    docstring), so the normal matrix's condition number (the square of the design matrix's, ~1e4
+    for a quadratic) costs nothing a float32 series can show.
+
+    The sums are taken image row by image row and added in row order, so the coefficients do not
+    depend on how the rows were split into blocks (the memory budget, the workers), as long as a
+    block holds whole rows.  A sample that is NaN at some dates counts in the other dates only: its
+    terms are summed apart for those dates and taken off their normal matrix.
+
+    Parameters
+    ----------
+    num_date : int
+        Dates (right-hand sides) fitted together.
+    shape : tuple of int
+        The full image (it fixes the coordinate normalisation).
+    kind : str
+        One of ``RAMP_KINDS``.
+    """
+
+    def __init__(self, num_date: int, shape: tuple[int, int], kind: str) -> None:
+        self.kind = kind
+        self.shape = (int(shape[0]), int(shape[1]))
+        k = num_coefficients(kind)
+        self.gram = np.zeros((k, k))
+        self.rhs = np.zeros((num_date, k))
+        self.count = 0
+        self._nan_gram: np.ndarray | None = None  # (n, k, k): terms of the samples that are NaN at a date
+        self._nan_count = np.zeros(num_date, np.int64)
+
+    def add(self, values: np.ndarray, mask: np.ndarray, block: Block) -> None:
+        """Add the samples ``mask`` ``(h, w)`` of ``values`` ``(n, h, w)``, the dates of ``block``."""
+        n = self.rhs.shape[0]
+        if values.shape != (n,) + block.shape or mask.shape != block.shape:
+            raise ValueError(f"values {values.shape} and mask {mask.shape} do not match {n} dates of block "
+                             f"{block.shape}")
+        for r in np.flatnonzero(mask.any(axis=1)):
+            cols = np.flatnonzero(mask[r])
+            v = values[:, r, cols]
+            g = design_matrix_ramp((np.full(cols.size, block.row_start + r), cols + block.col_start), self.kind,
+                                   shape=self.shape)
+            self.gram += g.T @ g
+            self.count += cols.size
+            finite = np.isfinite(v)
+            if finite.all():
+                self.rhs += v @ g  # float32 @ float64: summed in float64
+                continue
+            self.rhs += np.where(finite, v, 0) @ g
+            if self._nan_gram is None:
+                self._nan_gram = np.zeros((n,) + self.gram.shape)
+            for d in np.flatnonzero(~finite.all(axis=1)):
+                gb = g[~finite[d]]
+                self._nan_gram[d] += gb.T @ gb
+                self._nan_count[d] += gb.shape[0]
+
+    def solve(self) -> np.ndarray:
+        """float64 ``(n, k)``: each date's least-squares coefficients; NaN (with a warning) for a date
+        with fewer valid samples than coefficients."""
+        n, k = self.rhs.shape
+        coeffs = np.full((n, k), np.nan)
+        counts = self.count - self._nan_count
+        for d in range(n):
+            if counts[d] < k:
+                logger.warning("ramp of date %d: %d valid pixel(s) for %d coefficients; left undetermined (NaN)",
+                               d, int(counts[d]), k)
+                continue
+            gram = self.gram if self._nan_gram is None else self.gram - self._nan_gram[d]
+            coeffs[d] = np.linalg.lstsq(gram, self.rhs[d], rcond=None)[0]
+        return coeffs
+
+
 def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int], kind: str) -> np.ndarray:
     """The ramp value of every date at pixel ``(y, x)`` (e.g. the reference pixel).
 
@@ -348,5 +424,5 @@ def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int]
     return (np.atleast_2d(np.asarray(coeffs, np.float64)) @ G.T)[:, 0]
 
 
-__all__ = ["RAMP_KINDS", "BlockRamp", "design_matrix_ramp", "fit_ramps", "fit_ramps_samples", "evaluate_ramps",
+__all__ = ["RAMP_KINDS", "BlockRamp", "RampSums", "design_matrix_ramp", "fit_ramps", "fit_ramps_samples", "evaluate_ramps",
            "evaluate_ramps_at", "num_coefficients"]

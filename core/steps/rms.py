@@ -38,16 +38,15 @@ from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.options import FileOption
 from sbts.core.config.template import Template
 from sbts.core.errors import DataError, InputError, TemplateError, shown
-from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks, plan_blocks_for
+from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks_for
 from sbts.core.io.products import MapProduct, TimeSeries, TimeSeriesWriter
 from sbts.core.io.progress import progress
 from sbts.core.io.workdir import WorkDir
-from sbts.core.model.ramps import RAMP_KINDS, BlockRamp, evaluate_ramps_at, fit_ramps_samples, num_coefficients
+from sbts.core.model.ramps import RAMP_KINDS, BlockRamp, RampSums, evaluate_ramps_at
 
 logger = logging.getLogger(__name__)
 
 KEY = "mintpy.residualRMS."
-MAX_SAMPLES = 1_000_000
 MAD_TO_SIGMA = 0.6745
 _LAYER_BYTES = 3 * 8 + 8 + 8 + 2  # scratch per pixel of a block in _rms_block, whatever the number of dates
 
@@ -135,72 +134,32 @@ class _Mask:
 
 
 def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.ndarray:
-    """Ramp coefficients per date from a uniform subsample of the valid mask pixels.
+    """Ramp coefficients per date from every valid mask pixel (as MintPy), read block by block.
 
-    Every ``step``-th mask pixel (counted over the whole image, in row-major block order) is a
-    sample, unless it is 0 at every date (no data).  The samples of a block are moved to the front
-    of the block just read, in place (:func:`_front_columns`), so the one-block case (the usual one)
-    needs no second buffer of the series; several blocks fill one preallocated sample array.
+    A pixel that is 0 at every date (no data) is left out.  The normal equations are summed row by
+    row (:class:`sbts.core.model.ramps.RampSums`), so the fit needs one block in memory and gives
+    the same coefficients whatever the budget and the workers.
     """
     n, shape = len(ts.dates), ts.shape
-    # half of the budget for the samples gathered, half for the block they are taken from
-    budget = int(max_memory / 2 * 1024**3 / max(n * 24 + 64, 1))
-    max_samples = max(num_coefficients(kind) * 10, min(MAX_SAMPLES, budget))
-    total = sum(int(mask.read(b).sum()) for b in plan_blocks(shape, 1, max_memory / 4))
-    if total == 0:
+    sums = RampSums(n, shape, kind)
+    any_mask = False
+    # the block read (float32), its no-data test and a row's samples
+    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name)):
+        m = mask.read(block)
+        if not m.any():
+            continue
+        any_mask = True
+        layers = ts.read_dates(block)
+        sums.add(layers, m & layers.any(axis=0), block)
+    if not any_mask:
         raise DataError("the mask selects no pixel: no ramp can be fitted (mintpy.residualRMS.maskFile)")
-    step = max(1, -(-total // max_samples))
-    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory / 2, ts.chunk_shape(ts.dataset_name))
-    samples = values = None
-    ys, xs, seen, filled = [], [], 0, 0
-    for block in blocks:
-        idx = np.flatnonzero(mask.read(block))
-        first = -seen % step  # the first mask pixel of this block whose running number is a multiple of step
-        seen += idx.size
-        idx = idx[first::step]
-        if not idx.size:
-            continue
-        layers = ts.read_dates(block).reshape(n, -1)
-        idx = idx[layers.any(axis=0)[idx]]  # no-data pixels (0 at every date) left out
-        if not idx.size:
-            continue
-        taken = _front_columns(layers, idx)  # as stored (float32): widened in the solve
-        if len(blocks) == 1:
-            values = taken
-        else:
-            if samples is None:  # every sampled pixel at most
-                samples = np.empty((n, -(-total // step)), taken.dtype)
-            samples[:, filled:filled + idx.size] = taken
-        filled += idx.size
-        del layers, taken
-        y, x = np.divmod(idx, block.shape[1])
-        ys.append(y + block.row_start)
-        xs.append(x + block.col_start)
-    if not filled:
+    if not sums.count:
         raise DataError(f"{ts.path}: no valid pixel inside the mask to fit a ramp on")
-    if samples is not None:
-        values = samples[:, :filled]
-    coeffs = fit_ramps_samples(values, np.concatenate(ys), np.concatenate(xs), shape, kind)
+    coeffs = sums.solve()
     bad = [ts.date_strings[i] for i in np.flatnonzero(~np.isfinite(coeffs).all(axis=1))]
     if bad:
         raise DataError(f"{ts.path}: too few valid mask pixels to fit a {kind} ramp on {', '.join(bad)}")
     return coeffs
-
-
-def _front_columns(layers: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Columns ``idx`` (increasing) of ``layers`` ``(n, p)``, as a view of ``layers`` (overwritten).
-
-    A gather into a new ``(n, len(idx))`` array would fault in as many fresh pages as the block
-    itself (and numpy's ``take`` along the last axis copies item by item).  Here each row is gathered
-    within itself, moved to its front (``idx[j] >= j``: nothing is overwritten before it is read),
-    through one row-sized temporary; a single run of columns is just a slice.
-    """
-    m = idx.size
-    if m and idx[-1] - idx[0] == m - 1:
-        return layers[:, idx[0]:idx[0] + m]
-    for row in layers:
-        row[:m] = row[idx]
-    return layers[:, :m]
 
 
 def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,

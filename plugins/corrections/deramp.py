@@ -4,10 +4,10 @@ Orbit errors and long-wavelength troposphere leave a smooth ramp in each acquisi
 per date is fitted on the reliable pixels (``mintpy.deramp.maskFile``, default ``maskTempCoh.h5``)
 and subtracted: ``timeseries.h5`` → ``timeseries_ramp.h5``.
 
-Memory stays bounded whatever the image size: the fit uses a uniform subsample of the mask pixels
-(at most ``MAX_SAMPLES`` and what ``--max-memory`` allows for all dates), gathered block by block;
-all dates are solved at once (:func:`sbts.core.model.ramps.fit_ramps_samples`); the output is written
-block by block, resumably.
+Memory stays bounded whatever the image size: the fit uses every mask pixel, as MintPy does, through
+the normal equations summed block by block (:class:`sbts.core.model.ramps.RampSums`: a ramp has at
+most 6 coefficients), so the ramps do not depend on the memory budget or the workers; the output is
+written block by block, resumably.
 
 Reference point: each ramp is taken relative to its value at ``REF_Y/REF_X`` (as MintPy does), so a
 referenced time series stays exactly 0 at its reference pixel — a displacement time series is by
@@ -37,6 +37,7 @@ from sbts.core.api import (
     FileOption,
     InputError,
     MapProduct,
+    RampSums,
     Template,
     TemplateError,
     TimeSeries,
@@ -44,12 +45,10 @@ from sbts.core.api import (
     describe,
     evaluate_ramps,
     evaluate_ramps_at,
-    fit_ramps_samples,
     hookimpl,
     memory_per_task,
     num_coefficients,
     pixel_bytes,
-    plan_blocks,
     plan_blocks_for,
     progress,
     run_blocks,
@@ -58,7 +57,6 @@ from sbts.core.api import (
 
 logger = logging.getLogger(__name__)
 
-MAX_SAMPLES = 1_000_000  # enough to pin a 6-coefficient surface; more only costs time
 KEY = "mintpy.deramp"
 MASK_KEY = "mintpy.deramp.maskFile"
 DEFAULT_MASK = "maskTempCoh.h5"
@@ -102,7 +100,7 @@ class Deramp(Correction):
                              f"{shape[0]}×{shape[1]}; use a mask of the same grid (mintpy.deramp.maskFile)")
         mask_name = _mask_dataset(mask) if mask is not None else None
 
-        # --- fit: subsample of the mask pixels, gathered block by block
+        # --- fit: every mask pixel, block by block
         coeffs, nsample = _fit(ts, mask, mask_name, kind, context.max_memory)
         bad = [ts.date_strings[i] for i in np.flatnonzero(~np.isfinite(coeffs).all(axis=1))]
         if bad:
@@ -208,44 +206,25 @@ def _read_mask(mask: MapProduct | None, name: str | None, block: Block) -> np.nd
 
 def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: str,
          max_memory: float) -> tuple[np.ndarray, int]:
-    """Ramp coefficients from a uniform subsample of the mask pixels, read strip by strip."""
+    """Ramp coefficients of every date from every valid mask pixel, read block by block; and the
+    number of pixels they were fitted on.  A pixel that is 0 at every date (no data) carries no ramp."""
     shape = ts.shape
     n = len(ts.dates)
-    # samples held: n float32 values read + float64 copies in lstsq (+ the design matrix)
-    budget = int(max_memory * 1024**3 / max(n * (4 + 8 * 2) + 8 * 8, 1))
-    max_samples = max(num_coefficients(kind) * 10, min(MAX_SAMPLES, budget))
-    strips = plan_blocks(shape, 1, max_memory / 4)  # the mask alone, to count its pixels
-    total = sum(int(_read_mask(mask, mask_name, b).sum()) for b in strips)
-    if total == 0:
-        raise DataError(f"{mask.path if mask else 'the image'}: the mask selects no pixel; nothing to fit a ramp on")
-    step = max(1, -(-total // max_samples))
-    if step > 1:
-        logger.info("fitting on 1 in %d of the %d mask pixels (memory budget)", step, total)
-    blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name))
-    values, ys, xs = [], [], []
-    seen = 0  # mask pixels before this block, so the subsample is uniform across blocks
-    for block in blocks:
+    sums = RampSums(n, shape, kind)
+    any_mask = False
+    # the block read (float32), its no-data test and a row's samples
+    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name)):
         m = _read_mask(mask, mask_name, block)
-        y, x = np.nonzero(m)
-        take = (np.arange(seen, seen + y.size) % step) == 0
-        seen += y.size
-        y, x = y[take], x[take]
-        if y.size == 0:
+        if not m.any():
             continue
-        layers = ts.read_dates(block).reshape(n, -1)
-        flat = y * block.shape[1] + x
-        keep = np.take(layers, flat, axis=1).any(axis=0)  # no-data pixels (0 at every date) carry no ramp
-        y, x = y[keep], x[keep]
-        # gathered by flat index (a boolean selection along the pixel axis is ~8x slower)
-        values.append(np.take(layers, flat[keep], axis=1).astype(np.float32, copy=False))
-        del layers
-        ys.append(y + block.row_start)
-        xs.append(x + block.col_start)
-    if not values:
+        any_mask = True
+        layers = ts.read_dates(block)
+        sums.add(layers, m & layers.any(axis=0), block)
+    if not any_mask:
+        raise DataError(f"{mask.path if mask else 'the image'}: the mask selects no pixel; nothing to fit a ramp on")
+    if not sums.count:
         raise DataError(f"{ts.path}: no valid pixel inside the mask to fit a ramp on")
-    v = np.concatenate(values, axis=1)
-    coeffs = fit_ramps_samples(v, np.concatenate(ys), np.concatenate(xs), shape, kind)
-    return coeffs, v.shape[1]
+    return sums.solve(), sums.count
 
 
 def _read_block(ts: TimeSeries, block: Block) -> np.ndarray:

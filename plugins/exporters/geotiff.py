@@ -75,8 +75,9 @@ class GeoTiffExporter(Exporter):
         jobs = _jobs(product, request.dataset, all_bands)
         paths = _output_paths(product, jobs, request.output)
         srs = _srs(product.metadata, osr)
+        threads = request.compute.num_worker if request.compute else 1
         for (dataset, index, label), path in zip(jobs, paths):
-            _write(gdal, product, dataset, index, label, path, srs, compress, max_memory)
+            _write(gdal, product, dataset, index, label, path, srs, compress, max_memory, threads)
             logger.info("wrote %s", path)
         return paths
 
@@ -249,13 +250,18 @@ def _tags(meta: Metadata, dataset: str) -> dict[str, str]:
 
 
 def _write(gdal, product: Product, dataset: str, index, label, path: Path, srs, compress: str,
-           max_memory: float) -> None:
+           max_memory: float, threads: int = 1) -> None:
+    """Write one GeoTIFF, block by block.  Compressing the tiles is the work (reading a block costs
+    little beside it): GDAL compresses them on ``threads`` threads (the run's workers) as it flushes,
+    and the file is byte for byte the one a single thread writes."""
     meta = product.metadata
     length, width = meta.grid.shape
     layers = index if isinstance(index, list) else [index]
     gtype, npdtype = _gdal_type(gdal, _dtype(product, dataset))
     floating = np.dtype(npdtype).kind == "f"
     options = ["TILED=YES", "BIGTIFF=IF_SAFER"] + ([f"COMPRESS={compress}"] if compress != "NONE" else [])
+    if compress != "NONE" and threads > 1:
+        options.append(f"NUM_THREADS={int(threads)}")
     size = length * width * len(layers) * np.dtype(npdtype).itemsize
     with atomic_output(path, size if compress == "NONE" else 0) as tmp:
         ds = gdal.GetDriverByName("GTiff").Create(str(tmp), width, length, len(layers), gtype, options=options)

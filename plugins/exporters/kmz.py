@@ -17,6 +17,7 @@ regular).  matplotlib and simplekml are imported only when a file is written.
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 import textwrap
@@ -28,6 +29,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from sbts.core.api import (
+    ComputeOptions,
     Exporter,
     ExportRequest,
     GeoGrid,
@@ -46,7 +48,9 @@ from sbts.core.api import (
     parse_options,
     pixel_bytes,
     plan_blocks_for,
+    progress,
     read_mask,
+    run_blocks,
     select_map,
     years_since,
 )
@@ -170,9 +174,25 @@ def _empty_pixels(product: Product, data: np.ndarray) -> np.ndarray | None:
     return empty if empty.any() else None
 
 
+def _restart_ids(simplekml) -> None:
+    """simplekml numbers its elements (``id="N"``) from a counter shared by every document of the
+    process; it restarts at 0 for each file so that a file does not depend on what was written before
+    it (the same map gives the same bytes; tests/plugins/exporters/test_export_kmz.py checks it)."""
+    base = getattr(simplekml, "base", None)
+    if base is not None and hasattr(getattr(base, "Kmlable", None), "_globalid"):
+        base.Kmlable._globalid = 0
+
+
 def _save(kml, path: Path) -> None:
-    with atomic_output(path) as tmp:
-        kml.savekmz(str(tmp), format=False)
+    """simplekml's archive, its members re-stored with a fixed time (:class:`_Archive`)."""
+    with tempfile.TemporaryDirectory() as tmpdir:
+        raw = Path(tmpdir) / "simplekml.kmz"
+        kml.savekmz(str(raw), format=False)
+        with atomic_output(path) as tmp, zipfile.ZipFile(raw) as src, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+            archive = _Archive(dst)
+            for name in src.namelist():
+                archive.writestr(name, src.read(name))
 
 
 def _display(sel_kind: str, unit: str) -> tuple[float, str]:
@@ -278,6 +298,7 @@ class KmzExporter(Exporter):
             img, bar = Path(tmpdir) / f"{stem}.png", Path(tmpdir) / f"{stem}_colorbar.png"
             _pyplot().imsave(img, _rgba(data, cmap, vlim))
             _colorbar_png(bar, cmap, vlim, f"{sel.name} [{unit}]")
+            _restart_ids(simplekml)
             kml = simplekml.Kml(name=out.stem)
             ov = kml.newgroundoverlay(name=sel.name)
             ov.icon.href = kml.addfile(str(img))
@@ -449,15 +470,19 @@ class KmzTimeSeriesExporter(Exporter):
         out = output_path(request, product.path.stem, ".kmz")
         with atomic_output(out) as tmp:
             count, links = self._write(tmp, out.stem, product, geo, mask, steps, box, vel_cm, vlim, cmap_name,
-                                       colours, years, labels)
+                                       colours, years, labels, request.compute)
         logger.info("wrote %s: %d placemarks over %d levels in %d region files (%s)", out, count, len(steps),
                     links, why)
         return [out]
 
     def _write(self, tmp: Path, title: str, product: TimeSeries, geo: GeoGrid, mask, steps, box, vel_cm, vlim,
-               cmap_name, colours, years, labels) -> tuple[int, int]:
+               cmap_name, colours, years, labels, compute: ComputeOptions | None = None) -> tuple[int, int]:
         """Write the KMZ: doc.kml first (Google Earth opens the archive's first KML: overlays and the
-        NetworkLinks), then one KML per box and level, and the icons."""
+        NetworkLinks), then one KML per box and level, and the icons.
+
+        The region files are made by the run's workers (their points' text is most of the work) and
+        stored here in the order of doc.kml's links, so the archive is the same for any number of
+        workers, in the pool or on dask."""
         shape = product.shape
         boxes, folders = [], []
         for level, step in enumerate(steps):
@@ -470,27 +495,40 @@ class KmzTimeSeriesExporter(Exporter):
                 for c0 in range(0, shape[1], side):
                     rows = np.arange(r0 + step // 2, min(shape[0], r0 + side), step)
                     cols = np.arange(c0 + step // 2, min(shape[1], c0 + side), step)
-                    if rows.size == 0 or cols.size == 0 or not mask[np.ix_(rows, cols)].any():
+                    if rows.size == 0 or cols.size == 0:
+                        continue
+                    sub = mask[np.ix_(rows, cols)]
+                    if not sub.any():
                         continue
                     name = f"L{level}_{step}px_r{r0}_c{c0}.kml"
-                    boxes.append((name, rows, cols))
+                    boxes.append(_Box(name, rows, cols, sub, vel_cm[np.ix_(rows, cols)]))
                     region = _region_xml(*self._bounds(geo, shape, r0, c0, side), min_lod, max_lod)
                     links.append(f"<NetworkLink><name>rows {r0}-{min(shape[0], r0 + side)}, cols {c0}-"
                                  f"{min(shape[1], c0 + side)}</name>{region}<Link><href>{name}</href>"
                                  "<viewRefreshMode>onRegion</viewRefreshMode></Link></NetworkLink>")
             folders.append(f"<Folder><name>every {step} px</name>{''.join(links)}</Folder>")
         count = 0
-        with tempfile.TemporaryDirectory() as tmpdir, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        style = _BoxStyle(geo, vlim, tuple(colours), years, tuple(labels))
+        workers, cluster = (compute.num_worker, compute.cluster) if compute else (1, None)
+        groups = _box_groups(boxes, workers if not cluster else max(workers, 1))
+        with tempfile.TemporaryDirectory() as tmpdir, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            z = _Archive(archive)
             z.writestr("doc.kml", _kml_document(title, self._overlays(product, geo) + "".join(folders)))
             bar = Path(tmpdir) / "colorbar.png"
             _colorbar_png(bar, cmap_name, vlim, "LOS velocity [cm/year]")
-            z.write(bar, _COLORBAR)
+            z.writestr(_COLORBAR, bar.read_bytes())
             z.writestr(_DOT, _dot_png())
-            for name, rows, cols in boxes:
-                text, n = self._box_kml(name, product, geo, rows, cols, mask[np.ix_(rows, cols)], vel_cm, vlim,
-                                        colours, years, labels)
-                z.writestr(name, text)
-                count += n
+            results = run_blocks(list(enumerate(groups)), functools.partial(_read_boxes, product),
+                                 functools.partial(_boxes_kml, style), workers=workers, cluster=cluster)
+            waiting: dict[int, list[tuple[str, str, int]]] = {}
+            following = 0
+            for (index, _), texts in progress(results, "KMZ time-series regions", "group", total=len(groups)):
+                waiting[index] = texts  # dask returns groups as they complete: stored in link order
+                while following in waiting:
+                    for name, text, n in waiting.pop(following):
+                        z.writestr(name, text)
+                        count += n
+                    following += 1
         return count, len(boxes)
 
     @staticmethod
@@ -528,31 +566,106 @@ class KmzTimeSeriesExporter(Exporter):
             raise InputError(f"{path}: needs a 'velocity' dataset on the grid of {product.path} ({product.shape})")
         return v.read("velocity").astype(np.float32)
 
-    @staticmethod
-    def _box_kml(name, product, geo, rows, cols, sub, vel_cm, vlim, colours, years, labels) -> tuple[str, int]:
-        """One region file: the points of one box of one level, with the styles they use."""
-        from sbts.core.api import Block
+class _Archive:
+    """A zip archive whose members carry one fixed time (the zip epoch, as reproducible builds do):
+    the same products give the same bytes, whenever and wherever they were written."""
 
-        block = Block(int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
-        data = product.read_dates(block)[:, rows - block.row_start][:, :, cols - block.col_start] * 100
-        ii, jj = np.nonzero(sub)
-        ys, xs = rows[ii], cols[jj]
-        lats = geo.y_first + (ys + 0.5) * geo.y_step
-        lons = geo.x_first + (xs + 0.5) * geo.x_step
-        vels = vel_cm[ys, xs].astype(np.float64)
-        bins = np.clip(((vels - vlim[0]) / (vlim[1] - vlim[0]) * _NBINS).astype(int), 0, _NBINS - 1)
-        styles = "".join(f'<Style id="v{k}"><IconStyle><color>{colours[k]}</color><scale>0.5</scale><Icon><href>'
-                         f"{_DOT}</href></Icon></IconStyle><LabelStyle><scale>0</scale></LabelStyle></Style>"
-                         for k in np.unique(bins))
-        marks = []
-        for i, j, y, x, lat, lon, v, k in zip(ii, jj, ys, xs, lats, lons, vels, bins):
-            # KML 2.2 order of a Feature's children: description, styleUrl, ExtendedData, then the geometry
-            marks.append(f"<Placemark><description>{_balloon(lat, lon, v, years, data[:, i, j], labels)}</description>"
-                         f"<styleUrl>#v{k}</styleUrl>"
-                         f'<ExtendedData><Data name="velocity_cm_per_year"><value>{v:.3f}</value></Data>'
-                         f'<Data name="yx"><value>{y},{x}</value></Data></ExtendedData>'
-                         f"<Point><coordinates>{lon:.8f},{lat:.8f},0</coordinates></Point></Placemark>")
-        return _kml_document(name[:-4], styles + "".join(marks)), len(marks)
+    _EPOCH = (1980, 1, 1, 0, 0, 0)
+
+    def __init__(self, archive: zipfile.ZipFile):
+        self._archive = archive
+
+    def writestr(self, name: str, data: str | bytes) -> None:
+        info = zipfile.ZipInfo(name, self._EPOCH)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        self._archive.writestr(info, data)
+
+
+@dataclass(frozen=True)
+class _Box:
+    """One region file: the sampled rows and columns of a box of one level, which of its points are
+    shown (``sub``) and their velocities (cm/year)."""
+
+    name: str
+    rows: np.ndarray
+    cols: np.ndarray
+    sub: np.ndarray
+    vel_cm: np.ndarray
+
+
+@dataclass(frozen=True)
+class _BoxStyle:
+    """What every region file shares: the grid, the colour classes and the dates."""
+
+    geo: GeoGrid
+    vlim: tuple[float, float]
+    colours: tuple[str, ...]
+    years: np.ndarray
+    labels: tuple[str, ...]
+
+
+#: points' text a task makes: enough that a task's start costs little beside it (~50 ms at 60 dates),
+#: few enough that the region files wait in memory briefly
+_POINTS_PER_TASK = 20_000
+
+
+def _box_groups(boxes: list[_Box], workers: int) -> list[list[_Box]]:
+    """Consecutive boxes in groups of about ``_POINTS_PER_TASK`` points, at least 4 groups a worker
+    when there are enough boxes (so that the workers finish together)."""
+    total = sum(int(b.sub.sum()) for b in boxes)
+    target = max(1, min(_POINTS_PER_TASK, -(-total // (4 * workers)) if workers > 1 else _POINTS_PER_TASK))
+    groups: list[list[_Box]] = []
+    points = 0
+    for b in boxes:
+        if not groups or points >= target:
+            groups.append([])
+            points = 0
+        groups[-1].append(b)
+        points += int(b.sub.sum())
+    return groups
+
+
+def _read_boxes(product: TimeSeries, item: tuple[int, list[_Box]]) -> list[np.ndarray]:
+    """The displacement (cm) of the sampled pixels of every box of a group (a worker's read)."""
+    from sbts.core.api import Block
+
+    out = []
+    for b in item[1]:
+        block = Block(int(b.rows[0]), int(b.rows[-1]) + 1, int(b.cols[0]), int(b.cols[-1]) + 1)
+        data = product.read_dates(block)[:, b.rows - block.row_start][:, :, b.cols - block.col_start]
+        out.append(data * 100)
+    return out
+
+
+def _boxes_kml(style: _BoxStyle, item: tuple[int, list[_Box]],
+               data: list[np.ndarray]) -> list[tuple[str, str, int]]:
+    """(name, KML text, number of points) of every region file of a group (a worker's text)."""
+    return [_box_kml(b, d, style) for b, d in zip(item[1], data)]
+
+
+def _box_kml(b: _Box, data: np.ndarray, style: _BoxStyle) -> tuple[str, str, int]:
+    """One region file: the points of one box of one level, with the styles they use."""
+    geo, vlim, colours = style.geo, style.vlim, style.colours
+    ii, jj = np.nonzero(b.sub)
+    ys, xs = b.rows[ii], b.cols[jj]
+    lats = geo.y_first + (ys + 0.5) * geo.y_step
+    lons = geo.x_first + (xs + 0.5) * geo.x_step
+    vels = b.vel_cm[ii, jj].astype(np.float64)
+    bins = np.clip(((vels - vlim[0]) / (vlim[1] - vlim[0]) * _NBINS).astype(int), 0, _NBINS - 1)
+    styles = "".join(f'<Style id="v{k}"><IconStyle><color>{colours[k]}</color><scale>0.5</scale><Icon><href>'
+                     f"{_DOT}</href></Icon></IconStyle><LabelStyle><scale>0</scale></LabelStyle></Style>"
+                     for k in np.unique(bins))
+    labels = list(style.labels)
+    marks = []
+    for i, j, y, x, lat, lon, v, k in zip(ii, jj, ys, xs, lats, lons, vels, bins):
+        # KML 2.2 order of a Feature's children: description, styleUrl, ExtendedData, then the geometry
+        marks.append(f"<Placemark><description>{_balloon(lat, lon, v, style.years, data[:, i, j], labels)}</description>"
+                     f"<styleUrl>#v{k}</styleUrl>"
+                     f'<ExtendedData><Data name="velocity_cm_per_year"><value>{v:.3f}</value></Data>'
+                     f'<Data name="yx"><value>{y},{x}</value></Data></ExtendedData>'
+                     f"<Point><coordinates>{lon:.8f},{lat:.8f},0</coordinates></Point></Placemark>")
+    return b.name, _kml_document(b.name[:-4], styles + "".join(marks)), len(marks)
 
 
 @hookimpl

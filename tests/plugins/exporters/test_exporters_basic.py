@@ -97,6 +97,34 @@ def test_geotiff_time_series_date_and_all_bands(tmp_path, gdal):
     assert ds.GetMetadata()["DATES"] == ",".join(DATES)
 
 
+@pytest.mark.parametrize("cluster", [None, "local"])
+def test_geotiff_stack_compressed_by_the_workers_same_bytes(tmp_path, gdal, monkeypatch, cluster):
+    """The run's workers compress the tiles (GDAL threads): the file is byte for byte the one a
+    single thread writes with the same blocks (the blocks set the order of the tiles in the file)."""
+    from sbts.core.config.compute import ComputeOptions
+    from sbts.plugins.exporters import geotiff
+
+    length, width, dates = 300, 700, ["20200101", "20200113", "20200125", "20200206", "20200218"]
+    geo = GeoGrid(120.5, 35.25, 0.001, -0.001, epsg=4326)
+    meta = Metadata(Grid(length, width, geo), unit="m", reference=Reference(y=4, x=5))
+    rng = np.random.default_rng(3)
+    data = np.cumsum(rng.normal(0, 0.01, (len(dates), length, width)), axis=0).astype(np.float32)
+    with TimeSeriesWriter(tmp_path / "timeseries.h5", meta, dates) as w:
+        w.write("timeseries", data)
+    seen = []
+    write = geotiff._write
+    monkeypatch.setattr(geotiff, "_write", lambda *a, **k: (seen.append(a[-1] if len(a) > 9 else k.get("threads")),
+                                                            write(*a, **k))[1])
+    (one,) = export("geotiff", tmp_path / "timeseries.h5", output=tmp_path / "one.tif",
+                    options={"bands": "all", "max_memory": 0.002})
+    (many,) = export("geotiff", tmp_path / "timeseries.h5", output=tmp_path / "many.tif",
+                     options={"bands": "all", "max_memory": 0.002},
+                     compute=ComputeOptions(num_worker=2, cluster=cluster))
+    assert seen == [1, 2]
+    assert one.read_bytes() == many.read_bytes()
+    np.testing.assert_array_equal(gdal.Open(str(many)).ReadAsArray(), data)
+
+
 def test_geotiff_3d_without_a_date_asks_for_one(tmp_path, gdal):
     path, _ = _timeseries(tmp_path)
     with pytest.raises(InputError, match="bands=all"):
