@@ -319,40 +319,58 @@ _COLORBAR = "files/colorbar.png"
 _NBINS = 64  # colour classes of the points (one Style each)
 
 
-def _svg_chart(years: np.ndarray, values: np.ndarray, labels: list[str]) -> str:
-    """A small inline SVG line chart of one displacement history (cm); one marker definition draws the
-    dots at every date, so the chart costs a few bytes per date."""
-    w, h, pad = 320, 140, 28
+_CHART_W, _CHART_H, _CHART_PAD = 320, 140, 28
+
+
+def _svg_charts(years: np.ndarray, values: np.ndarray, labels) -> list[str]:
+    """Small inline SVG line charts of displacement histories (cm), one per row of ``values``
+    ``(points, dates)``; one marker definition draws the dots at every date, so a chart costs a few
+    bytes per date.  The points are scaled for all rows at once (the arithmetic of one row, in its
+    dtype) and formatted from Python numbers (numpy scalars format several times slower)."""
+    w, h, pad = _CHART_W, _CHART_H, _CHART_PAD
+    values = np.asarray(values)
     ok = np.isfinite(values)
-    if not ok.any():
-        return "<p>no data</p>"
+    some = ok.any(axis=1)
     t0, t1 = float(years.min()), float(years.max())
-    v0, v1 = float(np.nanmin(values)), float(np.nanmax(values))
-    if v1 - v0 < 1e-6:
-        v0, v1 = v0 - 1, v1 + 1
-    x = pad + (years[ok] - t0) / ((t1 - t0) or 1.0) * (w - pad - 6)
-    y = h - pad + (v0 - values[ok]) / (v1 - v0) * (h - pad - 8)
-    pts = " ".join(f"{a:.0f},{b:.0f}" for a, b in zip(x, y))
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" style="background:#fff">'
+    x = pad + (years - t0) / ((t1 - t0) or 1.0) * (w - pad - 6)
+    x_text = [f"{a:.0f}" for a in x.tolist()]
+    with np.errstate(invalid="ignore", all="ignore"):
+        lo = np.where(some, np.nanmin(np.where(ok, values, np.inf), axis=1), 0).astype(np.float64)
+        hi = np.where(some, np.nanmax(np.where(ok, values, -np.inf), axis=1), 0).astype(np.float64)
+    flat = hi - lo < 1e-6
+    lo = np.where(flat, lo - 1, lo)
+    hi = np.where(flat, hi + 1, hi)
+    dt = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
+    with np.errstate(invalid="ignore"):
+        y = (h - pad) + (lo.astype(dt)[:, None] - values) / (hi - lo).astype(dt)[:, None] * dt.type(h - pad - 8)
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" style="background:#fff">'
             '<defs><marker id="d" viewBox="0 0 4 4" refX="2" refY="2" markerWidth="4" markerHeight="4">'
             '<circle cx="2" cy="2" r="2" fill="#d62728"/></marker></defs>'
             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 6}" y2="{h - pad}" stroke="#888"/>'
             f'<line x1="{pad}" y1="8" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
-            f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" marker-start="url(#d)" '
-            f'marker-mid="url(#d)" marker-end="url(#d)" points="{pts}"/>'
-            f'<text x="2" y="14" font-size="10">{v1:.1f}</text><text x="2" y="{h - pad}" font-size="10">{v0:.1f}</text>'
-            f'<text x="{pad}" y="{h - 8}" font-size="10">{labels[0]}</text>'
+            '<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" marker-start="url(#d)" '
+            'marker-mid="url(#d)" marker-end="url(#d)" points="')
+    tail = (f'<text x="{pad}" y="{h - 8}" font-size="10">{labels[0]}</text>'
             f'<text x="{w - 60}" y="{h - 8}" font-size="10">{labels[-1]}</text></svg>')
+    charts = []
+    for row_ok, row_y, any_ok, v0, v1 in zip(ok.tolist(), y.tolist(), some.tolist(), lo.tolist(), hi.tolist()):
+        if not any_ok:
+            charts.append("<p>no data</p>")
+            continue
+        pts = " ".join(f"{a},{b:.0f}" for a, b, good in zip(x_text, row_y, row_ok) if good)
+        charts.append(f'{head}{pts}"/><text x="2" y="14" font-size="10">{v1:.1f}</text>'
+                      f'<text x="2" y="{h - pad}" font-size="10">{v0:.1f}</text>{tail}')
+    return charts
 
 
-def _balloon(lat: float, lon: float, vel: float, years, values, labels) -> str:
-    """The balloon of one point: position, velocity, the history as a chart and as a date/value list
-    (plain preformatted text: 16 bytes a date, where an HTML table row costs 40)."""
-    rows = "\n".join(f"{d} {'' if not np.isfinite(v) else f'{v:8.2f}'}" for d, v in zip(labels, values))
-    return (f"<![CDATA[<div style='font-family:sans-serif;font-size:11px'>"
-            f"<b>Lat, Lon</b>: {lat:.5f}, {lon:.5f}<br/><b>Velocity</b>: {vel:.2f} cm/year<br/>"
-            f"<b>Displacement</b> (cm, LOS, positive toward the satellite):<br/>{_svg_chart(years, values, labels)}"
-            f"<pre style='font-size:10px'>date           cm\n{rows}</pre></div>]]>")
+def _value_lists(labels, values: np.ndarray) -> list[str]:
+    """Each row of ``values`` as ``date value`` lines (cm; empty where NaN)."""
+    out = []
+    for row in values.tolist():
+        out.append("\n".join(f"{d} {f'{v:8.2f}' if v == v and abs(v) != float('inf') else ''}"
+                             for d, v in zip(labels, row)))
+    return out
+
 
 
 def linear_rate(ts: TimeSeries, block=None, max_memory: float = 1.0) -> np.ndarray:
@@ -645,7 +663,9 @@ def _boxes_kml(style: _BoxStyle, item: tuple[int, list[_Box]],
 
 
 def _box_kml(b: _Box, data: np.ndarray, style: _BoxStyle) -> tuple[str, str, int]:
-    """One region file: the points of one box of one level, with the styles they use."""
+    """One region file: the points of one box of one level, with the styles they use.  Each point's
+    balloon: position, velocity, the history as a chart and as a date/value list (plain preformatted
+    text: 16 bytes a date, where an HTML table row costs 40)."""
     geo, vlim, colours = style.geo, style.vlim, style.colours
     ii, jj = np.nonzero(b.sub)
     ys, xs = b.rows[ii], b.cols[jj]
@@ -655,12 +675,19 @@ def _box_kml(b: _Box, data: np.ndarray, style: _BoxStyle) -> tuple[str, str, int
     bins = np.clip(((vels - vlim[0]) / (vlim[1] - vlim[0]) * _NBINS).astype(int), 0, _NBINS - 1)
     styles = "".join(f'<Style id="v{k}"><IconStyle><color>{colours[k]}</color><scale>0.5</scale><Icon><href>'
                      f"{_DOT}</href></Icon></IconStyle><LabelStyle><scale>0</scale></LabelStyle></Style>"
-                     for k in np.unique(bins))
+                     for k in np.unique(bins).tolist())
     labels = list(style.labels)
+    values = np.ascontiguousarray(data[:, ii, jj].T)  # (points, dates)
+    charts = _svg_charts(style.years, values, labels)
+    lists = _value_lists(labels, values)
     marks = []
-    for i, j, y, x, lat, lon, v, k in zip(ii, jj, ys, xs, lats, lons, vels, bins):
+    for y, x, lat, lon, v, k, chart, rows in zip(ys.tolist(), xs.tolist(), lats.tolist(), lons.tolist(),
+                                                 vels.tolist(), bins.tolist(), charts, lists):
         # KML 2.2 order of a Feature's children: description, styleUrl, ExtendedData, then the geometry
-        marks.append(f"<Placemark><description>{_balloon(lat, lon, v, style.years, data[:, i, j], labels)}</description>"
+        marks.append(f"<Placemark><description><![CDATA[<div style='font-family:sans-serif;font-size:11px'>"
+                     f"<b>Lat, Lon</b>: {lat:.5f}, {lon:.5f}<br/><b>Velocity</b>: {v:.2f} cm/year<br/>"
+                     f"<b>Displacement</b> (cm, LOS, positive toward the satellite):<br/>{chart}"
+                     f"<pre style='font-size:10px'>date           cm\n{rows}</pre></div>]]></description>"
                      f"<styleUrl>#v{k}</styleUrl>"
                      f'<ExtendedData><Data name="velocity_cm_per_year"><value>{v:.3f}</value></Data>'
                      f'<Data name="yx"><value>{y},{x}</value></Data></ExtendedData>'

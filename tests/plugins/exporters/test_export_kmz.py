@@ -310,3 +310,24 @@ def test_timeseries_kmz_same_bytes_here_in_the_pool_and_on_dask(tmp_path, comput
         assert len(names) > 200 and names[0] == "doc.kml"  # doc.kml first: Google Earth opens it
         assert {i.date_time for i in a.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     assert one.read_bytes() == many.read_bytes()
+
+
+def test_balloon_charts_scale_on_finite_values():
+    """The chart's points: dates spread over x = 28..314, values over y = 112 (lowest) .. 8 (highest);
+    NaN and ±inf dates are left out and do not stretch the scale; a constant history is drawn at
+    mid-height (±1 cm around it); a history with no finite value says so."""
+    from sbts.plugins.exporters.kmz import _svg_charts
+
+    years = np.array([0.0, 0.5, 1.0])
+    values = np.array([[0.0, 1.0, 2.0], [0.0, np.inf, 2.0], [3.0, 3.0, 3.0], [np.nan, np.nan, np.nan],
+                       [np.nan, 1.0, 2.0]], np.float32)
+    charts = _svg_charts(years, values, ["20200101", "20200702", "20201231"])
+
+    def points(chart):
+        return re.search(r'points="([^"]*)"', chart).group(1)
+
+    assert points(charts[0]) == "28,112 171,60 314,8"
+    assert points(charts[1]) == "28,112 314,8"
+    assert points(charts[2]) == "28,60 171,60 314,60" and ">4.0</text>" in charts[2] and ">2.0</text>" in charts[2]
+    assert charts[3] == "<p>no data</p>"
+    assert points(charts[4]) == "171,112 314,8"
