@@ -14,7 +14,9 @@ same functions run on the same inputs, only where and when differs.
   parent, ignores Ctrl-C, one BLAS thread, keeps freed heap for the next block).  At most
   ``2 × workers`` items are in flight, so memory stays near ``workers`` items; the items queued
   behind the running ones are announced to the kernel (``read_ahead``) so that their reads find the
-  page cache.  Results come in submission order.  Ctrl-C or an error cancels the queued items.
+  page cache.  Results come in submission order; their large arrays come back through shared memory
+  (:mod:`sbts.core.compute.shared_results`), not pickled through the pool's pipe.  Ctrl-C or an
+  error cancels the queued items.
 * **dask.distributed** (``cluster="local"`` for a LocalCluster of ``workers`` processes, or a
   scheduler address): one task per item with one BLAS thread, retried twice if a worker is lost;
   results come in completion order.
@@ -28,10 +30,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from sbts.core.compute import shared_results
 from sbts.core.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -131,7 +135,13 @@ def read_and_compute(read: Callable[[T], I], compute: Callable[[T, I], R], item:
     return item, compute(item, read(item))
 
 
-def init_worker(parent: int | None = None) -> None:
+def _read_compute_share(read: Callable[[T], I], compute: Callable[[T, I], R], item: T) -> tuple[T, Any]:
+    """:func:`read_and_compute` in a pool worker: its large arrays return through shared memory
+    (:mod:`sbts.core.compute.shared_results`)."""
+    return item, shared_results.to_shared(compute(item, read(item)))
+
+
+def init_worker(parent: int | None = None, token: str | None = None) -> None:
     """Pool worker set-up: ends with its parent (:mod:`sbts.core.compute.procs`), one BLAS thread (the
     workers share the cores), reused heap memory (:mod:`sbts.core.compute.heap`) and no Ctrl-C handling.
 
@@ -152,6 +162,8 @@ def init_worker(parent: int | None = None) -> None:
     die_with_parent(parent)
     threadpool_limits(limits=1, user_api="blas")
     keep_freed_memory()
+    if parent is not None and token is not None:
+        shared_results.set_pool(parent, token)
 
 
 def _run_here(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R]) -> Iterator[tuple[T, R]]:
@@ -170,9 +182,17 @@ def _run_here(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
             del inputs
 
 
+_active_pools: set[str] = set()  # tokens of this process's running pools
+
+
 def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R], workers: int,
               read_ahead: Callable[[], ReadAheadHint] | None) -> Iterator[tuple[T, R]]:
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),))
+    token = shared_results.new_token()
+    shared_results.clean_at_exit()
+    shared_results.remove_files()  # left by runs that were killed
+    shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
+    _active_pools.add(token)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(), token))
     hint = read_ahead() if read_ahead is not None else None
     try:
         # bounded look-ahead keeps memory near the budget; the items queued behind the running
@@ -184,26 +204,49 @@ def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
                 # ignores it); a Ctrl-C meanwhile reaches this process when it is unblocked
                 mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                 try:
-                    pending.append(pool.submit(read_and_compute, read, compute, item))
+                    pending.append(pool.submit(_read_compute_share, read, compute, item))
                 finally:
                     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             else:
-                pending.append(pool.submit(read_and_compute, read, compute, item))
+                pending.append(pool.submit(_read_compute_share, read, compute, item))
             if hint is not None and len(pending) > workers:
                 hint.advise(item)
             if len(pending) >= workers * 2:
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
+                yield _received(pending.pop(0))
+        while pending:
+            yield _received(pending.pop(0))
     except BaseException:
-        # Ctrl-C or an error: drop the queued items instead of waiting for them
+        # Ctrl-C or an error: drop the queued items instead of waiting for them; the results of the
+        # tasks still running are removed when they end (or by this process's next pool, or at exit)
+        workers_now = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        threading.Thread(target=_sweep_after, args=(workers_now, token), name="sbts-sweep", daemon=True).start()
         raise
     finally:
         if hint is not None:
             hint.close()
+        shared_results.remove_files(os.getpid(), token)  # results in flight that nobody will take
     # forked workers share the caller's open output files' locks: they must be gone before those close
     pool.shutdown(wait=True)
+    _active_pools.discard(token)
+
+
+def _sweep_after(processes: list, token: str) -> None:
+    """Wait for a cancelled pool's workers to end (after their running tasks), then remove the result
+    files they left.  (At interpreter exit, concurrent.futures joins the pools before the ``atexit``
+    sweep of :func:`sbts.core.compute.shared_results.clean_at_exit` runs.)"""
+    try:
+        for process in processes:
+            process.join()
+    finally:
+        shared_results.remove_files(os.getpid(), token)
+        _active_pools.discard(token)
+
+
+def _received(future: Future) -> tuple[Any, Any]:
+    """A pool result with its shared-memory arrays mapped back."""
+    item, result = future.result()
+    return item, shared_results.from_shared(result)
 
 
 def _compute_one_thread(read: Callable[[T], I], compute: Callable[[T, I], R], item: T) -> tuple[T, R]:
