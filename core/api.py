@@ -82,7 +82,7 @@ from sbts.core.inversion.closure import (
 from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS, InversionOutputs, invert_network
 from sbts.core.inversion.options import InversionOptions
 from sbts.core.io.blocks import Block, Budget, pixel_bytes, plan_blocks, plan_blocks_for
-from sbts.core.io.chunk_codec import ChunkCodec, EncodedChunk, chunk_aligned
+from sbts.core.io.chunk_codec import ChunkCodec, EncodedChunk, chunk_aligned, pack_chunks, unpack_chunks
 from sbts.core.io.h5 import (
     INCOMPLETE_ATTR,
     H5Writer,
@@ -174,7 +174,7 @@ __all__ = [
     "H5Writer", "TimeSeriesWriter", "atomic_output", "atomic_write_text", "edit_in_place", "check_distinct",
     "check_free_space", "output_lock", "StackEditor", "encode_dates", "INCOMPLETE_ATTR",
     "output_path", "label_stem", "safe_part", "suffixed", "parse_options", "option_memory",
-    "ChunkCodec", "EncodedChunk", "chunk_aligned",
+    "ChunkCodec", "EncodedChunk", "chunk_aligned", "pack_chunks", "unpack_chunks",
     # compute
     "RAMP_KINDS", "num_coefficients", "fit_ramps", "fit_ramps_samples", "RampSums", "evaluate_ramps", "evaluate_ramps_at",
     "TWO_PI", "DEFAULT_ALPHA", "triplet_indices", "triplet_matrix", "integer_ambiguity", "reference_phase",

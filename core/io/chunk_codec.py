@@ -24,7 +24,7 @@ import numpy as np
 
 from sbts.core.io.blocks import Block
 
-__all__ = ["EncodedChunk", "ChunkCodec", "chunk_aligned"]
+__all__ = ["EncodedChunk", "ChunkCodec", "chunk_aligned", "pack_chunks", "unpack_chunks"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,13 @@ class EncodedChunk:
         Its first (layer, row, column) within the block it was encoded from.
     filter_mask : int
         HDF5's mask of the filters skipped (lzf leaves a chunk it cannot shrink as it is).
-    data : bytes
+    data : bytes or memoryview
         The stored bytes.
     """
 
     offset: tuple[int, ...]
     filter_mask: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,49 @@ class ChunkCodec:
                 mask, raw = ds.id.read_direct_chunk(offset)
                 out.append(EncodedChunk(tuple(int(o) for o in offset), int(mask), bytes(raw)))
         return out
+
+
+def pack_chunks(chunks: Sequence[EncodedChunk]) -> tuple[list, list, np.ndarray, np.ndarray]:
+    """A block's chunks as ``(offsets, filter masks, ends, payload)``, their bytes in one uint8 array.
+
+    A pool worker returns arrays through shared memory (:mod:`sbts.core.compute.shared_results`);
+    a list of ``bytes`` would be pickled through the pool's pipe instead.
+
+    Parameters
+    ----------
+    chunks : sequence of EncodedChunk
+
+    Returns
+    -------
+    tuple
+        The offsets, the filter masks, the end of each chunk in the payload, the payload.
+    """
+    sizes = [len(c.data) for c in chunks]
+    payload = np.empty(sum(sizes), np.uint8)
+    end = 0
+    for c, size in zip(chunks, sizes):
+        payload[end:end + size] = np.frombuffer(c.data, np.uint8)
+        end += size
+    return [c.offset for c in chunks], [c.filter_mask for c in chunks], np.cumsum(sizes, dtype=np.int64), payload
+
+
+def unpack_chunks(packed: tuple[list, list, np.ndarray, np.ndarray]) -> list[EncodedChunk]:
+    """The chunks of :func:`pack_chunks`, their data views of its payload (no copy).
+
+    Parameters
+    ----------
+    packed : tuple
+        What :func:`pack_chunks` returned.
+
+    Returns
+    -------
+    list of EncodedChunk
+    """
+    offsets, masks, ends, payload = packed
+    view = memoryview(np.ascontiguousarray(payload, np.uint8)).cast("B")
+    starts = [0, *np.asarray(ends).tolist()[:-1]]
+    return [EncodedChunk(tuple(int(v) for v in o), int(m), view[s:e])
+            for o, m, s, e in zip(offsets, masks, starts, np.asarray(ends).tolist())]
 
 
 def shape_max(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:

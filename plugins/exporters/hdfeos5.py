@@ -23,7 +23,6 @@ from sbts.core.api import (
     Block,
     ChunkCodec,
     ComputeOptions,
-    EncodedChunk,
     Exporter,
     ExportRequest,
     H5Writer,
@@ -41,12 +40,14 @@ from sbts.core.api import (
     memory_per_task,
     mission_code,
     option_memory,
+    pack_chunks,
     parse_options,
     plan_blocks,
     progress,
     run_blocks,
     safe_part,
     shown,
+    unpack_chunks,
 )
 
 logger = logging.getLogger(__name__)
@@ -366,8 +367,8 @@ class HdfEos5Exporter(Exporter):
             return
         results = run_blocks(blocks, functools.partial(_read_displacement, ts),
                              functools.partial(_encode_block, codec), workers=workers, cluster=cluster)
-        for block, encoded in progress(results, "HDF-EOS5 displacement", "block", total=len(blocks)):
-            w.write_chunks(name, encoded, block)
+        for block, packed in progress(results, "HDF-EOS5 displacement", "block", total=len(blocks)):
+            w.write_chunks(name, unpack_chunks(packed), block)
 
     def _map(self, w: H5Writer, name: str, path: Path, dataset: str, dtype) -> None:
         p = MapProduct(path)
@@ -416,6 +417,7 @@ def _read_displacement(ts: TimeSeries, block: Block) -> np.ndarray:
     return ts.read_dates(block).astype(np.float32, copy=False)
 
 
-def _encode_block(codec: ChunkCodec, _block: Block, data: np.ndarray) -> list[EncodedChunk]:
-    """The lzf chunks of one block (a worker's compression)."""
-    return codec.encode(data)
+def _encode_block(codec: ChunkCodec, _block: Block, data: np.ndarray) -> tuple:
+    """The lzf chunks of one block (a worker's compression), packed in one array (:func:`pack_chunks`:
+    it returns through shared memory, not the pool's pipe)."""
+    return pack_chunks(codec.encode(data))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sbts.core.io.blocks import Block, plan_blocks
-from sbts.core.io.chunk_codec import ChunkCodec, chunk_aligned
+from sbts.core.io.chunk_codec import ChunkCodec, chunk_aligned, pack_chunks, unpack_chunks
 from sbts.core.io.h5 import H5Writer
 from sbts.core.model.metadata import Grid, Metadata
 
@@ -46,12 +46,20 @@ def test_encoded_chunks_equal_the_filters_own(tmp_path, compression, budget_rows
         w.create("x", shape=shape, dtype=np.float32, chunks=chunks, compression=compression)
         for block in blocks:
             w.write_chunks("x", codec.encode(data[:, block.rows, block.cols]), block)
+    # packed into one array (what a pool worker returns through shared memory) and unpacked as views
+    with H5Writer(tmp_path / "packed.h5", meta) as w:
+        w.create("x", shape=shape, dtype=np.float32, chunks=chunks, compression=compression)
+        for block in blocks:
+            packed = pack_chunks(codec.encode(data[:, block.rows, block.cols]))
+            assert isinstance(packed[3], np.ndarray) and packed[3].dtype == np.uint8
+            w.write_chunks("x", unpack_chunks(packed), block)
     plain, plain_data = _chunk_bytes(tmp_path / "plain.h5")
-    direct, direct_data = _chunk_bytes(tmp_path / "direct.h5")
-    assert plain.keys() == direct.keys()
-    for key in plain:
-        assert plain[key] == direct[key], key
-    np.testing.assert_array_equal(direct_data, data)
+    for other in ("direct.h5", "packed.h5"):
+        direct, direct_data = _chunk_bytes(tmp_path / other)
+        assert plain.keys() == direct.keys()
+        for key in plain:
+            assert plain[key] == direct[key], (other, key)
+        np.testing.assert_array_equal(direct_data, data)
 
 
 def test_chunk_aligned():
