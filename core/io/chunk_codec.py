@@ -133,7 +133,7 @@ def unpack_chunks(packed: tuple[list, list, np.ndarray, np.ndarray]) -> list[Enc
     list of EncodedChunk
     """
     offsets, masks, ends, payload = packed
-    view = memoryview(np.ascontiguousarray(payload, np.uint8)).cast("B")
+    view = np.ascontiguousarray(payload, np.uint8).data.cast("B")
     starts = [0, *np.asarray(ends).tolist()[:-1]]
     return [EncodedChunk(tuple(int(v) for v in o), int(m), view[s:e])
             for o, m, s, e in zip(offsets, masks, starts, np.asarray(ends).tolist())]
