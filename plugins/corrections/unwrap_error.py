@@ -477,9 +477,9 @@ def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_r
     return U
 
 
-def _read_closure_block(stack: IfgramStack, in_name: str, item) -> np.ndarray:
-    """Every pair of one block, float32 (the I/O of a fill task)."""
-    return stack.read(in_name, item[0]).astype(np.float32, copy=False)
+def _read_closure_block(stack: IfgramStack, in_name: str, pairs: np.ndarray, item) -> np.ndarray:
+    """The ``pairs`` of one block, float32 (the I/O of a fill task)."""
+    return stack.read(in_name, item[0], index=pairs).astype(np.float32, copy=False)
 
 
 def _shift_block(shift_lut: np.ndarray, n_region: int, item, data: np.ndarray) -> np.ndarray:
@@ -509,19 +509,29 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
                     {int(r): int(U[r, k]) for r in np.flatnonzero(U[:, k])})
     m = len(stack.pairs)
     shift_lut = np.vstack([TWO_PI * U, np.zeros((1, m))]).astype(np.float32)  # last row: no region
+    with h5py.File(stack_path, "r") as f:
+        # a float32 dataset stored in the stack (MintPy's files): its stored chunks are copied; a
+        # virtual one (a stack appended in parts) or another type is written pair by pair
+        copy = f[in_name].dtype == np.float32 and not f[in_name].is_virtual
+    # the pairs with a cycle to add somewhere: the others are copied from the input inside the stack
+    changed = np.flatnonzero(np.any(shift_lut != 0, axis=0)) if copy else np.arange(m)
+    lut = np.ascontiguousarray(shift_lut[:, changed])
 
     def fill(ds: h5py.Dataset) -> None:
-        # the block read, its shift and output, and the next block read ahead (float32), the flags
-        blocks = plan_blocks(stack.shape, m * 17, memory_per_task(max_memory, num_worker, cluster),
+        # (the block read, its shift and output, and the next block read ahead, float32; the flags)
+        blocks = plan_blocks(stack.shape, changed.size * 17, memory_per_task(max_memory, num_worker, cluster),
                              stack.chunk_shape(in_name))
         items = [(block, np.ascontiguousarray(region[block.slices])) for block in blocks]
-        results = run_blocks(items, functools.partial(_read_closure_block, stack, in_name),
-                             functools.partial(_shift_block, shift_lut, n_region),
+        results = run_blocks(items, functools.partial(_read_closure_block, stack, in_name, changed),
+                             functools.partial(_shift_block, lut, n_region),
                              workers=num_worker, cluster=cluster)
         for (block, _), out in progress(results, "phase closure", "block", total=len(items)):
             ds[:, block.rows, block.cols] = out
 
-    write_stack_dataset(stack_path, out_name, fill, like=in_name, attrs=attrs)
+    if copy:
+        StackEditor(stack_path).write_corrected_copy(out_name, in_name, changed, fill, attrs=attrs)
+    else:
+        write_stack_dataset(stack_path, out_name, fill, like=in_name, attrs=attrs)
     n_fixed = int(np.any(U != 0, axis=0).sum())
     return f"phase closure: {n_fixed} pair(s) corrected on {n_region} common region(s) → {out_name}"
 

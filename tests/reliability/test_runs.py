@@ -214,6 +214,7 @@ LOCKED = {
     "deramp": (["correct", "deramp", "t.cfg"], "timeseries_ramp.h5"),
     "dem_error": (["correct", "dem_error", "t.cfg"], "demErr.h5"),
     "bridging": (["correct", "bridging", "t.cfg"], "inputs/ifgramStack.h5"),
+    "phase_closure": (["correct", "phase_closure", "t.cfg"], "inputs/ifgramStack.h5"),
     "velocity": (["velocity", "t.cfg", "-i", "timeseries.h5"], "velocity.h5"),
     "rms": (["rms", "t.cfg", "-i", "timeseries.h5", "--no-plot"], "reference_date.txt"),
     "refdate": (["refdate", "t.cfg", "timeseries.h5", "--date", "{date}", "-o", "ts_ref.h5"], "ts_ref.h5"),
@@ -343,6 +344,7 @@ FULL = {
     "dem_error": ["correct", "dem_error", "t.cfg", "-i", "timeseries.h5", "-o", "out/ts_demErr.h5", "-d", "out",
                   "-g", "inputs/geometryGeo.h5"],
     "bridging": ["correct", "bridging", "t.cfg", "-i", "out/ifgramStack.h5", "-d", "out"],
+    "phase_closure": ["correct", "phase_closure", "t.cfg", "-i", "out/ifgramStack.h5", "-d", "out"],
     "velocity": ["velocity", "t.cfg", "-i", "timeseries.h5", "-o", "out/velocity.h5"],
     "rms": ["rms", "t.cfg", "-i", "timeseries.h5", "-d", "out"],
     "refdate": ["refdate", "t.cfg", "timeseries.h5", "--date", "{date}", "-o", "out/ts_ref.h5"],
@@ -362,6 +364,9 @@ FULL = {
     "tsview": ["tsview", "timeseries.h5", "--yx", "5", "5", "--save", "out/ts.png", "--nodisplay"],
     "run": ["run", "t.cfg", "-d", "out", "--end", "invert_network"],
 }
+
+
+STACK_EDITORS = ("bridging", "phase_closure")  # they add a dataset to the stack they are given
 
 
 def _lookup(work: Path) -> None:
@@ -407,7 +412,7 @@ def test_full_disk_every_writer(rel, project, command, note):
     observed = []
     with rel.tmpfs(out, "3m"):
         keep = ()
-        if command == "bridging":  # the stack it edits must be on the full disk
+        if command in STACK_EDITORS:  # the stack it edits must be on the full disk
             shutil.copy(work / "inputs/ifgramStack.h5", out / "ifgramStack.h5")
             keep = ("ifgramStack.h5",)
             stack_before = rel.h5_arrays(out / "ifgramStack.h5")
@@ -425,7 +430,7 @@ def test_full_disk_every_writer(rel, project, command, note):
         assert res.code == 0, f"{command} failed with space free:\n{res.out[-2000:]}"
         size = _outputs_size(out) - (_outputs_size(out / keep[0]) if keep else 0)
         _clear(out, keep)
-        if command == "bridging":
+        if command in STACK_EDITORS:
             shutil.copy(work / "inputs/ifgramStack.h5", out / "ifgramStack.h5")
         # 3. part of the space, the checks blinded: the write itself fails (in a subprocess: this
         #    is the path that crashed the interpreter)
@@ -434,7 +439,7 @@ def test_full_disk_every_writer(rel, project, command, note):
         observed.append(_clean_or_ok(rel, res, f"{command}, disk filling up"))
         assert not _leftovers(out), _leftovers(out)
         _finals_complete(rel, out)
-        if command == "bridging" and res.code != 0:  # the stack keeps its data, and no new dataset appears
+        if command in STACK_EDITORS and res.code != 0:  # the stack keeps its data, and no new dataset appears
             after = rel.h5_arrays(out / "ifgramStack.h5")
             assert set(after) == set(stack_before), sorted(set(after) ^ set(stack_before))
             for name, data in stack_before.items():
