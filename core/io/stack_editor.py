@@ -197,6 +197,7 @@ class StackEditor:
                     # written into the files it maps (the loaded parts)
                     raise ValueError(f"{source}: a float32 3-D dataset stored in the stack is needed, "
                                      f"not {src.dtype} {src.shape}{' (virtual)' if src.is_virtual else ''}")
+                layer_chunks = tuple(src.chunks[1:]) if src.chunks else tuple(shape[1:])
                 current = f.get(name)
                 in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
             layer_bytes = int(np.prod(shape[1:])) * 4
@@ -206,8 +207,7 @@ class StackEditor:
                 if len(layers):
                     with H5Writer(scratch, {}, provenance={}) as w:
                         ds = w.create(name, shape=(len(layers),) + tuple(shape[1:]), dtype=np.float32,
-                                      chunks=(1,) + tuple(min(c, n) for c, n in zip(src_chunks(self.path, source),
-                                                                                        shape[1:])))
+                                      chunks=(1,) + layer_chunks)
                         fill(ds)
                         w.flush()
                         del ds
@@ -271,13 +271,6 @@ def read_versions(f: h5py.File) -> dict[str, list]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def src_chunks(path: Path, name: str) -> tuple[int, ...]:
-    """The chunk shape of the rows and columns of 3-D dataset ``name`` (its whole layer if contiguous)."""
-    with h5py.File(path, "r") as f:
-        ds = f[name]
-        return tuple(ds.chunks[1:]) if ds.chunks else tuple(ds.shape[1:])
 
 
 def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20) -> None:
