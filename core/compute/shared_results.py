@@ -27,6 +27,7 @@ import mmap
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,15 +75,19 @@ def to_shared(result: Any) -> Any:
 
 
 def _convert(obj: Any) -> Any:
-    if type(obj) is np.ndarray:
-        return _share(obj) if obj.nbytes >= MIN_BYTES and not obj.dtype.hasobject else obj
+    return _walk(obj, lambda v: _share(v) if type(v) is np.ndarray and v.nbytes >= MIN_BYTES
+                 and not v.dtype.hasobject else v)
+
+
+def _walk(obj: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``obj`` with ``leaf`` applied to everything that is not a tuple, list or dict inside it."""
     if type(obj) is tuple:
-        return tuple(_convert(v) for v in obj)
+        return tuple(_walk(v, leaf) for v in obj)
     if type(obj) is list:
-        return [_convert(v) for v in obj]
+        return [_walk(v, leaf) for v in obj]
     if type(obj) is dict:
-        return {k: _convert(v) for k, v in obj.items()}
-    return obj
+        return {k: _walk(v, leaf) for k, v in obj.items()}
+    return leaf(obj)
 
 
 def _share(array: np.ndarray) -> np.ndarray | SharedArray:
@@ -114,15 +119,7 @@ def _share(array: np.ndarray) -> np.ndarray | SharedArray:
 
 def from_shared(result: Any) -> Any:
     """``result`` with every :class:`SharedArray` mapped back (and its file unlinked)."""
-    if isinstance(result, SharedArray):
-        return _attach(result)
-    if type(result) is tuple:
-        return tuple(from_shared(v) for v in result)
-    if type(result) is list:
-        return [from_shared(v) for v in result]
-    if type(result) is dict:
-        return {k: from_shared(v) for k, v in result.items()}
-    return result
+    return _walk(result, lambda v: _attach(v) if isinstance(v, SharedArray) else v)
 
 
 def _attach(shared: SharedArray) -> np.ndarray:

@@ -141,31 +141,12 @@ class StackEditor:
                 with h5py.File(scratch, "r") as t, edit_in_place(self.path) as f:
                     _remove_leftovers(f, name)
                     if in_place:
-                        dst = f[name]
-                        dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
-                        for key in attrs or {}:
-                            if key in dst.attrs:
-                                del dst.attrs[key]
-                        f.flush()
+                        dst = _mark_incomplete(f, name, attrs)
                         _copy_layers(t[name], dst)
                     else:
                         t.copy(t[name], f, name=name + _TMP_SUFFIX)
-                        f.flush()
-                        if name in f:
-                            f.move(name, name + _OLD_SUFFIX)
-                        f.move(name + _TMP_SUFFIX, name)
-                        if name + _OLD_SUFFIX in f:
-                            del f[name + _OLD_SUFFIX]
-                        dst = f[name]
-                    dst.attrs["MODIFICATION_TIME"] = str(time.time())
-                    dst.attrs["UNIT"] = "radian"
-                    for key, value in (attrs or {}).items():
-                        dst.attrs[key] = value
-                    for key, value in (root_attrs or {}).items():
-                        f.attrs[key] = value
-                    self._stamp(f, f"data:{name}", new_version())
-                    if INCOMPLETE_ATTR in dst.attrs:
-                        del dst.attrs[INCOMPLETE_ATTR]
+                        dst = _rename_into_place(f, name)
+                    self._finish(f, dst, name, attrs, root_attrs)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     scratch.unlink()
@@ -216,12 +197,7 @@ class StackEditor:
                     f = stack.enter_context(edit_in_place(self.path))
                     _remove_leftovers(f, name)
                     if in_place:
-                        dst = f[name]
-                        dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
-                        for key in attrs or {}:
-                            if key in dst.attrs:
-                                del dst.attrs[key]
-                        f.flush()
+                        dst = _mark_incomplete(f, name, attrs)
                         _copy_layers(f[source], dst)
                     else:
                         f.copy(f[source], f, name=name + _TMP_SUFFIX)
@@ -233,25 +209,25 @@ class StackEditor:
                             dst[k] = t[name][i]
                     dst.flush()
                     if not in_place:
-                        f.flush()
-                        if name in f:
-                            f.move(name, name + _OLD_SUFFIX)
-                        f.move(name + _TMP_SUFFIX, name)
-                        if name + _OLD_SUFFIX in f:
-                            del f[name + _OLD_SUFFIX]
-                        dst = f[name]
-                    dst.attrs["MODIFICATION_TIME"] = str(time.time())
-                    dst.attrs["UNIT"] = "radian"
-                    for key, value in (attrs or {}).items():
-                        dst.attrs[key] = value
-                    for key, value in (root_attrs or {}).items():
-                        f.attrs[key] = value
-                    self._stamp(f, f"data:{name}", new_version())
-                    if INCOMPLETE_ATTR in dst.attrs:
-                        del dst.attrs[INCOMPLETE_ATTR]
+                        dst = _rename_into_place(f, name)
+                    self._finish(f, dst, name, attrs, root_attrs)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     scratch.unlink()
+
+    def _finish(self, f: h5py.File, dst: h5py.Dataset, name: str, attrs: Mapping[str, Any] | None,
+                root_attrs: Mapping[str, Any] | None) -> None:
+        """A corrected dataset written: its attributes, the stack's, its version, and (last) the
+        incomplete mark of an in-place rewrite removed."""
+        dst.attrs["MODIFICATION_TIME"] = str(time.time())
+        dst.attrs["UNIT"] = "radian"
+        for key, value in (attrs or {}).items():
+            dst.attrs[key] = value
+        for key, value in (root_attrs or {}).items():
+            f.attrs[key] = value
+        self._stamp(f, f"data:{name}", new_version())
+        if INCOMPLETE_ATTR in dst.attrs:
+            del dst.attrs[INCOMPLETE_ATTR]
 
     # ---------------------------------------------------------------- versions
     def _stamp(self, f: h5py.File, part: str, version: str = "") -> None:
@@ -271,6 +247,29 @@ def read_versions(f: h5py.File) -> dict[str, list]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _mark_incomplete(f: h5py.File, name: str, attrs: Mapping[str, Any] | None) -> h5py.Dataset:
+    """Dataset ``name``, about to be rewritten in place: marked incomplete (every reader refuses it),
+    without the ``attrs`` that may say it is up to date, the mark flushed before any data changes."""
+    dst = f[name]
+    dst.attrs[INCOMPLETE_ATTR] = "rewritten in place by an unwrapping-error correction"
+    for key in attrs or {}:
+        if key in dst.attrs:
+            del dst.attrs[key]
+    f.flush()
+    return dst
+
+
+def _rename_into_place(f: h5py.File, name: str) -> h5py.Dataset:
+    """The complete ``name`` + temporary suffix renamed to ``name`` (an older one removed)."""
+    f.flush()
+    if name in f:
+        f.move(name, name + _OLD_SUFFIX)
+    f.move(name + _TMP_SUFFIX, name)
+    if name + _OLD_SUFFIX in f:
+        del f[name + _OLD_SUFFIX]
+    return f[name]
 
 
 def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20) -> None:

@@ -22,18 +22,18 @@ quadratic_range   1, x, x²
 quadratic_azimuth 1, y, y²
 ============== =============================
 
-Pure numpy; no I/O.
+Pure numpy; no file is opened here (:meth:`RampSums.of_series` reads through the objects it is given).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-from sbts.core.io.blocks import Block
+from sbts.core.io.blocks import Block, pixel_bytes, plan_blocks_for
 
 logger = logging.getLogger(__name__)
 
@@ -360,6 +360,44 @@ class RampSums:
         self.count = 0
         self._nan_gram: np.ndarray | None = None  # (n, k, k): terms of the samples that are NaN at a date
         self._nan_count = np.zeros(num_date, np.int64)
+
+    @classmethod
+    def of_series(cls, ts: Any, read_mask: Callable[[Block], np.ndarray], kind: str,
+                  max_memory: float) -> tuple[RampSums, bool]:
+        """The sums over the valid mask pixels of a time series read block by block within
+        ``max_memory`` GB (``ts``: a :class:`~sbts.core.io.products.TimeSeries`; ``read_mask(block)``:
+        the mask's bool block), and whether the mask selects any pixel.  A pixel that is 0 at every
+        date (no data) carries no ramp.  The reads are the callers' objects: this module opens no file.
+
+        Parameters
+        ----------
+        ts : TimeSeries
+            ``shape``, ``dates``, ``read_dates(block)``, ``chunk_shape(name)``, ``dataset_name``.
+        read_mask : callable
+            The mask of a block (bool).
+        kind : str
+            One of ``RAMP_KINDS``.
+        max_memory : float
+            GB for a block.
+
+        Returns
+        -------
+        tuple
+            The sums, and whether the mask selects any pixel.
+        """
+        n, shape = len(ts.dates), ts.shape
+        sums = cls(n, shape, kind)
+        any_mask = False
+        # the block read (float32), its no-data test and a row's samples
+        for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory,
+                                     ts.chunk_shape(ts.dataset_name)):
+            m = read_mask(block)
+            if not m.any():
+                continue
+            any_mask = True
+            layers = ts.read_dates(block)
+            sums.add(layers, m & layers.any(axis=0), block)
+        return sums, any_mask
 
     def add(self, values: np.ndarray, mask: np.ndarray, block: Block) -> None:
         """Add the samples ``mask`` ``(h, w)`` of ``values`` ``(n, h, w)``, the dates of ``block``."""

@@ -140,17 +140,7 @@ def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.
     row (:class:`sbts.core.model.ramps.RampSums`), so the fit needs one block in memory and gives
     the same coefficients whatever the budget and the workers.
     """
-    n, shape = len(ts.dates), ts.shape
-    sums = RampSums(n, shape, kind)
-    any_mask = False
-    # the block read (float32), its no-data test and a row's samples
-    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name)):
-        m = mask.read(block)
-        if not m.any():
-            continue
-        any_mask = True
-        layers = ts.read_dates(block)
-        sums.add(layers, m & layers.any(axis=0), block)
+    sums, any_mask = RampSums.of_series(ts, mask.read, kind, max_memory)
     if not any_mask:
         raise DataError("the mask selects no pixel: no ramp can be fitted (mintpy.residualRMS.maskFile)")
     if not sums.count:

@@ -208,18 +208,7 @@ def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: s
          max_memory: float) -> tuple[np.ndarray, int]:
     """Ramp coefficients of every date from every valid mask pixel, read block by block; and the
     number of pixels they were fitted on.  A pixel that is 0 at every date (no data) carries no ramp."""
-    shape = ts.shape
-    n = len(ts.dates)
-    sums = RampSums(n, shape, kind)
-    any_mask = False
-    # the block read (float32), its no-data test and a row's samples
-    for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory, ts.chunk_shape(ts.dataset_name)):
-        m = _read_mask(mask, mask_name, block)
-        if not m.any():
-            continue
-        any_mask = True
-        layers = ts.read_dates(block)
-        sums.add(layers, m & layers.any(axis=0), block)
+    sums, any_mask = RampSums.of_series(ts, functools.partial(_read_mask, mask, mask_name), kind, max_memory)
     if not any_mask:
         raise DataError(f"{mask.path if mask else 'the image'}: the mask selects no pixel; nothing to fit a ramp on")
     if not sums.count:
