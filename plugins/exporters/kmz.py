@@ -528,7 +528,7 @@ class KmzTimeSeriesExporter(Exporter):
         count = 0
         style = _BoxStyle(geo, vlim, tuple(colours), years, tuple(labels))
         workers, cluster = (compute.num_worker, compute.cluster) if compute else (1, None)
-        groups = _box_groups(boxes, workers if not cluster else max(workers, 1))
+        groups = _box_groups(boxes, workers)
         with tempfile.TemporaryDirectory() as tmpdir, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             z = _Archive(archive)
             z.writestr("doc.kml", _kml_document(title, self._overlays(product, geo) + "".join(folders)))
