@@ -498,7 +498,10 @@ class _Context:
             count = self._redundancy(valid[:, part])
             ok[part] = (count[1:] >= self.min_redundancy).all(axis=0) & (num_used[part] > 0)
 
-        gaps = self._num_gaps(valid)
+        # a pixel with every pair has the full network's gaps: the coverage product only for the others
+        gaps = np.full(k, self.full_gaps, dtype=np.intp)
+        if part.size:
+            gaps[part] = self._num_gaps(valid[:, part])
         nsb = ok & (gaps > 0) if self.nsbas is not None else np.zeros(k, dtype=bool)
         todo = np.flatnonzero(ok & ~nsb)
         if w is None and todo.size and drop is None:  # second pass: per pixel, whatever its chunk
