@@ -25,11 +25,13 @@ tree sampled while the step ran, and the bytes it read from the disk (``read_byt
 of the whole process, start-up included.
 
 Usage: python bench/bench_workflow.py [--dir /tmp/sbts_bench_wf] [--size 1000] [--max-memory 4]
-                                      [--workers 1] [--cluster local] [--whole]
+                                      [--workers 1] [--cluster local] [--whole] [--repeat 3]
 
 ``--size N`` is an N × N stack (``--size L W`` for another shape); ``--workers 1,2,4`` repeats the
 run with each number of workers (mintpy.compute.numWorker) and prints one table per run;
 ``--cluster local`` (or a scheduler address) adds a run of the last number of workers on dask.
+``--repeat N`` runs each configuration N times (page cache dropped before each) and prints each
+step's median time with its range: on a shared 2-core VM one run's steps swing by ±15 %.
 With several runs, every dataset of every HDF5 product is compared with the first run's: the runs
 with the same blocks (the pool and dask with the same workers) must be identical; another number of
 workers splits the budget into other blocks, which may move the last bits of least-squares results.
@@ -285,6 +287,8 @@ def main() -> None:
     ap.add_argument("--workers", default="1", help="mintpy.compute.numWorker; a list (1,2,4) runs once per value")
     ap.add_argument("--cluster", default=None, help="local or a dask scheduler address (--cluster of sbts run)")
     ap.add_argument("--whole", action="store_true", help="one sbts run process (as users run it), not one per step")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each configuration; the table gives each step's median and range")
     args = ap.parse_args()
     shape = (args.size[0], args.size[-1])
     inputs = args.dir / f"inputs_{shape[0]}x{shape[1]}_{args.dates}"
@@ -303,41 +307,66 @@ def main() -> None:
                                                                       else [])
     for workers, cluster in runs:
         work = args.dir / f"work_{shape[0]}x{shape[1]}_{workers}{'_dask' if cluster else ''}"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        template = work / "bench.cfg"
-        template.write_text(CHAIN.format(stack=stack, geometry=geometry, max_memory=args.max_memory,
-                                         workers=workers))
         extra = ["--cluster", cluster] if cluster else []
         floor, cold = floor_read({stack: ["unwrapPhase", "coherence"],
                                   geometry: ["height", "incidenceAngle", "slantRangeDistance", "latitude",
                                              "longitude"]})
-        drop_caches()
         print(f"\nstack {shape[0]} x {shape[1]} px, {args.dates} dates, {m} pairs, {size_gb:.2f} GB of inputs; "
               f"--max-memory {args.max_memory:g} GB, {workers} worker(s){', cluster ' + cluster if cluster else ''}"
               f", {os.cpu_count()} cores")
-        print(f"floor: {'cold' if cold else 'warm (page cache not dropped)'} read of the inputs {floor:.2f} s\n")
-        print("| step | wall (s) | peak RSS (MB) | read (MB) | status |\n|---|---:|---:|---:|---|")
-        total, peak_all, read_all = 0.0, 0.0, 0.0
-        if args.whole:
-            rows, total, status = run_whole(template, work, extra)
-            for step, wall, peak, read in rows:
-                peak_all = max(peak_all, peak)
-                read_all += read
-                print(f"| {step} | {wall:.1f} | {peak:.0f} | {read / 1e6:.0f} | |")
-            print(f"| (start-up, plan, summary) | {total - sum(r[1] for r in rows):.1f} | | | {status} |")
-        for step in [] if args.whole else step_names(template):
-            wall, peak, read, status = run_step(template, work, step, extra)
-            total += wall
-            peak_all = max(peak_all, peak)
-            read_all += read
-            print(f"| {step} | {wall:.1f} | {peak:.0f} | {read / 1e6:.0f} | {status} |", flush=True)
-        print(f"| **total** | **{total:.1f}** | **{peak_all:.0f}** | **{read_all / 1e6:.0f}** | "
+        print(f"floor: {'cold' if cold else 'warm (page cache not dropped)'} read of the inputs {floor:.2f} s")
+        reps = [_one_run(args, work, stack, geometry, workers, extra) for _ in range(args.repeat)]
+        if args.repeat > 1:
+            print(f"\n{args.repeat} runs: median wall time per step (fastest–slowest), largest peak RSS, "
+                  "median bytes read")
+        print("\n| step | wall (s) | peak RSS (MB) | read (MB) | status |\n|---|---:|---:|---:|---|")
+        for step in reps[0][0]:
+            walls = [r[0][step][0] for r in reps]
+            peak = max(r[0][step][1] for r in reps)
+            read = float(np.median([r[0][step][2] for r in reps]))
+            status = "; ".join(sorted({r[0][step][3] for r in reps} - {""}))
+            print(f"| {step} | {_spread(walls)} | {peak:.0f} | {read / 1e6:.0f} | {status} |")
+        totals = [r[1] for r in reps]
+        total = float(np.median(totals))
+        peak_all = max(max(v[1] for v in r[0].values()) for r in reps)
+        read_all = float(np.median([sum(v[2] for v in r[0].values()) for r in reps]))
+        print(f"| **total** | **{_spread(totals)}** | **{peak_all:.0f}** | **{read_all / 1e6:.0f}** | "
               f"{total / floor:.1f}× the floor; budget {args.max_memory * 1024:.0f} MB + 300 |")
         works.append(work)
     if len(works) > 1:
         compare(works)
+
+
+def _spread(values: list[float]) -> str:
+    """The median of ``values`` and, with more than one, their range: this VM's runs differ by ±15 %."""
+    med = f"{float(np.median(values)):.1f}"
+    return med if len(values) == 1 else f"{med} ({min(values):.1f}–{max(values):.1f})"
+
+
+def _one_run(args, work: Path, stack: Path, geometry: Path, workers: int, extra: list[str]
+             ) -> tuple[dict[str, tuple[float, float, float, str]], float]:
+    """One run of the chain in a fresh ``work``, page cache dropped first: ({step: (wall, peak RSS MB,
+    bytes read, status)} in the order of the run, total wall time)."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    template = work / "bench.cfg"
+    template.write_text(CHAIN.format(stack=stack, geometry=geometry, max_memory=args.max_memory,
+                                     workers=workers))
+    drop_caches()
+    steps: dict[str, tuple[float, float, float, str]] = {}
+    if args.whole:
+        rows, total, status = run_whole(template, work, extra)
+        for step, wall, peak, read in rows:
+            steps[step] = (wall, peak, read, "")
+        steps["(start-up, plan, summary)"] = (total - sum(r[1] for r in rows), 0.0, 0.0, status)
+        return steps, total
+    total = 0.0
+    for step in step_names(template):
+        wall, peak, read, status = run_step(template, work, step, extra)
+        total += wall
+        steps[step] = (wall, peak, read, status)
+    return steps, total
 
 
 def _datasets(f: h5py.File) -> list[str]:
