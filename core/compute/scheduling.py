@@ -19,7 +19,8 @@ same functions run on the same inputs, only where and when differs.
   error cancels the queued items.
 * **dask.distributed** (``cluster="local"`` for a LocalCluster of ``workers`` processes, or a
   scheduler address): one task per item with one BLAS thread, retried twice if a worker is lost;
-  results come in completion order.
+  results come in completion order.  The client (and a LocalCluster) is opened once and kept for
+  the later steps of the run (:func:`dask_client`, closed by :func:`close_clusters`).
 
 ``read`` and ``compute`` must be picklable for the pool and dask (module-level functions, or
 :func:`functools.partial` of them over picklable arguments).
@@ -27,6 +28,7 @@ same functions run on the same inputs, only where and when differs.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -259,23 +261,82 @@ def _compute_one_thread(read: Callable[[T], I], compute: Callable[[T, I], R], it
 
 def _run_dask(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R], workers: int,
               cluster: str) -> Iterator[tuple[T, R]]:
+    client = dask_client(cluster, workers)
+    from dask.distributed import as_completed
+
+    futures = [client.submit(_compute_one_thread, read, compute, item, pure=False, retries=2) for item in items]
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise InputError("--cluster needs dask.distributed: pip install 'dask[distributed]'") from None
-    own = None
-    if cluster == "local":
-        own = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(own)
-    else:
-        client = Client(cluster)
-    try:
-        futures = [client.submit(_compute_one_thread, read, compute, item, pure=False, retries=2)
-                   for item in items]
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):  # the client is not the default one
             yield fut.result()
             fut.release()
     finally:
+        # an error, Ctrl-C or a caller that stops early: nothing of this call keeps running on the cluster
+        left = [f for f in futures if not f.done()]
+        if left:
+            client.cancel(left)
+
+
+_clients: dict[tuple[str, int], tuple[Any, Any]] = {}  # (cluster, workers) -> (Client, own LocalCluster or None)
+_clients_lock = threading.Lock()
+
+
+def dask_client(cluster: str, workers: int = 1) -> Any:
+    """The dask client of ``cluster`` for this process: started (``"local"``: a LocalCluster of
+    ``workers`` processes) or connected on first use, then kept for every later step of the run.
+
+    Starting a LocalCluster and importing sbts, numpy and h5py in its workers takes 1–2 s; a run
+    calls :func:`run_blocks` some twenty times, so one cluster per call cost more than some steps'
+    work.  The workers keep nothing between tasks but their imported modules.  The clients are
+    closed by :func:`close_clusters` (the end of ``sbts run``, and this process's exit).
+
+    Parameters
+    ----------
+    cluster : str
+        ``"local"`` or a scheduler address.
+    workers : int
+        Processes of a LocalCluster (ignored for an address: its scheduler has its own workers).
+
+    Returns
+    -------
+    dask.distributed.Client
+    """
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--cluster needs dask.distributed: pip install 'dask[distributed]'") from None
+    key = (cluster, max(1, int(workers)) if cluster == "local" else 0)
+    with _clients_lock:
+        held = _clients.pop(key, None)
+        if held is not None:
+            if held[0].status == "running":
+                _clients[key] = held
+                return held[0]
+            _close_client(*held)  # its scheduler went away: start again
+        own = None
+        if cluster == "local":
+            own = LocalCluster(n_workers=key[1], threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(own, set_as_default=False)
+        else:
+            client = Client(cluster, set_as_default=False)
+        if not _clients:
+            atexit.register(close_clusters)  # once per set of open clients (unregistered when they close)
+        _clients[key] = (client, own)
+        return client
+
+
+def close_clusters() -> None:
+    """Close the dask clients and LocalClusters :func:`dask_client` opened in this process (none: nothing)."""
+    with _clients_lock:
+        held = list(_clients.values())
+        _clients.clear()
+        atexit.unregister(close_clusters)
+    for client, own in held:
+        _close_client(client, own)
+
+
+def _close_client(client: Any, own: Any) -> None:
+    try:
         client.close()
+    finally:
         if own is not None:
             own.close()

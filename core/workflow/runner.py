@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sbts.core.compute.scheduling import close_clusters
 from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import SbtsError
@@ -100,6 +101,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             reports.append(StepReport(getattr(exc, "step", "?"), "failed", note=str(exc)))
             raise
         finally:
+            close_clusters()  # the dask client the steps shared (none without --cluster)
             _write_summary(work_dir, reports)
             root.removeHandler(handler)
             handler.close()

@@ -23,6 +23,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from sbts.core.compute import scheduling  # noqa: E402
 from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
 from sbts.core.workflow.runner import run_workflow  # noqa: E402
 
@@ -68,6 +69,7 @@ def runs(tmp_path_factory):
         assert all(r.status in ("ran", "disabled") for r in reports), [(r.name, r.status, r.note) for r in reports]
         assert {r.name for r in reports if r.status == "ran"} >= {"correct_unwrap_error", "geocode", "google_earth",
                                                                     "hdfeos5"}
+        assert not scheduling._clients, "the run left its dask cluster open"
         works[name] = template.parent
     return works
 

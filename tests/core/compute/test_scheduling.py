@@ -88,3 +88,26 @@ def test_nothing_to_do_and_memory_share():
     assert memory_per_task(2.0) == 2.0 and memory_per_task(2.0, workers=4) == 0.5
     assert memory_per_task(2.0, workers=1, cluster="local") == 2.0
     assert describe(1) == "" and describe(3) == " on 3 workers" and describe(1, "tcp://x:8786") == " on 1 worker"
+
+
+def test_dask_cluster_is_started_once_and_survives_an_error():
+    """A run calls run_blocks some twenty times: the LocalCluster (1–2 s to start, and its workers'
+    imports) is kept from one call to the next, an error in a block leaves it usable with nothing of
+    the failed call still queued, and close_clusters ends it."""
+    pytest.importorskip("dask.distributed")
+    from sbts.core.compute import scheduling
+
+    scheduling.close_clusters()
+    try:
+        first = list(run_blocks(BLOCKS, functools.partial(read_rows, 2.0), square_sum, workers=2, cluster="local"))
+        client = scheduling.dask_client("local", 2)
+        with pytest.raises(ValueError, match="bad block"):
+            list(run_blocks(BLOCKS, functools.partial(read_rows, 1.0), fail_on_second, workers=2, cluster="local"))
+        assert client.status == "running"
+        second = list(run_blocks(BLOCKS, functools.partial(read_rows, 2.0), square_sum, workers=2, cluster="local"))
+        assert scheduling.dask_client("local", 2) is client
+        assert {pid for _, (_, pid) in first} == {pid for _, (_, pid) in second}, "the workers were started again"
+        assert sorted((b.row_start, v) for b, (v, _) in second) == sorted((b.row_start, expected(b)) for b in BLOCKS)
+    finally:
+        scheduling.close_clusters()
+    assert client.status == "closed" and not scheduling._clients
