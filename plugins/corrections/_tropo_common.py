@@ -14,11 +14,14 @@ removed the way MintPy's ``diff.py`` does: re-referenced in space to ``REF_Y/REF
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,8 @@ from sbts.core.api import (
     TimeSeriesWriter,
     pixel_bytes,
     plan_blocks_for,
+    progress,
+    run_blocks,
 )
 
 logger = logging.getLogger(__name__)
@@ -215,12 +220,69 @@ def reference_pixel(ts: TimeSeries) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------------- delay files
+class PixelArrays:
+    """Full-image arrays that every date's delay needs (heights, incidence, latitude, longitude ...).
+
+    In one process they are the arrays themselves.  For the pool or dask they are written once as
+    ``.npy`` files in a folder beside the delay file (on the work directory's storage, which dask
+    workers share) and each task maps them: only the paths travel with the tasks, not ~33 bytes a
+    pixel for every date.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], folder: Path | None = None):
+        self._arrays: dict[str, np.ndarray] | None = arrays
+        self._paths: dict[str, str] = {}
+        if folder is not None:
+            for name, value in arrays.items():
+                target = folder / f"{name}.npy"
+                np.save(target, np.ascontiguousarray(value))
+                self._paths[name] = str(target)
+            self._arrays = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if self._arrays is not None:
+            return self._arrays[name]
+        return np.load(self._paths[name], mmap_mode="r")
+
+    def __getstate__(self) -> dict:
+        if self._arrays is not None and not self._paths:
+            raise RuntimeError("PixelArrays kept in memory are not sent to workers: give a folder")
+        return {"_arrays": None, "_paths": self._paths}
+
+
+@contextlib.contextmanager
+def pixel_arrays(arrays: dict[str, np.ndarray], near: Path, apart: bool) -> Iterator[PixelArrays]:
+    """:class:`PixelArrays` of ``arrays``: in memory, or (``apart``: tasks run in other processes) in
+    a scratch folder next to ``near`` that is removed afterwards."""
+    if not apart:
+        yield PixelArrays(arrays)
+        return
+    near.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{near.stem}_geometry_", dir=near.parent) as folder:
+        yield PixelArrays(arrays, Path(folder))
+
+
+def _no_read(_date: int) -> None:
+    return None
+
+
+def _delay_map(compute: Callable[[int], np.ndarray], date: int, _inputs: None) -> np.ndarray:
+    return np.asarray(compute(date), np.float32)
+
+
 def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], compute: Callable[[int], np.ndarray],
                      extra: dict[str, str], base: str | None = None,
-                     keys: dict[int, str] | None = None) -> Path:
-    """Write absolute delays (displacement sign, m) for the dates ``date_index`` of ``ts``, date by date.
+                     keys: dict[int, str] | None = None, *, workers: int = 1, cluster: str | None = None,
+                     max_memory: float | None = None, bytes_per_pixel: float = 0.0, what: str = "delays") -> Path:
+    """Write absolute delays (displacement sign, m) for the dates ``date_index`` of ``ts``.
 
-    ``compute(i)`` returns the 2-D map of date ``ts.dates[i]``.  No REF_* attributes: the file is absolute.
+    ``compute(i)`` returns the 2-D map of date ``ts.dates[i]``.  The dates are independent, so they are
+    computed by the run's ``workers`` (the pool, or dask with ``cluster``; ``compute`` must then be
+    picklable and light: :class:`PixelArrays` for its image-sized inputs), in any order, and each map
+    is written to its own layer as it comes; the file is the same whoever computed it.  A date's map is
+    computed whole (the weather model is read and interpolated once a date): with ``max_memory`` (GB)
+    and ``bytes_per_pixel`` (what one task holds), fewer dates run at once when the budget does not
+    hold ``workers`` of them.  No REF_* attributes: the file is absolute.
 
     New acquisitions: with ``base`` (the signature of what every date shares — model, geometry,
     grid) and ``keys`` (per date index, what that date's delay comes from — its weather file, size
@@ -235,17 +297,26 @@ def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], comp
     bperp = np.asarray(ts.bperp)[list(date_index)] if len(date_index) else np.zeros(0)
     full = Block(0, ts.shape[0], 0, ts.shape[1])
     old = TimeSeries(path) if reuse else None
+    layer_of = {i: j for j, i in enumerate(date_index)}
+    todo = [i for i in date_index if i not in reuse]
     with TimeSeriesWriter(path, meta, dates, bperp) as w:
-        for j, i in enumerate(date_index):
-            if i in reuse:
-                assert old is not None
-                layer = old.read_dates(full, np.array([reuse[i]]))[0]
-            else:
-                layer = np.asarray(compute(i), np.float32)
-            w.write("timeseries", layer, full, layers=j)
+        for i, k in reuse.items():
+            assert old is not None
+            w.write("timeseries", old.read_dates(full, np.array([k]))[0], full, layers=layer_of[i])
+        at_once = min(max(1, workers), max(1, len(todo)))
+        if max_memory is not None and bytes_per_pixel > 0 and (at_once > 1 or cluster):
+            fit = int(max_memory * 1024**3 // (bytes_per_pixel * ts.shape[0] * ts.shape[1]))
+            if fit < at_once:
+                logger.info("%s: %d date(s) at once (each holds ~%.0f MB; maxMemory %.3g GB)", what, max(1, fit),
+                            bytes_per_pixel * ts.shape[0] * ts.shape[1] / 1024**2, max_memory)
+                at_once = max(1, fit)
+        results = run_blocks(todo, _no_read, functools.partial(_delay_map, compute), workers=at_once,
+                             cluster=cluster)
+        for i, layer in progress(results, what, "date", total=len(todo)):
+            w.write("timeseries", layer, full, layers=layer_of[i])
     if reuse:
         logger.info("%s: %d date(s) computed, %d kept from the previous file (same inputs)", path.name,
-                    len(date_index) - len(reuse), len(reuse))
+                    len(todo), len(reuse))
     return path
 
 

@@ -414,3 +414,57 @@ def test_era5_new_acquisition_computes_only_its_date(tmp_path, kyushu, caplog):
     os.utime(folder / grib[1].name, ns=(1, 1))
     run_correction("pyaps", t, tmp_path)
     assert "ERA5.h5: 1 date(s) computed, 1 kept from the previous file" in caplog.text
+
+
+# ============================================================================ dates in parallel
+def _values(path: Path) -> np.ndarray:
+    return TimeSeries(path).read_dates()
+
+
+@pytest.mark.parametrize("mode", [dict(num_worker=2), dict(num_worker=2, cluster="local")], ids=["pool", "dask"])
+def test_weather_delays_dates_in_parallel_equal_one_process(tmp_path, kyushu, shared_data, mode, caplog):
+    """Issue 16: the dates of a weather-model (ERA5) or GACOS delay are independent and computed by
+    the run's workers; the delay file and the corrected series are the same values as in one process,
+    and the scratch copy of the geometry the workers read is removed."""
+    if mode.get("cluster"):
+        pytest.importorskip("dask.distributed")
+    data, layers = kyushu
+    template = Template({"mintpy.troposphericDelay.weatherDir": str(data)})
+    here, apart = tmp_path / "here", tmp_path / "apart"
+    for folder in (here, apart):
+        folder.mkdir()
+        _kyushu_case(folder, data, layers)
+    run_correction("pyaps", template, here)
+    with caplog.at_level(logging.INFO):
+        run_correction("pyaps", template, apart, **mode)
+    assert "on 2 workers" in caplog.text
+    for name in ("inputs/ERA5.h5", "timeseries_ERA5.h5"):
+        np.testing.assert_array_equal(_values(apart / name), _values(here / name), err_msg=name)
+    assert sorted(p.name for p in (apart / "inputs").iterdir()) == sorted(p.name for p in (here / "inputs").iterdir())
+
+    gacos = shared_data / "snap_envi_gacos_jharia" / "gacos"
+    if not gacos.is_dir():
+        pytest.skip(f"{gacos} not found")
+    here, apart = tmp_path / "gacos_here", tmp_path / "gacos_apart"
+    template = Template({"mintpy.troposphericDelay.gacosDir": str(gacos)})
+    for folder in (here, apart):
+        folder.mkdir()
+        _gacos_case(folder, gacos)
+    run_correction("gacos", template, here)
+    run_correction("gacos", template, apart, **mode)
+    for name in ("inputs/GACOS.h5", "timeseries_GACOS.h5"):
+        np.testing.assert_array_equal(_values(apart / name), _values(here / name), err_msg=name)
+    assert sorted(p.name for p in (apart / "inputs").iterdir()) == sorted(p.name for p in (here / "inputs").iterdir())
+
+
+def test_weather_delays_fewer_dates_at_once_under_a_small_budget(tmp_path, kyushu, caplog):
+    """A date's delay is computed whole: a budget that holds one date's work runs one at a time."""
+    data, layers = kyushu
+    _kyushu_case(tmp_path, data, layers)
+    length, width = layers["height"].shape
+    one_date_gb = 160.0 * length * width / 1024**3  # troposphere._PYAPS_BYTES_PER_PIXEL
+    with caplog.at_level(logging.INFO):
+        run_correction("pyaps", Template({"mintpy.troposphericDelay.weatherDir": str(data)}), tmp_path,
+                       num_worker=2, max_memory=1.5 * one_date_gb)
+    assert "ERA5 delays: 1 date(s) at once" in caplog.text
+    assert TimeSeries(tmp_path / "inputs" / "ERA5.h5").date_strings == KYUSHU_DATES[:2]
