@@ -54,6 +54,7 @@ from sbts.core.api import (
     select_map,
     years_since,
 )
+from sbts.plugins.exporters._zip import Deflated, ZipWriter, deflate
 
 logger = logging.getLogger(__name__)
 
@@ -184,15 +185,15 @@ def _restart_ids(simplekml) -> None:
 
 
 def _save(kml, path: Path) -> None:
-    """simplekml's archive, its members re-stored with a fixed time (:class:`_Archive`)."""
+    """simplekml's archive, its members re-stored with a fixed time (:class:`._zip.ZipWriter`)."""
     with tempfile.TemporaryDirectory() as tmpdir:
         raw = Path(tmpdir) / "simplekml.kmz"
         kml.savekmz(str(raw), format=False)
-        with atomic_output(path) as tmp, zipfile.ZipFile(raw) as src, \
-                zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-            archive = _Archive(dst)
+        with atomic_output(path) as tmp, zipfile.ZipFile(raw) as src, open(tmp, "wb") as dst:
+            archive = ZipWriter(dst)
             for name in src.namelist():
-                archive.writestr(name, src.read(name))
+                archive.add(deflate(name, src.read(name)))
+            archive.close()
 
 
 def _display(sel_kind: str, unit: str) -> tuple[float, str]:
@@ -529,24 +530,25 @@ class KmzTimeSeriesExporter(Exporter):
         style = _BoxStyle(geo, vlim, tuple(colours), years, tuple(labels))
         workers, cluster = (compute.num_worker, compute.cluster) if compute else (1, None)
         groups = _box_groups(boxes, workers)
-        with tempfile.TemporaryDirectory() as tmpdir, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            z = _Archive(archive)
-            z.writestr("doc.kml", _kml_document(title, self._overlays(product, geo) + "".join(folders)))
+        with tempfile.TemporaryDirectory() as tmpdir, open(tmp, "wb") as out:
+            z = ZipWriter(out)
+            z.add(deflate("doc.kml", _kml_document(title, self._overlays(product, geo) + "".join(folders))))
             bar = Path(tmpdir) / "colorbar.png"
             _colorbar_png(bar, cmap_name, vlim, "LOS velocity [cm/year]")
-            z.writestr(_COLORBAR, bar.read_bytes())
-            z.writestr(_DOT, _dot_png())
+            z.add(deflate(_COLORBAR, bar.read_bytes()))
+            z.add(deflate(_DOT, _dot_png()))
             results = run_blocks(list(enumerate(groups)), functools.partial(_read_boxes, product),
                                  functools.partial(_boxes_kml, style), workers=workers, cluster=cluster)
-            waiting: dict[int, list[tuple[str, str, int]]] = {}
+            waiting: dict[int, list[tuple[Deflated, int]]] = {}
             following = 0
-            for (index, _), texts in progress(results, "KMZ time-series regions", "group", total=len(groups)):
-                waiting[index] = texts  # dask returns groups as they complete: stored in link order
+            for (index, _), members in progress(results, "KMZ time-series regions", "group", total=len(groups)):
+                waiting[index] = members  # dask returns groups as they complete: stored in link order
                 while following in waiting:
-                    for name, text, n in waiting.pop(following):
-                        z.writestr(name, text)
+                    for member, n in waiting.pop(following):
+                        z.add(member)
                         count += n
                     following += 1
+            z.close()
         return count, len(boxes)
 
     @staticmethod
@@ -583,22 +585,6 @@ class KmzTimeSeriesExporter(Exporter):
         if v.shape != product.shape or not v.has("velocity"):
             raise InputError(f"{path}: needs a 'velocity' dataset on the grid of {product.path} ({product.shape})")
         return v.read("velocity").astype(np.float32)
-
-class _Archive:
-    """A zip archive whose members carry one fixed time (the zip epoch, as reproducible builds do):
-    the same products give the same bytes, whenever and wherever they were written."""
-
-    _EPOCH = (1980, 1, 1, 0, 0, 0)
-
-    def __init__(self, archive: zipfile.ZipFile):
-        self._archive = archive
-
-    def writestr(self, name: str, data: str | bytes) -> None:
-        info = zipfile.ZipInfo(name, self._EPOCH)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        self._archive.writestr(info, data)
-
 
 @dataclass(frozen=True)
 class _Box:
@@ -657,9 +643,14 @@ def _read_boxes(product: TimeSeries, item: tuple[int, list[_Box]]) -> list[np.nd
 
 
 def _boxes_kml(style: _BoxStyle, item: tuple[int, list[_Box]],
-               data: list[np.ndarray]) -> list[tuple[str, str, int]]:
-    """(name, KML text, number of points) of every region file of a group (a worker's text)."""
-    return [_box_kml(b, d, style) for b, d in zip(item[1], data)]
+               data: list[np.ndarray]) -> list[tuple[Deflated, int]]:
+    """(the zip member, number of points) of every region file of a group: the worker writes the KML
+    and deflates it (:mod:`._zip`), the archive's writer only stores the bytes."""
+    out = []
+    for b, d in zip(item[1], data):
+        name, text, n = _box_kml(b, d, style)
+        out.append((deflate(name, text), n))
+    return out
 
 
 def _box_kml(b: _Box, data: np.ndarray, style: _BoxStyle) -> tuple[str, str, int]:
