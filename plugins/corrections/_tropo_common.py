@@ -14,14 +14,12 @@ removed the way MintPy's ``diff.py`` does: re-referenced in space to ``REF_Y/REF
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -220,48 +218,6 @@ def reference_pixel(ts: TimeSeries) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------------- delay files
-class PixelArrays:
-    """Full-image arrays that every date's delay needs (heights, incidence, latitude, longitude ...).
-
-    In one process they are the arrays themselves.  For the pool or dask they are written once as
-    ``.npy`` files in a folder beside the delay file (on the work directory's storage, which dask
-    workers share) and each task maps them: only the paths travel with the tasks, not ~33 bytes a
-    pixel for every date.
-    """
-
-    def __init__(self, arrays: dict[str, np.ndarray], folder: Path | None = None):
-        self._arrays: dict[str, np.ndarray] | None = arrays
-        self._paths: dict[str, str] = {}
-        if folder is not None:
-            for name, value in arrays.items():
-                target = folder / f"{name}.npy"
-                np.save(target, np.ascontiguousarray(value))
-                self._paths[name] = str(target)
-            self._arrays = None
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if self._arrays is not None:
-            return self._arrays[name]
-        return np.load(self._paths[name], mmap_mode="r")
-
-    def __getstate__(self) -> dict:
-        if self._arrays is not None and not self._paths:
-            raise RuntimeError("PixelArrays kept in memory are not sent to workers: give a folder")
-        return {"_arrays": None, "_paths": self._paths}
-
-
-@contextlib.contextmanager
-def pixel_arrays(arrays: dict[str, np.ndarray], near: Path, apart: bool) -> Iterator[PixelArrays]:
-    """:class:`PixelArrays` of ``arrays``: in memory, or (``apart``: tasks run in other processes) in
-    a scratch folder next to ``near`` that is removed afterwards."""
-    if not apart:
-        yield PixelArrays(arrays)
-        return
-    near.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{near.stem}_geometry_", dir=near.parent) as folder:
-        yield PixelArrays(arrays, Path(folder))
-
-
 def _no_read(_date: int) -> None:
     return None
 
@@ -278,7 +234,7 @@ def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], comp
 
     ``compute(i)`` returns the 2-D map of date ``ts.dates[i]``.  The dates are independent, so they are
     computed by the run's ``workers`` (the pool, or dask with ``cluster``; ``compute`` must then be
-    picklable and light: :class:`PixelArrays` for its image-sized inputs), in any order, and each map
+    picklable and light: :func:`~sbts.core.api.task_arrays` for its image-sized inputs), in any order, and each map
     is written to its own layer as it comes; the file is the same whoever computed it.  A date's map is
     computed whole (the weather model is read and interpolated once a date): with ``max_memory`` (GB)
     and ``bytes_per_pixel`` (what one task holds), fewer dates run at once when the budget does not

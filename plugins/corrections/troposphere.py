@@ -44,6 +44,7 @@ from sbts.core.api import (
     InputError,
     MapProduct,
     PluginError,
+    TaskArrays,
     Template,
     TemplateError,
     TimeSeries,
@@ -55,15 +56,14 @@ from sbts.core.api import (
     plan_blocks_for,
     progress,
     run_blocks,
+    task_arrays,
 )
 from sbts.plugins.corrections._tropo_common import (
     GeometryAccess,
-    PixelArrays,
     apply_delay,
     delay_signatures,
     expected_output,
     incidence_cosine,
-    pixel_arrays,
     provenance,
     reference_pixel,
     resolve_path,
@@ -219,7 +219,7 @@ class PyapsDelay(_TroposphericDelay):
             logger.info("%s delays for %d dates at %02d UTC with pyaps3 → %s%s", model, len(idx), hour, delay_path,
                         describe(context.num_worker, context.cluster))
             apart = context.num_worker > 1 or bool(context.cluster)
-            with pixel_arrays({"height": height, "inc": inc, "lat": lat, "lon": lon, "mask": mask}, delay_path,
+            with task_arrays({"height": height, "inc": inc, "lat": lat, "lon": lon, "mask": mask}, delay_path,
                               apart) as geometry:
                 write_delay_file(delay_path, ts, idx, _PyapsMaps(files, grib_name, model, geometry), extra, base,
                                  keys, workers=context.num_worker, cluster=context.cluster,
@@ -343,7 +343,7 @@ class _PyapsMaps:
     files: dict[int, Path]
     grib_name: str
     model: str
-    geometry: PixelArrays  # height, inc (deg), lat, lon, mask
+    geometry: TaskArrays  # height, inc (deg), lat, lon, mask
 
     def __call__(self, i: int) -> np.ndarray:
         g = self.geometry
@@ -551,7 +551,7 @@ class GacosDelay(_TroposphericDelay):
             logger.info("reusing %s (same GACOS files and geometry)", delay_path)
         else:
             apart = context.num_worker > 1 or bool(context.cluster)
-            with pixel_arrays({"lat": lat, "lon": lon, "cos": cos}, delay_path, apart) as geometry:
+            with task_arrays({"lat": lat, "lon": lon, "cos": cos}, delay_path, apart) as geometry:
                 write_delay_file(delay_path, ts, sorted(files), _GacosMaps(files, geometry),
                                  {METHOD_KEY: "gacos", "SBTS_DELAY_INPUTS": sig}, base, keys,
                                  workers=context.num_worker, cluster=context.cluster, max_memory=context.max_memory,
@@ -599,7 +599,7 @@ class _GacosMaps:
     """The LOS delay map of date ``i`` (picklable: the pool and dask compute dates in parallel)."""
 
     files: dict[int, Path]
-    geometry: PixelArrays  # lat, lon, cos (cosine of the incidence angle)
+    geometry: TaskArrays  # lat, lon, cos (cosine of the incidence angle)
 
     def __call__(self, i: int) -> np.ndarray:
         g = self.geometry

@@ -65,8 +65,10 @@ from sbts.core.api import (
     IfgramStack,
     InputError,
     StackEditor,
+    TaskArrays,
     Template,
     TemplateError,
+    describe,
     hookimpl,
     integer_ambiguity,
     memory_per_task,
@@ -77,6 +79,7 @@ from sbts.core.api import (
     run_blocks,
     shown,
     solve_integer_ambiguity,
+    task_arrays,
     triplet_indices,
     triplet_matrix,
 )
@@ -339,8 +342,35 @@ def bridge_pair(phase: np.ndarray, conncomp: np.ndarray, valid: np.ndarray, ref_
     return out, {k: int(cycles[k]) for k in range(1, n + 1) if cycles[k]}
 
 
+#: what bridging one pair holds per pixel (its phase and components, the region labels, the float64
+#: work copy, the output and the masks)
+_BRIDGE_BYTES_PER_PIXEL = 48.0
+
+
+def _read_pair(stack: IfgramStack, in_name: str, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The I/O of one pair: its phase and, when kept, its connected components."""
+    phase = stack.read(in_name, index=k).astype(np.float32)
+    return phase, (stack.read("connectComponent", index=k) if keep[k] else None)
+
+
+def _bridge_one(shared: TaskArrays, ref_yx: tuple[int, int] | None, min_area: float, radius: int, ramp: str | None,
+                _k: int, inputs: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray, dict[int, int]]:
+    """The bridging of one pair (a dropped pair comes back as it is)."""
+    phase, cc = inputs
+    if cc is None:
+        return phase, {}
+    valid = np.isfinite(phase) & (phase != 0)
+    if "land" in shared:
+        valid &= shared["land"]
+    return bridge_pair(phase, cc, valid, ref_yx, min_area, radius, ramp)
+
+
 def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray | None,
-                 opts: UnwrapOptions, attrs: dict | None = None, root_attrs: dict | None = None) -> str:
+                 opts: UnwrapOptions, attrs: dict | None = None, root_attrs: dict | None = None,
+                 *, max_memory: float, num_worker: int = 1, cluster: str | None = None) -> str:
+    """Bridging of every kept pair into ``out_name``.  The pairs are independent: they are bridged by
+    the run's workers (the pool or dask, as many at once as the budget holds a whole pair's work) and
+    written as they come, the same dataset whoever bridged them."""
     stack = IfgramStack(stack_path)
     if not stack.has("connectComponent"):
         raise InputError(f"{stack_path}: no connectComponent dataset; bridging needs the unwrapper's "
@@ -354,25 +384,25 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
     ref_yx = (ref.y, ref.x) if ref.has_point and 0 <= ref.y < length and 0 <= ref.x < width else None
     if ref_yx is None:
         logger.warning("%s has no REF_Y/REF_X: bridging from the largest region of each pair", stack_path.name)
-    keep = stack.pairs.keep
+    keep = np.asarray(stack.pairs.keep)
     names = stack.pairs.date12
-    changed = []
+    m = len(stack.pairs)
+    at_once = max(1, min(num_worker, m, int(max_memory * 1024**3 // (_BRIDGE_BYTES_PER_PIXEL * length * width))))
+    apart = at_once > 1 or bool(cluster)
+    changed: dict[int, dict[int, int]] = {}
 
     def fill(ds: h5py.Dataset) -> None:
-        for k in range(len(stack.pairs)):
-            phase = stack.read(in_name, index=k).astype(np.float32)
-            if keep[k]:
-                cc = stack.read("connectComponent", index=k)
-                valid = np.isfinite(phase) & (phase != 0)
-                if land is not None:
-                    valid &= land
-                out, cyc = bridge_pair(phase, cc, valid, ref_yx, opts.min_area, radius, opts.ramp)
-                if cyc:
-                    changed.append(f"{names[k]} {cyc}")
-                    logger.info("bridging %s: region cycles %s", names[k], cyc)
-                phase = out
-            ds[k] = phase
+        with task_arrays({} if land is None else {"land": land}, stack_path, apart) as shared:
+            results = run_blocks(list(range(m)), functools.partial(_read_pair, stack, in_name, keep),
+                                 functools.partial(_bridge_one, shared, ref_yx, opts.min_area, radius, opts.ramp),
+                                 workers=at_once, cluster=cluster)
+            for k, (phase, cycles) in progress(results, "bridging", "pair", total=m):
+                if cycles:
+                    changed[k] = cycles
+                    logger.info("bridging %s: region cycles %s", names[k], cycles)
+                ds[k] = phase
 
+    logger.info("bridging %d kept pair(s)%s", int(keep.sum()), describe(at_once, cluster))
     write_stack_dataset(stack_path, out_name, fill, like=in_name, attrs=attrs, root_attrs=root_attrs)
     return f"bridging: {len(changed)} of {int(keep.sum())} kept pair(s) corrected → {out_name}"
 
@@ -600,7 +630,9 @@ class _UnwrapCorrection(Correction):
                     # as MintPy's unwrap_error_bridging: its settings on the stack too, so the files
                     # derived from it carry them
                     root = {key: _provenance(opts, self.method)[key] for key in BRIDGING_ROOT_KEYS}
-                    text = run_bridging(stack_path, in_name, out_name, land, opts, attrs, root)
+                    text = run_bridging(stack_path, in_name, out_name, land, opts, attrs, root,
+                                        max_memory=context.max_memory, num_worker=context.num_worker,
+                                        cluster=context.cluster)
                 else:
                     text = run_phase_closure(stack_path, in_name, out_name, land, opts, context.max_memory, attrs,
                                              context.num_worker, context.cluster)

@@ -258,3 +258,50 @@ def test_bridging_seeds(seed):
         out, _ = uw.bridge_pair(phase, s.conn_comp[pid], valid, s.truth.reference_yx, 20, 5)
         cycles = np.round((out - phase) / TWO_PI)
         np.testing.assert_array_equal(cycles[s.water_mask], -k * region[s.water_mask])
+
+
+@pytest.mark.parametrize("mode", [dict(num_worker=2), dict(num_worker=2, cluster="local")], ids=["pool", "dask"])
+def test_bridging_pairs_in_parallel_equal_one_process(synthetic, tmp_path, mode, caplog):
+    """Issue 16: the pairs are bridged by the run's workers; the corrected dataset is the one a single
+    process writes (the injected errors removed), and the land mask the tasks share by file is gone."""
+    import logging
+
+    if mode.get("cluster"):
+        pytest.importorskip("dask.distributed")
+    folder, s = synthetic
+    works = {}
+    for name in ("here", "apart"):
+        works[name] = tmp_path / name
+        works[name].mkdir()
+        for f in ("ifgramStack.h5", "geometryGeo.h5"):
+            shutil.copy(folder / f, works[name] / f)
+    _run(works["here"], "bridging")
+    with caplog.at_level(logging.INFO):
+        _run_with_budget(works["apart"], 1.0, **mode)
+    assert "on 2 workers" in caplog.text
+    here = IfgramStack(works["here"] / "ifgramStack.h5").read("unwrapPhase_bridging")
+    apart = IfgramStack(works["apart"] / "ifgramStack.h5").read("unwrapPhase_bridging")
+    np.testing.assert_array_equal(apart, here)
+    original = IfgramStack(works["apart"] / "ifgramStack.h5").read("unwrapPhase")
+    land = s.water_mask
+    cycles = np.round((apart - original) / TWO_PI).astype(np.int64)
+    np.testing.assert_array_equal(cycles[:, land], _expected_cycles(s)[:, land])
+    assert sorted(p.name for p in works["apart"].iterdir()) == sorted(p.name for p in works["here"].iterdir())
+
+
+def _run_with_budget(work_dir, max_memory, **options):
+    return run_correction("bridging", _template(), work_dir, input_file=work_dir / "ifgramStack.h5",
+                          geometry_file=work_dir / "geometryGeo.h5", max_memory=max_memory, **options)
+
+
+def test_bridging_fewer_pairs_at_once_under_a_small_budget(work, caplog):
+    """A pair is bridged whole: a budget below two pairs' work bridges one pair at a time, here."""
+    import logging
+
+    work_dir, _s = work
+    one_pair_gb = uw._BRIDGE_BYTES_PER_PIXEL * SHAPE[0] * SHAPE[1] / 1024**3
+    with caplog.at_level(logging.INFO):
+        _run_with_budget(work_dir, 1.5 * one_pair_gb, num_worker=2)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("bridging") and "kept" in
+                r.getMessage() and "corrected" not in r.getMessage())
+    assert "worker" not in line, line
