@@ -51,10 +51,10 @@ class TaskArrays:
         return name in (self._paths if self._arrays is None else self._arrays)
 
     def __getstate__(self) -> dict:
-        if self._arrays is not None:
+        if self._arrays:  # none at all travel as well as paths
             raise RuntimeError("TaskArrays kept in memory go to no other process: make them with task_arrays(..., "
                                "apart=True)")
-        return {"_arrays": None, "_paths": self._paths}
+        return {"_arrays": None if self._paths else {}, "_paths": self._paths}
 
 
 @contextlib.contextmanager

@@ -132,20 +132,29 @@ def write_water_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike)
 
 # ---------------------------------------------------------------------------- averages
 def temporal_average(stack: IfgramStack | str | os.PathLike, dataset: str = "coherence",
-                     max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
+                     max_memory: float = DEFAULT_MAX_MEMORY_GB, workers: int = 1,
+                     cluster: str | None = None) -> np.ndarray:
     """Per-pixel nanmean of ``dataset`` over the kept pairs, (L, W) float32.
 
     For phase datasets zero counts as no-data (MintPy's convention); pixels without any valid value
-    are NaN.
+    are NaN.  A pixel's mean is its own: the blocks may run in the pool or on dask (``workers``,
+    ``cluster``) with the same result.
     """
     stack = as_stack(stack)
     stack._require(dataset)
     index = kept_index(stack)
     out = np.full(stack.shape, np.nan, np.float32)
     zero_nodata = dataset in _PHASE_DATASETS
-    for block in progress(_blocks(stack, dataset, index.size, max_memory), f"average {dataset}", "block"):
-        out[block.slices] = _nanmean_layers(_read_kept(stack, dataset, block, index), zero_nodata)
+    blocks = _blocks(stack, dataset, index.size, memory_per_task(max_memory, workers, cluster))
+    results = run_blocks(blocks, functools.partial(_read_kept, stack, dataset, index=index),
+                         functools.partial(_mean_block, zero_nodata), workers=workers, cluster=cluster)
+    for block, mean in progress(results, f"average {dataset}", "block", total=len(blocks)):
+        out[block.slices] = mean
     return out
+
+
+def _mean_block(zero_nodata: bool, _block: Block, data: np.ndarray) -> np.ndarray:
+    return _nanmean_layers(data, zero_nodata)
 
 
 def write_average_coherence(stack_path: str | os.PathLike, work_dir: str | os.PathLike,
@@ -274,24 +283,34 @@ def _write_velocity(stack: IfgramStack, work_dir: str | os.PathLike, velocity: n
 
 
 def valid_in_all_kept(stack: IfgramStack | str | os.PathLike, dataset: str = "unwrapPhase",
-                      max_memory: float = DEFAULT_MAX_MEMORY_GB, index: np.ndarray | None = None) -> np.ndarray:
-    """True where ``dataset`` is finite and non-zero in every kept pair (or in the pairs ``index``), (L, W) bool."""
+                      max_memory: float = DEFAULT_MAX_MEMORY_GB, index: np.ndarray | None = None,
+                      workers: int = 1, cluster: str | None = None) -> np.ndarray:
+    """True where ``dataset`` is finite and non-zero in every kept pair (or in the pairs ``index``), (L, W) bool.
+
+    The blocks may run in the pool or on dask (``workers``, ``cluster``)."""
     stack = as_stack(stack)
     stack._require(dataset)
     index = kept_index(stack) if index is None else index
     out = np.zeros(stack.shape, bool)
-    for block in progress(_blocks(stack, dataset, index.size, max_memory), f"coverage of {dataset}", "block"):
-        data = _read_kept(stack, dataset, block, index)
-        ok = np.ones(block.shape, bool)
-        for layer in data:  # pair by pair: one layer of temporaries
-            ok &= layer != 0
-            if layer.dtype.kind == "f":
-                ok &= np.isfinite(layer)
+    blocks = _blocks(stack, dataset, index.size, memory_per_task(max_memory, workers, cluster))
+    results = run_blocks(blocks, functools.partial(_read_kept, stack, dataset, index=index), _coverage_block,
+                         workers=workers, cluster=cluster)
+    for block, ok in progress(results, f"coverage of {dataset}", "block", total=len(blocks)):
         out[block.slices] = ok
     return out
 
 
-def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB) -> np.ndarray:
+def _coverage_block(block: Block, data: np.ndarray) -> np.ndarray:
+    ok = np.ones(block.shape, bool)
+    for layer in data:  # pair by pair: one layer of temporaries
+        ok &= layer != 0
+        if layer.dtype.kind == "f":
+            ok &= np.isfinite(layer)
+    return ok
+
+
+def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory: float = DEFAULT_MAX_MEMORY_GB,
+                             workers: int = 1, cluster: str | None = None) -> np.ndarray:
     """Common connected-component mask: connectComponent ≠ 0 in every kept pair.
 
     Without a ``connectComponent`` dataset, unwrapPhase finite and ≠ 0 in every kept pair instead
@@ -299,9 +318,9 @@ def connected_component_mask(stack: IfgramStack | str | os.PathLike, max_memory:
     """
     stack = as_stack(stack)
     if stack.has("connectComponent"):
-        return valid_in_all_kept(stack, "connectComponent", max_memory)
+        return valid_in_all_kept(stack, "connectComponent", max_memory, workers=workers, cluster=cluster)
     logger.info("%s has no connectComponent: mask = unwrapPhase non-zero in every kept pair", stack.path.name)
-    return valid_in_all_kept(stack, "unwrapPhase", max_memory)
+    return valid_in_all_kept(stack, "unwrapPhase", max_memory, workers=workers, cluster=cluster)
 
 
 def write_conncomp_mask(stack_path: str | os.PathLike, work_dir: str | os.PathLike,

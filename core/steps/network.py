@@ -26,6 +26,7 @@ Rules (keys ``mintpy.network.<key>``):
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 import os
 import re
@@ -37,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from sbts.core.compute.scheduling import memory_per_task, run_blocks
+from sbts.core.compute.task_arrays import TaskArrays, task_arrays
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import DataError, InputError, TemplateError, shown
@@ -524,11 +527,14 @@ def network_mask(template: Template, stack: IfgramStack, work_dir: str | os.Path
 
 def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.ndarray | None = None,
                               aoi: Block | None = None, max_memory: float = DEFAULT_MAX_MEMORY_GB,
-                              index: np.ndarray | None = None) -> np.ndarray:
+                              index: np.ndarray | None = None, workers: int = 1,
+                              cluster: str | None = None) -> np.ndarray:
     """Mean coherence of every pair (dropped ones too) over the mask ∩ AOI, NaN ignored, (m,).
 
     Read block by block within the AOI; a pair without any valid pixel gets NaN.  ``index``: only
-    those pairs (their means, in that order).
+    those pairs (their means, in that order).  The blocks' sums may be computed in the pool or on
+    dask (``workers``, ``cluster``); they are added in block order whatever order they come back
+    in, so the means are the same bits.
     """
     stack = as_stack(stack)
     stack._require("coherence")
@@ -544,22 +550,46 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
     total = np.zeros(m, np.float64)
     count = np.zeros(m, np.int64)
     bytes_per_pixel = m * 4 + 16  # the block read, and one layer's temporaries
-    blocks = plan_blocks(aoi.shape, bytes_per_pixel, max_memory, stack.chunk_shape("coherence"))
-    for b in progress(blocks, "mean coherence per pair", "block"):
-        block = Block(b.row_start + aoi.row_start, b.row_stop + aoi.row_start,
-                      b.col_start + aoi.col_start, b.col_stop + aoi.col_start)
-        data = stack.read("coherence", block, index=index)
-        inside = None if mask is None else mask[block.slices]
-        for k in range(m):  # pair by pair: one layer of temporaries
-            layer = data[k].astype(np.float32, copy=False)
-            valid = np.isfinite(layer)
-            if inside is not None:
-                valid &= inside
-            total[k] += np.where(valid, layer, np.float32(0)).sum(dtype=np.float64)
-            count[k] += np.count_nonzero(valid)
-        del data, layer, valid  # released before the next block is read (else two blocks are held)
+    planned = plan_blocks(aoi.shape, bytes_per_pixel, memory_per_task(max_memory, workers, cluster),
+                          stack.chunk_shape("coherence"))
+    blocks = [Block(b.row_start + aoi.row_start, b.row_stop + aoi.row_start, b.col_start + aoi.col_start,
+                    b.col_stop + aoi.col_start) for b in planned]
+    position = {b: k for k, b in enumerate(blocks)}
+    waiting: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    following = 0
+    apart = (workers > 1 or bool(cluster)) and mask is not None
+    with task_arrays({} if mask is None else {"mask": mask}, stack.path, apart) as shared:
+        results = run_blocks(blocks, functools.partial(_read_coherence, stack, index), functools.partial(
+            _pair_sums, shared), workers=workers, cluster=cluster)
+        for block, sums in progress(results, "mean coherence per pair", "block", total=len(blocks)):
+            waiting[position[block]] = sums  # dask returns blocks as they complete: added in block order
+            while following in waiting:
+                t, c = waiting.pop(following)
+                total += t
+                count += c
+                following += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _read_coherence(stack: IfgramStack, index: np.ndarray | None, block: Block) -> np.ndarray:
+    return stack.read("coherence", block, index=index)
+
+
+def _pair_sums(shared: TaskArrays, block: Block, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σ and count of the finite coherence of every pair over one block (inside the mask, if any)."""
+    inside = shared["mask"][block.slices] if "mask" in shared else None
+    m = data.shape[0]
+    total = np.zeros(m, np.float64)
+    count = np.zeros(m, np.int64)
+    for k in range(m):  # pair by pair: one layer of temporaries
+        layer = data[k].astype(np.float32, copy=False)
+        valid = np.isfinite(layer)
+        if inside is not None:
+            valid &= inside
+        total[k] = np.where(valid, layer, np.float32(0)).sum(dtype=np.float64)
+        count[k] = np.count_nonzero(valid)
+    return total, count
 
 
 # ---------------------------------------------------------------------------- the step
@@ -600,7 +630,7 @@ def write_drop_flags(stack_path: str | os.PathLike, keep: np.ndarray) -> bool:
 
 def modify_network(stack_path: str | os.PathLike, template: NetworkOptions | Template, work_dir: str | os.PathLike,
                    max_memory: float = DEFAULT_MAX_MEMORY_GB, update_store: bool = False,
-                   force: bool = False) -> DropReport:
+                   force: bool = False, num_worker: int = 1, cluster: str | None = None) -> DropReport:
     """The modify_network step: choose the pairs, store ``dropIfgram``, write ``coherenceSpatialAvg.txt``.
 
     ``update_store`` keeps the mean coherence of every pair, so that after appended acquisitions only
@@ -624,9 +654,9 @@ def modify_network(stack_path: str | os.PathLike, template: NetworkOptions | Tem
         from sbts.core.steps.overview_update import NET_STORE_FILE, pair_coherence
 
         if update_store:
-            coherence = pair_coherence(stack, mask, aoi, max_memory, work_dir, force)
+            coherence = pair_coherence(stack, mask, aoi, max_memory, work_dir, force, num_worker, cluster)
         else:
-            coherence = spatial_average_coherence(stack, mask, aoi, max_memory)
+            coherence = spatial_average_coherence(stack, mask, aoi, max_memory, workers=num_worker, cluster=cluster)
             (work_dir / NET_STORE_FILE).unlink(missing_ok=True)  # it would no longer go with the table
     elif template.get_bool(KEY + "coherenceBased"):
         raise DataError(f"{stack.path}: coherenceBased = yes but the stack has no coherence dataset")
@@ -663,7 +693,8 @@ def run(options: NetworkOptions, workdir: WorkDir, compute: ComputeOptions, upda
     from sbts.core.steps.averages import write_water_mask
 
     water = write_water_mask(workdir.stack, workdir.root)
-    report = modify_network(workdir.stack, options, workdir.root, compute.max_memory, update_store, force)
+    report = modify_network(workdir.stack, options, workdir.root, compute.max_memory, update_store, force,
+                            compute.num_worker, compute.cluster)
     logger.info("%s", report.summary())
     return [workdir.root / COHERENCE_TABLE] + ([water] if water else [])
 

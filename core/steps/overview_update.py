@@ -209,7 +209,7 @@ NET_STORE_TYPE = "modifyNetworkUpdate"
 
 
 def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_dir: Path,
-                   force: bool = False) -> np.ndarray:
+                   force: bool = False, workers: int = 1, cluster: str | None = None) -> np.ndarray:
     """The mean coherence of every pair over the mask ∩ AOI (modify_network's), keeping them in
     ``modifyNetworkUpdate.h5``: after an append only the new pairs are averaged.
 
@@ -228,7 +228,7 @@ def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_
     if why:
         if not force:
             logger.info("modify_network: averaging the coherence of every pair (%s)", why)
-        coherence = spatial_average_coherence(stack, mask, aoi, max_memory)
+        coherence = spatial_average_coherence(stack, mask, aoi, max_memory, workers=workers, cluster=cluster)
     else:
         with open_h5(path) as f:
             stored = dict(zip(info["pairs"], np.asarray(f["coherence"][()], np.float64)))
@@ -238,7 +238,8 @@ def pair_coherence(stack, mask: np.ndarray | None, aoi, max_memory: float, work_
         coherence = np.full(len(names), np.nan)
         coherence[~new] = [stored[d] for d, n in zip(names, new) if not n]
         if new.any():
-            coherence[new] = spatial_average_coherence(stack, mask, aoi, max_memory, index=np.flatnonzero(new))
+            coherence[new] = spatial_average_coherence(stack, mask, aoi, max_memory, index=np.flatnonzero(new),
+                                                       workers=workers, cluster=cluster)
     info = {"key": key, "shape": list(stack.shape), "signature": stack_signature(stack.path), "pairs": names}
     write_h5(path, {"FILE_TYPE": NET_STORE_TYPE, INFO_ATTR: json.dumps(info)}, {"coherence": coherence})
     return coherence
@@ -260,8 +261,8 @@ REF_STORE_FILE = "referencePointUpdate.h5"
 REF_STORE_TYPE = "referencePointUpdate"
 
 
-def reference_maps(workdir, max_memory: float, update_store: bool = False, force: bool = False
-                   ) -> tuple[np.ndarray | None, np.ndarray]:
+def reference_maps(workdir, max_memory: float, update_store: bool = False, force: bool = False,
+                   workers: int = 1, cluster: str | None = None) -> tuple[np.ndarray | None, np.ndarray]:
     """``avgSpatialCoh`` (mean coherence over the kept pairs, None without coherence) and the
     ``maskConnComp`` mask (unwrapped in every kept pair) of the reference_point step.
 
@@ -278,8 +279,9 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
     if not update_store:  # MintPy's two passes, nothing kept
         if path.exists():
             path.unlink()
-        coherence = temporal_average(stack, "coherence", max_memory) if stack.has("coherence") else None
-        return coherence, connected_component_mask(stack, max_memory)
+        coherence = (temporal_average(stack, "coherence", max_memory, workers, cluster) if stack.has("coherence")
+                     else None)
+        return coherence, connected_component_mask(stack, max_memory, workers, cluster)
     key = {"coherence": stack.has("coherence"),
            "conncomp": "connectComponent" if stack.has("connectComponent") else "unwrapPhase"}
     new = None
@@ -293,7 +295,7 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
             new = why
     if new is None:
         total, count = _coherence_sums(stack, index, max_memory) if key["coherence"] else (None, None)
-        mask = connected_component_mask(stack, max_memory)
+        mask = connected_component_mask(stack, max_memory, workers, cluster)
     else:
         add = index[new[index]]
         logger.info("reference_point: adding %d new kept pair(s) to the kept averages", add.size)
@@ -304,7 +306,7 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
         if add.size:
             if key["coherence"]:
                 total, count = _coherence_sums(stack, add, max_memory, total, count)
-            mask &= valid_in_all_kept(stack, key["conncomp"], max_memory, index=add)
+            mask &= valid_in_all_kept(stack, key["conncomp"], max_memory, index=add, workers=workers, cluster=cluster)
     coherence = None
     if total is not None:
         with np.errstate(invalid="ignore", divide="ignore"):

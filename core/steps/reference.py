@@ -437,7 +437,8 @@ def run(options: ReferenceOptions, workdir: WorkDir, compute: ComputeOptions,
     from sbts.core.steps.overview_update import reference_maps
 
     outputs = []
-    coherence, mask = reference_maps(workdir, compute.max_memory, update_store, force)
+    coherence, mask = reference_maps(workdir, compute.max_memory, update_store, force, compute.num_worker,
+                                     compute.cluster)
     stack = IfgramStack(workdir.stack)
     if coherence is not None:
         outputs.append(write_coherence_map(stack, workdir.root, coherence))

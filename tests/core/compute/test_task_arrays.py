@@ -33,3 +33,10 @@ def test_apart_by_file_small_pickles_and_nothing_left(tmp_path):
         assert [p.name.startswith(".ERA5_task_arrays_") for p in (tmp_path / "inputs").iterdir()] == [True]
     assert list((tmp_path / "inputs").iterdir()) == []
     assert isinstance(shared, TaskArrays)
+
+
+def test_no_arrays_travel_by_value(tmp_path):
+    with task_arrays({}, tmp_path / "out.h5", apart=False) as shared:
+        other = pickle.loads(pickle.dumps(shared))
+        assert "mask" not in other
+    assert list(tmp_path.iterdir()) == []
