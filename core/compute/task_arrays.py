@@ -60,7 +60,21 @@ class TaskArrays:
 @contextlib.contextmanager
 def task_arrays(arrays: dict[str, np.ndarray], near: Path, apart: bool) -> Iterator[TaskArrays]:
     """:class:`TaskArrays` of ``arrays``: in memory, or (``apart``: the tasks run in other processes)
-    in a scratch folder beside ``near`` (hidden, named after it), removed when the block ends."""
+    in a scratch folder beside ``near`` (hidden, named after it), removed when the block ends.
+
+    Parameters
+    ----------
+    arrays : dict of str to ndarray
+        The arrays the tasks read, by name.
+    near : Path
+        The step's output: the scratch folder goes into its folder (storage the dask workers share).
+    apart : bool
+        Whether the tasks run in other processes (``num_worker > 1`` or a cluster).
+
+    Yields
+    ------
+    TaskArrays
+    """
     if not apart:
         yield TaskArrays(arrays)
         return
