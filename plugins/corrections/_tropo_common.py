@@ -237,8 +237,8 @@ def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], comp
     picklable and light: :func:`~sbts.core.api.task_arrays` for its image-sized inputs), in any order, and each map
     is written to its own layer as it comes; the file is the same whoever computed it.  A date's map is
     computed whole (the weather model is read and interpolated once a date): with ``max_memory`` (GB)
-    and ``bytes_per_pixel`` (what one task holds), fewer dates run at once when the budget does not
-    hold ``workers`` of them.  No REF_* attributes: the file is absolute.
+    and ``bytes_per_pixel`` (what one task holds), fewer dates run at once in the pool when the budget
+    does not hold ``workers`` of them (on dask, its workers' memory limits rule).  No REF_* attributes: the file is absolute.
 
     New acquisitions: with ``base`` (the signature of what every date shares — model, geometry,
     grid) and ``keys`` (per date index, what that date's delay comes from — its weather file, size
@@ -260,14 +260,15 @@ def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], comp
             assert old is not None
             w.write("timeseries", old.read_dates(full, np.array([k]))[0], full, layers=layer_of[i])
         at_once = min(max(1, workers), max(1, len(todo)))
-        if max_memory is not None and bytes_per_pixel > 0 and (at_once > 1 or cluster):
+        # the pool: no more dates at once than the budget holds (on dask, the workers' own memory limits)
+        if max_memory is not None and bytes_per_pixel > 0 and at_once > 1 and not cluster:
             fit = int(max_memory * 1024**3 // (bytes_per_pixel * ts.shape[0] * ts.shape[1]))
             if fit < at_once:
                 logger.info("%s: %d date(s) at once (each holds ~%.0f MB; maxMemory %.3g GB)", what, max(1, fit),
                             bytes_per_pixel * ts.shape[0] * ts.shape[1] / 1024**2, max_memory)
                 at_once = max(1, fit)
-        results = run_blocks(todo, _no_read, functools.partial(_delay_map, compute), workers=at_once,
-                             cluster=cluster)
+        results = run_blocks(todo, _no_read, functools.partial(_delay_map, compute),
+                             workers=workers if cluster else at_once, cluster=cluster)
         for i, layer in progress(results, what, "date", total=len(todo)):
             w.write("timeseries", layer, full, layers=layer_of[i])
     if reuse:

@@ -369,7 +369,7 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
                  opts: UnwrapOptions, attrs: dict | None = None, root_attrs: dict | None = None,
                  *, max_memory: float, num_worker: int = 1, cluster: str | None = None) -> str:
     """Bridging of every kept pair into ``out_name``.  The pairs are independent: they are bridged by
-    the run's workers (the pool or dask, as many at once as the budget holds a whole pair's work) and
+    the run's workers (the pool, as many at once as the budget holds a whole pair's work, or dask) and
     written as they come, the same dataset whoever bridged them."""
     stack = IfgramStack(stack_path)
     if not stack.has("connectComponent"):
@@ -387,7 +387,9 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
     keep = np.asarray(stack.pairs.keep)
     names = stack.pairs.date12
     m = len(stack.pairs)
-    at_once = max(1, min(num_worker, m, int(max_memory * 1024**3 // (_BRIDGE_BYTES_PER_PIXEL * length * width))))
+    # the pool: no more pairs at once than the budget holds (on dask, the workers' own memory limits)
+    at_once = num_worker if cluster else max(1, min(num_worker, m, int(
+        max_memory * 1024**3 // (_BRIDGE_BYTES_PER_PIXEL * length * width))))
     apart = at_once > 1 or bool(cluster)
     changed: dict[int, dict[int, int]] = {}
 
