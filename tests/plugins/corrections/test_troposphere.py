@@ -468,3 +468,22 @@ def test_weather_delays_fewer_dates_at_once_under_a_small_budget(tmp_path, kyush
                        num_worker=2, max_memory=1.5 * one_date_gb)
     assert "ERA5 delays: 1 date(s) at once" in caplog.text
     assert TimeSeries(tmp_path / "inputs" / "ERA5.h5").date_strings == KYUSHU_DATES[:2]
+
+
+def test_weather_delays_on_dask_keep_the_runs_cluster(tmp_path, kyushu):
+    """On dask the budget does not resize the cluster: the dates go to the run's cluster (its workers'
+    memory limits rule), not to a second LocalCluster of another size."""
+    pytest.importorskip("dask.distributed")
+    from sbts.core.compute import scheduling
+
+    data, layers = kyushu
+    _kyushu_case(tmp_path, data, layers)
+    length, width = layers["height"].shape
+    scheduling.close_clusters()
+    try:
+        run_correction("pyaps", Template({"mintpy.troposphericDelay.weatherDir": str(data)}), tmp_path,
+                       num_worker=2, cluster="local", max_memory=1.5 * 160.0 * length * width / 1024**3)
+        assert list(scheduling._clients) == [("local", 2)]
+    finally:
+        scheduling.close_clusters()
+    assert TimeSeries(tmp_path / "inputs" / "ERA5.h5").date_strings == KYUSHU_DATES[:2]
