@@ -34,7 +34,9 @@ Work in blocks
     :class:`Budget`, :func:`pixel_bytes`, :func:`plan_blocks_for`; run the blocks here, in a
     process pool or on dask (``context.num_worker``, ``context.cluster``): :func:`run_blocks`,
     :func:`memory_per_task` (the budget of one block when several run at once), :func:`describe`;
-    :func:`task_arrays` for image-sized arrays every task reads (sent by file, not with each task);
+    :func:`task_arrays` for image-sized arrays every task reads (sent by file, not with each task),
+    :func:`runs_apart` (whether the tasks run in other processes), :func:`workers_within` (how many
+    unsplittable items run at once within the budget);
     :func:`progress` for the bar.
 Write
     :class:`H5Writer`, :class:`TimeSeriesWriter`, :func:`atomic_output`, :func:`atomic_write_text`,
@@ -66,7 +68,7 @@ Importing this module imports numpy and h5py, never GDAL (rasters open it on fir
 
 from __future__ import annotations
 
-from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks, runs_apart, workers_within
 from sbts.core.compute.task_arrays import TaskArrays, task_arrays
 from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.options import FileOption
@@ -170,7 +172,7 @@ __all__ = [
     "STACK_DATASETS", "GEOMETRY_DATASETS", "UNITS", "UNWRAP_ERROR_DATASETS",
     "read_mask_file", "find_geometry", "find_companion", "GEO_PREFIX", "select_map", "MapSelection", "read_mask", "scale_unit",
     # work in blocks
-    "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget", "run_blocks", "memory_per_task", "describe", "TaskArrays", "task_arrays",
+    "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget", "run_blocks", "memory_per_task", "describe", "runs_apart", "workers_within", "TaskArrays", "task_arrays",
     "progress", "ComputeOptions",
     # write
     "H5Writer", "TimeSeriesWriter", "atomic_output", "atomic_write_text", "edit_in_place", "check_distinct",

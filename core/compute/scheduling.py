@@ -73,7 +73,59 @@ def memory_per_task(max_memory: float, workers: int = 1, cluster: str | None = N
         GB for one item: ``max_memory / workers`` when items run in a pool or on dask, else ``max_memory``.
     """
     workers = max(1, int(workers))
-    return max_memory / (workers if (cluster or workers > 1) else 1)
+    return max_memory / (workers if runs_apart(workers, cluster) else 1)
+
+
+def runs_apart(workers: int = 1, cluster: str | None = None) -> bool:
+    """Whether items run in other processes (a pool of several workers, or dask even with one).
+
+    Parameters
+    ----------
+    workers : int
+        ``mintpy.compute.numWorker``.
+    cluster : str, optional
+        ``"local"`` or a dask scheduler address.
+
+    Returns
+    -------
+    bool
+    """
+    return bool(cluster) or int(workers) > 1
+
+
+def workers_within(max_memory: float, item_bytes: float, workers: int = 1, cluster: str | None = None,
+                   num_items: int | None = None) -> int:
+    """How many items a step whose items cannot be split (a date's weather delay, a pair's bridging)
+    runs at once: in the pool, no more than ``max_memory`` holds at ``item_bytes`` each (at least
+    one) nor than there are items; on dask, ``workers`` (its workers' own memory limits rule, and
+    another number would start a second cluster).
+
+    Parameters
+    ----------
+    max_memory : float
+        The run's budget in GB.
+    item_bytes : float
+        What one item holds while it is computed.
+    workers : int
+        ``mintpy.compute.numWorker``.
+    cluster : str, optional
+        ``"local"`` or a dask scheduler address.
+    num_items : int, optional
+        The items to run.
+
+    Returns
+    -------
+    int
+        The ``workers`` to give :func:`run_blocks`.
+    """
+    workers = max(1, int(workers))
+    if cluster:
+        return workers
+    if num_items is not None:
+        workers = min(workers, max(1, int(num_items)))
+    if item_bytes > 0:
+        workers = min(workers, max(1, int(max_memory * 1024**3 // item_bytes)))
+    return workers
 
 
 def describe(workers: int = 1, cluster: str | None = None) -> str:
@@ -91,12 +143,12 @@ def describe(workers: int = 1, cluster: str | None = None) -> str:
     str
     """
     workers = max(1, int(workers))
-    return f" on {workers} worker{'s' if workers > 1 else ''}" if workers > 1 or cluster else ""
+    return f" on {workers} worker{'s' if workers > 1 else ''}" if runs_apart(workers, cluster) else ""
 
 
 def run_blocks(items: Sequence[T], read: Callable[[T], I], compute: Callable[[T, I], R], *,
                workers: int = 1, cluster: str | None = None,
-               read_ahead: Callable[[], ReadAheadHint] | None = None) -> Iterator[tuple[T, R]]:
+               read_ahead: Callable[[], ReadAheadHint] | None = None, ordered: bool = False) -> Iterator[tuple[T, R]]:
     """Yield ``(item, compute(item, read(item)))`` for every item, here, in a pool or on dask.
 
     Parameters
@@ -114,18 +166,22 @@ def run_blocks(items: Sequence[T], read: Callable[[T], I], compute: Callable[[T,
         ``"local"`` or the address of a dask scheduler (then dask runs the items).
     read_ahead : callable, optional
         Opens a hint object whose ``advise(item)`` is called for items queued in the pool (pool only).
+    ordered : bool
+        On dask too, yield in submission order (results that complete early wait): for a caller that
+        adds results up, or writes them in sequence, in the same order whoever computed them.
 
     Yields
     ------
     tuple
-        ``(item, result)``: in submission order here and in the pool, in completion order on dask.
+        ``(item, result)``: in submission order here and in the pool, in completion order on dask
+        unless ``ordered``.
     """
     items = list(items)
     if not items:
         return
     workers = max(1, int(workers))
     if cluster:
-        yield from _run_dask(items, read, compute, workers, cluster)
+        yield from _run_dask(items, read, compute, workers, cluster, ordered)
     elif workers > 1 and len(items) > 1:
         yield from _run_pool(items, read, compute, workers, read_ahead)
     else:
@@ -260,15 +316,25 @@ def _compute_one_thread(read: Callable[[T], I], compute: Callable[[T, I], R], it
 
 
 def _run_dask(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R], workers: int,
-              cluster: str) -> Iterator[tuple[T, R]]:
+              cluster: str, ordered: bool = False) -> Iterator[tuple[T, R]]:
     client = dask_client(cluster, workers)
     from dask.distributed import as_completed
 
     futures = [client.submit(_compute_one_thread, read, compute, item, pure=False, retries=2) for item in items]
+    position = {fut.key: k for k, fut in enumerate(futures)}
+    waiting: dict[int, tuple[T, R]] = {}
+    following = 0  # the next position to yield when ordered
     try:
         for fut in as_completed(futures, loop=client.loop):  # the client is not the default one
-            yield fut.result()
+            result = fut.result()
             fut.release()
+            if not ordered:
+                yield result
+                continue
+            waiting[position[fut.key]] = result
+            while following in waiting:
+                yield waiting.pop(following)
+                following += 1
     finally:
         # an error, Ctrl-C or a caller that stops early: nothing of this call keeps running on the cluster
         left = [f for f in futures if not f.done()]

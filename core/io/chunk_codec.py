@@ -134,9 +134,9 @@ def unpack_chunks(packed: tuple[list, list, np.ndarray, np.ndarray]) -> list[Enc
     """
     offsets, masks, ends, payload = packed
     view = np.ascontiguousarray(payload, np.uint8).data.cast("B")
-    starts = [0, *np.asarray(ends).tolist()[:-1]]
+    stops = np.asarray(ends).tolist()
     return [EncodedChunk(tuple(int(v) for v in o), int(m), view[s:e])
-            for o, m, s, e in zip(offsets, masks, starts, np.asarray(ends).tolist())]
+            for o, m, s, e in zip(offsets, masks, [0, *stops[:-1]], stops)]
 
 
 def shape_max(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:

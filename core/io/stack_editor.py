@@ -133,11 +133,7 @@ class StackEditor:
             nbytes = int(np.prod(shape)) * 4
             check_free_space(self.path.parent, nbytes * (1 if in_place else 2), f"{name} of {self.path}")
             try:
-                with H5Writer(scratch, {}, provenance={}) as w:
-                    ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks or True)
-                    fill(ds)
-                    w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
-                    del ds
+                _fill_scratch(scratch, name, shape, chunks or True, fill)
                 with h5py.File(scratch, "r") as t, edit_in_place(self.path) as f:
                     _remove_leftovers(f, name)
                     if in_place:
@@ -186,12 +182,7 @@ class StackEditor:
                              f"{name} of {self.path}")
             try:
                 if len(layers):
-                    with H5Writer(scratch, {}, provenance={}) as w:
-                        ds = w.create(name, shape=(len(layers),) + tuple(shape[1:]), dtype=np.float32,
-                                      chunks=(1,) + layer_chunks)
-                        fill(ds)
-                        w.flush()
-                        del ds
+                    _fill_scratch(scratch, name, (len(layers),) + tuple(shape[1:]), (1,) + layer_chunks, fill)
                 with contextlib.ExitStack() as stack:
                     t = stack.enter_context(h5py.File(scratch, "r")) if len(layers) else None
                     f = stack.enter_context(edit_in_place(self.path))
@@ -279,6 +270,16 @@ def _copy_layers(src: h5py.Dataset, dst: h5py.Dataset, max_bytes: int = 64 << 20
     for k in range(0, src.shape[0], step):
         dst[k:k + step] = src[k:k + step]
     dst.flush()
+
+
+def _fill_scratch(scratch: Path, name: str, shape: tuple[int, ...], chunks: Any,
+                  fill: Callable[[h5py.Dataset], None]) -> None:
+    """A float32 dataset ``name`` of ``shape`` in the new file ``scratch``, written by ``fill(ds)``."""
+    with H5Writer(scratch, {}, provenance={}) as w:
+        ds = w.create(name, shape=shape, dtype=np.float32, chunks=chunks)
+        fill(ds)
+        w.flush()  # while `ds` is open: a failed write is reported here, not lost in a destructor
+        del ds
 
 
 def _remove_leftovers(f: h5py.File, name: str) -> None:

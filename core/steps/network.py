@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from sbts.core.compute.scheduling import memory_per_task, run_blocks
+from sbts.core.compute.scheduling import memory_per_task, run_blocks, runs_apart
 from sbts.core.compute.task_arrays import TaskArrays, task_arrays
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB, ComputeOptions
 from sbts.core.config.template import Template
@@ -554,20 +554,14 @@ def spatial_average_coherence(stack: IfgramStack | str | os.PathLike, mask: np.n
                           stack.chunk_shape("coherence"))
     blocks = [Block(b.row_start + aoi.row_start, b.row_stop + aoi.row_start, b.col_start + aoi.col_start,
                     b.col_stop + aoi.col_start) for b in planned]
-    position = {b: k for k, b in enumerate(blocks)}
-    waiting: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    following = 0
-    apart = (workers > 1 or bool(cluster)) and mask is not None
+    apart = runs_apart(workers, cluster) and mask is not None
     with task_arrays({} if mask is None else {"mask": mask}, stack.path, apart) as shared:
+        # added in block order (ordered: dask too), so the sums do not depend on who computed them
         results = run_blocks(blocks, functools.partial(_read_coherence, stack, index), functools.partial(
-            _pair_sums, shared), workers=workers, cluster=cluster)
-        for block, sums in progress(results, "mean coherence per pair", "block", total=len(blocks)):
-            waiting[position[block]] = sums  # dask returns blocks as they complete: added in block order
-            while following in waiting:
-                t, c = waiting.pop(following)
-                total += t
-                count += c
-                following += 1
+            _pair_sums, shared), workers=workers, cluster=cluster, ordered=True)
+        for _block, (t, c) in progress(results, "mean coherence per pair", "block", total=len(blocks)):
+            total += t
+            count += c
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 

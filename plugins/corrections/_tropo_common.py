@@ -36,6 +36,7 @@ from sbts.core.api import (
     plan_blocks_for,
     progress,
     run_blocks,
+    workers_within,
 )
 
 logger = logging.getLogger(__name__)
@@ -259,16 +260,13 @@ def write_delay_file(path: Path, ts: TimeSeries, date_index: Sequence[int], comp
         for i, k in reuse.items():
             assert old is not None
             w.write("timeseries", old.read_dates(full, np.array([k]))[0], full, layers=layer_of[i])
-        at_once = min(max(1, workers), max(1, len(todo)))
-        # the pool: no more dates at once than the budget holds (on dask, the workers' own memory limits)
-        if max_memory is not None and bytes_per_pixel > 0 and at_once > 1 and not cluster:
-            fit = int(max_memory * 1024**3 // (bytes_per_pixel * ts.shape[0] * ts.shape[1]))
-            if fit < at_once:
-                logger.info("%s: %d date(s) at once (each holds ~%.0f MB; maxMemory %.3g GB)", what, max(1, fit),
-                            bytes_per_pixel * ts.shape[0] * ts.shape[1] / 1024**2, max_memory)
-                at_once = max(1, fit)
-        results = run_blocks(todo, _no_read, functools.partial(_delay_map, compute),
-                             workers=workers if cluster else at_once, cluster=cluster)
+        date_bytes = bytes_per_pixel * ts.shape[0] * ts.shape[1] if max_memory is not None else 0.0
+        at_once = workers_within(max_memory or 0.0, date_bytes, workers, cluster, len(todo))
+        if at_once < workers_within(0.0, 0.0, workers, cluster, len(todo)):
+            logger.info("%s: %d date(s) at once (each holds ~%.0f MB; maxMemory %.3g GB)", what, at_once,
+                        date_bytes / 1024**2, max_memory)
+        results = run_blocks(todo, _no_read, functools.partial(_delay_map, compute), workers=at_once,
+                             cluster=cluster)
         for i, layer in progress(results, what, "date", total=len(todo)):
             w.write("timeseries", layer, full, layers=layer_of[i])
     if reuse:

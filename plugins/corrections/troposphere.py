@@ -56,6 +56,7 @@ from sbts.core.api import (
     plan_blocks_for,
     progress,
     run_blocks,
+    runs_apart,
     task_arrays,
 )
 from sbts.plugins.corrections._tropo_common import (
@@ -218,7 +219,7 @@ class PyapsDelay(_TroposphericDelay):
             idx = sorted(files)
             logger.info("%s delays for %d dates at %02d UTC with pyaps3 → %s%s", model, len(idx), hour, delay_path,
                         describe(context.num_worker, context.cluster))
-            apart = context.num_worker > 1 or bool(context.cluster)
+            apart = runs_apart(context.num_worker, context.cluster)
             with task_arrays({"height": height, "inc": inc, "lat": lat, "lon": lon, "mask": mask}, delay_path,
                               apart) as geometry:
                 write_delay_file(delay_path, ts, idx, _PyapsMaps(files, grib_name, model, geometry), extra, base,
@@ -550,7 +551,7 @@ class GacosDelay(_TroposphericDelay):
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same GACOS files and geometry)", delay_path)
         else:
-            apart = context.num_worker > 1 or bool(context.cluster)
+            apart = runs_apart(context.num_worker, context.cluster)
             with task_arrays({"lat": lat, "lon": lon, "cos": cos}, delay_path, apart) as geometry:
                 write_delay_file(delay_path, ts, sorted(files), _GacosMaps(files, geometry),
                                  {METHOD_KEY: "gacos", "SBTS_DELAY_INPUTS": sig}, base, keys,

@@ -77,11 +77,13 @@ from sbts.core.api import (
     read_mask_file,
     reference_phase,
     run_blocks,
+    runs_apart,
     shown,
     solve_integer_ambiguity,
     task_arrays,
     triplet_indices,
     triplet_matrix,
+    workers_within,
 )
 
 logger = logging.getLogger(__name__)
@@ -387,10 +389,8 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
     keep = np.asarray(stack.pairs.keep)
     names = stack.pairs.date12
     m = len(stack.pairs)
-    # the pool: no more pairs at once than the budget holds (on dask, the workers' own memory limits)
-    at_once = num_worker if cluster else max(1, min(num_worker, m, int(
-        max_memory * 1024**3 // (_BRIDGE_BYTES_PER_PIXEL * length * width))))
-    apart = at_once > 1 or bool(cluster)
+    at_once = workers_within(max_memory, _BRIDGE_BYTES_PER_PIXEL * length * width, num_worker, cluster, m)
+    apart = runs_apart(at_once, cluster)
     changed: dict[int, dict[int, int]] = {}
 
     def fill(ds: h5py.Dataset) -> None:

@@ -60,8 +60,7 @@ class ZipWriter:
     def add(self, member: Deflated) -> None:
         if self._closed:
             raise ValueError("ZipWriter: closed")
-        name = member.name.encode("utf-8")
-        flags = 0 if member.name.isascii() else 0x800  # bit 11: the name is UTF-8
+        name, flags = _name(member)
         big = member.size >= _LIMIT or len(member.data) >= _LIMIT
         extra = struct.pack("<HHQQ", 0x0001, 16, member.size, len(member.data)) if big else b""
         header = struct.pack("<IHHHHHIIIHH", 0x04034B50, 45 if big else 20, flags, _DEFLATE, _DOS_TIME, _DOS_DATE,
@@ -77,8 +76,7 @@ class ZipWriter:
         self._closed = True
         start = self._offset
         for member, offset in self._entries:
-            name = member.name.encode("utf-8")
-            flags = 0 if member.name.isascii() else 0x800
+            name, flags = _name(member)
             wide = [v for v in (member.size, len(member.data), offset) if v >= _LIMIT]
             # ZIP64 extra field: the overflowing values, in the order size, compressed size, offset
             extra = struct.pack("<HH", 0x0001, 8 * len(wide)) + struct.pack(f"<{len(wide)}Q", *wide) if wide else b""
@@ -100,3 +98,8 @@ class ZipWriter:
     def _write(self, data: bytes) -> None:
         self._file.write(data)
         self._offset += len(data)
+
+
+def _name(member: Deflated) -> tuple[bytes, int]:
+    """The member's name as stored, and the general-purpose flags (bit 11: the name is UTF-8)."""
+    return member.name.encode("utf-8"), 0 if member.name.isascii() else 0x800

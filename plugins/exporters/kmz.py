@@ -537,17 +537,13 @@ class KmzTimeSeriesExporter(Exporter):
             _colorbar_png(bar, cmap_name, vlim, "LOS velocity [cm/year]")
             z.add(deflate(_COLORBAR, bar.read_bytes()))
             z.add(deflate(_DOT, _dot_png()))
-            results = run_blocks(list(enumerate(groups)), functools.partial(_read_boxes, product),
-                                 functools.partial(_boxes_kml, style), workers=workers, cluster=cluster)
-            waiting: dict[int, list[tuple[Deflated, int]]] = {}
-            following = 0
-            for (index, _), members in progress(results, "KMZ time-series regions", "group", total=len(groups)):
-                waiting[index] = members  # dask returns groups as they complete: stored in link order
-                while following in waiting:
-                    for member, n in waiting.pop(following):
-                        z.add(member)
-                        count += n
-                    following += 1
+            # stored in doc.kml's link order (ordered: dask too), whoever made them
+            results = run_blocks(groups, functools.partial(_read_boxes, product), functools.partial(_boxes_kml, style),
+                                 workers=workers, cluster=cluster, ordered=True)
+            for _group, members in progress(results, "KMZ time-series regions", "group", total=len(groups)):
+                for member, n in members:
+                    z.add(member)
+                    count += n
             z.close()
         return count, len(boxes)
 
@@ -630,24 +626,23 @@ def _box_groups(boxes: list[_Box], workers: int) -> list[list[_Box]]:
     return groups
 
 
-def _read_boxes(product: TimeSeries, item: tuple[int, list[_Box]]) -> list[np.ndarray]:
+def _read_boxes(product: TimeSeries, group: list[_Box]) -> list[np.ndarray]:
     """The displacement (cm) of the sampled pixels of every box of a group (a worker's read)."""
     from sbts.core.api import Block
 
     out = []
-    for b in item[1]:
+    for b in group:
         block = Block(int(b.rows[0]), int(b.rows[-1]) + 1, int(b.cols[0]), int(b.cols[-1]) + 1)
         data = product.read_dates(block)[:, b.rows - block.row_start][:, :, b.cols - block.col_start]
         out.append(data * 100)
     return out
 
 
-def _boxes_kml(style: _BoxStyle, item: tuple[int, list[_Box]],
-               data: list[np.ndarray]) -> list[tuple[Deflated, int]]:
+def _boxes_kml(style: _BoxStyle, group: list[_Box], data: list[np.ndarray]) -> list[tuple[Deflated, int]]:
     """(the zip member, number of points) of every region file of a group: the worker writes the KML
     and deflates it (:mod:`._zip`), the archive's writer only stores the bytes."""
     out = []
-    for b, d in zip(item[1], data):
+    for b, d in zip(group, data):
         name, text, n = _box_kml(b, d, style)
         out.append((deflate(name, text), n))
     return out

@@ -111,3 +111,36 @@ def test_dask_cluster_is_started_once_and_survives_an_error():
     finally:
         scheduling.close_clusters()
     assert client.status == "closed" and not scheduling._clients
+
+
+def late_first(block: Block, inputs: np.ndarray) -> int:
+    """The first blocks finish last."""
+    import time
+
+    time.sleep(0.05 * (21 - block.row_start) / 3)
+    return block.row_start
+
+
+def test_dask_ordered_yields_in_submission_order():
+    """``ordered=True``: a caller that adds results up gets them in item order from dask too."""
+    pytest.importorskip("dask.distributed")
+    from sbts.core.compute import scheduling
+
+    try:
+        got = list(run_blocks(BLOCKS, functools.partial(read_rows, 1.0), late_first, workers=2, cluster="local",
+                              ordered=True))
+        assert [b for b, _ in got] == BLOCKS and [v for _, v in got] == [b.row_start for b in BLOCKS]
+    finally:
+        scheduling.close_clusters()
+
+
+def test_runs_apart_and_workers_within_the_budget():
+    from sbts.core.compute.scheduling import runs_apart, workers_within
+
+    assert not runs_apart(1) and runs_apart(2) and runs_apart(1, "local")
+    gb = 1024**3
+    assert workers_within(4.0, 1.5 * gb, workers=8) == 2  # the budget holds two items
+    assert workers_within(4.0, 8.0 * gb, workers=8) == 1  # at least one, however large
+    assert workers_within(4.0, 0.1 * gb, workers=8, num_items=3) == 3  # no more than there are items
+    assert workers_within(4.0, 8.0 * gb, workers=8, cluster="local") == 8  # dask: its own limits
+    assert workers_within(4.0, 0.0, workers=3) == 3
