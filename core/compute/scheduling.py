@@ -317,22 +317,52 @@ def _compute_one_thread(read: Callable[[T], I], compute: Callable[[T, I], R], it
 
 def _run_dask(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R], workers: int,
               cluster: str, ordered: bool = False) -> Iterator[tuple[T, R]]:
+    """The items on dask, at most :func:`_dask_in_flight` of them submitted and not yet yielded.
+
+    Submitting every item at once would let the workers compute the whole job ahead of a caller
+    that writes the results one by one: finished results wait in the workers' memory (or their
+    spill files) and, when ``ordered``, here.  With a bounded window a result is fetched soon
+    after it is ready, and the workers hold a few blocks each, as the pool does.
+    """
     client = dask_client(cluster, workers)
     from dask.distributed import as_completed
 
-    futures = [client.submit(_compute_one_thread, read, compute, item, pure=False, retries=2) for item in items]
-    position = {fut.key: k for k, fut in enumerate(futures)}
+    window = _dask_in_flight(client, workers)
+    queue = iter(enumerate(items))
+    position: dict[str, int] = {}
+    futures: list[Any] = []  # submitted, not yet yielded (for cancelling)
+
+    def submit() -> Any | None:
+        for k, item in queue:
+            fut = client.submit(_compute_one_thread, read, compute, item, pure=False, retries=2)
+            position[fut.key] = k
+            futures.append(fut)
+            return fut
+        return None
+
     waiting: dict[int, tuple[T, R]] = {}
     following = 0  # the next position to yield when ordered
     try:
-        for fut in as_completed(futures, loop=client.loop):  # the client is not the default one
+        first: list[Any] = []
+        while len(first) < window and (fut := submit()) is not None:
+            first.append(fut)
+        done = as_completed(first, loop=client.loop)  # the client is not the default one
+        for fut in done:
             result = fut.result()
+            k = position.pop(fut.key)
+            futures.remove(fut)
             fut.release()
             if not ordered:
+                nxt = submit()
+                if nxt is not None:
+                    done.add(nxt)
                 yield result
                 continue
-            waiting[position[fut.key]] = result
+            waiting[k] = result
             while following in waiting:
+                nxt = submit()  # one yielded, one submitted: results held here stay within the window
+                if nxt is not None:
+                    done.add(nxt)
                 yield waiting.pop(following)
                 following += 1
     finally:
@@ -340,6 +370,16 @@ def _run_dask(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
         left = [f for f in futures if not f.done()]
         if left:
             client.cancel(left)
+
+
+def _dask_in_flight(client: Any, workers: int) -> int:
+    """Tasks one :func:`run_blocks` call keeps on the cluster: two per worker thread (one running,
+    one queued behind it, so no worker waits for the caller), at least 4."""
+    try:
+        threads = sum(int(w.get("nthreads", 1)) for w in client.scheduler_info()["workers"].values())
+    except Exception:  # noqa: BLE001 - a scheduler that does not answer: the local count
+        threads = 0
+    return max(4, 2 * (threads or max(1, int(workers))))
 
 
 _clients: dict[tuple[str, int], tuple[Any, Any]] = {}  # (cluster, workers) -> (Client, own LocalCluster or None)

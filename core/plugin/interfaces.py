@@ -36,7 +36,9 @@ class Raster(Protocol):
     """A 2-D band a reader can read window by window (what :class:`PairSource` layers hold).
 
     ``read`` may be called from several threads at once (``sbts load --num-worker N`` reads the
-    pairs of a block in parallel threads): open a file handle per read, or guard a shared one.
+    pairs of a block in parallel threads): open a file handle per read, or guard a shared one.  On a
+    dask cluster the raster is sent to the workers (cloudpickle) and read there: hold what
+    describes the band (paths, band numbers, a transform), not an open file.
 
     Attributes
     ----------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +131,46 @@ def test_dask_ordered_yields_in_submission_order():
         got = list(run_blocks(BLOCKS, functools.partial(read_rows, 1.0), late_first, workers=2, cluster="local",
                               ordered=True))
         assert [b for b, _ in got] == BLOCKS and [v for _, v in got] == [b.row_start for b in BLOCKS]
+    finally:
+        scheduling.close_clusters()
+
+
+def mark_started(folder: str, block: Block) -> int:
+    """Leaves a file per task started, then works 50 ms."""
+    import time
+
+    Path(folder, f"{block.row_start}").touch()
+    time.sleep(0.05)
+    return block.row_start
+
+
+def echo(block: Block, value: int) -> int:
+    return value
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_dask_keeps_a_bounded_window_of_tasks(tmp_path, ordered):
+    """A caller that takes its results slowly (a writer) does not let dask compute the whole job
+    ahead of it: 40 tasks of 50 ms, one worker thread (window: 4 tasks), the caller waits 1 s after
+    the first result; all 40 would have started by then if every task were submitted at once."""
+    pytest.importorskip("dask.distributed")
+    import time
+
+    from sbts.core.compute import scheduling
+
+    blocks = [Block(r, r + 1, 0, 4) for r in range(40)]
+    try:
+        results = run_blocks(blocks, functools.partial(mark_started, str(tmp_path)), echo, workers=1,
+                             cluster="local", ordered=ordered)
+        first = next(results)
+        time.sleep(1.0)
+        started = len(list(tmp_path.iterdir()))
+        assert started <= scheduling._dask_in_flight(scheduling.dask_client("local", 1), 1) + 1 <= 5
+        rest = list(results)
+        got = [first, *rest]
+        assert sorted(v for _, v in got) == list(range(40)) and len(list(tmp_path.iterdir())) == 40
+        if ordered:
+            assert [v for _, v in got] == list(range(40))
     finally:
         scheduling.close_clusters()
 

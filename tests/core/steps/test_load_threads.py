@@ -87,3 +87,85 @@ def test_cli_load_num_worker(written, tmp_path):
     res = CliRunner().invoke(cli, ["load", str(written), "-d", str(tmp_path / "two"), "--num-worker", "2"])
     assert res.exit_code == 0, res.output
     _assert_same_files(tmp_path / "one/inputs/ifgramStack.h5", tmp_path / "two/inputs/ifgramStack.h5")
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """The address of a running dask scheduler with 2 worker processes (as a remote cluster is
+    given); its clients are closed after each module."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    from sbts.core.compute import scheduling
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+        scheduling.close_clusters()
+
+
+@pytest.mark.parametrize("max_memory", [4.0, 2e-5])
+def test_dask_workers_read_and_give_the_same_stack(written, tmp_path, monkeypatch, dask_cluster, max_memory):
+    """With a cluster the interferograms are read by dask's workers (none here: this process only
+    writes), in pieces of pairs, and the stack is the one-thread load's, bit for bit, in one block
+    and in many."""
+    t = Template.read(written)
+    load_data(t, tmp_path / "one", base_dir=written.parent, max_memory=max_memory)
+    here: list[str] = []
+    real = load_mod._read_layer
+
+    def recording(layer, src, path, name, reader=""):
+        here.append(name)
+        return real(layer, src, path, name, reader)
+
+    monkeypatch.setattr(load_mod, "_read_layer", recording)  # this process's reads only
+    load_data(t, tmp_path / "dask", base_dir=written.parent, max_memory=max_memory, num_worker=2,
+              cluster=dask_cluster)
+    assert here and not {"unwrapPhase", "coherence", "connectComponent"} & set(here)  # the geometry only
+    _assert_same_files(tmp_path / "one/inputs/ifgramStack.h5", tmp_path / "dask/inputs/ifgramStack.h5")
+
+
+def test_dask_reader_error_is_reported_in_one_line(written, tmp_path, dask_cluster):
+    """A file that breaks in a dask worker stops the load with the reader's error naming it."""
+    import shutil
+
+    from sbts.core.errors import InputError
+
+    copy = tmp_path / "src"
+    shutil.copytree(written.parent.parent, copy)
+    victim = sorted(copy.rglob("*_unw.tif"))[3]
+    victim.write_bytes(b"not a GeoTIFF")
+    cfg = copy / written.parent.name / written.name
+    with pytest.raises(InputError, match=victim.name):
+        load_data(Template.read(cfg), tmp_path / "wd", base_dir=cfg.parent, num_worker=2, cluster=dask_cluster)
+    assert not (tmp_path / "wd/inputs/ifgramStack.h5").exists()
+
+
+def test_cli_load_cluster(written, tmp_path, monkeypatch, dask_cluster):
+    """``sbts load --cluster ADDRESS`` (and ``mintpy.compute.cluster`` in the template) load on dask;
+    ``local`` reads with threads here (no dask client is opened) and writes the same stack."""
+    from click.testing import CliRunner
+
+    from sbts.cli.main import cli
+
+    load_data(Template.read(written), tmp_path / "one", base_dir=written.parent)
+    from sbts.core.compute import scheduling
+
+    seen: list[str] = []
+    real = scheduling.dask_client
+    monkeypatch.setattr(scheduling, "dask_client",
+                        lambda cluster, workers=1: seen.append(f"{cluster}:{workers}") or real(cluster, workers))
+    res = CliRunner().invoke(cli, ["load", str(written), "-d", str(tmp_path / "two"), "--num-worker", "2",
+                                   "--cluster", dask_cluster])
+    assert res.exit_code == 0, res.output
+    assert seen and set(seen) == {f"{dask_cluster}:2"}
+    _assert_same_files(tmp_path / "one/inputs/ifgramStack.h5", tmp_path / "two/inputs/ifgramStack.h5")
+    seen.clear()
+    keyed = written.with_name("cluster.cfg")
+    keyed.write_text(written.read_text() + "\nmintpy.compute.cluster = local\nmintpy.compute.numWorker = 2\n")
+    try:
+        res = CliRunner().invoke(cli, ["load", str(keyed), "-d", str(tmp_path / "three")])
+    finally:
+        keyed.unlink()
+    assert res.exit_code == 0, res.output
+    assert not seen
+    _assert_same_files(tmp_path / "one/inputs/ifgramStack.h5", tmp_path / "three/inputs/ifgramStack.h5")

@@ -460,3 +460,30 @@ def test_append_in_parts_for_every_reader(fmt, tmp_path):
         assert all(f[n].is_virtual for n in names)
     load_data(t, fresh, base_dir=cfg.parent)
     _same_as_fresh(wd / "inputs/ifgramStack.h5", fresh / "inputs/ifgramStack.h5")
+
+
+@pytest.mark.parametrize("in_parts", [True, False])
+def test_append_on_dask_equals_fresh_load(written, tmp_path, in_parts):
+    """The new pairs of an append read by dask's workers (``--cluster`` a scheduler's address): in
+    parts or copied whole, the stack is still a fresh load's, bit for bit."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    from sbts.core.compute import scheduling
+
+    root, cfg, synth, late, held = written
+    t = _template(cfg, in_parts=in_parts)
+    old_wd, fresh_wd = tmp_path / "old", tmp_path / "fresh"
+    _load_without(late, held, t, old_wd, cfg)
+    load_data(t, fresh_wd, base_dir=cfg.parent)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        try:
+            load_data(t, old_wd, base_dir=cfg.parent, num_worker=2, cluster=cluster.scheduler_address)
+        finally:
+            scheduling.close_clusters()
+    assert (read_update_record(old_wd / "inputs/ifgramStack.h5") or {}).get("new_dates") == [synth.date_list[-1]]
+    assert (old_wd / "inputs/ifgramStack_parts").exists() == in_parts
+    appended, fresh = _datasets(old_wd / "inputs/ifgramStack.h5"), _datasets(fresh_wd / "inputs/ifgramStack.h5")
+    assert appended["attrs"] == fresh["attrs"]
+    for name, value in fresh["data"].items():
+        assert appended["data"][name].tobytes() == value.tobytes(), name

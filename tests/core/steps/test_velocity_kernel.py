@@ -52,7 +52,12 @@ def test_fit_pixels_matches_per_pixel_lstsq(monkeypatch, slab):
     coef, cov, residue, nv = _reference(G, Y)
     np.testing.assert_array_equal(fit.num_valid, nv)
     np.testing.assert_allclose(fit.coef, coef, rtol=1e-9, atol=1e-14)
-    np.testing.assert_allclose(fit.residue, residue, rtol=1e-9, atol=1e-14)
+    # an exactly determined pixel (10) has no residual: both give rounding, whose size depends on the
+    # route (normal equations: ~cond(G)²·ε of the data; 1.7e-14 against lstsq's 3e-17 with one
+    # BLAS build); the others' residues (noise, ~4e-3) must agree to 1e-9
+    exact = nv == G.shape[1]
+    assert exact[10] and np.all(fit.residue[exact] <= 1e-9 * np.sqrt(np.nansum(Y[:, exact] ** 2, axis=0)))
+    np.testing.assert_allclose(fit.residue[~exact], residue[~exact], rtol=1e-9, atol=1e-14)
     ok = ~np.isnan(cov)
     assert np.array_equal(ok, ~np.isnan(fit.cov))
     np.testing.assert_allclose(fit.cov[ok], cov[ok], rtol=1e-8, atol=1e-20)
