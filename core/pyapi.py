@@ -137,7 +137,7 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
          unw_file: str | None = None, cor_file: str | None = None, conncomp_file: str | None = None,
          dem_file: str | None = None, subset_yx: str | None = None, subset_lalo: str | None = None,
          settings: Mapping[str, Any] | None = None, max_memory: float | None = None,
-         num_worker: int | str | None = None, force: bool = False):
+         num_worker: int | str | None = None, cluster: str | None = None, force: bool = False):
     """Load a processor's interferograms and geometry into ``work_dir/inputs``, as ``sbts load``.
 
     Parameters
@@ -159,6 +159,9 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
     num_worker : int or str, optional
         Threads that read a block's interferograms (``mintpy.compute.numWorker``: an integer, ``"all"``
         or ``"N%"``); the written file is the same whatever their number.
+    cluster : str, optional
+        A dask scheduler's address (``mintpy.compute.cluster``): its workers read the interferograms
+        (they need the files at the same paths); ``"local"`` reads with threads here.
     force : bool
         Reload even when the inputs are unchanged.
 
@@ -167,7 +170,7 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
     LoadResult
         ``stack_file`` (``inputs/ifgramStack.h5``), ``geometry_files``, ``reader``, ``skipped``.
     """
-    from sbts.core.config.compute import resolve_memory, resolve_workers
+    from sbts.core.config.compute import ComputeOptions
     from sbts.core.steps.load import load_data
 
     key = "mintpy.load."
@@ -175,9 +178,10 @@ def load(template: PathLike | None = None, *, work_dir: PathLike | None = None, 
                                        key + "connCompFile": conncomp_file, key + "demFile": dem_file,
                                        "mintpy.subset.yx": subset_yx, "mintpy.subset.lalo": subset_lalo})
     base = Path(template).resolve().parent if template else Path.cwd()
+    compute = ComputeOptions.from_template(t, max_memory, num_worker, cluster)
     return load_data(t, _work_dir(work_dir, template), base_dir=base, processor=processor,
-                     max_memory=resolve_memory(max_memory, t), force=force,
-                     num_worker=resolve_workers(num_worker, t))
+                     max_memory=compute.max_memory, force=force, num_worker=compute.num_worker,
+                     cluster=compute.cluster)
 
 
 def invert(template: PathLike | None = None, *, stack_file: PathLike | None = None, work_dir: PathLike | None = None,

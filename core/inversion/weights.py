@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
+from math import lgamma
 
 import numpy as np
 
@@ -74,11 +75,10 @@ def phase_pdf_ds(phase, coherence, looks: int) -> np.ndarray:
                                                           · (1 + (2r+1)β²) / (1−β²)^{r+2} }
 
     Evaluated without overflow by writing (1−γ²)^L/(1−β²)^k = s^k (1−γ²)^{L−k}, s = (1−γ²)/(1−β²) ≤ 1,
-    and the Gamma ratios through ``gammaln``.  ``phase`` and ``coherence`` broadcast; γ must be < 1.
+    and the Gamma ratios through ``math.lgamma`` (scalars of L only: scipy.special, ~0.5 s to import,
+    is not needed).  ``phase`` and ``coherence`` broadcast; γ must be < 1.
     Not capped in looks (the cap belongs to the weight conversion).
     """
-    from scipy.special import gammaln  # ~0.1 s to import: only where the PDF is evaluated
-
     L = int(looks)
     if L < 1:
         raise ValueError(f"number of looks must be >= 1, got {looks!r}")
@@ -89,7 +89,7 @@ def phase_pdf_ds(phase, coherence, looks: int) -> np.ndarray:
     one_m_b2 = (1.0 - beta) * (1.0 + beta)
     s = one_m_g2 / one_m_b2
     # arccos(−β) = π/2 + arcsin(β), better conditioned near β = −1.
-    lead = np.exp(gammaln(2 * L - 1) - 2.0 * gammaln(L) - 2.0 * (L - 1) * np.log(2.0))
+    lead = np.exp(lgamma(2 * L - 1) - 2.0 * lgamma(L) - 2.0 * (L - 1) * np.log(2.0))
     sL = s**L
     bracket = lead * ((2 * L - 1) * beta * np.arccos(-beta) * sL / np.sqrt(one_m_b2) + sL)
     if L > 1:
@@ -97,7 +97,7 @@ def phase_pdf_ds(phase, coherence, looks: int) -> np.ndarray:
         b2 = beta * beta
         s_pow = s * s  # s^{r+2}
         for r in range(L - 1):
-            coef = np.exp(gammaln(L - 0.5) - gammaln(L - 0.5 - r) + gammaln(L - 1 - r) - gammaln(L - 1))
+            coef = np.exp(lgamma(L - 0.5) - lgamma(L - 0.5 - r) + lgamma(L - 1 - r) - lgamma(L - 1))
             acc += coef * (1.0 + (2 * r + 1) * b2) * s_pow * one_m_g2 ** (L - r - 2)
             s_pow = s_pow * s
         bracket = bracket + acc / (2.0 * (L - 1))

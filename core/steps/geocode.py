@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
+from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks, workers_within
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
 from sbts.core.errors import InputError, TemplateError, shown
 from sbts.core.io.blocks import Block, plan_blocks
@@ -119,28 +119,49 @@ def crs_transform(src_epsg: int | None, dst_epsg: int | None) -> Transform:
     src, dst = src_epsg or 4326, dst_epsg or 4326
     if src == dst:
         return _identity
-    try:
-        from osgeo import osr
-    except ImportError as exc:
-        raise InputError(f"a projected grid (EPSG:{src} → EPSG:{dst}) needs GDAL's Python bindings ({exc})") from None
-    osr.UseExceptions()
-    a, b = osr.SpatialReference(), osr.SpatialReference()
-    a.ImportFromEPSG(int(src))
-    b.ImportFromEPSG(int(dst))
-    for s in (a, b):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    ct = osr.CoordinateTransformation(a, b)
+    return CrsTransform(int(src), int(dst))
 
-    def tf(x, y):
+
+class CrsTransform:
+    """(x/lon, y/lat) from EPSG ``src`` to EPSG ``dst`` with GDAL's osr; NaN in, NaN out.
+
+    A picklable callable: the workers that solve a mapping's coordinates get it with the mapping,
+    and build the osr transformation again (osr objects do not pickle).
+    """
+
+    def __init__(self, src: int, dst: int) -> None:
+        self.src, self.dst = src, dst
+        self._ct = self._transformation()  # an unknown code fails here, where the mapping is built
+
+    def _transformation(self):
+        try:
+            from osgeo import osr
+        except ImportError as exc:
+            raise InputError(f"a projected grid (EPSG:{self.src} → EPSG:{self.dst}) needs GDAL's Python bindings "
+                             f"({exc})") from None
+        osr.UseExceptions()
+        a, b = osr.SpatialReference(), osr.SpatialReference()
+        a.ImportFromEPSG(self.src)
+        b.ImportFromEPSG(self.dst)
+        for srs in (a, b):
+            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        return osr.CoordinateTransformation(a, b)
+
+    def __getstate__(self) -> dict:
+        return {"src": self.src, "dst": self.dst}
+
+    def __setstate__(self, state: dict) -> None:
+        self.src, self.dst = state["src"], state["dst"]
+        self._ct = self._transformation()
+
+    def __call__(self, x, y) -> tuple[np.ndarray, np.ndarray]:
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         out_x, out_y = np.full(x.shape, np.nan), np.full(y.shape, np.nan)
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.any():
-            pts = np.asarray(ct.TransformPoints(np.c_[x[ok], y[ok]]))
+            pts = np.asarray(self._ct.TransformPoints(np.c_[x[ok], y[ok]]))
             out_x[ok], out_y[ok] = pts[:, 0], pts[:, 1]
         return out_x, out_y
-
-    return tf
 
 
 def utm_epsg(lat: float, lon: float) -> int:
@@ -195,6 +216,24 @@ class Lookup:
         a[bad] = np.nan
         b[bad] = np.nan
         return a, b
+
+
+@dataclass(frozen=True)
+class _LookupRead:
+    """Two coordinate rasters of the lookup over a window (:meth:`Lookup.read2`), for
+    :class:`InverseLookup`; with ``tf``, (first, second) = (lat, lon) become the output CRS's (y, x).
+    A picklable callable: the mapping goes to the workers that solve its coordinates."""
+
+    lookup: Lookup
+    names: tuple[str, str]
+    tf: Transform | None = None
+
+    def __call__(self, block: Block | None) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.lookup.read2(self.names, block)
+        if self.tf is None:
+            return a, b
+        x, y = self.tf(b, a)
+        return y, x
 
 
 def _is_lookup(path: Path) -> bool:
@@ -537,12 +576,7 @@ class LatLonToGeo(_Mapping):
         self.src_shape = lookup.meta.grid.shape
         epsg = opts.epsg if opts.epsg not in (None, 4326) else None
         tf = crs_transform(4326, epsg)
-
-        def read(block: Block):
-            lat, lon = lookup.read2(("latitude", "longitude"), block)
-            x, y = tf(lon, lat)
-            return y, x
-
+        read = _LookupRead(lookup, ("latitude", "longitude"), tf)
         self.inverse = InverseLookup(read, self.src_shape, opts.max_memory)
         # the lookup's extent, from the coordinates of every valid pixel (block by block)
         lo, hi = np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf])
@@ -674,9 +708,7 @@ class GeoToRdcRadar(_Mapping):
         lk = lookup.meta.grid
         self.tf = crs_transform(lk.geo.epsg, self.geo.epsg)
 
-        def read(block: Block):
-            return lookup.read2(("azimuthCoord", "rangeCoord"), block)
-
+        read = _LookupRead(lookup, ("azimuthCoord", "rangeCoord"))
         self.inverse = InverseLookup(read, lk.shape, opts.max_memory)
         hi = np.array([0.0, 0.0])
         for block in plan_blocks(lk.shape, 32, opts.max_memory):
@@ -1047,7 +1079,7 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
     layers = sum(int(np.prod(product.dataset_shape(n)[:-2] or (1,))) for n in names if spatial[n])
     # coordinates + output and source windows of every layer, and the next block's source read ahead
     per_pixel = 8 * 4 + 8 * 4 * max(1, layers)
-    every = _all_coords(mapping, opts.max_memory) if any(spatial.values()) else None
+    every = _all_coords(mapping, opts.max_memory, num_worker, cluster) if any(spatial.values()) else None
     # the coordinates kept for every output pixel take up to a quarter of the budget, and the blocks
     # (the rest of the budget shared by the workers) are sampled from them anywhere; otherwise they are
     # solved here strip by strip (strips planned on the whole budget: the serial run's blocks) and sampled here
@@ -1102,9 +1134,21 @@ def _sampled(plan, every: Coords | None, mapping: _Mapping, read, compute, num_w
         yield from run_blocks(tasks, read, compute, workers=num_worker, cluster=cluster)
 
 
-def _all_coords(mapping: _Mapping, max_memory: float) -> Coords | None:
+#: most bytes of work (224 B an output pixel) in one block of the coordinate solve, ~300 000 output
+#: pixels: the blocks are the same whatever the workers (a point's Newton start depends on its
+#: block), so the coordinates are the same bits here, in the pool and on dask
+_COORD_BLOCK_BYTES = 64 * 1024**2
+_COORD_BYTES_PER_PIXEL = 224
+
+
+def _all_coords(mapping: _Mapping, max_memory: float, num_worker: int = 1, cluster: str | None = None) -> Coords | None:
     """The source (row, col) of every output pixel, computed once per mapping and kept on it when the
-    two float64 maps take at most a quarter of the budget (else None: computed per block)."""
+    two float64 maps take at most a quarter of the budget (else None: computed per block).
+
+    The blocks (at most :data:`_COORD_BLOCK_BYTES` of work each, and a quarter of the budget) are
+    solved here, in the pool (as many at once as half the budget holds) or on dask: the mapping goes
+    to the workers with each block (the inverse lookup's KD-tree: ~12 MB).
+    """
     cached = getattr(mapping, "_every", None)
     if cached is None:
         length, width = mapping.out_grid.shape
@@ -1115,11 +1159,29 @@ def _all_coords(mapping: _Mapping, max_memory: float) -> Coords | None:
             # the Newton solve holds ~28 float64 values per output pixel: the six rasters' bilinear
             # values and one corner gathered (12), the corner indices and weights (8), position,
             # step, targets and first guesses (8)
-            for block in progress(plan_blocks((length, width), 224, max_memory / 4), "geocode: coordinates", "block"):
-                rows[block.slices], cols[block.slices] = mapping.coords(block)
+            per_block = min(max_memory * 1024**3 / 4, _COORD_BLOCK_BYTES)
+            blocks = plan_blocks((length, width), _COORD_BYTES_PER_PIXEL, per_block / 1024**3)
+            biggest = max(b.shape[0] * b.shape[1] for b in blocks) * _COORD_BYTES_PER_PIXEL
+            workers = workers_within(max_memory / 2, biggest, num_worker, cluster, len(blocks))
+            logger.info("geocode: the source coordinates of %d×%d output pixels, %d block(s)%s", length, width,
+                        len(blocks), describe(workers, cluster))
+            results = run_blocks(blocks, _no_inputs, functools.partial(_coords_block, mapping),
+                                 workers=workers, cluster=cluster)
+            for block, (r, c) in progress(results, "geocode: coordinates", "block", total=len(blocks)):
+                rows[block.slices], cols[block.slices] = r, c
             cached = (rows, cols)
         mapping._every = cached  # type: ignore[attr-defined]
     return cached or None
+
+
+def _no_inputs(_block: Block) -> None:
+    """The read of a coordinate block: the mapping reads the lookup window it needs itself."""
+    return None
+
+
+def _coords_block(mapping: _Mapping, block: Block, _inputs: None) -> Coords:
+    """The source (row, col) of the output pixels of ``block`` (a task of :func:`_all_coords`)."""
+    return mapping.coords(block)
 
 
 def geocode_files(paths: Sequence[str | os.PathLike], lookup_file=None, out_dir=None, geo2radar=False,

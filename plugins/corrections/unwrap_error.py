@@ -410,11 +410,16 @@ def run_bridging(stack_path: Path, in_name: str, out_name: str, land: np.ndarray
 
 
 # ---------------------------------------------------------------------------- phase closure
-def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: float,
-                   max_memory: float) -> tuple[np.ndarray, int]:
+def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: float, max_memory: float,
+                   num_worker: int = 1, cluster: str | None = None) -> tuple[np.ndarray, int]:
     """Region map (−1 = none) of pixels with the same component label in every kept pair.
 
     Without ``connectComponent``: one region of the pixels with data in every kept pair.
+
+    The blocks are read, and their pixels' label rows sorted into patterns (:func:`_block_patterns`:
+    ``np.unique`` over rows of one label per pair, the work), here, in the pool or on dask; this
+    process numbers the patterns.  The regions are then numbered by the first pixel (in raster order)
+    of each, so the map is the same whatever the blocks, the budget and the workers.
     """
     kept = np.flatnonzero(stack.pairs.keep)
     name = "connectComponent" if stack.has("connectComponent") else "unwrapPhase"
@@ -423,37 +428,63 @@ def common_regions(stack: IfgramStack, land: np.ndarray | None, min_area: float,
                        stack.path.name)
     region = np.full(stack.shape, -1, np.int64)
     ids: dict[bytes, int] = {}
-    for block in plan_blocks(stack.shape, kept.size * 12 + 16, max_memory, stack.chunk_shape(name)):
-        data = stack.read(name, block, index=kept)
-        valid = np.ones(block.shape, bool) if land is None else land[block.slices].copy()
-        for layer in data:  # pair by pair: one layer of temporaries
-            valid &= layer != 0
-            if layer.dtype.kind == "f":
-                valid &= np.isfinite(layer)
-        if name == "unwrapPhase":  # one region: no label rows to sort
-            del data  # released before the next block is read (else two blocks are held)
-            if valid.any():
-                sub = region[block.slices]
-                sub[valid] = ids.setdefault(b"", 0)
-                region[block.slices] = sub
+    # the block's labels (int16 or float32), the valid mask, the label rows (int32) and their sort
+    blocks = plan_blocks(stack.shape, kept.size * 12 + 16, memory_per_task(max_memory, num_worker, cluster),
+                         stack.chunk_shape(name))
+    items = [(block, None if land is None else np.ascontiguousarray(land[block.slices])) for block in blocks]
+    results = run_blocks(items, functools.partial(_read_labels, stack, name, kept),
+                         functools.partial(_block_patterns, name == "connectComponent"),
+                         workers=num_worker, cluster=cluster, ordered=True)
+    for (block, _), (valid, uniq, inv) in progress(results, "common regions", "block", total=len(items)):
+        if not valid.any():
             continue
-        key_rows = data[:, valid].T.astype(np.int32)
-        del data
-        uniq, inv = np.unique(key_rows, axis=0, return_inverse=True)
-        lut = np.array([ids.setdefault(row.tobytes(), len(ids)) for row in uniq], np.int64)
         sub = region[block.slices]
-        sub[valid] = lut[np.asarray(inv).reshape(-1)] if uniq.size else -1
+        if uniq is None:  # one region: no label rows
+            sub[valid] = ids.setdefault(b"", 0)
+        else:
+            lut = np.array([ids.setdefault(row.tobytes(), len(ids)) for row in uniq], np.int64)
+            sub[valid] = lut[inv]
         region[block.slices] = sub
     if not ids:
         return region.astype(np.int32), 0
-    area = np.bincount(region[region >= 0], minlength=len(ids))
+    flat = region.ravel()
+    present, first = np.unique(flat, return_index=True)  # each pattern's first pixel
+    if present[0] < 0:
+        present, first = present[1:], first[1:]
+    area = np.bincount(flat[flat >= 0], minlength=len(ids))
     min_area = effective_min_area(min_area, region.size, len(ids))  # MintPy's small-image rule
-    big = np.flatnonzero(area >= min_area)
+    big = present[np.argsort(first, kind="stable")]  # in raster order of their first pixel ...
+    big = big[area[big] >= min_area]  # ... the regions large enough
     lut = np.full(len(ids) + 1, -1, np.int64)
     lut[big] = np.arange(big.size)
-    out = np.where(region >= 0, lut[np.where(region >= 0, region, len(ids))], -1).astype(np.int32)
-    logger.info("%d common region(s) of ≥ %g px (%d smaller ignored)", big.size, min_area, len(ids) - big.size)
+    out = lut[np.where(flat >= 0, flat, len(ids))].astype(np.int32).reshape(region.shape)
+    logger.info("%d common region(s) of ≥ %g px (%d smaller ignored)%s", big.size, min_area, len(ids) - big.size,
+                describe(num_worker, cluster))
     return out, int(big.size)
+
+
+def _read_labels(stack: IfgramStack, name: str, kept: np.ndarray, item) -> np.ndarray:
+    """The I/O of a block of :func:`common_regions`: the kept pairs' labels (or phase)."""
+    block, _land = item
+    return stack.read(name, block, index=kept)
+
+
+def _block_patterns(labelled: bool, item, data: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(valid, patterns, pattern of each valid pixel): the block's pixels with data in every kept pair
+    (and on land), and, with ``labelled`` component labels, their distinct label rows (sorted) and
+    each valid pixel's row; ``(valid, None, None)`` without labels (one region)."""
+    block, land = item
+    valid = np.ones(block.shape, bool) if land is None else land.copy()
+    for layer in data:  # pair by pair: one layer of temporaries
+        valid &= layer != 0
+        if layer.dtype.kind == "f":
+            valid &= np.isfinite(layer)
+    if not labelled:
+        return valid, None, None
+    key_rows = data[:, valid].T.astype(np.int32)
+    del data
+    uniq, inv = np.unique(key_rows, axis=0, return_inverse=True)
+    return valid, uniq, np.asarray(inv).reshape(-1)
 
 
 def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_region: int,
@@ -533,7 +564,7 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
     stack = IfgramStack(stack_path)
     if int(stack.pairs.keep.sum()) < 3:
         raise DataError(f"{stack_path}: fewer than 3 kept pairs; no closure phase to use")
-    region, n_region = common_regions(stack, land, opts.min_area, max_memory)
+    region, n_region = common_regions(stack, land, opts.min_area, max_memory, num_worker, cluster)
     U = region_ambiguities(stack, in_name, region, n_region, opts, max_memory)
     names = stack.pairs.date12
     for k in np.flatnonzero(np.any(U != 0, axis=0)):

@@ -13,6 +13,7 @@ tolerance is a few float32 ulps (rtol 1e-6), far below any physical meaning of t
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -431,12 +432,34 @@ def test_geocode_same_here_in_the_pool_and_on_dask(tmp_path, series, geometry, m
     here = [read_all(o) for o in geocode.geocode_files([series, geometry], geometry, tmp_path / "here", options=opts)]
     assert np.isfinite(here[0]["timeseries"]).mean() > 0.5
     for name in WAYS:
+        caplog.clear()
         outs = geocode.geocode_files([series, geometry], geometry, tmp_path / name, options=opts, num_worker=2,
                                      cluster="local" if name == "dask" else None)
         assert "on 2 workers" in caplog.text
+        assert re.search(r"source coordinates of .* output pixels, \d+ block\(s\) on 2 workers", caplog.text)
         assert blocks_logged(caplog) >= 2
         for a, path in zip(here, outs):
             assert_same(a, read_all(path))
+
+
+def test_geocode_projected_coordinates_in_the_pool_and_on_dask(tmp_path, series, geometry, caplog):
+    """A projected output grid (UTM): the mapping and its coordinate transformation go to the workers
+    that solve the coordinates (osr objects are rebuilt there); the same bits as the serial run."""
+    from sbts.core.steps import geocode
+
+    caplog.set_level("INFO", logger="sbts")
+    opts = geocode.GeocodeOptions(max_memory=2e-4, method="linear", utm=True)
+    here = read_all(geocode.geocode_file(series, geometry, tmp_path / "here.h5", options=opts))
+    assert np.isfinite(here["timeseries"]).mean() > 0.5
+    for name in WAYS:
+        caplog.clear()
+        out = geocode.geocode_file(series, geometry, tmp_path / f"{name}.h5", options=opts, num_worker=2,
+                                   cluster="local" if name == "dask" else None)
+        assert re.search(r"source coordinates .* on 2 workers", caplog.text)
+        got = read_all(out)
+        assert_same(here, got)
+    with h5py.File(tmp_path / "here.h5", "r") as f:
+        assert str(f.attrs["EPSG"]).startswith("326")
 
 
 def test_geocode_coordinates_over_budget_sampled_here(tmp_path, series, geometry, caplog):
@@ -570,7 +593,8 @@ def test_cli_num_worker_reaches_the_steps(tmp_path, big):
 
 
 def test_cli_geocode_num_worker(tmp_path, big, monkeypatch):
-    """``sbts geocode --num-worker 2`` samples in the pool and writes what the serial run writes."""
+    """``sbts geocode --num-worker 2`` solves the coordinates and samples in the pool and writes what the
+    serial run writes."""
     from click.testing import CliRunner
 
     from sbts.cli.main import cli
@@ -590,7 +614,8 @@ def test_cli_geocode_num_worker(tmp_path, big, monkeypatch):
                                    "--num-worker", "2", "--max-memory", "0.01", "-i", "linear",
                                    "--lalo-step", "0.0005", "0.0004"])
     assert res.exit_code == 0, res.output
-    assert seen == [(seen[0][0], {"workers": 2, "cluster": None})] and seen[0][0] > 2
+    # the source coordinates (solved in the pool too), then the output blocks sampled
+    assert len(seen) == 2 and all(k == {"workers": 2, "cluster": None} for _, k in seen) and seen[1][0] > 2
     opts = geocode.GeocodeOptions(max_memory=0.01, method="linear", lalo_step=(0.0005, 0.0004))
     serial = geocode.geocode_file(big, geometry, tmp_path / "serial.h5", options=opts)
     assert_same(read_all(serial), read_all(tmp_path / "pool" / "geo_timeseries.h5"))

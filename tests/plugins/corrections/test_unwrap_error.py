@@ -305,3 +305,30 @@ def test_bridging_fewer_pairs_at_once_under_a_small_budget(work, caplog):
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("bridging") and "kept" in
                 r.getMessage() and "corrected" not in r.getMessage())
     assert "worker" not in line, line
+
+
+def test_common_regions_same_whatever_the_blocks_and_workers(synthetic):
+    """The regions are numbered by their first pixel in raster order: the same map in one block, in
+    many, in the pool and on dask (where the blocks' label rows are sorted into patterns)."""
+    from sbts.core.compute import scheduling
+
+    folder, s = synthetic
+    stack = IfgramStack(folder / "ifgramStack.h5")
+    land = np.ones(SHAPE, bool)
+    land[:6, :9] = False  # some water
+    ref, n = uw.common_regions(stack, land, 20, 4.0)
+    assert n >= 2 and (ref[~land] == -1).all()
+    firsts = [int(np.flatnonzero(ref.ravel() == r)[0]) for r in range(n)]
+    assert firsts == sorted(firsts)
+    try:
+        for kw in [{}, {"num_worker": 2}, {"num_worker": 2, "cluster": "local"}]:
+            got, m = uw.common_regions(stack, land, 20, 2e-4, **kw)  # ~4 rows a block
+            assert m == n and np.array_equal(got, ref), kw
+    finally:
+        scheduling.close_clusters()
+    # a region is a set of pixels with one label in every kept pair
+    kept = np.flatnonzero(stack.pairs.keep)
+    cc = stack.read("connectComponent", index=kept)
+    for r in range(n):
+        rows = cc[:, ref == r]
+        assert (rows == rows[:, :1]).all()
