@@ -749,9 +749,10 @@ def _write_stack(stack: StackSource, win: Window, overrides: dict[str, str], pat
                                                  previous, num_worker, cluster):
         return
     out_shape = win.shape
-    # one dataset of all pairs is held at a time, plus one source window being reduced per thread
-    threads = 1 if cluster else max(1, min(int(num_worker), len(sources)))
-    per_pixel = (len(sources) * 4 * 1.5 + 8 * win.ystep * win.xstep * threads
+    # one dataset of all pairs is held at a time (from a cluster, also its pieces as they arrive),
+    # plus one source window being reduced per thread
+    threads = 1 if _on_cluster(cluster) else max(1, min(int(num_worker), len(sources)))
+    per_pixel = (len(sources) * 4 * (2.5 if _on_cluster(cluster) else 1.5) + 8 * win.ystep * win.xstep * threads
                  + (4 * len(previous.pairs) if previous else 0))
     blocks = plan_blocks(out_shape, per_pixel, max_memory)
     logger.info("writing %s: %d pairs, %d×%d pixels, datasets %s", path, len(sources), *out_shape, ", ".join(names))
@@ -839,8 +840,8 @@ def _append_in_parts(sources: list, pairs: Pairs, names: dict, meta: Metadata, w
                 path.name, prefix, size, tail_file.relative_to(path.parent), len(todo))
     if not _is_current(tail_file, sig):
         tail_pairs = Pairs(pairs.date1[prefix:], pairs.date2[prefix:], pairs.bperp[prefix:], None)
-        threads = 1 if cluster else max(1, min(int(num_worker), len(todo)))
-        per_pixel = size * 4 * 1.5 + 8 * win.ystep * win.xstep * threads
+        threads = 1 if _on_cluster(cluster) else max(1, min(int(num_worker), len(todo)))
+        per_pixel = size * 4 * (2.5 if _on_cluster(cluster) else 1.5) + 8 * win.ystep * win.xstep * threads
         with contextlib.ExitStack() as ctx:
             import h5py
 
@@ -912,7 +913,7 @@ def _pair_layers(blocks: list[Block], layers: list[str], sources: list, todo: li
     if cluster == "local" and todo:
         logger.info("mintpy.compute.cluster = local: the interferograms are read by %d threads of this process "
                     "(workers on this machine would only send every byte back to it to write)", max(1, int(num_worker)))
-    if cluster in (None, "", "local") or not todo:
+    if not _on_cluster(cluster) or not todo:
         threads = max(1, min(int(num_worker), len(todo)))
         with contextlib.ExitStack() as ctx:
             pool = ctx.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="sbts-load")) if threads > 1 else None
@@ -938,6 +939,11 @@ def _pair_layers(blocks: list[Block], layers: list[str], sources: list, todo: li
         if piece.stop == len(todo):  # the last piece of the block's layer
             yield piece.block, piece.name, functools.partial(_place_pieces, todo=todo, parts=parts)
             parts = []
+
+
+def _on_cluster(cluster: str | None) -> bool:
+    """Whether the loader's reads go to a dask cluster: a scheduler's address (not ``"local"``)."""
+    return bool(cluster) and cluster != "local"
 
 
 @dataclass(frozen=True)
