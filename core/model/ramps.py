@@ -363,11 +363,16 @@ class RampSums:
 
     @classmethod
     def of_series(cls, ts: Any, read_mask: Callable[[Block], np.ndarray], kind: str,
-                  max_memory: float) -> tuple[RampSums, bool]:
+                  max_memory: float, num_worker: int = 1, cluster: str | None = None) -> tuple[RampSums, bool]:
         """The sums over the valid mask pixels of a time series read block by block within
         ``max_memory`` GB (``ts``: a :class:`~sbts.core.io.products.TimeSeries`; ``read_mask(block)``:
         the mask's bool block), and whether the mask selects any pixel.  A pixel that is 0 at every
         date (no data) carries no ramp.  The reads are the callers' objects: this module opens no file.
+
+        The blocks are read and their rows' terms formed (:meth:`row_terms`: the products with the
+        series, the work) here, in a pool of ``num_worker`` processes or on dask (``cluster``; then
+        ``ts`` and ``read_mask`` must pickle); the terms are added here in row order, so the sums are
+        the same bits whoever formed them.
 
         Parameters
         ----------
@@ -385,44 +390,51 @@ class RampSums:
         tuple
             The sums, and whether the mask selects any pixel.
         """
+        import functools
+
+        from sbts.core.compute.scheduling import memory_per_task, run_blocks
+
         n, shape = len(ts.dates), ts.shape
         sums = cls(n, shape, kind)
         any_mask = False
         # the block read (float32), its no-data test and a row's samples
-        for block in plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), max_memory,
-                                     ts.chunk_shape(ts.dataset_name)):
-            m = read_mask(block)
-            if not m.any():
+        blocks = plan_blocks_for(shape, pixel_bytes(n, 4, copies=2), memory_per_task(max_memory, num_worker, cluster),
+                                 ts.chunk_shape(ts.dataset_name))
+        results = run_blocks(blocks, functools.partial(_read_masked_block, ts, read_mask),
+                             functools.partial(_block_row_terms, n, shape, kind),
+                             workers=num_worker, cluster=cluster, ordered=True)
+        for _block, terms in results:
+            if terms is None:  # the mask selects none of the block
                 continue
             any_mask = True
-            layers = ts.read_dates(block)
-            sums.add(layers, m & layers.any(axis=0), block)
+            sums.add_rows(terms)
         return sums, any_mask
+
+    def row_terms(self, values: np.ndarray, mask: np.ndarray, block: Block) -> list[tuple]:
+        """The terms of each row of ``block`` with mask samples, in row order: ``(GᵀG, vᵀG, count,
+        {date: (G_nanᵀG_nan, count)})`` for the samples ``mask`` ``(h, w)`` of ``values`` ``(n, h, w)``
+        (the last for the dates at which some of the row's samples are NaN)."""
+        n = self.rhs.shape[0]
+        return _row_terms(n, self.shape, self.kind, values, mask, block)
+
+    def add_rows(self, terms: list[tuple]) -> None:
+        """Add the terms of :meth:`row_terms` (in their order)."""
+        n = self.rhs.shape[0]
+        for gram, rhs, count, nan_terms in terms:
+            self.gram += gram
+            self.count += count
+            self.rhs += rhs
+            if not nan_terms:
+                continue
+            if self._nan_gram is None:
+                self._nan_gram = np.zeros((n,) + self.gram.shape)
+            for d, (gram_d, count_d) in nan_terms.items():
+                self._nan_gram[d] += gram_d
+                self._nan_count[d] += count_d
 
     def add(self, values: np.ndarray, mask: np.ndarray, block: Block) -> None:
         """Add the samples ``mask`` ``(h, w)`` of ``values`` ``(n, h, w)``, the dates of ``block``."""
-        n = self.rhs.shape[0]
-        if values.shape != (n,) + block.shape or mask.shape != block.shape:
-            raise ValueError(f"values {values.shape} and mask {mask.shape} do not match {n} dates of block "
-                             f"{block.shape}")
-        for r in np.flatnonzero(mask.any(axis=1)):
-            cols = np.flatnonzero(mask[r])
-            v = values[:, r, cols]
-            g = design_matrix_ramp((np.full(cols.size, block.row_start + r), cols + block.col_start), self.kind,
-                                   shape=self.shape)
-            self.gram += g.T @ g
-            self.count += cols.size
-            finite = np.isfinite(v)
-            if finite.all():
-                self.rhs += v @ g  # float32 @ float64: summed in float64
-                continue
-            self.rhs += np.where(finite, v, 0) @ g
-            if self._nan_gram is None:
-                self._nan_gram = np.zeros((n,) + self.gram.shape)
-            for d in np.flatnonzero(~finite.all(axis=1)):
-                gb = g[~finite[d]]
-                self._nan_gram[d] += gb.T @ gb
-                self._nan_count[d] += gb.shape[0]
+        self.add_rows(self.row_terms(values, mask, block))
 
     def solve(self) -> np.ndarray:
         """float64 ``(n, k)``: each date's least-squares coefficients; NaN (with a warning) for a date
@@ -438,6 +450,48 @@ class RampSums:
             gram = self.gram if self._nan_gram is None else self.gram - self._nan_gram[d]
             coeffs[d] = np.linalg.lstsq(gram, self.rhs[d], rcond=None)[0]
         return coeffs
+
+
+def _row_terms(n: int, shape: tuple[int, int], kind: str, values: np.ndarray, mask: np.ndarray,
+               block: Block) -> list[tuple]:
+    """:meth:`RampSums.row_terms` (a function of its own: it runs where the block was read)."""
+    if values.shape != (n,) + block.shape or mask.shape != block.shape:
+        raise ValueError(f"values {values.shape} and mask {mask.shape} do not match {n} dates of block "
+                         f"{block.shape}")
+    terms = []
+    for r in np.flatnonzero(mask.any(axis=1)):
+        cols = np.flatnonzero(mask[r])
+        v = values[:, r, cols]
+        g = design_matrix_ramp((np.full(cols.size, block.row_start + r), cols + block.col_start), kind, shape=shape)
+        finite = np.isfinite(v)
+        nan_terms: dict[int, tuple[np.ndarray, int]] = {}
+        if finite.all():
+            rhs = v @ g  # float32 @ float64: summed in float64
+        else:
+            rhs = np.where(finite, v, 0) @ g
+            for d in np.flatnonzero(~finite.all(axis=1)):
+                gb = g[~finite[d]]
+                nan_terms[int(d)] = (gb.T @ gb, gb.shape[0])
+        terms.append((g.T @ g, rhs, cols.size, nan_terms))
+    return terms
+
+
+def _read_masked_block(ts: Any, read_mask: Callable[[Block], np.ndarray],
+                       block: Block) -> tuple[np.ndarray, np.ndarray] | None:
+    """The I/O of a block of :meth:`RampSums.of_series`: its mask and, when it selects a pixel, its dates."""
+    m = read_mask(block)
+    if not m.any():
+        return None
+    return m, ts.read_dates(block)
+
+
+def _block_row_terms(n: int, shape: tuple[int, int], kind: str, block: Block,
+                     inputs: tuple[np.ndarray, np.ndarray] | None) -> list[tuple] | None:
+    """The rows' terms of a block (None: the mask selects none of it)."""
+    if inputs is None:
+        return None
+    m, layers = inputs
+    return _row_terms(n, shape, kind, layers, m & layers.any(axis=0), block)
 
 
 def evaluate_ramps_at(coeffs: np.ndarray, y: int, x: int, shape: tuple[int, int], kind: str) -> np.ndarray:

@@ -133,14 +133,16 @@ class _Mask:
         return np.isfinite(data) & (data != 0) if data.dtype.kind == "f" else data != 0
 
 
-def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float) -> np.ndarray:
+def _fit_ramps(ts: TimeSeries, mask: _Mask, kind: str, max_memory: float, num_worker: int = 1,
+               cluster: str | None = None) -> np.ndarray:
     """Ramp coefficients per date from every valid mask pixel (as MintPy), read block by block.
 
     A pixel that is 0 at every date (no data) is left out.  The normal equations are summed row by
     row (:class:`sbts.core.model.ramps.RampSums`), so the fit needs one block in memory and gives
-    the same coefficients whatever the budget and the workers.
+    the same coefficients whatever the budget and the workers (the blocks' rows are formed here,
+    in the pool or on dask).
     """
-    sums, any_mask = RampSums.of_series(ts, mask.read, kind, max_memory)
+    sums, any_mask = RampSums.of_series(ts, mask.read, kind, max_memory, num_worker, cluster)
     if not any_mask:
         raise DataError("the mask selects no pixel: no ramp can be fitted (mintpy.residualRMS.maskFile)")
     if not sums.count:
@@ -161,7 +163,7 @@ def date_rms(ts: TimeSeries, mask: _Mask, kind: str | None, max_memory: float,
     n, shape = len(ts.dates), ts.shape
     coeffs = ref = None
     if kind is not None:
-        coeffs = _fit_ramps(ts, mask, kind, max_memory)
+        coeffs = _fit_ramps(ts, mask, kind, max_memory, num_worker, cluster)
         r = ts.metadata.reference
         if r.has_point and 0 <= r.y < shape[0] and 0 <= r.x < shape[1]:
             ref = evaluate_ramps_at(coeffs, r.y, r.x, shape, kind)

@@ -101,7 +101,7 @@ class Deramp(Correction):
         mask_name = _mask_dataset(mask) if mask is not None else None
 
         # --- fit: every mask pixel, block by block
-        coeffs, nsample = _fit(ts, mask, mask_name, kind, context.max_memory)
+        coeffs, nsample = _fit(ts, mask, mask_name, kind, context.max_memory, context.num_worker, context.cluster)
         bad = [ts.date_strings[i] for i in np.flatnonzero(~np.isfinite(coeffs).all(axis=1))]
         if bad:
             raise DataError(f"{context.input_file}: too few valid mask pixels to fit a {kind} ramp on "
@@ -205,10 +205,12 @@ def _read_mask(mask: MapProduct | None, name: str | None, block: Block) -> np.nd
 
 
 def _fit(ts: TimeSeries, mask: MapProduct | None, mask_name: str | None, kind: str,
-         max_memory: float) -> tuple[np.ndarray, int]:
-    """Ramp coefficients of every date from every valid mask pixel, read block by block; and the
-    number of pixels they were fitted on.  A pixel that is 0 at every date (no data) carries no ramp."""
-    sums, any_mask = RampSums.of_series(ts, functools.partial(_read_mask, mask, mask_name), kind, max_memory)
+         max_memory: float, num_worker: int = 1, cluster: str | None = None) -> tuple[np.ndarray, int]:
+    """Ramp coefficients of every date from every valid mask pixel, read block by block (here, in the
+    pool or on dask); and the number of pixels they were fitted on.  A pixel that is 0 at every date
+    (no data) carries no ramp."""
+    sums, any_mask = RampSums.of_series(ts, functools.partial(_read_mask, mask, mask_name), kind, max_memory,
+                                        num_worker, cluster)
     if not any_mask:
         raise DataError(f"{mask.path if mask else 'the image'}: the mask selects no pixel; nothing to fit a ramp on")
     if not sums.count:

@@ -188,3 +188,71 @@ def test_ramp_sums_do_not_depend_on_the_blocks_and_flag_undetermined_dates(caplo
     np.testing.assert_array_equal(one, many)  # bit for bit: the rows are added in the same order
     assert np.isnan(many[1]).all() and np.isfinite(many[[0, 2]]).all()
     assert "ramp of date 1: 2 valid pixel(s) for 6 coefficients" in caplog.text
+
+
+class _ArraySeries:
+    """What RampSums.of_series reads from a time series, over arrays (picklable: it goes to the
+    workers); each read leaves the reading process's id in ``folder``."""
+
+    def __init__(self, values: np.ndarray, folder) -> None:
+        self.values, self.folder = values, str(folder)
+        self.dates = list(range(values.shape[0]))
+        self.shape = values.shape[1:]
+        self.dataset_name = "timeseries"
+
+    def chunk_shape(self, _name):
+        return None
+
+    def read_dates(self, block: Block) -> np.ndarray:
+        import os
+        from pathlib import Path
+
+        Path(self.folder, f"{os.getpid()}_{block.row_start}").touch()
+        return self.values[(slice(None),) + block.slices].copy()
+
+
+def _mask_of(mask: np.ndarray, block: Block) -> np.ndarray:
+    return mask[block.slices]
+
+
+@pytest.mark.parametrize("kind", ["linear", "quadratic"])
+def test_ramp_sums_of_a_series_the_same_here_in_the_pool_and_on_dask(tmp_path, kind):
+    """The blocks' row terms formed in a pool of 2 or on dask, and added here in row order: the same
+    sums, bit for bit, as in one process with other blocks; the reads ran in the workers."""
+    import functools
+    import os
+
+    rng = np.random.default_rng(6)
+    values = rng.normal(0, 1, (5, 60, 40)).astype(np.float32)
+    values[3, 10:20, 5:9] = np.nan
+    mask = rng.random((60, 40)) > 0.2
+    read_mask = functools.partial(_mask_of, mask)
+    ways = [("one", {"max_memory": 4.0}), ("pool", {"max_memory": 2e-5, "num_worker": 2})]
+    try:
+        import dask.distributed  # noqa: F401
+
+        ways.append(("dask", {"max_memory": 2e-5, "num_worker": 2, "cluster": "local"}))
+    except ImportError:
+        pass
+    found = {}
+    from sbts.core.compute import scheduling
+
+    try:
+        for label, kw in ways:
+            folder = tmp_path / label
+            folder.mkdir()
+            sums, any_mask = ramps.RampSums.of_series(_ArraySeries(values, folder), read_mask, kind, **kw)
+            assert any_mask
+            found[label] = sums
+            pids = {p.name.split("_")[0] for p in folder.iterdir()}
+            if label == "one":
+                assert len(list(folder.iterdir())) == 1 and pids == {str(os.getpid())}
+            else:  # many blocks, read in the workers
+                assert len(list(folder.iterdir())) > 4 and str(os.getpid()) not in pids
+    finally:
+        scheduling.close_clusters()
+    for label, sums in found.items():
+        for name in ("gram", "rhs", "_nan_gram", "_nan_count"):
+            np.testing.assert_array_equal(getattr(sums, name), getattr(found["one"], name), err_msg=f"{label} {name}")
+        assert sums.count == found["one"].count == int(mask.sum())
+    np.testing.assert_array_equal(found["pool"].solve(), found["one"].solve())
