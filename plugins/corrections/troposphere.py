@@ -406,7 +406,7 @@ class HeightCorrelation(_TroposphericDelay):
         elevation = functools.partial(_elevation, geom, use_inc, purpose)
 
         mask, mask_label = _reliable_mask(context, ts)
-        ts_ml, h_ml = _multilook(ts, elevation, mask, looks, context.max_memory)
+        ts_ml, h_ml = _multilook(ts, elevation, mask, looks, context.max_memory, context.num_worker, context.cluster)
         if h_ml.size < poly + 2:
             raise DataError(f"{ts.path}: only {h_ml.size} multilooked reliable pixels; lower {LOOKS_KEY} = {looks}")
         a = np.stack([h_ml ** k for k in range(poly + 1)], axis=1)
@@ -485,33 +485,63 @@ def _reliable_mask(context: CorrectionContext, ts: TimeSeries):
     return (m, name), path.name
 
 
-def _multilook(ts: TimeSeries, elevation, mask, looks: int, max_memory: float):
-    """Means over looks×looks windows of the reliable pixels: (windows, dates) data and (windows,) elevation."""
+def _multilook(ts: TimeSeries, elevation, mask, looks: int, max_memory: float, num_worker: int = 1,
+               cluster: str | None = None):
+    """Means over looks×looks windows of the reliable pixels: (windows, dates) data and (windows,) elevation.
+
+    The blocks are aligned on ``looks`` (unless the budget holds fewer rows than ``looks``), so a
+    window's sums come from one block: the blocks are read and summed (:func:`_window_sums`) here, in
+    the pool or on dask, and added here in block order, the same bits whoever summed them.
+    """
     length, width = ts.shape
     wl, ww = -(-length // looks), -(-width // looks)
     n = len(ts.dates)
-    sums = np.zeros((n, wl * ww))
-    hsum = np.zeros(wl * ww)
-    count = np.zeros(wl * ww)
-    for block in plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=3, extra=32), max_memory, (looks, looks)):
-        data = ts.read_dates(block).astype(np.float64)
-        h = elevation(block)
-        ok = np.all(np.isfinite(data), axis=0) & ~np.all(data == 0, axis=0) & np.isfinite(h)
-        if mask is not None:
-            mv = mask[0].read(mask[1], block)
-            ok &= (np.isfinite(mv) & (mv != 0)) if mv.dtype.kind == "f" else mv != 0
-        rows = np.arange(block.row_start, block.row_stop) // looks
-        cols = np.arange(block.col_start, block.col_stop) // looks
-        win = (rows[:, None] * ww + cols[None, :])[ok]
-        count += np.bincount(win, minlength=wl * ww)
-        hsum += np.bincount(win, weights=h[ok], minlength=wl * ww)
-        for i in range(n):  # loop over dates, vectorised over pixels
-            sums[i] += np.bincount(win, weights=data[i][ok], minlength=wl * ww)
-        del data  # released before the next block is read (else two blocks are held)
+    sums = np.zeros((n, wl, ww))
+    hsum = np.zeros((wl, ww))
+    count = np.zeros((wl, ww))
+    blocks = plan_blocks_for(ts.shape, pixel_bytes(n, 4, copies=3, extra=32),
+                             memory_per_task(max_memory, num_worker, cluster), (looks, looks))
+    results = run_blocks(blocks, functools.partial(_read_for_windows, ts, elevation, mask),
+                         functools.partial(_window_sums, looks), workers=num_worker, cluster=cluster, ordered=True)
+    for block, (w_sums, w_h, w_count) in progress(results, "height correlation: multilook", "block", total=len(blocks)):
+        # the block's windows (the first and last may be shared with the blocks around it)
+        rows = slice(block.row_start // looks, block.row_start // looks + w_count.shape[0])
+        cols = slice(block.col_start // looks, block.col_start // looks + w_count.shape[1])
+        sums[:, rows, cols] += w_sums
+        hsum[rows, cols] += w_h
+        count[rows, cols] += w_count
+    sums, hsum, count = sums.reshape(n, -1), hsum.ravel(), count.ravel()
     keep = count > 0
     if not keep.any():
         raise DataError(f"{ts.path}: no reliable pixel with data and elevation to estimate the height correlation")
     return (sums[:, keep] / count[keep]).T, hsum[keep] / count[keep]
+
+
+def _read_for_windows(ts: TimeSeries, elevation, mask, block: Block):
+    """The I/O of a block of :func:`_multilook`: the series, the regressor and the reliable mask."""
+    mv = None if mask is None else mask[0].read(mask[1], block)
+    return ts.read_dates(block), elevation(block), mv
+
+
+def _window_sums(looks: int, block: Block, inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sums over the looks×looks windows (of the image) that ``block`` touches, of its reliable
+    pixels' dates and elevation, and their counts: (n, wr, wc), (wr, wc), (wr, wc)."""
+    data, h, mv = inputs
+    data = data.astype(np.float64)
+    n = data.shape[0]
+    ok = np.all(np.isfinite(data), axis=0) & ~np.all(data == 0, axis=0) & np.isfinite(h)
+    if mv is not None:
+        ok &= (np.isfinite(mv) & (mv != 0)) if mv.dtype.kind == "f" else mv != 0
+    rows = np.arange(block.row_start, block.row_stop) // looks - block.row_start // looks
+    cols = np.arange(block.col_start, block.col_stop) // looks - block.col_start // looks
+    wr, wc = int(rows[-1]) + 1, int(cols[-1]) + 1
+    win = (rows[:, None] * wc + cols[None, :])[ok]
+    count = np.bincount(win, minlength=wr * wc).astype(np.float64)
+    hsum = np.bincount(win, weights=h[ok], minlength=wr * wc)
+    sums = np.empty((n, wr * wc))
+    for i in range(n):  # loop over dates, vectorised over pixels
+        sums[i] = np.bincount(win, weights=data[i][ok], minlength=wr * wc)
+    return sums.reshape(n, wr, wc), hsum.reshape(wr, wc), count.reshape(wr, wc)
 
 
 # ============================================================================ GACOS

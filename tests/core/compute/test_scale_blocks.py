@@ -255,8 +255,9 @@ def test_height_correlation_same_in_one_block_many_blocks_and_pool(tmp_path, ser
                   "mintpy.troposphericDelay.looks": "2"})
     out = "timeseries_tropHgt.h5"
     found = run_correction_ways(tmp_path, series, geometry, "height_correlation", t, [out], caplog)
-    # the fit is on multilooked windows that never straddle blocks (blocks are whole windows): the
-    # same coefficients in every run; the removal is per pixel: identical outputs
+    # the fit is on multilooked windows that never straddle blocks (blocks are whole windows), summed
+    # where each block is read (here, in the pool, on dask) and placed here: the same coefficients in
+    # every run; the removal is per pixel: identical outputs
     for label in found:
         assert_same(found["one"][out], found[label][out])
     assert np.nanmax(np.abs(found["one"][out]["timeseries"] - read_all(series)["timeseries"])) > 0
