@@ -27,6 +27,7 @@ Pure numpy; no file is opened here (:meth:`RampSums.of_series` reads through the
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -369,7 +370,7 @@ class RampSums:
         the mask's bool block), and whether the mask selects any pixel.  A pixel that is 0 at every
         date (no data) carries no ramp.  The reads are the callers' objects: this module opens no file.
 
-        The blocks are read and their rows' terms formed (:meth:`row_terms`: the products with the
+        The blocks are read and their rows' terms formed (:func:`_row_terms`: the products with the
         series, the work) here, in a pool of ``num_worker`` processes or on dask (``cluster``; then
         ``ts`` and ``read_mask`` must pickle); the terms are added here in row order, so the sums are
         the same bits whoever formed them.
@@ -390,8 +391,6 @@ class RampSums:
         tuple
             The sums, and whether the mask selects any pixel.
         """
-        import functools
-
         from sbts.core.compute.scheduling import memory_per_task, run_blocks
 
         n, shape = len(ts.dates), ts.shape
@@ -410,15 +409,8 @@ class RampSums:
             sums.add_rows(terms)
         return sums, any_mask
 
-    def row_terms(self, values: np.ndarray, mask: np.ndarray, block: Block) -> list[tuple]:
-        """The terms of each row of ``block`` with mask samples, in row order: ``(GᵀG, vᵀG, count,
-        {date: (G_nanᵀG_nan, count)})`` for the samples ``mask`` ``(h, w)`` of ``values`` ``(n, h, w)``
-        (the last for the dates at which some of the row's samples are NaN)."""
-        n = self.rhs.shape[0]
-        return _row_terms(n, self.shape, self.kind, values, mask, block)
-
     def add_rows(self, terms: list[tuple]) -> None:
-        """Add the terms of :meth:`row_terms` (in their order)."""
+        """Add the terms of :func:`_row_terms` (in their order)."""
         n = self.rhs.shape[0]
         for gram, rhs, count, nan_terms in terms:
             self.gram += gram
@@ -434,7 +426,7 @@ class RampSums:
 
     def add(self, values: np.ndarray, mask: np.ndarray, block: Block) -> None:
         """Add the samples ``mask`` ``(h, w)`` of ``values`` ``(n, h, w)``, the dates of ``block``."""
-        self.add_rows(self.row_terms(values, mask, block))
+        self.add_rows(_row_terms(self.rhs.shape[0], self.shape, self.kind, values, mask, block))
 
     def solve(self) -> np.ndarray:
         """float64 ``(n, k)``: each date's least-squares coefficients; NaN (with a warning) for a date
@@ -454,7 +446,10 @@ class RampSums:
 
 def _row_terms(n: int, shape: tuple[int, int], kind: str, values: np.ndarray, mask: np.ndarray,
                block: Block) -> list[tuple]:
-    """:meth:`RampSums.row_terms` (a function of its own: it runs where the block was read)."""
+    """The terms of each row of ``block`` with mask samples, in row order: ``(GᵀG, vᵀG, count,
+    {date: (G_nanᵀG_nan, count)})`` for the samples ``mask`` ``(h, w)`` of ``values`` ``(n, h, w)``
+    (the last for the dates at which some of the row's samples are NaN).  A module function: it runs
+    where the block was read (:meth:`RampSums.of_series`)."""
     if values.shape != (n,) + block.shape or mask.shape != block.shape:
         raise ValueError(f"values {values.shape} and mask {mask.shape} do not match {n} dates of block "
                          f"{block.shape}")
