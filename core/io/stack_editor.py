@@ -11,6 +11,7 @@ this class, which
 - writes a corrected dataset so that it is never left half-written unnoticed: computed into a
   scratch file first, then rewritten in place (so the file does not grow on a rerun) under the
   ``SBTS_INCOMPLETE`` marker every reader refuses, or copied in under a temporary name and renamed;
+  a correction that changed nothing is a virtual dataset mapping onto its input (no copy);
 - records in the root attribute ``SBTS_VERSIONS`` which step wrote each part and, for datasets, a
   new content version (the drop list and the reference point are versioned by their content: see
   :func:`sbts.core.io.provenance.file_versions`).  Update mode compares, for each step, only the
@@ -129,7 +130,7 @@ class StackEditor:
                 src = f[like]
                 shape, chunks = src.shape, src.chunks
                 current = f.get(name)
-                in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
+                in_place = _rewritable(current, shape)
             nbytes = int(np.prod(shape)) * 4
             check_free_space(self.path.parent, nbytes * (1 if in_place else 2), f"{name} of {self.path}")
             try:
@@ -161,7 +162,9 @@ class StackEditor:
         stack (HDF5 copies the stored chunks as they are) under a temporary name, the changed layers
         are written over it and it is renamed.  An existing dataset of the same shape is rewritten in
         place, as :meth:`write_dataset` does (no growth on a rerun), carrying
-        :data:`~sbts.core.io.h5.INCOMPLETE_ATTR` meanwhile.
+        :data:`~sbts.core.io.h5.INCOMPLETE_ATTR` meanwhile.  When no layer changed (and no stored
+        dataset is there to rewrite), the new dataset is a virtual one mapping onto ``source``
+        (:meth:`_map_onto`): the same values for every reader, no copy.
         """
         layers = np.asarray(layers, np.int64)
         scratch = self.path.with_name(f".{self.path.name}.{name}.h5")
@@ -176,7 +179,10 @@ class StackEditor:
                                      f"not {src.dtype} {src.shape}{' (virtual)' if src.is_virtual else ''}")
                 layer_chunks = tuple(src.chunks[1:]) if src.chunks else tuple(shape[1:])
                 current = f.get(name)
-                in_place = isinstance(current, h5py.Dataset) and current.shape == shape and current.dtype == np.float32
+                in_place = _rewritable(current, shape)
+            if not len(layers) and not in_place:
+                self._map_onto(name, source, shape, attrs, root_attrs)
+                return
             layer_bytes = int(np.prod(shape[1:])) * 4
             check_free_space(self.path.parent, layer_bytes * (len(layers) + (0 if in_place else shape[0])),
                              f"{name} of {self.path}")
@@ -205,6 +211,23 @@ class StackEditor:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     scratch.unlink()
+
+    def _map_onto(self, name: str, source: str, shape: tuple[int, ...], attrs: Mapping[str, Any] | None,
+                  root_attrs: Mapping[str, Any] | None) -> None:
+        """``name``, a correction that changed no layer, as a virtual dataset mapping onto ``source``
+        in the same file (HDF5's ``"."``): every reader, MintPy's included, reads the source's
+        values, and nothing is copied (a copy of a 1000² × 230-pair phase is ~1 GB and 1–2 s).  It
+        has attributes of its own; written under a temporary name and renamed, as a copy is.  (It is
+        never rewritten in place: :func:`_rewritable`.)"""
+        with edit_in_place(self.path) as f:
+            _remove_leftovers(f, name)
+            layout = h5py.VirtualLayout(shape=shape, dtype=np.float32)
+            layout[...] = h5py.VirtualSource(".", source, shape=shape, dtype=np.float32)
+            f.create_virtual_dataset(name + _TMP_SUFFIX, layout)
+            dst = _rename_into_place(f, name)
+            self._finish(f, dst, name, attrs, root_attrs)
+        logger.info("%s: no layer of %s changed: %s maps onto it (an HDF5 virtual dataset, no copy)",
+                    self.path.name, source, name)
 
     def _finish(self, f: h5py.File, dst: h5py.Dataset, name: str, attrs: Mapping[str, Any] | None,
                 root_attrs: Mapping[str, Any] | None) -> None:
@@ -250,6 +273,14 @@ def _mark_incomplete(f: h5py.File, name: str, attrs: Mapping[str, Any] | None) -
             del dst.attrs[key]
     f.flush()
     return dst
+
+
+def _rewritable(current: Any, shape: tuple[int, ...]) -> bool:
+    """Whether an existing dataset can be rewritten in place with a new ``shape`` float32 content:
+    stored in the file with that shape.  Never a virtual one: writing into it would write into the
+    dataset it maps onto (the loaded phase)."""
+    return (isinstance(current, h5py.Dataset) and not current.is_virtual and current.shape == shape
+            and current.dtype == np.float32)
 
 
 def _rename_into_place(f: h5py.File, name: str) -> h5py.Dataset:
