@@ -19,8 +19,12 @@ exports off), on a synthetic GeoTIFF processor stack of ``--run-size`` pixels an
 run with the store, the run after the last acquisition's files appear (the update), and a fresh run
 on all files; per-step times of both are printed.
 
+``--workers N`` runs both the full inversion and the update (or both whole runs) with N workers
+(``mintpy.compute.numWorker``): the update's blocks run in the pool as the full inversion's do.
+
 Usage: python bench/bench_update.py [--dir /tmp/sbts_bench_update] [--size 1000 1000] [--dates 61]
-                                    [--weight no var] [--max-memory 2] [--run [--run-size 300 300]]
+                                    [--weight no var] [--max-memory 2] [--workers 1]
+                                    [--run [--run-size 300 300]]
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ mintpy.plot = no
 """
 
 
-def bench_run(root: Path, shape: tuple[int, int]) -> None:
+def bench_run(root: Path, shape: tuple[int, int], workers: int = 1) -> None:
     """Whole ``sbts run``: full run on 61 dates vs the update run after the 61st date's files appear."""
     from sbts.core.demo.synthetic import make_synthetic_stack
     from sbts.core.workflow.runner import run_workflow
@@ -117,19 +121,20 @@ def bench_run(root: Path, shape: tuple[int, int]) -> None:
     held.mkdir()
     for p in late:
         shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
-    t_first = timed(run_workflow, cfg, work_dir=root / "upd", end="velocity", plot=False)
+    t_first = timed(run_workflow, cfg, work_dir=root / "upd", end="velocity", plot=False, num_worker=workers)
     for p in late:
         shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
     start = time.perf_counter()
-    upd = run_workflow(cfg, work_dir=root / "upd", end="velocity", plot=False)
+    upd = run_workflow(cfg, work_dir=root / "upd", end="velocity", plot=False, num_worker=workers)
     t_upd = time.perf_counter() - start
     with h5py.File(root / "upd/inputs/ifgramStack.h5", "r") as f:
         ref = f.attrs["REF_Y"], f.attrs["REF_X"]
     full_cfg.write_text(text + RUN_OPTIONS.format(store="no") + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
     start = time.perf_counter()
-    full = run_workflow(full_cfg, work_dir=root / "full", end="velocity", plot=False)
+    full = run_workflow(full_cfg, work_dir=root / "full", end="velocity", plot=False, num_worker=workers)
     t_full = time.perf_counter() - start
-    print(f"sbts run, {shape[0]} x {shape[1]} px, {len(synth.date1_index)} pairs / 61 dates (GeoTIFF): 60-date run "
+    print(f"sbts run, {shape[0]} x {shape[1]} px, {len(synth.date1_index)} pairs / 61 dates (GeoTIFF), "
+          f"{workers} worker(s): 60-date run "
           f"with the store {t_first:.1f} s; update run {t_upd:.1f} s = {100 * t_upd / t_full:.0f} % of the full run "
           f"{t_full:.1f} s")
     by_name = {r.name: r for r in full}
@@ -150,9 +155,10 @@ def main() -> None:
     ap.add_argument("--dates", type=int, default=61, help="dates of the whole stack (the old one has one fewer)")
     ap.add_argument("--run", action="store_true", help="time whole `sbts run` (see the module doc)")
     ap.add_argument("--run-size", type=int, nargs=2, default=(300, 300))
+    ap.add_argument("--workers", type=int, default=1, help="mintpy.compute.numWorker of every inversion/run")
     args = ap.parse_args()
     if args.run:
-        bench_run(args.dir / "run", tuple(args.run_size))
+        bench_run(args.dir / "run", tuple(args.run_size), args.workers)
         return
 
     from sbts.core.inversion.engine import InversionOptions, invert_network
@@ -161,7 +167,7 @@ def main() -> None:
     root = args.dir
     t = timed(make_stacks, root, tuple(args.size), args.dates)
     print(f"stacks ready in {root} ({t:.1f} s): {args.size[0]} x {args.size[1]} px, "
-          f"{args.dates - 1} -> {args.dates} dates")
+          f"{args.dates - 1} -> {args.dates} dates; {args.workers} worker(s)")
     for weight in args.weight:
         opts = InversionOptions(weight_func=weight, min_temp_coh=0.0, min_num_pixel=0, water_mask_file=None)
         full_wd, upd_wd = root / f"full_{weight}", root / f"upd_{weight}"
@@ -170,17 +176,17 @@ def main() -> None:
             (wd / "inputs").mkdir(parents=True)
         (full_wd / "inputs/ifgramStack.h5").symlink_to(root / "new/inputs/ifgramStack.h5")
         t_full = timed(invert_network, full_wd / "inputs/ifgramStack.h5", full_wd, opts,
-                       max_memory=args.max_memory, force=True)
+                       max_memory=args.max_memory, force=True, num_worker=args.workers)
         (upd_wd / "inputs/ifgramStack.h5").symlink_to(root / "old/inputs/ifgramStack.h5")
         t_store = timed(invert_network, upd_wd / "inputs/ifgramStack.h5", upd_wd, opts,
-                        max_memory=args.max_memory, update_store=True)
+                        max_memory=args.max_memory, update_store=True, num_worker=args.workers)
         size = store_path(upd_wd).stat().st_size / (args.size[0] * args.size[1])
         (upd_wd / "inputs/ifgramStack.h5").unlink()
         (upd_wd / "inputs/ifgramStack.h5").symlink_to(root / "new/inputs/ifgramStack.h5")
         (upd_wd / "inputs/ifgramStack_load.json").write_text(
             json.dumps({"signature": "new", "update": {"old_signature": "old"}}))
         t_upd = timed(invert_network, upd_wd / "inputs/ifgramStack.h5", upd_wd, opts,
-                      max_memory=args.max_memory, update_store=True)
+                      max_memory=args.max_memory, update_store=True, num_worker=args.workers)
         with h5py.File(full_wd / "timeseries.h5", "r") as a, h5py.File(upd_wd / "timeseries.h5", "r") as b:
             ref = a["timeseries"][()]
             diff = float(np.abs(b["timeseries"][()] - ref).max() / np.abs(ref).max())

@@ -409,7 +409,8 @@ def invert_network(stack_path: str | os.PathLike, work_dir: str | os.PathLike | 
             task, blocks = _plan_blocks(prep, pixel_mask_path, max_memory, num_worker, cluster, update_store)
             from sbts.core.inversion import incremental  # exact update after appended acquisitions
 
-            updated = None if force or not update_store else incremental.update(prep, task, max_memory)
+            updated = (None if force or not update_store
+                       else incremental.update(prep, task, max_memory, num_worker, cluster))
             if updated is not None:
                 return updated
             if not update_store:

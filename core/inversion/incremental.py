@@ -764,19 +764,146 @@ def _redo_inputs(task: Any, block: Any, redo: np.ndarray, phase: np.ndarray, wei
     return ph, wt
 
 
-def update(prep: Any, task: Any, max_memory: float) -> Any:
+@dataclass(frozen=True)
+class _UpdatePlan:
+    """What every block of an update needs; picklable, for the pool and dask."""
+
+    task: Any
+    store: str  # the previous store (read only: the new one is written under another name)
+    old_ts: str  # the previous timeseries.h5 (idem)
+    width: int  # of the image
+    d1: np.ndarray  # date indices of the kept pairs
+    d2: np.ndarray
+    read_rows: np.ndarray  # the kept pairs read (those ending from the stored window on)
+    start: int  # first date re-solved
+    lo: int  # first stored date
+    n: int  # dates now
+    n0: int  # dates before
+    num_x: int  # dates stored
+    frozen: int  # the stored window's start
+    new_frozen: int  # the layout of the new store
+    new_lo: int
+    new_end: int
+    ref_pos: int  # the previous time series' reference date (re-referenced to the first one here)
+
+    @property
+    def rd1(self) -> np.ndarray:
+        return self.d1[self.read_rows]
+
+    @property
+    def rd2(self) -> np.ndarray:
+        return self.d2[self.read_rows]
+
+
+def _read_update_inputs(plan: _UpdatePlan, block: Any) -> dict:
+    """The pairs of a block (phase, weights, land), its part of the previous store and the previous
+    time series' dates that are kept: the I/O of :func:`_update_block`."""
+    import h5py
+
+    from sbts.core.io.products import TimeSeries
+
+    h, w = block.shape
+    k = h * w
+    phase, weight, land = _read_pairs(plan.task, block, plan.read_rows)
+    with h5py.File(plan.store, "r") as old:
+        x_old = old["x"][:, block.rows, block.cols].reshape(plan.num_x, k)
+        pre = old["preSum"][:, block.rows, block.cols].reshape(2, k)
+        pre_num = old["preNum"][block.rows, block.cols].reshape(k).astype(np.int64)
+        exact = old["exact"][block.rows, block.cols].reshape(k).astype(bool)
+        sparse_local = _SparseIn(old).in_block(block, plan.width)[0]
+    early = TimeSeries(plan.old_ts).read_dates(block, index=np.arange(plan.start)).reshape(plan.start, k)
+    return {"phase": phase, "weight": weight, "land": land, "x_old": x_old, "pre": pre, "pre_num": pre_num,
+            "exact": exact, "sparse_local": sparse_local, "early": early}
+
+
+def _update_block(plan: _UpdatePlan, block: Any, inputs: dict) -> dict:
+    """One block of an update: the window re-solved, the boundary test, the pixels that fail it
+    inverted from all their pairs, the temporal coherence; the products' and the new store's parts."""
+    task, d1, d2, start, lo, n = plan.task, plan.d1, plan.d2, plan.start, plan.lo, plan.n
+    rd1, rd2 = plan.rd1, plan.rd2
+    win, ext = rd2 >= start, rd2 < start
+    bw = _bandwidth(d1, d2)
+    h, w = block.shape
+    k = h * w
+    phase, weight, land, x_old = inputs["phase"], inputs["weight"], inputs["land"], inputs["x_old"]
+    exact = inputs["exact"] & land
+    X = np.zeros((n - lo, k))
+    X[:start - lo] = x_old[:start - lo]
+    xw, ok, redundant = solve_window(phase[win], None if weight is None else weight[win], rd1[win], rd2[win],
+                                     start, X[:start - lo], lo, n, task.min_redundancy)
+    X[start - lo:] = xw
+    # the boundary test: how far the first re-solved dates moved bounds how far the kept
+    # dates would have (a weighted Laplacian's harmonic extension obeys the maximum principle)
+    edge = slice(start - lo, min(start + bw, plan.n0) - lo)
+    moved = np.abs(X[edge] - x_old[edge]).max(axis=0) if edge.stop > edge.start else np.zeros(k)
+    near = moved <= WINDOW_TOL
+    good = exact & ok & near
+    # a window date under minRedundancy: the solver leaves the pixel empty.  Its early pairs are
+    # read (and kept in the store) only once it has data again, unless the store has them already
+    in_sparse = np.zeros(k, bool)
+    in_sparse[inputs["sparse_local"]] = True
+    empty = land & ~redundant & ~in_sparse
+    good &= ~empty
+    why = np.array([np.count_nonzero(land & ~exact & ~empty), np.count_nonzero(exact & ~ok & ~empty),
+                    np.count_nonzero(exact & ok & ~near)], np.int64)
+    c_e, s_e, n_e = residual_sums(phase[ext], X, rd1[ext] - lo, rd2[ext] - lo)
+    c_w, s_w, n_w = residual_sums(phase[win], X, rd1[win] - lo, rd2[win] - lo)
+    pre_new = inputs["pre"] + np.stack([c_e, s_e])
+    num_pre = inputs["pre_num"] + n_e
+    num = num_pre + n_w
+    tcoh = np.hypot(pre_new[0] + c_w, pre_new[1] + s_w) / np.maximum(num, 1)
+    ts = np.zeros((n, k), np.float32)
+    early = inputs["early"]
+    if plan.ref_pos:  # re-referenced after the inversion (reference_date): back to the first date
+        early = (early.astype(np.float64) - early[0]).astype(np.float32)
+    ts[:start] = early
+    ts[start:] = (X[start - lo:] * task.phase2range).astype(np.float32)
+    x_keep = np.ascontiguousarray(X[plan.new_lo - lo:plan.new_end - lo])
+    redo = np.flatnonzero(land & ~good & ~empty)
+    new_early = d2 < plan.new_frozen
+    sparse = (np.zeros(0, np.int64), np.zeros((int(new_early.sum()), 0), np.float32),
+              None if weight is None else np.zeros((int(new_early.sum()), 0)))
+    if redo.size:  # from all their pairs, the solver's own answer
+        import h5py
+
+        with h5py.File(plan.store, "r") as old:
+            ph, wt = _redo_inputs(task, block, redo, phase, weight, _SparseIn(old), np.flatnonzero(d2 < plan.frozen),
+                                  plan.read_rows, plan.width)
+        full = _full_pixels(ph, wt, d1, d2, task, plan.new_frozen, plan.new_lo, plan.new_end)
+        ts[:, redo] = (full[0] * task.phase2range).astype(np.float32)
+        tcoh[redo], num[redo], x_keep[:, redo] = full[1], full[2], full[3]
+        pre_new[:, redo], num_pre[redo], good[redo] = full[4], full[5], full[6]
+        keep = np.flatnonzero(~full[6])
+        sparse = (_image_index(block, redo[keep], plan.width), ph[new_early][:, keep],
+                  None if wt is None else wt[new_early][:, keep])
+    off = ~land | empty
+    ts[:, off], tcoh[off], num[off] = 0.0, 0.0, 0
+    counts = np.array([np.count_nonzero(land & ~empty) - redo.size, redo.size, np.count_nonzero(empty)], np.int64)
+    return {"ts": ts, "tcoh": tcoh.astype(np.float32), "num": num.astype(np.float32), "x_keep": x_keep,
+            "pre": pre_new, "pre_num": num_pre, "exact": good & land, "sparse_pixel": sparse[0],
+            "sparse_phase": sparse[1], "sparse_weight": sparse[2], "counts": counts, "why": why}
+
+
+def update(prep: Any, task: Any, max_memory: float, num_worker: int = 1, cluster: str | None = None) -> Any:
     """Update ``timeseries.h5`` and its quality maps from the store, or None (logged) when the update
     cannot be exact.  Outputs take their names only when complete, the store last (a killed update
     leaves the previous products and store in place, or new products with the previous store: the
-    rerun updates again from it and gets the same result)."""
+    rerun updates again from it and gets the same result).
+
+    The blocks run here, in the pool (``num_worker``) or on dask (``cluster``): each reads its pairs,
+    its part of the previous store and of the previous time series where it runs
+    (:func:`_update_block`), and this process writes what they return, in block order, so the
+    products and the new store are the same bits whoever computed them."""
+    import functools
     from dataclasses import replace
 
     import h5py
 
+    from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
     from sbts.core.inversion import engine
     from sbts.core.io.blocks import plan_blocks
     from sbts.core.io.h5 import H5Writer
-    from sbts.core.io.products import TimeSeries, TimeSeriesWriter
+    from sbts.core.io.products import TimeSeriesWriter
     from sbts.core.io.progress import progress
 
     path = store_path(prep.work_dir)
@@ -820,96 +947,48 @@ def update(prep: Any, task: Any, max_memory: float) -> Any:
                     "costs ~%.1f× a full inversion per pair; the store is written in the same pass)",
                     read_rows.size, len(kept12), kind, UPDATE_COST_RATIO[kind])
         return None
-    rd1, rd2 = d1[read_rows], d2[read_rows]
-    win, ext = rd2 >= start, rd2 < start
+    win = d2[read_rows] >= start
     new_frozen, new_lo, new_end = start, max(lo, start - bw), min(n, start + bw + STORE_AHEAD)
     num_win = n - start
     ref_pos = old_ts_dates.index(old_ref_date)
     shape = prep.stack.shape
     per_pixel = (24.0 * read_rows.size + 8.0 * (n - lo) * 3 + 16.0 * num_win * (bw + 3) + 12.0 * n
                  + 8.0 * num_x + 16.0 * len(kept12) + 256)
-    blocks = plan_blocks(shape, per_pixel, max_memory)
+    blocks = plan_blocks(shape, per_pixel, memory_per_task(max_memory, num_worker, cluster))
     logger.info("updating the inversion: %d new pair(s), %d new date(s); re-solving the last %d dates from "
-                "%d pairs, the %d dates before them kept", new_rows.size, n - n0, num_win, int(win.sum()), start)
+                "%d pairs, the %d dates before them kept; %d block(s)%s", new_rows.size, n - n0, num_win,
+                int(win.sum()), start, len(blocks), describe(num_worker, cluster))
     out_meta = engine._output_metadata(prep)
     outputs = prep.outputs
     info_new = {**info, "stack_signature": stack_signature(prep.stack_path), "pairs": kept12,
                 "dates": list(prep.kept.date_strings), "bandwidth": bw, "frozen": new_frozen, "start": new_lo}
-    counts, why = [0, 0, 0], [0, 0, 0]
-    old_ts = TimeSeries(outputs.timeseries)
-    early_rows, new_early = np.flatnonzero(d2 < frozen), d2 < new_frozen
+    counts, why = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    plan = _UpdatePlan(task=task, store=str(path), old_ts=str(outputs.timeseries), width=shape[1], d1=d1, d2=d2,
+                       read_rows=read_rows, start=start, lo=lo, n=n, n0=n0, num_x=num_x, frozen=frozen,
+                       new_frozen=new_frozen, new_lo=new_lo, new_end=new_end, ref_pos=ref_pos)
+    new_early = d2 < new_frozen
     wst = _create_store(path, info_new, shape, new_end - new_lo)  # entered first: takes its name last
     try:
         sparse_out = _SparseOut(wst, int(new_early.sum()), task.weight_func != "no")
-        with h5py.File(path, "r") as old, \
-                TimeSeriesWriter(outputs.timeseries, out_meta.replace(file_type="timeseries", unit="m"),
-                                 prep.kept.date_strings, prep.kept.date_bperp()) as wts, \
+        with TimeSeriesWriter(outputs.timeseries, out_meta.replace(file_type="timeseries", unit="m"),
+                              prep.kept.date_strings, prep.kept.date_bperp()) as wts, \
                 H5Writer(outputs.temporal_coherence, out_meta.replace(file_type="temporalCoherence", unit="1")) as wtc, \
                 H5Writer(outputs.num_inv_ifgram, out_meta.replace(file_type="mask", unit="1")) as wnum:
             wtc.create("temporalCoherence", shape=shape, dtype=np.float32)
             wnum.create("mask", shape=shape, dtype=np.float32)
-            sparse_in = _SparseIn(old)
-            for block in progress(blocks, desc="update", unit="block"):
+            # in block order (dask too): the sparse pixels are appended to the store in the same order
+            results = run_blocks(blocks, functools.partial(_read_update_inputs, plan),
+                                 functools.partial(_update_block, plan), workers=num_worker, cluster=cluster,
+                                 ordered=True)
+            for block, part in progress(results, desc="update", unit="block", total=len(blocks)):
                 h, w = block.shape
-                k = h * w
-                phase, weight, land = _read_pairs(task, block, read_rows)
-                x_old = old["x"][:, block.rows, block.cols].reshape(num_x, k)
-                pre = old["preSum"][:, block.rows, block.cols].reshape(2, k)
-                pre_num = old["preNum"][block.rows, block.cols].reshape(k).astype(np.int64)
-                exact = old["exact"][block.rows, block.cols].reshape(k).astype(bool) & land
-                X = np.zeros((n - lo, k))
-                X[:start - lo] = x_old[:start - lo]
-                xw, ok, redundant = solve_window(phase[win], None if weight is None else weight[win], rd1[win], rd2[win],
-                                      start, X[:start - lo], lo, n, task.min_redundancy)
-                X[start - lo:] = xw
-                # the boundary test: how far the first re-solved dates moved bounds how far the kept
-                # dates would have (a weighted Laplacian's harmonic extension obeys the maximum principle)
-                edge = slice(start - lo, min(start + bw, n0) - lo)
-                moved = np.abs(X[edge] - x_old[edge]).max(axis=0) if edge.stop > edge.start else np.zeros(k)
-                near = moved <= WINDOW_TOL
-                good = exact & ok & near
-                # a window date under minRedundancy: the solver leaves the pixel empty.  Its early pairs are
-                # read (and kept in the store) only once it has data again, unless the store has them already
-                in_sparse = np.zeros(k, bool)
-                in_sparse[sparse_in.in_block(block, shape[1])[0]] = True
-                empty = land & ~redundant & ~in_sparse
-                good &= ~empty
-                why[0] += int(np.count_nonzero(land & ~exact & ~empty))
-                why[1] += int(np.count_nonzero(exact & ~ok & ~empty))
-                why[2] += int(np.count_nonzero(exact & ok & ~near))
-                c_e, s_e, n_e = residual_sums(phase[ext], X, rd1[ext] - lo, rd2[ext] - lo)
-                c_w, s_w, n_w = residual_sums(phase[win], X, rd1[win] - lo, rd2[win] - lo)
-                pre_new = pre + np.stack([c_e, s_e])
-                num_pre = pre_num + n_e
-                num = num_pre + n_w
-                tcoh = np.hypot(pre_new[0] + c_w, pre_new[1] + s_w) / np.maximum(num, 1)
-                ts = np.zeros((n, k), np.float32)
-                early = old_ts.read_dates(block, index=np.arange(start)).reshape(start, k)
-                if ref_pos:  # re-referenced after the inversion (reference_date): back to the first date
-                    early = (early.astype(np.float64) - early[0]).astype(np.float32)
-                ts[:start] = early
-                ts[start:] = (X[start - lo:] * task.phase2range).astype(np.float32)
-                x_keep = X[new_lo - lo:new_end - lo]
-                redo = np.flatnonzero(land & ~good & ~empty)
-                if redo.size:  # from all their pairs, the solver's own answer
-                    ph, wt = _redo_inputs(task, block, redo, phase, weight, sparse_in, early_rows, read_rows,
-                                          shape[1])
-                    full = _full_pixels(ph, wt, d1, d2, task, new_frozen, new_lo, new_end)
-                    ts[:, redo] = (full[0] * task.phase2range).astype(np.float32)
-                    tcoh[redo], num[redo], x_keep[:, redo] = full[1], full[2], full[3]
-                    pre_new[:, redo], num_pre[redo], good[redo] = full[4], full[5], full[6]
-                    keep = np.flatnonzero(~full[6])
-                    sparse_out.add(_image_index(block, redo[keep], shape[1]), ph[new_early][:, keep],
-                                   None if wt is None else wt[new_early][:, keep])
-                off = ~land | empty
-                ts[:, off], tcoh[off], num[off] = 0.0, 0.0, 0
-                counts[2] += int(np.count_nonzero(empty))
-                counts[0] += int(np.count_nonzero(land & ~empty)) - redo.size
-                counts[1] += redo.size
-                wts.write("timeseries", ts.reshape(n, h, w), block)
-                wtc.write("temporalCoherence", tcoh.astype(np.float32).reshape(h, w), block)
-                wnum.write("mask", num.astype(np.float32).reshape(h, w), block)
-                _write_store_block(wst, block, x_keep, pre_new, num_pre, good & land)
+                counts += part["counts"]
+                why += part["why"]
+                wts.write("timeseries", part["ts"].reshape(n, h, w), block)
+                wtc.write("temporalCoherence", part["tcoh"].reshape(h, w), block)
+                wnum.write("mask", part["num"].reshape(h, w), block)
+                _write_store_block(wst, block, part["x_keep"], part["pre"], part["pre_num"], part["exact"])
+                sparse_out.add(part["sparse_pixel"], part["sparse_phase"], part["sparse_weight"])
             reliable = engine._finish_outputs(prep, out_meta, wtc, wnum)
             wts.file.attrs[UPDATE_ATTR] = (f"exact update with {new_rows.size} new pair(s), {n - n0} new date(s): "
                                            f"the last {num_win} dates re-solved, {start} kept; {counts[0]} "
@@ -919,6 +998,7 @@ def update(prep: Any, task: Any, max_memory: float) -> Any:
         wst.__exit__(*__import__("sys").exc_info())
         raise
     wst.__exit__(None, None, None)
+    counts, why = counts.tolist(), why.tolist()
     logger.info("inversion updated: %d pixel(s) updated, %d inverted from all their pairs, %d left empty (a date "
                 "without enough pairs)", *counts)
     if counts[1]:

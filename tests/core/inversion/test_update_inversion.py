@@ -468,3 +468,58 @@ def test_the_cheaper_of_update_and_full_inversion_runs(data, tmp_path, monkeypat
         assert info["stack_signature"] == "new" and len(info["dates"]) == N0 + 1
     ts_no, ts_full = _read(tmp_path / "no")[0], _read(full)[0]
     assert ts_no.tobytes() == ts_full.tobytes()  # the same full inversion, bit for bit
+
+
+@pytest.mark.parametrize("weight", ["no", "var"])
+def test_update_in_the_pool_and_on_dask_is_the_same_bits(data, tmp_path, weight, caplog, monkeypatch):
+    """The update's blocks run in the pool or on dask (each reads its pairs, its part of the store and
+    of the old time series where it runs): products and new store are those of one process, bit for
+    bit, sparse pixels in the same order.  (The same blocks: one process with half the budget, as
+    each of two workers gets.)  The pairs are read where the blocks run: never in this process with
+    the pool or dask (the pool's forked workers record their reads; dask's do not have the
+    recorder)."""
+    import os
+    import shutil
+
+    readers = tmp_path / "readers.txt"
+    real_read = incremental._read_pairs
+
+    def recording(*args, **kwargs):
+        with open(readers, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real_read(*args, **kwargs)
+
+    base = tmp_path / "base"
+    stack = _write(base / "inputs/ifgramStack.h5", data, N0, "old")
+    invert_network(stack, base, _opts(weight), update_store=True, max_memory=0.002)
+    _appended(base, data)
+    runs = {"here": dict(max_memory=0.001), "pool": dict(max_memory=0.002, num_worker=2),
+            "dask": dict(max_memory=0.002, num_worker=2, cluster="local")}
+    caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+    out = {}
+    monkeypatch.setattr(incremental, "_read_pairs", recording)
+    for name, kwargs in runs.items():
+        wd = tmp_path / name
+        shutil.copytree(base, wd)
+        caplog.clear()
+        readers.write_text("")
+        invert_network(wd / "inputs/ifgramStack.h5", wd, _opts(weight), update_store=True, **kwargs)
+        pids = set(readers.read_text().split())
+        if name == "here":
+            assert pids == {str(os.getpid())}
+        else:
+            assert str(os.getpid()) not in pids and (pids or name == "dask")
+        # (10, 10) had no pair on the old last date: inverted from all its pairs, in its block's worker
+        assert re.search(r"updated, 1 inverted from all their pairs", caplog.text)
+        blocks = int(re.search(r"kept; (\d+) block\(s\)", caplog.text).group(1))
+        assert blocks >= 3
+        with h5py.File(incremental.store_path(wd), "r") as f:
+            store = {k: f[k][()] for k in ("x", "preSum", "preNum", "exact", "sparse/pixel", "sparse/phase")}
+        out[name] = (_read(wd), store, blocks)
+    (ts, tc, num), store, blocks = out["here"]
+    for name in ("pool", "dask"):
+        (ts2, tc2, num2), store2, blocks2 = out[name]
+        assert blocks2 == blocks
+        assert ts2.tobytes() == ts.tobytes() and tc2.tobytes() == tc.tobytes() and num2.tobytes() == num.tobytes()
+        for key in store:
+            assert store2[key].tobytes() == store[key].tobytes(), (name, key)
