@@ -531,10 +531,11 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
               registry: Registry | None = None, num_worker: int = 1, cluster: str | None = None) -> LoadResult:
     """Load a processor's files into ``<work_dir>/inputs``; see the module docstring.
 
-    ``num_worker`` threads read the interferograms of each block; with ``cluster`` a dask scheduler's
-    address, its workers read them instead, a block's layer in a few pieces of pairs, and this
-    process writes (see :func:`_pair_layers`; ``"local"`` reads with threads).  The file is the same
-    bits either way.
+    ``num_worker`` threads read the interferograms of each block (and the geometry layers of a block);
+    with ``cluster`` a dask scheduler's address, its workers read them instead, a block's layer in a
+    few pieces of pairs (the geometry a block a task), and this process writes (see
+    :func:`_pair_layers`, :func:`_geometry_blocks`; ``"local"`` reads with threads).  The files are
+    the same bits either way.
 
     Stages: request (:func:`_request`) → reader (:func:`_open_sources`) → plan (:func:`_plan`) →
     write the stack (:func:`_load_stack`) → write the geometry (:func:`_load_geometries`); an output
@@ -550,7 +551,7 @@ def load_data(template: Template, work_dir: str | os.PathLike, base_dir: str | o
     stack_written = _load_stack(plan, max_memory, force, num_worker, in_parts=template.get_bool(UPDATE_STORE_KEY),
                                 cluster=cluster)
     ion_written = _load_ion_stack(plan, max_memory, force, num_worker, cluster)
-    geometry_files, geometry_written = _load_geometries(plan, max_memory, force)
+    geometry_files, geometry_written = _load_geometries(plan, max_memory, force, num_worker, cluster)
     return LoadResult(plan.stack_file, geometry_files, plan.reader.name,
                       skipped=not (stack_written or ion_written or geometry_written), ion_stack_file=plan.ion_file)
 
@@ -693,12 +694,13 @@ def _write_record(plan: _Plan, previous: _Previous | None) -> None:
     atomic_write_text(record_path(plan.stack_file), json.dumps(record, indent=1, sort_keys=True))
 
 
-def _load_geometries(plan: _Plan, max_memory: float, force: bool) -> tuple[tuple[Path, ...], bool]:
+def _load_geometries(plan: _Plan, max_memory: float, force: bool, num_worker: int = 1,
+                     cluster: str | None = None) -> tuple[tuple[Path, ...], bool]:
     """Stage 5: write each geometry file unless it is current; their paths, and whether any was written."""
     written = False
     for g in plan.geometries:
         if force or not _is_current(g.path, g.signature):
-            _write_geometry(g.source, g.window, g.metadata, g.path, g.signature, max_memory)
+            _write_geometry(g.source, g.window, g.metadata, g.path, g.signature, max_memory, num_worker, cluster)
             written = True
         else:
             logger.info("%s is up to date with its inputs: skipped", g.path)
@@ -1008,31 +1010,74 @@ def _read_layer(layer: Raster, src: Block, path: str, name: str, reader: str = "
 
 
 def _write_geometry(geometry: GeometrySource, win: Window, meta: Metadata, path: Path, sig: str,
-                    max_memory: float) -> None:
+                    max_memory: float, num_worker: int = 1, cluster: str | None = None) -> None:
+    """The geometry file, block by block: the layers of a block read by ``num_worker`` threads here
+    or, with a scheduler's address (``cluster``), a block by a dask worker (this process writes);
+    the same bits either way (:func:`_geometry_values`)."""
     layers = dict(geometry.layers)
     for name, layer in layers.items():
         if tuple(layer.shape[-2:]) != tuple(geometry.metadata.grid.shape):
             raise InputError(f"geometry layer {name} is {layer.shape}, but the geometry grid is "
                              f"{geometry.metadata.grid.shape}")
     meta = meta.replace(file_type="geometry", unit=None).with_extra(**{SIGNATURE_ATTR: sig})
-    blocks = plan_blocks(win.shape, 4 * len(layers) * win.ystep * win.xstep * 4, max_memory)
+    from sbts.core.compute.scheduling import memory_per_task
+
+    budget = memory_per_task(max_memory, num_worker, cluster) if _on_cluster(cluster) else max_memory
+    blocks = plan_blocks(win.shape, 4 * len(layers) * win.ystep * win.xstep * 4, budget)
     with H5Writer(path, meta, signature=sig) as w:
         for name in layers:
             dtype = bool if name in BOOL_LAYERS else np.float32
             w.create(name, shape=win.shape, dtype=dtype, compression="lzf")
-        for block in progress(blocks, desc="load geometry", unit="block"):
-            if w.is_done(block):
-                continue
-            src = win.source_block(block)
-            for name, layer in layers.items():
-                data = win.reduce(_read_layer(layer, src, "", name), name)
-                if name in BOOL_LAYERS:
-                    data = np.nan_to_num(data).astype(bool)
-                elif name in ("azimuthCoord", "rangeCoord") and (win.ystep > 1 or win.xstep > 1):
-                    step = win.ystep if name == "azimuthCoord" else win.xstep
-                    data = data.astype(np.float32) / step
-                w.write(name, data.astype(np.float32) if name not in BOOL_LAYERS else data, block)
+        left = [block for block in blocks if not w.is_done(block)]
+        for block, values in progress(_geometry_blocks(left, layers, win, num_worker, cluster),
+                                      desc="load geometry", unit="block", total=len(left)):
+            for name, data in values.items():
+                w.write(name, data, block)
             w.mark_done(block)
+
+
+def _geometry_blocks(blocks: list[Block], layers: dict, win: Window, num_worker: int = 1,
+                     cluster: str | None = None):
+    """``(block, {layer: values})`` for each block: here, the layers of a block read by
+    ``num_worker`` threads (GDAL and h5py release the GIL); on a dask cluster (a scheduler's
+    address) by its workers, a block a task (the files at the same paths on shared storage; the
+    rasters travel with cloudpickle).  ``"local"`` reads with threads, as the stack does
+    (:func:`_pair_layers`)."""
+    if _on_cluster(cluster) and blocks:
+        from sbts.core.compute.scheduling import describe, run_blocks
+
+        logger.info("reading the geometry%s, %d block(s)", describe(num_worker, cluster), len(blocks))
+        yield from run_blocks(blocks, functools.partial(_geometry_values, layers, win), _piece_values,
+                              workers=num_worker, cluster=cluster)
+        return
+    threads = max(1, min(int(num_worker), len(layers)))
+    with (ThreadPoolExecutor(threads, thread_name_prefix="sbts-load") if threads > 1
+          else contextlib.nullcontext()) as pool:
+        for block in blocks:
+            yield block, _geometry_values(layers, win, block, pool)
+
+
+def _geometry_values(layers: dict, win: Window, block: Block, pool: ThreadPoolExecutor | None = None
+                     ) -> dict[str, np.ndarray]:
+    """Every geometry layer over the output ``block``: read, reduced to the output grid (subset,
+    multilook) and typed as the file stores it (bool masks, float32; the radar coordinates of a
+    multilooked grid in its pixels).  The same function in a thread, here or in a dask worker."""
+    src = win.source_block(block)
+
+    def one(item: tuple[str, Raster]) -> tuple[str, np.ndarray]:
+        name, layer = item
+        data = win.reduce(_read_layer(layer, src, "", name), name)
+        if name in BOOL_LAYERS:
+            return name, np.nan_to_num(data).astype(bool)
+        if name in ("azimuthCoord", "rangeCoord") and (win.ystep > 1 or win.xstep > 1):
+            step = win.ystep if name == "azimuthCoord" else win.xstep
+            data = data.astype(np.float32) / step
+        return name, data.astype(np.float32)
+
+    items = list(layers.items())
+    return dict(map(one, items) if pool is None else pool.map(one, items))
+
+
 def run(options: LoadOptions, workdir: WorkDir, compute: ComputeOptions, force: bool = False) -> list[Path]:
     """The load_data step of ``sbts run``: the processor's files into ``inputs/``.  Without any
     ``mintpy.load.*File`` pattern it goes on with an ``inputs/`` written before (MintPy's

@@ -47,19 +47,29 @@ def test_threads_give_the_same_stack(written, tmp_path, monkeypatch, max_memory)
     t = Template.read(written)
     load_data(t, tmp_path / "one", base_dir=written.parent, max_memory=max_memory)
     threads: set[str] = set()
+    geometry_threads: set[str] = set()
     real = load_mod._read_layer
 
     def recording(layer, src, path, name, reader=""):
-        if name in ("unwrapPhase", "coherence"):  # the stack's layers (the geometry is read here)
-            threads.add(threading.current_thread().name)
+        kind = threads if name in ("unwrapPhase", "coherence") else geometry_threads  # the stack's layers or not
+        kind.add(threading.current_thread().name)
         return real(layer, src, path, name, reader)
 
     monkeypatch.setattr(load_mod, "_read_layer", recording)
     load_data(t, tmp_path / "three", base_dir=written.parent, max_memory=max_memory, num_worker=3)
     assert len(threads) > 1 and all(n.startswith("sbts-load") for n in threads)
+    assert geometry_threads and all(n.startswith("sbts-load") for n in geometry_threads)  # not this thread
     _assert_same_files(tmp_path / "one/inputs/ifgramStack.h5", tmp_path / "three/inputs/ifgramStack.h5")
+    _assert_same_geometry(tmp_path / "one", tmp_path / "three")
     with h5py.File(tmp_path / "one/inputs/ifgramStack.h5", "r") as f:
         assert f["unwrapPhase"].shape[0] > 8 and (f["unwrapPhase"][()] != 0).any()
+
+
+def _assert_same_geometry(a, b):
+    files = sorted(p.name for p in (a / "inputs").glob("geometry*.h5"))
+    assert files and files == sorted(p.name for p in (b / "inputs").glob("geometry*.h5"))
+    for name in files:
+        _assert_same_files(a / "inputs" / name, b / "inputs" / name)
 
 
 def test_reader_error_in_a_thread_is_reported(written, tmp_path, monkeypatch):
@@ -105,9 +115,9 @@ def dask_cluster():
 
 @pytest.mark.parametrize("max_memory", [4.0, 2e-5])
 def test_dask_workers_read_and_give_the_same_stack(written, tmp_path, monkeypatch, dask_cluster, max_memory):
-    """With a cluster the interferograms are read by dask's workers (none here: this process only
-    writes), in pieces of pairs, and the stack is the one-thread load's, bit for bit, in one block
-    and in many."""
+    """With a cluster the interferograms and the geometry are read by dask's workers (none here:
+    this process only writes), the interferograms in pieces of pairs, the geometry a block a task,
+    and the files are the one-thread load's, bit for bit, in one block and in many."""
     t = Template.read(written)
     load_data(t, tmp_path / "one", base_dir=written.parent, max_memory=max_memory)
     here: list[str] = []
@@ -120,8 +130,9 @@ def test_dask_workers_read_and_give_the_same_stack(written, tmp_path, monkeypatc
     monkeypatch.setattr(load_mod, "_read_layer", recording)  # this process's reads only
     load_data(t, tmp_path / "dask", base_dir=written.parent, max_memory=max_memory, num_worker=2,
               cluster=dask_cluster)
-    assert here and not {"unwrapPhase", "coherence", "connectComponent"} & set(here)  # the geometry only
+    assert not here
     _assert_same_files(tmp_path / "one/inputs/ifgramStack.h5", tmp_path / "dask/inputs/ifgramStack.h5")
+    _assert_same_geometry(tmp_path / "one", tmp_path / "dask")
 
 
 def test_dask_reader_error_is_reported_in_one_line(written, tmp_path, dask_cluster):
