@@ -30,7 +30,7 @@ Read products
     :func:`find_companion`, ``GEO_PREFIX`` (``geo_``, geocoded copies); maps: :func:`select_map`, :class:`MapSelection`,
     :func:`read_mask`, :func:`scale_unit`.
 Work in blocks
-    :class:`Block`, :func:`plan_blocks`; a budget without bytes counted by hand:
+    :class:`Block`, :func:`plan_blocks`, :class:`RowSet` (a few scattered rows); a budget without bytes counted by hand:
     :class:`Budget`, :func:`pixel_bytes`, :func:`plan_blocks_for`; run the blocks here, in a
     process pool or on dask (``context.num_worker``, ``context.cluster``): :func:`run_blocks`,
     :func:`memory_per_task` (the budget of one block when several run at once), :func:`describe`;
@@ -85,7 +85,7 @@ from sbts.core.inversion.closure import (
 )
 from sbts.core.inversion.engine import UNWRAP_ERROR_DATASETS, InversionOutputs, invert_network
 from sbts.core.inversion.options import InversionOptions
-from sbts.core.io.blocks import Block, Budget, pixel_bytes, plan_blocks, plan_blocks_for
+from sbts.core.io.blocks import Block, Budget, RowSet, pixel_bytes, plan_blocks, plan_blocks_for
 from sbts.core.io.chunk_codec import ChunkCodec, EncodedChunk, chunk_aligned, pack_chunks, unpack_chunks
 from sbts.core.io.h5 import (
     INCOMPLETE_ATTR,
@@ -172,7 +172,7 @@ __all__ = [
     "STACK_DATASETS", "GEOMETRY_DATASETS", "UNITS", "UNWRAP_ERROR_DATASETS",
     "read_mask_file", "find_geometry", "find_companion", "GEO_PREFIX", "select_map", "MapSelection", "read_mask", "scale_unit",
     # work in blocks
-    "Block", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget", "run_blocks", "memory_per_task", "describe", "runs_apart", "workers_within", "TaskArrays", "task_arrays",
+    "Block", "RowSet", "plan_blocks", "plan_blocks_for", "pixel_bytes", "Budget", "run_blocks", "memory_per_task", "describe", "runs_apart", "workers_within", "TaskArrays", "task_arrays",
     "progress", "ComputeOptions",
     # write
     "H5Writer", "TimeSeriesWriter", "atomic_output", "atomic_write_text", "edit_in_place", "check_distinct",

@@ -31,7 +31,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -489,7 +489,8 @@ DEFAULT_ALPHA = 1e-2  # weight of ‖U‖₁ against the closure misfit (as Yunj
 
 
 def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alpha: float = DEFAULT_ALPHA,
-                            batch: int = 32, time_limit: float | None = None) -> np.ndarray:
+                            batch: int = 32, time_limit: float | None = None, num_worker: int = 1,
+                            cluster: str | None = None) -> np.ndarray:
     """Integer corrections U (n_pattern, m) with ``C·U ≈ −c_int``, fewest cycles.
 
     Solves, for every row c of ``c_int`` (n_pattern, n_tri), the sparse mixed-integer program::
@@ -507,7 +508,8 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
     block-diagonal sparse MILP of up to ``batch`` blocks per HiGHS call, which pays HiGHS's set-up
     cost once per batch rather than per pixel.  With integer weights the objective is integral, so
     a zero MIP gap still terminates quickly and each block is exactly optimal (a block-diagonal
-    problem is optimal only if every block is).
+    problem is optimal only if every block is).  The batches are fixed by ``batch`` alone and run
+    here, in the pool (``num_worker``) or on dask (``cluster``): the same solutions wherever.
 
     Parameters
     ----------
@@ -521,6 +523,10 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
         Distinct patterns per HiGHS call.
     time_limit : float, optional
         Seconds per HiGHS call.
+    num_worker : int
+        Processes solving batches at once (``mintpy.compute.numWorker``).
+    cluster : str, optional
+        ``"local"`` or a dask scheduler's address: the batches are dask tasks.
 
     Returns
     -------
@@ -532,8 +538,11 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
     DataError
         HiGHS found no integer solution.
     """
+    import functools
+
     import scipy.sparse as sp
-    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from sbts.core.compute.scheduling import run_blocks
 
     C = sp.csr_matrix(C, dtype=np.float64)
     c_int = np.atleast_2d(np.asarray(c_int, np.int64))
@@ -547,30 +556,59 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
     inverse = np.asarray(inverse).reshape(-1)
     todo = np.flatnonzero(np.any(patterns != 0, axis=1))
     solved = np.zeros((patterns.shape[0], m), np.int64)
-    w = max(1, int(round(1.0 / alpha)))
-    eye = sp.identity(n_tri, format="csr")
-    block_A = sp.hstack([C, -C, eye, -eye], format="csr")
-    nvar = 2 * m + 2 * n_tri
-    cost1 = np.concatenate([np.ones(2 * m), np.full(2 * n_tri, float(w))])
-    integ1 = np.concatenate([np.ones(2 * m), np.zeros(2 * n_tri)])
-    options = {"mip_rel_gap": 0.0}
-    if time_limit:
-        options["time_limit"] = float(time_limit)
-    for start in range(0, todo.size, max(1, batch)):
-        group = todo[start:start + batch]
-        nb = group.size
+    problem = _AmbiguityMilp(C, max(1, int(round(1.0 / alpha))), time_limit)
+    batches = [(start, patterns[todo[start:start + max(1, batch)]]) for start in range(0, todo.size, max(1, batch))]
+    workers = num_worker if len(batches) > 1 else 1
+    for (start, rows), values in run_blocks(batches, _batch_patterns, functools.partial(_solve_batch, problem),
+                                            workers=workers, cluster=cluster if len(batches) > 1 else None):
+        solved[todo[start:start + rows.shape[0]]] = values
+    logger.debug("integer ambiguities: %d pixel(s), %d distinct closure pattern(s), %d solved by HiGHS in %d batch(es)",
+                 c_int.shape[0], patterns.shape[0], todo.size, len(batches))
+    out[:] = solved[inverse]
+    return out
+
+
+@dataclass(frozen=True)
+class _AmbiguityMilp:
+    """The MILP of :func:`solve_integer_ambiguity` for one triplet matrix (picklable: a batch may be
+    solved in a pool worker or on dask)."""
+
+    C: Any  # (n_tri, m) scipy CSR
+    weight: int  # 1/α: the misfit's integer weight
+    time_limit: float | None = None
+
+    def solve(self, rows: np.ndarray) -> np.ndarray:
+        """U (nb, m) of the closure patterns ``rows`` (nb, n_tri): one block-diagonal HiGHS call."""
+        import scipy.sparse as sp
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        n_tri, m = self.C.shape
+        nb = rows.shape[0]
+        eye = sp.identity(n_tri, format="csr")
+        block_A = sp.hstack([self.C, -self.C, eye, -eye], format="csr")
+        nvar = 2 * m + 2 * n_tri
+        cost1 = np.concatenate([np.ones(2 * m), np.full(2 * n_tri, float(self.weight))])
+        integ1 = np.concatenate([np.ones(2 * m), np.zeros(2 * n_tri)])
+        options = {"mip_rel_gap": 0.0}
+        if self.time_limit:
+            options["time_limit"] = float(self.time_limit)
         A = sp.block_diag([block_A] * nb, format="csr")
-        rhs = -patterns[group].astype(np.float64).reshape(-1)
+        rhs = -rows.astype(np.float64).reshape(-1)
         res = milp(np.tile(cost1, nb), integrality=np.tile(integ1, nb),
                    bounds=Bounds(0, np.inf), constraints=LinearConstraint(A, rhs, rhs), options=options)
         if res.x is None:
             raise DataError(f"HiGHS found no integer solution for the closure ambiguities: {res.message}")
         x = np.round(res.x).reshape(nb, nvar)
-        solved[group] = (x[:, :m] - x[:, m:2 * m]).astype(np.int64)
-    logger.debug("integer ambiguities: %d pixel(s), %d distinct closure pattern(s), %d solved by HiGHS",
-                 c_int.shape[0], patterns.shape[0], todo.size)
-    out[:] = solved[inverse]
-    return out
+        return (x[:, :m] - x[:, m:2 * m]).astype(np.int64)
+
+
+def _batch_patterns(item: tuple[int, np.ndarray]) -> np.ndarray:
+    """The "read" of a batch task: its closure patterns travel with it."""
+    return item[1]
+
+
+def _solve_batch(problem: _AmbiguityMilp, _item: tuple[int, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    return problem.solve(rows)
 
 
 def ambiguity_objective(C: sp.spmatrix | np.ndarray, c: np.ndarray, U: np.ndarray,

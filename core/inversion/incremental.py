@@ -395,37 +395,14 @@ def _read_pairs(task: Any, block: Any, rows: np.ndarray, pixels: np.ndarray | No
     return phase, weight, land
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """Some image rows of a block, read in one HDF5 selection (h5py takes an increasing row list)."""
-
-    row_index: np.ndarray  # image rows, increasing
-    col_start: int
-    col_stop: int
-
-    @property
-    def rows(self) -> np.ndarray:
-        return self.row_index
-
-    @property
-    def cols(self) -> slice:
-        return slice(self.col_start, self.col_stop)
-
-    @property
-    def slices(self) -> tuple[np.ndarray, slice]:
-        return self.row_index, self.cols
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.row_index.size, self.col_stop - self.col_start
-
-
 def _read_pixels(task: Any, block: Any, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """All kept pairs of a few pixels of ``block`` (flat indices, increasing): only the image rows that
     hold them are read, in one selection per dataset."""
+    from sbts.core.io.blocks import RowSet
+
     w = block.shape[1]
     rows = np.unique(pixels // w)
-    sub = _Rows(block.row_start + rows, block.col_start, block.col_stop)
+    sub = RowSet(block.row_start + rows, block.col_start, block.col_stop)
     local = np.searchsorted(rows, pixels // w) * w + pixels % w
     phase, weight, _ = _read_pairs(task, sub, np.arange(len(task.kept_index)), local)
     return phase, weight

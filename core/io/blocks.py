@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sbts.core.config.compute import DEFAULT_MAX_MEMORY_GB
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BLOCK_WORK_GB = 0.5
 """The most a block's working set takes, whatever the budget: the budget is an upper bound, not a
@@ -63,6 +67,35 @@ class Block:
 
     def __str__(self) -> str:
         return f"rows {self.row_start}:{self.row_stop}, cols {self.col_start}:{self.col_stop}"
+
+
+@dataclass(frozen=True)
+class RowSet:
+    """Some image rows (increasing) over columns ``[col_start, col_stop)``: a selection that reads
+    only the rows it names, in one HDF5 selection per dataset (h5py takes one increasing index list).
+
+    Quacks like a :class:`Block` where readers use ``rows``, ``cols``, ``slices`` and ``shape``: a
+    few scattered pixels (samples, pixels to redo) read without their blocks' other rows."""
+
+    row_index: np.ndarray  # image rows, increasing
+    col_start: int
+    col_stop: int
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.row_index
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.col_start, self.col_stop)
+
+    @property
+    def slices(self) -> tuple[np.ndarray, slice]:
+        return self.row_index, self.cols
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.row_index.size, self.col_stop - self.col_start
 
 
 def _round_down(value: int, multiple: int) -> int:
@@ -246,5 +279,5 @@ def plan_blocks_for(shape: tuple[int, int], bytes_per_pixel: float, budget: Budg
     return plan_blocks(shape, bytes_per_pixel, gb, chunk_shape, min_rows)
 
 
-__all__ = ["Block", "Budget", "iter_blocks", "plan_blocks", "plan_blocks_for", "pixel_bytes", "num_blocks",
+__all__ = ["Block", "RowSet", "Budget", "iter_blocks", "plan_blocks", "plan_blocks_for", "pixel_bytes", "num_blocks",
            "chunk_rows_cols", "ceil_div"]

@@ -64,6 +64,7 @@ from sbts.core.api import (
     FileOption,
     IfgramStack,
     InputError,
+    RowSet,
     StackEditor,
     TaskArrays,
     Template,
@@ -488,8 +489,13 @@ def _block_patterns(labelled: bool, item, data: np.ndarray) -> tuple[np.ndarray,
 
 
 def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_region: int,
-                       opts: UnwrapOptions, max_memory: float) -> np.ndarray:
-    """Integer correction U (n_region, m) of every pair on every common region (0 for dropped pairs)."""
+                       opts: UnwrapOptions, max_memory: float, num_worker: int = 1,
+                       cluster: str | None = None) -> np.ndarray:
+    """Integer correction U (n_region, m) of every pair on every common region (0 for dropped pairs).
+
+    The samples' phases are read from the image rows that hold them only (a few hundred samples
+    a region: a small part of the stack); their integer closures are solved in batches of
+    distinct patterns here, in the pool or on dask (:func:`solve_integer_ambiguity`)."""
     m = len(stack.pairs)
     U = np.zeros((n_region, m), np.int64)
     tri = triplet_indices(stack.pairs)
@@ -518,12 +524,14 @@ def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_r
     # --- read their phase (referenced), block by block
     ref = reference_phase(stack, in_name, used)
     values = np.full((used.size, pix.size), np.nan, np.float64)
+    rows = np.unique(ys)
     for block in plan_blocks(stack.shape, used.size * 4, max_memory, stack.chunk_shape(in_name)):
         inside = (ys >= block.row_start) & (ys < block.row_stop)
         if not inside.any():
             continue
-        data = stack.read(in_name, block, index=used)
-        values[:, inside] = data[:, ys[inside] - block.row_start, xs[inside] - block.col_start]
+        sel = RowSet(rows[(rows >= block.row_start) & (rows < block.row_stop)], block.col_start, block.col_stop)
+        data = stack.read(in_name, sel, index=used)  # (pairs, the sampled rows of the block, columns)
+        values[:, inside] = data[:, np.searchsorted(sel.rows, ys[inside]), xs[inside] - block.col_start]
         del data  # released before the next block is read (else two blocks are held)
     values[(values == 0) | ~np.isfinite(values)] = np.nan
     values -= ref[:, None]
@@ -531,9 +539,11 @@ def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_r
     nodata = np.isnan(values).any(axis=0)
     c_int[nodata] = 0
     t0 = time.perf_counter()
-    U_samples = solve_integer_ambiguity(C, c_int, alpha=opts.alpha)  # (n_sample, n_used)
-    logger.info("closure ambiguities of %d sample(s) in %d region(s): %d distinct pattern(s), %.2f s",
-                pix.size, n_region, np.unique(c_int, axis=0).shape[0], time.perf_counter() - t0)
+    U_samples = solve_integer_ambiguity(C, c_int, alpha=opts.alpha, num_worker=num_worker,
+                                        cluster=cluster)  # (n_sample, n_used)
+    logger.info("closure ambiguities of %d sample(s) in %d region(s): %d distinct pattern(s), %.2f s%s",
+                pix.size, n_region, np.unique(c_int, axis=0).shape[0], time.perf_counter() - t0,
+                describe(num_worker, cluster))
     for r in range(n_region):
         sel = reg == r
         U[r, used] = np.round(np.median(U_samples[sel], axis=0)).astype(np.int64)
@@ -565,7 +575,7 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
     if int(stack.pairs.keep.sum()) < 3:
         raise DataError(f"{stack_path}: fewer than 3 kept pairs; no closure phase to use")
     region, n_region = common_regions(stack, land, opts.min_area, max_memory, num_worker, cluster)
-    U = region_ambiguities(stack, in_name, region, n_region, opts, max_memory)
+    U = region_ambiguities(stack, in_name, region, n_region, opts, max_memory, num_worker, cluster)
     names = stack.pairs.date12
     for k in np.flatnonzero(np.any(U != 0, axis=0)):
         logger.info("phase closure %s: cycles per region %s", names[k],

@@ -136,3 +136,33 @@ def test_closure_phase_block_matches_full(tmp_path):
     block = Block(10, 25, 30, 61)
     part = closure_phase(tmp_path / "ifgramStack.h5", block)
     np.testing.assert_array_equal(part, full[(slice(None),) + block.slices])
+
+
+@pytest.mark.parametrize("mode", [dict(num_worker=2), dict(num_worker=2, cluster="local")], ids=["pool", "dask"])
+def test_ambiguity_batches_in_the_pool_and_on_dask_are_the_same(tmp_path, monkeypatch, mode):
+    """The batches of distinct closure patterns are solved where they are sent (the pool's forked
+    workers record it), with the same solutions as here: the batches depend on ``batch`` alone."""
+    import os
+
+    from sbts.core.inversion import closure as closure_mod
+
+    C = triplets(_hand_network())
+    rng = np.random.default_rng(5)
+    c_int = np.array([-(C @ rng.integers(-1, 2, C.shape[1])) for _ in range(40)]
+                     + [rng.integers(-2, 3, C.shape[0]) for _ in range(20)])
+    here = solve_integer_ambiguity(C, c_int, batch=4)
+    who = tmp_path / "who.txt"
+    real = closure_mod._AmbiguityMilp.solve
+
+    def recording(self, rows):
+        with open(who, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(self, rows)
+
+    monkeypatch.setattr(closure_mod._AmbiguityMilp, "solve", recording)
+    there = solve_integer_ambiguity(C, c_int, batch=4, **mode)
+    np.testing.assert_array_equal(there, here)
+    pids = set(who.read_text().split()) if who.exists() else set()
+    assert str(os.getpid()) not in pids  # solved in the workers (dask's do not have the recorder)
+    if "cluster" not in mode:
+        assert pids
