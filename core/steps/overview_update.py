@@ -294,7 +294,8 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
         else:
             new = why
     if new is None:
-        total, count = _coherence_sums(stack, index, max_memory) if key["coherence"] else (None, None)
+        total, count = (_coherence_sums(stack, index, max_memory, workers=workers, cluster=cluster)
+                        if key["coherence"] else (None, None))
         mask = connected_component_mask(stack, max_memory, workers, cluster)
     else:
         add = index[new[index]]
@@ -305,7 +306,7 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
             mask = np.asarray(f["mask"][()], bool)
         if add.size:
             if key["coherence"]:
-                total, count = _coherence_sums(stack, add, max_memory, total, count)
+                total, count = _coherence_sums(stack, add, max_memory, total, count, workers, cluster)
             mask &= valid_in_all_kept(stack, key["conncomp"], max_memory, index=add, workers=workers, cluster=cluster)
     coherence = None
     if total is not None:
@@ -320,26 +321,53 @@ def reference_maps(workdir, max_memory: float, update_store: bool = False, force
 
 
 def _coherence_sums(stack, index: np.ndarray, max_memory: float, total: np.ndarray | None = None,
-                    count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    count: np.ndarray | None = None, workers: int = 1, cluster: str | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Σ and count of the finite coherence of pairs ``index`` per pixel, continued from ``total``/``count``;
-    added by second date then first (:func:`sbts.core.steps.averages._time_order`)."""
+    added by second date then first (:func:`sbts.core.steps.averages._time_order`).
+
+    Each block is read and added to its part of the sums where it runs (here, in the pool or on
+    dask): a pixel's sum is continued in the same order wherever, so the same bits."""
+    import functools
+
+    from sbts.core.compute.scheduling import memory_per_task, run_blocks, runs_apart
+    from sbts.core.compute.task_arrays import task_arrays
     from sbts.core.io.blocks import plan_blocks
     from sbts.core.io.progress import progress
     from sbts.core.steps.averages import _time_order
 
+    start = {} if total is None else {"total": total, "count": count}  # sent by file to other processes
     total = np.zeros(stack.shape) if total is None else total
     count = np.zeros(stack.shape) if count is None else count
     order = _time_order(stack, index)
-    blocks = plan_blocks(stack.shape, index.size * 4 + 32, max_memory, stack.chunk_shape("coherence"))
-    for block in progress(blocks, "average coherence", "block"):
-        data = stack.read("coherence", block, index=index)
-        t, c = total[block.slices], count[block.slices]
-        for k in order:
-            layer = data[k].astype(np.float32, copy=False)
-            valid = np.isfinite(layer)
-            t += np.where(valid, layer, np.float32(0))
-            c += valid
+    # the block's coherence, its two sums, and the next block read ahead
+    blocks = plan_blocks(stack.shape, index.size * 4 + 32, memory_per_task(max_memory, workers, cluster),
+                         stack.chunk_shape("coherence"))
+    with task_arrays(start, stack.path, runs_apart(workers, cluster)) as shared:
+        results = run_blocks(blocks, functools.partial(_read_coherence, stack, index),
+                             functools.partial(_add_layers, shared, order), workers=workers, cluster=cluster)
+        for block, (t, c) in progress(results, "average coherence", "block", total=len(blocks)):
+            total[block.slices], count[block.slices] = t, c
     return total, count
+
+
+def _read_coherence(stack, index: np.ndarray, block) -> np.ndarray:
+    return stack.read("coherence", block, index=index)
+
+
+def _add_layers(shared, order: np.ndarray, block, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A block's sums (from the kept ones in ``shared``, or 0) continued with its pairs in ``order``."""
+    if "total" in shared:
+        t = np.array(shared["total"][block.slices], np.float64)
+        c = np.array(shared["count"][block.slices], np.float64)
+    else:
+        t, c = np.zeros(block.shape), np.zeros(block.shape)
+    for k in order:
+        layer = data[k].astype(np.float32, copy=False)
+        valid = np.isfinite(layer)
+        t += np.where(valid, layer, np.float32(0))
+        c += valid
+    return t, c
 
 
 __all__ = ["Terms", "Plan", "plan", "write_store", "drop_store", "stored_sums", "stored_closure", "store_path",

@@ -233,6 +233,39 @@ def test_reference_maps_after_an_appended_date_equal_a_pass_over_every_pair(tmp_
     assert not mask[7, 7] and np.isnan(coherence[0, :3]).all() and np.isfinite(coherence[1:]).all()
 
 
+@pytest.mark.parametrize("mode", [dict(workers=2), dict(workers=2, cluster="local")], ids=["pool", "dask"])
+def test_reference_maps_update_in_the_pool_and_on_dask_is_the_same(tmp_path, monkeypatch, mode):
+    """The kept coherence sums continued by the new pairs block by block in the pool or on dask (the
+    kept sums go to the workers by file): the same bits as here, the blocks read there."""
+    import os
+
+    old, new = _network(DATES[:-1]), _network(DATES)
+    out = {}
+    from sbts.core.io.products import IfgramStack
+
+    readers = tmp_path / "readers.txt"
+    real = IfgramStack.read
+
+    def recording(self, name, *args, **kwargs):  # inherited by the pool's forked workers, not dask's
+        if name == "coherence":
+            with open(readers, "a") as f:
+                f.write(f"{os.getpid()}\n")
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(IfgramStack, "read", recording)
+    for name, kwargs in (("here", {}), ("there", mode)):
+        wd = WorkDir(tmp_path / name)
+        _write(wd, old, "old")
+        ou.reference_maps(wd, 2e-5, update_store=True, **kwargs)
+        _write(wd, new, "new", old_signature="old")
+        readers.write_text("")
+        out[name] = ou.reference_maps(wd, 2e-5, update_store=True, **kwargs)
+        pids = set(readers.read_text().split())
+        assert (pids == {str(os.getpid())}) if name == "here" else (str(os.getpid()) not in pids)
+    for a, b in zip(out["here"], out["there"]):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_network_coherence_after_an_appended_date_averages_only_the_new_pairs(tmp_path, caplog):
     """modify_network's mean coherence per pair: the kept means plus the new pairs' equal a pass over
     every pair (float64 noise: the block sizes follow the number of pairs); another mask or area
