@@ -1067,10 +1067,16 @@ def _warp_file(product: Product, out_file: str | os.PathLike | None, opts: Geoco
 
 def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, opts: GeocodeOptions,
            num_worker: int = 1, cluster: str | None = None) -> None:
-    """Resample ``product`` into ``out_file``: the source coordinates are solved here (once for every
-    output pixel when they fit in a quarter of the budget, else per strip), and the output blocks are
-    sampled here, in a pool of ``num_worker`` processes or on dask (``cluster``) from those
-    coordinates, so every way gives the same bits."""
+    """Resample ``product`` into ``out_file``.
+
+    The source coordinates are solved in blocks of a fixed partition (:func:`_coord_blocks`: set by
+    the budget, not by the workers, since a point's Newton start depends on its block), so every
+    way gives the same bits.  When the coordinates of every output pixel fit in a quarter of the
+    budget they are solved once (:func:`_all_coords`, kept for the other files of the grid) and the
+    output blocks (the rest of the budget shared by the workers) are sampled from them, here, in a
+    pool of ``num_worker`` processes or on dask (``cluster``).  Otherwise each coordinate block is
+    a task that solves its coordinates and samples its pixels where it runs
+    (:func:`_solve_and_sample`), as many at once as the budget holds."""
     src_shape = product.shape
     out_shape = mapping.out_grid.shape
     names = list(product.datasets)
@@ -1080,21 +1086,6 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
     # coordinates + output and source windows of every layer, and the next block's source read ahead
     per_pixel = 8 * 4 + 8 * 4 * max(1, layers)
     every = _all_coords(mapping, opts.max_memory, num_worker, cluster) if any(spatial.values()) else None
-    # the coordinates kept for every output pixel take up to a quarter of the budget, and the blocks
-    # (the rest of the budget shared by the workers) are sampled from them anywhere; otherwise they are
-    # solved here strip by strip (strips planned on the whole budget: the serial run's blocks) and sampled here
-    budget = opts.max_memory * (0.75 if every is not None else 1.0)
-    if every is None and (num_worker > 1 or cluster):
-        # a pool (or a dask client) per strip would cost more than it saves: these strips run here
-        logger.info("geocode %s: the coordinates of the %d×%d output pixels exceed a quarter of the budget: "
-                    "sampled in this process", product.path.name, *out_shape)
-        num_worker, cluster = 1, None
-    strips = [Block(0, out_shape[0], 0, out_shape[1])] if every is not None else plan_blocks(out_shape, per_pixel, budget)
-    task_memory = memory_per_task(budget, num_worker, cluster)
-    plan = [(strip, [Block(b.row_start + strip.row_start, b.row_stop + strip.row_start,
-                           b.col_start + strip.col_start, b.col_stop + strip.col_start)
-                     for b in plan_blocks(strip.shape, per_pixel, task_memory)]) for strip in strips]
-    total = sum(len(blocks) for _, blocks in plan)
     with open_h5(product.path) as src, H5Writer(out_file, meta) as w:
         specs = []
         for name in names:
@@ -1110,28 +1101,50 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
                      compression=ds.compression)
         if not specs:
             return
-        logger.info("geocode %s: %d block(s)%s", product.path.name, total, describe(num_worker, cluster))
         read = functools.partial(_read_sources, product, tuple(s.name for s in specs), src_shape)
         compute = functools.partial(_sample_block, tuple(specs))
-        done = progress(_sampled(plan, every, mapping, read, compute, num_worker, cluster),
-                        f"geocode {product.path.name}", "block", total=total)
-        for task, values in done:
+        if every is not None:
+            rows, cols = every
+            blocks = plan_blocks(out_shape, per_pixel, memory_per_task(opts.max_memory * 0.75, num_worker, cluster))
+            tasks = [SampleTask(b, rows[b.slices], cols[b.slices]) for b in blocks]
+            del rows, cols
+            logger.info("geocode %s: %d block(s)%s", product.path.name, len(tasks), describe(num_worker, cluster))
+            results = run_blocks(tasks, read, compute, workers=num_worker, cluster=cluster)
+        else:
+            tasks = _coord_blocks(out_shape, opts.max_memory)
+            quarter = min(opts.max_memory * 1024**3 / 4, _COORD_BLOCK_BYTES)
+            biggest = max(b.shape[0] * b.shape[1] for b in tasks)
+            out_bytes = sum(int(np.prod(la.lead or (1,))) * la.dtype.itemsize for la in specs)
+            # the coordinate solve's work; then the coordinates and outputs kept, and one sample block
+            per_task = max(biggest * _COORD_BYTES_PER_PIXEL, biggest * (16 + out_bytes) + quarter)
+            workers = workers_within(opts.max_memory, per_task, num_worker, cluster, len(tasks))
+            logger.info("geocode %s: the coordinates of the %d×%d output pixels exceed a quarter of the budget: "
+                        "%d block(s) each solving its coordinates and sampling its pixels%s", product.path.name,
+                        *out_shape, len(tasks), describe(workers, cluster))
+            results = run_blocks(tasks, _no_inputs, functools.partial(
+                _solve_and_sample, mapping, read, compute, per_pixel, quarter / 1024**3), workers=workers,
+                cluster=cluster)
+        for task, values in progress(results, f"geocode {product.path.name}", "block", total=len(tasks)):
             for name, out in values.items():
-                w.write(name, out, task.block)
+                w.write(name, out, task.block if isinstance(task, SampleTask) else task)
 
 
-def _sampled(plan, every: Coords | None, mapping: _Mapping, read, compute, num_worker: int, cluster: str | None):
-    """``(task, values)`` of every block of ``plan`` (strips and their blocks), the coordinates of a
-    strip solved here (or taken from ``every``) and the blocks sampled through ``run_blocks``."""
-    for strip, blocks in plan:
-        rows, cols = every if every is not None else mapping.coords(strip)
-        tasks = []
-        for b in blocks:
-            inner = (slice(b.row_start - strip.row_start, b.row_stop - strip.row_start),
-                     slice(b.col_start - strip.col_start, b.col_stop - strip.col_start))
-            tasks.append(SampleTask(b, rows[inner], cols[inner]))
-        del rows, cols
-        yield from run_blocks(tasks, read, compute, workers=num_worker, cluster=cluster)
+def _solve_and_sample(mapping: _Mapping, read, compute, per_pixel: float, budget: float, block: Block,
+                      _inputs: None) -> dict[str, np.ndarray]:
+    """A task of the coordinates over a quarter of the budget: the source coordinates of ``block``
+    (one of :func:`_coord_blocks`), then its pixels sampled in sub-blocks of ``budget`` GB (sampling
+    is per pixel: the same values whatever the sub-blocks); every dataset of the block."""
+    rows, cols = mapping.coords(block)
+    out: dict[str, np.ndarray] = {}
+    for sub in plan_blocks(block.shape, per_pixel, budget):
+        task = SampleTask(Block(sub.row_start + block.row_start, sub.row_stop + block.row_start,
+                                sub.col_start + block.col_start, sub.col_stop + block.col_start),
+                          rows[sub.slices], cols[sub.slices])
+        for name, values in compute(task, read(task)).items():
+            if name not in out:
+                out[name] = np.empty(values.shape[:-2] + block.shape, values.dtype)
+            out[name][..., sub.rows, sub.cols] = values
+    return out
 
 
 #: most bytes of work (224 B an output pixel) in one block of the coordinate solve, ~300 000 output
@@ -1159,8 +1172,7 @@ def _all_coords(mapping: _Mapping, max_memory: float, num_worker: int = 1, clust
             # the Newton solve holds ~28 float64 values per output pixel: the six rasters' bilinear
             # values and one corner gathered (12), the corner indices and weights (8), position,
             # step, targets and first guesses (8)
-            per_block = min(max_memory * 1024**3 / 4, _COORD_BLOCK_BYTES)
-            blocks = plan_blocks((length, width), _COORD_BYTES_PER_PIXEL, per_block / 1024**3)
+            blocks = _coord_blocks((length, width), max_memory)
             biggest = max(b.shape[0] * b.shape[1] for b in blocks) * _COORD_BYTES_PER_PIXEL
             workers = workers_within(max_memory / 2, biggest, num_worker, cluster, len(blocks))
             logger.info("geocode: the source coordinates of %d×%d output pixels, %d block(s)%s", length, width,
@@ -1172,6 +1184,13 @@ def _all_coords(mapping: _Mapping, max_memory: float, num_worker: int = 1, clust
             cached = (rows, cols)
         mapping._every = cached  # type: ignore[attr-defined]
     return cached or None
+
+
+def _coord_blocks(shape: tuple[int, int], max_memory: float) -> list[Block]:
+    """The blocks the source coordinates are solved in: at most :data:`_COORD_BLOCK_BYTES` of work
+    and a quarter of the budget each, the same whatever the workers."""
+    per_block = min(max_memory * 1024**3 / 4, _COORD_BLOCK_BYTES)
+    return plan_blocks(shape, _COORD_BYTES_PER_PIXEL, per_block / 1024**3)
 
 
 def _no_inputs(_block: Block) -> None:

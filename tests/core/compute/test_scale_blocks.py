@@ -463,17 +463,26 @@ def test_geocode_projected_coordinates_in_the_pool_and_on_dask(tmp_path, series,
         assert str(f.attrs["EPSG"]).startswith("326")
 
 
-def test_geocode_coordinates_over_budget_sampled_here(tmp_path, series, geometry, caplog):
-    """Coordinates over a quarter of the budget are solved strip by strip in this process, and those
-    strips are sampled here even with 2 workers (no pool per strip): the same bits as the serial run."""
+@pytest.mark.parametrize("budget", [2e-5, 2e-4 / 3])
+def test_geocode_coordinates_over_budget_in_the_pool_and_on_dask(tmp_path, series, geometry, caplog, budget):
+    """Coordinates over a quarter of the budget: each coordinate block (a partition set by the budget
+    alone) solves its coordinates and samples its pixels where it runs, here, in the pool or on dask,
+    as many at once as the budget holds: the same bits as the serial run."""
     from sbts.core.steps import geocode
 
     caplog.set_level("INFO", logger="sbts")
-    opts = geocode.GeocodeOptions(max_memory=2e-5, method="linear")
+    opts = geocode.GeocodeOptions(max_memory=budget, method="linear")
     here = read_all(geocode.geocode_file(series, geometry, tmp_path / "here.h5", options=opts))
-    two = read_all(geocode.geocode_file(series, geometry, tmp_path / "two.h5", options=opts, num_worker=2))
-    assert "sampled in this process" in caplog.text
-    assert_same(here, two)
+    assert "exceed a quarter of the budget" in caplog.text
+    assert np.isfinite(here["timeseries"]).mean() > 0.5
+    for name in WAYS:
+        caplog.clear()
+        got = read_all(geocode.geocode_file(series, geometry, tmp_path / f"{name}.h5", options=opts, num_worker=2,
+                                            cluster="local" if name == "dask" else None))
+        assert "each solving its coordinates" in caplog.text
+        if budget > 2e-5 or name == "dask":  # the pool runs two at once when the budget holds two
+            assert re.search(r"each solving its coordinates and sampling its pixels on 2 workers", caplog.text)
+        assert_same(here, got)
 
 
 def test_geocode_memory_bounded(tmp_path, big, series, geometry, monkeypatch):
