@@ -164,6 +164,51 @@ class Product:
             except OSError as exc:
                 raise InputError(f"{self.path}: dataset {name!r} cannot be read ({exc}); the file is damaged") from None
 
+    def read_points(self, name: str, index: Any, ys: np.ndarray, xs: np.ndarray,
+                    max_points: int = 1 << 20) -> np.ndarray:
+        """Layers ``index`` of the 3-D dataset ``name`` at the pixels ``(ys, xs)``: ``(layers, points)``.
+
+        One HDF5 point selection per batch of ``max_points`` values: a few hundred scattered pixels
+        of a 230-pair stack read in ~0.07 s, against ~0.9 s for their image rows and ~2 s for their
+        blocks (1000² stack, chunks of one layer).  A virtual dataset (a stack appended in parts)
+        is read by its rows (HDF5's point selections are for stored datasets)."""
+        self._require(name)
+        index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, np.int64)
+        ys, xs = np.asarray(ys, np.int64).ravel(), np.asarray(xs, np.int64).ravel()
+        with open_h5(self.path) as f:
+            ds = f[name]
+            out = np.empty((index.size, ys.size), ds.dtype)
+            if not index.size or not ys.size:
+                return out
+            # HDF5 does not check a point against the extent: done here
+            if ds.ndim != 3 or index.min() < 0 or index.max() >= ds.shape[0] or ys.min() < 0 \
+                    or ys.max() >= ds.shape[1] or xs.min() < 0 or xs.max() >= ds.shape[2]:
+                raise ValueError(f"{self.path}: points of {name!r} {ds.shape} out of range (layers "
+                                 f"{index.min()}..{index.max()}, rows {ys.min()}..{ys.max()}, "
+                                 f"columns {xs.min()}..{xs.max()})")
+            try:
+                if ds.is_virtual:  # a few image rows at a time (~256 MB)
+                    rows = np.unique(ys)
+                    step = max(1, (256 << 20) // max(1, index.size * ds.shape[2] * ds.dtype.itemsize))
+                    for r in range(0, rows.size, step):
+                        some = rows[r:r + step]
+                        at = np.flatnonzero(np.isin(ys, some))
+                        data = _read_layers(ds, index, some, slice(None))
+                        out[:, at] = data[:, np.searchsorted(some, ys[at]), xs[at]]
+                    return out
+                coords = np.stack(np.broadcast_arrays(index[:, None], ys[None, :], xs[None, :]), -1).reshape(-1, 3)
+                flat = out.reshape(-1)
+                for a in range(0, coords.shape[0], max_points):
+                    b = min(a + max_points, coords.shape[0])
+                    space = ds.id.get_space()
+                    space.select_elements(np.ascontiguousarray(coords[a:b], np.uint64))
+                    part = np.empty(b - a, ds.dtype)
+                    ds.id.read(h5py.h5s.create_simple((b - a,)), space, part)
+                    flat[a:b] = part
+            except OSError as exc:
+                raise InputError(f"{self.path}: dataset {name!r} cannot be read ({exc}); the file is damaged") from None
+        return out
+
     @staticmethod
     def open(path: str | os.PathLike) -> Product:
         """Open any sbts/MintPy file as the class matching its FILE_TYPE."""

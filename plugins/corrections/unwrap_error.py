@@ -64,7 +64,6 @@ from sbts.core.api import (
     FileOption,
     IfgramStack,
     InputError,
-    RowSet,
     StackEditor,
     TaskArrays,
     Template,
@@ -489,12 +488,11 @@ def _block_patterns(labelled: bool, item, data: np.ndarray) -> tuple[np.ndarray,
 
 
 def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_region: int,
-                       opts: UnwrapOptions, max_memory: float, num_worker: int = 1,
-                       cluster: str | None = None) -> np.ndarray:
+                       opts: UnwrapOptions, num_worker: int = 1, cluster: str | None = None) -> np.ndarray:
     """Integer correction U (n_region, m) of every pair on every common region (0 for dropped pairs).
 
-    The samples' phases are read from the image rows that hold them only (a few hundred samples
-    a region: a small part of the stack); their integer closures are solved in batches of
+    The samples' phases are read as points (a few hundred samples a region: a small part of the
+    stack, :meth:`~sbts.core.io.products.Product.read_points`); their integer closures are solved in batches of
     distinct patterns here, in the pool or on dask (:func:`solve_integer_ambiguity`)."""
     m = len(stack.pairs)
     U = np.zeros((n_region, m), np.int64)
@@ -523,16 +521,7 @@ def region_ambiguities(stack: IfgramStack, in_name: str, region: np.ndarray, n_r
     ys, xs = np.unravel_index(pix, region.shape)
     # --- read their phase (referenced), block by block
     ref = reference_phase(stack, in_name, used)
-    values = np.full((used.size, pix.size), np.nan, np.float64)
-    rows = np.unique(ys)
-    for block in plan_blocks(stack.shape, used.size * 4, max_memory, stack.chunk_shape(in_name)):
-        inside = (ys >= block.row_start) & (ys < block.row_stop)
-        if not inside.any():
-            continue
-        sel = RowSet(rows[(rows >= block.row_start) & (rows < block.row_stop)], block.col_start, block.col_stop)
-        data = stack.read(in_name, sel, index=used)  # (pairs, the sampled rows of the block, columns)
-        values[:, inside] = data[:, np.searchsorted(sel.rows, ys[inside]), xs[inside] - block.col_start]
-        del data  # released before the next block is read (else two blocks are held)
+    values = stack.read_points(in_name, used, ys, xs).astype(np.float64)
     values[(values == 0) | ~np.isfinite(values)] = np.nan
     values -= ref[:, None]
     c_int = integer_ambiguity(C @ np.nan_to_num(values, nan=0.0)).T  # (n_sample, n_tri)
@@ -575,7 +564,7 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
     if int(stack.pairs.keep.sum()) < 3:
         raise DataError(f"{stack_path}: fewer than 3 kept pairs; no closure phase to use")
     region, n_region = common_regions(stack, land, opts.min_area, max_memory, num_worker, cluster)
-    U = region_ambiguities(stack, in_name, region, n_region, opts, max_memory, num_worker, cluster)
+    U = region_ambiguities(stack, in_name, region, n_region, opts, num_worker, cluster)
     names = stack.pairs.date12
     for k in np.flatnonzero(np.any(U != 0, axis=0)):
         logger.info("phase closure %s: cycles per region %s", names[k],
