@@ -204,19 +204,15 @@ _FAST_NODES = 1 << 16
 
 
 @functools.cache
-def _weight_table(method: str, looks: int) -> np.ndarray:
-    """Weights on a uniform coherence grid of 2¹⁶ intervals, for :func:`coherence_to_weight_fast`.
-
-    complex64 nodes: real = weight at the node, imag = the step to the next node, so that one
-    gather fetches both ends of the interval.
-    """
+def _weight_table(method: str, looks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weights on a uniform coherence grid of 2¹⁶ intervals, for :func:`coherence_to_weight_fast`:
+    (the weight at each node, the step to the next node), float32, each gathered contiguously
+    (two float32 gathers and contiguous arithmetic are ~1.5× faster than one complex64 gather whose
+    halves are then strided views)."""
     grid = np.linspace(0.0, 1.0, _FAST_NODES + 1)
     table = coherence_to_weight(grid, method, looks).astype(np.float32)
     table = np.append(table, table[-1])  # guard node: coherence 1 has a zero step
-    nodes = np.empty(_FAST_NODES + 1, dtype=np.complex64)
-    nodes.real = table[:-1]
-    nodes.imag = np.diff(table)
-    return nodes
+    return np.ascontiguousarray(table[:-1]), np.diff(table)
 
 
 _FAST_SLAB = 1 << 16  # values per slab: the work buffers stay in the CPU caches
@@ -234,7 +230,7 @@ def coherence_to_weight_fast(coherence: np.ndarray, method: str, looks: int) -> 
         return coherence_to_weight(coherence, method_l, looks)
     if method_l not in WEIGHT_METHODS:
         raise ValueError(f"unknown weight method {method!r}; valid methods are {', '.join(WEIGHT_METHODS)}")
-    nodes = _weight_table(method_l, _check_looks(looks))
+    values, steps = _weight_table(method_l, _check_looks(looks))
     coh = np.ascontiguousarray(coherence, dtype=np.float32)
     flat = coh.reshape(-1)
     out = np.empty(coh.shape, dtype=np.float32)
@@ -243,7 +239,7 @@ def coherence_to_weight_fast(coherence: np.ndarray, method: str, looks: int) -> 
     x = np.empty(size, dtype=np.float32)
     lower = np.empty(size, dtype=np.float32)
     index = np.empty(size, dtype=np.intp)
-    gathered = np.empty(size, dtype=nodes.dtype)  # np.take into a kept buffer: ~40 % faster than nodes[ix]
+    gathered = np.empty(size, dtype=np.float32)  # np.take into a kept buffer: ~40 % faster than values[ix]
     for s0 in range(0, flat.size, _FAST_SLAB):
         s1 = min(s0 + _FAST_SLAB, flat.size)
         k = s1 - s0
@@ -254,9 +250,11 @@ def coherence_to_weight_fast(coherence: np.ndarray, method: str, looks: int) -> 
         np.floor(xs, out=fl)
         ix[...] = fl
         xs -= fl  # fraction within the interval
-        np.take(nodes, ix, out=node)
-        np.multiply(node.imag, xs, out=out_flat[s0:s1])
-        out_flat[s0:s1] += node.real
+        w = out_flat[s0:s1]
+        np.take(steps, ix, out=w)
+        w *= xs
+        np.take(values, ix, out=node)
+        w += node
     return out
 
 
