@@ -217,8 +217,10 @@ class Product:
         return cls(path)
 
 
-def _read_layers(ds: h5py.Dataset, index: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+def _read_layers(ds: h5py.Dataset, index: np.ndarray, rows: slice | np.ndarray, cols: slice) -> np.ndarray:
     """Layers ``index`` (any order) of a 3-D dataset, read as runs of consecutive layers.
+
+    ``rows`` may be an increasing array of image rows (a :class:`~sbts.core.io.blocks.RowSet`).
 
     h5py's point selection with a list of indices is slow; consecutive runs read as slices are as
     fast as a plain read.
