@@ -75,26 +75,38 @@ class RowSet:
     only the rows it names, in one HDF5 selection per dataset (h5py takes one increasing index list).
 
     Quacks like a :class:`Block` where readers use ``rows``, ``cols``, ``slices`` and ``shape``: a
-    few scattered pixels (samples, pixels to redo) read without their blocks' other rows."""
+    few scattered pixels (samples, pixels to redo) read without their blocks' other rows.
 
-    row_index: np.ndarray  # image rows, increasing
+    Parameters
+    ----------
+    row_index : numpy.ndarray
+        The image rows, increasing, without repeats.
+    col_start, col_stop : int
+        Half-open column bounds.
+    """
+
+    row_index: np.ndarray
     col_start: int
     col_stop: int
 
     @property
     def rows(self) -> np.ndarray:
+        """The rows (an index array: ``data[rowset.rows]``)."""
         return self.row_index
 
     @property
     def cols(self) -> slice:
+        """The column slice."""
         return slice(self.col_start, self.col_stop)
 
     @property
     def slices(self) -> tuple[np.ndarray, slice]:
+        """``(rows, cols)``: index a 2-D array (or an h5py dataset) with it."""
         return self.row_index, self.cols
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the selection."""
         return self.row_index.size, self.col_stop - self.col_start
 
 
