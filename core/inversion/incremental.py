@@ -41,8 +41,10 @@ from the previous one (brought back to the first date if ``reference_date`` move
 
 A whole-stack condition that makes the update inexact falls back to a full inversion with a log
 line: other inversion options, reference point or land mask; a pair (kept or dropped) between old
-dates added or an old pair dropped; a new pair starting before the stored window; another
-observation dataset than the loaded ``unwrapPhase``; the stack's old pairs not the ones the store
+dates added or an old pair dropped; a new pair starting before the stored window; an
+observation dataset that does not hold the loaded phase, now or when the store was written (an
+unwrapping-error correction that changed a pair; one that changed none maps onto ``unwrapPhase``:
+:func:`holds_loaded_phase`); the stack's old pairs not the ones the store
 was built from (see :func:`sbts.core.io.load_record.why_not_same_or_appended`, whose record the loader
 writes beside the stack); a ``timeseries.h5`` that does not start with the stored dates.
 """
@@ -439,7 +441,29 @@ def _store_info(prep: Any, bandwidth: int, frozen: int, start: int) -> dict:
     """What a store built from the kept pairs of ``prep`` records of them (checked by the next update)."""
     return {"options": options_digest(prep), "stack_signature": stack_signature(prep.stack_path),
             "pairs": list(prep.kept.date12), "dates": list(prep.kept.date_strings), "bandwidth": bandwidth,
-            "frozen": frozen, "start": start}
+            "frozen": frozen, "start": start, "loaded_phase": holds_loaded_phase(prep.stack_path, prep.options.obs_dataset)}
+
+
+def holds_loaded_phase(stack_path: str | os.PathLike, name: str) -> bool:
+    """Whether the stack's dataset ``name`` holds the loaded phase itself: ``unwrapPhase``, or a
+    correction that changed no pair and maps onto it (the same mapping: see
+    :meth:`sbts.core.io.stack_editor.StackEditor.write_corrected_copy`).  Such a dataset grows with
+    the appended pairs as ``unwrapPhase`` does, so an update of its inversion is exact."""
+    if name == "unwrapPhase":
+        return True
+    import h5py
+
+    from sbts.core.io.stack_parts import mapping_of
+
+    try:
+        with h5py.File(stack_path, "r") as f:
+            if name not in f or "unwrapPhase" not in f or not f[name].is_virtual:
+                return False
+            mine, loaded = mapping_of(f[name]), mapping_of(f["unwrapPhase"])
+    except OSError:
+        return False
+    # a mapping onto the stored unwrapPhase of the same file ("."), or the same runs of parts as its
+    return mine is not None and mine == loaded
 
 
 def _write_store_block(w: Any, block: Any, x: np.ndarray, pre: np.ndarray, pre_num: np.ndarray,
@@ -662,8 +686,9 @@ def _why_not(prep: Any, info: dict) -> str:
     """Why the store of ``info`` cannot be moved on to the kept pairs of ``prep`` ("" when it can)."""
     if info.get("options") != options_digest(prep):
         return "the inversion options, reference point or land mask changed since the store was written"
-    if prep.options.obs_dataset != "unwrapPhase":
-        return f"{prep.options.obs_dataset} is corrected over all pairs (not appended by the loader)"
+    obs = prep.options.obs_dataset
+    if not info.get("loaded_phase", obs == "unwrapPhase") or not holds_loaded_phase(prep.stack_path, obs):
+        return f"{obs} is corrected over all pairs (not appended by the loader)"
     why = why_not_same_or_appended(prep.stack_path, str(info.get("stack_signature", "")))
     if why:
         return why
@@ -937,7 +962,7 @@ def update(prep: Any, task: Any, max_memory: float, num_worker: int = 1, cluster
                 int(win.sum()), start, len(blocks), describe(num_worker, cluster))
     out_meta = engine._output_metadata(prep)
     outputs = prep.outputs
-    info_new = {**info, "stack_signature": stack_signature(prep.stack_path), "pairs": kept12,
+    info_new = {**info, "stack_signature": stack_signature(prep.stack_path), "pairs": kept12, "loaded_phase": True,
                 "dates": list(prep.kept.date_strings), "bandwidth": bw, "frozen": new_frozen, "start": new_lo}
     counts, why = np.zeros(3, np.int64), np.zeros(3, np.int64)
     plan = _UpdatePlan(task=task, store=str(path), old_ts=str(outputs.timeseries), width=shape[1], d1=d1, d2=d2,

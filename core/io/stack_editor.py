@@ -36,6 +36,7 @@ from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place, open_h5
 from sbts.core.io.lock import output_lock
 from sbts.core.io.provenance import VERSIONS_ATTR, current_step, new_version
+from sbts.core.io.stack_parts import same_layout
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +164,9 @@ class StackEditor:
         are written over it and it is renamed.  An existing dataset of the same shape is rewritten in
         place, as :meth:`write_dataset` does (no growth on a rerun), carrying
         :data:`~sbts.core.io.h5.INCOMPLETE_ATTR` meanwhile.  When no layer changed (and no stored
-        dataset is there to rewrite), the new dataset is a virtual one mapping onto ``source``
-        (:meth:`_map_onto`): the same values for every reader, no copy.
+        dataset is there to rewrite), the new dataset is a virtual one with the values of ``source``
+        (:meth:`_map_onto`; ``source`` may then be virtual itself, a stack appended in parts): the
+        same values for every reader, no copy.
         """
         layers = np.asarray(layers, np.int64)
         scratch = self.path.with_name(f".{self.path.name}.{name}.h5")
@@ -172,16 +174,18 @@ class StackEditor:
             with h5py.File(self.path, "r") as f:
                 src = f[source]
                 shape = src.shape
-                if src.ndim != 3 or src.dtype != np.float32 or src.is_virtual:
+                current = f.get(name)
+                in_place = _rewritable(current, shape)
+                mapped = (not len(layers) and not in_place and src.ndim == 3 and src.dtype == np.float32
+                          and same_layout(f, source) is not None)
+                if not mapped and (src.ndim != 3 or src.dtype != np.float32 or src.is_virtual):
                     # a virtual source would be copied as its mapping: the corrected layers would be
                     # written into the files it maps (the loaded parts)
                     raise ValueError(f"{source}: a float32 3-D dataset stored in the stack is needed, "
                                      f"not {src.dtype} {src.shape}{' (virtual)' if src.is_virtual else ''}")
                 layer_chunks = tuple(src.chunks[1:]) if src.chunks else tuple(shape[1:])
-                current = f.get(name)
-                in_place = _rewritable(current, shape)
-            if not len(layers) and not in_place:
-                self._map_onto(name, source, shape, attrs, root_attrs)
+            if mapped:
+                self._map_onto(name, source, attrs, root_attrs)
                 return
             layer_bytes = int(np.prod(shape[1:])) * 4
             check_free_space(self.path.parent, layer_bytes * (len(layers) + (0 if in_place else shape[0])),
@@ -212,21 +216,22 @@ class StackEditor:
                 with contextlib.suppress(FileNotFoundError):
                     scratch.unlink()
 
-    def _map_onto(self, name: str, source: str, shape: tuple[int, ...], attrs: Mapping[str, Any] | None,
+    def _map_onto(self, name: str, source: str, attrs: Mapping[str, Any] | None,
                   root_attrs: Mapping[str, Any] | None) -> None:
-        """``name``, a correction that changed no layer, as a virtual dataset mapping onto ``source``
-        in the same file (HDF5's ``"."``): every reader, MintPy's included, reads the source's
-        values, and nothing is copied (a copy of a 1000² × 230-pair phase is ~1 GB and 1–2 s).  It
-        has attributes of its own; written under a temporary name and renamed, as a copy is.  (It is
-        never rewritten in place: :func:`_rewritable`.)"""
+        """``name``, a correction that changed no layer, as a virtual dataset with the values of
+        ``source`` (:func:`~sbts.core.io.stack_parts.same_layout`: a mapping onto it in the same
+        file, HDF5's ``"."``, or, for a stack appended in parts, the mapping ``source`` has): every
+        reader, MintPy's included, reads the source's values, and nothing is copied (a copy of a
+        1000² × 230-pair phase is ~1 GB and 1–2 s).  It has attributes of its own; written under a
+        temporary name and renamed, as a copy is.  (It is never rewritten in place: :func:`_rewritable`.)"""
         with edit_in_place(self.path) as f:
             _remove_leftovers(f, name)
-            layout = h5py.VirtualLayout(shape=shape, dtype=np.float32)
-            layout[...] = h5py.VirtualSource(".", source, shape=shape, dtype=np.float32)
+            layout = same_layout(f, source)
+            assert layout is not None  # checked by the caller under the same lock
             f.create_virtual_dataset(name + _TMP_SUFFIX, layout)
             dst = _rename_into_place(f, name)
             self._finish(f, dst, name, attrs, root_attrs)
-        logger.info("%s: no layer of %s changed: %s maps onto it (an HDF5 virtual dataset, no copy)",
+        logger.info("%s: no layer of %s changed: %s holds its values (an HDF5 virtual dataset, no copy)",
                     self.path.name, source, name)
 
     def _finish(self, f: h5py.File, dst: h5py.Dataset, name: str, attrs: Mapping[str, Any] | None,

@@ -131,6 +131,56 @@ def virtual_layout(pieces: Sequence[Piece], name: str, shape: tuple[int, ...], d
     return layout
 
 
+def same_layout(f: h5py.File, source: str) -> h5py.VirtualLayout | None:
+    """A layout for a new dataset of ``f`` that holds the values of its 3-D dataset ``source``
+    without copying them: for a stored ``source``, a mapping onto it in the same file (HDF5's
+    ``"."``); for a virtual one (a stack appended in parts), the very mapping ``source`` has (the
+    same parts, datasets and layers).  None when ``source`` maps other than by whole-layer runs."""
+    ds = f[source]
+    layout = h5py.VirtualLayout(shape=ds.shape, dtype=ds.dtype)
+    if not ds.is_virtual:
+        layout[0:ds.shape[0]] = h5py.VirtualSource(".", source, shape=ds.shape, dtype=ds.dtype)[0:ds.shape[0]]
+        return layout
+    for vmap in ds.virtual_sources():
+        (d0, *drest), (d1, *_), (s0, *srest), (s1, *_) = _map_bounds(vmap)
+        if any(drest) or any(srest) or d1 - d0 != s1 - s0:
+            return None
+        src = h5py.VirtualSource(vmap.file_name, vmap.dset_name, shape=(s1 + 1,) + tuple(ds.shape[1:]), dtype=ds.dtype)
+        layout[d0:d1 + 1] = src[s0:s1 + 1]
+    return layout
+
+
+def mapping_of(ds: h5py.Dataset) -> list[tuple[str, str, int, int, int]] | None:
+    """What a dataset holds, as (file, dataset, first source layer, first layer, layers) runs: a
+    stored one is itself (``"."``); None for a mapping other than by whole-layer runs.  Two datasets
+    with the same mapping hold the same values."""
+    if not ds.is_virtual:
+        return [(".", ds.name.lstrip("/"), 0, 0, int(ds.shape[0]))]
+    runs = []
+    for vmap in ds.virtual_sources():
+        (d0, *drest), (d1, *_), (s0, *srest), (s1, *_) = _map_bounds(vmap)
+        if any(drest) or any(srest) or d1 - d0 != s1 - s0:
+            return None
+        runs.append((vmap.file_name, vmap.dset_name.lstrip("/"), int(s0), int(d0), int(d1 - d0 + 1)))
+    return sorted(runs, key=lambda r: r[3])
+
+
+def _map_bounds(vmap) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(first, last) index of a virtual mapping's destination, then of its source.  A whole-space
+    selection has no bounds to ask HDF5 for: the destination's extent, and for the source (whose
+    extent a whole-source mapping does not record) the destination's run from 0."""
+    def bounds(space) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        if space.get_select_type() == h5py.h5s.SEL_ALL:
+            return tuple(0 for _ in space.shape), tuple(n - 1 for n in space.shape)
+        return space.get_select_bounds()
+
+    d_lo, d_hi = bounds(vmap.vspace)
+    if vmap.src_space.get_select_type() == h5py.h5s.SEL_ALL:
+        return d_lo, d_hi, tuple(0 for _ in d_lo), tuple(h - lo for lo, h in zip(d_lo, d_hi))
+    s_lo, s_hi = bounds(vmap.src_space)
+    return d_lo, d_hi, s_lo, s_hi
+
+
 def _source_names(ds: h5py.Dataset) -> list[str]:
     """The files a dataset maps onto, as it names them (none unless it is virtual)."""
     return [v.file_name for v in ds.virtual_sources()] if ds.is_virtual else []

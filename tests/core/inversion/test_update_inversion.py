@@ -523,3 +523,51 @@ def test_update_in_the_pool_and_on_dask_is_the_same_bits(data, tmp_path, weight,
         assert ts2.tobytes() == ts.tobytes() and tc2.tobytes() == tc.tobytes() and num2.tobytes() == num.tobytes()
         for key in store:
             assert store2[key].tobytes() == store[key].tobytes(), (name, key)
+
+
+def _corrected(stack: Path, changed: dict[int, float]) -> None:
+    """``unwrapPhase_phaseClosure`` as the phase-closure correction writes it: the pairs ``changed``
+    shifted by their value, or (none changed) a virtual dataset with the loaded phase's values."""
+    from sbts.core.io.stack_editor import StackEditor
+
+    layers = np.array(sorted(changed), np.int64)
+    with h5py.File(stack, "r") as f:
+        values = f["unwrapPhase"][layers] if layers.size else None
+
+    def fill(ds):
+        for i, k in enumerate(layers.tolist()):
+            ds[i] = np.where(values[i] != 0, values[i] + np.float32(changed[k]), 0)
+
+    StackEditor(stack).write_corrected_copy("unwrapPhase_phaseClosure", "unwrapPhase", layers, fill)
+
+
+def test_update_of_a_correction_that_changed_no_pair(data, tmp_path, caplog):
+    """The inversion of ``unwrapPhase_phaseClosure`` is updated exactly when, before and after the
+    append, the correction changed no pair (its dataset then holds the loaded phase, mapped without a
+    copy); it is a full inversion, said in the log, when the correction changed a pair after the
+    append, or had changed one when the store was written."""
+    from dataclasses import replace
+
+    opts = replace(_opts("var"), obs_dataset="unwrapPhase_phaseClosure")
+    full = tmp_path / "full"
+    _corrected(_appended(full, data), {})
+    invert_network(full / "inputs/ifgramStack.h5", full, opts)
+    ts_f = _read(full)[0]
+    caplog.set_level(logging.INFO, logger="sbts.core.inversion.incremental")
+    for name, before, after, updated in (("mapped", {}, {}, True), ("changed_after", {}, {7: 2 * np.pi}, False),
+                                         ("changed_before", {7: 2 * np.pi}, {}, False)):
+        wd = tmp_path / name
+        stack = _write(wd / "inputs/ifgramStack.h5", data, N0, "old")
+        _corrected(stack, before)
+        invert_network(stack, wd, opts, update_store=True, max_memory=0.002)
+        with h5py.File(incremental.store_path(wd), "r") as f:
+            assert json.loads(f.attrs["SBTS_UPDATE_STORE"])["loaded_phase"] is (not before)
+        _corrected(_appended(wd, data), after)
+        caplog.clear()
+        invert_network(wd / "inputs/ifgramStack.h5", wd, opts, update_store=True, max_memory=0.002)
+        assert ("inversion updated" in caplog.text) is updated, name
+        if updated:
+            assert incremental.holds_loaded_phase(wd / "inputs/ifgramStack.h5", "unwrapPhase_phaseClosure")
+            np.testing.assert_allclose(_read(wd)[0], ts_f, rtol=0, atol=2e-6 * np.abs(ts_f).max())
+        else:
+            assert "unwrapPhase_phaseClosure is corrected over all pairs" in caplog.text

@@ -147,3 +147,24 @@ def test_a_virtual_source_is_refused(tmp_path):
         StackEditor(path).write_corrected_copy("out", "unwrapPhaseVirtual", np.array([0]), _fill_with(phase[:1]))
     with h5py.File(path, "r") as f:
         assert "out" not in f
+
+
+def test_nothing_changed_over_a_virtual_source_maps_alike(tmp_path):
+    """A stack appended in parts (its phase virtual): a correction that changed nothing is a virtual
+    dataset with the very mapping of its source (the same parts and layers), not a copy."""
+    from sbts.core.io.stack_parts import mapping_of
+
+    part, phase = _stack(tmp_path / "part.h5")
+    path = tmp_path / "ifgramStack.h5"
+    layout = h5py.VirtualLayout(shape=phase.shape, dtype=np.float32)
+    layout[0:3] = h5py.VirtualSource("./part.h5", "unwrapPhase", shape=phase.shape)[0:3]
+    layout[3:5] = h5py.VirtualSource("./part.h5", "unwrapPhase", shape=phase.shape)[3:5]
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"LENGTH": SHAPE[0], "WIDTH": SHAPE[1]})
+        f.create_virtual_dataset("unwrapPhase", layout)
+    StackEditor(path).write_corrected_copy("unwrapPhase_phaseClosure", "unwrapPhase", np.array([], int), _never)
+    with h5py.File(path, "r") as f:
+        out = f["unwrapPhase_phaseClosure"]
+        assert out.is_virtual and mapping_of(out) == mapping_of(f["unwrapPhase"])
+        assert [r[0] for r in mapping_of(out)] == ["./part.h5", "./part.h5"]
+        np.testing.assert_array_equal(out[()], phase)

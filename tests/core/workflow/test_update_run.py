@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("osgeo.gdal")
 
 from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
+from sbts.core.io.stack_parts import mapping_of  # noqa: E402
 from sbts.core.workflow.runner import run_workflow  # noqa: E402
 from sbts.tests.e2e.formats import geotiff  # noqa: E402
 
@@ -120,8 +121,10 @@ def test_run_after_append_updates_and_equals_a_full_run(tmp_path):
 
 def test_run_after_append_with_unwrapping_correction(tmp_path):
     """With the phase-closure correction on: the append leaves a stack made of parts, the correction
-    runs again over every pair into the stack, the inversion of the corrected phase is a full
-    one (said in the run's notes), and the products equal a full run on the whole stack."""
+    runs again over every pair into the stack.  It corrects no pair here, so its dataset is a virtual
+    one with the very mapping of the loaded phase (no copy), and the inversion of it is updated
+    exactly (a corrected pair would make it a full one: test_update_inversion.py); the products
+    equal a full run on the whole stack."""
     _, cfg, arrive = _last_date_held_back(tmp_path, 5, OPTIONS + "mintpy.unwrapError.method = phase_closure\n")
     upd = tmp_path / "upd"
     run_workflow(cfg, work_dir=upd, end="velocity")
@@ -131,11 +134,12 @@ def test_run_after_append_with_unwrapping_correction(tmp_path):
     second = _statuses(run_workflow(cfg, work_dir=upd, end="velocity"))
     assert second["load_data"][1].startswith("appended")
     assert second["correct_unwrap_error"][0] == "ran"
-    assert second["invert_network"] == ("ran", "recomputed (full inversion)")
-    assert "unwrapPhase_phaseClosure is corrected over all pairs" in (upd / "sbts_run.log").read_text()
+    assert second["invert_network"][1].startswith("updated: exact update")
+    assert "phase closure: 0 pair(s) corrected" in (upd / "sbts_run.log").read_text()
     stack = upd / "inputs/ifgramStack.h5"
-    with h5py.File(stack, "r") as f:  # the loaded phase in parts, the corrected phase in the stack itself
-        assert f["unwrapPhase"].is_virtual and not f["unwrapPhase_phaseClosure"].is_virtual
+    with h5py.File(stack, "r") as f:  # the loaded phase in parts, the corrected phase mapped alike
+        assert f["unwrapPhase"].is_virtual and f["unwrapPhase_phaseClosure"].is_virtual
+        assert mapping_of(f["unwrapPhase_phaseClosure"]) == mapping_of(f["unwrapPhase"])
         named = {v.file_name for v in f["unwrapPhase"].virtual_sources()}
         ref = f.attrs["REF_Y"], f.attrs["REF_X"]
     assert {f"./ifgramStack_parts/{p.name}" for p in parts.iterdir()} == named and len(named) == 2
