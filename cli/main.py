@@ -190,6 +190,9 @@ class LazyGroup(click.Group):
                 raise
             raise click.ClickException(shorten(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))) from None
         except Exception as exc:  # a bug in sbts: say so in one line, the traceback with -v
+            if _interrupt_inside(exc):  # Ctrl-C wrapped by Python (a class being created: RuntimeError)
+                click.echo("interrupted: rerun the same command to continue", err=True)
+                sys.exit(130)
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
             raise click.ClickException(shorten(
@@ -198,6 +201,18 @@ class LazyGroup(click.Group):
         finally:
             if quiet:
                 signal.signal(signal.SIGINT, _quiet_interrupt)
+
+
+def _interrupt_inside(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is what ``exc`` was raised from (Python 3.11 turns one raised
+    while a class is created, e.g. a dataclass imported as Ctrl-C arrives, into a RuntimeError)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def _plugin_commands() -> dict:

@@ -101,3 +101,23 @@ def test_user_errors_are_one_line_without_traceback_and_v_shows_it(tmp_path):
 def test_python_m_sbts_is_the_command():
     out = subprocess.run([sys.executable, "-m", "sbts", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "sbts" in out.stdout
+
+
+def test_ctrl_c_wrapped_by_python_is_an_interruption(tmp_path, monkeypatch):
+    """A Ctrl-C that lands while Python creates a class (a dataclass imported at that moment) reaches
+    the command as a RuntimeError raised from the KeyboardInterrupt (Python 3.11): it is reported as
+    an interruption (exit 130), not as an internal error."""
+    import sbts.core.tools.info as info_mod
+
+    def interrupted(*args, **kwargs):
+        class Descriptor:
+            def __set_name__(self, owner, name):
+                raise KeyboardInterrupt
+
+        class Created:  # noqa: F841 - the class creation is what raises
+            field = Descriptor()
+
+    monkeypatch.setattr(info_mod, "describe", interrupted)
+    res = _invoke("info", str(tmp_path / "x.h5"))
+    assert res.exit_code == 130, res.output
+    assert "interrupted" in res.output and "internal error" not in res.output
