@@ -26,6 +26,7 @@ triplet using that pair invalid at that pixel: it counts as zero and is left out
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -359,8 +360,6 @@ def _scan_block(local: np.ndarray, item: tuple[Block, np.ndarray | None], phase:
 def _scan(stack: IfgramStack, max_memory: float, dataset: str, mask: np.ndarray | None,
           reference: bool, num_worker: int = 1, cluster: str | None = None, extra: Piggyback | None = None,
           tri: np.ndarray | None = None) -> tuple[np.ndarray, TripletStats, np.ndarray | None]:
-    import functools
-
     from sbts.core.compute.scheduling import describe, memory_per_task, run_blocks
     from sbts.core.io.progress import progress
 
@@ -538,8 +537,6 @@ def solve_integer_ambiguity(C: sp.spmatrix | np.ndarray, c_int: np.ndarray, alph
     DataError
         HiGHS found no integer solution.
     """
-    import functools
-
     import scipy.sparse as sp
 
     from sbts.core.compute.scheduling import run_blocks
@@ -577,6 +574,19 @@ class _AmbiguityMilp:
     weight: int  # 1/α: the misfit's integer weight
     time_limit: float | None = None
 
+    @functools.cached_property
+    def _block(self) -> tuple[Any, np.ndarray, np.ndarray]:
+        """(constraint matrix, costs, integrality) of one pattern's problem: made once per process,
+        tiled for each batch."""
+        import scipy.sparse as sp
+
+        n_tri, m = self.C.shape
+        eye = sp.identity(n_tri, format="csr")
+        block_A = sp.hstack([self.C, -self.C, eye, -eye], format="csr")
+        cost1 = np.concatenate([np.ones(2 * m), np.full(2 * n_tri, float(self.weight))])
+        integ1 = np.concatenate([np.ones(2 * m), np.zeros(2 * n_tri)])
+        return block_A, cost1, integ1
+
     def solve(self, rows: np.ndarray) -> np.ndarray:
         """U (nb, m) of the closure patterns ``rows`` (nb, n_tri): one block-diagonal HiGHS call."""
         import scipy.sparse as sp
@@ -584,11 +594,8 @@ class _AmbiguityMilp:
 
         n_tri, m = self.C.shape
         nb = rows.shape[0]
-        eye = sp.identity(n_tri, format="csr")
-        block_A = sp.hstack([self.C, -self.C, eye, -eye], format="csr")
+        block_A, cost1, integ1 = self._block
         nvar = 2 * m + 2 * n_tri
-        cost1 = np.concatenate([np.ones(2 * m), np.full(2 * n_tri, float(self.weight))])
-        integ1 = np.concatenate([np.ones(2 * m), np.zeros(2 * n_tri)])
         options = {"mip_rel_gap": 0.0}
         if self.time_limit:
             options["time_limit"] = float(self.time_limit)

@@ -36,7 +36,7 @@ from sbts.core.errors import DataError, InputError
 from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, check_free_space, edit_in_place, open_h5
 from sbts.core.io.lock import output_lock
 from sbts.core.io.provenance import VERSIONS_ATTR, current_step, new_version
-from sbts.core.io.stack_parts import same_layout
+from sbts.core.io.stack_parts import mapping_of, same_layout
 
 logger = logging.getLogger(__name__)
 
@@ -177,10 +177,11 @@ class StackEditor:
                 current = f.get(name)
                 in_place = _rewritable(current, shape)
                 mapped = (not len(layers) and not in_place and src.ndim == 3 and src.dtype == np.float32
-                          and same_layout(f, source) is not None)
-                if not mapped and (src.ndim != 3 or src.dtype != np.float32 or src.is_virtual):
+                          and mapping_of(src) is not None)
+                if src.ndim != 3 or src.dtype != np.float32 or (src.is_virtual and not (mapped or in_place)):
                     # a virtual source would be copied as its mapping: the corrected layers would be
-                    # written into the files it maps (the loaded parts)
+                    # written into the files it maps (the loaded parts); read into a stored dataset
+                    # (in place) it is as any other
                     raise ValueError(f"{source}: a float32 3-D dataset stored in the stack is needed, "
                                      f"not {src.dtype} {src.shape}{' (virtual)' if src.is_virtual else ''}")
                 layer_chunks = tuple(src.chunks[1:]) if src.chunks else tuple(shape[1:])

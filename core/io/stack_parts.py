@@ -73,18 +73,10 @@ def pieces_of(stack: str | os.PathLike, names: Iterable[str]) -> list[Piece] | N
     found: list[Piece] | None = None
     with h5py.File(stack, "r", locking=False) as f:
         for name in names:
-            ds = f[name]
-            if not ds.is_virtual:
-                pieces = [Piece(".", 0, 0, int(ds.shape[0]))]
-            else:
-                pieces = []
-                for vmap in ds.virtual_sources():
-                    (d0, *drest), (d1, *_) = vmap.vspace.get_select_bounds()
-                    (s0, *srest), (s1, *_) = vmap.src_space.get_select_bounds()
-                    if any(drest) or any(srest) or d1 - d0 != s1 - s0:
-                        return None
-                    pieces.append(Piece(vmap.file_name, int(s0), int(d0), int(d1 - d0 + 1)))
-                pieces.sort(key=lambda p: p.dst_start)
+            runs = mapping_of(f[name])
+            if runs is None:
+                return None
+            pieces = [Piece(file, src_start, dst_start, count) for file, _, src_start, dst_start, count in runs]
             if found is None:
                 found = pieces
             elif pieces != found:
@@ -137,16 +129,13 @@ def same_layout(f: h5py.File, source: str) -> h5py.VirtualLayout | None:
     ``"."``); for a virtual one (a stack appended in parts), the very mapping ``source`` has (the
     same parts, datasets and layers).  None when ``source`` maps other than by whole-layer runs."""
     ds = f[source]
+    runs = mapping_of(ds)
+    if runs is None:
+        return None
     layout = h5py.VirtualLayout(shape=ds.shape, dtype=ds.dtype)
-    if not ds.is_virtual:
-        layout[0:ds.shape[0]] = h5py.VirtualSource(".", source, shape=ds.shape, dtype=ds.dtype)[0:ds.shape[0]]
-        return layout
-    for vmap in ds.virtual_sources():
-        (d0, *drest), (d1, *_), (s0, *srest), (s1, *_) = _map_bounds(vmap)
-        if any(drest) or any(srest) or d1 - d0 != s1 - s0:
-            return None
-        src = h5py.VirtualSource(vmap.file_name, vmap.dset_name, shape=(s1 + 1,) + tuple(ds.shape[1:]), dtype=ds.dtype)
-        layout[d0:d1 + 1] = src[s0:s1 + 1]
+    for file, dataset, src_start, dst_start, count in runs:
+        src = h5py.VirtualSource(file, dataset, shape=(src_start + count,) + tuple(ds.shape[1:]), dtype=ds.dtype)
+        layout[dst_start:dst_start + count] = src[src_start:src_start + count]
     return layout
 
 

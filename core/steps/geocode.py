@@ -1112,7 +1112,7 @@ def _write(product: Product, mapping: _Mapping, meta: Metadata, out_file: Path, 
             results = run_blocks(tasks, read, compute, workers=num_worker, cluster=cluster)
         else:
             tasks = _coord_blocks(out_shape, opts.max_memory)
-            quarter = min(opts.max_memory * 1024**3 / 4, _COORD_BLOCK_BYTES)
+            quarter = _coord_block_bytes(opts.max_memory)
             biggest = max(b.shape[0] * b.shape[1] for b in tasks)
             out_bytes = sum(int(np.prod(la.lead or (1,))) * la.dtype.itemsize for la in specs)
             # the coordinate solve's work; then the coordinates and outputs kept, and one sample block
@@ -1186,11 +1186,16 @@ def _all_coords(mapping: _Mapping, max_memory: float, num_worker: int = 1, clust
     return cached or None
 
 
+def _coord_block_bytes(max_memory: float) -> float:
+    """The most work (bytes) in one block of the coordinate solve: :data:`_COORD_BLOCK_BYTES`, and a
+    quarter of the budget."""
+    return min(max_memory * 1024**3 / 4, _COORD_BLOCK_BYTES)
+
+
 def _coord_blocks(shape: tuple[int, int], max_memory: float) -> list[Block]:
-    """The blocks the source coordinates are solved in: at most :data:`_COORD_BLOCK_BYTES` of work
-    and a quarter of the budget each, the same whatever the workers."""
-    per_block = min(max_memory * 1024**3 / 4, _COORD_BLOCK_BYTES)
-    return plan_blocks(shape, _COORD_BYTES_PER_PIXEL, per_block / 1024**3)
+    """The blocks the source coordinates are solved in (:func:`_coord_block_bytes` of work each),
+    the same whatever the workers."""
+    return plan_blocks(shape, _COORD_BYTES_PER_PIXEL, _coord_block_bytes(max_memory) / 1024**3)
 
 
 def _no_inputs(_block: Block) -> None:

@@ -335,6 +335,7 @@ def _coherence_sums(stack, index: np.ndarray, max_memory: float, total: np.ndarr
     from sbts.core.io.blocks import plan_blocks
     from sbts.core.io.progress import progress
     from sbts.core.steps.averages import _time_order
+    from sbts.core.steps.network import _read_coherence
 
     start = {} if total is None else {"total": total, "count": count}  # sent by file to other processes
     total = np.zeros(stack.shape) if total is None else total
@@ -349,10 +350,6 @@ def _coherence_sums(stack, index: np.ndarray, max_memory: float, total: np.ndarr
         for block, (t, c) in progress(results, "average coherence", "block", total=len(blocks)):
             total[block.slices], count[block.slices] = t, c
     return total, count
-
-
-def _read_coherence(stack, index: np.ndarray, block) -> np.ndarray:
-    return stack.read("coherence", block, index=index)
 
 
 def _add_layers(shared, order: np.ndarray, block, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -575,11 +575,9 @@ def run_phase_closure(stack_path: Path, in_name: str, out_name: str, land: np.nd
     with h5py.File(stack_path, "r") as f:
         # a float32 dataset stored in the stack (MintPy's files): its stored chunks are copied; a
         # virtual one (a stack appended in parts) or another type is written pair by pair; with no
-        # pair corrected, either is mapped (a virtual dataset with the input's values, no copy)
-        src, current = f[in_name], f.get(out_name)
-        stored = (isinstance(current, h5py.Dataset) and not current.is_virtual and current.shape == src.shape
-                  and current.dtype == np.float32)  # rewritten in place (a rerun does not grow the file)
-        copy = src.dtype == np.float32 and (not src.is_virtual or (nothing and not stored))
+        # pair corrected, either is mapped (a virtual dataset with the input's values, no copy), or
+        # an output stored before is rewritten in place (StackEditor.write_corrected_copy)
+        copy = f[in_name].dtype == np.float32 and (nothing or not f[in_name].is_virtual)
     # the pairs with a cycle to add somewhere: the others are copied from the input inside the stack
     changed = np.flatnonzero(np.any(shift_lut != 0, axis=0)) if copy else np.arange(m)
     lut = np.ascontiguousarray(shift_lut[:, changed])
