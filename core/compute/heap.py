@@ -1,15 +1,23 @@
 """Allocator setting for block-wise processing: keep freed memory for the next block (glibc).
 
-Every block of a step allocates the same large arrays again.  By default glibc hands freed
-chunks above its adaptive mmap threshold back to the kernel, and trims the top of the heap, so
-the next block gets fresh pages and pays a page fault for each of them.  Measured on
-``bench/bench_invert.py`` (1 Mpx, 230 pairs, 2 workers): about 250k faults and 0.5 s of a 4 s run.
-With a fixed threshold at glibc's maximum (32 MiB) and a high trim threshold, freed memory stays
-in the heap and is reused: about 70k faults.  Peak memory is unchanged (it is what the blocks
-need); the process just does not shrink between blocks.
+Every block of a step allocates the same large arrays again, and the next step much the same
+ones.  By default glibc maps every chunk above its mmap threshold (at most 32 MiB) on its own and
+unmaps it when freed, and gives each thread (the read-ahead thread of
+:func:`~sbts.core.compute.scheduling.run_blocks`) an arena of its own that it trims, so the next
+block gets fresh pages and pays a page fault (and the zeroing of the page) for each of them.  On
+a virtual machine that hands freed guest memory back to its host (free page reporting, as this
+project's CI machines do) a fresh page costs much more again: the host backs it anew, about
+1.5 ms per MB against 0.04 ms per MB for memory the process reuses.
 
-Only sbts's own processes call this (the ``sbts`` command and its pool workers), never a library
-import, since it changes the allocator of the whole process.  Elsewhere than glibc it does nothing.
+So sbts's own processes (the ``sbts`` command and its pool workers, never a library import: this
+changes the allocator of the whole process) take every allocation from the one heap of the main
+arena and keep what is freed there for reuse.  Measured on ``bench/bench_workflow.py --whole``
+(1000 × 1000 px, 60 dates, 230 pairs, 2 cores): 161k page faults and 13–17 s of system time with
+glibc's defaults (the 32 MiB threshold only), 66k faults and 10 s with this setting; the wall time
+26–27 s against 27.5–32 s, and the peak RSS 2.03 GB against 1.94 GB (the heap keeps the largest
+blocks' memory rather than the exact live set).  :func:`release_spare_memory` hands back what a
+finished step left free beyond a bound, so a long run does not hold more idle memory than its
+budget.  Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations
@@ -23,20 +31,67 @@ logger = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
-_M_MMAP_THRESHOLD = -3
-_SETTINGS = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 64 << 20))
+_M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
+_TRIM_THRESHOLD = (1 << 31) - 1  # mallopt takes an int: the heap's top is trimmed only beyond 2 GiB
+# no chunk of its own mapping (every allocation from the heap, reused when freed); one arena, so
+# the read-ahead thread's buffers are reused as the main thread's are; a heap top kept and grown
+# 64 MiB at a time
+_SETTINGS = ((_M_MMAP_MAX, 0), (_M_ARENA_MAX, 1), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD), (_M_TOP_PAD, 64 << 20))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt  # noqa: B018 - glibc's (musl has none)
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc so that freed block buffers are reused; True when applied."""
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
-        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    applied = all(mallopt(param, value) == 1 for param, value in _SETTINGS)
+    applied = all([mallopt(param, value) == 1 for param, value in _SETTINGS])
     logger.debug("malloc keeps freed memory for reuse: %s", applied)
     return applied
+
+
+def free_heap_bytes() -> int | None:
+    """Bytes the heap holds free (glibc's ``mallinfo2().fordblks``); None where unknown."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().fordblks)
+
+
+def release_spare_memory(keep_bytes: int) -> bool:
+    """Hand the heap's free memory back to the system when it exceeds ``keep_bytes``; True if it did.
+
+    Called between the steps of a run with the memory budget: what the next step will allocate
+    again is kept, an unusually large leftover (a step's peak above the budget, or a heap left
+    fragmented) is not held for the rest of the run.
+    """
+    free = free_heap_bytes()
+    if free is None or free <= keep_bytes:
+        return False
+    libc = _libc()
+    assert libc is not None
+    libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+    libc.malloc_trim(0)
+    logger.debug("returned %.0f MB of free heap memory to the system", free / 1e6)
+    return True

@@ -253,13 +253,21 @@ def _rate_mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 def _add_rates(ref_phase: np.ndarray, scale: np.ndarray, order: np.ndarray, phase: np.ndarray,
                total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # pair by pair over the block's pixels: the temporaries are one layer, and the float64 sums are
-    # added in ``order`` (:func:`_time_order`; an update continues them)
+    # pair by pair over the block's pixels: the temporaries are one layer each, kept from pair to
+    # pair, and the float64 sums are added in ``order`` (:func:`_time_order`; an update continues them)
+    rate = np.empty(phase.shape[1:], np.float32)
+    ok = np.empty(phase.shape[1:], bool)
+    other = np.empty(phase.shape[1:], bool)
     for k in order:
         layer = phase[k].astype(np.float32, copy=False)
-        rate = (layer - ref_phase[k]) * scale[k]
-        ok = np.isfinite(rate) & (layer != 0)  # no-data phase (0, NaN) and overflows left out
-        total += np.where(ok, rate, np.float32(0))
+        np.subtract(layer, ref_phase[k], out=rate)
+        rate *= scale[k]
+        np.isfinite(rate, out=ok)
+        np.not_equal(layer, 0, out=other)
+        ok &= other  # no-data phase (0, NaN) and overflows left out
+        np.logical_not(ok, out=other)
+        np.copyto(rate, np.float32(0), where=other)
+        total += rate
         count += ok
     return total, count
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sbts.core.compute.heap import release_spare_memory
 from sbts.core.compute.scheduling import close_clusters
 from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.template import Template
@@ -95,6 +96,8 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             state = st.load_state(work_dir)
             for step in selected:
                 reports.append(_run_step(ctx, step, state, force))
+                # the next step reuses what this one freed (sbts.core.compute.heap), up to the budget
+                release_spare_memory(int(compute.max_memory * 1024**3))
             if _wants_pictures(plot, plotting, reports, len(selected), work_dir):
                 reports.append(_plot(work_dir, plotting))
         except SbtsError as exc:
