@@ -83,16 +83,20 @@ def _blocks(stack: IfgramStack, name: str, num_layers: int, max_memory: float,
 def _nanmean_layers(data: np.ndarray, zero_is_nodata: bool) -> np.ndarray:
     """Mean over the first axis of the finite (and, if asked, non-zero) values; NaN where none.
 
-    Layer by layer (one layer of temporaries), float64 sums added in layer order.
+    Layer by layer (one layer of temporaries, kept from layer to layer), float64 sums added in layer
+    order, each value added only where it is valid (the same sums as adding 0 elsewhere).
     """
     total = np.zeros(data.shape[1:], np.float64)
     count = np.zeros(data.shape[1:], np.int32)
+    valid = np.empty(data.shape[1:], bool)
+    nonzero = np.empty(data.shape[1:], bool) if zero_is_nodata else None
     for k in range(data.shape[0]):
         layer = data[k].astype(np.float32, copy=False)
-        valid = np.isfinite(layer)
-        if zero_is_nodata:
-            valid &= layer != 0
-        total += np.where(valid, layer, np.float32(0))
+        np.isfinite(layer, out=valid)
+        if nonzero is not None:
+            np.not_equal(layer, 0, out=nonzero)
+            valid &= nonzero
+        np.add(total, layer, out=total, where=valid)
         count += valid
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
