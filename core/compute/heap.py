@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import sys
 
@@ -46,7 +47,9 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """glibc, loaded once; None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -65,7 +68,7 @@ def keep_freed_memory() -> bool:
     mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    applied = all([mallopt(param, value) == 1 for param, value in _SETTINGS])
+    applied = all([mallopt(param, value) == 1 for param, value in _SETTINGS])  # every one tried
     logger.debug("malloc keeps freed memory for reuse: %s", applied)
     return applied
 
@@ -86,11 +89,9 @@ def release_spare_memory(keep_bytes: int) -> bool:
     again is kept, an unusually large leftover (a step's peak above the budget, or a heap left
     fragmented) is not held for the rest of the run.
     """
-    free = free_heap_bytes()
-    if free is None or free <= keep_bytes:
+    libc, free = _libc(), free_heap_bytes()
+    if libc is None or free is None or free <= keep_bytes:
         return False
-    libc = _libc()
-    assert libc is not None
     libc.malloc_trim.argtypes = (ctypes.c_size_t,)
     libc.malloc_trim(0)
     logger.debug("returned %.0f MB of free heap memory to the system", free / 1e6)

@@ -269,9 +269,7 @@ def _add_rates(ref_phase: np.ndarray, scale: np.ndarray, order: np.ndarray, phas
         np.isfinite(rate, out=ok)
         np.not_equal(layer, 0, out=other)
         ok &= other  # no-data phase (0, NaN) and overflows left out
-        np.logical_not(ok, out=other)
-        np.copyto(rate, np.float32(0), where=other)
-        total += rate
+        np.add(total, rate, out=total, where=ok)  # as _nanmean_layers: the same sums as adding 0 elsewhere
         count += ok
     return total, count
 

@@ -24,6 +24,7 @@ from sbts.core.compute.scheduling import close_clusters
 from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import SbtsError
+from sbts.core.io.blocks import Budget
 from sbts.core.io.lock import work_dir_lock
 from sbts.core.io.provenance import Provenance, recording
 from sbts.core.workflow import state as st
@@ -97,7 +98,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
             for step in selected:
                 reports.append(_run_step(ctx, step, state, force))
                 # the next step reuses what this one freed (sbts.core.compute.heap), up to the budget
-                release_spare_memory(int(compute.max_memory * 1024**3))
+                release_spare_memory(Budget(compute.max_memory).bytes)
             if _wants_pictures(plot, plotting, reports, len(selected), work_dir):
                 reports.append(_plot(work_dir, plotting))
         except SbtsError as exc:
