@@ -29,6 +29,7 @@ same functions run on the same inputs, only where and when differs.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -243,21 +244,99 @@ def _run_here(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
 _active_pools: set[str] = set()  # tokens of this process's running pools
 
 
+class _KeptPool:
+    """The process pool a run keeps for all its steps (:func:`keep_pool`)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.token = shared_results.new_token()
+        shared_results.clean_at_exit()
+        shared_results.remove_files()  # left by runs that were killed
+        shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
+        _active_pools.add(self.token)
+        self.pool: ProcessPoolExecutor | None = _new_pool(workers, self.token)
+        _fork_workers(self.pool)
+
+    def close(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        shared_results.remove_files(os.getpid(), self.token)
+        _active_pools.discard(self.token)
+
+
+_kept: _KeptPool | None = None  # inside keep_pool()
+
+
+@contextlib.contextmanager
+def keep_pool(workers: int = 1, cluster: str | None = None) -> Iterator[None]:
+    """Within: every :func:`run_blocks` call of the pool runs on one pool of ``workers`` processes,
+    forked here and ended on leaving (``sbts run`` keeps one for all its steps).
+
+    A pool per call forks its workers anew each time: on the 2-core VM the bench runs on, a worker's
+    first touch of its memory (blocks, temporaries) costs ~1.5 ms/MB and the steps that are mostly
+    reading and writing (deramp, DEM error, RMS, reference date) were 2–4× slower in a pool of 2 than
+    in one process (``bench/bench_workflow.py --whole --workers 2``: 32.8 s against 25.9 s).  Kept
+    workers reuse their heap (:func:`init_worker` keeps freed memory) from step to step, as the run's
+    own process does.  They are forked on entry, before any step opens a file, so they hold no
+    descriptor of the run's outputs; a call with fewer workers runs on the same pool with fewer
+    items in flight.  Nothing to do with one worker, on dask (its client is kept already), or inside
+    another :func:`keep_pool`.  An error or Ctrl-C in a call ends the pool as it ends a call's own
+    pool; the later calls then make their own.
+    """
+    global _kept
+    if cluster or max(1, int(workers)) < 2 or _kept is not None:
+        yield
+        return
+    kept = _KeptPool(int(workers))
+    _kept = kept
+    try:
+        yield
+    finally:
+        _kept = None
+        kept.close()
+
+
+def _new_pool(workers: int, token: str) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(), token))
+
+
+def _fork_workers(pool: ProcessPoolExecutor) -> None:
+    """Start ``pool``'s workers now (the first submit forks them all) with SIGINT blocked: they start
+    with it blocked and :func:`init_worker` ignores it; a Ctrl-C meanwhile reaches this process when
+    it is unblocked."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        started = pool.submit(os.getpid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    started.result()
+
+
 def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], R], workers: int,
               read_ahead: Callable[[], ReadAheadHint] | None) -> Iterator[tuple[T, R]]:
-    token = shared_results.new_token()
-    shared_results.clean_at_exit()
-    shared_results.remove_files()  # left by runs that were killed
-    shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
-    _active_pools.add(token)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(), token))
+    kept = _kept if _kept is not None and _kept.pool is not None and _kept.workers >= workers else None
+    if kept is not None:
+        pool, token = kept.pool, kept.token
+        assert pool is not None
+        # as many items in flight as the call's workers: with fewer than the pool has, one more
+        # queued would start on an idle worker and hold memory the call did not count
+        depth = workers * 2 if workers == kept.workers else workers
+    else:
+        token = shared_results.new_token()
+        shared_results.clean_at_exit()
+        shared_results.remove_files()  # left by runs that were killed
+        shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
+        _active_pools.add(token)
+        pool = _new_pool(workers, token)
+        depth = workers * 2
     hint = read_ahead() if read_ahead is not None else None
     try:
         # bounded look-ahead keeps memory near the budget; the items queued behind the running
         # ones are announced so that their reads find the page cache
         pending: list[Future[tuple[T, R]]] = []
         for k, item in enumerate(items):
-            if k == 0:
+            if k == 0 and kept is None:
                 # the first submit forks the workers: they start with SIGINT blocked (init_worker
                 # ignores it); a Ctrl-C meanwhile reaches this process when it is unblocked
                 mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -269,13 +348,15 @@ def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
                 pending.append(pool.submit(_read_compute_share, read, compute, item))
             if hint is not None and len(pending) > workers:
                 hint.advise(item)
-            if len(pending) >= workers * 2:
+            if len(pending) >= depth:
                 yield _received(pending.pop(0))
         while pending:
             yield _received(pending.pop(0))
     except BaseException:
         # Ctrl-C or an error: drop the queued items instead of waiting for them; the results of the
         # tasks still running are removed when they end (or by this process's next pool, or at exit)
+        if kept is not None:
+            kept.pool = None  # the pool ends here; the later calls make their own
         workers_now = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         threading.Thread(target=_sweep_after, args=(workers_now, token), name="sbts-sweep", daemon=True).start()
@@ -283,10 +364,12 @@ def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
     finally:
         if hint is not None:
             hint.close()
-        shared_results.remove_files(os.getpid(), token)  # results in flight that nobody will take
-    # forked workers share the caller's open output files' locks: they must be gone before those close
-    pool.shutdown(wait=True)
-    _active_pools.discard(token)
+        if kept is None:
+            shared_results.remove_files(os.getpid(), token)  # results in flight that nobody will take
+    if kept is None:
+        # forked workers share the caller's open output files' locks: they must be gone before those close
+        pool.shutdown(wait=True)
+        _active_pools.discard(token)
 
 
 def _sweep_after(processes: list, token: str) -> None:

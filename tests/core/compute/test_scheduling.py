@@ -185,3 +185,74 @@ def test_runs_apart_and_workers_within_the_budget():
     assert workers_within(4.0, 0.1 * gb, workers=8, num_items=3) == 3  # no more than there are items
     assert workers_within(4.0, 8.0 * gb, workers=8, cluster="local") == 8  # dask: its own limits
     assert workers_within(4.0, 0.0, workers=3) == 3
+
+
+# ----------------------------------------------------------------------------- kept pool
+def touch_and_count_faults(nbytes: int, block: Block, inputs: np.ndarray) -> tuple[int, int]:
+    """Allocates and writes ``nbytes`` (as a step's block and temporaries do), frees them; returns
+    the process and the page faults that cost."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    scratch = np.empty(nbytes, np.uint8)
+    scratch.fill(1)
+    del scratch
+    return os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_kept_pool_runs_every_call_on_the_same_workers_and_they_reuse_their_memory():
+    """Inside keep_pool (what sbts run does around its steps) two calls run on the same two
+    processes, and a worker's second 64 MiB of scratch comes from the heap its first call freed: no
+    page faults (a pool per call forks new workers whose memory is new: one fault per page)."""
+    from sbts.core.compute.scheduling import keep_pool
+
+    nbytes = 64 << 20
+    blocks = BLOCKS[:4]
+    task = functools.partial(touch_and_count_faults, nbytes)
+    with keep_pool(2):
+        first = [r for _, r in run_blocks(blocks, functools.partial(read_rows, 1.0), task, workers=2)]
+        second = [r for _, r in run_blocks(blocks, functools.partial(read_rows, 1.0), task, workers=2)]
+        one = [r for _, r in run_blocks(blocks, functools.partial(read_rows, 1.0), task, workers=1)]
+    workers = {pid for pid, _ in first}
+    assert os.getpid() not in workers and len(workers) <= 2
+    assert {pid for pid, _ in second} <= workers, "the second call forked new workers"
+    assert all(pid == os.getpid() for pid, _ in one), "one worker runs here"
+    # a fault per page touched for the first time: 16 384 of 4 KiB, or 32 of 2 MiB with transparent huge pages
+    assert max(faults for _, faults in second) < 8, second
+    # without keep_pool each call has its own pool: other processes, new memory
+    third = [r for _, r in run_blocks(blocks, functools.partial(read_rows, 1.0), task, workers=2)]
+    assert not {pid for pid, _ in third} & workers
+    assert max(faults for _, faults in third) >= nbytes // (2 << 20), third
+
+
+def test_kept_pool_ends_with_an_error_and_later_calls_make_their_own():
+    from sbts.core.compute import scheduling
+
+    with scheduling.keep_pool(2):
+        kept = scheduling._kept
+        with pytest.raises(ValueError, match="bad block"):
+            list(run_blocks(BLOCKS, functools.partial(read_rows, 1.0), fail_on_second, workers=2))
+        assert kept.pool is None, "a pool that saw an error is not reused"
+        got = list(run_blocks(BLOCKS, functools.partial(read_rows, 2.0), square_sum, workers=2))
+        assert [v for _, (v, _) in got] == [expected(b) for b in BLOCKS]
+    assert scheduling._kept is None
+
+
+def test_sbts_run_keeps_one_pool_for_its_steps(tmp_path, monkeypatch):
+    """The runner enters keep_pool with the run's workers (and its cluster, for which it does nothing)."""
+    import contextlib
+
+    from sbts.core.workflow import runner
+
+    seen = []
+
+    @contextlib.contextmanager
+    def spy(workers, cluster=None):
+        seen.append((workers, cluster))
+        yield
+
+    monkeypatch.setattr(runner, "keep_pool", spy)
+    (tmp_path / "t.cfg").write_text("mintpy.compute.numWorker = 2\n")
+    with contextlib.suppress(Exception):  # no inputs: load_data fails; the pool was entered before it
+        runner.run_workflow(tmp_path / "t.cfg", tmp_path, dostep="load_data", num_worker=2)
+    assert seen == [(2, None)]
