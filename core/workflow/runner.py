@@ -62,6 +62,9 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
     """Run the selected steps in order; returns one report per step (also written to the summary).
 
     ``steps``: several steps by name (run in the workflow's order), instead of ``start``/``end``/``dostep``.
+    ``num_worker``: processes (default 1, this process; None: the template's ``mintpy.compute.numWorker``,
+    as ``sbts run`` and :func:`sbts.run` resolve it); with more than one (and no ``cluster``) the steps
+    share one process pool forked before the first step (:func:`~sbts.core.compute.scheduling.keep_pool`).
     ``plot``: draw the overview pictures into ``pic/`` (True: always; False: never; None: as
     ``mintpy.plot`` says, after a run of more than one step where a step ran or ``pic/`` does not
     exist yet: a single ``--dostep`` is how one step is rerun or timed, without the pictures).
