@@ -245,24 +245,31 @@ _active_pools: set[str] = set()  # tokens of this process's running pools
 
 
 class _KeptPool:
-    """The process pool a run keeps for all its steps (:func:`keep_pool`)."""
+    """The process pool a run keeps for all its steps (:func:`keep_pool`), forked by :meth:`start`."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.token: str | None = None
+        self.pool: ProcessPoolExecutor | None = None  # None: not started yet, or ended by an error
+
+    def start(self) -> None:
+        if self.token is not None:  # started (and perhaps ended by an error: calls then make their own)
+            return
         self.token = shared_results.new_token()
         shared_results.clean_at_exit()
         shared_results.remove_files()  # left by runs that were killed
         shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
         _active_pools.add(self.token)
-        self.pool: ProcessPoolExecutor | None = _new_pool(workers, self.token)
+        self.pool = _new_pool(self.workers, self.token)
         _fork_workers(self.pool)
 
     def close(self) -> None:
         pool, self.pool = self.pool, None
         if pool is not None:
             pool.shutdown(wait=True)
-        shared_results.remove_files(os.getpid(), self.token)
-        _active_pools.discard(self.token)
+        if self.token is not None:
+            shared_results.remove_files(os.getpid(), self.token)
+            _active_pools.discard(self.token)
 
 
 _kept: _KeptPool | None = None  # inside keep_pool()
@@ -271,16 +278,17 @@ _kept: _KeptPool | None = None  # inside keep_pool()
 @contextlib.contextmanager
 def keep_pool(workers: int = 1, cluster: str | None = None) -> Iterator[None]:
     """Within: every :func:`run_blocks` call of the pool runs on one pool of ``workers`` processes,
-    forked here and ended on leaving (``sbts run`` keeps one for all its steps).
+    forked by :func:`start_kept_pool` and ended on leaving (``sbts run`` keeps one for all its steps).
 
     A pool per call forks its workers anew each time: on the 2-core VM the bench runs on, a worker's
     first touch of its memory (blocks, temporaries) costs ~1.5 ms/MB and the steps that are mostly
     reading and writing (deramp, DEM error, RMS, reference date) were 2–4× slower in a pool of 2 than
     in one process (``bench/bench_workflow.py --whole --workers 2``: 32.8 s against 25.9 s).  Kept
     workers reuse their heap (:func:`init_worker` keeps freed memory) from step to step, as the run's
-    own process does.  They are forked on entry, before any step opens a file, so they hold no
-    descriptor of the run's outputs; a call with fewer workers runs on the same pool with fewer
-    items in flight.  Nothing to do with one worker, on dask (its client is kept already), or inside
+    own process does.  The runner forks them (:func:`start_kept_pool`) before the first step that
+    runs, when no step has a file open, so they hold no descriptor of the run's outputs (a rerun
+    whose steps are all up to date forks nothing); a call before that makes its own pool.  A call
+    with fewer workers runs on the same pool with fewer items in flight.  Nothing to do with one worker, on dask (its client is kept already), or inside
     another :func:`keep_pool`.  An error or Ctrl-C in a call ends the pool as it ends a call's own
     pool; the later calls then make their own.
     """
@@ -295,6 +303,15 @@ def keep_pool(workers: int = 1, cluster: str | None = None) -> Iterator[None]:
     finally:
         _kept = None
         kept.close()
+
+
+def start_kept_pool() -> None:
+    """Fork the workers of the pool :func:`keep_pool` keeps, unless they are (or nothing is kept).
+
+    Call it where no file the run writes is open (``sbts run``: before a step that runs): forked
+    workers inherit the open descriptors of the moment they start."""
+    if _kept is not None:
+        _kept.start()
 
 
 def _new_pool(workers: int, token: str) -> ProcessPoolExecutor:
@@ -318,7 +335,7 @@ def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
     kept = _kept if _kept is not None and _kept.pool is not None and _kept.workers >= workers else None
     if kept is not None:
         pool, token = kept.pool, kept.token
-        assert pool is not None
+        assert pool is not None and token is not None
         # as many items in flight as the call's workers: with fewer than the pool has, one more
         # queued would start on an idle worker and hold memory the call did not count
         depth = workers * 2 if workers == kept.workers else workers

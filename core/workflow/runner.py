@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sbts.core.compute.heap import release_spare_memory
-from sbts.core.compute.scheduling import close_clusters, keep_pool
+from sbts.core.compute.scheduling import close_clusters, keep_pool, start_kept_pool
 from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import SbtsError
@@ -64,7 +64,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
     ``steps``: several steps by name (run in the workflow's order), instead of ``start``/``end``/``dostep``.
     ``num_worker``: processes (default 1, this process; None: the template's ``mintpy.compute.numWorker``,
     as ``sbts run`` and :func:`sbts.run` resolve it); with more than one (and no ``cluster``) the steps
-    share one process pool forked before the first step (:func:`~sbts.core.compute.scheduling.keep_pool`).
+    share one process pool forked before the first step that runs (:func:`~sbts.core.compute.scheduling.keep_pool`).
     ``plot``: draw the overview pictures into ``pic/`` (True: always; False: never; None: as
     ``mintpy.plot`` says, after a run of more than one step where a step ran or ``pic/`` does not
     exist yet: a single ``--dostep`` is how one step is rerun or timed, without the pictures).
@@ -98,7 +98,7 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
                 (work_dir / "inputs").mkdir(parents=True, exist_ok=True)
                 write_template(template, work_dir / "inputs" / TEMPLATE_USED)
             state = st.load_state(work_dir)
-            # one process pool for every step (forked now, before any step opens a file)
+            # one process pool for every step (forked before the first step that runs: _run_step)
             with keep_pool(compute.num_worker, compute.cluster):
                 for step in selected:
                     reports.append(_run_step(ctx, step, state, force))
@@ -172,6 +172,7 @@ def _run_step(ctx: RunContext, step: Step, state: dict, force: bool) -> StepRepo
             return StepReport(step.name, "skipped", outputs=[Path(p) for p in state[step.name]["outputs"]])
     else:
         reason = "--force"
+    start_kept_pool()  # the run's pool, forked between steps: no output file is open
     logger.info("step %s: running (%s)", step.name, reason)
     options = ctx.opt(step.name)
     provenance = Provenance(step.name, options, _inputs(ctx, step))

@@ -204,12 +204,14 @@ def test_kept_pool_runs_every_call_on_the_same_workers_and_they_reuse_their_memo
     """Inside keep_pool (what sbts run does around its steps) two calls run on the same two
     processes, and a worker's second 64 MiB of scratch comes from the heap its first call freed: no
     page faults (a pool per call forks new workers whose memory is new: one fault per page)."""
-    from sbts.core.compute.scheduling import keep_pool
+    from sbts.core.compute import scheduling
 
     nbytes = 64 << 20
     blocks = BLOCKS[:4]
     task = functools.partial(touch_and_count_faults, nbytes)
-    with keep_pool(2):
+    with scheduling.keep_pool(2):
+        assert scheduling._kept.pool is None, "nothing is forked before a step runs"
+        scheduling.start_kept_pool()
         first = [r for _, r in run_blocks(blocks, functools.partial(read_rows, 1.0), task, workers=2)]
         second = [r for _, r in run_blocks(blocks, functools.partial(read_rows, 1.0), task, workers=2)]
         one = [r for _, r in run_blocks(blocks, functools.partial(read_rows, 1.0), task, workers=1)]
@@ -230,6 +232,7 @@ def test_kept_pool_ends_with_an_error_and_later_calls_make_their_own():
 
     with scheduling.keep_pool(2):
         kept = scheduling._kept
+        scheduling.start_kept_pool()
         with pytest.raises(ValueError, match="bad block"):
             list(run_blocks(BLOCKS, functools.partial(read_rows, 1.0), fail_on_second, workers=2))
         assert kept.pool is None, "a pool that saw an error is not reused"
@@ -239,7 +242,8 @@ def test_kept_pool_ends_with_an_error_and_later_calls_make_their_own():
 
 
 def test_sbts_run_keeps_one_pool_for_its_steps(tmp_path, monkeypatch):
-    """The runner enters keep_pool with the run's workers (and its cluster, for which it does nothing)."""
+    """The runner enters keep_pool with the run's workers (and its cluster, for which it does nothing)
+    and forks it before a step that runs."""
     import contextlib
 
     from sbts.core.workflow import runner
@@ -252,7 +256,8 @@ def test_sbts_run_keeps_one_pool_for_its_steps(tmp_path, monkeypatch):
         yield
 
     monkeypatch.setattr(runner, "keep_pool", spy)
+    monkeypatch.setattr(runner, "start_kept_pool", lambda: seen.append("start"))
     (tmp_path / "t.cfg").write_text("mintpy.compute.numWorker = 2\n")
-    with contextlib.suppress(Exception):  # no inputs: load_data fails; the pool was entered before it
+    with contextlib.suppress(Exception):  # no inputs: load_data fails; the pool was started before it
         runner.run_workflow(tmp_path / "t.cfg", tmp_path, dostep="load_data", num_worker=2)
-    assert seen == [(2, None)]
+    assert seen == [(2, None), "start"]
