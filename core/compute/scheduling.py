@@ -288,9 +288,9 @@ def keep_pool(workers: int = 1, cluster: str | None = None) -> Iterator[None]:
     own process does.  The runner forks them (:func:`start_kept_pool`) before the first step that
     runs, when no step has a file open, so they hold no descriptor of the run's outputs (a rerun
     whose steps are all up to date forks nothing); a call before that makes its own pool.  A call
-    with fewer workers runs on the same pool with fewer items in flight.  Nothing to do with one worker, on dask (its client is kept already), or inside
-    another :func:`keep_pool`.  An error or Ctrl-C in a call ends the pool as it ends a call's own
-    pool; the later calls then make their own.
+    with fewer workers runs on the same pool with fewer items in flight.  Nothing to do with one
+    worker, on dask (its client is kept already), or inside another :func:`keep_pool`.  An error or
+    Ctrl-C in a call ends the pool as it ends a call's own pool; the later calls then make their own.
     """
     global _kept
     if cluster or max(1, int(workers)) < 2 or _kept is not None:
