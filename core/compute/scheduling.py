@@ -282,8 +282,8 @@ def keep_pool(workers: int = 1, cluster: str | None = None) -> Iterator[None]:
 
     A pool per call forks its workers anew each time: on the 2-core VM the bench runs on, a worker's
     first touch of its memory (blocks, temporaries) costs ~1.5 ms/MB and the steps that are mostly
-    reading and writing (deramp, DEM error, RMS, reference date) were 2–4× slower in a pool of 2 than
-    in one process (``bench/bench_workflow.py --whole --workers 2``: 32.8 s against 25.9 s).  Kept
+    reading and writing (troposphere, deramp, DEM error, reference date) were 1.7–4× slower in a pool
+    of 2 than in one process (``bench/bench_workflow.py --whole --workers 2``: 32.8 s against 25.9 s).  Kept
     workers reuse their heap (:func:`init_worker` keeps freed memory) from step to step, as the run's
     own process does.  The runner forks them (:func:`start_kept_pool`) before the first step that
     runs, when no step has a file open, so they hold no descriptor of the run's outputs (a rerun
