@@ -23,10 +23,9 @@ budget.  Elsewhere than glibc it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import functools
 import logging
-import sys
+
+from sbts.core.compute.libc import libc
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +46,18 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
-@functools.cache
 def _libc() -> ctypes.CDLL | None:
-    """glibc, loaded once; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt  # noqa: B018 - glibc's (musl has none)
-    except (OSError, AttributeError):
-        return None
-    return libc
+    """glibc (:func:`sbts.core.compute.libc.libc`, loaded once); None elsewhere (musl has no mallopt)."""
+    lib = libc()
+    return lib if lib is not None and hasattr(lib, "mallopt") else None
 
 
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc so that freed block buffers are reused; True when applied."""
-    libc = _libc()
-    if libc is None:
+    lib = _libc()
+    if lib is None:
         return False
-    mallopt = libc.mallopt
+    mallopt = lib.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     applied = all([mallopt(param, value) == 1 for param, value in _SETTINGS])  # every one tried
@@ -75,11 +67,11 @@ def keep_freed_memory() -> bool:
 
 def free_heap_bytes() -> int | None:
     """Bytes the heap holds free (glibc's ``mallinfo2().fordblks``); None where unknown."""
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallinfo2"):
+    lib = _libc()
+    if lib is None or not hasattr(lib, "mallinfo2"):
         return None
-    libc.mallinfo2.restype = _MallInfo2
-    return int(libc.mallinfo2().fordblks)
+    lib.mallinfo2.restype = _MallInfo2
+    return int(lib.mallinfo2().fordblks)
 
 
 def release_spare_memory(keep_bytes: int) -> bool:
@@ -89,10 +81,10 @@ def release_spare_memory(keep_bytes: int) -> bool:
     again is kept, an unusually large leftover (a step's peak above the budget, or a heap left
     fragmented) is not held for the rest of the run.
     """
-    libc, free = _libc(), free_heap_bytes()
-    if libc is None or free is None or free <= keep_bytes:
+    lib, free = _libc(), free_heap_bytes()
+    if lib is None or free is None or free <= keep_bytes:
         return False
-    libc.malloc_trim.argtypes = (ctypes.c_size_t,)
-    libc.malloc_trim(0)
+    lib.malloc_trim.argtypes = (ctypes.c_size_t,)
+    lib.malloc_trim(0)
     logger.debug("returned %.0f MB of free heap memory to the system", free / 1e6)
     return True

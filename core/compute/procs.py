@@ -14,30 +14,23 @@ that started them closes (tests/reliability/test_runs.py kills both kinds and co
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
-import sys
 import threading
 import time
+
+from sbts.core.compute.libc import libc
 
 _PR_SET_PDEATHSIG = 1
 WATCH_INTERVAL = 0.1  # seconds between two checks of the parent
 
 
 def _set_pdeathsig(sig: int) -> bool:
-    if not sys.platform.startswith("linux"):
+    lib = libc()
+    if lib is None:
         return False
     try:
-        # by its soname first: find_library runs ldconfig in a subprocess (slow, and interruptible)
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        except (OSError, TypeError):
-            return False
-    try:
-        prctl = libc.prctl
+        prctl = lib.prctl
     except AttributeError:
         return False
     prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
