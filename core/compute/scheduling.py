@@ -255,11 +255,7 @@ class _KeptPool:
     def start(self) -> None:
         if self.token is not None:  # started (and perhaps ended by an error: calls then make their own)
             return
-        self.token = shared_results.new_token()
-        shared_results.clean_at_exit()
-        shared_results.remove_files()  # left by runs that were killed
-        shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
-        _active_pools.add(self.token)
+        self.token = _new_pool_token()
         self.pool = _new_pool(self.workers, self.token)
         _fork_workers(self.pool)
 
@@ -314,6 +310,17 @@ def start_kept_pool() -> None:
         _kept.start()
 
 
+def _new_pool_token() -> str:
+    """The token of a new pool's result files, registered as running; the files nobody will take
+    (of runs that were killed, of this process's pools that ended) are removed first."""
+    token = shared_results.new_token()
+    shared_results.clean_at_exit()
+    shared_results.remove_files()  # left by runs that were killed
+    shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
+    _active_pools.add(token)
+    return token
+
+
 def _new_pool(workers: int, token: str) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(), token))
 
@@ -340,11 +347,7 @@ def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
         # queued would start on an idle worker and hold memory the call did not count
         depth = workers * 2 if workers == kept.workers else workers
     else:
-        token = shared_results.new_token()
-        shared_results.clean_at_exit()
-        shared_results.remove_files()  # left by runs that were killed
-        shared_results.remove_files(os.getpid(), keep=frozenset(_active_pools))  # by this process's ended pools
-        _active_pools.add(token)
+        token = _new_pool_token()
         pool = _new_pool(workers, token)
         depth = workers * 2
     hint = read_ahead() if read_ahead is not None else None
