@@ -9,7 +9,9 @@ KMZ, HDF-EOS5), then runs every step of ``sbts run`` as its own process (``--dos
 work directory) and prints per step:
 
 - wall time;
-- peak RSS of the step's process and all its descendants (pool workers, dask), sampled every 50 ms;
+- peak RSS and peak PSS of the step's process and all its descendants (pool workers, dask), sampled
+  every 50 ms: summed RSS counts the pages a forked worker shares with its parent once per process,
+  PSS shares them out, so its sum is what the tree takes from the machine;
 - bytes read from the disk (``ru_inblock`` of the finished processes: page-cache hits are not
   counted, so a step that reads what the previous one wrote may show little);
 
@@ -19,7 +21,7 @@ geometry layers).  Each step being a process of its own adds its start-up (~1 s:
 h5py) to its time; the total includes them.
 
 ``--whole`` instead runs the chain as users do, one ``sbts run`` process, and attributes to each step
-(by the ``step X: running`` / ``done`` lines of its log) the wall time, the peak RSS of the process
+(by the ``step X: running`` / ``done`` lines of its log) the wall time, the peak RSS and PSS of the process
 tree sampled while the step ran, and the bytes it read from the disk (``read_bytes`` of
 ``/proc/PID/io``, which includes the pool workers once they have exited); the total is the wall time
 of the whole process, start-up included.
@@ -167,8 +169,13 @@ def floor_read(files: dict[Path, list[str]]) -> tuple[float, bool]:
     return time.perf_counter() - start, cold
 
 
-def _tree_rss_mb(root: int) -> float:
-    """Resident memory of a process and all its descendants, MB."""
+def _tree_memory_mb(root: int) -> tuple[float, float]:
+    """(RSS, PSS) of a process and all its descendants, MB.
+
+    RSS summed over processes counts a page shared by several of them once in each: the pages a
+    forked pool worker still shares with its parent (copy-on-write), the mapped libraries.  PSS
+    (``/proc/PID/smaps_rollup``) charges a shared page to its sharers in equal parts, so its sum is
+    the memory the tree takes from the machine."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -178,22 +185,24 @@ def _tree_rss_mb(root: int) -> float:
                 children.setdefault(ppid, []).append(int(entry))
             except (OSError, ValueError, IndexError):
                 continue
-    total, todo = 0.0, [root]
+    rss, pss, todo = 0.0, 0.0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
-            with open(f"/proc/{pid}/status") as f:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += float(line.split()[1]) / 1024
+                    if line.startswith("Rss:"):
+                        rss += float(line.split()[1]) / 1024
+                    elif line.startswith("Pss:"):
+                        pss += float(line.split()[1]) / 1024
         except OSError:
             continue
-    return total
+    return rss, pss
 
 
-def run_step(template: Path, work: Path, step: str, extra: list[str]) -> tuple[float, float, float, str]:
-    """Wall time, peak RSS (MB, process tree), bytes read from disk and the status of one step."""
+def run_step(template: Path, work: Path, step: str, extra: list[str]) -> tuple[float, float, float, float, str]:
+    """Wall time, peak RSS and PSS (MB, process tree), bytes read from disk and the status of one step."""
     sbts = Path(sys.executable).with_name("sbts")
     cmd = [str(sbts), "-q", "run", str(template), "-d", str(work), "--dostep", step, *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock
@@ -201,14 +210,15 @@ def run_step(template: Path, work: Path, step: str, extra: list[str]) -> tuple[f
     log = work / f"bench_{step}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        peak = 0.0
+        peak, peak_pss = 0.0, 0.0
         while proc.poll() is None:
-            peak = max(peak, _tree_rss_mb(proc.pid))
+            rss, pss = _tree_memory_mb(proc.pid)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(0.05)
     wall = time.perf_counter() - start
     read = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock - before) * 512.0
     status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {log})"
-    return wall, peak, read, status
+    return wall, peak, peak_pss, read, status
 
 
 def _read_bytes(pid: int) -> float:
@@ -222,9 +232,9 @@ def _read_bytes(pid: int) -> float:
     return 0.0
 
 
-def run_whole(template: Path, work: Path, extra: list[str]) -> tuple[list[tuple[str, float, float, float]], float,
-                                                                      str]:
-    """One ``sbts run`` process: per step (name, wall, peak RSS MB, bytes read), total wall and status.
+def run_whole(template: Path, work: Path, extra: list[str]
+              ) -> tuple[list[tuple[str, float, float, float, float]], float, str]:
+    """One ``sbts run`` process: per step (name, wall, peak RSS MB, peak PSS MB, bytes read), total wall and status.
 
     The log is followed while the process runs; a sample of the process tree belongs to the step whose
     ``running`` line was seen last (50 ms granularity).
@@ -232,7 +242,7 @@ def run_whole(template: Path, work: Path, extra: list[str]) -> tuple[list[tuple[
     sbts = Path(sys.executable).with_name("sbts")
     cmd = [str(sbts), "run", str(template), "-d", str(work), *extra]
     log = work / "bench_run.log"
-    rows: dict[str, list[float]] = {}  # step -> [start, end, peak, read at start, read at end]
+    rows: dict[str, list[float]] = {}  # step -> [start, end, peak RSS, read at start, read at end, peak PSS]
     current: str | None = None
     start = time.perf_counter()
     with open(log, "w") as out, open(log) as follow:
@@ -242,7 +252,7 @@ def run_whole(template: Path, work: Path, extra: list[str]) -> tuple[list[tuple[
         while True:
             alive = proc.poll() is None
             now = time.perf_counter()
-            rss = _tree_rss_mb(proc.pid) if alive else 0.0
+            rss, pss = _tree_memory_mb(proc.pid) if alive else (0.0, 0.0)
             read = _read_bytes(proc.pid) if alive else last_read
             last_read = read
             pending += follow.read()
@@ -250,12 +260,13 @@ def run_whole(template: Path, work: Path, extra: list[str]) -> tuple[list[tuple[
             for line in lines:
                 if ": running (" in line and " step " in f" {line}":
                     current = line.split("step ", 1)[1].split(":", 1)[0]
-                    rows[current] = [now, now, 0.0, read, read]
+                    rows[current] = [now, now, 0.0, read, read, 0.0]
                 elif ": done in " in line and current is not None:
                     rows[current][1] = now
                     rows[current][4] = read
             if current is not None:
                 rows[current][2] = max(rows[current][2], rss)
+                rows[current][5] = max(rows[current][5], pss)
                 if rows[current][1] == rows[current][0]:
                     rows[current][4] = read
             if not alive:
@@ -266,7 +277,7 @@ def run_whole(template: Path, work: Path, extra: list[str]) -> tuple[list[tuple[
         if row[1] == row[0]:  # a step that did not print its end
             row[1] = start + wall
     status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {log})"
-    return [(name, r[1] - r[0], r[2], r[4] - r[3]) for name, r in rows.items()], wall, status
+    return [(name, r[1] - r[0], r[2], r[5], r[4] - r[3]) for name, r in rows.items()], wall, status
 
 
 def step_names(template: Path) -> list[str]:
@@ -317,20 +328,22 @@ def main() -> None:
         print(f"floor: {'cold' if cold else 'warm (page cache not dropped)'} read of the inputs {floor:.2f} s")
         reps = [_one_run(args, work, stack, geometry, workers, extra) for _ in range(args.repeat)]
         if args.repeat > 1:
-            print(f"\n{args.repeat} runs: median wall time per step (fastest–slowest), largest peak RSS, "
+            print(f"\n{args.repeat} runs: median wall time per step (fastest–slowest), largest peak RSS and PSS, "
                   "median bytes read")
-        print("\n| step | wall (s) | peak RSS (MB) | read (MB) | status |\n|---|---:|---:|---:|---|")
+        print("\n| step | wall (s) | peak RSS (MB) | peak PSS (MB) | read (MB) | status |\n|---|---:|---:|---:|---:|---|")
         for step in reps[0][0]:
             walls = [r[0][step][0] for r in reps]
             peak = max(r[0][step][1] for r in reps)
-            read = float(np.median([r[0][step][2] for r in reps]))
-            status = "; ".join(sorted({r[0][step][3] for r in reps} - {""}))
-            print(f"| {step} | {_spread(walls)} | {peak:.0f} | {read / 1e6:.0f} | {status} |")
+            peak_pss = max(r[0][step][2] for r in reps)
+            read = float(np.median([r[0][step][3] for r in reps]))
+            status = "; ".join(sorted({r[0][step][4] for r in reps} - {""}))
+            print(f"| {step} | {_spread(walls)} | {peak:.0f} | {peak_pss:.0f} | {read / 1e6:.0f} | {status} |")
         totals = [r[1] for r in reps]
         total = float(np.median(totals))
         peak_all = max(max(v[1] for v in r[0].values()) for r in reps)
-        read_all = float(np.median([sum(v[2] for v in r[0].values()) for r in reps]))
-        print(f"| **total** | **{_spread(totals)}** | **{peak_all:.0f}** | **{read_all / 1e6:.0f}** | "
+        pss_all = max(max(v[2] for v in r[0].values()) for r in reps)
+        read_all = float(np.median([sum(v[3] for v in r[0].values()) for r in reps]))
+        print(f"| **total** | **{_spread(totals)}** | **{peak_all:.0f}** | **{pss_all:.0f}** | **{read_all / 1e6:.0f}** | "
               f"{total / floor:.1f}× the floor; budget {args.max_memory * 1024:.0f} MB + 300 |")
         works.append(work)
     if len(works) > 1:
@@ -344,9 +357,9 @@ def _spread(values: list[float]) -> str:
 
 
 def _one_run(args, work: Path, stack: Path, geometry: Path, workers: int, extra: list[str]
-             ) -> tuple[dict[str, tuple[float, float, float, str]], float]:
+             ) -> tuple[dict[str, tuple[float, float, float, float, str]], float]:
     """One run of the chain in a fresh ``work``, page cache dropped first: ({step: (wall, peak RSS MB,
-    bytes read, status)} in the order of the run, total wall time)."""
+    peak PSS MB, bytes read, status)} in the order of the run, total wall time)."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -354,18 +367,18 @@ def _one_run(args, work: Path, stack: Path, geometry: Path, workers: int, extra:
     template.write_text(CHAIN.format(stack=stack, geometry=geometry, max_memory=args.max_memory,
                                      workers=workers))
     drop_caches()
-    steps: dict[str, tuple[float, float, float, str]] = {}
+    steps: dict[str, tuple[float, float, float, float, str]] = {}
     if args.whole:
         rows, total, status = run_whole(template, work, extra)
-        for step, wall, peak, read in rows:
-            steps[step] = (wall, peak, read, "")
-        steps["(start-up, plan, summary)"] = (total - sum(r[1] for r in rows), 0.0, 0.0, status)
+        for step, wall, peak, peak_pss, read in rows:
+            steps[step] = (wall, peak, peak_pss, read, "")
+        steps["(start-up, plan, summary)"] = (total - sum(r[1] for r in rows), 0.0, 0.0, 0.0, status)
         return steps, total
     total = 0.0
     for step in step_names(template):
-        wall, peak, read, status = run_step(template, work, step, extra)
+        wall, peak, peak_pss, read, status = run_step(template, work, step, extra)
         total += wall
-        steps[step] = (wall, peak, read, status)
+        steps[step] = (wall, peak, peak_pss, read, status)
     return steps, total
 
 

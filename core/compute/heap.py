@@ -77,14 +77,29 @@ def free_heap_bytes() -> int | None:
 def release_spare_memory(keep_bytes: int) -> bool:
     """Hand the heap's free memory back to the system when it exceeds ``keep_bytes``; True if it did.
 
-    Called between the steps of a run with the memory budget: what the next step will allocate
-    again is kept, an unusually large leftover (a step's peak above the budget, or a heap left
-    fragmented) is not held for the rest of the run.
+    Called between the steps of a run, by a pool worker after each item and by the run's process
+    before its workers start a step's items: what the next block will allocate again is kept, what
+    another process of the run needs within the one budget is not held.  glibc returns every free
+    page inside the heap and keeps up to ``keep_bytes`` free at its top, where a freed block's
+    memory gathers (every allocation comes from the one heap: :func:`keep_freed_memory`).
     """
     lib, free = _libc(), free_heap_bytes()
     if lib is None or free is None or free <= keep_bytes:
         return False
     lib.malloc_trim.argtypes = (ctypes.c_size_t,)
-    lib.malloc_trim(0)
-    logger.debug("returned %.0f MB of free heap memory to the system", free / 1e6)
+    lib.malloc_trim(max(0, int(keep_bytes)))
+    logger.debug("returned up to %.0f MB of free heap memory to the system", (free - keep_bytes) / 1e6)
     return True
+
+
+def resident_bytes(pid: int) -> int:
+    """Private resident memory of process ``pid`` (its resident pages less those shared with others
+    or mapped from files, from ``/proc/PID/statm``); 0 where unknown."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            fields = f.read().split()
+        return max(0, int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

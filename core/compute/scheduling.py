@@ -71,10 +71,18 @@ def memory_per_task(max_memory: float, workers: int = 1, cluster: str | None = N
     Returns
     -------
     float
-        GB for one item: ``max_memory / workers`` when items run in a pool or on dask, else ``max_memory``.
+        GB for one item: ``max_memory / workers`` when items run in a pool or on dask, else
+        ``max_memory`` less the free memory the workers of a kept pool (:func:`keep_pool`) hold for
+        their next items, down to an equal share of the pool's workers and this process.
     """
     workers = max(1, int(workers))
-    return max_memory / (workers if runs_apart(workers, cluster) else 1)
+    if runs_apart(workers, cluster):
+        return max_memory / workers
+    held = kept_workers_bytes()
+    if not held:
+        return max_memory
+    assert _kept is not None
+    return max(max_memory - held / 1024**3, max_memory / (_kept.workers + 1))
 
 
 def runs_apart(workers: int = 1, cluster: str | None = None) -> bool:
@@ -196,13 +204,25 @@ def read_and_compute(read: Callable[[T], I], compute: Callable[[T, I], R], item:
 
 def _read_compute_share(read: Callable[[T], I], compute: Callable[[T, I], R], item: T) -> tuple[T, Any]:
     """:func:`read_and_compute` in a pool worker: its large arrays return through shared memory
-    (:mod:`sbts.core.compute.shared_results`)."""
-    return item, shared_results.to_shared(compute(item, read(item)))
+    (:mod:`sbts.core.compute.shared_results`); then the worker keeps no more free heap than its share
+    of the run's budget (:func:`init_worker`)."""
+    shared = shared_results.to_shared(compute(item, read(item)))
+    if _worker_keep is not None:
+        from sbts.core.compute.heap import release_spare_memory
+
+        release_spare_memory(_worker_keep)
+    return item, shared
 
 
-def init_worker(parent: int | None = None, token: str | None = None) -> None:
+_worker_keep: int | None = None  # in a kept pool's worker: the free heap it keeps between items (bytes)
+
+
+def init_worker(parent: int | None = None, token: str | None = None, keep_bytes: int | None = None) -> None:
     """Pool worker set-up: ends with its parent (:mod:`sbts.core.compute.procs`), one BLAS thread (the
     workers share the cores), reused heap memory (:mod:`sbts.core.compute.heap`) and no Ctrl-C handling.
+
+    ``keep_bytes``: the free heap the worker keeps after an item (a kept pool's share of the run's
+    budget, :func:`keep_pool`); None keeps all of it (a call's own pool, which ends with the call).
 
     Ctrl-C is the main process's to handle (it reports once and cancels the pool): the pool forks
     its workers with SIGINT blocked (:func:`_run_pool`), and a worker ignores it before unblocking
@@ -218,9 +238,11 @@ def init_worker(parent: int | None = None, token: str | None = None) -> None:
     from sbts.core.compute.heap import keep_freed_memory
     from sbts.core.compute.procs import die_with_parent
 
+    global _worker_keep
     die_with_parent(parent)
     threadpool_limits(limits=1, user_api="blas")
     keep_freed_memory()
+    _worker_keep = keep_bytes
     if parent is not None and token is not None:
         shared_results.set_pool(parent, token)
 
@@ -247,8 +269,10 @@ _active_pools: set[str] = set()  # tokens of this process's running pools
 class _KeptPool:
     """The process pool a run keeps for all its steps (:func:`keep_pool`), forked by :meth:`start`."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, budget_bytes: int | None = None) -> None:
         self.workers = workers
+        self.budget_bytes = budget_bytes
+        self.owner = os.getpid()  # a forked worker inherits a copy of this object: it is not its pool
         self.token: str | None = None
         self.pool: ProcessPoolExecutor | None = None  # None: not started yet, or ended by an error
 
@@ -256,8 +280,17 @@ class _KeptPool:
         if self.token is not None:  # started (and perhaps ended by an error: calls then make their own)
             return
         self.token = _new_pool_token()
-        self.pool = _new_pool(self.workers, self.token)
+        keep = None if self.budget_bytes is None else self.budget_bytes // self.workers
+        self.pool = _new_pool(self.workers, self.token, keep)
         _fork_workers(self.pool)
+
+    def resident_bytes(self) -> int:
+        """What the workers hold now (private resident memory, mostly the heap they keep)."""
+        from sbts.core.compute.heap import resident_bytes
+
+        pool = self.pool
+        processes = list((getattr(pool, "_processes", None) or {}).values()) if pool is not None else []
+        return sum(resident_bytes(p.pid) for p in processes if p.pid is not None)
 
     def close(self) -> None:
         pool, self.pool = self.pool, None
@@ -272,7 +305,7 @@ _kept: _KeptPool | None = None  # inside keep_pool()
 
 
 @contextlib.contextmanager
-def keep_pool(workers: int = 1, cluster: str | None = None) -> Iterator[None]:
+def keep_pool(workers: int = 1, cluster: str | None = None, max_memory: float | None = None) -> Iterator[None]:
     """Within: every :func:`run_blocks` call of the pool runs on one pool of ``workers`` processes,
     forked by :func:`start_kept_pool` and ended on leaving (``sbts run`` keeps one for all its steps).
 
@@ -287,12 +320,17 @@ def keep_pool(workers: int = 1, cluster: str | None = None) -> Iterator[None]:
     with fewer workers runs on the same pool with fewer items in flight.  Nothing to do with one
     worker, on dask (its client is kept already), or inside another :func:`keep_pool`.  An error or
     Ctrl-C in a call ends the pool as it ends a call's own pool; the later calls then make their own.
+
+    ``max_memory`` (GB, the run's budget) bounds what the pool's processes hold together: a worker
+    keeps at most its share (``max_memory / workers``, what one of its items may use) of free heap
+    after an item, this process hands back its free heap before the workers start a call's items,
+    and :func:`kept_workers_bytes` tells the runner what the workers hold between steps.
     """
     global _kept
     if cluster or max(1, int(workers)) < 2 or _kept is not None:
         yield
         return
-    kept = _KeptPool(int(workers))
+    kept = _KeptPool(int(workers), None if max_memory is None else int(max_memory * 1024**3))
     _kept = kept
     try:
         yield
@@ -310,6 +348,13 @@ def start_kept_pool() -> None:
         _kept.start()
 
 
+def kept_workers_bytes() -> int:
+    """The private resident memory of the kept pool's workers (0 outside :func:`keep_pool`, before
+    they start, and in the workers themselves): the free heap they keep for their next items counts
+    against the run's budget."""
+    return _kept.resident_bytes() if _kept is not None and _kept.owner == os.getpid() else 0
+
+
 def _new_pool_token() -> str:
     """The token of a new pool's result files, registered as running; the files nobody will take
     (of runs that were killed, of this process's pools that ended) are removed first."""
@@ -321,8 +366,8 @@ def _new_pool_token() -> str:
     return token
 
 
-def _new_pool(workers: int, token: str) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(), token))
+def _new_pool(workers: int, token: str, keep_bytes: int | None = None) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(), token, keep_bytes))
 
 
 def _fork_workers(pool: ProcessPoolExecutor) -> None:
@@ -346,6 +391,12 @@ def _run_pool(items: list[T], read: Callable[[T], I], compute: Callable[[T, I], 
         # as many items in flight as the call's workers: with fewer than the pool has, one more
         # queued would start on an idle worker and hold memory the call did not count
         depth = workers * 2 if workers == kept.workers else workers
+        if kept.budget_bytes is not None:
+            # the items use the budget in the workers; what this process keeps free meanwhile is not
+            # used (it receives results and writes them) and would come on top of it
+            from sbts.core.compute.heap import release_spare_memory
+
+            release_spare_memory(0)
     else:
         token = _new_pool_token()
         pool = _new_pool(workers, token)

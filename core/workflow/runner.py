@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sbts.core.compute.heap import release_spare_memory
-from sbts.core.compute.scheduling import close_clusters, keep_pool, start_kept_pool
+from sbts.core.compute.scheduling import close_clusters, keep_pool, kept_workers_bytes, start_kept_pool
 from sbts.core.config.compute import ComputeOptions
 from sbts.core.config.template import Template
 from sbts.core.errors import SbtsError
@@ -99,11 +99,12 @@ def run_workflow(template_path: str | os.PathLike | None, work_dir: str | os.Pat
                 write_template(template, work_dir / "inputs" / TEMPLATE_USED)
             state = st.load_state(work_dir)
             # one process pool for every step (forked before the first step that runs: _run_step)
-            with keep_pool(compute.num_worker, compute.cluster):
+            with keep_pool(compute.num_worker, compute.cluster, compute.max_memory):
                 for step in selected:
                     reports.append(_run_step(ctx, step, state, force))
                     # the next step reuses what this one freed (sbts.core.compute.heap), up to the budget
-                    release_spare_memory(Budget(compute.max_memory).bytes)
+                    # less what the pool's workers keep for their next items
+                    release_spare_memory(max(0, Budget(compute.max_memory).bytes - kept_workers_bytes()))
             if _wants_pictures(plot, plotting, reports, len(selected), work_dir):
                 reports.append(_plot(work_dir, plotting))
         except SbtsError as exc:

@@ -356,8 +356,11 @@ class HdfEos5Exporter(Exporter):
                  attrs=self._attrs("displacement"))
         codec = ChunkCodec(chunks, "lzf")
         workers, cluster = (compute.num_worker, compute.cluster) if compute else (1, None)
-        # the block read (float32) and its copy in the in-memory file that compresses it, per worker
-        blocks = plan_blocks(shape, 4 * n * 3, memory_per_task(max_memory, workers, cluster), chunks[1:],
+        # per worker, at once: the block read (float32), its compressed chunks in the in-memory file
+        # that compresses it, the same chunks as bytes and packed in one array (lzf leaves a noisy
+        # series near its size): 4 copies; and the packed results in flight, up to two a worker in
+        # shared memory until this process has written them: 6
+        blocks = plan_blocks(shape, 4 * n * 6, memory_per_task(max_memory, workers, cluster), chunks[1:],
                              min_rows=chunks[1])
         if (workers == 1 and not cluster) or not chunk_aligned(blocks, *chunks[1:]):
             # one process (the codec's copies would only add time), or a budget below one row of

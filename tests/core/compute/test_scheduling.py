@@ -227,6 +227,86 @@ def test_kept_pool_runs_every_call_on_the_same_workers_and_they_reuse_their_memo
     assert max(faults for _, faults in third) >= nbytes // (2 << 20), third
 
 
+def touch_and_free(nbytes: int, block: Block, inputs: np.ndarray) -> int:
+    """A block's working set of ``nbytes``, written and freed; returns the process."""
+    scratch = np.empty(nbytes, np.uint8)
+    scratch.fill(1)
+    del scratch
+    return os.getpid()
+
+
+def resident(block: Block, inputs: np.ndarray) -> tuple[int, int]:
+    from sbts.core.compute.heap import resident_bytes
+
+    return os.getpid(), resident_bytes(os.getpid())
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="resident memory from /proc")
+@pytest.mark.parametrize("budget_gb", [0.125, None], ids=["budget", "no-budget"])
+def test_kept_workers_keep_no_more_free_memory_than_their_share(budget_gb):
+    """With the run's budget (128 MiB, 2 workers: 64 MiB each) a worker that freed a 256 MiB working set
+    keeps at most its share of it for the next items; without one it keeps all of it (a pool per
+    call ends with its call).  Resident memory per worker, against its own value before."""
+    from sbts.core.compute import scheduling
+
+    share = None if budget_gb is None else int(budget_gb * 1024**3) // 2
+    items = [Block(r, r + 1, 0, 1) for r in range(8)]
+    with scheduling.keep_pool(2, max_memory=budget_gb):
+        scheduling.start_kept_pool()
+        before = dict(r for _, r in run_blocks(items, functools.partial(read_rows, 1.0), resident, workers=2))
+        grown = list(run_blocks(items, functools.partial(read_rows, 1.0),
+                                functools.partial(touch_and_free, 256 << 20), workers=2))
+        after = dict(r for _, r in run_blocks(items, functools.partial(read_rows, 1.0), resident, workers=2))
+        held = scheduling.kept_workers_bytes()
+        # work in this process plans within the budget less what the workers hold, down to a third
+        here = memory_per_task(1.0, 1)
+        assert here == pytest.approx(max(1.0 - held / 1024**3, 1 / 3), abs=0.01)
+        assert memory_per_task(1.0, 2) == 0.5  # the pool's items use the workers' memory
+    assert memory_per_task(1.0, 1) == 1.0
+    kept = {pid: after[pid] - before[pid] for pid in after if pid in before and pid in {p for _, p in grown}}
+    assert kept, (before, after)
+    if share is None:
+        assert max(kept.values()) >= 200 << 20, kept
+    else:
+        assert max(kept.values()) <= share + (16 << 20), kept
+    assert held >= sum(after.values()) // 2  # what the runner counts against the budget between steps
+
+
+_PARENT_TRIM = """
+import functools, numpy as np
+from sbts.core.compute import scheduling
+from sbts.core.compute.heap import keep_freed_memory, resident_bytes
+from sbts.core.io.blocks import Block
+keep_freed_memory()  # as the sbts command does
+def noop(block, inputs):
+    return 0
+with scheduling.keep_pool(2, max_memory={budget}):
+    scheduling.start_kept_pool()
+    a = np.ones(256 << 20, np.uint8); del a  # a step's block, freed: the heap keeps it
+    kept = resident_bytes(__import__("os").getpid())
+    list(scheduling.run_blocks([Block(r, r + 1, 0, 1) for r in range(4)], str, noop, workers=2))
+    print(kept - resident_bytes(__import__("os").getpid()))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/lib/x86_64-linux-gnu/libc.so.6"), reason="glibc only")
+@pytest.mark.parametrize("budget", ["0.5", "None"])
+def test_run_process_hands_back_its_free_heap_when_the_workers_start(budget):
+    """In a process of its own (the allocator setting is process-wide): with a budget, the memory a
+    finished step freed in the run's process goes back to the system when the kept pool's workers
+    start a call's items (they use the budget meanwhile); without one it stays."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PARENT_TRIM.format(budget=budget)], capture_output=True,
+                         text=True, check=True).stdout
+    released = int(out.split()[-1])
+    if budget == "None":
+        assert released < 16 << 20, released
+    else:
+        assert released >= 200 << 20, released
+
+
 def test_kept_pool_ends_with_an_error_and_later_calls_make_their_own():
     from sbts.core.compute import scheduling
 
@@ -242,8 +322,8 @@ def test_kept_pool_ends_with_an_error_and_later_calls_make_their_own():
 
 
 def test_sbts_run_keeps_one_pool_for_its_steps(tmp_path, monkeypatch):
-    """The runner enters keep_pool with the run's workers (and its cluster, for which it does nothing)
-    and forks it before a step that runs."""
+    """The runner enters keep_pool with the run's workers and budget (and its cluster, for which it
+    does nothing) and forks it before a step that runs."""
     import contextlib
 
     from sbts.core.workflow import runner
@@ -251,13 +331,13 @@ def test_sbts_run_keeps_one_pool_for_its_steps(tmp_path, monkeypatch):
     seen = []
 
     @contextlib.contextmanager
-    def spy(workers, cluster=None):
-        seen.append((workers, cluster))
+    def spy(workers, cluster=None, max_memory=None):
+        seen.append((workers, cluster, max_memory))
         yield
 
     monkeypatch.setattr(runner, "keep_pool", spy)
     monkeypatch.setattr(runner, "start_kept_pool", lambda: seen.append("start"))
     (tmp_path / "t.cfg").write_text("mintpy.compute.numWorker = 2\n")
     with contextlib.suppress(Exception):  # no inputs: load_data fails; the pool was started before it
-        runner.run_workflow(tmp_path / "t.cfg", tmp_path, dostep="load_data", num_worker=2)
-    assert seen == [(2, None), "start"]
+        runner.run_workflow(tmp_path / "t.cfg", tmp_path, dostep="load_data", num_worker=2, max_memory=3)
+    assert seen == [(2, None, 3.0), "start"]
