@@ -802,16 +802,17 @@ def _read_update_inputs(plan: _UpdatePlan, block: Any) -> dict:
     time series' dates that are kept: the I/O of :func:`_update_block`."""
     import h5py
 
+    from sbts.core.io.h5 import direct
     from sbts.core.io.products import TimeSeries
 
     h, w = block.shape
     k = h * w
     phase, weight, land = _read_pairs(plan.task, block, plan.read_rows)
     with h5py.File(plan.store, "r") as old:
-        x_old = old["x"][:, block.rows, block.cols].reshape(plan.num_x, k)
-        pre = old["preSum"][:, block.rows, block.cols].reshape(2, k)
-        pre_num = old["preNum"][block.rows, block.cols].reshape(k).astype(np.int64)
-        exact = old["exact"][block.rows, block.cols].reshape(k).astype(bool)
+        x_old = direct(old, "x")[:, block.rows, block.cols].reshape(plan.num_x, k)
+        pre = direct(old, "preSum")[:, block.rows, block.cols].reshape(2, k)
+        pre_num = direct(old, "preNum")[block.rows, block.cols].reshape(k).astype(np.int64)
+        exact = direct(old, "exact")[block.rows, block.cols].reshape(k).astype(bool)
         sparse_local = _SparseIn(old).in_block(block, plan.width)[0]
     early = TimeSeries(plan.old_ts).read_dates(block, index=np.arange(plan.start)).reshape(plan.start, k)
     return {"phase": phase, "weight": weight, "land": land, "x_old": x_old, "pre": pre, "pre_num": pre_num,

@@ -19,7 +19,7 @@ import numpy as np
 
 from sbts.core.errors import InputError
 from sbts.core.io.blocks import Block, chunk_rows_cols
-from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, decode_strings, encode_dates, open_h5
+from sbts.core.io.h5 import INCOMPLETE_ATTR, H5Writer, decode_strings, direct, encode_dates, open_h5
 from sbts.core.io.stack_parts import Piece, check_sources, virtual_layout
 from sbts.core.model.dates import format_date, parse_date
 from sbts.core.model.metadata import Metadata
@@ -149,7 +149,7 @@ class Product:
         """Read dataset ``name``: whole, or a 2-D ``block``, for the layers ``index`` (3-D only)."""
         self._require(name)
         with open_h5(self.path) as f:
-            ds = f[name]
+            ds = direct(f, name)
             try:
                 if ds.ndim < 2:
                     return ds[()] if index is None else ds[index]
