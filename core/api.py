@@ -23,7 +23,7 @@ Describe
     ``DAYS_PER_YEAR`` (365.25).
 Read products
     :class:`Product`, :class:`IfgramStack`, :class:`TimeSeries`, :class:`Geometry`,
-    :class:`MapProduct`, :func:`open_h5`; dataset tables ``STACK_DATASETS`` (name → dtype of
+    :class:`MapProduct`, :func:`open_h5`, :func:`direct` (a dataset read without the chunk cache); dataset tables ``STACK_DATASETS`` (name → dtype of
     ``ifgramStack.h5``), ``GEOMETRY_DATASETS``, ``UNITS`` (dataset → MintPy unit),
     ``UNWRAP_ERROR_DATASETS`` (``mintpy.unwrapError.method`` → the dataset it writes);
     masks: :func:`read_mask_file`; companions in a work directory: :func:`find_geometry`,
@@ -94,6 +94,7 @@ from sbts.core.io.h5 import (
     atomic_write_text,
     check_distinct,
     check_free_space,
+    direct,
     edit_in_place,
     encode_dates,
     open_h5,
@@ -168,7 +169,7 @@ __all__ = [
     "Metadata", "Grid", "GeoGrid", "RadarInfo", "standard_platform", "mission_code",
     "parse_date", "format_date", "dates_in_name", "years_since", "DAYS_PER_YEAR",
     # read products
-    "Product", "IfgramStack", "TimeSeries", "Geometry", "MapProduct", "open_h5",
+    "Product", "IfgramStack", "TimeSeries", "Geometry", "MapProduct", "open_h5", "direct",
     "STACK_DATASETS", "GEOMETRY_DATASETS", "UNITS", "UNWRAP_ERROR_DATASETS",
     "read_mask_file", "find_geometry", "find_companion", "GEO_PREFIX", "select_map", "MapSelection", "read_mask", "scale_unit",
     # work in blocks

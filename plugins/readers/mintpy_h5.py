@@ -28,6 +28,7 @@ from sbts.core.api import (
     PairSource,
     Reader,
     StackSource,
+    direct,
     hookimpl,
     open_h5,
 )
@@ -66,7 +67,7 @@ class H5Raster:
     def read(self, block: Block | None = None) -> np.ndarray:
         rows, cols = (slice(None), slice(None)) if block is None else block.slices
         with open_h5(self.path) as f:
-            ds = f[self.dataset]
+            ds = direct(f, self.dataset)  # no chunk cache between the file and the block
             return ds[self.index, rows, cols] if self.index is not None else ds[rows, cols]
 
 
