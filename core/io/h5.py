@@ -98,6 +98,18 @@ def direct(f: h5py.File, name: str) -> h5py.Dataset:
     cache and 0.31–0.33 s without.  A filtered (compressed) chunk must be decoded whole: such a
     dataset keeps the file's cache, so that the blocks that share a chunk decode it once.  (HDF5
     keeps one cache per open dataset, set by its first opening: the dataset is opened here first.)
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open file.
+    name : str
+        The dataset's path in it.
+
+    Returns
+    -------
+    h5py.Dataset
+        Read and write it as ``f[name]``; a name that is no dataset gives what ``f[name]`` gives.
     """
     dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
     dapl.set_chunk_cache(0, 0, 1.0)  # slots, bytes, preemption: no cache
