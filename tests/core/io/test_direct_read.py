@@ -18,6 +18,7 @@ def stack(tmp_path):
     with h5py.File(path, "w") as f:
         f.create_dataset("plain", data=data, chunks=(1, 20, 40))
         f.create_dataset("packed", data=data, chunks=(1, 20, 40), compression="lzf")
+        f.create_dataset("summed", data=data, chunks=(1, 20, 40), fletcher32=True)  # a filter, no compression
         f.create_dataset("contiguous", data=data)
         f.create_group("grp")
     return path, data
@@ -45,6 +46,7 @@ def test_compressed_chunks_keep_the_files_cache(stack):
         ds = direct(f, "packed")
         assert cache_bytes(ds) == cache_bytes(f["plain"]) > 0  # h5py's default, 1 MiB
         assert np.array_equal(ds[3, 7:29], data[3, 7:29])
+        assert cache_bytes(direct(f, "summed")) > 0
 
 
 def test_a_name_that_is_no_dataset_behaves_as_indexing_the_file(stack):
