@@ -29,6 +29,7 @@ import numpy as np
 from sbts.core.errors import InputError, SbtsError
 from sbts.core.io.blocks import Block
 from sbts.core.io.lock import orphans, output_lock, private_name, remove_orphans
+from sbts.core.io.replace import replace_file
 from sbts.core.model.metadata import Metadata
 
 if TYPE_CHECKING:
@@ -343,7 +344,7 @@ def atomic_output(path: str | os.PathLike, size_hint: int = 0):
         check_free_space(path.parent, size_hint + 4096, str(path))
         try:
             yield tmp
-            os.replace(tmp, path)
+            replace_file(tmp, path)
         except BaseException as exc:
             full = _disk_nearly_full(path.parent)  # before the partial file gives its space back
             with contextlib.suppress(OSError):
@@ -563,7 +564,7 @@ class H5Writer:
                             if key in f.attrs:
                                 del f.attrs[key]
                         f.close()
-                        os.replace(self.tmp, self.path)
+                        replace_file(self.tmp, self.path)
                 except WriteError:
                     self._discard(f)
                     raise

@@ -487,3 +487,49 @@ def test_append_on_dask_equals_fresh_load(written, tmp_path, in_parts):
     assert appended["attrs"] == fresh["attrs"]
     for name, value in fresh["data"].items():
         assert appended["data"][name].tobytes() == value.tobytes(), name
+
+
+def _counting_open_stack(monkeypatch):
+    """Count the reader's parses of the interferograms (``open_stack`` of the reader the load picks)."""
+    calls = []
+    real = load_mod._open_sources
+
+    def counted(request, registry, processor):
+        calls.append(1)
+        return real(request, registry, processor)
+
+    monkeypatch.setattr(load_mod, "_open_sources", counted)
+    return calls
+
+
+def test_load_after_its_stale_check_reuses_the_checked_plan(written, tmp_path, monkeypatch):
+    """``sbts run`` asks whether the load is stale, then loads: the sources are parsed once, unless a
+    source changed in between (then the load parses them again and loads the changed file)."""
+    root, cfg, synth, late, held = written
+    t = _template(cfg)
+    wd = tmp_path / "wd"
+    _load_without(late, held, t, wd, cfg)
+    calls = _counting_open_stack(monkeypatch)
+    assert load_mod.stale_outputs(t, wd, base_dir=cfg.parent)  # the late files are back: stale
+    load_data(t, wd, base_dir=cfg.parent)
+    assert len(calls) == 1
+    assert read_update_record(wd / "inputs/ifgramStack.h5")  # the load appended the new pairs
+
+    # a source touched between the check and the load: planned again, and the load sees it
+    calls.clear()
+    unw = sorted(p for p in root.rglob("*") if p.is_file() and "held" not in p.parts and p.suffix == ".tif")[0]
+    assert not load_mod.stale_outputs(t, wd, base_dir=cfg.parent)
+    st = unw.stat()
+    import os
+
+    os.utime(unw, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    load_data(t, wd, base_dir=cfg.parent)
+    assert len(calls) == 2
+    assert not load_mod.stale_outputs(t, wd, base_dir=cfg.parent)  # the load took the touched file in
+
+    # another template between the two: planned again
+    calls.clear()
+    load_mod._last_plan = None  # the check above kept its plan: start from none
+    load_mod.stale_outputs(t, wd, base_dir=cfg.parent)
+    load_data(_template(cfg, in_parts=False), wd, base_dir=cfg.parent)
+    assert len(calls) == 2
