@@ -154,3 +154,33 @@ def test_run_after_append_with_unwrapping_correction(tmp_path):
     for name, dataset in (("timeseries.h5", "timeseries"), ("velocity.h5", "velocity")):
         a, b = _read(upd / name, dataset), _read(full / name, dataset)
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * np.nanmax(np.abs(b)), err_msg=name)
+
+
+def test_update_fits_the_dem_error_without_the_dates_the_previous_run_excluded(tmp_path):
+    """The DEM-error step leaves out the dates of ``exclude_date.txt`` (MintPy's ``excludeDate =
+    auto``), which the previous run's residual_RMS step wrote: an update, like any rerun, fits
+    without them.  Its products equal a full run that starts from the same list, and differ from
+    one that starts without it (the comparison would otherwise see a fit on other dates)."""
+    synth, cfg, arrive = _last_date_held_back(tmp_path, 7, OPTIONS)
+    upd = tmp_path / "upd"
+    run_workflow(cfg, work_dir=upd, end="velocity")
+    outlier = synth.date_list[3]
+    (upd / "exclude_date.txt").write_text(outlier + "\n")  # as if the RMS step had found it
+    arrive()
+    second = _statuses(run_workflow(cfg, work_dir=upd, end="velocity"))
+    assert second["invert_network"][1].startswith("updated: exact update")
+    assert f"excluding 1 date(s) listed in {upd / 'exclude_date.txt'}" in (upd / "sbts_run.log").read_text()
+    ref = {k: h5py.File(upd / "inputs/ifgramStack.h5", "r").attrs[k] for k in ("REF_Y", "REF_X")}
+    full_cfg = tmp_path / "src/work/full.cfg"
+    full_cfg.write_text(cfg.read_text() + f"mintpy.reference.yx = {ref['REF_Y']}, {ref['REF_X']}\n"
+                        "sbts.networkInversion.updateStore = no\n")
+    fresh, same_list = tmp_path / "fresh", tmp_path / "same_list"
+    same_list.mkdir()
+    (same_list / "exclude_date.txt").write_text(outlier + "\n")
+    run_workflow(full_cfg, work_dir=same_list, end="velocity")
+    run_workflow(full_cfg, work_dir=fresh, end="velocity")
+    for name, dataset in (("timeseries_demErr.h5", "timeseries"), ("velocity.h5", "velocity")):
+        a, b = _read(upd / name, dataset), _read(same_list / name, dataset)
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * np.nanmax(np.abs(b)), err_msg=name)
+    d = _read(upd / "demErr.h5", "dem")
+    assert np.nanmax(np.abs(d - _read(fresh / "demErr.h5", "dem"))) > 1e-3 * np.nanmax(np.abs(d))
