@@ -490,20 +490,25 @@ def _plan_key(template: Template, work_dir: Path, base_dir: Path, processor: str
     return (tuple(sorted(template.values.items())), str(work_dir), str(base_dir), processor, id(registry))
 
 
-def _still_valid(plan: _Plan, files: list[Path], request: LoadRequest) -> bool:
-    """The same files match the patterns, and every file the plan's signatures cover is unchanged."""
-    if _matched(request) != files:
+def _stack_signature(reader: str, stack: StackSource, win: Window, overrides: dict[str, str]) -> str:
+    """The input signature of a stack output (``ifgramStack.h5``, ``ionStack.h5``)."""
+    return _signature(reader, list(stack.inputs), win, overrides,
+                      [n for n in STACK_DATASETS if n in stack.pairs[0].layers])
+
+
+def _geometry_signature(reader: str, geom: GeometrySource, win: Window, overrides: dict[str, str]) -> str:
+    """The input signature of a geometry output (``geometryRadar.h5``, ``geometryGeo.h5``)."""
+    return _signature(reader, list(geom.inputs), win, overrides, sorted(geom.layers))
+
+
+def _sources_unchanged(plan: _Plan) -> bool:
+    """Every file the plan's signatures cover is as it was when the plan was made."""
+    name = plan.reader.name
+    if plan.stack is not None and plan.stack_sig != _stack_signature(name, plan.stack, plan.win, plan.overrides):
         return False
-    if plan.stack is not None and plan.stack_sig != _signature(
-            plan.reader.name, list(plan.stack.inputs), plan.win, plan.overrides,
-            [n for n in STACK_DATASETS if n in plan.stack.pairs[0].layers]):
+    if plan.ion_stack is not None and plan.ion_sig != _stack_signature(name, plan.ion_stack, plan.win, plan.overrides):
         return False
-    if plan.ion_stack is not None and plan.ion_sig != _signature(
-            plan.reader.name, list(plan.ion_stack.inputs), plan.win, plan.overrides,
-            [n for n in STACK_DATASETS if n in plan.ion_stack.pairs[0].layers]):
-        return False
-    return all(g.signature == _signature(plan.reader.name, list(g.source.inputs), g.window, plan.overrides,
-                                         sorted(g.source.layers)) for g in plan.geometries)
+    return all(g.signature == _geometry_signature(name, g.source, g.window, plan.overrides) for g in plan.geometries)
 
 
 def _matched(request: LoadRequest) -> list[Path]:
@@ -519,19 +524,18 @@ def _plan(template: Template, work_dir: Path, base_dir: Path, processor: str | N
     global _last_plan
     key = _plan_key(template, work_dir, base_dir, processor, registry)
     last, _last_plan = _last_plan, None
-    if last is not None and last[0] == key:
-        request = _request(template, base_dir)
-        if _still_valid(last[2], last[1], request):
-            return last[2]
-    plan = _plan_anew(template, work_dir, base_dir, processor, registry)
+    request = _request(template, base_dir)
+    files = _matched(request)
+    if last is not None and last[0] == key and last[1] == files and _sources_unchanged(last[2]):
+        return last[2]
+    plan = _plan_anew(template, work_dir, base_dir, processor, registry, request)
     if remember:
-        _last_plan = (key, _matched(_request(template, base_dir)), plan)
+        _last_plan = (key, files, plan)
     return plan
 
 
 def _plan_anew(template: Template, work_dir: Path, base_dir: Path, processor: str | None,
-               registry: Registry) -> _Plan:
-    request = _request(template, base_dir)
+               registry: Registry, request: LoadRequest) -> _Plan:
     sources = _open_sources(request, registry, processor)
     reader, stack, geometries = sources.reader, sources.stack, sources.geometries
     # the window is defined on the stack grid; a radar-coded lat/lon lookup on that grid helps lalo subsets
@@ -554,14 +558,12 @@ def _plan_anew(template: Template, work_dir: Path, base_dir: Path, processor: st
     stack_file = stack_sig = None
     if stack is not None:
         stack_file = inputs_dir / "ifgramStack.h5"
-        names = [n for n in STACK_DATASETS if n in stack.pairs[0].layers]
-        stack_sig = _signature(reader.name, list(stack.inputs), win, overrides, names)
+        stack_sig = _stack_signature(reader.name, stack, win, overrides)
     ion = _plan_ion(template, base_dir, request, reader, stack)
     ion_file = ion_sig = None
     if ion is not None:
         ion_file = inputs_dir / "ionStack.h5"
-        ion_names = [n for n in STACK_DATASETS if n in ion.pairs[0].layers]
-        ion_sig = _signature(reader.name, list(ion.inputs), win, overrides, ion_names)
+        ion_sig = _stack_signature(reader.name, ion, win, overrides)
     planned = []
     for geom in geometries:
         # the subset/multilook window applies to geometry on the stack's grid; a lookup table on
@@ -570,7 +572,7 @@ def _plan_anew(template: Template, work_dir: Path, base_dir: Path, processor: st
         gwin = win if same_grid else Window(0, geom.metadata.grid.length, 0, geom.metadata.grid.width)
         gmeta = _apply_overrides(_window_metadata(geom.metadata, gwin), overrides)
         name = "geometryGeo.h5" if gmeta.grid.is_geocoded else "geometryRadar.h5"
-        sig = _signature(reader.name, list(geom.inputs), gwin, overrides, sorted(geom.layers))
+        sig = _geometry_signature(reader.name, geom, gwin, overrides)
         planned.append(_GeometryPlan(geom, gwin, gmeta, inputs_dir / name, sig))
     return _Plan(reader, stack, planned, win, overrides, stack_file, stack_sig, ion, ion_file, ion_sig)
 

@@ -4,6 +4,7 @@ fresh load of all pairs bit for bit (issue 18 §1).  Synthetic PyRate/GAMMA GeoT
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -489,8 +490,9 @@ def test_append_on_dask_equals_fresh_load(written, tmp_path, in_parts):
         assert appended["data"][name].tobytes() == value.tobytes(), name
 
 
-def _counting_open_stack(monkeypatch):
-    """Count the reader's parses of the interferograms (``open_stack`` of the reader the load picks)."""
+def _counting_source_parses(monkeypatch):
+    """Count the reader's parses of the sources (:func:`load._open_sources`: ``open_stack`` and
+    ``open_geometry`` of the reader the load picks)."""
     calls = []
     real = load_mod._open_sources
 
@@ -509,7 +511,7 @@ def test_load_after_its_stale_check_reuses_the_checked_plan(written, tmp_path, m
     t = _template(cfg)
     wd = tmp_path / "wd"
     _load_without(late, held, t, wd, cfg)
-    calls = _counting_open_stack(monkeypatch)
+    calls = _counting_source_parses(monkeypatch)
     assert load_mod.stale_outputs(t, wd, base_dir=cfg.parent)  # the late files are back: stale
     load_data(t, wd, base_dir=cfg.parent)
     assert len(calls) == 1
@@ -520,8 +522,6 @@ def test_load_after_its_stale_check_reuses_the_checked_plan(written, tmp_path, m
     unw = sorted(p for p in root.rglob("*") if p.is_file() and "held" not in p.parts and p.suffix == ".tif")[0]
     assert not load_mod.stale_outputs(t, wd, base_dir=cfg.parent)
     st = unw.stat()
-    import os
-
     os.utime(unw, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     load_data(t, wd, base_dir=cfg.parent)
     assert len(calls) == 2
