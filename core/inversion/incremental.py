@@ -535,11 +535,12 @@ class _SparseIn:
         return local, pos
 
     def read(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if not pos.size:
-            n = self.f["sparse/phase"].shape[0]
-            return np.zeros((n, 0), np.float32), None
+        n = self.f["sparse/phase"].shape[0]
+        weighted = "sparse/weight" in self.f
+        if not pos.size or not n:  # no pixel, or no early pair (a window from the second date)
+            return np.zeros((n, pos.size), np.float32), np.zeros((n, pos.size)) if weighted and n == 0 else None
         phase = self.f["sparse/phase"][:, pos]
-        weight = self.f["sparse/weight"][:, pos] if "sparse/weight" in self.f else None
+        weight = self.f["sparse/weight"][:, pos] if weighted else None
         return phase, weight
 
 
@@ -839,7 +840,8 @@ def _update_block(plan: _UpdatePlan, block: Any, inputs: dict) -> dict:
     # dates would have (a weighted Laplacian's harmonic extension obeys the maximum principle)
     edge = slice(start - lo, min(start + bw, plan.n0) - lo)
     moved = np.abs(X[edge] - x_old[edge]).max(axis=0) if edge.stop > edge.start else np.zeros(k)
-    near = moved <= WINDOW_TOL
+    # a window from the second date keeps only the first, which is 0 by definition: nothing to bound
+    near = moved <= WINDOW_TOL if start > 1 else np.ones(k, bool)
     good = exact & ok & near
     # a window date under minRedundancy: the solver leaves the pixel empty.  Its early pairs are
     # read (and kept in the store) only once it has data again, unless the store has them already

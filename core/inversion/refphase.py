@@ -68,7 +68,8 @@ def reference_phase(stack, dataset: str, index: np.ndarray, policy: str,
     bad = ~np.isfinite(value) | (value == 0)
     values = np.where(bad, 0.0, value)
     if bad.any():
-        names = [stack.pairs.date12[i] for i in index[bad]]
+        date12 = stack.pairs.date12
+        names = [date12[i] for i in index[bad]]
         if policy == "error":
             raise DataError(f"reference pixel (y={y}, x={x}) has no data (0/NaN) in {len(names)} kept "
                             f"interferogram(s), e.g. {', '.join(names[:3])}; choose another with "

@@ -7,6 +7,7 @@ Conventions (MintPy's): dates are ``YYYYMMDD`` strings on disk, pairs are ``date
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -42,7 +43,13 @@ def parse_date(value: str | bytes | _dt.date) -> _dt.date:
         return value
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="replace")
-    text = str(value).strip()
+    return _parse_text(str(value).strip())
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text(text: str) -> _dt.date:
+    """:func:`parse_date` of a text, remembered: a stack's few hundred dates are parsed tens of
+    thousands of times over a run (file names, pair names, attributes), 30 µs each by strptime."""
     core = text.split("T")[0].replace("-", "")
     try:
         if len(core) == 8:
@@ -65,7 +72,7 @@ def format_date(date: _dt.date) -> str:
     -------
     str
     """
-    return date.strftime("%Y%m%d")
+    return f"{date.year:04d}{date.month:02d}{date.day:02d}"  # strftime's result, 4× faster
 
 
 def dates_in_name(name: str) -> list[_dt.date]:

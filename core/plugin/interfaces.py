@@ -109,6 +109,12 @@ class PairSource:
         Perpendicular baseline in metres (``None`` when the files do not say).
     path : str
         The main file, for messages.
+    inputs : Sequence[pathlib.Path]
+        The files this pair's values are read from, where they are not the stack's own
+        :attr:`StackSource.inputs`: a reader whose stack file lists many pairs (ariaTSsetup's stack
+        VRTs) names here the per-pair files behind the pair's bands, so that update mode can tell
+        an old pair unchanged when that listing was rewritten with new pairs (see
+        :attr:`StackSource.listings`).
     """
 
     date1: _dt.date
@@ -116,6 +122,7 @@ class PairSource:
     layers: Mapping[str, Raster]
     bperp: float | None = None
     path: str = ""  # main file, for messages
+    inputs: Sequence[Path] = ()
 
 
 @dataclass(frozen=True)
@@ -130,11 +137,18 @@ class StackSource:
         The stack's grid and acquisition metadata (MintPy attributes).
     inputs : Sequence[pathlib.Path]
         Every file read, so update mode can tell when an input changed.
+    listings : Sequence[pathlib.Path]
+        Those of :attr:`inputs` that list the pairs (a stack VRT whose bands point to per-pair
+        files).  A new acquisition rewrites such a file; the loader still appends the new pairs to
+        the loaded stack when every old pair is described as before, its
+        :attr:`PairSource.inputs` unchanged.  A reader that leaves this empty has any changed
+        input reload every pair.
     """
 
     pairs: Sequence[PairSource]
     metadata: Metadata
     inputs: Sequence[Path] = ()  # files read, for update mode (mtime/size checks)
+    listings: Sequence[Path] = ()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -324,7 +325,7 @@ def _check_pairs(stack: StackSource) -> StackSource:
         meta = stack.metadata
     if meta.grid.geo is not None:
         keep = _same_georeference(keep, meta)
-    return StackSource(keep, meta, stack.inputs)
+    return dataclasses.replace(stack, pairs=keep, metadata=meta)
 
 
 def _same_georeference(pairs: list, meta: Metadata) -> list:
@@ -490,9 +491,14 @@ def _plan_key(template: Template, work_dir: Path, base_dir: Path, processor: str
     return (tuple(sorted(template.values.items())), str(work_dir), str(base_dir), processor, id(registry))
 
 
+def _stack_files(stack: StackSource) -> list[Path]:
+    """Every file a stack's values come from: the reader's inputs and its pairs' own files."""
+    return list(stack.inputs) + [f for p in stack.pairs for f in p.inputs]
+
+
 def _stack_signature(reader: str, stack: StackSource, win: Window, overrides: dict[str, str]) -> str:
     """The input signature of a stack output (``ifgramStack.h5``, ``ionStack.h5``)."""
-    return _signature(reader, list(stack.inputs), win, overrides,
+    return _signature(reader, _stack_files(stack), win, overrides,
                       [n for n in STACK_DATASETS if n in stack.pairs[0].layers])
 
 
@@ -713,6 +719,10 @@ def _previous_stack(plan: _Plan) -> _Previous | None:
                          + "; restore their files, or reload the whole stack with --force")
     stamps = record.get("files") or {}
     changed = [f for f, st in stamps.items() if _file_stamps([f])[f] != list(st)]
+    if changed and _only_listings_changed(plan.stack, record, changed, old_pairs):
+        logger.info("%s%s list(s) new pairs; the files of the %d pair(s) in %s are unchanged: appending",
+                    Path(changed[0]).name, " ..." if len(changed) > 1 else "", len(old_pairs), path.name)
+        changed = []
     if changed:
         logger.info("%d source file(s) of %s changed since it was loaded (%s%s): loading every pair", len(changed),
                     path.name, changed[0], " ..." if len(changed) > 1 else "")
@@ -725,13 +735,32 @@ def _previous_stack(plan: _Plan) -> _Previous | None:
     return _Previous(path, old_pairs, old_dates, str(attrs.get(SIGNATURE_ATTR)), ref, old_keep)
 
 
+def _pair_files(pair) -> list[str]:
+    return sorted({str(f) for f in pair.inputs})
+
+
+def _only_listings_changed(stack: StackSource, record: dict, changed: list[str], old_pairs: tuple[str, ...]) -> bool:
+    """The changed files are all files that list the pairs (:attr:`StackSource.listings`), and every
+    pair loaded before is still read from the same files as then (recorded per pair, unchanged:
+    they are among the record's stamped files): a listing rewritten with new pairs only."""
+    listings = {str(p) for p in stack.listings}
+    recorded = record.get("pairs") or {}
+    if not listings or not set(changed) <= listings or set(record.get("listings") or []) != listings:
+        return False
+    by_name = {_date12(p): p for p in stack.pairs}
+    return all(recorded.get(d) and recorded[d] == _pair_files(by_name[d]) for d in old_pairs)
+
+
 def _write_record(plan: _Plan, previous: _Previous | None) -> None:
     """Write :data:`LOAD_RECORD` (atomically) after the stack took its name."""
     from sbts.core.io.h5 import atomic_write_text
 
     assert plan.stack is not None and plan.stack_file is not None
     record: dict = {"signature": plan.stack_sig, "options": _options_key(plan),
-                    "files": _file_stamps(plan.stack.inputs)}
+                    "files": _file_stamps(_stack_files(plan.stack))}
+    if plan.stack.listings:  # what lets a rewritten listing append (see _only_listings_changed)
+        record["listings"] = sorted(str(p) for p in plan.stack.listings)
+        record["pairs"] = {_date12(p): _pair_files(p) for p in plan.stack.pairs if p.inputs}
     if previous is not None:
         old = set(previous.pairs)
         names = sorted(_date12(p) for p in plan.stack.pairs)

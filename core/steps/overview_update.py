@@ -181,8 +181,9 @@ def stored_closure(p: Plan) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
 def write_store(work_dir: Path, stack, terms: Terms, rate_sum: np.ndarray, rate_count: np.ndarray,
                 closure_count: np.ndarray, sums: tuple[np.ndarray, ...]) -> Path:
     """Keep the sums of the products just written (16 bytes a pixel, 32 a triplet)."""
+    date12 = stack.pairs.date12
     info = {"key": terms.key, "shape": list(stack.shape), "signature": stack_signature(stack.path),
-            "pairs": _pair_keys(stack), "rate_pairs": [stack.pairs.date12[i] for i in terms.index],
+            "pairs": _pair_keys(stack), "rate_pairs": [date12[i] for i in terms.index],
             "triplets": _tri_keys(stack, terms.tri)}
     n_valid, n_nonzero, s1, s2 = sums
     path = write_h5(store_path(work_dir), {"FILE_TYPE": STORE_TYPE, INFO_ATTR: json.dumps(info)},

@@ -200,7 +200,8 @@ def pixel_problems(stack: IfgramStack, y: int, x: int, mask: np.ndarray | None =
     value = stack.read(dataset, Block(y, y + 1, x, x + 1), index=index).reshape(-1)
     bad = ~np.isfinite(value) | (value == 0)
     if bad.any():
-        names = [stack.pairs.date12[i] for i in index[bad]]
+        date12 = stack.pairs.date12
+        names = [date12[i] for i in index[bad]]
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         problems.append(f"its {dataset} is NaN or zero (no data) in {len(names)} kept pair(s): "
                         f"{', '.join(names[:5])}{more}")

@@ -210,7 +210,8 @@ def _all_layers(product: Product, dataset: str, unit: str) -> list[Layer]:
         return [Layer(product.path, dataset, product.date_strings[k], unit, index=k) for k in range(n)]
     if isinstance(product, IfgramStack):
         p = product.pairs
-        return [Layer(product.path, dataset, p.date12[k], unit, index=k, dropped=not p.keep[k]) for k in range(n)]
+        names = p.date12
+        return [Layer(product.path, dataset, names[k], unit, index=k, dropped=not p.keep[k]) for k in range(n)]
     return [Layer(product.path, dataset, f"{dataset}[{k}]", unit, index=k) for k in range(n)]
 
 

@@ -94,6 +94,32 @@ def _head(path: Path, n: int = 65536) -> bytes:
 class VrtBand:
     index: int  # 1-based
     meta: dict
+    sources: tuple[Path, ...] = ()  # the files its pixels come from (SourceFilename), resolved
+
+
+def _source_files(elem: ET.Element, vrt: Path) -> list[Path]:
+    """The files named by the ``SourceFilename`` elements under ``elem`` of the VRT ``vrt``."""
+    out = []
+    for src in elem.iter("SourceFilename"):
+        name = (src.text or "").strip()
+        if name:
+            out.append(vrt.parent / name if src.get("relativeToVRT", "0") == "1" else Path(name))
+    return out
+
+
+def band_inputs(band: VrtBand) -> list[Path]:
+    """The files behind a stack band: its source files and, for a source that is itself a VRT (the
+    per-pair ``unwrappedPhase/<pair>.vrt`` of ariaTSsetup), the files that one reads.  Update mode
+    stamps them per pair (:attr:`PairSource.inputs`)."""
+    out = []
+    for f in band.sources:
+        out.append(f)
+        if f.suffix.lower() == ".vrt":
+            try:
+                out += _source_files(ET.parse(f).getroot(), f)
+            except (OSError, ET.ParseError):
+                pass  # the stamp of the VRT itself stands for it
+    return out
 
 
 def read_stack_vrt(path: Path) -> tuple[tuple[int, int], GeoGrid | None, list[VrtBand]]:
@@ -121,7 +147,8 @@ def read_stack_vrt(path: Path) -> tuple[tuple[int, int], GeoGrid | None, list[Vr
         for md in b.findall("Metadata"):
             for mdi in md.findall("MDI"):
                 meta[mdi.get("key")] = (mdi.text or "").strip()
-        bands.append(VrtBand(header_int(b.get("band"), path, "VRTRasterBand band"), meta))
+        bands.append(VrtBand(header_int(b.get("band"), path, "VRTRasterBand band"), meta,
+                             tuple(_source_files(b, path))))
     return shape, geo, bands
 
 
@@ -377,23 +404,25 @@ class AriaReader(Reader):
                 oshape, _, obands = read_stack_vrt(p)
                 if oshape != shape:
                     raise InputError(f"{p}: {oshape} pixels but {unw_path.name} has {shape}")
-                others[name] = (p, {_band_pair(b, p): b.index for b in obands})
+                others[name] = (p, {_band_pair(b, p): b for b in obands})
         pairs = []
         for band in bands:
             da, db = _band_pair(band, unw_path)
             d1, d2, swapped = sorted_pair(da, db)
             sign = -1.0 if swapped else 1.0
             layers = {"unwrapPhase": oriented_phase(GdalRaster(str(unw_path), band.index), swapped)}
+            inputs = band_inputs(band)
             for name, (p, index) in others.items():
-                k = index.get((da, db))
-                if k is None:
+                other = index.get((da, db))
+                if other is None:
                     logger.warning("%s: no band for pair %s_%s", p, da, db)
                     continue
-                r = GdalRaster(str(p), k)
+                inputs += band_inputs(other)
+                r = GdalRaster(str(p), other.index)
                 layers[name] = MappedRaster(r, _connc_nodata, np.dtype(np.int16)) if name == "connectComponent" else r
             bperp = _float(band.meta, "perpendicularBaseline")
             pairs.append(PairSource(d1, d2, layers, None if bperp is None else sign * bperp,
-                                    f"{unw_path}:band{band.index}"))
+                                    f"{unw_path}:band{band.index}", tuple(inputs)))
         m = bands[0].meta if bands else {}
         az = _float(m, "azimuthAngle")
         radar = _radar_from(request, _float(m, "Wavelength (m)"), _float(m, "startRange"),
@@ -403,7 +432,7 @@ class AriaReader(Reader):
         meta = Metadata(grid=Grid(shape[0], shape[1], geo), file_type="ifgramStack", processor="aria", radar=radar)
         meta = _with_orbit_geometry(meta)
         inputs = [unw_path] + [p for p, _ in others.values()]
-        return StackSource(pairs, meta, tuple(inputs))
+        return StackSource(pairs, meta, tuple(inputs), listings=tuple(inputs))
 
     # GUNW -------------------------------------------------------------
     def _common_grid(self, files: list[Path]):

@@ -421,9 +421,10 @@ def _late_paths(root: Path, date: str) -> list[Path]:
     return found
 
 
-# an acquisition does not arrive as new files for these: ARIA's stack VRTs list every pair (tsSetup
-# rewrites them), and a MintPy inputs/ folder is one HDF5 stack; geotiff is tested above
-_ONE_FILE_STACKS = ("aria_vrt", "mintpy", "geotiff")
+# an acquisition does not arrive as new files for a MintPy inputs/ folder (one HDF5 stack); geotiff is
+# tested above.  ARIA's stack VRTs list every pair: ariaTSsetup rewrites them with the new pairs
+# (the writer's list_without gives the listing from before the acquisition)
+_ONE_FILE_STACKS = ("mintpy", "geotiff")
 
 
 @pytest.mark.parametrize("fmt", [f for f in __import__("sbts.tests.e2e.formats", fromlist=["FORMATS"]).FORMATS
@@ -448,17 +449,61 @@ def test_append_in_parts_for_every_reader(fmt, tmp_path):
     t = _template(cfg)
     wd, fresh = tmp_path / "wd", tmp_path / "fresh"
     assert moved
+    relist = module.list_without(root, synth.date_list[-1]) if hasattr(module, "list_without") else None
     try:
         load_data(t, wd, base_dir=cfg.parent)
     finally:
         for p, target in moved:
             shutil.move(str(target), p)
+        if relist:
+            relist()
     load_data(t, wd, base_dir=cfg.parent)
     update = read_update_record(wd / "inputs/ifgramStack.h5")
     assert update is not None and update["new_dates"] == [synth.date_list[-1]]
     with h5py.File(wd / "inputs/ifgramStack.h5", "r") as f:
         names = [n for n in ("unwrapPhase", "coherence", "connectComponent") if n in f]
         assert all(f[n].is_virtual for n in names)
+    load_data(t, fresh, base_dir=cfg.parent)
+    _same_as_fresh(wd / "inputs/ifgramStack.h5", fresh / "inputs/ifgramStack.h5")
+
+
+@pytest.mark.parametrize("change", ["none", "old pair's file rewritten", "old band points elsewhere"])
+def test_a_rewritten_listing_appends_only_when_the_old_pairs_are_read_as_before(change, tmp_path, caplog):
+    """ARIA's stack VRTs list every pair and are rewritten by each ariaTSsetup run: the load appends
+    when every loaded pair is still read from the same, unchanged per-pair files; an old pair's file
+    rewritten (reprocessed), or its band now reading another file, reloads every pair."""
+    import logging
+
+    from sbts.tests.e2e.formats import aria_vrt
+
+    synth = make_synthetic_stack(shape=(20, 24), num_date=7, seed=5)
+    root = tmp_path / "aria"
+    cfg = aria_vrt.write(root, synth)
+    last = synth.date_list[-1]
+    relist = aria_vrt.list_without(root, last)
+    t, wd = _template(cfg), tmp_path / "wd"
+    load_data(t, wd, base_dir=cfg.parent)
+    relist()
+    old = sorted(p for p in (root / "unwrappedPhase").iterdir() if p.suffix == "" and last not in p.name)
+    if change == "old pair's file rewritten":
+        data = old[0].read_bytes()
+        old[0].write_bytes(data[:-4] + bytes(4))  # one pixel reprocessed
+    elif change == "old band points elsewhere":
+        stack = root / "stack/unwrapStack.vrt"
+        text = stack.read_text()
+        a, b = old[0].name, old[1].name
+        stack.write_text(text.replace(f"/{a}.vrt<", "/@@.vrt<", 1).replace(f"/{b}.vrt<", f"/{a}.vrt<", 1)
+                         .replace("/@@.vrt<", f"/{b}.vrt<", 1))
+    with caplog.at_level(logging.INFO, logger="sbts.core.steps.load"):
+        load_data(t, wd, base_dir=cfg.parent)
+    update = read_update_record(wd / "inputs/ifgramStack.h5")
+    if change == "none":
+        assert update is not None and update["new_dates"] == [last]
+        assert "list(s) new pairs; the files of the" in caplog.text
+    else:
+        assert update is None, change
+        assert "loading every pair" in caplog.text
+    fresh = tmp_path / "fresh"
     load_data(t, fresh, base_dir=cfg.parent)
     _same_as_fresh(wd / "inputs/ifgramStack.h5", fresh / "inputs/ifgramStack.h5")
 

@@ -137,3 +137,31 @@ def write(root: Path, synth) -> Path:
         "mintpy.load.azAngleFile   = ../azimuthAngle/*.vrt\n"
         "mintpy.load.waterMaskFile = ../mask/watermask.msk\n")
     return template
+
+
+def list_without(root: Path, date: str):
+    """Rewrite the stack VRTs under ``root/stack`` without the bands of the pairs with ``date``, as
+    ariaTSsetup wrote them before that acquisition (its per-pair files stay where they are, unlisted).
+
+    Returns a function that writes them back as they were (ariaTSsetup run again after the
+    acquisition: every stack VRT rewritten, the old bands unchanged, the new ones added)."""
+    import xml.etree.ElementTree as ET
+
+    texts = {p: p.read_text() for p in sorted((Path(root) / "stack").glob("*.vrt"))}
+    for path, text in texts.items():
+        tree = ET.ElementTree(ET.fromstring(text))
+        ds = tree.getroot()
+        bands = ds.findall("VRTRasterBand")
+        for band in bands:
+            if any(date in (mdi.text or "") for mdi in band.iter("MDI") if mdi.get("key") == "Dates"):
+                ds.remove(band)
+        for k, band in enumerate(ds.findall("VRTRasterBand")):
+            band.set("band", str(k + 1))
+        assert len(ds.findall("VRTRasterBand")) < len(bands), f"{path}: no band of {date}"
+        tree.write(path, encoding="unicode")
+
+    def restore() -> None:
+        for p, t in texts.items():
+            p.write_text(t)
+
+    return restore

@@ -1,0 +1,146 @@
+"""The update path of every processor format, as users run it (issue 18).
+
+For each format the writer puts a 10-date stack on disk as that processor writes it; the last
+acquisition's files are held back (for ARIA, the stack VRTs list the pairs without it, as ariaTSsetup
+wrote them before it).  ``sbts run`` (the CLI, MintPy's defaults, the update store on, pictures
+off) processes the nine dates; the new files arrive; ``sbts run`` again must append the new pairs,
+update the inversion from the store, and rerun the steps after it, geocoding and exports included.
+Every HDF5 file it leaves must then equal a fresh full run on all files referenced at the same pixel
+(and fitted without the same ``exclude_date.txt``: MintPy's excludeDate = auto reads the previous
+run's list).  Tolerances: 2e-6 of the largest value for the time series, velocities and maps (float32
+noise of a solution from float32 data, with the sums taken in another order); the DEM error 1e-5 of
+its largest value, as it is the ratio of two fitted quantities (1e-5 of 30 m moves the series by
+~1e-8 m, below their float32 noise).  Masks and integer layers are equal.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import formats
+import h5py
+import numpy as np
+import pytest
+from checks import sbts, statuses, writer
+
+pytest.importorskip("osgeo.gdal")
+
+NOTE = re.compile(r"^step (\w+): (.*)$", re.M)
+LOOSE = {"demErr.h5": 1e-5}
+
+
+@pytest.fixture(autouse=True)
+def always_update(monkeypatch):
+    """The stacks here are short (the window is every date), where a full inversion is the cheaper
+    choice; these tests are about the update path, so it runs whatever its cost."""
+    from sbts.core.inversion import incremental
+
+    monkeypatch.setattr(incremental, "UPDATE_COST_RATIO", {"unweighted": 0.0, "weighted": 0.0})
+
+
+def _notes(output: str) -> dict[str, str]:
+    """The last note of each step (``step NAME: note`` lines of the run's log)."""
+    return {name: note for name, note in NOTE.findall(output) if not note.startswith(("running", "done in"))}
+
+
+def _held_back(root: Path, date: str) -> list[Path]:
+    """The top-most files and folders outside ``work/`` whose name holds ``date`` (YYYYMMDD, or the
+    YYMMDD of ROI_PAC's names, which YYYYMMDD contains)."""
+    found: list[Path] = []
+    for p in sorted(root.rglob("*")):
+        if p.relative_to(root).parts[0] == "work" or any(p.is_relative_to(q) for q in found):
+            continue
+        if date[2:] in p.name:
+            found.append(p)
+    return found
+
+
+def _numeric_datasets(f: h5py.File) -> list[str]:
+    names: list[str] = []
+    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.dtype.kind in "biuf" else None)
+    return names
+
+
+def _compare(full: Path, upd: Path) -> list[str]:
+    """Every numeric dataset of every HDF5 file of the full run against the update's."""
+    bad = []
+    for path in sorted(full.rglob("*.h5")):
+        rel = path.relative_to(full)
+        other = upd / rel
+        if not other.exists():
+            bad.append(f"{rel}: not written by the update")
+            continue
+        with h5py.File(path, "r") as a, h5py.File(other, "r") as b:
+            for name in _numeric_datasets(a):
+                if name not in b:
+                    bad.append(f"{rel}:{name} missing in the update")
+                    continue
+                x, y = a[name][()], b[name][()]
+                if x.shape != y.shape:
+                    bad.append(f"{rel}:{name} shape {y.shape} instead of {x.shape}")
+                elif x.dtype.kind != "f":
+                    if not np.array_equal(x, y):
+                        bad.append(f"{rel}:{name} differs")
+                elif not np.array_equal(np.isnan(x), np.isnan(y)):
+                    bad.append(f"{rel}:{name} NaN at other pixels")
+                elif np.isfinite(x).any():
+                    scale = float(np.nanmax(np.abs(x))) or 1.0
+                    err = float(np.nanmax(np.abs(x - y))) / scale
+                    if err > LOOSE.get(rel.name, 2e-6):
+                        bad.append(f"{rel}:{name} {err:.1e} of its largest value apart")
+    return bad
+
+
+@pytest.mark.parametrize("fmt", [f for f in formats.FORMATS if f != "mintpy"])  # mintpy: one HDF5 stack, no new files
+def test_update_run_equals_a_full_run(fmt, tmp_path):
+    from sbts.core.demo.synthetic import make_synthetic_stack
+
+    module = writer(fmt)
+    synth = make_synthetic_stack(shape=(40, 48), num_date=10, seed=3, turbulence_std=0.003)
+    last = synth.date_list[-1]
+    root = tmp_path / fmt
+    template = Path(module.write(root, synth))
+    template.write_text(template.read_text() + "\nsbts.networkInversion.updateStore = yes\nmintpy.plot = no\n")
+    late = _held_back(root, last)
+    assert late
+    held = tmp_path / "held"
+    held.mkdir()
+    for k, p in enumerate(late):
+        shutil.move(str(p), held / str(k))
+    relist = module.list_without(root, last) if hasattr(module, "list_without") else None
+    try:
+        code, out = sbts("run", template)
+        assert code == 0, out[-3000:]
+    finally:  # the acquisition arrives
+        for k, p in enumerate(late):
+            shutil.move(str(held / str(k)), p)
+        if relist:
+            relist()
+    code, out = sbts("run", template)
+    assert code == 0, out[-3000:]
+    notes = _notes(out)
+    new_pairs = int(np.count_nonzero(np.asarray(synth.date2_index) == len(synth.date_list) - 1))
+    assert notes["load_data"] == f"appended {new_pairs} pair(s), 1 new date(s)", notes
+    assert notes["invert_network"].startswith(f"updated: exact update with {new_pairs} new pair(s)"), notes
+    # most pixels from the store; those whose network was not connected before from all their pairs
+    assert int(re.search(r"(\d+) pixel\(s\) updated", notes["invert_network"]).group(1)) > 1000, notes
+    later = ["correct_topography", "residual_RMS", "reference_date", "velocity", "google_earth"]
+    later += [] if module.GEOCODED else ["geocode"]
+    ran = statuses(out)
+    assert all(ran[s] == "ran" for s in later), ran
+
+    work = template.parent
+    full = root / "full"
+    full.mkdir()
+    with h5py.File(work / "inputs/ifgramStack.h5", "r") as f:
+        ref = int(f.attrs["REF_Y"]), int(f.attrs["REF_X"])
+    text = template.read_text().replace("updateStore = yes", "updateStore = no")
+    (full / template.name).write_text(text + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
+    if (work / "exclude_date.txt").exists():
+        shutil.copy(work / "exclude_date.txt", full / "exclude_date.txt")
+    code, out = sbts("run", full / template.name)
+    assert code == 0, out[-3000:]
+    assert _notes(out)["invert_network"] == "recomputed (full inversion)"
+    assert not _compare(full, work), _compare(full, work)
