@@ -537,8 +537,10 @@ class _SparseIn:
     def read(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         n = self.f["sparse/phase"].shape[0]
         weighted = "sparse/weight" in self.f
-        if not pos.size or not n:  # no pixel, or no early pair (a window from the second date)
-            return np.zeros((n, pos.size), np.float32), np.zeros((n, pos.size)) if weighted and n == 0 else None
+        if not n:  # no early pair (the window starts at the second date): HDF5 cannot select from none
+            return np.zeros((0, pos.size), np.float32), np.zeros((0, pos.size)) if weighted else None
+        if not pos.size:
+            return np.zeros((n, 0), np.float32), None
         phase = self.f["sparse/phase"][:, pos]
         weight = self.f["sparse/weight"][:, pos] if weighted else None
         return phase, weight
