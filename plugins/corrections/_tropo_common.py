@@ -137,6 +137,41 @@ class GeometryAccess:
             return value, how
         return None
 
+    def content_id(self) -> str:
+        """What the geometry holds, by content: a digest of its 2-D layers and of the attributes the
+        delays read (grid, corners, acquisition).  The per-date delay files (``SET.h5``, the weather
+        models', ``TEC*.h5``) key their kept dates on it, so a geometry written again with the same
+        values (a reload after new acquisitions, ``--force``) keeps them; '' without a geometry file."""
+        if self.geometry is None or self.path is None:
+            return ""
+        import h5py
+
+        h = hashlib.sha256()
+        with h5py.File(self.path, "r") as f:
+            for name in sorted(f):
+                obj = f[name]
+                if isinstance(obj, h5py.Dataset) and obj.ndim == 2:
+                    h.update(f"{name}|{obj.dtype.str}|{obj.shape}".encode())
+                    h.update(np.ascontiguousarray(obj[()]).tobytes())
+            attrs = {k: str(v) for k, v in f.attrs.items() if not k.startswith("SBTS_")}
+        h.update(json.dumps(attrs, sort_keys=True).encode())
+        return h.hexdigest()
+
+    def _corners(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(lat, lon) of the four corners, MintPy's order (first line near, first line far, last line
+        near, last line far), from the time series or the geometry attributes; None if incomplete."""
+        sources = [self.ts.metadata] + ([self.geometry.metadata] if self.geometry is not None else [])
+        for meta in sources:
+            attrs = meta.to_attrs()
+            try:
+                lat = np.array([float(attrs[f"LAT_REF{i}"]) for i in range(1, 5)])
+                lon = np.array([float(attrs[f"LON_REF{i}"]) for i in range(1, 5)])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if np.isfinite(lat).all() and np.isfinite(lon).all() and (np.abs(lat) <= 90).all():
+                return lat, lon
+        return None
+
     def available(self, name: str) -> bool:
         return self.has_layer(name) or self.scalar(name) is not None
 
@@ -167,17 +202,26 @@ class GeometryAccess:
         return f"{found[1]} = {found[0]:g}" if found else "missing"
 
     def lat_lon(self, block: Block | None, purpose: str) -> tuple[np.ndarray, np.ndarray]:
-        """Latitude/longitude (deg) of the pixel centres: geometry layers, else the geocoded grid."""
+        """Latitude/longitude (deg) of the pixel centres: geometry layers, else the geocoded grid,
+        else (radar coordinates) the four corners LAT_REF1..4/LON_REF1..4 interpolated as MintPy does."""
         if self.has_layer("latitude") and self.has_layer("longitude"):
             return (np.asarray(self.geometry.read("latitude", block), np.float64),
                     np.asarray(self.geometry.read("longitude", block), np.float64))
         geo = self.ts.metadata.grid.geo or (self.geometry.metadata.grid.geo if self.geometry is not None else None)
-        if geo is None:
-            raise InputError(
-                f"latitude/longitude are needed for {purpose}: {self.ts.path} is in radar coordinates and "
-                + (f"the geometry file {self.path} has no 'latitude'/'longitude' layers"
-                   if self.path is not None else "no geometry file was found (give one with -g)"))
         b = block or Block(0, self.ts.shape[0], 0, self.ts.shape[1])
+        if geo is None:
+            corners = self._corners()
+            if corners is None:
+                raise InputError(
+                    f"latitude/longitude are needed for {purpose}: {self.ts.path} is in radar coordinates and "
+                    + (f"the geometry file {self.path} has no 'latitude'/'longitude' layers"
+                       if self.path is not None else "no geometry file was found (give one with -g)")
+                    + ", and it has no corner coordinates LAT_REF1..4/LON_REF1..4 either")
+            if "corners" not in self._warned:
+                self._warned.add("corners")
+                logger.info("%s: no latitude/longitude layers; for %s, the four corners LAT_REF1..4/LON_REF1..4 "
+                            "interpolated over the radar grid give them (as MintPy does)", self.ts.path.name, purpose)
+            return radar_corner_lat_lon(corners, self.ts.shape, b)
         rows = np.arange(b.row_start, b.row_stop) + 0.5
         cols = np.arange(b.col_start, b.col_stop) + 0.5
         y = geo.y_first + rows * geo.y_step
@@ -193,6 +237,26 @@ class GeometryAccess:
         t = Transformer.from_crs(geo.epsg, 4326, always_xy=True)
         lon, lat = t.transform(xx, yy)
         return np.asarray(lat), np.asarray(lon)
+
+
+def radar_corner_lat_lon(corners: tuple[np.ndarray, np.ndarray], shape: tuple[int, int], block: Block
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude/longitude of the pixels of ``block`` of a radar grid of ``shape``, bilinear between
+    the four corner pixels (first line near and far range, last line near and far range).
+
+    Radar geometry is not bilinear in lat/lon (the swath is curved, and the DEM shifts a pixel's
+    position by up to its height · cot(incidence)), so this is a coarse position: good to a few
+    hundred metres, enough for the quantities that vary over tens of kilometres it serves (solid
+    Earth tides on a 0.1° grid, weather-model and ionospheric delays)."""
+    lat, lon = corners
+    length, width = shape
+    v = (np.arange(block.row_start, block.row_stop) / max(length - 1, 1))[:, None]
+    u = (np.arange(block.col_start, block.col_stop) / max(width - 1, 1))[None, :]
+
+    def interpolate(c: np.ndarray) -> np.ndarray:
+        return (1 - v) * ((1 - u) * c[0] + u * c[1]) + v * ((1 - u) * c[2] + u * c[3])
+
+    return interpolate(lat), interpolate(lon)
 
 
 # ---------------------------------------------------------------------------- references

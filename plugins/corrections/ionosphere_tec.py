@@ -172,7 +172,7 @@ class IonosphereTec(Correction):
             raise geom.missing_error("incidenceAngle", purpose)
         delay_path = Path(context.work_dir) / "inputs" / f"TEC{options.solution[0]}lr.h5"
         delay_path.parent.mkdir(parents=True, exist_ok=True)
-        geom_id = "" if geom.path is None else f"{Path(geom.path).resolve()}|{Path(geom.path).stat().st_mtime_ns}"
+        geom_id = geom.content_id()
         keys = {i: f"{times[i].isoformat()}|{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}"
                 for i, f in sorted(files.items())}
         base, sig = delay_signatures(["TEC", options.solution, repr(frequency), geom_id, *ts.shape], keys)

@@ -138,8 +138,7 @@ class SolidEarthTides(Correction):
         n = len(ts.dates)
         set_path = Path(context.work_dir) / "inputs" / "SET.h5"
         set_path.parent.mkdir(parents=True, exist_ok=True)
-        geom_id = "" if geom.path is None else f"{Path(geom.path).resolve()}|{Path(geom.path).stat().st_mtime_ns}"
-        base, sig = delay_signatures(["SET", GRID_STEP, geom_id, *ts.shape], _date_keys(times))
+        base, sig = delay_signatures(["SET", GRID_STEP, geom.content_id(), *ts.shape], _date_keys(times))
         if reusable_delay_file(set_path, ts, sig):
             logger.info("reusing %s (same dates, times and geometry)", set_path)
         else:  # the dates already in SET.h5 (same time, geometry and grid) are copied, the others computed

@@ -205,7 +205,7 @@ class PyapsDelay(_TroposphericDelay):
         out_path = expected_output(context, self.suffix, model)
         delay_path = Path(context.work_dir) / "inputs" / f"{model}.h5"
         keys = {i: f"{ts.date_strings[i]}|{f.name}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()}
-        base, sig = delay_signatures([model, hour, str(geom.path), _mtime(geom.path), *ts.shape], keys)
+        base, sig = delay_signatures([model, hour, geom.content_id(), *ts.shape], keys)
         extra = {METHOD_KEY: "pyaps", MODEL_KEY: model, "SBTS_DELAY_INPUTS": sig}
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same weather files and geometry)", delay_path)
@@ -299,10 +299,6 @@ def download_era5(dates: list[str], hour: int, folder: Path, model: str, lat: np
         raise InputError(f"ERA5 download into {folder} failed: {type(exc).__name__}: {exc}") from None
     for line in chatter.getvalue().splitlines():
         logger.debug("pyaps3: %s", line)
-
-
-def _mtime(path) -> str:
-    return str(os.stat(path).st_mtime_ns) if path is not None and Path(path).exists() else ""
 
 
 def _weather_folders(value: str, work_dir: Path, model: str) -> list[Path]:
@@ -577,7 +573,7 @@ class GacosDelay(_TroposphericDelay):
         cos = incidence_cosine(geom, None, "the zenith→LOS mapping of the GACOS delay")
         delay_path = Path(context.work_dir) / "inputs" / "GACOS.h5"
         keys = {i: f"{ts.date_strings[i]}|{f}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for i, f in files.items()}
-        base, sig = delay_signatures(["GACOS", str(geom.path), _mtime(geom.path), *ts.shape], keys)
+        base, sig = delay_signatures(["GACOS", geom.content_id(), *ts.shape], keys)
         if reusable_delay_file(delay_path, ts, sig):
             logger.info("reusing %s (same GACOS files and geometry)", delay_path)
         else:

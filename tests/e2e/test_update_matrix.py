@@ -12,9 +12,10 @@ noise of a solution from float32 data, with the sums taken in another order); th
 its largest value, as it is the ratio of two fitted quantities (1e-5 of 30 m moves the series by
 ~1e-8 m, below their float32 noise); the residual time series 2e-6 of the time series' largest
 value, since they are what is left of it and carry its noise.  Masks and integer layers are equal.
-Two more runs switch MintPy's per-date corrections (solid Earth tides, the height-correlated
-troposphere, a quadratic ramp) and HDF-EOS5 on, for one radar-coded and one geocoded format: the
-update computes the new date's delays and reruns every step after the inversion.
+Three more runs switch MintPy's per-date corrections (solid Earth tides, the height-correlated
+troposphere, a quadratic ramp) and HDF-EOS5 on: ISCE TOPS (radar-coded, latitude/longitude layers),
+GAMMA radar-coded (only the corner coordinates) and HyP3 (geocoded).  The update computes the new
+date's delays and reruns every step after the inversion.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ pytest.importorskip("osgeo.gdal")
 
 NOTE = re.compile(r"^step (\w+): (.*)$", re.M)
 LOOSE = {"demErr.h5": 1e-5}
-#: MintPy's corrections on, for one radar-coded and one geocoded format (the matrix runs the defaults)
+#: MintPy's corrections on, for two radar-coded formats and a geocoded one (the matrix runs the defaults)
 CORRECTIONS = """
 mintpy.solidEarthTides = yes
 mintpy.troposphericDelay.method = height_correlation
@@ -110,9 +111,12 @@ def _compare(full: Path, upd: Path) -> list[str]:
     return bad
 
 
+WITH_CORRECTIONS = ("isce_tops", "gamma_radar", "hyp3")  # lat/lon layers; corners only (GAMMA); geocoded
+
+
 @pytest.mark.parametrize(("fmt", "extra"), [(f, "") for f in formats.FORMATS if f != "mintpy"]  # mintpy: one
-                         + [("isce_tops", CORRECTIONS), ("hyp3", CORRECTIONS)],                # HDF5 stack, no new files
-                         ids=[f for f in formats.FORMATS if f != "mintpy"] + ["isce_tops-corrections", "hyp3-corrections"])
+                         + [(f, CORRECTIONS) for f in WITH_CORRECTIONS],                      # HDF5 stack, no new files
+                         ids=[f for f in formats.FORMATS if f != "mintpy"] + [f"{f}-corrections" for f in WITH_CORRECTIONS])
 def test_update_run_equals_a_full_run(fmt, extra, tmp_path):
     from sbts.core.demo.synthetic import make_synthetic_stack
 

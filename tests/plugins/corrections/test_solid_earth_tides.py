@@ -8,6 +8,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -137,6 +138,28 @@ def test_blockwise_equals_one_block_and_update_mode_reuses_set_file(tmp_path):
     assert (one / "inputs" / "SET.h5").stat().st_mtime_ns == mtime  # same dates/times/geometry: reused
 
 
+def test_geometry_written_again_with_the_same_values_keeps_the_set_file(tmp_path, caplog):
+    """The tides are keyed on the geometry's content, not its file's time: a load that writes the
+    geometry again (GAMMA's, after new acquisitions) keeps SET.h5; other values recompute it."""
+    import logging
+
+    pytest.importorskip("pysolid")
+    work = _write(tmp_path / "w", heading=-12.0)
+    _run(work)
+    set_file = work / "inputs" / "SET.h5"
+    mtime = set_file.stat().st_mtime_ns
+    _write(work, heading=-12.0)  # the same geometry (and series) written anew
+    _run(work)
+    assert set_file.stat().st_mtime_ns == mtime
+    geometry = work / "inputs" / "geometryGeo.h5"
+    with h5py.File(geometry, "r+") as f:
+        f["incidenceAngle"][0, 0] = INC + 1.0
+    with caplog.at_level(logging.INFO):
+        _run(work)
+    assert set_file.stat().st_mtime_ns != mtime
+    assert f"solid Earth tides: {len(DATES)} dates at" in caplog.text and "kept from the previous" not in caplog.text
+
+
 def test_missing_acquisition_time_is_one_line(tmp_path):
     pytest.importorskip("pysolid")
     work = _write(tmp_path, heading=-12.0)
@@ -194,6 +217,57 @@ def test_radar_coded_stack_uses_the_geometry_latitude_longitude_and_angles(tmp_p
             e, n, u = _pysolid_enu(lat, lon, dt.datetime.strptime(d, "%Y%m%d") + dt.timedelta(hours=10))
             expected = -np.sin(inc) * np.sin(az) * e + np.sin(inc) * np.cos(az) * n + np.cos(inc) * u
             assert los[i, y, x] == pytest.approx(expected, abs=2e-6)
+
+
+CORNER_LAT = (35.0, 35.3, 37.0, 37.3)  # first line near, first line far, last line near, last line far
+CORNER_LON = (-119.0, -116.5, -119.4, -116.9)  # (ascending, right-looking)
+AZ = 102.0  # azimuthAngle layer: MintPy's LOS azimuth (from north, anticlockwise)
+
+
+def _radar_without_lat_lon(folder, corners: bool):
+    """A radar-coded series (no geo grid) whose geometry has no latitude/longitude layers, as GAMMA's
+    radar-coded products load; ``corners``: with LAT_REF1..4/LON_REF1..4 (GAMMA's .corner file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = Metadata(Grid(L, W), unit="m", reference=Reference(y=REF[0], x=REF[1], date=dt.date(2020, 1, 17)))
+    meta = meta.with_radar(center_line_utc=float(UTC), heading=-12.0, antenna_side=-1, wavelength=0.0555)
+    if corners:
+        meta = meta.with_extra(**{f"LAT_REF{i + 1}": repr(v) for i, v in enumerate(CORNER_LAT)},
+                               **{f"LON_REF{i + 1}": repr(v) for i, v in enumerate(CORNER_LON)})
+    with TimeSeriesWriter(folder / "timeseries.h5", meta, DATES, np.zeros(len(DATES))) as w:
+        w.write("timeseries", np.zeros((len(DATES), L, W), np.float32))
+    (folder / "inputs").mkdir(exist_ok=True)
+    write_map(folder / "inputs" / "geometryRadar.h5", meta, "geometry",
+              {"incidenceAngle": np.full((L, W), INC, np.float32), "azimuthAngle": np.full((L, W), AZ, np.float32),
+               "height": np.zeros((L, W), np.float32)}, unit=None)
+    return folder
+
+
+def test_radar_coded_stack_without_lat_lon_layers_uses_the_corners(tmp_path, caplog):
+    """MintPy's get_lat_lon falls back to the four corners in radar coordinates (GAMMA's radar-coded
+    stacks have no latitude/longitude layers): the tides of the four corner pixels are pysolid's
+    at the corner coordinates (2e-6 m, the 0.1° tide grid's interpolation, as the tests above)."""
+    import logging
+
+    pytest.importorskip("pysolid")
+    work = _radar_without_lat_lon(tmp_path / "w", corners=True)
+    with caplog.at_level(logging.INFO):
+        _run(work)
+    assert "the four corners LAT_REF1..4/LON_REF1..4" in caplog.text
+    los = TimeSeries(work / "inputs" / "SET.h5").read_dates()
+    inc, az = np.deg2rad(INC), np.deg2rad(AZ)
+    for (y, x), lat, lon in zip([(0, 0), (0, W - 1), (L - 1, 0), (L - 1, W - 1)], CORNER_LAT, CORNER_LON):
+        for i, when in enumerate(_times()):
+            e, n, u = _pysolid_enu(lat, lon, when)
+            expected = -np.sin(inc) * np.sin(az) * e + np.sin(inc) * np.cos(az) * n + np.cos(inc) * u
+            assert los[i, y, x] == pytest.approx(expected, abs=2e-6), (y, x, i)
+
+
+def test_radar_coded_stack_without_lat_lon_nor_corners_is_one_line(tmp_path):
+    pytest.importorskip("pysolid")
+    work = _radar_without_lat_lon(tmp_path / "w", corners=False)
+    with pytest.raises(InputError, match="no 'latitude'/'longitude' layers, and it has no corner coordinates "
+                                         "LAT_REF1..4/LON_REF1..4"):
+        _run(work)
 
 
 def test_same_set_file_as_mintpy(tmp_path, mintpy_oracle):
