@@ -244,10 +244,11 @@ def radar_corner_lat_lon(corners: tuple[np.ndarray, np.ndarray], shape: tuple[in
     """Latitude/longitude of the pixels of ``block`` of a radar grid of ``shape``, bilinear between
     the four corner pixels (first line near and far range, last line near and far range).
 
-    Radar geometry is not bilinear in lat/lon (the swath is curved, and the DEM shifts a pixel's
-    position by up to its height · cot(incidence)), so this is a coarse position: good to a few
-    hundred metres, enough for the quantities that vary over tens of kilometres it serves (solid
-    Earth tides on a 0.1° grid, weather-model and ionospheric delays)."""
+    Radar geometry is not bilinear in lat/lon (the swath is curved, and the relief moves a pixel by
+    its height · cot(incidence)), so this is a coarse position, within the scene's corners: what
+    MintPy uses too, for quantities that vary over tens of kilometres (solid Earth tides on a 0.1°
+    grid, weather-model and ionospheric delays).  A lookup table with latitude/longitude layers
+    gives the exact positions."""
     lat, lon = corners
     length, width = shape
     v = (np.arange(block.row_start, block.row_stop) / max(length - 1, 1))[:, None]
