@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 import pytest
 from checks import sbts, statuses, writer
+from formats._common import hold_back
 
 pytest.importorskip("osgeo.gdal")
 
@@ -57,18 +58,6 @@ def always_update(monkeypatch):
 def _notes(output: str) -> dict[str, str]:
     """The last note of each step (``step NAME: note`` lines of the run's log)."""
     return {name: note for name, note in NOTE.findall(output) if not note.startswith(("running", "done in"))}
-
-
-def _held_back(root: Path, date: str) -> list[Path]:
-    """The top-most files and folders outside ``work/`` whose name holds ``date`` (YYYYMMDD, or the
-    YYMMDD of ROI_PAC's names, which YYYYMMDD contains)."""
-    found: list[Path] = []
-    for p in sorted(root.rglob("*")):
-        if p.relative_to(root).parts[0] == "work" or any(p.is_relative_to(q) for q in found):
-            continue
-        if date[2:] in p.name:
-            found.append(p)
-    return found
 
 
 def _numeric_datasets(f: h5py.File) -> list[str]:
@@ -126,19 +115,13 @@ def test_update_run_equals_a_full_run(fmt, extra, tmp_path):
     root = tmp_path / fmt
     template = Path(module.write(root, synth))
     template.write_text(template.read_text() + "\nsbts.networkInversion.updateStore = yes\nmintpy.plot = no\n" + extra)
-    late = _held_back(root, last)
-    assert late
-    held = tmp_path / "held"
-    held.mkdir()
-    for k, p in enumerate(late):
-        shutil.move(str(p), held / str(k))
+    arrive = hold_back(root, last, tmp_path / "held")
     relist = module.list_without(root, last) if hasattr(module, "list_without") else None
     try:
         code, out = sbts("run", template)
         assert code == 0, out[-3000:]
     finally:  # the acquisition arrives
-        for k, p in enumerate(late):
-            shutil.move(str(held / str(k)), p)
+        arrive()
         if relist:
             relist()
     code, out = sbts("run", template)

@@ -40,22 +40,17 @@ def stage(tmp_path_factory, rel):
     its duration in seconds)."""
     from sbts.core.demo.synthetic import make_synthetic_stack
     from sbts.tests.e2e.formats import geotiff
+    from sbts.tests.e2e.formats._common import hold_back
 
     root = tmp_path_factory.mktemp("interrupt_update")
     synth = make_synthetic_stack(shape=(24, 30), num_date=50, seed=11, num_neighbor=3)
     cfg = geotiff.write(root / "src", synth)
     cfg.write_text(cfg.read_text() + OPTIONS)
-    last = synth.date_list[-1]
-    late = [p for p in (root / "src").rglob("*") if p.is_file() and last in p.name]
-    held = root / "held"
-    held.mkdir()
-    for k, p in enumerate(late):
-        shutil.move(str(p), held / str(k))
+    arrive = hold_back(root / "src", synth.date_list[-1], root / "held")
     before = root / "before"
     res = rel.run("run", cfg, "--work-dir", before, cwd=root, timeout=300)
     assert res.code == 0, res.out[-2000:]
-    for k, p in enumerate(late):
-        shutil.move(str(held / str(k)), p)
+    arrive()
     ref = root / "ref"
     shutil.copytree(before, ref)
     start = time.monotonic()

@@ -22,6 +22,7 @@ from sbts.core.io.provenance import PROVENANCE_KEYS  # noqa: E402
 from sbts.core.steps import load as load_mod  # noqa: E402
 from sbts.core.steps.load import load_data  # noqa: E402
 from sbts.tests.e2e.formats import geotiff  # noqa: E402
+from sbts.tests.e2e.formats._common import hold_back  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -408,19 +409,6 @@ def test_parts_are_kept_when_the_stack_cannot_be_read(tmp_path):
     assert not part.parent.exists()
 
 
-def _late_paths(root: Path, date: str) -> list[Path]:
-    """The top-most files and folders under ``root`` whose name holds ``date`` (YYYYMMDD, YYYY-MM-DD,
-    or ROI_PAC's YYMMDD)."""
-    forms = (date, f"{date[:4]}-{date[4:6]}-{date[6:]}", date[2:])
-    found: list[Path] = []
-    for p in sorted(root.rglob("*")):
-        if "held" in p.parts or any(p.is_relative_to(q) for q in found):
-            continue
-        if any(f in p.name for f in forms):
-            found.append(p)
-    return found
-
-
 # an acquisition does not arrive as new files for a MintPy inputs/ folder (one HDF5 stack); geotiff is
 # tested above.  ARIA's stack VRTs list every pair: ariaTSsetup rewrites them with the new pairs
 # (the writer's list_without gives the listing from before the acquisition)
@@ -438,23 +426,14 @@ def test_append_in_parts_for_every_reader(fmt, tmp_path):
     synth = make_synthetic_stack(shape=(24, 28), num_date=8, seed=3)
     root = tmp_path / fmt
     cfg = module.write(root, synth)
-    late = _late_paths(root, synth.date_list[-1])
-    held = tmp_path / "held"
-    held.mkdir()
-    moved = []
-    for p in late:
-        target = held / str(len(moved))
-        shutil.move(str(p), target)
-        moved.append((p, target))
+    arrive = hold_back(root, synth.date_list[-1], tmp_path / "held")
     t = _template(cfg)
     wd, fresh = tmp_path / "wd", tmp_path / "fresh"
-    assert moved
     relist = module.list_without(root, synth.date_list[-1]) if hasattr(module, "list_without") else None
     try:
         load_data(t, wd, base_dir=cfg.parent)
     finally:
-        for p, target in moved:
-            shutil.move(str(target), p)
+        arrive()
         if relist:
             relist()
     load_data(t, wd, base_dir=cfg.parent)

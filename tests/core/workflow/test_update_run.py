@@ -4,7 +4,6 @@ full run on the whole stack (float32 noise: 2e-6 of the largest displacement / v
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import h5py
@@ -17,6 +16,7 @@ from sbts.core.demo.synthetic import make_synthetic_stack  # noqa: E402
 from sbts.core.io.stack_parts import mapping_of  # noqa: E402
 from sbts.core.workflow.runner import run_workflow  # noqa: E402
 from sbts.tests.e2e.formats import geotiff  # noqa: E402
+from sbts.tests.e2e.formats._common import hold_back  # noqa: E402
 
 OPTIONS = """
 sbts.networkInversion.updateStore = yes
@@ -48,18 +48,7 @@ def _last_date_held_back(root: Path, seed: int, options: str):
     synth = make_synthetic_stack(shape=(30, 36), num_date=12, seed=seed)
     cfg = geotiff.write(root / "src", synth)
     cfg.write_text(cfg.read_text() + options)
-    last = synth.date_list[-1]
-    late = [p for p in (root / "src").rglob("*") if p.is_file() and last in p.name]
-    held = root / "held"
-    held.mkdir()
-    for p in late:
-        shutil.move(str(p), held / f"{p.parent.name}__{p.name}")
-
-    def arrive() -> None:
-        for p in late:
-            shutil.move(str(held / f"{p.parent.name}__{p.name}"), p)
-
-    return synth, cfg, arrive
+    return synth, cfg, hold_back(root / "src", synth.date_list[-1], root / "held")
 
 
 def _read(path: Path, name: str) -> np.ndarray:

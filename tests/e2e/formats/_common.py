@@ -33,6 +33,30 @@ def yymmdd(date: str) -> str:
     return date[2:]
 
 
+def hold_back(root: Path, date: str, held: Path):
+    """Move aside the top-most files and folders under ``root`` (outside ``root/work`` and ``held``)
+    whose name holds ``date`` (YYYYMMDD, YYYY-MM-DD, or ROI_PAC's YYMMDD), as if that acquisition
+    had not arrived yet.  Returns the function that brings them back."""
+    forms = (date, f"{date[:4]}-{date[4:6]}-{date[6:]}", date[2:])
+    skip = (Path(root) / "work", Path(held))
+    late: list[Path] = []
+    for p in sorted(Path(root).rglob("*")):
+        if any(p == q or p.is_relative_to(q) for q in (*skip, *late)):
+            continue
+        if any(f in p.name for f in forms):
+            late.append(p)
+    assert late, f"nothing under {root} names {date}"
+    Path(held).mkdir(parents=True, exist_ok=True)
+    for k, p in enumerate(late):
+        p.rename(Path(held) / str(k))
+
+    def arrive() -> None:
+        for k, p in enumerate(late):
+            (Path(held) / str(k)).rename(p)
+
+    return arrive
+
+
 def write_text(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
