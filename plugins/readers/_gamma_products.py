@@ -376,13 +376,14 @@ def build_geometry(request: LoadRequest, pars: ParSet, stack_grid: GridChoice | 
                    stack_geo_attrs: Mapping[str, str] | None = None,
                    extra_attrs: Mapping[str, str] | None = None,
                    geo_layers: Mapping[str, object] | None = None,
-                   skip: Iterable[str] = ()) -> list[GeometrySource] | None:
+                   skip: Iterable[str] = (), extra_inputs: Iterable[Path] = ()) -> list[GeometrySource] | None:
     """Geometry sources from GAMMA-style geometry files, grouped by grid, with derived layers.
 
     ``stack_geo_attrs`` describes a geocoded stack grid known from elsewhere (a GeoTIFF stack) so a
     lookup table of that size lands on it; ``geo_layers`` are layers already on that grid (a
     GeoTIFF DEM); ``extra_attrs`` add radar metadata (GeoTIFF tags); keys in ``skip`` were read
-    by the caller.
+    by the caller; ``extra_inputs`` are the caller's files the geometry takes values from (the
+    GeoTIFF whose grid and tags it has).
     """
     skip = set(skip)
     keys = ("demFile", "lookupYFile", "lookupXFile", "incAngleFile", "azAngleFile", "waterMaskFile",
@@ -401,7 +402,10 @@ def build_geometry(request: LoadRequest, pars: ParSet, stack_grid: GridChoice | 
     if stack_grid is not None and stack_grid not in candidates:
         candidates.insert(0, stack_grid)
     groups: dict[tuple, tuple[GridChoice, dict[str, object]]] = {}
-    inputs: list[Path] = list(pars.files)
+    # the files the geometry is made of: its rasters, and the pars it takes values from (the
+    # acquisition's, each grid's), not every par of the request: a new acquisition's pars leave the
+    # geometry as it was, and its load signature too (else every append rewrote the geometry)
+    inputs: list[Path] = ([acq[0]] if acq is not None else []) + list(extra_inputs)
 
     def put(grid: GridChoice, name: str, layer) -> None:
         key = _grid_key(grid)
@@ -411,6 +415,8 @@ def build_geometry(request: LoadRequest, pars: ParSet, stack_grid: GridChoice | 
         grid = candidates[0]
         for name, layer in geo_layers.items():
             put(grid, name, layer)
+            if getattr(layer, "path", None):
+                inputs.append(Path(layer.path))
     for dem in files("demFile")[:1]:
         own = [g for g in grid_candidates(collect_pars(_par_siblings(dem), [])) if g.geocoded]
         cands = own + candidates
@@ -465,7 +471,8 @@ def build_geometry(request: LoadRequest, pars: ParSet, stack_grid: GridChoice | 
             logger.warning("%s: geometry files on a second %s grid (%s) are ignored", processor,
                            "geocoded" if grid.geocoded else "radar", ", ".join(layers))
             continue
-        source = GeometrySource(layers, Metadata.from_attrs(attrs, source=str(grid.par)), tuple(inputs))
+        grid_par = [grid.par] if grid.par.is_file() and grid.par not in inputs else []
+        source = GeometrySource(layers, Metadata.from_attrs(attrs, source=str(grid.par)), tuple(inputs + grid_par))
         by_kind[grid.geocoded] = source
         sources.append(source)
     return sources or None

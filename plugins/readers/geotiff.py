@@ -244,7 +244,8 @@ class GeoTiffReader(Reader):
         attrs = self._attrs(grid, tags, pars, None, "geometry", quiet=True)
         stack_grid = GridChoice(shape[0], shape[1], grid, ref, True)
         return build_geometry(request, pars, stack_grid, attrs["PROCESSOR"], stack_geo_attrs=grid,
-                              extra_attrs=tag_attrs(tags), geo_layers=geo_layers, skip=skip)
+                              extra_attrs=tag_attrs(tags), geo_layers=geo_layers, skip=skip,
+                              extra_inputs=[ref])
 
 
 @hookimpl

@@ -153,3 +153,56 @@ def test_update_run_equals_a_full_run(fmt, extra, tmp_path):
     assert code == 0, out[-3000:]
     assert _notes(out)["invert_network"] == "recomputed (full inversion)"
     assert not _compare(full, work), _compare(full, work)
+
+
+@pytest.mark.shared
+def test_update_of_the_real_mexico_city_stack_equals_a_full_run(shared_data, tmp_path):
+    """The same path on real data: the Sentinel-1 GAMMA stack over Mexico City (13 dates, 30 pairs,
+    fast subsidence, real coherence) as its files lie, with the last acquisition (2018-07-17: its
+    two pairs, their baselines and its GAMMA par files) arriving after a first run.  The update
+    appends the two pairs, does not load the geometry again (the new par files do not change it),
+    updates the inversion, and every file equals a fresh full run (tolerances as above)."""
+    source = shared_data / "pyrate_s1_mexico_cropA_gamma"
+    root = tmp_path / "mexico"
+    for folder in ("geotiffs", "headers", "geometry"):  # links: the shared files are never touched
+        (root / folder).mkdir(parents=True)
+        for path in sorted((source / folder).iterdir()):
+            (root / folder / path.name).symlink_to(path)
+    template = root / "work/mexico.cfg"
+    template.parent.mkdir()
+    template.write_text("\n".join(f"mintpy.load.{key} = {root}/{pattern}" for key, pattern in (
+        ("unwFile", "geotiffs/*_unw.tif"), ("corFile", "geotiffs/*_cc.tif"), ("demFile", "geotiffs/*_dem.tif"),
+        ("metaFile", "headers/*_mli.par"), ("bperpFile", "geometry/*_bperp.par"),
+        ("lookupYFile", "geometry/*eqa_to_rdc.lt"), ("lookupXFile", "geometry/*eqa_to_rdc.lt")))
+        + "\nsbts.networkInversion.updateStore = yes\nmintpy.plot = no\n")
+    arrive = hold_back(root, "20180717", tmp_path / "held")
+    try:
+        code, out = sbts("run", template)
+        assert code == 0, out[-3000:]
+    finally:
+        arrive()
+    work = template.parent
+    geometry = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (work / "inputs").glob("geometry*.h5")}
+    code, out = sbts("run", template)
+    assert code == 0, out[-3000:]
+    notes = _notes(out)
+    assert notes["load_data"] == "appended 2 pair(s), 1 new date(s)", notes
+    assert notes["invert_network"].startswith("updated: exact update with 2 new pair(s)"), notes
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (work / "inputs").glob("geometry*.h5")} \
+        == geometry
+    ran = statuses(out)
+    assert all(ran[s] == "ran" for s in ("correct_topography", "residual_RMS", "reference_date", "velocity",
+                                         "google_earth")), ran
+
+    full = root / "full"
+    full.mkdir()
+    with h5py.File(work / "inputs/ifgramStack.h5", "r") as f:
+        ref = int(f.attrs["REF_Y"]), int(f.attrs["REF_X"])
+    text = template.read_text().replace("updateStore = yes", "updateStore = no")
+    (full / template.name).write_text(text + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
+    if (work / "exclude_date.txt").exists():
+        shutil.copy(work / "exclude_date.txt", full / "exclude_date.txt")
+    code, out = sbts("run", full / template.name)
+    assert code == 0, out[-3000:]
+    assert _notes(out)["invert_network"] == "recomputed (full inversion)"
+    assert not _compare(full, work), _compare(full, work)

@@ -3,6 +3,7 @@ fresh load of all pairs bit for bit (issue 18 §1).  Synthetic PyRate/GAMMA GeoT
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -97,7 +98,9 @@ def test_append_equals_fresh_load_and_reads_only_new_files(written, tmp_path, mo
     monkeypatch.setattr(load_mod, "_copy_chunks", lambda *a: copied.append(real_copy(*a)) or copied[-1])
     whole = old_wd / "inputs/ifgramStack.h5"
     inode = whole.stat().st_ino
+    geometry = _stamps(old_wd / "inputs", "geometry*.h5")
     load_data(t, old_wd, base_dir=cfg.parent)
+    assert _stamps(old_wd / "inputs", "geometry*.h5") == geometry  # the geometry is not loaded again
     # the stack is not copied: the old file becomes the first part (a hard link), the tail from the
     # first new pair on is the second, and the stack's 3-D datasets map onto them ...
     assert not copied
@@ -409,6 +412,44 @@ def test_parts_are_kept_when_the_stack_cannot_be_read(tmp_path):
     assert not part.parent.exists()
 
 
+def _stamps(folder: Path, pattern: str) -> dict[str, tuple[int, int]]:
+    """Inode and modification time of each file: a file written again (under a temporary name,
+    then renamed) changes both."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.glob(pattern))}
+
+
+@pytest.mark.parametrize("fmt", ["geotiff", "gamma_geo"])
+def test_a_changed_dem_loads_the_geometry_again(fmt, tmp_path):
+    """The geometry's load signature covers the DEM it reads, also a GeoTIFF DEM the GeoTIFF reader
+    hands to the GAMMA-style geometry builder (before, only par files were counted, so a new DEM
+    under the same name kept the old heights)."""
+    import importlib
+
+    module = importlib.import_module(f"sbts.tests.e2e.formats.{fmt}")
+    synth = make_synthetic_stack(shape=(24, 28), num_date=5, seed=3)
+    cfg = module.write(tmp_path / fmt, synth)
+    t = _template(cfg, in_parts=False)
+    wd = tmp_path / "wd"
+    load_data(t, wd, base_dir=cfg.parent)
+    before = _stamps(wd / "inputs", "geometry*.h5")
+    with h5py.File(wd / "inputs/geometryGeo.h5", "r") as f:
+        height = f["height"][()]
+    (dem,) = [Path(p) for p in glob.glob(str(cfg.parent / t.get("mintpy.load.demFile"))) if not p.endswith("par")]
+    if dem.suffix == ".tif":
+        from osgeo import gdal
+
+        ds = gdal.Open(str(dem), gdal.GA_Update)
+        band = ds.GetRasterBand(1)
+        band.WriteArray(band.ReadAsArray() + 10)
+        ds = band = None
+    else:  # GAMMA: headerless big-endian float32
+        dem.write_bytes((np.fromfile(dem, ">f4") + 10).astype(">f4").tobytes())
+    load_data(t, wd, base_dir=cfg.parent)
+    assert _stamps(wd / "inputs", "geometry*.h5")["geometryGeo.h5"] != before["geometryGeo.h5"]
+    with h5py.File(wd / "inputs/geometryGeo.h5", "r") as f:
+        np.testing.assert_allclose(f["height"][()], height + 10, rtol=1e-6)
+
+
 # an acquisition does not arrive as new files for a MintPy inputs/ folder (one HDF5 stack); geotiff is
 # tested above.  ARIA's stack VRTs list every pair: ariaTSsetup rewrites them with the new pairs
 # (the writer's list_without gives the listing from before the acquisition)
@@ -436,9 +477,13 @@ def test_append_in_parts_for_every_reader(fmt, tmp_path):
         arrive()
         if relist:
             relist()
+    geometry = _stamps(wd / "inputs", "geometry*.h5")
+    assert geometry
     load_data(t, wd, base_dir=cfg.parent)
     update = read_update_record(wd / "inputs/ifgramStack.h5")
     assert update is not None and update["new_dates"] == [synth.date_list[-1]]
+    # the new acquisition's files (GAMMA's pars among them) leave the geometry as it was: not written again
+    assert _stamps(wd / "inputs", "geometry*.h5") == geometry
     with h5py.File(wd / "inputs/ifgramStack.h5", "r") as f:
         names = [n for n in ("unwrapPhase", "coherence", "connectComponent") if n in f]
         assert all(f[n].is_virtual for n in names)
@@ -557,3 +602,64 @@ def test_load_after_its_stale_check_reuses_the_checked_plan(written, tmp_path, m
     load_mod.stale_outputs(t, wd, base_dir=cfg.parent)
     load_data(_template(cfg, in_parts=False), wd, base_dir=cfg.parent)
     assert len(calls) == 2
+
+
+def _files_read(obj, out: set | None = None, seen: set | None = None) -> set[Path]:
+    """Every file a layer reads: the ``path`` of each raster reachable from ``obj`` (through
+    dataclass fields, attributes, containers, partials and closures, as readers compose layers)."""
+    import dataclasses
+    import functools
+    import types
+
+    out = set() if out is None else out
+    seen = set() if seen is None else seen
+    if obj is None or isinstance(obj, (str, bytes, int, float, Path, np.ndarray, np.generic, np.dtype, type)) \
+            or id(obj) in seen:
+        return out
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for v in obj:
+            _files_read(v, out, seen)
+        return out
+    path = getattr(obj, "path", None) if hasattr(obj, "read") else None
+    if isinstance(path, (str, Path)):
+        out.add(Path(path).resolve())
+    if isinstance(obj, functools.partial):
+        _files_read([obj.func, obj.args, obj.keywords], out, seen)
+    elif callable(obj) and getattr(obj, "__closure__", None):
+        for cell in obj.__closure__:
+            try:
+                _files_read(cell.cell_contents, out, seen)
+            except ValueError:  # an empty cell
+                pass
+    if dataclasses.is_dataclass(obj):
+        _files_read([getattr(obj, f.name) for f in dataclasses.fields(obj)], out, seen)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, types.ModuleType):
+        _files_read(list(vars(obj).values()), out, seen)
+    return out
+
+
+@pytest.mark.parametrize("fmt", [f for f in __import__("sbts.tests.e2e.formats", fromlist=["FORMATS"]).FORMATS
+                                 if f != "mintpy"])  # MintPy's inputs/ is loaded already: no source file
+def test_every_file_a_layer_reads_counts_in_the_load_signature(fmt, tmp_path):
+    """A loaded file is written again when a file it was read from changes, so every file any layer
+    of the reader's sources reads must be among the files the load signature stamps: the stack's
+    and its pairs' inputs, each geometry's inputs.  (A GeoTIFF DEM was not: a new DEM under the
+    same name kept the old heights.)"""
+    import importlib
+
+    from sbts.core.plugin.registry import get_registry
+
+    module = importlib.import_module(f"sbts.tests.e2e.formats.{fmt}")
+    cfg = module.write(tmp_path / fmt, make_synthetic_stack(shape=(24, 28), num_date=5, seed=3))
+    sources = load_mod._open_sources(load_mod._request(Template.read(cfg), cfg.parent), get_registry(), None)
+    stamped = {Path(p).resolve() for p in load_mod._stack_files(sources.stack)}
+    read = _files_read([p.layers for p in sources.stack.pairs])
+    assert read and read <= stamped, sorted(str(p) for p in read - stamped)
+    assert sources.geometries
+    for geometry in sources.geometries:
+        read = _files_read(geometry.layers)
+        stamped = {Path(p).resolve() for p in geometry.inputs}
+        assert read and read <= stamped, sorted(str(p) for p in read - stamped)
