@@ -498,6 +498,17 @@ class Correction(abc.ABC):
         ``None`` before it is loaded); ``None``: no switch of its own (sbts.run.extraCorrections)."""
         return None
 
+    def reads(self, options: Any, work_dir: Path) -> Sequence[Path]:
+        """The files this correction reads besides its input (the loaded geometry, a mask file its
+        options name, the delay files of a folder outside ``work_dir``): ``sbts run`` runs it again
+        when one of them changes, as when its input does.  ``options`` are those of
+        :meth:`parse_options`.  A name that does not exist is fine (it counts as changed when it
+        appears).  Default: the loaded geometry files, which most corrections read (angles,
+        heights, positions)."""
+        from sbts.core.io.workdir import GEOMETRY_FILES
+
+        return [Path(work_dir) / "inputs" / name for name in GEOMETRY_FILES]
+
     def output_suffix(self, options: Any) -> str:
         """The suffix of the output file for these options (default :attr:`suffix`)."""
         return self.suffix

@@ -356,11 +356,16 @@ def _correction_step(name: str, group: list[Correction]) -> Step:
         return None if link is None else {"correction": link.correction.name, "suffix": link.suffix,
                                           "options": link.options}
 
+    def reads(ctx: RunContext) -> list[Path]:
+        """What the correction of this run reads besides its input (geometry, masks)."""
+        link = ctx.link(name)
+        return [] if link is None else [Path(p) for p in link.correction.reads(link.options, ctx.work_dir)]
+
     if stage == "ifgram":
-        inputs = lambda ctx: [ctx.stack_file]  # noqa: E731
+        inputs = lambda ctx: [ctx.stack_file, *reads(ctx)]  # noqa: E731
         outputs = lambda ctx: []  # noqa: E731 - it adds a dataset to its input
     else:
-        inputs = lambda ctx: [ctx.timeseries_file(name)]  # noqa: E731
+        inputs = lambda ctx: [ctx.timeseries_file(name), *reads(ctx)]  # noqa: E731
         outputs = lambda ctx: [ctx.correction_output(name)]  # noqa: E731
     return Step(name, run, inputs, outputs, parse=parse, enabled=lambda ctx: ctx.link(name) is not None,
                 help=text, corrections=tuple(group))

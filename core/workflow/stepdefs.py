@@ -13,7 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from sbts.core.errors import InputError, SbtsError
-from sbts.core.io.workdir import AVG_COHERENCE_FILE, MASKS, NUM_INV_FILE, TEMP_COHERENCE_FILE, TIMESERIES_FILE
+from sbts.core.io.workdir import (
+    AVG_COHERENCE_FILE,
+    GEOMETRY_FILES,
+    MASKS,
+    NUM_INV_FILE,
+    TEMP_COHERENCE_FILE,
+    TIMESERIES_FILE,
+)
 from sbts.core.plugin.interfaces import Exporter, RunProducts
 from sbts.core.workflow.plan import RunContext, Step
 
@@ -163,9 +170,11 @@ def _inversion_outputs(ctx: RunContext) -> list[Path]:
 # --------------------------------------------------------------------------- after the corrections
 def _rms_input(ctx: RunContext) -> list[Path]:
     """The residual of the correction that models the whole signal (MintPy: the DEM-error step),
-    the only input MintPy's residual_RMS step uses."""
+    the time series MintPy's residual_RMS step uses, and the mask of the pixels it averages."""
     residual = ctx.product("residual")
-    return [residual] if residual is not None else []
+    if residual is None:
+        return []
+    return [residual, *_named(ctx, ctx.opt("residual_RMS").mask_file.value)]
 
 
 def _parse_rms(ctx: RunContext):
@@ -177,7 +186,7 @@ def _parse_rms(ctx: RunContext):
 def _rms(ctx: RunContext) -> list[Path]:
     from sbts.core.steps import rms
 
-    (source,) = _rms_input(ctx)
+    source = _rms_input(ctx)[0]
     return rms.run(ctx.opt("residual_RMS"), ctx.workdir, ctx.compute, source)
 
 
@@ -370,6 +379,36 @@ def write_template(template, path: Path) -> None:
         template.write(tmp)
 
 
+# --------------------------------------------------------------------------- what the steps read
+# A step runs again when a file it reads changes, so its inputs are every file it reads: the stack,
+# and the geometry (water and shadow masks, angles, positions) and mask files the options name.
+# (tests/e2e/test_step_reads.py traces the files each step opens against these lists.)
+def _geometry(ctx: RunContext) -> list[Path]:
+    return [ctx.inputs / name for name in GEOMETRY_FILES]
+
+
+def _named(ctx: RunContext, *values: str | None) -> list[Path]:
+    """The files the options name (``None``: no file)."""
+    return [ctx.workdir.resolve(v) for v in values if v is not None]
+
+
+def _network_inputs(ctx: RunContext) -> list[Path]:
+    """The mask of the mean coherence (mintpy.network.maskFile, default waterMask.h5, which the step
+    writes from the geometry unless the one there is newer: a user's mask counts) and the geometry
+    (its waterMask, latitude/longitude for aoiLALO)."""
+    return [ctx.stack_file, *_geometry(ctx), *_named(ctx, ctx.opt("modify_network").template.get("mintpy.network.maskFile"))]
+
+
+def _reference_inputs(ctx: RunContext) -> list[Path]:
+    return [ctx.stack_file, *_geometry(ctx), *_named(ctx, ctx.opt("reference_point").mask_file.value)]
+
+
+def _inversion_inputs(ctx: RunContext) -> list[Path]:
+    """The land mask (waterMaskFile, else the geometry's waterMask) and the shadow mask decide the
+    pixels solved."""
+    return [ctx.stack_file, *_geometry(ctx), *_named(ctx, ctx.opt("invert_network").water_mask_file)]
+
+
 # --------------------------------------------------------------------------- the table
 def builtin_steps() -> list[Step]:
     stack = lambda c: [c.stack_file]  # noqa: E731
@@ -377,14 +416,15 @@ def builtin_steps() -> list[Step]:
     return [
         Step("load_data", _load, lambda c: [], stack, parse=_parse_load, stale=_load_stale, report=_load_report,
              help="read the processor's files into inputs/ifgramStack.h5 and inputs/geometry*.h5"),
-        Step("modify_network", _network, stack, files("coherenceSpatialAvg.txt"), parse=_parse_network,
+        Step("modify_network", _network, _network_inputs, files("coherenceSpatialAvg.txt"), parse=_parse_network,
              help="drop pairs (dropIfgram) by baseline, date, index, coherence"),
-        Step("reference_point", _reference, stack, files(MASKS["connComp"]), parse=_parse_reference,
+        Step("reference_point", _reference, _reference_inputs, files(MASKS["connComp"]), parse=_parse_reference,
              help="average coherence, connected-component mask, reference pixel (REF_Y/REF_X)"),
-        Step("quick_overview", _overview, stack, files("avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5"),
+        Step("quick_overview", _overview, lambda c: [c.stack_file, *_geometry(c)],
+             files("avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5"),
              parse=_parse_overview, help="stacking velocity and the number of non-zero closure phases"),
-        Step("invert_network", _invert, stack, _inversion_outputs, parse=_parse_inversion, report=_invert_report,
-             help="weighted least-squares network inversion → timeseries.h5"),
+        Step("invert_network", _invert, _inversion_inputs, _inversion_outputs, parse=_parse_inversion,
+             report=_invert_report, help="weighted least-squares network inversion → timeseries.h5"),
         Step("residual_RMS", _rms, _rms_input, files("reference_date.txt"), parse=_parse_rms,
              enabled=lambda c: c.product("residual") is not None,
              off_reason=lambda c: "no correction of this run writes a residual time series (MintPy: the DEM-error "
@@ -394,7 +434,8 @@ def builtin_steps() -> list[Step]:
              help="re-reference the time series to a date"),
         Step("velocity", _velocity, _velocity_inputs, files("velocity.h5"), parse=_parse_velocity,
              help="time functions: velocity, seasonal terms, steps → velocity.h5"),
-        Step("geocode", _geocode, _geocode_files, lambda c: [c.workdir.geocoded(p) for p in _geocode_files(c)],
+        Step("geocode", _geocode, lambda c: [*_geocode_files(c), *_geometry(c)],  # + the lookup table
+             lambda c: [c.workdir.geocoded(p) for p in _geocode_files(c)],
              parse=_parse_geocode, enabled=_geocode_enabled, off_reason=_geocode_off,
              help="radar (or a projected grid such as UTM) → latitude/longitude (skipped for lat/lon data)"),
     ]

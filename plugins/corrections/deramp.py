@@ -88,6 +88,11 @@ class Deramp(Correction):
     def enabled(self, template: Template, metadata) -> bool:
         return template.get_str(KEY, ["no", *RAMP_KINDS]) is not None
 
+    def reads(self, options: DerampOptions, work_dir: Path) -> list[Path]:
+        """Only the mask file (the ramps are fitted on its pixels); no geometry."""
+        path = options.mask_file.path(work_dir) if isinstance(options, DerampOptions) else None
+        return [path] if path is not None else []
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
         kind = _kind(context, self.options_of(context))
         ts = TimeSeries(context.input_file)

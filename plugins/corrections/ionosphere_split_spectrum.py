@@ -113,6 +113,10 @@ class IonosphereSplitSpectrum(Correction):
     def enabled(self, template: Template, metadata) -> bool:
         return ionosphere_method(template) == "split_spectrum"
 
+    def reads(self, options: SplitSpectrumOptions, work_dir: Path) -> list[Path]:
+        """The ionosphere stack it inverts, besides the geometry."""
+        return [*super().reads(options, work_dir), Path(work_dir) / "inputs" / "ionStack.h5"]
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
         options = self.options_of(context)
         work_dir = Path(context.work_dir)

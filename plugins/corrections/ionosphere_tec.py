@@ -137,6 +137,13 @@ class IonosphereTec(Correction):
     def enabled(self, template: Template, metadata) -> bool:
         return ionosphere_method(template) == "tec"
 
+    def reads(self, options: TecOptions, work_dir: Path) -> list[Path]:
+        """The geometry and the files of the IONEX folder (a day's map that arrives, or a final
+        solution in place of a rapid one, runs the correction again)."""
+        ionex = [p for folder in tec_folders(options.folder, Path(work_dir)) if folder.is_dir()
+                 for p in sorted(folder.iterdir()) if p.is_file()]
+        return [*super().reads(options, work_dir), *ionex]
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
         options = self.options_of(context)
         ts = TimeSeries(context.input_file)

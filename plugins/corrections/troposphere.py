@@ -169,6 +169,14 @@ class PyapsDelay(_TroposphericDelay):
     def output_suffix(self, options: PyapsOptions) -> str:
         return options.model_name  # MintPy's timeseries_ERA5.h5
 
+    def reads(self, options: PyapsOptions, work_dir: Path) -> list[Path]:
+        """The geometry and the model's GRIB files in the weather folders: a file that arrives for a
+        date left uncorrected (or a file downloaded again) runs the correction again."""
+        prefix = MODELS[options.model][0]
+        gribs = [p for folder in _weather_folders(options.weather_dir, Path(work_dir), options.model)
+                 if folder.is_dir() for p in sorted(folder.glob(f"{prefix}_*.grb"))]
+        return [*super().reads(options, work_dir), *gribs]
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
         options = self.options_of(context)
         model = options.model
@@ -386,6 +394,10 @@ class HeightCorrelation(_TroposphericDelay):
         return HeightCorrelationOptions(poly=poly, looks=max(1, t.get_int(LOOKS_KEY) or 1),
                                         min_correlation=t.get_float(MINCOR_KEY) or 0.0)
 
+    def reads(self, options: HeightCorrelationOptions, work_dir: Path) -> list[Path]:
+        """The geometry (heights) and ``maskTempCoh.h5``, the pixels the height relation is fitted on."""
+        return [*super().reads(options, work_dir), Path(work_dir) / "maskTempCoh.h5"]
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
         options = self.options_of(context)
         poly, looks, min_corr = options.poly, options.looks, options.min_correlation
@@ -554,6 +566,12 @@ class GacosDelay(_TroposphericDelay):
 
     def parse_options(self, template: Template) -> GacosOptions:
         return GacosOptions(folder=template.raw(GACOS_KEY))
+
+    def reads(self, options: GacosOptions, work_dir: Path) -> list[Path]:
+        """The geometry and the GACOS files (``<date>.ztd`` and their ``.rsc``) of the folder."""
+        folder = resolve_path(options.folder, Path(work_dir))
+        ztd = sorted(folder.glob("*.ztd")) + sorted(folder.glob("*.ztd.rsc")) if folder.is_dir() else []
+        return [*super().reads(options, work_dir), *ztd]
 
     def run(self, context: CorrectionContext) -> CorrectionResult:
         options = self.options_of(context)

@@ -639,6 +639,11 @@ class _UnwrapCorrection(Correction):
     def enabled(self, template: Template, metadata) -> bool:
         return template.get_str(METHOD_KEY, ["no", *DATASETS]) == self.method
 
+    def reads(self, options: UnwrapOptions, work_dir: Path) -> list[Path]:
+        """The water mask file (waterMaskFile) and the geometry, whose waterMask stands in for it."""
+        water = options.water_file.path(work_dir) if isinstance(options, UnwrapOptions) else None
+        return [*super().reads(options, work_dir), *([water] if water is not None else [])]
+
     def run(self, context: CorrectionContext) -> CorrectionResult:
         stack_path = Path(context.input_file)
         if Path(context.output_file).resolve() != stack_path.resolve():

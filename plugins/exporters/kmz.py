@@ -258,7 +258,7 @@ class KmzExporter(Exporter):
     requires_geocoded = True
     step = "google_earth"
     keys = {KMZ_KEY: "yes: KMZ of the velocity for Google Earth (pic/geo_velocity.kmz)"}
-    uses = ("velocity",)
+    uses = ("velocity", "mask")  # the reliable pixels shown (maskTempCoh.h5, as MintPy's save_kmz)
 
     def parse_options(self, template: Template) -> KmzRunOptions:
         return KmzRunOptions(template.get_bool(KMZ_KEY))
