@@ -139,6 +139,9 @@ def test_every_file_a_step_reads_is_declared(fmt, extra, tmp_path, monkeypatch):
         if extra_reads:
             undeclared[name] = extra_reads
     assert not undeclared, undeclared
+    # and what is declared does not change by itself: a second run has nothing to do
+    again = {r.name: r.status for r in runner.run_workflow(template, work_dir=work, plot=False)}
+    assert set(again.values()) <= {"skipped", "disabled"}, again
 
 
 def _run(template: Path) -> dict[str, str]:
