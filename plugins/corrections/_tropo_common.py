@@ -64,6 +64,36 @@ def provenance(context: CorrectionContext, prefix: str, keys: Sequence[str] | No
     return section
 
 
+_HASH_BLOCK_BYTES = 64 << 20  # rows of a geometry layer hashed at once
+_CONTENT_IDS: dict[tuple, str] = {}  # geometry_content_id by (file, inode, times, size)
+
+
+def geometry_content_id(path: str | os.PathLike) -> str:
+    """sha256 of a geometry file's 2-D layers (name, dtype, shape, values) and of its attributes
+    other than sbts's bookkeeping (see :meth:`GeometryAccess.content_id`).  Read by row blocks of
+    ``_HASH_BLOCK_BYTES`` (the digest is that of whole layers) and remembered per file version, so
+    the corrections of one run hash a geometry once."""
+    import h5py
+
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+    if key in _CONTENT_IDS:
+        return _CONTENT_IDS[key]
+    h = hashlib.sha256()
+    with h5py.File(path, "r") as f:
+        for name in sorted(f):
+            obj = f[name]
+            if isinstance(obj, h5py.Dataset) and obj.ndim == 2:
+                h.update(f"{name}|{obj.dtype.str}|{obj.shape}".encode())
+                rows = max(1, _HASH_BLOCK_BYTES // max(1, obj.shape[1] * obj.dtype.itemsize))
+                for start in range(0, obj.shape[0], rows):
+                    h.update(np.ascontiguousarray(obj[start:start + rows]).tobytes())
+        attrs = {k: str(v) for k, v in f.attrs.items() if not k.startswith("SBTS_")}
+    h.update(json.dumps(attrs, sort_keys=True).encode())
+    _CONTENT_IDS[key] = h.hexdigest()
+    return _CONTENT_IDS[key]
+
+
 class GeometryAccess:
     """Block-wise access to the geometry layers of a time series, with the scalar fallbacks."""
 
@@ -144,18 +174,7 @@ class GeometryAccess:
         values (a reload after new acquisitions, ``--force``) keeps them; '' without a geometry file."""
         if self.geometry is None or self.path is None:
             return ""
-        import h5py
-
-        h = hashlib.sha256()
-        with h5py.File(self.path, "r") as f:
-            for name in sorted(f):
-                obj = f[name]
-                if isinstance(obj, h5py.Dataset) and obj.ndim == 2:
-                    h.update(f"{name}|{obj.dtype.str}|{obj.shape}".encode())
-                    h.update(np.ascontiguousarray(obj[()]).tobytes())
-            attrs = {k: str(v) for k, v in f.attrs.items() if not k.startswith("SBTS_")}
-        h.update(json.dumps(attrs, sort_keys=True).encode())
-        return h.hexdigest()
+        return geometry_content_id(self.path)
 
     def _corners(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(lat, lon) of the four corners, MintPy's order (first line near, first line far, last line

@@ -342,3 +342,38 @@ def test_new_acquisition_computes_only_its_date(tmp_path, caplog, monkeypatch):
                                   TimeSeries(fresh / "inputs" / "SET.h5").read_dates())
     np.testing.assert_array_equal(TimeSeries(work / "timeseries_SET.h5").read_dates(),
                                   TimeSeries(fresh / "timeseries_SET.h5").read_dates())
+
+
+def test_geometry_content_id_by_row_blocks_is_the_whole_layers_digest(tmp_path, monkeypatch):
+    """The per-date delay files are keyed on ``geometry_content_id``: hashed by row blocks (memory
+    bounded on a large scene) it is the digest of the whole layers, so delay files kept from before
+    stay valid; it is remembered per file version and follows an in-place edit."""
+    import hashlib
+    import json
+
+    from sbts.plugins.corrections import _tropo_common as tc
+
+    path = tmp_path / "geometryGeo.h5"
+    rng = np.random.default_rng(1)
+    layers = {"height": rng.normal(size=(37, 23)).astype(np.float32), "incidenceAngle": np.full((37, 23), 34.0)}
+    with h5py.File(path, "w") as f:
+        for name, value in layers.items():
+            f[name] = value
+        f["date"] = np.array([b"20200101"])  # not a layer
+        f.attrs.update({"WIDTH": "23", "SBTS_VERSIONS": "{}"})
+    whole = hashlib.sha256()
+    for name in sorted(layers):
+        whole.update(f"{name}|{layers[name].dtype.str}|{layers[name].shape}".encode())
+        whole.update(layers[name].tobytes())
+    whole.update(json.dumps({"WIDTH": "23"}, sort_keys=True).encode())
+    monkeypatch.setattr(tc, "_CONTENT_IDS", {})
+    monkeypatch.setattr(tc, "_HASH_BLOCK_BYTES", 5 * 23 * 4)  # 5 rows of float32: 8 blocks, the last short
+    assert tc.geometry_content_id(path) == whole.hexdigest()
+    calls = []
+    real = h5py.File
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert tc.geometry_content_id(path) == whole.hexdigest() and not calls  # remembered
+    monkeypatch.setattr(h5py, "File", real)
+    with h5py.File(path, "r+") as f:
+        f["height"][3, 4] += 1
+    assert tc.geometry_content_id(path) != whole.hexdigest()
