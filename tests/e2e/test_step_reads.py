@@ -110,7 +110,8 @@ def test_every_file_a_step_reads_is_declared(fmt, extra, tmp_path, monkeypatch):
     from sbts.core.workflow import runner
 
     template = Path(writer(fmt).write(tmp_path / fmt, make_synthetic_stack(shape=(40, 48), num_date=8, seed=3)))
-    template.write_text(template.read_text() + "\nmintpy.plot = no\n" + extra)
+    # one process: the reads of pool workers would not reach the tracer
+    template.write_text(template.read_text() + "\nmintpy.plot = no\nmintpy.compute.numWorker = 1\n" + extra)
     work = template.parent.resolve()
     tracer = Tracer(monkeypatch)
     declared: dict[str, set[Path]] = {}
