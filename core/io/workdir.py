@@ -181,6 +181,11 @@ class WorkDir:
         """The files load_data writes that exist: the stack and the geometry files."""
         return [p for p in (self.stack, *(self.inputs / n for n in GEOMETRY_FILES)) if p.exists()]
 
+    def geometry_files(self) -> list[Path]:
+        """Where load_data writes the geometry, both grids, whether or not they exist (inputs of the
+        steps that read water/shadow masks, angles or positions)."""
+        return [self.inputs / n for n in GEOMETRY_FILES]
+
     def geometry(self, names: Sequence[str] = GEOMETRY_FILES, accept: Callable[[Path], bool] | None = None,
                  geocoded: bool | None = None) -> Path | None:
         return find_geometry(self.stack, self.root, names, accept, geocoded)

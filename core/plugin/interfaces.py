@@ -505,9 +505,9 @@ class Correction(abc.ABC):
         :meth:`parse_options`.  A name that does not exist is fine (it counts as changed when it
         appears).  Default: the loaded geometry files, which most corrections read (angles,
         heights, positions)."""
-        from sbts.core.io.workdir import GEOMETRY_FILES
+        from sbts.core.io.workdir import WorkDir
 
-        return [Path(work_dir) / "inputs" / name for name in GEOMETRY_FILES]
+        return WorkDir(Path(work_dir)).geometry_files()
 
     def output_suffix(self, options: Any) -> str:
         """The suffix of the output file for these options (default :attr:`suffix`)."""

@@ -13,14 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sbts.core.errors import InputError, SbtsError
-from sbts.core.io.workdir import (
-    AVG_COHERENCE_FILE,
-    GEOMETRY_FILES,
-    MASKS,
-    NUM_INV_FILE,
-    TEMP_COHERENCE_FILE,
-    TIMESERIES_FILE,
-)
+from sbts.core.io.workdir import AVG_COHERENCE_FILE, MASKS, NUM_INV_FILE, TEMP_COHERENCE_FILE, TIMESERIES_FILE
 from sbts.core.plugin.interfaces import Exporter, RunProducts
 from sbts.core.workflow.plan import RunContext, Step
 
@@ -383,10 +376,6 @@ def write_template(template, path: Path) -> None:
 # A step runs again when a file it reads changes, so its inputs are every file it reads: the stack,
 # and the geometry (water and shadow masks, angles, positions) and mask files the options name.
 # (tests/e2e/test_step_reads.py traces the files each step opens against these lists.)
-def _geometry(ctx: RunContext) -> list[Path]:
-    return [ctx.inputs / name for name in GEOMETRY_FILES]
-
-
 def _named(ctx: RunContext, *values: str | None) -> list[Path]:
     """The files the options name (``None``: no file)."""
     return [ctx.workdir.resolve(v) for v in values if v is not None]
@@ -396,17 +385,18 @@ def _network_inputs(ctx: RunContext) -> list[Path]:
     """The mask of the mean coherence (mintpy.network.maskFile, default waterMask.h5, which the step
     writes from the geometry unless the one there is newer: a user's mask counts) and the geometry
     (its waterMask, latitude/longitude for aoiLALO)."""
-    return [ctx.stack_file, *_geometry(ctx), *_named(ctx, ctx.opt("modify_network").template.get("mintpy.network.maskFile"))]
+    mask = ctx.opt("modify_network").template.get("mintpy.network.maskFile")
+    return [ctx.stack_file, *ctx.workdir.geometry_files(), *_named(ctx, mask)]
 
 
 def _reference_inputs(ctx: RunContext) -> list[Path]:
-    return [ctx.stack_file, *_geometry(ctx), *_named(ctx, ctx.opt("reference_point").mask_file.value)]
+    return [ctx.stack_file, *ctx.workdir.geometry_files(), *_named(ctx, ctx.opt("reference_point").mask_file.value)]
 
 
 def _inversion_inputs(ctx: RunContext) -> list[Path]:
     """The land mask (waterMaskFile, else the geometry's waterMask) and the shadow mask decide the
     pixels solved."""
-    return [ctx.stack_file, *_geometry(ctx), *_named(ctx, ctx.opt("invert_network").water_mask_file)]
+    return [ctx.stack_file, *ctx.workdir.geometry_files(), *_named(ctx, ctx.opt("invert_network").water_mask_file)]
 
 
 # --------------------------------------------------------------------------- the table
@@ -420,7 +410,7 @@ def builtin_steps() -> list[Step]:
              help="drop pairs (dropIfgram) by baseline, date, index, coherence"),
         Step("reference_point", _reference, _reference_inputs, files(MASKS["connComp"]), parse=_parse_reference,
              help="average coherence, connected-component mask, reference pixel (REF_Y/REF_X)"),
-        Step("quick_overview", _overview, lambda c: [c.stack_file, *_geometry(c)],
+        Step("quick_overview", _overview, lambda c: [c.stack_file, *c.workdir.geometry_files()],
              files("avgPhaseVelocity.h5", "numTriNonzeroIntAmbiguity.h5"),
              parse=_parse_overview, help="stacking velocity and the number of non-zero closure phases"),
         Step("invert_network", _invert, _inversion_inputs, _inversion_outputs, parse=_parse_inversion,
@@ -434,7 +424,7 @@ def builtin_steps() -> list[Step]:
              help="re-reference the time series to a date"),
         Step("velocity", _velocity, _velocity_inputs, files("velocity.h5"), parse=_parse_velocity,
              help="time functions: velocity, seasonal terms, steps → velocity.h5"),
-        Step("geocode", _geocode, lambda c: [*_geocode_files(c), *_geometry(c)],  # + the lookup table
+        Step("geocode", _geocode, lambda c: [*_geocode_files(c), *c.workdir.geometry_files()],  # + the lookup table
              lambda c: [c.workdir.geocoded(p) for p in _geocode_files(c)],
              parse=_parse_geocode, enabled=_geocode_enabled, off_reason=_geocode_off,
              help="radar (or a projected grid such as UTM) → latitude/longitude (skipped for lat/lon data)"),

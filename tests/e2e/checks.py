@@ -20,6 +20,17 @@ from sbts.core.workflow.runner import STEP_NAMES
 STATUS = re.compile(r"^(\w+)\s+(ran|skipped|disabled|failed)\s*$", re.M)
 
 
+#: MintPy's per-date corrections and HDF-EOS5 switched on (the matrices run the defaults otherwise)
+CORRECTIONS = """
+mintpy.solidEarthTides = yes
+mintpy.troposphericDelay.method = height_correlation
+mintpy.deramp = quadratic
+mintpy.save.hdfEos5 = yes
+mintpy.save.hdfEos5.relative_orbit = 128
+mintpy.save.hdfEos5.first_frame = 593
+"""
+
+
 def sbts(*args) -> tuple[int, str]:
     """``sbts ARGS`` through the click CLI (in-process: the same code path, without a new interpreter)."""
     import warnings

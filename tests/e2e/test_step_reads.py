@@ -18,6 +18,7 @@ import io
 import os
 from pathlib import Path
 
+import checks
 import h5py
 import numpy as np
 import pytest
@@ -25,15 +26,7 @@ from checks import sbts, statuses, writer
 
 pytest.importorskip("osgeo.gdal")
 
-CORRECTIONS = """
-mintpy.unwrapError.method = bridging
-mintpy.solidEarthTides = yes
-mintpy.troposphericDelay.method = height_correlation
-mintpy.deramp = quadratic
-mintpy.save.hdfEos5 = yes
-mintpy.save.hdfEos5.relative_orbit = 128
-mintpy.save.hdfEos5.first_frame = 593
-"""
+CORRECTIONS = checks.CORRECTIONS + "mintpy.unwrapError.method = bridging\n"  # and the stack's correction
 
 #: reads no declaration covers, and why
 UNDECLARED = {

@@ -28,22 +28,13 @@ import formats
 import h5py
 import numpy as np
 import pytest
-from checks import sbts, statuses, writer
-from formats._common import hold_back
+from checks import CORRECTIONS, sbts, statuses, writer
+from formats._common import hold_back, stamps
 
 pytest.importorskip("osgeo.gdal")
 
 NOTE = re.compile(r"^step (\w+): (.*)$", re.M)
 LOOSE = {"demErr.h5": 1e-5}
-#: MintPy's corrections on, for two radar-coded formats and a geocoded one (the matrix runs the defaults)
-CORRECTIONS = """
-mintpy.solidEarthTides = yes
-mintpy.troposphericDelay.method = height_correlation
-mintpy.deramp = quadratic
-mintpy.save.hdfEos5 = yes
-mintpy.save.hdfEos5.relative_orbit = 128
-mintpy.save.hdfEos5.first_frame = 593
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +91,23 @@ def _compare(full: Path, upd: Path) -> list[str]:
     return bad
 
 
+def _equals_a_full_run(template: Path, full: Path) -> None:
+    """A fresh full run on all files, in ``full``, at the update's reference pixel and from the same
+    ``exclude_date.txt``, leaves every HDF5 file the update left beside ``template``."""
+    work = template.parent
+    full.mkdir()
+    with h5py.File(work / "inputs/ifgramStack.h5", "r") as f:
+        ref = int(f.attrs["REF_Y"]), int(f.attrs["REF_X"])
+    text = template.read_text().replace("updateStore = yes", "updateStore = no")
+    (full / template.name).write_text(text + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
+    if (work / "exclude_date.txt").exists():
+        shutil.copy(work / "exclude_date.txt", full / "exclude_date.txt")
+    code, out = sbts("run", full / template.name)
+    assert code == 0, out[-3000:]
+    assert _notes(out)["invert_network"] == "recomputed (full inversion)"
+    assert not _compare(full, work), _compare(full, work)
+
+
 WITH_CORRECTIONS = ("isce_tops", "gamma_radar", "hyp3")  # lat/lon layers; corners only (GAMMA); geocoded
 
 
@@ -140,19 +148,7 @@ def test_update_run_equals_a_full_run(fmt, extra, tmp_path):
     if extra:  # the per-date delay file keeps its dates: the new date's tides only are computed
         assert "solid Earth tides: 1 date(s) computed, 9 kept from the previous SET.h5" in out
 
-    work = template.parent
-    full = root / "full"
-    full.mkdir()
-    with h5py.File(work / "inputs/ifgramStack.h5", "r") as f:
-        ref = int(f.attrs["REF_Y"]), int(f.attrs["REF_X"])
-    text = template.read_text().replace("updateStore = yes", "updateStore = no")
-    (full / template.name).write_text(text + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
-    if (work / "exclude_date.txt").exists():
-        shutil.copy(work / "exclude_date.txt", full / "exclude_date.txt")
-    code, out = sbts("run", full / template.name)
-    assert code == 0, out[-3000:]
-    assert _notes(out)["invert_network"] == "recomputed (full inversion)"
-    assert not _compare(full, work), _compare(full, work)
+    _equals_a_full_run(template, root / "full")
 
 
 #: the real stacks of ../shared/data as users point sbts at them: (dataset, folders, file keys, more
@@ -201,29 +197,17 @@ def test_update_of_a_real_stack_equals_a_full_run(name, shared_data, tmp_path):
     finally:
         arrive()
     work = template.parent
-    geometry = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (work / "inputs").glob("geometry*.h5")}
+    geometry = stamps(work / "inputs", "geometry*.h5")
     assert geometry
     code, out = sbts("run", template)
     assert code == 0, out[-3000:]
     notes = _notes(out)
     assert notes["load_data"] == f"appended {new_pairs} pair(s), 1 new date(s)", notes
     assert notes["invert_network"].startswith(f"updated: exact update with {new_pairs} new pair(s)"), notes
-    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (work / "inputs").glob("geometry*.h5")} \
-        == geometry
+    assert stamps(work / "inputs", "geometry*.h5") == geometry
     ran = statuses(out)
     later = ["reference_date", "velocity", "google_earth"]  # the residual RMS needs the DEM-error residuals
     later += [] if "topographicResidual = no" in extra else ["correct_topography", "residual_RMS"]
     assert all(ran[s] == "ran" for s in later), {s: ran[s] for s in later}
 
-    full = root / "full"
-    full.mkdir()
-    with h5py.File(work / "inputs/ifgramStack.h5", "r") as f:
-        ref = int(f.attrs["REF_Y"]), int(f.attrs["REF_X"])
-    text = template.read_text().replace("updateStore = yes", "updateStore = no")
-    (full / template.name).write_text(text + f"mintpy.reference.yx = {ref[0]}, {ref[1]}\n")
-    if (work / "exclude_date.txt").exists():
-        shutil.copy(work / "exclude_date.txt", full / "exclude_date.txt")
-    code, out = sbts("run", full / template.name)
-    assert code == 0, out[-3000:]
-    assert _notes(out)["invert_network"] == "recomputed (full inversion)"
-    assert not _compare(full, work), _compare(full, work)
+    _equals_a_full_run(template, root / "full")

@@ -23,7 +23,7 @@ from sbts.core.io.provenance import PROVENANCE_KEYS  # noqa: E402
 from sbts.core.steps import load as load_mod  # noqa: E402
 from sbts.core.steps.load import load_data  # noqa: E402
 from sbts.tests.e2e.formats import geotiff  # noqa: E402
-from sbts.tests.e2e.formats._common import hold_back  # noqa: E402
+from sbts.tests.e2e.formats._common import hold_back, stamps  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +98,9 @@ def test_append_equals_fresh_load_and_reads_only_new_files(written, tmp_path, mo
     monkeypatch.setattr(load_mod, "_copy_chunks", lambda *a: copied.append(real_copy(*a)) or copied[-1])
     whole = old_wd / "inputs/ifgramStack.h5"
     inode = whole.stat().st_ino
-    geometry = _stamps(old_wd / "inputs", "geometry*.h5")
+    geometry = stamps(old_wd / "inputs", "geometry*.h5")
     load_data(t, old_wd, base_dir=cfg.parent)
-    assert _stamps(old_wd / "inputs", "geometry*.h5") == geometry  # the geometry is not loaded again
+    assert stamps(old_wd / "inputs", "geometry*.h5") == geometry  # the geometry is not loaded again
     # the stack is not copied: the old file becomes the first part (a hard link), the tail from the
     # first new pair on is the second, and the stack's 3-D datasets map onto them ...
     assert not copied
@@ -412,12 +412,6 @@ def test_parts_are_kept_when_the_stack_cannot_be_read(tmp_path):
     assert not part.parent.exists()
 
 
-def _stamps(folder: Path, pattern: str) -> dict[str, tuple[int, int]]:
-    """Inode and modification time of each file: a file written again (under a temporary name,
-    then renamed) changes both."""
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.glob(pattern))}
-
-
 @pytest.mark.parametrize("fmt", ["geotiff", "gamma_geo"])
 def test_a_changed_dem_loads_the_geometry_again(fmt, tmp_path):
     """The geometry's load signature covers the DEM it reads, also a GeoTIFF DEM the GeoTIFF reader
@@ -431,7 +425,7 @@ def test_a_changed_dem_loads_the_geometry_again(fmt, tmp_path):
     t = _template(cfg, in_parts=False)
     wd = tmp_path / "wd"
     load_data(t, wd, base_dir=cfg.parent)
-    before = _stamps(wd / "inputs", "geometry*.h5")
+    before = stamps(wd / "inputs", "geometry*.h5")
     with h5py.File(wd / "inputs/geometryGeo.h5", "r") as f:
         height = f["height"][()]
     (dem,) = [Path(p) for p in glob.glob(str(cfg.parent / t.get("mintpy.load.demFile"))) if not p.endswith("par")]
@@ -445,7 +439,7 @@ def test_a_changed_dem_loads_the_geometry_again(fmt, tmp_path):
     else:  # GAMMA: headerless big-endian float32
         dem.write_bytes((np.fromfile(dem, ">f4") + 10).astype(">f4").tobytes())
     load_data(t, wd, base_dir=cfg.parent)
-    assert _stamps(wd / "inputs", "geometry*.h5")["geometryGeo.h5"] != before["geometryGeo.h5"]
+    assert stamps(wd / "inputs", "geometry*.h5")["geometryGeo.h5"] != before["geometryGeo.h5"]
     with h5py.File(wd / "inputs/geometryGeo.h5", "r") as f:
         np.testing.assert_allclose(f["height"][()], height + 10, rtol=1e-6)
 
@@ -477,13 +471,13 @@ def test_append_in_parts_for_every_reader(fmt, tmp_path):
         arrive()
         if relist:
             relist()
-    geometry = _stamps(wd / "inputs", "geometry*.h5")
+    geometry = stamps(wd / "inputs", "geometry*.h5")
     assert geometry
     load_data(t, wd, base_dir=cfg.parent)
     update = read_update_record(wd / "inputs/ifgramStack.h5")
     assert update is not None and update["new_dates"] == [synth.date_list[-1]]
     # the new acquisition's files (GAMMA's pars among them) leave the geometry as it was: not written again
-    assert _stamps(wd / "inputs", "geometry*.h5") == geometry
+    assert stamps(wd / "inputs", "geometry*.h5") == geometry
     with h5py.File(wd / "inputs/ifgramStack.h5", "r") as f:
         names = [n for n in ("unwrapPhase", "coherence", "connectComponent") if n in f]
         assert all(f[n].is_virtual for n in names)

@@ -33,6 +33,12 @@ def yymmdd(date: str) -> str:
     return date[2:]
 
 
+def stamps(folder: Path, pattern: str) -> dict[str, tuple[int, int]]:
+    """Inode and modification time of each file of ``folder`` matching ``pattern``: a file written
+    again (under a temporary name, then renamed) changes both."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(Path(folder).glob(pattern))}
+
+
 def hold_back(root: Path, date: str, held: Path):
     """Move aside the top-most files and folders under ``root`` (outside ``root/work`` and ``held``)
     whose name holds ``date`` (YYYYMMDD, YYYY-MM-DD, or ROI_PAC's YYMMDD), as if that acquisition
